@@ -1,0 +1,36 @@
+"""The ``hygiene`` command: a thin shell over the library.
+
+Each command group lives in its own module and is registered in ``COMMAND_MODULES``;
+commands only parse options, call library functions and format the result. Every
+:class:`~hygiene.errors.HygieneError` becomes one readable line on stderr and its
+documented exit code (see :mod:`hygiene.errors`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from hygiene.cli.common import run_cli
+
+# Modules that define click commands; each exposes ``register(group)``.
+COMMAND_MODULES = [
+    "hygiene.cli.config_cmd",
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="registry-hygiene")
+def cli() -> None:
+    """registry-hygiene: lint, report and carefully clean an Amazon ECR registry."""
+
+
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module).register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    sys.exit(run_cli(cli, argv))

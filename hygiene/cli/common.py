@@ -1,0 +1,72 @@
+"""Options and error handling shared by every command."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from hygiene.config import Config, load_config
+from hygiene.errors import ExitCode, HygieneError
+from hygiene.logs import configure_logging
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def rules_dir_option(func: F) -> F:
+    """``--rules-dir DIR``: where default.yaml and projects.yaml live."""
+    return click.option(
+        "--rules-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        envvar="HYGIENE_RULES_DIR",
+        default=Path("rules"),
+        show_default=True,
+        help="Directory holding default.yaml and projects.yaml (env HYGIENE_RULES_DIR).",
+    )(func)
+
+
+def log_format_option(func: F) -> F:
+    return click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Human-readable log lines or JSON lines.",
+    )(func)
+
+
+def load(rules_dir: Path) -> Config:
+    return load_config(rules_dir)
+
+
+def run_cli(group: click.Group, argv: list[str] | None = None) -> int:
+    """Run ``group`` and turn domain errors into one line + a documented exit code."""
+    try:
+        result = group.main(args=argv, prog_name="hygiene", standalone_mode=False)
+    except HygieneError as exc:
+        click.echo(f"error: {exc.message}", err=True)
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return int(ExitCode.USAGE)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.USAGE)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return int(result or 0)
+
+
+__all__ = [
+    "configure_logging",
+    "load",
+    "log_format_option",
+    "logging",
+    "rules_dir_option",
+    "run_cli",
+    "sys",
+]

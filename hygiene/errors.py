@@ -1,0 +1,84 @@
+"""Domain errors, one type per layer, and the process exit codes they map to.
+
+Exit codes are part of the CLI contract (documented in docs/cli.md):
+
+==== =========================================================
+code meaning
+==== =========================================================
+0    success; no finding at or above ``--fail-on``
+1    findings at or above ``--fail-on``
+2    usage or configuration error (nothing was called, nothing changed)
+3    the scan is incomplete (a repository or region could not be read)
+4    not authorised (approver is not an admin)
+5    another run holds the lock
+6    AWS/endpoint unreachable or credentials missing
+7    apply finished with failed actions
+==== =========================================================
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FINDINGS = 1
+    USAGE = 2
+    INCOMPLETE = 3
+    NOT_AUTHORISED = 4
+    LOCKED = 5
+    UNREACHABLE = 6
+    APPLY_FAILED = 7
+
+
+class HygieneError(Exception):
+    """Base class: a message a user can act on, and the exit code it maps to."""
+
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(HygieneError):
+    """The configuration is missing, malformed or invalid. Nothing was called."""
+
+    exit_code = ExitCode.USAGE
+
+
+class CollectError(HygieneError):
+    """The registry could not be reached at all (credentials, endpoint)."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class IncompleteScanError(HygieneError):
+    """A scan finished without reading every repository; never feed it to apply."""
+
+    exit_code = ExitCode.INCOMPLETE
+
+
+class NotAuthorisedError(HygieneError):
+    """The caller is not in the configured admin list."""
+
+    exit_code = ExitCode.NOT_AUTHORISED
+
+
+class LockHeldError(HygieneError):
+    """Another run (apply, nightly, weekly) already holds the store lock."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class ApplyError(HygieneError):
+    """An apply could not proceed or finished with failed actions."""
+
+    exit_code = ExitCode.APPLY_FAILED
+
+
+class StoreError(HygieneError):
+    """The store (SQLite/PostgreSQL) is unreachable or not migrated."""
+
+    exit_code = ExitCode.USAGE

@@ -1,0 +1,316 @@
+"""The inventory: the one data model every rule reads.
+
+Two pandas DataFrames with fixed dtypes (see ``IMAGE_DTYPES`` / ``REPOSITORY_DTYPES``)
+plus the run that produced them. Timestamps are aware UTC; sizes are bytes. ECR reports
+an image index's ``imageSizeInBytes`` as its largest child's size, so ``storage_bytes``
+is zero for indexes and registry/repository totals never count a child twice.
+
+A snapshot is one parquet file: the images table, with the repositories table (Arrow
+IPC, base64) and the run metadata (JSON) in the file's key/value metadata, so a scan can
+be re-evaluated offline with ``hygiene scan --from-snapshot FILE``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
+
+UTC_NS = "datetime64[ns, UTC]"
+
+IMAGE_DTYPES: dict[str, Any] = {
+    "account": "category",
+    "region": "category",
+    "repository": "category",
+    "namespace": "category",  # NA for repositories outside any namespace
+    "digest": "string",
+    "tags": "object",  # list[str], possibly empty
+    "tag_count": "int32",
+    "pushed_at": UTC_NS,
+    "last_pull": UTC_NS,  # NaT if never pulled (or pull not yet recorded)
+    "size_bytes": "int64",  # as reported by ECR (an index reports its largest child)
+    "storage_bytes": "int64",  # size counted in totals: 0 for an index
+    "manifest_media_type": "category",
+    "artifact_media_type": "category",
+    "status": "category",  # ACTIVE | ARCHIVED | ACTIVATING
+    "is_index": "bool",
+    "child_digests": "object",  # list[str]: manifests an index lists (empty otherwise)
+    "parent_indexes": "object",  # list[str]: digests of indexes listing this image
+    "subject_digest": "string",  # OCI referrer subject, or legacy cosign tag's subject
+    "is_signature_tag": "bool",  # tagged only with legacy cosign sha256-<hex>.sig|att|sbom
+}
+
+REPOSITORY_DTYPES: dict[str, Any] = {
+    "account": "category",
+    "region": "category",
+    "name": "string",
+    "namespace": "category",
+    "arn": "string",
+    "uri": "string",
+    "created_at": UTC_NS,
+    "tag_mutability": "category",
+    "tag_mutability_exclusions": "object",  # list[str]
+    "scan_on_push": "bool",
+    "encryption": "category",  # AES256 | KMS | KMS_DSSE
+    "kms_key": "string",
+    "lifecycle_policy": "string",  # JSON text or NA
+    "repository_policy": "string",  # JSON text or NA
+    "resource_tags": "object",  # dict[str, str]
+    "image_count": "int64",
+    "total_bytes": "int64",
+    "scan_error": "string",  # NA when the repository was read completely
+}
+
+
+def namespace_of(repository: str) -> str | None:
+    """``suporte/cloud/api`` → ``suporte``; ``nginx`` (no slash) → None."""
+    head, sep, _ = repository.partition("/")
+    return head if sep else None
+
+
+def legacy_signature_subject(tag: str) -> str | None:
+    """``sha256-<hex>.sig`` → ``sha256:<hex>`` (the signed image's digest)."""
+    if SIGNATURE_TAG.match(tag):
+        return "sha256:" + tag[len("sha256-") : len("sha256-") + 64]
+    return None
+
+
+@dataclass
+class ScanError:
+    """A part of the registry that could not be read; it makes the run incomplete."""
+
+    region: str
+    repository: str | None
+    operation: str
+    message: str
+
+
+@dataclass
+class RunInfo:
+    id: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    errors: list[ScanError] = field(default_factory=list)
+    api_calls: dict[str, int] = field(default_factory=dict)
+    source: str = "ecr"  # ecr | embedded | snapshot:<file>
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "complete": self.complete,
+            "errors": [asdict(e) for e in self.errors],
+            "api_calls": dict(sorted(self.api_calls.items())),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunInfo:
+        return cls(
+            id=data["id"],
+            started_at=datetime.fromisoformat(data["started_at"]),
+            finished_at=(
+                datetime.fromisoformat(data["finished_at"]) if data.get("finished_at") else None
+            ),
+            errors=[ScanError(**e) for e in data.get("errors", [])],
+            api_calls=dict(data.get("api_calls", {})),
+            source=data.get("source", "ecr"),
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+@dataclass
+class Inventory:
+    images: pd.DataFrame
+    repositories: pd.DataFrame
+    run: RunInfo
+
+    @property
+    def total_bytes(self) -> int:
+        return int(self.images["storage_bytes"].sum())
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "repositories": len(self.repositories),
+            "images": len(self.images),
+            "bytes": self.total_bytes,
+        }
+
+
+# --------------------------------------------------------------------------- building
+
+
+def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    frame = pd.DataFrame.from_records(list(records), columns=list(dtypes))
+    return coerce(frame, dtypes)
+
+
+def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA)."""
+    out = pd.DataFrame(index=frame.index)
+    for column, dtype in dtypes.items():
+        values = frame[column] if column in frame else pd.Series([None] * len(frame))
+        values = values.reset_index(drop=True) if column not in frame else values
+        if dtype == UTC_NS:
+            out[column] = pd.to_datetime(values, utc=True).astype(UTC_NS)
+        elif dtype == "object":
+            out[column] = values.astype(object)
+        elif dtype == "bool":
+            out[column] = values.fillna(False).astype(bool)
+        elif dtype in ("int32", "int64"):
+            out[column] = values.fillna(0).astype(dtype)
+        else:
+            out[column] = values.astype(dtype)
+    return out.reset_index(drop=True)
+
+
+def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``parent_indexes`` from each index's ``child_digests`` (same repository)."""
+    parents: dict[tuple[str, str], list[str]] = {}
+    indexes = images[images["is_index"]]
+    for repository, digest, children in zip(
+        indexes["repository"], indexes["digest"], indexes["child_digests"], strict=True
+    ):
+        for child in children or ():
+            parents.setdefault((str(repository), child), []).append(str(digest))
+    images = images.copy()
+    images["parent_indexes"] = [
+        parents.get((str(r), str(d)), [])
+        for r, d in zip(images["repository"], images["digest"], strict=True)
+    ]
+    return images
+
+
+def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Image records (collector output) → typed images frame with derived columns."""
+    frame = _typed(records, IMAGE_DTYPES)
+    frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
+    frame["tag_count"] = frame["tags"].map(len).astype("int32")
+    frame["child_digests"] = [
+        list(c) if isinstance(c, list | tuple) else [] for c in frame["child_digests"]
+    ]
+    frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
+    frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
+    signature_subject = frame["tags"].map(
+        lambda tags: (
+            legacy_signature_subject(tags[0])
+            if tags and all(SIGNATURE_TAG.match(t) for t in tags)
+            else None
+        )
+    )
+    frame["is_signature_tag"] = signature_subject.notna()
+    frame["subject_digest"] = (
+        frame["subject_digest"].fillna(signature_subject.astype("string")).astype("string")
+    )
+    frame = link_indexes(frame)
+    return coerce(frame, IMAGE_DTYPES)
+
+
+def build_repositories(records: Iterable[Mapping[str, Any]], images: pd.DataFrame) -> pd.DataFrame:
+    """Repository records → typed frame with image_count/total_bytes from ``images``."""
+    frame = _typed(records, REPOSITORY_DTYPES)
+    frame["resource_tags"] = [t if isinstance(t, dict) else {} for t in frame["resource_tags"]]
+    frame["tag_mutability_exclusions"] = [
+        list(t) if isinstance(t, list | tuple) else [] for t in frame["tag_mutability_exclusions"]
+    ]
+    if len(images):
+        grouped = images.groupby(["account", "region", "repository"], observed=True).agg(
+            image_count=("digest", "size"), total_bytes=("storage_bytes", "sum")
+        )
+        keys = pd.MultiIndex.from_arrays(
+            [frame["account"].astype(str), frame["region"].astype(str), frame["name"].astype(str)]
+        )
+        grouped.index = grouped.index.set_levels(
+            [level.astype(str) for level in grouped.index.levels]
+        )
+        aligned = grouped.reindex(keys)
+        frame["image_count"] = aligned["image_count"].fillna(0).to_numpy().astype("int64")
+        frame["total_bytes"] = aligned["total_bytes"].fillna(0).to_numpy().astype("int64")
+    return coerce(frame, REPOSITORY_DTYPES)
+
+
+def empty_inventory(run: RunInfo) -> Inventory:
+    images = build_images([])
+    return Inventory(images=images, repositories=build_repositories([], images), run=run)
+
+
+# --------------------------------------------------------------------------- snapshots
+
+_META_REPOSITORIES = b"hygiene.repositories"
+_META_RUN = b"hygiene.run"
+
+
+def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    frame = frame.copy()
+    if "resource_tags" in frame:
+        frame["resource_tags"] = frame["resource_tags"].map(json.dumps)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def write_snapshot(inventory: Inventory, path: Path) -> Path:
+    """Write ``inventory`` to one parquet file (see module docstring)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sink = pa.BufferOutputStream()
+    repositories = _to_arrow(inventory.repositories)
+    with pa.ipc.new_stream(sink, repositories.schema) as writer:
+        writer.write_table(repositories)
+    images = _to_arrow(inventory.images)
+    metadata = dict(images.schema.metadata or {})
+    metadata[_META_REPOSITORIES] = base64.b64encode(sink.getvalue().to_pybytes())
+    metadata[_META_RUN] = json.dumps(inventory.run.to_json()).encode()
+    pq.write_table(images.replace_schema_metadata(metadata), path, compression="zstd")
+    return path
+
+
+def read_snapshot(path: Path) -> Inventory:
+    """Read a snapshot written by :func:`write_snapshot`; dtypes are restored exactly."""
+    from hygiene.errors import ConfigError
+
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise ConfigError(f"{path}: not a readable snapshot: {exc}") from exc
+    metadata = table.schema.metadata or {}
+    if _META_REPOSITORIES not in metadata or _META_RUN not in metadata:
+        raise ConfigError(f"{path}: parquet file has no registry-hygiene snapshot metadata")
+    reader = pa.ipc.open_stream(base64.b64decode(metadata[_META_REPOSITORIES]))
+    repositories = reader.read_all().to_pandas()
+    repositories["resource_tags"] = repositories["resource_tags"].map(json.loads)
+    images = table.to_pandas()
+    for frame, column in ((images, "tags"), (images, "child_digests"), (images, "parent_indexes")):
+        frame[column] = frame[column].map(lambda v: [str(x) for x in v] if v is not None else [])
+    repositories["tag_mutability_exclusions"] = repositories["tag_mutability_exclusions"].map(
+        lambda v: [str(x) for x in v] if v is not None else []
+    )
+    run = RunInfo.from_json(json.loads(metadata[_META_RUN]))
+    run.source = f"snapshot:{path}"
+    return Inventory(
+        images=coerce(images, IMAGE_DTYPES),
+        repositories=coerce(repositories, REPOSITORY_DTYPES),
+        run=run,
+    )

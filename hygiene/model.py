@@ -1,0 +1,137 @@
+"""Value types passed between the pure stages: findings, kept images, proposals.
+
+They are plain frozen dataclasses with ``to_json`` so the JSON contract of
+``hygiene scan --format json`` (docs/json-contract.md) is defined in one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "error": 2}[self.value]
+
+
+class FixSafety(StrEnum):
+    SAFE = "safe"
+    UNSAFE = "unsafe"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule violation. ``image_digest`` is None for repository/namespace rules."""
+
+    code: str
+    rule: str
+    severity: Severity
+    account: str
+    region: str
+    repository: str | None
+    namespace: str | None
+    message: str
+    fix: str
+    fix_safety: FixSafety
+    image_digest: str | None = None
+    tags: tuple[str, ...] = ()
+    bytes: int = 0  # reclaimable bytes (image rules)
+    details: dict[str, Any] = field(default_factory=dict)  # rule-specific (rename maps …)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["severity"] = self.severity.value
+        data["fix_safety"] = self.fix_safety.value
+        data["tags"] = list(self.tags)
+        return data
+
+
+@dataclass(frozen=True)
+class KeptImage:
+    """An image a rule would have flagged for deletion but a protection kept."""
+
+    account: str
+    region: str
+    repository: str
+    image_digest: str
+    tags: tuple[str, ...]
+    reasons: tuple[str, ...]  # e.g. "child-of-kept-index", "protected-tag:prod"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["tags"] = list(self.tags)
+        data["reasons"] = list(self.reasons)
+        return data
+
+
+class Action(StrEnum):
+    DELETE_IMAGES = "delete-images"
+    DELETE_REPOSITORY = "delete-repository"
+    PUT_LIFECYCLE_POLICY = "put-lifecycle-policy"
+    ENABLE_SCAN_ON_PUSH = "enable-scan-on-push"
+    SET_TAG_IMMUTABILITY = "set-tag-immutability"
+    REMOVE_POLICY_STATEMENT = "remove-policy-statement"
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    APPLIED = "applied"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def proposal_id(action: Action, target: dict[str, Any], evidence: dict[str, Any]) -> str:
+    """Deterministic id: the same action on the same target with the same evidence
+    gets the same id on every nightly run, so re-runs refresh instead of duplicating."""
+    digest = hashlib.sha256(canonical_json([action.value, target, evidence]).encode())
+    return "p-" + digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A change to the registry that needs (safe) config or (unsafe) an admin to run."""
+
+    id: str
+    action: Action
+    account: str
+    region: str
+    repository: str
+    namespace: str | None
+    target: dict[str, Any]  # e.g. {"digests": [...]} or {"policy": "..."}
+    evidence: dict[str, Any]  # digests, tags, pushed/pulled times, bytes, rule codes
+    rule_codes: tuple[str, ...]
+    fix_safety: FixSafety
+    bytes: int = 0
+    summary: str = ""
+    state: ProposalState = ProposalState.PROPOSED
+    first_seen: datetime | None = None
+    grace_until: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["action"] = self.action.value
+        data["fix_safety"] = self.fix_safety.value
+        data["state"] = self.state.value
+        data["rule_codes"] = list(self.rule_codes)
+        for key in ("first_seen", "grace_until"):
+            value = data[key]
+            data[key] = value.isoformat() if value is not None else None
+        return data
