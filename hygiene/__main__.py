@@ -1,0 +1,5 @@
+"""Allow ``python -m hygiene``."""
+
+from hygiene.cli import main
+
+main()
