@@ -17,6 +17,7 @@ from hygiene.cli.common import run_cli
 
 # Modules that define click commands; each exposes ``register(group)``.
 COMMAND_MODULES = [
+    "hygiene.cli.scan",
     "hygiene.cli.config_cmd",
 ]
 

@@ -1,0 +1,130 @@
+"""``hygiene scan``: collect (or load a snapshot), evaluate, print the result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from hygiene.cli.common import load, log_format_option, rules_dir_option
+from hygiene.cli.output import print_table
+from hygiene.errors import ExitCode
+from hygiene.inventory import read_snapshot
+from hygiene.logs import configure_logging
+from hygiene.model import Severity
+from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
+
+FAIL_ON = ["error", "warning", "info", "never"]
+
+
+def registry_options(func):  # type: ignore[no-untyped-def]
+    """--profile / --region / --endpoint-url, shared by every command that reads ECR."""
+    func = click.option(
+        "--endpoint-url",
+        envvar="HYGIENE_ENDPOINT_URL",
+        help="ECR endpoint (the embedded registry, or a VPC endpoint). "
+        "AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_ECR are honoured too.",
+    )(func)
+    func = click.option(
+        "--region",
+        "regions",
+        multiple=True,
+        help="Region to scan; repeat for several. Default: registry.regions in the config.",
+    )(func)
+    func = click.option(
+        "--profile",
+        envvar="AWS_PROFILE",
+        help="AWS profile (SSO profiles: run `aws sso login` first). Env: AWS_PROFILE.",
+    )(func)
+    return func
+
+
+def exit_code_for(result: ScanResult, fail_on: str) -> int:
+    """Linter-like: 3 incomplete, 1 findings at/above --fail-on, else 0."""
+    if not result.inventory.run.complete:
+        return int(ExitCode.INCOMPLETE)
+    if fail_on == "never":
+        return int(ExitCode.OK)
+    threshold = Severity(fail_on).rank
+    if any(f.severity.rank >= threshold for f in result.findings):
+        return int(ExitCode.FINDINGS)
+    return int(ExitCode.OK)
+
+
+def emit(result: ScanResult, fmt: str | None) -> None:
+    fmt = fmt or ("table" if sys.stdout.isatty() else "json")
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print_table(result)
+
+
+@click.command("scan")
+@rules_dir_option
+@registry_options
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    help="Output format; default table on a terminal, json otherwise.",
+)
+@click.option(
+    "--from-snapshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Re-evaluate a saved parquet snapshot offline instead of calling ECR.",
+)
+@click.option(
+    "--snapshot-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("reports/out/snapshots"),
+    show_default=True,
+    help="Where to write this run's parquet snapshot.",
+)
+@click.option("--no-snapshot", is_flag=True, help="Do not write a snapshot.")
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default="error",
+    show_default=True,
+    help="Exit 1 when a finding has at least this severity.",
+)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@log_format_option
+def scan_command(
+    rules_dir: Path,
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    fmt: str | None,
+    from_snapshot: Path | None,
+    snapshot_dir: Path,
+    no_snapshot: bool,
+    fail_on: str,
+    progress: bool | None,
+    log_format: str,
+) -> int:
+    """Scan the registry (read-only) and report findings.
+
+    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or config error,
+    3 incomplete scan, 6 registry unreachable or no credentials.
+    """
+    configure_logging(log_format)
+    config = load(rules_dir)
+    now = datetime.now(UTC)
+    if from_snapshot is not None:
+        inventory = read_snapshot(from_snapshot)
+    else:
+        handle = open_registry(config, profile=profile, regions=regions, endpoint_url=endpoint_url)
+        inventory = collect(handle, config, now=now, progress=progress)
+    result = evaluate(inventory, config, now)
+    if from_snapshot is None and not no_snapshot:
+        result.snapshot = save_snapshot(inventory, snapshot_dir)
+    emit(result, fmt)
+    return exit_code_for(result, fail_on)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(scan_command)

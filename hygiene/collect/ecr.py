@@ -1,0 +1,334 @@
+"""The collector: every repository and image of the registry, read into the inventory.
+
+All I/O of a scan happens here; it returns plain records that
+:mod:`hygiene.inventory` types. Per repository it costs
+``ceil(images/1000)`` DescribeImages pages, ``ceil(manifests_to_read/100)`` BatchGetImage
+calls (indexes, and artifacts without ``subjectManifestDigest``), and one call each for
+the lifecycle policy, repository policy and resource tags (none of which are in
+DescribeRepositories).
+
+Safety rule: a repository that cannot be read completely (an error after botocore's own
+retries, an index whose manifest cannot be read) is recorded with ``scan_error`` and its
+images are dropped, and the run is marked incomplete. It is never reported as an empty
+repository, and an incomplete run never feeds apply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import botocore.exceptions
+
+from hygiene.config import CollectSettings
+from hygiene.errors import CollectError
+from hygiene.inventory import (
+    INDEX_MEDIA_TYPES,
+    Inventory,
+    RunInfo,
+    ScanError,
+    build_images,
+    build_repositories,
+    namespace_of,
+)
+
+log = logging.getLogger(__name__)
+
+BATCH_GET_LIMIT = 100
+ACCEPTED_MEDIA_TYPES = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.v1+json",
+]
+# Errors that mean "this registry cannot be read at all": fail the command, do not
+# pretend the region is merely incomplete.
+FATAL_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+        "AccessDeniedException",
+    }
+)
+
+
+class RepositoryReadError(Exception):
+    """A repository could not be read completely (wraps the operation that failed)."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        super().__init__(f"{operation}: {message}")
+        self.operation = operation
+        self.message = message
+
+
+@dataclass
+class RepositoryData:
+    record: dict[str, Any]
+    images: list[dict[str, Any]]
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (repository, done, total)
+
+
+def new_run_id(now: datetime) -> str:
+    return f"r-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _error_text(exc: Exception) -> tuple[str, str]:
+    if isinstance(exc, botocore.exceptions.ClientError):
+        error = exc.response.get("Error", {})
+        return str(error.get("Code", "ClientError")), str(error.get("Message", exc))
+    return type(exc).__name__, str(exc)
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+def list_repositories(client: Any, page_size: int) -> list[dict[str, Any]]:
+    paginator = client.get_paginator("describe_repositories")
+    repositories: list[dict[str, Any]] = []
+    for page in paginator.paginate(PaginationConfig={"PageSize": page_size}):
+        repositories.extend(page.get("repositories", []))
+    return repositories
+
+
+def _optional_text(call: Callable[[], Mapping[str, Any]], key: str, missing: str) -> str | None:
+    """Call a Get*Policy operation; the documented 'not found' error means 'none'."""
+    try:
+        return str(call()[key])
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == missing:
+            return None
+        raise
+
+
+def _repository_record(repo: Mapping[str, Any], region: str) -> dict[str, Any]:
+    name = repo["repositoryName"]
+    encryption = repo.get("encryptionConfiguration") or {}
+    exclusions = repo.get("imageTagMutabilityExclusionFilters") or []
+    return {
+        "account": repo.get("registryId"),
+        "region": region,
+        "name": name,
+        "namespace": namespace_of(name),
+        "arn": repo.get("repositoryArn"),
+        "uri": repo.get("repositoryUri"),
+        "created_at": repo.get("createdAt"),
+        "tag_mutability": repo.get("imageTagMutability", "MUTABLE"),
+        "tag_mutability_exclusions": [f.get("filter", "") for f in exclusions],
+        "scan_on_push": bool((repo.get("imageScanningConfiguration") or {}).get("scanOnPush")),
+        "encryption": encryption.get("encryptionType", "AES256"),
+        "kms_key": encryption.get("kmsKey"),
+    }
+
+
+# --------------------------------------------------------------------------- images
+
+
+def list_images(client: Any, repository: str, page_size: int) -> list[dict[str, Any]]:
+    paginator = client.get_paginator("describe_images")
+    details: list[dict[str, Any]] = []
+    for page in paginator.paginate(
+        repositoryName=repository,
+        filter={"tagStatus": "ANY", "imageStatus": "ANY"},
+        PaginationConfig={"PageSize": page_size},
+    ):
+        details.extend(page.get("imageDetails", []))
+    return details
+
+
+def read_manifests(client: Any, repository: str, digests: list[str]) -> dict[str, dict[str, Any]]:
+    """Parsed manifests by digest, ≤100 ids per BatchGetImage call.
+
+    Any per-image failure raises: without an index's manifest we cannot know its
+    children, and an unlisted child looks like a deletable untagged image.
+    """
+    manifests: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(digests)), BATCH_GET_LIMIT):
+        response = client.batch_get_image(
+            repositoryName=repository,
+            imageIds=[{"imageDigest": d} for d in chunk],
+            acceptedMediaTypes=ACCEPTED_MEDIA_TYPES,
+        )
+        for image in response.get("images", []):
+            digest = image["imageId"]["imageDigest"]
+            try:
+                manifests[digest] = json.loads(image["imageManifest"])
+            except (KeyError, ValueError) as exc:
+                raise RepositoryReadError(
+                    "BatchGetImage", f"manifest of {digest} is not JSON: {exc}"
+                ) from exc
+        failures = response.get("failures", [])
+        if failures:
+            first = failures[0]
+            raise RepositoryReadError(
+                "BatchGetImage",
+                f"{len(failures)} manifest(s) unreadable, e.g. "
+                f"{first.get('imageId', {}).get('imageDigest')}: {first.get('failureCode')} "
+                f"{first.get('failureReason', '')}".strip(),
+            )
+    return manifests
+
+
+def _image_record(detail: Mapping[str, Any], region: str, account: str) -> dict[str, Any]:
+    repository = detail["repositoryName"]
+    return {
+        "account": detail.get("registryId", account),
+        "region": region,
+        "repository": repository,
+        "namespace": namespace_of(repository),
+        "digest": detail["imageDigest"],
+        "tags": list(detail.get("imageTags") or []),
+        "pushed_at": detail.get("imagePushedAt"),
+        "last_pull": detail.get("lastRecordedPullTime"),
+        "size_bytes": int(detail.get("imageSizeInBytes") or 0),
+        "manifest_media_type": detail.get("imageManifestMediaType"),
+        "artifact_media_type": detail.get("artifactMediaType"),
+        "status": detail.get("imageStatus", "ACTIVE"),
+        "subject_digest": detail.get("subjectManifestDigest"),
+        "child_digests": [],
+    }
+
+
+def collect_repository(
+    client: Any, repo: Mapping[str, Any], region: str, settings: CollectSettings
+) -> RepositoryData:
+    """Everything about one repository; raises RepositoryReadError on any failure."""
+    name = repo["repositoryName"]
+    record = _repository_record(repo, region)
+    step = "DescribeImages"
+    try:
+        details = list_images(client, name, settings.page_size)
+        images = [_image_record(d, region, record["account"]) for d in details]
+        to_read = [
+            img["digest"]
+            for img in images
+            if img["manifest_media_type"] in INDEX_MEDIA_TYPES
+            or (img["artifact_media_type"] and not img["subject_digest"])
+        ]
+        step = "BatchGetImage"
+        manifests = read_manifests(client, name, to_read) if to_read else {}
+        for img in images:
+            manifest = manifests.get(img["digest"])
+            if manifest is None:
+                continue
+            if img["manifest_media_type"] in INDEX_MEDIA_TYPES:
+                img["child_digests"] = [m["digest"] for m in manifest.get("manifests", [])]
+            subject = (manifest.get("subject") or {}).get("digest")
+            if subject and not img["subject_digest"]:
+                img["subject_digest"] = subject
+        step = "GetLifecyclePolicy"
+        record["lifecycle_policy"] = _optional_text(
+            lambda: client.get_lifecycle_policy(repositoryName=name),
+            "lifecyclePolicyText",
+            "LifecyclePolicyNotFoundException",
+        )
+        step = "GetRepositoryPolicy"
+        record["repository_policy"] = _optional_text(
+            lambda: client.get_repository_policy(repositoryName=name),
+            "policyText",
+            "RepositoryPolicyNotFoundException",
+        )
+        step = "ListTagsForResource"
+        tags = client.list_tags_for_resource(resourceArn=record["arn"]).get("tags", [])
+        record["resource_tags"] = {t["Key"]: t["Value"] for t in tags}
+    except RepositoryReadError:
+        raise
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        code, message = _error_text(exc)
+        raise RepositoryReadError(step, f"{code}: {message}") from exc
+    return RepositoryData(record=record, images=images)
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+def collect_region(
+    client: Any,
+    region: str,
+    settings: CollectSettings,
+    run: RunInfo,
+    progress: ProgressCallback | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """All repositories of one region, read concurrently by a bounded pool."""
+    try:
+        repositories = list_repositories(client, settings.page_size)
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise CollectError(
+            "no AWS credentials found: run `aws sso login` and pass --profile NAME"
+        ) from exc
+    except botocore.exceptions.EndpointConnectionError as exc:
+        raise CollectError(f"region {region}: cannot reach the ECR endpoint: {exc}") from exc
+    except botocore.exceptions.ClientError as exc:
+        code, message = _error_text(exc)
+        if code in FATAL_CODES:
+            raise CollectError(f"region {region}: DescribeRepositories: {code}: {message}") from exc
+        run.errors.append(ScanError(region, None, "DescribeRepositories", f"{code}: {message}"))
+        return [], []
+
+    records: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    total = len(repositories)
+    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="collect") as pool:
+        futures = {
+            pool.submit(collect_repository, client, repo, region, settings): repo
+            for repo in repositories
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            repo = futures[future]
+            name = repo["repositoryName"]
+            try:
+                data = future.result()
+            except RepositoryReadError as exc:
+                log.warning("repository %s (%s) incomplete: %s", name, region, exc)
+                run.errors.append(ScanError(region, name, exc.operation, exc.message))
+                record = _repository_record(repo, region)
+                record["scan_error"] = f"{exc.operation}: {exc.message}"
+                records.append(record)
+            else:
+                records.append(data.record)
+                images.extend(data.images)
+            if progress is not None:
+                progress(name, done, total)
+    records.sort(key=lambda r: r["name"])
+    return records, images
+
+
+def collect_inventory(
+    clients: Mapping[str, Any],
+    settings: CollectSettings,
+    *,
+    now: datetime | None = None,
+    api_calls: Callable[[], dict[str, int]] | None = None,
+    progress: ProgressCallback | None = None,
+    source: str = "ecr",
+) -> Inventory:
+    """Scan every region in ``clients`` (region → ECR client) into an :class:`Inventory`."""
+    started = now or datetime.now(UTC)
+    run = RunInfo(id=new_run_id(started), started_at=started, source=source)
+    repository_records: list[dict[str, Any]] = []
+    image_records: list[dict[str, Any]] = []
+    for region, client in clients.items():
+        records, images = collect_region(client, region, settings, run, progress)
+        repository_records.extend(records)
+        image_records.extend(images)
+    images_frame = build_images(image_records)
+    repositories_frame = build_repositories(repository_records, images_frame)
+    run.finished_at = datetime.now(UTC)
+    if api_calls is not None:
+        run.api_calls = api_calls()
+    return Inventory(images=images_frame, repositories=repositories_frame, run=run)

@@ -1,0 +1,144 @@
+"""The scan pipeline: open the registry, collect, evaluate, plan — and its JSON contract.
+
+``open_registry`` is the only place that builds boto3 clients for a scan, so the CLI,
+the demo, the scheduler and the tests all go through the same code path; the embedded
+registry differs only by its endpoint URL and dummy credentials.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from hygiene.collect.ecr import ProgressCallback, collect_inventory
+from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
+from hygiene.config import Config
+from hygiene.inventory import Inventory, write_snapshot
+from hygiene.model import Finding, KeptImage, Proposal
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RegistryHandle:
+    """Clients per region plus the counter that sees every call they make."""
+
+    session: boto3.Session
+    clients: dict[str, Any]
+    counter: ApiCallCounter
+    endpoint_url: str | None = None
+    source: str = "ecr"
+
+
+def open_registry(
+    config: Config,
+    *,
+    profile: str | None = None,
+    regions: Sequence[str] = (),
+    endpoint_url: str | None = None,
+    session: boto3.Session | None = None,
+    source: str = "ecr",
+) -> RegistryHandle:
+    """Build one ECR client per region from the standard credential chain.
+
+    Command-line values win over ``registry`` in the config. Missing credentials fail
+    here, before any call, with a message that says what to run.
+    """
+    settings = config.policy.registry
+    profile = profile or settings.profile
+    regions = list(regions) or list(settings.regions)
+    endpoint_url = endpoint_url or settings.endpoint_url
+    if session is None:
+        session = make_session(profile, regions[0])
+        check_credentials(session, profile)
+    counter = ApiCallCounter()
+    counter.attach(session)
+    clients = {
+        region: ecr_client(session, region, config.policy.collect, endpoint_url)
+        for region in regions
+    }
+    return RegistryHandle(session, clients, counter, endpoint_url, source)
+
+
+@contextmanager
+def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]:
+    """A rich progress bar on a terminal, a log line every 10% elsewhere."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if enabled:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("scanning repositories", total=None)
+
+            def advance(repository: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=f"{repository[:40]:40}")
+
+            yield advance
+        return
+
+    def log_line(repository: str, done: int, total: int) -> None:
+        step = max(1, total // 10)
+        if done == total or done % step == 0:
+            log.info("scanned %d/%d repositories", done, total)
+
+    yield log_line
+
+
+@dataclass
+class ScanResult:
+    inventory: Inventory
+    findings: list[Finding] = field(default_factory=list)
+    kept: list[KeptImage] = field(default_factory=list)
+    proposals: list[Proposal] = field(default_factory=list)
+    mute_warnings: list[str] = field(default_factory=list)
+    snapshot: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON contract of ``hygiene scan --format json`` (docs/json-contract.md)."""
+        return {
+            "run": self.inventory.run.to_json(),
+            "inventory": self.inventory.summary(),
+            "findings": [f.to_json() for f in self.findings],
+            "kept": [k.to_json() for k in self.kept],
+            "proposals": [p.to_json() for p in self.proposals],
+            "mute_warnings": list(self.mute_warnings),
+            "snapshot": str(self.snapshot) if self.snapshot else None,
+        }
+
+
+def collect(
+    handle: RegistryHandle, config: Config, *, now: datetime | None = None, progress: bool | None
+) -> Inventory:
+    with progress_reporter(progress) as advance:
+        return collect_inventory(
+            handle.clients,
+            config.policy.collect,
+            now=now,
+            api_calls=handle.counter.as_dict,
+            progress=advance,
+            source=handle.source,
+        )
+
+
+def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
+    """Pure: inventory → findings, kept images and proposals."""
+    return ScanResult(inventory=inventory)
+
+
+def save_snapshot(inventory: Inventory, directory: Path) -> Path:
+    return write_snapshot(inventory, directory / f"{inventory.run.id}.parquet")
