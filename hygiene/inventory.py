@@ -181,7 +181,7 @@ def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
         elif dtype == "object":
             out[column] = values.astype(object)
         elif dtype == "bool":
-            out[column] = values.fillna(False).astype(bool)
+            out[column] = values.astype("boolean").fillna(False).astype(bool)
         elif dtype in ("int32", "int64"):
             out[column] = values.fillna(0).astype(dtype)
         else:

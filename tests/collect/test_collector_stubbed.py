@@ -1,0 +1,226 @@
+"""Pin the exact ECR requests where moto is not faithful (it ignores paging and batch limits).
+
+botocore's Stubber checks every request parameter, so these tests fail if the collector
+stops asking for 1000 results a page, stops following nextToken, or sends more than 100
+ids in one BatchGetImage call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from hygiene.collect.ecr import (
+    ACCEPTED_MEDIA_TYPES,
+    collect_inventory,
+    list_images,
+    list_repositories,
+    read_manifests,
+)
+from hygiene.config import CollectSettings
+from hygiene.errors import CollectError
+
+ACCOUNT = "851296927411"
+PUSHED = datetime(2026, 1, 1, tzinfo=UTC)
+SERIAL = CollectSettings(max_workers=1, max_attempts=1)
+
+
+def _client() -> Any:
+    return boto3.Session(
+        aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+    ).client("ecr")
+
+
+def _repo(name: str) -> dict[str, Any]:
+    return {
+        "repositoryName": name,
+        "registryId": ACCOUNT,
+        "repositoryArn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{name}",
+        "repositoryUri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{name}",
+        "createdAt": PUSHED,
+        "imageTagMutability": "MUTABLE",
+        "imageScanningConfiguration": {"scanOnPush": False},
+        "encryptionConfiguration": {"encryptionType": "AES256"},
+    }
+
+
+def _digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def _detail(repo: str, n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "registryId": ACCOUNT,
+        "repositoryName": repo,
+        "imageDigest": _digest(n),
+        "imageSizeInBytes": 1000 + n,
+        "imagePushedAt": PUSHED,
+        "imageManifestMediaType": "application/vnd.oci.image.manifest.v1+json",
+        **extra,
+    }
+
+
+def test_repositories_three_pages_ask_for_1000_and_follow_tokens() -> None:
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [_repo("aa")], "nextToken": "t1"},
+            {"maxResults": 1000},
+        )
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [_repo("bb")], "nextToken": "t2"},
+            {"maxResults": 1000, "nextToken": "t1"},
+        )
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [_repo("cc")]},
+            {"maxResults": 1000, "nextToken": "t2"},
+        )
+        names = [r["repositoryName"] for r in list_repositories(client, 1000)]
+        stub.assert_no_pending_responses()
+    assert names == ["aa", "bb", "cc"]
+
+
+def test_images_three_pages_with_status_any() -> None:
+    client = _client()
+    expected = {
+        "repositoryName": "suporte/api",
+        "filter": {"tagStatus": "ANY", "imageStatus": "ANY"},
+        "maxResults": 1000,
+    }
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [_detail("suporte/api", 1)], "nextToken": "p2"},
+            expected,
+        )
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [_detail("suporte/api", 2)], "nextToken": "p3"},
+            {**expected, "nextToken": "p2"},
+        )
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [_detail("suporte/api", 3)]},
+            {**expected, "nextToken": "p3"},
+        )
+        details = list_images(client, "suporte/api", 1000)
+        stub.assert_no_pending_responses()
+    assert [d["imageDigest"] for d in details] == [_digest(1), _digest(2), _digest(3)]
+
+
+def test_batch_get_image_is_chunked_by_100() -> None:
+    client = _client()
+    digests = [_digest(n) for n in range(250)]
+    with Stubber(client) as stub:
+        for chunk in (digests[:100], digests[100:200], digests[200:]):
+            stub.add_response(
+                "batch_get_image",
+                {
+                    "images": [
+                        {"imageId": {"imageDigest": d}, "imageManifest": '{"manifests": []}'}
+                        for d in chunk
+                    ],
+                    "failures": [],
+                },
+                {
+                    "repositoryName": "rr",
+                    "imageIds": [{"imageDigest": d} for d in chunk],
+                    "acceptedMediaTypes": ACCEPTED_MEDIA_TYPES,
+                },
+            )
+        manifests = read_manifests(client, "rr", list(reversed(digests)))
+        stub.assert_no_pending_responses()
+    assert sorted(manifests) == digests
+
+
+def _settings_calls(stub: Stubber, name: str) -> None:
+    stub.add_client_error(
+        "get_lifecycle_policy", "LifecyclePolicyNotFoundException", expected_params=None
+    )
+    stub.add_client_error(
+        "get_repository_policy", "RepositoryPolicyNotFoundException", expected_params=None
+    )
+    stub.add_response(
+        "list_tags_for_resource",
+        {"tags": []},
+        {"resourceArn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{name}"},
+    )
+
+
+def test_repository_failing_mid_scan_marks_run_incomplete() -> None:
+    """The second repository's DescribeImages fails after retries: it is recorded with
+    its error, its images are not reported as 'none', and the run is incomplete."""
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_repositories", {"repositories": [_repo("ok"), _repo("broken")]}, None
+        )
+        stub.add_response("describe_images", {"imageDetails": [_detail("ok", 1)]}, None)
+        _settings_calls(stub, "ok")
+        stub.add_client_error(
+            "describe_images",
+            "ThrottlingException",
+            "Rate exceeded",
+            http_status_code=400,
+            expected_params=None,
+        )
+        inventory = collect_inventory({"us-east-1": client}, SERIAL)
+        stub.assert_no_pending_responses()
+    run = inventory.run
+    assert not run.complete
+    assert [(e.repository, e.operation) for e in run.errors] == [("broken", "DescribeImages")]
+    assert "ThrottlingException: Rate exceeded" in run.errors[0].message
+    repos = inventory.repositories.set_index("name")
+    assert repos.loc["broken", "scan_error"].startswith("DescribeImages: ThrottlingException")
+    assert repos.loc["broken", "image_count"] == 0
+    assert repos.loc["ok", "image_count"] == 1
+    assert repos["scan_error"].isna().tolist() == [False, True]  # sorted: broken, ok
+
+
+def test_unreadable_index_manifest_fails_the_repository_not_its_children() -> None:
+    """Without the index manifest its children would look like untagged leftovers."""
+    client = _client()
+    index = _detail(
+        "multi",
+        9,
+        imageTags=["v1"],
+        imageManifestMediaType="application/vnd.oci.image.index.v1+json",
+    )
+    with Stubber(client) as stub:
+        stub.add_response("describe_repositories", {"repositories": [_repo("multi")]}, None)
+        stub.add_response("describe_images", {"imageDetails": [index, _detail("multi", 1)]}, None)
+        stub.add_response(
+            "batch_get_image",
+            {
+                "images": [],
+                "failures": [
+                    {
+                        "imageId": {"imageDigest": _digest(9)},
+                        "failureCode": "KmsError",
+                        "failureReason": "key disabled",
+                    }
+                ],
+            },
+            None,
+        )
+        inventory = collect_inventory({"us-east-1": client}, SERIAL)
+    assert not inventory.run.complete
+    assert inventory.run.errors[0].operation == "BatchGetImage"
+    assert "KmsError" in inventory.run.errors[0].message
+    assert len(inventory.images) == 0
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ExpiredTokenException"])
+def test_fatal_errors_fail_the_scan(code: str) -> None:
+    client = _client()
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_repositories", code, "nope", expected_params=None)
+        with pytest.raises(CollectError, match=f"DescribeRepositories: {code}: nope"):
+            collect_inventory({"us-east-1": client}, SERIAL)
