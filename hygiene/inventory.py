@@ -68,6 +68,9 @@ REPOSITORY_DTYPES: dict[str, Any] = {
     "tag_mutability": "category",
     "tag_mutability_exclusions": "object",  # list[str]
     "scan_on_push": "bool",
+    # registry-level scanning covering this repository (ECR.1 accepts it too):
+    # "continuous" | "on-push" | NA (none, or basic scanning without a matching rule)
+    "registry_scan_frequency": "category",
     "encryption": "category",  # AES256 | KMS | KMS_DSSE
     "kms_key": "string",
     "lifecycle_policy": "string",  # JSON text or NA

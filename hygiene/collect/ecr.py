@@ -15,6 +15,7 @@ repository, and an incomplete run never feeds apply.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import secrets
@@ -134,6 +135,33 @@ def _repository_record(repo: Mapping[str, Any], region: str) -> dict[str, Any]:
         "encryption": encryption.get("encryptionType", "AES256"),
         "kms_key": encryption.get("kmsKey"),
     }
+
+
+def registry_scan_rules(client: Any) -> list[tuple[str, list[str]]]:
+    """(frequency, wildcard filters) of the registry scanning configuration.
+
+    Registry-level rules (basic scan-on-push filters, or enhanced scanning on push or
+    continuously) satisfy Security Hub ECR.1 even when a repository's own
+    ``scanOnPush`` is false, so SC001 must know them.
+    """
+    config = client.get_registry_scanning_configuration().get("scanningConfiguration", {})
+    rules = []
+    for rule in config.get("rules", []):
+        filters = [f["filter"] for f in rule.get("repositoryFilters", [])]
+        rules.append((str(rule.get("scanFrequency", "MANUAL")), filters))
+    return rules
+
+
+def scan_frequency_for(repository: str, rules: list[tuple[str, list[str]]]) -> str | None:
+    """The strongest registry scanning rule matching ``repository`` (or None)."""
+    matched = {
+        freq for freq, filters in rules if any(fnmatch.fnmatchcase(repository, f) for f in filters)
+    }
+    if "CONTINUOUS_SCAN" in matched:
+        return "continuous"
+    if "SCAN_ON_PUSH" in matched:
+        return "on-push"
+    return None
 
 
 # --------------------------------------------------------------------------- images
@@ -280,6 +308,15 @@ def collect_region(
         run.errors.append(ScanError(region, None, "DescribeRepositories", f"{code}: {message}"))
         return [], []
 
+    try:
+        scan_rules = registry_scan_rules(client)
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        code, message = _error_text(exc)
+        run.errors.append(
+            ScanError(region, None, "GetRegistryScanningConfiguration", f"{code}: {message}")
+        )
+        scan_rules = []
+
     records: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
     total = len(repositories)
@@ -304,6 +341,8 @@ def collect_region(
                 images.extend(data.images)
             if progress is not None:
                 progress(name, done, total)
+    for record in records:
+        record["registry_scan_frequency"] = scan_frequency_for(record["name"], scan_rules)
     records.sort(key=lambda r: r["name"])
     return records, images
 

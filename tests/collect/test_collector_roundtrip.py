@@ -74,6 +74,15 @@ def known(ecr: EmbeddedRegistry) -> dict[str, Any]:
         tags=[{"Key": "hygiene:keep", "Value": "true"}],
     )
     client.create_repository(repositoryName="nginx")
+    client.put_registry_scanning_configuration(
+        scanType="ENHANCED",
+        rules=[
+            {
+                "scanFrequency": "CONTINUOUS_SCAN",
+                "repositoryFilters": [{"filter": "suporte/*", "filterType": "WILDCARD"}],
+            }
+        ],
+    )
     policy = json.dumps(
         {
             "rules": [
@@ -215,12 +224,14 @@ def test_every_inventory_column_on_known_images(
     assert api["arn"].endswith(":repository/suporte/cloud/api")
     assert api["uri"].endswith("/suporte/cloud/api")
     assert pd.isna(api["scan_error"])
+    assert api["registry_scan_frequency"] == "continuous"
     assert isinstance(api["created_at"], pd.Timestamp) and api["created_at"].tz is not None
     nginx = repos.loc["nginx"]
     assert pd.isna(nginx["namespace"]) and not nginx["scan_on_push"]
     assert nginx["tag_mutability"] == "MUTABLE" and nginx["encryption"] == "AES256"
     assert json.loads(nginx["repository_policy"]) == json.loads(known["repo_policy"])
     assert pd.isna(nginx["lifecycle_policy"]) and nginx["resource_tags"] == {}
+    assert pd.isna(nginx["registry_scan_frequency"])
 
     assert inventory.run.complete
     calls = inventory.run.api_calls
@@ -229,6 +240,7 @@ def test_every_inventory_column_on_known_images(
     assert calls["BatchGetImage"] == 1
     assert calls["GetLifecyclePolicy"] == calls["GetRepositoryPolicy"] == 2
     assert calls["ListTagsForResource"] == 2
+    assert calls["GetRegistryScanningConfiguration"] == 1
     assert inventory.summary() == {"repositories": 2, "images": 6, "bytes": 108_001_700}
 
 

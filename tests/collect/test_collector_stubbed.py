@@ -20,6 +20,7 @@ from hygiene.collect.ecr import (
     list_images,
     list_repositories,
     read_manifests,
+    scan_frequency_for,
 )
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
@@ -140,6 +141,14 @@ def test_batch_get_image_is_chunked_by_100() -> None:
     assert sorted(manifests) == digests
 
 
+def _registry_scanning(stub: Stubber) -> None:
+    stub.add_response(
+        "get_registry_scanning_configuration",
+        {"registryId": ACCOUNT, "scanningConfiguration": {"scanType": "BASIC", "rules": []}},
+        {},
+    )
+
+
 def _settings_calls(stub: Stubber, name: str) -> None:
     stub.add_client_error(
         "get_lifecycle_policy", "LifecyclePolicyNotFoundException", expected_params=None
@@ -162,6 +171,7 @@ def test_repository_failing_mid_scan_marks_run_incomplete() -> None:
         stub.add_response(
             "describe_repositories", {"repositories": [_repo("ok"), _repo("broken")]}, None
         )
+        _registry_scanning(stub)
         stub.add_response("describe_images", {"imageDetails": [_detail("ok", 1)]}, None)
         _settings_calls(stub, "ok")
         stub.add_client_error(
@@ -195,6 +205,7 @@ def test_unreadable_index_manifest_fails_the_repository_not_its_children() -> No
     )
     with Stubber(client) as stub:
         stub.add_response("describe_repositories", {"repositories": [_repo("multi")]}, None)
+        _registry_scanning(stub)
         stub.add_response("describe_images", {"imageDetails": [index, _detail("multi", 1)]}, None)
         stub.add_response(
             "batch_get_image",
@@ -224,3 +235,16 @@ def test_fatal_errors_fail_the_scan(code: str) -> None:
         stub.add_client_error("describe_repositories", code, "nope", expected_params=None)
         with pytest.raises(CollectError, match=f"DescribeRepositories: {code}: nope"):
             collect_inventory({"us-east-1": client}, SERIAL)
+
+
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [("ml/trainer", "continuous"), ("suporte/api", "on-push"), ("nginx", None)],
+)
+def test_registry_scanning_rules_cover_repositories(repository: str, expected: str | None) -> None:
+    rules = [
+        ("SCAN_ON_PUSH", ["suporte/*", "ml/*"]),
+        ("CONTINUOUS_SCAN", ["ml/*"]),
+        ("MANUAL", ["*"]),
+    ]
+    assert scan_frequency_for(repository, rules) == expected
