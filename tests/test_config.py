@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -89,3 +90,12 @@ def test_cli_config_check_prints_effective_config(rules_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "keep_newest: 3" in result.output
     assert "suporte:" in result.output
+
+
+def test_config_schema_lists_every_section() -> None:
+    result = CliRunner().invoke(cli, ["config", "schema", "policy"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.output)
+    assert set(schema["properties"]) >= {"registry", "collect", "rules", "apply", "schedule"}
+    projects = json.loads(CliRunner().invoke(cli, ["config", "schema", "projects"]).output)
+    assert "projects" in projects["properties"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
 import yaml
 
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import effective_config_dict
+from hygiene.config import Policy, ProjectsRegistry, effective_config_dict
 
 
 @click.group("config")
@@ -29,6 +30,17 @@ def check(rules_dir: Path, quiet: bool) -> None:
     if not quiet:
         click.echo(yaml.safe_dump(effective_config_dict(config), sort_keys=False))
         click.echo(f"# OK: {config.policy_path} and {config.projects_path} are valid", err=True)
+
+
+@config_group.command("schema")
+@click.argument("which", type=click.Choice(["policy", "projects"]), default="policy")
+def schema(which: str) -> None:
+    """Print the JSON Schema of default.yaml (policy) or projects.yaml (projects).
+
+    Point your editor's YAML language server at it for completion and validation.
+    """
+    model = Policy if which == "policy" else ProjectsRegistry
+    click.echo(json.dumps(model.model_json_schema(), indent=2))
 
 
 def register(group: click.Group) -> None:
