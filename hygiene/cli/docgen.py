@@ -1,0 +1,63 @@
+"""Generate docs/cli.md from the click commands, so the reference never drifts.
+
+``python -m hygiene.cli.docgen > docs/cli.md``; a test fails when the committed file
+differs from the generated one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+
+INTRO = """# Command reference
+
+Generated from the commands' own help (`python -m hygiene.cli.docgen > docs/cli.md`);
+a test keeps it in sync.
+
+Exit codes, the same for every command:
+
+| code | meaning |
+|---|---|
+| 0 | success; no finding at or above `--fail-on` |
+| 1 | findings at or above `--fail-on` (`scan`, `run nightly`) |
+| 2 | usage or configuration error: nothing was called, nothing changed |
+| 3 | the scan is incomplete (a repository or region could not be read); nothing is applied |
+| 4 | not authorised: the caller is not in `admins` |
+| 5 | another run holds the lock |
+| 6 | registry unreachable, or no/expired credentials |
+| 7 | apply finished with failed actions |
+"""
+
+
+def _walk(
+    group: click.Group, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        yield path, command
+        if isinstance(command, click.Group):
+            yield from _walk(command, path)
+
+
+def render(root: click.Group) -> str:
+    parts = [INTRO]
+    for path, command in _walk(root):
+        title = "hygiene " + " ".join(path)
+        with click.Context(
+            command, info_name=title, terminal_width=88, max_content_width=88
+        ) as ctx:
+            usage = command.get_usage(ctx).replace("Usage: ", "")
+            body = command.get_help(ctx).split("\n", 1)[1].strip("\n")
+        parts.append(f"## {title}\n\n```\n{usage}\n\n{body}\n```\n")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    from hygiene.cli import cli
+
+    click.echo(render(cli), nl=False)
+
+
+if __name__ == "__main__":
+    main()
