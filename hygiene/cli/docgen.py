@@ -30,25 +30,25 @@ Exit codes, the same for every command:
 """
 
 
-def _walk(
-    group: click.Group, prefix: tuple[str, ...] = ()
-) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+def _walk(ctx: click.Context) -> Iterator[click.Context]:
+    group = ctx.command
+    assert isinstance(group, click.Group)
     for name, command in sorted(group.commands.items()):
-        path = (*prefix, name)
-        yield path, command
+        child = command.make_context(name, [], parent=ctx, resilient_parsing=True)
+        yield child
         if isinstance(command, click.Group):
-            yield from _walk(command, path)
+            yield from _walk(child)
 
 
 def render(root: click.Group) -> str:
     parts = [INTRO]
-    for path, command in _walk(root):
-        title = "hygiene " + " ".join(path)
-        with click.Context(
-            command, info_name=title, terminal_width=88, max_content_width=88
-        ) as ctx:
-            usage = command.get_usage(ctx).replace("Usage: ", "")
-            body = command.get_help(ctx).split("\n", 1)[1].strip("\n")
+    base = root.make_context(
+        "hygiene", [], resilient_parsing=True, terminal_width=88, max_content_width=88
+    )
+    for ctx in _walk(base):
+        title = ctx.command_path
+        usage = ctx.command.get_usage(ctx).replace("Usage: ", "")
+        body = ctx.command.get_help(ctx).split("\n", 1)[1].strip("\n")
         parts.append(f"## {title}\n\n```\n{usage}\n\n{body}\n```\n")
     return "\n".join(parts)
 
