@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -1143,7 +1144,19 @@ def _derived_facts(
         and not i.is_index
     ]
     week_ago = p.now - timedelta(days=7)
+    seeded = sorted({n for r in repositories if (n := r.namespace) is not None})
+    fragmented: dict[str, list[str]] = {}
+    for namespace in seeded:
+        project = re.split(r"[-_]", namespace, maxsplit=1)[0]
+        if namespace not in p.namespaces and project != namespace and project in p.namespaces:
+            fragmented.setdefault(project, []).append(namespace)
+    split = {n for names in fragmented.values() for n in names}
     facts: dict[str, Any] = {
+        "foreign_account": FOREIGN_ACCOUNT,
+        # Namespaces absent from the projects registry; fragments of a registered project
+        # (suporte-cloud …) are listed under fragmented_namespaces instead.
+        "unregistered_namespaces": [n for n in seeded if n not in p.namespaces and n not in split],
+        "fragmented_namespaces": fragmented,
         "untagged_leftovers_older_than_7_days": [
             i.digest for i in leftovers if i.pushed_at < week_ago
         ],
