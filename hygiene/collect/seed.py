@@ -59,7 +59,6 @@ SPDX_SBOM = "application/spdx+json"
 IN_TOTO = "application/vnd.in-toto+json"
 
 MB = 1024 * 1024
-DAY = timedelta(days=1)
 MINUTE = timedelta(minutes=1)
 FOREIGN_ACCOUNT = "210987654321"  # the partner account of bigsea/api-gateway's policy
 
@@ -1280,12 +1279,34 @@ def write_plan(backend: Any, plan: SeedManifest) -> None:
             backend.put_image_tag_mutability(None, repo.name, repo.tag_mutability, filters or None)
 
 
-def summarize(manifest: SeedManifest) -> Iterable[str]:
-    """One line per notable fact, for ``hygiene demo`` output and logs."""
+def summary_line(manifest: SeedManifest) -> str:
+    """One line for ``hygiene demo`` output and logs."""
     counts = manifest.counts()
-    yield (
+    return (
         f"seeded {counts['repositories']} repositories, {counts['images']} images "
-        f"({counts['indexes']} indexes, {counts['index_children']} children, "
-        f"{counts['referrers']} referrers, {counts['untagged']} untagged) "
-        f"in {manifest.elapsed_seconds:.2f}s"
+        f"({counts['indexes']} indexes, {counts['index_children']} index children, "
+        f"{counts['referrers']} referrers, {counts['untagged']} untagged, "
+        f"{counts['bytes'] / 1e9:.0f} GB) in {manifest.elapsed_seconds:.2f}s"
     )
+
+
+def repository_table(manifest: SeedManifest) -> str:
+    """A Markdown table of the seeded repositories (``docs/embedded-registry.md``)."""
+    lines = [
+        "| repository | images | untagged | GB | what it shows |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for repo in manifest.repositories:
+        images = manifest.images_of(repo.name)
+        untagged = sum(not i.tags for i in images)
+        size = sum(i.size_bytes for i in images if not i.is_index) / 1e9
+        lines.append(
+            f"| `{repo.name}` | {len(images)} | {untagged} | {size:.1f} | {repo.description} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m hygiene.collect.seed: print the docs table
+    from hygiene.config import load_config
+
+    print(repository_table(plan_lab_registry(load_config().projects, datetime.now(UTC))), end="")

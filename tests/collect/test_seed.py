@@ -321,3 +321,20 @@ def test_now_is_normalised_to_utc(config: Config) -> None:
     plan = plan_lab_registry(config.projects, local)
     assert plan.now == datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
     assert plan == plan_lab_registry(config.projects, plan.now)
+
+
+def test_docs_table_matches_the_seeded_registry(config: Config, now: datetime) -> None:
+    from pathlib import Path
+
+    from hygiene.collect.seed import repository_table
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "embedded-registry.md").read_text()
+    assert repository_table(plan_lab_registry(config.projects, now)) in docs
+
+
+def test_summary_line(seeded: SeedManifest) -> None:
+    from hygiene.collect.seed import summary_line
+
+    line = summary_line(seeded)
+    assert line.startswith(f"seeded {len(seeded.repositories)} repositories, ")
+    assert f"{len(seeded.images)} images" in line
