@@ -562,9 +562,9 @@ class _Planner:
         if scheme == "date":
             return [_unique(build.pushed_at.strftime("%Y.%m.%d"), used)]
         if scheme == "sha":
-            return [self.hex(28)]
+            return [_unique(self.hex(28), used)]
         if scheme == "build-sha":
-            return [str(build_number), self.hex(28)]
+            return [str(build_number), _unique(self.hex(28), used)]
         if scheme == "semester":
             half = 1 if 2 <= build.pushed_at.month <= 7 else 2
             year = build.pushed_at.year - (1 if build.pushed_at.month == 1 else 0)
