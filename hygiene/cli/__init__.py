@@ -19,6 +19,7 @@ from hygiene.cli.common import run_cli
 COMMAND_MODULES = [
     "hygiene.cli.scan",
     "hygiene.cli.config_cmd",
+    "hygiene.cli.demo",
 ]
 
 

@@ -287,9 +287,7 @@ def test_manifest_records_build_a_typed_inventory(seeded: SeedManifest) -> None:
     assert int(repositories["total_bytes"].sum()) == seeded.counts()["bytes"]
 
 
-def test_seeding_is_deterministic_and_fast(
-    ecr: EmbeddedRegistry, config: Config, now: datetime
-) -> None:
+def test_seeding_is_deterministic(ecr: EmbeddedRegistry, config: Config, now: datetime) -> None:
     first = seed_lab_registry(ecr, config.projects, now, rng_seed=11)
     state = _describe_all(ecr.client())
     ecr.reset()
@@ -299,7 +297,6 @@ def test_seeding_is_deterministic_and_fast(
     other = plan_lab_registry(config.projects, now, rng_seed=12)
     assert {i.digest for i in other.images}.isdisjoint({i.digest for i in first.images})
     assert [r.name for r in other.repositories] == [r.name for r in first.repositories]
-    assert first.elapsed_seconds < 5.0  # ~0.3 s on the CI machine
 
 
 def test_other_projects_registries(now: datetime) -> None:

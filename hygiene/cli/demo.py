@@ -1,0 +1,87 @@
+"""``hygiene demo``: the whole job on the embedded, lab-shaped registry.
+
+Starts moto's server on 127.0.0.1 (ephemeral port), seeds it like the lab's registry,
+then runs the nightly pipeline through the same code path as production (the only
+difference is the endpoint URL and dummy credentials).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from hygiene.cli.common import load, log_format_option, rules_dir_option
+from hygiene.cli.output import print_table
+from hygiene.collect.embedded import DUMMY_CREDENTIALS, EmbeddedRegistry
+from hygiene.demo import run_demo
+from hygiene.logs import configure_logging
+
+
+@click.command("demo")
+@rules_dir_option
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Output directory for reports and snapshots (default: report.out_dir).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    default=None,
+    help="Store URL for the demo run (default: sqlite file inside the output directory).",
+)
+@click.option(
+    "--keep-running",
+    is_flag=True,
+    help="Leave the embedded registry up (Ctrl-C to stop) so you can point the AWS CLI "
+    "or other hygiene commands at it.",
+)
+@click.option("--seed", "rng_seed", default=7, show_default=True, help="Random seed of the data.")
+@log_format_option
+def demo_command(
+    rules_dir: Path,
+    out: Path | None,
+    store_url: str | None,
+    keep_running: bool,
+    rng_seed: int,
+    log_format: str,
+) -> int:
+    """Run the nightly job on the embedded registry and write the reports."""
+    configure_logging(log_format)
+    config = load(rules_dir)
+    out_dir = out or config.policy.report.out_dir
+    now = datetime.now(UTC)
+    account = config.policy.registry.account or "123456789012"
+    with EmbeddedRegistry(account) as registry:
+        outcome = run_demo(
+            registry, config, now=now, out_dir=out_dir, store_url=store_url, rng_seed=rng_seed
+        )
+        print_table(outcome.result)
+        for label, path in outcome.outputs:
+            click.echo(f"{label}: {path}")
+        if keep_running:
+            click.echo(
+                "\nembedded registry is up. In another shell:\n"
+                f"  export AWS_ENDPOINT_URL={registry.endpoint_url}\n"
+                f"  export AWS_ACCESS_KEY_ID={DUMMY_CREDENTIALS['aws_access_key_id']} "
+                f"AWS_SECRET_ACCESS_KEY={DUMMY_CREDENTIALS['aws_secret_access_key']}\n"
+                f"  export HYGIENE_STORE_URL={outcome.store_url}\n"
+                "  aws ecr describe-repositories   # or: hygiene proposals\n"
+                "Ctrl-C to stop."
+            )
+            os.environ["AWS_ENDPOINT_URL"] = registry.endpoint_url
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+    return 0
+
+
+def register(group: click.Group) -> None:
+    group.add_command(demo_command)
