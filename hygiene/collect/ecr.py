@@ -49,6 +49,14 @@ ACCEPTED_MEDIA_TYPES = [
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.v1+json",
 ]
+# Config media types of ordinary container images: ECR reports them as artifactMediaType
+# on every image, so only *other* artifact types can be referrers whose subject we need.
+IMAGE_CONFIG_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.config.v1+json",
+        "application/vnd.docker.container.image.v1+json",
+    }
+)
 # Errors that mean "this registry cannot be read at all": fail the command, do not
 # pretend the region is merely incomplete.
 FATAL_CODES = frozenset(
@@ -246,7 +254,11 @@ def collect_repository(
             img["digest"]
             for img in images
             if img["manifest_media_type"] in INDEX_MEDIA_TYPES
-            or (img["artifact_media_type"] and not img["subject_digest"])
+            or (
+                img["artifact_media_type"]
+                and img["artifact_media_type"] not in IMAGE_CONFIG_MEDIA_TYPES
+                and not img["subject_digest"]
+            )
         ]
         step = "BatchGetImage"
         manifests = read_manifests(client, name, to_read) if to_read else {}
