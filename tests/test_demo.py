@@ -1,0 +1,35 @@
+"""The demo runs end to end, in its own process, exactly as `make demo` runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO_ROOT
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    proc = subprocess.run(
+        [sys.executable, "-m", "hygiene", "demo", "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "40 repositories" in proc.stdout and "1554 images" in proc.stdout
+    scan = json.loads((out / "scan.json").read_text())
+    assert scan["run"]["complete"] is True
+    assert scan["run"]["source"] == "embedded"
+    assert scan["inventory"]["repositories"] == 40
+    assert scan["run"]["api_calls"]["DescribeImages"] == 40
+    assert Path(scan["snapshot"]).is_file()
