@@ -18,6 +18,9 @@ from hygiene.cli.common import run_cli
 # Modules that define click commands; each exposes ``register(group)``.
 COMMAND_MODULES = [
     "hygiene.cli.config_cmd",
+    "hygiene.cli.run_cmd",
+    "hygiene.cli.schedule_cmd",
+    "hygiene.cli.iam_cmd",
 ]
 
 
