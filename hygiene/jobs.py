@@ -68,17 +68,17 @@ class RunStore(Protocol):
 
     def lock(self, name: str) -> AbstractContextManager[Any]: ...
 
-    def record_run(self, kind: str, started_at: datetime) -> Any: ...
+    def record_run(self, kind: str, *, started_at: datetime) -> Any: ...
 
     def finish_run(
         self,
         run_id: Any,
         status: str,
-        counts: dict[str, int],
-        api_calls: dict[str, int],
-        errors: list[str],
         *,
         finished_at: datetime,
+        counts: dict[str, Any],
+        api_calls: dict[str, int],
+        errors: list[str],
     ) -> None: ...
 
     def runs(self, last: int = 20) -> Sequence[Any]: ...
@@ -235,7 +235,7 @@ class _Run:
         self.errors: list[str] = []
         self.status = RunStatus.OK
         self.exit_code = int(ExitCode.OK)
-        self.run_id = deps.store.record_run(kind, started_at)
+        self.run_id = deps.store.record_run(kind, started_at=started_at)
         log.info("%s run %s started", kind, self.run_id)
 
     def add_calls(self, calls: Mapping[str, int]) -> None:
@@ -266,10 +266,10 @@ class _Run:
         self.deps.store.finish_run(
             self.run_id,
             self.status.value,
-            dict(self.counts),
-            dict(sorted(self.api_calls.items())),
-            list(errors),
             finished_at=finished_at,
+            counts=dict(self.counts),
+            api_calls=dict(sorted(self.api_calls.items())),
+            errors=list(errors),
         )
         result = JobResult(
             self.kind,

@@ -65,7 +65,7 @@ class MemoryStore:
             with self._mutex:
                 del self._locks[name]
 
-    def record_run(self, kind: str, started_at: datetime) -> int:
+    def record_run(self, kind: str, *, started_at: datetime) -> int:
         with self._mutex:
             run_id = len(self._runs) + 1
             self._runs.append(
@@ -78,11 +78,11 @@ class MemoryStore:
         self,
         run_id: int,
         status: str,
+        *,
+        finished_at: datetime,
         counts: dict[str, int],
         api_calls: dict[str, int],
         errors: list[str],
-        *,
-        finished_at: datetime,
     ) -> None:
         with self._mutex:
             row = self._runs[run_id - 1]
