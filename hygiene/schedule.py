@@ -20,7 +20,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -58,6 +58,23 @@ def triggers(settings: ScheduleSettings) -> dict[str, CronTrigger]:
             out[kind] = CronTrigger.from_crontab(expression, timezone=zone)
         except ValueError as exc:
             raise ConfigError(f"schedule.{kind}: {expression!r}: {exc}") from exc
+    return out
+
+
+def next_fire_times(settings: ScheduleSettings, after: datetime, count: int = 3) -> dict:
+    """The next ``count`` fire times of each job after ``after`` (for ``--next``)."""
+    out: dict[str, list[datetime]] = {}
+    for kind, trigger in triggers(settings).items():
+        times: list[datetime] = []
+        previous = None
+        moment = after
+        while len(times) < count:
+            fire = trigger.get_next_fire_time(previous, moment)
+            if fire is None:
+                break
+            times.append(fire)
+            previous, moment = fire, fire + timedelta(seconds=1)
+        out[kind] = times
     return out
 
 

@@ -35,8 +35,8 @@ from hygiene import iam
 
 RECORD_ENV = "HYGIENE_IAM_RECORD_DIR"
 PACKAGE_DIR = Path(hygiene.__file__).resolve().parent
-# Modules that talk to the emulator to build test/demo registries, not to a real one.
-SCAFFOLDING_STEMS = {"embedded", "seed", "demo"}
+# Modules that talk to the emulator to build test/demo/benchmark registries, not to a real one.
+SCAFFOLDING_STEMS = {"embedded", "seed", "demo", "bench"}
 
 
 def _is_scaffolding(path: Path) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -18,7 +20,16 @@ from hygiene.cli.common import configure_logging, load, log_format_option, rules
     multiple=True,
     help="Also run this job once right after start (e.g. after a deploy); repeatable.",
 )
-def schedule(rules_dir: Path, log_format: str, run_now: tuple[str, ...]) -> None:
+@click.option(
+    "--next",
+    "show_next",
+    type=click.IntRange(1, 100),
+    default=None,
+    help="Print the next N fire times of each job (in schedule.timezone) and exit.",
+)
+def schedule(
+    rules_dir: Path, log_format: str, run_now: tuple[str, ...], show_next: int | None
+) -> None:
     """Run the nightly and weekly jobs on the cron schedule in ``schedule`` (default.yaml).
 
     Jobs are kept in the store's database; a run missed while the daemon was down is made
@@ -26,10 +37,19 @@ def schedule(rules_dir: Path, log_format: str, run_now: tuple[str, ...]) -> None
     lets the running job finish its current batch and record its state, then exits 0.
     The configuration is re-read at every run; a changed schedule needs a restart.
     """
-    from hygiene.schedule import run_daemon
+    from hygiene.schedule import next_fire_times, run_daemon
 
     configure_logging(log_format)
     config = load(rules_dir)
+    if show_next:
+        settings = config.policy.schedule
+        now = datetime.now(ZoneInfo(settings.timezone))
+        for kind, times in next_fire_times(settings, now, show_next).items():
+            expression = getattr(settings, kind)
+            click.echo(f"{kind} ({expression!r}, {settings.timezone}):")
+            for moment in times:
+                click.echo(f"  {moment.isoformat()}")
+        return
     click.get_current_context().exit(run_daemon(config, rules_dir, run_now=run_now))
 
 

@@ -11,9 +11,17 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from hygiene import jobs
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
 from hygiene.config import ScheduleSettings, load_config
 from hygiene.errors import ConfigError
-from hygiene.schedule import JOB_FUNCTIONS, JOBS_TABLE, build_scheduler, triggers
+from hygiene.schedule import (
+    JOB_FUNCTIONS,
+    JOBS_TABLE,
+    build_scheduler,
+    next_fire_times,
+    triggers,
+)
 
 FORTALEZA = "America/Fortaleza"
 
@@ -35,6 +43,28 @@ def test_default_triggers_fire_at_local_times():
     assert nightly.isoformat() == "2026-11-29T03:00:00-03:00"
     assert weekly.isoformat() == "2026-11-30T08:00:00-03:00"  # Monday
     assert str(nightly.tzinfo) == FORTALEZA
+
+
+def test_next_fire_times_are_local_and_in_order():
+    times = next_fire_times(ScheduleSettings(), datetime(2026, 11, 28, 12, 0, tzinfo=UTC), 3)
+    assert [t.isoformat() for t in times["nightly"]] == [
+        "2026-11-29T03:00:00-03:00",
+        "2026-11-30T03:00:00-03:00",
+        "2026-12-01T03:00:00-03:00",
+    ]
+    assert [t.day for t in times["weekly"]] == [30, 7, 14]
+
+
+def test_schedule_next_prints_without_starting(make_rules, capsys):
+    assert (
+        run_cli(
+            cli, ["schedule", "--rules-dir", str(make_rules(weekly="0 9 * * fri")), "--next", "2"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "weekly ('0 9 * * fri', America/Fortaleza):" in out
+    assert out.count("T09:00:00-03:00") == 2
 
 
 def test_a_bad_crontab_is_a_config_error_naming_the_key(make_rules):
