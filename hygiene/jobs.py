@@ -23,6 +23,7 @@ tests. The guarantees live here, not in the stages:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -191,7 +192,7 @@ class RunRecord:
             status=get("status"),
             counts=dict(get("counts") or {}),
             api_calls=dict(get("api_calls") or {}),
-            errors=list(get("errors") or []),
+            errors=[e if isinstance(e, str) else json.dumps(e) for e in get("errors") or []],
         )
 
     @property
@@ -591,6 +592,9 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
     from hygiene.config import load_config
 
+    if STOP.is_set():  # queued behind a run that was stopped: the daemon is shutting down
+        log.warning("scheduled %s run not started: the scheduler is stopping", kind)
+        return None
     try:
         config = load_config(Path(rules_dir))
         deps = load_deps(config, deps_reference)

@@ -217,3 +217,16 @@ def test_interrupt_is_recorded_then_re_raised(world, config, now):
     assert len(world.alerts) == 1
     with world.store.lock(LOCK_NAME):  # released despite the interrupt
         pass
+
+
+def test_run_records_of_any_shape_read_alike(now):
+    from types import SimpleNamespace
+
+    from hygiene.jobs import RunRecord
+
+    row = {"id": 7, "kind": "nightly", "started_at": now.isoformat(), "status": "failed"}
+    as_dict = RunRecord.of({**row, "errors": [{"region": "us-east-1", "message": "denied"}]})
+    as_object = RunRecord.of(SimpleNamespace(**row, finished_at=None, counts={}, errors=["x"]))
+    assert as_dict.started_at == as_object.started_at == now
+    assert as_dict.errors == ['{"region": "us-east-1", "message": "denied"}']
+    assert as_object.duration_seconds is None and as_object.to_json()["finished_at"] is None

@@ -180,3 +180,10 @@ def test_a_scheduled_run_is_refused_while_another_holds_the_lock(make_rules, wor
     assert "not started: another run holds the lock" in caplog.text
     assert world.store.runs() == []
     assert jobs.scheduled_nightly(str(rules)) == "ok"  # the daemon keeps going next time
+
+
+def test_a_scheduled_run_does_not_start_once_a_stop_was_requested(make_rules, world, caplog):
+    jobs.STOP.set()
+    assert jobs.scheduled_weekly(str(make_rules())) is None
+    assert "the scheduler is stopping" in caplog.text
+    assert world.store.runs() == []
