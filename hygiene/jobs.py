@@ -38,6 +38,7 @@ from typing import Any, Protocol
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
 from hygiene.inventory import Inventory, namespace_of
+from hygiene.logs import RedactingFilter
 from hygiene.model import FixSafety, Proposal, ProposalState
 
 log = logging.getLogger(__name__)
@@ -259,7 +260,7 @@ class _Run:
         return _stage(self, name)
 
     def finish(self) -> JobResult:
-        errors = self.errors
+        errors = [redact(e) for e in self.errors]  # they go to the store, alerts and stderr
         if len(errors) > MAX_RECORDED_ERRORS:
             more = len(errors) - MAX_RECORDED_ERRORS
             errors = [*errors[:MAX_RECORDED_ERRORS], f"… and {more} more"]
@@ -315,6 +316,14 @@ def _stage(run: _Run, name: str) -> Iterator[None]:
         log.exception("%s run %s: %s failed", run.kind, run.run_id, name)
         run.failed(name, exc)
         raise StageFailed(name) from exc
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret-looking environment variables masked (the same
+    rule as the log filter), for errors that leave the process outside the log."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, text, None, None)
+    RedactingFilter().filter(record)
+    return record.getMessage()
 
 
 def _scan_errors(inventory: Inventory) -> list[str]:

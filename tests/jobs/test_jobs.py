@@ -230,3 +230,16 @@ def test_run_records_of_any_shape_read_alike(now):
     assert as_dict.started_at == as_object.started_at == now
     assert as_dict.errors == ['{"region": "us-east-1", "message": "denied"}']
     assert as_object.duration_seconds is None and as_object.to_json()["finished_at"] is None
+
+
+def test_secrets_never_reach_the_run_record_or_the_alert(world, config, now, monkeypatch):
+    monkeypatch.setenv("HYGIENE_SMTP_PASSWORD", "s3cr3t-pass")
+
+    def notify(report):
+        raise OSError("535 authentication failed for user hygiene:s3cr3t-pass")
+
+    result = run_nightly(replace(world.deps(), notify=notify), config, now, threading.Event())
+    recorded = world.store.runs()[0]["errors"]
+    assert recorded == ["notify: OSError: 535 authentication failed for user hygiene:***"]
+    assert result.errors == recorded
+    assert "s3cr3t" not in world.alerts[0].summary + "".join(world.alerts[0].errors)

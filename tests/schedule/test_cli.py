@@ -119,3 +119,12 @@ def test_sigterm_stops_a_one_shot_run_with_exit_3(make_rules, tmp_path):
     [run] = read_runs(tmp_path)
     assert run["status"] == "incomplete" and run["finished_at"]
     assert "nightly run 1: incomplete" in out
+
+
+def test_json_log_lines(make_rules, world, capsys):
+    argv = ["run", "nightly", "--rules-dir", str(make_rules()), "--log-format", "json"]
+    assert run_cli(cli, argv) == 0
+    lines = capsys.readouterr().err.splitlines()
+    entries = [json.loads(line) for line in lines]
+    assert {"time", "level", "logger", "message"} <= set(entries[0])
+    assert any(e["message"].startswith("nightly run 1: ok") for e in entries)
