@@ -108,6 +108,7 @@ def test_recorder_sees_clients_of_any_session(ecr):
     assert recorder.calls == {"ecr:DescribeRepositories": {"collect.probe"}}
 
 
+@pytest.mark.slow
 def test_an_undeclared_call_fails_the_session(tmp_path: Path):
     """End to end, in a child pytest with an xdist worker (the call happens in the worker,
     the check in the controller): exit status 1 and the action named."""
