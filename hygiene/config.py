@@ -172,6 +172,17 @@ class ScheduleSettings(Section):
     def _known_zone(cls, value: str) -> str:
         return _check_zone(value)
 
+    @field_validator("nightly", "weekly")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a 5-field crontab expression: {exc}") from exc
+        return value
+
 
 class Policy(Section):
     """``rules/default.yaml``: everything but the projects registry."""

@@ -17,6 +17,9 @@ os.environ.pop("AWS_PROFILE", None)
 from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.config import Config, load_config
 
+# Records the AWS operations hygiene code calls; fails the run if one is not declared.
+pytest_plugins = ["tests.iam_recorder"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO_ROOT / "rules"
 # A fixed "now" so data-driven tests do not drift with the calendar.

@@ -20,6 +20,9 @@ COMMAND_MODULES = [
     "hygiene.cli.scan",
     "hygiene.cli.config_cmd",
     "hygiene.cli.demo",
+    "hygiene.cli.run_cmd",
+    "hygiene.cli.schedule_cmd",
+    "hygiene.cli.iam_cmd",
 ]
 
 

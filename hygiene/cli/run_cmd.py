@@ -1,0 +1,118 @@
+"""``hygiene run nightly|weekly`` (one-shot jobs) and ``hygiene runs`` (run history)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
+from hygiene.jobs import JobResult, RunRecord, load_deps, run_nightly, run_weekly
+from hygiene.schedule import stop_on_signals
+
+
+@click.group("run")
+def run_group() -> None:
+    """Run one job now: for plain cron, systemd timers and Kubernetes CronJobs.
+
+    Only one run at a time: if another run (the daemon's, cron's or a person's) holds the
+    store lock, the command exits with code 5 and changes nothing. SIGTERM/SIGINT finish
+    the current batch, record the run as incomplete and exit with code 3.
+
+    \b
+    Exit codes: 0 ok, 3 incomplete (scan or stop), 5 locked, 6 registry unreachable,
+    7 apply finished with failed actions, 2 configuration error, 1 other failure.
+    """
+
+
+def _finish(result: JobResult) -> None:
+    click.echo(result.summary())
+    for error in result.errors:
+        click.echo(f"  {error}", err=True)
+    click.get_current_context().exit(result.exit_code)
+
+
+@run_group.command("nightly")
+@rules_dir_option
+@log_format_option
+def nightly(rules_dir: Path, log_format: str) -> None:
+    """Collect → evaluate → plan → store → apply (if enabled) → admin report → notify.
+
+    Safe fixes are applied only with ``apply.auto_safe: true``, approved proposals past
+    their grace date only with ``apply.apply_approved: true``, and never after an
+    incomplete scan (the admins are alerted instead).
+    """
+    configure_logging(log_format)
+    config = load(rules_dir)
+    deps = load_deps(config)
+    with stop_on_signals() as stop:
+        result = run_nightly(deps, config, deps.clock(), stop)
+    _finish(result)
+
+
+@run_group.command("weekly")
+@rules_dir_option
+@log_format_option
+@click.option("--namespace", help="Only this namespace's owners (default: every project).")
+def weekly(rules_dir: Path, log_format: str, namespace: str | None) -> None:
+    """Scan, then send each project's owners the report about their namespace."""
+    configure_logging(log_format)
+    config = load(rules_dir)
+    deps = load_deps(config)
+    with stop_on_signals() as stop:
+        result = run_weekly(deps, config, deps.clock(), namespace, stop)
+    _finish(result)
+
+
+@click.command("runs")
+@rules_dir_option
+@click.option("--last", "-n", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+)
+def runs(rules_dir: Path, last: int, fmt: str) -> None:
+    """Show the run history, newest first: status, duration, counts and errors."""
+    config = load(rules_dir)
+    records = [RunRecord.of(r) for r in load_deps(config).store.runs(last=last)]
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
+        return
+    _print_table(records, ZoneInfo(config.policy.schedule.timezone))
+
+
+def _print_table(records: list[RunRecord], zone: ZoneInfo) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="registry-hygiene runs (newest first)")
+    for column in ("id", "kind", "status", f"started ({zone.key})", "duration", "counts"):
+        table.add_column(column)
+    table.add_column("errors", overflow="fold")
+    style = {"ok": "green", "incomplete": "yellow", "failed": "red"}
+    for r in records:
+        started = r.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if r.started_at else ""
+        seconds = r.duration_seconds
+        table.add_row(
+            str(r.id),
+            r.kind,
+            f"[{style.get(r.status or '', 'bold')}]{r.status or 'running'}[/]",
+            started,
+            "" if seconds is None else f"{seconds:.0f}s",
+            " ".join(f"{k}={v}" for k, v in r.counts.items()),
+            "\n".join(r.errors[:3])
+            + (f"\n… {len(r.errors) - 3} more" if len(r.errors) > 3 else ""),
+        )
+    Console(width=160).print(table)
+    if not records:
+        click.echo("no runs recorded yet")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(run_group)
+    group.add_command(runs)

@@ -1,0 +1,621 @@
+"""The nightly and weekly jobs: pipelines over injected dependencies.
+
+``run_nightly``: collect → evaluate → plan → store → apply (safe fixes when
+``apply.auto_safe``; approved proposals past their grace date when ``apply.apply_approved``)
+→ admin report → notify. ``run_weekly``: collect → evaluate → plan → store → one owner
+report per namespace → notify.
+
+Every stage is a callable in :class:`JobDeps`, so the same pipeline runs with the real
+collector, store and senders (wired in :mod:`hygiene.wiring`) and with in-memory ones in
+tests. The guarantees live here, not in the stages:
+
+* a whole job runs under the store lock (:data:`LOCK_NAME`); a second run, whether started
+  by the daemon, cron or by hand, gets :class:`~hygiene.errors.LockHeldError` (exit 5)
+  before anything is recorded or called;
+* every run that got the lock is recorded: start, end, status ``ok | incomplete | failed``,
+  counts, API calls and errors, even when a stage raises or the process is asked to stop;
+* an incomplete scan never feeds an apply: apply is skipped and the admins are alerted;
+* a failed or incomplete run alerts the admins (``deps.alert``);
+* a stop request (SIGTERM/SIGINT set :data:`STOP`) is passed to collect and apply, which
+  finish their current batch; the job then skips the remaining stages and records the run
+  as incomplete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol
+
+from hygiene.config import Config
+from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
+from hygiene.inventory import Inventory, namespace_of
+from hygiene.logs import RedactingFilter
+from hygiene.model import FixSafety, Proposal, ProposalState
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = "registry"
+"""One lock for every run that reads or changes the registry (nightly, weekly, apply)."""
+
+STOP = threading.Event()
+"""Process-wide stop flag: set by the SIGTERM/SIGINT handlers of ``hygiene run`` and
+``hygiene schedule``; the running job finishes its current batch and records its state."""
+
+DEPS_ENV = "HYGIENE_JOB_DEPS"
+DEFAULT_DEPS_FACTORY = "hygiene.wiring:build_job_deps"
+MAX_RECORDED_ERRORS = 50
+
+
+class RunStatus(StrEnum):
+    OK = "ok"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+
+
+class RunStore(Protocol):
+    """What the jobs need from :class:`hygiene.store.Store`.
+
+    ``lock(name)`` is a context manager that raises ``LockHeldError`` at once (no waiting)
+    when another process holds ``name``, and releases it on exit, also after an exception.
+    """
+
+    def lock(self, name: str) -> AbstractContextManager[Any]: ...
+
+    def record_run(self, kind: str, *, started_at: datetime) -> Any: ...
+
+    def finish_run(
+        self,
+        run_id: Any,
+        status: str,
+        *,
+        finished_at: datetime,
+        counts: dict[str, Any],
+        api_calls: dict[str, int],
+        errors: list[str],
+    ) -> None: ...
+
+    def runs(self, last: int = 20) -> Sequence[Any]: ...
+
+
+@dataclass
+class ApplyResult:
+    """What one apply call did (the apply helper's summary, reduced to what a run records)."""
+
+    applied: int = 0
+    failed: int = 0
+    skipped: int = 0
+    stopped: bool = False  # the stop flag was seen between batches
+    api_calls: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunAlert:
+    """Sent to the admins through the configured channels when a run is not ok."""
+
+    kind: str  # nightly | weekly
+    run_id: Any
+    status: RunStatus
+    started_at: datetime
+    errors: tuple[str, ...]
+    summary: str
+
+    @property
+    def subject(self) -> str:
+        return f"registry-hygiene: {self.kind} run {self.run_id} {self.status.value}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class JobDeps:
+    """The stages of a job. The lead wires the real ones in :mod:`hygiene.wiring`.
+
+    ``collect(config, stop)`` returns an :class:`Inventory` whose ``run.errors`` list every
+    part it could not read (and a ``ScanError`` with operation ``stop`` if it stopped
+    early); it raises ``CollectError`` when the registry is unreachable.
+    ``persist(run_id, inventory, evaluation, proposals)`` saves the scan and returns the
+    proposals as stored (state, first_seen and grace_until merged from earlier runs).
+    ``apply(proposals, config, stop)`` re-verifies and executes the given proposals in
+    batches, checking ``stop`` between batches; it must not take the store lock itself
+    when called from a job (the job already holds it).
+    ``due_approved(now)`` lists approved proposals whose grace date has passed.
+    ``render_admin_report(document)`` / ``render_owner_report(document, namespace)``
+    render from the scan JSON contract (plus ``job`` and ``history`` keys) and return a
+    report value that ``notify(report)`` delivers. ``alert(RunAlert)`` tells the admins.
+    """
+
+    store: RunStore
+    collect: Callable[[Config, threading.Event], Inventory]
+    evaluate: Callable[[Inventory, Config, datetime], Any]
+    plan: Callable[[Any, Inventory, Config, datetime], list[Proposal]]
+    persist: Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]
+    apply: Callable[[Sequence[Proposal], Config, threading.Event], ApplyResult]
+    due_approved: Callable[[datetime], list[Proposal]]
+    render_admin_report: Callable[[dict[str, Any]], Any]
+    render_owner_report: Callable[[dict[str, Any], str], Any]
+    notify: Callable[[Any], Any]
+    alert: Callable[[RunAlert], Any]
+    clock: Callable[[], datetime] = _utcnow
+
+
+@dataclass
+class JobResult:
+    kind: str
+    run_id: Any
+    status: RunStatus
+    counts: dict[str, int]
+    api_calls: dict[str, int]
+    errors: list[str]
+    exit_code: int
+
+    def summary(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items())
+        return f"{self.kind} run {self.run_id}: {self.status.value} ({counts})"
+
+
+@dataclass
+class RunRecord:
+    """One row of run history, whatever shape the store returns it in."""
+
+    id: Any
+    kind: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    status: str | None
+    counts: dict[str, int]
+    api_calls: dict[str, int]
+    errors: list[str]
+
+    @classmethod
+    def of(cls, row: Any) -> RunRecord:
+        def get(name: str, default: Any = None) -> Any:
+            if isinstance(row, Mapping):
+                return row.get(name, default)
+            return getattr(row, name, default)
+
+        return cls(
+            id=get("id", get("run_id")),
+            kind=str(get("kind", "")),
+            started_at=_as_datetime(get("started_at")),
+            finished_at=_as_datetime(get("finished_at")),
+            status=get("status"),
+            counts=dict(get("counts") or {}),
+            api_calls=dict(get("api_calls") or {}),
+            errors=[e if isinstance(e, str) else json.dumps(e) for e in get("errors") or []],
+        )
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "status": self.status,
+            "duration_seconds": self.duration_seconds,
+            "counts": self.counts,
+            "api_calls": self.api_calls,
+            "errors": self.errors,
+        }
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+class _Run:
+    """Book-keeping of one recorded run: counts, API calls, errors, status."""
+
+    def __init__(self, deps: JobDeps, kind: str, started_at: datetime) -> None:
+        self.deps = deps
+        self.kind = kind
+        self.started_at = started_at
+        self.counts: dict[str, int] = {}
+        self.api_calls: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.status = RunStatus.OK
+        self.exit_code = int(ExitCode.OK)
+        self.run_id = deps.store.record_run(kind, started_at=started_at)
+        log.info("%s run %s started", kind, self.run_id)
+
+    def add_calls(self, calls: Mapping[str, int]) -> None:
+        for operation, count in calls.items():
+            self.api_calls[operation] = self.api_calls.get(operation, 0) + int(count)
+
+    def incomplete(self, message: str) -> None:
+        self.errors.append(message)
+        if self.status is RunStatus.OK:
+            self.status = RunStatus.INCOMPLETE
+            self.exit_code = int(ExitCode.INCOMPLETE)
+
+    def failed(self, stage: str, exc: BaseException) -> None:
+        self.errors.append(f"{stage}: {type(exc).__name__}: {exc}")
+        if self.status is not RunStatus.FAILED:
+            self.status = RunStatus.FAILED
+            self.exit_code = int(exc.exit_code) if isinstance(exc, HygieneError) else 1
+
+    def stage(self, name: str) -> AbstractContextManager[None]:
+        return _stage(self, name)
+
+    def finish(self) -> JobResult:
+        errors = [redact(e) for e in self.errors]  # they go to the store, alerts and stderr
+        if len(errors) > MAX_RECORDED_ERRORS:
+            more = len(errors) - MAX_RECORDED_ERRORS
+            errors = [*errors[:MAX_RECORDED_ERRORS], f"… and {more} more"]
+        finished_at = self.deps.clock()
+        self.deps.store.finish_run(
+            self.run_id,
+            self.status.value,
+            finished_at=finished_at,
+            counts=dict(self.counts),
+            api_calls=dict(sorted(self.api_calls.items())),
+            errors=list(errors),
+        )
+        result = JobResult(
+            self.kind,
+            self.run_id,
+            self.status,
+            dict(self.counts),
+            dict(self.api_calls),
+            list(errors),
+            self.exit_code,
+        )
+        log.info("%s", result.summary())
+        if self.status is not RunStatus.OK:
+            self._alert(errors)
+        return result
+
+    def _alert(self, errors: list[str]) -> None:
+        alert = RunAlert(
+            kind=self.kind,
+            run_id=self.run_id,
+            status=self.status,
+            started_at=self.started_at,
+            errors=tuple(errors),
+            summary=f"The {self.kind} run {self.run_id} finished {self.status.value}: "
+            + ("; ".join(errors[:3]) or "no detail"),
+        )
+        try:
+            self.deps.alert(alert)
+        except Exception:
+            # Nothing else can tell the admins; the run record and the log still do.
+            log.exception("could not send the alert for %s run %s", self.kind, self.run_id)
+
+
+class StageFailed(Exception):
+    """Internal: a stage raised; the run is already marked failed."""
+
+
+@contextmanager
+def _stage(run: _Run, name: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        log.exception("%s run %s: %s failed", run.kind, run.run_id, name)
+        run.failed(name, exc)
+        raise StageFailed(name) from exc
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of secret-looking environment variables masked (the same
+    rule as the log filter), for errors that leave the process outside the log."""
+    record = logging.LogRecord(__name__, logging.ERROR, __file__, 0, text, None, None)
+    RedactingFilter().filter(record)
+    return record.getMessage()
+
+
+def _scan_errors(inventory: Inventory) -> list[str]:
+    return [
+        f"collect: {e.region} {e.repository or '(registry)'} {e.operation}: {e.message}"
+        for e in inventory.run.errors
+    ]
+
+
+def _stopped(run: _Run, stop: threading.Event, where: str) -> bool:
+    if stop.is_set():
+        run.incomplete(f"stopped by request {where}")
+        log.warning("%s run %s: stop requested; stopping %s", run.kind, run.run_id, where)
+        return True
+    return False
+
+
+def _scan(
+    run: _Run, deps: JobDeps, config: Config, now: datetime, stop: threading.Event
+) -> tuple[Inventory, Any, list[Proposal]] | None:
+    """collect → evaluate → plan → persist; None when stopped. Raises StageFailed."""
+    with run.stage("collect"):
+        inventory = deps.collect(config, stop)
+    run.add_calls(inventory.run.api_calls)
+    run.counts.update(inventory.summary())
+    for message in _scan_errors(inventory):
+        run.incomplete(message)
+    if _stopped(run, stop, "after collect"):
+        return None
+    with run.stage("evaluate"):
+        evaluation = deps.evaluate(inventory, config, now)
+    with run.stage("plan"):
+        proposals = deps.plan(evaluation, inventory, config, now)
+    with run.stage("store"):
+        stored = deps.persist(run.run_id, inventory, evaluation, proposals)
+    run.counts["findings"] = len(evaluation.findings)
+    run.counts["kept"] = len(evaluation.kept)
+    run.counts["proposals"] = len(stored)
+    return inventory, evaluation, stored
+
+
+def _apply(
+    run: _Run,
+    deps: JobDeps,
+    config: Config,
+    label: str,
+    proposals: Sequence[Proposal],
+    stop: threading.Event,
+) -> None:
+    run.counts[f"{label}_selected"] = len(proposals)
+    if not proposals:
+        return
+    with run.stage(f"apply {label}"):
+        result = deps.apply(proposals, config, stop)
+    run.add_calls(result.api_calls)
+    for key in ("applied", "failed", "skipped"):
+        run.counts[f"{label}_{key}"] = getattr(result, key)
+    for message in result.errors:
+        run.errors.append(f"apply {label}: {message}")
+    if result.failed:
+        run.failed(f"apply {label}", ApplyFailures(f"{result.failed} action(s) failed"))
+    if result.stopped:
+        _stopped(run, stop, f"during apply {label}")
+
+
+class ApplyFailures(HygieneError):
+    exit_code = ExitCode.APPLY_FAILED
+
+
+def scan_document(
+    run: _Run,
+    inventory: Inventory,
+    evaluation: Any,
+    proposals: Sequence[Proposal],
+    history: Sequence[Any],
+) -> dict[str, Any]:
+    """The scan JSON contract plus ``job`` (this run so far) and ``history`` (earlier runs)."""
+    return {
+        "run": inventory.run.to_json(),
+        "inventory": inventory.summary(),
+        "findings": [f.to_json() for f in evaluation.findings],
+        "kept": [k.to_json() for k in evaluation.kept],
+        "proposals": [p.to_json() for p in proposals],
+        "mute_warnings": list(getattr(evaluation, "mute_warnings", [])),
+        "job": {
+            "kind": run.kind,
+            "id": run.run_id,
+            "started_at": run.started_at.isoformat(),
+            "status": run.status.value,
+            "counts": dict(run.counts),
+            "errors": list(run.errors),
+        },
+        "history": [RunRecord.of(r).to_json() for r in history],
+    }
+
+
+def namespace_document(document: dict[str, Any], inventory: Inventory, namespace: str) -> dict:
+    """The part of ``document`` about one namespace (what its owners are sent)."""
+    images = inventory.images[inventory.images["namespace"].astype(object) == namespace]
+    repositories = inventory.repositories[
+        inventory.repositories["namespace"].astype(object) == namespace
+    ]
+    return {
+        **document,
+        "namespace": namespace,
+        "inventory": {
+            "repositories": len(repositories),
+            "images": len(images),
+            "bytes": int(images["storage_bytes"].sum()),
+        },
+        "findings": [f for f in document["findings"] if f.get("namespace") == namespace],
+        "kept": [k for k in document["kept"] if namespace_of(k["repository"]) == namespace],
+        "proposals": [p for p in document["proposals"] if p.get("namespace") == namespace],
+    }
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def run_nightly(
+    deps: JobDeps, config: Config, now: datetime, stop: threading.Event | None = None
+) -> JobResult:
+    """The unattended nightly run. Raises ``LockHeldError`` if another run holds the lock."""
+    stop = STOP if stop is None else stop
+    with deps.store.lock(LOCK_NAME):
+        run = _Run(deps, "nightly", now)
+        try:
+            _nightly(run, deps, config, now, stop)
+        except StageFailed:
+            pass
+        except BaseException as exc:  # KeyboardInterrupt, a bug: record, alert, re-raise
+            run.failed("job", exc)
+            run.finish()
+            raise
+        return run.finish()
+
+
+def _nightly(
+    run: _Run, deps: JobDeps, config: Config, now: datetime, stop: threading.Event
+) -> None:
+    scanned = _scan(run, deps, config, now, stop)
+    if scanned is None:
+        return
+    inventory, evaluation, proposals = scanned
+    settings = config.policy.apply
+    if not inventory.run.complete:
+        log.warning(
+            "nightly run %s: the scan is incomplete (%d unread parts); nothing is applied",
+            run.run_id,
+            len(inventory.run.errors),
+        )
+        run.errors.append("apply: skipped because the scan is incomplete")
+    else:
+        if settings.auto_safe:
+            safe = [
+                p
+                for p in proposals
+                if p.fix_safety is FixSafety.SAFE and p.state is ProposalState.PROPOSED
+            ]
+            _apply(run, deps, config, "safe", safe, stop)
+        if settings.apply_approved and not _stopped(run, stop, "before applying approved"):
+            with run.stage("select approved"):
+                due = deps.due_approved(now)
+            _apply(run, deps, config, "approved", due, stop)
+    if _stopped(run, stop, "before the admin report"):
+        return
+    with run.stage("history"):
+        history = deps.store.runs(last=config.policy.report.trend_runs)
+    document = scan_document(run, inventory, evaluation, proposals, history)
+    with run.stage("admin report"):
+        report = deps.render_admin_report(document)
+    run.counts["reports"] = 1
+    with run.stage("notify"):
+        deps.notify(report)
+    run.counts["notified"] = 1
+
+
+def run_weekly(
+    deps: JobDeps,
+    config: Config,
+    now: datetime,
+    namespace: str | None = None,
+    stop: threading.Event | None = None,
+) -> JobResult:
+    """One owner report per registered namespace (or only ``namespace``), then notify."""
+    stop = STOP if stop is None else stop
+    namespaces = config.namespaces
+    if namespace is not None:
+        if namespace not in namespaces:
+            where = config.projects_path or "the projects registry"
+            raise ConfigError(f"--namespace {namespace!r}: not a registered project in {where}")
+        namespaces = [namespace]
+    with deps.store.lock(LOCK_NAME):
+        run = _Run(deps, "weekly", now)
+        try:
+            _weekly(run, deps, config, now, stop, namespaces)
+        except StageFailed:
+            pass
+        except BaseException as exc:
+            run.failed("job", exc)
+            run.finish()
+            raise
+        return run.finish()
+
+
+def _weekly(
+    run: _Run,
+    deps: JobDeps,
+    config: Config,
+    now: datetime,
+    stop: threading.Event,
+    namespaces: list[str],
+) -> None:
+    scanned = _scan(run, deps, config, now, stop)
+    if scanned is None:
+        return
+    inventory, evaluation, proposals = scanned
+    with run.stage("history"):
+        history = deps.store.runs(last=config.policy.report.trend_runs)
+    document = scan_document(run, inventory, evaluation, proposals, history)
+    run.counts["reports"] = run.counts["notified"] = 0
+    for name in namespaces:
+        if _stopped(run, stop, f"before the report of {name}"):
+            return
+        try:
+            with run.stage(f"owner report {name}"):
+                report = deps.render_owner_report(
+                    namespace_document(document, inventory, name), name
+                )
+            run.counts["reports"] += 1
+            with run.stage(f"notify {name}"):
+                deps.notify(report)
+            run.counts["notified"] += 1
+        except StageFailed:
+            continue  # one namespace's failure does not keep the others' reports back
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def load_deps(config: Config, reference: str | None = None) -> JobDeps:
+    """Build the job dependencies with the factory named by ``reference``.
+
+    ``reference`` is a textual reference ``"module:function"`` (the APScheduler syntax);
+    default ``$HYGIENE_JOB_DEPS`` or :data:`DEFAULT_DEPS_FACTORY`. The factory takes the
+    config and returns a :class:`JobDeps`.
+    """
+    from apscheduler.util import ref_to_obj
+
+    reference = reference or os.environ.get(DEPS_ENV) or DEFAULT_DEPS_FACTORY
+    try:
+        factory = ref_to_obj(reference)
+    except (LookupError, ValueError, TypeError) as exc:
+        raise ConfigError(f"{DEPS_ENV}={reference!r}: cannot import the factory: {exc}") from exc
+    deps = factory(config)
+    if not isinstance(deps, JobDeps):
+        raise ConfigError(f"{reference!r} returned {type(deps).__name__}, not JobDeps")
+    return deps
+
+
+def scheduled_nightly(rules_dir: str, deps_reference: str | None = None) -> str | None:
+    """Entry point of the scheduler's nightly job (persisted as ``hygiene.jobs:scheduled_nightly``).
+
+    Reloads the configuration on every run, so rule edits need no daemon restart. Never
+    raises: the scheduler keeps running; the outcome is in the run history and the log.
+    """
+    return _scheduled("nightly", rules_dir, deps_reference)
+
+
+def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str | None:
+    """Entry point of the scheduler's weekly job (``hygiene.jobs:scheduled_weekly``)."""
+    return _scheduled("weekly", rules_dir, deps_reference)
+
+
+def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
+    from hygiene.config import load_config
+
+    if STOP.is_set():  # queued behind a run that was stopped: the daemon is shutting down
+        log.warning("scheduled %s run not started: the scheduler is stopping", kind)
+        return None
+    try:
+        config = load_config(Path(rules_dir))
+        deps = load_deps(config, deps_reference)
+        job = run_nightly if kind == "nightly" else run_weekly
+        result = job(deps, config, deps.clock())
+    except LockHeldError as exc:
+        log.warning("scheduled %s run not started: %s", kind, exc.message)
+        return None
+    except HygieneError as exc:
+        log.error("scheduled %s run not started: %s", kind, exc.message)
+        return None
+    except Exception:
+        log.exception("scheduled %s run crashed", kind)
+        return None
+    return result.status.value

@@ -1,0 +1,159 @@
+"""Declared permissions, the generated policies, and the recorder of AWS calls."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hygiene import iam
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
+from tests.conftest import REPO_ROOT
+from tests.iam_recorder import PACKAGE_DIR, read_records, recording
+
+APPLY_WRITES = {
+    "ecr:BatchDeleteImage",
+    "ecr:PutLifecyclePolicy",
+    "ecr:PutImageScanningConfiguration",
+    "ecr:PutImageTagMutability",
+    "ecr:SetRepositoryPolicy",
+    "ecr:DeleteRepository",
+}
+
+
+@pytest.mark.parametrize("role", iam.ROLES)
+def test_committed_policy_is_the_generated_one(role, capsys):
+    committed = (REPO_ROOT / "cron" / "iam" / f"{role}.json").read_text()
+    assert run_cli(cli, ["iam", "policy", "--role", role]) == 0
+    assert capsys.readouterr().out == committed == iam.policy_json(role)
+
+
+def actions(document: dict) -> set[str]:
+    return {a for s in document["Statement"] for a in s["Action"]}
+
+
+def test_scanner_is_read_only_and_cleaner_adds_the_writes():
+    scanner, cleaner = iam.policy_document("scanner"), iam.policy_document("cleaner")
+    assert actions(scanner).isdisjoint(APPLY_WRITES)
+    assert not any(
+        a.split(":")[1].startswith(("Put", "Delete", "Set", "BatchDelete"))
+        for a in actions(scanner)
+    )
+    assert actions(cleaner) - actions(scanner) >= APPLY_WRITES
+    assert actions(scanner) <= actions(cleaner)
+    assert {"sts:GetCallerIdentity", "ses:SendRawEmail", "ecr:DescribeImages"} <= actions(scanner)
+
+
+def test_writes_can_be_limited_to_one_account_and_region(capsys):
+    argv = ["iam", "policy", "--role", "cleaner", "--account", "851296927411"]
+    assert run_cli(cli, [*argv, "--region", "us-east-1"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    [clean] = [s for s in document["Statement"] if s["Sid"] == "CleanRegistry"]
+    assert clean["Resource"] == "arn:aws:ecr:us-east-1:851296927411:repository/*"
+    assert run_cli(cli, ["iam", "policy", "--role", "cleaner", "--account", "12"]) == 2
+
+
+def test_declare_rejects_what_is_not_an_iam_action():
+    with pytest.raises(ValueError, match="not an IAM action"):
+        iam.declare("x", "DescribeImages")
+    with pytest.raises(ValueError, match="not an IAM action"):
+        iam.declare("x", "ecr:describeImages")
+
+
+def call_as_hygiene_module(relative: str, source: str, namespace: dict) -> None:
+    """Run ``source`` with a code object whose file is inside the hygiene package, the way
+    a call from that module looks to the recorder."""
+    exec(compile(source, str(PACKAGE_DIR / relative), "exec"), namespace)
+
+
+def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
+    client = ecr.client()
+    with recording() as recorder:
+        client.create_repository(repositoryName="ml/train")  # test seeding: not recorded
+        call_as_hygiene_module(
+            "apply/probe.py", "client.describe_repositories()", {"client": client}
+        )
+        call_as_hygiene_module(
+            "collect/embedded.py",
+            "client.list_images(repositoryName='ml/train')",
+            {"client": client},
+        )  # scaffolding: not recorded
+        call_as_hygiene_module(
+            "apply/probe.py",
+            "client.delete_repository(repositoryName='ml/train')",
+            {"client": client},
+        )
+    assert recorder.calls == {
+        "ecr:DescribeRepositories": {"apply.probe"},
+        "ecr:DeleteRepository": {"apply.probe"},
+    }
+    assert iam.undeclared(recorder.calls) == []
+    assert iam.undeclared(["ecr:CreateRepository", "ecr:DescribeImages"]) == [
+        "ecr:CreateRepository"
+    ]
+
+
+def test_recorder_sees_clients_of_any_session(ecr):
+    import boto3
+
+    client = boto3.Session(region_name="us-east-1").client("ecr", endpoint_url=ecr.endpoint_url)
+    with recording() as recorder:
+        call_as_hygiene_module(
+            "collect/probe.py", "client.describe_repositories()", {"client": client}
+        )
+    assert recorder.calls == {"ecr:DescribeRepositories": {"collect.probe"}}
+
+
+@pytest.mark.slow
+def test_an_undeclared_call_fails_the_session(tmp_path: Path):
+    """End to end, in a child pytest with an xdist worker (the call happens in the worker,
+    the check in the controller): exit status 1 and the action named."""
+    test = tmp_path / "test_undeclared.py"
+    test.write_text(
+        "from tests.iam.test_iam import call_as_hygiene_module\n"
+        "def test_call(ecr):\n"
+        "    client = ecr.client()\n"
+        "    call_as_hygiene_module('apply/probe.py',\n"
+        "        \"client.create_repository(repositoryName='probe')\", {'client': client})\n"
+    )
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import *  # noqa\npytest_plugins = ['tests.iam_recorder']\n"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-n",
+            "1",
+            "-p",
+            "no:cacheprovider",
+            str(test),
+            "--rootdir",
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "ecr:CreateRepository (called from apply.probe) is not declared" in result.stdout
+
+
+def test_read_records_merges_worker_files(tmp_path: Path):
+    (tmp_path / "ops-1.txt").write_text("ecr:DescribeImages\tcollect.images\n")
+    (tmp_path / "ops-2.txt").write_text(
+        "ecr:DescribeImages\tapply.verify\necr:BatchDeleteImage\tapply.delete\n"
+    )
+    assert read_records(tmp_path) == {
+        "ecr:DescribeImages": {"collect.images", "apply.verify"},
+        "ecr:BatchDeleteImage": {"apply.delete"},
+    }

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from hygiene import jobs
+from tests.conftest import RULES_DIR
+from tests.jobs import fakes
+
+
+@pytest.fixture(autouse=True)
+def clear_stop_flag() -> Iterator[None]:
+    jobs.STOP.clear()
+    yield
+    jobs.STOP.clear()
+
+
+@pytest.fixture
+def make_rules(tmp_path: Path) -> Callable[..., Path]:
+    """A rules dir like rules/ whose store is a SQLite file in tmp_path."""
+
+    def make(**schedule: Any) -> Path:
+        directory = tmp_path / "rules"
+        directory.mkdir(exist_ok=True)
+        policy = yaml.safe_load((RULES_DIR / "default.yaml").read_text())
+        policy["store"] = {"url": f"sqlite:///{tmp_path / 'hygiene.db'}"}
+        policy["schedule"] = {**policy["schedule"], **schedule}
+        (directory / "default.yaml").write_text(yaml.safe_dump(policy))
+        (directory / "projects.yaml").write_text((RULES_DIR / "projects.yaml").read_text())
+        return directory
+
+    return make
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[fakes.World]:
+    """The in-memory world the jobs of an in-process scheduler or CLI run use."""
+    world = fakes.new_world()
+    monkeypatch.setattr(fakes, "SHARED", world)
+    monkeypatch.setenv(jobs.DEPS_ENV, "tests.jobs.fakes:shared_deps")
+    yield world

@@ -1,0 +1,189 @@
+"""The scheduler: triggers, persistent job store, misfires, coalescing, lock refusal."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from hygiene import jobs
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
+from hygiene.config import ScheduleSettings, load_config
+from hygiene.errors import ConfigError
+from hygiene.schedule import (
+    JOB_FUNCTIONS,
+    JOBS_TABLE,
+    build_scheduler,
+    next_fire_times,
+    triggers,
+)
+
+FORTALEZA = "America/Fortaleza"
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_default_triggers_fire_at_local_times():
+    fired = triggers(ScheduleSettings())
+    after = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # a Saturday
+    nightly = fired["nightly"].get_next_fire_time(None, after)
+    weekly = fired["weekly"].get_next_fire_time(None, after)
+    assert nightly.isoformat() == "2026-11-29T03:00:00-03:00"
+    assert weekly.isoformat() == "2026-11-30T08:00:00-03:00"  # Monday
+    assert str(nightly.tzinfo) == FORTALEZA
+
+
+def test_next_fire_times_are_local_and_in_order():
+    times = next_fire_times(ScheduleSettings(), datetime(2026, 11, 28, 12, 0, tzinfo=UTC), 3)
+    assert [t.isoformat() for t in times["nightly"]] == [
+        "2026-11-29T03:00:00-03:00",
+        "2026-11-30T03:00:00-03:00",
+        "2026-12-01T03:00:00-03:00",
+    ]
+    assert [t.day for t in times["weekly"]] == [30, 7, 14]
+
+
+def test_schedule_next_prints_without_starting(make_rules, capsys):
+    assert (
+        run_cli(
+            cli, ["schedule", "--rules-dir", str(make_rules(weekly="0 9 * * fri")), "--next", "2"]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "weekly ('0 9 * * fri', America/Fortaleza):" in out
+    assert out.count("T09:00:00-03:00") == 2
+
+
+def test_a_bad_crontab_is_a_config_error_naming_the_key(make_rules):
+    rules = make_rules(nightly="61 3 * * *")
+    with pytest.raises(ConfigError, match=r"default\.yaml:\d+: schedule\.nightly: .*crontab"):
+        load_config(rules)
+
+
+def started(scheduler):
+    scheduler.start()
+    return scheduler
+
+
+def test_jobs_are_persisted_by_textual_reference(make_rules, world):
+    rules = make_rules()
+    config = load_config(rules)
+    scheduler = build_scheduler(config, rules, scheduler_class=BackgroundScheduler)
+    started(scheduler)
+    try:
+        persisted = {j.id: j for j in scheduler.get_jobs()}
+        assert {k: j.func_ref for k, j in persisted.items()} == JOB_FUNCTIONS
+        nightly = persisted["nightly"]
+        assert nightly.coalesce is True and nightly.max_instances == 1
+        assert nightly.misfire_grace_time == config.policy.schedule.misfire_grace_seconds
+        assert nightly.next_run_time.hour == 3 and str(nightly.next_run_time.tzinfo) == FORTALEZA
+    finally:
+        scheduler.shutdown()
+    assert (Path(config.policy.store.url.removeprefix("sqlite:///"))).is_file()
+
+
+def test_a_job_fires_at_its_time_and_is_rescheduled_by_its_trigger(make_rules, world):
+    rules = make_rules()
+    config = load_config(rules)
+    scheduler = started(build_scheduler(config, rules, scheduler_class=BackgroundScheduler))
+    try:
+        soon = datetime.now(UTC) + timedelta(seconds=0.5)
+        scheduler.modify_job("nightly", next_run_time=soon)
+        assert wait_for(lambda: any(r.get("finished_at") for r in world.store.runs()))
+        [run] = world.store.runs()
+        assert run["kind"] == "nightly" and run["status"] == "ok"
+        assert run["started_at"] >= soon - timedelta(seconds=0.05)
+        assert wait_for(lambda: scheduler.get_job("nightly").next_run_time > soon)
+        next_time = scheduler.get_job("nightly").next_run_time
+        assert (next_time.hour, next_time.minute) == (3, 0)
+        assert world.sent and world.sent[0]["audience"] == "admins"
+    finally:
+        scheduler.shutdown()
+
+
+def persist_next_run(rules: Path, kind: str, when: datetime) -> None:
+    """A daemon that ran before and stopped with ``kind`` due at ``when``."""
+    config = load_config(rules)
+    scheduler = build_scheduler(config, rules, scheduler_class=BackgroundScheduler)
+    scheduler.start(paused=True)
+    scheduler.shutdown()
+    # Edit the stored job directly: a paused scheduler that is shut down may still process
+    # a due job once (an APScheduler 3 race) and move its time on.
+    store = SQLAlchemyJobStore(url=config.policy.store.url, tablename=JOBS_TABLE)
+    store.start(BackgroundScheduler(), "default")
+    job = store.lookup_job(kind)
+    job.next_run_time = when
+    store.update_job(job)
+    store.shutdown()
+
+
+def test_runs_missed_while_down_are_made_up_once(make_rules, world):
+    rules = make_rules(nightly="* * * * *")  # due every minute: ten missed runs
+    persist_next_run(rules, "nightly", datetime.now(UTC) - timedelta(minutes=10))
+
+    scheduler = build_scheduler(load_config(rules), rules, scheduler_class=BackgroundScheduler)
+    started(scheduler)
+    try:
+        assert wait_for(lambda: any(r.get("finished_at") for r in world.store.runs()))
+        time.sleep(1.0)  # would be enough for a second (uncoalesced) run to start
+        assert [r["kind"] for r in world.store.runs()] == ["nightly"]
+        assert scheduler.get_job("nightly").next_run_time > datetime.now(UTC)
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_run_missed_beyond_the_grace_time_is_skipped(make_rules, world, caplog):
+    rules = make_rules(nightly="0 0 1 1 *", misfire_grace_seconds=3600)
+    persist_next_run(rules, "nightly", datetime(2026, 1, 1, tzinfo=UTC))
+
+    scheduler = build_scheduler(load_config(rules), rules, scheduler_class=BackgroundScheduler)
+    started(scheduler)
+    try:
+        assert wait_for(lambda: "was missed" in caplog.text)
+        assert world.store.runs() == []
+        assert scheduler.get_job("nightly").next_run_time.year == 2027
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_changed_schedule_replaces_the_persisted_time(make_rules, world):
+    rules = make_rules()
+    persist_next_run(rules, "nightly", datetime(2026, 1, 1, tzinfo=UTC))
+    rules = make_rules(nightly="30 4 * * *")
+    scheduler = build_scheduler(load_config(rules), rules, scheduler_class=BackgroundScheduler)
+    started(scheduler)
+    try:
+        next_time = scheduler.get_job("nightly").next_run_time
+        assert (next_time.hour, next_time.minute) == (4, 30) and next_time > datetime.now(UTC)
+    finally:
+        scheduler.shutdown()
+    assert world.store.runs() == []
+
+
+def test_a_scheduled_run_is_refused_while_another_holds_the_lock(make_rules, world, caplog):
+    rules = make_rules()
+    with world.store.lock(jobs.LOCK_NAME):
+        assert jobs.scheduled_nightly(str(rules)) is None
+    assert "not started: another run holds the lock" in caplog.text
+    assert world.store.runs() == []
+    assert jobs.scheduled_nightly(str(rules)) == "ok"  # the daemon keeps going next time
+
+
+def test_a_scheduled_run_does_not_start_once_a_stop_was_requested(make_rules, world, caplog):
+    jobs.STOP.set()
+    assert jobs.scheduled_weekly(str(make_rules())) is None
+    assert "the scheduler is stopping" in caplog.text
+    assert world.store.runs() == []
