@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -122,7 +123,12 @@ class ScanResult:
 
 
 def collect(
-    handle: RegistryHandle, config: Config, *, now: datetime | None = None, progress: bool | None
+    handle: RegistryHandle,
+    config: Config,
+    *,
+    now: datetime | None = None,
+    progress: bool | None,
+    stop: threading.Event | None = None,
 ) -> Inventory:
     with progress_reporter(progress) as advance:
         return collect_inventory(
@@ -132,6 +138,7 @@ def collect(
             api_calls=handle.counter.as_dict,
             progress=advance,
             source=handle.source,
+            stop=stop,
         )
 
 

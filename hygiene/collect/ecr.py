@@ -19,6 +19,7 @@ import fnmatch
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -303,8 +304,13 @@ def collect_region(
     settings: CollectSettings,
     run: RunInfo,
     progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All repositories of one region, read concurrently by a bounded pool."""
+    """All repositories of one region, read concurrently by a bounded pool.
+
+    When ``stop`` is set (SIGTERM), repositories not yet started are cancelled and each
+    is recorded as a ``stop`` error: the run is incomplete, never silently short.
+    """
     try:
         repositories = list_repositories(client, settings.page_size)
     except botocore.exceptions.NoCredentialsError as exc:
@@ -333,10 +339,13 @@ def collect_region(
     images: list[dict[str, Any]] = []
     total = len(repositories)
     with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="collect") as pool:
-        futures = {
-            pool.submit(collect_repository, client, repo, region, settings): repo
-            for repo in repositories
-        }
+
+        def read(repo: Mapping[str, Any]) -> RepositoryData:
+            if stop is not None and stop.is_set():
+                raise RepositoryReadError("stop", "not read: the run was asked to stop")
+            return collect_repository(client, repo, region, settings)
+
+        futures = {pool.submit(read, repo): repo for repo in repositories}
         for done, future in enumerate(as_completed(futures), start=1):
             repo = futures[future]
             name = repo["repositoryName"]
@@ -367,6 +376,7 @@ def collect_inventory(
     api_calls: Callable[[], dict[str, int]] | None = None,
     progress: ProgressCallback | None = None,
     source: str = "ecr",
+    stop: threading.Event | None = None,
 ) -> Inventory:
     """Scan every region in ``clients`` (region → ECR client) into an :class:`Inventory`."""
     started = now or datetime.now(UTC)
@@ -374,7 +384,7 @@ def collect_inventory(
     repository_records: list[dict[str, Any]] = []
     image_records: list[dict[str, Any]] = []
     for region, client in clients.items():
-        records, images = collect_region(client, region, settings, run, progress)
+        records, images = collect_region(client, region, settings, run, progress, stop)
         repository_records.extend(records)
         image_records.extend(images)
     images_frame = build_images(image_records)

@@ -248,3 +248,28 @@ def test_registry_scanning_rules_cover_repositories(repository: str, expected: s
         ("MANUAL", ["*"]),
     ]
     assert scan_frequency_for(repository, rules) == expected
+
+
+def test_stop_request_marks_unread_repositories_incomplete() -> None:
+    """A SIGTERM during the scan: started repositories finish, the rest are recorded
+    as not read, so the run is incomplete and can never feed an apply."""
+    import threading
+
+    client = _client()
+    stop = threading.Event()
+    names = ["r1", "r2", "r3"]
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_repositories", {"repositories": [_repo(n) for n in names]}, None
+        )
+        _registry_scanning(stub)
+        stub.add_response("describe_images", {"imageDetails": []}, None)
+        _settings_calls(stub, "r1")
+
+        # SIGTERM arrives while the first repository is being read (its last call)
+        client.meta.events.register("after-call.ecr.ListTagsForResource", lambda **_: stop.set())
+        inventory = collect_inventory({"us-east-1": client}, SERIAL, stop=stop)
+    errors = {(e.repository, e.operation) for e in inventory.run.errors}
+    assert not inventory.run.complete
+    assert errors == {("r2", "stop"), ("r3", "stop")}
+    assert "r1" not in {e.repository for e in inventory.run.errors}
