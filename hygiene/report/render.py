@@ -171,6 +171,7 @@ def render_nightly(data: ReportData, config: Config, *, locale: str | None = Non
         "waiting": len(context["awaiting_approval"]),
         "reclaimable": context["reclaimable"],
         "complete": data.complete,
+        "display": _display(fmt, data.totals["bytes"], context["reclaimable"]),
     }
     return RenderedReport(
         kind="nightly",
@@ -211,6 +212,7 @@ def render_weekly(
         "waiting": len(context["deletions"]) + len(context["other_proposals"]),
         "reclaimable": context["reclaimable"],
         "complete": data.complete,
+        "display": _display(fmt, context["bytes"], context["reclaimable"]),
     }
     return RenderedReport(
         kind="weekly",
@@ -223,6 +225,16 @@ def render_weekly(
         proposals=[p for p in data.proposals if p["id"] in {q["id"] for q in _all(context)}],
         summary=summary,
     )
+
+
+def _display(fmt: Formatter, size: int, reclaimable: int) -> dict[str, str]:
+    """Numbers already formatted for the report's locale (Slack blocks show these)."""
+    return {
+        "size": fmt.size(size),
+        "cost": fmt.cost(size),
+        "reclaimable": fmt.size(reclaimable),
+        "reclaimable_cost": fmt.cost(reclaimable),
+    }
 
 
 def context_findings(context: dict[str, Any]) -> list[dict[str, Any]]:

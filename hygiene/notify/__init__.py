@@ -1,0 +1,38 @@
+"""Notifications: deliver rendered reports by e-mail (SMTP or SES) and Slack.
+
+Transports are built from config or passed in (tests, SES client); every delivery ends
+in a :class:`DeliveryResult`; nothing here raises into the scan.
+"""
+
+from hygiene.notify.deliver import (
+    DeliveryResult,
+    audience,
+    deliver_all,
+    deliver_report,
+    email_transport,
+)
+from hygiene.notify.email import (
+    DeliveryError,
+    SesTransport,
+    SmtpCredentials,
+    SmtpTransport,
+    build_email,
+    smtp_credentials,
+)
+from hygiene.notify.slack import SlackNotifier, slack_blocks
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryResult",
+    "SesTransport",
+    "SlackNotifier",
+    "SmtpCredentials",
+    "SmtpTransport",
+    "audience",
+    "build_email",
+    "deliver_all",
+    "deliver_report",
+    "email_transport",
+    "slack_blocks",
+    "smtp_credentials",
+]
