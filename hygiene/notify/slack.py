@@ -69,12 +69,13 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
         lines = [
             f"• `{mrkdwn_escape(g['code'])}` {mrkdwn_escape(g['rule'])}: {g['count']}" for g in top
         ]
+        title = mrkdwn_escape(_("Top findings"))
         blocks.append(
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": f"*{mrkdwn_escape(_('Top findings'))}*\n" + "\n".join(lines),
+                    "text": f"*{title}*\n" + "\n".join(lines),
                 },
             }
         )
@@ -86,7 +87,8 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
             ],
         }
     )
-    text = f"{report.subject}: {summary['findings']} {_('Findings').lower()}"
+    findings = _("Findings")
+    text = f"{report.subject}: {summary['findings']} {findings.lower()}"
     return text, blocks
 
 

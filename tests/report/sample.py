@@ -4,6 +4,7 @@ collector-like records, findings/kept/proposals as the rules engine and plan emi
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ HOSTILE = "<script>alert(\"x\")</script>'&"
 
 
 def digest(n: int) -> str:
-    return "sha256:" + f"{n:064x}"
+    return "sha256:" + hashlib.sha256(f"image-{n}".encode()).hexdigest()
 
 
 REPOS: list[tuple[str, int, int]] = [
