@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,31 @@ def with_notify(config: Config, **notify: Any) -> Config:
     return config.model_copy(update={"policy": policy})
 
 
-@pytest.fixture
-def weekly_ml(config: Config, tmp_path: Path) -> RenderedReport:
-    report = render_weekly(sample.report_data(), config, "ml")
-    return write_report(report, tmp_path / "out")
+@pytest.fixture(scope="session")
+def rendered(config: Config) -> dict[str, RenderedReport]:
+    """Rendered once per session; tests get deep copies written to their tmp_path."""
+    data = sample.report_data()
+    return {
+        "ml": render_weekly(data, config, "ml"),
+        "suporte": render_weekly(data, config, "suporte"),
+        "nightly": render_nightly(sample.report_data(incomplete=True), config),
+    }
+
+
+def _written(rendered: dict[str, RenderedReport], key: str, tmp_path: Path) -> RenderedReport:
+    return write_report(copy.deepcopy(rendered[key]), tmp_path / "out")
 
 
 @pytest.fixture
-def weekly_suporte(config: Config, tmp_path: Path) -> RenderedReport:
-    report = render_weekly(sample.report_data(), config, "suporte")
-    return write_report(report, tmp_path / "out")
+def weekly_ml(rendered: dict[str, RenderedReport], tmp_path: Path) -> RenderedReport:
+    return _written(rendered, "ml", tmp_path)
 
 
 @pytest.fixture
-def nightly(config: Config, tmp_path: Path) -> RenderedReport:
-    return write_report(render_nightly(sample.report_data(incomplete=True), config), tmp_path / "out")
+def weekly_suporte(rendered: dict[str, RenderedReport], tmp_path: Path) -> RenderedReport:
+    return _written(rendered, "suporte", tmp_path)
+
+
+@pytest.fixture
+def nightly(rendered: dict[str, RenderedReport], tmp_path: Path) -> RenderedReport:
+    return _written(rendered, "nightly", tmp_path)
