@@ -161,7 +161,7 @@ class ReportSettings(Section):
     largest_repositories: int = Field(default=10, ge=1, le=100)
     trend_runs: int = Field(default=12, ge=2, le=365)
     templates_dir: Path | None = None  # default: reports/ at the repository root
-    exports: list[Literal["csv", "json"]] = Field(default_factory=lambda: ["csv", "json"])
+    exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
 
     @field_validator("timezone")
     @classmethod

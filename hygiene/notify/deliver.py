@@ -8,6 +8,7 @@ already on disk (:func:`hygiene.report.write_report`) before anything is sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -58,8 +59,14 @@ def attempt(
             action()
         except Exception as exc:  # a failed delivery must never fail the scan
             error = f"{type(exc).__name__}: {exc}"
-            log.warning("delivery of %s by %s to %s failed (attempt %d): %s",
-                        report, channel, target, number, error)  # fmt: skip
+            log.warning(
+                "delivery of %s by %s to %s failed (attempt %d): %s",
+                report,
+                channel,
+                target,
+                number,
+                error,
+            )
             if number <= retries:
                 sleep(backoff * 2 ** (number - 1))
             continue
@@ -117,36 +124,50 @@ def deliver_report(
     """Send ``report`` by every configured channel. Returns one result per delivery."""
     notify = config.policy.notify
     who = audience(report, config)
-    retry = {"retries": notify.retries, "backoff": notify.retry_backoff_seconds, "sleep": sleep}
+    send = functools.partial(
+        attempt,
+        report=report.name,
+        retries=notify.retries,
+        backoff=notify.retry_backoff_seconds,
+        sleep=sleep,
+    )
     results: list[DeliveryResult] = []
     if notify.email and email is not None:
         target = ", ".join(who["to"] + who["cc"]) or "(nobody)"
 
         def send_mail() -> None:
             message = build_email(
-                report, sender=notify.smtp.sender, to=who["to"], cc=who["cc"],
+                report,
+                sender=notify.smtp.sender,
+                to=who["to"],
+                cc=who["cc"],
                 reply_to=who["reply_to"],
-            )  # fmt: skip
+            )
             email.send(message)
 
-        results.append(attempt(send_mail, report=report.name, channel=email.name, target=target, **retry))
+        results.append(send(send_mail, channel=email.name, target=target))
     if notify.slack and slack is not None:
-        if slack.client is None:
+        notifier = slack
+        if notifier.client is None:
             results.append(
-                attempt(lambda: slack.send(report), report=report.name, channel=slack.mode, target="webhook", **retry)
+                send(lambda: notifier.send(report), channel=notifier.mode, target="webhook")
             )
         elif who["channel"]:
-            channel = who["channel"]
+            channel = str(who["channel"])
             results.append(
-                attempt(lambda: slack.send(report, channel=channel), report=report.name,
-                        channel=slack.mode, target=channel, **retry)  # fmt: skip
+                send(
+                    lambda: notifier.send(report, channel=channel),
+                    channel=notifier.mode,
+                    target=channel,
+                )
             )
         else:
             for owner in who["dm"]:
-                results.append(
-                    attempt(lambda o=owner: slack.send(report, email=o), report=report.name,
-                            channel=slack.mode, target=f"dm:{owner}", **retry)  # fmt: skip
-                )
+
+                def send_dm(owner: str = owner) -> None:
+                    notifier.send(report, email=owner)
+
+                results.append(send(send_dm, channel=notifier.mode, target=f"dm:{owner}"))
     return results
 
 

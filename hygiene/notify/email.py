@@ -132,7 +132,9 @@ class SmtpTransport:
 
     def __repr__(self) -> str:
         s = self.settings
-        return f"SmtpTransport({s.host}:{s.port}, {s.security}, login={self.credentials is not None})"
+        return (
+            f"SmtpTransport({s.host}:{s.port}, {s.security}, login={self.credentials is not None})"
+        )
 
     def send(self, message: EmailMessage) -> None:
         s = self.settings

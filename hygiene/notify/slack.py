@@ -60,7 +60,10 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": ":warning: " + mrkdwn_escape(_("This scan is incomplete."))}
+                    {
+                        "type": "mrkdwn",
+                        "text": ":warning: " + mrkdwn_escape(_("This scan is incomplete.")),
+                    }
                 ],
             }
         )
@@ -83,7 +86,10 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
         {
             "type": "context",
             "elements": [
-                {"type": "mrkdwn", "text": mrkdwn_escape(_("The full report is in the attached HTML file."))}
+                {
+                    "type": "mrkdwn",
+                    "text": mrkdwn_escape(_("The full report is in the attached HTML file.")),
+                }
             ],
         }
     )
@@ -146,14 +152,18 @@ class SlackNotifier:
         user = self.client.users_lookupByEmail(email=email)["user"]["id"]
         return str(self.client.conversations_open(users=user)["channel"]["id"])
 
-    def send(self, report: RenderedReport, *, channel: str | None = None, email: str | None = None) -> str:
+    def send(
+        self, report: RenderedReport, *, channel: str | None = None, email: str | None = None
+    ) -> str:
         """Post the summary (and upload the HTML); returns the channel it went to."""
         text, blocks = slack_blocks(report)
         if self.client is None:
             assert self.webhook is not None
             response = self.webhook.send(text=text, blocks=blocks)
             if response.status_code != 200:
-                raise DeliveryError(f"Slack webhook answered {response.status_code}: {response.body}")
+                raise DeliveryError(
+                    f"Slack webhook answered {response.status_code}: {response.body}"
+                )
             return "webhook"
         if channel is None:
             if email is None:

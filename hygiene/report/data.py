@@ -158,9 +158,7 @@ class ReportData:
             "age_buckets": self.age_buckets,
             "history": [h.to_json() for h in self.history],
             "outcomes": [asdict(o) for o in self.outcomes],
-            "delivery_failures": [
-                {**asdict(d), "at": _iso(d.at)} for d in self.delivery_failures
-            ],
+            "delivery_failures": [{**asdict(d), "at": _iso(d.at)} for d in self.delivery_failures],
             "mute_warnings": self.mute_warnings,
         }
 
@@ -205,7 +203,6 @@ def set_live_source(source: Callable[[Any], ReportData]) -> None:
 
 def live_source() -> Callable[[Any], ReportData] | None:
     return _LIVE_SOURCE[0] if _LIVE_SOURCE else None
-
 
 
 def build_report_data(
@@ -329,8 +326,5 @@ def _iso(value: datetime | None) -> str | None:
 def _parse_dt(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
-    if isinstance(value, datetime):
-        result = value
-    else:
-        result = datetime.fromisoformat(str(value))
+    result = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
     return result if result.tzinfo else result.replace(tzinfo=UTC)

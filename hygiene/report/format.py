@@ -53,7 +53,8 @@ class Formatter:
             amount /= 1024
             unit += 1
         pattern = "#,##0" if unit == 0 else "#,##0.0"
-        return f"{sign}{format_decimal(amount, format=pattern, locale=self.locale)}\u00a0{_UNITS[unit]}"
+        number = format_decimal(amount, format=pattern, locale=self.locale)
+        return f"{sign}{number}\u00a0{_UNITS[unit]}"
 
     def signed_size(self, value: int) -> str:
         return ("+" if value > 0 else "") + self.size(value)

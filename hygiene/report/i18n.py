@@ -34,7 +34,7 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def N_(message: str) -> str:  # noqa: N802 - gettext convention
+def N_(message: str) -> str:
     """Mark ``message`` for extraction; it is translated later, where it is shown."""
     return message
 
@@ -95,5 +95,7 @@ def extract_messages(templates: Path) -> Catalog:
         for filename, lineno, message, comments, context in extract_from_dir(
             str(directory), method_map, options, keywords=keywords
         ):
-            catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)
+            catalog.add(
+                message, None, [(filename, lineno)], auto_comments=comments, context=context
+            )
     return catalog

@@ -53,7 +53,10 @@ def templates_dir(config: Config | None = None) -> Path:
             f"report.templates_dir: no {TEMPLATE_MARKER} in {configured} "
             f"(looked in {', '.join(str(c) for c in candidates)})"
         )
-    candidates = [Path(hygiene.__file__).resolve().parent.parent / "reports", Path.cwd() / "reports"]
+    candidates = [
+        Path(hygiene.__file__).resolve().parent.parent / "reports",
+        Path.cwd() / "reports",
+    ]
     for candidate in candidates:
         if (candidate / TEMPLATE_MARKER).is_file():
             return candidate
@@ -148,7 +151,9 @@ def _render(
     return html, text
 
 
-def render_nightly(data: ReportData, config: Config, *, locale: str | None = None) -> RenderedReport:
+def render_nightly(
+    data: ReportData, config: Config, *, locale: str | None = None
+) -> RenderedReport:
     """The admins' nightly report of the whole registry."""
     locale = report_locale(config, None, locale)
     fmt = formatter(config, locale)
@@ -262,8 +267,10 @@ def _csv_cell(value: Any) -> Any:
     """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
     spreadsheet never runs a repository or tag name as a formula."""
     if isinstance(value, list | tuple):
-        value = " ".join(str(v) for v in value) if all(isinstance(v, str) for v in value) else (
-            json.dumps(list(value), ensure_ascii=False, default=str)
+        value = (
+            " ".join(str(v) for v in value)
+            if all(isinstance(v, str) for v in value)
+            else (json.dumps(list(value), ensure_ascii=False, default=str))
         )
     elif isinstance(value, dict):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
@@ -277,7 +284,9 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def write_report(report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv", "json")) -> RenderedReport:
+def write_report(
+    report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv", "json")
+) -> RenderedReport:
     """Write ``<name>.html``, ``<name>.txt`` and the findings/proposals exports into
     ``out_dir`` (created). The HTML is written first: whatever happens later (delivery),
     the report is on disk."""
@@ -334,7 +343,9 @@ def generate(
     if kind == "nightly":
         return [write_report(render_nightly(data, config, locale=locale), directory, exports)]
     targets = namespaces if namespaces is not None else config.namespaces
-    unknown = [ns for ns in targets if ns not in config.projects.projects and ns not in data.namespaces()]
+    unknown = [
+        ns for ns in targets if ns not in config.projects.projects and ns not in data.namespaces()
+    ]
     if unknown:
         raise ConfigError(f"--namespace: unknown namespace {', '.join(map(repr, unknown))}")
     return [

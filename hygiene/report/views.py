@@ -153,7 +153,8 @@ def findings_by_rule(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, An
     for group in groups.values():
         group["bytes"] = reclaimable_bytes(group["findings"])
     return sorted(
-        groups.values(), key=lambda g: (SEVERITY_ORDER.get(g["severity"], 3), -g["count"], g["code"])
+        groups.values(),
+        key=lambda g: (SEVERITY_ORDER.get(g["severity"], 3), -g["count"], g["code"]),
     )
 
 
@@ -175,9 +176,7 @@ def findings_by_namespace(findings: Iterable[Mapping[str, Any]]) -> list[dict[st
     return sorted(rows, key=lambda r: (-r["error"], -r["total"], r["namespace"]))
 
 
-def compliance_scores(
-    data: ReportData, namespace: str | None = None
-) -> list[dict[str, Any]]:
+def compliance_scores(data: ReportData, namespace: str | None = None) -> list[dict[str, Any]]:
     """Score per repository: 100 minus a penalty for each distinct rule it breaks
     (error 30, warning 15, info 5), at least 0. Unread repositories get no score."""
     broken: dict[str, dict[str, str]] = defaultdict(dict)
@@ -238,6 +237,7 @@ def proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
 
 def outcomes(data: ReportData) -> list[dict[str, Any]]:
     """What apply did: recorded outcomes, else proposals already in a final state."""
+    rows: list[dict[str, Any]]
     if data.outcomes:
         rows = [
             {
@@ -300,9 +300,7 @@ def changes(data: ReportData) -> dict[str, Any] | None:
         return None
     now_ns = data.namespace_bytes()
     namespaces = set(now_ns) | set(previous.namespace_bytes)
-    ns_deltas = [
-        (ns, now_ns.get(ns, 0) - previous.namespace_bytes.get(ns, 0)) for ns in namespaces
-    ]
+    ns_deltas = [(ns, now_ns.get(ns, 0) - previous.namespace_bytes.get(ns, 0)) for ns in namespaces]
     ns_deltas = sorted((d for d in ns_deltas if d[1]), key=lambda d: (-abs(d[1]), d[0]))[:10]
     code_deltas: list[tuple[str, int, int]] = []
     if previous.findings_by_code:

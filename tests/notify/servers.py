@@ -88,7 +88,7 @@ class SmtpRecorder:
     messages: list[Received] = field(default_factory=list)
     logins: list[tuple[str, str]] = field(default_factory=list)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = message_from_bytes(envelope.content, policy=policy.default)
         assert isinstance(parsed, EmailMessage)
         self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
@@ -105,7 +105,9 @@ def smtp_server(
     port = free_port()
     recorder = SmtpRecorder("127.0.0.1", port)
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
         if isinstance(data, LoginPassword):
             user, password = data.login.decode(), data.password.decode()
             recorder.logins.append((user, password))
@@ -167,10 +169,10 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             self.do_POST()
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             url = urlparse(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
@@ -202,7 +204,11 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
         def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
             if method == "users.lookupByEmail":
                 user = state.users.get(params.get("email", ""))
-                return {"ok": True, "user": {"id": user}} if user else {"ok": False, "error": "users_not_found"}
+                return (
+                    {"ok": True, "user": {"id": user}}
+                    if user
+                    else {"ok": False, "error": "users_not_found"}
+                )
             if method == "conversations.open":
                 return {"ok": True, "channel": {"id": "D" + params["users"]}}
             if method == "chat.postMessage":
@@ -211,10 +217,21 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
                 return {"ok": True, "channel": channel_id, "ts": "1764331200.000100"}
             if method == "files.getUploadURLExternal":
                 file_id = f"F{len(state.called(method)):04d}"
-                return {"ok": True, "upload_url": f"{state.base}upload/{file_id}", "file_id": file_id}
+                return {
+                    "ok": True,
+                    "upload_url": f"{state.base}upload/{file_id}",
+                    "file_id": file_id,
+                }
             if method == "files.completeUploadExternal":
-                files = json.loads(params["files"]) if isinstance(params["files"], str) else params["files"]
-                return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
+                files = (
+                    json.loads(params["files"])
+                    if isinstance(params["files"], str)
+                    else params["files"]
+                )
+                return {
+                    "ok": True,
+                    "files": [{"id": f["id"], "title": f.get("title")} for f in files],
+                }
             return {"ok": False, "error": "unknown_method"}
 
     return Handler

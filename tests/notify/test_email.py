@@ -45,9 +45,14 @@ def test_weekly_report_reaches_owners_over_plain_smtp(
             email=True,
             admin_emails=["registry-admins@lsd.ufcg.edu.br"],
             weekly_cc_members=True,
-            smtp={"host": server.host, "port": server.port, "security": "none",
-                  "sender": "hygiene@lsd.ufcg.edu.br", "username_env": None},
-        )  # fmt: skip
+            smtp={
+                "host": server.host,
+                "port": server.port,
+                "security": "none",
+                "sender": "hygiene@lsd.ufcg.edu.br",
+                "username_env": None,
+            },
+        )
         results = deliver_report(weekly_ml, cfg, email=SmtpTransport(cfg.policy.notify.smtp))
     assert [r.ok for r in results] == [True]
     assert len(server.messages) == 1
@@ -77,10 +82,16 @@ def test_starttls_with_login_and_no_secret_in_logs(
     env = {"SMTP_USER": "hygiene-bot", "SMTP_PASS": secret}
     caplog.set_level(logging.DEBUG)
     with smtp_server(starttls=server_context, users={"hygiene-bot": secret}) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, security="starttls",
-                                username_env="SMTP_USER", password_env="SMTP_PASS")  # fmt: skip
-        cfg = with_notify(config, email=True, admin_emails=["admin@lsd.ufcg.edu.br"],
-                          smtp=settings.model_dump())  # fmt: skip
+        settings = SmtpSettings(
+            host=server.host,
+            port=server.port,
+            security="starttls",
+            username_env="SMTP_USER",
+            password_env="SMTP_PASS",
+        )
+        cfg = with_notify(
+            config, email=True, admin_emails=["admin@lsd.ufcg.edu.br"], smtp=settings.model_dump()
+        )
         transport = SmtpTransport(
             settings, credentials=smtp_credentials(settings, env), ssl_context=client_context
         )
@@ -100,9 +111,18 @@ def test_starttls_rejects_an_untrusted_certificate(
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     with smtp_server(starttls=server_context) as server:
-        cfg = with_notify(config, email=True, admin_emails=["admin@lsd.ufcg.edu.br"], retries=0,
-                          smtp={"host": server.host, "port": server.port, "security": "starttls",
-                                "username_env": None})  # fmt: skip
+        cfg = with_notify(
+            config,
+            email=True,
+            admin_emails=["admin@lsd.ufcg.edu.br"],
+            retries=0,
+            smtp={
+                "host": server.host,
+                "port": server.port,
+                "security": "starttls",
+                "username_env": None,
+            },
+        )
         results = deliver_report(nightly, cfg, email=SmtpTransport(cfg.policy.notify.smtp))
     assert not results[0].ok
     assert "CERTIFICATE_VERIFY_FAILED" in (results[0].error or "")
@@ -114,7 +134,9 @@ def test_implicit_tls(config: Config, nightly: RenderedReport, tmp_path: Path) -
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)
     with smtp_server(implicit_tls=server_context) as server:
-        settings = SmtpSettings(host=server.host, port=server.port, security="ssl", username_env=None)
+        settings = SmtpSettings(
+            host=server.host, port=server.port, security="ssl", username_env=None
+        )
         transport = SmtpTransport(settings, ssl_context=ssl.create_default_context(cadata=pem))
         message = build_email(nightly, sender="hygiene@lsd.ufcg.edu.br", to=["a@lsd.ufcg.edu.br"])
         transport.send(message)
@@ -125,9 +147,19 @@ def test_failed_delivery_is_retried_then_recorded_and_html_stays(
     config: Config, weekly_suporte: RenderedReport
 ) -> None:
     port = free_port()  # nothing listens here
-    cfg = with_notify(config, email=True, retries=2, retry_backoff_seconds=1.5,
-                      smtp={"host": "127.0.0.1", "port": port, "security": "none",
-                            "username_env": None, "timeout": 2})  # fmt: skip
+    cfg = with_notify(
+        config,
+        email=True,
+        retries=2,
+        retry_backoff_seconds=1.5,
+        smtp={
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "username_env": None,
+            "timeout": 2,
+        },
+    )
     sleeps: list[float] = []
     results = deliver_report(
         weekly_suporte, cfg, email=SmtpTransport(cfg.policy.notify.smtp), sleep=sleeps.append
@@ -145,7 +177,9 @@ def test_failed_delivery_is_retried_then_recorded_and_html_stays(
 def test_missing_password_is_a_failed_result_not_an_exception(
     config: Config, nightly: RenderedReport
 ) -> None:
-    cfg = with_notify(config, email=True, smtp={"username_env": "SMTP_USER", "password_env": "SMTP_PASS"})
+    cfg = with_notify(
+        config, email=True, smtp={"username_env": "SMTP_USER", "password_env": "SMTP_PASS"}
+    )
     results = deliver_all([nightly], cfg, environ={"SMTP_USER": "bot"}, sleep=lambda _: None)
     assert [(r.ok, r.channel) for r in results] == [(False, "smtp")]
     assert "$SMTP_PASS" in (results[0].error or "")
@@ -158,22 +192,27 @@ def test_password_file(tmp_path: Path) -> None:
     assert smtp_credentials(settings, {"U": "bot"}) == SmtpCredentials("bot", "from-file")
     assert smtp_credentials(settings, {}) is None
     with pytest.raises(ConfigError, match="password_file"):
-        smtp_credentials(SmtpSettings(username_env="U", password_file=tmp_path / "nope"), {"U": "x"})
+        smtp_credentials(
+            SmtpSettings(username_env="U", password_file=tmp_path / "nope"), {"U": "x"}
+        )
 
 
 def test_ses_send_raw_email(config: Config, weekly_ml: RenderedReport) -> None:
     client = boto3.client("ses", region_name="us-east-1")
-    cfg = with_notify(config, email=True, email_transport="ses",
-                      smtp={"sender": "hygiene@lsd.ufcg.edu.br"})  # fmt: skip
+    cfg = with_notify(
+        config, email=True, email_transport="ses", smtp={"sender": "hygiene@lsd.ufcg.edu.br"}
+    )
     with Stubber(client) as stub:
         stub.add_client_error("send_raw_email", "Throttling", "Rate exceeded")
         stub.add_response(
             "send_raw_email",
             {"MessageId": "0100-abc"},
-            {"Source": "hygiene@lsd.ufcg.edu.br",
-             "Destinations": ["ana.costa@lsd.ufcg.edu.br"],
-             "RawMessage": {"Data": ANY}},
-        )  # fmt: skip
+            {
+                "Source": "hygiene@lsd.ufcg.edu.br",
+                "Destinations": ["ana.costa@lsd.ufcg.edu.br"],
+                "RawMessage": {"Data": ANY},
+            },
+        )
         results = deliver_all([weekly_ml], cfg, ses_client=client, sleep=lambda _: None)
         stub.assert_no_pending_responses()
     assert [(r.channel, r.ok, r.attempts) for r in results] == [("ses", True, 2)]
@@ -187,8 +226,12 @@ def test_ses_raw_message_is_the_multipart_report(weekly_ml: RenderedReport) -> N
             sent.update(kwargs)
             return {"MessageId": "x"}
 
-    message = build_email(weekly_ml, sender="h@lsd.ufcg.edu.br", to=["ana.costa@lsd.ufcg.edu.br"],
-                          cc=["lucas.alves@lsd.ufcg.edu.br"])  # fmt: skip
+    message = build_email(
+        weekly_ml,
+        sender="h@lsd.ufcg.edu.br",
+        to=["ana.costa@lsd.ufcg.edu.br"],
+        cc=["lucas.alves@lsd.ufcg.edu.br"],
+    )
     SesTransport(Client()).send(message)
     assert sent["Destinations"] == ["ana.costa@lsd.ufcg.edu.br", "lucas.alves@lsd.ufcg.edu.br"]
     from email import message_from_bytes, policy

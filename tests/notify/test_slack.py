@@ -35,7 +35,10 @@ def test_summary_to_project_channel_with_html_upload(
     assert payload["channel"] == "#suporte-infra"
     assert posts[0].headers["Authorization"] == "Bearer xoxb-test-token"
     blocks = payload["blocks"]
-    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": weekly_suporte.subject}}
+    assert blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": weekly_suporte.subject},
+    }
     fields = [f["text"] for f in blocks[1]["fields"]]
     # pt_BR project: labels and numbers in Portuguese
     assert "*Repositórios*\n2" in fields
@@ -59,13 +62,17 @@ def test_rate_limit_retry_after_is_honoured(config: Config, nightly: RenderedRep
     state = SlackState(rate_limit_first={"chat.postMessage": 1})
     with slack_server(state):
         started = time.monotonic()
-        results = deliver_report(nightly, cfg, slack=SlackNotifier(web_client(state), upload_html=False))
+        results = deliver_report(
+            nightly, cfg, slack=SlackNotifier(web_client(state), upload_html=False)
+        )
         elapsed = time.monotonic() - started
     assert results[0].ok and results[0].attempts == 1  # slack-sdk retried inside one attempt
     assert len(state.called("chat.postMessage")) == 2
     assert elapsed >= 1.0
     assert state.called("files.getUploadURLExternal") == []
-    context = [b for b in state.called("chat.postMessage")[1].params["blocks"] if b["type"] == "context"]
+    context = [
+        b for b in state.called("chat.postMessage")[1].params["blocks"] if b["type"] == "context"
+    ]
     assert any("This scan is incomplete." in e["text"] for b in context for e in b["elements"])
 
 
@@ -73,9 +80,13 @@ def test_dm_to_owner_found_by_email_when_project_has_no_channel(
     config: Config, weekly_ml: RenderedReport
 ) -> None:
     projects = config.projects.model_copy(
-        update={"projects": {**config.projects.projects,
-                             "ml": config.projects.projects["ml"].model_copy(update={"slack_channel": None})}}
-    )  # fmt: skip
+        update={
+            "projects": {
+                **config.projects.projects,
+                "ml": config.projects.projects["ml"].model_copy(update={"slack_channel": None}),
+            }
+        }
+    )
     cfg = with_notify(config.model_copy(update={"projects": projects}), slack=True)
     with slack_server() as state:
         results = deliver_report(weekly_ml, cfg, slack=SlackNotifier(web_client(state)))
@@ -85,11 +96,19 @@ def test_dm_to_owner_found_by_email_when_project_has_no_channel(
     assert state.called("chat.postMessage")[0].params["channel"] == "DU0ANA"
 
 
-def test_unknown_slack_user_is_a_recorded_failure(config: Config, weekly_suporte: RenderedReport) -> None:
+def test_unknown_slack_user_is_a_recorded_failure(
+    config: Config, weekly_suporte: RenderedReport
+) -> None:
     projects = config.projects.model_copy(
-        update={"projects": {**config.projects.projects,
-                             "suporte": config.projects.projects["suporte"].model_copy(update={"slack_channel": None})}}
-    )  # fmt: skip
+        update={
+            "projects": {
+                **config.projects.projects,
+                "suporte": config.projects.projects["suporte"].model_copy(
+                    update={"slack_channel": None}
+                ),
+            }
+        }
+    )
     cfg = with_notify(config.model_copy(update={"projects": projects}), slack=True, retries=1)
     with slack_server() as state:
         results = deliver_report(
@@ -136,7 +155,9 @@ def test_webhook_client_is_usable_directly(weekly_ml: RenderedReport) -> None:
 
 
 def test_hostile_text_is_escaped_in_mrkdwn(weekly_ml: RenderedReport) -> None:
-    weekly_ml.summary["by_rule"] = [{"code": "TG002", "rule": "<!channel> & <script>", "count": 1, "severity": "info"}]
+    weekly_ml.summary["by_rule"] = [
+        {"code": "TG002", "rule": "<!channel> & <script>", "count": 1, "severity": "info"}
+    ]
     _, blocks = slack_blocks(weekly_ml)
     text = json.dumps(blocks)
     assert "<!channel>" not in text and "<script>" not in text

@@ -31,7 +31,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ACCOUNT, REGION = "851296927411", "us-east-1"
 MIB = 1024**2
 GIB = 1024**3
-HOSTILE = "<script>alert(\"x\")</script>'&"
+HOSTILE = '<script>alert("x")</script>\'&'
 
 
 def digest(n: int) -> str:
@@ -83,7 +83,9 @@ def inventory(*, incomplete: bool = False) -> Inventory:
             "tag_mutability": "MUTABLE",
             "scan_on_push": False,
             "encryption": "AES256",
-            "scan_error": "AccessDenied on ListImages" if incomplete and name == "eureca/web" else None,
+            "scan_error": "AccessDenied on ListImages"
+            if incomplete and name == "eureca/web"
+            else None,
         }
         for name, _, _ in REPOS
     ]
@@ -206,9 +208,15 @@ def findings() -> list[Finding]:
 
 def kept() -> list[KeptImage]:
     return [
-        KeptImage(ACCOUNT, REGION, "ml/training", digest(11), ("v1.0.0",), ("protected-tag:prod*",)),
-        KeptImage(ACCOUNT, REGION, "ml/training", digest(12), (), ("child-of-kept-index", "newest:3")),
-        KeptImage(ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-within:30d",)),
+        KeptImage(
+            ACCOUNT, REGION, "ml/training", digest(11), ("v1.0.0",), ("protected-tag:prod*",)
+        ),
+        KeptImage(
+            ACCOUNT, REGION, "ml/training", digest(12), (), ("child-of-kept-index", "newest:3")
+        ),
+        KeptImage(
+            ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-within:30d",)
+        ),
     ]
 
 
@@ -245,12 +253,49 @@ def _proposal(
 
 def proposals() -> list[Proposal]:
     return [
-        _proposal(Action.DELETE_IMAGES, "ml/training", [digest(13)], ProposalState.PROPOSED, 4 * GIB, tags=["v1.4.0"]),
-        _proposal(Action.DELETE_IMAGES, "suporte/cloud/api", [digest(2)], ProposalState.APPROVED, 310 * MIB, FixSafety.SAFE, ("IM001",)),
-        _proposal(Action.ENABLE_SCAN_ON_PUSH, "ml/notebooks", [], ProposalState.APPLIED, 0, FixSafety.SAFE, ("SC001",)),
-        _proposal(Action.DELETE_IMAGES, "eureca/web", [digest(20)], ProposalState.SKIPPED, 210 * MIB, tags=[HOSTILE]),
-        _proposal(Action.PUT_LIFECYCLE_POLICY, "suporte/services/ldap", [], ProposalState.PROPOSED, 0, codes=("RP002",)),
-    ]  # fmt: skip
+        _proposal(
+            Action.DELETE_IMAGES,
+            "ml/training",
+            [digest(13)],
+            ProposalState.PROPOSED,
+            4 * GIB,
+            tags=["v1.4.0"],
+        ),
+        _proposal(
+            Action.DELETE_IMAGES,
+            "suporte/cloud/api",
+            [digest(2)],
+            ProposalState.APPROVED,
+            310 * MIB,
+            FixSafety.SAFE,
+            ("IM001",),
+        ),
+        _proposal(
+            Action.ENABLE_SCAN_ON_PUSH,
+            "ml/notebooks",
+            [],
+            ProposalState.APPLIED,
+            0,
+            FixSafety.SAFE,
+            ("SC001",),
+        ),
+        _proposal(
+            Action.DELETE_IMAGES,
+            "eureca/web",
+            [digest(20)],
+            ProposalState.SKIPPED,
+            210 * MIB,
+            tags=[HOSTILE],
+        ),
+        _proposal(
+            Action.PUT_LIFECYCLE_POLICY,
+            "suporte/services/ldap",
+            [],
+            ProposalState.PROPOSED,
+            0,
+            codes=("RP002",),
+        ),
+    ]
 
 
 def history() -> list[HistoryRun]:
@@ -300,7 +345,9 @@ def report_data(*, incomplete: bool = False, with_history: bool = True) -> Repor
             )
         ],
         delivery_failures=[
-            DeliveryFailure("email", "ana.costa@lsd.ufcg.edu.br", "weekly-ml", "SMTP 451 try later", NOW)
+            DeliveryFailure(
+                "email", "ana.costa@lsd.ufcg.edu.br", "weekly-ml", "SMTP 451 try later", NOW
+            )
         ],
         mute_warnings=["mutelist entry suporte/legacy-* expired on 2026-10-01"],
         now=NOW,

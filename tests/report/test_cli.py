@@ -30,14 +30,29 @@ def saved(tmp_path: Path) -> dict[str, Path]:
     return {"scan": scan, "history": history, "snapshot": snapshot}
 
 
-def test_weekly_from_saved_scan(saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_weekly_from_saved_scan(
+    saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out_dir = tmp_path / "out"
     code, out, _ = run(
-        ["report", "weekly", "--namespace", "suporte", "--from-json", str(saved["scan"]),
-         "--history-json", str(saved["history"]), "--snapshot", str(saved["snapshot"]),
-         "--out", str(out_dir), "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "weekly",
+            "--namespace",
+            "suporte",
+            "--from-json",
+            str(saved["scan"]),
+            "--history-json",
+            str(saved["history"]),
+            "--snapshot",
+            str(saved["snapshot"]),
+            "--out",
+            str(out_dir),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
     html = next(out_dir.glob("*/weekly-suporte.html"))
     assert out.strip().endswith(str(html))
@@ -48,24 +63,48 @@ def test_weekly_from_saved_scan(saved: dict[str, Path], tmp_path: Path, capsys: 
     assert (html.parent / "weekly-suporte-findings.csv").is_file()
 
 
-def test_nightly_locale_override(saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_nightly_locale_override(
+    saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, _ = run(
-        ["report", "nightly", "--locale", "pt_BR", "--from-json", str(saved["scan"]),
-         "--out", str(tmp_path), "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "nightly",
+            "--locale",
+            "pt_BR",
+            "--from-json",
+            str(saved["scan"]),
+            "--out",
+            str(tmp_path),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
-    assert "Higiene do registry: relatório noturno" in next(tmp_path.glob("*/nightly.html")).read_text()
+    assert (
+        "Higiene do registry: relatório noturno"
+        in next(tmp_path.glob("*/nightly.html")).read_text()
+    )
 
 
 def test_send_with_notify_off_writes_files_and_says_so(
     saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(
-        ["report", "nightly", "--send", "--from-json", str(saved["scan"]), "--out", str(tmp_path),
-         "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "nightly",
+            "--send",
+            "--from-json",
+            str(saved["scan"]),
+            "--out",
+            str(tmp_path),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 0
     assert "nothing sent" in err
     assert json.loads(next(tmp_path.glob("*/deliveries.json")).read_text()) == []
@@ -85,32 +124,68 @@ def test_bad_input_is_a_usage_error(
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     code, _, err = run(
-        ["report", "nightly", "--from-json", str(bad), "--out", str(tmp_path), "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "nightly",
+            "--from-json",
+            str(bad),
+            "--out",
+            str(tmp_path),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 2
     assert message in err
 
 
-def test_without_data_source_explains_what_to_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(["report", "nightly", "--out", str(tmp_path), "--rules-dir", str(RULES_DIR)], capsys)
+def test_without_data_source_explains_what_to_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(
+        ["report", "nightly", "--out", str(tmp_path), "--rules-dir", str(RULES_DIR)], capsys
+    )
     assert code == 2 and "--from-json" in err
 
 
-def test_namespace_only_for_weekly(saved: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_namespace_only_for_weekly(
+    saved: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(
-        ["report", "nightly", "--namespace", "ml", "--from-json", str(saved["scan"]), "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "nightly",
+            "--namespace",
+            "ml",
+            "--from-json",
+            str(saved["scan"]),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 2 and "weekly reports only" in err
 
 
-def test_unknown_namespace(saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_namespace(
+    saved: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = run(
-        ["report", "weekly", "-n", "nope", "--from-json", str(saved["scan"]), "--out", str(tmp_path),
-         "--rules-dir", str(RULES_DIR)],
+        [
+            "report",
+            "weekly",
+            "-n",
+            "nope",
+            "--from-json",
+            str(saved["scan"]),
+            "--out",
+            str(tmp_path),
+            "--rules-dir",
+            str(RULES_DIR),
+        ],
         capsys,
-    )  # fmt: skip
+    )
     assert code == 2 and "unknown namespace 'nope'" in err
 
 

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from hygiene.config import Config
-from hygiene.report import RenderedReport, ReportData, build_report_data, render_nightly, render_weekly, templates_dir
+from hygiene.report import (
+    RenderedReport,
+    ReportData,
+    build_report_data,
+    render_nightly,
+    render_weekly,
+    templates_dir,
+)
 from hygiene.report.catalog import missing_translations
 from hygiene.report.i18n import LOCALES, extract_messages, read_catalog, translations
 from tests.report import sample
@@ -31,7 +38,9 @@ def test_every_message_has_a_pt_br_translation(template_catalog) -> None:  # typ
 def test_catalog_has_no_stale_messages_and_placeholders_match(template_catalog) -> None:  # type: ignore[no-untyped-def]
     catalog = read_catalog("pt_BR")
     used = {m.id if isinstance(m.id, str) else m.id[0] for m in template_catalog if m.id}
-    stale = [m.id for m in catalog if m.id and (m.id if isinstance(m.id, str) else m.id[0]) not in used]
+    stale = [
+        m.id for m in catalog if m.id and (m.id if isinstance(m.id, str) else m.id[0]) not in used
+    ]
     assert stale == []
     problems = [(m.id, errors) for m, errors in catalog.check() if errors]
     assert problems == []
@@ -56,7 +65,9 @@ def _strings(value: Any) -> set[str]:
     if isinstance(value, str):
         return {value}
     if isinstance(value, dict):
-        return set().union(*(_strings(k) | _strings(v) for k, v in value.items())) if value else set()
+        return (
+            set().union(*(_strings(k) | _strings(v) for k, v in value.items())) if value else set()
+        )
     if isinstance(value, list | tuple):
         return set().union(*(_strings(v) for v in value)) if value else set()
     return set()
@@ -79,7 +90,9 @@ def _english_fragments(template_catalog) -> list[str]:  # type: ignore[no-untype
             continue
         ids = message.id if isinstance(message.id, tuple) else (message.id,)
         translated = catalog.get(message.id)
-        strings = translated.string if isinstance(translated.string, tuple) else (translated.string,)
+        strings = (
+            translated.string if isinstance(translated.string, tuple) else (translated.string,)
+        )
         for msgid in ids:
             if msgid in strings:
                 continue  # identical in both languages ("Total", "Tags", "Namespace")
@@ -93,10 +106,15 @@ def _english_fragments(template_catalog) -> list[str]:  # type: ignore[no-untype
 def _all_reports(config: Config, locale: str) -> list[tuple[RenderedReport, ReportData]]:
     full = sample.report_data(incomplete=True)
     empty = build_report_data(
-        {"run": sample.inventory().run.to_json(), "inventory": {"repositories": 0, "images": 0,
-         "bytes": 0}, "findings": [], "kept": [], "proposals": []},
+        {
+            "run": sample.inventory().run.to_json(),
+            "inventory": {"repositories": 0, "images": 0, "bytes": 0},
+            "findings": [],
+            "kept": [],
+            "proposals": [],
+        },
         now=sample.NOW,
-    )  # fmt: skip
+    )
     out = []
     for data in (full, empty):
         out.append((render_nightly(data, config, locale=locale), data))

@@ -101,7 +101,9 @@ def test_nightly_largest_repositories_in_order(nightly: RenderedReport) -> None:
 
 def test_charts_are_html_bars_scaled_to_the_largest(nightly: RenderedReport) -> None:
     bars = [
-        attrs for tag, attrs in scan(nightly.html).tags if tag == "td" and attrs.get("width", "").endswith("%")
+        attrs
+        for tag, attrs in scan(nightly.html).tags
+        if tag == "td" and attrs.get("width", "").endswith("%")
     ]
     widths = [float(a["width"].rstrip("%")) for a in bars]
     assert 100.0 in widths  # ml, the largest namespace; and the youngest age bucket
@@ -197,7 +199,7 @@ def test_templates_dir_from_config(config: Config, tmp_path: Path) -> None:
     broken = config.model_copy(
         update={"policy": config.policy.model_copy(update={"report": report})}
     )
-    with pytest.raises(ConfigError, match="report.templates_dir"):
+    with pytest.raises(ConfigError, match=r"report\.templates_dir"):
         templates_dir(broken)
 
 

@@ -37,7 +37,7 @@ def hostile_data() -> ReportData:
             "repository": EVIL_REPO,
             "message": "<b>bad</b> name",
             "fix": '"quoted" & <i>fix</i>',
-            "tags": ["=HYPERLINK(\"http://evil\")", "<tag>"],
+            "tags": ['=HYPERLINK("http://evil")', "<tag>"],
             "details": {"rename_map": {EVIL_REPO: "ok/name"}, "steps": ["<script>step</script>"]},
         }
     )
@@ -51,9 +51,15 @@ def hostile_data() -> ReportData:
         }
     )
     data.kept.append(
-        {"account": "1", "region": "r", "repository": "ml/" + EVIL_REPO, "image_digest": "sha256:ab",
-         "tags": ["<script>"], "reasons": ["protected-tag:<script>", "<b>custom</b>"]}
-    )  # fmt: skip
+        {
+            "account": "1",
+            "region": "r",
+            "repository": "ml/" + EVIL_REPO,
+            "image_digest": "sha256:ab",
+            "tags": ["<script>"],
+            "reasons": ["protected-tag:<script>", "<b>custom</b>"],
+        }
+    )
     return data
 
 
@@ -78,13 +84,18 @@ def test_hostile_strings_are_escaped_in_html(config: Config) -> None:
     assert "&lt;script&gt;alert('repo')&lt;/script&gt;/x\"y" in nightly
     assert '&lt;img src=x onerror="alert(1)"&gt;' in nightly
     weekly = render_weekly(data, config, EVIL_NS).html
-    assert "&lt;b&gt;bad&lt;/b&gt; name" in weekly and '"quoted" &amp; &lt;i&gt;fix&lt;/i&gt;' in weekly
+    assert (
+        "&lt;b&gt;bad&lt;/b&gt; name" in weekly
+        and '"quoted" &amp; &lt;i&gt;fix&lt;/i&gt;' in weekly
+    )
     assert "&lt;script&gt;step&lt;/script&gt;" in weekly
     ml = render_weekly(data, config, "ml").html
     assert "protected tag &lt;script&gt;" in ml and "&lt;b&gt;custom&lt;/b&gt;" in ml
 
 
-def test_hostile_namespace_cannot_escape_the_output_directory(config: Config, tmp_path: Path) -> None:
+def test_hostile_namespace_cannot_escape_the_output_directory(
+    config: Config, tmp_path: Path
+) -> None:
     assert safe_name("../../etc/passwd") == "_.._etc_passwd"
     assert safe_name("..") == "_"
     report = write_report(render_weekly(hostile_data(), config, EVIL_NS), tmp_path)
@@ -98,15 +109,26 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
     folder = tmp_path / "2026-11-28_r-20261128-0300"
     assert report.files["html"] == folder / "nightly.html"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "nightly-findings.csv", "nightly-findings.json", "nightly-proposals.csv",
-        "nightly-proposals.json", "nightly.html", "nightly.txt",
-    ]  # fmt: skip
+        "nightly-findings.csv",
+        "nightly-findings.json",
+        "nightly-proposals.csv",
+        "nightly-proposals.json",
+        "nightly.html",
+        "nightly.txt",
+    ]
     assert (folder / "nightly.html").read_text(encoding="utf-8") == report.html
     findings = json.loads((folder / "nightly-findings.json").read_text(encoding="utf-8"))
     assert findings == json.loads(json.dumps(data.findings, default=str))
     frame = pd.read_csv(folder / "nightly-findings.csv", keep_default_na=False)
     assert len(frame) == len(data.findings)
-    assert list(frame.columns[:6]) == ["code", "rule", "severity", "namespace", "repository", "image_digest"]
+    assert list(frame.columns[:6]) == [
+        "code",
+        "rule",
+        "severity",
+        "namespace",
+        "repository",
+        "image_digest",
+    ]
     evil = frame[frame["code"] == "NS004"].iloc[0]
     assert evil["tags"].startswith("'=HYPERLINK")  # no formula runs in a spreadsheet
     assert json.loads(evil["details"])["steps"] == ["<script>step</script>"]
@@ -144,12 +166,26 @@ def test_history_entry_for_the_store() -> None:
     assert entry.bytes == data.totals["bytes"]
     assert entry.namespace_bytes["ml"] == 23 * sample.GIB
     assert entry.namespace_bytes[""] == 60 * sample.MIB  # nginx, outside any namespace
-    assert entry.findings_by_code == {"NS003": 1, "NS001": 1, "IM002": 1, "IM003": 1,
-                                      "IM001": 1, "SC001": 1, "TG002": 1}  # fmt: skip
+    assert entry.findings_by_code == {
+        "NS003": 1,
+        "NS001": 1,
+        "IM002": 1,
+        "IM003": 1,
+        "IM001": 1,
+        "SC001": 1,
+        "TG002": 1,
+    }
     assert entry.errors == ("AccessDenied: not authorised",)
 
 
 def test_age_buckets_from_inventory() -> None:
     data = sample.report_data()
     # ml/training: pushed 3, 63, 123, 183, 243 days ago; ml/notebooks: 3, 63
-    assert data.age_buckets["ml"] == {"lt7": 2, "lt30": 0, "lt90": 2, "lt180": 1, "lt365": 2, "ge365": 0}
+    assert data.age_buckets["ml"] == {
+        "lt7": 2,
+        "lt30": 0,
+        "lt90": 2,
+        "lt180": 1,
+        "lt365": 2,
+        "ge365": 0,
+    }
