@@ -13,7 +13,6 @@ from hygiene.errors import ConfigError
 from hygiene.inventory import read_snapshot
 from hygiene.report.data import HistoryRun, ReportData, build_report_data, live_source
 from hygiene.report.i18n import LOCALES
-from hygiene.report.render import generate
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -120,27 +119,22 @@ def report_command(
                 "no scan data: pass --from-json FILE (a saved `hygiene scan --format json`)"
             )
         data = source(config)
-    reports = generate(
+    from hygiene.notify import publish
+
+    publication = publish(
         data,
         config,
         "nightly" if kind == "nightly" else "weekly",
         namespaces=list(namespaces) or None,
         out_dir=out_dir,
         locale=locale,
+        send=send,
     )
-    for report in reports:
+    for report in publication.reports:
         click.echo(f"{report.name}: {report.files['html']}")
-    if not send:
-        return
-    from hygiene.notify import deliver_all
-
-    results = deliver_all(reports, config)
-    if reports:
-        record = reports[0].files["html"].parent / "deliveries.json"
-        record.write_text(json.dumps([r.to_json() for r in results], indent=2) + "\n")
-    if not results:
+    if send and not publication.deliveries:
         click.echo("nothing sent: notify.email and notify.slack are off", err=True)
-    for result in results:
+    for result in publication.deliveries:
         status = "sent" if result.ok else f"FAILED after {result.attempts} attempts: {result.error}"
         click.echo(f"{result.report} by {result.channel} to {result.target}: {status}", err=True)
 

@@ -6,10 +6,12 @@ in a :class:`DeliveryResult`; nothing here raises into the scan.
 
 from hygiene.notify.deliver import (
     DeliveryResult,
+    Publication,
     audience,
     deliver_all,
     deliver_report,
     email_transport,
+    publish,
 )
 from hygiene.notify.email import (
     DeliveryError,
@@ -24,6 +26,7 @@ from hygiene.notify.slack import SlackNotifier, slack_blocks
 __all__ = [
     "DeliveryError",
     "DeliveryResult",
+    "Publication",
     "SesTransport",
     "SlackNotifier",
     "SmtpCredentials",
@@ -33,6 +36,7 @@ __all__ = [
     "deliver_all",
     "deliver_report",
     "email_transport",
+    "publish",
     "slack_blocks",
     "smtp_credentials",
 ]

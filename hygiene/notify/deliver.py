@@ -9,18 +9,20 @@ already on disk (:func:`hygiene.report.write_report`) before anything is sent.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from hygiene.config import Config
 from hygiene.notify.email import EmailTransport, SesTransport, SmtpTransport, build_email
 from hygiene.notify.slack import SlackNotifier
-from hygiene.report.data import DeliveryFailure
-from hygiene.report.render import RenderedReport
+from hygiene.report.data import DeliveryFailure, ReportData
+from hygiene.report.render import RenderedReport, ReportKind, generate
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +206,55 @@ def _unbuilt(report: RenderedReport, channel: str, exc: Exception) -> DeliveryRe
     message = getattr(exc, "message", None) or str(exc)
     log.warning("cannot deliver %s by %s: %s", report.name, channel, message)
     return DeliveryResult(report.name, channel, "-", False, 0, message)
+
+
+@dataclass
+class Publication:
+    """What :func:`publish` did: the reports on disk and every delivery's result."""
+
+    reports: list[RenderedReport]
+    deliveries: list[DeliveryResult]
+
+    @property
+    def failed(self) -> list[DeliveryResult]:
+        return [d for d in self.deliveries if not d.ok]
+
+
+def publish(
+    data: ReportData,
+    config: Config,
+    kind: ReportKind,
+    *,
+    namespaces: list[str] | None = None,
+    out_dir: Path | None = None,
+    locale: str | None = None,
+    send: bool = True,
+    environ: Mapping[str, str] | None = None,
+    ses_client: Any = None,
+    email: EmailTransport | None = None,
+    slack: SlackNotifier | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Publication:
+    """Render and write the reports, then (``send``) deliver them; the one call the
+    nightly/weekly jobs make. Files are on disk before any delivery starts; delivery
+    results are also written to ``deliveries.json`` beside them. Only rendering errors
+    (bad data, a broken template) raise; delivery problems are results."""
+    reports = generate(data, config, kind, namespaces=namespaces, out_dir=out_dir, locale=locale)
+    deliveries: list[DeliveryResult] = []
+    if send:
+        deliveries = deliver_all(
+            reports,
+            config,
+            environ=environ,
+            ses_client=ses_client,
+            email=email,
+            slack=slack,
+            sleep=sleep,
+        )
+        if reports:
+            record = reports[0].files["html"].parent / "deliveries.json"
+            previous = json.loads(record.read_text()) if record.is_file() else []
+            record.write_text(
+                json.dumps(previous + [d.to_json() for d in deliveries], indent=2) + "\n"
+            )
+    return Publication(reports, deliveries)
