@@ -24,6 +24,7 @@ import pandas as pd
 import hygiene
 from hygiene.config import Config
 from hygiene.errors import ConfigError
+from hygiene.inventory import namespace_of
 from hygiene.report.data import ReportData
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
@@ -96,6 +97,7 @@ class RenderedReport:
     text: str
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
+    kept: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)  # for Slack blocks
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -144,6 +146,7 @@ def _render(
         "config": config,
         "run": context["data"].run,
         "generated_at": context["data"].generated_at,
+        "max_rows": config.policy.report.max_rows,
     }
     html = env.get_template(f"{kind}.html").render(context)
     text = env.get_template(f"{kind}.txt").render(context)
@@ -187,6 +190,7 @@ def render_nightly(
         text=text,
         findings=list(data.findings),
         proposals=list(data.proposals),
+        kept=list(data.kept),
         summary=summary,
     )
 
@@ -228,6 +232,7 @@ def render_weekly(
         text=text,
         findings=[f for f in data.findings if f in context_findings(context)],
         proposals=[p for p in data.proposals if p["id"] in {q["id"] for q in _all(context)}],
+        kept=[k for k in data.kept if namespace_of(k.get("repository", "")) == namespace],
         summary=summary,
     )
 
@@ -260,6 +265,7 @@ PROPOSAL_COLUMNS = [
     "id", "state", "action", "namespace", "repository", "fix_safety", "rule_codes", "bytes",
     "summary", "first_seen", "grace_until", "account", "region", "target", "evidence",
 ]  # fmt: skip
+KEPT_COLUMNS = ["repository", "image_digest", "tags", "reasons", "account", "region"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -298,6 +304,7 @@ def write_report(
     for kind, rows, columns in (
         ("findings", report.findings, FINDING_COLUMNS),
         ("proposals", report.proposals, PROPOSAL_COLUMNS),
+        ("kept", report.kept, KEPT_COLUMNS),
     ):
         if "json" in exports:
             files[f"{kind}_json"] = _write(

@@ -210,3 +210,20 @@ def test_grace_date_shown_when_it_changes_day_in_the_zone(config: Config) -> Non
     data.proposals = [late]
     text = render_weekly(data, config, "ml").text
     assert "Grace until Dec 5, 2026" in text  # 22:00 on Dec 5 in Fortaleza, not Dec 6
+
+
+def test_long_tables_are_cut_at_max_rows(config: Config) -> None:
+    data = sample.report_data()
+    template = next(p for p in data.proposals if p["state"] == "proposed")
+    data.proposals = [{**template, "id": f"p-{n:012x}"} for n in range(12)]
+    report = config.policy.report.model_copy(update={"max_rows": 5})
+    small = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"report": report})}
+    )
+    text = render_nightly(data, small).text
+    assert text.count("$ hygiene approve p-") == 5 + 1  # five rows + the approve-all line
+    assert "… and 7 more in the attached CSV/JSON export." in text
+    shown = [f"p-{n:012x}" for n in range(5)]
+    assert "$ hygiene approve " + " ".join(shown) + "\n" in text  # only what the admin saw
+    weekly = visible(render_weekly(data, small, "ml").html)
+    assert "… and 7 more in the attached CSV/JSON export." in weekly

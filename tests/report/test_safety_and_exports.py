@@ -111,6 +111,8 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [
         "nightly-findings.csv",
         "nightly-findings.json",
+        "nightly-kept.csv",
+        "nightly-kept.json",
         "nightly-proposals.csv",
         "nightly-proposals.json",
         "nightly.html",
@@ -144,6 +146,8 @@ def test_weekly_exports_hold_only_the_namespace(config: Config, tmp_path: Path) 
     assert {f["code"] for f in findings} == {"IM002", "IM003", "SC001"}
     proposals = json.loads(reports[0].files["proposals_json"].read_text())
     assert {p["repository"] for p in proposals} == {"ml/training"}  # applied SC001 fix is done
+    kept = pd.read_csv(reports[0].files["kept_csv"], keep_default_na=False)
+    assert list(kept["reasons"]) == ["protected-tag:prod*", "child-of-kept-index newest:3"]
 
 
 def test_every_registered_namespace_gets_a_weekly_report(config: Config, tmp_path: Path) -> None:
