@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hygiene.config import Config
+from hygiene.errors import ConfigError
 from hygiene.notify.email import EmailTransport, SesTransport, SmtpTransport, build_email
 from hygiene.notify.slack import SlackNotifier
 from hygiene.report.data import DeliveryFailure, ReportData
@@ -59,6 +60,9 @@ def attempt(
     for number in range(1, retries + 2):
         try:
             action()
+        except ConfigError as exc:  # no recipient, no channel: retrying cannot help
+            log.warning("cannot deliver %s by %s: %s", report, channel, exc.message)
+            return DeliveryResult(report, channel, target, False, number, exc.message[:500])
         except Exception as exc:  # a failed delivery must never fail the scan
             error = f"{type(exc).__name__}: {exc}"
             log.warning(

@@ -239,6 +239,7 @@ def build_report_data(
             for ns, b in summary.get("age_buckets", {}).items()
         }
     runs = [h if isinstance(h, HistoryRun) else HistoryRun.from_json(h) for h in history]
+    runs = [h for h in runs if h.id != scan["run"].get("id")]  # the current run is not history
     runs.sort(key=lambda h: h.finished_at or datetime.min.replace(tzinfo=UTC))
     return ReportData(
         generated_at=generated_at,

@@ -368,6 +368,8 @@ def age_distribution(data: ReportData, namespace: str | None = None) -> list[Bar
             continue
         for key, count in buckets.items():
             totals[key] = totals.get(key, 0) + count
+    if not any(totals.values()):
+        return []
     return bars(((key, totals[key]) for key in AGE_BUCKET_KEYS), keep_order=True)
 
 

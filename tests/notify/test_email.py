@@ -240,3 +240,14 @@ def test_ses_raw_message_is_the_multipart_report(weekly_ml: RenderedReport) -> N
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["Subject"] == weekly_ml.subject
     assert [p.get_content_type() for p in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_no_recipients_is_not_retried(config: Config, nightly: RenderedReport) -> None:
+    cfg = with_notify(config, email=True, admin_emails=[], retries=3)
+    sleeps: list[float] = []
+    results = deliver_report(
+        nightly, cfg, email=SmtpTransport(cfg.policy.notify.smtp), sleep=sleeps.append
+    )
+    assert [(r.ok, r.attempts) for r in results] == [(False, 1)]
+    assert "no e-mail recipients" in (results[0].error or "")
+    assert sleeps == []

@@ -11,7 +11,15 @@ import pytest
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError
-from hygiene.report import RenderedReport, ReportData, render_nightly, render_weekly, templates_dir
+from hygiene.report import (
+    RenderedReport,
+    ReportData,
+    build_report_data,
+    history_entry,
+    render_nightly,
+    render_weekly,
+    templates_dir,
+)
 from hygiene.report.views import compliance_scores, reclaimable_bytes
 from tests.report import sample
 
@@ -227,3 +235,13 @@ def test_long_tables_are_cut_at_max_rows(config: Config) -> None:
     assert "$ hygiene approve " + " ".join(shown) + "\n" in text  # only what the admin saw
     weekly = visible(render_weekly(data, small, "ml").html)
     assert "… and 7 more in the attached CSV/JSON export." in weekly
+
+
+def test_scan_json_without_inventory_details(config: Config) -> None:
+    """--from-json without a snapshot: no per-repository data, the report says so."""
+    scan = sample.scan_json()
+    data = build_report_data(scan, history=[*sample.history(), history_entry(sample.report_data())])
+    assert [h.id for h in data.history] == [h.id for h in sample.history()]  # current run dropped
+    report = render_nightly(data, config)
+    assert report.text.count("No data for this run.") == 2  # storage by namespace, image age
+    assert "26.2\u00a0GiB" in report.text  # totals still come from the scan summary
