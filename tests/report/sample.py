@@ -70,6 +70,9 @@ def inventory(*, incomplete: bool = False) -> Inventory:
                     "size_bytes": size,
                     "manifest_media_type": "application/vnd.oci.image.manifest.v1+json",
                     "status": "ACTIVE",
+                    # derived by build_images; given so pandas need not fill a NaN column
+                    "is_index": False,
+                    "is_signature_tag": False,
                 }
             )
     frame = build_images(images)
