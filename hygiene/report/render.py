@@ -28,7 +28,7 @@ from hygiene.inventory import namespace_of
 from hygiene.report.data import ReportData
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
-from hygiene.report.views import nightly_context, weekly_context
+from hygiene.report.views import compliance_scores, nightly_context, weekly_context
 
 ReportKind = Literal["nightly", "weekly"]
 TEMPLATE_MARKER = "base.html"
@@ -98,6 +98,7 @@ class RenderedReport:
     findings: list[dict[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     kept: list[dict[str, Any]] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)  # compliance per repository
     summary: dict[str, Any] = field(default_factory=dict)  # for Slack blocks
     files: dict[str, Path] = field(default_factory=dict)
 
@@ -191,6 +192,7 @@ def render_nightly(
         findings=list(data.findings),
         proposals=list(data.proposals),
         kept=list(data.kept),
+        scores=compliance_scores(data),
         summary=summary,
     )
 
@@ -203,6 +205,7 @@ def render_weekly(
     fmt = formatter(config, locale, namespace)
     context = weekly_context(data, config, namespace)
     html, text = _render("weekly", context, config, locale, fmt)
+    proposal_ids = {p["id"] for p in _all(context)}
     _ = translations(locale).gettext
     subject = _("Registry hygiene: weekly report for %(namespace)s") % {"namespace": namespace}
     summary = {
@@ -230,9 +233,10 @@ def render_weekly(
         subject=f"{config.policy.notify.subject_prefix} {subject}".strip(),
         html=html,
         text=text,
-        findings=[f for f in data.findings if f in context_findings(context)],
-        proposals=[p for p in data.proposals if p["id"] in {q["id"] for q in _all(context)}],
+        findings=context_findings(context),
+        proposals=[p for p in data.proposals if p["id"] in proposal_ids],
         kept=[k for k in data.kept if namespace_of(k.get("repository", "")) == namespace],
+        scores=list(context["scores"]),
         summary=summary,
     )
 
@@ -266,6 +270,7 @@ PROPOSAL_COLUMNS = [
     "summary", "first_seen", "grace_until", "account", "region", "target", "evidence",
 ]  # fmt: skip
 KEPT_COLUMNS = ["repository", "image_digest", "tags", "reasons", "account", "region"]
+SCORE_COLUMNS = ["repository", "score", "grade", "codes", "images", "bytes", "scan_error"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -305,6 +310,7 @@ def write_report(
         ("findings", report.findings, FINDING_COLUMNS),
         ("proposals", report.proposals, PROPOSAL_COLUMNS),
         ("kept", report.kept, KEPT_COLUMNS),
+        ("scores", report.scores, SCORE_COLUMNS),
     ):
         if "json" in exports:
             files[f"{kind}_json"] = _write(

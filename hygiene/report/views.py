@@ -427,7 +427,8 @@ def weekly_context(data: ReportData, config: Config, namespace: str) -> dict[str
         p for p in proposals if p.get("action") in IMAGE_ACTIONS and p["state"] in WAITING_STATES
     ]
     deletions.sort(key=lambda p: (p.get("grace_until") or "", p.get("repository", ""), p["id"]))
-    other = [p for p in proposals if p not in deletions and p["state"] in WAITING_STATES]
+    deleting = {p["id"] for p in deletions}
+    other = [p for p in proposals if p["id"] not in deleting and p["state"] in WAITING_STATES]
     kept = [
         {**k, "reason_views": [keep_reason(r) for r in k.get("reasons", [])]}
         for k in data.kept

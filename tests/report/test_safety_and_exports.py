@@ -115,6 +115,8 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
         "nightly-kept.json",
         "nightly-proposals.csv",
         "nightly-proposals.json",
+        "nightly-scores.csv",
+        "nightly-scores.json",
         "nightly.html",
         "nightly.txt",
     ]
@@ -146,6 +148,11 @@ def test_weekly_exports_hold_only_the_namespace(config: Config, tmp_path: Path) 
     assert {f["code"] for f in findings} == {"IM002", "IM003", "SC001"}
     proposals = json.loads(reports[0].files["proposals_json"].read_text())
     assert {p["repository"] for p in proposals} == {"ml/training"}  # applied SC001 fix is done
+    scores = json.loads(reports[0].files["scores_json"].read_text())
+    assert [(r["repository"], r["score"]) for r in scores] == [
+        ("ml/training", 80),
+        ("ml/notebooks", 85),
+    ]
     kept = pd.read_csv(reports[0].files["kept_csv"], keep_default_na=False)
     assert list(kept["reasons"]) == ["protected-tag:prod*", "child-of-kept-index newest:3"]
 
