@@ -137,6 +137,8 @@ class SlackSettings(Section):
     webhook_url_env: str = "HYGIENE_SLACK_WEBHOOK_URL"
     base_url: str | None = None
     admin_channel: str | None = None
+    dm_owners_without_channel: bool = True  # DM owners (users.lookupByEmail) if no channel
+    upload_html: bool = True  # attach the HTML report with files_upload_v2
 
 
 class NotifySettings(Section):
@@ -146,6 +148,10 @@ class NotifySettings(Section):
     smtp: SmtpSettings = SmtpSettings()
     slack_settings: SlackSettings = SlackSettings()
     retries: int = Field(default=3, ge=0, le=10)
+    retry_backoff_seconds: float = Field(default=2.0, ge=0, le=600)
+    admin_emails: list[str] = Field(default_factory=list)  # recipients of the nightly report
+    weekly_cc_members: bool = False  # copy the project's members on its weekly report
+    subject_prefix: str = "[registry-hygiene]"
 
 
 class ReportSettings(Section):
@@ -154,6 +160,9 @@ class ReportSettings(Section):
     locale: Literal["en", "pt_BR"] = "en"
     largest_repositories: int = Field(default=10, ge=1, le=100)
     trend_runs: int = Field(default=12, ge=2, le=365)
+    max_rows: int = Field(default=100, ge=5, le=10000)  # rows per table; the rest in exports
+    templates_dir: Path | None = None  # default: reports/ at the repository root
+    exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
 
     @field_validator("timezone")
     @classmethod

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "hygiene.cli.run_cmd",
     "hygiene.cli.schedule_cmd",
     "hygiene.cli.iam_cmd",
+    "hygiene.cli.report",
 ]
 
 

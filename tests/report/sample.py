@@ -1,0 +1,357 @@
+"""Realistic report input built the way the nightly job builds it: an inventory from
+collector-like records, findings/kept/proposals as the rules engine and plan emit them
+(``to_json`` of the model types), and a store history of earlier runs."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hygiene.inventory import Inventory, RunInfo, ScanError, build_images, build_repositories
+from hygiene.model import (
+    Action,
+    Finding,
+    FixSafety,
+    KeptImage,
+    Proposal,
+    ProposalState,
+    Severity,
+    proposal_id,
+)
+from hygiene.report.data import (
+    ApplyOutcome,
+    DeliveryFailure,
+    HistoryRun,
+    ReportData,
+    build_report_data,
+)
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ACCOUNT, REGION = "851296927411", "us-east-1"
+MIB = 1024**2
+GIB = 1024**3
+HOSTILE = '<script>alert("x")</script>\'&'
+
+
+def digest(n: int) -> str:
+    return "sha256:" + hashlib.sha256(f"image-{n}".encode()).hexdigest()
+
+
+REPOS: list[tuple[str, int, int]] = [
+    # name, images, size per image (bytes)
+    ("suporte/cloud/api", 6, 310 * MIB),
+    ("suporte/services/ldap", 3, 95 * MIB),
+    ("suporte-cloud/monitor", 2, 120 * MIB),
+    ("ml/training", 5, 4 * GIB),
+    ("ml/notebooks", 2, 1536 * MIB),
+    ("eureca/web", 4, 210 * MIB),
+    ("nginx", 1, 60 * MIB),
+]
+
+
+def inventory(*, incomplete: bool = False) -> Inventory:
+    images: list[dict[str, Any]] = []
+    n = 0
+    for name, count, size in REPOS:
+        namespace = name.split("/")[0] if "/" in name else None
+        for i in range(count):
+            n += 1
+            images.append(
+                {
+                    "account": ACCOUNT,
+                    "region": REGION,
+                    "repository": name,
+                    "namespace": namespace,
+                    "digest": digest(n),
+                    "tags": [f"v1.{i}.0"] if i % 2 == 0 else [],
+                    "pushed_at": NOW - timedelta(days=3 + 60 * i),
+                    "last_pull": None,
+                    "size_bytes": size,
+                    "manifest_media_type": "application/vnd.oci.image.manifest.v1+json",
+                    "status": "ACTIVE",
+                    # derived by build_images; given so pandas need not fill a NaN column
+                    "is_index": False,
+                    "is_signature_tag": False,
+                }
+            )
+    frame = build_images(images)
+    repos = [
+        {
+            "account": ACCOUNT,
+            "region": REGION,
+            "name": name,
+            "namespace": name.split("/")[0] if "/" in name else None,
+            "created_at": NOW - timedelta(days=400),
+            "tag_mutability": "MUTABLE",
+            "scan_on_push": False,
+            "encryption": "AES256",
+            "scan_error": "AccessDenied on ListImages"
+            if incomplete and name == "eureca/web"
+            else None,
+        }
+        for name, _, _ in REPOS
+    ]
+    errors = (
+        [ScanError(REGION, "eureca/web", "ListImages", "AccessDenied: not authorised")]
+        if incomplete
+        else []
+    )
+    run = RunInfo(
+        id="r-20261128-0300",
+        started_at=NOW - timedelta(minutes=5),
+        finished_at=NOW,
+        errors=errors,
+        source="embedded",
+    )
+    return Inventory(images=frame, repositories=build_repositories(repos, frame), run=run)
+
+
+def findings() -> list[Finding]:
+    common = {"account": ACCOUNT, "region": REGION}
+    return [
+        Finding(
+            code="NS003",
+            rule="fragmented-namespace",
+            severity=Severity.WARNING,
+            repository=None,
+            namespace="suporte-cloud",
+            message="Namespace suporte-cloud fragments project suporte.",
+            fix="Move the repositories under suporte/ as shown.",
+            fix_safety=FixSafety.MANUAL,
+            details={
+                "project": "suporte",
+                "namespaces": ["suporte-cloud"],
+                "rename_map": {"suporte-cloud/monitor": "suporte/cloud/monitor"},
+                "steps": [
+                    "Create suporte/cloud/monitor",
+                    "Push every tag of suporte-cloud/monitor to it",
+                    "Switch deployments, then delete suporte-cloud/monitor",
+                ],
+            },
+            **common,
+        ),
+        Finding(
+            code="NS001",
+            rule="repository-outside-namespace",
+            severity=Severity.ERROR,
+            repository="nginx",
+            namespace=None,
+            message="Repository nginx is outside any namespace.",
+            fix="Move it into the owning project's namespace.",
+            fix_safety=FixSafety.MANUAL,
+            **common,
+        ),
+        Finding(
+            code="IM002",
+            rule="stale-image",
+            severity=Severity.WARNING,
+            repository="ml/training",
+            namespace="ml",
+            message="Image not pulled for 240 days.",
+            fix="Delete it (proposal pending).",
+            fix_safety=FixSafety.UNSAFE,
+            image_digest=digest(13),
+            tags=("v1.4.0",),
+            bytes=4 * GIB,
+            **common,
+        ),
+        Finding(
+            code="IM003",
+            rule="excess-images",
+            severity=Severity.INFO,
+            repository="ml/training",
+            namespace="ml",
+            message="Repository holds more images than allowed.",
+            fix="Delete the oldest images.",
+            fix_safety=FixSafety.UNSAFE,
+            image_digest=digest(13),
+            tags=("v1.4.0",),
+            bytes=4 * GIB,
+            **common,
+        ),
+        Finding(
+            code="IM001",
+            rule="untagged-image",
+            severity=Severity.WARNING,
+            repository="suporte/cloud/api",
+            namespace="suporte",
+            message="Untagged image older than 7 days.",
+            fix="Delete it (safe).",
+            fix_safety=FixSafety.SAFE,
+            image_digest=digest(2),
+            bytes=310 * MIB,
+            **common,
+        ),
+        Finding(
+            code="SC001",
+            rule="scan-on-push-disabled",
+            severity=Severity.WARNING,
+            repository="ml/notebooks",
+            namespace="ml",
+            message="Scan on push is disabled.",
+            fix="Enable scan on push.",
+            fix_safety=FixSafety.SAFE,
+            **common,
+        ),
+        Finding(
+            code="TG002",
+            rule="floating-tag-drift",
+            severity=Severity.INFO,
+            repository="eureca/web",
+            namespace="eureca",
+            message=f"Tag {HOSTILE} is not on the newest image.",
+            fix="Move the tag.",
+            fix_safety=FixSafety.MANUAL,
+            tags=(HOSTILE,),
+            **common,
+        ),
+    ]
+
+
+def kept() -> list[KeptImage]:
+    return [
+        KeptImage(
+            ACCOUNT, REGION, "ml/training", digest(11), ("v1.0.0",), ("protected-tag:prod*",)
+        ),
+        KeptImage(
+            ACCOUNT, REGION, "ml/training", digest(12), (), ("child-of-kept-index", "newest:3")
+        ),
+        KeptImage(
+            ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-within:30d",)
+        ),
+    ]
+
+
+def _proposal(
+    action: Action,
+    repository: str,
+    digests: list[str],
+    state: ProposalState,
+    size: int,
+    safety: FixSafety = FixSafety.UNSAFE,
+    codes: tuple[str, ...] = ("IM002",),
+    tags: list[str] | None = None,
+) -> Proposal:
+    target = {"digests": digests} if digests else {"repository": repository}
+    evidence = {"tags": tags or [], "bytes": size}
+    return Proposal(
+        id=proposal_id(action, target, evidence),
+        action=action,
+        account=ACCOUNT,
+        region=REGION,
+        repository=repository,
+        namespace=repository.split("/")[0] if "/" in repository else None,
+        target=target,
+        evidence=evidence,
+        rule_codes=codes,
+        fix_safety=safety,
+        bytes=size,
+        summary=f"{action.value} in {repository}",
+        state=state,
+        first_seen=NOW - timedelta(hours=9),
+        grace_until=NOW + timedelta(days=7),
+    )
+
+
+def proposals() -> list[Proposal]:
+    return [
+        _proposal(
+            Action.DELETE_IMAGES,
+            "ml/training",
+            [digest(13)],
+            ProposalState.PROPOSED,
+            4 * GIB,
+            tags=["v1.4.0"],
+        ),
+        _proposal(
+            Action.DELETE_IMAGES,
+            "suporte/cloud/api",
+            [digest(2)],
+            ProposalState.APPROVED,
+            310 * MIB,
+            FixSafety.SAFE,
+            ("IM001",),
+        ),
+        _proposal(
+            Action.ENABLE_SCAN_ON_PUSH,
+            "ml/notebooks",
+            [],
+            ProposalState.APPLIED,
+            0,
+            FixSafety.SAFE,
+            ("SC001",),
+        ),
+        _proposal(
+            Action.DELETE_IMAGES,
+            "eureca/web",
+            [digest(20)],
+            ProposalState.SKIPPED,
+            210 * MIB,
+            tags=[HOSTILE],
+        ),
+        _proposal(
+            Action.PUT_LIFECYCLE_POLICY,
+            "suporte/services/ldap",
+            [],
+            ProposalState.PROPOSED,
+            0,
+            codes=("RP002",),
+        ),
+    ]
+
+
+def history() -> list[HistoryRun]:
+    runs = []
+    for day in range(5, 0, -1):
+        runs.append(
+            HistoryRun(
+                id=f"r-202611{28 - day:02d}-0300",
+                finished_at=NOW - timedelta(days=day),
+                status="incomplete" if day == 3 else "complete",
+                images=20 + day,
+                bytes=(30 - day) * GIB,
+                repositories=7,
+                namespace_bytes={"ml": (22 - day) * GIB, "suporte": 2 * GIB, "eureca": GIB},
+                findings_by_code={"IM002": 2, "NS001": 1},
+                errors=("us-east-1 DescribeImages throttled",) if day == 3 else (),
+            )
+        )
+    return runs
+
+
+def scan_json(*, incomplete: bool = False) -> dict[str, Any]:
+    inv = inventory(incomplete=incomplete)
+    return {
+        "run": inv.run.to_json(),
+        "inventory": inv.summary(),
+        "findings": [f.to_json() for f in findings()],
+        "kept": [k.to_json() for k in kept()],
+        "proposals": [p.to_json() for p in proposals()],
+    }
+
+
+def report_data(*, incomplete: bool = False, with_history: bool = True) -> ReportData:
+    return build_report_data(
+        scan_json(incomplete=incomplete),
+        inventory=inventory(incomplete=incomplete),
+        history=history() if with_history else (),
+        outcomes=[
+            ApplyOutcome(
+                proposal_id="p-000000000001",
+                state="failed",
+                action="delete-images",
+                repository="eureca/web",
+                namespace="eureca",
+                reason="ImageReferencedByManifestList",
+                bytes=210 * MIB,
+            )
+        ],
+        delivery_failures=[
+            DeliveryFailure(
+                "email", "ana.costa@lsd.ufcg.edu.br", "weekly-ml", "SMTP 451 try later", NOW
+            )
+        ],
+        mute_warnings=["mutelist entry suporte/legacy-* expired on 2026-10-01"],
+        now=NOW,
+    )
