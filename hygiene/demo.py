@@ -10,6 +10,8 @@ from pathlib import Path
 from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.collect.seed import seed_lab_registry
 from hygiene.config import Config
+from hygiene.notify.deliver import publish
+from hygiene.report.data import build_report_data
 from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
 
 
@@ -47,4 +49,12 @@ def run_demo(
     scan_json.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     outcome.outputs.append(("scan JSON", scan_json))
     outcome.outputs.append(("snapshot", result.snapshot))
+    data = build_report_data(
+        result.to_json(), inventory=inventory, mute_warnings=result.mute_warnings, now=now
+    )
+    for kind in ("nightly", "weekly"):
+        publication = publish(data, config, kind, out_dir=out_dir, send=False)
+        for report in publication.reports:
+            label = "admin report" if kind == "nightly" else f"owner report {report.namespace}"
+            outcome.outputs.append((label, report.files["html"]))
     return outcome

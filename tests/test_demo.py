@@ -33,3 +33,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert scan["inventory"]["repositories"] == 40
     assert scan["run"]["api_calls"]["DescribeImages"] == 40
     assert Path(scan["snapshot"]).is_file()
+    (report_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name != "snapshots"]
+    names = {p.name for p in report_dir.iterdir()}
+    assert "nightly.html" in names and "nightly.txt" in names
+    for namespace in ("suporte", "ml", "eureca", "bigsea", "labs"):
+        assert f"weekly-{namespace}.html" in names
+        assert f"owner report {namespace}: " in proc.stdout
+    assert "Relatório semanal" in (report_dir / "weekly-suporte.html").read_text()
