@@ -12,7 +12,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-
 _RULE_ORDER = ["rulePriority", "description", "selection", "action"]
 _SELECTION_ORDER = [
     "tagStatus",

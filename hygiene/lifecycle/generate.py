@@ -174,9 +174,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
                 count_number=settings.protected_count_number,
             )
         )
-    claimed: list[tuple[str, tuple[str, ...]]] = [
-        (f"protected tag {p!r}", (p,)) for p in shields
-    ]
+    claimed: list[tuple[str, tuple[str, ...]]] = [(f"protected tag {p!r}", (p,)) for p in shields]
 
     if settings.expire_untagged_days is not None:
         days = settings.expire_untagged_days
@@ -244,7 +242,8 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
                 Rule(
                     rule_priority=ARCHIVED_SHIELD_BASE + i,
                     description=(
-                        f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: archived copy never expired"
+                        f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: "
+                        "archived copy never expired"
                     ),
                     tag_status="tagged",
                     tag_pattern_list=(pattern,),

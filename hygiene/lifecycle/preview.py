@@ -199,8 +199,8 @@ def preview_policy(
     rule_of = np.zeros(n, dtype=np.int64)  # 0 = no rule (ECR priorities are >= 1)
     action_of = np.full(n, "", dtype=object)
     for rule in policy.ordered():
-        selected = eligible & (storage == rule.storage_class) & _selection(
-            rule, frame, exploded, tagged
+        selected = (
+            eligible & (storage == rule.storage_class) & _selection(rule, frame, exploded, tagged)
         )
         if rule.count_type == "imageCountMoreThan":
             in_order = selected[order]
@@ -288,8 +288,10 @@ def _expand_units(
                     members.append(child)
             for member in members:
                 current = decided.get(member)
-                if current is None or (current[1] == "transition" and action == "expire"):
-                    if current is None or current[2] is not None:
-                        decided[member] = (priority, action, root_digest)
-                        changed = True
+                # unit members are never acted on by a rule directly (children and
+                # referrers are not selectable); an expire beats a transition
+                upgrade = current is not None and current[1] == "transition" and action == "expire"
+                if current is None or upgrade:
+                    decided[member] = (priority, action, root_digest)
+                    changed = True
     return [(row, p, a, via) for row, (p, a, via) in sorted(decided.items())]

@@ -48,8 +48,7 @@ def _plural(count: int, word: str) -> str:
 
 def summary_text(preview: PreviewResult, current: str | None) -> str:
     text = (
-        f"this policy would expire {_plural(preview.images, 'image')}, "
-        f"{human_bytes(preview.bytes)}"
+        f"this policy would expire {_plural(preview.images, 'image')}, {human_bytes(preview.bytes)}"
     )
     if preview.transitioned_images:
         text += (

@@ -4,7 +4,8 @@ The constraints are those of ``ECR_FACTS.md`` and the AWS user guide (lifecycle 
 properties and evaluation rules). Every violation is reported, each as one line naming
 the rule (index in ``rules`` and its ``rulePriority``) and the field, e.g.::
 
-    rules[2] (rulePriority 30): selection.tagPatternList[0]: pattern 'a*b*c*d*e*f' has 5 '*' wildcards; ECR allows at most 4
+    rules[2] (rulePriority 30): selection.tagPatternList[0]: pattern 'a*b*c*d*e*f'
+    has 5 '*' wildcards; ECR allows at most 4
 
 :func:`check_policy` returns the list; :func:`validate_policy` raises
 :class:`~hygiene.errors.LifecycleError` (exit code 2) with all of them.
@@ -13,7 +14,7 @@ the rule (index in ``rules`` and its ``rulePriority``) and the field, e.g.::
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, TypeGuard
 
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle.policy import (
@@ -46,7 +47,7 @@ ACTION_KEYS = {"type", "targetStorageClass"}
 ALLOW_PULLED_EXPIRE = "lifecycle.allow_since_image_pulled_expire"
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -170,9 +171,7 @@ class _Checker:
         if count_type is None:
             self.add(f"{where}.countType", f"missing (one of {_choices(COUNT_TYPES)})")
         elif count_type not in COUNT_TYPES:
-            self.add(
-                f"{where}.countType", f"{count_type!r} is not one of {_choices(COUNT_TYPES)}"
-            )
+            self.add(f"{where}.countType", f"{count_type!r} is not one of {_choices(COUNT_TYPES)}")
         unit = sel.get("countUnit")
         if count_type in AGE_COUNT_TYPES:
             if unit is None:
@@ -195,15 +194,20 @@ class _Checker:
                     f"{count_type!r} is not allowed with storageClass 'archive'; "
                     "use 'sinceImageTransitioned'",
                 )
-            if _is_int(number) and count_type == "sinceImageTransitioned":
-                if number < MIN_ARCHIVE_DAYS:
-                    self.add(
-                        f"{where}.countNumber",
-                        f"archived images cannot be expired before {MIN_ARCHIVE_DAYS} days "
-                        f"in archive, got {number}",
-                    )
+            if (
+                _is_int(number)
+                and count_type == "sinceImageTransitioned"
+                and number < MIN_ARCHIVE_DAYS
+            ):
+                self.add(
+                    f"{where}.countNumber",
+                    f"archived images cannot be expired before {MIN_ARCHIVE_DAYS} days "
+                    f"in archive, got {number}",
+                )
         elif count_type == "sinceImageTransitioned":
-            self.add(f"{where}.countType", "'sinceImageTransitioned' requires storageClass 'archive'")
+            self.add(
+                f"{where}.countType", "'sinceImageTransitioned' requires storageClass 'archive'"
+            )
 
     def tag_list(self, where: str, values: Any, *, prefix: bool) -> None:
         if not isinstance(values, list):
@@ -247,7 +251,9 @@ class _Checker:
             self.add(f"{where}.type", f"{kind!r} is not one of {_choices(ACTION_TYPES)}")
         if kind == "transition":
             if target is None:
-                self.add(f"{where}.targetStorageClass", "required with type 'transition': 'archive'")
+                self.add(
+                    f"{where}.targetStorageClass", "required with type 'transition': 'archive'"
+                )
             elif target != "archive":
                 self.add(
                     f"{where}.targetStorageClass", f"{target!r} is not allowed; only 'archive'"
@@ -260,18 +266,21 @@ class _Checker:
                 )
         elif kind == "expire" and target is not None:
             self.add(f"{where}.targetStorageClass", "only allowed with type 'transition'")
-        if kind == "expire" and sel.get("countType") == "sinceImagePulled":
-            if not self.allow_pulled_expire:
-                self.add(
-                    f"{where}.type",
-                    "'expire' with countType 'sinceImagePulled' is not confirmed to be accepted "
-                    f"by ECR (only 'transition' is); enable {ALLOW_PULLED_EXPIRE} to allow it",
-                )
+        if (
+            kind == "expire"
+            and sel.get("countType") == "sinceImagePulled"
+            and not self.allow_pulled_expire
+        ):
+            self.add(
+                f"{where}.type",
+                "'expire' with countType 'sinceImagePulled' is not confirmed to be accepted "
+                f"by ECR (only 'transition' is); enable {ALLOW_PULLED_EXPIRE} to allow it",
+            )
 
     # ------------------------------------------------------------------ across rules
     def across_rules(self, rules: list[Any], labels: list[str]) -> None:
         items = [(label, r) for label, r in zip(labels, rules, strict=True) if isinstance(r, dict)]
-        priorities = [r.get("rulePriority") for _, r in items if _is_int(r.get("rulePriority"))]
+        priorities: list[int] = [p for _, r in items if _is_int(p := r.get("rulePriority"))]
         counts = Counter(priorities)
         for label, rule in items:
             priority = rule.get("rulePriority")
@@ -295,7 +304,8 @@ class _Checker:
         untagged = [
             label
             for label, r in items
-            if isinstance(r.get("selection"), dict) and r["selection"].get("tagStatus") == "untagged"
+            if isinstance(r.get("selection"), dict)
+            and r["selection"].get("tagStatus") == "untagged"
         ]
         if len(untagged) > 1:
             for label in untagged[1:]:

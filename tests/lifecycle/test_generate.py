@@ -198,9 +198,7 @@ def _specs(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "children": children,
             }
         )
-        specs.extend(
-            {"name": c, "tags": [], "pushed_days": image["pushed_days"]} for c in children
-        )
+        specs.extend({"name": c, "tags": [], "pushed_days": image["pushed_days"]} for c in children)
     return specs
 
 

@@ -44,9 +44,7 @@ def test_preview_case(case: dict[str, Any], now: datetime) -> None:
     assert result.images == len(case["expired"])
     # indexes report no own storage (their size is the largest child's)
     index_names = {s["name"] for s in case["images"] if s.get("children")}
-    assert result.bytes == sum(
-        sizes[digest_of(n)] for n in case["expired"] if n not in index_names
-    )
+    assert result.bytes == sum(sizes[digest_of(n)] for n in case["expired"] if n not in index_names)
 
 
 def test_preview_reports_rules_units_and_notes(now: datetime) -> None:
@@ -66,7 +64,9 @@ def test_preview_reports_rules_units_and_notes(now: datetime) -> None:
             }
         ]
     }
-    images = make_images([{"name": "a", "tags": ["x"], "pushed_days": 400, "status": "ARCHIVED"}], now)
+    images = make_images(
+        [{"name": "a", "tags": ["x"], "pushed_days": 400, "status": "ARCHIVED"}], now
+    )
     result = preview_policy(json.dumps(policy), images, now=now)
     assert result.images == 0
     assert result.notes and "archived_at" in result.notes[0]

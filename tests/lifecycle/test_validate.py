@@ -68,9 +68,7 @@ def test_at_most_30720_characters() -> None:
 
 
 def test_message_names_multiple_problems() -> None:
-    text = json.dumps(
-        {"rules": [_rule(1, "a*"), _rule(1, "b*"), _rule(2, "c*****")]}, indent=2
-    )
+    text = json.dumps({"rules": [_rule(1, "a*"), _rule(1, "b*"), _rule(2, "c*****")]}, indent=2)
     with pytest.raises(LifecycleError) as info:
         validate_policy(text, source="p.json")
     # checks of single rules come first, then those across rules
