@@ -162,6 +162,7 @@ image_spec = st.fixed_dictionaries(
         "pushed_days": st.integers(min_value=0, max_value=400),
         "pulled_days": st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
         "children": st.integers(min_value=0, max_value=2),
+        "archived_days": st.one_of(st.none(), st.integers(min_value=0, max_value=400)),
     }
 )
 keep_spec = st.builds(
@@ -182,6 +183,7 @@ lifecycle_spec = st.builds(
             count_type=st.sampled_from(["sinceImagePushed", "sinceImagePulled"]),
         ),
     ),
+    expire_archived_after_days=st.one_of(st.none(), st.integers(min_value=90, max_value=300)),
 )
 
 
@@ -189,6 +191,11 @@ def _specs(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     specs: list[dict[str, Any]] = []
     for n, image in enumerate(raw):
         children = [f"c{n}-{k}" for k in range(image["children"])]
+        archived = image["archived_days"]
+        storage = {
+            "status": "ACTIVE" if archived is None else "ARCHIVED",
+            "archived_days": archived,
+        }
         specs.append(
             {
                 "name": f"i{n}",
@@ -196,9 +203,13 @@ def _specs(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "pushed_days": image["pushed_days"],
                 "pulled_days": image["pulled_days"],
                 "children": children,
+                **storage,
             }
         )
-        specs.extend({"name": c, "tags": [], "pushed_days": image["pushed_days"]} for c in children)
+        specs.extend(
+            {"name": c, "tags": [], "pushed_days": image["pushed_days"], **storage}
+            for c in children
+        )
     return specs
 
 

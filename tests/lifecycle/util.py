@@ -45,7 +45,19 @@ def image_record(spec: Mapping[str, Any], now: datetime) -> dict[str, Any]:
 
 
 def make_images(specs: Iterable[Mapping[str, Any]], now: datetime) -> pd.DataFrame:
-    return build_images([image_record(s, now) for s in specs])
+    """Typed images frame; ``archived_days`` specs add an ``archived_at`` column (the
+    collector does not read lastArchivedAt yet, see docs/lifecycle.md)."""
+    specs = list(specs)
+    frame = build_images([image_record(s, now) for s in specs])
+    if any(s.get("archived_days") is not None for s in specs):
+        frame["archived_at"] = pd.to_datetime(
+            [
+                None if s.get("archived_days") is None else now - timedelta(days=s["archived_days"])
+                for s in specs
+            ],
+            utc=True,
+        )
+    return frame
 
 
 def names_by_digest(specs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
