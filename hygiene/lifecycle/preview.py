@@ -270,28 +270,33 @@ def _expand_units(
     decided: dict[int, tuple[int, str, str | None]] = {
         int(i): (int(rule_of[i]), str(action_of[i]), None) for i in np.flatnonzero(rule_of)
     }
+    subject_list = frame["subject_digest"].astype(object).tolist()
     referrers: dict[str, list[int]] = {}
     for i in np.flatnonzero(is_referrer):
-        referrers.setdefault(str(frame["subject_digest"].iloc[i]), []).append(int(i))
+        referrers.setdefault(str(subject_list[i]), []).append(int(i))
+    child_lists = frame["child_digests"].tolist()
+    parent_lists = parents.tolist()
     children_of = {
-        int(i): [row_of[c] for c in frame["child_digests"].iloc[i] if c in row_of]
+        int(i): [row_of[c] for c in child_lists[i] if c in row_of]
         for i in np.flatnonzero(frame["is_index"].to_numpy(dtype=bool))
     }
-    changed = True
-    while changed:
-        changed = False
-        for root, (priority, action, _via) in list(decided.items()):
-            root_digest = str(digests[root])
-            members = list(referrers.get(root_digest, []))
-            for child in children_of.get(root, []):
-                if all(row_of[p] in decided for p in parents.iloc[child]):
-                    members.append(child)
-            for member in members:
-                current = decided.get(member)
-                # unit members are never acted on by a rule directly (children and
-                # referrers are not selectable); an expire beats a transition
-                upgrade = current is not None and current[1] == "transition" and action == "expire"
-                if current is None or upgrade:
-                    decided[member] = (priority, action, root_digest)
-                    changed = True
+    pending = list(decided)
+    while pending:  # worklist: each decided image is expanded once per decision
+        root = pending.pop()
+        priority, action, _via = decided[root]
+        root_digest = str(digests[root])
+        members = list(referrers.get(root_digest, []))
+        members += [
+            child
+            for child in children_of.get(root, [])
+            if all(row_of[p] in decided for p in parent_lists[child])
+        ]
+        for member in members:
+            current = decided.get(member)
+            # unit members are never acted on by a rule directly (children and
+            # referrers are not selectable); an expire beats a transition
+            upgrade = current is not None and current[1] == "transition" and action == "expire"
+            if current is None or upgrade:
+                decided[member] = (priority, action, root_digest)
+                pending.append(member)
     return [(row, p, a, via) for row, (p, a, via) in sorted(decided.items())]
