@@ -23,6 +23,7 @@ from hygiene.config import Config
 from hygiene.errors import CollectError, LifecycleError
 from hygiene.inventory import Inventory, read_snapshot
 from hygiene.lifecycle import (
+    check_policy,
     diff_policies,
     generate_policy,
     plan_lifecycle,
@@ -176,7 +177,10 @@ def preview(
     when = _now(now)
     given_text = None
     if policy_source not in ("generated", "current"):
-        given_text = Path(policy_source).read_text(encoding="utf-8")
+        try:
+            given_text = Path(policy_source).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise LifecycleError(f"--policy {policy_source}: cannot read: {exc.strerror}") from exc
     results = []
     for row in _scoped_repositories(inventory, repository, namespace):
         name = str(row.name)
@@ -189,6 +193,9 @@ def preview(
             text = str(row.lifecycle_policy)
         else:
             text = str(given_text)
+        if policy_source != "generated":
+            for problem in check_policy(text, allow_since_image_pulled_expire=True):
+                click.echo(f"note: {name}: ECR would refuse this policy: {problem}", err=True)
         images = inventory.images
         mine = images[
             (images["repository"].astype(str) == name)

@@ -143,6 +143,23 @@ def test_cli_commands_on_snapshot(
     code, _, err = _run(["lifecycle", "preview", "nope/none", *common], capsys)
     assert code == 2 and "no repository matches 'nope/none'" in err
 
+    # a hand-written policy: previewed even when ECR would refuse it, with a note
+    given = tmp_path / "given.json"
+    rule = {
+        "rulePriority": 1,
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 3},
+        "action": {"type": "expire"},
+    }
+    given.write_text(json.dumps({"rules": [rule, dict(rule, rulePriority=2)]}, indent=2))
+    argv = ["lifecycle", "preview", "team/app", "--policy", str(given), "--format", "json"]
+    code, out, err = _run([*argv, *common, *when], capsys)
+    assert code == 0
+    assert json.loads(out)[0]["images"] == 56 - 3
+    assert "note: team/app: ECR would refuse this policy: rules[0] (rulePriority 1)" in err
+
+    code, _, err = _run([*argv[:3], "--policy", str(tmp_path / "missing.json"), *common], capsys)
+    assert code == 2 and "cannot read" in err
+
 
 def test_cli_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.json"
