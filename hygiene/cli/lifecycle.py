@@ -30,6 +30,7 @@ from hygiene.lifecycle import (
     preview_policy,
     validate_policy,
 )
+from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
 from hygiene.lifecycle.propose import human_bytes, select_repositories
 
 
@@ -44,6 +45,15 @@ def live_inventory(config: Config) -> Inventory:
     handle = scan.open_registry(config)
     inventory: Inventory = scan.collect(handle, config, progress=None)
     return inventory
+
+
+def ecr_client_for(config: Config, region: str) -> Any:
+    """An ECR client for ``region`` built the way the scan builds them."""
+    try:
+        scan: Any = importlib.import_module("hygiene.scan")
+    except ImportError as exc:
+        raise CollectError("no ECR client available in this build") from exc
+    return scan.open_registry(config, regions=[region]).clients[region]
 
 
 def load_inventory(config: Config, snapshot: Path | None) -> Inventory:
@@ -156,6 +166,11 @@ def validate(policy_file: Any, rules_dir: Path) -> None:
     help="'generated', 'current' (the repository's policy) or a policy FILE.",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--compare-ecr",
+    is_flag=True,
+    help="Also run ECR's own preview (live registry) and report every difference.",
+)
 @snapshot_option
 @now_option
 @rules_dir_option
@@ -164,6 +179,7 @@ def preview(
     namespace: str | None,
     policy_source: str,
     fmt: str,
+    compare_ecr: bool,
     snapshot: Path | None,
     now: datetime | None,
     rules_dir: Path,
@@ -210,6 +226,14 @@ def preview(
         )
         results.append(result)
         _notes(f"{name}: {n}" for n in result.notes)
+        if compare_ecr:
+            client = ecr_client_for(config, str(row.region))
+            remote = run_ecr_preview(client, name, text, registry_id=str(row.account))
+            differences = compare_previews(result, remote)
+            for line in differences:
+                click.echo(f"differs: {name}: {line}", err=True)
+            if not differences:
+                click.echo(f"{name}: ECR's preview agrees ({len(remote)} images)", err=True)
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in results], indent=2))
         return
