@@ -173,6 +173,9 @@ class LifecycleSettings(Section):
     # Preview: an image never pulled counts its age from its push ("pushed") or is never
     # selected by a sinceImagePulled rule ("keep").
     preview_never_pulled: Literal["pushed", "keep"] = "pushed"
+    # Propose replacing a repository's existing (different) policy too, not only adding
+    # one where there is none (RP002).
+    replace_existing: bool = False
     overrides: list[LifecycleOverride] = Field(default_factory=list)
 
 

@@ -283,12 +283,19 @@ def diff(
 @lifecycle_group.command("propose")
 @click.argument("repository", required=False)
 @click.option("--namespace", "-n", default=None, help="Every repository of this namespace.")
+@click.option(
+    "--replace-existing/--only-missing",
+    default=None,
+    help="Also propose replacing a different existing policy "
+    "(default: lifecycle.replace_existing).",
+)
 @snapshot_option
 @now_option
 @rules_dir_option
 def propose_cmd(
     repository: str | None,
     namespace: str | None,
+    replace_existing: bool | None,
     snapshot: Path | None,
     now: datetime | None,
     rules_dir: Path,
@@ -300,9 +307,18 @@ def propose_cmd(
     """
     config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
-    plan = plan_lifecycle(inventory, config, _now(now), repository=repository, namespace=namespace)
+    plan = plan_lifecycle(
+        inventory,
+        config,
+        _now(now),
+        repository=repository,
+        namespace=namespace,
+        replace_existing=replace_existing,
+    )
     for line in plan.skipped:
         click.echo(f"skipped: {line}", err=True)
+    for name in plan.kept_existing:
+        click.echo(f"kept: {name}: has its own policy (use --replace-existing)", err=True)
     json.dump([p.to_json() for p in plan.proposals], sys.stdout, indent=2)
     click.echo()
 

@@ -104,6 +104,7 @@ def build_proposal(
 class LifecyclePlan:
     proposals: list[Proposal] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # current policy already equivalent
+    kept_existing: list[str] = field(default_factory=list)  # differs, but not replacing
     skipped: list[str] = field(default_factory=list)  # "repo: reason"
     previews: dict[str, PreviewResult] = field(default_factory=dict)
 
@@ -131,10 +132,17 @@ def plan_lifecycle(
     *,
     repository: str | None = None,
     namespace: str | None = None,
+    replace_existing: bool | None = None,
 ) -> LifecyclePlan:
-    """Proposals for the selected repositories (all, one, a glob, or one namespace)."""
+    """Proposals for the selected repositories (all, one, a glob, or one namespace).
+
+    A repository with a different policy of its own gets a proposal only when
+    ``replace_existing`` (default: ``lifecycle.replace_existing``) is true.
+    """
     plan = LifecyclePlan()
     settings = config.policy.lifecycle
+    if replace_existing is None:
+        replace_existing = settings.replace_existing
     opt_out = config.policy.protections.opt_out_tag_key
     images = inventory.images
     repos = select_repositories(inventory, repository=repository, namespace=namespace)
@@ -153,6 +161,9 @@ def plan_lifecycle(
         current = _text(row.lifecycle_policy)
         if equivalent(current, generated.text):
             plan.unchanged.append(name)
+            continue
+        if current is not None and not replace_existing:
+            plan.kept_existing.append(name)
             continue
         mine = images[
             (images["account"].astype(str) == str(row.account))
@@ -190,8 +201,15 @@ def propose(
     *,
     repository: str | None = None,
     namespace: str | None = None,
+    replace_existing: bool | None = None,
 ) -> list[Proposal]:
     """``put-lifecycle-policy`` proposals (unsafe) for the selected repositories."""
-    return plan_lifecycle(
-        inventory, config, now, repository=repository, namespace=namespace
-    ).proposals
+    plan = plan_lifecycle(
+        inventory,
+        config,
+        now,
+        repository=repository,
+        namespace=namespace,
+        replace_existing=replace_existing,
+    )
+    return plan.proposals

@@ -12,13 +12,35 @@ from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import Config
 from hygiene.inventory import Inventory, RunInfo, build_repositories, write_snapshot
-from hygiene.lifecycle import diff_policies, equivalent, generate_policy, normalise, propose
+from hygiene.lifecycle import (
+    diff_policies,
+    equivalent,
+    generate_policy,
+    normalise,
+    plan_lifecycle,
+    propose,
+)
 from hygiene.lifecycle.propose import human_bytes
 from hygiene.model import Action, FixSafety, proposal_id
 from tests.conftest import RULES_DIR
 from tests.lifecycle.util import ACCOUNT, REGION, digest_of, image_record, make_images
 
 GB = 1024**3
+CUSTOM_POLICY = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 100,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
 
 
 def make_inventory(config: Config, now: datetime) -> Inventory:
@@ -32,7 +54,11 @@ def make_inventory(config: Config, now: datetime) -> Inventory:
     app = [dict(s, repository="team/app") for s in specs]
     done = [{"name": "d1", "tags": [], "pushed_days": 100, "repository": "team/done"}]
     broken = [{"name": "b1", "tags": [], "pushed_days": 100, "repository": "team/broken"}]
-    images = make_images(app + done + broken, now)
+    custom = [
+        {"name": f"k{n}", "tags": [], "pushed_days": 20 + n, "repository": "team/custom"}
+        for n in range(3)
+    ]
+    images = make_images(app + done + broken + custom, now)
     current = generate_policy(config, repository="team/done").text
     base = {"account": ACCOUNT, "region": REGION, "namespace": "team"}
     repositories = build_repositories(
@@ -47,6 +73,7 @@ def make_inventory(config: Config, now: datetime) -> Inventory:
                 ),
             ),
             dict(base, name="team/broken", scan_error="AccessDenied on DescribeImages"),
+            dict(base, name="team/custom", lifecycle_policy=CUSTOM_POLICY),
         ],
         images,
     )
@@ -84,6 +111,26 @@ def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -
     )
     # deterministic: same inputs, same id
     assert propose(inventory, config, now)[0].id == proposal.id
+
+
+def test_existing_policies_are_replaced_only_when_asked(config: Config, now: datetime) -> None:
+    inventory = make_inventory(config, now)
+    plan = plan_lifecycle(inventory, config, now)
+    assert plan.kept_existing == ["team/custom"]
+    assert plan.unchanged == ["team/done"]
+    assert plan.skipped == [
+        "team/broken: not read completely (AccessDenied on DescribeImages); no proposal"
+    ]
+    replaced = propose(inventory, config, now, repository="team/custom", replace_existing=True)
+    assert len(replaced) == 1
+    proposal = replaced[0]
+    assert proposal.rule_codes == ()
+    assert proposal.evidence["current_policy"] == CUSTOM_POLICY
+    # three untagged images 20-22 days old, older than 14 days
+    assert (
+        proposal.summary
+        == "this policy would expire 3 images, 2.9 KB (replaces the current policy)"
+    )
 
 
 def test_diff_and_equivalence(config: Config) -> None:
@@ -139,6 +186,11 @@ def test_cli_commands_on_snapshot(
     assert [p["repository"] for p in proposals] == ["team/app"]
     assert proposals[0]["action"] == "put-lifecycle-policy"
     assert "skipped: team/broken: not read completely" in err
+    assert "kept: team/custom: has its own policy" in err
+
+    code, out, err = _run(["lifecycle", "propose", "--replace-existing", *common, *when], capsys)
+    assert code == 0
+    assert [p["repository"] for p in json.loads(out)] == ["team/app", "team/custom"]
 
     code, _, err = _run(["lifecycle", "preview", "nope/none", *common], capsys)
     assert code == 2 and "no repository matches 'nope/none'" in err
