@@ -107,18 +107,76 @@ class StoreSettings(Section):
     url: str = "sqlite:///hygiene.db"
 
 
-class LifecycleSettings(Section):
-    """Inputs for generated lifecycle policies (see hygiene.lifecycle)."""
+def _lifecycle_patterns(values: list[str]) -> list[str]:
+    """ECR tag patterns: ``*`` is the only wildcard, at most four per pattern."""
+    for value in values:
+        if not value:
+            raise ValueError("empty tag pattern")
+        if value.count("*") > 4:
+            raise ValueError(f"tag pattern {value!r} has more than 4 '*' wildcards (ECR limit)")
+        if any(c in value for c in "?[]"):
+            raise ValueError(f"tag pattern {value!r}: ECR patterns only support the '*' wildcard")
+    return values
 
-    expire_untagged_days: int = Field(default=14, ge=1)
-    keep_tagged: list[dict[str, Any]] = Field(
-        default_factory=lambda: [
-            {"patterns": ["prod*"], "keep": 10},
-            {"patterns": ["release*"], "keep": 10},
-            {"patterns": ["*"], "keep": 50},
-        ]
+
+class KeepTagged(Section):
+    """Keep the newest ``keep`` images carrying tags matching ALL ``patterns``."""
+
+    patterns: list[str] = Field(min_length=1, max_length=20)
+    keep: int = Field(ge=1, le=100_000)
+
+    _check_patterns = field_validator("patterns")(_lifecycle_patterns)
+
+
+class LifecycleArchive(Section):
+    """Transition images matching ``patterns`` to the archive storage class."""
+
+    patterns: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=20)
+    after_days: int = Field(ge=1, le=3650)
+    count_type: Literal["sinceImagePushed", "sinceImagePulled"] = "sinceImagePulled"
+
+    _check_patterns = field_validator("patterns")(_lifecycle_patterns)
+
+
+class LifecycleOverride(Section):
+    """Lifecycle settings for matching namespaces/repositories (``fnmatch`` patterns).
+
+    Later entries win; a repository match is applied after a namespace match.
+    """
+
+    namespaces: list[str] = Field(default_factory=list)
+    repositories: list[str] = Field(default_factory=list)
+    expire_untagged_days: int | None = Field(default=None, ge=1, le=3650)
+    keep_tagged: list[KeepTagged] | None = None
+    archive: LifecycleArchive | None = None
+    expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
+
+
+class LifecycleSettings(Section):
+    """Inputs for generated lifecycle policies (see hygiene.lifecycle, docs/lifecycle.md)."""
+
+    # Expire untagged images (never index children: ECR keeps those with their index).
+    expire_untagged_days: int | None = Field(default=14, ge=1, le=3650)
+    keep_tagged: list[KeepTagged] = Field(
+        default_factory=lambda: [KeepTagged(patterns=["*"], keep=50)]
     )
+    # Optional transition to the archive storage class (not understood by moto 5.2).
+    archive: LifecycleArchive | None = None
+    # Expire images archived for N days (ECR: archived images cannot be expired by a
+    # lifecycle policy before 90 days in archive).
+    expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
+    # countNumber of the shield rules that match protected tags first: far above any
+    # repository's image count, so the shield itself never expires anything.
+    protected_count_number: int = Field(default=1_000_000, ge=100_000, le=2_147_483_647)
+    # sinceImagePulled + expire is UNCONFIRMED in ECR (ECR_FACTS.md): off unless enabled.
     allow_since_image_pulled_expire: bool = False
+    # Preview: an image never pulled counts its age from its push ("pushed") or is never
+    # selected by a sinceImagePulled rule ("keep").
+    preview_never_pulled: Literal["pushed", "keep"] = "pushed"
+    # Propose replacing a repository's existing (different) policy too, not only adding
+    # one where there is none (RP002).
+    replace_existing: bool = False
+    overrides: list[LifecycleOverride] = Field(default_factory=list)
 
 
 class SmtpSettings(Section):

@@ -82,3 +82,14 @@ class StoreError(HygieneError):
     """The store (SQLite/PostgreSQL) is unreachable or not migrated."""
 
     exit_code = ExitCode.USAGE
+
+
+class LifecycleError(HygieneError):
+    """A lifecycle policy (generated, given or current) breaks an ECR constraint, or its
+    settings cannot be turned into one. ``problems`` lists every violation found."""
+
+    exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems else [message]

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "hygiene.cli.schedule_cmd",
     "hygiene.cli.iam_cmd",
     "hygiene.cli.report",
+    "hygiene.cli.lifecycle",
 ]
 
 

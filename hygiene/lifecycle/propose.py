@@ -1,0 +1,215 @@
+"""Turn generated policies into ``put-lifecycle-policy`` proposals (pure).
+
+One proposal per repository whose current policy differs from the generated one (rule
+descriptions, order and formatting ignored). The proposal is an *unsafe* fix: it carries
+the policy text as its target and the local preview as evidence, so an admin approves
+knowing what ECR would expire ("this policy would expire 312 images, 41 GB").
+Repositories that were not read completely (``scan_error``) or that opt out (resource
+tag ``protections.opt_out_tag_key`` = ``true``) get no proposal.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pandas as pd
+
+from hygiene.config import Config
+from hygiene.inventory import Inventory
+from hygiene.lifecycle.diff import equivalent
+from hygiene.lifecycle.generate import GeneratedPolicy, generate_policy
+from hygiene.lifecycle.preview import PreviewResult, preview_policy
+from hygiene.model import Action, FixSafety, Proposal, proposal_id
+
+log = logging.getLogger(__name__)
+
+MISSING_POLICY_RULE = "RP002"
+
+
+def human_bytes(size: int) -> str:
+    """``44_023_414_784`` → ``"41 GB"`` (binary units, as AWS bills GB)."""
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            break
+        value /= 1024
+    if unit == "B":
+        return f"{int(value)} B"
+    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summary_text(preview: PreviewResult, current: str | None) -> str:
+    text = (
+        f"this policy would expire {_plural(preview.images, 'image')}, {human_bytes(preview.bytes)}"
+    )
+    if preview.transitioned_images:
+        text += (
+            f", and archive {_plural(preview.transitioned_images, 'image')}, "
+            f"{human_bytes(preview.transitioned_bytes)}"
+        )
+    text += " (replaces the current policy)" if current is not None else " (no policy yet)"
+    return text
+
+
+def build_proposal(
+    *,
+    account: str,
+    region: str,
+    repository: str,
+    namespace: str | None,
+    generated: GeneratedPolicy,
+    current: str | None,
+    preview: PreviewResult,
+    rule_codes: tuple[str, ...] | None = None,
+) -> Proposal:
+    """The proposal value; its id is stable for the same policy, current text and preview."""
+    target = {"policy": generated.text}
+    summary_preview: dict[str, Any] = {
+        "images": preview.images,
+        "bytes": preview.bytes,
+        "digests": preview.expired_digests,
+    }
+    if preview.transitioned_images:
+        summary_preview["transitioned_images"] = preview.transitioned_images
+        summary_preview["transitioned_bytes"] = preview.transitioned_bytes
+        summary_preview["transitioned_digests"] = preview.transitioned_digests
+    evidence = {"current_policy": current, "preview": summary_preview}
+    if rule_codes is None:
+        rule_codes = (MISSING_POLICY_RULE,) if current is None else ()
+    return Proposal(
+        id=proposal_id(Action.PUT_LIFECYCLE_POLICY, target, evidence),
+        action=Action.PUT_LIFECYCLE_POLICY,
+        account=account,
+        region=region,
+        repository=repository,
+        namespace=namespace,
+        target=target,
+        evidence=evidence,
+        rule_codes=rule_codes,
+        fix_safety=FixSafety.UNSAFE,
+        bytes=preview.bytes,
+        summary=summary_text(preview, current),
+    )
+
+
+@dataclass
+class LifecyclePlan:
+    proposals: list[Proposal] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # current policy already equivalent
+    kept_existing: list[str] = field(default_factory=list)  # differs, but not replacing
+    skipped: list[str] = field(default_factory=list)  # "repo: reason"
+    previews: dict[str, PreviewResult] = field(default_factory=dict)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def select_repositories(
+    inventory: Inventory, *, repository: str | None = None, namespace: str | None = None
+) -> pd.DataFrame:
+    repos = inventory.repositories
+    names = repos["name"].astype(str)
+    if repository is not None:
+        return repos[names.map(lambda n: fnmatchcase(n, repository))]
+    if namespace is not None:
+        return repos[repos["namespace"].astype(object) == namespace]
+    return repos
+
+
+def plan_lifecycle(
+    inventory: Inventory,
+    config: Config,
+    now: datetime,
+    *,
+    repository: str | None = None,
+    namespace: str | None = None,
+    replace_existing: bool | None = None,
+) -> LifecyclePlan:
+    """Proposals for the selected repositories (all, one, a glob, or one namespace).
+
+    A repository with a different policy of its own gets a proposal only when
+    ``replace_existing`` (default: ``lifecycle.replace_existing``) is true.
+    """
+    plan = LifecyclePlan()
+    settings = config.policy.lifecycle
+    if replace_existing is None:
+        replace_existing = settings.replace_existing
+    opt_out = config.policy.protections.opt_out_tag_key
+    images = inventory.images
+    repos = select_repositories(inventory, repository=repository, namespace=namespace)
+    for row in repos.itertuples(index=False):
+        name = str(row.name)
+        error = _text(row.scan_error)
+        if error is not None:
+            plan.skipped.append(f"{name}: not read completely ({error}); no proposal")
+            continue
+        tags = row.resource_tags if isinstance(row.resource_tags, dict) else {}
+        if str(tags.get(opt_out, "")).lower() == "true":
+            plan.skipped.append(f"{name}: opted out by resource tag {opt_out}=true")
+            continue
+        ns = _text(row.namespace)
+        generated = generate_policy(config, namespace=ns, repository=name)
+        current = _text(row.lifecycle_policy)
+        if equivalent(current, generated.text):
+            plan.unchanged.append(name)
+            continue
+        if current is not None and not replace_existing:
+            plan.kept_existing.append(name)
+            continue
+        mine = images[
+            (images["account"].astype(str) == str(row.account))
+            & (images["region"].astype(str) == str(row.region))
+            & (images["repository"].astype(str) == name)
+        ]
+        preview = preview_policy(
+            generated.policy,
+            mine,
+            now=now,
+            repository=name,
+            never_pulled=settings.preview_never_pulled,
+        )
+        plan.previews[name] = preview
+        plan.proposals.append(
+            build_proposal(
+                account=str(row.account),
+                region=str(row.region),
+                repository=name,
+                namespace=ns,
+                generated=generated,
+                current=current,
+                preview=preview,
+            )
+        )
+    for line in plan.skipped:
+        log.info("lifecycle: %s", line)
+    return plan
+
+
+def propose(
+    inventory: Inventory,
+    config: Config,
+    now: datetime,
+    *,
+    repository: str | None = None,
+    namespace: str | None = None,
+    replace_existing: bool | None = None,
+) -> list[Proposal]:
+    """``put-lifecycle-policy`` proposals (unsafe) for the selected repositories."""
+    plan = plan_lifecycle(
+        inventory,
+        config,
+        now,
+        repository=repository,
+        namespace=namespace,
+        replace_existing=replace_existing,
+    )
+    return plan.proposals
