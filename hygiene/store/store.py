@@ -508,7 +508,9 @@ class Store:
             rows = [_proposal(row) for row in session.scalars(query)]
         if rule is not None:
             rule = rule.upper()
-            rows = [r for r in rows if any(c.upper().startswith(rule) for c in r.proposal.rule_codes)]
+            rows = [
+                r for r in rows if any(c.upper().startswith(rule) for c in r.proposal.rule_codes)
+            ]
         return rows
 
     def get(self, proposal_id: str) -> StoredProposal | None:
@@ -530,7 +532,9 @@ class Store:
         now = now or utcnow()
         verb = "approve" if decision == ProposalState.APPROVED else "reject"
         with self.session() as session:
-            rows = {r.id: r for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))}
+            rows = {
+                r.id: r for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))
+            }
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise StoreError(
