@@ -89,7 +89,7 @@ def test_run_history(store: Store) -> None:
     assert runs[1].started_at.tzinfo is not None
     assert store.runs(last=1)[0].id == second
     assert store.runs(kind="weekly") == []
-    with pytest.raises(ValueError, match="ok|incomplete|failed"):
+    with pytest.raises(ValueError, match=r"ok\|incomplete\|failed"):
         store.finish_run(second, "great")
 
 
@@ -202,7 +202,7 @@ def test_filters(store: Store) -> None:
 def test_approve_and_reject_are_all_or_nothing(store: Store) -> None:
     a, b = make_proposal(), make_proposal("ml/x")
     store.upsert_proposals([a, b], NOW)
-    with pytest.raises(StoreError, match="unknown proposal id.*p-nope"):
+    with pytest.raises(StoreError, match=r"unknown proposal id.*p-nope"):
         store.approve([a.id, "p-nope"], "os:root")
     assert store.get(a.id).state == ProposalState.PROPOSED
     approved = store.approve([a.id], "os:root", now=NOW)
