@@ -460,6 +460,20 @@ def _apply_images(ctx: _Context, proposal: Proposal) -> None:
         if ctx.fault is not None:
             ctx.fault(proposal.id, number)
         rows = _delete_outcomes(batch, response, intent_id)
+        unreported = [r["digest"] for r in rows if r["outcome"] == "unreported"]
+        if unreported:
+            # Neither in imageIds nor in failures[] (moto does this for untagged images):
+            # the live registry decides.
+            still, _ = describe_digests(client, proposal, unreported)
+            for row in rows:
+                if row["outcome"] == "unreported":
+                    present = row["digest"] in still
+                    row["outcome"] = "retry" if present else "deleted"
+                    row["detail"] = (
+                        "not reported by BatchDeleteImage and still present; retried next apply"
+                        if present
+                        else "not reported by BatchDeleteImage; confirmed gone by re-reading"
+                    )
         ctx.recorder.write(proposal, rows)
         outcomes.update({row["digest"]: row["outcome"] for row in rows})
 
@@ -490,11 +504,7 @@ def _delete_outcomes(
             }
     for digest in batch:
         if digest not in rows:
-            rows[digest] = {
-                "digest": digest,
-                "outcome": "retry",
-                "detail": "ECR did not report on this digest; re-checked by the next apply",
-            }
+            rows[digest] = {"digest": digest, "outcome": "unreported", "detail": ""}
     out = [rows[d] for d in batch]
     for row in out:
         row["intent_id"] = intent_id
