@@ -16,7 +16,10 @@ from hygiene.plan import plan
 from hygiene.store import Store
 from tests.apply.registry import Evaluation, Seeder, with_apply
 
-ADMIN = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice"
+ADMIN = (
+    "arn:aws:sts::123456789012:assumed-role/"
+    "AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice"
+)
 
 
 def propose(
