@@ -215,9 +215,10 @@ def describe_digests(
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
     """Live ``imageDetails`` by digest, and the digests that no longer exist.
 
-    Real ECR answers missing ids with ``ImageNotFoundException`` for the whole call (and
-    some versions with ``failures[]``); moto raises too. On that exception the batch is
-    split in halves until each missing digest is isolated.
+    ECR answers a missing id with ``ImageNotFoundException`` for the whole call
+    (DescribeImages has no ``failures[]``), and so does moto. On that exception the batch
+    is split in halves until each missing digest is isolated; a digest silently left out
+    of an answer counts as gone too.
     """
     live: dict[str, dict[str, Any]] = {}
     missing: set[str] = set()
@@ -245,10 +246,6 @@ def describe_digests(
             return
         for detail in response.get("imageDetails", []):
             live[detail["imageDigest"]] = detail
-        for failure in response.get("failures", []):
-            digest = failure.get("imageId", {}).get("imageDigest")
-            if digest and failure.get("failureCode") == "ImageNotFound":
-                missing.add(digest)
         missing.update(d for d in batch if d not in live)
 
     for batch in _chunks(list(digests), MAX_IDS):
