@@ -311,7 +311,6 @@ class _Context:
     now: datetime
     recorder: _Recorder
     result: ApplyResult
-    fault: Callable[[str, int], None] | None = None  # tests: called after each write
 
     @property
     def dry_run(self) -> bool:
@@ -454,8 +453,6 @@ def _apply_images(ctx: _Context, proposal: Proposal) -> None:
             )
             outcomes.update(dict.fromkeys(batch, outcome))
             break
-        if ctx.fault is not None:
-            ctx.fault(proposal.id, number)
         rows = _delete_outcomes(batch, response, intent_id)
         unreported = [r["digest"] for r in rows if r["outcome"] == "unreported"]
         if unreported:
@@ -792,8 +789,6 @@ def _apply_repository(ctx: _Context, proposal: Proposal) -> None:
         )
         _finish(ctx, proposal, state, str(exc))
         return
-    if ctx.fault is not None:
-        ctx.fault(proposal.id, 0)
     ctx.recorder.write(
         proposal, [{"intent_id": intent_id, "outcome": "applied", "detail": step.detail}]
     )
@@ -866,7 +861,6 @@ def apply(
     actor: str | None = None,
     ids: Iterable[str] | None = None,
     approved: bool = True,
-    fault: Callable[[str, int], None] | None = None,
 ) -> ApplyResult:
     """Apply every eligible proposal (or only ``ids``) under the store's ``apply`` lock.
 
@@ -880,12 +874,12 @@ def apply(
     result = ApplyResult(run_id=None, dry_run=dry_run)
     recorder = _Recorder(store, result, actor, now)
     if dry_run:
-        _run(store, clients, config, now, result, recorder, ids, approved, fault)
+        _run(store, clients, config, now, result, recorder, ids, approved)
         return result
     with store.lock("apply"):
         result.run_id = store.record_run("apply", started_at=now, source=actor)
         try:
-            _run(store, clients, config, now, result, recorder, ids, approved, fault)
+            _run(store, clients, config, now, result, recorder, ids, approved)
         except Exception as exc:
             store.finish_run(result.run_id, "failed", counts=_counts(result), errors=[str(exc)])
             raise
@@ -919,9 +913,8 @@ def _run(
     recorder: _Recorder,
     ids: Iterable[str] | None,
     approved: bool,
-    fault: Callable[[str, int], None] | None,
 ) -> None:
-    ctx = _Context(store, clients, config, now, recorder, result, fault)
+    ctx = _Context(store, clients, config, now, recorder, result)
     if not result.dry_run:
         reconcile(ctx)
     wanted = None if ids is None else list(ids)

@@ -42,6 +42,16 @@ log = logging.getLogger(__name__)
 RUN_STATUSES = ("running", "ok", "incomplete", "failed")
 # States a decision (approve/reject) may still change.
 OPEN_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.REJECTED)
+# States a proposal leaves when a later scan proposes the very same change again.
+FINISHED_STATES = tuple(
+    s.value
+    for s in (
+        ProposalState.EXPIRED,
+        ProposalState.APPLIED,
+        ProposalState.FAILED,
+        ProposalState.SKIPPED,
+    )
+)
 DEFAULT_STALE_LOCK = timedelta(hours=12)
 
 
@@ -405,8 +415,9 @@ class Store:
         """Merge tonight's plan into the store.
 
         - A known id is refreshed (``last_seen``), never duplicated; ``first_seen``,
-          notification, grace date and decision are kept. An *expired* one that comes
-          back is proposed again and must be announced again (new grace period).
+          notification, grace date and decision are kept (a *rejected* one stays
+          rejected). A finished one (expired, applied, failed, skipped) that comes back is
+          proposed again: it needs a new decision and a new announcement (grace period).
         - A new id is stored as *proposed*.
         - A *proposed* proposal that this complete plan no longer contains has lost its
           finding (fixed, superseded by new evidence, or protected now): *expired*.
@@ -450,10 +461,11 @@ class Store:
                     continue
                 row.last_seen = now
                 row.summary = proposal.summary or row.summary
-                if row.state == ProposalState.EXPIRED.value:
+                if row.state in FINISHED_STATES:
                     row.state = ProposalState.PROPOSED.value
                     row.first_seen = now
                     row.notified_at = row.grace_until = None
+                    row.decided_at = row.decided_by = row.reason = None
                     row.outcome = None
                     row.finished_at = None
                     counts["revived"] += 1

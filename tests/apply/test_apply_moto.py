@@ -394,3 +394,38 @@ def test_repository_level_actions(
     assert "changed since the proposal" in skipped.outcome
     intent = next(e for e in store.audit_log(outcome="intent") if e.repository == public)
     assert intent.data["before"]["repository_policy"] == policy_text  # saved for undo
+
+
+class CrashAfterPut:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def put_lifecycle_policy(self, **kwargs: Any) -> Any:
+        self.client.put_lifecycle_policy(**kwargs)
+        raise SimulatedCrash("killed after the PUT")
+
+
+def test_crash_after_a_repository_write_is_reconciled(
+    store: Store, seeder: Seeder, ecr: Any, config: Config, now: datetime
+) -> None:
+    repo = seeder.repo("suporte/lc")
+    proposal = _repo_proposal(
+        seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": POLICY}, {"current_policy": None}
+    )
+    store.upsert_proposals([proposal], now)
+    approve_past_grace(store, [proposal], now)
+    with pytest.raises(SimulatedCrash):
+        apply(store, lambda a, r: CrashAfterPut(ecr.client()), config, now, actor=ADMIN)
+    assert store.get(proposal.id).state == ProposalState.APPROVED
+
+    result = apply(store, lambda a, r: ecr.client(), config, now, actor=ADMIN)
+
+    assert result.states[proposal.id] == ("applied", "lifecycle policy already in place")
+    outcomes = [
+        e.outcome for e in store.audit_log(proposal_id=proposal.id) if e.action != "approve"
+    ]
+    assert outcomes == ["intent", "interrupted", "applied"]
+    assert store.open_intents() == []

@@ -318,3 +318,18 @@ def test_postgres_lock_is_an_advisory_lock(postgres_server) -> None:
         pass
     first.close()
     second.close()
+
+
+def test_finished_or_rejected_proposals_coming_back(store: Store) -> None:
+    failed, rejected = make_proposal(), make_proposal("ml/x")
+    store.upsert_proposals([failed, rejected], NOW)
+    store.mark_notified(NOW, ids=[failed.id])
+    store.approve([failed.id], "os:root", now=NOW)
+    store.reject([rejected.id], "os:root", "keep", now=NOW)
+    store.set_state(failed.id, ProposalState.FAILED, "KmsError", NOW)
+    counts = store.upsert_proposals([failed, rejected], NOW + timedelta(days=1))
+    assert counts["revived"] == 1
+    again = store.get(failed.id)
+    assert again.state == ProposalState.PROPOSED  # needs a fresh decision
+    assert again.decided_by is None and again.proposal.grace_until is None
+    assert store.get(rejected.id).state == ProposalState.REJECTED  # the decision sticks
