@@ -25,6 +25,26 @@ run). Digests already recorded ``deleted``/``gone`` for a proposal are never sen
 
 ``dry_run=True`` is the same code with every write (registry and store) left out; the
 would-be audit rows come back in :class:`ApplyResult`.
+
+What each action reads from a :class:`~hygiene.model.Proposal` (the contract for
+anyone building proposals, e.g. :mod:`hygiene.lifecycle`):
+
+======================== =========================================== ==========================
+action                   target                                      evidence (re-checked)
+======================== =========================================== ==========================
+delete-images            ``digests`` (indexes first)                 ``images`` [{digest, tags,
+                                                                     last_pull, is_index …}],
+                                                                     ``units`` [[digest …]]
+delete-repository        ``repository``                              (repository must be empty)
+put-lifecycle-policy     ``policy`` (JSON text)                      ``current_policy`` (text or
+                                                                     None): must equal the live
+                                                                     policy, else skipped
+enable-scan-on-push      ``scan_on_push: true``                      —
+set-tag-immutability     ``tag_mutability``, ``exclusions`` [str]    ``tag_mutability``
+remove-policy-statement  ``statements`` [statement objects]          ``policy`` (text)
+======================== =========================================== ==========================
+
+Policy texts are compared as canonical JSON (key order and whitespace do not matter).
 """
 
 from __future__ import annotations
