@@ -61,6 +61,13 @@ def _human_bytes(value: int) -> str:
     return f"{value} B"  # pragma: no cover
 
 
+def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
+    """Account, region and repository go into every id: replicated registries hold the
+    same digests in several regions, and each deletion there is a separate proposal."""
+    account, region, repository = repo_key
+    return {"account": account, "region": region, "repository": repository}
+
+
 def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[str, Any]]:
     images = inventory.images
     index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
@@ -152,9 +159,7 @@ def _image_proposals(
             total = sum(int(i.get("bytes") or 0) for i in evidence_images)
             proposals.append(
                 Proposal(
-                    id=proposal_id(
-                        Action.DELETE_IMAGES, {"repository": repository, **target}, evidence
-                    ),
+                    id=proposal_id(Action.DELETE_IMAGES, _where(repo_key) | target, evidence),
                     action=Action.DELETE_IMAGES,
                     account=account,
                     region=region,
@@ -235,7 +240,9 @@ def _repository_proposal(
         evidence["policy"] = policy_text
         summary = f"remove {len(statements)} public/foreign statement(s) from {repository}'s policy"
     return Proposal(
-        id=proposal_id(action, {"repository": repository, **target}, evidence),
+        id=proposal_id(
+            action, _where((finding.account, finding.region, repository)) | target, evidence
+        ),
         action=action,
         account=finding.account,
         region=finding.region,

@@ -65,7 +65,8 @@ class EmbeddedPostgres:
             "--auth=trust",
             "-U",
             "postgres",
-            "--encoding=utf8", "--no-sync",
+            "--encoding=utf8",
+            "--no-sync",
         )
         self.port = find_suitable_port("127.0.0.1")
         self._run(

@@ -867,9 +867,14 @@ class Store:
             try:
                 yield
             finally:
-                with self.session() as session:
-                    session.execute(delete(LockRow).where(LockRow.name == name))
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+                finally:
+                    with self.session() as session:
+                        session.execute(delete(LockRow).where(LockRow.name == name))
         finally:
+            # Never hand a connection that might still hold the lock back to the pool:
+            # closing the server session releases every advisory lock it held.
+            connection.invalidate()
             connection.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -189,3 +190,18 @@ def test_repositories_not_read_completely_get_no_proposals(config) -> None:
         finding("IM002", "suporte/web", D["b"], [D["b"]]),
     ]
     assert [p.repository for p in plan(Evaluation(findings), inv, config, NOW)] == ["suporte/web"]
+
+
+def test_same_digests_in_two_regions_are_two_proposals(config) -> None:
+    west = dict(image("suporte/api", D["a"]), region="us-west-2")
+    inv = inventory(
+        [image("suporte/api", D["a"]), west],
+        [repo("suporte/api"), dict(repo("suporte/api"), region="us-west-2")],
+    )
+    findings = [
+        finding("IM002", "suporte/api", D["a"], [D["a"]]),
+        dataclasses.replace(finding("IM002", "suporte/api", D["a"], [D["a"]]), region="us-west-2"),
+    ]
+    proposals = plan(Evaluation(findings), inv, config, NOW)
+    assert sorted(p.region for p in proposals) == ["us-east-1", "us-west-2"]
+    assert len({p.id for p in proposals}) == 2

@@ -333,3 +333,28 @@ def test_finished_or_rejected_proposals_coming_back(store: Store) -> None:
     assert again.state == ProposalState.PROPOSED  # needs a fresh decision
     assert again.decided_by is None and again.proposal.grace_until is None
     assert store.get(rejected.id).state == ProposalState.REJECTED  # the decision sticks
+
+
+def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None:
+    """A process holding the lock is killed (-9); the next run gets the lock."""
+    script = (
+        "import sys, time\n"
+        "from hygiene.store import Store\n"
+        "store = Store(sys.argv[1])\n"
+        "with store.lock('apply'):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, store_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeldError, match=f"pid {holder.pid} since"), store.lock("apply"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(10)
+    with store.lock("apply"):
+        assert store.lock_holder("apply")[0].endswith(f"pid {os.getpid()}")
