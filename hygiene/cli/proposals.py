@@ -286,11 +286,14 @@ def apply_cmd(
 ) -> int:
     """Carry out approved proposals past their grace date (and safe ones if auto_safe).
 
-    Every target is re-read first; changed ones are skipped. Exit 5 if another apply
-    runs, 7 if an action failed.
+    Every target is re-read first; changed ones are skipped. Admins only (anyone may
+    --dry-run). Exit 4 if you are not an admin, 5 if another apply runs, 7 if an action
+    failed.
     """
     config, store = _open(rules_dir, store_url)
     actor = IDENTITY(config)
+    if not dry_run:
+        require_admin(actor, config, "apply")
     result = apply(
         store, CLIENTS(config), config, dry_run=dry_run, actor=actor, ids=list(ids) or None
     )

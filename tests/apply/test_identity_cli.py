@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,9 @@ def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dic
     }
 
 
-def test_non_admin_approval_is_refused_and_changes_nothing(tmp_path, seeded, capsys) -> None:
+def test_non_admin_approval_is_refused_and_changes_nothing(
+    tmp_path, seeded, seeder: Seeder, capsys
+) -> None:
     directory = rules_dir(tmp_path, ["os:someone-else", "AdministratorAccess"])
     code = run_cli(
         cli, ["approve", seeded["id"], "--rules-dir", str(directory), "--store", seeded["url"]]
@@ -135,6 +137,12 @@ def test_non_admin_approval_is_refused_and_changes_nothing(tmp_path, seeded, cap
         ],
     )
     assert code == 4
+    store.mark_notified(datetime.now(UTC) - timedelta(days=30), ids=[seeded["id"]])
+    store.approve([seeded["id"]], "os:an-admin")
+    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
+    assert run_cli(cli, ["apply", *common]) == 4
+    assert seeder.live_digests(seeded["repo"]) == {*seeded["digests"], seeded["kept"]}
+    assert run_cli(cli, ["apply", "--dry-run", *common]) == 0  # looking is allowed
 
 
 def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seeder, capsys) -> None:

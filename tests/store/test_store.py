@@ -358,3 +358,15 @@ def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None
         holder.wait(10)
     with store.lock("apply"):
         assert store.lock_holder("apply")[0].endswith(f"pid {os.getpid()}")
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    """A model change without a new Alembic revision fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hygiene.store.models import Base
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        assert compare_metadata(context, Base.metadata) == []
