@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from hygiene.errors import StoreError
 
@@ -71,17 +78,58 @@ def alembic_config(engine: Engine) -> AlembicConfig:
     return config
 
 
+_MIGRATE_LOCK = threading.Lock()
+MIGRATION_LOCK_KEY = 0x6879676965  # "hygie": serialises concurrent upgrades on PostgreSQL
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (``alembic upgrade head``)."""
-    config = alembic_config(engine)
-    try:
-        with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-    except OperationalError as exc:
-        raise StoreError(
-            f"store {redact(str(engine.url))} is unreachable or not writable: {exc.orig}"
-        ) from exc
+    """Bring the database to the newest schema (``alembic upgrade head``).
+
+    Safe when several processes open a new store at once: on PostgreSQL the upgrade runs
+    under a transaction-level advisory lock; on SQLite a loser of the race (``table
+    already exists``) retries once and finds the schema at head.
+    """
+    with _MIGRATE_LOCK:  # alembic's context is process-global: one upgrade at a time
+        if engine.dialect.name == "sqlite":
+            # pysqlite autocommits DDL; a dedicated engine makes the whole upgrade one
+            # BEGIN IMMEDIATE transaction, so a racing process waits and then finds head.
+            exclusive = create_engine(engine.url, connect_args={"timeout": 60})
+            event.listen(exclusive, "connect", _sqlite_exclusive_connect)
+            event.listen(exclusive, "begin", _sqlite_begin_immediate)
+            try:
+                _upgrade(exclusive, alembic_config(exclusive))
+            finally:
+                exclusive.dispose()
+        else:
+            _upgrade(engine, alembic_config(engine))
+
+
+def _sqlite_exclusive_connect(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, _record)
+    dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _upgrade(engine: Engine, config: AlembicConfig) -> None:
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if attempt == 1 and "already exists" in str(exc.orig):
+                continue
+            raise StoreError(
+                f"store {redact(str(engine.url))} is unreachable or not writable: {exc.orig}"
+            ) from exc
 
 
 def revision(engine: Engine, message: str) -> None:

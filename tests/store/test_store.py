@@ -370,3 +370,37 @@ def test_migrations_match_the_models(store: Store) -> None:
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
         assert compare_metadata(context, Base.metadata) == []
+
+
+def test_concurrent_first_opens_both_succeed(store_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_count(_: int) -> int:
+        with Store(store_url) as opened:
+            return len(opened.runs())
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(open_and_count, range(3))) == [0, 0, 0]
+
+
+def test_unreachable_postgres_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="unreachable"):
+        Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_concurrent_first_opens_from_processes(store_url: str) -> None:
+    script = "import sys\nfrom hygiene.store import Store\nprint(len(Store(sys.argv[1]).runs()))"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, store_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0", "0", "0"]
