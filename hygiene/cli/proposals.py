@@ -373,8 +373,39 @@ def audit_cmd(
     _print_table(rows, columns, f"{len(rows)} audit row(s)")
 
 
+@click.command("runs")
+@rules_dir_option
+@store_option
+@click.option("--last", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--kind", help="Only runs of this kind (nightly, weekly, scan, apply).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None, fmt: str) -> None:
+    """Show the run history: when each run started and ended, its status and counts."""
+    _, store = _open(rules_dir, store_url)
+    history = store.runs(last=last, kind=kind)
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in history], indent=2))
+        return
+    rows = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "started": _when(r.started_at),
+            "seconds": "-" if r.duration_seconds is None else f"{r.duration_seconds:.0f}",
+            "status": r.status,
+            "errors": len(r.errors),
+            "counts": " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())),
+        }
+        for r in history
+    ]
+    columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
+    _print_table(rows, columns, f"last {len(rows)} run(s)")
+
+
 def register(group: click.Group) -> None:
-    for command in (proposals_cmd, approve_cmd, reject_cmd, apply_cmd, audit_cmd):
+    for command in (proposals_cmd, approve_cmd, reject_cmd, apply_cmd, audit_cmd, runs_cmd):
         group.add_command(command)
 
 

@@ -178,6 +178,10 @@ def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seede
     assert [r["outcome"] for r in rows].count("deleted") == 2
     assert {r["actor"] for r in rows} == {os_identity()}
 
+    assert run_cli(cli, ["runs", "--kind", "apply", "--format", "json", *common]) == 0
+    (run,) = json.loads(capsys.readouterr().out)
+    assert run["status"] == "ok" and run["counts"]["deleted"] == 2
+
 
 def test_cli_apply_while_locked_exits_5(tmp_path, seeded, capsys) -> None:
     directory = rules_dir(tmp_path, [os_identity()])
