@@ -133,7 +133,9 @@ def _upgrade(engine: Engine, config: AlembicConfig) -> None:
 
 
 def revision(engine: Engine, message: str) -> None:
-    """Autogenerate a new migration from the models (developers only)."""
+    """Autogenerate a new migration from the models (developers only): upgrades
+    ``engine``'s database to head first, then diffs it against the models."""
+    migrate(engine)
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection
