@@ -303,8 +303,14 @@ def apply_cmd(
         prefix = "[dry run] " if dry_run else ""
         for proposal_id, (state, detail) in result.states.items():
             click.echo(f"{prefix}{proposal_id}: {state}: {detail}")
-        for proposal_id, why in result.not_eligible.items():
+        waiting = list(result.not_eligible.items())
+        shown = waiting if ids else waiting[:10]
+        for proposal_id, why in shown:
             click.echo(f"{prefix}{proposal_id}: not applied: {why}")
+        if len(waiting) > len(shown):
+            click.echo(
+                f"{prefix}… and {len(waiting) - len(shown)} more not applied (--format json)"
+            )
         if not result.states and not result.not_eligible:
             click.echo(f"{prefix}nothing to apply")
     return int(ExitCode.APPLY_FAILED) if result.failed else 0
