@@ -710,9 +710,12 @@ def _step_remove_statement(client: Any, p: Proposal) -> _Step:
     statements = document.get("Statement", [])
     statements = [statements] if isinstance(statements, dict) else list(statements)
     kept = [s for s in statements if _canonical(json.dumps(s)) not in remove]
+    unchanged = _canonical(current) == _canonical(p.evidence.get("policy"))
     if len(kept) == len(statements):
+        if unchanged:  # the proposal names statements its own evidence does not hold
+            return _Step(ProposalState.FAILED, "proposal's statements are not in the policy")
         return _Step(ProposalState.APPLIED, "statement(s) already removed")
-    if _canonical(current) != _canonical(p.evidence.get("policy")):
+    if not unchanged:
         return _Step(ProposalState.SKIPPED, "repository policy changed since the proposal")
     if kept:
         document["Statement"] = kept

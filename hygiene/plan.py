@@ -205,6 +205,43 @@ def _public_statements(policy_text: str | None, account: str) -> list[dict[str, 
     return found
 
 
+def _statements_to_remove(
+    details: dict[str, Any], policy_text: str | None, account: str
+) -> list[dict[str, Any]]:
+    """The full statement objects SC004 flagged.
+
+    The rules engine describes each as ``{"index", "sid", "principals", "actions"}``;
+    apply needs the statement itself (it removes statements equal to these), so they
+    are looked up in the policy text by index, checked against the Sid. Without
+    details, statements granting ``*`` or a foreign account are taken.
+    """
+    if not policy_text:
+        return []
+    try:
+        document = json.loads(policy_text)
+        listed = document.get("Statement", [])
+    except (ValueError, AttributeError):
+        return []
+    listed = [listed] if isinstance(listed, dict) else list(listed)
+    described = details.get("statements")
+    if not described:
+        return _public_statements(policy_text, account)
+    found: list[dict[str, Any]] = []
+    for entry in described:
+        if "Effect" in entry:  # already a statement
+            statement: dict[str, Any] | None = entry
+        else:
+            index, sid = entry.get("index"), entry.get("sid")
+            statement = listed[index] if isinstance(index, int) and index < len(listed) else None
+            if statement is not None and sid is not None and statement.get("Sid") != sid:
+                statement = None
+            if statement is None and sid is not None:
+                statement = next((s for s in listed if s.get("Sid") == sid), None)
+        if statement is not None and statement not in found:
+            found.append(statement)
+    return found
+
+
 def _repository_proposal(
     finding: Finding, repo: dict[str, Any] | None, config: Config
 ) -> Proposal | None:
@@ -231,9 +268,9 @@ def _repository_proposal(
         summary = f"make tags of {repository} immutable except {', '.join(exclusions)}"
     else:
         policy_text = _text(repo["repository_policy"]) if repo else None
-        statements = finding.details.get("statements") or _public_statements(
-            policy_text, finding.account
-        )
+        if finding.details.get("invalid"):
+            return None  # unreadable policy: a person has to look at it
+        statements = _statements_to_remove(finding.details, policy_text, finding.account)
         if not statements or policy_text is None:
             return None
         target = {"statements": statements}

@@ -205,3 +205,38 @@ def test_same_digests_in_two_regions_are_two_proposals(config) -> None:
     proposals = plan(Evaluation(findings), inv, config, NOW)
     assert sorted(p.region for p in proposals) == ["us-east-1", "us-west-2"]
     assert len({p.id for p in proposals}) == 2
+
+
+def test_policy_statements_described_by_the_rules_engine(config) -> None:
+    """SC004 details list {index, sid, principals, actions}; the proposal carries the
+    statements themselves so apply can remove exactly those."""
+    statements = [
+        {
+            "Sid": "own",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "ecr:*",
+        },
+        {
+            "Sid": "partner",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+            "Action": "ecr:BatchGetImage",
+        },
+    ]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    inv = inventory([], [repo("suporte/api", repository_policy=policy)])
+    described = {
+        "statements": [
+            {
+                "index": 1,
+                "sid": "partner",
+                "principals": ["999999999999"],
+                "actions": ["ecr:BatchGetImage"],
+            }
+        ]
+    }
+    (proposal,) = plan(Evaluation([finding("SC004", "suporte/api", **described)]), inv, config, NOW)
+    assert proposal.target == {"statements": [statements[1]]}
+    invalid = finding("SC004", "suporte/api", statements=[], invalid=True)
+    assert plan(Evaluation([invalid]), inv, config, NOW) == []
