@@ -101,10 +101,6 @@ class ApplySettings(Section):
     grace_days: int = Field(default=7, ge=0, le=365)
     batch_size: int = Field(default=100, ge=1, le=100)
     proposal_ttl_days: int = Field(default=30, ge=1, le=365)
-    # Tags left mutable when SC002 is fixed (IMMUTABLE_WITH_EXCLUSION, ECR allows 5).
-    tag_mutability_exclusions: list[str] = Field(
-        default_factory=lambda: ["latest"], min_length=1, max_length=5
-    )
 
 
 class StoreSettings(Section):

@@ -31,6 +31,7 @@ from hygiene.model import Action, Finding, FixSafety, Proposal, proposal_id
 
 IMAGE_RULES = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
 IMAGE_RULES.update({"IM002": FixSafety.UNSAFE, "IM003": FixSafety.UNSAFE})
+DEFAULT_MUTABLE_TAGS = ("latest",)
 REPOSITORY_ACTIONS = {
     "RP001": (Action.DELETE_REPOSITORY, FixSafety.UNSAFE),
     "SC001": (Action.ENABLE_SCAN_ON_PUSH, FixSafety.SAFE),
@@ -242,9 +243,7 @@ def _statements_to_remove(
     return found
 
 
-def _repository_proposal(
-    finding: Finding, repo: dict[str, Any] | None, config: Config
-) -> Proposal | None:
+def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Proposal | None:
     action, safety = REPOSITORY_ACTIONS[finding.code]
     repository = finding.repository or ""
     target: dict[str, Any]
@@ -259,10 +258,14 @@ def _repository_proposal(
         evidence["scan_on_push"] = bool(repo["scan_on_push"]) if repo else False
         summary = f"enable scan on push for {repository}"
     elif action == Action.SET_TAG_IMMUTABILITY:
+        # SC002's option ``exclusion_filters`` (the floating tags) comes in the details.
         exclusions = list(
-            finding.details.get("exclusions") or config.policy.apply.tag_mutability_exclusions
+            finding.details.get("exclusion_filters")
+            or finding.details.get("exclusions")
+            or DEFAULT_MUTABLE_TAGS
         )
-        target = {"tag_mutability": "IMMUTABLE_WITH_EXCLUSION", "exclusions": exclusions}
+        wanted = str(finding.details.get("suggested") or "IMMUTABLE_WITH_EXCLUSION")
+        target = {"tag_mutability": wanted, "exclusions": exclusions}
         evidence["tag_mutability"] = str(repo["tag_mutability"]) if repo else None
         evidence["exclusions"] = list(repo["tag_mutability_exclusions"]) if repo else []
         summary = f"make tags of {repository} immutable except {', '.join(exclusions)}"
@@ -316,7 +319,7 @@ def plan(
         if finding.code not in REPOSITORY_ACTIONS:
             continue
         key = (finding.account, finding.region, finding.repository or "")
-        proposal = _repository_proposal(finding, repos.get(key), config)
+        proposal = _repository_proposal(finding, repos.get(key))
         if proposal is not None and proposal.id not in seen:
             seen.add(proposal.id)
             proposals.append(proposal)

@@ -429,14 +429,34 @@ class Store:
         Returns counts: ``new``, ``refreshed``, ``revived``, ``expired``.
         """
         counts = {"new": 0, "refreshed": 0, "revived": 0, "expired": 0}
-        seen: set[str] = set()
+        seen: dict[str, tuple[str, str, str, str]] = {}
         scope_set = None if scopes is None else {(a, r) for a, r in scopes}
         with self.session() as session:
             for proposal in proposals:
+                where = (
+                    proposal.action.value,
+                    proposal.account,
+                    proposal.region,
+                    proposal.repository,
+                )
                 if proposal.id in seen:
+                    if seen[proposal.id] != where:
+                        raise StoreError(
+                            f"two different proposals share the id {proposal.id} "
+                            f"({'/'.join(seen[proposal.id])} and {'/'.join(where)}): "
+                            "proposal ids must include account, region and repository"
+                        )
                     continue
-                seen.add(proposal.id)
+                seen[proposal.id] = where
                 row = session.get(ProposalRow, proposal.id)
+                if (
+                    row is not None
+                    and (row.action, row.account, row.region, row.repository) != where
+                ):
+                    raise StoreError(
+                        f"proposal id {proposal.id} is stored for {row.repository} but now names "
+                        f"{proposal.repository}: proposal ids must include the repository"
+                    )
                 if row is None:
                     session.add(
                         ProposalRow(

@@ -154,7 +154,13 @@ def test_repository_level_fixes(config) -> None:
     findings = [
         finding("RP001", "suporte/empty"),
         finding("SC001", "suporte/api"),
-        finding("SC002", "suporte/api"),
+        finding(
+            "SC002",
+            "suporte/api",
+            exclusion_filters=["latest", "main"],
+            current="MUTABLE",
+            suggested="IMMUTABLE_WITH_EXCLUSION",
+        ),
         finding("SC004", "suporte/api"),
         finding("NS001", "suporte/api", safety=FixSafety.MANUAL),  # manual: no proposal
     ]
@@ -172,7 +178,7 @@ def test_repository_level_fixes(config) -> None:
     assert mutability.fix_safety == FixSafety.UNSAFE
     assert mutability.target == {
         "tag_mutability": "IMMUTABLE_WITH_EXCLUSION",
-        "exclusions": ["latest"],
+        "exclusions": ["latest", "main"],
     }
     assert mutability.evidence["tag_mutability"] == "MUTABLE"
     statement = proposals[Action.REMOVE_POLICY_STATEMENT]

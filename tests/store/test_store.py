@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -404,3 +405,14 @@ def test_concurrent_first_opens_from_processes(store_url: str) -> None:
     results = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
     assert [out.strip() for out, _ in results] == ["0", "0", "0"]
+
+
+def test_colliding_ids_are_refused_not_merged(store: Store) -> None:
+    proposal = make_proposal("suporte/api")
+    other = dataclasses.replace(proposal, repository="suporte/web")
+    with pytest.raises(StoreError, match="share the id"):
+        store.upsert_proposals([proposal, other], NOW)
+    assert store.proposals() == []  # nothing half-stored
+    store.upsert_proposals([proposal], NOW)
+    with pytest.raises(StoreError, match="must include the repository"):
+        store.upsert_proposals([other], NOW)
