@@ -31,7 +31,11 @@ def make_proposal(
     target = {"digests": list(digests)}
     evidence = {"images": [{"digest": d, "tags": []} for d in digests], "rule_codes": list(codes)}
     return Proposal(
-        id=proposal_id(Action.DELETE_IMAGES, {"repository": repository, **target}, evidence),
+        id=proposal_id(
+            Action.DELETE_IMAGES,
+            {"account": account, "region": region, "repository": repository, **target},
+            evidence,
+        ),
         action=Action.DELETE_IMAGES,
         account=account,
         region=region,
