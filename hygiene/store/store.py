@@ -431,8 +431,13 @@ class Store:
         counts = {"new": 0, "refreshed": 0, "revived": 0, "expired": 0}
         seen: dict[str, tuple[str, str, str, str]] = {}
         scope_set = None if scopes is None else {(a, r) for a, r in scopes}
+        incoming = list(proposals)
         with self.session() as session:
-            for proposal in proposals:
+            ids = list({p.id for p in incoming})
+            for start in range(0, len(ids), 500):  # load known rows in a few queries
+                chunk = ids[start : start + 500]
+                session.scalars(select(ProposalRow).where(ProposalRow.id.in_(chunk))).all()
+            for proposal in incoming:
                 where = (
                     proposal.action.value,
                     proposal.account,
