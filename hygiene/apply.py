@@ -236,14 +236,34 @@ def describe_digests(
     """Live ``imageDetails`` by digest, and the digests that no longer exist.
 
     ECR answers a missing id with ``ImageNotFoundException`` for the whole call
-    (DescribeImages has no ``failures[]``), and so does moto. On that exception the batch
-    is split in halves until each missing digest is isolated; a digest silently left out
-    of an answer counts as gone too.
+    (DescribeImages has no ``failures[]``), and so does moto. On that exception the
+    repository's digests are listed once (``ListImages``, 1000 a page) to tell which are
+    gone, and the rest are described again; should the two disagree (a push or delete
+    in between), the batch is split in halves until each missing digest is isolated. A
+    digest silently left out of an answer counts as gone too.
     """
     live: dict[str, dict[str, Any]] = {}
     missing: set[str] = set()
+    listing: list[set[str]] = []  # filled once, on the first ImageNotFoundException
 
-    def read(batch: list[str]) -> None:
+    def listed() -> set[str]:
+        if not listing:
+            found: set[str] = set()
+            paginator = client.get_paginator("list_images")
+            pages = paginator.paginate(
+                registryId=proposal.account,
+                repositoryName=proposal.repository,
+                filter={"tagStatus": "ANY"},
+                PaginationConfig={"PageSize": 1000},
+            )
+            for page in pages:
+                found.update(
+                    i["imageDigest"] for i in page.get("imageIds", []) if "imageDigest" in i
+                )
+            listing.append(found)
+        return listing[0]
+
+    def read(batch: list[str], trust_listing: bool = True) -> None:
         try:
             response = client.describe_images(
                 registryId=proposal.account,
@@ -257,12 +277,21 @@ def describe_digests(
                 return
             if code != "ImageNotFoundException":
                 raise
+            if trust_listing:
+                present = [d for d in batch if d in listed()]
+                missing.update(d for d in batch if d not in listed())
+                if not present:
+                    return
+                if len(present) < len(batch):
+                    read(present, trust_listing=False)
+                    return
+                # the listing says all are there: a race, isolate below
             if len(batch) == 1:
                 missing.update(batch)
                 return
             half = len(batch) // 2
-            read(batch[:half])
-            read(batch[half:])
+            read(batch[:half], trust_listing=False)
+            read(batch[half:], trust_listing=False)
             return
         for detail in response.get("imageDetails", []):
             live[detail["imageDigest"]] = detail

@@ -269,11 +269,11 @@ def test_throttled_delete_leaves_the_proposal_for_the_next_apply(tmp_path, confi
     assert store.open_intents() == []  # the intent was answered with 'retry'
 
 
-def test_describe_by_digest_handles_both_missing_styles() -> None:
-    """Real ECR and moto raise ImageNotFoundException for the whole call (DescribeImages has
-    no failures[]): the batch is split until the missing digest is isolated."""
+def test_describe_by_digest_when_some_are_missing() -> None:
+    """ECR and moto raise ImageNotFoundException for the whole DescribeImages call (it
+    has no failures[]): one ListImages tells which digests are gone."""
     ecr = client()
-    present, missing = digest(1), digest(2)
+    present, missing, raced = digest(1), digest(2), digest(3)
     proposal = Proposal(
         id="p-x",
         action="delete-images",
@@ -286,16 +286,35 @@ def test_describe_by_digest_handles_both_missing_styles() -> None:
         rule_codes=(),
         fix_safety=FixSafety.UNSAFE,
     )
+    listing = {"imageIds": [{"imageDigest": present}, {"imageDigest": raced}]}
     with Stubber(ecr) as stub:
         stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
-        stub.add_response("describe_images", {"imageDetails": [detail(present)]})
+        stub.add_response(
+            "list_images",
+            listing,
+            {
+                "registryId": ACCOUNT,
+                "repositoryName": REPO,
+                "filter": {"tagStatus": "ANY"},
+                "maxResults": 1000,
+            },
+        )
+        # listed, but deleted by someone in between: halves isolate it
         stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
-        live, gone = describe_digests(ecr, proposal, [present, missing])
-        assert set(live) == {present} and gone == {missing}
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(present)]},
+            {"registryId": ACCOUNT, "repositoryName": REPO, "imageIds": [{"imageDigest": present}]},
+        )
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        live, gone = describe_digests(ecr, proposal, [present, missing, raced])
+        stub.assert_no_pending_responses()
+    assert set(live) == {present} and gone == {missing, raced}
+    with Stubber(ecr) as stub:
         # an answer that silently leaves a digest out also means it is gone
         stub.add_response("describe_images", {"imageDetails": [detail(present)]})
         live, gone = describe_digests(ecr, proposal, [present, missing])
-        assert set(live) == {present} and gone == {missing}
+    assert set(live) == {present} and gone == {missing}
 
 
 @pytest.mark.parametrize("count", [1, 100, 101, 250])
