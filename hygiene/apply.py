@@ -791,6 +791,42 @@ def _step_lifecycle(client: Any, p: Proposal) -> _Step:
     )
 
 
+# IAM actions each proposal action needs (for the "cleaner" policy in cron/).
+PERMISSIONS: dict[Action, tuple[str, ...]] = {
+    Action.DELETE_IMAGES: (
+        "ecr:DescribeImages",
+        "ecr:ListImages",
+        "ecr:BatchGetImage",
+        "ecr:BatchDeleteImage",
+    ),
+    Action.DELETE_REPOSITORY: (
+        "ecr:DescribeRepositories",
+        "ecr:ListImages",
+        "ecr:GetRepositoryPolicy",
+        "ecr:GetLifecyclePolicy",
+        "ecr:DeleteRepository",
+    ),
+    Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
+    Action.SET_TAG_IMMUTABILITY: ("ecr:DescribeRepositories", "ecr:PutImageTagMutability"),
+    Action.REMOVE_POLICY_STATEMENT: (
+        "ecr:DescribeRepositories",
+        "ecr:GetRepositoryPolicy",
+        "ecr:SetRepositoryPolicy",
+        "ecr:DeleteRepositoryPolicy",
+    ),
+    Action.PUT_LIFECYCLE_POLICY: (
+        "ecr:DescribeRepositories",
+        "ecr:GetLifecyclePolicy",
+        "ecr:PutLifecyclePolicy",
+    ),
+}
+
+
+def required_permissions(actions: Iterable[Action] = tuple(Action)) -> list[str]:
+    """Sorted IAM actions apply needs for ``actions`` (all by default)."""
+    return sorted({p for action in actions for p in PERMISSIONS[action]})
+
+
 REPOSITORY_STEPS: dict[Action, Callable[[Any, Proposal], _Step]] = {
     Action.DELETE_REPOSITORY: _step_delete_repository,
     Action.ENABLE_SCAN_ON_PUSH: _step_scan_on_push,

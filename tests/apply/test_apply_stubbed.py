@@ -348,3 +348,22 @@ def test_describe_reads_at_most_100_ids_a_call(count: int) -> None:
         live, gone = describe_digests(ecr, proposal, wanted)
         stub.assert_no_pending_responses()
     assert len(live) == count and not gone
+
+
+def test_every_action_declares_its_iam_permissions() -> None:
+    """Each ECR operation apply can call maps to a declared IAM action."""
+    import inspect
+    import re
+
+    from hygiene import apply as module
+    from hygiene.model import Action
+
+    assert set(module.PERMISSIONS) == set(Action)
+    source = inspect.getsource(module)
+    called = set(re.findall(r"\bclient\.([a-z_]+)\b", source)) - {"get_paginator"}
+    called |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
+    declared = {p.removeprefix("ecr:") for p in module.required_permissions()}
+    ecr = client()
+    for method in called:
+        operation = ecr.meta.method_to_api_mapping[method]
+        assert operation in declared, f"{method} ({operation}) is not in PERMISSIONS"
