@@ -60,7 +60,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.config import Config
 from hygiene.errors import ApplyError
-from hygiene.inventory import INDEX_MEDIA_TYPES
+from hygiene.inventory import INDEX_MEDIA_TYPES, legacy_signature_subject
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store import Store, StoredProposal, whoami
 
@@ -324,9 +324,16 @@ def get_manifests(
     return manifests
 
 
-def index_parents(client: Any, proposal: Proposal) -> dict[str, set[str]]:
-    """child digest → digests of every image index in the repository that lists it."""
+def repository_links(client: Any, proposal: Proposal) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """Read the repository now: (child digest → image indexes listing it, referrer digest
+    → its subject digest, for subjects present in the repository).
+
+    A referrer is an OCI 1.1 ``subjectManifestDigest`` or a legacy cosign tag
+    ``sha256-<hex>.sig|att|sbom``.
+    """
     indexes: list[str] = []
+    present: set[str] = set()
+    subject_of: dict[str, str] = {}
     paginator = client.get_paginator("describe_images")
     pages = paginator.paginate(
         registryId=proposal.account,
@@ -335,8 +342,17 @@ def index_parents(client: Any, proposal: Proposal) -> dict[str, set[str]]:
     )
     for page in pages:
         for detail in page.get("imageDetails", []):
+            digest = detail["imageDigest"]
+            present.add(digest)
             if detail.get("imageManifestMediaType") in INDEX_MEDIA_TYPES:
-                indexes.append(detail["imageDigest"])
+                indexes.append(digest)
+            subject = detail.get("subjectManifestDigest")
+            if subject is None:
+                legacy = {legacy_signature_subject(t) for t in detail.get("imageTags", [])}
+                found = sorted(s for s in legacy if s is not None)
+                subject = found[0] if len(found) == 1 else None
+            if subject:
+                subject_of[digest] = str(subject)
     parents: dict[str, set[str]] = {}
     for digest, manifest in get_manifests(client, proposal, indexes).items():
         try:
@@ -346,7 +362,7 @@ def index_parents(client: Any, proposal: Proposal) -> dict[str, set[str]]:
         for child in body.get("manifests", []) or []:
             if child.get("digest"):
                 parents.setdefault(child["digest"], set()).add(digest)
-    return parents
+    return parents, {d: s for d, s in subject_of.items() if s in present}
 
 
 # --------------------------------------------------------------------------- applying
@@ -417,20 +433,23 @@ def _apply_images(ctx: _Context, proposal: Proposal) -> None:
         if pulled is not None and (before is None or pulled > before):
             reasons[digest] = f"pulled at {pulled.isoformat()} after the proposal"
 
-    parents = index_parents(client, proposal) if live else {}
+    parents, subjects = repository_links(client, proposal) if live else ({}, {})
     skipped_units = {unit_of[d] for d in reasons}
-    while True:  # a kept index keeps its children: iterate to a fixed point
+    while True:  # a kept image keeps its children and referrers: iterate to a fixed point
         deletable = {d for d in live if unit_of[d] not in skipped_units}
         newly = False
         for digest in sorted(deletable):
             outside = parents.get(digest, set()) - deletable
+            subject = subjects.get(digest)
             if outside:
-                reasons.setdefault(
-                    digest,
-                    f"listed by image index(es) not being deleted: {', '.join(sorted(outside))}",
-                )
-                skipped_units.add(unit_of[digest])
-                newly = True
+                why = f"listed by image index(es) not being deleted: {', '.join(sorted(outside))}"
+            elif subject is not None and subject not in deletable:
+                why = f"its subject {subject} exists and is not being deleted"
+            else:
+                continue
+            reasons.setdefault(digest, why)
+            skipped_units.add(unit_of[digest])
+            newly = True
         if not newly:
             break
 

@@ -29,6 +29,7 @@ class Seeder:
     now: datetime
     images: list[dict[str, Any]] = field(default_factory=list)
     repositories: list[dict[str, Any]] = field(default_factory=list)
+    manifests: dict[str, str] = field(default_factory=dict)
     _counter: int = 0
 
     @property
@@ -66,6 +67,7 @@ class Seeder:
     ) -> str:
         digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
         image = self.backend.put_image(repo, manifest, tag, media_type, digest)
+        self.manifests[digest] = manifest
         pushed = self.now - timedelta(days=days_old)
         image.image_pushed_at = int(pushed.timestamp())
         last_pull = None

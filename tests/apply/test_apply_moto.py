@@ -429,3 +429,34 @@ def test_crash_after_a_repository_write_is_reconciled(
     ]
     assert outcomes == ["intent", "interrupted", "applied"]
     assert store.open_intents() == []
+
+
+def test_referrer_whose_subject_came_back_is_skipped(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    repo = seeder.repo("suporte/signed")
+    subject = seeder.image(repo, tag="v3")
+    seeder.ecr.client().batch_delete_image(repositoryName=repo, imageIds=[{"imageDigest": subject}])
+    signature = seeder.image(repo, tag=f"sha256-{subject.removeprefix('sha256:')}.sig")
+    stale = seeder.image(repo)
+    old_signature = seeder.image(repo, tag=f"sha256-{stale.removeprefix('sha256:')}.sig")
+    findings = [
+        seeder.finding("IM004", repo, signature),
+        seeder.finding("IM002", repo, stale, [stale, old_signature]),  # goes with its subject
+    ]
+    proposals = propose(store, seeder, config, now, findings)
+    approve_past_grace(store, proposals, now)
+    image = seeder.backend.put_image(  # the subject is pushed again after the proposal
+        repo,
+        seeder.manifests[subject],
+        "v3",
+        "application/vnd.oci.image.manifest.v1+json",
+        subject,
+    )
+    assert image.image_digest == subject
+
+    apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {subject, signature}
+    (skipped,) = store.audit_log(outcome="skipped")
+    assert skipped.digest == signature and subject in skipped.detail

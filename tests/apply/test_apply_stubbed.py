@@ -123,7 +123,7 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "imageIds": [{"imageDigest": d} for d in chunk],
             },
         )
-    # index_parents: list the repository, read the indexes
+    # repository_links: list the repository, read the indexes
     stub.add_response("describe_images", {"imageDetails": [detail(d, media[d]) for d in wanted]})
     if indexes:
         stub.add_response(
