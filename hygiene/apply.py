@@ -10,8 +10,9 @@ Which proposals run (:func:`eligibility`):
 How an image deletion runs (:func:`_apply_images`), one repository at a time:
 
 1. Re-read every target with ``DescribeImages`` by digest (≤ 100 ids a call). Missing →
-   recorded ``gone``. A new tag, a pull newer than the evidence, or an index outside
-   the proposal that now lists it → its whole unit is ``skipped`` with the reason.
+   recorded ``gone``. A new tag, a pull newer than the evidence, an index outside the
+   proposal that now lists it, or (for a referrer) a subject that exists and is kept →
+   its whole unit is ``skipped`` with the reason.
 2. Save each manifest (``BatchGetImage``) into the ``intent`` audit row of its batch.
 3. ``BatchDeleteImage`` by digest, ≤ ``batch_size`` (≤ 100) ids a call, index batches
    before child batches; every ``failures[]`` code is mapped explicitly
