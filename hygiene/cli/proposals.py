@@ -160,6 +160,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], tit
 @click.option("--state", type=click.Choice(STATES), multiple=True, help="Filter by state (repeat).")
 @click.option("--namespace", help="Filter by namespace ('-' for repositories outside one).")
 @click.option("--rule", help="Filter by rule code or prefix (IM002, IM).")
+@click.option("--id", "ids", multiple=True, help="Only this proposal id (repeat).")
 @click.option(
     "--format",
     "fmt",
@@ -173,11 +174,17 @@ def proposals_cmd(
     state: tuple[str, ...],
     namespace: str | None,
     rule: str | None,
+    ids: tuple[str, ...],
     fmt: str,
 ) -> None:
-    """List proposals (default: every state) with their ids, safety and grace date."""
+    """List proposals (default: every state) with their ids, safety and grace date.
+
+    Use --format json to see the evidence (digests, tags, push/pull times, bytes).
+    """
     _, store = _open(rules_dir, store_url)
-    found = store.proposals(state=list(state) or None, namespace=namespace, rule=rule)
+    found = store.proposals(
+        state=list(state) or None, namespace=namespace, rule=rule, ids=list(ids) or None
+    )
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
     elif fmt == "csv":

@@ -151,6 +151,9 @@ def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seede
     assert run_cli(cli, ["proposals", "--state", "proposed", "--format", "json", *common]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [p["id"] for p in listed] == [seeded["id"]]
+    assert run_cli(cli, ["proposals", "--id", seeded["id"], "--format", "json", *common]) == 0
+    (one,) = json.loads(capsys.readouterr().out)
+    assert sorted(i["digest"] for i in one["evidence"]["images"]) == sorted(seeded["digests"])
     assert listed[0]["grace_until"] is not None
 
     assert (
