@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "hygiene.cli.iam_cmd",
     "hygiene.cli.report",
     "hygiene.cli.lifecycle",
+    "hygiene.cli.proposals",
 ]
 
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
-from hygiene.jobs import JobResult, RunRecord, load_deps, run_nightly, run_weekly
+from hygiene.jobs import JobResult, load_deps, run_nightly, run_weekly
 from hygiene.schedule import stop_on_signals
 
 
@@ -66,53 +64,5 @@ def weekly(rules_dir: Path, log_format: str, namespace: str | None) -> None:
     _finish(result)
 
 
-@click.command("runs")
-@rules_dir_option
-@click.option("--last", "-n", default=20, show_default=True, type=click.IntRange(1, 10_000))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-)
-def runs(rules_dir: Path, last: int, fmt: str) -> None:
-    """Show the run history, newest first: status, duration, counts and errors."""
-    config = load(rules_dir)
-    records = [RunRecord.of(r) for r in load_deps(config).store.runs(last=last)]
-    if fmt == "json":
-        click.echo(json.dumps([r.to_json() for r in records], indent=2, default=str))
-        return
-    _print_table(records, ZoneInfo(config.policy.schedule.timezone))
-
-
-def _print_table(records: list[RunRecord], zone: ZoneInfo) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="registry-hygiene runs (newest first)")
-    for column in ("id", "kind", "status", f"started ({zone.key})", "duration", "counts"):
-        table.add_column(column)
-    table.add_column("errors", overflow="fold")
-    style = {"ok": "green", "incomplete": "yellow", "failed": "red"}
-    for r in records:
-        started = r.started_at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if r.started_at else ""
-        seconds = r.duration_seconds
-        table.add_row(
-            str(r.id),
-            r.kind,
-            f"[{style.get(r.status or '', 'bold')}]{r.status or 'running'}[/]",
-            started,
-            "" if seconds is None else f"{seconds:.0f}s",
-            " ".join(f"{k}={v}" for k, v in r.counts.items()),
-            "\n".join(r.errors[:3])
-            + (f"\n… {len(r.errors) - 3} more" if len(r.errors) > 3 else ""),
-        )
-    Console(width=160).print(table)
-    if not records:
-        click.echo("no runs recorded yet")
-
-
 def register(group: click.Group) -> None:
     group.add_command(run_group)
-    group.add_command(runs)

@@ -1,0 +1,425 @@
+"""``hygiene proposals | approve | reject | apply | audit``: the admin's commands.
+
+A thin shell: options are parsed here, the work is done by :mod:`hygiene.store`,
+:mod:`hygiene.identity` and :mod:`hygiene.apply`. See docs/approvals.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hygiene.apply import ClientFactory, apply
+from hygiene.cli.common import load, rules_dir_option
+from hygiene.config import Config
+from hygiene.errors import ConfigError, ExitCode, HygieneError
+from hygiene.identity import caller_identity, require_admin
+from hygiene.model import ProposalState
+from hygiene.store import Store, StoredProposal
+
+STATES = [s.value for s in ProposalState]
+
+
+def endpoint_url(config: Config) -> str | None:
+    """The ECR endpoint: config ``registry.endpoint_url``, else AWS_ENDPOINT_URL(_ECR)."""
+    return (
+        config.policy.registry.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_ECR")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
+def ecr_clients(config: Config) -> ClientFactory:
+    """``clients(account, region)`` → a boto3 ECR client (one per region, cached).
+
+    Placeholder until ``hygiene.collect.session`` provides the shared session factory.
+    """
+    import boto3
+    from botocore.config import Config as BotoConfig
+
+    settings = config.policy.collect
+    session = boto3.Session(profile_name=config.policy.registry.profile)
+    cache: dict[str, Any] = {}
+
+    def client(account: str, region: str) -> Any:
+        del account  # one set of credentials; the account goes in registryId
+        if region not in cache:
+            cache[region] = session.client(
+                "ecr",
+                region_name=region,
+                endpoint_url=endpoint_url(config),
+                config=BotoConfig(
+                    retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeout,
+                ),
+            )
+        return cache[region]
+
+    return client
+
+
+# Tests (and the lead's session factory) replace these two hooks.
+CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
+
+
+def current_identity(config: Config) -> str:
+    import boto3
+
+    def sts() -> Any:
+        session = boto3.Session(profile_name=config.policy.registry.profile)
+        return session.client("sts", region_name=config.policy.registry.regions[0])
+
+    return caller_identity(endpoint_url=endpoint_url(config), sts_factory=sts)
+
+
+IDENTITY: Callable[[Config], str] = current_identity
+
+
+def store_option(func: Any) -> Any:
+    return click.option(
+        "--store",
+        "store_url",
+        envvar="HYGIENE_STORE_URL",
+        default=None,
+        metavar="URL",
+        help="Store database URL (default: store.url in default.yaml; env HYGIENE_STORE_URL).",
+    )(func)
+
+
+def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
+    config = load(rules_dir)
+    return config, Store.from_config(config, store_url)
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _gb(value: int) -> str:
+    return f"{value / 1e9:.2f}"
+
+
+ROW_FIELDS = [
+    "id",
+    "state",
+    "fix_safety",
+    "action",
+    "namespace",
+    "repository",
+    "rule_codes",
+    "bytes",
+    "first_seen",
+    "grace_until",
+    "decided_by",
+    "summary",
+]
+
+
+def _row(stored: StoredProposal) -> dict[str, Any]:
+    p = stored.proposal
+    return {
+        "id": p.id,
+        "state": p.state.value,
+        "fix_safety": p.fix_safety.value,
+        "action": p.action.value,
+        "namespace": p.namespace or "",
+        "repository": p.repository,
+        "rule_codes": " ".join(p.rule_codes),
+        "bytes": p.bytes,
+        "first_seen": p.first_seen.isoformat() if p.first_seen else "",
+        "grace_until": p.grace_until.isoformat() if p.grace_until else "",
+        "decided_by": stored.decided_by or "",
+        "summary": p.summary,
+    }
+
+
+def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for _, header in columns:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(str(row[key]) for key, _ in columns))
+    Console(width=200).print(table)
+
+
+@click.command("proposals")
+@rules_dir_option
+@store_option
+@click.option("--state", type=click.Choice(STATES), multiple=True, help="Filter by state (repeat).")
+@click.option("--namespace", help="Filter by namespace ('-' for repositories outside one).")
+@click.option("--rule", help="Filter by rule code or prefix (IM002, IM).")
+@click.option("--id", "ids", multiple=True, help="Only this proposal id (repeat).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+def proposals_cmd(
+    rules_dir: Path,
+    store_url: str | None,
+    state: tuple[str, ...],
+    namespace: str | None,
+    rule: str | None,
+    ids: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """List proposals (default: every state) with their ids, safety and grace date.
+
+    Use --format json to see the evidence (digests, tags, push/pull times, bytes).
+    """
+    _, store = _open(rules_dir, store_url)
+    found = store.proposals(
+        state=list(state) or None, namespace=namespace, rule=rule, ids=list(ids) or None
+    )
+    if fmt == "json":
+        click.echo(json.dumps([s.to_json() for s in found], indent=2))
+    elif fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=ROW_FIELDS)
+        writer.writeheader()
+        writer.writerows(_row(s) for s in found)
+        click.echo(out.getvalue(), nl=False)
+    else:
+        rows = [
+            {
+                **_row(s),
+                "gb": _gb(s.proposal.bytes),
+                "first": _when(s.proposal.first_seen),
+                "grace": _when(s.proposal.grace_until),
+            }
+            for s in found
+        ]
+        columns = [
+            ("id", "id"),
+            ("state", "state"),
+            ("fix_safety", "safety"),
+            ("action", "action"),
+            ("repository", "repository"),
+            ("rule_codes", "rules"),
+            ("gb", "GB"),
+            ("grace", "grace until (UTC)"),
+            ("summary", "summary"),
+        ]
+        _print_table(rows, columns, f"{len(rows)} proposal(s) in {store.url}")
+
+
+def _select_ids(
+    store: Store, ids: tuple[str, ...], namespace: str | None, rule: str | None, states: list[str]
+) -> list[str]:
+    if ids and (namespace or rule):
+        raise ConfigError("give proposal ids, or --namespace [--rule], not both")
+    if ids:
+        return list(ids)
+    if rule and not namespace:
+        raise ConfigError("--rule needs --namespace (approve one namespace at a time)")
+    if not namespace:
+        raise ConfigError("give proposal ids, or --namespace NS [--rule CODE]")
+    chosen = [s.id for s in store.proposals(state=states, namespace=namespace, rule=rule)]
+    if not chosen:
+        raise ConfigError(
+            f"no {'/'.join(states)} proposals in namespace {namespace!r}"
+            + (f" for rule {rule}" if rule else "")
+        )
+    return chosen
+
+
+@click.command("approve")
+@rules_dir_option
+@store_option
+@click.argument("ids", nargs=-1)
+@click.option("--namespace", help="Approve every open proposal of this namespace.")
+@click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+def approve_cmd(
+    rules_dir: Path,
+    store_url: str | None,
+    ids: tuple[str, ...],
+    namespace: str | None,
+    rule: str | None,
+) -> None:
+    """Approve proposals by id, or all proposed ones of a namespace (admins only).
+
+    Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
+    """
+    config, store = _open(rules_dir, store_url)
+    approver = require_admin(IDENTITY(config), config, "approve")
+    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value])
+    for stored in store.approve(chosen, approver):
+        grace = stored.proposal.grace_until
+        when = f"not before {_when(grace)} UTC" if grace else "once owners have been notified"
+        if stored.proposal.fix_safety.value == "safe":
+            when = "by the next apply"
+        click.echo(f"approved {stored.id} ({stored.proposal.summary}); applies {when}")
+
+
+@click.command("reject")
+@rules_dir_option
+@store_option
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
+def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
+    """Reject proposals (admins only); they are never applied."""
+    config, store = _open(rules_dir, store_url)
+    approver = require_admin(IDENTITY(config), config, "reject")
+    for stored in store.reject(list(ids), approver, reason):
+        click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
+
+
+@click.command("apply")
+@rules_dir_option
+@store_option
+@click.option(
+    "--dry-run", is_flag=True, help="Re-read and report what would change; write nothing."
+)
+@click.option("--id", "ids", multiple=True, help="Only these proposal ids (repeat).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+def apply_cmd(
+    rules_dir: Path, store_url: str | None, dry_run: bool, ids: tuple[str, ...], fmt: str
+) -> int:
+    """Carry out approved proposals past their grace date (and safe ones if auto_safe).
+
+    Every target is re-read first; changed ones are skipped. Admins only (anyone may
+    --dry-run). Exit 4 if you are not an admin, 5 if another apply runs, 7 if an action
+    failed.
+    """
+    config, store = _open(rules_dir, store_url)
+    actor = IDENTITY(config)
+    if not dry_run:
+        require_admin(actor, config, "apply")
+    result = apply(
+        store, CLIENTS(config), config, dry_run=dry_run, actor=actor, ids=list(ids) or None
+    )
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        prefix = "[dry run] " if dry_run else ""
+        for proposal_id, (state, detail) in result.states.items():
+            click.echo(f"{prefix}{proposal_id}: {state}: {detail}")
+        waiting = list(result.not_eligible.items())
+        shown = waiting if ids else waiting[:10]
+        for proposal_id, why in shown:
+            click.echo(f"{prefix}{proposal_id}: not applied: {why}")
+        if len(waiting) > len(shown):
+            click.echo(
+                f"{prefix}… and {len(waiting) - len(shown)} more not applied (--format json)"
+            )
+        if not result.states and not result.not_eligible:
+            click.echo(f"{prefix}nothing to apply")
+    return int(ExitCode.APPLY_FAILED) if result.failed else 0
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    value = value.strip()
+    units = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
+    if value[:-1].isdigit() and value[-1:] in units:
+        return datetime.now(UTC) - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ConfigError(
+            f"--since {value!r}: use an ISO date/time (2026-11-01) or an age (7d, 12h)"
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.command("audit")
+@rules_dir_option
+@store_option
+@click.option("--since", help="ISO date/time or age (7d, 12h, 30m, 2w).")
+@click.option("--proposal", "proposal_id", help="Only rows of this proposal.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+)
+def audit_cmd(
+    rules_dir: Path, store_url: str | None, since: str | None, proposal_id: str | None, fmt: str
+) -> None:
+    """Show the audit log: every decision and every change made to the registry."""
+    _, store = _open(rules_dir, store_url)
+    entries = store.audit_log(since=_since(since), proposal_id=proposal_id)
+    if fmt == "json":
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2))
+        return
+    rows = [
+        {
+            "id": e.id,
+            "at": _when(e.at),
+            "actor": e.actor,
+            "action": e.action,
+            "proposal": e.proposal_id or "",
+            "repository": e.repository or "",
+            "digest": (e.digest or "")[:19],
+            "outcome": e.outcome,
+            "detail": e.detail,
+        }
+        for e in entries
+    ]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        writer.writerows(rows)
+        click.echo(out.getvalue(), nl=False)
+        return
+    columns = [(k, k) for k in ("id", "at", "actor", "action", "proposal", "repository")]
+    columns += [("digest", "digest"), ("outcome", "outcome"), ("detail", "detail")]
+    _print_table(rows, columns, f"{len(rows)} audit row(s)")
+
+
+@click.command("runs")
+@rules_dir_option
+@store_option
+@click.option("--last", default=20, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--kind", help="Only runs of this kind (nightly, weekly, scan, apply).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None, fmt: str) -> None:
+    """Show the run history: when each run started and ended, its status and counts."""
+    _, store = _open(rules_dir, store_url)
+    history = store.runs(last=last, kind=kind)
+    if fmt == "json":
+        click.echo(json.dumps([r.to_json() for r in history], indent=2))
+        return
+    rows = [
+        {
+            "id": r.id,
+            "kind": r.kind,
+            "started": _when(r.started_at),
+            "seconds": "-" if r.duration_seconds is None else f"{r.duration_seconds:.0f}",
+            "status": r.status,
+            "errors": len(r.errors),
+            "counts": " ".join(f"{k}={v}" for k, v in sorted(r.counts.items())),
+        }
+        for r in history
+    ]
+    columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
+    _print_table(rows, columns, f"last {len(rows)} run(s)")
+
+
+def register(group: click.Group) -> None:
+    for command in (proposals_cmd, approve_cmd, reject_cmd, apply_cmd, audit_cmd, runs_cmd):
+        group.add_command(command)
+
+
+__all__ = ["CLIENTS", "IDENTITY", "HygieneError", "ecr_clients", "register"]

@@ -1,0 +1,326 @@
+"""Plan: turn findings into proposals (pure: no I/O, no clock).
+
+- Image findings (IM001–IM004) → one ``delete-images`` proposal per repository and fix
+  safety: IM001/IM004 are safe, IM002/IM003 unsafe. A unit (an index and its children,
+  an image and its referrers: ``Finding.details["unit"]``) is never split; a unit any
+  safe finding covers goes to the safe proposal.
+- RP001 → ``delete-repository``; SC001 → ``enable-scan-on-push`` (safe);
+  SC002 → ``set-tag-immutability`` to IMMUTABLE_WITH_EXCLUSION (unsafe);
+  SC004 → ``remove-policy-statement`` (unsafe).
+- ``put-lifecycle-policy`` proposals come from :mod:`hygiene.lifecycle`.
+
+Evidence holds what the proposal was decided on (digests, tags, push/pull times, bytes,
+rule codes, current settings); apply compares it with the live registry before any
+write. It holds nothing that changes by itself from night to night, so proposal ids are
+stable while the registry is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import pandas as pd
+
+from hygiene.config import Config
+from hygiene.inventory import Inventory
+from hygiene.model import Action, Finding, FixSafety, Proposal, proposal_id
+
+IMAGE_RULES = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
+IMAGE_RULES.update({"IM002": FixSafety.UNSAFE, "IM003": FixSafety.UNSAFE})
+DEFAULT_MUTABLE_TAGS = ("latest",)
+REPOSITORY_ACTIONS = {
+    "RP001": (Action.DELETE_REPOSITORY, FixSafety.UNSAFE),
+    "SC001": (Action.ENABLE_SCAN_ON_PUSH, FixSafety.SAFE),
+    "SC002": (Action.SET_TAG_IMMUTABILITY, FixSafety.UNSAFE),
+    "SC004": (Action.REMOVE_POLICY_STATEMENT, FixSafety.UNSAFE),
+}
+
+
+class EvaluationLike(Protocol):
+    """What plan reads from :class:`hygiene.rules.Evaluation`."""
+
+    @property
+    def findings(self) -> Sequence[Finding]: ...
+
+
+def _iso(value: Any) -> str | None:
+    if value is None or value is pd.NaT or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).tz_convert("UTC").isoformat()
+
+
+def _human_bytes(value: int) -> str:
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{value} B"  # pragma: no cover
+
+
+def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
+    """Account, region and repository go into every id: replicated registries hold the
+    same digests in several regions, and each deletion there is a separate proposal."""
+    account, region, repository = repo_key
+    return {"account": account, "region": region, "repository": repository}
+
+
+def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+    images = inventory.images
+    index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    columns = ["account", "region", "repository", "digest", "tags", "pushed_at", "last_pull"]
+    columns += ["size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
+    for row in images[columns].itertuples(index=False):
+        key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
+        index[key] = {
+            "digest": str(row.digest),
+            "tags": sorted(str(t) for t in row.tags),
+            "pushed_at": _iso(row.pushed_at),
+            "last_pull": _iso(row.last_pull),
+            "bytes": int(row.storage_bytes),
+            "size_bytes": int(row.size_bytes),
+            "media_type": None
+            if pd.isna(row.manifest_media_type)
+            else str(row.manifest_media_type),
+            "is_index": bool(row.is_index),
+        }
+    return index
+
+
+def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, Any]]:
+    frame = inventory.repositories
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for record in frame.to_dict("records"):
+        out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
+    return out
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _image_proposals(
+    findings: list[Finding], images: dict[tuple[str, str, str, str], dict[str, Any]]
+) -> list[Proposal]:
+    # (account, region, repository) → unit (tuple of digests) → [findings]
+    units: dict[tuple[str, str, str], dict[tuple[str, ...], list[Finding]]] = defaultdict(dict)
+    namespaces: dict[tuple[str, str, str], str | None] = {}
+    for finding in findings:
+        if finding.repository is None or finding.image_digest is None:
+            continue
+        repo_key = (finding.account, finding.region, finding.repository)
+        namespaces[repo_key] = finding.namespace
+        unit = tuple(finding.details.get("unit") or (finding.image_digest,))
+        units[repo_key].setdefault(unit, []).append(finding)
+
+    proposals = []
+    for repo_key, by_unit in sorted(units.items()):
+        account, region, repository = repo_key
+        claimed: set[str] = set()
+        split: dict[FixSafety, list[tuple[tuple[str, ...], list[Finding]]]] = defaultdict(list)
+        # Safe units first, so a digest flagged by a safe and an unsafe rule goes the safe way.
+        ordered = sorted(
+            by_unit.items(),
+            key=lambda item: (
+                not any(IMAGE_RULES.get(f.code) == FixSafety.SAFE for f in item[1]),
+                item[0],
+            ),
+        )
+        for unit, unit_findings in ordered:
+            fresh = tuple(d for d in unit if d not in claimed)
+            if not fresh:
+                continue
+            claimed.update(fresh)
+            safe = any(IMAGE_RULES.get(f.code) == FixSafety.SAFE for f in unit_findings)
+            split[FixSafety.SAFE if safe else FixSafety.UNSAFE].append((fresh, unit_findings))
+        for safety, chosen in split.items():
+            evidence_images = []
+            codes_by_digest: dict[str, set[str]] = defaultdict(set)
+            for unit, unit_findings in chosen:
+                for finding in unit_findings:
+                    for digest in unit:
+                        codes_by_digest[digest].add(finding.code)
+                for digest in unit:
+                    info = images.get((account, region, repository, digest))
+                    evidence_images.append(info or {"digest": digest, "tags": [], "bytes": 0})
+            # Indexes first (ECR refuses to delete a child an index still lists).
+            digests = [i["digest"] for i in evidence_images if i.get("is_index")]
+            digests += [i["digest"] for i in evidence_images if not i.get("is_index")]
+            codes = sorted({c for cs in codes_by_digest.values() for c in cs})
+            evidence = {
+                "images": sorted(evidence_images, key=lambda i: i["digest"]),
+                "units": sorted(sorted(u) for u, _ in chosen),
+                "rule_codes": {d: sorted(c) for d, c in sorted(codes_by_digest.items())},
+            }
+            target = {"digests": digests}
+            total = sum(int(i.get("bytes") or 0) for i in evidence_images)
+            proposals.append(
+                Proposal(
+                    id=proposal_id(Action.DELETE_IMAGES, _where(repo_key) | target, evidence),
+                    action=Action.DELETE_IMAGES,
+                    account=account,
+                    region=region,
+                    repository=repository,
+                    namespace=namespaces[repo_key],
+                    target=target,
+                    evidence=evidence,
+                    rule_codes=tuple(codes),
+                    fix_safety=safety,
+                    bytes=total,
+                    summary=(
+                        f"delete {len(digests)} image(s) in {len(chosen)} unit(s) from "
+                        f"{repository}, {_human_bytes(total)} ({', '.join(codes)})"
+                    ),
+                )
+            )
+    return proposals
+
+
+def _public_statements(policy_text: str | None, account: str) -> list[dict[str, Any]]:
+    """Statements that allow ``*`` or a foreign account (used when SC004 gives none)."""
+    if not policy_text:
+        return []
+    try:
+        statements = json.loads(policy_text).get("Statement", [])
+    except (ValueError, AttributeError):
+        return []
+    if isinstance(statements, dict):
+        statements = [statements]
+    found = []
+    for statement in statements:
+        if statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal")
+        values: list[str] = []
+        if principal == "*":
+            values = ["*"]
+        elif isinstance(principal, dict):
+            aws = principal.get("AWS", [])
+            values = [aws] if isinstance(aws, str) else list(aws)
+        if any(v == "*" or (account not in v) for v in values):
+            found.append(statement)
+    return found
+
+
+def _statements_to_remove(
+    details: dict[str, Any], policy_text: str | None, account: str
+) -> list[dict[str, Any]]:
+    """The full statement objects SC004 flagged.
+
+    The rules engine describes each as ``{"index", "sid", "principals", "actions"}``;
+    apply needs the statement itself (it removes statements equal to these), so they
+    are looked up in the policy text by index, checked against the Sid. Without
+    details, statements granting ``*`` or a foreign account are taken.
+    """
+    if not policy_text:
+        return []
+    try:
+        document = json.loads(policy_text)
+        listed = document.get("Statement", [])
+    except (ValueError, AttributeError):
+        return []
+    listed = [listed] if isinstance(listed, dict) else list(listed)
+    described = details.get("statements")
+    if not described:
+        return _public_statements(policy_text, account)
+    found: list[dict[str, Any]] = []
+    for entry in described:
+        if "Effect" in entry:  # already a statement
+            statement: dict[str, Any] | None = entry
+        else:
+            index, sid = entry.get("index"), entry.get("sid")
+            statement = listed[index] if isinstance(index, int) and index < len(listed) else None
+            if statement is not None and sid is not None and statement.get("Sid") != sid:
+                statement = None
+            if statement is None and sid is not None:
+                statement = next((s for s in listed if s.get("Sid") == sid), None)
+        if statement is not None and statement not in found:
+            found.append(statement)
+    return found
+
+
+def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Proposal | None:
+    action, safety = REPOSITORY_ACTIONS[finding.code]
+    repository = finding.repository or ""
+    target: dict[str, Any]
+    evidence: dict[str, Any] = {"rule_codes": [finding.code]}
+    if action == Action.DELETE_REPOSITORY:
+        target = {"repository": repository}
+        evidence["image_count"] = int(repo["image_count"]) if repo else 0
+        evidence["created_at"] = _iso(repo["created_at"]) if repo else None
+        summary = f"delete empty repository {repository}"
+    elif action == Action.ENABLE_SCAN_ON_PUSH:
+        target = {"scan_on_push": True}
+        evidence["scan_on_push"] = bool(repo["scan_on_push"]) if repo else False
+        summary = f"enable scan on push for {repository}"
+    elif action == Action.SET_TAG_IMMUTABILITY:
+        # SC002's option ``exclusion_filters`` (the floating tags) comes in the details.
+        exclusions = list(
+            finding.details.get("exclusion_filters")
+            or finding.details.get("exclusions")
+            or DEFAULT_MUTABLE_TAGS
+        )
+        wanted = str(finding.details.get("suggested") or "IMMUTABLE_WITH_EXCLUSION")
+        target = {"tag_mutability": wanted, "exclusions": exclusions}
+        evidence["tag_mutability"] = str(repo["tag_mutability"]) if repo else None
+        evidence["exclusions"] = list(repo["tag_mutability_exclusions"]) if repo else []
+        summary = f"make tags of {repository} immutable except {', '.join(exclusions)}"
+    else:
+        policy_text = _text(repo["repository_policy"]) if repo else None
+        if finding.details.get("invalid"):
+            return None  # unreadable policy: a person has to look at it
+        statements = _statements_to_remove(finding.details, policy_text, finding.account)
+        if not statements or policy_text is None:
+            return None
+        target = {"statements": statements}
+        evidence["policy"] = policy_text
+        summary = f"remove {len(statements)} public/foreign statement(s) from {repository}'s policy"
+    return Proposal(
+        id=proposal_id(
+            action, _where((finding.account, finding.region, repository)) | target, evidence
+        ),
+        action=action,
+        account=finding.account,
+        region=finding.region,
+        repository=repository,
+        namespace=finding.namespace,
+        target=target,
+        evidence=evidence,
+        rule_codes=(finding.code,),
+        fix_safety=safety,
+        summary=summary,
+    )
+
+
+def plan(
+    evaluation: EvaluationLike, inventory: Inventory, config: Config, now: datetime
+) -> list[Proposal]:
+    """Proposals for every finding with a fix (pure; ``now`` is unused but kept for
+    symmetry with the other stages and future time-dependent evidence).
+
+    Findings in repositories the scan did not read completely are ignored.
+    """
+    del now
+    repos = _repositories(inventory)
+    broken = {key for key, repo in repos.items() if _text(repo.get("scan_error")) is not None}
+
+    def readable(f: Finding) -> bool:
+        return f.repository is not None and (f.account, f.region, f.repository) not in broken
+
+    findings = [f for f in evaluation.findings if readable(f)]
+    image_findings = [f for f in findings if f.code in IMAGE_RULES]
+    proposals = _image_proposals(image_findings, _image_index(inventory))
+    seen: set[str] = {p.id for p in proposals}
+    for finding in findings:
+        if finding.code not in REPOSITORY_ACTIONS:
+            continue
+        key = (finding.account, finding.region, finding.repository or "")
+        proposal = _repository_proposal(finding, repos.get(key))
+        if proposal is not None and proposal.id not in seen:
+            seen.add(proposal.id)
+            proposals.append(proposal)
+    return sorted(proposals, key=lambda p: (p.account, p.region, p.repository, p.action, p.id))

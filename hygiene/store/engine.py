@@ -1,0 +1,142 @@
+"""Engines and migrations: SQLite (WAL) by default, PostgreSQL (psycopg 3) by URL."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
+
+from hygiene.errors import StoreError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; a bare path means SQLite."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Create the engine for ``url``; SQLite files get WAL mode and a busy timeout."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"store URL {url!r} is not a database URL: {exc}") from exc
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database or ""
+            if database and database != ":memory:":
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (NoSuchModuleError, ArgumentError) as exc:
+        raise StoreError(f"store URL {redact(url)}: unsupported database: {exc}") from exc
+    return engine
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    return config
+
+
+_MIGRATE_LOCK = threading.Lock()
+MIGRATION_LOCK_KEY = 0x6879676965  # "hygie": serialises concurrent upgrades on PostgreSQL
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the database to the newest schema (``alembic upgrade head``).
+
+    Safe when several processes open a new store at once: on PostgreSQL the upgrade runs
+    under a transaction-level advisory lock; on SQLite a loser of the race (``table
+    already exists``) retries once and finds the schema at head.
+    """
+    with _MIGRATE_LOCK:  # alembic's context is process-global: one upgrade at a time
+        if engine.dialect.name == "sqlite":
+            # pysqlite autocommits DDL; a dedicated engine makes the whole upgrade one
+            # BEGIN IMMEDIATE transaction, so a racing process waits and then finds head.
+            exclusive = create_engine(engine.url, connect_args={"timeout": 60})
+            event.listen(exclusive, "connect", _sqlite_exclusive_connect)
+            event.listen(exclusive, "begin", _sqlite_begin_immediate)
+            try:
+                _upgrade(exclusive, alembic_config(exclusive))
+            finally:
+                exclusive.dispose()
+        else:
+            _upgrade(engine, alembic_config(engine))
+
+
+def _sqlite_exclusive_connect(dbapi_connection: Any, _record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, _record)
+    dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _upgrade(engine: Engine, config: AlembicConfig) -> None:
+    for attempt in (1, 2):
+        try:
+            with engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            return
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if attempt == 1 and "already exists" in str(exc.orig):
+                continue
+            raise StoreError(
+                f"store {redact(str(engine.url))} is unreachable or not writable: {exc.orig}"
+            ) from exc
+
+
+def revision(engine: Engine, message: str) -> None:
+    """Autogenerate a new migration from the models (developers only): upgrades
+    ``engine``'s database to head first, then diffs it against the models."""
+    migrate(engine)
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.revision(config, message=message, autogenerate=True)

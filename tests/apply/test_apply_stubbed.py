@@ -1,0 +1,369 @@
+"""apply() with botocore's Stubber: the exact BatchDeleteImage requests and failures[]."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from hygiene.apply import apply, describe_digests
+from hygiene.config import Config
+from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
+from hygiene.model import Finding, FixSafety, Proposal, ProposalState, Severity
+from hygiene.plan import plan
+from hygiene.store import Store
+from tests.apply.registry import OCI_INDEX, OCI_MANIFEST, Evaluation
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+ACCOUNT, REPO = "851296927411", "suporte/api"
+
+
+def digest(n: int) -> str:
+    return f"sha256:{n:064x}"
+
+
+def client() -> Any:
+    return boto3.Session(
+        aws_access_key_id="x", aws_secret_access_key="x", region_name="us-east-1"
+    ).client("ecr")
+
+
+def detail(d: str, media: str = OCI_MANIFEST) -> dict[str, Any]:
+    return {
+        "registryId": ACCOUNT,
+        "repositoryName": REPO,
+        "imageDigest": d,
+        "imageManifestMediaType": media,
+        "imagePushedAt": NOW - timedelta(days=300),
+    }
+
+
+def make_proposal(config: Config, indexes: dict[str, list[str]], plain: list[str]) -> Proposal:
+    records = []
+    for index, children in indexes.items():
+        records.append(
+            {
+                "account": ACCOUNT,
+                "region": "us-east-1",
+                "repository": REPO,
+                "namespace": "suporte",
+                "digest": index,
+                "tags": [],
+                "pushed_at": NOW - timedelta(days=300),
+                "manifest_media_type": OCI_INDEX,
+                "child_digests": children,
+            }
+        )
+    for d in [c for cs in indexes.values() for c in cs] + plain:
+        records.append(
+            {
+                "account": ACCOUNT,
+                "region": "us-east-1",
+                "repository": REPO,
+                "namespace": "suporte",
+                "digest": d,
+                "tags": [],
+                "size_bytes": 10,
+                "pushed_at": NOW - timedelta(days=300),
+                "manifest_media_type": OCI_MANIFEST,
+            }
+        )
+    images = build_images(records)
+    inventory = Inventory(
+        images,
+        build_repositories(
+            [{"account": ACCOUNT, "region": "us-east-1", "name": REPO, "namespace": "suporte"}],
+            images,
+        ),
+        RunInfo("r", NOW),
+    )
+
+    def finding(d: str, unit: list[str]) -> Finding:
+        return Finding(
+            code="IM002",
+            rule="stale-image",
+            severity=Severity.WARNING,
+            account=ACCOUNT,
+            region="us-east-1",
+            repository=REPO,
+            namespace="suporte",
+            message="",
+            fix="",
+            fix_safety=FixSafety.UNSAFE,
+            image_digest=d,
+            details={"unit": unit},
+        )
+
+    findings = [finding(i, [i, *cs]) for i, cs in indexes.items()]
+    findings += [finding(d, [d]) for d in plain]
+    (proposal,) = plan(Evaluation(findings), inventory, config, NOW)
+    return proposal
+
+
+def ready(store: Store, proposal: Proposal) -> None:
+    store.upsert_proposals([proposal], NOW)
+    store.mark_notified(NOW - timedelta(days=8), ids=[proposal.id])
+    store.approve([proposal.id], "os:root", now=NOW)
+
+
+def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
+    media = {d: OCI_INDEX if d in indexes else OCI_MANIFEST for d in wanted}
+    for start in range(0, len(wanted), 100):
+        chunk = wanted[start : start + 100]
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(d, media[d]) for d in chunk]},
+            {
+                "registryId": ACCOUNT,
+                "repositoryName": REPO,
+                "imageIds": [{"imageDigest": d} for d in chunk],
+            },
+        )
+    # repository_links: list the repository, read the indexes
+    stub.add_response("describe_images", {"imageDetails": [detail(d, media[d]) for d in wanted]})
+    if indexes:
+        stub.add_response(
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        "registryId": ACCOUNT,
+                        "repositoryName": REPO,
+                        "imageId": {"imageDigest": i},
+                        "imageManifestMediaType": OCI_INDEX,
+                        "imageManifest": json.dumps(
+                            {
+                                "schemaVersion": 2,
+                                "manifests": [
+                                    {"digest": c, "mediaType": OCI_MANIFEST, "size": 1} for c in cs
+                                ],
+                            }
+                        ),
+                    }
+                    for i, cs in indexes.items()
+                ],
+                "failures": [],
+            },
+        )
+    # manifests to save, ≤ 100 a call
+    for start in range(0, len(wanted), 100):
+        chunk = wanted[start : start + 100]
+        stub.add_response(
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        "registryId": ACCOUNT,
+                        "repositoryName": REPO,
+                        "imageId": {"imageDigest": d},
+                        "imageManifestMediaType": media[d],
+                        "imageManifest": "{}",
+                    }
+                    for d in chunk
+                ],
+                "failures": [],
+            },
+            {
+                "registryId": ACCOUNT,
+                "repositoryName": REPO,
+                "imageIds": [{"imageDigest": d} for d in chunk],
+                "acceptedMediaTypes": ANY,
+            },
+        )
+
+
+def test_batch_delete_requests_are_pinned(tmp_path, config: Config) -> None:
+    indexes = {
+        digest(1): [digest(100 + i) for i in range(75)],
+        digest(2): [digest(200 + i) for i in range(75)],
+    }
+    proposal = make_proposal(config, indexes, [])
+    children = [c for cs in indexes.values() for c in cs]
+    assert proposal.target["digests"][:2] == [digest(1), digest(2)]
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal)
+    ecr = client()
+    with Stubber(ecr) as stub:
+        stub_reads(stub, proposal.target["digests"], indexes)
+        expected = [[digest(1), digest(2)], children[:100], children[100:]]
+        for batch in expected:
+            stub.add_response(
+                "batch_delete_image",
+                {"imageIds": [{"imageDigest": d} for d in batch], "failures": []},
+                {
+                    "registryId": ACCOUNT,
+                    "repositoryName": REPO,
+                    "imageIds": [{"imageDigest": d} for d in batch],
+                },
+            )
+        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        stub.assert_no_pending_responses()
+    assert result.states[proposal.id][0] == "applied"
+    assert result.count("deleted") == 152
+    intents = store.audit_log(outcome="intent")
+    assert [e.data["digests"] for e in intents] == expected
+
+
+def test_every_failure_code_is_handled(tmp_path, config: Config) -> None:
+    plain = [digest(n) for n in range(1, 7)]
+    proposal = make_proposal(config, {}, plain)
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal)
+    ecr = client()
+    codes = [
+        "ImageReferencedByManifestList",
+        "UpstreamTooManyRequests",
+        "ImageNotFound",
+        "KmsError",
+        "InvalidImageDigest",
+    ]
+    order = proposal.target["digests"]
+    with Stubber(ecr) as stub:
+        stub_reads(stub, order, {})
+        stub.add_response(
+            "batch_delete_image",
+            {
+                "imageIds": [{"imageDigest": order[5]}],
+                "failures": [
+                    {"imageId": {"imageDigest": d}, "failureCode": c, "failureReason": "x"}
+                    for d, c in zip(order, codes, strict=False)
+                ],
+            },
+            {
+                "registryId": ACCOUNT,
+                "repositoryName": REPO,
+                "imageIds": [{"imageDigest": d} for d in order],
+            },
+        )
+        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+    outcomes = {e.digest: e.outcome for e in store.audit_log(proposal_id=proposal.id) if e.digest}
+    assert [outcomes[d] for d in order] == [
+        "skipped",
+        "retry",
+        "gone",
+        "failed",
+        "failed",
+        "deleted",
+    ]
+    assert result.states[proposal.id][0] == "failed"
+    assert store.get(proposal.id).state == ProposalState.FAILED
+    assert store.runs(kind="apply")[0].status == "failed"
+
+
+def test_throttled_delete_leaves_the_proposal_for_the_next_apply(tmp_path, config: Config) -> None:
+    plain = [digest(n) for n in range(1, 4)]
+    proposal = make_proposal(config, {}, plain)
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal)
+    ecr = client()
+    with Stubber(ecr) as stub:
+        stub_reads(stub, proposal.target["digests"], {})
+        stub.add_client_error("batch_delete_image", "ThrottlingException", "slow down")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+    assert store.get(proposal.id).state == ProposalState.APPROVED
+    assert "left for the next apply 3" in result.states[proposal.id][1]
+    assert store.open_intents() == []  # the intent was answered with 'retry'
+
+
+def test_describe_by_digest_when_some_are_missing() -> None:
+    """ECR and moto raise ImageNotFoundException for the whole DescribeImages call (it
+    has no failures[]): one ListImages tells which digests are gone."""
+    ecr = client()
+    present, missing, raced = digest(1), digest(2), digest(3)
+    proposal = Proposal(
+        id="p-x",
+        action="delete-images",
+        account=ACCOUNT,
+        region="us-east-1",
+        repository=REPO,
+        namespace="suporte",
+        target={},
+        evidence={},
+        rule_codes=(),
+        fix_safety=FixSafety.UNSAFE,
+    )
+    listing = {"imageIds": [{"imageDigest": present}, {"imageDigest": raced}]}
+    with Stubber(ecr) as stub:
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        stub.add_response(
+            "list_images",
+            listing,
+            {
+                "registryId": ACCOUNT,
+                "repositoryName": REPO,
+                "filter": {"tagStatus": "ANY"},
+                "maxResults": 1000,
+            },
+        )
+        # listed, but deleted by someone in between: halves isolate it
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(present)]},
+            {"registryId": ACCOUNT, "repositoryName": REPO, "imageIds": [{"imageDigest": present}]},
+        )
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        live, gone = describe_digests(ecr, proposal, [present, missing, raced])
+        stub.assert_no_pending_responses()
+    assert set(live) == {present} and gone == {missing, raced}
+    with Stubber(ecr) as stub:
+        # an answer that silently leaves a digest out also means it is gone
+        stub.add_response("describe_images", {"imageDetails": [detail(present)]})
+        live, gone = describe_digests(ecr, proposal, [present, missing])
+    assert set(live) == {present} and gone == {missing}
+
+
+@pytest.mark.parametrize("count", [1, 100, 101, 250])
+def test_describe_reads_at_most_100_ids_a_call(count: int) -> None:
+    ecr = client()
+    wanted = [digest(n) for n in range(count)]
+    proposal = Proposal(
+        id="p-x",
+        action="delete-images",
+        account=ACCOUNT,
+        region="us-east-1",
+        repository=REPO,
+        namespace="suporte",
+        target={},
+        evidence={},
+        rule_codes=(),
+        fix_safety=FixSafety.UNSAFE,
+    )
+    with Stubber(ecr) as stub:
+        for start in range(0, count, 100):
+            chunk = wanted[start : start + 100]
+            stub.add_response(
+                "describe_images",
+                {"imageDetails": [detail(d) for d in chunk]},
+                {
+                    "registryId": ACCOUNT,
+                    "repositoryName": REPO,
+                    "imageIds": [{"imageDigest": d} for d in chunk],
+                },
+            )
+        live, gone = describe_digests(ecr, proposal, wanted)
+        stub.assert_no_pending_responses()
+    assert len(live) == count and not gone
+
+
+def test_every_action_declares_its_iam_permissions() -> None:
+    """Each ECR operation apply can call maps to a declared IAM action."""
+    import inspect
+    import re
+
+    from hygiene import apply as module
+    from hygiene.model import Action
+
+    assert set(module.PERMISSIONS) == set(Action)
+    source = inspect.getsource(module)
+    called = set(re.findall(r"\bclient\.([a-z_]+)\b", source)) - {"get_paginator"}
+    called |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
+    declared = {p.removeprefix("ecr:") for p in module.required_permissions()}
+    ecr = client()
+    for method in called:
+        operation = ecr.meta.method_to_api_mapping[method]
+        assert operation in declared, f"{method} ({operation}) is not in PERMISSIONS"

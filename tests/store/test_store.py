@@ -1,0 +1,422 @@
+"""Store tests: every test runs on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect, text
+
+from hygiene.config import ApplySettings
+from hygiene.errors import LockHeldError, StoreError
+from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
+from hygiene.store import Store
+from hygiene.store.models import LockRow
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def make_proposal(
+    repository: str = "suporte/api",
+    digests: tuple[str, ...] = ("sha256:" + "a" * 64,),
+    safety: FixSafety = FixSafety.UNSAFE,
+    codes: tuple[str, ...] = ("IM002",),
+    account: str = "123456789012",
+    region: str = "us-east-1",
+) -> Proposal:
+    target = {"digests": list(digests)}
+    evidence = {"images": [{"digest": d, "tags": []} for d in digests], "rule_codes": list(codes)}
+    return Proposal(
+        id=proposal_id(
+            Action.DELETE_IMAGES,
+            {"account": account, "region": region, "repository": repository, **target},
+            evidence,
+        ),
+        action=Action.DELETE_IMAGES,
+        account=account,
+        region=region,
+        repository=repository,
+        namespace=repository.split("/")[0] if "/" in repository else None,
+        target=target,
+        evidence=evidence,
+        rule_codes=codes,
+        fix_safety=safety,
+        bytes=1000 * len(digests),
+        summary=f"delete {len(digests)} image(s) from {repository}",
+    )
+
+
+def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None:
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"runs", "findings", "proposals", "approvals", "audit", "locks"} <= tables
+    with store.engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0001"
+    with Store(store_url) as again:  # a second open is a no-op upgrade
+        assert again.runs() == []
+
+
+def test_sqlite_uses_wal(tmp_path) -> None:
+    store = Store(str(tmp_path / "plain-path.db"))
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    store.close()
+
+
+def test_bad_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="unsupported database"):
+        Store("nosuchdb://x/y")
+
+
+def test_run_history(store: Store) -> None:
+    first = store.record_run("nightly", started_at=NOW - timedelta(days=1), source="ecr")
+    second = store.record_run("nightly", started_at=NOW, source="ecr")
+    store.finish_run(
+        first,
+        "incomplete",
+        finished_at=NOW - timedelta(days=1) + timedelta(minutes=3),
+        counts={"images": 10},
+        api_calls={"DescribeImages": 4},
+        errors=[{"region": "us-east-1", "repository": "x", "message": "denied"}],
+    )
+    runs = store.runs(last=5)
+    assert [r.id for r in runs] == [second, first]
+    assert runs[0].status == "running" and runs[0].finished_at is None
+    assert runs[1].status == "incomplete"
+    assert runs[1].counts == {"images": 10}
+    assert runs[1].api_calls == {"DescribeImages": 4}
+    assert runs[1].errors[0]["message"] == "denied"
+    assert runs[1].duration_seconds == 180
+    assert runs[1].started_at.tzinfo is not None
+    assert store.runs(last=1)[0].id == second
+    assert store.runs(kind="weekly") == []
+    with pytest.raises(ValueError, match=r"ok\|incomplete\|failed"):
+        store.finish_run(second, "great")
+
+
+def test_findings_are_kept_per_run(store: Store) -> None:
+    run_id = store.record_run("scan")
+    finding = Finding(
+        code="IM002",
+        rule="stale-image",
+        severity=Severity.WARNING,
+        account="1",
+        region="r",
+        repository="suporte/api",
+        namespace="suporte",
+        message="stale",
+        fix="delete",
+        fix_safety=FixSafety.UNSAFE,
+        image_digest="sha256:" + "a" * 64,
+        bytes=5,
+    )
+    assert store.record_findings(run_id, [finding, finding]) == 2
+    stored = store.findings(run_id)
+    assert len(stored) == 2 and stored[0]["code"] == "IM002" and stored[0]["bytes"] == 5
+
+
+def test_upsert_refreshes_instead_of_duplicating(store: Store) -> None:
+    proposal = make_proposal()
+    assert store.upsert_proposals([proposal], NOW)["new"] == 1
+    counts = store.upsert_proposals([proposal], NOW + timedelta(days=1))
+    assert counts == {"new": 0, "refreshed": 1, "revived": 0, "expired": 0}
+    (stored,) = store.proposals()
+    assert stored.proposal.first_seen == NOW
+    assert stored.last_seen == NOW + timedelta(days=1)
+    assert stored.state == ProposalState.PROPOSED
+    assert stored.proposal.target == proposal.target
+    assert stored.proposal.evidence == proposal.evidence
+
+
+def test_proposal_gone_from_a_complete_plan_expires(store: Store) -> None:
+    old, new = make_proposal(), make_proposal(digests=("sha256:" + "b" * 64,))
+    store.upsert_proposals([old], NOW)
+    store.upsert_proposals([new], NOW + timedelta(days=1), complete=False)
+    assert store.get(old.id).state == ProposalState.PROPOSED  # incomplete scan: keep
+    counts = store.upsert_proposals([new], NOW + timedelta(days=2))
+    assert counts["expired"] == 1
+    expired = store.get(old.id)
+    assert expired.state == ProposalState.EXPIRED and "no longer proposed" in expired.outcome
+    # and when it comes back it is proposed again, with a new first_seen and no grace
+    counts = store.upsert_proposals([old, new], NOW + timedelta(days=3))
+    assert counts["revived"] == 1
+    revived = store.get(old.id)
+    assert revived.state == ProposalState.PROPOSED
+    assert revived.proposal.first_seen == NOW + timedelta(days=3)
+    assert revived.proposal.grace_until is None
+
+
+def test_scopes_limit_expiry_to_the_scanned_regions(store: Store) -> None:
+    east = make_proposal()
+    west = make_proposal(region="us-west-2")
+    store.upsert_proposals([east, west], NOW)
+    store.upsert_proposals([east], NOW + timedelta(days=1), scopes=[("123456789012", "us-east-1")])
+    assert store.get(west.id).state == ProposalState.PROPOSED
+
+
+def test_approved_proposal_expires_after_ttl_only(store_url: str) -> None:
+    store = Store(store_url, ApplySettings(proposal_ttl_days=10))
+    proposal = make_proposal()
+    store.upsert_proposals([proposal], NOW)
+    store.approve([proposal.id], "arn:aws:sts::1:assumed-role/Admin/alice", now=NOW)
+    store.upsert_proposals([], NOW + timedelta(days=9))
+    assert store.get(proposal.id).state == ProposalState.APPROVED  # decision survives a gap
+    store.upsert_proposals([], NOW + timedelta(days=10))
+    stored = store.get(proposal.id)
+    assert stored.state == ProposalState.EXPIRED
+    assert "10 days" in stored.outcome
+    store.close()
+
+
+def test_mark_notified_starts_grace_once(store_url: str) -> None:
+    store = Store(store_url, ApplySettings(grace_days=7))
+    suporte, ml, bare = make_proposal(), make_proposal("ml/train"), make_proposal("nginx")
+    store.upsert_proposals([suporte, ml, bare], NOW)
+    assert store.mark_notified(NOW, namespace="suporte") == 1
+    assert store.mark_notified(NOW + timedelta(days=2), namespace="suporte") == 0
+    assert store.get(suporte.id).proposal.grace_until == NOW + timedelta(days=7)
+    assert store.get(suporte.id).notified_at == NOW
+    assert store.get(ml.id).proposal.grace_until is None
+    assert store.mark_notified(NOW, outside_namespace=True) == 1
+    assert store.get(bare.id).proposal.grace_until == NOW + timedelta(days=7)
+    assert store.mark_notified(NOW + timedelta(days=1), ids=[ml.id]) == 1
+    assert store.get(ml.id).proposal.grace_until == NOW + timedelta(days=8)
+    with pytest.raises(ValueError):
+        store.mark_notified(NOW)
+    store.close()
+
+
+def test_filters(store: Store) -> None:
+    a = make_proposal("suporte/api", codes=("IM002",))
+    b = make_proposal("suporte/web", codes=("IM001",), safety=FixSafety.SAFE)
+    c = make_proposal("nginx", codes=("IM003",))
+    store.upsert_proposals([a, b, c], NOW)
+    store.approve([b.id], "os:root", now=NOW)
+    assert {s.id for s in store.proposals(namespace="suporte")} == {a.id, b.id}
+    assert {s.id for s in store.proposals(namespace="-")} == {c.id}
+    assert {s.id for s in store.proposals(rule="IM00")} == {a.id, b.id, c.id}
+    assert {s.id for s in store.proposals(rule="im001")} == {b.id}
+    assert {s.id for s in store.proposals(state="approved")} == {b.id}
+    assert {s.id for s in store.proposals(state=["proposed"], namespace="suporte")} == {a.id}
+
+
+def test_approve_and_reject_are_all_or_nothing(store: Store) -> None:
+    a, b = make_proposal(), make_proposal("ml/x")
+    store.upsert_proposals([a, b], NOW)
+    with pytest.raises(StoreError, match=r"unknown proposal id.*p-nope"):
+        store.approve([a.id, "p-nope"], "os:root")
+    assert store.get(a.id).state == ProposalState.PROPOSED
+    approved = store.approve([a.id], "os:root", now=NOW)
+    assert approved[0].decided_by == "os:root"
+    with pytest.raises(StoreError, match="needs a reason"):
+        store.reject([b.id], "os:root", " ")
+    store.reject([a.id, b.id], "os:alice", "still used by the 2019 audit", now=NOW)
+    assert store.get(a.id).state == ProposalState.REJECTED
+    assert store.get(a.id).reason == "still used by the 2019 audit"
+    history = store.approvals(a.id)
+    assert [h["decision"] for h in history] == ["approved", "rejected"]
+    assert [h["approver"] for h in history] == ["os:root", "os:alice"]
+    decisions = store.audit_log(proposal_id=a.id)
+    assert [(e.action, e.actor) for e in decisions] == [
+        ("approve", "os:root"),
+        ("reject", "os:alice"),
+    ]
+    store.set_state(a.id, ProposalState.APPLIED, "done")
+    with pytest.raises(StoreError, match="no longer open"):
+        store.approve([a.id], "os:root")
+
+
+def test_audit_log_and_open_intents(store: Store) -> None:
+    intent = store.audit(
+        "delete-images", "intent", at=NOW, proposal_id="p-1", data={"digests": ["d1"]}
+    )
+    done = store.audit("delete-images", "intent", at=NOW, proposal_id="p-1")
+    store.audit(
+        "delete-images", "deleted", at=NOW + timedelta(minutes=1), intent_id=done, digest="d2"
+    )
+    store.audit("delete-images", "intent", at=NOW, dry_run=True)
+    open_ = store.open_intents()
+    assert [e.id for e in open_] == [intent]
+    assert open_[0].data == {"digests": ["d1"]}
+    assert [e.outcome for e in store.audit_log(since=NOW + timedelta(seconds=30))] == ["deleted"]
+    assert len(store.audit_log(include_dry_run=False)) == 3
+
+
+def test_lock_names_the_holder_and_is_released(store: Store, store_url: str) -> None:
+    other = Store(store_url)  # another process's connection pool
+    with store.lock("apply", holder="alice@host pid 1"):
+        with pytest.raises(LockHeldError) as caught, other.lock("apply"):
+            pass
+        message = caught.value.message
+        assert "alice@host pid 1 since 20" in message
+        assert caught.value.exit_code == 5
+        with other.lock("nightly"):  # other names are independent
+            pass
+    with other.lock("apply"):  # released on exit
+        assert other.lock_holder("apply") is not None
+    assert other.lock_holder("apply") is None
+    other.close()
+
+
+def test_lock_released_when_the_body_raises(store: Store) -> None:
+    with pytest.raises(RuntimeError), store.lock("apply"):
+        raise RuntimeError("boom")
+    with store.lock("apply"):
+        pass
+
+
+def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    import socket
+
+    with store.session() as session:
+        session.add(
+            LockRow(
+                name="apply",
+                holder="ghost",
+                host=socket.gethostname(),
+                pid=int(dead.stdout),
+                acquired_at=NOW,
+            )
+        )
+    with store.lock("apply"):
+        assert store.lock_holder("apply")[0] != "ghost"
+    # a live holder on this host is respected
+    with store.session() as session:
+        session.add(
+            LockRow(
+                name="apply",
+                holder="me",
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                acquired_at=datetime.now(UTC),
+            )
+        )
+    with pytest.raises(LockHeldError, match="me since"), store.lock("apply"):
+        pass
+    store.close()
+
+
+def test_postgres_lock_is_an_advisory_lock(postgres_server) -> None:
+    url = postgres_server.create_database()
+    first, second = Store(url), Store(url)
+    assert first.dialect == "postgresql"
+    with first.lock("apply"):
+        with second.engine.connect() as connection:
+            held = connection.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            ).scalar()
+        assert held == 1
+        with pytest.raises(LockHeldError), second.lock("apply"):
+            pass
+    with second.lock("apply"):
+        pass
+    first.close()
+    second.close()
+
+
+def test_finished_or_rejected_proposals_coming_back(store: Store) -> None:
+    failed, rejected = make_proposal(), make_proposal("ml/x")
+    store.upsert_proposals([failed, rejected], NOW)
+    store.mark_notified(NOW, ids=[failed.id])
+    store.approve([failed.id], "os:root", now=NOW)
+    store.reject([rejected.id], "os:root", "keep", now=NOW)
+    store.set_state(failed.id, ProposalState.FAILED, "KmsError", NOW)
+    counts = store.upsert_proposals([failed, rejected], NOW + timedelta(days=1))
+    assert counts["revived"] == 1
+    again = store.get(failed.id)
+    assert again.state == ProposalState.PROPOSED  # needs a fresh decision
+    assert again.decided_by is None and again.proposal.grace_until is None
+    assert store.get(rejected.id).state == ProposalState.REJECTED  # the decision sticks
+
+
+def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None:
+    """A process holding the lock is killed (-9); the next run gets the lock."""
+    script = (
+        "import sys, time\n"
+        "from hygiene.store import Store\n"
+        "store = Store(sys.argv[1])\n"
+        "with store.lock('apply'):\n"
+        "    print('locked', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, store_url], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(LockHeldError, match=f"pid {holder.pid} since"), store.lock("apply"):
+            pass
+    finally:
+        holder.kill()
+        holder.wait(10)
+    with store.lock("apply"):
+        assert store.lock_holder("apply")[0].endswith(f"pid {os.getpid()}")
+
+
+def test_migrations_match_the_models(store: Store) -> None:
+    """A model change without a new Alembic revision fails here."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from hygiene.store.models import Base
+
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": False})
+        assert compare_metadata(context, Base.metadata) == []
+
+
+def test_concurrent_first_opens_both_succeed(store_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def open_and_count(_: int) -> int:
+        with Store(store_url) as opened:
+            return len(opened.runs())
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        assert list(pool.map(open_and_count, range(3))) == [0, 0, 0]
+
+
+def test_unreachable_postgres_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="unreachable"):
+        Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_concurrent_first_opens_from_processes(store_url: str) -> None:
+    script = "import sys\nfrom hygiene.store import Store\nprint(len(Store(sys.argv[1]).runs()))"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, store_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(3)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert [out.strip() for out, _ in results] == ["0", "0", "0"]
+
+
+def test_colliding_ids_are_refused_not_merged(store: Store) -> None:
+    proposal = make_proposal("suporte/api")
+    other = dataclasses.replace(proposal, repository="suporte/web")
+    with pytest.raises(StoreError, match="share the id"):
+        store.upsert_proposals([proposal, other], NOW)
+    assert store.proposals() == []  # nothing half-stored
+    store.upsert_proposals([proposal], NOW)
+    with pytest.raises(StoreError, match="must include the repository"):
+        store.upsert_proposals([other], NOW)
