@@ -85,7 +85,13 @@ def build_proposal(
     if rule_codes is None:
         rule_codes = (MISSING_POLICY_RULE,) if current is None else ()
     return Proposal(
-        id=proposal_id(Action.PUT_LIFECYCLE_POLICY, target, evidence),
+        # the repository is part of the identity: two empty repositories with the same
+        # generated policy are two proposals, not one
+        id=proposal_id(
+            Action.PUT_LIFECYCLE_POLICY,
+            {"account": account, "region": region, "repository": repository, **target},
+            evidence,
+        ),
         action=Action.PUT_LIFECYCLE_POLICY,
         account=account,
         region=region,

@@ -106,11 +106,25 @@ def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -
     assert preview["bytes"] == 3 * GB + 2 * GB + 2 * 1000
     assert proposal.evidence["current_policy"] is None
     assert proposal.summary == "this policy would expire 4 images, 5.0 GB (no policy yet)"
+    identity = {"account": ACCOUNT, "region": REGION, "repository": "team/app"}
     assert proposal.id == proposal_id(
-        Action.PUT_LIFECYCLE_POLICY, proposal.target, proposal.evidence
+        Action.PUT_LIFECYCLE_POLICY, {**identity, **proposal.target}, proposal.evidence
     )
     # deterministic: same inputs, same id
     assert propose(inventory, config, now)[0].id == proposal.id
+
+
+def test_identical_policies_for_two_repositories_get_two_ids(config: Config, now: datetime) -> None:
+    base = {"account": ACCOUNT, "region": REGION, "namespace": "team"}
+    images = make_images([], now)
+    repositories = build_repositories(
+        [dict(base, name="team/empty-a"), dict(base, name="team/empty-b")], images
+    )
+    run = RunInfo(id="r-test", started_at=now, finished_at=now)
+    proposals = propose(Inventory(images, repositories, run), config, now)
+    assert [p.repository for p in proposals] == ["team/empty-a", "team/empty-b"]
+    assert proposals[0].target == proposals[1].target  # same generated policy…
+    assert proposals[0].id != proposals[1].id  # …but one proposal per repository
 
 
 def test_existing_policies_are_replaced_only_when_asked(config: Config, now: datetime) -> None:
