@@ -52,6 +52,8 @@ class RunRow(Base):
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     api_calls: Mapped[dict[str, Any]] = mapped_column(default=dict)
     errors: Mapped[list[Any]] = mapped_column(default=list)
+    # what the reports need of past runs: per-namespace bytes, findings per rule …
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
     __table_args__ = (Index("ix_runs_started_at", "started_at"),)
 

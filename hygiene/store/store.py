@@ -73,6 +73,7 @@ class RunRecord:
     counts: dict[str, Any] = field(default_factory=dict)
     api_calls: dict[str, Any] = field(default_factory=dict)
     errors: list[Any] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -92,6 +93,7 @@ class RunRecord:
             "counts": self.counts,
             "api_calls": self.api_calls,
             "errors": self.errors,
+            "summary": self.summary,
             "duration_seconds": self.duration_seconds,
         }
 
@@ -226,6 +228,7 @@ def _run(row: RunRow) -> RunRecord:
         counts=row.counts,
         api_calls=row.api_calls,
         errors=row.errors,
+        summary=row.summary or {},
     )
 
 
@@ -361,6 +364,15 @@ class Store:
             row.counts = dict(counts or {})
             row.api_calls = dict(api_calls or {})
             row.errors = list(errors)
+
+    def set_run_summary(self, run_id: str, summary: dict[str, Any]) -> None:
+        """Attach the report summary of a run (per-namespace bytes, findings per rule …),
+        read back by later reports for trends and "changes since the previous run"."""
+        with self.session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"run {run_id!r} is not in the store")
+            row.summary = dict(summary)
 
     def runs(self, last: int | None = 20, kind: str | None = None) -> list[RunRecord]:
         """The newest ``last`` runs (all when None), newest first."""

@@ -55,7 +55,12 @@ def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None
     assert {"runs", "findings", "proposals", "approvals", "audit", "locks"} <= tables
     with store.engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0001"
+    from alembic.script import ScriptDirectory
+
+    from hygiene.store.engine import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
+    assert version == head == "0002"
     with Store(store_url) as again:  # a second open is a no-op upgrade
         assert again.runs() == []
 
@@ -96,6 +101,14 @@ def test_run_history(store: Store) -> None:
     assert store.runs(kind="weekly") == []
     with pytest.raises(ValueError, match=r"ok\|incomplete\|failed"):
         store.finish_run(second, "great")
+    assert runs[0].summary == {}
+    store.set_run_summary(first, {"namespace_bytes": {"ml": 5, "": 1}, "images": 10})
+    assert store.runs(kind="nightly")[1].summary == {
+        "namespace_bytes": {"ml": 5, "": 1},
+        "images": 10,
+    }
+    with pytest.raises(StoreError, match="not in the store"):
+        store.set_run_summary("nope", {})
 
 
 def test_findings_are_kept_per_run(store: Store) -> None:
