@@ -21,7 +21,7 @@ import boto3
 
 from hygiene.collect.ecr import ProgressCallback, collect_inventory
 from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
-from hygiene.config import Config
+from hygiene.config import CollectSettings, Config
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
 
@@ -37,6 +37,36 @@ class RegistryHandle:
     counter: ApiCallCounter
     endpoint_url: str | None = None
     source: str = "ecr"
+    config: Config | None = None
+
+    def client(self, account: str, region: str) -> Any:
+        """``clients(account, region)`` for apply: the scan's client for that region, or
+        a new one from the same session (same credentials, endpoint and retry mode)."""
+        if region not in self.clients:
+            settings = self.config.policy.collect if self.config else CollectSettings()
+            self.clients[region] = ecr_client(self.session, region, settings, self.endpoint_url)
+        return self.clients[region]
+
+
+@dataclass(frozen=True)
+class RegistryAccess:
+    """How to reach the registry: command-line values, or the embedded registry's."""
+
+    profile: str | None = None
+    regions: tuple[str, ...] = ()
+    endpoint_url: str | None = None
+    session: boto3.Session | None = None
+    source: str = "ecr"
+
+    def open(self, config: Config) -> RegistryHandle:
+        return open_registry(
+            config,
+            profile=self.profile,
+            regions=self.regions,
+            endpoint_url=self.endpoint_url,
+            session=self.session,
+            source=self.source,
+        )
 
 
 def open_registry(
@@ -66,7 +96,7 @@ def open_registry(
         region: ecr_client(session, region, config.policy.collect, endpoint_url)
         for region in regions
     }
-    return RegistryHandle(session, clients, counter, endpoint_url, source)
+    return RegistryHandle(session, clients, counter, endpoint_url, source, config)
 
 
 @contextmanager

@@ -38,36 +38,14 @@ def endpoint_url(config: Config) -> str | None:
 
 
 def ecr_clients(config: Config) -> ClientFactory:
-    """``clients(account, region)`` → a boto3 ECR client (one per region, cached).
+    """``clients(account, region)`` → a boto3 ECR client, built exactly like the scan's
+    (same credential chain, retry mode and endpoint; see :func:`hygiene.scan.open_registry`)."""
+    from hygiene.scan import open_registry
 
-    Placeholder until ``hygiene.collect.session`` provides the shared session factory.
-    """
-    import boto3
-    from botocore.config import Config as BotoConfig
-
-    settings = config.policy.collect
-    session = boto3.Session(profile_name=config.policy.registry.profile)
-    cache: dict[str, Any] = {}
-
-    def client(account: str, region: str) -> Any:
-        del account  # one set of credentials; the account goes in registryId
-        if region not in cache:
-            cache[region] = session.client(
-                "ecr",
-                region_name=region,
-                endpoint_url=endpoint_url(config),
-                config=BotoConfig(
-                    retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
-                    connect_timeout=settings.connect_timeout,
-                    read_timeout=settings.read_timeout,
-                ),
-            )
-        return cache[region]
-
-    return client
+    return open_registry(config, endpoint_url=endpoint_url(config)).client
 
 
-# Tests (and the lead's session factory) replace these two hooks.
+# Tests replace these two hooks.
 CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
 
 
