@@ -1,24 +1,32 @@
-"""The demo pipeline: seed the embedded registry, then run the production code path on it."""
+"""The demo: seed the embedded registry, then run the nightly and weekly jobs on it.
+
+Everything after seeding is the production code path — the same jobs, store, rules,
+plan, reports — pointed at the embedded registry's endpoint, with a SQLite store and
+the output directory of the demo, and with delivery switched off (reports stay on disk).
+"""
 
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from hygiene.collect.embedded import EmbeddedRegistry
-from hygiene.collect.seed import seed_lab_registry
+from hygiene.collect.seed import seed_lab_registry, summary_line
 from hygiene.config import Config
-from hygiene.notify.deliver import publish
-from hygiene.report.data import build_report_data
-from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
+from hygiene.jobs import JobResult, run_nightly, run_weekly
+from hygiene.scan import RegistryAccess, ScanResult
+from hygiene.wiring import Wired, build_job_deps
 
 
 @dataclass
 class DemoOutcome:
     result: ScanResult
     store_url: str
+    seeded: str
+    jobs: list[JobResult] = field(default_factory=list)
     outputs: list[tuple[str, Path]] = field(default_factory=list)
 
 
@@ -33,28 +41,37 @@ def run_demo(
 ) -> DemoOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
     store_url = store_url or f"sqlite:///{(out_dir / 'demo.db').resolve()}"
-    seed_lab_registry(registry, config.projects, now, rng_seed=rng_seed)
-    handle = open_registry(
-        config,
+    manifest = seed_lab_registry(registry, config.projects, now, rng_seed=rng_seed)
+    access = RegistryAccess(
         endpoint_url=registry.endpoint_url,
         session=registry.session(),
-        regions=["us-east-1"],
+        regions=("us-east-1",),
         source="embedded",
     )
-    inventory = collect(handle, config, now=now, progress=None)
-    result = evaluate(inventory, config, now)
-    result.snapshot = save_snapshot(inventory, out_dir / "snapshots")
-    outcome = DemoOutcome(result=result, store_url=store_url)
+    deps = build_job_deps(config, access=access, store_url=store_url, out_dir=out_dir, send=False)
+    wired: Wired = deps.context
+    jobs = [
+        run_nightly(deps, config, now, stop=threading.Event()),
+        run_weekly(deps, config, now, stop=threading.Event()),
+    ]
+    assert wired.inventory is not None and wired.evaluation is not None
+    stored = {p.id: p.proposal for p in wired.store.proposals()}
+    result = ScanResult(
+        inventory=wired.inventory,
+        findings=list(wired.evaluation.findings),
+        kept=list(wired.evaluation.kept),
+        proposals=[stored.get(p.id, p) for p in wired.proposals],
+        mute_warnings=list(wired.evaluation.mute_warnings),
+        snapshot=wired.snapshot,
+    )
+    outcome = DemoOutcome(result=result, store_url=store_url, seeded=summary_line(manifest))
+    outcome.jobs = jobs
     scan_json = out_dir / "scan.json"
     scan_json.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     outcome.outputs.append(("scan JSON", scan_json))
-    outcome.outputs.append(("snapshot", result.snapshot))
-    data = build_report_data(
-        result.to_json(), inventory=inventory, mute_warnings=result.mute_warnings, now=now
-    )
-    for kind in ("nightly", "weekly"):
-        publication = publish(data, config, kind, out_dir=out_dir, send=False)
-        for report in publication.reports:
-            label = "admin report" if kind == "nightly" else f"owner report {report.namespace}"
-            outcome.outputs.append((label, report.files["html"]))
+    if result.snapshot is not None:
+        outcome.outputs.append(("snapshot", result.snapshot))
+    for report in wired.reports:
+        label = "admin report" if report.kind == "nightly" else f"owner report {report.namespace}"
+        outcome.outputs.append((label, report.files["html"]))
     return outcome

@@ -148,6 +148,7 @@ class JobDeps:
     notify: Callable[[Any], Any]
     alert: Callable[[RunAlert], Any]
     clock: Callable[[], datetime] = _utcnow
+    context: Any = None  # the wiring's shared state (the demo reads reports from it)
 
 
 @dataclass

@@ -172,9 +172,38 @@ def collect(
         )
 
 
+def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:
+    """The rules engine's :class:`~hygiene.rules.Evaluation` (findings, kept, mutes)."""
+    from hygiene.rules import evaluate as evaluate_inventory
+
+    return evaluate_inventory(inventory, config, now)
+
+
+def plan_all(
+    evaluation: Any, inventory: Inventory, config: Config, now: datetime
+) -> list[Proposal]:
+    """Proposals of the plan, plus a generated lifecycle policy for each repository that
+    RP002 flagged (and only those: an ignored or muted RP002 proposes nothing)."""
+    from hygiene.lifecycle import propose as propose_lifecycle
+    from hygiene.plan import plan
+
+    proposals = list(plan(evaluation, inventory, config, now))
+    flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
+    for name in sorted(flagged):
+        proposals += propose_lifecycle(inventory, config, now, repository=name)
+    return proposals
+
+
 def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
-    """Pure: inventory → findings, kept images and proposals."""
-    return ScanResult(inventory=inventory)
+    """Pure: inventory → findings, kept images and proposals (nothing is stored)."""
+    evaluation = evaluate_rules(inventory, config, now)
+    return ScanResult(
+        inventory=inventory,
+        findings=list(evaluation.findings),
+        kept=list(evaluation.kept),
+        proposals=plan_all(evaluation, inventory, config, now),
+        mute_warnings=list(evaluation.mute_warnings),
+    )
 
 
 def save_snapshot(inventory: Inventory, directory: Path) -> Path:

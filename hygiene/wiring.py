@@ -11,16 +11,36 @@ instead of failing halfway through a run.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from html import escape
+from pathlib import Path
 from typing import Any
 
 from hygiene.config import Config
-from hygiene.errors import ConfigError
 from hygiene.inventory import Inventory
-from hygiene.jobs import ApplyResult, JobDeps
+from hygiene.jobs import ApplyResult, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
+from hygiene.notify.deliver import DeliveryResult, deliver_all
+from hygiene.report.data import (
+    ApplyOutcome,
+    HistoryRun,
+    ReportData,
+    build_report_data,
+    history_entry,
+)
+from hygiene.report.render import RenderedReport, generate
+from hygiene.scan import (
+    RegistryAccess,
+    RegistryHandle,
+    collect,
+    evaluate_rules,
+    plan_all,
+    save_snapshot,
+)
 
 
 def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
@@ -63,7 +83,7 @@ def apply_with(
     """
 
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplyResult:
-        from hygiene.apply import apply  # type: ignore[import-not-found,attr-defined]
+        from hygiene.apply import apply
 
         result = apply(store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals])
         states = {i: str(state) for i, (state, _) in result.states.items()}
@@ -83,42 +103,180 @@ def apply_with(
     return run
 
 
-def _missing(stage: str) -> Any:
-    def not_wired(*_args: Any, **_kwargs: Any) -> Any:
-        raise ConfigError(f"the {stage} stage is not wired into the jobs yet (hygiene/wiring.py)")
+@dataclass
+class Wired:
+    """What the wired stages share during one job: the registry handle, the inventory
+    the reports draw their charts from, and every report and delivery of the run."""
 
-    not_wired.not_wired = stage  # type: ignore[attr-defined]
-    return not_wired
+    config: Config
+    store: Any
+    access: RegistryAccess
+    out_dir: Path | None = None
+    send: bool = True
+    handle: RegistryHandle | None = None
+    inventory: Inventory | None = None
+    reports: list[RenderedReport] = field(default_factory=list)
+    deliveries: list[DeliveryResult] = field(default_factory=list)
+    evaluation: Any = None
+    proposals: list[Proposal] = field(default_factory=list)
+    snapshot: Path | None = None
+
+    # -- registry
+    def registry(self) -> RegistryHandle:
+        if self.handle is None:
+            self.handle = self.access.open(self.config)
+        return self.handle
+
+    def clients(self, account: str, region: str) -> Any:
+        return self.registry().client(account, region)
+
+    def collect(self, config: Config, stop: threading.Event) -> Inventory:
+        self.inventory = collect(self.registry(), config, progress=False, stop=stop)
+        out_dir = self.out_dir or config.policy.report.out_dir
+        self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
+        return self.inventory
+
+    def evaluate(self, inventory: Inventory, config: Config, now: datetime) -> Any:
+        self.evaluation = evaluate_rules(inventory, config, now)
+        return self.evaluation
+
+    def plan(
+        self, evaluation: Any, inventory: Inventory, config: Config, now: datetime
+    ) -> list[Proposal]:
+        self.proposals = plan_all(evaluation, inventory, config, now)
+        return self.proposals
+
+    # -- reports
+    def _history(self) -> list[HistoryRun]:
+        runs = self.store.runs(last=self.config.policy.report.trend_runs)
+        return [
+            HistoryRun.from_json(
+                {**r.summary, "id": r.id, "finished_at": r.finished_at, "status": r.status}
+            )
+            for r in runs
+            if r.summary
+        ]
+
+    def _outcomes(self, started_at: datetime) -> list[ApplyOutcome]:
+        finished = (ProposalState.APPLIED, ProposalState.FAILED, ProposalState.SKIPPED)
+        return [
+            ApplyOutcome(
+                proposal_id=s.id,
+                state=s.state.value,
+                action=s.proposal.action.value,
+                repository=s.proposal.repository,
+                namespace=s.proposal.namespace,
+                reason=s.reason or s.outcome or "",
+                bytes=s.proposal.bytes,
+            )
+            for state in finished
+            for s in self.store.proposals(state=state)
+            if s.finished_at is not None and s.finished_at >= started_at
+        ]
+
+    def report_data(self, document: dict[str, Any]) -> ReportData:
+        job = document.get("job", {})
+        started = datetime.fromisoformat(job["started_at"]) if job.get("started_at") else None
+        failures = [d.to_failure() for d in self.deliveries if not d.ok]
+        return build_report_data(
+            document,
+            inventory=self.inventory,
+            history=self._history(),
+            outcomes=self._outcomes(started) if started else (),
+            delivery_failures=failures,
+            mute_warnings=document.get("mute_warnings", ()),
+        )
+
+    def render_admin_report(self, document: dict[str, Any]) -> list[RenderedReport]:
+        data = self.report_data(document)
+        run_id = document.get("job", {}).get("id")
+        if run_id is not None:
+            self.store.set_run_summary(str(run_id), history_entry(data).to_json())
+        reports = generate(data, self.config, "nightly", out_dir=self.out_dir)
+        self.reports += reports
+        return reports
+
+    def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
+        data = self.report_data(document)
+        reports = generate(
+            data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
+        )
+        self.reports += reports
+        return reports
+
+    def notify(self, reports: list[RenderedReport]) -> list[DeliveryResult]:
+        """Deliver, record, and start the grace period of what the owners were told.
+
+        Grace starts only when the report reached its audience on every configured
+        channel (or no channel is configured: the report on disk is the publication).
+        """
+        results = deliver_all(reports, self.config) if self.send else []
+        self.deliveries += results
+        for result in results:
+            self.store.audit(
+                "notify",
+                "ok" if result.ok else "failed",
+                detail=f"{result.report} via {result.channel} to {result.target}"
+                + ("" if result.ok else f": {result.error}"),
+            )
+        if all(r.ok for r in results):
+            now = datetime.now(UTC)
+            for report in reports:
+                if report.kind == "weekly" and report.namespace:
+                    self.store.mark_notified(now, namespace=report.namespace)
+                else:
+                    self.store.mark_notified(now, outside_namespace=True)
+        return results
+
+    def alert(self, alert: RunAlert) -> list[DeliveryResult]:
+        """Tell the admins on the admin report's channels that a run was not ok."""
+        text = alert.summary + "\n\n" + "\n".join(f"- {e}" for e in alert.errors)
+        report = RenderedReport(
+            kind="nightly",
+            namespace=None,
+            locale=self.config.policy.report.locale,
+            subject=alert.subject,
+            html=f"<html><body><h1>{escape(alert.subject)}</h1><pre>{escape(text)}</pre>"
+            "</body></html>",
+            text=text,
+        )
+        directory = (self.out_dir or self.config.policy.report.out_dir) / "alerts"
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{alert.run_id}.html"
+        path.write_text(report.html, encoding="utf-8")
+        report.files["html"] = path
+        if not self.send:
+            return []
+        results = deliver_all([report], self.config)
+        self.deliveries += results
+        return results
 
 
-def build_job_deps(config: Config) -> JobDeps:
-    """The production dependencies for ``config``.
+def build_job_deps(
+    config: Config,
+    *,
+    access: RegistryAccess | None = None,
+    store_url: str | None = None,
+    out_dir: Path | None = None,
+    send: bool = True,
+) -> JobDeps:
+    """The production dependencies for ``config`` (``access`` points the demo at the
+    embedded registry; the default is the configured registry and credential chain)."""
+    from hygiene.store import Store
 
-    TODO(lead): wire collect (and the ECR client factory apply needs), the two report
-    renderers, notify and alert once their modules are merged; the expected signatures
-    are in the :class:`~hygiene.jobs.JobDeps` docstring.
-    """
-    try:
-        from hygiene.plan import plan  # type: ignore[import-not-found]
-        from hygiene.rules import evaluate  # type: ignore[attr-defined]
-        from hygiene.store import Store  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise ConfigError(f"the job pipeline is not wired yet: {exc}") from exc
-    store = Store.from_config(config)
-    deps = JobDeps(
+    store = Store.from_config(config, store_url or os.environ.get("HYGIENE_STORE_URL"))
+    wired = Wired(config, store, access or RegistryAccess(), out_dir=out_dir, send=send)
+    return JobDeps(
         store=store,
-        collect=_missing("collect"),
-        evaluate=evaluate,
-        plan=plan,
+        collect=wired.collect,
+        evaluate=wired.evaluate,
+        plan=wired.plan,
         persist=persist_with(store),
-        apply=_missing("apply"),  # apply_with(store, <collector's ECR client factory>)
+        apply=apply_with(store, wired.clients),
         due_approved=due_approved_with(store),
-        render_admin_report=_missing("render_admin_report"),
-        render_owner_report=_missing("render_owner_report"),
-        notify=_missing("notify"),
-        alert=_missing("alert"),
+        render_admin_report=wired.render_admin_report,
+        render_owner_report=wired.render_owner_report,
+        notify=wired.notify,
+        alert=wired.alert,
+        context=wired,
     )
-    missing = [name for name, value in vars(deps).items() if hasattr(value, "not_wired")]
-    if missing:
-        raise ConfigError(f"the job pipeline is not wired yet: {', '.join(missing)}")
-    return deps

@@ -61,6 +61,9 @@ def demo_command(
         outcome = run_demo(
             registry, config, now=now, out_dir=out_dir, store_url=store_url, rng_seed=rng_seed
         )
+        click.echo(f"seeded: {outcome.seeded}")
+        for job in outcome.jobs:
+            click.echo(job.summary())
         print_table(outcome.result)
         for label, path in outcome.outputs:
             click.echo(f"{label}: {path}")
@@ -80,7 +83,7 @@ def demo_command(
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
-    return 0
+    return max((job.exit_code for job in outcome.jobs), default=0)
 
 
 def register(group: click.Group) -> None:
