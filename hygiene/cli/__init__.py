@@ -18,6 +18,7 @@ from hygiene.cli.common import run_cli
 # Modules that define click commands; each exposes ``register(group)``.
 COMMAND_MODULES = [
     "hygiene.cli.config_cmd",
+    "hygiene.cli.rules_cmd",
 ]
 
 

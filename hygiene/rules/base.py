@@ -204,6 +204,11 @@ def parse_doc(doc: str) -> dict[str, str]:
 RULES: dict[str, Rule] = {}
 
 
+def catalogue_order(code: str) -> tuple[int, str]:
+    """Sort key: families in catalogue order (NS, IM, TG, RP, SC), then code."""
+    return (list(FAMILIES.values()).index(code[:2]), code)
+
+
 def rule(
     *,
     code: str,
