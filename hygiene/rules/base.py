@@ -266,7 +266,8 @@ def image_hits(
     index: pd.Index, message: Any, keep_reason: Any = None, details: Any = None
 ) -> pd.DataFrame:
     """Build an image-rule hit frame from vectorised message (and keep reason) columns."""
-    frame = pd.DataFrame({"message": message}, index=index)
+    # object dtype: messages go straight into findings, no round trip through pyarrow
+    frame = pd.DataFrame({"message": pd.Series(message, index=index, dtype=object)})
     if keep_reason is not None:
         frame["keep_reason"] = keep_reason
     if details is not None:

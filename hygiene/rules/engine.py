@@ -18,8 +18,11 @@ Order of work:
 from __future__ import annotations
 
 import fnmatch
+import gc
+import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -48,6 +51,8 @@ class Evaluation:
     protections: pd.DataFrame = field(default_factory=pd.DataFrame)
     muted: list[Finding] = field(default_factory=list)  # suppressed by the mutelist
     rules_run: tuple[str, ...] = ()
+    # CPU seconds per phase and per rule (process time: stable on a shared machine)
+    timings: dict[str, float] = field(default_factory=dict)
 
     def deletable_digests(self) -> set[tuple[str, str, str, str]]:
         """(account, region, repository, digest) of every image in a deletion unit."""
@@ -72,6 +77,17 @@ def evaluate(
     in_use: Sequence[prot.ImageReference] | None = None,
 ) -> Evaluation:
     """Evaluate every selected rule on ``inventory`` (pure; see module docstring)."""
+    with _no_gc():
+        return _evaluate(inventory, config, now, in_use)
+
+
+def _evaluate(
+    inventory: Inventory,
+    config: Config,
+    now: datetime,
+    in_use: Sequence[prot.ImageReference] | None,
+) -> Evaluation:
+    clock = _Clock()
     settings = resolve(config)
     now_ts = pd.Timestamp(now)
     now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts.tz_convert("UTC")
@@ -81,7 +97,9 @@ def evaluate(
 
     repositories = inventory.repositories.reset_index(drop=True)
     images, edges = prot.derive(inventory.images, repositories)
+    clock.lap("derive")
     tag_table = prot.build_tag_table(images)
+    clock.lap("tag-table")
     namespaces = _namespaces(images, repositories)
     protections = prot.compute_protections(
         images,
@@ -98,8 +116,10 @@ def evaluate(
         now_ts,
         in_use,
     )
+    clock.lap("protections")
     mute_warnings, mutes = _active_mutes(settings, now_ts)
     run = _Run(config, settings, images, repositories, tag_table, now_ts, protections, mutes)
+    run.clock = clock
 
     image_hits: list[tuple[Rule, pd.DataFrame]] = []
     rules_run = []
@@ -113,8 +133,12 @@ def evaluate(
             image_hits.append((rule, hits))
         else:
             run.add_non_image(rule, hits)
+        clock.lap(code)
     run.add_image_hits(image_hits, edges)
-    run.findings.sort(key=lambda f: f.code)  # stable: keeps each rule's own order
+    clock.lap("image-findings")
+    # image rules (IM) sort before every other family: rules ran in code order, so
+    # putting the image findings first keeps the whole list ordered by code
+    run.findings = run.image_findings + run.findings
 
     protection_frame = pd.concat(
         [images[["account", "region", "repository", "digest"]], protections.frame], axis=1
@@ -126,12 +150,42 @@ def evaluate(
         protections=protection_frame,
         muted=run.muted,
         rules_run=tuple(rules_run),
+        timings=clock.laps,
     )
 
 
+@contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector during an evaluation.
+
+    An inventory holds millions of container objects (tag lists) and an evaluation
+    builds hundreds of thousands more (findings); every generation-2 collection walks
+    all of them, which made the collector the largest single cost. Nothing here builds
+    reference cycles worth collecting, and reference counting still frees memory.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.process_time()
+
+    def lap(self, name: str) -> None:
+        now = time.process_time()
+        self.laps[name] = round(now - self._last, 4)
+        self._last = now
+
+
 def _namespaces(images: pd.DataFrame, repositories: pd.DataFrame) -> list[str | None]:
-    values = set(repositories["namespace"].dropna().astype(str))
-    values |= set(images["namespace"].dropna().astype(str))
+    values = {str(v) for v in repositories["namespace"].dropna().unique()}
+    values |= {str(v) for v in images["namespace"].dropna().unique()}
     has_none = repositories["namespace"].isna().any() or images["namespace"].isna().any()
     return sorted(values) + ([None] if has_none else [])
 
@@ -151,9 +205,11 @@ def _active_mutes(settings: RuleSettings, now: pd.Timestamp) -> tuple[list[str],
 
 
 def _iso(values: pd.Series) -> list[str | None]:
-    array = values.to_numpy(dtype="datetime64[ns]")
-    text = np.datetime_as_string(array, unit="s")
-    return [None if t == "NaT" else t + "Z" for t in text]
+    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT, vectorised."""
+    array = prot.utc_ns(values)
+    text = np.char.add(np.datetime_as_string(array, unit="s"), "Z").astype(object)
+    text[np.isnat(array)] = None
+    return list(text.tolist())
 
 
 class _Run:
@@ -178,7 +234,11 @@ class _Run:
         self.now = now
         self.protections = protections
         self.mutes = mutes
+        self.clock = _Clock()
+        # one Python str per digest, shared by findings, units and kept images
+        self.digests = images["digest"].to_numpy(dtype=object, na_value="")
         self.findings: list[Finding] = []
+        self.image_findings: list[Finding] = []
         self.muted: list[Finding] = []
         self.kept: dict[int, list[str]] = {}
         self.repo_incomplete = repositories["scan_error"].notna().to_numpy(dtype=bool)
@@ -366,17 +426,39 @@ class _Run:
                             bucket.append(reason)
             deletable_by_rule.append((rule, hits[~kept]))
 
-        roots = np.unique(
-            np.concatenate([h.index.to_numpy(dtype=np.int64) for _, h in deletable_by_rule])
-            if deletable_by_rule
-            else np.empty(0, dtype=np.int64)
+        hit_frames = [(i, h) for i, (_, h) in enumerate(deletable_by_rule) if len(h)]
+        if not hit_frames:
+            return
+        rows = np.concatenate([h.index.to_numpy(dtype=np.int64) for _, h in hit_frames])
+        rule_of = np.concatenate([np.full(len(h), i, dtype=np.int64) for i, h in hit_frames])
+        messages = np.concatenate([h["message"].to_numpy(dtype=object) for _, h in hit_frames])
+        details = np.concatenate(
+            [
+                h["details"].to_numpy(dtype=object)
+                if "details" in h
+                else np.full(len(h), None, dtype=object)
+                for _, h in hit_frames
+            ]
         )
-        units = self._build_units(roots, edges)
-        for rule, hits in deletable_by_rule:
-            if len(hits):
-                self._image_findings(rule, hits, units)
+        # one finding per image: the first rule in code order; the others are named in
+        # details["also"] so the plan proposes each deletion once
+        order = np.lexsort((rule_of, rows))
+        sorted_rows = rows[order]
+        duplicated = np.zeros(len(order), dtype=bool)
+        duplicated[1:] = sorted_rows[1:] == sorted_rows[:-1]
+        also: dict[int, list[str]] = defaultdict(list)
+        for row, index in zip(
+            sorted_rows[duplicated].tolist(), rule_of[order][duplicated].tolist(), strict=True
+        ):
+            also[row].append(deletable_by_rule[index][0].code)
+        first = order[~duplicated]
+        primary = _Hits(rows[first], rule_of[first], messages[first], details[first])
+        self.clock.lap("kept")
+        units = self._build_units(primary.rows, edges)
+        self.clock.lap("units")
+        self._image_findings([r for r, _ in deletable_by_rule], primary, units, also)
 
-    def _build_units(self, roots: np.ndarray, edges: prot.Edges) -> pd.DataFrame:
+    def _build_units(self, roots: np.ndarray, edges: prot.Edges) -> _Units:
         """Members of each deletion unit: columns root, member, level (root level 0)."""
         n = len(self.images)
         protected = self.protections.protected
@@ -441,37 +523,43 @@ class _Run:
             bucket = self.kept.setdefault(row, [])
             bucket.extend(r for r in reasons if r not in bucket)
         members = np.flatnonzero(unit_of >= 0)
-        return pd.DataFrame(
-            {
-                "root": unit_of[members],
-                "member": members,
-                "level": level_of[members],
-                "digest": self.images["digest"].to_numpy(dtype=object)[members],
-                "bytes": self.images["storage_bytes"].to_numpy()[members],
-            }
-        ).sort_values(["root", "level", "digest"], kind="stable")
+        # root first (level 0), then children and referrers level by level, by row
+        order = np.lexsort((members, level_of[members], unit_of[members]))
+        members = members[order]
+        return _Units.build(
+            unit_of[members],
+            self.digests[members],
+            self.images["storage_bytes"].to_numpy()[members],
+        )
 
-    def _image_findings(self, rule: Rule, hits: pd.DataFrame, units: pd.DataFrame) -> None:
-        rows = hits.index.to_numpy(dtype=np.int64)
-        images = self.images
-        sub = images.iloc[rows]
-        order = np.lexsort((sub["pushed_at"].to_numpy(), sub["repository"].astype(str).to_numpy()))
-        rows, hits, sub = rows[order], hits.iloc[order], sub.iloc[order]
-        grouped = units.groupby("root", sort=False)
-        unit_digests = grouped["digest"].agg(list)
-        unit_bytes = grouped["bytes"].sum()
-        digests_of = unit_digests.reindex(rows).tolist()
-        bytes_of = unit_bytes.reindex(rows).fillna(0).astype(np.int64).tolist()
-        pushed = _iso(sub["pushed_at"])
-        pulled = _iso(sub["unit_last_pull"])
+    def _image_findings(
+        self,
+        rules: list[Rule],
+        primary: _Hits,
+        units: _Units,
+        also: dict[int, list[str]],
+    ) -> None:
+        rows = primary.rows
+        columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
+        sub = self.images[[*columns, "unit_last_pull", "repo_id"]].iloc[rows]
+        order = np.lexsort(
+            (prot.utc_ns(sub["pushed_at"]), sub["repo_id"].to_numpy(), primary.rules)
+        )
+        rows, sub = rows[order], sub.iloc[order]
+        digests_of, bytes_of = units.lookup(rows)
         namespaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
-        extra = hits["details"].tolist() if "details" in hits else [None] * len(rows)
+        constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
+        row_list = rows.tolist()
+        also_of = [also.get(row) for row in row_list] if also else [None] * len(row_list)
+        append = self.image_findings.append
+        new = object.__new__
+        set_dict = object.__setattr__
         for (
+            rule_index,
             account,
             region,
             repository,
             namespace,
-            digest,
             tags,
             message,
             unit,
@@ -479,46 +567,52 @@ class _Run:
             pushed_at,
             last_pull,
             detail,
+            other_rules,
         ) in zip(
-            sub["account"].astype(str).tolist(),
-            sub["region"].astype(str).tolist(),
-            sub["repository"].astype(str).tolist(),
+            primary.rules[order].tolist(),
+            pylist(sub["account"]),
+            pylist(sub["region"]),
+            pylist(sub["repository"]),
             namespaces.tolist(),
-            sub["digest"].astype(str).tolist(),
             sub["tags"].tolist(),
-            hits["message"].tolist(),
+            primary.messages[order].tolist(),
             digests_of,
             bytes_of,
-            pushed,
-            pulled,
-            extra,
+            _iso(sub["pushed_at"]),
+            _iso(sub["unit_last_pull"]),
+            primary.details[order].tolist(),
+            also_of,
             strict=True,
         ):
-            details: dict[str, Any] = {
-                "unit": unit,
-                "pushed_at": pushed_at,
-                "last_pull": last_pull,
-            }
+            code, name, severity, fix, fix_safety = constants[rule_index]
+            details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at, "last_pull": last_pull}
+            if other_rules is not None:
+                details["also"] = other_rules
             if isinstance(detail, dict):
                 details.update(detail)
-            self.findings.append(
-                Finding(
-                    code=rule.code,
-                    rule=rule.name,
-                    severity=rule.severity,
-                    account=account,
-                    region=region,
-                    repository=repository,
-                    namespace=namespace,
-                    message=message,
-                    fix=rule.fix,
-                    fix_safety=rule.fix_safety,
-                    image_digest=digest,
-                    tags=tuple(tags),
-                    bytes=size,
-                    details=details,
-                )
+            # new_finding(), inlined: this loop runs once per flagged image
+            finding = new(Finding)
+            set_dict(
+                finding,
+                "__dict__",
+                {
+                    "code": code,
+                    "rule": name,
+                    "severity": severity,
+                    "account": account,
+                    "region": region,
+                    "repository": repository,
+                    "namespace": namespace,
+                    "message": message,
+                    "fix": fix,
+                    "fix_safety": fix_safety,
+                    "image_digest": unit[0],
+                    "tags": tuple(tags),
+                    "bytes": size,
+                    "details": details,
+                },
             )
+            append(finding)
 
     def kept_images(self) -> list[KeptImage]:
         if not self.kept:
@@ -536,16 +630,72 @@ class _Run:
             )
             for row, account, region, repository, digest, tags in zip(
                 rows.tolist(),
-                sub["account"].astype(str).tolist(),
-                sub["region"].astype(str).tolist(),
-                sub["repository"].astype(str).tolist(),
-                sub["digest"].astype(str).tolist(),
+                pylist(sub["account"]),
+                pylist(sub["region"]),
+                pylist(sub["repository"]),
+                pylist(sub["digest"]),
                 sub["tags"].tolist(),
                 strict=True,
             )
         ]
         out.sort(key=lambda k: (k.account, k.region, k.repository, k.image_digest))
         return out
+
+
+@dataclass
+class _Hits:
+    """Image hits that became deletions: parallel arrays, one entry per image."""
+
+    rows: np.ndarray
+    rules: np.ndarray  # index into the list of image rules
+    messages: np.ndarray  # object
+    details: np.ndarray  # object: dict or None
+
+
+@dataclass
+class _Units:
+    """Deletion units: for each root row, its member digests (root first) and bytes."""
+
+    roots: np.ndarray  # sorted unique root rows
+    digests: list[list[str]]
+    bytes: np.ndarray
+
+    @classmethod
+    def build(cls, roots: np.ndarray, digests: np.ndarray, sizes: np.ndarray) -> _Units:
+        """From parallel arrays sorted by root (digests: object array of str)."""
+        unique, starts, counts = np.unique(roots, return_index=True, return_counts=True)
+        flat = digests.tolist()  # the same str objects, not copies
+        ends = starts + counts
+        lists = [flat[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        total = np.add.reduceat(sizes, starts) if len(starts) else starts
+        return cls(roots=unique, digests=lists, bytes=np.asarray(total, dtype=np.int64))
+
+    def lookup(self, rows: np.ndarray) -> tuple[list[list[str]], list[int]]:
+        position = np.searchsorted(self.roots, rows)
+        if len(rows) and not np.array_equal(self.roots[position], rows):
+            raise AssertionError("an image finding without a deletion unit")
+        return [self.digests[p] for p in position.tolist()], self.bytes[position].tolist()
+
+
+def pylist(values: pd.Series) -> list[Any]:
+    """A column as a list of Python objects, without pandas' per-element iteration of
+    pyarrow-backed strings (categoricals convert fast on their own)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.tolist()
+    return values.to_numpy(dtype=object, na_value=None).tolist()
+
+
+def new_finding(values: dict[str, Any]) -> Finding:
+    """Build a :class:`Finding` from a dict of all its fields, without ``__init__``.
+
+    The generated ``__init__`` of a frozen dataclass sets each field through
+    ``object.__setattr__``; on a first run over a neglected registry the engine builds
+    hundreds of thousands of findings and that alone took seconds. Callers pass every
+    field (a test checks the result equals ``Finding(**values)``).
+    """
+    finding = object.__new__(Finding)
+    object.__setattr__(finding, "__dict__", values)
+    return finding
 
 
 def _namespace_mask(column: pd.Series, members: list[str | None]) -> np.ndarray:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
+from hygiene.rules.protections import utc_ns
 
 DAY = pd.Timedelta(days=1)
 
@@ -22,7 +23,7 @@ def _days(now: pd.Timestamp, when: pd.Series) -> np.ndarray:
 
 
 def _dates(values: pd.Series) -> list[str]:
-    text = np.datetime_as_string(values.to_numpy(dtype="datetime64[ns]"), unit="D")
+    text = np.datetime_as_string(utc_ns(values), unit="D")
     return text.tolist()
 
 
@@ -74,7 +75,7 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
         & ~images["orphaned_referrer"]
         & (images["pushed_at"] < cutoff)
     )
-    sub = images[mask]
+    sub = images.loc[mask, ["pushed_at", "child_digests"]]
     ages = _days(ctx.now, sub["pushed_at"])
     children = sub["child_digests"].map(len).to_numpy()
     messages = [
@@ -145,7 +146,7 @@ def stale_image(ctx: RuleContext) -> pd.DataFrame:
         & ~images["orphaned_referrer"]
         & stale
     )
-    sub = images[mask]
+    sub = images.loc[mask, ["unit_last_pull", "pushed_at", "tagged_rank"]]
     pulled = sub["unit_last_pull"]
     pull_days = _days(ctx.now, pulled).tolist()
     push_days = _days(ctx.now, sub["pushed_at"]).tolist()
@@ -208,8 +209,10 @@ def excess_images(ctx: RuleContext) -> pd.DataFrame:
     """
     images = ctx.images
     limit = ctx.options["max_images"]
-    countable = images[images["top_level"] & ~images["orphaned_referrer"]]
-    ordered = countable[["repo_id", "pushed_at"]].sort_values(
+    countable = images.loc[
+        images["top_level"] & ~images["orphaned_referrer"], ["repo_id", "pushed_at"]
+    ]
+    ordered = countable.sort_values(
         ["repo_id", "pushed_at"], ascending=[True, False], kind="stable"
     )
     rank = ordered.groupby("repo_id", sort=False).cumcount() + 1
@@ -266,7 +269,7 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
     images = ctx.images
     cutoff = ctx.days_ago(ctx.options["min_age_days"])
     mask = images["orphaned_referrer"] & ~images["is_child"] & (images["pushed_at"] < cutoff)
-    sub = images[mask]
+    sub = images.loc[mask, ["is_signature_tag", "artifact_media_type", "subject_digest"]]
     kinds = np.where(
         sub["is_signature_tag"].to_numpy(),
         "legacy cosign artifact",

@@ -20,7 +20,6 @@ index/referrer *levels* (at most a handful) and over configuration entries.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,11 @@ from hygiene.rules.base import labels
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
 REGISTRY_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
+
+
+def utc_ns(values: pd.Series) -> np.ndarray:
+    """Aware UTC timestamps → naive ``datetime64[ns]`` (UTC) without a Python loop."""
+    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
 
 
 def glob_to_regex(patterns: Iterable[str]) -> str:
@@ -68,13 +72,29 @@ def match_globs(values: pd.Series | pa.Array, patterns: Sequence[str]) -> np.nda
 # --------------------------------------------------------------------------- derived columns
 
 
+def _arrow_strings(values: pd.Series) -> pa.Array:
+    """A string column as one pyarrow string array (zero-copy when pyarrow-backed)."""
+    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array
+
+
+def _list_array(values: pd.Series) -> pa.ListArray:
+    """An object column of Python lists → a pyarrow list<string> array (in C)."""
+    return pa.array(values.to_numpy(dtype=object), type=pa.list_(pa.string()))
+
+
 def build_tag_table(images: pd.DataFrame) -> pd.DataFrame:
     """One row per (image row, tag), tags as pyarrow strings, in each image's tag order."""
-    lengths = images["tag_count"].to_numpy(dtype=np.int64)
-    rows = np.repeat(images.index.to_numpy(dtype=np.int64), lengths)
-    flat = list(itertools.chain.from_iterable(images["tags"].to_numpy()))
+    lists = _list_array(images["tags"])
+    parents = pc.list_parent_indices(lists).to_numpy()
+    rows = images.index.to_numpy(dtype=np.int64)[parents] if len(parents) else parents
     return pd.DataFrame(
-        {"row": rows, "tag": pd.array(flat, dtype=pd.ArrowDtype(pa.string()))},
+        {
+            "row": np.asarray(rows, dtype=np.int64),
+            "tag": pd.arrays.ArrowExtensionArray(pc.list_flatten(lists)),
+        }
     )
 
 
@@ -132,30 +152,24 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     )
     frame["repo_row"] = repo_row_of_group[frame["repo_id"].to_numpy()] if n else np.empty(0)
 
-    # digest lookup: (repo_id, digest) → row
-    parent_lists = frame["parent_indexes"].to_numpy()
-    parent_lengths = np.fromiter(
-        (len(p) if p is not None else 0 for p in parent_lists), np.int64, n
-    )
-    child_rows = np.repeat(np.arange(n, dtype=np.int64), parent_lengths)
-    parent_digests = list(itertools.chain.from_iterable(p for p in parent_lists if p))
+    # digest lookup: (repo_id, digest) → row, on dictionary codes of every digest named
+    parent_lists = _list_array(frame["parent_indexes"])
+    child_rows = pc.list_parent_indices(parent_lists).to_numpy().astype(np.int64)
+    parent_digests = pc.list_flatten(parent_lists)
     subject = frame["subject_digest"]
     has_subject = subject.notna().to_numpy()
     referrer_rows = np.flatnonzero(has_subject)
-    subject_digests = subject.to_numpy(dtype=object, na_value=None)[referrer_rows]
-
-    all_digests = pd.array(
-        np.concatenate(
-            [
-                frame["digest"].to_numpy(dtype=object, na_value=""),
-                np.asarray(parent_digests, dtype=object),
-                np.asarray(subject_digests, dtype=object),
-            ]
-        ),
-        dtype=pd.ArrowDtype(pa.string()),
+    subject_array = _arrow_strings(subject)
+    own_digests = _arrow_strings(frame["digest"]).fill_null("")
+    all_digests = pa.concat_arrays(
+        [own_digests, parent_digests, subject_array.filter(pa.array(has_subject))]
     )
-    codes, _ = pd.factorize(all_digests)
-    codes = codes.astype(np.int64)
+    codes = (
+        pc.dictionary_encode(all_digests).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        if len(all_digests)
+        else np.empty(0, dtype=np.int64)
+    )
+    n_parents = len(parent_digests)
     rid = frame["repo_id"].to_numpy(dtype=np.int64)
     own_key = (rid << 32) | codes[:n]
     lookup = pd.Index(own_key).drop_duplicates()
@@ -171,7 +185,6 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
         out[found] = row_of_key.to_numpy()[position[found]]
         return out
 
-    n_parents = len(parent_digests)
     parent_rows = find(child_rows, codes[n : n + n_parents])
     keep = parent_rows >= 0
     child_rows, parent_rows = child_rows[keep], parent_rows[keep]
@@ -197,7 +210,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
 
     # the unit's latest pull: an index pulled through its platform manifest, an image
     # verified through its signature (cosign pulls the signature) both count as pulls
-    last_pull = frame["last_pull"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    last_pull = utc_ns(frame["last_pull"]).astype(np.int64)
     last_pull = propagate_up(last_pull, edges)
     frame["unit_last_pull"] = pd.DatetimeIndex(last_pull.view("M8[ns]")).tz_localize("UTC")
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
+from hygiene.rules.protections import utc_ns
 
 DAY = pd.Timedelta(days=1)
 
@@ -149,8 +150,8 @@ def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
         activity["last_pull"].isna() | (activity["last_pull"] < cutoff)
     )
     sub = activity[idle.fillna(False)]
-    push = np.datetime_as_string(sub["last_push"].to_numpy(dtype="datetime64[ns]"), unit="D")
-    pull = np.datetime_as_string(sub["last_pull"].to_numpy(dtype="datetime64[ns]"), unit="D")
+    push = np.datetime_as_string(utc_ns(sub["last_push"]), unit="D")
+    pull = np.datetime_as_string(utc_ns(sub["last_pull"]), unit="D")
     messages, details = [], []
     for pushed, pulled, count in zip(
         push.tolist(), pull.tolist(), sub["images"].tolist(), strict=True

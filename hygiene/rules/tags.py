@@ -6,6 +6,8 @@ regular-expression pass over the distinct tags (pyarrow RE2).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -13,6 +15,7 @@ import pyarrow.compute as pc
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
+from hygiene.rules.protections import utc_ns
 
 FLOATING_TAGS = [
     "latest", "main", "master", "stable", "dev", "develop", "edge", "nightly",
@@ -64,8 +67,13 @@ def classify_tags(tags: pa.Array | pd.Series, floating: list[str]) -> np.ndarray
     return out
 
 
-def _release_tags(ctx: RuleContext) -> pd.DataFrame:
-    """(row, repo_id, tag, scheme) for tags of top-level, non-signature images."""
+def _release_tags(ctx: RuleContext) -> tuple[pd.DataFrame, np.ndarray]:
+    """(row, repo_id, tag code, scheme code) for tags of top-level, non-signature images.
+
+    Distinct tags are classified once (tags repeat across repositories: latest, 1.0.0…);
+    ``tag`` is a code into the returned array of distinct tags, ``scheme`` an index in
+    SCHEME_NAMES.
+    """
     images = ctx.images
     table = ctx.tag_table
     eligible = (images["top_level"] & ~images["is_signature_tag"]).to_numpy()
@@ -73,22 +81,30 @@ def _release_tags(ctx: RuleContext) -> pd.DataFrame:
     keep = position >= 0
     keep[keep] = eligible[position[keep]]
     table = table[keep]
-    if not len(table):
-        return pd.DataFrame(columns=["row", "repo_id", "tag", "scheme"])
-    # classify distinct tags once: tags repeat across repositories (latest, 1.0.0 …)
-    unique, inverse = np.unique(table["tag"].astype(str).to_numpy(), return_inverse=True)
-    schemes = classify_tags(
-        pa.array(unique.tolist(), type=pa.string()), ctx.options["floating_tags"]
-    )
-    repo_id = images["repo_id"].to_numpy()[position[keep]]
-    return pd.DataFrame(
+    codes, uniques = pd.factorize(table["tag"])
+    names = classify_tags(pa.array(uniques), ctx.options["floating_tags"])
+    scheme_code = pd.Index(SCHEME_NAMES).get_indexer(names)
+    frame = pd.DataFrame(
         {
             "row": table["row"].to_numpy(),
-            "repo_id": repo_id,
-            "tag": unique[inverse],
-            "scheme": schemes[inverse],
+            "repo_id": images["repo_id"].to_numpy()[position[keep]],
+            "tag": codes,
+            "scheme": scheme_code[codes] if len(codes) else codes,
         }
     )
+    return frame, np.asarray(uniques, dtype=object)
+
+
+def _split_lists(keys: np.ndarray, values: np.ndarray) -> dict[int, list[Any]]:
+    """Group ``values`` by ``keys`` (already sorted by key) into lists, without groupby."""
+    if not len(keys):
+        return {}
+    unique, starts = np.unique(keys, return_index=True)
+    flat = values.tolist()
+    ends = [*starts[1:].tolist(), len(flat)]
+    return {
+        int(k): flat[a:b] for k, a, b in zip(unique.tolist(), starts.tolist(), ends, strict=True)
+    }
 
 
 @rule(
@@ -147,35 +163,45 @@ def inconsistent_tag_scheme(ctx: RuleContext) -> pd.DataFrame:
         Agree on one scheme (semver is the usual choice), tag new builds with it and
         retag or let the lifecycle policy expire the outliers.
     """
-    tags = _release_tags(ctx)
+    tags, tag_text = _release_tags(ctx)
     ignored = set(ctx.options["ignore_schemes"])
-    tags = tags[tags["scheme"].isin([s for s in RELEASE_SCHEMES if s not in ignored])]
+    release = [SCHEME_NAMES.index(s) for s in RELEASE_SCHEMES if s not in ignored]
+    tags = tags[np.isin(tags["scheme"].to_numpy(), release)]
+    empty = pd.DataFrame({"message": [], "details": []})
     if not len(tags):
-        return pd.DataFrame({"message": [], "details": []})
-    tags = tags.assign(priority=tags["scheme"].map(PRIORITY).to_numpy())
+        return empty
+    priority = np.zeros(len(SCHEME_NAMES), dtype=np.int64)
+    for name, rank in PRIORITY.items():
+        priority[SCHEME_NAMES.index(name)] = rank
+    tags = tags.assign(priority=priority[tags["scheme"].to_numpy()])
     primary = tags.sort_values(["row", "priority"], kind="stable").drop_duplicates("row")
     per_repo = primary.groupby(["repo_id", "scheme"]).size().rename("images").reset_index()
     totals = per_repo.groupby("repo_id")["images"].agg(["sum", "size"])
     mixed = totals[(totals["size"] > 1) & (totals["sum"] >= ctx.options["min_images"])].index
     if not len(mixed):
-        return pd.DataFrame({"message": [], "details": []})
+        return empty
     per_repo = per_repo[per_repo["repo_id"].isin(mixed)].sort_values(
-        ["repo_id", "images", "scheme"], ascending=[True, False, True]
+        ["repo_id", "images", "scheme"], ascending=[True, False, True], kind="stable"
     )
     dominant = per_repo.drop_duplicates("repo_id").set_index("repo_id")["scheme"]
     primary = primary[primary["repo_id"].isin(mixed)]
-    outliers = primary[
-        primary["scheme"].to_numpy() != dominant.reindex(primary["repo_id"]).to_numpy()
-    ]
-    outlier_tags = outliers.sort_values("tag").groupby("repo_id")["tag"].agg(list)
-    counts = per_repo.groupby("repo_id").apply(
-        lambda g: dict(zip(g["scheme"], g["images"].astype(int), strict=True)),
-        include_groups=False,
-    )
+    is_outlier = primary["scheme"].to_numpy() != dominant.reindex(primary["repo_id"]).to_numpy()
+    outliers = primary[is_outlier]
+    outlier_text = tag_text[outliers["tag"].to_numpy()]
+    order = np.lexsort((outlier_text.astype(str), outliers["repo_id"].to_numpy()))
+    outlier_tags = _split_lists(outliers["repo_id"].to_numpy()[order], outlier_text[order])
+    counts: dict[int, dict[str, int]] = {}
+    for repo_id, scheme, images in zip(
+        per_repo["repo_id"].tolist(),
+        per_repo["scheme"].tolist(),
+        per_repo["images"].tolist(),
+        strict=True,
+    ):
+        counts.setdefault(repo_id, {})[SCHEME_NAMES[scheme]] = images
     repo_row = ctx.images.drop_duplicates("repo_id").set_index("repo_id")["repo_row"]
     index, messages, details = [], [], []
     for repo_id in mixed.tolist():
-        scheme = dominant[repo_id]
+        scheme = SCHEME_NAMES[dominant[repo_id]]
         odd = outlier_tags.get(repo_id, [])
         shown = ", ".join(odd[:10]) + (f" and {len(odd) - 10} more" if len(odd) > 10 else "")
         index.append(int(repo_row[repo_id]))
@@ -251,17 +277,19 @@ def floating_tag_drift(ctx: RuleContext) -> pd.DataFrame:
     # newest "versioned" image per repository: a tagged top-level image with a tag that
     # is not floating
     versioned_rows = table.loc[~table["tag"].isin(list(floating)).to_numpy(dtype=bool), "row"]
-    candidate = images.loc[images.index.isin(versioned_rows.to_numpy())]
-    candidate = candidate[candidate["top_level"] & ~candidate["is_signature_tag"]]
-    newest = (
-        candidate.sort_values(["repo_id", "pushed_at"], ascending=[True, False], kind="stable")
-        .drop_duplicates("repo_id")
-        .set_index("repo_id")
+    versioned = images.index.isin(versioned_rows.to_numpy())
+    candidate = images.loc[
+        versioned & (images["top_level"] & ~images["is_signature_tag"]).to_numpy(),
+        ["repo_id", "pushed_at"],
+    ]
+    newest_row = candidate.groupby("repo_id")["pushed_at"].idxmax()
+    newest = images.loc[newest_row.to_numpy(), ["digest", "tags", "pushed_at"]].set_axis(
+        newest_row.index
     )
-    held = images.loc[holders]
+    held = images.loc[holders, ["repo_id", "pushed_at", "tag_count", "digest", "repo_row"]]
     held_newest = newest.reindex(held["repo_id"].to_numpy())
-    newer_pushed = held_newest["pushed_at"].to_numpy()
-    held_pushed = held["pushed_at"].to_numpy()
+    newer_pushed = utc_ns(held_newest["pushed_at"])
+    held_pushed = utc_ns(held["pushed_at"])
     grace = ctx.now - pd.Timedelta(hours=ctx.options["grace_hours"])
     drift = (
         held_newest["pushed_at"].notna().to_numpy()
