@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules import protections as prot
@@ -140,9 +141,9 @@ def _evaluate(
     # putting the image findings first keeps the whole list ordered by code
     run.findings = run.image_findings + run.findings
 
-    protection_frame = pd.concat(
-        [images[["account", "region", "repository", "digest"]], protections.frame], axis=1
-    )
+    protection_frame = protections.frame  # owned here: add the identifying columns in place
+    for position, column in enumerate(("account", "region", "repository", "digest")):
+        protection_frame.insert(position, column, images[column])
     return Evaluation(
         findings=run.findings,
         kept=run.kept_images(),
@@ -207,7 +208,7 @@ def _active_mutes(settings: RuleSettings, now: pd.Timestamp) -> tuple[list[str],
 def _iso(values: pd.Series) -> list[str | None]:
     """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT, vectorised."""
     array = prot.utc_ns(values)
-    text = np.char.add(np.datetime_as_string(array, unit="s"), "Z").astype(object)
+    text = np.datetime_as_string(array, unit="s", timezone="UTC").astype(object)
     text[np.isnat(array)] = None
     return list(text.tolist())
 
@@ -235,8 +236,7 @@ class _Run:
         self.protections = protections
         self.mutes = mutes
         self.clock = _Clock()
-        # one Python str per digest, shared by findings, units and kept images
-        self.digests = images["digest"].to_numpy(dtype=object, na_value="")
+        self.digest_array = prot.arrow_strings(images["digest"])
         self.findings: list[Finding] = []
         self.image_findings: list[Finding] = []
         self.muted: list[Finding] = []
@@ -528,9 +528,15 @@ class _Run:
         members = members[order]
         return _Units.build(
             unit_of[members],
-            self.digests[members],
+            self.digest_objects(members),
             self.images["storage_bytes"].to_numpy()[members],
         )
+
+    def digest_objects(self, rows: np.ndarray) -> np.ndarray:
+        """Digests of ``rows`` as an object array of str (made only for these rows)."""
+        out = np.empty(len(rows), dtype=object)
+        out[:] = self.digest_array.take(pa.array(rows)).to_pylist()
+        return out
 
     def _image_findings(
         self,
@@ -540,12 +546,16 @@ class _Run:
         also: dict[int, list[str]],
     ) -> None:
         rows = primary.rows
-        columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
-        sub = self.images[[*columns, "unit_last_pull", "repo_id"]].iloc[rows]
         order = np.lexsort(
-            (prot.utc_ns(sub["pushed_at"]), sub["repo_id"].to_numpy(), primary.rules)
+            (
+                prot.utc_ns(self.images["pushed_at"])[rows],
+                self.images["repo_id"].to_numpy()[rows],
+                primary.rules,
+            )
         )
-        rows, sub = rows[order], sub.iloc[order]
+        rows = rows[order]
+        columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
+        sub = self.images[[*columns, "unit_last_pull"]].iloc[rows]
         digests_of, bytes_of = units.lookup(rows)
         namespaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
         constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
-from hygiene.rules.protections import utc_ns
+from hygiene.rules.protections import rank_newest, utc_ns
 
 DAY = pd.Timedelta(days=1)
 
@@ -212,18 +212,18 @@ def excess_images(ctx: RuleContext) -> pd.DataFrame:
     countable = images.loc[
         images["top_level"] & ~images["orphaned_referrer"], ["repo_id", "pushed_at"]
     ]
-    ordered = countable.sort_values(
-        ["repo_id", "pushed_at"], ascending=[True, False], kind="stable"
-    )
-    rank = ordered.groupby("repo_id", sort=False).cumcount() + 1
-    over = rank[rank > limit]
-    total = ordered.groupby("repo_id", sort=False)["pushed_at"].transform("size")
-    totals = total.loc[over.index].to_numpy().tolist()
+    group = countable["repo_id"].to_numpy()
+    rank = rank_newest(group, utc_ns(countable["pushed_at"]))
+    over = rank > limit
+    sizes = np.bincount(group)[group]
+    totals = sizes[over].tolist()
+    over_index = countable.index[over]
+    over_rank = rank[over]
     messages = [
         f"repository holds {t} images (limit {limit}); this is number {r} by push time"
-        for t, r in zip(totals, over.to_numpy().tolist(), strict=True)
+        for t, r in zip(totals, over_rank.tolist(), strict=True)
     ]
-    return image_hits(over.index, messages)
+    return image_hits(over_index, messages)
 
 
 @rule(

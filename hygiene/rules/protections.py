@@ -72,7 +72,7 @@ def match_globs(values: pd.Series | pa.Array, patterns: Sequence[str]) -> np.nda
 # --------------------------------------------------------------------------- derived columns
 
 
-def _arrow_strings(values: pd.Series) -> pa.Array:
+def arrow_strings(values: pd.Series) -> pa.Array:
     """A string column as one pyarrow string array (zero-copy when pyarrow-backed)."""
     array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
     if isinstance(array, pa.ChunkedArray):
@@ -159,8 +159,8 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     subject = frame["subject_digest"]
     has_subject = subject.notna().to_numpy()
     referrer_rows = np.flatnonzero(has_subject)
-    subject_array = _arrow_strings(subject)
-    own_digests = _arrow_strings(frame["digest"]).fill_null("")
+    subject_array = arrow_strings(subject)
+    own_digests = arrow_strings(frame["digest"]).fill_null("")
     all_digests = pa.concat_arrays(
         [own_digests, parent_digests, subject_array.filter(pa.array(has_subject))]
     )
@@ -172,9 +172,11 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     n_parents = len(parent_digests)
     rid = frame["repo_id"].to_numpy(dtype=np.int64)
     own_key = (rid << 32) | codes[:n]
-    lookup = pd.Index(own_key).drop_duplicates()
-    row_of_key = pd.Series(np.arange(n), index=pd.Index(own_key))
-    row_of_key = row_of_key[~row_of_key.index.duplicated()]
+    lookup = pd.Index(own_key)
+    row_of_position = np.arange(n)
+    if not lookup.is_unique:  # the same digest twice in a repository: first row wins
+        first = ~lookup.duplicated()
+        lookup, row_of_position = lookup[first], row_of_position[first]
 
     def find(rows: np.ndarray, digest_codes: np.ndarray) -> np.ndarray:
         if len(rows) == 0:
@@ -182,7 +184,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
         position = lookup.get_indexer((rid[rows] << 32) | digest_codes)
         out = np.full(len(rows), -1, dtype=np.int64)
         found = position >= 0
-        out[found] = row_of_key.to_numpy()[position[found]]
+        out[found] = row_of_position[position[found]]
         return out
 
     parent_rows = find(child_rows, codes[n : n + n_parents])
@@ -214,14 +216,30 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     last_pull = propagate_up(last_pull, edges)
     frame["unit_last_pull"] = pd.DatetimeIndex(last_pull.view("M8[ns]")).tz_localize("UTC")
 
-    rankable = frame["top_level"] & (frame["tag_count"] > 0) & ~frame["is_signature_tag"]
-    ranked = frame.loc[rankable, ["repo_id", "pushed_at"]].sort_values(
-        ["repo_id", "pushed_at"], ascending=[True, False], kind="stable"
-    )
+    rankable = (
+        frame["top_level"] & (frame["tag_count"] > 0) & ~frame["is_signature_tag"]
+    ).to_numpy()
+    rows = np.flatnonzero(rankable)
     tagged_rank = np.zeros(n, dtype=np.int32)
-    tagged_rank[ranked.index.to_numpy()] = ranked.groupby("repo_id", sort=False).cumcount() + 1
+    tagged_rank[rows] = rank_newest(rid[rows], utc_ns(frame["pushed_at"])[rows])
     frame["tagged_rank"] = tagged_rank
     return frame, edges
+
+
+def rank_newest(group: np.ndarray, when: np.ndarray) -> np.ndarray:
+    """1 for the newest entry of each group, 2 for the next…; ties keep input order."""
+    if not len(group):
+        return np.zeros(0, dtype=np.int64)
+    key = when.astype("datetime64[ns]").astype(np.int64)
+    key = -np.maximum(key, np.iinfo(np.int64).min + 1)  # descending; NaT sorts last
+    order = np.lexsort((np.arange(len(group)), key, group))
+    ordered = group[order]
+    starts = np.r_[True, ordered[1:] != ordered[:-1]]
+    position = np.arange(len(order))
+    first = np.maximum.accumulate(np.where(starts, position, 0))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = position - first + 1
+    return ranks
 
 
 def propagate_up(values: np.ndarray, edges: Edges) -> np.ndarray:

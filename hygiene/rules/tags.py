@@ -173,8 +173,11 @@ def inconsistent_tag_scheme(ctx: RuleContext) -> pd.DataFrame:
     priority = np.zeros(len(SCHEME_NAMES), dtype=np.int64)
     for name, rank in PRIORITY.items():
         priority[SCHEME_NAMES.index(name)] = rank
-    tags = tags.assign(priority=priority[tags["scheme"].to_numpy()])
-    primary = tags.sort_values(["row", "priority"], kind="stable").drop_duplicates("row")
+    rows = tags["row"].to_numpy()
+    order = np.lexsort((priority[tags["scheme"].to_numpy()], rows))
+    sorted_rows = rows[order]
+    first = np.r_[True, sorted_rows[1:] != sorted_rows[:-1]] if len(order) else order
+    primary = tags.iloc[order[first]]
     per_repo = primary.groupby(["repo_id", "scheme"]).size().rename("images").reset_index()
     totals = per_repo.groupby("repo_id")["images"].agg(["sum", "size"])
     mixed = totals[(totals["size"] > 1) & (totals["sum"] >= ctx.options["min_images"])].index

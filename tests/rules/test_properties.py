@@ -130,7 +130,12 @@ def _oracle_protected(
             tagged_top[row["repository"]].append((row["pushed_days_ago"], d))
     keep = policy["protections"]["keep_newest"]
     for entries in tagged_top.values():
-        protected |= {d for _, d in sorted(entries)[:keep]}
+        # unambiguously among the newest K, whatever order equal push times take
+        protected |= {
+            d
+            for age, d in entries
+            if sum(1 for other, o in entries if other <= age and o != d) < keep
+        }
     return protected
 
 
