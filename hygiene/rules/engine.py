@@ -561,6 +561,22 @@ class _Run:
         constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
         row_list = rows.tolist()
         also_of = [also.get(row) for row in row_list] if also else [None] * len(row_list)
+        columns_as_lists = (
+            primary.rules[order].tolist(),
+            pylist(sub["account"]),
+            pylist(sub["region"]),
+            pylist(sub["repository"]),
+            namespaces.tolist(),
+            sub["tags"].tolist(),
+            primary.messages[order].tolist(),
+            digests_of,
+            bytes_of,
+            _iso(sub["pushed_at"]),
+            _iso(sub["unit_last_pull"]),
+            primary.details[order].tolist(),
+            also_of,
+        )
+        self.clock.lap("image-findings-prep")
         append = self.image_findings.append
         new = object.__new__
         set_dict = object.__setattr__
@@ -578,22 +594,7 @@ class _Run:
             last_pull,
             detail,
             other_rules,
-        ) in zip(
-            primary.rules[order].tolist(),
-            pylist(sub["account"]),
-            pylist(sub["region"]),
-            pylist(sub["repository"]),
-            namespaces.tolist(),
-            sub["tags"].tolist(),
-            primary.messages[order].tolist(),
-            digests_of,
-            bytes_of,
-            _iso(sub["pushed_at"]),
-            _iso(sub["unit_last_pull"]),
-            primary.details[order].tolist(),
-            also_of,
-            strict=True,
-        ):
+        ) in zip(*columns_as_lists, strict=True):
             code, name, severity, fix, fix_safety = constants[rule_index]
             details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at, "last_pull": last_pull}
             if other_rules is not None:

@@ -251,3 +251,21 @@ def test_disabled_rule_is_shown_as_off(rules_dir: Path) -> None:
     result = CliRunner().invoke(cli, ["rules", "--format", "json", "--rules-dir", str(rules_dir)])
     enabled = {r["code"]: r["enabled"] for r in json.loads(result.output)}
     assert not enabled["SC001"] and enabled["IM001"]
+
+
+def test_empty_registry_runs_every_rule() -> None:
+    from hygiene.inventory import RunInfo, empty_inventory
+
+    evaluation = evaluate(empty_inventory(RunInfo(id="x", started_at=NOW)), make_config(), NOW)
+    assert evaluation.findings == [] and evaluation.kept == []
+    assert set(evaluation.rules_run) == set(RULES)
+
+
+def test_findings_are_ordered_by_code() -> None:
+    images = [
+        {"repository": "nginx", "digest": "n", "pushed_days_ago": 30},
+        {"repository": "suporte/api", "digest": "u", "pushed_days_ago": 30},
+    ]
+    evaluation = evaluate(make_inventory(images, NOW), make_config(), NOW)
+    codes = [f.code for f in evaluation.findings]
+    assert codes == sorted(codes) and "IM001" in codes and "NS001" in codes
