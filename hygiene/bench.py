@@ -228,15 +228,20 @@ def run_once(n_images: int, n_repositories: int) -> dict[str, Any]:
     rss_before = _peak_rss_mib()
     started = time.perf_counter()
     cpu = time.process_time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    after = resource.getrusage(resource.RUSAGE_SELF)
     return {
         "images": len(inventory.images),
         "repositories": len(inventory.repositories),
         "build_seconds": round(built, 2),
         "evaluate_seconds": round(seconds, 2),
         "evaluate_cpu_seconds": round(cpu, 2),
+        "evaluate_user_seconds": round(after.ru_utime - usage.ru_utime, 2),
+        "evaluate_system_seconds": round(after.ru_stime - usage.ru_stime, 2),
+        "evaluate_page_faults": after.ru_minflt - usage.ru_minflt,
         "peak_rss_mib_before_evaluate": round(rss_before),
         "peak_rss_mib": round(_peak_rss_mib()),
         "findings": len(evaluation.findings),

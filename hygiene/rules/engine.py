@@ -18,6 +18,7 @@ Order of work:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import gc
 import time
 from collections import defaultdict
@@ -206,11 +207,30 @@ def _active_mutes(settings: RuleSettings, now: pd.Timestamp) -> tuple[list[str],
 
 
 def _iso(values: pd.Series) -> list[str | None]:
-    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT, vectorised."""
+    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT.
+
+    Formats each distinct day once and each second of the day from a table, then joins
+    them with numpy's object add: several times faster than ``np.datetime_as_string``.
+    """
     array = prot.utc_ns(values)
-    text = np.datetime_as_string(array, unit="s", timezone="UTC").astype(object)
-    text[np.isnat(array)] = None
+    nat = np.isnat(array)
+    seconds = array.astype("datetime64[s]").astype(np.int64)
+    seconds[nat] = 0
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, inverse = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
+    text = day_text[inverse] + _time_of_day_table()[second_of_day]
+    text[nat] = None
     return list(text.tolist())
+
+
+@functools.cache
+def _time_of_day_table() -> np.ndarray:
+    table = np.empty(86400, dtype=object)
+    table[:] = [
+        f"T{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
+    ]
+    return table
 
 
 class _Run:
@@ -559,8 +579,11 @@ class _Run:
         digests_of, bytes_of = units.lookup(rows)
         namespaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
         constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
-        row_list = rows.tolist()
-        also_of = [also.get(row) for row in row_list] if also else [None] * len(row_list)
+        also_of = np.full(len(rows), None, dtype=object)
+        if also:
+            positions = pd.Index(rows).get_indexer(np.fromiter(also, dtype=np.int64))
+            for position, codes in zip(positions.tolist(), also.values(), strict=True):
+                also_of[position] = codes
         columns_as_lists = (
             primary.rules[order].tolist(),
             pylist(sub["account"]),
@@ -574,7 +597,7 @@ class _Run:
             _iso(sub["pushed_at"]),
             _iso(sub["unit_last_pull"]),
             primary.details[order].tolist(),
-            also_of,
+            also_of.tolist(),
         )
         self.clock.lap("image-findings-prep")
         append = self.image_findings.append

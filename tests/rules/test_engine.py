@@ -269,3 +269,34 @@ def test_findings_are_ordered_by_code() -> None:
     evaluation = evaluate(make_inventory(images, NOW), make_config(), NOW)
     codes = [f.code for f in evaluation.findings]
     assert codes == sorted(codes) and "IM001" in codes and "NS001" in codes
+
+
+def test_iso_timestamps_match_numpy_formatting() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.rules.engine import _iso
+
+    values = pd.Series(
+        pd.to_datetime(
+            ["2026-11-28T03:04:05.9", None, "1999-12-31T23:59:59", "2024-02-29T00:00:00"],
+            utc=True,
+            format="ISO8601",
+        )
+    ).astype("datetime64[ns, UTC]")
+    expected = [
+        None if t == "NaT" else t
+        for t in np.datetime_as_string(
+            values.dt.tz_convert(None).to_numpy(), unit="s", timezone="UTC"
+        ).tolist()
+    ]
+    assert (
+        _iso(values)
+        == expected
+        == [
+            "2026-11-28T03:04:05Z",
+            None,
+            "1999-12-31T23:59:59Z",
+            "2024-02-29T00:00:00Z",
+        ]
+    )
