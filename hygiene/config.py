@@ -421,20 +421,12 @@ def load_config_files(policy_path: Path, projects_path: Path) -> Config:
     config = Config(
         policy=policy, projects=projects, policy_path=policy_path, projects_path=projects_path
     )
-    for hook in _VALIDATION_HOOKS:
-        hook(config)
+    # Rule codes, option names and ranges, selectors and regexes are known only to the
+    # rules engine; imported here because the engine imports this module.
+    from hygiene.rules.settings import validate_config
+
+    validate_config(config)
     return config
-
-
-# Subsystems that validate parts of the config they alone understand (the rules engine
-# checks rule codes, option names and ranges, regexes) register here at import time.
-_VALIDATION_HOOKS: list[Any] = []
-
-
-def register_validation_hook(hook: Any) -> Any:
-    """Register ``hook(config)`` to run after schema validation; it raises ConfigError."""
-    _VALIDATION_HOOKS.append(hook)
-    return hook
 
 
 def effective_config_dict(config: Config) -> dict[str, Any]:

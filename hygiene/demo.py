@@ -16,6 +16,7 @@ from pathlib import Path
 from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.collect.seed import seed_lab_registry, summary_line
 from hygiene.config import Config
+from hygiene.errors import HygieneError
 from hygiene.jobs import JobResult, run_nightly, run_weekly
 from hygiene.scan import RegistryAccess, ScanResult
 from hygiene.wiring import Wired, build_job_deps
@@ -54,7 +55,9 @@ def run_demo(
         run_nightly(deps, config, now, stop=threading.Event()),
         run_weekly(deps, config, now, stop=threading.Event()),
     ]
-    assert wired.inventory is not None and wired.evaluation is not None
+    if wired.inventory is None or wired.evaluation is None:
+        failed = "; ".join(e for job in jobs for e in job.errors[:3])
+        raise HygieneError(f"demo: the jobs did not get past the scan: {failed}")
     stored = {p.id: p.proposal for p in wired.store.proposals()}
     result = ScanResult(
         inventory=wired.inventory,
@@ -69,8 +72,6 @@ def run_demo(
     scan_json = out_dir / "scan.json"
     scan_json.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     outcome.outputs.append(("scan JSON", scan_json))
-    if result.snapshot is not None:
-        outcome.outputs.append(("snapshot", result.snapshot))
     for report in wired.reports:
         label = "admin report" if report.kind == "nightly" else f"owner report {report.namespace}"
         outcome.outputs.append((label, report.files["html"]))

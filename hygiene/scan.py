@@ -160,12 +160,18 @@ def collect(
     progress: bool | None,
     stop: threading.Event | None = None,
 ) -> Inventory:
+    before = handle.counter.as_dict()  # a handle may serve several scans (nightly + weekly)
+
+    def calls_of_this_scan() -> dict[str, int]:
+        after = handle.counter.as_dict()
+        return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
+
     with progress_reporter(progress) as advance:
         return collect_inventory(
             handle.clients,
             config.policy.collect,
             now=now,
-            api_calls=handle.counter.as_dict,
+            api_calls=calls_of_this_scan,
             progress=advance,
             source=handle.source,
             stop=stop,

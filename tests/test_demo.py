@@ -27,16 +27,20 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "40 repositories" in proc.stdout and "1554 images" in proc.stdout
+    assert "nightly run nightly-" in proc.stdout and "weekly run weekly-" in proc.stdout
+    assert ": ok (" in proc.stdout
     scan = json.loads((out / "scan.json").read_text())
     assert scan["run"]["complete"] is True
     assert scan["run"]["source"] == "embedded"
     assert scan["inventory"]["repositories"] == 40
     assert scan["run"]["api_calls"]["DescribeImages"] == 40
     assert Path(scan["snapshot"]).is_file()
-    (report_dir,) = [p for p in out.iterdir() if p.is_dir() and p.name != "snapshots"]
-    names = {p.name for p in report_dir.iterdir()}
-    assert "nightly.html" in names and "nightly.txt" in names
+    assert scan["findings"] and scan["proposals"] and scan["kept"]
+    assert {f["code"] for f in scan["findings"]} >= {"IM001", "IM002", "NS003", "SC004"}
+    reports = {p.name: p for p in out.glob("*/*.html")}
+    assert "nightly.html" in reports
     for namespace in ("suporte", "ml", "eureca", "bigsea", "labs"):
-        assert f"weekly-{namespace}.html" in names
+        assert f"weekly-{namespace}.html" in reports
         assert f"owner report {namespace}: " in proc.stdout
-    assert "Relatório semanal" in (report_dir / "weekly-suporte.html").read_text()
+    assert "Relatório semanal" in reports["weekly-suporte.html"].read_text()
+    assert (out / "demo.db").is_file()

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "hygiene.cli.report",
     "hygiene.cli.lifecycle",
     "hygiene.cli.proposals",
+    "hygiene.cli.rules_cmd",
 ]
 
 

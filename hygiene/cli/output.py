@@ -33,20 +33,8 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         console.print(f"  [red]✗[/] {where}: {error.operation}: {error.message}")
 
     if result.findings:
-        table = Table(title="Findings by namespace and rule", show_lines=False)
-        for column in ("namespace", "rule", "severity", "count", "reclaimable"):
-            table.add_column(
-                column, justify="right" if column in ("count", "reclaimable") else "left"
-            )
-        groups: Counter[tuple[str, str, str]] = Counter()
-        reclaim: Counter[tuple[str, str, str]] = Counter()
-        for f in result.findings:
-            key = (f.namespace or "(none)", f"{f.code} {f.rule}", f.severity.value)
-            groups[key] += 1
-            reclaim[key] += f.bytes
-        for key in sorted(groups):
-            table.add_row(*key, str(groups[key]), human_bytes(reclaim[key]) if reclaim[key] else "")
-        console.print(table)
+        console.print(_by_rule(result))
+        console.print(_by_namespace(result))
     else:
         console.print("no findings")
     if result.kept:
@@ -63,3 +51,56 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         console.print(f"API calls: {sum(calls.values())} ({listed})")
     if result.snapshot:
         console.print(f"snapshot: {result.snapshot}")
+
+
+def _by_rule(result: ScanResult) -> Table:
+    table = Table(title="Findings by rule", title_justify="left")
+    for column in ("rule", "severity", "findings", "namespaces", "reclaimable"):
+        table.add_column(
+            column,
+            justify="left" if column in ("rule", "severity") else "right",
+            no_wrap=column == "rule",
+        )
+    rows: dict[tuple[str, str, str], list[int]] = {}
+    spread: dict[str, set[str]] = {}
+    for f in result.findings:
+        key = (f.code, f.rule, f.severity.value)
+        row = rows.setdefault(key, [0, 0])
+        row[0] += 1
+        row[1] += f.bytes
+        spread.setdefault(f.code, set()).add(f.namespace or "(none)")
+    for (code, rule, severity), (count, size) in sorted(rows.items()):
+        table.add_row(
+            f"{code} {rule}",
+            _styled(severity),
+            str(count),
+            str(len(spread[code])),
+            human_bytes(size) if size else "",
+        )
+    return table
+
+
+def _by_namespace(result: ScanResult) -> Table:
+    table = Table(title="Findings by namespace", title_justify="left")
+    for column in ("namespace", "error", "warning", "info", "reclaimable"):
+        table.add_column(column, justify="left" if column == "namespace" else "right")
+    rows: dict[str, Counter[str]] = {}
+    for f in result.findings:
+        counter = rows.setdefault(f.namespace or "(none)", Counter())
+        counter[f.severity.value] += 1
+        counter["bytes"] += f.bytes
+    for namespace in sorted(rows):
+        c = rows[namespace]
+        table.add_row(
+            namespace,
+            str(c["error"] or ""),
+            str(c["warning"] or ""),
+            str(c["info"] or ""),
+            human_bytes(c["bytes"]) if c["bytes"] else "",
+        )
+    return table
+
+
+def _styled(severity: str) -> str:
+    colour = {"error": "red", "warning": "yellow", "info": "cyan"}[severity]
+    return f"[{colour}]{severity}[/]"

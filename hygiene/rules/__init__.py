@@ -1,0 +1,34 @@
+"""The rules engine and the rule catalogue.
+
+Public API::
+
+    from hygiene.rules import evaluate, filter_exit, RULES
+    evaluation = evaluate(inventory, config, now)   # -> Evaluation
+    evaluation.findings, evaluation.kept, evaluation.mute_warnings
+
+Rules live by family in ``naming``, ``images``, ``tags``, ``repositories`` and
+``compliance``; importing this package registers all of them in :data:`RULES`.
+"""
+
+from hygiene.rules import compliance, images, naming, repositories, tags  # noqa: F401  (register)
+from hygiene.rules.base import RULES, Option, Rule, Scope
+from hygiene.rules.engine import Evaluation, at_or_above, evaluate, filter_exit
+from hygiene.rules.protections import ImageReference, parse_image_reference, read_in_use_file
+from hygiene.rules.settings import resolve, select_codes, validate_config
+
+__all__ = [
+    "RULES",
+    "Evaluation",
+    "ImageReference",
+    "Option",
+    "Rule",
+    "Scope",
+    "at_or_above",
+    "evaluate",
+    "filter_exit",
+    "parse_image_reference",
+    "read_in_use_file",
+    "resolve",
+    "select_codes",
+    "validate_config",
+]

@@ -1,0 +1,171 @@
+"""Repository rules (RP): repositories that are empty, unmanaged or abandoned."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hygiene.model import FixSafety, Severity
+from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
+from hygiene.rules.protections import utc_ns
+
+DAY = pd.Timedelta(days=1)
+
+
+@rule(
+    code="RP001",
+    name="empty-repository",
+    severity=Severity.INFO,
+    fix_safety=FixSafety.UNSAFE,
+    scope=Scope.REPOSITORY,
+    deletes=Deletes.REPOSITORY,
+    fix="Delete the repository (an admin approves; the owner is told first).",
+    options=[
+        Option(
+            "days",
+            30,
+            "Only flag repositories created more than this many days ago.",
+            min=0,
+            max=3650,
+        ),
+    ],
+)
+def empty_repository(ctx: RuleContext) -> pd.DataFrame:
+    """Repository without images.
+
+    What it flags:
+        A repository that holds no image and was created more than ``days`` ago.
+
+    Why it matters:
+        Empty repositories clutter listings and permission reviews, and usually mean a
+        typo at push time or a project that moved elsewhere. Creating one again takes a
+        second.
+
+    Example:
+        ``suporte/cloud/nginx-test`` was created in March and never received a push.
+
+    Fix:
+        Delete the repository (unsafe: a pipeline may be about to push to it, so an
+        admin approves after the owner's grace period). The opt-out resource tag
+        ``hygiene:keep=true`` keeps it.
+    """
+    repos = ctx.repositories
+    cutoff = ctx.days_ago(ctx.options["days"])
+    mask = (repos["image_count"] == 0) & (repos["created_at"] < cutoff).fillna(False)
+    sub = repos[mask]
+    ages = ((ctx.now - sub["created_at"]) / DAY).astype(int).tolist()
+    messages = [
+        f"repository has no images; created {age} days ago (threshold {ctx.options['days']})"
+        for age in ages
+    ]
+    return pd.DataFrame({"message": messages}, index=sub.index)
+
+
+@rule(
+    code="RP002",
+    name="missing-lifecycle-policy",
+    severity=Severity.WARNING,
+    fix_safety=FixSafety.UNSAFE,
+    scope=Scope.REPOSITORY,
+    fix="Put the lifecycle policy generated from the rules config (hygiene lifecycle).",
+    options=[
+        Option(
+            "min_images",
+            0,
+            "Only flag repositories holding at least this many images.",
+            min=0,
+            max=100000,
+        ),
+    ],
+)
+def missing_lifecycle_policy(ctx: RuleContext) -> pd.DataFrame:
+    """Repository without a lifecycle policy (Security Hub ECR.3).
+
+    What it flags:
+        A repository with no lifecycle policy (and at least ``min_images`` images).
+
+    Why it matters:
+        Without a lifecycle policy images accumulate forever and storage grows every
+        month. AWS Security Hub control ECR.3 requires at least one lifecycle policy per
+        private repository.
+
+    Example:
+        ``ml/trainer`` with 420 images and no lifecycle policy.
+
+    Fix:
+        Put the policy generated from the rules config (``hygiene lifecycle``), previewed
+        on the inventory first (unsafe: it expires images, so an admin approves).
+    """
+    repos = ctx.repositories
+    policy = repos["lifecycle_policy"]
+    missing = policy.isna() | (policy.fillna("").str.strip() == "")
+    mask = missing & (repos["image_count"] >= ctx.options["min_images"])
+    sub = repos[mask]
+    counts = sub["image_count"].tolist()
+    messages = [f"no lifecycle policy ({c} images); Security Hub ECR.3" for c in counts]
+    return pd.DataFrame({"message": messages}, index=sub.index)
+
+
+@rule(
+    code="RP003",
+    name="abandoned-repository",
+    severity=Severity.INFO,
+    fix_safety=FixSafety.UNSAFE,
+    scope=Scope.REPOSITORY,
+    deletes=Deletes.REPOSITORY,
+    fix="Ask the owner; then delete the repository or archive its images.",
+    options=[
+        Option("days", 180, "No push and no pull for this many days.", min=1, max=3650),
+    ],
+)
+def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
+    """Repository nobody pushes to or pulls from.
+
+    What it flags:
+        A repository with images where the newest push and the latest recorded pull of
+        any image are both older than ``days`` (never pulled counts as old).
+
+    Why it matters:
+        An abandoned repository is paid storage for a project that moved on. It is the
+        largest single saving a cleanup can make, and the one that most needs the
+        owner's word.
+
+    Example:
+        ``bigsea/spark-old``: last push 2024-02-10, last pull 2024-05-03.
+
+    Fix:
+        Confirm with the owner, then delete the repository or move its images to the
+        archive storage class (unsafe, admin-approved). Repositories opted out with
+        ``hygiene:keep=true`` or holding images in use are never flagged.
+    """
+    images = ctx.images
+    if not len(images):
+        return pd.DataFrame({"message": [], "details": []})
+    cutoff = ctx.days_ago(ctx.options["days"])
+    activity = images.groupby("repo_row", sort=True).agg(
+        last_push=("pushed_at", "max"), last_pull=("last_pull", "max"), images=("digest", "size")
+    )
+    activity = activity[activity.index >= 0]
+    idle = (activity["last_push"] < cutoff) & (
+        activity["last_pull"].isna() | (activity["last_pull"] < cutoff)
+    )
+    sub = activity[idle.fillna(False)]
+    push = np.datetime_as_string(utc_ns(sub["last_push"]), unit="D")
+    pull = np.datetime_as_string(utc_ns(sub["last_pull"]), unit="D")
+    messages, details = [], []
+    for pushed, pulled, count in zip(
+        push.tolist(), pull.tolist(), sub["images"].tolist(), strict=True
+    ):
+        pulled_text = "never pulled" if pulled == "NaT" else f"last pull {pulled}"
+        messages.append(
+            f"no push since {pushed} and {pulled_text} ({count} images; threshold "
+            f"{ctx.options['days']} days)"
+        )
+        details.append(
+            {
+                "last_push": pushed,
+                "last_pull": None if pulled == "NaT" else pulled,
+                "images": int(count),
+            }
+        )
+    return pd.DataFrame({"message": messages, "details": details}, index=sub.index.astype(int))

@@ -1,0 +1,252 @@
+"""Rule configuration: selection, options, per-namespace overrides, the mutelist.
+
+``validate_config`` runs when the configuration is loaded (called from
+:func:`hygiene.config.load_config_files`) so a bad rule code, option name, value out of
+range or bad regex is a :class:`~hygiene.errors.ConfigError` naming the file, key and
+line, exit code 2, before anything reads the registry.
+
+Selection works like ruff: ``select`` and ``ignore`` take ``ALL``, a family (``images``),
+a prefix (``IM``, ``IM00``) or a code (``IM002``); the most specific matching entry wins,
+and at equal specificity ``ignore`` wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hygiene.errors import ConfigError
+from hygiene.rules.base import FAMILIES, RULES, Rule
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+
+
+def selector_codes(selector: str) -> set[str]:
+    """The codes a selector names; raises ValueError for a selector that names none."""
+    if selector == "ALL":
+        return set(RULES)
+    if selector in FAMILIES:
+        return {c for c, r in RULES.items() if r.family == selector}
+    codes = {c for c in RULES if c.startswith(selector)} if selector.isupper() else set()
+    if not codes or not selector[:2].isalpha():
+        families = ", ".join(FAMILIES)
+        raise ValueError(
+            f"unknown rule code, prefix or family {selector!r} (families: {families}; "
+            "run `hygiene rules` for the codes)"
+        )
+    return codes
+
+
+def specificity(selector: str) -> int:
+    if selector == "ALL":
+        return 0
+    if selector in FAMILIES:
+        return 1
+    return 1 + len(selector)
+
+
+def select_codes(select: Sequence[str], ignore: Sequence[str] = ()) -> set[str]:
+    """Codes enabled by ``select`` minus ``ignore`` (most specific entry wins)."""
+    enabled = set()
+    for code in RULES:
+        best_select = max((specificity(s) for s in select if code in selector_codes(s)), default=-1)
+        best_ignore = max((specificity(s) for s in ignore if code in selector_codes(s)), default=-1)
+        if best_select >= 0 and best_select > best_ignore:
+            enabled.add(code)
+    return enabled
+
+
+@dataclass(frozen=True)
+class Override:
+    namespaces: tuple[str, ...]
+    rules: dict[str, dict[str, Any]]
+    ignore: frozenset[str]
+    protected_tags: tuple[str, ...] | None
+
+    def matches(self, namespace: str | None) -> bool:
+        return namespace is not None and any(
+            fnmatch.fnmatchcase(namespace, p) for p in self.namespaces
+        )
+
+
+@dataclass(frozen=True)
+class MuteRule:
+    index: int
+    repository: str
+    digest: str | None
+    codes: frozenset[str]
+    reason: str
+    expires: date | None
+
+    def expired(self, today: date) -> bool:
+        return self.expires is not None and self.expires < today
+
+    def describe(self) -> str:
+        target = self.repository + (f"@{self.digest}" if self.digest else "")
+        return f"mutelist[{self.index}] ({target}: {', '.join(sorted(self.codes))})"
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """The rule part of a configuration, resolved and validated."""
+
+    enabled: frozenset[str]
+    options: dict[str, dict[str, Any]]  # code → global effective options
+    overrides: tuple[Override, ...]
+    mutelist: tuple[MuteRule, ...]
+    protected_tags: tuple[str, ...]
+    source: str
+
+    def options_for(self, code: str, namespace: str | None) -> dict[str, Any]:
+        options = dict(self.options[code])
+        for override in self.overrides:
+            if override.matches(namespace) and code in override.rules:
+                options.update(override.rules[code])
+        return options
+
+    def enabled_for(self, code: str, namespace: str | None) -> bool:
+        if code not in self.enabled:
+            return False
+        return not any(o.matches(namespace) and code in o.ignore for o in self.overrides)
+
+    def protected_tags_for(self, namespace: str | None) -> tuple[str, ...]:
+        tags = self.protected_tags
+        for override in self.overrides:
+            if override.matches(namespace) and override.protected_tags is not None:
+                tags = override.protected_tags
+        return tags
+
+    def options_key(self, code: str, namespace: str | None) -> str:
+        return json.dumps(self.options_for(code, namespace), sort_keys=True, default=str)
+
+
+def _check_options(code: str, options: Any, where: str) -> dict[str, Any]:
+    rule = RULES[code]
+    if not isinstance(options, dict):
+        raise ValueError(f"{where}: expected a mapping of option names to values")
+    checked = {}
+    for name, value in options.items():
+        try:
+            option = rule.option(name)
+        except KeyError:
+            known = ", ".join(o.name for o in rule.options) or "none"
+            raise ValueError(
+                f"{where}.{name}: unknown option of {code} {rule.name} (options: {known})"
+            ) from None
+        try:
+            checked[name] = option.check(value)
+        except ValueError as exc:
+            raise ValueError(f"{where}.{name}: {exc}") from None
+    return checked
+
+
+def _known_code(code: str, where: str) -> None:
+    if code not in RULES:
+        raise ValueError(f"{where}: unknown rule code {code!r} (run `hygiene rules`)")
+
+
+def _selectors(values: Iterable[str], where: str) -> frozenset[str]:
+    codes: set[str] = set()
+    for i, selector in enumerate(values):
+        try:
+            codes |= selector_codes(selector)
+        except ValueError as exc:
+            raise ValueError(f"{where}[{i}]: {exc}") from None
+    return frozenset(codes)
+
+
+def resolve(config: Config) -> RuleSettings:
+    """Validate and resolve the rule configuration; raises ConfigError (exit 2)."""
+    try:
+        return _resolve(config)
+    except ValueError as exc:
+        raise ConfigError(_locate(config.policy_path, str(exc))) from None
+
+
+def validate_config(config: Config) -> None:
+    """Raise :class:`ConfigError` if the rule part of ``config`` is invalid."""
+    resolve(config)
+
+
+def _resolve(config: Config) -> RuleSettings:
+    policy = config.policy
+    selection = policy.selection
+    _selectors(selection.select, "selection.select")
+    _selectors(selection.ignore, "selection.ignore")
+    options: dict[str, dict[str, Any]] = {code: rule.defaults for code, rule in RULES.items()}
+    for code, values in policy.rules.items():
+        _known_code(code, f"rules.{code}")
+        options[code].update(_check_options(code, values, f"rules.{code}"))
+    overrides = []
+    for i, override in enumerate(policy.overrides):
+        where = f"overrides[{i}]"
+        rules = {}
+        for code, values in override.rules.items():
+            _known_code(code, f"{where}.rules.{code}")
+            rules[code] = _check_options(code, values, f"{where}.rules.{code}")
+        overrides.append(
+            Override(
+                namespaces=tuple(override.namespaces),
+                rules=rules,
+                ignore=_selectors(override.ignore, f"{where}.ignore"),
+                protected_tags=(
+                    tuple(override.protected_tags) if override.protected_tags is not None else None
+                ),
+            )
+        )
+    mutes = []
+    for i, entry in enumerate(policy.mutelist):
+        mutes.append(
+            MuteRule(
+                index=i,
+                repository=entry.repository,
+                digest=entry.digest,
+                codes=_selectors(entry.rules, f"mutelist[{i}].rules"),
+                reason=entry.reason,
+                expires=entry.expires,
+            )
+        )
+    return RuleSettings(
+        enabled=frozenset(select_codes(selection.select, selection.ignore)),
+        options=options,
+        overrides=tuple(overrides),
+        mutelist=tuple(mutes),
+        protected_tags=tuple(policy.protections.protected_tags),
+        source=str(config.policy_path) if config.policy_path else "policy",
+    )
+
+
+def _locate(path: Path | None, message: str) -> str:
+    """Prefix ``key.path: message`` with the file and, when found, the line of the key."""
+    if path is None:
+        return message
+    key_path = message.split(":", 1)[0]
+    line = None
+    try:
+        from hygiene.config import _node_line, _read_yaml
+
+        _, node = _read_yaml(path)
+        loc: list[int | str] = []
+        for part in key_path.split("."):
+            name, _, rest = part.partition("[")
+            loc.append(name)
+            for index in rest.rstrip("]").split("]["):
+                if index.isdigit():
+                    loc.append(int(index))
+        line = _node_line(node, tuple(loc))
+    except (ConfigError, ValueError, OSError):
+        line = None
+    return f"{path}:{line}: {message}" if line else f"{path}: {message}"
+
+
+def rule_for(code: str) -> Rule:
+    try:
+        return RULES[code.upper()]
+    except KeyError:
+        raise ConfigError(f"unknown rule code {code!r}; `hygiene rules` lists them") from None

@@ -1,0 +1,302 @@
+"""Engine behaviour beyond single rules: config validation, selection, in-use images,
+exit status, the CLI, and the shipped configuration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
+from hygiene.config import load_config
+from hygiene.errors import ConfigError, ExitCode
+from hygiene.model import Finding, FixSafety, Severity
+from hygiene.rules import (
+    RULES,
+    evaluate,
+    filter_exit,
+    parse_image_reference,
+    read_in_use_file,
+    select_codes,
+)
+from hygiene.rules.engine import new_finding
+
+from ..conftest import NOW, RULES_DIR
+from .inventories import ACCOUNT, digest, make_config, make_inventory
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, target)
+    return target
+
+
+def _policy(rules_dir: Path, text: str) -> Path:
+    path = rules_dir / "default.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "rules:\n  IM002: {days: 0}\n",
+            "default.yaml:2: rules.IM002.days: must be between 1 and 3650 (got 0)",
+        ),
+        (
+            "rules:\n  IM002:\n    dayz: 3\n",
+            "default.yaml:3: rules.IM002.dayz: unknown option of IM002 stale-image "
+            "(options: days, keep_newest)",
+        ),
+        ("rules:\n  XX001: {}\n", "default.yaml:2: rules.XX001: unknown rule code 'XX001'"),
+        (
+            "rules:\n  NS004: {segment_pattern: '[a-z'}\n",
+            "rules.NS004.segment_pattern: invalid regular expression '[a-z'",
+        ),
+        (
+            "selection:\n  select: [ALL]\n  ignore: [IM, XX]\n",
+            "default.yaml:3: selection.ignore[1]: unknown rule code, prefix or family 'XX'",
+        ),
+        (
+            "overrides:\n  - namespaces: [ml]\n    rules:\n      IM002: {keep_newest: -1}\n",
+            "default.yaml:4: overrides[0].rules.IM002.keep_newest: must be between 0 and 1000",
+        ),
+        (
+            "mutelist:\n  - {repository: 'a/*', rules: [images, IM9], reason: because}\n",
+            "mutelist[0].rules[1]: unknown rule code, prefix or family 'IM9'",
+        ),
+        (
+            "rules:\n  SC002: {exclusion_filters: [a, b, c, d, e, f]}\n",
+            "rules.SC002.exclusion_filters: must have at most 5 entries (got 6)",
+        ),
+        (
+            "rules:\n  TG001: {ignore_schemes: [sha]}\n",
+            "rules.TG001.ignore_schemes: unknown value 'sha'",
+        ),
+        ("rules:\n  IM001: {min_age_days: '7'}\n", "must be an integer (got '7')"),
+    ],
+)
+def test_bad_rule_config_is_a_config_error_naming_file_line_and_key(
+    rules_dir: Path, text: str, message: str
+) -> None:
+    path = _policy(rules_dir, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(rules_dir)
+    assert err.value.message.startswith(str(path.parent))
+    assert message in err.value.message
+    assert err.value.exit_code == ExitCode.USAGE
+
+
+def test_cli_exit_code_2_on_bad_rule_option(
+    rules_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _policy(rules_dir, "rules:\n  IM002: {days: 0}\n")
+    assert run_cli(cli, ["rules", "--rules-dir", str(rules_dir)]) == 2
+    assert "rules.IM002.days: must be between 1 and 3650 (got 0)" in capsys.readouterr().err
+
+
+def test_selection_specificity() -> None:
+    assert select_codes(["ALL"]) == set(RULES)
+    assert select_codes(["ALL"], ["images"]) == set(RULES) - {"IM001", "IM002", "IM003", "IM004"}
+    assert select_codes(["IM001"], ["images"]) == {"IM001"}
+    assert select_codes(["images"], ["IM00"]) == set()
+    assert select_codes(["SC"], ["SC004"]) == {"SC001", "SC002", "SC003"}
+    assert select_codes(["IM"], ["IM"]) == set()  # equal specificity: ignore wins
+
+
+def test_filter_exit() -> None:
+    def finding(severity: Severity) -> Finding:
+        return Finding(
+            code="SC001",
+            rule="scan-on-push-disabled",
+            severity=severity,
+            account=ACCOUNT,
+            region="us-east-1",
+            repository="a/b",
+            namespace="a",
+            message="m",
+            fix="f",
+            fix_safety=FixSafety.SAFE,
+        )
+
+    warnings = [finding(Severity.WARNING), finding(Severity.INFO)]
+    assert filter_exit(warnings, "error") == 0
+    assert filter_exit(warnings, "warning") == 1
+    assert filter_exit(warnings, Severity.INFO) == 1
+    assert filter_exit(warnings, None) == 0
+    assert filter_exit(warnings, "never") == 0
+    assert filter_exit([], "info") == 0
+
+
+def test_fast_finding_equals_a_normal_one() -> None:
+    values = {
+        "code": "IM001",
+        "rule": "untagged-image",
+        "severity": Severity.WARNING,
+        "account": ACCOUNT,
+        "region": "us-east-1",
+        "repository": "a/b",
+        "namespace": "a",
+        "message": "m",
+        "fix": "f",
+        "fix_safety": FixSafety.SAFE,
+        "image_digest": "sha256:1",
+        "tags": (),
+        "bytes": 3,
+        "details": {"unit": ["sha256:1"]},
+    }
+    assert new_finding(dict(values)) == Finding(**values)
+    assert new_finding(dict(values)).to_json() == Finding(**values).to_json()
+
+
+def test_image_references_are_parsed() -> None:
+    ref = parse_image_reference(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/suporte/api:1.2")
+    assert ref is not None
+    assert (ref.account, ref.region, ref.repository, ref.tag) == (
+        ACCOUNT,
+        "us-east-1",
+        "suporte/api",
+        "1.2",
+    )
+    ref = parse_image_reference("suporte/api@sha256:abc")
+    assert ref is not None and ref.digest == "sha256:abc" and ref.tag is None
+    assert parse_image_reference("docker.io/library/nginx:1") is None
+    assert parse_image_reference("# comment") is None
+
+
+def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
+    uses = tmp_path / "in-use.txt"
+    uses.write_text(
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/suporte/api:1.0.0\n"
+        f"suporte/api@{digest('dangling')}\n",
+        encoding="utf-8",
+    )
+    images = [
+        {"digest": "old", "tags": ["1.0.0"], "pushed_days_ago": 400},
+        {"digest": "older", "tags": ["0.9.0"], "pushed_days_ago": 500},
+        {"digest": "dangling", "pushed_days_ago": 400},
+    ]
+    policy = {
+        "protections": {"keep_newest": 0, "in_use_images_file": str(uses)},
+        "rules": {"IM002": {"keep_newest": 0}},
+        "selection": {"select": ["IM"]},
+    }
+    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    flagged = {f.image_digest for f in evaluation.findings}
+    assert flagged == {digest("older")}
+    kept = {k.image_digest: k.reasons for k in evaluation.kept}
+    assert kept == {digest("old"): ("in-use",), digest("dangling"): ("in-use",)}
+    assert len(read_in_use_file(uses)) == 2
+
+
+def test_one_finding_per_image_with_the_other_rules_in_details() -> None:
+    images = [
+        {"digest": f"v{i}", "tags": [f"1.{i}.0"], "pushed_days_ago": 400 - i} for i in range(5)
+    ]
+    policy = {
+        "protections": {"keep_newest": 0},
+        "rules": {"IM002": {"keep_newest": 0}, "IM003": {"max_images": 3}},
+        "selection": {"select": ["IM"]},
+    }
+    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    assert [f.code for f in evaluation.findings] == ["IM002"] * 5
+    also = {f.image_digest: f.details.get("also") for f in evaluation.findings}
+    assert also[digest("v0")] == ["IM003"] and also[digest("v4")] is None
+
+
+def test_shipped_config_evaluates_and_reports_per_phase_timings(config: object) -> None:
+    inventory = make_inventory(
+        [{"repository": "ml/trainer", "digest": "a", "tags": ["1.0.0"], "pushed_days_ago": 120}],
+        NOW,
+    )
+    evaluation = evaluate(inventory, config, NOW)  # type: ignore[arg-type]
+    assert evaluation.mute_warnings == []
+    assert set(evaluation.rules_run) == set(RULES)
+    assert {"derive", "protections", "image-findings", "IM002"} <= set(evaluation.timings)
+    assert len(evaluation.protections) == 1 and bool(evaluation.protections["newest"].iloc[0])
+
+
+def test_cli_lists_every_rule_and_documents_one(rules_dir: Path) -> None:
+    runner = CliRunner()
+    listing = runner.invoke(cli, ["rules", "--rules-dir", str(rules_dir)])
+    assert listing.exit_code == 0, listing.output
+    for code, rule in RULES.items():
+        assert f"{code}  {rule.name}" in listing.output
+    one = runner.invoke(cli, ["rules", "IM002", "--rules-dir", str(rules_dir)])
+    assert one.exit_code == 0, one.output
+    for heading in ("What it flags:", "Why it matters:", "Example:", "Fix:", "Options:"):
+        assert heading in one.output
+    assert "days = 90  [1..3650]" in one.output
+    assert "ml: days=180" in one.output  # the shipped per-namespace override
+    ml = runner.invoke(
+        cli,
+        ["rules", "im002", "--namespace", "ml", "--format", "json", "--rules-dir", str(rules_dir)],
+    )
+    data = json.loads(ml.output)
+    assert {o["name"]: o["value"] for o in data["options"]} == {"days": 180, "keep_newest": 3}
+
+
+def test_cli_unknown_code_is_exit_2(rules_dir: Path) -> None:
+    assert run_cli(cli, ["rules", "ZZ123", "--rules-dir", str(rules_dir)]) == 2
+
+
+def test_disabled_rule_is_shown_as_off(rules_dir: Path) -> None:
+    _policy(rules_dir, "selection:\n  select: [ALL]\n  ignore: [compliance]\n")
+    result = CliRunner().invoke(cli, ["rules", "--format", "json", "--rules-dir", str(rules_dir)])
+    enabled = {r["code"]: r["enabled"] for r in json.loads(result.output)}
+    assert not enabled["SC001"] and enabled["IM001"]
+
+
+def test_empty_registry_runs_every_rule() -> None:
+    from hygiene.inventory import RunInfo, empty_inventory
+
+    evaluation = evaluate(empty_inventory(RunInfo(id="x", started_at=NOW)), make_config(), NOW)
+    assert evaluation.findings == [] and evaluation.kept == []
+    assert set(evaluation.rules_run) == set(RULES)
+
+
+def test_findings_are_ordered_by_code() -> None:
+    images = [
+        {"repository": "nginx", "digest": "n", "pushed_days_ago": 30},
+        {"repository": "suporte/api", "digest": "u", "pushed_days_ago": 30},
+    ]
+    evaluation = evaluate(make_inventory(images, NOW), make_config(), NOW)
+    codes = [f.code for f in evaluation.findings]
+    assert codes == sorted(codes) and "IM001" in codes and "NS001" in codes
+
+
+def test_iso_timestamps_match_numpy_formatting() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.rules.engine import _iso
+
+    values = pd.Series(
+        pd.to_datetime(
+            ["2026-11-28T03:04:05.9", None, "1999-12-31T23:59:59", "2024-02-29T00:00:00"],
+            utc=True,
+            format="ISO8601",
+        )
+    ).astype("datetime64[ns, UTC]")
+    expected = [
+        None if t == "NaT" else t
+        for t in np.datetime_as_string(
+            values.dt.tz_convert(None).to_numpy(), unit="s", timezone="UTC"
+        ).tolist()
+    ]
+    assert (
+        _iso(values)
+        == expected
+        == [
+            "2026-11-28T03:04:05Z",
+            None,
+            "1999-12-31T23:59:59Z",
+            "2024-02-29T00:00:00Z",
+        ]
+    )
