@@ -37,6 +37,7 @@ from hygiene.scan import (
     RegistryAccess,
     RegistryHandle,
     collect,
+    evaluate,
     evaluate_rules,
     plan_all,
     save_snapshot,
@@ -280,3 +281,17 @@ def build_job_deps(
         alert=wired.alert,
         context=wired,
     )
+
+
+def live_report_data(config: Config, *, store_url: str | None = None) -> ReportData:
+    """``hygiene report`` without ``--from-json``: scan now (read-only, nothing stored)
+    and take the trend and past outcomes from the store."""
+    from hygiene.store import Store
+
+    store = Store.from_config(config, store_url or os.environ.get("HYGIENE_STORE_URL"))
+    wired = Wired(config, store, RegistryAccess(), send=False)
+    inventory = collect(wired.registry(), config, progress=None)
+    wired.inventory = inventory
+    now = datetime.now(UTC)
+    result = evaluate(inventory, config, now)
+    return wired.report_data(result.to_json())

@@ -7,7 +7,6 @@ from ``--from-snapshot FILE`` or, without it, from the live registry through
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pandas as pd
 
 from hygiene.cli.common import load, rules_dir_option
 from hygiene.config import Config
-from hygiene.errors import CollectError, LifecycleError
+from hygiene.errors import LifecycleError
 from hygiene.inventory import Inventory, read_snapshot
 from hygiene.lifecycle import (
     check_policy,
@@ -35,25 +34,17 @@ from hygiene.lifecycle.propose import human_bytes, select_repositories
 
 
 def live_inventory(config: Config) -> Inventory:
-    """Collect the live registry (``hygiene.scan.open_registry`` + ``collect``)."""
-    try:
-        scan: Any = importlib.import_module("hygiene.scan")
-    except ImportError as exc:  # the collector is wired by the scan command's module
-        raise CollectError(
-            "no live collector available in this build; use --from-snapshot FILE"
-        ) from exc
-    handle = scan.open_registry(config)
-    inventory: Inventory = scan.collect(handle, config, progress=None)
-    return inventory
+    """Collect the live registry through the scan's code path."""
+    from hygiene.scan import collect, open_registry
+
+    return collect(open_registry(config), config, progress=None)
 
 
 def ecr_client_for(config: Config, region: str) -> Any:
     """An ECR client for ``region`` built the way the scan builds them."""
-    try:
-        scan: Any = importlib.import_module("hygiene.scan")
-    except ImportError as exc:
-        raise CollectError("no ECR client available in this build") from exc
-    return scan.open_registry(config, regions=[region]).clients[region]
+    from hygiene.scan import open_registry
+
+    return open_registry(config, regions=[region]).clients[region]
 
 
 def load_inventory(config: Config, snapshot: Path | None) -> Inventory:

@@ -11,7 +11,7 @@ import click
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
 from hygiene.errors import ConfigError
 from hygiene.inventory import read_snapshot
-from hygiene.report.data import HistoryRun, ReportData, build_report_data, live_source
+from hygiene.report.data import HistoryRun, ReportData, build_report_data
 from hygiene.report.i18n import LOCALES
 
 
@@ -113,12 +113,9 @@ def report_command(
     if from_json is not None:
         data = load_report_data(from_json, history_json, snapshot)
     else:
-        source = live_source()
-        if source is None:
-            raise ConfigError(
-                "no scan data: pass --from-json FILE (a saved `hygiene scan --format json`)"
-            )
-        data = source(config)
+        from hygiene.wiring import live_report_data
+
+        data = live_report_data(config)
     from hygiene.notify import publish
 
     publication = publish(

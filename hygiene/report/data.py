@@ -16,7 +16,7 @@ exact input of a report next to it and re-render it offline.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -191,20 +191,9 @@ class ReportData:
 
 # --------------------------------------------------------------------------- building
 
+
 # How ``hygiene report`` gets live data without --from-json: the scan/store side
 # registers ``source(config) -> ReportData`` (scan the registry, read the store history).
-_LIVE_SOURCE: list[Callable[[Any], ReportData]] = []
-
-
-def set_live_source(source: Callable[[Any], ReportData]) -> None:
-    """Register how to build :class:`ReportData` from a live scan + store history."""
-    _LIVE_SOURCE[:] = [source]
-
-
-def live_source() -> Callable[[Any], ReportData] | None:
-    return _LIVE_SOURCE[0] if _LIVE_SOURCE else None
-
-
 def build_report_data(
     scan: Mapping[str, Any],
     *,
