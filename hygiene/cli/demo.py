@@ -42,6 +42,13 @@ from hygiene.logs import configure_logging
     "or other hygiene commands at it.",
 )
 @click.option("--seed", "rng_seed", default=7, show_default=True, help="Random seed of the data.")
+@click.option(
+    "--grace-days",
+    type=click.IntRange(0, 365),
+    default=None,
+    help="Grace period of this demo's proposals (default: apply.grace_days). "
+    "0 lets you approve and apply right away against --keep-running.",
+)
 @log_format_option
 def demo_command(
     rules_dir: Path,
@@ -49,11 +56,22 @@ def demo_command(
     store_url: str | None,
     keep_running: bool,
     rng_seed: int,
+    grace_days: int | None,
     log_format: str,
 ) -> int:
-    """Run the nightly job on the embedded registry and write the reports."""
+    """Run the nightly and weekly jobs on the embedded registry and write the reports.
+
+    The registry is seeded like the lab's (40 repositories, ~1,500 images); everything
+    after seeding is the production code path. Reports, exports, the snapshot and the
+    demo's store (demo.db) go to --out.
+    """
     configure_logging(log_format)
     config = load(rules_dir)
+    if grace_days is not None:
+        apply = config.policy.apply.model_copy(update={"grace_days": grace_days})
+        config = config.model_copy(
+            update={"policy": config.policy.model_copy(update={"apply": apply})}
+        )
     out_dir = out or config.policy.report.out_dir
     now = datetime.now(UTC)
     account = config.policy.registry.account or "123456789012"
