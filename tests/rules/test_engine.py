@@ -23,7 +23,6 @@ from hygiene.rules import (
     read_in_use_file,
     select_codes,
 )
-from hygiene.rules.engine import new_finding
 
 from ..conftest import NOW, RULES_DIR
 from .inventories import ACCOUNT, digest, make_config, make_inventory
@@ -132,27 +131,6 @@ def test_filter_exit() -> None:
     assert filter_exit(warnings, None) == 0
     assert filter_exit(warnings, "never") == 0
     assert filter_exit([], "info") == 0
-
-
-def test_fast_finding_equals_a_normal_one() -> None:
-    values = {
-        "code": "IM001",
-        "rule": "untagged-image",
-        "severity": Severity.WARNING,
-        "account": ACCOUNT,
-        "region": "us-east-1",
-        "repository": "a/b",
-        "namespace": "a",
-        "message": "m",
-        "fix": "f",
-        "fix_safety": FixSafety.SAFE,
-        "image_digest": "sha256:1",
-        "tags": (),
-        "bytes": 3,
-        "details": {"unit": ["sha256:1"]},
-    }
-    assert new_finding(dict(values)) == Finding(**values)
-    assert new_finding(dict(values)).to_json() == Finding(**values).to_json()
 
 
 def test_image_references_are_parsed() -> None:
