@@ -86,7 +86,7 @@ def _print_rule(data: dict[str, Any]) -> None:
     for section, body in data["doc"].items():
         click.echo("")
         click.echo(click.style(section + ":", bold=True))
-        for line in body.splitlines():
+        for line in body.replace("``", "`").splitlines():
             click.echo(f"    {line}" if line else "")
     click.echo("")
     click.echo(click.style("Options:", bold=True))

@@ -601,8 +601,6 @@ class _Run:
         )
         self.clock.lap("image-findings-prep")
         append = self.image_findings.append
-        new = object.__new__
-        set_dict = object.__setattr__
         for (
             rule_index,
             account,
@@ -624,27 +622,21 @@ class _Run:
                 details["also"] = other_rules
             if isinstance(detail, dict):
                 details.update(detail)
-            # new_finding(), inlined: this loop runs once per flagged image
-            finding = new(Finding)
-            set_dict(
-                finding,
-                "__dict__",
-                {
-                    "code": code,
-                    "rule": name,
-                    "severity": severity,
-                    "account": account,
-                    "region": region,
-                    "repository": repository,
-                    "namespace": namespace,
-                    "message": message,
-                    "fix": fix,
-                    "fix_safety": fix_safety,
-                    "image_digest": unit[0],
-                    "tags": tuple(tags),
-                    "bytes": size,
-                    "details": details,
-                },
+            finding = Finding(
+                code=code,
+                rule=name,
+                severity=severity,
+                account=account,
+                region=region,
+                repository=repository,
+                namespace=namespace,
+                message=message,
+                fix=fix,
+                fix_safety=fix_safety,
+                image_digest=unit[0],
+                tags=tuple(tags),
+                bytes=size,
+                details=details,
             )
             append(finding)
 
@@ -717,19 +709,6 @@ def pylist(values: pd.Series) -> list[Any]:
     if isinstance(values.dtype, pd.CategoricalDtype):
         return values.tolist()
     return values.to_numpy(dtype=object, na_value=None).tolist()
-
-
-def new_finding(values: dict[str, Any]) -> Finding:
-    """Build a :class:`Finding` from a dict of all its fields, without ``__init__``.
-
-    The generated ``__init__`` of a frozen dataclass sets each field through
-    ``object.__setattr__``; on a first run over a neglected registry the engine builds
-    hundreds of thousands of findings and that alone took seconds. Callers pass every
-    field (a test checks the result equals ``Finding(**values)``).
-    """
-    finding = object.__new__(Finding)
-    object.__setattr__(finding, "__dict__", values)
-    return finding
 
 
 def _namespace_mask(column: pd.Series, members: list[str | None]) -> np.ndarray:

@@ -140,15 +140,6 @@ def test_bad_input_is_a_usage_error(
     assert message in err
 
 
-def test_without_data_source_explains_what_to_pass(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, _, err = run(
-        ["report", "nightly", "--out", str(tmp_path), "--rules-dir", str(RULES_DIR)], capsys
-    )
-    assert code == 2 and "--from-json" in err
-
-
 def test_namespace_only_for_weekly(
     saved: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

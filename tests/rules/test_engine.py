@@ -23,7 +23,6 @@ from hygiene.rules import (
     read_in_use_file,
     select_codes,
 )
-from hygiene.rules.engine import new_finding
 
 from ..conftest import NOW, RULES_DIR
 from .inventories import ACCOUNT, digest, make_config, make_inventory
@@ -132,27 +131,6 @@ def test_filter_exit() -> None:
     assert filter_exit(warnings, None) == 0
     assert filter_exit(warnings, "never") == 0
     assert filter_exit([], "info") == 0
-
-
-def test_fast_finding_equals_a_normal_one() -> None:
-    values = {
-        "code": "IM001",
-        "rule": "untagged-image",
-        "severity": Severity.WARNING,
-        "account": ACCOUNT,
-        "region": "us-east-1",
-        "repository": "a/b",
-        "namespace": "a",
-        "message": "m",
-        "fix": "f",
-        "fix_safety": FixSafety.SAFE,
-        "image_digest": "sha256:1",
-        "tags": (),
-        "bytes": 3,
-        "details": {"unit": ["sha256:1"]},
-    }
-    assert new_finding(dict(values)) == Finding(**values)
-    assert new_finding(dict(values)).to_json() == Finding(**values).to_json()
 
 
 def test_image_references_are_parsed() -> None:
@@ -300,3 +278,33 @@ def test_iso_timestamps_match_numpy_formatting() -> None:
             "2024-02-29T00:00:00Z",
         ]
     )
+
+
+def test_workload_using_a_platform_manifest_keeps_the_index_and_its_repository(
+    tmp_path: Path,
+) -> None:
+    uses = tmp_path / "in-use.txt"
+    uses.write_text(f"bigsea/spark@{digest('amd64')}\n", encoding="utf-8")
+    images = [
+        {
+            "repository": "bigsea/spark",
+            "digest": "idx",
+            "tags": ["1.0.0"],
+            "children": ["amd64"],
+            "pushed_days_ago": 400,
+        },
+        {"repository": "bigsea/spark", "digest": "amd64", "pushed_days_ago": 400},
+        {"repository": "bigsea/old", "digest": "x", "tags": ["1.0.0"], "pushed_days_ago": 400},
+    ]
+    policy = {
+        "protections": {"keep_newest": 0, "in_use_images_file": str(uses)},
+        "rules": {"IM002": {"keep_newest": 0}},
+        "selection": {"select": ["IM002", "RP003"]},
+    }
+    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    found = {(f.code, f.repository, f.image_digest) for f in evaluation.findings}
+    # the index is kept because a workload runs its amd64 manifest; the repository is
+    # abandoned by pull/push dates but holds an image in use, so no RP003 for it
+    assert found == {("IM002", "bigsea/old", digest("x")), ("RP003", "bigsea/old", None)}
+    kept = {k.image_digest: k.reasons for k in evaluation.kept}
+    assert kept == {digest("idx"): ("in-use",)}
