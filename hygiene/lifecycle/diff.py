@@ -12,20 +12,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-_RULE_ORDER = ["rulePriority", "description", "selection", "action"]
-_SELECTION_ORDER = [
-    "tagStatus",
-    "tagPatternList",
-    "tagPrefixList",
-    "storageClass",
-    "countType",
-    "countUnit",
-    "countNumber",
-]
-_ACTION_ORDER = ["type", "targetStorageClass"]
+from hygiene.lifecycle.policy import ACTION_KEYS, RULE_KEYS, SELECTION_KEYS
 
 
-def _ordered(data: dict[str, Any], order: list[str]) -> dict[str, Any]:
+def _ordered(data: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
     known = {k: data[k] for k in order if k in data}
     rest = {k: data[k] for k in sorted(data) if k not in order}
     return known | rest
@@ -52,10 +42,10 @@ def normalise(text: str, *, descriptions: bool = True) -> str:
             selection = dict(selection)
             if selection.get("storageClass") == "standard":
                 del selection["storageClass"]  # the default, written or not
-            rule["selection"] = _ordered(selection, _SELECTION_ORDER)
+            rule["selection"] = _ordered(selection, SELECTION_KEYS)
         if isinstance(rule.get("action"), dict):
-            rule["action"] = _ordered(rule["action"], _ACTION_ORDER)
-        rules.append(_ordered(rule, _RULE_ORDER))
+            rule["action"] = _ordered(rule["action"], ACTION_KEYS)
+        rules.append(_ordered(rule, RULE_KEYS))
 
     def priority(rule: Any) -> tuple[int, Any]:
         value = rule.get("rulePriority") if isinstance(rule, dict) else None

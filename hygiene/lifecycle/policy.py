@@ -15,6 +15,19 @@ from typing import Any
 
 from hygiene.errors import LifecycleError
 
+# The keys ECR knows, in the order ECR's documentation writes them (diff normalises to it).
+RULE_KEYS = ("rulePriority", "description", "selection", "action")
+SELECTION_KEYS = (
+    "tagStatus",
+    "tagPatternList",
+    "tagPrefixList",
+    "storageClass",
+    "countType",
+    "countUnit",
+    "countNumber",
+)
+ACTION_KEYS = ("type", "targetStorageClass")
+
 TAG_STATUSES = ("tagged", "untagged", "any")
 COUNT_TYPES = (
     "imageCountMoreThan",
@@ -116,15 +129,6 @@ def _strings(value: Any) -> tuple[str, ...]:
 def rule_from_json(data: dict[str, Any]) -> Rule:
     selection = data.get("selection") or {}
     action = data.get("action") or {}
-    known_sel = {
-        "tagStatus",
-        "tagPatternList",
-        "tagPrefixList",
-        "storageClass",
-        "countType",
-        "countUnit",
-        "countNumber",
-    }
     return Rule(
         rule_priority=int(data["rulePriority"]),
         description=data.get("description"),
@@ -137,7 +141,7 @@ def rule_from_json(data: dict[str, Any]) -> Rule:
         count_number=int(selection["countNumber"]),
         action=str(action.get("type")),
         target_storage_class=action.get("targetStorageClass"),
-        extra={k: v for k, v in selection.items() if k not in known_sel},
+        extra={k: v for k, v in selection.items() if k not in SELECTION_KEYS},
     )
 
 

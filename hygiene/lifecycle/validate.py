@@ -18,6 +18,7 @@ from typing import Any, TypeGuard
 
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle.policy import (
+    ACTION_KEYS,
     ACTION_TYPES,
     AGE_COUNT_TYPES,
     COUNT_TYPES,
@@ -26,6 +27,8 @@ from hygiene.lifecycle.policy import (
     MAX_WILDCARDS,
     MIN_ARCHIVE_DAYS,
     MIN_POLICY_CHARS,
+    RULE_KEYS,
+    SELECTION_KEYS,
     STORAGE_CLASSES,
     TAG_STATUSES,
     LifecyclePolicy,
@@ -33,17 +36,6 @@ from hygiene.lifecycle.policy import (
     parse_policy,
 )
 
-RULE_KEYS = {"rulePriority", "description", "selection", "action"}
-SELECTION_KEYS = {
-    "tagStatus",
-    "tagPatternList",
-    "tagPrefixList",
-    "storageClass",
-    "countType",
-    "countUnit",
-    "countNumber",
-}
-ACTION_KEYS = {"type", "targetStorageClass"}
 ALLOW_PULLED_EXPIRE = "lifecycle.allow_since_image_pulled_expire"
 
 
@@ -109,7 +101,7 @@ class _Checker:
         priority = rule.get("rulePriority")
         if _is_int(priority):
             label = f"rules[{index}] (rulePriority {priority})"
-        for key in sorted(set(rule) - RULE_KEYS):
+        for key in sorted(set(rule) - set(RULE_KEYS)):
             self.add(f"{label}: {key}", "unknown property")
         if "rulePriority" not in rule:
             self.add(f"{label}: rulePriority", "missing (a unique integer is required)")
@@ -134,7 +126,7 @@ class _Checker:
 
     def selection(self, label: str, sel: dict[str, Any]) -> None:
         where = f"{label}: selection"
-        for key in sorted(set(sel) - SELECTION_KEYS):
+        for key in sorted(set(sel) - set(SELECTION_KEYS)):
             self.add(f"{where}.{key}", "unknown property")
         status = sel.get("tagStatus")
         if status is None:
@@ -241,7 +233,7 @@ class _Checker:
 
     def action(self, label: str, action: dict[str, Any], sel: dict[str, Any]) -> None:
         where = f"{label}: action"
-        for key in sorted(set(action) - ACTION_KEYS):
+        for key in sorted(set(action) - set(ACTION_KEYS)):
             self.add(f"{where}.{key}", "unknown property")
         kind = action.get("type")
         target = action.get("targetStorageClass")
