@@ -99,3 +99,23 @@ def test_config_schema_lists_every_section() -> None:
     assert set(schema["properties"]) >= {"registry", "collect", "rules", "apply", "schedule"}
     projects = json.loads(CliRunner().invoke(cli, ["config", "schema", "projects"]).output)
     assert "projects" in projects["properties"]
+
+
+def _fields(model: type, prefix: str = "") -> list[tuple[str, str]]:
+    from pydantic import BaseModel
+
+    found = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        found.append((prefix + name, name))
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += _fields(annotation, prefix + name + ".")
+    return found
+
+
+def test_every_config_key_is_documented() -> None:
+    from hygiene.config import Policy, Project
+
+    docs = "".join(p.read_text(encoding="utf-8") for p in (RULES_DIR.parent / "docs").glob("*.md"))
+    missing = [path for path, name in _fields(Policy) + _fields(Project) if f"`{name}`" not in docs]
+    assert missing == [], f"document these keys in docs/: {missing}"
