@@ -1,6 +1,6 @@
 """Value types passed between the pure stages: findings, kept images, proposals.
 
-They are plain frozen dataclasses with ``to_json`` so the JSON contract of
+They are plain (frozen, except ``Finding``) dataclasses with ``to_json`` so the JSON contract of
 ``hygiene scan --format json`` (docs/json-contract.md) is defined in one place.
 """
 
@@ -30,9 +30,15 @@ class FixSafety(StrEnum):
     MANUAL = "manual"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Finding:
-    """One rule violation. ``image_digest`` is None for repository/namespace rules."""
+    """One rule violation. ``image_digest`` is None for repository/namespace rules.
+
+    Treat it as immutable. It is not a frozen dataclass on purpose: a first scan of a
+    neglected registry builds one per flagged image (593k at 1M images), and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) took twice as long
+    as a plain slotted one — seconds of the rules engine's budget (docs/benchmarks.md).
+    """
 
     code: str
     rule: str
