@@ -145,9 +145,12 @@ def _evaluate(
     protection_frame = protections.frame  # owned here: add the identifying columns in place
     for position, column in enumerate(("account", "region", "repository", "digest")):
         protection_frame.insert(position, column, images[column])
+    clock.lap("protection-frame")
+    kept = run.kept_images()
+    clock.lap("kept-images")
     return Evaluation(
         findings=run.findings,
-        kept=run.kept_images(),
+        kept=kept,
         mute_warnings=mute_warnings,
         protections=protection_frame,
         muted=run.muted,
