@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -969,8 +970,12 @@ def apply(
     actor: str | None = None,
     ids: Iterable[str] | None = None,
     approved: bool = True,
+    stop: threading.Event | None = None,
 ) -> ApplyResult:
     """Apply every eligible proposal (or only ``ids``) under the store's ``apply`` lock.
+
+    ``stop`` (set by SIGTERM in the scheduler) is checked before each proposal: the one
+    in progress finishes its batches and records them; the rest are left for next time.
 
     ``approved=False`` leaves approved proposals alone (the nightly job passes
     ``config.policy.apply.apply_approved``); safe proposals run when
@@ -982,12 +987,12 @@ def apply(
     result = ApplyResult(run_id=None, dry_run=dry_run)
     recorder = _Recorder(store, result, actor, now)
     if dry_run:
-        _run(store, clients, config, now, result, recorder, ids, approved)
+        _run(store, clients, config, now, result, recorder, ids, approved, stop)
         return result
     with store.lock("apply"):
         result.run_id = store.record_run("apply", started_at=now, source=actor)
         try:
-            _run(store, clients, config, now, result, recorder, ids, approved)
+            _run(store, clients, config, now, result, recorder, ids, approved, stop)
         except Exception as exc:
             store.finish_run(result.run_id, "failed", counts=_counts(result), errors=[str(exc)])
             raise
@@ -1021,6 +1026,7 @@ def _run(
     recorder: _Recorder,
     ids: Iterable[str] | None,
     approved: bool,
+    stop: threading.Event | None = None,
 ) -> None:
     ctx = _Context(store, clients, config, now, recorder, result)
     if not result.dry_run:
@@ -1033,6 +1039,9 @@ def _run(
             if proposal_id not in known:
                 result.not_eligible[proposal_id] = "unknown, or not proposed/approved"
     for stored in candidates:
+        if stop is not None and stop.is_set():
+            result.not_eligible[stored.id] = "not started: the run was asked to stop"
+            continue
         ok, why = eligibility(stored, config, now)
         if ok and not approved and stored.state == ProposalState.APPROVED:
             ok, why = False, "approved proposals are not applied by this run (apply.apply_approved)"

@@ -86,7 +86,9 @@ def apply_with(
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplyResult:
         from hygiene.apply import apply
 
-        result = apply(store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals])
+        result = apply(
+            store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals], stop=stop
+        )
         states = {i: str(state) for i, (state, _) in result.states.items()}
         return ApplyResult(
             applied=sum(1 for s in states.values() if s == ProposalState.APPLIED),

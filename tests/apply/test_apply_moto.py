@@ -73,6 +73,28 @@ def test_approved_deletes_happen_and_protected_images_survive(
     assert run.status == "ok" and run.counts["deleted"] == 5
 
 
+def test_a_stop_request_leaves_unstarted_proposals_for_next_time(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    import threading
+
+    repos = [seeder.repo(f"team/s{i}") for i in range(2)]
+    digests = [seeder.image(r, tag="old") for r in repos]
+    findings = [seeder.finding("IM002", r, d) for r, d in zip(repos, digests, strict=True)]
+    proposals = propose(store, seeder, config, now, findings)
+    approve_past_grace(store, proposals, now)
+    stop = threading.Event()
+    stop.set()
+
+    result = apply(store, clients, config, now, actor=ADMIN, stop=stop)
+
+    assert {seeder.live_digests(r).pop() for r in repos} == set(digests)  # nothing deleted
+    assert all("asked to stop" in result.not_eligible[p.id] for p in proposals)
+    assert all(store.get(p.id).state == ProposalState.APPROVED for p in proposals)
+    again = apply(store, clients, config, now, actor=ADMIN)  # the next run does the work
+    assert all(again.states[p.id][0] == "applied" for p in proposals)
+
+
 def test_rejected_ungraced_and_unapproved_proposals_do_not_run(
     store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
 ) -> None:
