@@ -134,7 +134,7 @@ class Wired:
         return self.registry().client(account, region)
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
-        self.inventory = collect(self.registry(), config, progress=False, stop=stop)
+        self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
         self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
         return self.inventory
