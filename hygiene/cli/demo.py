@@ -7,6 +7,7 @@ difference is the endpoint URL and dummy credentials).
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from datetime import UTC, datetime
@@ -49,6 +50,7 @@ from hygiene.logs import configure_logging
     help="Grace period of this demo's proposals (default: apply.grace_days). "
     "0 lets you approve and apply right away against --keep-running.",
 )
+@click.option("--verbose", "-v", is_flag=True, help="Log every step (default: warnings only).")
 @log_format_option
 def demo_command(
     rules_dir: Path,
@@ -57,6 +59,7 @@ def demo_command(
     keep_running: bool,
     rng_seed: int,
     grace_days: int | None,
+    verbose: bool,
     log_format: str,
 ) -> int:
     """Run the nightly and weekly jobs on the embedded registry and write the reports.
@@ -65,7 +68,7 @@ def demo_command(
     after seeding is the production code path. Reports, exports, the snapshot and the
     demo's store (demo.db) go to --out.
     """
-    configure_logging(log_format)
+    configure_logging(log_format, logging.INFO if verbose else logging.WARNING)
     config = load(rules_dir)
     if grace_days is not None:
         apply = config.policy.apply.model_copy(update={"grace_days": grace_days})

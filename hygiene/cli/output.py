@@ -55,7 +55,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
 
 def _by_rule(result: ScanResult) -> Table:
     table = Table(title="Findings by rule", title_justify="left")
-    for column in ("rule", "severity", "findings", "namespaces", "reclaimable"):
+    for column in ("rule", "severity", "count", "ns", "reclaim"):
         table.add_column(
             column,
             justify="left" if column in ("rule", "severity") else "right",
