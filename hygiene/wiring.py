@@ -152,9 +152,16 @@ class Wired:
     # -- reports
     def _history(self) -> list[HistoryRun]:
         runs = self.store.runs(last=self.config.policy.report.trend_runs)
+        # the store says ok | incomplete | failed; the reports say complete | …
+        status = {"ok": "complete"}
         return [
             HistoryRun.from_json(
-                {**r.summary, "id": r.id, "finished_at": r.finished_at, "status": r.status}
+                {
+                    **r.summary,
+                    "id": r.id,
+                    "finished_at": r.finished_at,
+                    "status": status.get(r.status, r.status),
+                }
             )
             for r in runs
             if r.summary
@@ -200,6 +207,10 @@ class Wired:
         return reports
 
     def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
+        # the job hands over the namespace's part; the report also shows the namespace's
+        # share of the whole registry, so it needs the registry totals back
+        if self.inventory is not None:
+            document = {**document, "inventory": self.inventory.summary()}
         data = self.report_data(document)
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir

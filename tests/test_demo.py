@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,5 +43,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     for namespace in ("suporte", "ml", "eureca", "bigsea", "labs"):
         assert f"weekly-{namespace}.html" in reports
         assert f"owner report {namespace}: " in proc.stdout
-    assert "Relatório semanal" in reports["weekly-suporte.html"].read_text()
+    suporte = reports["weekly-suporte.html"].read_text()
+    assert "Relatório semanal" in suporte
+    # the owner sees the namespace's share of the whole registry, not of itself
+    share = re.search(r"Seu namespace ocupa (\d+)% do armazenamento", suporte)
+    assert share is not None and 0 < int(share.group(1)) < 100
     assert (out / "demo.db").is_file()
