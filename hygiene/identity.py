@@ -13,7 +13,7 @@ from __future__ import annotations
 import getpass
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlparse
@@ -99,3 +99,43 @@ def require_admin(identity: str, config: Config, doing: str = "approve") -> str:
             "nothing was changed"
         )
     return identity
+
+
+def session_name(identity: str) -> str | None:
+    """The session name of an assumed-role ARN (for IAM Identity Center users, their
+    user name, at the lab their email): ``…:assumed-role/Role/joao@lsd…`` → the email."""
+    match = _ASSUMED_ROLE.match(identity)
+    if not match:
+        return None
+    return identity.rsplit("/", 1)[-1].lower()
+
+
+def owns_namespaces(identity: str, config: Config, namespaces: Iterable[str | None]) -> bool:
+    """Is ``identity`` an owner or member of every namespace (by its SSO session name)?"""
+    name = session_name(identity)
+    if name is None:
+        return False
+    for namespace in namespaces:
+        project = config.projects.projects.get(namespace) if namespace else None
+        if project is None:
+            return False
+        people = {e.lower() for e in (*project.owners, *project.members)}
+        if name not in people:
+            return False
+    return True
+
+
+def require_admin_or_owner(
+    identity: str, config: Config, namespaces: Iterable[str | None], doing: str = "reject"
+) -> str:
+    """Admins may decide anything; a project's owners and members may *object* (reject)
+    to proposals in their own namespace — objecting only ever keeps images."""
+    wanted = list(namespaces)
+    if is_admin(identity, config.policy.admins) or owns_namespaces(identity, config, wanted):
+        return identity
+    where = config.policy_path or "rules/default.yaml"
+    listed = ", ".join(sorted({str(n) for n in wanted if n})) or "(no namespace)"
+    raise NotAuthorisedError(
+        f"{identity} may not {doing}: neither in `admins` of {where} nor an owner or member "
+        f"of {listed} in the projects registry; nothing was changed"
+    )

@@ -21,7 +21,7 @@ from hygiene.apply import ClientFactory, apply
 from hygiene.cli.common import load, rules_dir_option
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError
-from hygiene.identity import caller_identity, require_admin
+from hygiene.identity import caller_identity, require_admin, require_admin_or_owner
 from hygiene.model import ProposalState
 from hygiene.store import Store, StoredProposal
 
@@ -249,9 +249,17 @@ def approve_cmd(
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
 def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
-    """Reject proposals (admins only); they are never applied."""
+    """Reject (object to) proposals; they are never applied.
+
+    Admins may reject anything. A project's owners and members may reject proposals in
+    their own namespace (matched by their IAM Identity Center session name, their email):
+    that is how an owner objects to a deletion announced in the weekly report.
+    """
     config, store = _open(rules_dir, store_url)
-    approver = require_admin(IDENTITY(config), config, "reject")
+    targets = store.proposals(ids=list(ids))
+    approver = require_admin_or_owner(
+        IDENTITY(config), config, {t.proposal.namespace for t in targets}, "reject"
+    )
     for stored in store.reject(list(ids), approver, reason):
         click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
 

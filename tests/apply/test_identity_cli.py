@@ -204,3 +204,31 @@ def test_cli_usage_errors(tmp_path, seeded, capsys) -> None:
     assert run_cli(cli, ["approve", "p-unknown", *common]) == 2
     assert "unknown proposal id" in capsys.readouterr().err
     assert run_cli(cli, ["audit", "--since", "yesterday", *common]) == 2
+
+
+def test_owner_may_object_to_proposals_of_their_namespace_only(tmp_path, seeded, capsys) -> None:
+    """The weekly report tells owners to object with `hygiene reject`; they are not
+    admins, so their SSO session name (their email) must be an owner of the namespace."""
+    from hygiene.cli import proposals as proposals_cli
+
+    directory = rules_dir(tmp_path, ["AdministratorAccess"])
+    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
+    role = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_abc"
+    owner = f"{role}/joao.silva@lsd.ufcg.edu.br"
+    stranger = f"{role}/ana.costa@lsd.ufcg.edu.br"
+    store: Store = seeded["store"]
+    original = proposals_cli.IDENTITY
+    try:
+        proposals_cli.IDENTITY = lambda config: stranger  # owner of ml, not of suporte
+        assert run_cli(cli, ["reject", seeded["id"], "--reason", "mine", *common]) == 4
+        assert "nor an owner or member of suporte" in capsys.readouterr().err
+        assert store.get(seeded["id"]).state == ProposalState.PROPOSED
+        assert run_cli(cli, ["approve", seeded["id"], *common]) == 4  # approving stays admin-only
+
+        proposals_cli.IDENTITY = lambda config: owner  # joao owns suporte
+        code = run_cli(cli, ["reject", seeded["id"], "--reason", "still used by CI", *common])
+        assert code == 0, capsys.readouterr().err
+    finally:
+        proposals_cli.IDENTITY = original
+    assert store.get(seeded["id"]).state == ProposalState.REJECTED
+    assert store.approvals(seeded["id"])[-1]["approver"] == owner
