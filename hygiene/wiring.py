@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -123,6 +123,7 @@ class Wired:
     evaluation: Any = None
     proposals: list[Proposal] = field(default_factory=list)
     snapshot: Path | None = None
+    announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     # -- registry
     def registry(self) -> RegistryHandle:
@@ -211,6 +212,16 @@ class Wired:
         # share of the whole registry, so it needs the registry totals back
         if self.inventory is not None:
             document = {**document, "inventory": self.inventory.summary()}
+        # this report is the owners' notice: open proposals not yet announced get the
+        # grace date that notify() records when the report is delivered
+        grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)
+        open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
+        document["proposals"] = [
+            {**p, "grace_until": grace.isoformat()}
+            if p.get("grace_until") is None and p.get("state") in open_states
+            else p
+            for p in document["proposals"]
+        ]
         data = self.report_data(document)
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
@@ -234,7 +245,7 @@ class Wired:
                 + ("" if result.ok else f": {result.error}"),
             )
         if all(r.ok for r in results):
-            now = datetime.now(UTC)
+            now = self.announced_at
             for report in reports:
                 if report.kind == "weekly" and report.namespace:
                     self.store.mark_notified(now, namespace=report.namespace)

@@ -48,4 +48,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # the owner sees the namespace's share of the whole registry, not of itself
     share = re.search(r"Seu namespace ocupa (\d+)% do armazenamento", suporte)
     assert share is not None and 0 < int(share.group(1)) < 100
+    # the weekly report is the owners' notice: it states the grace date it starts
+    ml = (reports["weekly-ml.html"].parent / "weekly-ml.txt").read_text()
+    assert "Grace until" in ml and "Grace until —" not in ml
     assert (out / "demo.db").is_file()
