@@ -195,8 +195,16 @@ def plan_all(
 
     proposals = list(plan(evaluation, inventory, config, now))
     flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
-    for name in sorted(flagged):
-        proposals += propose_lifecycle(inventory, config, now, repository=name)
+    if flagged:
+        # one call over the flagged repositories (not one per repository: each call
+        # selects among all repositories, quadratic on a large registry)
+        images, repositories = inventory.images, inventory.repositories
+        scoped = Inventory(
+            images=images[images["repository"].astype(object).isin(flagged)],
+            repositories=repositories[repositories["name"].astype(object).isin(flagged)],
+            run=inventory.run,
+        )
+        proposals += propose_lifecycle(scoped, config, now)
     return proposals
 
 
