@@ -280,6 +280,20 @@ def diff(
     help="Also propose replacing a different existing policy "
     "(default: lifecycle.replace_existing).",
 )
+@click.option(
+    "--save",
+    is_flag=True,
+    help="Also record the proposals in the store, for `hygiene approve` (the nightly run "
+    "does this by itself for repositories without a policy).",
+)
+@click.option(
+    "--store",
+    "store_url",
+    envvar="HYGIENE_STORE_URL",
+    default=None,
+    metavar="URL",
+    help="Store URL for --save (default: store.url; env HYGIENE_STORE_URL).",
+)
 @snapshot_option
 @now_option
 @rules_dir_option
@@ -287,14 +301,17 @@ def propose_cmd(
     repository: str | None,
     namespace: str | None,
     replace_existing: bool | None,
+    save: bool,
+    store_url: str | None,
     snapshot: Path | None,
     now: datetime | None,
     rules_dir: Path,
 ) -> None:
-    """Print put-lifecycle-policy proposals (unsafe fixes) as JSON.
+    """Print put-lifecycle-policy proposals (unsafe fixes) as JSON; --save stores them.
 
     Without REPOSITORY or --namespace every repository is considered. Repositories whose
     current policy is equivalent, that were not read completely, or that opt out get none.
+    Saved proposals go through the usual approval, grace period and live re-check.
     """
     config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
@@ -312,6 +329,13 @@ def propose_cmd(
         click.echo(f"kept: {name}: has its own policy (use --replace-existing)", err=True)
     json.dump([p.to_json() for p in plan.proposals], sys.stdout, indent=2)
     click.echo()
+    if save:
+        from hygiene.store import Store
+
+        with Store.from_config(config, store_url) as store:
+            # scoped: proposals of other repositories are not expired by this partial plan
+            store.upsert_proposals(plan.proposals, _now(now), complete=False)
+        click.echo(f"saved {len(plan.proposals)} proposal(s) to {store.url}", err=True)
 
 
 def register(group: click.Group) -> None:

@@ -206,6 +206,17 @@ def test_cli_commands_on_snapshot(
     assert code == 0
     assert [p["repository"] for p in json.loads(out)] == ["team/app", "team/custom"]
 
+    from hygiene.store import Store
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    code, out, err = _run(
+        ["lifecycle", "propose", "--save", "--store", url, *common, *when], capsys
+    )
+    assert code == 0 and "saved 1 proposal(s)" in err
+    with Store(url) as store:
+        (saved,) = store.proposals()
+    assert saved.id == json.loads(out)[0]["id"] and saved.state.value == "proposed"
+
     code, _, err = _run(["lifecycle", "preview", "nope/none", *common], capsys)
     assert code == 2 and "no repository matches 'nope/none'" in err
 
