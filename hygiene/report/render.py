@@ -30,6 +30,9 @@ from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
 from hygiene.report.views import compliance_scores, nightly_context, weekly_context
 
+# Mail clients drop <style>: inline it, minified, and never fetch anything remote.
+INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False)
+
 ReportKind = Literal["nightly", "weekly"]
 TEMPLATE_MARKER = "base.html"
 
@@ -151,7 +154,7 @@ def _render(
     }
     html = env.get_template(f"{kind}.html").render(context)
     text = env.get_template(f"{kind}.txt").render(context)
-    html = css_inline.inline(html)
+    html = INLINER.inline(html)
     return html, text
 
 
