@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -61,12 +59,4 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
-__all__ = [
-    "configure_logging",
-    "load",
-    "log_format_option",
-    "logging",
-    "rules_dir_option",
-    "run_cli",
-    "sys",
-]
+__all__ = ["configure_logging", "load", "log_format_option", "rules_dir_option", "run_cli"]
