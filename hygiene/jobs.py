@@ -23,7 +23,6 @@ tests. The guarantees live here, not in the stages:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -132,7 +131,7 @@ class JobDeps:
     when called from a job (the job already holds it).
     ``due_approved(now)`` lists approved proposals whose grace date has passed.
     ``render_admin_report(document)`` / ``render_owner_report(document, namespace)``
-    render from the scan JSON contract (plus ``job`` and ``history`` keys) and return a
+    render from the scan JSON contract (plus a ``job`` key) and return a
     report value that ``notify(report)`` delivers. ``alert(RunAlert)`` tells the admins.
     """
 
@@ -164,63 +163,6 @@ class JobResult:
     def summary(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.counts.items())
         return f"{self.kind} run {self.run_id}: {self.status.value} ({counts})"
-
-
-@dataclass
-class RunRecord:
-    """One row of run history, whatever shape the store returns it in."""
-
-    id: Any
-    kind: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    status: str | None
-    counts: dict[str, int]
-    api_calls: dict[str, int]
-    errors: list[str]
-
-    @classmethod
-    def of(cls, row: Any) -> RunRecord:
-        def get(name: str, default: Any = None) -> Any:
-            if isinstance(row, Mapping):
-                return row.get(name, default)
-            return getattr(row, name, default)
-
-        return cls(
-            id=get("id", get("run_id")),
-            kind=str(get("kind", "")),
-            started_at=_as_datetime(get("started_at")),
-            finished_at=_as_datetime(get("finished_at")),
-            status=get("status"),
-            counts=dict(get("counts") or {}),
-            api_calls=dict(get("api_calls") or {}),
-            errors=[e if isinstance(e, str) else json.dumps(e) for e in get("errors") or []],
-        )
-
-    @property
-    def duration_seconds(self) -> float | None:
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "started_at": self.started_at.isoformat() if self.started_at else None,
-            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
-            "status": self.status,
-            "duration_seconds": self.duration_seconds,
-            "counts": self.counts,
-            "api_calls": self.api_calls,
-            "errors": self.errors,
-        }
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value))
 
 
 # --------------------------------------------------------------------------- the run
@@ -399,9 +341,9 @@ def scan_document(
     inventory: Inventory,
     evaluation: Any,
     proposals: Sequence[Proposal],
-    history: Sequence[Any],
 ) -> dict[str, Any]:
-    """The scan JSON contract plus ``job`` (this run so far) and ``history`` (earlier runs)."""
+    """The scan JSON contract plus ``job`` (this run so far). Past runs for trends are
+    the renderer's business: it reads them from the store with their report summaries."""
     return {
         "run": inventory.run.to_json(),
         "inventory": inventory.summary(),
@@ -417,7 +359,6 @@ def scan_document(
             "counts": dict(run.counts),
             "errors": list(run.errors),
         },
-        "history": [RunRecord.of(r).to_json() for r in history],
     }
 
 
@@ -491,9 +432,7 @@ def _nightly(
             _apply(run, deps, config, "approved", due, stop)
     if _stopped(run, stop, "before the admin report"):
         return
-    with run.stage("history"):
-        history = deps.store.runs(last=config.policy.report.trend_runs)
-    document = scan_document(run, inventory, evaluation, proposals, history)
+    document = scan_document(run, inventory, evaluation, proposals)
     with run.stage("admin report"):
         report = deps.render_admin_report(document)
     run.counts["reports"] = 1
@@ -542,9 +481,7 @@ def _weekly(
     if scanned is None:
         return
     inventory, evaluation, proposals = scanned
-    with run.stage("history"):
-        history = deps.store.runs(last=config.policy.report.trend_runs)
-    document = scan_document(run, inventory, evaluation, proposals, history)
+    document = scan_document(run, inventory, evaluation, proposals)
     run.counts["reports"] = run.counts["notified"] = 0
     for name in namespaces:
         if _stopped(run, stop, f"before the report of {name}"):

@@ -104,17 +104,6 @@ def test_collect_failure_is_recorded_and_alerted(world, config, now):
     assert world.sent == []
 
 
-def test_a_failing_history_read_fails_the_run(world, config, now):
-    def broken_history(last: int = 20):
-        raise RuntimeError("database went away")
-
-    deps = world.deps()
-    world.store.runs = broken_history  # type: ignore[method-assign]
-    result = run_nightly(deps, config, now, threading.Event())
-    assert result.status is RunStatus.FAILED and result.exit_code == 1
-    assert "history: RuntimeError: database went away" in result.errors
-
-
 def test_approved_proposals_past_grace_are_applied(world, config, now):
     deps = world.deps()
     run_nightly(deps, with_apply(config), now, threading.Event())  # proposes 2 deletions
@@ -217,19 +206,6 @@ def test_interrupt_is_recorded_then_re_raised(world, config, now):
     assert len(world.alerts) == 1
     with world.store.lock(LOCK_NAME):  # released despite the interrupt
         pass
-
-
-def test_run_records_of_any_shape_read_alike(now):
-    from types import SimpleNamespace
-
-    from hygiene.jobs import RunRecord
-
-    row = {"id": 7, "kind": "nightly", "started_at": now.isoformat(), "status": "failed"}
-    as_dict = RunRecord.of({**row, "errors": [{"region": "us-east-1", "message": "denied"}]})
-    as_object = RunRecord.of(SimpleNamespace(**row, finished_at=None, counts={}, errors=["x"]))
-    assert as_dict.started_at == as_object.started_at == now
-    assert as_dict.errors == ['{"region": "us-east-1", "message": "denied"}']
-    assert as_object.duration_seconds is None and as_object.to_json()["finished_at"] is None
 
 
 def test_secrets_never_reach_the_run_record_or_the_alert(world, config, now, monkeypatch):
