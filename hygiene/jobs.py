@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
-from hygiene.inventory import Inventory, namespace_of
+from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
 from hygiene.model import FixSafety, Proposal, ProposalState
 
@@ -362,26 +362,6 @@ def scan_document(
     }
 
 
-def namespace_document(document: dict[str, Any], inventory: Inventory, namespace: str) -> dict:
-    """The part of ``document`` about one namespace (what its owners are sent)."""
-    images = inventory.images[inventory.images["namespace"].astype(object) == namespace]
-    repositories = inventory.repositories[
-        inventory.repositories["namespace"].astype(object) == namespace
-    ]
-    return {
-        **document,
-        "namespace": namespace,
-        "inventory": {
-            "repositories": len(repositories),
-            "images": len(images),
-            "bytes": int(images["storage_bytes"].sum()),
-        },
-        "findings": [f for f in document["findings"] if f.get("namespace") == namespace],
-        "kept": [k for k in document["kept"] if namespace_of(k["repository"]) == namespace],
-        "proposals": [p for p in document["proposals"] if p.get("namespace") == namespace],
-    }
-
-
 # --------------------------------------------------------------------------- jobs
 
 
@@ -488,9 +468,9 @@ def _weekly(
             return
         try:
             with run.stage(f"owner report {name}"):
-                report = deps.render_owner_report(
-                    namespace_document(document, inventory, name), name
-                )
+                # the whole scan: which findings concern a namespace is the renderer's
+                # call (a fragment such as suporte-cloud belongs to project suporte)
+                report = deps.render_owner_report(document, name)
             run.counts["reports"] += 1
             with run.stage(f"notify {name}"):
                 deps.notify(report)

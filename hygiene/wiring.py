@@ -208,10 +208,6 @@ class Wired:
         return reports
 
     def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
-        # the job hands over the namespace's part; the report also shows the namespace's
-        # share of the whole registry, so it needs the registry totals back
-        if self.inventory is not None:
-            document = {**document, "inventory": self.inventory.summary()}
         # this report is the owners' notice: open proposals not yet announced get the
         # grace date that notify() records when the report is delivered
         grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)

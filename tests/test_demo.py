@@ -45,6 +45,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert f"owner report {namespace}: " in proc.stdout
     suporte = reports["weekly-suporte.html"].read_text()
     assert "Relatório semanal" in suporte
+    # fragments filed under suporte-cloud are shown to suporte's owners, with the rename map
+    assert "suporte-cloud/grafana" in suporte and "suporte/cloud/grafana" in suporte
+    assert "eureca/backend" not in suporte  # …and nothing of other projects
     # the owner sees the namespace's share of the whole registry, not of itself
     share = re.search(r"Seu namespace ocupa (\d+)% do armazenamento", suporte)
     assert share is not None and 0 < int(share.group(1)) < 100

@@ -161,10 +161,11 @@ def test_weekly_sends_one_report_per_namespace(world, config, now):
 
     assert result.status is RunStatus.OK
     assert sorted(r["audience"] for r in world.sent) == config.namespaces
-    by_namespace = {r["audience"]: r["document"] for r in world.sent}
-    assert by_namespace["suporte"]["inventory"] == {"repositories": 1, "images": 2, "bytes": 2000}
-    assert [f["repository"] for f in by_namespace["ml"]["findings"]] == ["ml/train"]
-    assert by_namespace["eureca"]["findings"] == []
+    # every owner report is rendered from the whole scan; the renderer picks what
+    # concerns the namespace (tests/test_demo.py, tests/report)
+    documents = [r["document"] for r in world.sent]
+    assert all(d is documents[0] for d in documents)
+    assert {f["repository"] for f in documents[0]["findings"]} >= {"ml/train"}
     assert result.counts["reports"] == result.counts["notified"] == len(config.namespaces)
     assert world.store.runs()[0]["kind"] == "weekly"
 
