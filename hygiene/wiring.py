@@ -124,6 +124,7 @@ class Wired:
     proposals: list[Proposal] = field(default_factory=list)
     snapshot: Path | None = None
     announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
 
     # -- registry
     def registry(self) -> RegistryHandle:
@@ -169,7 +170,7 @@ class Wired:
         ]
 
     def _outcomes(self, started_at: datetime) -> list[ApplyOutcome]:
-        finished = (ProposalState.APPLIED, ProposalState.FAILED, ProposalState.SKIPPED)
+        finished = [ProposalState.APPLIED, ProposalState.FAILED, ProposalState.SKIPPED]
         return [
             ApplyOutcome(
                 proposal_id=s.id,
@@ -180,12 +181,22 @@ class Wired:
                 reason=s.reason or s.outcome or "",
                 bytes=s.proposal.bytes,
             )
-            for state in finished
-            for s in self.store.proposals(state=state)
+            for s in self.store.proposals(state=finished)
             if s.finished_at is not None and s.finished_at >= started_at
         ]
 
     def report_data(self, document: dict[str, Any]) -> ReportData:
+        """The reports' input for this job, built once: the weekly job renders every
+        namespace from the same scan, history and outcomes."""
+        key = document.get("job", {}).get("id")
+        if key is None or key not in self._data_by_job:
+            data = self._build_report_data(document)
+            if key is None:
+                return data
+            self._data_by_job[key] = data
+        return self._data_by_job[key]
+
+    def _build_report_data(self, document: dict[str, Any]) -> ReportData:
         job = document.get("job", {})
         started = datetime.fromisoformat(job["started_at"]) if job.get("started_at") else None
         failures = [d.to_failure() for d in self.deliveries if not d.ok]
@@ -212,13 +223,13 @@ class Wired:
         # grace date that notify() records when the report is delivered
         grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)
         open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
-        document["proposals"] = [
+        announced = [
             {**p, "grace_until": grace.isoformat()}
             if p.get("grace_until") is None and p.get("state") in open_states
             else p
             for p in document["proposals"]
         ]
-        data = self.report_data(document)
+        data = self.report_data({**document, "proposals": announced})
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
         )
