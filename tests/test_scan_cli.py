@@ -116,3 +116,12 @@ def test_bad_snapshot_is_a_usage_error(
     code = run_cli(cli, ["scan", "--rules-dir", str(fast_rules), "--from-snapshot", str(bogus)])
     assert code == 2
     assert f"{bogus}: not a readable snapshot" in capsys.readouterr().err
+
+
+def test_exit_codes_like_a_linter(ecr: EmbeddedRegistry, fast_rules: Path) -> None:
+    """SC001 (error) fires on the seeded repository: 1 at --fail-on error, 0 at never."""
+    _seed(ecr)
+    base = ["scan", "--rules-dir", str(fast_rules), "--endpoint-url", ecr.endpoint_url]
+    base += ["--no-snapshot", "--format", "json"]
+    assert run_cli(cli, [*base, "--fail-on", "error"]) == 1
+    assert run_cli(cli, [*base, "--fail-on", "never"]) == 0

@@ -14,7 +14,7 @@ from hygiene.cli.output import print_table
 from hygiene.errors import ExitCode
 from hygiene.inventory import read_snapshot
 from hygiene.logs import configure_logging
-from hygiene.model import Severity
+from hygiene.rules import filter_exit
 from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
 
 FAIL_ON = ["error", "warning", "info", "never"]
@@ -46,12 +46,7 @@ def exit_code_for(result: ScanResult, fail_on: str) -> int:
     """Linter-like: 3 incomplete, 1 findings at/above --fail-on, else 0."""
     if not result.inventory.run.complete:
         return int(ExitCode.INCOMPLETE)
-    if fail_on == "never":
-        return int(ExitCode.OK)
-    threshold = Severity(fail_on).rank
-    if any(f.severity.rank >= threshold for f in result.findings):
-        return int(ExitCode.FINDINGS)
-    return int(ExitCode.OK)
+    return ExitCode.FINDINGS if filter_exit(result.findings, fail_on) else ExitCode.OK
 
 
 def emit(result: ScanResult, fmt: str | None) -> None:

@@ -12,7 +12,7 @@ Rules live by family in ``naming``, ``images``, ``tags``, ``repositories`` and
 
 from hygiene.rules import compliance, images, naming, repositories, tags  # noqa: F401  (register)
 from hygiene.rules.base import RULES, Option, Rule, Scope
-from hygiene.rules.engine import Evaluation, at_or_above, evaluate, filter_exit
+from hygiene.rules.engine import Evaluation, evaluate, filter_exit
 from hygiene.rules.protections import ImageReference, parse_image_reference, read_in_use_file
 from hygiene.rules.settings import resolve, select_codes, validate_config
 
@@ -23,7 +23,6 @@ __all__ = [
     "Option",
     "Rule",
     "Scope",
-    "at_or_above",
     "evaluate",
     "filter_exit",
     "parse_image_reference",

@@ -740,9 +740,3 @@ def filter_exit(findings: Sequence[Finding], fail_on: Severity | str | None) -> 
         return 0
     threshold = Severity(str(fail_on)).rank
     return int(any(f.severity.rank >= threshold for f in findings))
-
-
-def at_or_above(findings: Sequence[Finding], severity: Severity | str) -> list[Finding]:
-    """The findings at or above ``severity`` (for ``--fail-on`` summaries)."""
-    threshold = Severity(str(severity)).rank
-    return [f for f in findings if f.severity.rank >= threshold]
