@@ -28,6 +28,7 @@ import pandas as pd
 from hygiene.config import Config
 from hygiene.inventory import Inventory
 from hygiene.model import Action, Finding, FixSafety, Proposal, proposal_id
+from hygiene.units import human_bytes
 
 IMAGE_RULES = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
 IMAGE_RULES.update({"IM002": FixSafety.UNSAFE, "IM003": FixSafety.UNSAFE})
@@ -51,15 +52,6 @@ def _iso(value: Any) -> str | None:
     if value is None or value is pd.NaT or (not isinstance(value, str) and pd.isna(value)):
         return None
     return pd.Timestamp(value).tz_convert("UTC").isoformat()
-
-
-def _human_bytes(value: int) -> str:
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1000 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{value} B"  # pragma: no cover
 
 
 def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
@@ -173,7 +165,7 @@ def _image_proposals(
                     bytes=total,
                     summary=(
                         f"delete {len(digests)} image(s) in {len(chosen)} unit(s) from "
-                        f"{repository}, {_human_bytes(total)} ({', '.join(codes)})"
+                        f"{repository}, {human_bytes(total)} ({', '.join(codes)})"
                     ),
                 )
             )

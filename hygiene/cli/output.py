@@ -8,14 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hygiene.scan import ScanResult
-
-
-def human_bytes(value: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+from hygiene.units import human_bytes
 
 
 def print_table(result: ScanResult, console: Console | None = None) -> None:
