@@ -30,7 +30,8 @@ from hygiene.lifecycle import (
     validate_policy,
 )
 from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
-from hygiene.lifecycle.propose import human_bytes, select_repositories
+from hygiene.lifecycle.propose import select_repositories
+from hygiene.units import human_bytes
 
 
 def live_inventory(config: Config) -> Inventory:

@@ -24,22 +24,11 @@ from hygiene.lifecycle.diff import equivalent
 from hygiene.lifecycle.generate import GeneratedPolicy, generate_policy
 from hygiene.lifecycle.preview import PreviewResult, preview_policy
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
+from hygiene.units import human_bytes
 
 log = logging.getLogger(__name__)
 
 MISSING_POLICY_RULE = "RP002"
-
-
-def human_bytes(size: int) -> str:
-    """``44_023_414_784`` → ``"41 GB"`` (binary units, as AWS bills GB)."""
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            break
-        value /= 1024
-    if unit == "B":
-        return f"{int(value)} B"
-    return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
 
 
 def _plural(count: int, word: str) -> str:

@@ -20,7 +20,6 @@ from hygiene.lifecycle import (
     plan_lifecycle,
     propose,
 )
-from hygiene.lifecycle.propose import human_bytes
 from hygiene.model import Action, FixSafety, proposal_id
 from tests.conftest import RULES_DIR
 from tests.lifecycle.util import ACCOUNT, REGION, digest_of, image_record, make_images
@@ -81,12 +80,6 @@ def make_inventory(config: Config, now: datetime) -> Inventory:
     return Inventory(images=images, repositories=repositories, run=run)
 
 
-def test_human_bytes() -> None:
-    assert human_bytes(41 * GB + 5) == "41 GB"
-    assert human_bytes(1536 * 1024**2) == "1.5 GB"
-    assert human_bytes(999) == "999 B"
-
-
 def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -> None:
     inventory = make_inventory(config, now)
     proposals = propose(inventory, config, now)
@@ -105,7 +98,7 @@ def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -
     assert preview["images"] == 4
     assert preview["bytes"] == 3 * GB + 2 * GB + 2 * 1000
     assert proposal.evidence["current_policy"] is None
-    assert proposal.summary == "this policy would expire 4 images, 5.0 GB (no policy yet)"
+    assert proposal.summary == "this policy would expire 4 images, 5.4 GB (no policy yet)"
     identity = {"account": ACCOUNT, "region": REGION, "repository": "team/app"}
     assert proposal.id == proposal_id(
         Action.PUT_LIFECYCLE_POLICY, {**identity, **proposal.target}, proposal.evidence
@@ -143,7 +136,7 @@ def test_existing_policies_are_replaced_only_when_asked(config: Config, now: dat
     # three untagged images 20-22 days old, older than 14 days
     assert (
         proposal.summary
-        == "this policy would expire 3 images, 2.9 KB (replaces the current policy)"
+        == "this policy would expire 3 images, 3.0 KB (replaces the current policy)"
     )
 
 
@@ -187,7 +180,7 @@ def test_cli_commands_on_snapshot(
     assert json.loads(out)[0]["images"] == 4
 
     code, out, _ = _run(["lifecycle", "preview", "team/app", *common, *when], capsys)
-    assert code == 0 and out.startswith("team/app: expire 4 images, 5.0 GB")
+    assert code == 0 and out.startswith("team/app: expire 4 images, 5.4 GB")
 
     code, out, err = _run(["lifecycle", "diff", "--namespace", "team", *common], capsys)
     assert code == 0
