@@ -29,7 +29,8 @@ STATES = [s.value for s in ProposalState]
 
 
 def endpoint_url(config: Config) -> str | None:
-    """The ECR endpoint: config ``registry.endpoint_url``, else AWS_ENDPOINT_URL(_ECR)."""
+    """The ECR endpoint (config, else AWS_ENDPOINT_URL(_ECR)): a local one means the
+    embedded registry, where the approver is the OS user rather than an STS identity."""
     return (
         config.policy.registry.endpoint_url
         or os.environ.get("AWS_ENDPOINT_URL_ECR")
@@ -42,7 +43,7 @@ def ecr_clients(config: Config) -> ClientFactory:
     (same credential chain, retry mode and endpoint; see :func:`hygiene.scan.open_registry`)."""
     from hygiene.scan import open_registry
 
-    return open_registry(config, endpoint_url=endpoint_url(config)).client
+    return open_registry(config).client  # boto3 reads AWS_ENDPOINT_URL(_ECR) itself
 
 
 # Tests replace these two hooks.
