@@ -177,8 +177,11 @@ def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA)."""
     out = pd.DataFrame(index=frame.index)
     for column, dtype in dtypes.items():
-        values = frame[column] if column in frame else pd.Series([None] * len(frame))
-        values = values.reset_index(drop=True) if column not in frame else values
+        values = (
+            frame[column]
+            if column in frame
+            else pd.Series([None] * len(frame), index=frame.index, dtype=object)
+        )
         if dtype == UTC_NS:
             out[column] = pd.to_datetime(values, utc=True).astype(UTC_NS)
         elif dtype == "object":
