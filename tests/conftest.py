@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,14 +16,13 @@ os.environ.pop("AWS_PROFILE", None)
 
 from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.config import Config, load_config
+from tests.builders import NOW
 
 # Records the AWS operations hygiene code calls; fails the run if one is not declared.
 pytest_plugins = ["tests.iam_recorder"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RULES_DIR = REPO_ROOT / "rules"
-# A fixed "now" so data-driven tests do not drift with the calendar.
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")
@@ -48,4 +47,5 @@ def config() -> Config:
 
 @pytest.fixture
 def now() -> datetime:
+    """The fixed test clock (:data:`tests.builders.NOW`)."""
     return NOW

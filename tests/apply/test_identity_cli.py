@@ -25,7 +25,8 @@ from hygiene.identity import (
 )
 from hygiene.model import ProposalState
 from hygiene.store import Store
-from tests.apply.registry import Evaluation, Seeder
+from tests import builders
+from tests.apply.registry import Seeder
 from tests.conftest import RULES_DIR
 
 SSO_ARN = (
@@ -91,7 +92,7 @@ def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dic
     digests = [seeder.image(repo) for _ in range(2)]
     kept = seeder.image(repo, tag="latest")
     proposals = plan(
-        Evaluation([seeder.finding("IM002", repo, d) for d in digests]),
+        builders.evaluation([seeder.finding("IM002", repo, d) for d in digests]),
         seeder.inventory(),
         config,
         now,

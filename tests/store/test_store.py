@@ -7,47 +7,23 @@ import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
 
 from hygiene.config import ApplySettings
 from hygiene.errors import LockHeldError, StoreError
-from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
+from hygiene.model import FixSafety, Proposal, ProposalState
 from hygiene.store import Store
 from hygiene.store.models import LockRow
+from tests import builders
+from tests.builders import ACCOUNT, NOW, REGION
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
-
-def make_proposal(
-    repository: str = "suporte/api",
-    digests: tuple[str, ...] = ("sha256:" + "a" * 64,),
-    safety: FixSafety = FixSafety.UNSAFE,
-    codes: tuple[str, ...] = ("IM002",),
-    account: str = "123456789012",
-    region: str = "us-east-1",
-) -> Proposal:
-    target = {"digests": list(digests)}
-    evidence = {"images": [{"digest": d, "tags": []} for d in digests], "rule_codes": list(codes)}
-    return Proposal(
-        id=proposal_id(
-            Action.DELETE_IMAGES,
-            {"account": account, "region": region, "repository": repository, **target},
-            evidence,
-        ),
-        action=Action.DELETE_IMAGES,
-        account=account,
-        region=region,
-        repository=repository,
-        namespace=repository.split("/")[0] if "/" in repository else None,
-        target=target,
-        evidence=evidence,
-        rule_codes=codes,
-        fix_safety=safety,
-        bytes=1000 * len(digests),
-        summary=f"delete {len(digests)} image(s) from {repository}",
-    )
+def make_proposal(repository: str = "suporte/api", **fields: Any) -> Proposal:
+    """A proposal to delete image ``a`` (or ``digests=``) from ``repository``."""
+    return builders.proposal(repository=repository, **{"digests": ["a"], **fields})
 
 
 def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None:
@@ -113,20 +89,7 @@ def test_run_history(store: Store) -> None:
 
 def test_findings_are_kept_per_run(store: Store) -> None:
     run_id = store.record_run("scan")
-    finding = Finding(
-        code="IM002",
-        rule="stale-image",
-        severity=Severity.WARNING,
-        account="1",
-        region="r",
-        repository="suporte/api",
-        namespace="suporte",
-        message="stale",
-        fix="delete",
-        fix_safety=FixSafety.UNSAFE,
-        image_digest="sha256:" + "a" * 64,
-        bytes=5,
-    )
+    finding = builders.finding("IM002", "suporte/api", digest="a", bytes=5)
     assert store.record_findings(run_id, [finding, finding]) == 2
     stored = store.findings(run_id)
     assert len(stored) == 2 and stored[0]["code"] == "IM002" and stored[0]["bytes"] == 5
@@ -146,7 +109,7 @@ def test_upsert_refreshes_instead_of_duplicating(store: Store) -> None:
 
 
 def test_proposal_gone_from_a_complete_plan_expires(store: Store) -> None:
-    old, new = make_proposal(), make_proposal(digests=("sha256:" + "b" * 64,))
+    old, new = make_proposal(), make_proposal(digests=["b"])
     store.upsert_proposals([old], NOW)
     store.upsert_proposals([new], NOW + timedelta(days=1), complete=False)
     assert store.get(old.id).state == ProposalState.PROPOSED  # incomplete scan: keep
@@ -167,7 +130,7 @@ def test_scopes_limit_expiry_to_the_scanned_regions(store: Store) -> None:
     east = make_proposal()
     west = make_proposal(region="us-west-2")
     store.upsert_proposals([east, west], NOW)
-    store.upsert_proposals([east], NOW + timedelta(days=1), scopes=[("123456789012", "us-east-1")])
+    store.upsert_proposals([east], NOW + timedelta(days=1), scopes=[(ACCOUNT, REGION)])
     assert store.get(west.id).state == ProposalState.PROPOSED
 
 
@@ -204,9 +167,9 @@ def test_mark_notified_starts_grace_once(store_url: str) -> None:
 
 
 def test_filters(store: Store) -> None:
-    a = make_proposal("suporte/api", codes=("IM002",))
-    b = make_proposal("suporte/web", codes=("IM001",), safety=FixSafety.SAFE)
-    c = make_proposal("nginx", codes=("IM003",))
+    a = make_proposal("suporte/api", rule_codes=("IM002",))
+    b = make_proposal("suporte/web", rule_codes=("IM001",), fix_safety=FixSafety.SAFE)
+    c = make_proposal("nginx", rule_codes=("IM003",))
     store.upsert_proposals([a, b, c], NOW)
     store.approve([b.id], "os:root", now=NOW)
     assert {s.id for s in store.proposals(namespace="suporte")} == {a.id, b.id}
