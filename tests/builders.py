@@ -24,12 +24,17 @@ to the inventory schema or to a model type is made in one place.
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from hygiene.config import Config, Policy, Project, ProjectsRegistry
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories, namespace_of
@@ -38,6 +43,8 @@ from hygiene.rules import RULES, Evaluation
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 """The fixed test clock: data-driven tests do not drift with the calendar."""
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RULES_DIR = REPO_ROOT / "rules"
 
 ACCOUNT = "851296927411"
 REGION = "us-east-1"
@@ -264,6 +271,29 @@ def config(policy: Mapping[str, Any] | None = None, projects: Iterable[str] = PR
             projects={p: Project(owners=[f"owner.{p}@lsd.ufcg.edu.br"]) for p in projects}
         ),
     )
+
+
+@cache
+def _shipped_policy() -> dict[str, Any]:
+    return dict(yaml.safe_load((RULES_DIR / "default.yaml").read_text(encoding="utf-8")))
+
+
+def shipped_policy() -> dict[str, Any]:
+    """rules/default.yaml as data (a fresh copy: change it freely)."""
+    return copy.deepcopy(_shipped_policy())
+
+
+def write_rules(directory: Path, policy: Mapping[str, Any]) -> Path:
+    """A rules directory like rules/ whose default.yaml is ``policy`` (dumped as YAML,
+    sections in their order): tests change the shipped policy as data, never as text,
+    so reordering or reformatting rules/default.yaml breaks none of them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in RULES_DIR.iterdir():
+        if path.is_file() and path.name != "default.yaml":
+            shutil.copy(path, directory / path.name)
+    text = yaml.safe_dump(dict(policy), sort_keys=False, allow_unicode=True)
+    (directory / "default.yaml").write_text(text, encoding="utf-8")
+    return directory
 
 
 # --------------------------------------------------------------------------- findings

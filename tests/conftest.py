@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 
@@ -16,13 +15,10 @@ os.environ.pop("AWS_PROFILE", None)
 
 from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.config import Config, load_config
-from tests.builders import NOW
+from tests.builders import NOW, RULES_DIR
 
 # Records the AWS operations hygiene code calls; fails the run if one is not declared.
 pytest_plugins = ["tests.iam_recorder"]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RULES_DIR = REPO_ROOT / "rules"
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 
 @pytest.mark.slow

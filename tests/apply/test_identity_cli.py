@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.stub import Stubber
 
 from hygiene.cli import cli
@@ -27,7 +25,6 @@ from hygiene.model import ProposalState
 from hygiene.store import Store
 from tests import builders
 from tests.apply.registry import Seeder
-from tests.conftest import RULES_DIR
 
 SSO_ARN = (
     "arn:aws:sts::851296927411:assumed-role/"
@@ -72,15 +69,11 @@ def test_caller_identity_from_sts_or_os() -> None:
 
 
 def rules_dir(tmp_path: Path, admins: list[str], **apply: Any) -> Path:
-    directory = tmp_path / "rules"
-    directory.mkdir()
-    policy = yaml.safe_load((RULES_DIR / "default.yaml").read_text())
+    policy = builders.shipped_policy()
     policy["admins"] = admins
     policy["registry"].pop("account", None)
     policy["apply"].update(apply)
-    (directory / "default.yaml").write_text(yaml.safe_dump(policy))
-    shutil.copy(RULES_DIR / "projects.yaml", directory / "projects.yaml")
-    return directory
+    return builders.write_rules(tmp_path / "rules", policy)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from hygiene import iam
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from tests.conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 from tests.iam_recorder import PACKAGE_DIR, read_records, recording
 
 APPLY_WRITES = {

@@ -18,8 +18,7 @@ from hygiene.errors import LifecycleError
 from hygiene.inventory import write_snapshot
 from hygiene.lifecycle import generate_policy, preview_policy
 from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
-from tests.builders import ACCOUNT, REGION, digest_of, image_row, images_frame, inventory
-from tests.conftest import RULES_DIR
+from tests.builders import ACCOUNT, REGION, RULES_DIR, digest_of, image_row, images_frame, inventory
 
 REPO = "team/app"
 POLICY = json.dumps(

@@ -21,8 +21,15 @@ from hygiene.lifecycle import (
     propose,
 )
 from hygiene.model import Action, FixSafety, proposal_id
-from tests.builders import ACCOUNT, REGION, digest_of, ecr_default_repository, image_row, inventory
-from tests.conftest import RULES_DIR
+from tests.builders import (
+    ACCOUNT,
+    REGION,
+    RULES_DIR,
+    digest_of,
+    ecr_default_repository,
+    image_row,
+    inventory,
+)
 
 GB = 1024**3
 CUSTOM_POLICY = json.dumps(

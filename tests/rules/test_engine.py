@@ -24,8 +24,7 @@ from hygiene.rules import (
     select_codes,
 )
 from tests import builders
-from tests.builders import ACCOUNT, NOW, digest_of
-from tests.conftest import RULES_DIR
+from tests.builders import ACCOUNT, NOW, RULES_DIR, digest_of
 
 
 @pytest.fixture

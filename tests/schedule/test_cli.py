@@ -17,7 +17,7 @@ from hygiene import jobs
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.errors import ExitCode
-from tests.conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 
 def test_run_nightly_then_read_the_history(make_rules, world, capsys):

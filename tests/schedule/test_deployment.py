@@ -11,7 +11,7 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 
 from hygiene.config import ScheduleSettings, load_config
-from tests.conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 CRON = REPO_ROOT / "cron"
 K8S = CRON / "k8s"
