@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck unit bench lock clean
+.PHONY: setup demo test test-fast lint typecheck unit bench lock clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ unit: $(STAMP)
 	$(BIN)/pytest -n 2 -q
 
 test: lint typecheck unit
+
+# The pure tests only (no server, no process; tests/conftest.py): the edit loop.
+# One process: starting xdist workers costs more than it saves on this small lane.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
 
 bench: $(STAMP)
 	$(BIN)/python -m hygiene.bench

@@ -25,6 +25,7 @@ from hygiene.config import (
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle import check_policy, generate_policy, preview_policy
 from tests.builders import NOW, image_row, images_frame
+from tests.conftest import examples
 
 
 def make_config(
@@ -211,7 +212,9 @@ def _rows(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 120 examples (~4 s alone): the only check that no generated policy expires a protected
+# tag, over policy shapes x patterns x images; the fast lane runs a tenth.
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     raw=st.lists(image_spec, max_size=25),
     lifecycle=lifecycle_spec,

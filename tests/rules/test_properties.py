@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from hygiene.rules import evaluate
 from tests import builders
 from tests.builders import NOW, digest_of, tag_of
+from tests.conftest import examples
 
 TAG_POOL = ["1.0.0", "1.1.0", "v2", "latest", "main", "prod", "prod-eu", "release-1", "dev", "x"]
 PROTECTED = ["latest", "main", "master", "stable", "prod*", "release*"]
@@ -138,8 +139,10 @@ def _oracle_protected(
     return protected
 
 
+# 40 examples (~3 s alone; registries of up to 24 units): the deletion safety property;
+# the fast lane runs a tenth (tests/conftest.py).
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

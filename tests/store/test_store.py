@@ -245,13 +245,16 @@ def test_lock_released_when_the_body_raises(store: Store) -> None:
         pass
 
 
-def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(tmp_path) -> None:
+def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(
+    tmp_path, subprocess_env: dict[str, str]
+) -> None:
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
+        env=subprocess_env,
     )
     import socket
 
@@ -316,7 +319,9 @@ def test_finished_or_rejected_proposals_coming_back(store: Store) -> None:
     assert store.get(rejected.id).state == ProposalState.REJECTED  # the decision sticks
 
 
-def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None:
+def test_lock_of_a_killed_process_is_freed(
+    store: Store, store_url: str, subprocess_env: dict[str, str]
+) -> None:
     """A process holding the lock is killed (-9); the next run gets the lock."""
     script = (
         "import sys, time\n"
@@ -326,9 +331,11 @@ def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     holder = subprocess.Popen(
-        [sys.executable, "-c", script, store_url], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script, store_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -369,16 +376,18 @@ def test_unreachable_postgres_is_a_store_error() -> None:
         Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
 
 
-def test_concurrent_first_opens_from_processes(store_url: str) -> None:
+# Three processes (~3 s): the race is between processes migrating the same new database.
+def test_concurrent_first_opens_from_processes(
+    store_url: str, subprocess_env: dict[str, str]
+) -> None:
     script = "import sys\nfrom hygiene.store import Store\nprint(len(Store(sys.argv[1]).runs()))"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, store_url],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=subprocess_env,
         )
         for _ in range(3)
     ]
