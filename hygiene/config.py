@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hygiene.errors import ConfigError
+from hygiene.yamlfile import YamlMapping, read_mapping
 
 DEFAULT_RULES_DIR = Path("rules")
 POLICY_FILE = "default.yaml"
@@ -338,53 +339,11 @@ def _check_zone(value: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
-    node = root
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, _ in node.value if k.value == part), None)
-            if match is None:
-                break
-            line = (key or match).start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: expected a mapping at the top level")
-    return data, node
-
-
-def _format_validation_error(path: Path, exc: ValidationError, node: yaml.Node | None) -> str:
+def _format_validation_error(source: YamlMapping, exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function")))
     key_path = ".".join(str(p) for p in loc) or "(top level)"
-    line = _node_line(node, loc)
-    where = f"{path}:{line}" if line else str(path)
+    where = source.where(loc)
     kind = first["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -398,34 +357,48 @@ def _format_validation_error(path: Path, exc: ValidationError, node: yaml.Node |
 
 
 def _validate(model: type[BaseModel], path: Path) -> Any:
-    data, node = _read_yaml(path)
+    source = read_mapping(path)
     try:
-        return model.model_validate(data)
+        return model.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path, exc, node)) from exc
+        raise ConfigError(_format_validation_error(source, exc)) from exc
 
 
-def load_config(rules_dir: Path | str | None = None) -> Config:
+ConfigCheck = Callable[[Config], None]
+"""A further check of a loaded configuration; raises :class:`ConfigError` when it fails."""
+
+
+def load_config(
+    rules_dir: Path | str | None = None, *, checks: Sequence[ConfigCheck] = ()
+) -> Config:
     """Load and validate ``<rules_dir>/default.yaml`` and ``<rules_dir>/projects.yaml``.
 
     ``rules_dir`` defaults to ``$HYGIENE_RULES_DIR`` or ``./rules``. Raises
     :class:`ConfigError` (exit code 2) with file, key path and line on any problem.
+    ``checks`` run after the models validate (see :func:`load_config_files`).
     """
     directory = Path(rules_dir or os.environ.get("HYGIENE_RULES_DIR") or DEFAULT_RULES_DIR)
-    return load_config_files(directory / POLICY_FILE, directory / PROJECTS_FILE)
+    return load_config_files(directory / POLICY_FILE, directory / PROJECTS_FILE, checks=checks)
 
 
-def load_config_files(policy_path: Path, projects_path: Path) -> Config:
+def load_config_files(
+    policy_path: Path, projects_path: Path, *, checks: Sequence[ConfigCheck] = ()
+) -> Config:
+    """Load both files, then run ``checks`` on the result.
+
+    The models here leave rule codes, option names and ranges, selectors and regexes
+    free-form: they are known to the rules engine, which depends on this module, so its
+    check is passed in (``checks=[hygiene.rules.validate_config]``, as the CLI and the
+    scheduler do). Without it a bad rule option is still refused, but only when the rules
+    are evaluated, after the registry has been read.
+    """
     policy = _validate(Policy, policy_path)
     projects = _validate(ProjectsRegistry, projects_path)
     config = Config(
         policy=policy, projects=projects, policy_path=policy_path, projects_path=projects_path
     )
-    # Rule codes, option names and ranges, selectors and regexes are known only to the
-    # rules engine; imported here because the engine imports this module.
-    from hygiene.rules.settings import validate_config
-
-    validate_config(config)
+    for check in checks:
+        check(config)
     return config
 
 
