@@ -259,7 +259,7 @@ def test_iso_timestamps_match_numpy_formatting() -> None:
     import numpy as np
     import pandas as pd
 
-    from hygiene.rules.engine import _iso
+    from hygiene.rules.columns import utc_iso_strings
 
     values = pd.Series(
         pd.to_datetime(
@@ -275,7 +275,7 @@ def test_iso_timestamps_match_numpy_formatting() -> None:
         ).tolist()
     ]
     assert (
-        _iso(values)
+        utc_iso_strings(values)
         == expected
         == [
             "2026-11-28T03:04:05Z",
