@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from hygiene.errors import ConfigError
 from hygiene.yamlfile import YamlMapping, read_mapping
@@ -139,22 +147,12 @@ class LifecycleArchive(Section):
     _check_patterns = field_validator("patterns")(_lifecycle_patterns)
 
 
-class LifecycleOverride(Section):
-    """Lifecycle settings for matching namespaces/repositories (``fnmatch`` patterns).
+class LifecyclePolicySettings(Section):
+    """What a generated lifecycle policy expires, keeps and archives.
 
-    Later entries win; a repository match is applied after a namespace match.
+    The defaults are in ``lifecycle:``; an entry of ``lifecycle.overrides`` may change any
+    of these for some namespaces or repositories, and nothing else.
     """
-
-    namespaces: list[str] = Field(default_factory=list)
-    repositories: list[str] = Field(default_factory=list)
-    expire_untagged_days: int | None = Field(default=None, ge=1, le=3650)
-    keep_tagged: list[KeepTagged] | None = None
-    archive: LifecycleArchive | None = None
-    expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
-
-
-class LifecycleSettings(Section):
-    """Inputs for generated lifecycle policies (see hygiene.lifecycle, docs/lifecycle.md)."""
 
     # Expire untagged images (never index children: ECR keeps those with their index).
     expire_untagged_days: int | None = Field(default=14, ge=1, le=3650)
@@ -163,13 +161,53 @@ class LifecycleSettings(Section):
     )
     # Optional transition to the archive storage class (not understood by moto 5.2).
     archive: LifecycleArchive | None = None
-    # Expire images archived for N days (ECR: archived images cannot be expired by a
-    # lifecycle policy before 90 days in archive).
+    # Expire images archived for N days. At least 90, as the policy validator requires
+    # (lifecycle.policy.MIN_ARCHIVE_DAYS): archived images are billed for 90 days anyway
+    # (docs/ecr-facts.md, "Deleting").
     expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The :class:`LifecyclePolicySettings` fields of this model, by name."""
+        return {name: getattr(self, name) for name in LifecyclePolicySettings.model_fields}
+
+
+def _inherited(schema: dict[str, Any]) -> None:
+    """An override's policy settings default to the ``lifecycle:`` values, not to their own."""
+    for name in LifecyclePolicySettings.model_fields:
+        schema["properties"][name].pop("default", None)
+
+
+class LifecycleOverride(LifecyclePolicySettings):
+    """Lifecycle settings for matching namespaces/repositories (``fnmatch`` patterns).
+
+    Only the keys an entry sets apply; an explicit ``null`` sets too (it turns that rule
+    off). Later entries win; a repository match is applied after a namespace match.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_inherited)
+
+    namespaces: list[str] = Field(default_factory=list)
+    repositories: list[str] = Field(default_factory=list)
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The policy settings this entry sets (not the defaults of those it leaves out)."""
+        return {k: v for k, v in super().policy_settings().items() if k in self.model_fields_set}
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        keep = {"namespaces", "repositories", *self.policy_settings()}
+        return {k: data[k] for k in ("namespaces", "repositories", *data) if k in keep}
+
+
+class LifecycleSettings(LifecyclePolicySettings):
+    """Inputs for generated lifecycle policies (see hygiene.lifecycle, docs/lifecycle.md)."""
+
     # countNumber of the shield rules that match protected tags first: far above any
     # repository's image count, so the shield itself never expires anything.
     protected_count_number: int = Field(default=1_000_000, ge=100_000, le=2_147_483_647)
-    # sinceImagePulled + expire is UNCONFIRMED in ECR (ECR_FACTS.md): off unless enabled.
+    # Whether ECR accepts sinceImagePulled with expire is unconfirmed (docs/ecr-facts.md,
+    # "Lifecycle policies"): off unless enabled.
     allow_since_image_pulled_expire: bool = False
     # Preview: an image never pulled counts its age from its push ("pushed") or is never
     # selected by a sinceImagePulled rule ("keep").

@@ -23,14 +23,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
 
-from hygiene.config import (
-    Config,
-    KeepTagged,
-    LifecycleArchive,
-    LifecycleSettings,
-)
+from hygiene.config import Config, LifecyclePolicySettings
 from hygiene.errors import LifecycleError
 from hygiene.inventory import namespace_of
 from hygiene.lifecycle.policy import LifecyclePolicy, Rule, pattern_covers
@@ -45,14 +39,9 @@ ARCHIVED_EXPIRE_PRIORITY = 500
 DESCRIPTION_PREFIX = "hygiene: "
 
 
-@dataclass(frozen=True)
-class EffectiveLifecycle:
+class EffectiveLifecycle(LifecyclePolicySettings):
     """The lifecycle settings that apply to one namespace/repository after overrides."""
 
-    expire_untagged_days: int | None
-    keep_tagged: tuple[KeepTagged, ...]
-    archive: LifecycleArchive | None
-    expire_archived_after_days: int | None
     protected_count_number: int
     allow_since_image_pulled_expire: bool
     protected_tags: tuple[str, ...]
@@ -118,28 +107,22 @@ def protected_tags_for(config: Config, namespace: str | None) -> list[str]:
 def effective_settings(
     config: Config, *, namespace: str | None = None, repository: str | None = None
 ) -> EffectiveLifecycle:
-    """Apply ``lifecycle.overrides``: namespace matches in order, then repository matches."""
-    base: LifecycleSettings = config.policy.lifecycle
+    """The ``lifecycle:`` settings updated with every matching ``lifecycle.overrides`` entry:
+    namespace matches in order, then repository matches; each entry changes the keys it
+    sets (see :class:`~hygiene.config.LifecycleOverride`)."""
+    base = config.policy.lifecycle
     if repository is not None and namespace is None:
         namespace = namespace_of(repository)
-    values: dict[str, Any] = {
-        "expire_untagged_days": base.expire_untagged_days,
-        "keep_tagged": tuple(base.keep_tagged),
-        "archive": base.archive,
-        "expire_archived_after_days": base.expire_archived_after_days,
-    }
+    values = base.policy_settings()
     ordered = [o for o in base.overrides if _matches(namespace, o.namespaces)]
     ordered += [o for o in base.overrides if _matches(repository, o.repositories)]
     for override in ordered:
-        for key in values:
-            value = getattr(override, key)
-            if value is not None:
-                values[key] = tuple(value) if key == "keep_tagged" else value
+        values.update(override.policy_settings())
     return EffectiveLifecycle(
+        **values,
         protected_count_number=base.protected_count_number,
         allow_since_image_pulled_expire=base.allow_since_image_pulled_expire,
         protected_tags=tuple(protected_tags_for(config, namespace)),
-        **values,
     )
 
 
