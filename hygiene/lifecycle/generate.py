@@ -27,7 +27,7 @@ from fnmatch import fnmatchcase
 from hygiene.config import Config, LifecyclePolicySettings
 from hygiene.errors import LifecycleError
 from hygiene.inventory import namespace_of
-from hygiene.lifecycle.policy import LifecyclePolicy, Rule, pattern_covers
+from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, pattern_covers
 from hygiene.lifecycle.validate import validate_policy
 
 SHIELD_BASE = 1
@@ -135,10 +135,10 @@ def claims(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     return all(any(pattern_covers(o, i) for i in inner) for o in outer)
 
 
-def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
+def build_rules(settings: EffectiveLifecycle) -> tuple[list[LifecycleRule], list[str]]:
     """The rules for ``settings`` and notes about what was widened or dropped."""
     notes: list[str] = []
-    rules: list[Rule] = []
+    rules: list[LifecycleRule] = []
     shields: list[str] = []
     for tag in settings.protected_tags:
         pattern, note = ecr_pattern(tag)
@@ -148,7 +148,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             shields.append(pattern)
     for i, pattern in enumerate(shields):
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=SHIELD_BASE + i,
                 description=f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: never expired",
                 tag_status="tagged",
@@ -162,7 +162,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
     if settings.expire_untagged_days is not None:
         days = settings.expire_untagged_days
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=UNTAGGED_PRIORITY,
                 description=f"{DESCRIPTION_PREFIX}expire untagged images after {days} days",
                 tag_status="untagged",
@@ -181,7 +181,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
         else:
             basis = "last pull" if archive.count_type == "sinceImagePulled" else "push"
             rules.append(
-                Rule(
+                LifecycleRule(
                     rule_priority=ARCHIVE_PRIORITY,
                     description=(
                         f"{DESCRIPTION_PREFIX}archive {list(patterns)} "
@@ -208,7 +208,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             )
             continue
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=KEEP_BASE + i,
                 description=f"{DESCRIPTION_PREFIX}keep the newest {keep.keep} {list(patterns)}",
                 tag_status="tagged",
@@ -222,7 +222,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
     if settings.expire_archived_after_days is not None:
         for i, pattern in enumerate(shields):
             rules.append(
-                Rule(
+                LifecycleRule(
                     rule_priority=ARCHIVED_SHIELD_BASE + i,
                     description=(
                         f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: "
@@ -238,7 +238,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             )
         days = settings.expire_archived_after_days
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=ARCHIVED_EXPIRE_PRIORITY,
                 description=f"{DESCRIPTION_PREFIX}expire images archived for {days} days",
                 tag_status="any",
