@@ -119,7 +119,7 @@ def _utcnow() -> datetime:
 
 @dataclass
 class JobDeps:
-    """The stages of a job. The lead wires the real ones in :mod:`hygiene.wiring`.
+    """The stages of a job: the real ones come from :mod:`hygiene.wiring`, tests pass fakes.
 
     ``collect(config, stop)`` returns an :class:`Inventory` whose ``run.errors`` list every
     part it could not read (and a ``ScanError`` with operation ``stop`` if it stopped

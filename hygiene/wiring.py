@@ -5,8 +5,6 @@
 (``module:function``; the test suite uses in-memory ones).
 
 The adapters below bind the store's and apply's functions to the shapes the jobs call.
-Stages whose library has not landed yet are reported at once, before any run is recorded,
-instead of failing halfway through a run.
 """
 
 from __future__ import annotations
