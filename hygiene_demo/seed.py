@@ -4,7 +4,7 @@
 plans ~40 repositories and ~1,500 images pushed over the two years before ``now``, with
 every awkward case a registry-hygiene tool must handle (see ``docs/embedded-registry.md``).
 ``seed_lab_registry`` writes that plan straight into moto's in-process ECR backend, the
-only way to back-date pushes and record pulls (ECR_FACTS.md, "The moto emulator").
+only way to back-date pushes and record pulls (docs/ecr-facts.md, "The moto emulator").
 
 Both return a :class:`SeedManifest`: what was seeded, as plain data, so the collector's
 round-trip test can compare what it reads through the HTTP API with what was written, and
@@ -37,9 +37,9 @@ from typing import Any
 
 import yaml
 
-from hygiene.collect.embedded import DEFAULT_ACCOUNT, EmbeddedRegistry
 from hygiene.config import ProjectsRegistry
 from hygiene.inventory import SIGNATURE_TAG, namespace_of
+from hygiene_demo.registry import DEFAULT_ACCOUNT, EmbeddedRegistry
 
 # --------------------------------------------------------------------------- media types
 
@@ -1306,7 +1306,7 @@ def repository_table(manifest: SeedManifest) -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":  # python -m hygiene.collect.seed: print the docs table
+if __name__ == "__main__":  # python -m hygiene_demo.seed: print the docs table
     from hygiene.config import load_config
 
     print(repository_table(plan_lab_registry(load_config().projects, datetime.now(UTC))), end="")
