@@ -8,7 +8,7 @@ from hygiene.config import Config
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
 from hygiene.model import Action
 from hygiene.scan import evaluate_rules, plan_all
-from hygiene_demo.seed import plan_lab_registry
+from hygiene_demo.lab import plan_lab_registry
 
 
 def _lab_inventory(config: Config, now: datetime) -> Inventory:

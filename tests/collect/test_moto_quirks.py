@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+from hygiene_demo.mediatypes import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST
 from hygiene_demo.registry import EmbeddedRegistry
-from hygiene_demo.seed import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST
 
 
 def _manifest(layer: str, config_size: int = 1234) -> str:
