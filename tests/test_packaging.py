@@ -56,6 +56,23 @@ def test_every_package_directory_is_listed_in_pyproject() -> None:
     assert setuptools["package-data"][TEMPLATES_PACKAGE] == ["*.html", "*.txt"]
 
 
+def containerfile_sources() -> list[str]:
+    """The files and folders cron/Containerfile copies into /src, the build's source."""
+    names = []
+    for line in (REPO_ROOT / "cron" / "Containerfile").read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"] and words[-1].startswith("/src/"):
+            names += words[1:-1]
+    return names
+
+
+def test_the_container_image_copies_every_source_of_the_build() -> None:
+    setuptools = setuptools_config()
+    needed = {p.partition(".")[0] for p in setuptools["packages"]}
+    needed |= set(setuptools["package-dir"].values()) | {"pyproject.toml", "README.md"}
+    assert needed <= set(containerfile_sources())
+
+
 RENDER = textwrap.dedent(
     """
     import json, sys
@@ -73,13 +90,16 @@ RENDER = textwrap.dedent(
 def test_installed_wheel_renders_reports_from_anywhere(
     tmp_path: Path, config: Config, now: datetime
 ) -> None:
-    # Built from a copy: setuptools leaves build/ in the source tree and reuses it.
+    # Built from what the container image copies into /src (so the image builds too), in
+    # a copy: setuptools would leave build/ in the checkout and reuse it.
     source = tmp_path / "source"
+    source.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "out")
-    for name in ("hygiene", "hygiene_demo", "reports"):
-        shutil.copytree(REPO_ROOT / name, source / name, ignore=ignore)
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO_ROOT / name, source / name)
+    for name in containerfile_sources():
+        if (REPO_ROOT / name).is_dir():
+            shutil.copytree(REPO_ROOT / name, source / name, ignore=ignore)
+        else:
+            shutil.copy(REPO_ROOT / name, source / name)
     wheels = tmp_path / "wheels"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), "."],
