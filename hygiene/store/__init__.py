@@ -16,8 +16,10 @@ Public API (see docs/approvals.md for the admin's view)::
     with store.lock("nightly"): ...             # LockHeldError if another run holds it
 """
 
+from hygiene.store.base import whoami
 from hygiene.store.engine import make_engine, migrate, normalise_url
-from hygiene.store.store import AuditEntry, RunRecord, Store, StoredProposal, whoami
+from hygiene.store.records import AuditEntry, RunRecord, StoredProposal
+from hygiene.store.store import Store
 
 __all__ = [
     "AuditEntry",
