@@ -13,7 +13,7 @@ Public API (see docs/approvals.md for the admin's view)::
     store.proposals(state="proposed", namespace="suporte", rule="IM002")
     store.approve(ids, approver) / store.reject(ids, approver, reason)
     store.audit_log(since=...)                  # what apply did, oldest first
-    with store.lock("nightly"): ...             # LockHeldError if another run holds it
+    with store.lock("registry"): ...            # LockHeldError if another run holds it
 """
 
 from hygiene.store.base import whoami
