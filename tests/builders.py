@@ -259,6 +259,13 @@ def inventory_of(
     )
 
 
+def seeded_inventory(manifest: Any, *, run_id: str = "test", now: datetime = NOW) -> Inventory:
+    """What a scan reads from a registry seeded with ``manifest`` (a hygiene_demo seed
+    manifest, e.g. ``plan_lab_registry(projects, now)``), built without a server."""
+    run = RunInfo(id=run_id, started_at=now)
+    return inventory(manifest.image_records(), manifest.repository_records(), now=now, run=run)
+
+
 # --------------------------------------------------------------------------- config
 
 

@@ -30,8 +30,8 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
-from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.config import Config, load_config
+from hygiene_demo.registry import EmbeddedRegistry
 from tests.builders import NOW, REPO_ROOT, RULES_DIR
 from tests.postgres import postgres_server  # noqa: F401  (a fixture for every test)
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from hygiene.collect.embedded import EmbeddedRegistry
+from hygiene_demo.registry import EmbeddedRegistry
 from tests import builders
 
 MANIFEST = json.dumps(

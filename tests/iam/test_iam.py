@@ -13,7 +13,9 @@ from hygiene import iam
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from tests.builders import REPO_ROOT
-from tests.iam_recorder import call_as_hygiene_module, read_records, recording
+from tests.iam_recorder import SCAFFOLDING_DIRS, call_as_hygiene_module, read_records, recording
+
+DEMO_DIR = SCAFFOLDING_DIRS[0]
 
 APPLY_WRITES = {
     "ecr:BatchDeleteImage",
@@ -64,6 +66,11 @@ def test_declare_rejects_what_is_not_an_iam_action():
         iam.declare("x", "ecr:describeImages")
 
 
+def call_as_demo_module(relative: str, source: str, namespace: dict) -> None:
+    """The same, for a file of the hygiene_demo package (scaffolding)."""
+    exec(compile(source, str(DEMO_DIR / relative), "exec"), namespace)
+
+
 def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
     client = ecr.client()
     with recording() as recorder:
@@ -71,11 +78,27 @@ def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
         call_as_hygiene_module(
             "apply/probe.py", "client.describe_repositories()", {"client": client}
         )
-        call_as_hygiene_module(
-            "collect/embedded.py",
+        call_as_demo_module(
+            "seed.py",
             "client.list_images(repositoryName='ml/train')",
             {"client": client},
         )  # scaffolding: not recorded
+        # hygiene code calling the seeder: the seeder is closer to the call, not recorded
+        seeder: dict = {"client": client}
+        call_as_demo_module(
+            "seed.py",
+            "def seed():\n    client.describe_images(repositoryName='ml/train')\n",
+            seeder,
+        )
+        call_as_hygiene_module("cli/demo.py", "seed()", {"seed": seeder["seed"]})
+        # the demo running a job: the job's hygiene module is closer, recorded
+        job: dict = {"client": client}
+        call_as_hygiene_module(
+            "collect/probe.py",
+            "def scan():\n    client.list_images(repositoryName='ml/train')\n",
+            job,
+        )
+        call_as_demo_module("run.py", "scan()", {"scan": job["scan"]})
         call_as_hygiene_module(
             "apply/probe.py",
             "client.delete_repository(repositoryName='ml/train')",
@@ -83,6 +106,7 @@ def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
         )
     assert recorder.calls == {
         "ecr:DescribeRepositories": {"apply.probe"},
+        "ecr:ListImages": {"collect.probe"},
         "ecr:DeleteRepository": {"apply.probe"},
     }
     assert iam.undeclared(recorder.calls) == []

@@ -26,7 +26,7 @@ from typing import Any
 from hygiene.config import Config
 from hygiene.errors import LockHeldError
 from hygiene.inventory import Inventory, RunInfo, ScanError
-from hygiene.jobs import ApplyResult, JobDeps, RunAlert
+from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Action, Proposal, ProposalState
 from hygiene.rules import Evaluation
 from tests import builders
@@ -150,8 +150,8 @@ class FakeRegistry:
 
     def apply(
         self, proposals: Sequence[Proposal], config: Config, stop: threading.Event
-    ) -> ApplyResult:
-        result = ApplyResult()
+    ) -> ApplySummary:
+        result = ApplySummary()
         for proposal in proposals:  # one proposal = one batch here
             if stop.is_set():
                 result.stopped = True
