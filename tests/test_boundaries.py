@@ -63,6 +63,8 @@ BLOCKER = textwrap.dedent(
 )
 
 
+# A child interpreter (~3 s under xdist): only a fresh process shows what an install without
+# the extra imports.
 def run_blocked(
     mode: str, tmp_path: Path, env: dict[str, str]
 ) -> tuple[dict, subprocess.CompletedProcess[str]]:
