@@ -3,9 +3,10 @@
 All I/O of a scan happens here; it returns plain records that
 :mod:`hygiene.inventory` types. Per repository it costs
 ``ceil(images/1000)`` DescribeImages pages, ``ceil(manifests_to_read/100)`` BatchGetImage
-calls (indexes, and artifacts without ``subjectManifestDigest``), and one call each for
-the lifecycle policy, repository policy and resource tags (none of which are in
-DescribeRepositories).
+calls in at most two rounds (indexes and non-image artifacts without
+``subjectManifestDigest``; then untagged images no index lists, whose manifest may name a
+``subject``), and one call each for the lifecycle policy, repository policy and resource
+tags (none of which are in DescribeRepositories).
 
 Safety rule: a repository that cannot be read completely (an error after botocore's own
 retries, an index whose manifest cannot be read) is recorded with ``scan_error`` and its
@@ -241,6 +242,55 @@ def _image_record(detail: Mapping[str, Any], region: str, account: str) -> dict[
     }
 
 
+def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> None:
+    """Fill ``child_digests`` and ``subject_digest`` from the manifests that decide them.
+
+    First the indexes (their children are known only from the index manifest) and the
+    artifacts ECR types as non-images without a subject; then every *untagged* image
+    that no index lists and that still has no subject: a referrer whose ECR metadata is
+    absent (pushed before ECR's OCI 1.1 support, an ordinary image config type, a copy
+    made by another tool) looks exactly like an untagged image, and only its manifest's
+    ``subject`` tells (docs/ecr-facts.md, "Multi-arch images, attestations,
+    signatures"). Tagged images and index children are never deletion candidates on
+    their own, so their manifests are not read.
+    """
+    first = [
+        img["digest"]
+        for img in images
+        if img["manifest_media_type"] in INDEX_MEDIA_TYPES
+        or (
+            img["artifact_media_type"]
+            and img["artifact_media_type"] not in IMAGE_CONFIG_MEDIA_TYPES
+            and not img["subject_digest"]
+        )
+    ]
+    manifests = read_manifests(client, repository, first) if first else {}
+    _link(images, manifests)
+    children = {child for img in images for child in img["child_digests"]}
+    second = [
+        img["digest"]
+        for img in images
+        if not img["tags"]
+        and not img["subject_digest"]
+        and img["digest"] not in children
+        and img["digest"] not in manifests
+    ]
+    if second:
+        _link(images, read_manifests(client, repository, second))
+
+
+def _link(images: list[dict[str, Any]], manifests: Mapping[str, Mapping[str, Any]]) -> None:
+    for img in images:
+        manifest = manifests.get(img["digest"])
+        if manifest is None:
+            continue
+        if img["manifest_media_type"] in INDEX_MEDIA_TYPES:
+            img["child_digests"] = [m["digest"] for m in manifest.get("manifests", [])]
+        subject = (manifest.get("subject") or {}).get("digest")
+        if subject and not img["subject_digest"]:
+            img["subject_digest"] = str(subject)
+
+
 def collect_repository(
     client: Any, repo: Mapping[str, Any], region: str, settings: CollectSettings
 ) -> RepositoryData:
@@ -251,27 +301,8 @@ def collect_repository(
     try:
         details = list_images(client, name, settings.page_size)
         images = [_image_record(d, region, record["account"]) for d in details]
-        to_read = [
-            img["digest"]
-            for img in images
-            if img["manifest_media_type"] in INDEX_MEDIA_TYPES
-            or (
-                img["artifact_media_type"]
-                and img["artifact_media_type"] not in IMAGE_CONFIG_MEDIA_TYPES
-                and not img["subject_digest"]
-            )
-        ]
         step = "BatchGetImage"
-        manifests = read_manifests(client, name, to_read) if to_read else {}
-        for img in images:
-            manifest = manifests.get(img["digest"])
-            if manifest is None:
-                continue
-            if img["manifest_media_type"] in INDEX_MEDIA_TYPES:
-                img["child_digests"] = [m["digest"] for m in manifest.get("manifests", [])]
-            subject = (manifest.get("subject") or {}).get("digest")
-            if subject and not img["subject_digest"]:
-                img["subject_digest"] = subject
+        _read_links(client, name, images)
         step = "GetLifecyclePolicy"
         record["lifecycle_policy"] = _optional_text(
             lambda: client.get_lifecycle_policy(repositoryName=name),

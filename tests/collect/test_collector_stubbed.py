@@ -7,10 +7,12 @@ ids in one BatchGetImage call.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 from botocore.stub import Stubber
 
@@ -28,6 +30,7 @@ from hygiene.errors import CollectError
 ACCOUNT = "851296927411"
 PUSHED = datetime(2026, 1, 1, tzinfo=UTC)
 SERIAL = CollectSettings(max_workers=1, max_attempts=1)
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def _client() -> Any:
@@ -172,7 +175,9 @@ def test_repository_failing_mid_scan_marks_run_incomplete() -> None:
             "describe_repositories", {"repositories": [_repo("ok"), _repo("broken")]}, None
         )
         _registry_scanning(stub)
-        stub.add_response("describe_images", {"imageDetails": [_detail("ok", 1)]}, None)
+        stub.add_response(
+            "describe_images", {"imageDetails": [_detail("ok", 1, imageTags=["v1"])]}, None
+        )
         _settings_calls(stub, "ok")
         stub.add_client_error(
             "describe_images",
@@ -226,6 +231,74 @@ def test_unreadable_index_manifest_fails_the_repository_not_its_children() -> No
     assert inventory.run.errors[0].operation == "BatchGetImage"
     assert "KmsError" in inventory.run.errors[0].message
     assert len(inventory.images) == 0
+
+
+def _manifests(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "images": [
+            {"imageId": {"imageDigest": d}, "imageManifest": json.dumps(body)}
+            for d, body in documents.items()
+        ],
+        "failures": [],
+    }
+
+
+def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
+    """Two rounds of BatchGetImage: the indexes first, then only the untagged images that
+    no index lists and that ECR gave no subject; a `subject` in the manifest makes the
+    image a referrer. Tagged images and platform manifests are never read."""
+    client = _client()
+    oci = "application/vnd.oci.image.manifest.v1+json"
+    index = _detail("app", 9, imageTags=["v1"], imageManifestMediaType=OCI_INDEX)
+    details = [
+        index,
+        _detail("app", 1),  # platform manifest of the index
+        _detail("app", 2, imageTags=["v0"]),  # tagged: never a candidate on its own
+        _detail("app", 3),  # a referrer of the index, no ECR metadata
+        _detail("app", 4),  # a plain untagged image
+        _detail("app", 5, subjectManifestDigest=_digest(2)),  # ECR says: a referrer
+    ]
+    first = {_digest(9): {"mediaType": OCI_INDEX, "manifests": [{"digest": _digest(1)}]}}
+    second = {
+        _digest(3): {"mediaType": oci, "subject": {"digest": _digest(9), "mediaType": OCI_INDEX}},
+        _digest(4): {"mediaType": oci, "config": {}, "layers": []},
+    }
+    with Stubber(client) as stub:
+        stub.add_response("describe_repositories", {"repositories": [_repo("app")]}, None)
+        _registry_scanning(stub)
+        stub.add_response("describe_images", {"imageDetails": details}, None)
+        stub.add_response(
+            "batch_get_image",
+            _manifests(first),
+            {
+                "repositoryName": "app",
+                "imageIds": [{"imageDigest": _digest(9)}],
+                "acceptedMediaTypes": ACCEPTED_MEDIA_TYPES,
+            },
+        )
+        stub.add_response(
+            "batch_get_image",
+            _manifests(second),
+            {
+                "repositoryName": "app",
+                "imageIds": [{"imageDigest": _digest(3)}, {"imageDigest": _digest(4)}],
+                "acceptedMediaTypes": ACCEPTED_MEDIA_TYPES,
+            },
+        )
+        _settings_calls(stub, "app")
+        inventory = collect_inventory({"us-east-1": client}, SERIAL)
+        stub.assert_no_pending_responses()
+    assert inventory.run.complete
+    subjects = dict(
+        zip(
+            inventory.images["digest"].astype(str),
+            inventory.images["subject_digest"].astype(object),
+            strict=True,
+        )
+    )
+    assert subjects[_digest(3)] == _digest(9)
+    assert subjects[_digest(5)] == _digest(2)
+    assert all(pd.isna(subjects[_digest(n)]) for n in (1, 2, 4, 9))
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ExpiredTokenException"])
