@@ -1,13 +1,23 @@
 """Plan: turn findings into proposals (pure: no I/O, no clock).
 
-- Image findings (IM001–IM004) → one ``delete-images`` proposal per repository and fix
-  safety: IM001/IM004 are safe, IM002/IM003 unsafe. A unit (an index and its children,
-  an image and its referrers: ``Finding.details["unit"]``) is never split; a unit any
-  safe finding covers goes to the safe proposal.
-- RP001 → ``delete-repository``; SC001 → ``enable-scan-on-push`` (safe);
-  SC002 → ``set-tag-immutability`` to IMMUTABLE_WITH_EXCLUSION (unsafe);
-  SC004 → ``remove-policy-statement`` (unsafe).
-- ``put-lifecycle-policy`` proposals come from :mod:`hygiene.lifecycle`.
+The rule is the one source of its fix: each rule declares the action it proposes
+(``@rule(..., action=...)``, :mod:`hygiene.rules.base`) and its fix safety, and the plan
+dispatches every finding through that declaration to the proposer of the action
+(:data:`PROPOSERS`, one call per action with all of its findings):
+
+- ``delete-images`` (IM001–IM004): one proposal per repository and fix safety. A unit
+  (an index and its children, an image and its referrers: ``Finding.details["unit"]``)
+  is never split; a unit any safe finding covers goes to the safe proposal.
+- ``delete-repository`` (RP001 empty, RP003 abandoned): one proposal per repository;
+  an abandoned repository's evidence lists every image in it (apply deletes them first,
+  saving their manifests, and refuses if anything changed).
+- ``put-lifecycle-policy`` (RP002): the policy generated from the rules config
+  (:mod:`hygiene.lifecycle`).
+- ``enable-scan-on-push`` (SC001), ``set-tag-immutability`` (SC002),
+  ``remove-policy-statement`` (SC004).
+
+A rule with a manual fix proposes nothing. Findings in repositories the scan did not
+read completely propose nothing either.
 
 Evidence holds what the proposal was decided on (digests, tags, push/pull times, bytes,
 rule codes, current settings); apply compares it with the live registry before any
@@ -19,8 +29,10 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Protocol
 
 import pandas as pd
@@ -28,17 +40,10 @@ import pandas as pd
 from hygiene.config import Config
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
+from hygiene.rules import RULES
 from hygiene.units import human_bytes
 
-IMAGE_RULES = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
-IMAGE_RULES.update({"IM002": FixSafety.UNSAFE, "IM003": FixSafety.UNSAFE})
 DEFAULT_MUTABLE_TAGS = ("latest",)
-REPOSITORY_ACTIONS = {
-    "RP001": (Action.DELETE_REPOSITORY, FixSafety.UNSAFE),
-    "SC001": (Action.ENABLE_SCAN_ON_PUSH, FixSafety.SAFE),
-    "SC002": (Action.SET_TAG_IMMUTABILITY, FixSafety.UNSAFE),
-    "SC004": (Action.REMOVE_POLICY_STATEMENT, FixSafety.UNSAFE),
-}
 
 
 class EvaluationLike(Protocol):
@@ -55,39 +60,68 @@ def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
     return {"account": account, "region": region, "repository": repository}
 
 
-def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-    images = inventory.images
-    index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    columns = ["account", "region", "repository", "digest", "tags", "pushed_at", "last_pull"]
-    columns += ["size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
-    for row in images[columns].itertuples(index=False):
-        key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
-        index[key] = {
-            "digest": str(row.digest),
-            "tags": sorted(str(t) for t in row.tags),
-            "pushed_at": iso_utc(row.pushed_at),
-            "last_pull": iso_utc(row.last_pull),
-            "bytes": int(row.storage_bytes),
-            "size_bytes": int(row.size_bytes),
-            "media_type": None
-            if pd.isna(row.manifest_media_type)
-            else str(row.manifest_media_type),
-            "is_index": bool(row.is_index),
-        }
-    return index
+def _safety(finding: Finding) -> FixSafety:
+    """The fix safety the rule declares (a finding of an unknown code: unsafe)."""
+    rule = RULES.get(finding.code)
+    return rule.fix_safety if rule is not None else FixSafety.UNSAFE
 
 
-def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, Any]]:
-    frame = inventory.repositories
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for record in frame.to_dict("records"):
-        out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
-    return out
+@dataclass
+class _Scope:
+    """What every proposer may read: the inventory (indexed once, when first needed)."""
+
+    inventory: Inventory
+    config: Config
+    now: datetime
+
+    @cached_property
+    def images(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """(account, region, repository, digest) → the image's evidence entry."""
+        images = self.inventory.images
+        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        columns = ["account", "region", "repository", "digest", "tags", "pushed_at"]
+        columns += ["last_pull", "size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
+        for row in images[columns].itertuples(index=False):
+            key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
+            index[key] = {
+                "digest": str(row.digest),
+                "tags": sorted(str(t) for t in row.tags),
+                "pushed_at": iso_utc(row.pushed_at),
+                "last_pull": iso_utc(row.last_pull),
+                "bytes": int(row.storage_bytes),
+                "size_bytes": int(row.size_bytes),
+                "media_type": None
+                if pd.isna(row.manifest_media_type)
+                else str(row.manifest_media_type),
+                "is_index": bool(row.is_index),
+            }
+        return index
+
+    @cached_property
+    def repositories(self) -> dict[tuple[str, str, str], dict[str, Any]]:
+        frame = self.inventory.repositories
+        out: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for record in frame.to_dict("records"):
+            out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
+        return out
+
+    @cached_property
+    def _by_repository(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+        for (account, region, repository, _), info in self.images.items():
+            out[(account, region, repository)].append(info)
+        return out
+
+    def images_of(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
+        """Evidence entries of every image of one repository, by digest."""
+        return sorted(self._by_repository.get(key, []), key=lambda info: info["digest"])
 
 
-def _image_proposals(
-    findings: list[Finding], images: dict[tuple[str, str, str, str], dict[str, Any]]
-) -> list[Proposal]:
+def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+    """``delete-images``: one proposal per repository and fix safety. A unit (an index
+    and its children, an image and its referrers: ``Finding.details["unit"]``) is never
+    split; a unit any safe finding covers goes to the safe proposal."""
+    images = scope.images
     # (account, region, repository) → unit (tuple of digests) → [findings]
     units: dict[tuple[str, str, str], dict[tuple[str, ...], list[Finding]]] = defaultdict(dict)
     namespaces: dict[tuple[str, str, str], str | None] = {}
@@ -108,7 +142,7 @@ def _image_proposals(
         ordered = sorted(
             by_unit.items(),
             key=lambda item: (
-                not any(IMAGE_RULES.get(f.code) == FixSafety.SAFE for f in item[1]),
+                not any(_safety(f) is FixSafety.SAFE for f in item[1]),
                 item[0],
             ),
         )
@@ -117,7 +151,7 @@ def _image_proposals(
             if not fresh:
                 continue
             claimed.update(fresh)
-            safe = any(IMAGE_RULES.get(f.code) == FixSafety.SAFE for f in unit_findings)
+            safe = any(_safety(f) is FixSafety.SAFE for f in unit_findings)
             split[FixSafety.SAFE if safe else FixSafety.UNSAFE].append((fresh, unit_findings))
         for safety, chosen in split.items():
             evidence_images = []
@@ -226,16 +260,12 @@ def _statements_to_remove(
 
 
 def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Proposal | None:
-    action, safety = REPOSITORY_ACTIONS[finding.code]
+    rule = RULES[finding.code]
+    action, safety = rule.action, rule.fix_safety
     repository = finding.repository or ""
     target: dict[str, Any]
     evidence: dict[str, Any] = {"rule_codes": [finding.code]}
-    if action == Action.DELETE_REPOSITORY:
-        target = {"repository": repository}
-        evidence["image_count"] = int(repo["image_count"]) if repo else 0
-        evidence["created_at"] = iso_utc(repo["created_at"]) if repo else None
-        summary = f"delete empty repository {repository}"
-    elif action == Action.ENABLE_SCAN_ON_PUSH:
+    if action == Action.ENABLE_SCAN_ON_PUSH:
         target = {"scan_on_push": True}
         evidence["scan_on_push"] = bool(repo["scan_on_push"]) if repo else False
         summary = f"enable scan on push for {repository}"
@@ -251,7 +281,7 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
         evidence["tag_mutability"] = str(repo["tag_mutability"]) if repo else None
         evidence["exclusions"] = list(repo["tag_mutability_exclusions"]) if repo else []
         summary = f"make tags of {repository} immutable except {', '.join(exclusions)}"
-    else:
+    elif action == Action.REMOVE_POLICY_STATEMENT:
         policy_text = cell_text(repo["repository_policy"]) if repo else None
         if finding.details.get("invalid"):
             return None  # unreadable policy: a person has to look at it
@@ -261,6 +291,8 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
         target = {"statements": statements}
         evidence["policy"] = policy_text
         summary = f"remove {len(statements)} public/foreign statement(s) from {repository}'s policy"
+    else:
+        raise ValueError(f"{finding.code}: no repository-level proposer for {action}")
     return Proposal(
         id=proposal_id(
             action, _where((finding.account, finding.region, repository)) | target, evidence
@@ -278,31 +310,141 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
     )
 
 
+def _repository_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+    """One proposal per finding for the repository-level actions."""
+    proposals = []
+    for finding in findings:
+        key = (finding.account, finding.region, finding.repository or "")
+        proposal = _repository_proposal(finding, scope.repositories.get(key))
+        if proposal is not None:
+            proposals.append(proposal)
+    return proposals
+
+
+def _repository_deletions(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+    """``delete-repository``: one proposal per repository (RP001 empty, RP003 abandoned).
+
+    An abandoned repository still holds images: the evidence lists each one (digest,
+    tags, push and pull times, bytes, index or not), so apply can refuse when anything
+    changed and save every manifest before deleting it. An empty one keeps the short
+    evidence it always had (image count and creation time), so its id does not change.
+    """
+    by_repository: dict[tuple[str, str, str], list[Finding]] = defaultdict(list)
+    for finding in findings:
+        by_repository[(finding.account, finding.region, finding.repository or "")].append(finding)
+    proposals = []
+    for key, group in sorted(by_repository.items()):
+        account, region, repository = key
+        repo = scope.repositories.get(key)
+        codes = sorted({f.code for f in group})
+        evidence: dict[str, Any] = {
+            "rule_codes": codes,
+            "image_count": int(repo["image_count"]) if repo else 0,
+            "created_at": iso_utc(repo["created_at"]) if repo else None,
+        }
+        images = scope.images_of(key) if evidence["image_count"] else []
+        total = sum(int(i["bytes"]) for i in images)
+        if images:
+            evidence["images"] = images
+            summary = (
+                f"delete abandoned repository {repository} and its {len(images)} image(s), "
+                f"{human_bytes(total)} ({', '.join(codes)})"
+            )
+        else:
+            summary = f"delete empty repository {repository}"
+        target = {"repository": repository}
+        proposals.append(
+            Proposal(
+                id=proposal_id(Action.DELETE_REPOSITORY, _where(key) | target, evidence),
+                action=Action.DELETE_REPOSITORY,
+                account=account,
+                region=region,
+                repository=repository,
+                namespace=group[0].namespace,
+                target=target,
+                evidence=evidence,
+                rule_codes=tuple(codes),
+                fix_safety=min((_safety(f) for f in group), key=_SAFETY_ORDER.index),
+                bytes=total,
+                summary=summary,
+            )
+        )
+    return proposals
+
+
+# the least safe wins when findings of several rules share one proposal
+_SAFETY_ORDER = [FixSafety.MANUAL, FixSafety.UNSAFE, FixSafety.SAFE]
+
+
+def _lifecycle_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+    """``put-lifecycle-policy`` for the repositories flagged (and only those: an ignored
+    or muted RP002 proposes nothing), in one call over all of them (one call per
+    repository would select among all repositories each time: quadratic)."""
+    from hygiene.lifecycle import propose as propose_lifecycle
+
+    flagged = {(f.account, f.region, f.repository) for f in findings if f.repository}
+    inventory = scope.inventory
+    images, repositories = inventory.images, inventory.repositories
+
+    def keys(frame: pd.DataFrame, name: str) -> pd.Series:
+        return pd.Series(
+            list(
+                zip(
+                    frame["account"].astype(str),
+                    frame["region"].astype(str),
+                    frame[name].astype(str),
+                    strict=True,
+                )
+            ),
+            index=frame.index,
+            dtype=object,
+        )
+
+    scoped = Inventory(
+        images=images[keys(images, "repository").isin(flagged)],
+        repositories=repositories[keys(repositories, "name").isin(flagged)],
+        run=inventory.run,
+    )
+    return propose_lifecycle(scoped, scope.config, scope.now)
+
+
+Proposer = Callable[[list[Finding], _Scope], list[Proposal]]
+
+PROPOSERS: dict[Action, Proposer] = {
+    Action.DELETE_IMAGES: _image_proposals,
+    Action.DELETE_REPOSITORY: _repository_deletions,
+    Action.PUT_LIFECYCLE_POLICY: _lifecycle_proposals,
+    Action.ENABLE_SCAN_ON_PUSH: _repository_proposals,
+    Action.SET_TAG_IMMUTABILITY: _repository_proposals,
+    Action.REMOVE_POLICY_STATEMENT: _repository_proposals,
+}
+"""The proposer of each action a rule may declare (a test checks every one is here)."""
+
+
 def plan(
     evaluation: EvaluationLike, inventory: Inventory, config: Config, now: datetime
 ) -> list[Proposal]:
-    """Proposals for every finding with a fix (pure; ``now`` is unused but kept for
-    symmetry with the other stages and future time-dependent evidence).
-
-    Findings in repositories the scan did not read completely are ignored.
-    """
-    del now
-    repos = _repositories(inventory)
-    broken = {key for key, repo in repos.items() if cell_text(repo.get("scan_error")) is not None}
-
-    def readable(f: Finding) -> bool:
-        return f.repository is not None and (f.account, f.region, f.repository) not in broken
-
-    findings = [f for f in evaluation.findings if readable(f)]
-    image_findings = [f for f in findings if f.code in IMAGE_RULES]
-    proposals = _image_proposals(image_findings, _image_index(inventory))
-    seen: set[str] = {p.id for p in proposals}
-    for finding in findings:
-        if finding.code not in REPOSITORY_ACTIONS:
+    """Proposals for every finding whose rule declares an action (pure; ``now`` dates the
+    lifecycle previews). Findings in repositories not read completely are ignored."""
+    scope = _Scope(inventory, config, now)
+    broken = {
+        key
+        for key, repo in scope.repositories.items()
+        if cell_text(repo.get("scan_error")) is not None
+    }
+    by_action: dict[Action, list[Finding]] = defaultdict(list)
+    for finding in evaluation.findings:
+        rule = RULES.get(finding.code)
+        if rule is None or rule.action is None or finding.repository is None:
             continue
-        key = (finding.account, finding.region, finding.repository or "")
-        proposal = _repository_proposal(finding, repos.get(key))
-        if proposal is not None and proposal.id not in seen:
-            seen.add(proposal.id)
-            proposals.append(proposal)
-    return sorted(proposals, key=lambda p: (p.account, p.region, p.repository, p.action, p.id))
+        if (finding.account, finding.region, finding.repository) in broken:
+            continue
+        by_action[rule.action].append(finding)
+    proposals: dict[str, Proposal] = {}
+    for action in Action:  # a fixed order, whatever order the findings came in
+        if by_action.get(action):
+            for proposal in PROPOSERS[action](by_action[action], scope):
+                proposals.setdefault(proposal.id, proposal)
+    return sorted(
+        proposals.values(), key=lambda p: (p.account, p.region, p.repository, p.action, p.id)
+    )

@@ -188,24 +188,11 @@ def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:
 def plan_all(
     evaluation: Any, inventory: Inventory, config: Config, now: datetime
 ) -> list[Proposal]:
-    """Proposals of the plan, plus a generated lifecycle policy for each repository that
-    RP002 flagged (and only those: an ignored or muted RP002 proposes nothing)."""
-    from hygiene.lifecycle import propose as propose_lifecycle
+    """Every proposal of the scan: :func:`hygiene.plan.plan` dispatches each finding to
+    the action its rule declares (lifecycle policies included)."""
     from hygiene.plan import plan
 
-    proposals = list(plan(evaluation, inventory, config, now))
-    flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
-    if flagged:
-        # one call over the flagged repositories (not one per repository: each call
-        # selects among all repositories, quadratic on a large registry)
-        images, repositories = inventory.images, inventory.repositories
-        scoped = Inventory(
-            images=images[images["repository"].astype(object).isin(flagged)],
-            repositories=repositories[repositories["name"].astype(object).isin(flagged)],
-            run=inventory.run,
-        )
-        proposals += propose_lifecycle(scoped, config, now)
-    return proposals
+    return plan(evaluation, inventory, config, now)
 
 
 def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:

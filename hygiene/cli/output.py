@@ -78,9 +78,15 @@ def _by_namespace(result: ScanResult) -> Table:
     for column in ("namespace", "error", "warning", "info", "reclaimable"):
         table.add_column(column, justify="left" if column == "namespace" else "right")
     rows: dict[str, Counter[str]] = {}
+    counted: set[tuple[str, str, str | None, str]] = set()  # an image two rules flag: once
     for f in result.findings:
         counter = rows.setdefault(f.namespace or "(none)", Counter())
         counter[f.severity.value] += 1
+        if f.image_digest is not None:
+            key = (f.account, f.region, f.repository, f.image_digest)
+            if key in counted:
+                continue
+            counted.add(key)
         counter["bytes"] += f.bytes
     for namespace in sorted(rows):
         c = rows[namespace]

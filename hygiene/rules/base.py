@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from hygiene.model import FixSafety, Severity
+from hygiene.model import Action, FixSafety, Severity
 
 if TYPE_CHECKING:
     from hygiene.config import Config
@@ -165,6 +165,8 @@ class Rule:
     check: Check
     options: tuple[Option, ...] = ()
     deletes: Deletes = Deletes.NOTHING
+    # The change the plan proposes for a finding (None: a person fixes it by hand).
+    action: Action | None = None
     # Naming rules read only names, which a partial read still gets right.
     needs_complete_repository: bool = True
     doc: str = field(default="", repr=False)
@@ -219,13 +221,20 @@ def rule(
     fix: str,
     options: Sequence[Option] = (),
     deletes: Deletes = Deletes.NOTHING,
+    action: Action | None = None,
     needs_complete_repository: bool = True,
 ) -> Callable[[Check], Check]:
-    """Register a check function as a rule (its docstring is the documentation)."""
+    """Register a check function as a rule (its docstring is the documentation).
+
+    ``action`` is the one source of the rule's fix: the plan proposes that action for
+    every finding of the rule (see :mod:`hygiene.plan`), with the rule's ``fix_safety``.
+    What a rule deletes and the action it proposes must agree (:func:`check_fix`).
+    """
     if not CODE_PATTERN.match(code):
         raise ValueError(f"bad rule code {code!r}")
     if not NAME_PATTERN.match(name):
         raise ValueError(f"rule name must be kebab-case: {name!r}")
+    check_fix(code, fix_safety, deletes, action)
     family = next(f for f, prefix in FAMILIES.items() if code.startswith(prefix))
 
     def register(func: Check) -> Check:
@@ -242,12 +251,37 @@ def rule(
             check=func,
             options=tuple(options),
             deletes=deletes,
+            action=action,
             needs_complete_repository=needs_complete_repository,
             doc=func.__doc__ or "",
         )
         return func
 
     return register
+
+
+DELETING_ACTIONS = {
+    Deletes.IMAGES: Action.DELETE_IMAGES,
+    Deletes.REPOSITORY: Action.DELETE_REPOSITORY,
+}
+
+
+def check_fix(code: str, fix_safety: FixSafety, deletes: Deletes, action: Action | None) -> None:
+    """Refuse a rule whose declarations contradict each other.
+
+    A rule that deletes images or a repository proposes exactly that deletion; a manual
+    fix proposes nothing; a safe or unsafe fix proposes something (else nothing would
+    ever carry it out, and nobody would notice).
+    """
+    wanted = DELETING_ACTIONS.get(deletes)
+    if wanted is not None and action is not wanted:
+        raise ValueError(f"{code}: deletes {deletes.value}, so its action must be {wanted.value}")
+    if deletes is Deletes.NOTHING and action in DELETING_ACTIONS.values():
+        raise ValueError(f"{code}: action {action} deletes, so declare deletes=")
+    if fix_safety is FixSafety.MANUAL and action is not None:
+        raise ValueError(f"{code}: a manual fix proposes no action (got {action.value})")
+    if fix_safety is not FixSafety.MANUAL and action is None:
+        raise ValueError(f"{code}: a {fix_safety.value} fix needs an action the plan proposes")
 
 
 def labels(mask: Any, text: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hygiene.model import FixSafety, Severity
+from hygiene.model import Action, FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
 from hygiene.rules.columns import match_globs
 
@@ -31,6 +31,7 @@ ACCOUNT_IN_ARN = re.compile(r"^arn:aws[a-z-]*:(?:iam|sts)::(\d{12}):")
     severity=Severity.ERROR,
     fix_safety=FixSafety.SAFE,
     scope=Scope.REPOSITORY,
+    action=Action.ENABLE_SCAN_ON_PUSH,
     fix="Enable scan on push (put-image-scanning-configuration scanOnPush=true).",
     options=[
         Option(
@@ -84,6 +85,7 @@ def scan_on_push_disabled(ctx: RuleContext) -> pd.DataFrame:
     severity=Severity.WARNING,
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.REPOSITORY,
+    action=Action.SET_TAG_IMMUTABILITY,
     fix="Set tag mutability to IMMUTABLE_WITH_EXCLUSION, excluding the floating tags.",
     options=[
         Option(
@@ -254,6 +256,7 @@ def risky_statements(
     severity=Severity.ERROR,
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.REPOSITORY,
+    action=Action.REMOVE_POLICY_STATEMENT,
     fix="Remove the statements granting '*' or foreign accounts from the repository policy.",
     options=[
         Option(

@@ -34,7 +34,7 @@ import pandas as pd
 
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
-from hygiene.rules.findings import RepositoryFindings, image_findings
+from hygiene.rules.findings import RepositoryFindings, drop_superseded, image_findings
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import active_mutes
 from hygiene.rules.protections import (
@@ -148,11 +148,14 @@ def _evaluate(
             repository_findings.add(rule, hits)
         clock.lap(code)
     kept = KeptImages()
-    findings = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
+    by_image = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
     clock.lap("image-findings")
     # image rules (IM) sort before every other family: rules ran in code order, so
     # putting the image findings first keeps the whole list ordered by code
-    findings += repository_findings.findings
+    findings = by_image.findings + repository_findings.findings
+    muted = by_image.muted + repository_findings.muted
+    everything = findings + muted
+    findings, muted = drop_superseded(findings, everything), drop_superseded(muted, everything)
 
     protection_frame = protections.frame  # owned here: add the identifying columns in place
     for position, column in enumerate(("account", "region", "repository", "digest")):
@@ -165,7 +168,7 @@ def _evaluate(
         kept=kept_images,
         mute_warnings=mute_warnings,
         protections=protection_frame,
-        muted=repository_findings.muted,
+        muted=muted,
         rules_run=tuple(rules_run),
         timings=clock.laps,
     )

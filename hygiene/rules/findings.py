@@ -5,11 +5,11 @@ delete the repository skips repositories that opted out or hold an image in use,
 rule that needs the whole repository skips those not read completely; a muted finding
 goes to ``muted``.
 
-Image rules: a hit on a protected, mutelisted or rule-kept image is kept
+Image rules that delete: a hit on a protected, mutelisted or rule-kept image is kept
 (:mod:`hygiene.rules.kept`); every other becomes the root of a deletion unit
-(:mod:`hygiene.rules.units`). Each image gets one finding, from the first rule in code
-order that hit it; the others are named in ``details["also"]`` so the plan proposes
-each deletion once.
+(:mod:`hygiene.rules.units`). Every rule that hit an image gives its own finding and
+names the others in ``details["also"]``; the plan proposes each unit once. Image rules
+that delete nothing only report.
 """
 
 from __future__ import annotations
@@ -109,6 +109,38 @@ class RepositoryFindings:
                 self.findings.append(finding)
 
 
+def drop_superseded(findings: list[Finding], source: Sequence[Finding]) -> list[Finding]:
+    """``findings`` without those another finding of ``source`` supersedes.
+
+    One problem, one finding: a finding whose ``details["supersedes"]`` names rule codes
+    (NS003 attributing ``suporte-cloud`` to the registered project ``suporte`` names
+    NS002) replaces the findings of those codes on the same account, region, namespace
+    and repository. A muted superseding finding still supersedes: the problem is known.
+    """
+    superseded = {
+        (code, f.account, f.region, f.namespace, f.repository)
+        for f in source
+        if f.image_digest is None
+        for code in f.details.get("supersedes", ())
+    }
+    if not superseded:
+        return findings
+    return [
+        f
+        for f in findings
+        if (f.code, f.account, f.region, f.namespace, f.repository) not in superseded
+    ]
+
+
+@dataclass
+class ImageFindings:
+    """What :func:`image_findings` returns: findings, and the muted ones of rules that
+    delete nothing (a muted deletion is a kept image instead, with reason ``mutelisted``)."""
+
+    findings: list[Finding]
+    muted: list[Finding]
+
+
 def image_findings(
     rule_hits: Sequence[tuple[Rule, pd.DataFrame]],
     images: pd.DataFrame,
@@ -117,17 +149,26 @@ def image_findings(
     edges: Edges,
     kept: KeptImages,
     lap: Callable[[str], None],
-) -> list[Finding]:
+) -> ImageFindings:
     """Findings of the image rules' hits; the images kept instead go to ``kept``.
 
     ``rule_hits``: each image rule with its hits, in code order. ``lap`` marks the end of
     the phases ``kept``, ``units`` and ``image-findings-prep`` (timings).
+
+    A rule that deletes images: a hit on a protected, mutelisted or rule-kept image is
+    kept; every other hit is a finding whose ``details["unit"]`` is the image's deletion
+    unit. Every rule that hit an image gives its own finding (an owner looking for "too
+    many images" finds IM003 even when IM002 flagged the same image); each names the
+    others in ``details["also"]``, and the plan proposes the unit's deletion once.
+
+    A rule that deletes nothing (``deletes=NOTHING``) only reports: its hits are findings
+    on their images, with no unit, untouched by protections, and never kept.
     """
+    deleting = [(r, h) for r, h in rule_hits if r.deletes is Deletes.IMAGES and len(h)]
+    reporting = [(r, h) for r, h in rule_hits if r.deletes is not Deletes.IMAGES and len(h)]
     protected = protections.protected
     deletable_by_rule: list[tuple[Rule, pd.DataFrame]] = []
-    for rule, hits in rule_hits:
-        if not len(hits):
-            continue
+    for rule, hits in deleting:
         rows = hits.index.to_numpy(dtype=np.int64)
         rule_keep = (
             hits["keep_reason"].notna().to_numpy(dtype=bool)
@@ -157,9 +198,11 @@ def image_findings(
                 )
         deletable_by_rule.append((rule, hits[~keep]))
 
+    reported = _reported(reporting, images, mutes)
     hit_frames = [(i, h) for i, (_, h) in enumerate(deletable_by_rule) if len(h)]
     if not hit_frames:
-        return []
+        lap("kept")
+        return ImageFindings(reported.findings + [], reported.muted)
     rows = np.concatenate([h.index.to_numpy(dtype=np.int64) for _, h in hit_frames])
     rule_of = np.concatenate([np.full(len(h), i, dtype=np.int64) for i, h in hit_frames])
     messages = np.concatenate([h["message"].to_numpy(dtype=object) for _, h in hit_frames])
@@ -171,43 +214,94 @@ def image_findings(
             for _, h in hit_frames
         ]
     )
-    # one finding per image: the first rule in code order; the others are named in
-    # details["also"] so the plan proposes each deletion once
+    codes = [rule.code for rule, _ in deletable_by_rule]
+    also = _also(rows, rule_of, codes)
+    lap("kept")
+    units = build_units(images, protections, np.unique(rows), edges, kept)
+    kept.discard(units.members)  # a dependent that goes with its owner is not kept
+    lap("units")
+    hits = _Hits(rows, rule_of, messages, details)
+    findings = _unit_findings(images, [r for r, _ in deletable_by_rule], hits, units, also, lap)
+    return ImageFindings(findings + reported.findings, reported.muted)
+
+
+def _also(rows: np.ndarray, rule_of: np.ndarray, codes: list[str]) -> dict[int, list[str]]:
+    """Image row → codes of every deleting rule that hit it, for rows hit more than once."""
     order = np.lexsort((rule_of, rows))
     sorted_rows = rows[order]
-    duplicated = np.zeros(len(order), dtype=bool)
-    duplicated[1:] = sorted_rows[1:] == sorted_rows[:-1]
-    also: dict[int, list[str]] = defaultdict(list)
+    repeated = np.zeros(len(order), dtype=bool)
+    repeated[1:] = sorted_rows[1:] == sorted_rows[:-1]
+    repeated[:-1] |= repeated[1:]
+    out: dict[int, list[str]] = defaultdict(list)
     for row, index in zip(
-        sorted_rows[duplicated].tolist(), rule_of[order][duplicated].tolist(), strict=True
+        sorted_rows[repeated].tolist(), rule_of[order][repeated].tolist(), strict=True
     ):
-        also[row].append(deletable_by_rule[index][0].code)
-    first = order[~duplicated]
-    primary = _Hits(rows[first], rule_of[first], messages[first], details[first])
-    lap("kept")
-    units = build_units(images, protections, primary.rows, edges, kept)
-    lap("units")
-    return _unit_findings(images, [r for r, _ in deletable_by_rule], primary, units, also, lap)
+        out[row].append(codes[index])
+    return out
+
+
+def _reported(
+    rule_hits: Sequence[tuple[Rule, pd.DataFrame]],
+    images: pd.DataFrame,
+    mutes: Sequence[MuteRule],
+) -> ImageFindings:
+    """Findings of image rules that delete nothing: one per hit, on the image alone."""
+    findings: list[Finding] = []
+    muted_findings: list[Finding] = []
+    for rule, hits in rule_hits:
+        rows = hits.index.to_numpy(dtype=np.int64)
+        sub = images[["account", "region", "repository", "namespace", "digest", "tags"]].iloc[rows]
+        muted = muted_images(mutes, rule.code, images, rows).tolist()
+        spaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
+        detail_values = hits["details"].tolist() if "details" in hits else [None] * len(rows)
+        for account, region, repository, namespace, digest, tags, message, detail, mute in zip(
+            pylist(sub["account"]),
+            pylist(sub["region"]),
+            pylist(sub["repository"]),
+            spaces.tolist(),
+            pylist(sub["digest"]),
+            sub["tags"].tolist(),
+            hits["message"].tolist(),
+            detail_values,
+            muted,
+            strict=True,
+        ):
+            finding = Finding(
+                code=rule.code,
+                rule=rule.name,
+                severity=rule.severity,
+                account=account,
+                region=region,
+                repository=repository,
+                namespace=namespace,
+                message=message,
+                fix=rule.fix,
+                fix_safety=rule.fix_safety,
+                image_digest=digest,
+                tags=tuple(tags),
+                details=dict(detail) if isinstance(detail, dict) else {},
+            )
+            (muted_findings if mute else findings).append(finding)
+    return ImageFindings(findings, muted_findings)
 
 
 def _unit_findings(
     images: pd.DataFrame,
     rules: list[Rule],
-    primary: _Hits,
+    hits: _Hits,
     units: Units,
     also: dict[int, list[str]],
     lap: Callable[[str], None],
 ) -> list[Finding]:
-    """One finding per deletion unit, ordered by rule, repository and push time."""
-    rows = primary.rows
+    """One finding per rule hit, ordered by rule, repository and push time."""
     order = np.lexsort(
         (
-            utc_ns(images["pushed_at"])[rows],
-            images["repo_id"].to_numpy()[rows],
-            primary.rules,
+            utc_ns(images["pushed_at"])[hits.rows],
+            images["repo_id"].to_numpy()[hits.rows],
+            hits.rules,
         )
     )
-    rows = rows[order]
+    rows = hits.rows[order]
     columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
     sub = images[[*columns, "unit_last_pull"]].iloc[rows]
     digests_of, bytes_of = units.lookup(rows)
@@ -215,22 +309,21 @@ def _unit_findings(
     constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
     also_of = np.full(len(rows), None, dtype=object)
     if also:
-        positions = pd.Index(rows).get_indexer(np.fromiter(also, dtype=np.int64))
-        for position, codes in zip(positions.tolist(), also.values(), strict=True):
-            also_of[position] = codes
+        for position in np.flatnonzero(np.isin(rows, np.fromiter(also, dtype=np.int64))).tolist():
+            also_of[position] = also[int(rows[position])]
     columns_as_lists = (
-        primary.rules[order].tolist(),
+        hits.rules[order].tolist(),
         pylist(sub["account"]),
         pylist(sub["region"]),
         pylist(sub["repository"]),
         namespaces.tolist(),
         sub["tags"].tolist(),
-        primary.messages[order].tolist(),
+        hits.messages[order].tolist(),
         digests_of,
         bytes_of,
         utc_iso_strings(sub["pushed_at"]),
         utc_iso_strings(sub["unit_last_pull"]),
-        primary.details[order].tolist(),
+        hits.details[order].tolist(),
         also_of.tolist(),
     )
     lap("image-findings-prep")
@@ -249,12 +342,12 @@ def _unit_findings(
         pushed_at,
         last_pull,
         detail,
-        other_rules,
+        all_rules,
     ) in zip(*columns_as_lists, strict=True):
         code, name, severity, fix, fix_safety = constants[rule_index]
         details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at, "last_pull": last_pull}
-        if other_rules is not None:
-            details["also"] = other_rules
+        if all_rules is not None:
+            details["also"] = [c for c in all_rules if c != code]
         if isinstance(detail, dict):
             details.update(detail)
         finding = Finding(
@@ -279,9 +372,9 @@ def _unit_findings(
 
 @dataclass
 class _Hits:
-    """Image hits that became deletions: parallel arrays, one entry per image."""
+    """Image hits that became deletions: parallel arrays, one entry per (rule, image)."""
 
     rows: np.ndarray
-    rules: np.ndarray  # index into the list of image rules
+    rules: np.ndarray  # index into the list of deleting image rules
     messages: np.ndarray  # object
     details: np.ndarray  # object: dict or None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hygiene.model import FixSafety, Severity
+from hygiene.model import Action, FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
 from hygiene.rules.columns import utc_ns
 from hygiene.rules.protections import rank_newest
@@ -35,6 +35,7 @@ def _dates(values: pd.Series) -> list[str]:
     fix_safety=FixSafety.SAFE,
     scope=Scope.IMAGE,
     deletes=Deletes.IMAGES,
+    action=Action.DELETE_IMAGES,
     fix="Delete the image by digest (with its index children and referrers).",
     options=[
         Option(
@@ -53,7 +54,10 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
         A top-level image with no tag, pushed more than ``min_age_days`` ago, that no index
         in the repository lists and that is not a referrer (signature, SBOM) of a present
         image. Platform manifests of a multi-arch image are *not* flagged: they go with
-        their index.
+        their index. A referrer is known by its manifest's ``subject`` (read for every
+        untagged image, whether or not ECR reports ``subjectManifestDigest``); one whose
+        subject is present is kept with it (``referrer-of:<digest>``) and deleted only
+        together with it, one whose subject is gone is IM004's.
 
     Why it matters:
         Untagged images are left behind when a tag moves to a new push. Nobody can pull
@@ -71,12 +75,13 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
     images = ctx.images
     cutoff = ctx.days_ago(ctx.options["min_age_days"])
     mask = (
-        images["top_level"]
+        (images["top_level"] | images["is_referrer"])
+        & ~images["is_child"]
         & (images["tag_count"] == 0)
         & ~images["orphaned_referrer"]
         & (images["pushed_at"] < cutoff)
     )
-    sub = images.loc[mask, ["pushed_at", "child_digests"]]
+    sub = images.loc[mask, ["pushed_at", "child_digests", "is_referrer", "subject_digest"]]
     ages = _days(ctx.now, sub["pushed_at"])
     children = sub["child_digests"].map(len).to_numpy()
     messages = [
@@ -84,7 +89,13 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
         f"ago (threshold {ctx.options['min_age_days']} days), listed by no index"
         for a, c in zip(ages.tolist(), children.tolist(), strict=True)
     ]
-    return image_hits(sub.index, messages)
+    # a referrer of a present image stays with it: kept, and deleted only with it
+    referrer = sub["is_referrer"].to_numpy(dtype=bool)
+    keep_reason = np.full(len(sub), None, dtype=object)
+    keep_reason[referrer] = [
+        f"referrer-of:{s}" for s in sub["subject_digest"].astype(str).to_numpy()[referrer]
+    ]
+    return image_hits(sub.index, messages, keep_reason=keep_reason)
 
 
 @rule(
@@ -94,6 +105,7 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.IMAGE,
     deletes=Deletes.IMAGES,
+    action=Action.DELETE_IMAGES,
     fix="Delete the image after the owner's grace period (an admin approves).",
     options=[
         Option(
@@ -175,6 +187,7 @@ def stale_image(ctx: RuleContext) -> pd.DataFrame:
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.IMAGE,
     deletes=Deletes.IMAGES,
+    action=Action.DELETE_IMAGES,
     fix="Delete the oldest images beyond the limit, or add a lifecycle policy (RP002).",
     options=[
         Option(
@@ -234,6 +247,7 @@ def excess_images(ctx: RuleContext) -> pd.DataFrame:
     fix_safety=FixSafety.SAFE,
     scope=Scope.IMAGE,
     deletes=Deletes.IMAGES,
+    action=Action.DELETE_IMAGES,
     fix="Delete the referrer by digest: the image it describes is gone.",
     options=[
         Option(

@@ -25,6 +25,12 @@ class KeptImages:
             if reason and reason not in bucket:
                 bucket.append(reason)
 
+    def discard(self, rows: np.ndarray) -> None:
+        """Forget ``rows``: they are deleted after all (a referrer a rule would have kept
+        with its subject goes when the subject goes)."""
+        for row in rows.tolist():
+            self._reasons.pop(row, None)
+
     def to_list(self, images: pd.DataFrame) -> list[KeptImage]:
         """The kept images of the ``images`` frame, by account, region, repository, digest."""
         if not self._reasons:

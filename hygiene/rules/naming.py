@@ -225,7 +225,9 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
         Move the repositories (manual: ECR cannot rename). The finding's
         ``details.rename_map`` maps every old repository to its new path and
         ``details.steps`` lists the copy-then-delete procedure; ``details.conflicts``
-        names targets that already exist.
+        names targets that already exist. A fragment of a *registered* project is
+        reported once, here: NS002 (unregistered namespace) does not repeat it
+        (``details.supersedes``).
     """
     repos = ctx.repositories
     seps = ctx.options["separators"]
@@ -297,6 +299,9 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
                         "rename_map": rename,
                         "conflicts": conflicts,
                         "steps": [s.format(registry=registry) for s in COPY_STEPS],
+                        # one problem, one finding: NS002 ("not a registered project")
+                        # says nothing the rename map does not already fix
+                        "supersedes": ["NS002"] if target in registered else [],
                     },
                 }
             )

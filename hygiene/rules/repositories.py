@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hygiene.model import FixSafety, Severity
+from hygiene.model import Action, FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
 from hygiene.rules.columns import utc_ns
 
@@ -19,6 +19,7 @@ DAY = pd.Timedelta(days=1)
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.REPOSITORY,
     deletes=Deletes.REPOSITORY,
+    action=Action.DELETE_REPOSITORY,
     fix="Delete the repository (an admin approves; the owner is told first).",
     options=[
         Option(
@@ -67,6 +68,7 @@ def empty_repository(ctx: RuleContext) -> pd.DataFrame:
     severity=Severity.WARNING,
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.REPOSITORY,
+    action=Action.PUT_LIFECYCLE_POLICY,
     fix="Put the lifecycle policy generated from the rules config (hygiene lifecycle).",
     options=[
         Option(
@@ -113,7 +115,8 @@ def missing_lifecycle_policy(ctx: RuleContext) -> pd.DataFrame:
     fix_safety=FixSafety.UNSAFE,
     scope=Scope.REPOSITORY,
     deletes=Deletes.REPOSITORY,
-    fix="Ask the owner; then delete the repository or archive its images.",
+    action=Action.DELETE_REPOSITORY,
+    fix="Delete the repository after the owner's grace period (an admin approves).",
     options=[
         Option("days", 180, "No push and no pull for this many days.", min=1, max=3650),
     ],
@@ -134,9 +137,13 @@ def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
         ``bigsea/spark-old``: last push 2024-02-10, last pull 2024-05-03.
 
     Fix:
-        Confirm with the owner, then delete the repository or move its images to the
-        archive storage class (unsafe, admin-approved). Repositories opted out with
-        ``hygiene:keep=true`` or holding images in use are never flagged.
+        Delete the repository (unsafe: the owner is told first and an admin approves
+        after the grace period). Apply re-reads it and refuses if anything was pushed,
+        tagged or pulled since the proposal; it deletes the images first, saving every
+        manifest in the audit log, then the empty repository (never a forced delete).
+        Repositories opted out with ``hygiene:keep=true`` or holding images in use are
+        never flagged; to keep the images instead, move them to the archive storage
+        class and reject the proposal.
     """
     images = ctx.images
     if not len(images):

@@ -27,16 +27,24 @@ class Units:
     roots: np.ndarray  # sorted unique root rows
     digests: list[list[str]]
     bytes: np.ndarray
+    members: np.ndarray  # image rows of every unit member (roots included)
 
     @classmethod
-    def build(cls, roots: np.ndarray, digests: np.ndarray, sizes: np.ndarray) -> Units:
+    def build(
+        cls, roots: np.ndarray, digests: np.ndarray, sizes: np.ndarray, members: np.ndarray
+    ) -> Units:
         """From parallel arrays sorted by root (digests: object array of str)."""
         unique, starts, counts = np.unique(roots, return_index=True, return_counts=True)
         flat = digests.tolist()  # the same str objects, not copies
         ends = starts + counts
         lists = [flat[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
         total = np.add.reduceat(sizes, starts) if len(starts) else starts
-        return cls(roots=unique, digests=lists, bytes=np.asarray(total, dtype=np.int64))
+        return cls(
+            roots=unique,
+            digests=lists,
+            bytes=np.asarray(total, dtype=np.int64),
+            members=np.asarray(members, dtype=np.int64),
+        )
 
     def lookup(self, rows: np.ndarray) -> tuple[list[list[str]], list[int]]:
         position = np.searchsorted(self.roots, rows)
@@ -127,6 +135,7 @@ def build_units(
         unit_of[members],
         _digest_objects(images, members),
         images["storage_bytes"].to_numpy()[members],
+        members,
     )
 
 

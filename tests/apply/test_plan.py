@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
-from hygiene.model import Action, FixSafety
+from hygiene.model import Action, FixSafety, proposal_id
 from hygiene.plan import plan
 from tests import builders
 from tests.builders import ACCOUNT, NOW, OCI_INDEX, OCI_MANIFEST
@@ -230,3 +231,61 @@ def test_policy_statements_described_by_the_rules_engine(config) -> None:
     assert proposal.target == {"statements": [statements[1]]}
     invalid = builders.finding("SC004", "suporte/api", details={"statements": [], "invalid": True})
     assert plan(builders.evaluation([invalid]), inv, config, NOW) == []
+
+
+def test_abandoned_repository_is_proposed_for_deletion_with_every_image_as_evidence(
+    config,
+) -> None:
+    inv = builders.inventory(
+        [
+            image("bigsea/old", D["a"], tags=["1.0"], pulled=NOW - timedelta(days=300)),
+            image("bigsea/old", D["b"], media=OCI_INDEX, children=[D["c"]], tags=["2.0"]),
+            image("bigsea/old", D["c"]),
+            image("bigsea/live", D["d"], tags=["1.0"]),
+        ],
+        [repo("bigsea/old"), repo("bigsea/live")],
+    )
+    findings = [builders.finding("RP003", "bigsea/old")]
+    (proposal,) = plan(builders.evaluation(findings), inv, config, NOW)
+    assert proposal.action is Action.DELETE_REPOSITORY
+    assert proposal.fix_safety is FixSafety.UNSAFE  # behind approval and grace
+    assert proposal.target == {"repository": "bigsea/old"}
+    evidence = {i["digest"]: i for i in proposal.evidence["images"]}
+    assert set(evidence) == {D["a"], D["b"], D["c"]}  # the whole repository, nothing else
+    assert evidence[D["a"]]["tags"] == ["1.0"]
+    assert evidence[D["a"]]["last_pull"] == (NOW - timedelta(days=300)).isoformat()
+    assert evidence[D["b"]]["is_index"] is True
+    assert proposal.evidence["image_count"] == 3
+    assert proposal.bytes == 4_000_000  # the index counts 0: its children are counted
+    assert "abandoned repository bigsea/old and its 3 image(s)" in proposal.summary
+
+
+def test_an_empty_repository_keeps_the_proposal_id_it_always_had(config) -> None:
+    inv = builders.inventory([], [repo("suporte/empty")])
+    (proposal,) = plan(
+        builders.evaluation([builders.finding("RP001", "suporte/empty")]), inv, config, NOW
+    )
+    created = inv.repositories["created_at"].iloc[0].isoformat()
+    evidence = {"rule_codes": ["RP001"], "image_count": 0, "created_at": created}
+    where = {"account": ACCOUNT, "region": "us-east-1", "repository": "suporte/empty"}
+    assert proposal.evidence == evidence
+    assert proposal.id == proposal_id(
+        Action.DELETE_REPOSITORY, {**where, "repository": "suporte/empty"}, evidence
+    )
+
+
+def test_the_plan_proposes_what_the_rule_declares(config, monkeypatch) -> None:
+    """No code is named in the plan: a rule's declared action is what gets proposed."""
+    from hygiene.rules import RULES
+
+    inv = builders.inventory([], [repo("suporte/api")])
+    finding = builders.finding("SC003", "suporte/api")
+    assert plan(builders.evaluation([finding]), inv, config, NOW) == []  # manual: nothing
+    declared = dataclasses.replace(
+        RULES["SC003"], action=Action.ENABLE_SCAN_ON_PUSH, fix_safety=FixSafety.SAFE
+    )
+    monkeypatch.setitem(RULES, "SC003", declared)
+    (proposal,) = plan(builders.evaluation([finding]), inv, config, NOW)
+    assert proposal.action is Action.ENABLE_SCAN_ON_PUSH
+    assert proposal.fix_safety is FixSafety.SAFE
+    assert proposal.rule_codes == ("SC003",)

@@ -8,8 +8,17 @@ optional ``projects`` (registered namespaces) and ``expect``:
   matched without regard to order; each expected entry may give ``code``,
   ``repository``, ``namespace``, ``digest``, ``unit`` (aliases, exact order),
   ``bytes``, ``message`` (substring), ``details`` (subset) and ``fix_safety``;
-* ``kept``: ``digest`` → exact ``reasons`` (checked when given);
-* ``mute_warnings``: substrings, one per expected warning.
+* ``kept``: ``digest`` → exact ``reasons`` (checked when given; a digest inside a
+  reason, as in ``referrer-of:<digest>``, is written as its alias);
+* ``mute_warnings``: substrings, one per expected warning;
+* ``proposals``: every proposal :func:`hygiene.plan.plan` makes from the case's findings,
+  matched without regard to order; each entry may give ``action``, ``repository``,
+  ``fix_safety``, ``rule_codes`` (exact), ``digests`` (aliases, any order), ``summary``
+  (substring) and ``evidence`` (subset).
+
+The rule is the one source of its fix: when a case flags with a rule that declares an
+action and gives no ``proposals``, the plan must still propose that action for the
+rule's findings (an empty ``proposals: []`` says on purpose that it does not).
 """
 
 from __future__ import annotations
@@ -20,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from hygiene.model import Finding
+from hygiene.model import Finding, Proposal
+from hygiene.plan import plan
 from hygiene.rules import RULES, evaluate
 from tests import builders
 from tests.builders import PROJECTS, digest_of
@@ -75,6 +85,59 @@ def _matches(expected: dict[str, Any], finding: Finding, aliases: dict[str, str]
     return all(checks[k](v) for k, v in expected.items())
 
 
+def _proposal_matches(
+    expected: dict[str, Any], proposal: Proposal, aliases: dict[str, str]
+) -> bool:
+    digests = [aliases.get(d, d) for d in proposal.target.get("digests", [])]
+    checks = {
+        "action": lambda v: proposal.action.value == v,
+        "repository": lambda v: proposal.repository == v,
+        "fix_safety": lambda v: proposal.fix_safety.value == v,
+        "rule_codes": lambda v: list(proposal.rule_codes) == v,
+        "digests": lambda v: sorted(digests) == sorted(v),
+        "summary": lambda v: v in proposal.summary,
+        "evidence": lambda v: _subset(v, proposal.evidence),
+    }
+    unknown = set(expected) - set(checks)
+    assert not unknown, f"unknown proposal expectation keys {unknown}"
+    return all(checks[k](v) for k, v in expected.items())
+
+
+def _describe_proposal(proposal: Proposal, aliases: dict[str, str]) -> str:
+    digests = [aliases.get(d, d) for d in proposal.target.get("digests", [])]
+    return (
+        f"{proposal.action.value} {proposal.repository} {proposal.fix_safety.value} "
+        f"{list(proposal.rule_codes)} {digests} {proposal.summary}"
+    )
+
+
+def _check_proposals(
+    code: str, expect: dict[str, Any], proposals: list[Proposal], aliases: dict[str, str]
+) -> None:
+    listing = "\n".join(_describe_proposal(p, aliases) for p in proposals) or "(none)"
+    if "proposals" not in expect:
+        rule = RULES[code]
+        flags = any(e.get("code", code) == code for e in expect.get("findings", []))
+        if rule.action is not None and flags:
+            assert any(p.action is rule.action and code in p.rule_codes for p in proposals), (
+                f"{code} flags but the plan proposes no {rule.action.value}; got:\n{listing}"
+            )
+        return
+    remaining = list(proposals)
+    for entry in expect["proposals"]:
+        match = next((p for p in remaining if _proposal_matches(entry, p, aliases)), None)
+        assert match is not None, f"no proposal matches {entry}; got:\n{listing}"
+        remaining.remove(match)
+    assert not remaining, "unexpected proposals:\n" + "\n".join(
+        _describe_proposal(p, aliases) for p in remaining
+    )
+
+
+def _alias_reason(reason: str, aliases: dict[str, str]) -> str:
+    kind, sep, rest = reason.partition(":")
+    return f"{kind}:{aliases[rest]}" if sep and rest in aliases else reason
+
+
 def _describe(finding: Finding, aliases: dict[str, str]) -> str:
     unit = [aliases.get(d, d) for d in finding.details.get("unit", [])]
     image = aliases.get(finding.image_digest or "", finding.image_digest)
@@ -109,13 +172,17 @@ def test_rule_case(code: str, case: dict[str, Any]) -> None:
     )
     if "kept" in expect:
         kept = {
-            aliases.get(k.image_digest, k.image_digest): list(k.reasons) for k in evaluation.kept
+            aliases.get(k.image_digest, k.image_digest): [
+                _alias_reason(r, aliases) for r in k.reasons
+            ]
+            for k in evaluation.kept
         }
         assert kept == {str(k["digest"]): k["reasons"] for k in expect["kept"]}
     if "mute_warnings" in expect:
         assert len(evaluation.mute_warnings) == len(expect["mute_warnings"])
         for text, warning in zip(expect["mute_warnings"], evaluation.mute_warnings, strict=True):
             assert text in warning
+    _check_proposals(code, expect, plan(evaluation, inventory, config, builders.NOW), aliases)
 
 
 def test_every_rule_is_documented_and_has_flagging_and_passing_cases() -> None:
@@ -138,3 +205,28 @@ def test_every_rule_is_documented_and_has_flagging_and_passing_cases() -> None:
 
         assert any(flags(c) for c in cases), f"{code}: no case where the rule flags"
         assert any(not flags(c) for c in cases), f"{code}: no case where the rule passes"
+
+
+def test_every_rule_with_a_fix_has_a_case_showing_its_proposal() -> None:
+    """A rule that declares an action has a flagging case whose ``expect.proposals``
+    lists a proposal of that action from that rule (the case test checks it is made)."""
+    shown: set[str] = set()
+    for path in CASES_DIR.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        rule = RULES[data["rule"]]
+        for case in data["cases"]:
+            for entry in case.get("expect", {}).get("proposals", []):
+                codes = entry.get("rule_codes", [])
+                if rule.action is not None and entry.get("action") == rule.action.value:
+                    if rule.code in codes:
+                        shown.add(rule.code)
+    wanted = {code for code, rule in RULES.items() if rule.action is not None}
+    assert wanted - shown == set(), f"no case shows the proposal of {sorted(wanted - shown)}"
+
+
+def test_every_action_a_rule_declares_has_a_proposer() -> None:
+    from hygiene.plan import PROPOSERS
+
+    for code, rule in RULES.items():
+        if rule.action is not None:
+            assert rule.action in PROPOSERS, f"{code}: nothing proposes {rule.action.value}"

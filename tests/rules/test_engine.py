@@ -166,7 +166,7 @@ def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
     assert len(read_in_use_file(uses)) == 2
 
 
-def test_one_finding_per_image_with_the_other_rules_in_details() -> None:
+def test_every_rule_that_flags_an_image_has_its_own_finding_naming_the_others() -> None:
     images = [
         {"digest": f"v{i}", "tags": [f"1.{i}.0"], "pushed_days_ago": 400 - i} for i in range(5)
     ]
@@ -176,9 +176,15 @@ def test_one_finding_per_image_with_the_other_rules_in_details() -> None:
         "selection": {"select": ["IM"]},
     }
     evaluation = evaluate(builders.inventory_of(images), builders.config(policy), NOW)
-    assert [f.code for f in evaluation.findings] == ["IM002"] * 5
-    also = {f.image_digest: f.details.get("also") for f in evaluation.findings}
-    assert also[digest_of("v0")] == ["IM003"] and also[digest_of("v4")] is None
+    assert [f.code for f in evaluation.findings] == ["IM002"] * 5 + ["IM003"] * 2
+    assert evaluation.counts() == {"IM002": 5, "IM003": 2}
+    also = {(f.code, f.image_digest): f.details.get("also") for f in evaluation.findings}
+    assert also[("IM002", digest_of("v0"))] == ["IM003"]
+    assert also[("IM003", digest_of("v0"))] == ["IM002"]
+    assert also[("IM002", digest_of("v4"))] is None
+    # the same image, the same unit: the plan proposes it once
+    units = {f.image_digest: f.details["unit"] for f in evaluation.findings}
+    assert units[digest_of("v0")] == [digest_of("v0")]
 
 
 def test_shipped_config_evaluates_and_reports_per_phase_timings(config: object) -> None:
@@ -300,3 +306,67 @@ def test_workload_using_a_platform_manifest_keeps_the_index_and_its_repository(
     assert found == {("IM002", "bigsea/old", digest_of("x")), ("RP003", "bigsea/old", None)}
     kept = {k.image_digest: k.reasons for k in evaluation.kept}
     assert kept == {digest_of("idx"): ("in-use",)}
+
+
+def test_an_image_rule_that_deletes_nothing_reports_and_never_keeps(monkeypatch) -> None:
+    """A reporting image rule (deletes=NOTHING) flags protected images too: its findings
+    carry no unit, and protected images never move into ``kept`` because of it."""
+    from hygiene.model import FixSafety
+    from hygiene.rules.base import Deletes, Rule, Scope, image_hits
+
+    def every_image(ctx):  # type: ignore[no-untyped-def]
+        images = ctx.images
+        return image_hits(images.index, ["seen"] * len(images))
+
+    reporting = Rule(
+        code="IM099",
+        name="every-image",
+        family="images",
+        severity=Severity.INFO,
+        fix_safety=FixSafety.MANUAL,
+        scope=Scope.IMAGE,
+        fix="Nothing to do.",
+        check=every_image,
+        deletes=Deletes.NOTHING,
+        doc="Every image.",
+    )
+    monkeypatch.setitem(RULES, "IM099", reporting)
+    inventory = builders.inventory_of(
+        [
+            {"digest": "prod", "tags": ["prod"], "pushed_days_ago": 400},
+            {"digest": "loose", "pushed_days_ago": 400},
+        ]
+    )
+    policy = {
+        "selection": {"select": ["IM099"]},
+        "mutelist": [
+            {"repository": "*", "digest": digest_of("loose"), "rules": ["IM099"], "reason": "test"}
+        ],
+    }
+    evaluation = evaluate(inventory, builders.config(policy), NOW)
+    assert [(f.code, f.image_digest) for f in evaluation.findings] == [("IM099", digest_of("prod"))]
+    assert "unit" not in evaluation.findings[0].details
+    assert evaluation.kept == []  # neither the protected nor the muted image
+    assert [(f.code, f.image_digest) for f in evaluation.muted] == [("IM099", digest_of("loose"))]
+
+
+@pytest.mark.parametrize(
+    ("fix_safety", "deletes", "action", "message"),
+    [
+        ("unsafe", "images", None, "its action must be delete-images"),
+        ("unsafe", "repository", "delete-images", "its action must be delete-repository"),
+        ("unsafe", "nothing", "delete-images", "so declare deletes="),
+        ("manual", "nothing", "enable-scan-on-push", "a manual fix proposes no action"),
+        ("safe", "nothing", None, "needs an action the plan proposes"),
+    ],
+)
+def test_a_rule_whose_fix_contradicts_itself_is_refused(
+    fix_safety: str, deletes: str, action: str | None, message: str
+) -> None:
+    from hygiene.model import Action, FixSafety
+    from hygiene.rules.base import Deletes, check_fix
+
+    with pytest.raises(ValueError, match=message):
+        check_fix(
+            "XX001", FixSafety(fix_safety), Deletes(deletes), Action(action) if action else None
+        )

@@ -155,15 +155,18 @@ def test_protected_images_are_never_deletable_and_units_are_whole(
     inventory = builders.inventory_of(images, repositories)
     evaluation = evaluate(inventory, builders.config(policy), NOW)
 
-    units = [f.details["unit"] for f in evaluation.findings if "unit" in f.details]
-    unit_of: dict[str, int] = {}
-    for i, (finding, unit) in enumerate(
-        zip([f for f in evaluation.findings if "unit" in f.details], units, strict=True)
-    ):
+    # a unit is named by its root (several rules may flag the same image: one unit)
+    unit_of: dict[str, str] = {}
+    members_of: dict[str, list[str]] = {}
+    for finding in evaluation.findings:
+        unit = finding.details.get("unit")
+        if unit is None:
+            continue
         assert unit[0] == finding.image_digest
+        root = unit[0]
+        assert members_of.setdefault(root, unit) == unit, f"{root} has two different units"
         for d in unit:
-            assert d not in unit_of, f"{d} is in two deletion units"
-            unit_of[d] = i
+            assert unit_of.setdefault(d, root) == root, f"{d} is in two deletion units"
 
     # 1. protected images (independent oracle and the engine's own columns) never deleted
     protected = _oracle_protected(images, repositories, policy)
@@ -172,6 +175,8 @@ def test_protected_images_are_never_deletable_and_units_are_whole(
     deleted = set(unit_of)
     assert not (deleted & protected), f"protected images deleted: {deleted & protected}"
     assert not (deleted & engine_protected)
+    kept_digests = {k.image_digest for k in evaluation.kept}
+    assert not (deleted & kept_digests), f"deleted and kept: {deleted & kept_digests}"
 
     # 2./3. nothing deleted while an owner (listing index, subject) stays; children of a
     # deleted index go with it unless an index that stays lists them too
