@@ -1,13 +1,26 @@
 """Image deletion (``delete-images``), one repository at a time.
 
 1. Re-read every target with ``DescribeImages`` by digest (≤ 100 ids a call). Missing →
-   recorded ``gone``. A new tag, a pull newer than the evidence, an index outside the
-   proposal that now lists it, or (for a referrer) a subject that exists and is kept →
-   its whole unit is ``skipped`` with the reason.
-2. Save each manifest (``BatchGetImage``) into the ``intent`` audit row of its batch.
-3. ``BatchDeleteImage`` by digest, ≤ ``batch_size`` (≤ 100) ids a call, index batches
-   before child batches; every ``failures[]`` code is mapped explicitly
-   (:data:`FAILURE_OUTCOMES`); each batch's outcomes are committed before the next.
+   recorded ``gone``, unless an earlier run of this proposal recorded its delete intent:
+   then that run deleted it and lost the answer (``deleted``, ``response_lost``). A new
+   tag, a pull newer than the evidence, an index outside the proposal that now lists it,
+   or a subject that exists and stays → its whole unit is ``skipped`` with the reason.
+2. Read each remaining manifest (``BatchGetImage``): the last re-read. A manifest that
+   cannot be read is not deleted; a manifest whose ``subject`` is present in the
+   repository and not being deleted is not deleted either, whatever the plan said (ECR's
+   ``subjectManifestDigest`` may be absent, the manifest is the truth). The manifests go
+   into the ``intent`` audit row of their batch.
+3. ``BatchDeleteImage`` by digest, ≤ ``batch_size`` (≤ 100) ids a call, owners before
+   what depends on them: an index before its platform manifests (ECR refuses a child an
+   index still lists), a subject before its referrers (a signature never outlives a
+   subject that stays). A dependent whose owner was not deleted is skipped. Every
+   ``failures[]`` code is mapped explicitly (:data:`FAILURE_OUTCOMES`); each batch's
+   outcomes are committed before the next.
+
+An image whose delete intent was recorded before the batch and that is gone afterwards
+is ``deleted`` (with ``data.response_lost``), never ``gone``: when the connection drops
+or ECR answers 500 after deleting, botocore's retry gets ``ImageNotFound``, and the next
+re-read finds nothing; neither means someone else deleted it.
 
 Digests already recorded ``deleted``/``gone`` for the proposal (by an earlier run, or by
 :func:`hygiene.apply.reconcile.reconcile`) are never sent again.
@@ -15,6 +28,9 @@ Digests already recorded ``deleted``/``gone`` for the proposal (by an earlier ru
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,9 +51,9 @@ from hygiene.inventory import INDEX_MEDIA_TYPES
 from hygiene.model import Proposal, ProposalState
 
 # BatchDeleteImage failures[].failureCode → (outcome, explanation). ``retry`` leaves the
-# proposal approved for the next apply; ``gone`` counts as done.
+# proposal approved for the next apply. ImageNotFound is not here: a digest this run
+# sent after recording its intent and that ECR no longer has was deleted by this run.
 FAILURE_OUTCOMES: dict[str, tuple[str, str]] = {
-    "ImageNotFound": ("gone", "already gone (ImageNotFound)"),
     "ImageReferencedByManifestList": (
         "skipped",
         "an image index not in this proposal still lists it (ImageReferencedByManifestList)",
@@ -73,31 +89,81 @@ def _recorded_digests(ctx: Context, proposal: Proposal) -> set[str]:
     return {e.digest for e in entries if e.digest}
 
 
+def _intended_digests(ctx: Context, proposal: Proposal) -> dict[str, str | None]:
+    """Digest → run id of every delete intent recorded for this proposal (not dry run)."""
+    if ctx.dry_run:
+        return {}
+    intents = ctx.store.audit_log(proposal_id=proposal.id, outcome="intent", include_dry_run=False)
+    out: dict[str, str | None] = {}
+    for intent in intents:
+        for digest in intent.data.get("digests", []) or []:
+            out[str(digest)] = intent.run_id
+    return out
+
+
+def subject_in(manifest: Mapping[str, str] | None) -> str | None:
+    """The ``subject`` digest a stored manifest names (None: none, or not JSON)."""
+    if not manifest:
+        return None
+    try:
+        body = json.loads(manifest.get("manifest") or "")
+    except ValueError:
+        return None
+    subject = body.get("subject") if isinstance(body, dict) else None
+    digest = subject.get("digest") if isinstance(subject, dict) else None
+    return str(digest) if digest else None
+
+
+@dataclass
+class Deletion:
+    """What :func:`delete_images` did with each digest it was given."""
+
+    wanted: list[str]
+    missing: set[str] = field(default_factory=set)  # gone before this run touched them
+    lost: set[str] = field(default_factory=set)  # of those, deleted by an earlier run
+    skip_rows: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: dict[str, str] = field(default_factory=dict)  # digest → outcome of its batch
+
+    @property
+    def complete(self) -> bool:
+        """Every digest is deleted or gone: nothing skipped, failed or left over."""
+        done = set(self.missing) | {d for d, o in self.outcomes.items() if o in DONE_OUTCOMES}
+        return not self.skip_rows and set(self.wanted) <= done
+
+
 def apply_images(ctx: Context, proposal: Proposal) -> None:
     """Re-check, save and delete the proposal's images; record every digest's outcome."""
-    client = ctx.clients(proposal.account, proposal.region)
     done = _recorded_digests(ctx, proposal)
-    evidence = {i["digest"]: i for i in proposal.evidence.get("images", [])}
     wanted = [d for d in proposal.target.get("digests", []) if d not in done]
     units = [list(u) for u in proposal.evidence.get("units", [])]
+    deletion = delete_images(ctx, proposal, wanted, units)
+    _finish_images(ctx, proposal, deletion, len(done))
+
+
+def delete_images(
+    ctx: Context, proposal: Proposal, wanted: Sequence[str], units: Sequence[Sequence[str]]
+) -> Deletion:
+    """Delete ``wanted`` (digests of ``proposal``'s repository, never split across
+    ``units``) after re-checking each against ``proposal.evidence["images"]`` and the live
+    registry (module docstring). Records every outcome; returns them."""
+    client = ctx.clients(proposal.account, proposal.region)
+    evidence = {i["digest"]: i for i in proposal.evidence.get("images", [])}
+    deletion = Deletion(wanted=list(wanted))
     unit_of: dict[str, int] = {}
-    for number, unit in enumerate(units):
+    all_units = [list(u) for u in units]
+    for number, unit in enumerate(all_units):
         for digest in unit:
             unit_of.setdefault(digest, number)
     for digest in wanted:
         if digest not in unit_of:
-            unit_of[digest] = len(units)
-            units.append([digest])
+            unit_of[digest] = len(all_units)
+            all_units.append([digest])
 
     live, missing = describe_digests(client, proposal, wanted)
-    ctx.recorder.write(
-        proposal,
-        [
-            {"digest": d, "outcome": "gone", "detail": "already gone before apply"}
-            for d in wanted
-            if d in missing
-        ],
-    )
+    deletion.missing = missing
+    intended = _intended_digests(ctx, proposal) if missing else {}
+    deletion.lost = {d for d in missing if d in intended}
+    ctx.recorder.write(proposal, [_gone_row(d, intended) for d in wanted if d in missing])
 
     reasons: dict[str, str] = {}
     for digest, detail in live.items():
@@ -111,7 +177,20 @@ def apply_images(ctx: Context, proposal: Proposal) -> None:
         if pulled is not None and (before is None or pulled > before):
             reasons[digest] = f"pulled at {pulled.isoformat()} after the proposal"
 
-    parents, subjects = repository_links(client, proposal) if live else ({}, {})
+    links = repository_links(client, proposal) if live else None
+    parents = links.parents if links else {}
+    subjects = dict(links.subjects) if links else {}
+    present = links.present if links else set()
+    # the last re-read: each manifest about to be deleted, and the subject it names
+    manifests = get_manifests(client, proposal, sorted(live)) if live else {}
+    for digest in live:
+        if digest not in manifests:
+            reasons.setdefault(digest, "its manifest could not be read again; not deleted")
+            continue
+        subject = subject_in(manifests[digest])
+        if subject is not None and subject in present and subject != digest:
+            subjects[digest] = subject
+
     skipped_units = {unit_of[d] for d in reasons}
     while True:  # a kept image keeps its children and referrers: iterate to a fixed point
         deletable = {d for d in live if unit_of[d] not in skipped_units}
@@ -131,19 +210,18 @@ def apply_images(ctx: Context, proposal: Proposal) -> None:
         if not newly:
             break
 
-    skip_rows = []
     for digest in wanted:
         if digest in live and unit_of[digest] in skipped_units:
             why = reasons.get(digest) or next(
                 (
                     f"unit member {m[:19]}…: {reasons[m]}"
-                    for m in units[unit_of[digest]]
+                    for m in all_units[unit_of[digest]]
                     if m in reasons
                 ),
                 "its unit changed since the proposal",
             )
-            skip_rows.append({"digest": digest, "outcome": "skipped", "detail": why})
-    ctx.recorder.write(proposal, skip_rows)
+            deletion.skip_rows.append({"digest": digest, "outcome": "skipped", "detail": why})
+    ctx.recorder.write(proposal, deletion.skip_rows)
 
     def is_index(digest: str) -> bool:
         media = live[digest].get("imageManifestMediaType") or evidence.get(digest, {}).get(
@@ -152,76 +230,186 @@ def apply_images(ctx: Context, proposal: Proposal) -> None:
         return media in INDEX_MEDIA_TYPES or bool(evidence.get(digest, {}).get("is_index"))
 
     to_delete = [d for d in wanted if d in live and unit_of[d] not in skipped_units]
-    ordered = [d for d in to_delete if is_index(d)] + [d for d in to_delete if not is_index(d)]
-    manifests = get_manifests(client, proposal, ordered) if ordered else {}
+    owners = _owners(to_delete, parents, subjects)
     batch_size = min(ctx.config.policy.apply.batch_size, MAX_IDS)
-    batches = list(chunks([d for d in ordered if is_index(d)], batch_size))
-    batches += list(chunks([d for d in ordered if not is_index(d)], batch_size))
+    batches: list[list[str]] = []
+    for level in _levels(to_delete, owners, is_index):
+        batches += list(chunks(level, batch_size))
 
-    outcomes: dict[str, str] = {}
-    for number, batch in enumerate(batches):
+    for number, planned in enumerate(batches):
+        # an owner that was not deleted (skipped, failed, left for later) keeps its
+        # dependents: deleting a child its index still lists fails, a signature whose
+        # subject stays must stay
+        batch: list[tuple[str, list[str]]] = []
+        held: list[tuple[str, list[str]]] = []
+        for digest in planned:
+            kept_owner = sorted(
+                o for o in owners.get(digest, ()) if deletion.outcomes.get(o) != "deleted"
+            )
+            (held if kept_owner else batch).append((digest, kept_owner))
+        held_rows = [
+            {
+                "digest": d,
+                "outcome": "skipped",
+                "detail": f"not deleted because {', '.join(o)} was not deleted",
+            }
+            for d, o in held
+        ]
+        ctx.recorder.write(proposal, held_rows)
+        deletion.outcomes.update({row["digest"]: "skipped" for row in held_rows})
+        digests = [d for d, _ in batch]
+        if not digests:
+            continue
         if ctx.dry_run:
             ctx.recorder.write(
                 proposal,
-                [{"digest": d, "outcome": "deleted", "detail": "dry run"} for d in batch],
+                [{"digest": d, "outcome": "deleted", "detail": "dry run"} for d in digests],
             )
-            outcomes.update(dict.fromkeys(batch, "deleted"))
+            deletion.outcomes.update(dict.fromkeys(digests, "deleted"))
             continue
         (intent_id,) = ctx.recorder.write(
             proposal,
             [
                 {
                     "outcome": "intent",
-                    "detail": f"batch {number + 1}/{len(batches)}: delete {len(batch)} image(s)",
+                    "detail": f"batch {number + 1}/{len(batches)}: delete {len(digests)} image(s)",
                     "data": {
-                        "digests": batch,
-                        "manifests": {d: manifests.get(d) for d in batch},
-                        "details": {d: jsonable(live[d]) for d in batch},
+                        "digests": digests,
+                        "manifests": {d: manifests.get(d) for d in digests},
+                        "details": {d: jsonable(live[d]) for d in digests},
                     },
                 }
             ],
         )
-        try:
-            response = client.batch_delete_image(
-                registryId=proposal.account,
-                repositoryName=proposal.repository,
-                imageIds=[{"imageDigest": d} for d in batch],
-            )
-        except (ClientError, BotoCoreError) as exc:
-            code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
-            outcome = "retry" if code in THROTTLING or isinstance(exc, BotoCoreError) else "failed"
-            ctx.recorder.write(
-                proposal,
-                [
-                    {"digest": d, "intent_id": intent_id, "outcome": outcome, "detail": str(exc)}
-                    for d in batch
-                ],
-            )
-            outcomes.update(dict.fromkeys(batch, outcome))
-            break
-        rows = _delete_outcomes(batch, response, intent_id)
-        unreported = [r["digest"] for r in rows if r["outcome"] == "unreported"]
-        if unreported:
-            # Neither in imageIds nor in failures[] (moto does this for untagged images):
-            # the live registry decides.
-            still, _ = describe_digests(client, proposal, unreported)
-            for row in rows:
-                if row["outcome"] == "unreported":
-                    present = row["digest"] in still
-                    row["outcome"] = "retry" if present else "deleted"
-                    row["detail"] = (
-                        "not reported by BatchDeleteImage and still present; retried next apply"
-                        if present
-                        else "not reported by BatchDeleteImage; confirmed gone by re-reading"
-                    )
+        rows, answered = _delete_batch(client, proposal, digests, intent_id)
         ctx.recorder.write(proposal, rows)
-        outcomes.update({row["digest"]: row["outcome"] for row in rows})
+        deletion.outcomes.update({row["digest"]: row["outcome"] for row in rows})
+        if not answered:
+            break  # ECR did not answer: leave the rest for the next apply
+    return deletion
 
-    _finish_images(ctx, proposal, wanted, missing, skip_rows, outcomes, len(done))
+
+def _gone_row(digest: str, intended: Mapping[str, str | None]) -> dict[str, Any]:
+    if digest in intended:
+        return {
+            "digest": digest,
+            "outcome": "deleted",
+            "detail": f"deleted by apply run {intended[digest]}, whose answer was lost",
+            "data": {"response_lost": True},
+        }
+    return {"digest": digest, "outcome": "gone", "detail": "already gone before apply"}
+
+
+def _owners(
+    digests: Sequence[str], parents: Mapping[str, set[str]], subjects: Mapping[str, str]
+) -> dict[str, set[str]]:
+    """Digest → the digests among ``digests`` it depends on (indexes listing it, its
+    subject): those must be deleted first."""
+    chosen = set(digests)
+    owners: dict[str, set[str]] = {}
+    for digest in digests:
+        mine = parents.get(digest, set()) & chosen
+        subject = subjects.get(digest)
+        if subject in chosen:
+            mine = mine | {subject}
+        if mine:
+            owners[digest] = mine
+    return owners
+
+
+def _levels(
+    digests: Sequence[str], owners: Mapping[str, set[str]], is_index: Any
+) -> list[list[str]]:
+    """``digests`` in deletion order: level 0 has no owner among them, level n+1 depends
+    only on levels ≤ n; indexes first within a level (in ``digests`` order otherwise)."""
+    level: dict[str, int] = {}
+
+    def depth(digest: str, seen: frozenset[str] = frozenset()) -> int:
+        if digest not in level:
+            above = [o for o in owners.get(digest, ()) if o not in seen]
+            level[digest] = 1 + max((depth(o, seen | {digest}) for o in above), default=-1)
+        return level[digest]
+
+    for digest in digests:
+        depth(digest)
+    out: list[list[str]] = []
+    for number in range(max(level.values(), default=-1) + 1):
+        members = [d for d in digests if level[d] == number]
+        out.append([d for d in members if is_index(d)] + [d for d in members if not is_index(d)])
+    return [batch for batch in out if batch]
+
+
+def _delete_batch(
+    client: Any, proposal: Proposal, batch: list[str], intent_id: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One BatchDeleteImage call (its intent is recorded) → one outcome row per digest,
+    and whether ECR answered at all.
+
+    Whatever ECR answered, a digest that is gone afterwards was deleted by this call:
+    ``ImageNotFound`` in ``failures[]`` (botocore retried a request whose first answer
+    was lost), no answer at all (connection dropped, 5xx after the delete), or an answer
+    that leaves it out (moto does this for untagged images). The registry is re-read to
+    tell, and such rows carry ``data.response_lost``.
+    """
+    try:
+        response = client.batch_delete_image(
+            registryId=proposal.account,
+            repositoryName=proposal.repository,
+            imageIds=[{"imageDigest": d} for d in batch],
+        )
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        retry = code in THROTTLING or isinstance(exc, BotoCoreError)
+        rows = [
+            {"digest": d, "outcome": "unanswered", "detail": f"no answer: {code}: {exc}"}
+            for d in batch
+        ]
+        return _settle(client, proposal, rows, intent_id, "retry" if retry else "failed"), False
+    attempts = int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0)
+    rows = _delete_outcomes(batch, response, attempts)
+    return _settle(client, proposal, rows, intent_id, "retry"), True
+
+
+def _settle(
+    client: Any,
+    proposal: Proposal,
+    rows: list[dict[str, Any]],
+    intent_id: int,
+    if_present: str,
+) -> list[dict[str, Any]]:
+    """Decide the rows ECR did not answer for by re-reading the registry: gone → deleted
+    (``response_lost`` unless ECR simply left it out of a good answer), present →
+    ``if_present``, unknown (the re-read failed) → retry."""
+    open_rows = [r for r in rows if r["outcome"] in ("unanswered", "not-found", "unreported")]
+    if open_rows:
+        try:
+            still, _ = describe_digests(client, proposal, [r["digest"] for r in open_rows])
+        except (ClientError, BotoCoreError) as exc:
+            still, reread_error = None, f"; re-reading failed too: {exc}"
+        else:
+            reread_error = ""
+        for row in open_rows:
+            why = row["detail"]
+            if still is not None and row["digest"] not in still:
+                if row["outcome"] == "unreported":
+                    row["detail"] = f"{why}; confirmed gone by re-reading"
+                else:
+                    row["detail"] = f"gone after this run's delete request ({why})"
+                    row["data"] = {**row.get("data", {}), "response_lost": True}
+                row["outcome"] = "deleted"
+            elif still is None:
+                row["outcome"] = "retry"
+                row["detail"] = f"{why}{reread_error}; the next apply re-reads it"
+            else:
+                row["outcome"] = if_present
+                row["detail"] = f"{why}; still present"
+    for row in rows:
+        row["intent_id"] = intent_id
+    return rows
 
 
 def _delete_outcomes(
-    batch: list[str], response: dict[str, Any], intent_id: int
+    batch: list[str], response: dict[str, Any], attempts: int
 ) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for image_id in response.get("imageIds", []):
@@ -230,42 +418,46 @@ def _delete_outcomes(
             rows[digest] = {"digest": digest, "outcome": "deleted", "detail": ""}
     for failure in response.get("failures", []):
         digest = failure.get("imageId", {}).get("imageDigest")
+        if not digest or digest in rows:
+            continue
         code = failure.get("failureCode", "")
+        reason = failure.get("failureReason", "")
+        if code == "ImageNotFound":
+            rows[digest] = {
+                "digest": digest,
+                "outcome": "not-found",
+                "detail": f"ECR answered ImageNotFound after {attempts} retried attempt(s)",
+                "data": {"failureCode": code, "retry_attempts": attempts},
+            }
+            continue
         outcome, explanation = FAILURE_OUTCOMES.get(
             code, ("failed", f"unknown failure code {code!r}")
         )
-        reason = failure.get("failureReason", "")
-        if digest and digest not in rows:
-            rows[digest] = {
-                "digest": digest,
-                "outcome": outcome,
-                "detail": f"{explanation}: {reason}" if reason else explanation,
-                "data": {"failureCode": code},
-            }
+        rows[digest] = {
+            "digest": digest,
+            "outcome": outcome,
+            "detail": f"{explanation}: {reason}" if reason else explanation,
+            "data": {"failureCode": code},
+        }
     for digest in batch:
         if digest not in rows:
-            rows[digest] = {"digest": digest, "outcome": "unreported", "detail": ""}
-    out = [rows[d] for d in batch]
-    for row in out:
-        row["intent_id"] = intent_id
-    return out
+            rows[digest] = {
+                "digest": digest,
+                "outcome": "unreported",
+                "detail": "not reported by BatchDeleteImage",
+            }
+    return [rows[d] for d in batch]
 
 
-def _finish_images(
-    ctx: Context,
-    proposal: Proposal,
-    wanted: list[str],
-    missing: set[str],
-    skip_rows: list[dict[str, Any]],
-    outcomes: dict[str, str],
-    already: int,
-) -> None:
-    deleted = sum(1 for o in outcomes.values() if o == "deleted")
-    gone = len(missing) + sum(1 for o in outcomes.values() if o == "gone")
+def _finish_images(ctx: Context, proposal: Proposal, deletion: Deletion, already: int) -> None:
+    outcomes = deletion.outcomes
+    deleted = len(deletion.lost) + sum(1 for o in outcomes.values() if o == "deleted")
+    gone = len(deletion.missing - deletion.lost) + sum(1 for o in outcomes.values() if o == "gone")
     failed = sum(1 for o in outcomes.values() if o == "failed")
     retry = sum(1 for o in outcomes.values() if o == "retry")
-    skipped = len(skip_rows) + sum(1 for o in outcomes.values() if o == "skipped")
-    pending = len(wanted) - len(missing) - len(skip_rows) - len(outcomes)
+    skipped = len(deletion.skip_rows) + sum(1 for o in outcomes.values() if o == "skipped")
+    pending = len(deletion.wanted) - len(deletion.missing) - len(deletion.skip_rows)
+    pending -= len(outcomes)
     verb = "would delete" if ctx.dry_run else "deleted"
     parts = [f"{verb} {deleted}", f"already gone {gone}"]
     if already:

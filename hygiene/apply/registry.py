@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -149,12 +150,21 @@ def get_manifests(
     return manifests
 
 
-def repository_links(client: Any, proposal: Proposal) -> tuple[dict[str, set[str]], dict[str, str]]:
-    """Read the repository now: (child digest → image indexes listing it, referrer digest
-    → its subject digest, for subjects present in the repository).
+@dataclass(frozen=True)
+class Links:
+    """The repository as it is now: which images exist and what depends on what."""
 
-    A referrer is an OCI 1.1 ``subjectManifestDigest`` or a legacy cosign tag
-    ``sha256-<hex>.sig|att|sbom``.
+    present: set[str]  # every digest in the repository
+    parents: dict[str, set[str]]  # child digest → image indexes listing it
+    subjects: dict[str, str]  # referrer digest → its subject (subjects present only)
+
+
+def repository_links(client: Any, proposal: Proposal) -> Links:
+    """Read the repository now (:class:`Links`).
+
+    A referrer here is what ECR says: ``subjectManifestDigest``, or a legacy cosign tag
+    ``sha256-<hex>.sig|att|sbom``. ECR may leave ``subjectManifestDigest`` out; the
+    caller reads the manifests it is about to delete for their own ``subject``.
     """
     indexes: list[str] = []
     present: set[str] = set()
@@ -187,4 +197,5 @@ def repository_links(client: Any, proposal: Proposal) -> tuple[dict[str, set[str
         for child in body.get("manifests", []) or []:
             if child.get("digest"):
                 parents.setdefault(child["digest"], set()).add(digest)
-    return parents, {d: s for d, s in subject_of.items() if s in present}
+    subjects = {d: s for d, s in subject_of.items() if s in present}
+    return Links(present=present, parents=parents, subjects=subjects)

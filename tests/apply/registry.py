@@ -110,6 +110,54 @@ class Seeder:
         )
         return self._put(repo, manifest, tag, OCI_INDEX, days_old, None)
 
+    def referrer(
+        self,
+        repo: str,
+        subject: str,
+        days_old: int = 200,
+        artifact_type: str | None = "application/vnd.dev.cosign.artifact.sig.v1+json",
+        config_type: str = "application/vnd.oci.empty.v1+json",
+    ) -> str:
+        """An OCI 1.1 referrer of ``subject``: a real manifest with a ``subject`` field,
+        pushed the way older clients and copies do, so ECR (here moto) fills neither
+        ``subjectManifestDigest`` nor ``artifactMediaType``. The inventory row carries the
+        subject, as the collector reads it from the manifest."""
+        self._counter += 1
+        body: dict[str, Any] = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {
+                "mediaType": config_type,
+                "size": 2,
+                "digest": "sha256:" + hashlib.sha256(str(self._counter).encode()).hexdigest(),
+            },
+            "layers": [],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 500},
+        }
+        if artifact_type:
+            body["artifactType"] = artifact_type
+        digest = self._put(repo, json.dumps(body), None, OCI_MANIFEST, days_old, None)
+        self.images[-1]["subject_digest"] = subject
+        return digest
+
+    def signature(self, repo: str, subject: str, days_old: int = 200) -> str:
+        """A legacy cosign signature of ``subject``: tag ``sha256-<hex>.sig``."""
+        self._counter += 1
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "size": 250,
+                    "digest": "sha256:" + hashlib.sha256(str(self._counter).encode()).hexdigest(),
+                },
+                "layers": [],
+            }
+        )
+        tag = "sha256-" + subject.removeprefix("sha256:") + ".sig"
+        return self._put(repo, manifest, tag, OCI_MANIFEST, days_old, None)
+
     def inventory(self) -> Inventory:
         run = RunInfo(id="seed", started_at=self.now)
         return builders.inventory(self.images, self.repositories, now=self.now, run=run)

@@ -194,16 +194,25 @@ def test_every_failure_code_is_handled(tmp_path, config: Config) -> None:
                 "imageIds": [{"imageDigest": d} for d in order],
             },
         )
+        # ImageNotFound for a digest this run just sent: the registry is re-read, and
+        # gone means this request deleted it (botocore retried after a lost answer)
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        stub.add_response("list_images", {"imageIds": [{"imageDigest": order[0]}]})
         result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
-    outcomes = {e.digest: e.outcome for e in store.audit_log(proposal_id=proposal.id) if e.digest}
+        stub.assert_no_pending_responses()
+    entries = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
+    outcomes = {e.digest: e.outcome for e in entries}
     assert [outcomes[d] for d in order] == [
         "skipped",
         "retry",
-        "gone",
+        "deleted",
         "failed",
         "failed",
         "deleted",
     ]
+    lost = next(e for e in entries if e.digest == order[2])
+    assert lost.data["response_lost"] is True and lost.data["failureCode"] == "ImageNotFound"
+    assert "response_lost" not in next(e for e in entries if e.digest == order[5]).data
     assert result.states[proposal.id][0] == "failed"
     assert store.get(proposal.id).state == ProposalState.FAILED
     assert store.runs(kind="apply")[0].status == "failed"

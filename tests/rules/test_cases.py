@@ -217,9 +217,9 @@ def test_every_rule_with_a_fix_has_a_case_showing_its_proposal() -> None:
         for case in data["cases"]:
             for entry in case.get("expect", {}).get("proposals", []):
                 codes = entry.get("rule_codes", [])
-                if rule.action is not None and entry.get("action") == rule.action.value:
-                    if rule.code in codes:
-                        shown.add(rule.code)
+                action = rule.action.value if rule.action is not None else None
+                if entry.get("action") == action and rule.code in codes:
+                    shown.add(rule.code)
     wanted = {code for code, rule in RULES.items() if rule.action is not None}
     assert wanted - shown == set(), f"no case shows the proposal of {sorted(wanted - shown)}"
 
