@@ -100,6 +100,12 @@ declare("notify.ses", "ses:SendRawEmail", "ses:SendEmail", reason="reports by Am
 
 declare("apply.delete-images", "ecr:BatchDeleteImage", access=W)
 declare("apply.delete-repository", "ecr:DeleteRepository", access=W)
+declare(
+    "apply.delete-repository",
+    "ecr:BatchDeleteImage",
+    access=W,
+    reason="an abandoned repository's images go before the repository",
+)
 declare("apply.put-lifecycle-policy", "ecr:PutLifecyclePolicy", access=W)
 declare("apply.enable-scan-on-push", "ecr:PutImageScanningConfiguration", access=W)
 declare("apply.set-tag-immutability", "ecr:PutImageTagMutability", access=W)

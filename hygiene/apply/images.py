@@ -82,7 +82,7 @@ def _parse_time(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _recorded_digests(ctx: Context, proposal: Proposal) -> set[str]:
+def recorded_digests(ctx: Context, proposal: Proposal) -> set[str]:
     entries = ctx.store.audit_log(
         proposal_id=proposal.id, outcome=DONE_OUTCOMES, include_dry_run=False
     )
@@ -133,7 +133,7 @@ class Deletion:
 
 def apply_images(ctx: Context, proposal: Proposal) -> None:
     """Re-check, save and delete the proposal's images; record every digest's outcome."""
-    done = _recorded_digests(ctx, proposal)
+    done = recorded_digests(ctx, proposal)
     wanted = [d for d in proposal.target.get("digests", []) if d not in done]
     units = [list(u) for u in proposal.evidence.get("units", [])]
     deletion = delete_images(ctx, proposal, wanted, units)
@@ -449,7 +449,9 @@ def _delete_outcomes(
     return [rows[d] for d in batch]
 
 
-def _finish_images(ctx: Context, proposal: Proposal, deletion: Deletion, already: int) -> None:
+def outcome_of(deletion: Deletion, already: int, dry_run: bool) -> tuple[ProposalState | None, str]:
+    """How a deletion ends (None: not finished, the proposal stays approved) and the
+    one-line account of it."""
     outcomes = deletion.outcomes
     deleted = len(deletion.lost) + sum(1 for o in outcomes.values() if o == "deleted")
     gone = len(deletion.missing - deletion.lost) + sum(1 for o in outcomes.values() if o == "gone")
@@ -458,7 +460,7 @@ def _finish_images(ctx: Context, proposal: Proposal, deletion: Deletion, already
     skipped = len(deletion.skip_rows) + sum(1 for o in outcomes.values() if o == "skipped")
     pending = len(deletion.wanted) - len(deletion.missing) - len(deletion.skip_rows)
     pending -= len(outcomes)
-    verb = "would delete" if ctx.dry_run else "deleted"
+    verb = "would delete" if dry_run else "deleted"
     parts = [f"{verb} {deleted}", f"already gone {gone}"]
     if already:
         parts.append(f"done by an earlier run {already}")
@@ -470,10 +472,17 @@ def _finish_images(ctx: Context, proposal: Proposal, deletion: Deletion, already
         parts.append(f"left for the next apply {retry + max(pending, 0)}")
     detail = ", ".join(parts)
     if failed:
-        finish(ctx, proposal, ProposalState.FAILED, detail)
-    elif retry or pending > 0:
+        return ProposalState.FAILED, detail
+    if retry or pending > 0:
+        return None, detail
+    if skipped:
+        return ProposalState.SKIPPED, detail
+    return ProposalState.APPLIED, detail
+
+
+def _finish_images(ctx: Context, proposal: Proposal, deletion: Deletion, already: int) -> None:
+    state, detail = outcome_of(deletion, already, ctx.dry_run)
+    if state is None:
         ctx.result.states[proposal.id] = (proposal.state.value, detail)  # stays approved
-    elif skipped:
-        finish(ctx, proposal, ProposalState.SKIPPED, detail)
     else:
-        finish(ctx, proposal, ProposalState.APPLIED, detail)
+        finish(ctx, proposal, state, detail)

@@ -24,6 +24,10 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:GetRepositoryPolicy",
         "ecr:GetLifecyclePolicy",
         "ecr:DeleteRepository",
+        # an abandoned repository's images go first, as delete-images does it
+        "ecr:DescribeImages",
+        "ecr:BatchGetImage",
+        "ecr:BatchDeleteImage",
     ),
     Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
     Action.SET_TAG_IMMUTABILITY: ("ecr:DescribeRepositories", "ecr:PutImageTagMutability"),

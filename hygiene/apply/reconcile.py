@@ -2,7 +2,8 @@
 
 The intent row is committed before each write call and outcome rows point back at it,
 so an intent without outcomes is a write that may or may not have happened. For an image
-batch the targets are re-read: gone now → ``deleted``; still there → ``not-deleted``
+batch (of ``delete-images``, or of an abandoned repository's images) the targets are
+re-read: gone now → ``deleted``; still there → ``not-deleted``
 (the proposal stays approved and the same run retries it). For a repository-level write
 an ``interrupted`` row is recorded and the step re-checks the live state when it runs.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 from hygiene.apply.context import Context
 from hygiene.apply.registry import describe_digests
-from hygiene.model import Action
 
 
 def reconcile(ctx: Context) -> int:
@@ -30,7 +30,7 @@ def reconcile(ctx: Context) -> int:
             )
             continue
         proposal = stored.proposal
-        if proposal.action != Action.DELETE_IMAGES:
+        if not intent.data.get("digests"):  # a repository-level write
             ctx.recorder.write(
                 proposal,
                 [

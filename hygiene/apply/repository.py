@@ -1,10 +1,17 @@
-"""Repository-level actions: delete an empty repository, put a lifecycle policy, enable
-scan on push, set tag immutability, remove repository policy statements.
+"""Repository-level actions: delete a repository, put a lifecycle policy, enable scan on
+push, set tag immutability, remove repository policy statements.
 
 Each step re-reads the repository and decides: already in place (applied), changed
 since the proposal (skipped), or a write. Before the write, an ``intent`` audit row saves
 what the write replaces (settings, policy texts); the outcome row points back at it.
 Policy texts are compared as canonical JSON (key order and whitespace do not matter).
+
+Deleting an abandoned repository (RP003, whose evidence lists every image in it) is done
+in two steps, never with a forced DeleteRepository: first its images, through the same
+re-checked, batched and audited path as ``delete-images`` (:func:`delete_images`, all
+images one unit: any change keeps them all), each manifest saved in its batch's intent;
+then, once every image is gone, the empty repository. Anything pushed since the proposal
+keeps the whole repository (skipped).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
+from hygiene.apply.images import delete_images, outcome_of, recorded_digests
 from hygiene.apply.registry import THROTTLING, error_code, jsonable
 from hygiene.model import Action, Proposal, ProposalState
 
@@ -92,7 +100,7 @@ def _step_delete_repository(client: Any, p: Proposal) -> _Step:
     }
     return _Step(
         None,
-        "deleted empty repository",
+        "deleted the empty repository",
         lambda: client.delete_repository(registryId=p.account, repositoryName=p.repository),
         saved,
     )
@@ -272,3 +280,52 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
         proposal, [{"intent_id": intent_id, "outcome": "applied", "detail": step.detail}]
     )
     finish(ctx, proposal, ProposalState.APPLIED, step.detail)
+
+
+def _listed_digests(client: Any, proposal: Proposal) -> set[str]:
+    paginator = client.get_paginator("list_images")
+    pages = paginator.paginate(
+        registryId=proposal.account,
+        repositoryName=proposal.repository,
+        filter={"tagStatus": "ANY"},
+        PaginationConfig={"PageSize": 1000},
+    )
+    return {
+        i["imageDigest"] for page in pages for i in page.get("imageIds", []) if "imageDigest" in i
+    }
+
+
+def apply_repository_deletion(ctx: Context, proposal: Proposal) -> None:
+    """``delete-repository``: an empty one at once; an abandoned one after its images
+    (module docstring)."""
+    expected = {str(i["digest"]) for i in proposal.evidence.get("images", [])}
+    client = ctx.clients(proposal.account, proposal.region)
+    if not expected or _describe_repository(client, proposal) is None:
+        apply_repository(ctx, proposal)
+        return
+    live = _listed_digests(client, proposal)
+    new = sorted(live - expected)
+    if new:
+        detail = (
+            f"{len(new)} image(s) pushed since the proposal ({', '.join(d[:19] for d in new[:3])}"
+            f"{' …' if len(new) > 3 else ''}): the repository is in use again"
+        )
+        ctx.recorder.write(proposal, [{"outcome": "skipped", "detail": detail}])
+        finish(ctx, proposal, ProposalState.SKIPPED, detail)
+        return
+    already = len(recorded_digests(ctx, proposal))
+    wanted = sorted(live)
+    deletion = delete_images(ctx, proposal, wanted, [wanted])
+    state, detail = outcome_of(deletion, already, ctx.dry_run)
+    if state is not ProposalState.APPLIED:
+        if state is None:
+            ctx.result.states[proposal.id] = (proposal.state.value, detail)  # stays approved
+        else:
+            finish(ctx, proposal, state, f"images: {detail}; the repository stays")
+        return
+    if ctx.dry_run:
+        detail = f"images: {detail}; then delete the empty repository"
+        ctx.recorder.write(proposal, [{"outcome": "would-apply", "detail": detail}])
+        ctx.result.states[proposal.id] = ("would-apply", detail)
+        return
+    apply_repository(ctx, proposal)

@@ -12,7 +12,11 @@ from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import apply_images
 from hygiene.apply.reconcile import reconcile
-from hygiene.apply.repository import REPOSITORY_STEPS, apply_repository
+from hygiene.apply.repository import (
+    REPOSITORY_STEPS,
+    apply_repository,
+    apply_repository_deletion,
+)
 from hygiene.config import Config
 from hygiene.errors import ApplyError
 from hygiene.model import Action, ProposalState
@@ -113,6 +117,8 @@ def _run(
         try:
             if proposal.action == Action.DELETE_IMAGES:
                 apply_images(ctx, proposal)
+            elif proposal.action == Action.DELETE_REPOSITORY:
+                apply_repository_deletion(ctx, proposal)
             elif proposal.action in REPOSITORY_STEPS:
                 apply_repository(ctx, proposal)
             else:  # pragma: no cover - every Action has a step

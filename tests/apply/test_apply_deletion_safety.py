@@ -203,3 +203,70 @@ def test_an_image_someone_else_deleted_is_still_gone(
     apply(store, clients, config, now, actor=ADMIN)
 
     assert outcomes(store, proposal.id) == {digests[0]: ["gone"], digests[1]: ["deleted"]}
+
+
+def _abandoned(seeder: Seeder) -> tuple[str, list[str]]:
+    repo = seeder.repo("bigsea/spark-old")
+    arm, amd = seeder.image(repo, days_old=400), seeder.image(repo, days_old=400)
+    index = seeder.index(repo, [arm, amd], tag="2.0", days_old=400)
+    release = seeder.image(repo, tag="1.0", days_old=500, pulled_days_ago=300)
+    signature = seeder.referrer(repo, release, days_old=500)
+    return repo, [index, arm, amd, release, signature]
+
+
+def test_an_abandoned_repository_goes_after_its_images_each_manifest_saved(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    repo, digests = _abandoned(seeder)
+    (proposal,) = propose(store, seeder, config, now, [seeder.finding("RP003", repo, digests[0])])
+    assert proposal.action.value == "delete-repository"
+    approve_past_grace(store, [proposal], now)
+
+    dry = apply(store, clients, config, now, actor=ADMIN, dry_run=True)
+    assert dry.states[proposal.id][0] == "would-apply"
+    assert seeder.live_digests(repo) == set(digests)  # a dry run changes nothing
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    assert result.states[proposal.id][0] == "applied", result.to_json()
+    names = [
+        r["repositoryName"] for r in seeder.ecr.client().describe_repositories()["repositories"]
+    ]
+    assert repo not in names
+    entries = store.audit_log(proposal_id=proposal.id)
+    intents = [e for e in entries if e.outcome == "intent"]
+    saved = {d: m for i in intents for d, m in (i.data.get("manifests") or {}).items()}
+    assert set(saved) == set(digests)  # the whole repository, manifest by manifest
+    assert json.loads(saved[digests[0]]["manifest"])["manifests"][0]["digest"] == digests[1]
+    assert {e.digest for e in entries if e.outcome == "deleted"} == set(digests)
+    last = intents[-1]
+    assert (
+        "digests" not in last.data and last.data["before"]["repository"]["repositoryName"] == repo
+    )
+    assert [e.outcome for e in entries][-1] == "applied"
+
+
+def test_an_abandoned_repository_that_got_a_push_or_a_pull_is_left_alone(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    repo, digests = _abandoned(seeder)
+    other = seeder.repo("bigsea/hadoop-old")
+    lone = seeder.image(other, tag="1.0", days_old=500)
+    findings = [seeder.finding("RP003", repo, digests[0]), seeder.finding("RP003", other, lone)]
+    proposals = {p.repository: p for p in propose(store, seeder, config, now, findings)}
+    pushed, pulled = proposals[repo], proposals[other]
+    approve_past_grace(store, [pushed, pulled], now)
+    # after the proposal: someone pushes to one repository and pulls from the other
+    fresh = seeder.image(repo, tag="3.0", days_old=0)
+    image = seeder.backend.repositories[other].images[0]
+    image.last_recorded_pull_time = now
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {*digests, fresh}
+    assert seeder.live_digests(other) == {lone}
+    assert result.states[pushed.id][0] == "skipped"
+    assert "1 image(s) pushed since the proposal" in result.states[pushed.id][1]
+    assert result.states[pulled.id][0] == "skipped"
+    rows = {e.digest: e for e in store.audit_log(proposal_id=pulled.id) if e.digest}
+    assert "pulled at" in rows[lone].detail
