@@ -170,6 +170,81 @@ class Inventory:
         }
 
 
+RepositoryKey = tuple[str, str, str]  # (account, region, repository)
+ANY = "*"  # account or repository of a coverage entry about a whole region
+
+
+@dataclass(frozen=True)
+class ScanCoverage:
+    """Which repositories one scan read completely: what a proposal's confirmation means.
+
+    A repository is *complete* in a scan when the scan read it entirely (no
+    ``scan_error``) and nothing the rules read about its whole region failed (e.g.
+    GetRegistryScanningConfiguration, which SC001 needs). A region-level error makes
+    every repository of that region incomplete, including those the scan could not even
+    list (``incomplete_regions``, stored under account and repository ``*``).
+
+    ``scanned_at`` is when the scan started: the time its data describes, the same for a
+    snapshot re-evaluated later. The store keeps, per repository, the last scan and the
+    last incomplete one; apply acts only on a proposal confirmed by the latest scan of
+    its repository, and only if that scan was complete (docs/approvals.md).
+    """
+
+    run_id: str
+    scanned_at: datetime
+    complete: frozenset[RepositoryKey]
+    incomplete: dict[RepositoryKey, str]  # repository → why
+    incomplete_regions: dict[str, str]  # region → why (a region-level error)
+
+    def is_complete(self, key: RepositoryKey) -> bool:
+        return key in self.complete
+
+    @classmethod
+    def of(cls, inventory: Inventory, run_id: str | None = None) -> ScanCoverage:
+        """The coverage of ``inventory``'s scan (``run_id``: the run that confirms, by
+        default the scan's own id)."""
+        run = inventory.run
+        regional: dict[str, str] = {}
+        for error in run.errors:
+            if error.repository is None:
+                regional.setdefault(error.region, f"{error.operation}: {error.message}")
+        complete: set[RepositoryKey] = set()
+        incomplete: dict[RepositoryKey, str] = {}
+        repos = inventory.repositories
+        for account, region, name, error in zip(
+            repos["account"].astype(str),
+            repos["region"].astype(str),
+            repos["name"].astype(str),
+            repos["scan_error"].astype(object),
+            strict=True,
+        ):
+            key = (account, region, name)
+            why = error if isinstance(error, str) else regional.get(region)
+            if why is None:
+                complete.add(key)
+            else:
+                incomplete[key] = why
+        return cls(
+            run_id=run_id or run.id,
+            scanned_at=run.started_at,
+            complete=frozenset(complete),
+            incomplete=incomplete,
+            incomplete_regions=regional,
+        )
+
+    def restricted_to(self, keys: Iterable[RepositoryKey]) -> ScanCoverage:
+        """Only ``keys`` (a partial plan: the other repositories' proposals were not
+        re-proposed, so the scan must neither confirm nor outdate them)."""
+        wanted = set(keys)
+        return ScanCoverage(
+            run_id=self.run_id,
+            scanned_at=self.scanned_at,
+            complete=frozenset(k for k in self.complete if k in wanted),
+            incomplete={k: v for k, v in self.incomplete.items() if k in wanted},
+            incomplete_regions={},
+        )
+
+
 # --------------------------------------------------------------------------- building
 
 

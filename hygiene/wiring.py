@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory
+from hygiene.inventory import Inventory, ScanCoverage
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.deliver import DeliveryResult, deliver_all
@@ -47,15 +47,22 @@ from hygiene.scan import (
 def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
     """Save a scan's findings and merge its proposals; return them as stored.
 
-    An incomplete scan is merged with ``complete=False`` so proposals of unread parts are
-    not expired for being absent.
+    The scan's coverage goes with it: the proposals of every repository it read completely
+    are confirmed by this run (apply acts on nothing else), and only those repositories'
+    absent proposals expire; a repository it could not read keeps its proposals, none of
+    them applicable until a complete scan confirms them again.
     """
 
     def persist(
         run_id: Any, inventory: Inventory, evaluation: Any, proposals: list[Proposal]
     ) -> list[Proposal]:
         store.record_findings(run_id, evaluation.findings)
-        store.upsert_proposals(proposals, inventory.run.started_at, complete=inventory.run.complete)
+        store.upsert_proposals(
+            proposals,
+            inventory.run.started_at,
+            complete=True,  # the whole plan; what expires is decided per repository read
+            coverage=ScanCoverage.of(inventory, str(run_id)),
+        )
         return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
 
     return persist

@@ -37,7 +37,14 @@ import pandas as pd
 import yaml
 
 from hygiene.config import Config, Policy, Project, ProjectsRegistry
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories, namespace_of
+from hygiene.inventory import (
+    Inventory,
+    RunInfo,
+    ScanCoverage,
+    build_images,
+    build_repositories,
+    namespace_of,
+)
 from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
 from hygiene.rules import RULES, Evaluation
 
@@ -410,3 +417,34 @@ def proposal(
         first_seen=first_seen,
         grace_until=grace_until,
     )
+
+
+# --------------------------------------------------------------------------- scans
+
+
+def coverage(
+    proposals: Iterable[Proposal] = (),
+    *,
+    at: datetime = NOW,
+    run_id: str = "scan",
+    complete: Iterable[tuple[str, str, str]] = (),
+    incomplete: Mapping[tuple[str, str, str], str] | None = None,
+    incomplete_regions: Mapping[str, str] | None = None,
+) -> ScanCoverage:
+    """A scan's coverage: the repositories of ``proposals`` (and ``complete``) read whole,
+    ``incomplete`` ones not (→ why). Passed to ``upsert_proposals`` it confirms the
+    proposals of the complete repositories, as a nightly scan does."""
+    keys = {(p.account, p.region, p.repository) for p in proposals} | set(complete)
+    bad = dict(incomplete or {})
+    return ScanCoverage(
+        run_id=run_id,
+        scanned_at=at,
+        complete=frozenset(keys - set(bad)),
+        incomplete=bad,
+        incomplete_regions=dict(incomplete_regions or {}),
+    )
+
+
+def store_proposals(store: Any, proposals: Sequence[Proposal], now: datetime = NOW) -> None:
+    """Store ``proposals`` as a complete scan at ``now`` proposes them (confirmed)."""
+    store.upsert_proposals(proposals, now, coverage=coverage(proposals, at=now))

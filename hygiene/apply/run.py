@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
-from hygiene.apply.eligibility import eligibility
+from hygiene.apply.eligibility import confirmation, eligibility
 from hygiene.apply.images import apply_images
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import (
@@ -103,6 +103,9 @@ def _run(
         for proposal_id in wanted:
             if proposal_id not in known:
                 result.not_eligible[proposal_id] = "unknown, or not proposed/approved"
+    scans = store.repository_scans(
+        (c.proposal.account, c.proposal.region, c.proposal.repository) for c in candidates
+    )
     for stored in candidates:
         if stop is not None and stop.is_set():
             result.not_eligible[stored.id] = "not started: the run was asked to stop"
@@ -110,6 +113,10 @@ def _run(
         ok, why = eligibility(stored, config, now)
         if ok and not approved and stored.state == ProposalState.APPROVED:
             ok, why = False, "approved proposals are not applied by this run (apply.apply_approved)"
+        if ok:
+            p = stored.proposal
+            ok, confirmed = confirmation(stored, scans[(p.account, p.region, p.repository)])
+            why = why if ok else confirmed
         if not ok:
             result.not_eligible[stored.id] = why
             continue

@@ -20,7 +20,7 @@ import pandas as pd
 from hygiene.cli.common import load, rules_dir_option
 from hygiene.config import Config
 from hygiene.errors import LifecycleError
-from hygiene.inventory import Inventory, read_snapshot
+from hygiene.inventory import Inventory, ScanCoverage, read_snapshot
 from hygiene.lifecycle import (
     check_policy,
     diff_policies,
@@ -333,9 +333,12 @@ def propose_cmd(
     if save:
         from hygiene.store import Store
 
+        planned = {(p.account, p.region, p.repository) for p in plan.proposals}
+        # a partial plan: it confirms (and records the scan of) its own repositories only,
+        # and expires nothing elsewhere
+        coverage = ScanCoverage.of(inventory).restricted_to(planned)
         with Store.from_config(config, store_url) as store:
-            # scoped: proposals of other repositories are not expired by this partial plan
-            store.upsert_proposals(plan.proposals, _now(now), complete=False)
+            store.upsert_proposals(plan.proposals, _now(now), complete=False, coverage=coverage)
         click.echo(f"saved {len(plan.proposals)} proposal(s) to {store.url}", err=True)
 
 

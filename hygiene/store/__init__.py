@@ -6,7 +6,8 @@ Public API (see docs/approvals.md for the admin's view)::
     store = Store.from_config(config)          # or Store("sqlite:///hygiene.db")
     run_id = store.record_run("nightly", source="ecr")
     store.record_findings(run_id, evaluation.findings)
-    store.upsert_proposals(proposals, now, complete=inventory.run.complete)
+    store.upsert_proposals(proposals, now, complete=inventory.run.complete,
+                           coverage=ScanCoverage.of(inventory, run_id))  # confirms them
     store.mark_notified(now, namespace="suporte")   # after the owner report went out
     store.finish_run(run_id, "ok", counts={...}, api_calls={...}, errors=[...])
     store.runs(last=12)                         # run history, newest first
@@ -18,11 +19,12 @@ Public API (see docs/approvals.md for the admin's view)::
 
 from hygiene.store.base import whoami
 from hygiene.store.engine import make_engine, migrate, normalise_url
-from hygiene.store.records import AuditEntry, RunRecord, StoredProposal
+from hygiene.store.records import AuditEntry, RepositoryScan, RunRecord, StoredProposal
 from hygiene.store.store import Store
 
 __all__ = [
     "AuditEntry",
+    "RepositoryScan",
     "RunRecord",
     "Store",
     "StoredProposal",

@@ -108,6 +108,9 @@ class ProposalRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(Text)  # why applied/failed/skipped/expired
+    # the last scan that read the repository completely and proposed this again
+    confirmed_by: Mapped[str | None] = mapped_column(String(64))
+    confirmed_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_proposals_state", "state"),
@@ -161,6 +164,26 @@ class AuditRow(Base):
         Index("ix_audit_proposal", "proposal_id"),
         Index("ix_audit_intent", "intent_id"),
     )
+
+
+class RepositoryScanRow(Base):
+    """The last scan of each repository, and the last one that could not read it whole.
+
+    Account and repository ``*`` hold a region-level error (the repositories there could
+    not all be listed, or a registry setting every repository depends on was unreadable).
+    """
+
+    __tablename__ = "repository_scans"
+
+    account: Mapped[str] = mapped_column(String(32), primary_key=True)
+    region: Mapped[str] = mapped_column(String(32), primary_key=True)
+    repository: Mapped[str] = mapped_column(String(256), primary_key=True)
+    last_scan_run: Mapped[str] = mapped_column(String(64))
+    last_scan_at: Mapped[datetime]
+    last_complete_at: Mapped[datetime | None]
+    last_incomplete_run: Mapped[str | None] = mapped_column(String(64))
+    last_incomplete_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
 
 
 class LockRow(Base):

@@ -10,10 +10,12 @@ from typing import Any
 from sqlalchemy import select, update
 
 from hygiene.errors import StoreError
+from hygiene.inventory import ScanCoverage
 from hygiene.model import Action, Proposal, ProposalState
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.models import ApprovalRow, AuditRow, ProposalRow
 from hygiene.store.records import StoredProposal, proposal_columns, stored_proposal
+from hygiene.store.scans import record_scan
 
 # States a decision (approve/reject) may still change.
 OPEN_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.REJECTED)
@@ -39,8 +41,17 @@ class StoreProposals(StoreBase):
         *,
         complete: bool = True,
         scopes: Iterable[tuple[str, str]] | None = None,
+        coverage: ScanCoverage | None = None,
     ) -> dict[str, int]:
         """Merge tonight's plan into the store.
+
+        ``coverage`` says which repositories the plan's scan read completely (pass it for
+        every plan made from a scan; :meth:`ScanCoverage.of`). Then, in the same
+        transaction: the scan is recorded per repository (:mod:`hygiene.store.scans`);
+        each proposal of a completely read repository is *confirmed* by it
+        (``confirmed_by`` / ``confirmed_at``: apply acts on nothing else); and expiry by
+        absence (below) is decided per repository, for the completely read ones only,
+        whatever the rest of the scan did.
 
         - A known id is refreshed (``last_seen``), never duplicated; ``first_seen``,
           notification, grace date and decision are kept (a *rejected* one stays
@@ -50,17 +61,22 @@ class StoreProposals(StoreBase):
         - A *proposed* proposal that this complete plan no longer contains has lost its
           finding (fixed, superseded by new evidence, or protected now): *expired*.
           ``scopes`` limits this to the (account, region) pairs the run scanned
-          (sharded runs); ``complete=False`` (an incomplete scan) skips it.
+          (sharded runs); with ``coverage``, to the repositories the scan read
+          completely; ``complete=False`` (a partial plan, or an incomplete scan given
+          without its coverage) skips it.
         - A *proposed* or *approved* proposal not re-proposed for
           ``proposal_ttl_days`` expires whatever the scan.
 
-        Returns counts: ``new``, ``refreshed``, ``revived``, ``expired``.
+        Returns counts: ``new``, ``refreshed``, ``revived``, ``expired``, ``confirmed``.
         """
         counts = {"new": 0, "refreshed": 0, "revived": 0, "expired": 0}
+        counts["confirmed"] = 0
         seen: dict[str, tuple[str, str, str, str]] = {}
         scope_set = None if scopes is None else {(a, r) for a, r in scopes}
         incoming = list(proposals)
         with self.session() as session:
+            if coverage is not None:
+                record_scan(session, coverage)
             ids = list({p.id for p in incoming})
             for start in range(0, len(ids), 500):  # load known rows in a few queries
                 chunk = ids[start : start + 500]
@@ -90,6 +106,12 @@ class StoreProposals(StoreBase):
                         f"proposal id {proposal.id} is stored for {row.repository} but now names "
                         f"{proposal.repository}: proposal ids must include the repository"
                     )
+                confirmed = coverage is not None and coverage.is_complete(
+                    (proposal.account, proposal.region, proposal.repository)
+                )
+                if confirmed:
+                    assert coverage is not None
+                    counts["confirmed"] += 1
                 if row is None:
                     columns = proposal_columns(proposal)
                     columns.update(
@@ -97,10 +119,18 @@ class StoreProposals(StoreBase):
                         first_seen=now,
                         last_seen=now,
                         grace_until=None,  # set when the owners are notified
+                        confirmed_by=coverage.run_id if confirmed and coverage else None,
+                        confirmed_at=coverage.scanned_at if confirmed and coverage else None,
                     )
                     session.add(ProposalRow(**columns))
                     counts["new"] += 1
                     continue
+                if (
+                    confirmed
+                    and coverage is not None
+                    and (row.confirmed_at is None or coverage.scanned_at >= row.confirmed_at)
+                ):
+                    row.confirmed_by, row.confirmed_at = coverage.run_id, coverage.scanned_at
                 row.last_seen = now
                 row.summary = proposal.summary or row.summary
                 if row.state in FINISHED_STATES:
@@ -110,6 +140,8 @@ class StoreProposals(StoreBase):
                     row.decided_at = row.decided_by = row.reason = None
                     row.outcome = None
                     row.finished_at = None
+                    if not confirmed:
+                        row.confirmed_by = row.confirmed_at = None
                     counts["revived"] += 1
                 else:
                     counts["refreshed"] += 1
@@ -119,6 +151,9 @@ class StoreProposals(StoreBase):
                 if row.id in seen:
                     continue
                 in_scope = scope_set is None or (row.account, row.region) in scope_set
+                if coverage is not None:  # per repository: was it read completely?
+                    read = coverage.is_complete((row.account, row.region, row.repository))
+                    in_scope = in_scope and read
                 if now - row.last_seen >= ttl:
                     why = f"not re-proposed for {self.settings.proposal_ttl_days} days"
                 elif complete and in_scope and row.state == ProposalState.PROPOSED.value:

@@ -69,6 +69,8 @@ class StoredProposal:
     decided_by: str | None
     reason: str | None
     outcome: str | None
+    confirmed_by: str | None = None  # the scan run that last confirmed it …
+    confirmed_at: datetime | None = None  # … and when that scan started
 
     @property
     def id(self) -> str:
@@ -84,6 +86,18 @@ class StoredProposal:
             if f.name != "proposal":
                 data[f.name] = _json_value(getattr(self, f.name))
         return data
+
+
+@dataclass(frozen=True)
+class RepositoryScan:
+    """What the store knows of the scans of one repository (its own row and the
+    region-level ones): the latest scan, and the latest that could not read it whole."""
+
+    last_scan_run: str | None = None
+    last_scan_at: datetime | None = None
+    last_incomplete_run: str | None = None
+    last_incomplete_at: datetime | None = None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True)

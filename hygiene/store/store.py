@@ -9,6 +9,7 @@ Each concern is its own module, joined here into one class:
 - :mod:`~hygiene.store.base`: engine, migrations, settings, transactions;
 - :mod:`~hygiene.store.runs`: the run history and each run's findings;
 - :mod:`~hygiene.store.proposals`: proposals, approvals, rejections, grace periods;
+- :mod:`~hygiene.store.scans`: per repository, the last scan and the last incomplete one;
 - :mod:`~hygiene.store.audit`: the append-only audit log;
 - :mod:`~hygiene.store.locks`: named locks.
 """
@@ -19,9 +20,10 @@ from hygiene.store.audit import StoreAudit
 from hygiene.store.locks import StoreLocks
 from hygiene.store.proposals import StoreProposals
 from hygiene.store.runs import StoreRuns
+from hygiene.store.scans import StoreScans
 
 
-class Store(StoreRuns, StoreProposals, StoreAudit, StoreLocks):
+class Store(StoreRuns, StoreProposals, StoreScans, StoreAudit, StoreLocks):
     """The database behind runs, proposals, approvals, audit and locks.
 
     ``Store(url)`` connects and migrates (``alembic upgrade head``). ``url`` is a

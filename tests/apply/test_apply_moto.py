@@ -27,7 +27,7 @@ def propose(
     store: Store, seeder: Seeder, config: Config, now: datetime, findings
 ) -> list[Proposal]:
     proposals = plan(builders.evaluation(findings), seeder.inventory(), config, now)
-    store.upsert_proposals(proposals, now)
+    builders.store_proposals(store, proposals, now)
     return proposals
 
 
@@ -382,7 +382,7 @@ def test_repository_level_actions(
             {"current_policy": None},
         ),
     ]
-    store.upsert_proposals(proposals, now)
+    builders.store_proposals(store, proposals, now)
     approve_past_grace(store, proposals, now)
 
     result = apply(store, clients, config, now, actor=ADMIN)
@@ -435,7 +435,7 @@ def test_crash_after_a_repository_write_is_reconciled(
     proposal = _repo_proposal(
         seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": POLICY}, {"current_policy": None}
     )
-    store.upsert_proposals([proposal], now)
+    builders.store_proposals(store, [proposal], now)
     approve_past_grace(store, [proposal], now)
     with pytest.raises(SimulatedCrash):
         apply(store, lambda a, r: CrashAfterPut(ecr.client()), config, now, actor=ADMIN)

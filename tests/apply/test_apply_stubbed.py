@@ -60,7 +60,7 @@ def make_proposal(config: Config, indexes: dict[str, list[str]], plain: list[str
 
 
 def ready(store: Store, proposal: Proposal) -> None:
-    store.upsert_proposals([proposal], NOW)
+    builders.store_proposals(store, [proposal], NOW)
     store.mark_notified(NOW - timedelta(days=8), ids=[proposal.id])
     store.approve([proposal.id], "os:root", now=NOW)
 

@@ -92,7 +92,7 @@ def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dic
     )
     url = f"sqlite:///{tmp_path / 'hygiene.db'}"
     store = Store(url)
-    store.upsert_proposals(proposals, now - timedelta(days=10))
+    builders.store_proposals(store, proposals, now - timedelta(days=10))
     store.mark_notified(now - timedelta(days=9), namespace="suporte")
     return {
         "url": url,

@@ -37,7 +37,7 @@ def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None
     from hygiene.store.engine import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
-    assert version == head == "0002"
+    assert version == head == "0003"
     with Store(store_url) as again:  # a second open is a no-op upgrade
         assert again.runs() == []
 
@@ -100,7 +100,7 @@ def test_upsert_refreshes_instead_of_duplicating(store: Store) -> None:
     proposal = make_proposal()
     assert store.upsert_proposals([proposal], NOW)["new"] == 1
     counts = store.upsert_proposals([proposal], NOW + timedelta(days=1))
-    assert counts == {"new": 0, "refreshed": 1, "revived": 0, "expired": 0}
+    assert counts == {"new": 0, "refreshed": 1, "revived": 0, "expired": 0, "confirmed": 0}
     (stored,) = store.proposals()
     assert stored.proposal.first_seen == NOW
     assert stored.last_seen == NOW + timedelta(days=1)
@@ -418,3 +418,71 @@ def test_colliding_ids_are_refused_not_merged(store: Store) -> None:
     store.upsert_proposals([proposal], NOW)
     with pytest.raises(StoreError, match="must include the repository"):
         store.upsert_proposals([other], NOW)
+
+
+def test_a_complete_scan_confirms_and_records_each_repository(store: Store) -> None:
+    api, web = make_proposal("suporte/api"), make_proposal("suporte/web")
+    scan = builders.coverage(
+        [api], at=NOW, run_id="nightly-1", incomplete={(ACCOUNT, REGION, "suporte/web"): "x"}
+    )
+    counts = store.upsert_proposals([api, web], NOW, coverage=scan)
+    assert counts["confirmed"] == 1
+    stored = {s.proposal.repository: s for s in store.proposals()}
+    assert (stored["suporte/api"].confirmed_by, stored["suporte/api"].confirmed_at) == (
+        "nightly-1",
+        NOW,
+    )
+    assert stored["suporte/web"].confirmed_by is None  # stored, but nothing can apply it
+    assert stored["suporte/api"].to_json()["confirmed_by"] == "nightly-1"
+    scans = store.repository_scans(
+        [(ACCOUNT, REGION, "suporte/api"), (ACCOUNT, REGION, "suporte/web")]
+    )
+    assert scans[(ACCOUNT, REGION, "suporte/api")].last_incomplete_at is None
+    assert scans[(ACCOUNT, REGION, "suporte/web")].last_incomplete_at == NOW
+    assert scans[(ACCOUNT, REGION, "suporte/web")].last_error == "x"
+
+
+def test_a_region_level_error_makes_every_repository_there_incomplete(store: Store) -> None:
+    api = make_proposal("suporte/api")
+    store.upsert_proposals([api], NOW, coverage=builders.coverage([api], at=NOW))
+    later = NOW + timedelta(days=1)
+    broken = builders.coverage(
+        at=later,
+        run_id="nightly-2",
+        incomplete_regions={REGION: "GetRegistryScanningConfiguration: 500"},
+    )
+    store.upsert_proposals([], later, coverage=broken)
+    scan = store.repository_scans([(ACCOUNT, REGION, "suporte/api")])[
+        (ACCOUNT, REGION, "suporte/api")
+    ]
+    assert scan.last_incomplete_at == later and scan.last_incomplete_run == "nightly-2"
+    assert scan.last_scan_at == later
+    assert "GetRegistryScanningConfiguration" in (scan.last_error or "")
+    other = store.repository_scans([(ACCOUNT, "eu-west-1", "x/y")])[(ACCOUNT, "eu-west-1", "x/y")]
+    assert other.last_scan_at is None  # another region knows nothing of it
+
+
+def test_expiry_by_absence_is_decided_per_repository_read(store: Store) -> None:
+    api, web = make_proposal("suporte/api"), make_proposal("suporte/web")
+    store.upsert_proposals([api, web], NOW, coverage=builders.coverage([api, web], at=NOW))
+    later = NOW + timedelta(days=1)
+    # an incomplete scan: api read whole (its proposal is gone), web not read
+    scan = builders.coverage(
+        at=later,
+        complete=[(ACCOUNT, REGION, "suporte/api")],
+        incomplete={(ACCOUNT, REGION, "suporte/web"): "throttled"},
+    )
+    counts = store.upsert_proposals([], later, coverage=scan)
+    assert counts["expired"] == 1
+    assert store.get(api.id).state == ProposalState.EXPIRED
+    assert store.get(web.id).state == ProposalState.PROPOSED
+
+
+def test_an_old_snapshot_never_moves_the_scan_history_back(store: Store) -> None:
+    api = make_proposal("suporte/api")
+    store.upsert_proposals([api], NOW, coverage=builders.coverage([api], at=NOW, run_id="new"))
+    old = builders.coverage([api], at=NOW - timedelta(days=3), run_id="old")
+    store.upsert_proposals([api], NOW, coverage=old, complete=False)
+    key = (ACCOUNT, REGION, "suporte/api")
+    assert store.repository_scans([key])[key].last_scan_run == "new"
+    assert store.get(api.id).confirmed_by == "new"  # nor the confirmation
