@@ -250,6 +250,12 @@ class NotifySettings(Section):
     weekly_cc_members: bool = False  # copy the project's members on its weekly report
     subject_prefix: str = "[registry-hygiene]"
 
+    @property
+    def channels(self) -> list[str]:
+        """The delivery channels switched on (empty: reports stay on disk, nobody is
+        told, and no grace period ever starts)."""
+        return [name for name, on in (("email", self.email), ("slack", self.slack)) if on]
+
 
 class ReportSettings(Section):
     out_dir: Path = Path("reports/out")

@@ -138,7 +138,9 @@ class JobDeps:
     ``due_approved(now)`` lists approved proposals whose grace date has passed.
     ``render_admin_report(document)`` / ``render_owner_report(document, namespace)``
     render from the scan JSON contract (plus a ``job`` key) and return a
-    report value that ``notify(report)`` delivers. ``alert(RunAlert)`` tells the admins.
+    report value that ``notify(report)`` delivers; it returns the deliveries (objects
+    with ``ok``: true when the delivery reached a person), and a report counts as
+    ``notified`` only when one did. ``alert(RunAlert)`` tells the admins.
     """
 
     store: RunStore
@@ -150,7 +152,7 @@ class JobDeps:
     due_approved: Callable[[datetime], list[Proposal]]
     render_admin_report: Callable[[dict[str, Any]], Any]
     render_owner_report: Callable[[dict[str, Any], str], Any]
-    notify: Callable[[Any], Any]
+    notify: Callable[[Any], Sequence[Any]]
     alert: Callable[[RunAlert], Any]
     clock: Callable[[], datetime] = _utcnow
     context: Any = None  # the wiring's shared state (the demo reads reports from it)
@@ -342,6 +344,11 @@ class ApplyFailures(HygieneError):
     exit_code = ExitCode.APPLY_FAILED
 
 
+def reached(deliveries: Sequence[Any] | None) -> bool:
+    """Did any delivery of a report reach a person (a sent e-mail, a posted message)?"""
+    return any(getattr(d, "ok", False) for d in deliveries or ())
+
+
 def scan_document(
     run: _Run,
     inventory: Inventory,
@@ -423,8 +430,8 @@ def _nightly(
         report = deps.render_admin_report(document)
     run.counts["reports"] = 1
     with run.stage("notify"):
-        deps.notify(report)
-    run.counts["notified"] = 1
+        delivered = deps.notify(report)
+    run.counts["notified"] = int(reached(delivered))
 
 
 def run_weekly(
@@ -479,8 +486,8 @@ def _weekly(
                 report = deps.render_owner_report(document, name)
             run.counts["reports"] += 1
             with run.stage(f"notify {name}"):
-                deps.notify(report)
-            run.counts["notified"] += 1
+                delivered = deps.notify(report)
+            run.counts["notified"] += int(reached(delivered))
         except StageFailed:
             continue  # one namespace's failure does not keep the others' reports back
 

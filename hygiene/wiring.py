@@ -229,12 +229,14 @@ class Wired:
 
     def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
         # this report is the owners' notice: open proposals not yet announced get the
-        # grace date that notify() records when the report is delivered
+        # grace date that notify() records when the report reaches them (none when it
+        # cannot: nothing is sent, or no channel is configured)
         grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)
         open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
+        can_reach = self.send and bool(self.config.policy.notify.channels)
         announced = [
             {**p, "grace_until": grace.isoformat()}
-            if p.get("grace_until") is None and p.get("state") in open_states
+            if can_reach and p.get("grace_until") is None and p.get("state") in open_states
             else p
             for p in document["proposals"]
         ]
@@ -246,10 +248,16 @@ class Wired:
         return reports
 
     def notify(self, reports: list[RenderedReport]) -> list[DeliveryResult]:
-        """Deliver, record, and start the grace period of what the owners were told.
+        """Deliver, record, and start the grace period of what a person was told.
 
-        Grace starts only when the report reached its audience on every configured
-        channel (or no channel is configured: the report on disk is the publication).
+        Grace starts per report, only when one of its deliveries reached a person (a
+        sent e-mail, a posted Slack message): a report nobody received starts nothing,
+        and with no channel configured nothing ever does (the nightly report says so
+        at the top). A weekly report announces its namespace's proposals to the owners;
+        the nightly report announces, to the admins, the proposals that have no other
+        owner: outside any namespace or in a namespace that is not a registered project
+        (the admins are their owners of record). Only proposals of this job's plan are
+        marked: those are what the reports showed.
         """
         results = deliver_all(reports, self.config) if self.send else []
         self.deliveries += results
@@ -260,13 +268,16 @@ class Wired:
                 detail=f"{result.report} via {result.channel} to {result.target}"
                 + ("" if result.ok else f": {result.error}"),
             )
-        if all(r.ok for r in results):
-            now = self.announced_at
-            for report in reports:
-                if report.kind == "weekly" and report.namespace:
-                    self.store.mark_notified(now, namespace=report.namespace)
-                else:
-                    self.store.mark_notified(now, outside_namespace=True)
+        reached = {r.report for r in results if r.ok}
+        shown = [p.id for p in self.proposals]
+        now = self.announced_at
+        for report in reports:
+            if report.name not in reached:
+                continue
+            if report.kind == "weekly" and report.namespace:
+                self.store.mark_notified(now, namespace=report.namespace, ids=shown)
+            else:
+                self.store.mark_notified(now, unregistered=self.config.namespaces, ids=shown)
         return results
 
     def alert(self, alert: RunAlert) -> list[DeliveryResult]:

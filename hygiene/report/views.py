@@ -387,6 +387,8 @@ def nightly_context(data: ReportData, config: Config) -> dict[str, Any]:
         "data": data,
         "totals": data.totals,
         "complete": data.complete,
+        # no channel: nobody is ever told, so no grace period starts (docs/approvals.md)
+        "no_channel": not config.policy.notify.channels,
         "changes": changes(data),
         "by_rule": findings_by_rule(findings),
         "by_namespace": findings_by_namespace(findings),

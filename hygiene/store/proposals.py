@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from hygiene.errors import StoreError
 from hygiene.inventory import ScanCoverage
@@ -307,16 +307,23 @@ class StoreProposals(StoreBase):
         namespace: str | None = None,
         ids: Iterable[str] | None = None,
         outside_namespace: bool = False,
+        unregistered: Iterable[str] | None = None,
     ) -> int:
         """Record that owners were told about open proposals; starts their grace period.
 
-        Select by ``namespace`` (the weekly owner report), ``outside_namespace=True``
-        (repositories without one: the admin report) or explicit ``ids``. Only the
-        first notification counts: ``grace_until = first notified + grace_days``.
-        Returns how many proposals were newly marked.
+        Call it only for a notice that reached a person (a sent e-mail, a posted Slack
+        message). Select by ``namespace`` (the weekly owner report), by
+        ``unregistered=<the registered namespaces>`` (proposals outside any namespace or
+        in a namespace that is not a registered project: the admins are their owners of
+        record, and the admin report is their notice), ``outside_namespace=True``
+        (repositories without a namespace only) or explicit ``ids`` (combined with the
+        others: only those). Only the first notification counts:
+        ``grace_until = first notified + grace_days``. Returns how many were marked.
         """
-        if namespace is None and ids is None and not outside_namespace:
-            raise ValueError("mark_notified needs namespace=, ids= or outside_namespace=True")
+        if namespace is None and ids is None and not outside_namespace and unregistered is None:
+            raise ValueError(
+                "mark_notified needs namespace=, ids=, unregistered= or outside_namespace=True"
+            )
         grace = timedelta(days=self.settings.grace_days)
         query = update(ProposalRow).where(
             ProposalRow.notified_at.is_(None),
@@ -326,6 +333,11 @@ class StoreProposals(StoreBase):
             query = query.where(ProposalRow.namespace == namespace)
         if outside_namespace:
             query = query.where(ProposalRow.namespace.is_(None))
+        if unregistered is not None:
+            registered = sorted(set(unregistered))
+            query = query.where(
+                or_(ProposalRow.namespace.is_(None), ProposalRow.namespace.not_in(registered))
+            )
         if ids is not None:
             query = query.where(ProposalRow.id.in_(list(ids)))
         with self.session() as session:

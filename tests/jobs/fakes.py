@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from hygiene.config import Config
@@ -212,6 +213,7 @@ class World:
     store: MemoryStore
     sent: list[Any] = field(default_factory=list)
     alerts: list[RunAlert] = field(default_factory=list)
+    delivered: bool = True  # whether notify's deliveries reach a person
     applied_calls: list[list[str]] = field(default_factory=list)
     clock_now: datetime = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
 
@@ -233,6 +235,10 @@ class World:
         def persist(run_id, inventory, evaluation, proposals):
             return self.store.persist(run_id, proposals, inventory.run.started_at)
 
+        def notify(report: Any) -> list[Any]:
+            self.sent.append(report)
+            return [SimpleNamespace(ok=self.delivered)]
+
         return JobDeps(
             store=self.store,
             collect=self.registry.collect,
@@ -243,7 +249,7 @@ class World:
             due_approved=due_approved,
             render_admin_report=lambda doc: {"audience": "admins", "document": doc},
             render_owner_report=lambda doc, ns: {"audience": ns, "document": doc},
-            notify=self.sent.append,
+            notify=notify,
             alert=self.alerts.append,
             clock=lambda: self.clock_now,
         )

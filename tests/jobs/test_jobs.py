@@ -170,6 +170,15 @@ def test_weekly_sends_one_report_per_namespace(world, config, now):
     assert world.store.runs()[0]["kind"] == "weekly"
 
 
+def test_a_report_that_reached_nobody_is_not_counted_as_notified(world, config, now):
+    world.delivered = False
+    weekly = run_weekly(world.deps(), config, now, stop=threading.Event())
+    nightly = run_nightly(world.deps(), config, now, stop=threading.Event())
+    assert weekly.counts["reports"] == len(config.namespaces)
+    assert weekly.counts["notified"] == 0
+    assert nightly.counts["reports"] == 1 and nightly.counts["notified"] == 0
+
+
 def test_weekly_for_one_namespace(world, config, now):
     run_weekly(world.deps(), config, now, namespace="ml", stop=threading.Event())
     assert [r["audience"] for r in world.sent] == ["ml"]

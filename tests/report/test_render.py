@@ -245,3 +245,21 @@ def test_scan_json_without_inventory_details(config: Config) -> None:
     report = render_nightly(data, config)
     assert report.text.count("No data for this run.") == 2  # storage by namespace, image age
     assert "26.2\u00a0GiB" in report.text  # totals still come from the scan summary
+
+
+def test_nightly_says_at_the_top_when_no_channel_can_notify_anyone(config: Config) -> None:
+    """The shipped config sends nothing: the report says so before anything else, in both
+    parts and both languages; with a channel on, it does not."""
+    assert config.policy.notify.channels == []
+    data = sample.report_data(with_history=False)
+    report = render_nightly(data, config)
+    text = scan(report.html).text
+    body = "".join(text)
+    first_heading = body.index("Registry totals")
+    assert 0 <= body.index("Notifications are off.") < first_heading
+    assert "no unsafe proposal will ever become eligible" in body
+    assert report.text.index("Notifications are off.") < report.text.index("Registry totals")
+    assert "As notificações estão desligadas." in render_nightly(data, config, locale="pt_BR").html
+    notify = config.policy.notify.model_copy(update={"email": True})
+    on = config.model_copy(update={"policy": config.policy.model_copy(update={"notify": notify})})
+    assert "Notifications are off." not in render_nightly(data, on).html
