@@ -10,9 +10,11 @@ collector needs:
 - GetLifecyclePolicy, GetRepositoryPolicy, ListTagsForResource: one per repository
   (these settings are not in DescribeRepositories)
 - GetRegistryScanningConfiguration: one per region
-- BatchGetImage: Σ_r ceil(X_r / 100) where X_r is the image indexes of repository r
-  (their children are only listed in the manifest). Referrers whose subject ECR does
-  not report in ``subjectManifestDigest`` cost extra reads on top of this.
+- BatchGetImage: Σ_r ceil(X_r / 100) + ceil(U_r / 100), where X_r is the image indexes
+  of repository r (their children are only listed in the manifest) and U_r its untagged
+  images no index lists that ECR does not report as referrers: any of them may be a
+  signature or attestation whose ``subjectManifestDigest`` ECR left out, and only its
+  manifest's ``subject`` tells (docs/ecr-facts.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import statistics
 import time
 from datetime import UTC, datetime
 
+from hygiene.collect.ecr import IMAGE_CONFIG_MEDIA_TYPES
 from hygiene.config import load_config
 from hygiene.inventory import Inventory
 from hygiene.scan import collect, open_registry
@@ -37,11 +40,23 @@ def minimum_calls(inventory: Inventory) -> dict[str, int]:
     counts = [int(per_repo.get(name, 0)) for name in repos["name"]]
     must_read = images[images["is_index"]]
     read_per_repo = must_read.groupby("repository", observed=True).size()
+    listed = {d for children in images["child_digests"] for d in children}
+    reported = images["subject_digest"].notna() & ~images["artifact_media_type"].astype(
+        object
+    ).isin([None, *IMAGE_CONFIG_MEDIA_TYPES])
+    unknown = images[
+        (images["tag_count"] == 0)
+        & ~images["is_index"]
+        & ~images["digest"].astype(str).isin(listed)
+        & ~reported
+    ]
+    unknown_per_repo = unknown.groupby("repository", observed=True).size()
     regions = repos["region"].nunique()
     return {
         "DescribeRepositories": max(1, math.ceil(len(repos) / 1000)) * max(1, regions),
         "DescribeImages": sum(max(1, math.ceil(n / 1000)) for n in counts),
-        "BatchGetImage": int(sum(math.ceil(n / 100) for n in read_per_repo)),
+        "BatchGetImage": int(sum(math.ceil(n / 100) for n in read_per_repo))
+        + int(sum(math.ceil(n / 100) for n in unknown_per_repo)),
         "GetLifecyclePolicy": len(repos),
         "GetRepositoryPolicy": len(repos),
         "ListTagsForResource": len(repos),

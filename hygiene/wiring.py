@@ -25,6 +25,7 @@ from hygiene.inventory import Inventory, ScanCoverage
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.deliver import DeliveryResult, deliver_all
+from hygiene.notify.email import EmailTransport
 from hygiene.report.data import (
     ApplyOutcome,
     HistoryRun,
@@ -133,6 +134,7 @@ class Wired:
     proposals: list[Proposal] = field(default_factory=list)
     snapshot: Path | None = None
     announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    email: EmailTransport | None = None  # None: the configured transport (SMTP or SES)
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
 
     # -- registry
@@ -259,7 +261,7 @@ class Wired:
         (the admins are their owners of record). Only proposals of this job's plan are
         marked: those are what the reports showed.
         """
-        results = deliver_all(reports, self.config) if self.send else []
+        results = deliver_all(reports, self.config, email=self.email) if self.send else []
         self.deliveries += results
         for result in results:
             self.store.audit(
@@ -299,7 +301,7 @@ class Wired:
         report.files["html"] = path
         if not self.send:
             return []
-        results = deliver_all([report], self.config)
+        results = deliver_all([report], self.config, email=self.email)
         self.deliveries += results
         return results
 
@@ -311,13 +313,17 @@ def build_job_deps(
     store_url: str | None = None,
     out_dir: Path | None = None,
     send: bool = True,
+    email: EmailTransport | None = None,
 ) -> JobDeps:
     """The production dependencies for ``config`` (``access`` points the demo at the
-    embedded registry; the default is the configured registry and credential chain)."""
+    embedded registry; the default is the configured registry and credential chain;
+    ``email`` replaces the configured e-mail transport, as the demo's outbox does)."""
     from hygiene.store import Store
 
     store = Store.from_config(config, store_url or os.environ.get("HYGIENE_STORE_URL"))
-    wired = Wired(config, store, access or RegistryAccess(), out_dir=out_dir, send=send)
+    wired = Wired(
+        config, store, access or RegistryAccess(), out_dir=out_dir, send=send, email=email
+    )
     return JobDeps(
         store=store,
         collect=wired.collect,

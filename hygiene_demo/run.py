@@ -1,8 +1,11 @@
 """The demo: seed the embedded registry, then run the nightly and weekly jobs on it.
 
 Everything after seeding is the production code path — the same jobs, store, rules,
-plan, reports — pointed at the embedded registry's endpoint, with a SQLite store and
-the output directory of the demo, and with delivery switched off (reports stay on disk).
+plan, reports, deliveries — pointed at the embedded registry's endpoint, with a SQLite
+store and the output directory of the demo. E-mail goes to the demo's outbox
+(``<out>/outbox/*.eml``, :mod:`hygiene_demo.outbox`) instead of a mail server: the
+owners are made up, and a notice that reached its outbox starts the grace period, as a
+delivered e-mail would.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from hygiene.jobs import JobResult, run_nightly, run_weekly
 from hygiene.scan import RegistryAccess, ScanResult
 from hygiene.wiring import Wired, build_job_deps
 from hygiene_demo.manifest import summary_line
+from hygiene_demo.outbox import Outbox
 from hygiene_demo.registry import EmbeddedRegistry
 from hygiene_demo.seed import seed_lab_registry
 
@@ -50,7 +54,14 @@ def run_demo(
         regions=("us-east-1",),
         source="embedded",
     )
-    deps = build_job_deps(config, access=access, store_url=store_url, out_dir=out_dir, send=False)
+    notify = config.policy.notify.model_copy(update={"email": True, "slack": False})
+    config = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"notify": notify})}
+    )
+    outbox = Outbox(out_dir / "outbox")
+    deps = build_job_deps(
+        config, access=access, store_url=store_url, out_dir=out_dir, send=True, email=outbox
+    )
     wired: Wired = deps.context
     jobs = [
         run_nightly(deps, config, now, stop=threading.Event()),
@@ -76,4 +87,6 @@ def run_demo(
     for report in wired.reports:
         label = "admin report" if report.kind == "nightly" else f"owner report {report.namespace}"
         outcome.outputs.append((label, report.files["html"]))
+    if outbox.sent:
+        outcome.outputs.append((f"e-mails ({len(outbox.sent)})", outbox.directory))
     return outcome

@@ -41,3 +41,11 @@ def test_cli_reference_is_generated_and_current() -> None:
 
     committed = (REPO_ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
     assert committed == render(cli), "run: python -m hygiene.cli.docgen > docs/cli.md"
+
+
+def test_rule_catalogue_is_generated_from_the_registry_and_current() -> None:
+    from hygiene.rules.docgen import render, splice
+
+    committed = (REPO_ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert committed == splice(committed, render()), "run: python -m hygiene.rules.docgen"
+    assert "proposes `delete-repository`" in render()  # RP003's fix is declared, and shown

@@ -52,3 +52,16 @@ def test_demo_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None
     ml = (reports["weekly-ml.html"].parent / "weekly-ml.txt").read_text()
     assert "Grace until" in ml and "Grace until —" not in ml
     assert (out / "demo.db").is_file()
+    # the notices reached the made-up owners' outbox: that is what starts grace periods
+    mails = sorted((out / "outbox").glob("*.eml"))
+    assert len(mails) == 1 + 5  # the nightly report to the admins, one weekly per project
+    assert any("ana.costa@lsd.ufcg.edu.br" in m.read_text(errors="replace") for m in mails)
+    assert "e-mails (6): " in proc.stdout
+    nightly = reports["nightly.html"].read_text()
+    assert "Notifications are off." not in nightly
+    from hygiene.store import Store
+
+    with Store(f"sqlite:///{out / 'demo.db'}") as store:
+        waiting = store.proposals(state="proposed")
+        assert waiting and all(p.proposal.grace_until is not None for p in waiting)
+        assert all(p.confirmed_by for p in waiting)

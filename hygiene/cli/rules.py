@@ -62,6 +62,8 @@ def rule_json(rule: Rule, settings: RuleSettings, namespace: str | None = None) 
         "severity": rule.severity.value,
         "fix_safety": rule.fix_safety.value,
         "scope": rule.scope.value,
+        "deletes": rule.deletes.value,
+        "action": rule.action.value if rule.action is not None else None,
         "enabled": enabled,
         "summary": rule.summary,
         "doc": rule.doc_sections(),
@@ -80,7 +82,8 @@ def _render(value: Any) -> str:
 def _print_rule(data: dict[str, Any]) -> None:
     state = "enabled" if data["enabled"] else "disabled by the configuration"
     click.echo(f"{data['code']} {data['name']}  ({data['family']})")
-    click.echo(f"  severity {data['severity']} · fix {data['fix_safety']} · {state}")
+    proposes = f" · proposes {data['action']}" if data["action"] else ""
+    click.echo(f"  severity {data['severity']} · fix {data['fix_safety']}{proposes} · {state}")
     click.echo("")
     click.echo(data["summary"])
     for section, body in data["doc"].items():

@@ -264,7 +264,8 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
     """Signature, SBOM or attestation whose image is gone.
 
     What it flags:
-        An OCI referrer (``subjectManifestDigest``) or a legacy cosign artifact tagged
+        An OCI referrer (a manifest whose ``subject`` names another image, whether or
+        not ECR reports it as ``subjectManifestDigest``) or a legacy cosign artifact tagged
         ``sha256-<digest>.sig|.att|.sbom`` whose subject image is no longer in the
         repository.
 
