@@ -90,14 +90,28 @@ def recorded_digests(ctx: Context, proposal: Proposal) -> set[str]:
 
 
 def _intended_digests(ctx: Context, proposal: Proposal) -> dict[str, str | None]:
-    """Digest → run id of every delete intent recorded for this proposal (not dry run)."""
+    """Digest → run id, for every digest an earlier apply of this proposal may have
+    deleted: its delete intent was recorded, and ECR never answered for it (no outcome
+    row, or ``retry`` after the call failed). A digest ECR explicitly refused
+    (``failures[]``: KmsError, ImageReferencedByManifestList …) is not one: if it is
+    gone now, someone else deleted it."""
     if ctx.dry_run:
         return {}
-    intents = ctx.store.audit_log(proposal_id=proposal.id, outcome="intent", include_dry_run=False)
+    rows = ctx.store.audit_log(proposal_id=proposal.id, include_dry_run=False)
+    answered = {
+        (row.intent_id, row.digest)
+        for row in rows
+        if row.intent_id is not None
+        and row.digest
+        and (row.outcome != "retry" or (row.data or {}).get("failureCode"))
+    }
     out: dict[str, str | None] = {}
-    for intent in intents:
+    for intent in rows:
+        if intent.outcome != "intent":
+            continue
         for digest in intent.data.get("digests", []) or []:
-            out[str(digest)] = intent.run_id
+            if (intent.id, str(digest)) not in answered:
+                out[str(digest)] = intent.run_id
     return out
 
 

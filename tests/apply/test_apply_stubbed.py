@@ -322,3 +322,43 @@ def test_the_cleaner_role_grants_every_permission_apply_lists() -> None:
     from hygiene.apply import required_permissions
 
     assert set(required_permissions()) <= iam.declared_actions("cleaner")
+
+
+def test_an_image_ecr_refused_and_someone_else_deleted_later_is_gone(
+    tmp_path, config: Config
+) -> None:
+    """The intent alone does not make a later disappearance ours: ECR answered for d1
+    (UpstreamTooManyRequests, left for the next apply), so when the next apply finds it
+    gone, someone else deleted it."""
+    plain = [digest(1), digest(2)]
+    proposal = make_proposal(config, {}, plain)
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal)
+    ecr = client()
+    order = proposal.target["digests"]
+    with Stubber(ecr) as stub:
+        stub_reads(stub, order, {})
+        stub.add_response(
+            "batch_delete_image",
+            {
+                "imageIds": [{"imageDigest": order[1]}],
+                "failures": [
+                    {
+                        "imageId": {"imageDigest": order[0]},
+                        "failureCode": "UpstreamTooManyRequests",
+                        "failureReason": "slow",
+                    }
+                ],
+            },
+        )
+        apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
+        stub.add_response("list_images", {"imageIds": [{"imageDigest": digest(9)}]})
+        second = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        stub.assert_no_pending_responses()
+    rows = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest == order[0]]
+    assert [e.outcome for e in rows] == ["retry", "gone"]
+    assert second.states[proposal.id] == (
+        "applied",
+        "deleted 0, already gone 1, done by an earlier run 1",
+    )
