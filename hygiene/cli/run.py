@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
-from hygiene.jobs import JobResult, load_deps, run_nightly, run_weekly
-from hygiene.schedule import stop_on_signals
+
+if TYPE_CHECKING:
+    from hygiene.jobs import JobResult
 
 
 @click.group("run")
@@ -43,6 +45,9 @@ def nightly(rules_dir: Path, log_format: str) -> None:
     their grace date only with ``apply.apply_approved: true``, and never after an
     incomplete scan (the admins are alerted instead).
     """
+    from hygiene.jobs import load_deps, run_nightly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
     config = load(rules_dir)
     deps = load_deps(config)
@@ -57,6 +62,9 @@ def nightly(rules_dir: Path, log_format: str) -> None:
 @click.option("--namespace", help="Only this namespace's owners (default: every project).")
 def weekly(rules_dir: Path, log_format: str, namespace: str | None) -> None:
     """Scan, then send each project's owners the report about their namespace."""
+    from hygiene.jobs import load_deps, run_weekly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
     config = load(rules_dir)
     deps = load_deps(config)
