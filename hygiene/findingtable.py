@@ -180,9 +180,7 @@ class Findings(Sequence[Finding]):
 
     CHUNK = 20_000
 
-    def __init__(
-        self, image: ImageFindings | None = None, other: Sequence[Finding] = ()
-    ) -> None:
+    def __init__(self, image: ImageFindings | None = None, other: Sequence[Finding] = ()) -> None:
         self.image = image if image is not None and len(image) else None
         self.other = list(other)
 

@@ -20,7 +20,13 @@ from typing import Any
 import boto3
 
 from hygiene.collect.ecr import ProgressCallback, collect_inventory
-from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
+from hygiene.collect.session import (
+    ApiCallCounter,
+    RegionClients,
+    check_credentials,
+    ecr_client,
+    make_session,
+)
 from hygiene.config import CollectSettings, Config
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
@@ -30,7 +36,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RegistryHandle:
-    """Clients per region plus the counter that sees every call they make."""
+    """Clients per region plus the counter that sees every call they make.
+
+    ``regions`` holds the collector's clients of each scanned region (the shared one is
+    ``clients[region]``; fresh ones for repositories read again in a later pass).
+    """
 
     session: boto3.Session
     clients: dict[str, Any]
@@ -38,6 +48,7 @@ class RegistryHandle:
     endpoint_url: str | None = None
     source: str = "ecr"
     config: Config | None = None
+    regions: dict[str, RegionClients] = field(default_factory=dict)
 
     def client(self, account: str, region: str) -> Any:
         """``clients(account, region)`` for apply: the scan's client for that region, or
@@ -92,11 +103,12 @@ def open_registry(
         check_credentials(session, profile)
     counter = ApiCallCounter()
     counter.attach(session)
-    clients = {
-        region: ecr_client(session, region, config.policy.collect, endpoint_url)
+    pools = {
+        region: RegionClients(session, region, config.policy.collect, endpoint_url)
         for region in regions
     }
-    return RegistryHandle(session, clients, counter, endpoint_url, source, config)
+    clients = {region: pool.shared for region, pool in pools.items()}
+    return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools)
 
 
 @contextmanager
@@ -175,6 +187,7 @@ def collect(
             progress=advance,
             source=handle.source,
             stop=stop,
+            fresh_clients={region: pool.fresh for region, pool in handle.regions.items()},
         )
 
 

@@ -1,53 +1,54 @@
-"""An HTTP proxy in front of the embedded ECR that adds latency and transient faults.
+"""An endpoint in front of the embedded ECR that adds latency and transient faults.
 
 Real ECR answers in tens of milliseconds and, under load, throttles
 (``ThrottlingException``), fails with 500/503 or drops connections
 (docs/ecr-facts.md, "Rate limits and retries"); moto answers at once and never fails.
-:class:`FaultProxy` sits between a boto3 client and the moto server on 127.0.0.1:
+:class:`FaultProxy` is a second HTTP server on 127.0.0.1 that serves moto's application
+(the same in-process registry as :class:`~hygiene_demo.registry.EmbeddedRegistry`)
+through a middleware that decides, request by request, before moto sees it:
 
-- every request waits ``latency`` seconds before it is forwarded;
-- a share ``fault_rate`` of requests is answered with a fault instead, drawn from
+- every request waits ``latency`` seconds;
+- a share ``fault_rate`` of the requests is answered with a fault instead, drawn from
   ``faults``: ``throttle`` (HTTP 400 ``ThrottlingException``), ``500``
   (``ServerException``), ``503`` (``ServiceUnavailableException``) or ``drop`` (the
   connection is closed without an answer);
 - ``throttle_above`` (requests a second): requests beyond this rate are throttled, the way
   ECR's own rate quota does, whatever ``fault_rate`` says.
 
-Faults are drawn from a seeded generator. The proxy counts requests and faults per
-operation (``X-Amz-Target``). Loopback only; every loop in it is bounded by the
-server's shutdown.
+Faults are drawn from a seeded generator. The server counts requests and faults per
+operation (``X-Amz-Target``). It listens on loopback only; its loop ends with
+:meth:`FaultProxy.stop`. (A middleware, not a forwarding proxy: one HTTP hop, so the
+tests and benchmarks that go through it pay for moto once.)
 """
 
 from __future__ import annotations
 
-import http.client
+import contextlib
 import json
+import logging
 import random
 import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 FAULTS = ("throttle", "500", "503", "drop")
 _ERRORS = {
-    "throttle": (400, "ThrottlingException", "Rate exceeded"),
-    "500": (500, "ServerException", "We encountered an internal error. Please try again."),
-    "503": (503, "ServiceUnavailableException", "Service unavailable. Please try again."),
+    "throttle": ("400 Bad Request", "ThrottlingException", "Rate exceeded"),
+    "500": ("500 Internal Server Error", "ServerException", "Internal error, try again."),
+    "503": ("503 Service Unavailable", "ServiceUnavailableException", "Try again."),
 }
-_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 class FaultProxy:
-    """A fault-injecting HTTP proxy for the embedded registry; a context manager."""
+    """Serve the embedded registry with latency and injected faults; a context manager."""
 
     def __init__(
         self,
-        upstream: str,
+        upstream: str = "",
         *,
         latency: float = 0.0,
         fault_rate: float = 0.0,
@@ -55,13 +56,14 @@ class FaultProxy:
         throttle_above: float | None = None,
         seed: int = 0,
     ) -> None:
+        """``upstream`` names the embedded registry it stands in front of (informative:
+        moto's registry is one per process, and this server serves that one)."""
         unknown = set(faults) - set(FAULTS)
         if unknown or not faults:
             raise ValueError(f"faults must be a non-empty subset of {FAULTS}, not {faults}")
         if not 0 <= fault_rate < 1:
             raise ValueError("fault_rate must be in [0, 1)")
-        parts = urlsplit(upstream)
-        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.upstream = upstream
         self.latency = latency
         self.fault_rate = fault_rate
         self.faults = tuple(faults)
@@ -70,14 +72,13 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._window: list[float] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: Any = None
         self._thread: threading.Thread | None = None
         self.endpoint_url = ""
 
-    # -- decisions
-    def _decide(self, operation: str) -> str | None:
+    def decide(self, operation: str) -> str | None:
+        """The fault to answer this request with, or None to let moto answer."""
         now = time.monotonic()
         with self._lock:
             self.requests[operation] += 1
@@ -93,88 +94,55 @@ class FaultProxy:
                 return fault
         return None
 
-    # -- forwarding
-    def _connection(self) -> http.client.HTTPConnection:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = http.client.HTTPConnection(*self.upstream, timeout=60)
-            self._local.connection = connection
-        return connection
+    def middleware(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            operation = target.rsplit(".", 1)[-1] or environ.get("REQUEST_METHOD", "")
+            if self.latency:
+                time.sleep(self.latency)
+            fault = self.decide(operation)
+            if fault is None:
+                return app(environ, start_response)
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length:
+                environ["wsgi.input"].read(length)  # the request is read either way
+            if fault == "drop":
+                connection = environ.get("werkzeug.socket")
+                if connection is not None:
+                    with contextlib.suppress(OSError):
+                        connection.shutdown(socket.SHUT_RDWR)
+                start_response("500 Internal Server Error", [("Content-Length", "0")])
+                return [b""]
+            status, code, message = _ERRORS[fault]
+            body = json.dumps({"__type": code, "message": message}).encode()
+            start_response(
+                status,
+                [
+                    ("Content-Type", "application/x-amz-json-1.1"),
+                    ("Content-Length", str(len(body))),
+                    ("x-amzn-ErrorType", code),
+                ],
+            )
+            return [body]
 
-    def forward(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        for attempt in range(2):  # one reconnect when the upstream closed a kept-alive socket
-            connection = self._connection()
-            try:
-                connection.request(method, path, body=body, headers=headers)
-                response = connection.getresponse()
-                data = response.read()
-            except (http.client.HTTPException, OSError):
-                connection.close()
-                self._local.connection = None
-                if attempt:
-                    raise
-                continue
-            if response.will_close:
-                connection.close()
-                self._local.connection = None
-            return response.status, response.getheaders(), data
-        raise AssertionError("unreachable")
+        return serve
 
-    # -- server
     def start(self) -> FaultProxy:
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                return
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                target = self.headers.get("X-Amz-Target", "")
-                operation = target.rsplit(".", 1)[-1] or self.command
-                if proxy.latency:
-                    time.sleep(proxy.latency)
-                fault = proxy._decide(operation)
-                if fault == "drop":
-                    self.close_connection = True
-                    try:
-                        self.connection.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-                    return
-                if fault is not None:
-                    status, code, message = _ERRORS[fault]
-                    payload = json.dumps({"__type": code, "message": message}).encode()
-                    self._reply(status, [("Content-Type", "application/x-amz-json-1.1")], payload)
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
-                status, answer_headers, data = proxy.forward(self.command, self.path, headers, body)
-                kept = [(k, v) for k, v in answer_headers if k.lower() not in _HOP_HEADERS]
-                self._reply(status, kept, data)
-
-            def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-                self.send_response(status)
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
         )
+        from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        app = self.middleware(DomainDispatcherApplication(create_backend_app))
+        self._server = make_server(
+            "127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler
+        )
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
-        host, port = server.server_address[:2]
+        host, port = self._server.server_address[:2]
         self.endpoint_url = f"http://{host}:{port}"
         return self
 

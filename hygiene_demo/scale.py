@@ -5,8 +5,9 @@ and the collector's fault tests need hundreds or thousands of repositories. This
 builds them with the same :class:`~hygiene_demo.planner.Planner` (real manifest documents,
 digests of their bytes) and the same writer (:func:`hygiene_demo.seed.write_plan`):
 
-- every tenth build is a multi-platform OCI index with two platform manifests, so the
-  collector reads manifests (BatchGetImage) in every repository that has one;
+- every ``index_every``-th build (tenth by default) is a multi-platform OCI index with two
+  platform manifests, so the collector reads manifests (BatchGetImage) in every
+  repository that has one;
 - release tags on most builds, ``latest`` on the newest, some untagged leftovers;
 - half the builds pulled at some point, pushes spread over two years;
 - every third repository has a lifecycle policy, every seventh a repository policy,
@@ -21,10 +22,11 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 from hygiene.inventory import namespace_of
 from hygiene_demo.manifest import SeededImage, SeededRepository, SeedManifest
-from hygiene_demo.planner import MB, Planner
+from hygiene_demo.planner import MB, PlannedImage, Planner
 from hygiene_demo.registry import DEFAULT_ACCOUNT, EmbeddedRegistry
 from hygiene_demo.seed import write_plan
 
@@ -62,13 +64,14 @@ def plan_scale_registry(
     rng_seed: int = 11,
     account: str = DEFAULT_ACCOUNT,
     region: str = "us-east-1",
+    index_every: int = 10,
 ) -> SeedManifest:
     """``repositories`` repositories of about ``images`` images each (indexes count their
     children: an index build is three images)."""
     p = Planner(set(NAMESPACES), now, rng_seed, account, region)
     for r in range(repositories):
         name = repository_name(r)
-        repo = p.add_repo(
+        p.add_repo(
             name,
             "scale registry",
             created_days=800 + r % 100,
@@ -83,9 +86,9 @@ def plan_scale_registry(
         while planned < images:
             age = 730.0 * (1 - build / max(images, 1)) + p.rng.random()
             pushed = p.ago(age)
-            if build % 10 == 9 and images - planned >= 3:
-                children = [
-                    (p.manifest_image(name, pushed, 60 * MB, oci=True), platform, None)
+            if build % index_every == index_every - 1 and images - planned >= 3:
+                children: list[tuple[PlannedImage, dict[str, Any], dict[str, str] | None]] = [
+                    (p.manifest_image(name, pushed, 60 * MB, oci=True), dict(platform), None)
                     for platform in PLATFORMS
                 ]
                 head = p.add_image(p.index_image(name, pushed, children, oci=True))
@@ -171,11 +174,18 @@ def seed_scale_registry(
     *,
     region: str = "us-east-1",
     rng_seed: int = 11,
+    index_every: int = 10,
 ) -> SeedManifest:
     """Plan a scale registry and write it into ``registry``'s moto backend."""
     started = time.perf_counter()
     plan = plan_scale_registry(
-        repositories, images, now, rng_seed=rng_seed, account=registry.account, region=region
+        repositories,
+        images,
+        now,
+        rng_seed=rng_seed,
+        account=registry.account,
+        region=region,
+        index_every=index_every,
     )
     write_plan(registry.backend(region), plan)
     return SeedManifest(
