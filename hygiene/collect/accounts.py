@@ -39,87 +39,15 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from hygiene import config as _config
+from hygiene.config import AccountsSettings, RegistrySettings, role_arn
 from hygiene.errors import CollectError, ConfigError
 
 log = logging.getLogger(__name__)
 
-ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$")
 ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:sts::(?P<account>\d{12}):assumed-role/")
 # ListAccounts statuses other than this one (SUSPENDED, PENDING_CLOSURE) are not read.
 ACTIVE = "ACTIVE"
 ORGANIZATIONS_REGION = "us-east-1"  # Organizations has one (global) endpoint
-
-
-# ------------------------------------------------------------------ settings (config.py)
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_template(value: str) -> str:
-    if "{account}" not in value:
-        raise ValueError(f"{value!r}: write {{account}} where the account id goes")
-    role_arn(value, "123456789012")
-    return value
-
-
-class AccountEntry(_Section):
-    """One account listed by hand: its id, and optionally its own regions and roles."""
-
-    id: str = Field(pattern=r"^\d{12}$")
-    regions: list[str] | None = Field(default=None, min_length=1)
-    scanner_role: str | None = None
-    cleaner_role: str | None = None
-    assume: bool = True  # False: read it with the tool's own credentials (its own account)
-
-    _templates = field_validator("scanner_role", "cleaner_role")(
-        lambda v: None if v is None else _check_template(v)
-    )
-
-
-class AccountsSettings(_Section):
-    """``registry.accounts``: several accounts, each read through a role assumed in it."""
-
-    organization: bool = False
-    include: list[AccountEntry] = Field(default_factory=list)
-    exclude: list[str] = Field(default_factory=list)
-    scanner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-scanner"
-    cleaner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-cleaner"
-    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
-    external_id_env: str | None = None
-    session_name: str = Field(default="registry-hygiene", pattern=r"^[\w+=,.@-]{2,64}$")
-    duration_seconds: int = Field(default=3600, ge=900, le=43200)
-
-    _templates = field_validator("scanner_role", "cleaner_role")(_check_template)
-
-    @field_validator("exclude")
-    @classmethod
-    def _ids(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.fullmatch(r"\d{12}", value):
-                raise ValueError(f"{value!r} is not a 12-digit account id")
-        return values
-
-    @model_validator(mode="after")
-    def _some_account(self) -> AccountsSettings:
-        if not self.organization and not self.include:
-            raise ValueError("list accounts in include, or set organization: true")
-        ids = [e.id for e in self.include]
-        doubles = sorted({i for i in ids if ids.count(i) > 1})
-        if doubles:
-            raise ValueError(f"account(s) listed twice in include: {', '.join(doubles)}")
-        both = sorted(set(ids) & set(self.exclude))
-        if both:
-            raise ValueError(f"account(s) both included and excluded: {', '.join(both)}")
-        return self
-
-
-class RegistrySettings(_config.RegistrySettings):  # TEMPORARY until config.py has it
-    accounts: AccountsSettings | None = None
 
 
 class AccountError(botocore.exceptions.BotoCoreError):
@@ -183,21 +111,6 @@ class AccountList:
             "skipped": dict(sorted(self.skipped.items())),
             "organization": self.organization,
         }
-
-
-def role_arn(template: str, account: str) -> str:
-    """``arn:aws:iam::{account}:role/x`` with the account filled in, checked to be a role
-    ARN in that very account (raises ``ValueError`` otherwise)."""
-    arn = template.replace("{account}", account)
-    match = ROLE_ARN.match(arn)
-    if match is None:
-        raise ValueError(f"{template!r} does not give an IAM role ARN for account {account}")
-    if match["account"] != account:
-        raise ValueError(
-            f"{template!r} names account {match['account']}, not {account}: "
-            "write {account} where the account id goes"
-        )
-    return arn
 
 
 def single_account(settings: RegistrySettings, regions: Iterable[str] = ()) -> AccountList:

@@ -159,7 +159,7 @@ def read_part(data: bytes, where: str) -> tuple[Inventory, PartMeta]:
     if raw is None:
         raise ConfigError(f"{where}: a snapshot, not a part of a sharded run (no shard metadata)")
     meta = PartMeta.from_json(json.loads(raw))
-    inventory = inventory_from_table(table, source=f"part:{where}")
+    inventory = inventory_from_table(table, source=f"part:{where}", where=where)
     return inventory, meta
 
 

@@ -44,7 +44,7 @@ def test_shards_are_even_and_cover_every_repository_once() -> None:
     assert min(sizes.values()) > 0.85 * 1000 and max(sizes.values()) < 1.15 * 1000
 
 
-def test_the_same_in_another_process() -> None:
+def test_the_same_in_another_process(subprocess_env: dict[str, str]) -> None:
     """Not Python's salted hash(): another interpreter puts each repository in the same shard."""
     sample = keys(50)
     here = [shard_of(*k, 5) for k in sample]
@@ -54,7 +54,7 @@ def test_the_same_in_another_process() -> None:
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
-        env={"PYTHONHASHSEED": "12345", "PATH": ""},
+        env={**subprocess_env, "PYTHONHASHSEED": "12345"},
     )  # fmt: skip
     assert out.stdout.strip() == str(here)
 

@@ -94,7 +94,14 @@ def run_shards(rules: Path, parts: Path, count: int, run_id: str, env: dict[str,
 def normalised(inventory: Inventory) -> tuple[pd.DataFrame, pd.DataFrame]:
     images = inventory.images.sort_values(["account", "region", "repository", "digest"])
     repositories = inventory.repositories.sort_values(["account", "region", "name"])
-    return images.reset_index(drop=True), repositories.reset_index(drop=True)
+    return plain(images), plain(repositories)
+
+
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categories as plain values: an all-missing column's empty categories have no dtype
+    of their own to compare."""
+    frame = frame.reset_index(drop=True)
+    return frame.astype({c: object for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)})
 
 
 def unsharded(rules: Path, org: Organization) -> Inventory:
