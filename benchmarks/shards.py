@@ -105,10 +105,14 @@ def run_shards(rules: Path, parts: Path, count: int, endpoint_url: str) -> dict[
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.shards", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.shards", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--repositories", type=int, default=500, help="per account and region")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per request")
-    parser.add_argument("--rate", type=float, default=None, help="ECR requests/s per account+region")
+    parser.add_argument(
+        "--rate", type=float, default=None, help="ECR requests/s per account+region"
+    )
     parser.add_argument("--burst", type=float, default=20.0)
     parser.add_argument("--shards", default="1,2,4")
     parser.add_argument("--max-workers", type=int, default=8)
@@ -160,9 +164,12 @@ def _print(result: dict[str, Any], args: argparse.Namespace) -> None:
         f"{merged['repositories']} repositories ({merged['images']} images) merged, "
         f"complete={merged['complete']}; latency {args.latency * 1000:.0f} ms, "
         f"rate {args.rate or 'unlimited'} req/s per account+region; server saw "
-        f"{result['server']['ecr_requests']} ECR requests, {result['server']['throttled']} throttled"
+        f"{result['server']['ecr_requests']} ECR requests, "
+        f"{result['server']['throttled']} throttled"
     )
-    print(f"{'shard':>6} {'wall s':>7} {'repos':>6} {'repos/s':>8} {'calls':>6}  calls by operation")
+    print(
+        f"{'shard':>6} {'wall s':>7} {'repos':>6} {'repos/s':>8} {'calls':>6}  calls by operation"
+    )
     for shard in result["shards"]:
         run = shard["result"]["run"]
         calls = run["api_calls"]

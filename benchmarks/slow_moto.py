@@ -65,9 +65,11 @@ class SlowAws:
                 self._buckets[key] = TokenBucket(self.rate or 1.0, self.burst)
             return self._buckets[key]
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
-        if match is None or not self.latency and not self.rate:
+        if match is None or (not self.latency and not self.rate):
             return self.app(environ, start_response)
         access_key, region, service = match.groups()
         if self.latency:
@@ -108,13 +110,12 @@ class SlowMotoServer(ThreadedMotoServer):
         self._settings = (latency, rate, burst)
 
     def _server_entry(self) -> None:
-        from werkzeug.serving import make_server
-
         from moto.moto_server.werkzeug_app import (
             DomainDispatcherApplication,
             MotoRequestHandler,
             create_backend_app,
         )
+        from werkzeug.serving import make_server
 
         self.wrapper = SlowAws(DomainDispatcherApplication(create_backend_app), *self._settings)
         self._server = make_server(

@@ -308,7 +308,8 @@ def member_roles_template() -> dict[str, Any]:
                     {
                         "PolicyName": name,
                         "PolicyDocument": member_policy_document(
-                            role, account={"Ref": "AWS::AccountId"}  # type: ignore[arg-type]
+                            role,
+                            account={"Ref": "AWS::AccountId"},  # type: ignore[arg-type]
                         ),
                     }
                 ],
@@ -335,5 +336,7 @@ def member_roles_template() -> dict[str, Any]:
     }
 
 
-def policy_json(role: Role, account: str | None = None, region: str | None = None, **hub: Any) -> str:
+def policy_json(
+    role: Role, account: str | None = None, region: str | None = None, **hub: Any
+) -> str:
     return json.dumps(policy_document(role, account, region, **hub), indent=2) + "\n"

@@ -333,6 +333,8 @@ class AccountSessions:
         self.attach = attach
         self.time_fetcher = time_fetcher
         self._sessions: dict[tuple[str | None, str], boto3.Session] = {}
+        # an account whose role could not be assumed is not asked again in this run
+        self._failed: dict[tuple[str | None, str], AccountError] = {}
         self._sts: Any = None
         self._lock = threading.Lock()
 
@@ -380,6 +382,11 @@ class AccountSessions:
     def open(self, target: AccountTarget, purpose: str = "scanner") -> boto3.Session:
         """:meth:`session`, with its credentials fetched now: raises :class:`AccountError`
         when the role cannot be assumed, before any call is made with it."""
+        key = (target.id, purpose)
+        with self._lock:
+            failed = self._failed.get(key)
+        if failed is not None:
+            raise failed
         session = self.session(target, purpose)
         if session is self.base:
             return session
@@ -388,8 +395,9 @@ class AccountSessions:
             if credentials is None:
                 raise AccountError(str(target.id), "AssumeRole", "no credentials")
             credentials.get_frozen_credentials()
-        except AccountError:
+        except AccountError as exc:
             with self._lock:
-                self._sessions.pop((target.id, purpose), None)
+                self._sessions.pop(key, None)
+                self._failed[key] = exc
             raise
         return session

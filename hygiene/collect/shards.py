@@ -89,9 +89,7 @@ class Shard:
             )
         index, count = int(match["index"]), int(match["count"])
         if not 1 <= count <= MAX_SHARDS or not 0 <= index < count:
-            raise ConfigError(
-                f"{option} {text!r}: need 0 <= I < N and 1 <= N <= {MAX_SHARDS}"
-            )
+            raise ConfigError(f"{option} {text!r}: need 0 <= I < N and 1 <= N <= {MAX_SHARDS}")
         return cls(index, count)
 
     def owns(self, account: str, region: str, repository: str) -> bool:
@@ -218,7 +216,8 @@ class DirectoryParts:
     def runs(self) -> list[str]:
         if not self.directory.is_dir():
             return []
-        return sorted(p.name for p in self.directory.iterdir() if p.is_dir() and RUN_ID.match(p.name))
+        folders = (p for p in self.directory.iterdir() if p.is_dir())
+        return sorted(p.name for p in folders if RUN_ID.match(p.name))
 
 
 class S3Parts:
@@ -363,8 +362,13 @@ def merge_parts(
     missing = [i for i in range(count) if i not in usable]
     if count == 0:
         errors.append(
-            ScanError(region="", repository=None, operation="merge",
-                      message=f"no part of run {run_id} arrived", account=None)
+            ScanError(
+                region="",
+                repository=None,
+                operation="merge",
+                message=f"no part of run {run_id} arrived",
+                account=None,
+            )
         )
     for index in missing:
         if index in parts:
@@ -393,11 +397,8 @@ def merge_parts(
     inventories = [inv for inv, _ in (usable[i] for i in sorted(usable))]
     images = [inv.images for inv in inventories]
     repositories = [inv.repositories for inv in inventories]
-    run = RunInfo(
-        id=run_id,
-        started_at=min((inv.run.started_at for inv in inventories), default=now or datetime.now(UTC)),
-        source=f"parts:{run_id}",
-    )
+    started = min((inv.run.started_at for inv in inventories), default=now or datetime.now(UTC))
+    run = RunInfo(id=run_id, started_at=started, source=f"parts:{run_id}")
     finished = [inv.run.finished_at for inv in inventories if inv.run.finished_at is not None]
     run.finished_at = max(finished) if finished and not missing else None
     for inv in inventories:

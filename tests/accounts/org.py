@@ -160,11 +160,14 @@ def organization(
         member_iam = _session_in(registry, account).client("iam", endpoint_url=endpoint)
         for role in ("scanner", "cleaner"):
             name = f"registry-hygiene-{role}"
+            document = iam.member_policy_document(role)  # type: ignore[arg-type]
+            for statement in document["Statement"]:
+                # moto authorises ECR calls against the resource "*", never a repository
+                # ARN, so the cleaner's repository-scoped writes would match nothing
+                statement["Resource"] = "*"
             member_iam.create_role(RoleName=name, AssumeRolePolicyDocument=_trust_policy())
             member_iam.put_role_policy(
-                RoleName=name,
-                PolicyName=name,
-                PolicyDocument=json.dumps(iam.member_policy_document(role)),  # type: ignore[arg-type]
+                RoleName=name, PolicyName=name, PolicyDocument=json.dumps(document)
             )
 
     layout = repositories or {

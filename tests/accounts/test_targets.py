@@ -18,25 +18,31 @@ SCANNER = "arn:aws:iam::{account}:role/registry-hygiene-scanner"
 
 
 def registry(**accounts: Any) -> RegistrySettings:
-    return RegistrySettings(regions=["us-east-1", "sa-east-1"], accounts=AccountsSettings(**accounts))
+    return RegistrySettings(
+        regions=["us-east-1", "sa-east-1"], accounts=AccountsSettings(**accounts)
+    )
 
 
 def test_explicit_accounts_each_with_its_regions_and_roles() -> None:
     settings = registry(
-        include=[{"id": B}, {"id": A, "regions": ["eu-west-1"], "scanner_role": "arn:aws:iam::{account}:role/x"}]
+        include=[
+            {"id": B},
+            {"id": A, "regions": ["eu-west-1"], "scanner_role": "arn:aws:iam::{account}:role/x"},
+        ]
     )
     listed = configured_targets(settings)
+    cleaner = "arn:aws:iam::{}:role/registry-hygiene-cleaner"
     assert listed.targets == [
-        AccountTarget(A, ("eu-west-1",), f"arn:aws:iam::{A}:role/x",
-                      f"arn:aws:iam::{A}:role/registry-hygiene-cleaner"),
-        AccountTarget(B, ("us-east-1", "sa-east-1"), f"arn:aws:iam::{B}:role/registry-hygiene-scanner",
-                      f"arn:aws:iam::{B}:role/registry-hygiene-cleaner"),
-    ]  # fmt: skip
+        AccountTarget(A, ("eu-west-1",), f"arn:aws:iam::{A}:role/x", cleaner.format(A)),
+        AccountTarget(B, ("us-east-1", "sa-east-1"), SCANNER.format(account=B), cleaner.format(B)),
+    ]
     assert listed.skipped == {}
 
 
 def test_organization_accounts_skip_suspended_and_excluded_ones() -> None:
-    settings = registry(organization=True, exclude=[D], include=[{"id": B, "regions": ["us-east-2"]}])
+    settings = registry(
+        organization=True, exclude=[D], include=[{"id": B, "regions": ["us-east-2"]}]
+    )
     listed = configured_targets(
         settings,
         [
@@ -109,12 +115,12 @@ def test_bad_accounts_config_names_the_key(
     tmp_path: Path, accounts: dict[str, Any], message: str
 ) -> None:
     rules = write_policy(tmp_path, {"regions": ["us-east-1"], "accounts": accounts})
-    with pytest.raises(ConfigError, match="default.yaml:") as caught:
+    with pytest.raises(ConfigError, match=r"default\.yaml:") as caught:
         load_config(rules)
     assert message in caught.value.message
 
 
 def test_account_and_accounts_together_is_an_error(tmp_path: Path) -> None:
     rules = write_policy(tmp_path, {"account": A, "accounts": {"include": [{"id": B}]}})
-    with pytest.raises(ConfigError, match="registry: .*not both"):
+    with pytest.raises(ConfigError, match=r"registry: .*not both"):
         load_config(rules)

@@ -88,7 +88,9 @@ def test_the_nightly_and_weekly_jobs_merge_the_parts_the_scan_writes(
 
 
 @pytest.mark.parametrize("kind", ["nightly", "weekly"])
-def test_the_patched_commands_parse(kustomization: dict[str, Any], kind: str, tmp_path: Path) -> None:
+def test_the_patched_commands_parse(
+    kustomization: dict[str, Any], kind: str, tmp_path: Path
+) -> None:
     """Every option the manifests pass exists (``--help`` after them parses the rest)."""
     args = patched_args(kustomization, f"registry-hygiene-{kind}")
     result = CliRunner().invoke(cli, [*args, "--help"])

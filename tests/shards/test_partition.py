@@ -16,9 +16,7 @@ REGIONS = ("us-east-1", "sa-east-1")
 
 
 def keys(n: int, start: int = 0) -> list[tuple[str, str, str]]:
-    return [
-        (ACCOUNTS[i % 3], REGIONS[i % 2], f"team{i % 17}/service-{i}") for i in range(start, n)
-    ]
+    return [(ACCOUNTS[i % 3], REGIONS[i % 2], f"team{i % 17}/service-{i}") for i in range(start, n)]
 
 
 def test_the_shard_of_a_repository_never_changes_when_repositories_are_added() -> None:
@@ -49,8 +47,7 @@ def test_the_same_in_another_process(subprocess_env: dict[str, str]) -> None:
     sample = keys(50)
     here = [shard_of(*k, 5) for k in sample]
     code = (
-        "from hygiene.collect.shards import shard_of\n"
-        f"print([shard_of(*k, 5) for k in {sample!r}])"
+        f"from hygiene.collect.shards import shard_of\nprint([shard_of(*k, 5) for k in {sample!r}])"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -66,7 +63,9 @@ def test_shard_spec(text: str, expected: Shard) -> None:
     assert Shard.parse(text) == expected
 
 
-@pytest.mark.parametrize("text", ["7/7", "-1/3", "1", "a/3", "$(JOB_COMPLETION_INDEX)/4", "0/0", "1/1001"])
+@pytest.mark.parametrize(
+    "text", ["7/7", "-1/3", "1", "a/3", "$(JOB_COMPLETION_INDEX)/4", "0/0", "1/1001"]
+)
 def test_bad_shard_spec_names_the_option(text: str) -> None:
     with pytest.raises(ConfigError, match="--shard"):
         Shard.parse(text)

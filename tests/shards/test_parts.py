@@ -86,7 +86,9 @@ def sort(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Rows in key order, categories as plain values (an all-missing column's empty
     categories have no dtype of their own to compare)."""
     frame = frame.sort_values(keys).reset_index(drop=True)
-    return frame.astype({c: object for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.astype(
+        {c: object for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    )
 
 
 @pytest.mark.parametrize("count", [1, 3, 7])
@@ -97,7 +99,8 @@ def test_merged_parts_equal_the_whole_registry(count: int) -> None:
     inventory = merged.inventory
     assert inventory.run.complete and merged.arrived == list(range(count))
     pd.testing.assert_frame_equal(
-        sort(inventory.images, ["repository", "digest"]), sort(whole.images, ["repository", "digest"])
+        sort(inventory.images, ["repository", "digest"]),
+        sort(whole.images, ["repository", "digest"]),
     )
     pd.testing.assert_frame_equal(
         sort(inventory.repositories, ["name"]), sort(whole.repositories, ["name"])
@@ -140,7 +143,7 @@ def test_an_account_one_shard_did_not_read_is_incomplete_for_that_account_only()
 
 def test_errors_of_a_part_are_kept() -> None:
     parts = sharded(2)
-    inventory, meta = parts[0]
+    inventory, _meta = parts[0]
     inventory.run.errors.append(
         ScanError("us-east-1", "ns1/repo-1", "DescribeImages", "Throttling", "111111111111")
     )

@@ -48,7 +48,11 @@ def rules(tmp_path: Path, org: Organization) -> Path:
     policy["registry"] = {
         "regions": list(REGIONS),
         "endpoint_url": org.endpoint_url,
-        "accounts": {"organization": True, "external_id_env": "HYGIENE_EXTERNAL_ID"},
+        "accounts": {
+            "organization": True,
+            "exclude": [MANAGEMENT],
+            "external_id_env": "HYGIENE_EXTERNAL_ID",
+        },
     }
     directory = tmp_path / "rules"
     directory.mkdir()
@@ -79,8 +83,20 @@ def hygiene(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
 
 def run_shards(rules: Path, parts: Path, count: int, run_id: str, env: dict[str, str]) -> None:
     processes = [
-        hygiene("scan", "--rules-dir", str(rules), "--shard", f"{i}/{count}", "--run-id", run_id,
-                "--parts", str(parts), "--format", "json", env=env)  # fmt: skip
+        hygiene(
+            "scan",
+            "--rules-dir",
+            str(rules),
+            "--shard",
+            f"{i}/{count}",
+            "--run-id",
+            run_id,
+            "--parts",
+            str(parts),
+            "--format",
+            "json",
+            env=env,
+        )
         for i in range(count)
     ]
     for index, process in enumerate(processes):
@@ -101,7 +117,9 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Categories as plain values: an all-missing column's empty categories have no dtype
     of their own to compare."""
     frame = frame.reset_index(drop=True)
-    return frame.astype({c: object for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    return frame.astype(
+        {c: object for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)}
+    )
 
 
 def unsharded(rules: Path, org: Organization) -> Inventory:
