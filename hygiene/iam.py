@@ -296,7 +296,11 @@ def member_roles_template() -> dict[str, Any]:
     external id."""
     trust = trust_policy_document({"Ref": "HubPrincipalArn"}, {"Ref": "ExternalId"})
     resources = {}
-    for role, name in (("scanner", SCANNER_ROLE), ("cleaner", CLEANER_ROLE)):
+    roles: tuple[tuple[Literal["scanner", "cleaner"], str], ...] = (
+        ("scanner", SCANNER_ROLE),
+        ("cleaner", CLEANER_ROLE),
+    )
+    for role, name in roles:
         resources[f"{role.capitalize()}Role"] = {
             "Type": "AWS::IAM::Role",
             "Properties": {

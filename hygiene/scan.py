@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
-from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory
+from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
@@ -108,16 +108,16 @@ class RegistryHandle:
     def targets(self) -> list[ScanTarget]:
         """What a scan reads: each account in each of its regions."""
         if not self.several:
-            return [
-                ScanTarget(None, region, lambda c=client: c)
-                for region, client in self.clients.items()
-            ]
+            return [ScanTarget(None, r, fixed_client(c)) for r, c in self.clients.items()]
         assert self.accounts is not None
         return [
-            ScanTarget(t.id, region, lambda a=t.id, r=region: self.scan_client(a, r))
+            ScanTarget(t.id, region, self._opener(t.id, region))
             for t in self.accounts.targets
             for region in t.regions
         ]
+
+    def _opener(self, account: str | None, region: str) -> Callable[[], Any]:
+        return lambda: self.scan_client(account, region)
 
 
 @dataclass(frozen=True)

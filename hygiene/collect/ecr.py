@@ -92,6 +92,11 @@ class RepositoryData:
 ProgressCallback = Callable[[str, int, int], None]  # (repository, done, total)
 
 
+def fixed_client(client: Any) -> Callable[[], Any]:
+    """``ScanTarget.open`` for a client that is already made."""
+    return lambda: client
+
+
 @dataclass
 class ScanTarget:
     """One account and region to read. ``open`` returns its ECR client; it raises a
@@ -424,7 +429,7 @@ def collect_inventory(
     run.skipped_accounts = dict(skipped_accounts or {})
     if isinstance(clients, Mapping):
         targets = [
-            ScanTarget(None, region, lambda c=client: c) for region, client in clients.items()
+            ScanTarget(None, region, fixed_client(client)) for region, client in clients.items()
         ]
     else:
         targets = list(clients)

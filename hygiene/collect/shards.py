@@ -407,7 +407,7 @@ def merge_parts(
             run.api_calls[operation] = run.api_calls.get(operation, 0) + calls
         run.skipped_accounts.update(inv.run.skipped_accounts)
     run.errors.extend(errors)
-    run.scopes = [tuple(s) for s in all_scopes]
+    run.scopes = list(all_scopes)
     merged = Inventory(
         images=_concat(images, IMAGE_DTYPES),
         repositories=_concat(repositories, REPOSITORY_DTYPES),

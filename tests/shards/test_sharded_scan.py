@@ -23,8 +23,15 @@ from hygiene.config import Config, load_config
 from hygiene.inventory import Inventory
 from hygiene.scan import collect, open_registry
 from hygiene_demo.registry import EmbeddedRegistry
-from tests.accounts.org import EXTERNAL_ID, REGIONS, Organization, organization, seed_registry
-from tests.conftest import REPO_ROOT, RULES_DIR
+from tests.accounts.org import (
+    EXTERNAL_ID,
+    MANAGEMENT,
+    REGIONS,
+    Organization,
+    organization,
+    seed_registry,
+)
+from tests.builders import REPO_ROOT, RULES_DIR
 
 pytestmark = pytest.mark.integration
 
