@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,19 @@ def run_shards(rules: Path, parts: Path, count: int, endpoint_url: str) -> dict[
         wall = time.perf_counter() - begun
         if process.returncode not in (0, 3):
             raise SystemExit(f"shard {index}/{count} failed ({process.returncode}): {err.decode()}")
-        shards.append({"index": index, "wall_s": round(wall, 2), "result": json.loads(out)})
+        result = json.loads(out)
+        run = result["run"]
+        scan = datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(
+            run["started_at"]
+        )
+        shards.append(
+            {
+                "index": index,
+                "wall_s": round(wall, 2),
+                "scan_s": round(scan.total_seconds(), 2),
+                "result": result,
+            }
+        )
     total = time.perf_counter() - started
     return {"count": count, "run_id": run_id, "wall_s": round(total, 2), "shards": shards}
 
@@ -119,7 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
+    import logging
+
     from benchmarks.slow_moto import SlowMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
     from hygiene.collect.shards import DirectoryParts, gather
 
     server = SlowMotoServer()
@@ -168,7 +185,8 @@ def _print(result: dict[str, Any], args: argparse.Namespace) -> None:
         f"{result['server']['throttled']} throttled"
     )
     print(
-        f"{'shard':>6} {'wall s':>7} {'repos':>6} {'repos/s':>8} {'calls':>6}  calls by operation"
+        f"{'shard':>6} {'wall s':>7} {'scan s':>7} {'repos':>6} {'repos/s':>8} {'calls':>6}  "
+        "calls by operation"
     )
     for shard in result["shards"]:
         run = shard["result"]["run"]
@@ -176,8 +194,8 @@ def _print(result: dict[str, Any], args: argparse.Namespace) -> None:
         repos = shard["result"]["inventory"]["repositories"]
         by_op = ", ".join(f"{k}={v}" for k, v in sorted(calls.items()))
         print(
-            f"{shard['index']:>6} {shard['wall_s']:>7.1f} {repos:>6} "
-            f"{repos / shard['wall_s']:>8.1f} {sum(calls.values()):>6}  {by_op}"
+            f"{shard['index']:>6} {shard['wall_s']:>7.1f} {shard['scan_s']:>7.1f} {repos:>6} "
+            f"{repos / shard['scan_s']:>8.1f} {sum(calls.values()):>6}  {by_op}"
         )
 
 
