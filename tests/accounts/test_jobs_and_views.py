@@ -88,7 +88,6 @@ def test_an_unreadable_account_keeps_only_its_own_proposals_back(
 def test_a_run_incomplete_as_a_whole_applies_nothing(config: Config, now: datetime) -> None:
     world = new_world()
     two_accounts(world, b_readable=True)
-    deps = world.deps()
     collect = world.registry.collect
 
     def missing_part(config: Config, stop: threading.Event) -> Inventory:
