@@ -16,7 +16,9 @@ from botocore.stub import Stubber
 
 from hygiene.collect.ecr import (
     ACCEPTED_MEDIA_TYPES,
+    ScanTarget,
     collect_inventory,
+    fixed_client,
     list_images,
     list_repositories,
     read_manifests,
@@ -259,9 +261,8 @@ def test_later_passes_use_fresh_clients() -> None:
         stub.add_client_error("describe_images", "ThrottlingException", "Rate exceeded")
         again.add_response("describe_images", {"imageDetails": []}, None)
         _settings_calls(again, "app")
-        inventory = collect_inventory(
-            {"us-east-1": first}, settings, fresh_clients={"us-east-1": fresh}
-        )
+        target = ScanTarget(None, "us-east-1", fixed_client(first), fresh)
+        inventory = collect_inventory([target], settings)
         stub.assert_no_pending_responses()
         again.assert_no_pending_responses()
     assert made == [second]
