@@ -204,7 +204,7 @@ def open_registry(
                 "--account: registry.accounts is not configured (one account, read with the "
                 "tool's own credentials)"
             )
-        pools = {
+        pools: dict[tuple[str | None, str], RegionClients] = {
             (None, region): RegionClients(session, region, config.policy.collect, endpoint_url)
             for region in regions
         }
