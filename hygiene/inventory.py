@@ -106,12 +106,18 @@ def legacy_signature_subject(tag: str) -> str | None:
 
 @dataclass
 class ScanError:
-    """A part of the registry that could not be read; it makes the run incomplete."""
+    """A part of the registry that could not be read; it makes the run incomplete.
+
+    ``account`` None means the part is not one account's (the tool's own credentials'
+    account without ``registry.accounts``, or a missing part of a sharded run): the run
+    is then incomplete for every account.
+    """
 
     region: str
     repository: str | None
     operation: str
     message: str
+    account: str | None = None
 
 
 @dataclass
@@ -121,11 +127,30 @@ class RunInfo:
     finished_at: datetime | None = None
     errors: list[ScanError] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
-    source: str = "ecr"  # ecr | embedded | snapshot:<file>
+    source: str = "ecr"  # ecr | embedded | snapshot:<file> | parts:<run id>
+    # (account, region) pairs the run read; with several accounts, the expiry of absent
+    # proposals is limited to the complete ones
+    scopes: list[tuple[str, str]] = field(default_factory=list)
+    # accounts not read, and why (suspended in the Organization, excluded)
+    skipped_accounts: dict[str, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    def complete_for(self, account: str) -> bool:
+        """True when nothing of ``account`` went unread (an error of no particular
+        account, such as a missing part, counts for every account)."""
+        return not any(e.account is None or e.account == account for e in self.errors)
+
+    @property
+    def incomplete_accounts(self) -> list[str | None]:
+        """Accounts with an unread part (None: the run as a whole)."""
+        return sorted({e.account for e in self.errors}, key=lambda a: (a is not None, a or ""))
+
+    def complete_scopes(self) -> list[tuple[str, str]]:
+        """The (account, region) pairs read completely."""
+        return [(a, r) for a, r in self.scopes if self.complete_for(a)]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -136,6 +161,8 @@ class RunInfo:
             "errors": [asdict(e) for e in self.errors],
             "api_calls": dict(sorted(self.api_calls.items())),
             "source": self.source,
+            "scopes": [list(s) for s in sorted(self.scopes)],
+            "skipped_accounts": dict(sorted(self.skipped_accounts.items())),
         }
 
     @classmethod
@@ -149,6 +176,8 @@ class RunInfo:
             errors=[ScanError(**e) for e in data.get("errors", [])],
             api_calls=dict(data.get("api_calls", {})),
             source=data.get("source", "ecr"),
+            scopes=[(str(a), str(r)) for a, r in data.get("scopes", [])],
+            skipped_accounts=dict(data.get("skipped_accounts", {})),
         )
 
 
@@ -179,10 +208,12 @@ class ScanCoverage:
     """Which repositories one scan read completely: what a proposal's confirmation means.
 
     A repository is *complete* in a scan when the scan read it entirely (no
-    ``scan_error``) and nothing the rules read about its whole region failed (e.g.
-    GetRegistryScanningConfiguration, which SC001 needs). A region-level error makes
-    every repository of that region incomplete, including those the scan could not even
-    list (``incomplete_regions``, stored under account and repository ``*``).
+    ``scan_error``) and nothing the rules read about its whole account and region failed
+    (the repository listing, or GetRegistryScanningConfiguration, which SC001 needs). A
+    region-level error makes every repository of that account and region incomplete,
+    including those the scan could not even list (``incomplete_regions``; account or
+    region ``*`` when the error names none, as a single-account scan's or a missing
+    shard part's do).
 
     ``scanned_at`` is when the scan started: the time its data describes, the same for a
     snapshot re-evaluated later. The store keeps, per repository, the last scan and the
@@ -194,20 +225,38 @@ class ScanCoverage:
     scanned_at: datetime
     complete: frozenset[RepositoryKey]
     incomplete: dict[RepositoryKey, str]  # repository → why
-    incomplete_regions: dict[str, str]  # region → why (a region-level error)
+    incomplete_regions: dict[tuple[str, str], str]  # (account|*, region|*) → why
+    # (account, region) pairs whose repositories were all listed: a repository of such a
+    # pair that is not in the scan no longer exists
+    listed: frozenset[tuple[str, str]] = frozenset()
 
     def is_complete(self, key: RepositoryKey) -> bool:
         return key in self.complete
+
+    def covers(self, key: RepositoryKey) -> bool:
+        """Did the scan see all there is of ``key``? Read completely, or gone from a
+        listing that succeeded (its proposals may expire for being absent)."""
+        if key in self.complete:
+            return True
+        return key not in self.incomplete and (key[0], key[1]) in self.listed
 
     @classmethod
     def of(cls, inventory: Inventory, run_id: str | None = None) -> ScanCoverage:
         """The coverage of ``inventory``'s scan (``run_id``: the run that confirms, by
         default the scan's own id)."""
         run = inventory.run
-        regional: dict[str, str] = {}
+        regional: dict[tuple[str, str], str] = {}
         for error in run.errors:
             if error.repository is None:
-                regional.setdefault(error.region, f"{error.operation}: {error.message}")
+                where = (error.account or ANY, error.region or ANY)
+                regional.setdefault(where, f"{error.operation}: {error.message}")
+
+        def region_error(account: str, region: str) -> str | None:
+            for key in ((account, region), (ANY, region), (account, ANY), (ANY, ANY)):
+                if key in regional:
+                    return regional[key]
+            return None
+
         complete: set[RepositoryKey] = set()
         incomplete: dict[RepositoryKey, str] = {}
         repos = inventory.repositories
@@ -218,18 +267,21 @@ class ScanCoverage:
             repos["scan_error"].astype(object),
             strict=True,
         ):
-            key = (account, region, name)
-            why = error if isinstance(error, str) else regional.get(region)
+            repository = (account, region, name)
+            why = error if isinstance(error, str) else region_error(account, region)
             if why is None:
-                complete.add(key)
+                complete.add(repository)
             else:
-                incomplete[key] = why
+                incomplete[repository] = why
+        pairs = {(str(a), str(r)) for a, r in run.scopes} | {(k[0], k[1]) for k in complete}
+        listed = frozenset(p for p in pairs if p[0] and region_error(*p) is None)
         return cls(
             run_id=run_id or run.id,
             scanned_at=run.started_at,
             complete=frozenset(complete),
             incomplete=incomplete,
             incomplete_regions=regional,
+            listed=listed,
         )
 
     def restricted_to(self, keys: Iterable[RepositoryKey]) -> ScanCoverage:
@@ -358,9 +410,9 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_snapshot(inventory: Inventory, path: Path) -> Path:
-    """Write ``inventory`` to one parquet file (see module docstring)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def snapshot_table(inventory: Inventory) -> pa.Table:
+    """The images table with the repositories and the run in its metadata (a snapshot,
+    or with shard metadata added, a part of a sharded run)."""
     sink = pa.BufferOutputStream()
     repositories = _to_arrow(inventory.repositories)
     with pa.ipc.new_stream(sink, repositories.schema) as writer:
@@ -369,7 +421,13 @@ def write_snapshot(inventory: Inventory, path: Path) -> Path:
     metadata = dict(images.schema.metadata or {})
     metadata[_META_REPOSITORIES] = base64.b64encode(sink.getvalue().to_pybytes())
     metadata[_META_RUN] = json.dumps(inventory.run.to_json()).encode()
-    pq.write_table(images.replace_schema_metadata(metadata), path, compression="zstd")
+    return images.replace_schema_metadata(metadata)
+
+
+def write_snapshot(inventory: Inventory, path: Path) -> Path:
+    """Write ``inventory`` to one parquet file (see module docstring)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(snapshot_table(inventory), path, compression="zstd")
     return path
 
 
@@ -381,9 +439,16 @@ def read_snapshot(path: Path) -> Inventory:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ConfigError(f"{path}: not a readable snapshot: {exc}") from exc
+    return inventory_from_table(table, source=f"snapshot:{path}", where=str(path))
+
+
+def inventory_from_table(table: pa.Table, *, source: str, where: str = "") -> Inventory:
+    """The inventory of a table made by :func:`snapshot_table`."""
+    from hygiene.errors import ConfigError
+
     metadata = table.schema.metadata or {}
     if _META_REPOSITORIES not in metadata or _META_RUN not in metadata:
-        raise ConfigError(f"{path}: parquet file has no registry-hygiene snapshot metadata")
+        raise ConfigError(f"{where}: parquet file has no registry-hygiene snapshot metadata")
     reader = pa.ipc.open_stream(base64.b64decode(metadata[_META_REPOSITORIES]))
     repositories = reader.read_all().to_pandas()
     repositories["resource_tags"] = repositories["resource_tags"].map(json.loads)
@@ -394,7 +459,7 @@ def read_snapshot(path: Path) -> Inventory:
         lambda v: [str(x) for x in v] if v is not None else []
     )
     run = RunInfo.from_json(json.loads(metadata[_META_RUN]))
-    run.source = f"snapshot:{path}"
+    run.source = source
     return Inventory(
         images=coerce(images, IMAGE_DTYPES),
         repositories=coerce(repositories, REPOSITORY_DTYPES),

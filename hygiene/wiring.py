@@ -40,6 +40,7 @@ from hygiene.scan import (
     collect,
     evaluate,
     evaluate_rules,
+    merge_parts_of,
     plan_all,
     save_snapshot,
 )
@@ -49,9 +50,11 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
     """Save a scan's findings and merge its proposals; return them as stored.
 
     The scan's coverage goes with it: the proposals of every repository it read completely
-    are confirmed by this run (apply acts on nothing else), and only those repositories'
-    absent proposals expire; a repository it could not read keeps its proposals, none of
-    them applicable until a complete scan confirms them again.
+    are confirmed by this run (apply acts on nothing else), and absent proposals expire
+    only where the scan saw everything (a repository read completely, or one gone from an
+    account and region listed completely); a repository it could not read keeps its
+    proposals, none of them applicable until a complete scan confirms them again. This is
+    per repository, so it covers an account left unread, a region, or one repository.
     """
 
     def persist(
@@ -61,7 +64,7 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
         store.upsert_proposals(
             proposals,
             inventory.run.started_at,
-            complete=True,  # the whole plan; what expires is decided per repository read
+            complete=True,  # the whole plan; what expires is decided per repository seen
             coverage=ScanCoverage.of(inventory, str(run_id)),
         )
         return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
@@ -147,7 +150,10 @@ class Wired:
         return self.registry().client(account, region)
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
-        self.inventory = collect(self.registry(), config, progress=None, stop=stop)
+        if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
+            self.inventory = merge_parts_of(config, stop=stop).inventory
+        else:
+            self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
         self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
         return self.inventory

@@ -429,11 +429,12 @@ def coverage(
     run_id: str = "scan",
     complete: Iterable[tuple[str, str, str]] = (),
     incomplete: Mapping[tuple[str, str, str], str] | None = None,
-    incomplete_regions: Mapping[str, str] | None = None,
+    incomplete_regions: Mapping[tuple[str, str], str] | None = None,
 ) -> ScanCoverage:
     """A scan's coverage: the repositories of ``proposals`` (and ``complete``) read whole,
-    ``incomplete`` ones not (→ why). Passed to ``upsert_proposals`` it confirms the
-    proposals of the complete repositories, as a nightly scan does."""
+    ``incomplete`` ones not (→ why), ``incomplete_regions`` ((account or ``*``, region)
+    → why) not even listed. Passed to ``upsert_proposals`` it confirms the proposals of
+    the complete repositories, as a nightly scan does."""
     keys = {(p.account, p.region, p.repository) for p in proposals} | set(complete)
     bad = dict(incomplete or {})
     return ScanCoverage(

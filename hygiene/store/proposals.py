@@ -151,9 +151,10 @@ class StoreProposals(StoreBase):
                 if row.id in seen:
                     continue
                 in_scope = scope_set is None or (row.account, row.region) in scope_set
-                if coverage is not None:  # per repository: was it read completely?
-                    read = coverage.is_complete((row.account, row.region, row.repository))
-                    in_scope = in_scope and read
+                if coverage is not None:  # per repository: did the scan see all of it?
+                    in_scope = in_scope and coverage.covers(
+                        (row.account, row.region, row.repository)
+                    )
                 if now - row.last_seen >= ttl:
                     why = f"not re-proposed for {self.settings.proposal_ttl_days} days"
                 elif complete and in_scope and row.state == ProposalState.PROPOSED.value:
@@ -173,10 +174,12 @@ class StoreProposals(StoreBase):
         rule: str | None = None,
         ids: Iterable[str] | None = None,
         action: Action | str | None = None,
+        account: str | None = None,
     ) -> list[StoredProposal]:
-        """Proposals filtered by state(s), namespace, rule code, ids or action.
+        """Proposals filtered by state(s), namespace, rule code, ids, action or account.
 
-        ``namespace="-"`` selects repositories outside any namespace. Ordered by
+        ``namespace="-"`` selects repositories outside any namespace; a namespace's
+        proposals are those of every account unless ``account`` narrows them. Ordered by
         namespace, repository, id.
         """
         query = select(ProposalRow).order_by(
@@ -193,6 +196,8 @@ class StoreProposals(StoreBase):
             query = query.where(ProposalRow.id.in_(list(ids)))
         if action is not None:
             query = query.where(ProposalRow.action == Action(action).value)
+        if account is not None:
+            query = query.where(ProposalRow.account == account)
         with self.session() as session:
             rows = [stored_proposal(row) for row in session.scalars(query)]
         if rule is not None:

@@ -20,7 +20,10 @@ def record_scan(session: Session, coverage: ScanCoverage) -> None:
     at, run = coverage.scanned_at, coverage.run_id
     keys: list[tuple[RepositoryKey, str | None]] = [(k, None) for k in coverage.complete]
     keys += list(coverage.incomplete.items())
-    keys += [((ANY, region, ANY), why) for region, why in coverage.incomplete_regions.items()]
+    keys += [
+        ((account, region, ANY), why)
+        for (account, region), why in coverage.incomplete_regions.items()
+    ]
     for (account, region, repository), error in keys:
         row = session.get(RepositoryScanRow, (account, region, repository))
         if row is None:
@@ -54,15 +57,16 @@ class StoreScans(StoreBase):
         self, keys: Iterable[RepositoryKey]
     ) -> dict[RepositoryKey, RepositoryScan]:
         """For each (account, region, repository): its latest scan and latest incomplete
-        scan, a region-level error counting for every repository of its region."""
+        scan, a region-level error counting for every repository of its account and
+        region (account or region ``*``: of every account, of every region)."""
         wanted = set(keys)
-        regions = {region for _, region, _ in wanted}
         if not wanted:
             return {}
+        regions = sorted({region for _, region, _ in wanted} | {ANY})
         with self.session() as session:
             rows = list(
                 session.scalars(
-                    select(RepositoryScanRow).where(RepositoryScanRow.region.in_(sorted(regions)))
+                    select(RepositoryScanRow).where(RepositoryScanRow.region.in_(regions))
                 )
             )
         own = {(r.account, r.region, r.repository): r for r in rows}
@@ -71,7 +75,9 @@ class StoreScans(StoreBase):
         for key in wanted:
             account, region, _ = key
             mine = [own[key]] if key in own else []
-            mine += [r for r in regional if r.region == region and r.account in (ANY, account)]
+            mine += [
+                r for r in regional if r.region in (ANY, region) and r.account in (ANY, account)
+            ]
             if not mine:
                 out[key] = RepositoryScan()
                 continue

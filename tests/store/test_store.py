@@ -449,7 +449,7 @@ def test_a_region_level_error_makes_every_repository_there_incomplete(store: Sto
     broken = builders.coverage(
         at=later,
         run_id="nightly-2",
-        incomplete_regions={REGION: "GetRegistryScanningConfiguration: 500"},
+        incomplete_regions={("*", REGION): "GetRegistryScanningConfiguration: 500"},
     )
     store.upsert_proposals([], later, coverage=broken)
     scan = store.repository_scans([(ACCOUNT, REGION, "suporte/api")])[
