@@ -98,6 +98,8 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
         for a, c in zip(ages.tolist(), children.tolist(), strict=True)
     ]
     # a referrer of a present image stays with it: kept, and deleted only with it
+    import numpy as np
+
     referrer = sub["is_referrer"].to_numpy(dtype=bool)
     keep_reason = np.full(len(sub), None, dtype=object)
     keep_reason[referrer] = [

@@ -25,7 +25,7 @@ from tests.builders import NOW
 from tests.faults import FaultProxy
 
 ADMIN = "os:root"
-SERIAL = CollectSettings(max_workers=2, max_attempts=1)  # retries: the clients decide
+SERIAL = CollectSettings(max_workers=2, max_attempts=1, read_passes=1)  # retries: the clients
 
 
 def stored(confirmed_at: datetime | None, by: str | None = "nightly-1") -> StoredProposal:
