@@ -210,7 +210,9 @@ def test_a_failed_repository_is_read_again_after_the_pool_drains() -> None:
     with Stubber(client) as stub:
         stub.add_response("describe_repositories", {"repositories": [_repo("app"), _repo("big")]})
         _registry_scanning(stub)
-        stub.add_response("describe_images", {"imageDetails": [_detail("app", 1, imageTags=["v1"])]}, None)
+        stub.add_response(
+            "describe_images", {"imageDetails": [_detail("app", 1, imageTags=["v1"])]}, None
+        )
         stub.add_client_error(
             "get_lifecycle_policy", "ServiceUnavailableException", http_status_code=503
         )
