@@ -107,14 +107,18 @@ def proof_mac(token: str, nonce: str, demo_id: str) -> str:
     return hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
 
 
-def is_loopback(endpoint_url: str) -> bool:
-    host = urlparse(endpoint_url).hostname or ""
-    if host == "localhost":
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback(endpoint_url: str) -> bool:
+    return is_loopback_host(urlparse(endpoint_url).hostname or "")
 
 
 def prove_demo(endpoint_url: str | None, token: str, timeout: float = PROOF_TIMEOUT_SECONDS) -> str:

@@ -17,13 +17,28 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from hygiene.authz.patterns import AdminEntry, matching_entry, parse_caller, parse_entry
 from hygiene.config import Config
 from hygiene.errors import ConfigError
+from hygiene.yamlfile import read_mapping
 
 POLICY_VERSION = 1
+
+
+def check_admins(config: Config) -> None:
+    """A check for :func:`hygiene.config.load_config`: every ``admins`` entry is well
+    formed and names only configured accounts (exit 2, naming file, line and entry)."""
+    accounts = configured_accounts(config)
+    for index, entry in enumerate(config.policy.admins):
+        try:
+            parse_entry(entry, accounts)
+        except ValueError as exc:
+            path = config.policy_path
+            where = read_mapping(path).where(("admins", index)) if path else "default.yaml"
+            raise ConfigError(f"{where}: admins[{index}]: {exc}") from None
 
 
 def configured_accounts(config: Config) -> tuple[str, ...]:
@@ -144,5 +159,20 @@ class TrustPolicy:
         return out
 
 
-def describe(admins: Sequence[str]) -> str:
+@dataclass(frozen=True)
+class PinnedTrust:
+    """The newest pin in the store: the policy, when and by which run, from where."""
+
+    policy: TrustPolicy
+    digest: str
+    at: datetime
+    run_id: str | None
+    host: str
+
+    def describe(self) -> str:
+        run = f"run {self.run_id}" if self.run_id else "a run"
+        return f"pinned by {run} on {self.host} at {self.at.isoformat(timespec='seconds')}"
+
+
+def listed(admins: Sequence[str]) -> str:
     return ", ".join(admins) if admins else "(nobody is listed)"

@@ -31,6 +31,7 @@ from hygiene.lifecycle import (
 )
 from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
 from hygiene.lifecycle.propose import select_repositories
+from hygiene.model import Proposal
 from hygiene.units import human_bytes
 
 
@@ -313,8 +314,30 @@ def propose_cmd(
     Without REPOSITORY or --namespace every repository is considered. Repositories whose
     current policy is equivalent, that were not read completely, or that opt out get none.
     Saved proposals go through the usual approval, grace period and live re-check.
+    With --save the registry is read under the registry lock (exit 5 while a nightly,
+    weekly or apply run holds it), so a plan is never saved over another run's changes.
     """
     config = load(rules_dir)
+    if not save:
+        _propose(config, repository, namespace, replace_existing, snapshot, now)
+        return
+    from hygiene.store import Store
+
+    with Store.from_config(config, store_url) as store, store.lock():
+        proposals = _propose(config, repository, namespace, replace_existing, snapshot, now)
+        # scoped: proposals of other repositories are not expired by this partial plan
+        store.upsert_proposals(proposals, _now(now), complete=False)
+    click.echo(f"saved {len(proposals)} proposal(s) to {store.url}", err=True)
+
+
+def _propose(
+    config: Config,
+    repository: str | None,
+    namespace: str | None,
+    replace_existing: bool | None,
+    snapshot: Path | None,
+    now: datetime | None,
+) -> list[Proposal]:
     inventory = load_inventory(config, snapshot)
     plan = plan_lifecycle(
         inventory,
@@ -330,13 +353,7 @@ def propose_cmd(
         click.echo(f"kept: {name}: has its own policy (use --replace-existing)", err=True)
     json.dump([p.to_json() for p in plan.proposals], sys.stdout, indent=2)
     click.echo()
-    if save:
-        from hygiene.store import Store
-
-        with Store.from_config(config, store_url) as store:
-            # scoped: proposals of other repositories are not expired by this partial plan
-            store.upsert_proposals(plan.proposals, _now(now), complete=False)
-        click.echo(f"saved {len(plan.proposals)} proposal(s) to {store.url}", err=True)
+    return list(plan.proposals)
 
 
 def register(group: click.Group) -> None:

@@ -46,7 +46,8 @@ class RunRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16))  # running | ok | incomplete | failed
+    # running | ok | degraded | incomplete | failed | abandoned
+    status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255), default="")
     host: Mapped[str] = mapped_column(String(255), default="")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -116,7 +117,11 @@ class ProposalRow(Base):
 
 
 class ApprovalRow(Base):
-    """Every approve/reject decision, with who made it (history, never updated)."""
+    """Every approve/reject decision, with who made it (history, never updated).
+
+    Inserting a row is how a decision is made: the trigger of migration 0003 checks the
+    proposal is open, sets its state and decider, and appends the audit row (on
+    PostgreSQL it also records the database login in ``db_user``)."""
 
     __tablename__ = "approvals"
 
@@ -126,6 +131,10 @@ class ApprovalRow(Base):
     approver: Mapped[str] = mapped_column(String(512))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+    # hygiene.authz.decisions.content_hash of the proposal decided on (None: before 0003)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(80))  # sts | demo:<id>
+    db_user: Mapped[str | None] = mapped_column(String(128))
 
     __table_args__ = (Index("ix_approvals_proposal", "proposal_id"),)
 
@@ -161,6 +170,20 @@ class AuditRow(Base):
         Index("ix_audit_proposal", "proposal_id"),
         Index("ix_audit_intent", "intent_id"),
     )
+
+
+class TrustPinRow(Base):
+    """The trust policy (:class:`hygiene.authz.policy.TrustPolicy`) a scheduled run
+    pinned: append-only, the newest row is the deployed policy."""
+
+    __tablename__ = "trust_pins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255))
 
 
 class LockRow(Base):
