@@ -14,8 +14,8 @@
 -- hygiene_reader    reads everything (proposals, audit, runs): hygiene proposals|audit|runs
 -- hygiene_objector  + inserts rejections only: hygiene reject (a project's owners)
 -- hygiene_approver  + inserts decisions (approve and reject): hygiene approve (admins)
--- hygiene_operator  + what a run writes (runs, findings, proposals, audit, locks, the
---                   trust pin): hygiene apply / hygiene run by hand (admins)
+-- hygiene_operator  + what a run writes (runs, findings, proposals' bookkeeping, audit,
+--                   locks; not the trust pin): hygiene apply / hygiene run by hand (admins)
 --
 -- Nobody but the owner may update or delete a decision or an audit row. A decision
 -- takes effect through the trigger of migration 0003 (it runs as the owner): it checks
@@ -69,6 +69,8 @@ GRANT INSERT ON proposals TO hygiene_operator;
 GRANT UPDATE (state, first_seen, last_seen, summary, notified_at, grace_until, decided_at,
               decided_by, reason, finished_at, outcome)
     ON proposals TO hygiene_operator;
-GRANT INSERT ON findings, audit, trust_pins TO hygiene_operator;
+GRANT INSERT ON findings, audit TO hygiene_operator;
 GRANT INSERT, UPDATE, DELETE ON locks TO hygiene_operator;
-GRANT USAGE ON SEQUENCE findings_id_seq, audit_id_seq, trust_pins_id_seq TO hygiene_operator;
+GRANT USAGE ON SEQUENCE findings_id_seq, audit_id_seq TO hygiene_operator;
+-- The trust pin (who the deployed admins and owners are) is the owner's alone: only the
+-- scheduled job's login pins; a run started by an operator checks against that pin.

@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -134,7 +144,9 @@ class ApprovalRow(Base):
     # hygiene.authz.decisions.content_hash of the proposal decided on (None: before 0003)
     content_hash: Mapped[str | None] = mapped_column(String(64))
     source: Mapped[str | None] = mapped_column(String(80))  # sts | demo:<id>
-    db_user: Mapped[str | None] = mapped_column(String(128))
+    # written by the database (PostgreSQL trigger), never by the store: FetchedValue keeps
+    # it out of the INSERT, so a login the grants allow no more than decisions can insert
+    db_user: Mapped[str | None] = mapped_column(String(128), server_default=FetchedValue())
 
     __table_args__ = (Index("ix_approvals_proposal", "proposal_id"),)
 

@@ -197,6 +197,7 @@ class StoreProposals(StoreBase):
         name = approver.name if isinstance(approver, Identity) else approver
         source = approver.source if isinstance(approver, Identity) else None
         verb = "approve" if decision == ProposalState.APPROVED else "reject"
+        done = "approved" if decision == ProposalState.APPROVED else "rejected"
         try:
             with self.session() as session:
                 rows = {
@@ -206,14 +207,14 @@ class StoreProposals(StoreBase):
                 missing = [i for i in ids if i not in rows]
                 if missing:
                     raise StoreError(
-                        f"unknown proposal id(s): {', '.join(missing)}; nothing was {verb}d "
+                        f"unknown proposal id(s): {', '.join(missing)}; nothing was {done} "
                         "(list them with `hygiene proposals`)"
                     )
                 closed = [f"{i} ({rows[i].state})" for i in ids if rows[i].state not in OPEN_STATES]
                 if closed:
                     raise StoreError(
                         f"cannot {verb} proposal(s) no longer open: {', '.join(closed)}; "
-                        f"nothing was {verb}d"
+                        f"nothing was {done}"
                     )
                 for proposal_id in ids:
                     session.add(
@@ -236,7 +237,7 @@ class StoreProposals(StoreBase):
                 decided = {r.id: stored_proposal(r) for r in session.scalars(query)}
                 return [decided[i] for i in ids]
         except DBAPIError as exc:
-            raise _decision_refused(exc, verb) from exc
+            raise _decision_refused(exc, verb, done) from exc
 
     def approve(
         self, ids: Iterable[str], approver: Identity | str, now: datetime | None = None
@@ -337,15 +338,15 @@ class StoreProposals(StoreBase):
             row.finished_at = now or utcnow()
 
 
-def _decision_refused(exc: DBAPIError, verb: str) -> HygieneError:
+def _decision_refused(exc: DBAPIError, verb: str, done: str) -> HygieneError:
     """The database refused a decision: its trigger (the proposal changed meanwhile),
     or its grants (cron/postgres/grants.sql: this login may not record it)."""
     text = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
     if "row-level security" in text or "permission denied" in text:
         return NotAuthorisedError(
             f"your database login may not {verb} (store grants: owners may only reject, "
-            f"readers may decide nothing): {text}; nothing was {verb}d"
+            f"readers may decide nothing): {text}; nothing was {done}"
         )
     if "hygiene:" in text:
-        return StoreError(f"the store refused to {verb}: {text}; nothing was {verb}d")
-    return StoreError(f"cannot {verb}: {text}; nothing was {verb}d")
+        return StoreError(f"the store refused to {verb}: {text}; nothing was {done}")
+    return StoreError(f"cannot {verb}: {text}; nothing was {done}")
