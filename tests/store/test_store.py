@@ -76,7 +76,7 @@ def test_run_history(store: Store) -> None:
     assert runs[1].started_at.tzinfo is not None
     assert store.runs(last=1)[0].id == second
     assert store.runs(kind="weekly") == []
-    with pytest.raises(ValueError, match=r"ok\|incomplete\|failed"):
+    with pytest.raises(ValueError, match=r"ok\|degraded\|incomplete\|failed"):
         store.finish_run(second, "great")
     assert runs[0].summary == {}
     store.set_run_summary(first, {"namespace_bytes": {"ml": 5, "": 1}, "images": 10})
