@@ -220,7 +220,6 @@ def _run(job: _Job) -> None:
         for proposal_id in wanted:
             if proposal_id not in known:
                 result.not_eligible[proposal_id] = "unknown, or not proposed/approved"
-    job.verifier.decisions = store.decisions([c.id for c in candidates])
     for stored in candidates:
         if stop is not None and stop.is_set():
             result.not_eligible[stored.id] = "not started: the run was asked to stop"
@@ -231,6 +230,8 @@ def _run(job: _Job) -> None:
         if not ok:
             result.not_eligible[stored.id] = why
             continue
+        # the decisions as they are now: an objection made while this run goes still counts
+        job.verifier.decisions = store.decisions([stored.id])
         verified, why = job.verifier.check(stored)
         if not verified:
             recorder.write(stored.proposal, [{"outcome": "unverified", "detail": why}])

@@ -312,6 +312,7 @@ def apply_cmd(
     actor = caller(config, lambda: clients)
     if not dry_run:
         require_admin(actor, deployed(store.pinned_trust(), store.url), "apply")
+    earlier = {r.id for r in store.runs(last=1, kind="apply")}
     try:
         result = apply(
             store,
@@ -324,10 +325,10 @@ def apply_cmd(
         )
     except HygieneError as exc:
         if not dry_run:
-            _alert_failed_apply(config, store, exc.message)
+            _alert_failed_apply(config, store, earlier, exc.message)
         raise
     if result.failed:
-        _alert_failed_apply(config, store, f"{len(result.failed)} action(s) failed")
+        _alert_failed_apply(config, store, earlier, f"{len(result.failed)} action(s) failed")
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if fmt == "json":
@@ -354,14 +355,15 @@ def _lazy(config: Config) -> Callable[[], ClientFactory]:
     return functools.cache(lambda: CLIENTS(config))
 
 
-def _alert_failed_apply(config: Config, store: Store, why: str) -> None:
-    """Alert the admins about the apply run this command recorded as failed."""
+def _alert_failed_apply(config: Config, store: Store, earlier: set[str], why: str) -> None:
+    """Alert the admins about the apply run this command recorded as failed (none when
+    it was refused before recording one: nothing ran)."""
     from hygiene.notify.alert import send_alert
 
-    newest = store.runs(last=1, kind="apply")
-    if not newest or newest[0].status != "failed":
-        return  # refused before a run was recorded: nothing ran
-    run = newest[0]
+    mine = [r for r in store.runs(last=1, kind="apply") if r.id not in earlier]
+    if not mine or mine[0].status != "failed":
+        return
+    run = mine[0]
     text = f"The apply run {run.id} failed: {why}\n\n" + "\n".join(f"- {e}" for e in run.errors)
     try:
         send_alert(
