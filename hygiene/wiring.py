@@ -19,8 +19,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hygiene.authz.identity import demo_context
-from hygiene.authz.policy import TrustPolicy
+from hygiene.authz.identity import DEMO_TOKEN_ENV, demo_context
+from hygiene.authz.policy import TrustPolicy, configured_accounts
 from hygiene.config import Config
 from hygiene.inventory import Inventory
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
@@ -41,6 +41,7 @@ from hygiene.scan import (
     collect,
     evaluate,
     evaluate_rules,
+    merge_parts_of,
     plan_all,
     save_snapshot,
 )
@@ -50,14 +51,20 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
     """Save a scan's findings and merge its proposals; return them as stored.
 
     An incomplete scan is merged with ``complete=False`` so proposals of unread parts are
-    not expired for being absent.
+    not expired for being absent; when only some accounts went unread, absent proposals
+    expire in the complete accounts' (account, region) pairs alone.
     """
 
     def persist(
         run_id: Any, inventory: Inventory, evaluation: Any, proposals: list[Proposal]
     ) -> list[Proposal]:
         store.record_findings(run_id, evaluation.findings)
-        store.upsert_proposals(proposals, inventory.run.started_at, complete=inventory.run.complete)
+        run = inventory.run
+        if run.errors and all(e.account is not None for e in run.errors):
+            # some accounts unread: expire absent proposals in the complete ones only
+            store.upsert_proposals(proposals, run.started_at, scopes=run.complete_scopes())
+        else:
+            store.upsert_proposals(proposals, run.started_at, complete=run.complete)
         return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
 
     return persist
@@ -155,16 +162,21 @@ class Wired:
         the one it runs itself; None on any other registry."""
         if self.demo is not None:
             return self.demo
-        region = self.config.policy.registry.regions[0]
-        endpoint = self.clients(self.config.policy.registry.account or "", region)
-        return demo_context(endpoint.meta.endpoint_url)
+        if not os.environ.get(DEMO_TOKEN_ENV):
+            return None
+        account = next(iter(configured_accounts(self.config)), "")
+        client = self.clients(account, self.config.policy.registry.regions[0])
+        return demo_context(client.meta.endpoint_url)
 
     def pin_trust(self, config: Config, run_id: Any) -> list[str] | None:
         """Pin the trust policy of this job's (deployed) configuration."""
         return self.store.pin_trust(TrustPolicy.from_config(config), run_id=str(run_id))
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
-        self.inventory = collect(self.registry(), config, progress=None, stop=stop)
+        if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
+            self.inventory = merge_parts_of(config, stop=stop).inventory
+        else:
+            self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
         self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
         return self.inventory

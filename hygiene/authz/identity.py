@@ -117,8 +117,11 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def is_loopback(endpoint_url: str) -> bool:
-    return is_loopback_host(urlparse(endpoint_url).hostname or "")
+def is_loopback(endpoint_url: str | None) -> bool:
+    """Is ``endpoint_url`` on this machine? Where calls go (the scan sends STS and
+    Organizations calls to the embedded registry, which serves them too), and one of
+    the two conditions of the demo proof; never, alone, who anyone is."""
+    return bool(endpoint_url) and is_loopback_host(urlparse(endpoint_url or "").hostname or "")
 
 
 def prove_demo(endpoint_url: str | None, token: str, timeout: float = PROOF_TIMEOUT_SECONDS) -> str:

@@ -42,12 +42,18 @@ def check_admins(config: Config) -> None:
 
 
 def configured_accounts(config: Config) -> tuple[str, ...]:
-    """The registry accounts identities are anchored to (``registry.account``).
+    """The registry accounts identities are anchored to: ``registry.account``, or the
+    accounts listed under ``registry.accounts.include``.
 
-    The one place that says which accounts are ours: a configuration with several
-    accounts extends this function, and every pattern follows."""
-    account = config.policy.registry.account
-    return (account,) if account else ()
+    Accounts an Organization lists at run time (``organization: true``) are not known
+    when the configuration is read, so they anchor no one: list the account(s) people
+    sign in to under ``include`` (``assume: false`` for the tool's own)."""
+    registry = config.policy.registry
+    if registry.account:
+        return (registry.account,)
+    if registry.accounts is not None:
+        return tuple(sorted({entry.id for entry in registry.accounts.include}))
+    return ()
 
 
 @dataclass(frozen=True)

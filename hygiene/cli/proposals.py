@@ -13,27 +13,21 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import click
 
-from hygiene.apply import ClientFactory, apply
-from hygiene.authz import (
-    Identity,
-    PinnedTrust,
-    config_differs,
-    deployed,
-    require_admin,
-    require_objector,
-    resolve_identity,
-)
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
-from hygiene.store import Store, StoredProposal
 from hygiene.units import human_bytes
+
+if TYPE_CHECKING:
+    from hygiene.apply import ClientFactory
+    from hygiene.authz import Identity, PinnedTrust
+    from hygiene.config import Config
+    from hygiene.store import Store, StoredProposal
 
 STATES = [s.value for s in ProposalState]
 
@@ -65,15 +59,19 @@ STS: Callable[[Config], Any] = sts_client_for
 def caller(config: Config, clients: Callable[[], ClientFactory]) -> Identity:
     """Who runs this command: STS's answer, or ``os:<user>`` when ``$HYGIENE_DEMO_TOKEN``
     is proven by the registry endpoint this command's ECR client uses."""
-    registry = config.policy.registry
+    from hygiene.authz import configured_accounts, resolve_identity
 
-    def endpoint() -> str | None:
-        return str(clients()(registry.account or "", registry.regions[0]).meta.endpoint_url)
+    def endpoint() -> str | None:  # asked only when $HYGIENE_DEMO_TOKEN is set
+        account = next(iter(configured_accounts(config)), "")
+        client = clients()(account, config.policy.registry.regions[0])
+        return str(client.meta.endpoint_url)
 
     return resolve_identity(sts=lambda: STS(config), endpoint_url=endpoint)
 
 
 def _note_differences(config: Config, pinned: PinnedTrust) -> None:
+    from hygiene.authz import config_differs
+
     differences = config_differs(config, pinned)
     if differences:
         click.echo(
@@ -96,6 +94,8 @@ def store_option(func: Any) -> Any:
 
 
 def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
+    from hygiene.store import Store
+
     config = load(rules_dir)
     return config, Store.from_config(config, store_url)
 
@@ -110,6 +110,8 @@ ROW_FIELDS = [
     "fix_safety",
     "action",
     "namespace",
+    "account",
+    "region",
     "repository",
     "rule_codes",
     "bytes",
@@ -128,6 +130,8 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
         "fix_safety": p.fix_safety.value,
         "action": p.action.value,
         "namespace": p.namespace or "",
+        "account": p.account,
+        "region": p.region,
         "repository": p.repository,
         "rule_codes": " ".join(p.rule_codes),
         "bytes": p.bytes,
@@ -155,6 +159,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], tit
 @store_option
 @click.option("--state", type=click.Choice(STATES), multiple=True, help="Filter by state (repeat).")
 @click.option("--namespace", help="Filter by namespace ('-' for repositories outside one).")
+@click.option("--account", help="Filter by account id (default: every account).")
 @click.option("--rule", help="Filter by rule code or prefix (IM002, IM).")
 @click.option("--id", "ids", multiple=True, help="Only this proposal id (repeat).")
 @click.option(
@@ -169,6 +174,7 @@ def proposals_cmd(
     store_url: str | None,
     state: tuple[str, ...],
     namespace: str | None,
+    account: str | None,
     rule: str | None,
     ids: tuple[str, ...],
     fmt: str,
@@ -179,7 +185,11 @@ def proposals_cmd(
     """
     _, store = _open(rules_dir, store_url)
     found = store.proposals(
-        state=list(state) or None, namespace=namespace, rule=rule, ids=list(ids) or None
+        state=list(state) or None,
+        namespace=namespace,
+        rule=rule,
+        ids=list(ids) or None,
+        account=account,
     )
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
@@ -204,6 +214,12 @@ def proposals_cmd(
             ("state", "state"),
             ("fix_safety", "safety"),
             ("action", "action"),
+        ]
+        if len({(r["account"], r["region"]) for r in rows}) > 1:  # several registries
+            columns.append(("where", "account/region"))
+            for row in rows:
+                row["where"] = f"{row['account']}/{row['region']}"
+        columns += [
             ("repository", "repository"),
             ("rule_codes", "rules"),
             ("size", "size"),
@@ -214,21 +230,30 @@ def proposals_cmd(
 
 
 def _select_ids(
-    store: Store, ids: tuple[str, ...], namespace: str | None, rule: str | None, states: list[str]
+    store: Store,
+    ids: tuple[str, ...],
+    namespace: str | None,
+    rule: str | None,
+    states: list[str],
+    account: str | None = None,
 ) -> list[str]:
-    if ids and (namespace or rule):
-        raise ConfigError("give proposal ids, or --namespace [--rule], not both")
+    if ids and (namespace or rule or account):
+        raise ConfigError("give proposal ids, or --namespace [--rule] [--account], not both")
+    if account and not namespace:
+        raise ConfigError("--account needs --namespace (approve one namespace at a time)")
     if ids:
         return list(ids)
     if rule and not namespace:
         raise ConfigError("--rule needs --namespace (approve one namespace at a time)")
     if not namespace:
         raise ConfigError("give proposal ids, or --namespace NS [--rule CODE]")
-    chosen = [s.id for s in store.proposals(state=states, namespace=namespace, rule=rule)]
+    found = store.proposals(state=states, namespace=namespace, rule=rule, account=account)
+    chosen = [s.id for s in found]
     if not chosen:
         raise ConfigError(
             f"no {'/'.join(states)} proposals in namespace {namespace!r}"
             + (f" for rule {rule}" if rule else "")
+            + (f" in account {account}" if account else "")
         )
     return chosen
 
@@ -237,24 +262,30 @@ def _select_ids(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1)
-@click.option("--namespace", help="Approve every open proposal of this namespace.")
+@click.option(
+    "--namespace", help="Approve every open proposal of this namespace (in every account)."
+)
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+@click.option("--account", help="With --namespace: only proposals in this account.")
 def approve_cmd(
     rules_dir: Path,
     store_url: str | None,
     ids: tuple[str, ...],
     namespace: str | None,
     rule: str | None,
+    account: str | None,
 ) -> None:
     """Approve proposals by id, or all proposed ones of a namespace (admins only).
 
     Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
     """
+    from hygiene.authz import deployed, require_admin
+
     config, store = _open(rules_dir, store_url)
     pinned = deployed(store.pinned_trust(), store.url)
     approver = require_admin(caller(config, _lazy(config)), pinned, "approve")
     _note_differences(config, pinned)
-    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value])
+    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
     for stored in store.approve(chosen, approver):
         grace = stored.proposal.grace_until
         when = f"not before {_when(grace)} UTC" if grace else "once owners have been notified"
@@ -275,6 +306,8 @@ def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], rea
     their own namespace, signed in through IAM Identity Center (their session name, their
     e-mail): that is how an owner objects to a deletion announced in the weekly report.
     """
+    from hygiene.authz import deployed, require_objector
+
     config, store = _open(rules_dir, store_url)
     pinned = deployed(store.pinned_trust(), store.url)
     targets = store.proposals(ids=list(ids))
@@ -307,6 +340,9 @@ def apply_cmd(
     5 if another run holds the lock, 6 if the registry is unreachable, 7 if an action
     failed; a failed run alerts the admins.
     """
+    from hygiene.apply import apply
+    from hygiene.authz import deployed, require_admin
+
     config, store = _open(rules_dir, store_url)
     clients = CLIENTS(config)
     actor = caller(config, lambda: clients)
