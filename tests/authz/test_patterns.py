@@ -140,3 +140,18 @@ def test_the_digest_changes_with_anything_that_decides_who_may_act() -> None:
     assert len({base.digest, *(c.digest for c in changed)}) == 5
     assert TrustPolicy.from_document(base.document()) == base
     assert changed[0].differences(base) == ["admins added: os:eve"]
+
+
+def test_the_anchoring_accounts_are_the_ones_the_configuration_names() -> None:
+    from hygiene.authz.policy import configured_accounts
+    from tests import builders
+
+    assert configured_accounts(builders.config({"registry": {"account": LAB}})) == (LAB,)
+    several = {"include": [{"id": OTHER}, {"id": LAB, "assume": False}]}
+    assert configured_accounts(builders.config({"registry": {"accounts": several}})) == (
+        LAB,
+        OTHER,
+    )
+    organization = {"organization": True}
+    assert configured_accounts(builders.config({"registry": {"accounts": organization}})) == ()
+    assert configured_accounts(builders.config()) == ()

@@ -2,8 +2,9 @@
 
 Each test starts a real run in a child process that holds the lock (tests/locking/holder.py:
 the production command, paused at its first registry read), then runs a second real
-command (``python -m hygiene …``) in another process while the first one holds it. The
-second must exit 5 having recorded and changed nothing; once released, the first finishes.
+command in this process (the CLI, as ``hygiene …`` runs it) while the child holds it.
+The second must exit 5 having recorded and changed nothing; once released, the first
+finishes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 import pytest
 
 from hygiene.authz.identity import Identity, os_user
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
 from hygiene.config import load_config
 from hygiene.store import Store
 from tests import builders
@@ -47,13 +50,16 @@ class Setup:
     def store(self) -> Store:
         return Store(self.url)
 
-    def command(self, kind: str) -> list[str]:
-        return [sys.executable, "-m", "hygiene", *COMMANDS[kind]]
-
 
 @pytest.fixture
 def setup(
-    tmp_path: Path, store_url: str, subprocess_env: dict[str, str], seeder: Seeder, ecr, now
+    tmp_path: Path,
+    store_url: str,
+    subprocess_env: dict[str, str],
+    seeder: Seeder,
+    ecr,
+    now,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Setup]:
     """The demo's situation: the registry proves the demo secret the processes get, the
     deployed rules list this user, a proposal approved in this demo is past its grace."""
@@ -73,7 +79,18 @@ def setup(
         "HOLD_READY": str(tmp_path / "ready"),
         "HOLD_RELEASE": str(tmp_path / "release"),
     }
+    for name in ("AWS_ENDPOINT_URL", "HYGIENE_DEMO_TOKEN", "HYGIENE_STORE_URL"):
+        monkeypatch.setenv(name, env[name])  # the same for the commands run here
+    monkeypatch.chdir(tmp_path)
     yield Setup(store_url, env, tmp_path, seeded)
+
+
+def here(setup: Setup, kind: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run ``hygiene <kind>`` in this process, as the console script does."""
+    argv = [*COMMANDS[kind], "--rules-dir", setup.env["HYGIENE_RULES_DIR"]]
+    code = run_cli(cli, argv)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
 
 
 def start_holder(setup: Setup, kind: str) -> subprocess.Popen[str]:
@@ -114,21 +131,14 @@ def release(setup: Setup, holder: subprocess.Popen[str]) -> tuple[int, str]:
     ],
 )
 def test_a_second_run_is_refused_while_the_first_holds_the_lock(
-    setup: Setup, seeder: Seeder, holding: str, contending: str
+    setup: Setup, seeder: Seeder, holding: str, contending: str, capsys
 ) -> None:
-    # each child imports pandas, boto3 and SQLAlchemy (~2 s): two per test
+    # the child imports pandas, boto3 and SQLAlchemy, then runs the job (~3 s)
     holder = start_holder(setup, holding)
     try:
-        contender = subprocess.run(
-            setup.command(contending),
-            env=setup.env,
-            cwd=setup.cwd,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert contender.returncode == 5, contender.stdout + contender.stderr
-        assert f"pid {holder.pid} since" in contender.stderr
+        code, output = here(setup, contending, capsys)
+        assert code == 5, output
+        assert f"pid {holder.pid} since" in output
         during = setup.store().runs()
         # the holder's run is the only one recorded, and nothing was deleted meanwhile
         assert [r.kind for r in during] == [holding]
@@ -142,7 +152,7 @@ def test_a_second_run_is_refused_while_the_first_holds_the_lock(
         assert seeder.live_digests(setup.seeded["repo"]) == {setup.seeded["kept"]}
 
 
-def test_a_killed_run_is_marked_abandoned_by_the_next_one(setup: Setup) -> None:
+def test_a_killed_run_is_marked_abandoned_by_the_next_one(setup: Setup, capsys) -> None:
     holder = start_holder(setup, "nightly")
     killed = setup.store().runs()
     assert [(r.kind, r.status) for r in killed] == [("nightly", "running")]
@@ -151,30 +161,16 @@ def test_a_killed_run_is_marked_abandoned_by_the_next_one(setup: Setup) -> None:
     # PostgreSQL frees a dead client's advisory lock a moment after it dies
     deadline = time.monotonic() + 15
     while True:
-        after = subprocess.run(
-            setup.command("nightly"),
-            env=setup.env,
-            cwd=setup.cwd,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        if after.returncode != 5 or time.monotonic() > deadline:
+        code, output = here(setup, "nightly", capsys)
+        if code != 5 or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert after.returncode == 0, after.stdout + after.stderr
+    assert code == 0, output
     store = setup.store()
     (old,) = [r for r in store.runs() if r.id == killed[0].id]
     assert old.status == "abandoned" and old.finished_at is not None
     assert "stopped without finishing" in old.errors[-1]
-    listed = subprocess.run(
-        [sys.executable, "-m", "hygiene", "runs", "--format", "json"],
-        env=setup.env,
-        cwd=setup.cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    statuses = {r["id"]: r["status"] for r in json.loads(listed.stdout)}
+    assert run_cli(cli, ["runs", "--format", "json"]) == 0
+    statuses = {r["id"]: r["status"] for r in json.loads(capsys.readouterr().out)}
     assert statuses[old.id] == "abandoned"
     assert sorted(statuses.values()) == ["abandoned", "ok"]
