@@ -253,3 +253,19 @@ def test_s3_parts_through_moto(embedded_server: EmbeddedRegistry) -> None:
 def test_s3_location_needs_a_bucket() -> None:
     with pytest.raises(ConfigError, match="no bucket"):
         part_store("s3:///prefix", lambda: None)
+
+
+def test_a_part_that_cannot_be_written_or_read_is_a_collect_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    store = DirectoryParts(blocked)
+    inventory, _ = sharded(1)[0]
+    with pytest.raises(CollectError, match="cannot write part 0/1"):
+        write_part(store, inventory, Shard(0, 1), "run-1", SCOPES)
+
+    class Denied(DirectoryParts):
+        def runs(self) -> list[str]:
+            raise OSError("AccessDenied")
+
+    with pytest.raises(CollectError, match="cannot read the parts"):
+        gather(Denied(tmp_path), None)

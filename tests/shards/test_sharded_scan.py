@@ -26,6 +26,7 @@ from hygiene_demo.registry import EmbeddedRegistry
 from tests.accounts.org import (
     EXTERNAL_ID,
     MANAGEMENT,
+    PARTS,
     REGIONS,
     Organization,
     organization,
@@ -88,7 +89,9 @@ def hygiene(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def run_shards(rules: Path, parts: Path, count: int, run_id: str, env: dict[str, str]) -> None:
+def run_shards(
+    rules: Path, parts: Path | str, count: int, run_id: str, env: dict[str, str]
+) -> None:
     processes = [
         hygiene(
             "scan",
@@ -185,3 +188,21 @@ def test_hygiene_merge_evaluates_once_and_a_missing_part_makes_it_incomplete(
     missing = [e for e in result["run"]["errors"] if e["account"] is None]
     assert [e["message"] for e in missing] == ["part 1/3 of run nightly-1 did not arrive"]
     assert not result["run"]["complete"]
+
+
+def test_parts_in_s3_with_the_hubs_generated_policy(org: Organization, rules: Path) -> None:
+    """Shards write to S3 and merge reads from it, allowed by nothing but the generated
+    hub policy's parts statements (IAM enforced)."""
+    env = environment(org)
+    run_shards(rules, PARTS, 2, "s3-run", env)
+    merge = hygiene("merge", "--rules-dir", str(rules), "--parts", PARTS, "--format", "json",
+                    "--fail-on", "never", "--no-snapshot", env=env)  # fmt: skip
+    out, err = merge.communicate(timeout=300)
+    assert merge.returncode == 3, err  # the denied account, nothing else
+    result = json.loads(out)
+    assert result["run"]["source"] == "parts:s3-run"  # the newest run under the prefix
+    assert result["inventory"]["repositories"] == len(org.active) * len(REGIONS) * 14
+    assert {e["account"] for e in result["run"]["errors"]} == {org.denied}
+    s3 = org.hub_session().client("s3", endpoint_url=org.endpoint_url)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lsd-registry-hygiene")["Contents"]]
+    assert sorted(keys) == [f"nightly/parts/s3-run/part-{i}.parquet" for i in range(2)]
