@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import pandas as pd
 
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
@@ -336,14 +337,34 @@ def plan_all(
     from hygiene.plan import plan
 
     proposals = list(plan(evaluation, inventory, config, now))
-    flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
+    flagged = {
+        (f.account, f.region, f.repository)
+        for f in evaluation.findings
+        if f.code == "RP002" and f.repository
+    }
     if flagged:
         # one call over the flagged repositories (not one per repository: each call
-        # selects among all repositories, quadratic on a large registry)
+        # selects among all repositories, quadratic on a large registry); keyed by
+        # account and region too, as one name may be a repository in several accounts
         images, repositories = inventory.images, inventory.repositories
+
+        def keys(frame: Any, name: str) -> Any:
+            return pd.Series(
+                list(
+                    zip(
+                        frame["account"].astype(str),
+                        frame["region"].astype(str),
+                        frame[name].astype(str),
+                        strict=True,
+                    )
+                ),
+                index=frame.index,
+                dtype=object,
+            )
+
         scoped = Inventory(
-            images=images[images["repository"].astype(object).isin(flagged)],
-            repositories=repositories[repositories["name"].astype(object).isin(flagged)],
+            images=images[keys(images, "repository").isin(flagged)],
+            repositories=repositories[keys(repositories, "name").isin(flagged)],
             run=inventory.run,
         )
         proposals += propose_lifecycle(scoped, config, now)
