@@ -178,6 +178,11 @@ def test_lifecycle_proposals_only_where_rp002_flagged_that_account(
         builders.repository_row("ml/api", account=B, lifecycle_policy=policy),
     ]
     inventory = builders.inventory(images, repositories)
+    # replacing existing policies is on: B's own policy would be replaced if B were planned
+    lifecycle_settings = config.policy.lifecycle.model_copy(update={"replace_existing": True})
+    config = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"lifecycle": lifecycle_settings})}
+    )
     evaluation = evaluate_rules(inventory, config, now)
     assert {(f.account, f.repository) for f in evaluation.findings if f.code == "RP002"} == {
         (A, "ml/api")
