@@ -269,3 +269,34 @@ def test_a_part_that_cannot_be_written_or_read_is_a_collect_error(tmp_path: Path
 
     with pytest.raises(CollectError, match="cannot read the parts"):
         gather(Denied(tmp_path), None)
+
+
+def test_the_nightly_job_merges_the_parts_instead_of_scanning(tmp_path: Path) -> None:
+    """``hygiene run nightly --parts DIR``: the wired collect stage is the merge."""
+    from click.testing import CliRunner
+
+    from hygiene.cli import cli
+    from hygiene.store import Store
+    from tests import builders
+
+    store = DirectoryParts(tmp_path / "parts")
+    for index, (inventory, _) in sharded(3).items():
+        write_part(store, inventory, Shard(index, 3), "run-1", SCOPES)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    rules = builders.write_rules(
+        tmp_path / "rules",
+        {"store": {"url": url}, "report": {"out_dir": str(tmp_path / "out")}},
+    )
+    argv = ["run", "nightly", "--rules-dir", str(rules), "--parts", str(tmp_path / "parts")]
+    result = CliRunner().invoke(cli, [*argv, "--run-id", "run-1"])
+    assert result.exit_code == 0, result.output
+    [run] = Store(url).runs(last=1)
+    assert run.status == "ok" and run.counts["repositories"] == 60
+    assert run.api_calls == {"DescribeImages": 60}  # the shards' calls, not a new scan's
+
+    (tmp_path / "parts" / "run-1" / "part-2.parquet").unlink()
+    result = CliRunner().invoke(cli, [*argv, "--run-id", "run-1"])
+    assert result.exit_code == 3, result.output
+    [run] = Store(url).runs(last=1)
+    assert run.status == "incomplete"
+    assert any("part 2/3 of run run-1 did not arrive" in e for e in run.errors)
