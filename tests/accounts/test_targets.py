@@ -142,5 +142,5 @@ def test_account_option_narrows_the_registry_to_listed_accounts() -> None:
     assert [(t.account, t.region) for t in handle.targets()] == [(B, "us-east-1")]
     with pytest.raises(ConfigError, match="--account 333333333333: not one of"):
         open_registry(config, session=session, accounts=[C])
-    with pytest.raises(ConfigError, match="registry.accounts is not configured"):
+    with pytest.raises(ConfigError, match=r"registry\.accounts is not configured"):
         open_registry(make_config(), session=session, accounts=[A])

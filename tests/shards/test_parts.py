@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ def inventory_of(
 
 
 def sharded(count: int) -> dict[int, tuple[Inventory, PartMeta]]:
+    """Fresh inventories of the parts (each test may change its own)."""
+    return {i: read_part(data, f"part-{i}") for i, data in part_files(count).items()}
+
+
+@functools.cache
+def part_files(count: int) -> dict[int, bytes]:
     repositories, images = registry_rows()
     parts = {}
     for index in range(count):
@@ -78,7 +85,7 @@ def sharded(count: int) -> dict[int, tuple[Inventory, PartMeta]]:
             api_calls={"DescribeImages": len(mine)},
         )
         meta = PartMeta("run-1", index, count, tuple(SCOPES))
-        parts[index] = read_part(part_bytes(inventory, meta), f"part-{index}")
+        parts[index] = part_bytes(inventory, meta)
     return parts
 
 
@@ -271,6 +278,7 @@ def test_a_part_that_cannot_be_written_or_read_is_a_collect_error(tmp_path: Path
         gather(Denied(tmp_path), None)
 
 
+@pytest.mark.integration  # a whole nightly job with its reports: ~10 s
 def test_the_nightly_job_merges_the_parts_instead_of_scanning(tmp_path: Path) -> None:
     """``hygiene run nightly --parts DIR``: the wired collect stage is the merge."""
     from click.testing import CliRunner
