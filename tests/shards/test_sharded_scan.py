@@ -206,3 +206,25 @@ def test_parts_in_s3_with_the_hubs_generated_policy(org: Organization, rules: Pa
     s3 = org.hub_session().client("s3", endpoint_url=org.endpoint_url)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lsd-registry-hygiene")["Contents"]]
     assert sorted(keys) == [f"nightly/parts/s3-run/part-{i}.parquet" for i in range(2)]
+
+
+def test_one_account_with_its_own_credentials_is_sharded_too(
+    ecr: EmbeddedRegistry, config: Config
+) -> None:
+    """Without registry.accounts the account of a repository, for its shard, is the one
+    ECR names (registryId): every shard agrees on it."""
+    names = [f"team{i % 3}/svc-{i}" for i in range(20)]
+    seed_registry(ecr.account, "us-east-1", names, images=1)
+    from hygiene.collect.shards import Shard
+
+    read = []
+    for index in range(3):
+        handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session(),
+                               regions=["us-east-1"])  # fmt: skip
+        inventory = collect(handle, config, progress=False, shard=Shard(index, 3))
+        assert inventory.run.complete
+        assert inventory.run.scopes == [(ecr.account, "us-east-1")]
+        read.append(set(inventory.repositories["name"].astype(str)))
+    assert set().union(*read) == set(names)
+    assert sum(len(r) for r in read) == len(names)  # each repository read by one shard
+    assert all(read)
