@@ -163,6 +163,7 @@ def open_registry(
     """
     settings = config.policy.registry
     profile = profile or settings.profile
+    chosen_regions = tuple(regions)  # the command line's: they replace every account's
     regions = list(regions) or list(settings.regions)
     endpoint_url = endpoint_url or settings.endpoint_url
     if session is None:
@@ -186,9 +187,8 @@ def open_registry(
     aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
     sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
-        settings, regions=regions if regions != list(settings.regions) else (),
-        organizations=sessions.organizations,
-    )  # fmt: skip
+        settings, regions=chosen_regions, organizations=sessions.organizations
+    )
     if accounts:
         unknown = sorted(set(accounts) - set(listed.ids))
         if unknown:
