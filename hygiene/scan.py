@@ -308,9 +308,16 @@ def collect(
         return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
     skipped = handle.accounts.skipped if handle.accounts is not None else {}
+    targets = handle.targets()
+    if shard is not None and targets:
+        # Throttling is per account and region (docs/ecr-facts.md), and a process reads
+        # its targets one after the other: shards that all started with the same one
+        # would share its budget. Each starts at its own place in the list instead.
+        start = shard.index * len(targets) // shard.count
+        targets = targets[start:] + targets[:start]
     with progress_reporter(progress) as advance:
         return collect_inventory(
-            handle.targets(),
+            targets,
             config.policy.collect,
             now=now,
             api_calls=calls_of_this_scan,
