@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hygiene.authz import Identity, TrustPolicy
 from hygiene.config import Config, Policy, Project, ProjectsRegistry
 from hygiene.inventory import (
     Inventory,
@@ -62,6 +63,13 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 MIB = 1024**2
 GIB = 1024**3
+
+SSO_ADMIN_ROLE = "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+ADMIN = Identity(
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ADMIN_ROLE}/alice@lsd.ufcg.edu.br", "sts"
+)
+"""An admin of the shipped configuration (``AdministratorAccess`` in its account), as
+verified by STS."""
 
 _SIGNATURE_KINDS = ("sig", "att", "sbom")
 _DERIVED: Any = object()  # "derive from the repository" (None is a meaningful namespace)
@@ -449,3 +457,13 @@ def coverage(
 def store_proposals(store: Any, proposals: Sequence[Proposal], now: datetime = NOW) -> None:
     """Store ``proposals`` as a complete scan at ``now`` proposes them (confirmed)."""
     store.upsert_proposals(proposals, now, coverage=coverage(proposals, at=now))
+
+
+# --------------------------------------------------------------------------- trust
+
+
+def deployed(store: Any, config: Config) -> Any:
+    """Pin ``config``'s trust policy in ``store``, as the scheduled job does on every run:
+    approvals are then checked against it, and apply accepts ``config``."""
+    store.pin_trust(TrustPolicy.from_config(config))
+    return store

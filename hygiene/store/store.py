@@ -11,7 +11,8 @@ Each concern is its own module, joined here into one class:
 - :mod:`~hygiene.store.proposals`: proposals, approvals, rejections, grace periods;
 - :mod:`~hygiene.store.scans`: per repository, the last scan and the last incomplete one;
 - :mod:`~hygiene.store.audit`: the append-only audit log;
-- :mod:`~hygiene.store.locks`: named locks.
+- :mod:`~hygiene.store.locks`: the registry lock (and any other named lock);
+- :mod:`~hygiene.store.trust`: the deployed trust policy, pinned by the scheduled runs.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from hygiene.store.locks import StoreLocks
 from hygiene.store.proposals import StoreProposals
 from hygiene.store.runs import StoreRuns
 from hygiene.store.scans import StoreScans
+from hygiene.store.trust import StoreTrust
 
 
-class Store(StoreRuns, StoreProposals, StoreScans, StoreAudit, StoreLocks):
+class Store(StoreRuns, StoreProposals, StoreScans, StoreAudit, StoreLocks, StoreTrust):
     """The database behind runs, proposals, approvals, audit and locks.
 
     ``Store(url)`` connects and migrates (``alembic upgrade head``). ``url`` is a

@@ -1,8 +1,11 @@
 """proposals.confirmed_by/_at and repository_scans: which scan confirmed a proposal, and
 whether the latest scan of its repository was complete
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
+
+Plain ``ADD COLUMN`` (no batch mode): on SQLite a batch migration recreates the table,
+and the decision triggers of 0003 that name ``proposals`` must not see it disappear.
 """
 
 from collections.abc import Sequence
@@ -10,16 +13,15 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("proposals") as batch:
-        batch.add_column(sa.Column("confirmed_by", sa.String(length=64), nullable=True))
-        batch.add_column(sa.Column("confirmed_at", sa.DateTime(), nullable=True))
+    op.add_column("proposals", sa.Column("confirmed_by", sa.String(length=64), nullable=True))
+    op.add_column("proposals", sa.Column("confirmed_at", sa.DateTime(), nullable=True))
     op.create_table(
         "repository_scans",
         sa.Column("account", sa.String(length=32), nullable=False),
@@ -37,6 +39,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("repository_scans")
-    with op.batch_alter_table("proposals") as batch:
-        batch.drop_column("confirmed_at")
-        batch.drop_column("confirmed_by")
+    op.drop_column("proposals", "confirmed_at")  # ALTER TABLE DROP COLUMN (SQLite ≥ 3.35)
+    op.drop_column("proposals", "confirmed_by")
