@@ -24,7 +24,7 @@ from tests.apply.registry import with_apply
 from tests.builders import NOW
 from tests.faults import FaultProxy
 
-ADMIN = "os:root"
+ADMIN = builders.ADMIN
 SERIAL = CollectSettings(max_workers=2, max_attempts=1, read_passes=1)  # retries: the clients
 
 
@@ -124,7 +124,7 @@ def test_safe_proposals_of_an_incomplete_scan_are_never_applied(
         ],
     )
     auto = with_apply(config, auto_safe=True)
-    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    store = builders.deployed(Store(f"sqlite:///{tmp_path / 'h.db'}"), auto)
     proxy.fail("GetRegistryScanningConfiguration", "500")
     t1 = NOW
     inventory, result = scan_and_store(store, proxy.client(), auto, t1, "nightly-1")
@@ -157,7 +157,7 @@ def test_a_complete_scan_after_an_incomplete_one_confirms_again(
     direct = ecr.client()
     direct.create_repository(repositoryName="suporte/api")
     auto = with_apply(config, auto_safe=True)
-    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    store = builders.deployed(Store(f"sqlite:///{tmp_path / 'h.db'}"), auto)
     scan_and_store(store, direct, auto, NOW, "nightly-1")  # complete: confirmed
     (proposal,) = [s for s in store.proposals() if s.proposal.action is Action.ENABLE_SCAN_ON_PUSH]
     assert proposal.confirmed_by == "nightly-1"

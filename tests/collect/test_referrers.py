@@ -175,8 +175,11 @@ def push_all(ecr: EmbeddedRegistry, pushes: list[dict[str, Any]]) -> list[Pushed
         elif kind == "legacy":
             assert subject is not None
             tag = "sha256-" + subject.removeprefix("sha256:") + ".sig"
+            signed = tag not in used_tags.get(entry["repository"], set())
             digest = put(entry, _image_manifest(salt), OCI_MANIFEST, [tag])
-            record = Pushed(entry["repository"], digest, subject=subject)
+            # a second signature of the same image finds its tag taken: it is pushed as
+            # a plain untagged image (nothing says it signs anything), as in a registry
+            record = Pushed(entry["repository"], digest, subject=subject if signed else None)
         else:
             digest = put(entry, _image_manifest(salt), OCI_MANIFEST, entry["tags"])
             record = Pushed(entry["repository"], digest)
