@@ -20,6 +20,28 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AnyHttpUrl, TypeAdapter, ValidationError
 
+# ------------------------------------------------------------------------------ text
+
+# C0 controls but tab and newline, DEL, C1 controls, bidirectional embeddings, overrides
+# and isolates: CR/LF header injection, terminal escape sequences, text that reads
+# differently from what it is. Refused in every configuration string and in text given
+# on the command line; shown escaped if they reach a terminal anyway (old store rows).
+UNSAFE_CHARACTERS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_text(value: str) -> str:
+    """``value`` if it holds no unsafe character (see :data:`UNSAFE_CHARACTERS`)."""
+    bad = UNSAFE_CHARACTERS.search(value)
+    if bad:
+        raise ValueError(f"control character U+{ord(bad.group()):04X} in {value[:40]!r}")
+    return value
+
+
+def escape_unsafe(text: str) -> str:
+    """``text`` with every unsafe character written as an escape (``\\x1b``)."""
+    return UNSAFE_CHARACTERS.sub(lambda m: m.group().encode("unicode_escape").decode(), text)
+
+
 # ------------------------------------------------------------------- e-mail addresses
 
 # Domains a local relay accepts that email-validator refuses as special-use names.
@@ -220,20 +242,26 @@ Crontab = Annotated[str, AfterValidator(check_crontab)]
 
 # ------------------------------------------------------------------------- images
 
+
 def check_digest(value: str) -> str:
-    """``value`` if it is a sha256 image digest, else ValueError."""
-    if not re.fullmatch(r"sha256:[0-9a-f]{64}", value):
-        raise ValueError(
-            f"{value!r} is not an image digest (sha256: and 64 lowercase hex digits); it "
-            "could never match an image"
-        )
-    return value
+    """``value`` if it is a sha256 image digest, or a glob that can match one
+    (``sha256:4f1e*``), else ValueError: a digest that can never match mutes nothing."""
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        return value
+    wildcard = any(c in value for c in "*?[")
+    if wildcard and re.fullmatch(r"(sha256:|\*)[0-9a-f*?\[\]!-]*", value):
+        return value
+    raise ValueError(
+        f"{value!r} is not an image digest (sha256: and 64 lowercase hex digits) nor a "
+        "glob of one (sha256:4f1e*): it could never match an image"
+    )
 
 
 Digest = Annotated[str, AfterValidator(check_digest)]
 
 
 __all__ = [
+    "UNSAFE_CHARACTERS",
     "Crontab",
     "Digest",
     "EmailAddress",
@@ -248,7 +276,9 @@ __all__ = [
     "check_http_url",
     "check_region",
     "check_store_url",
+    "check_text",
     "check_zone",
+    "escape_unsafe",
     "known_regions",
     "normalise_store_url",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from hygiene import iam
+from hygiene.cli.common import REGION
 
 
 @click.group("iam")
@@ -20,7 +21,7 @@ def iam_group() -> None:
     help="scanner: read-only (scan, report, notify); cleaner: also the apply writes.",
 )
 @click.option("--account", help="Limit writes to this account's repositories (12 digits).")
-@click.option("--region", help="Limit writes to this region's repositories.")
+@click.option("--region", type=REGION, help="Limit writes to this region's repositories.")
 def policy(role: iam.Role, account: str | None, region: str | None) -> None:
     """Print the IAM policy JSON for ROLE (the files in cron/iam/ are this output)."""
     if account is not None and not (account.isdigit() and len(account) == 12):

@@ -9,16 +9,15 @@ from typing import Any
 import click
 
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Config, Policy, ProjectsRegistry
+from hygiene.config import Config
 from hygiene.rules import RULES, Rule, resolve
 from hygiene.rules.base import catalogue_order
 from hygiene.rules.settings import RuleSettings, rule_for
 
 
 def _config(rules_dir: Path) -> Config:
-    """The configured rules; built-in defaults when the default ``rules/`` is absent."""
-    if rules_dir == Path("rules") and not rules_dir.exists():
-        return Config(policy=Policy(), projects=ProjectsRegistry())
+    """The configured rules: like every command, an error (exit 2) naming --rules-dir and
+    HYGIENE_RULES_DIR when the rules directory is not there (never silent defaults)."""
     return load(rules_dir)
 
 

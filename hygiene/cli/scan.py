@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from hygiene.cli.common import load, log_format_option, rules_dir_option
+from hygiene.cli.common import HTTP_URL, REGION, load, log_format_option, rules_dir_option
 from hygiene.cli.output import print_table
 from hygiene.errors import ExitCode
 from hygiene.inventory import read_snapshot
@@ -24,6 +24,7 @@ def registry_options(func):  # type: ignore[no-untyped-def]
     """--profile / --region / --endpoint-url, shared by every command that reads ECR."""
     func = click.option(
         "--endpoint-url",
+        type=HTTP_URL,
         envvar="HYGIENE_ENDPOINT_URL",
         help="ECR endpoint (the embedded registry, or a VPC endpoint). "
         "AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_ECR are honoured too.",
@@ -31,6 +32,7 @@ def registry_options(func):  # type: ignore[no-untyped-def]
     func = click.option(
         "--region",
         "regions",
+        type=REGION,
         multiple=True,
         help="Region to scan; repeat for several. Default: registry.regions in the config.",
     )(func)

@@ -226,3 +226,26 @@ def test_owner_may_object_to_proposals_of_their_namespace_only(tmp_path, seeded,
         proposals_cli.IDENTITY = original
     assert store.get(seeded["id"]).state == ProposalState.REJECTED
     assert store.approvals(seeded["id"])[-1]["approver"] == owner
+
+
+def test_reasons_reach_the_terminal_as_text(tmp_path, seeded, capsys) -> None:
+    """An owner's reject reason is shown by `hygiene audit` and `hygiene proposals`:
+    rich markup in it (`[/oops]` was a MarkupError) is printed as written, and a control
+    character is refused at the command line."""
+    directory = rules_dir(tmp_path, [os_identity()])
+    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
+    code = run_cli(
+        cli, ["reject", seeded["id"], "--reason", "[/oops] [bold]still[/] used", *common]
+    )
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert run_cli(cli, ["audit", *common]) == 0
+    out = capsys.readouterr().out
+    assert "[/oops] [bold]still[/] used" in out
+    assert run_cli(cli, ["proposals", "--state", "rejected", *common]) == 0
+    assert seeded["id"] in capsys.readouterr().out
+
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", "ok\x1b[2J", *common])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--reason" in err and "U+001B" in err and "\x1b" not in err

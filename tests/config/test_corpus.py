@@ -9,7 +9,8 @@ hand) and ``expected.toml``:
 ``located``  false when the problem is the file itself (missing, a FIFO…): no line;
 ``args``     the command line (default ``scan``; ``{case}`` is the case's folder);
 ``setup``    what git cannot store: ``fifo:``, ``unreadable:`` or ``large:`` + a path;
-``via``      ``subprocess`` to run the real ``hygiene`` program instead of in-process.
+``via``      ``subprocess`` to run the real ``hygiene`` program instead of in-process;
+``lines``    the exact number of lines printed, where it matters.
 
 Every case must: exit 2; print one to twenty lines, each naming the file and line
 (unless ``located = false``); print no traceback and nothing on stdout; and make no
@@ -20,15 +21,14 @@ an audit hook on ``socket.connect``/``socket.getaddrinfo``.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import threading
+import tempfile
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ import pytest
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
+from tests.conftest import CountingListener
 
 CORPUS = Path(__file__).parent / "corpus"
 MAX_LINES = 20
@@ -52,11 +53,12 @@ class Case:
     args: tuple[str, ...]
     setup: str | None
     via: str
+    lines: int | None
 
     @classmethod
     def read(cls, folder: Path) -> Case:
         meta = tomllib.loads((folder / "expected.toml").read_text(encoding="utf-8"))
-        unknown = set(meta) - {"about", "expect", "located", "args", "setup", "via"}
+        unknown = set(meta) - {"about", "expect", "located", "args", "setup", "via", "lines"}
         assert not unknown, f"{folder.name}/expected.toml: unknown keys {unknown}"
         return cls(
             name=folder.name,
@@ -66,39 +68,11 @@ class Case:
             args=tuple(meta.get("args", ["scan"])),
             setup=meta.get("setup"),
             via=meta.get("via", "in-process"),
+            lines=meta.get("lines"),
         )
 
 
 CASES = [Case.read(folder) for folder in sorted(CORPUS.iterdir()) if folder.is_dir()]
-
-
-class CountingListener:
-    """A TCP socket on loopback that accepts and counts every connection made to it."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.count = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-        self._thread.start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.count += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
 
 
 class _SocketAudit:
@@ -114,13 +88,6 @@ class _SocketAudit:
 
 
 sys.addaudithook(_SocketAudit.hook)
-
-
-@pytest.fixture(scope="module")
-def listener() -> Iterator[CountingListener]:
-    counting = CountingListener()
-    yield counting
-    counting.close()
 
 
 def _environment(listener: CountingListener, home: Path) -> dict[str, str]:
@@ -175,6 +142,8 @@ def _check_output(case: Case, code: int, out: str, err: str) -> None:
     assert "Traceback" not in out + err, err
     assert out == "", f"stdout should be empty:\n{out}"
     assert 1 <= len(lines) <= MAX_LINES, f"{len(lines)} lines:\n{err}"
+    if case.lines is not None:
+        assert len(lines) == case.lines, err
     for fragment in case.expect:
         assert fragment in err, f"{fragment!r} not in:\n{err}"
     if case.located:
@@ -187,9 +156,20 @@ def test_corpus_is_large_and_complete() -> None:
     assert len(CASES) >= 80
     for case in CASES:
         assert case.expect, f"{case.name}: expect nothing?"
-        assert (CORPUS / case.name / "rules").exists() or (
-            CORPUS / case.name / "rules"
-        ).is_symlink() or "{case}" in " ".join(case.args), case.name
+        assert (
+            (CORPUS / case.name / "rules").exists()
+            or (CORPUS / case.name / "rules").is_symlink()
+            or "{case}" in " ".join(case.args)
+        ), case.name
+
+
+def _without_root_file_access() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    bounding set (prctl PR_CAPBSET_DROP), so root obeys file modes like any user."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
 def _unreadable_needs_another_user(case: Case) -> bool:
@@ -204,15 +184,15 @@ def _unreadable_needs_another_user(case: Case) -> bool:
 def test_case_in_process(
     case: Case,
     tmp_path: Path,
-    listener: CountingListener,
+    connection_counter: CountingListener,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     folder = _prepare(case, tmp_path)
-    for name, value in _environment(listener, tmp_path).items():
+    for name, value in _environment(connection_counter, tmp_path).items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # outside the checkout: no ./rules to fall back on
-    before = listener.count
+    before = connection_counter.count
     _SocketAudit.events.clear()
     _SocketAudit.armed = True
     try:
@@ -222,7 +202,7 @@ def test_case_in_process(
     captured = capsys.readouterr()
     _check_output(case, code, captured.out, captured.err)
     assert _SocketAudit.events == []
-    assert listener.count == before
+    assert connection_counter.count == before
 
 
 @pytest.mark.parametrize(
@@ -230,23 +210,22 @@ def test_case_in_process(
     [c for c in CASES if c.via == "subprocess" or _unreadable_needs_another_user(c)],
     ids=lambda c: c.name,
 )
-def test_case_through_the_program(case: Case, listener: CountingListener) -> None:
+def test_case_through_the_program(
+    case: Case, connection_counter: CountingListener, subprocess_env: dict[str, str]
+) -> None:
     """The real ``hygiene`` program, started from a directory outside the checkout
-    (as another user for an unreadable file when the tests run as root)."""
-    import tempfile
-
+    (without root's file-access capabilities for an unreadable file when the tests run
+    as root, who reads a mode-000 file anyway)."""
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
-        tmp.chmod(0o755)
         folder = _prepare(case, tmp)
-        env = {"PATH": os.environ.get("PATH", ""), **_environment(listener, tmp)}
-        user = None
-        if _unreadable_needs_another_user(case):
-            user = 65534  # nobody: root reads a mode-000 file anyway
-            for path in [tmp, *tmp.rglob("*")]:
-                if not path.is_symlink() and path != folder / case.setup.partition(":")[2]:  # type: ignore[union-attr]
-                    path.chmod(0o755 if path.is_dir() else 0o644)
-        before = listener.count
+        env = {
+            "PATH": subprocess_env.get("PATH", ""),
+            "PYTHONPATH": subprocess_env["PYTHONPATH"],
+            **_environment(connection_counter, tmp),
+        }
+        preexec = _without_root_file_access if _unreadable_needs_another_user(case) else None
+        before = connection_counter.count
         result = subprocess.run(
             [sys.executable, "-m", "hygiene", *_argv(case, folder)],
             cwd=tmp,
@@ -254,8 +233,8 @@ def test_case_through_the_program(case: Case, listener: CountingListener) -> Non
             capture_output=True,
             text=True,
             timeout=60,
-            user=user,
+            preexec_fn=preexec,
             check=False,
         )
         _check_output(case, result.returncode, result.stdout, result.stderr)
-        assert listener.count == before
+        assert connection_counter.count == before

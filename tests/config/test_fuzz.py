@@ -31,7 +31,8 @@ from hygiene.cli.common import load
 from hygiene.config import POLICY_FILE, PROJECTS_FILE
 from hygiene.errors import ConfigError
 
-from ..conftest import RULES_DIR
+from ..builders import RULES_DIR
+from ..conftest import examples
 
 SHIPPED = {
     POLICY_FILE: yaml.safe_load((RULES_DIR / POLICY_FILE).read_text(encoding="utf-8")),
@@ -53,7 +54,7 @@ def _keys(data: Any) -> set[str]:
 
 KEYS = sorted(_keys(SHIPPED[POLICY_FILE]) | _keys(SHIPPED[PROJECTS_FILE]) | {"IM002", "NS004"})
 FUZZ = settings(
-    max_examples=150,
+    max_examples=examples(150),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -73,7 +74,9 @@ documents = st.recursive(
     scalars,
     lambda children: st.one_of(
         st.lists(children, max_size=5),
-        st.dictionaries(st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), children, max_size=5),
+        st.dictionaries(
+            st.one_of(st.sampled_from(KEYS), st.text(max_size=10)), children, max_size=5
+        ),
     ),
     max_leaves=30,
 )
@@ -150,7 +153,9 @@ def _replace(data: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 @FUZZ
 @given(data=st.data(), target=st.sampled_from([POLICY_FILE, PROJECTS_FILE]), value=documents)
-def test_shipped_config_with_one_value_replaced(data: st.DataObject, target: str, value: Any) -> None:
+def test_shipped_config_with_one_value_replaced(
+    data: st.DataObject, target: str, value: Any
+) -> None:
     path = data.draw(st.sampled_from(PATHS[target]))
     _only_config_errors({target: _dump(_replace(SHIPPED[target], path, value))})
 
