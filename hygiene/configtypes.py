@@ -76,7 +76,15 @@ SenderAddress = Annotated[
 """A From address; ``…@localhost`` is accepted for a local relay."""
 
 
-# ------------------------------------------------------------------------ AWS regions
+# ------------------------------------------------------------------ AWS accounts, regions
+
+
+def check_account(value: str) -> str:
+    """``value`` if it is a 12-digit AWS account id, else ValueError."""
+    if not re.fullmatch(r"\d{12}", value):
+        raise ValueError(f"{value!r} is not an AWS account id (12 digits)")
+    return value
+
 
 REGION_SHAPE = re.compile(r"^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$")
 
@@ -270,6 +278,7 @@ __all__ = [
     "SenderAddress",
     "StoreUrl",
     "TimeZone",
+    "check_account",
     "check_crontab",
     "check_digest",
     "check_email",

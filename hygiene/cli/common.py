@@ -9,7 +9,13 @@ from typing import Any, TypeVar
 import click
 
 from hygiene.config import Config, load_config
-from hygiene.configtypes import check_http_url, check_region, check_text, escape_unsafe
+from hygiene.configtypes import (
+    check_account,
+    check_http_url,
+    check_region,
+    check_text,
+    escape_unsafe,
+)
 from hygiene.errors import ExitCode, HygieneError
 from hygiene.logs import configure_logging
 from hygiene.rules import validate_config
@@ -46,6 +52,7 @@ class Checked(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+ACCOUNT = Checked("account", check_account)
 REGION = Checked("region", check_region)
 HTTP_URL = Checked("url", check_http_url)
 TEXT = Checked("text", check_text)
@@ -105,6 +112,7 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> int:
 
 
 __all__ = [
+    "ACCOUNT",
     "HTTP_URL",
     "REGION",
     "TEXT",

@@ -90,6 +90,8 @@ ROW_FIELDS = [
     "fix_safety",
     "action",
     "namespace",
+    "account",
+    "region",
     "repository",
     "rule_codes",
     "bytes",
@@ -108,6 +110,8 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
         "fix_safety": p.fix_safety.value,
         "action": p.action.value,
         "namespace": p.namespace or "",
+        "account": p.account,
+        "region": p.region,
         "repository": p.repository,
         "rule_codes": " ".join(p.rule_codes),
         "bytes": p.bytes,
@@ -136,6 +140,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], tit
 @store_option
 @click.option("--state", type=click.Choice(STATES), multiple=True, help="Filter by state (repeat).")
 @click.option("--namespace", help="Filter by namespace ('-' for repositories outside one).")
+@click.option("--account", help="Filter by account id (default: every account).")
 @click.option("--rule", help="Filter by rule code or prefix (IM002, IM).")
 @click.option("--id", "ids", multiple=True, help="Only this proposal id (repeat).")
 @click.option(
@@ -150,6 +155,7 @@ def proposals_cmd(
     store_url: str | None,
     state: tuple[str, ...],
     namespace: str | None,
+    account: str | None,
     rule: str | None,
     ids: tuple[str, ...],
     fmt: str,
@@ -160,7 +166,11 @@ def proposals_cmd(
     """
     _, store = _open(rules_dir, store_url)
     found = store.proposals(
-        state=list(state) or None, namespace=namespace, rule=rule, ids=list(ids) or None
+        state=list(state) or None,
+        namespace=namespace,
+        rule=rule,
+        ids=list(ids) or None,
+        account=account,
     )
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
@@ -185,6 +195,12 @@ def proposals_cmd(
             ("state", "state"),
             ("fix_safety", "safety"),
             ("action", "action"),
+        ]
+        if len({(r["account"], r["region"]) for r in rows}) > 1:  # several registries
+            columns.append(("where", "account/region"))
+            for row in rows:
+                row["where"] = f"{row['account']}/{row['region']}"
+        columns += [
             ("repository", "repository"),
             ("rule_codes", "rules"),
             ("size", "size"),
@@ -195,21 +211,30 @@ def proposals_cmd(
 
 
 def _select_ids(
-    store: Store, ids: tuple[str, ...], namespace: str | None, rule: str | None, states: list[str]
+    store: Store,
+    ids: tuple[str, ...],
+    namespace: str | None,
+    rule: str | None,
+    states: list[str],
+    account: str | None = None,
 ) -> list[str]:
-    if ids and (namespace or rule):
-        raise ConfigError("give proposal ids, or --namespace [--rule], not both")
+    if ids and (namespace or rule or account):
+        raise ConfigError("give proposal ids, or --namespace [--rule] [--account], not both")
+    if account and not namespace:
+        raise ConfigError("--account needs --namespace (approve one namespace at a time)")
     if ids:
         return list(ids)
     if rule and not namespace:
         raise ConfigError("--rule needs --namespace (approve one namespace at a time)")
     if not namespace:
         raise ConfigError("give proposal ids, or --namespace NS [--rule CODE]")
-    chosen = [s.id for s in store.proposals(state=states, namespace=namespace, rule=rule)]
+    found = store.proposals(state=states, namespace=namespace, rule=rule, account=account)
+    chosen = [s.id for s in found]
     if not chosen:
         raise ConfigError(
             f"no {'/'.join(states)} proposals in namespace {namespace!r}"
             + (f" for rule {rule}" if rule else "")
+            + (f" in account {account}" if account else "")
         )
     return chosen
 
@@ -218,14 +243,18 @@ def _select_ids(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1)
-@click.option("--namespace", help="Approve every open proposal of this namespace.")
+@click.option(
+    "--namespace", help="Approve every open proposal of this namespace (in every account)."
+)
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+@click.option("--account", help="With --namespace: only proposals in this account.")
 def approve_cmd(
     rules_dir: Path,
     store_url: str | None,
     ids: tuple[str, ...],
     namespace: str | None,
     rule: str | None,
+    account: str | None,
 ) -> None:
     """Approve proposals by id, or all proposed ones of a namespace (admins only).
 
@@ -233,7 +262,7 @@ def approve_cmd(
     """
     config, store = _open(rules_dir, store_url)
     approver = require_admin(IDENTITY(config), config, "approve")
-    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value])
+    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
     for stored in store.approve(chosen, approver):
         grace = stored.proposal.grace_until
         when = f"not before {_when(grace)} UTC" if grace else "once owners have been notified"

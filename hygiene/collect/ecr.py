@@ -20,11 +20,11 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -39,6 +39,9 @@ from hygiene.inventory import (
     build_repositories,
     namespace_of,
 )
+
+if TYPE_CHECKING:
+    from hygiene.collect.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,23 @@ class RepositoryData:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (repository, done, total)
+
+
+def fixed_client(client: Any) -> Callable[[], Any]:
+    """``ScanTarget.open`` for a client that is already made."""
+    return lambda: client
+
+
+@dataclass
+class ScanTarget:
+    """One account and region to read. ``open`` returns its ECR client; it raises a
+    botocore error when the account cannot be opened (its role cannot be assumed).
+    ``account`` is None for the tool's own credentials' account (no ``registry.accounts``),
+    whose id ECR gives in every answer."""
+
+    account: str | None
+    region: str
+    open: Callable[[], Any]
 
 
 def new_run_id(now: datetime) -> str:
@@ -305,8 +325,12 @@ def collect_region(
     run: RunInfo,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    *,
+    account: str | None = None,
+    shard: Shard | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All repositories of one region, read concurrently by a bounded pool.
+    """All repositories of one region (of ``shard``'s share), read concurrently by a
+    bounded pool. ``account`` goes on every :class:`ScanError` of the region.
 
     When ``stop`` is set (SIGTERM), repositories not yet started are cancelled and each
     is recorded as a ``stop`` error: the run is incomplete, never silently short.
@@ -323,15 +347,27 @@ def collect_region(
         code, message = _error_text(exc)
         if code in FATAL_CODES:
             raise CollectError(f"region {region}: DescribeRepositories: {code}: {message}") from exc
-        run.errors.append(ScanError(region, None, "DescribeRepositories", f"{code}: {message}"))
+        run.errors.append(
+            ScanError(region, None, "DescribeRepositories", f"{code}: {message}", account)
+        )
         return [], []
+    registry_id = account or next((str(r["registryId"]) for r in repositories), "")
+    run.scopes.append((registry_id, region))
+    if shard is not None:
+        repositories = [
+            r
+            for r in repositories
+            if shard.owns(str(r.get("registryId") or registry_id), region, r["repositoryName"])
+        ]
 
     try:
         scan_rules = registry_scan_rules(client)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         code, message = _error_text(exc)
         run.errors.append(
-            ScanError(region, None, "GetRegistryScanningConfiguration", f"{code}: {message}")
+            ScanError(
+                region, None, "GetRegistryScanningConfiguration", f"{code}: {message}", account
+            )
         )
         scan_rules = []
 
@@ -353,7 +389,7 @@ def collect_region(
                 data = future.result()
             except RepositoryReadError as exc:
                 log.warning("repository %s (%s) incomplete: %s", name, region, exc)
-                run.errors.append(ScanError(region, name, exc.operation, exc.message))
+                run.errors.append(ScanError(region, name, exc.operation, exc.message, account))
                 record = _repository_record(repo, region)
                 record["scan_error"] = f"{exc.operation}: {exc.message}"
                 records.append(record)
@@ -369,7 +405,7 @@ def collect_region(
 
 
 def collect_inventory(
-    clients: Mapping[str, Any],
+    clients: Mapping[str, Any] | Sequence[ScanTarget],
     settings: CollectSettings,
     *,
     now: datetime | None = None,
@@ -377,14 +413,51 @@ def collect_inventory(
     progress: ProgressCallback | None = None,
     source: str = "ecr",
     stop: threading.Event | None = None,
+    shard: Shard | None = None,
+    skipped_accounts: Mapping[str, str] | None = None,
 ) -> Inventory:
-    """Scan every region in ``clients`` (region → ECR client) into an :class:`Inventory`."""
+    """Scan every target (or every region of ``clients``, region → ECR client) into an
+    :class:`Inventory`; with ``shard``, only the repositories of that shard.
+
+    An account that cannot be opened, or whose registry refuses the scanner role, is a
+    :class:`ScanError` of that account (the run is incomplete for it alone). Without
+    ``registry.accounts`` (account None) such errors still fail the whole scan
+    (:class:`CollectError`), as they always did: nothing else would be read.
+    """
     started = now or datetime.now(UTC)
     run = RunInfo(id=new_run_id(started), started_at=started, source=source)
+    run.skipped_accounts = dict(skipped_accounts or {})
+    if isinstance(clients, Mapping):
+        targets = [
+            ScanTarget(None, region, fixed_client(client)) for region, client in clients.items()
+        ]
+    else:
+        targets = list(clients)
     repository_records: list[dict[str, Any]] = []
     image_records: list[dict[str, Any]] = []
-    for region, client in clients.items():
-        records, images = collect_region(client, region, settings, run, progress, stop)
+    for target in targets:
+        try:
+            client = target.open()
+            records, images = collect_region(
+                client, target.region, settings, run, progress, stop,
+                account=target.account, shard=shard,
+            )  # fmt: skip
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if target.account is None:
+                raise
+            operation = str(getattr(exc, "operation", "") or "open")
+            message = str(getattr(exc, "message", "") or exc)
+            log.warning("account %s (%s) not read: %s", target.account, target.region, exc)
+            run.errors.append(ScanError(target.region, None, operation, message, target.account))
+            continue
+        except CollectError as exc:
+            if target.account is None:
+                raise
+            log.warning("account %s (%s) not read: %s", target.account, target.region, exc)
+            run.errors.append(
+                ScanError(target.region, None, "DescribeRepositories", exc.message, target.account)
+            )
+            continue
         repository_records.extend(records)
         image_records.extend(images)
     images_frame = build_images(image_records)

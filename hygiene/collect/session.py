@@ -45,7 +45,7 @@ class ApiCallCounter:
                 self.retries[model.name] += attempts
 
     def attach(self, session: boto3.Session) -> None:
-        for service in ("ecr", "sts"):
+        for service in ("ecr", "sts", "organizations"):
             session.events.register(f"before-call.{service}.*", self.on_before_call)
             session.events.register(f"after-call.{service}.*", self.on_after_call)
 
