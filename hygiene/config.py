@@ -256,6 +256,10 @@ class CollectSettings(Section):
     page_size: int = Field(default=1000, ge=1, le=1000)
     connect_timeout: float = Field(default=5.0, gt=0, le=300)
     read_timeout: float = Field(default=30.0, gt=0, le=3600)
+    # A repository whose read failed is read again after the pool drains, up to this many
+    # passes in all, waiting pass_backoff_seconds × 2^(pass - 2) (jittered) before each.
+    read_passes: int = Field(default=3, ge=1, le=10)
+    pass_backoff_seconds: float = Field(default=2.0, ge=0, le=300)
     # the nightly and weekly jobs merge a sharded scan's parts instead of scanning
     parts: PartsSettings | None = None
 

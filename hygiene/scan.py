@@ -21,7 +21,13 @@ import boto3
 
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
-from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
+from hygiene.collect.session import (
+    ApiCallCounter,
+    RegionClients,
+    check_credentials,
+    ecr_client,
+    make_session,
+)
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.identity import is_local_endpoint
@@ -43,6 +49,10 @@ class RegistryHandle:
     account, and ``clients`` holds its ECR client per region (as before several accounts
     were supported). With it, :meth:`scan_client` reads through each account's scanner
     role and :meth:`client` (apply's) writes through its cleaner role.
+
+    The scanner's clients of each account and region are a
+    :class:`~hygiene.collect.session.RegionClients`: the one every worker shares, and
+    fresh ones (same role, same adaptive send rate) for repositories read again.
     """
 
     session: boto3.Session
@@ -54,6 +64,7 @@ class RegistryHandle:
     accounts: AccountList | None = None
     sessions: AccountSessions | None = None
     scans: int = 0  # scans made with this handle
+    pools: dict[tuple[str | None, str], RegionClients] = field(default_factory=dict)
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -82,6 +93,11 @@ class RegistryHandle:
             if key in self._clients:
                 return self._clients[key]
         session = self.sessions.open(target, purpose)
+        if purpose == "scanner":
+            pool = RegionClients(session, region, self.settings, self.endpoint_url)
+            with self._lock:
+                self.pools.setdefault((account, region), pool)
+                return self._clients.setdefault(key, pool.shared)
         client = ecr_client(session, region, self.settings, self.endpoint_url)
         with self._lock:
             return self._clients.setdefault(key, client)
@@ -108,16 +124,29 @@ class RegistryHandle:
     def targets(self) -> list[ScanTarget]:
         """What a scan reads: each account in each of its regions."""
         if not self.several:
-            return [ScanTarget(None, r, fixed_client(c)) for r, c in self.clients.items()]
+            return [
+                ScanTarget(None, r, fixed_client(c), self._fresh(None, r))
+                for r, c in self.clients.items()
+            ]
         assert self.accounts is not None
         return [
-            ScanTarget(t.id, region, self._opener(t.id, region))
+            ScanTarget(t.id, region, self._opener(t.id, region), self._fresh(t.id, region))
             for t in self.accounts.targets
             for region in t.regions
         ]
 
     def _opener(self, account: str | None, region: str) -> Callable[[], Any]:
         return lambda: self.scan_client(account, region)
+
+    def _fresh(self, account: str | None, region: str) -> Callable[[], Any]:
+        """Makes a new scanner client of ``account`` in ``region`` (see
+        :class:`RegionClients`); the shared one when that region's were not made here."""
+
+        def fresh() -> Any:
+            pool = self.pools.get((account, region))
+            return pool.fresh() if pool is not None else self.scan_client(account, region)
+
+        return fresh
 
 
 @dataclass(frozen=True)
@@ -175,11 +204,12 @@ def open_registry(
                 "--account: registry.accounts is not configured (one account, read with the "
                 "tool's own credentials)"
             )
-        clients = {
-            region: ecr_client(session, region, config.policy.collect, endpoint_url)
+        pools: dict[tuple[str | None, str], RegionClients] = {
+            (None, region): RegionClients(session, region, config.policy.collect, endpoint_url)
             for region in regions
         }
-        return RegistryHandle(session, clients, counter, endpoint_url, source, config)
+        clients = {region: pool.shared for (_, region), pool in pools.items()}
+        return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
     aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None

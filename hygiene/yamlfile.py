@@ -43,8 +43,8 @@ import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
 
-from hygiene.configtypes import UNSAFE_CHARACTERS
 from hygiene.errors import ConfigError
+from hygiene.text import UNSAFE_CHARACTERS
 
 KeyPath = tuple[Any, ...]  # mapping keys (str, or what YAML made of them) and list indexes
 

@@ -1,24 +1,25 @@
-"""Options and error handling shared by every command."""
+"""Options and error handling shared by every command.
+
+Start-up time: ``hygiene --help`` imports every command module, so a command module
+imports only click and light modules at the top (this one, :mod:`hygiene.errors`,
+:mod:`hygiene.logs`); the library a command runs (pandas, SQLAlchemy, boto3, …) is
+imported inside the command's function. ``tests/test_startup.py`` keeps it so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from hygiene.config import Config, load_config
-from hygiene.configtypes import (
-    check_account,
-    check_http_url,
-    check_region,
-    check_text,
-    escape_unsafe,
-)
 from hygiene.errors import ExitCode, HygieneError
 from hygiene.logs import configure_logging
-from hygiene.rules import validate_config
+from hygiene.text import escape_unsafe
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,23 +40,26 @@ def rules_dir_option(func: F) -> F:
 
 class Checked(click.ParamType):
     """A command-line value checked by the same function as the configuration field
-    (:mod:`hygiene.configtypes`): one line and exit 2 before anything is called."""
+    (``check`` names a function of :mod:`hygiene.configtypes`, imported when a value is
+    given: pydantic stays out of start-up): one line and exit 2 before anything runs."""
 
-    def __init__(self, name: str, check: Callable[[str], str]) -> None:
+    def __init__(self, name: str, check: str) -> None:
         self.name = name
         self.check = check
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from hygiene import configtypes
+
         try:
-            return self.check(value)
+            return getattr(configtypes, self.check)(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
 
-ACCOUNT = Checked("account", check_account)
-REGION = Checked("region", check_region)
-HTTP_URL = Checked("url", check_http_url)
-TEXT = Checked("text", check_text)
+ACCOUNT = Checked("account", "check_account")
+REGION = Checked("region", "check_region")
+HTTP_URL = Checked("url", "check_http_url")
+TEXT = Checked("text", "check_text")
 
 
 def log_format_option(func: F) -> F:
@@ -70,6 +74,9 @@ def log_format_option(func: F) -> F:
 
 def load(rules_dir: Path) -> Config:
     """The configuration in ``rules_dir``, rule options included (exit 2 when invalid)."""
+    from hygiene.config import load_config
+    from hygiene.rules import validate_config
+
     return load_config(rules_dir, checks=[validate_config])
 
 

@@ -15,7 +15,6 @@ import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
 from hygiene.cli.scan import FAIL_ON, emit, exit_code_for
-from hygiene.scan import evaluate, merge_parts_of, save_snapshot
 
 
 def parts_options(func: Any) -> Any:
@@ -97,6 +96,8 @@ def merge_command(
     Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or config error,
     3 incomplete (a part missing, or a part incomplete), 6 the parts cannot be read.
     """
+    from hygiene.scan import evaluate, merge_parts_of, save_snapshot
+
     configure_logging(log_format)
     config = load(rules_dir)
     config = with_parts(config, location, run_id, wait, max_age)

@@ -13,18 +13,19 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hygiene.apply import ClientFactory, apply
 from hygiene.cli.common import TEXT, load, rules_dir_option
-from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError
-from hygiene.identity import caller_identity, require_admin, require_admin_or_owner
 from hygiene.model import ProposalState
-from hygiene.store import Store, StoredProposal
 from hygiene.units import human_bytes
+
+if TYPE_CHECKING:
+    from hygiene.apply import ClientFactory
+    from hygiene.config import Config
+    from hygiene.store import Store, StoredProposal
 
 STATES = [s.value for s in ProposalState]
 
@@ -54,6 +55,8 @@ CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
 def current_identity(config: Config) -> str:
     import boto3
 
+    from hygiene.identity import caller_identity
+
     def sts() -> Any:
         session = boto3.Session(profile_name=config.policy.registry.profile)
         return session.client("sts", region_name=config.policy.registry.regions[0])
@@ -76,6 +79,8 @@ def store_option(func: Any) -> Any:
 
 
 def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
+    from hygiene.store import Store
+
     config = load(rules_dir)
     return config, Store.from_config(config, store_url)
 
@@ -260,6 +265,8 @@ def approve_cmd(
 
     Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
     """
+    from hygiene.identity import require_admin
+
     config, store = _open(rules_dir, store_url)
     approver = require_admin(IDENTITY(config), config, "approve")
     chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
@@ -288,6 +295,8 @@ def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], rea
     their own namespace (matched by their IAM Identity Center session name, their email):
     that is how an owner objects to a deletion announced in the weekly report.
     """
+    from hygiene.identity import require_admin_or_owner
+
     config, store = _open(rules_dir, store_url)
     targets = store.proposals(ids=list(ids))
     approver = require_admin_or_owner(
@@ -316,6 +325,9 @@ def apply_cmd(
     --dry-run). Exit 4 if you are not an admin, 5 if another apply runs, 7 if an action
     failed.
     """
+    from hygiene.apply import apply
+    from hygiene.identity import require_admin
+
     config, store = _open(rules_dir, store_url)
     actor = IDENTITY(config)
     if not dry_run:

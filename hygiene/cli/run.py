@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
 from hygiene.cli.merge import parts_options, with_parts
-from hygiene.config import Config
 from hygiene.errors import ConfigError
-from hygiene.jobs import JobResult, load_deps, run_nightly, run_weekly
-from hygiene.schedule import stop_on_signals
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.jobs import JobResult
 
 
 @click.group("run")
@@ -82,6 +83,9 @@ def nightly(
     the scan could not read completely (the admins are alerted instead). With --parts,
     collect is the merge of a sharded scan's parts.
     """
+    from hygiene.jobs import load_deps, run_nightly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
     config = _config(rules_dir, location, run_id, wait, max_age)
     deps = load_deps(config)
@@ -106,6 +110,9 @@ def weekly(
 ) -> None:
     """Scan (or with --parts, merge a sharded scan), then send each project's owners the
     report about their namespace."""
+    from hygiene.jobs import load_deps, run_weekly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
     config = _config(rules_dir, location, run_id, wait, max_age)
     deps = load_deps(config)

@@ -6,17 +6,17 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hygiene.cli.common import ACCOUNT, HTTP_URL, REGION, load, log_format_option, rules_dir_option
-from hygiene.cli.output import print_table
-from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode
-from hygiene.inventory import read_snapshot
 from hygiene.logs import configure_logging
-from hygiene.rules import filter_exit
-from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.scan import ScanResult
 
 FAIL_ON = ["error", "warning", "info", "never"]
 
@@ -56,6 +56,8 @@ def registry_options(func):  # type: ignore[no-untyped-def]
 
 def exit_code_for(result: ScanResult, fail_on: str) -> int:
     """Linter-like: 3 incomplete, 1 findings at/above --fail-on, else 0."""
+    from hygiene.rules import filter_exit
+
     if not result.inventory.run.complete:
         return int(ExitCode.INCOMPLETE)
     return ExitCode.FINDINGS if filter_exit(result.findings, fail_on) else ExitCode.OK
@@ -66,6 +68,8 @@ def emit(result: ScanResult, fmt: str | None) -> None:
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
+        from hygiene.cli.output import print_table
+
         print_table(result)
 
 
@@ -144,6 +148,9 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
+    from hygiene.inventory import read_snapshot
+    from hygiene.scan import collect, evaluate, open_registry, save_snapshot
+
     configure_logging(log_format)
     config = load(rules_dir)
     now = datetime.now(UTC)
@@ -181,7 +188,7 @@ def scan_shard(
 ) -> int:
     """``scan --shard``: collect one shard, write its part, print what it read."""
     from hygiene.collect.shards import Shard, check_run_id, part_store, write_part
-    from hygiene.scan import parts_client
+    from hygiene.scan import collect, open_registry, parts_client
 
     shard = Shard.parse(spec)
     if run_id is None or parts is None:

@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from hygiene.configtypes import escape_unsafe
+from hygiene.text import escape_unsafe
 
 
 class SafeConsole(Console):

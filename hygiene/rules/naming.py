@@ -10,16 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, check_re2, rule
-from hygiene.rules.columns import match_globs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _names(repositories: pd.DataFrame) -> pd.Series:
@@ -72,6 +69,10 @@ def repository_outside_namespace(ctx: RuleContext) -> pd.DataFrame:
         starts with a registered namespace (``suporte-api``) the finding suggests
         ``suporte/api``.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     names = _names(repos)
     mask = repos["namespace"].isna().to_numpy() & ~names.str.contains("/", regex=False).to_numpy()
@@ -132,6 +133,10 @@ def unregistered_namespace(ctx: RuleContext) -> pd.DataFrame:
         repositories to the right namespace. The finding suggests the closest
         registered name.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     registered = sorted(ctx.config.projects.projects)
     named = repos[repos["namespace"].notna()]
@@ -227,6 +232,8 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
         ``details.steps`` lists the copy-then-delete procedure; ``details.conflicts``
         names targets that already exist.
     """
+    import pandas as pd
+
     repos = ctx.repositories
     seps = ctx.options["separators"]
     registered = set(ctx.config.projects.projects)
@@ -329,6 +336,9 @@ def _full_pattern(segment: str, depth: int) -> str:
 def _check_segment_pattern(segment: str) -> None:
     """What NS004 will run must compile (RE2, at the deepest ``max_depth``), and a
     segment pattern must not match ``/`` (it would make ``max_depth`` meaningless)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     check_re2(_full_pattern(segment, MAX_DEPTH))
     probe = pa.array(["/", "a/b", "a/b/c"], type=pa.string())
     if any(pc.match_substring_regex(probe, f"^(?:{segment})$").to_pylist()):
@@ -383,6 +393,11 @@ def naming_convention(ctx: RuleContext) -> pd.DataFrame:
         Copy the images to a conforming name (``suporte/cloud/api-server``), move
         consumers, then delete the old repository.
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     repos = ctx.repositories
     pattern, depth = ctx.options["segment_pattern"], ctx.options["max_depth"]
     names = pa.array(_names(repos).tolist(), type=pa.string())
