@@ -137,9 +137,12 @@ def normalise_store_url(url: str) -> str:
 
 
 def check_store_url(value: str) -> str:
-    """``value`` if it names a SQLite file or a PostgreSQL database, else ValueError."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    """``value`` if it names a SQLite file or a PostgreSQL database, else ValueError.
+
+    Read the way SQLAlchemy reads a URL (``dialect[+driver]://…``) without importing it:
+    loading the configuration stays light.
+    """
+    from urllib.parse import urlsplit
 
     if not value.strip():
         raise ValueError("empty store URL")
@@ -148,16 +151,19 @@ def check_store_url(value: str) -> str:
             f"{value!r} looks like a URL missing '//' (a bare path would be taken as a "
             "SQLite file name): write sqlite:///file.db or postgresql+psycopg://host/db"
         )
-    try:
-        url = make_url(normalise_store_url(value))
-    except ArgumentError:
-        raise ValueError(f"not a database URL: {value!r}") from None
-    if url.get_backend_name() not in STORE_BACKENDS:
+    match = re.fullmatch(
+        r"(?P<dialect>[A-Za-z0-9_]+)(\+[A-Za-z0-9_]+)?://(?P<rest>.*)",
+        normalise_store_url(value),
+        re.S,
+    )
+    if match is None:
+        raise ValueError(f"not a database URL: {value!r}")
+    backend = match["dialect"]
+    if backend not in STORE_BACKENDS:
         raise ValueError(
-            f"unsupported database {url.get_backend_name()!r}: the store runs on sqlite "
-            "or postgresql"
+            f"unsupported database {backend!r}: the store runs on sqlite or postgresql"
         )
-    if url.get_backend_name() == "postgresql" and not url.database:
+    if backend == "postgresql" and not urlsplit("//" + match["rest"]).path.strip("/"):
         raise ValueError("a postgresql store URL needs a database name (…/hygiene)")
     return value
 
