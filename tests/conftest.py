@@ -156,8 +156,9 @@ def connection_counter() -> Iterator[CountingListener]:
 
 @pytest.fixture(scope="session")
 def embedded_server() -> Iterator[EmbeddedRegistry]:
-    """One moto server per test process (xdist worker)."""
-    with EmbeddedRegistry() as registry:
+    """One moto server per test process (xdist worker). Like the demo's, it answers the
+    demo challenge: a test that exports its ``demo_token`` acts as ``os:<user>``."""
+    with EmbeddedRegistry(prove=True) as registry:
         yield registry
 
 
