@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +34,10 @@ INDEX_MEDIA_TYPES = frozenset(
     }
 )
 SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
+# The OCI referrers tag schema (distribution spec, "Referrers Tag Schema"): a registry
+# without the referrers API gets an image index tagged ``sha256-<hex>`` listing the
+# referrers of ``sha256:<hex>``. Only an index carries such a tag.
+REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
 
 UTC_NS = "datetime64[ns, UTC]"
 
@@ -56,7 +60,9 @@ IMAGE_DTYPES: dict[str, Any] = {
     "child_digests": "object",  # list[str]: manifests an index lists (empty otherwise)
     "parent_indexes": "object",  # list[str]: digests of indexes listing this image
     "subject_digest": "string",  # OCI referrer subject, or legacy cosign tag's subject
-    "is_signature_tag": "bool",  # tagged only with legacy cosign sha256-<hex>.sig|att|sbom
+    # tagged only with legacy cosign sha256-<hex>.sig|att|sbom (or, on an index, with the
+    # referrers tag schema's sha256-<hex>): a referrer named by its tag
+    "is_signature_tag": "bool",
 }
 
 REPOSITORY_DTYPES: dict[str, Any] = {
@@ -97,10 +103,21 @@ def namespace_of(repository: str) -> str | None:
     return head if sep else None
 
 
-def legacy_signature_subject(tag: str) -> str | None:
-    """``sha256-<hex>.sig`` → ``sha256:<hex>`` (the signed image's digest)."""
-    if SIGNATURE_TAG.match(tag):
+def legacy_signature_subject(tag: str, is_index: bool = False) -> str | None:
+    """``sha256-<hex>.sig`` → ``sha256:<hex>`` (the signed image's digest); on an image
+    index also ``sha256-<hex>`` (the referrers tag schema: the index lists the referrers
+    of ``sha256:<hex>``)."""
+    if SIGNATURE_TAG.match(tag) or (is_index and REFERRERS_TAG.match(tag)):
         return "sha256:" + tag[len("sha256-") : len("sha256-") + 64]
+    return None
+
+
+def tag_subject(tags: Sequence[str], is_index: bool) -> str | None:
+    """The image a tag-named referrer refers to: when every tag of the image is a legacy
+    cosign tag (or, on an index, a referrers-tag-schema tag), the first tag's subject."""
+    subjects = [legacy_signature_subject(t, is_index) for t in tags]
+    if subjects and all(s is not None for s in subjects):
+        return subjects[0]
     return None
 
 
@@ -354,12 +371,13 @@ def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ]
     frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
     frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
-    signature_subject = frame["tags"].map(
-        lambda tags: (
-            legacy_signature_subject(tags[0])
-            if tags and all(SIGNATURE_TAG.match(t) for t in tags)
-            else None
-        )
+    signature_subject = pd.Series(
+        [
+            tag_subject(tags, bool(index))
+            for tags, index in zip(frame["tags"], frame["is_index"], strict=True)
+        ],
+        index=frame.index,
+        dtype=object,
     )
     frame["is_signature_tag"] = signature_subject.notna()
     frame["subject_digest"] = (

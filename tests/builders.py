@@ -97,11 +97,20 @@ def signature_tag(alias: str, kind: str = "sig") -> str:
     return "sha256-" + digest_of(alias)[len("sha256:") :] + "." + kind
 
 
+def referrers_tag(alias: str) -> str:
+    """The OCI referrers-tag-schema tag (``sha256-<hex>``) of the image ``alias``: the
+    tag of an image index listing that image's referrers."""
+    return "sha256-" + digest_of(alias)[len("sha256:") :]
+
+
 def tag_of(tag: str) -> str:
-    """``sig:<alias>`` (or ``att:``/``sbom:``) → :func:`signature_tag`; other tags as given.
+    """``sig:<alias>`` (or ``att:``/``sbom:``) → :func:`signature_tag`; ``refs:<alias>`` →
+    :func:`referrers_tag`; other tags as given.
 
     An ECR tag cannot contain ``:``, so the shorthand never hides a real tag."""
     kind, sep, alias = tag.partition(":")
+    if sep and kind == "refs":
+        return referrers_tag(alias)
     return signature_tag(alias, kind) if sep and kind in _SIGNATURE_KINDS else tag
 
 

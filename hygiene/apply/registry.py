@@ -162,9 +162,12 @@ class Links:
 def repository_links(client: Any, proposal: Proposal) -> Links:
     """Read the repository now (:class:`Links`).
 
-    A referrer here is what ECR says: ``subjectManifestDigest``, or a legacy cosign tag
-    ``sha256-<hex>.sig|att|sbom``. ECR may leave ``subjectManifestDigest`` out; the
-    caller reads the manifests it is about to delete for their own ``subject``.
+    A referrer here is what ECR says: ``subjectManifestDigest``, a legacy cosign tag
+    ``sha256-<hex>.sig|att|sbom``, or an image index tagged ``sha256-<hex>`` (the OCI
+    referrers tag schema). ECR may leave ``subjectManifestDigest`` out; the caller reads
+    the manifests it is about to delete for their own ``subject``. Every image counts as
+    present, archived ones included (``imageStatus: ANY``; without it DescribeImages
+    lists only active images, docs/ecr-facts.md): an archived image's signature stays.
     """
     indexes: list[str] = []
     present: set[str] = set()
@@ -173,17 +176,21 @@ def repository_links(client: Any, proposal: Proposal) -> Links:
     pages = paginator.paginate(
         registryId=proposal.account,
         repositoryName=proposal.repository,
+        filter={"tagStatus": "ANY", "imageStatus": "ANY"},
         PaginationConfig={"PageSize": 1000},
     )
     for page in pages:
         for detail in page.get("imageDetails", []):
             digest = detail["imageDigest"]
             present.add(digest)
-            if detail.get("imageManifestMediaType") in INDEX_MEDIA_TYPES:
+            is_index = detail.get("imageManifestMediaType") in INDEX_MEDIA_TYPES
+            if is_index:
                 indexes.append(digest)
             subject = detail.get("subjectManifestDigest")
             if subject is None:
-                legacy = {legacy_signature_subject(t) for t in detail.get("imageTags", [])}
+                legacy = {
+                    legacy_signature_subject(t, is_index) for t in detail.get("imageTags", [])
+                }
                 found = sorted(s for s in legacy if s is not None)
                 subject = found[0] if len(found) == 1 else None
             if subject:

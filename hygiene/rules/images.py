@@ -280,9 +280,11 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
 
     What it flags:
         An OCI referrer (a manifest whose ``subject`` names another image, whether or
-        not ECR reports it as ``subjectManifestDigest``) or a legacy cosign artifact tagged
-        ``sha256-<digest>.sig|.att|.sbom`` whose subject image is no longer in the
-        repository.
+        not ECR reports it as ``subjectManifestDigest``), a legacy cosign artifact tagged
+        ``sha256-<digest>.sig|.att|.sbom``, or an image index tagged ``sha256-<digest>``
+        (the OCI referrers tag schema: it lists the referrers of ``<digest>``) whose
+        subject image is no longer in the repository. The index goes with the referrers
+        it lists.
 
     Why it matters:
         ECR lifecycle policies delete referrers together with their subject, but manual
@@ -302,11 +304,17 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
     images = ctx.images
     cutoff = ctx.days_ago(ctx.options["min_age_days"])
     mask = images["orphaned_referrer"] & ~images["is_child"] & (images["pushed_at"] < cutoff)
-    sub = images.loc[mask, ["is_signature_tag", "artifact_media_type", "subject_digest"]]
+    columns = ["is_signature_tag", "is_index", "artifact_media_type", "subject_digest"]
+    sub = images.loc[mask, columns]
+    tagged = sub["is_signature_tag"].to_numpy(dtype=bool)
     kinds = np.where(
-        sub["is_signature_tag"].to_numpy(),
-        "legacy cosign artifact",
-        sub["artifact_media_type"].astype(object).fillna("referrer").to_numpy(),
+        tagged & sub["is_index"].to_numpy(dtype=bool),
+        "referrers index (tag sha256-<digest>)",
+        np.where(
+            tagged,
+            "legacy cosign artifact",
+            sub["artifact_media_type"].astype(object).fillna("referrer").to_numpy(),
+        ),
     )
     messages = [
         f"{kind} refers to {subject}, which is not in the repository"

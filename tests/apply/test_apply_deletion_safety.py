@@ -86,6 +86,40 @@ def test_a_referrer_goes_after_its_subject_and_only_if_the_subject_went(
     assert json.loads(saved[signature]["manifest"])["subject"]["digest"] == old
 
 
+def test_a_referrers_tag_index_is_kept_while_its_subject_stays_and_goes_after_it(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """The OCI referrers tag schema: an index tagged ``sha256-<hex>`` lists the
+    referrers of that image. A plan that proposes the index alone is refused (its
+    subject, named by the tag, stays); deleting the subject takes it along, after."""
+    repo = seeder.repo("suporte/api")
+    release = seeder.image(repo, tag="1.0.0")
+    signature = seeder.referrer(repo, release)
+    tag = "sha256-" + release.removeprefix("sha256:")
+    listing = seeder.index(repo, [signature], tag=tag)
+    wrong = [seeder.finding("IM002", repo, listing)]
+    (proposal,) = propose(store, seeder, config, now, wrong)
+    approve_past_grace(store, [proposal], now)
+
+    apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {release, signature, listing}
+    (row,) = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
+    assert row.outcome == "skipped"
+    assert f"its subject {release} exists and is not being deleted" in row.detail
+
+    right = [seeder.finding("IM002", repo, release, [release, listing, signature])]
+    (proposal,) = propose(store, seeder, config, now, right)
+    approve_past_grace(store, [proposal], now)
+
+    apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == set()
+    intents = [e for e in store.audit_log(proposal_id=proposal.id) if e.outcome == "intent"]
+    batch_of = {d: n for n, i in enumerate(intents) for d in i.data["digests"]}
+    assert batch_of[release] < batch_of[listing] < batch_of[signature]
+
+
 @pytest.mark.parametrize("fault", ["drop", "500"])
 def test_a_delete_whose_answer_is_lost_is_recorded_deleted_in_the_same_run(
     fault: str,
