@@ -41,6 +41,16 @@ def detail(d: str, media: str = OCI_MANIFEST) -> dict[str, Any]:
     }
 
 
+# apply's listing of a repository: every image, archived ones included (without the
+# imageStatus filter DescribeImages lists only active images)
+LISTING = {
+    "registryId": ACCOUNT,
+    "repositoryName": REPO,
+    "filter": {"tagStatus": "ANY", "imageStatus": "ANY"},
+    "maxResults": 1000,
+}
+
+
 def make_proposal(config: Config, indexes: dict[str, list[str]], plain: list[str]) -> Proposal:
     """The one proposal plan() makes of stale ``indexes`` (with their children) and
     ``plain`` images, all untagged in :data:`REPO`."""
@@ -79,8 +89,12 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "imageIds": [{"imageDigest": d} for d in chunk],
             },
         )
-    # repository_links: list the repository, read the indexes
-    stub.add_response("describe_images", {"imageDetails": [detail(d, media[d]) for d in wanted]})
+    # repository_links: list the repository (archived images too), read the indexes
+    stub.add_response(
+        "describe_images",
+        {"imageDetails": [detail(d, media[d]) for d in wanted]},
+        LISTING,
+    )
     if indexes:
         stub.add_response(
             "batch_get_image",
@@ -363,3 +377,53 @@ def test_an_image_ecr_refused_and_someone_else_deleted_later_is_gone(
         "applied",
         "deleted 0, already gone 1, done by an earlier run 1",
     )
+
+
+def test_a_signature_of_an_archived_image_is_not_deleted(tmp_path, config: Config) -> None:
+    """The subject of a referrer is present even when archived: apply lists the
+    repository with ``imageStatus: ANY`` and refuses the signature, whatever the plan
+    said (ECR reports no ``subjectManifestDigest`` for it; its manifest names the
+    subject)."""
+    signature, archived = digest(1), digest(2)
+    proposal = make_proposal(config, {}, [signature])
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal, config)
+    ecr = client()
+    by_id = {"registryId": ACCOUNT, "repositoryName": REPO}
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(signature)]},
+            {**by_id, "imageIds": [{"imageDigest": signature}]},
+        )
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(signature), {**detail(archived), "imageStatus": "ARCHIVED"}]},
+            LISTING,
+        )
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "subject": {"mediaType": OCI_MANIFEST, "digest": archived, "size": 1},
+        }
+        stub.add_response(
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        **by_id,
+                        "imageId": {"imageDigest": signature},
+                        "imageManifestMediaType": OCI_MANIFEST,
+                        "imageManifest": json.dumps(manifest),
+                    }
+                ],
+                "failures": [],
+            },
+            {**by_id, "imageIds": [{"imageDigest": signature}], "acceptedMediaTypes": ANY},
+        )
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
+        stub.assert_no_pending_responses()  # and no BatchDeleteImage was made
+    (row,) = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
+    assert row.outcome == "skipped"
+    assert f"its subject {archived} exists and is not being deleted" in row.detail
+    assert result.states[proposal.id][0] == "skipped"
