@@ -110,6 +110,7 @@ def build_units(
         unit_of[new_members] = new_roots[first]
         level_of[new_members] = level
         frontier = new_members
+    _drop_members_with_owners_outside(images, unit_of, level_of, edges, kept)
     # why an excluded dependent stays: its own protection, or another index that
     # lists it survives, or the indexes listing it go in different units
     kept_parent = (
@@ -137,6 +138,47 @@ def build_units(
         images["storage_bytes"].to_numpy()[members],
         members,
     )
+
+
+def _drop_members_with_owners_outside(
+    images: pd.DataFrame,
+    unit_of: np.ndarray,
+    level_of: np.ndarray,
+    edges: Edges,
+    kept: KeptImages,
+) -> None:
+    """Take out of its unit every member one of whose owners stays outside it, and what
+    then depends on it, to a fixed point (``unit_of`` set to -1, the reason in ``kept``).
+
+    A member joined through one edge may have another: a referrer listed by an image
+    index (the OCI referrers tag schema lists an image's signatures in an index) joins
+    that index's unit although its subject stays, and a referrer joins its subject's
+    unit although an index that stays lists it. Deleting the first hides a present
+    image's signature; ECR refuses the second (``ImageReferencedByManifestList``), and
+    apply would skip the whole unit. A unit's root has no owner (rules flag only
+    top-level images and orphaned referrers), so it is never taken out.
+    """
+    digests = images["digest"]
+    while True:
+        in_unit = unit_of >= 0
+        child_out = in_unit[edges.child] & (unit_of[edges.parent] != unit_of[edges.child])
+        referrer_out = in_unit[edges.referrer] & (unit_of[edges.subject] != unit_of[edges.referrer])
+        reasons: dict[int, list[str]] = {}
+        for row, parent in zip(
+            edges.child[child_out].tolist(), edges.parent[child_out].tolist(), strict=True
+        ):
+            why = "child-of-kept-index" if unit_of[parent] < 0 else "child-of-several-indexes"
+            reasons.setdefault(row, []).append(why)
+        for row, subject in zip(
+            edges.referrer[referrer_out].tolist(), edges.subject[referrer_out].tolist(), strict=True
+        ):
+            reasons.setdefault(row, []).append(f"referrer-of:{digests.iat[subject]}")
+        rows = [row for row in reasons if level_of[row] > 0]
+        if not rows:
+            return
+        for row in rows:
+            kept.add(row, sorted(set(reasons[row])))
+        unit_of[np.asarray(rows, dtype=np.int64)] = -1
 
 
 def _digest_objects(images: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
