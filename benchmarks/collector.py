@@ -14,7 +14,10 @@ collector needs:
   of repository r (their children are only listed in the manifest) and U_r its untagged
   images no index lists that ECR does not report as referrers: any of them may be a
   signature or attestation whose ``subjectManifestDigest`` ECR left out, and only its
-  manifest's ``subject`` tells (docs/ecr-facts.md).
+  manifest's ``subject`` tells (docs/ecr-facts.md). U_r also holds the children an
+  index lists without a ``platform`` (how an index of the OCI referrers tag schema lists
+  signatures); the inventory does not keep descriptors, so they are not counted here:
+  the demo registry lists every child with a platform.
 """
 
 from __future__ import annotations

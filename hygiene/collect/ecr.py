@@ -4,9 +4,10 @@ All I/O of a scan happens here; it returns plain records that
 :mod:`hygiene.inventory` types. Per repository it costs
 ``ceil(images/1000)`` DescribeImages pages, ``ceil(manifests_to_read/100)`` BatchGetImage
 calls in at most two rounds (indexes and non-image artifacts without
-``subjectManifestDigest``; then untagged images no index lists, whose manifest may name a
-``subject``), and one call each for the lifecycle policy, repository policy and resource
-tags (none of which are in DescribeRepositories).
+``subjectManifestDigest``; then untagged images no index lists, and children an index
+lists without a ``platform``, whose manifest may name a ``subject``), and one call each
+for the lifecycle policy, repository policy and resource tags (none of which are in
+DescribeRepositories).
 
 Safety rule: a repository that cannot be read completely (an error after botocore's own
 retries and after the later passes that read failed repositories again, an index whose
@@ -278,8 +279,11 @@ def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> N
     absent (pushed before ECR's OCI 1.1 support, an ordinary image config type, a copy
     made by another tool) looks exactly like an untagged image, and only its manifest's
     ``subject`` tells (docs/ecr-facts.md, "Multi-arch images, attestations,
-    signatures"). Tagged images and index children are never deletion candidates on
-    their own, so their manifests are not read.
+    signatures"). Tagged images and platform manifests are never deletion candidates on
+    their own, so their manifests are not read. A child an index lists *without* a
+    ``platform`` is read too: that is how an index of the OCI referrers tag schema lists
+    an image's signatures, and such an index, once its tag moved on, is an untagged
+    index whose unit would otherwise take a present image's signature along.
     """
     first = [
         img["digest"]
@@ -294,12 +298,18 @@ def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> N
     manifests = read_manifests(client, repository, first) if first else {}
     _link(images, manifests)
     children = {child for img in images for child in img["child_digests"]}
+    unplatformed = {
+        str(entry.get("digest"))
+        for manifest in manifests.values()
+        for entry in manifest.get("manifests", []) or []
+        if isinstance(entry, Mapping) and not entry.get("platform")
+    }
     second = [
         img["digest"]
         for img in images
         if not img["tags"]
         and not img["subject_digest"]
-        and img["digest"] not in children
+        and (img["digest"] not in children or img["digest"] in unplatformed)
         and img["digest"] not in manifests
     ]
     if second:

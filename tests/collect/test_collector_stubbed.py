@@ -322,8 +322,10 @@ def _manifests(documents: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
     """Two rounds of BatchGetImage: the indexes first, then only the untagged images that
-    no index lists and that ECR gave no subject; a `subject` in the manifest makes the
-    image a referrer. Tagged images and platform manifests are never read."""
+    no index lists and that ECR gave no subject, and the children an index lists without
+    a `platform` (an untagged index of the OCI referrers tag schema lists signatures so);
+    a `subject` in the manifest makes the image a referrer. Tagged images and platform
+    manifests are never read."""
     client = _client()
     oci = "application/vnd.oci.image.manifest.v1+json"
     index = _detail("app", 9, imageTags=["v1"], imageManifestMediaType=OCI_INDEX)
@@ -334,11 +336,21 @@ def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
         _detail("app", 3),  # a referrer of the index, no ECR metadata
         _detail("app", 4),  # a plain untagged image
         _detail("app", 5, subjectManifestDigest=_digest(2)),  # ECR says: a referrer
+        _detail("app", 8, imageManifestMediaType=OCI_INDEX),  # an old referrers listing
+        _detail("app", 7),  # the signature of v0 it lists, no ECR metadata
     ]
-    first = {_digest(9): {"mediaType": OCI_INDEX, "manifests": [{"digest": _digest(1)}]}}
+    platform = {"architecture": "amd64", "os": "linux"}
+    first = {
+        _digest(8): {"mediaType": OCI_INDEX, "manifests": [{"digest": _digest(7)}]},
+        _digest(9): {
+            "mediaType": OCI_INDEX,
+            "manifests": [{"digest": _digest(1), "platform": platform}],
+        },
+    }
     second = {
         _digest(3): {"mediaType": oci, "subject": {"digest": _digest(9), "mediaType": OCI_INDEX}},
         _digest(4): {"mediaType": oci, "config": {}, "layers": []},
+        _digest(7): {"mediaType": oci, "subject": {"digest": _digest(2), "mediaType": oci}},
     }
     with Stubber(client) as stub:
         stub.add_response("describe_repositories", {"repositories": [_repo("app")]}, None)
@@ -349,7 +361,7 @@ def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
             _manifests(first),
             {
                 "repositoryName": "app",
-                "imageIds": [{"imageDigest": _digest(9)}],
+                "imageIds": [{"imageDigest": _digest(8)}, {"imageDigest": _digest(9)}],
                 "acceptedMediaTypes": ACCEPTED_MEDIA_TYPES,
             },
         )
@@ -358,7 +370,7 @@ def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
             _manifests(second),
             {
                 "repositoryName": "app",
-                "imageIds": [{"imageDigest": _digest(3)}, {"imageDigest": _digest(4)}],
+                "imageIds": [{"imageDigest": _digest(n)} for n in (3, 4, 7)],
                 "acceptedMediaTypes": ACCEPTED_MEDIA_TYPES,
             },
         )
@@ -375,7 +387,8 @@ def test_untagged_images_no_index_lists_are_read_for_their_subject() -> None:
     )
     assert subjects[_digest(3)] == _digest(9)
     assert subjects[_digest(5)] == _digest(2)
-    assert all(pd.isna(subjects[_digest(n)]) for n in (1, 2, 4, 9))
+    assert subjects[_digest(7)] == _digest(2)
+    assert all(pd.isna(subjects[_digest(n)]) for n in (1, 2, 4, 8, 9))
 
 
 @pytest.mark.parametrize("code", ["AccessDeniedException", "ExpiredTokenException"])

@@ -83,7 +83,9 @@ def registries(draw: Any) -> list[dict[str, Any]]:
         names: list[int] = []  # positions in `pushes` of this repository's images
         for u in range(draw(st.integers(1, 9))):
             kind = draw(
-                st.sampled_from(["image", "image", "index", "referrer", "referrer", "legacy"])
+                st.sampled_from(
+                    ["image", "image", "index", "referrer", "referrer", "legacy", "listing"]
+                )
             )
             entry: dict[str, Any] = {
                 "repository": repository,
@@ -95,8 +97,12 @@ def registries(draw: Any) -> list[dict[str, Any]]:
             }
             if kind == "index":
                 entry["children"] = draw(st.integers(1, 3))
-            elif kind in ("referrer", "legacy"):
+            elif kind in ("referrer", "legacy", "listing"):
                 entry["tags"] = []
+                entry["referrers"] = draw(st.integers(1, 2))
+                # a listing moved on: an older index, untagged, listing one more referrer
+                # (which the newer listing may or may not list too)
+                entry["older"] = draw(st.sampled_from([None, "dropped", "listed"]))
                 entry["subject"] = draw(st.sampled_from([*names, "missing", "missing"]))
                 entry["config_type"] = draw(st.sampled_from([OCI_EMPTY, OCI_CONFIG, COSIGN]))
                 entry["artifact_type"] = draw(st.sampled_from([None, COSIGN, SBOM]))
@@ -133,7 +139,7 @@ def push_all(ecr: EmbeddedRegistry, pushes: list[dict[str, Any]]) -> list[Pushed
     for position, entry in enumerate(pushes):
         kind, salt = entry["kind"], entry["salt"]
         subject: str | None = None
-        if kind in ("referrer", "legacy"):
+        if kind in ("referrer", "legacy", "listing"):
             target = entry["subject"]
             if target == "missing":
                 subject = _digest(salt + "missing-subject")
@@ -161,7 +167,7 @@ def push_all(ecr: EmbeddedRegistry, pushes: list[dict[str, Any]]) -> list[Pushed
             }
             digest = put(entry, document, OCI_INDEX, entry["tags"])
             record = Pushed(entry["repository"], digest, children=children)
-            pushed += [Pushed(entry["repository"], c) for c in children]
+            pushed.extend(Pushed(entry["repository"], c) for c in children)
         elif kind == "referrer":
             assert subject is not None
             extra: dict[str, Any] = {
@@ -180,6 +186,43 @@ def push_all(ecr: EmbeddedRegistry, pushes: list[dict[str, Any]]) -> list[Pushed
             # a second signature of the same image finds its tag taken: it is pushed as
             # a plain untagged image (nothing says it signs anything), as in a registry
             record = Pushed(entry["repository"], digest, subject=subject if signed else None)
+        elif kind == "listing":
+            # the OCI referrers tag schema: an index tagged sha256-<hex> listing the
+            # referrers of that image; when the tag is taken (a second listing of one
+            # image) the index is pushed untagged and names no subject, like the index a
+            # moved tag leaves behind, but what it lists still refers to the image
+            assert subject is not None
+
+            def signed(n: int, entry: dict[str, Any] = entry, subject: str = subject) -> str:
+                extra = {"subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 100}}
+                manifest = _image_manifest(f"{entry['salt']}-r{n}", entry["config_type"], **extra)
+                child = put({**entry, "tags": []}, manifest, OCI_MANIFEST, [])
+                pushed.append(Pushed(entry["repository"], child, subject=subject))
+                return child
+
+            def listing(children: list[str]) -> dict[str, Any]:
+                return {
+                    "schemaVersion": 2,
+                    "mediaType": OCI_INDEX,
+                    "manifests": [
+                        {"mediaType": OCI_MANIFEST, "digest": c, "size": 500} for c in children
+                    ],
+                }
+
+            children = [signed(n) for n in range(entry["referrers"])]
+            if entry["older"] is not None:
+                first = signed(99)
+                old = put({**entry, "tags": []}, listing([first]), OCI_INDEX, [])
+                pushed.append(Pushed(entry["repository"], old, children=[first]))
+                if entry["older"] == "listed":
+                    children.append(first)
+            document = listing(children)
+            tag = "sha256-" + subject.removeprefix("sha256:")
+            listed = tag not in used_tags.get(entry["repository"], set())
+            digest = put(entry, document, OCI_INDEX, [tag])
+            record = Pushed(
+                entry["repository"], digest, subject=subject if listed else None, children=children
+            )
         else:
             digest = put(entry, _image_manifest(salt), OCI_MANIFEST, entry["tags"])
             record = Pushed(entry["repository"], digest)
