@@ -3,7 +3,9 @@
 The intent row is committed before each write call and outcome rows point back at it,
 so an intent without outcomes is a write that may or may not have happened. For an image
 batch (of ``delete-images``, or of an abandoned repository's images) the targets are
-re-read: gone now → ``deleted``; still there → ``not-deleted``
+re-read: gone now → ``deleted`` (with ``data.response_lost``: the run sent the delete
+and never recorded ECR's answer, it did not see someone else delete it); still there →
+``not-deleted``
 (the proposal stays approved and the same run retries it). For a repository-level write
 an ``interrupted`` row is recorded and the step re-checks the live state when it runs.
 """
@@ -51,12 +53,16 @@ def reconcile(ctx: Context) -> int:
                 {
                     "digest": d,
                     "intent_id": intent.id,
-                    "outcome": "not-deleted" if d in live else "deleted",
-                    "detail": (
-                        f"run {intent.run_id} stopped before deleting it; retried now"
-                        if d in live
-                        else f"deleted by run {intent.run_id}, which stopped before recording it"
-                    ),
+                    "outcome": "not-deleted",
+                    "detail": f"run {intent.run_id} stopped before deleting it; retried now",
+                }
+                if d in live
+                else {
+                    "digest": d,
+                    "intent_id": intent.id,
+                    "outcome": "deleted",
+                    "detail": f"deleted by run {intent.run_id}, which stopped before recording it",
+                    "data": {"response_lost": True},
                 }
                 for d in digests
             ],

@@ -241,9 +241,10 @@ def test_crash_between_batches_resumes_without_double_delete(
     assert result.states[proposal.id][0] == "applied"
     reconciled = store.audit_log(outcome=["deleted", "not-deleted"], run_id=result.run_id)
     expected = "deleted" if after else "not-deleted"
-    assert {
-        e.outcome for e in reconciled if e.intent_id == store.audit_log(outcome="intent")[1].id
-    } == {expected}
+    crashed = [e for e in reconciled if e.intent_id == store.audit_log(outcome="intent")[1].id]
+    assert {e.outcome for e in crashed} == {expected}
+    # a delete the killed run sent and never recorded: its answer was lost
+    assert all(bool((e.data or {}).get("response_lost")) is after for e in crashed)
 
 
 def test_a_second_concurrent_apply_is_refused(
