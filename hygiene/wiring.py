@@ -48,6 +48,19 @@ from hygiene.scan import (
 )
 
 
+def told_owners(report: RenderedReport, delivery: DeliveryResult) -> bool:
+    """Did ``delivery`` bring ``report`` to the owners of what it announces?
+
+    A delivery that succeeded, to the report's own audience: the e-mail to the owners (or
+    admins), the project's Slack channel, a DM. An incoming webhook posts to whatever
+    channel it was made for, which is the admins' (they configured it), not a project's:
+    it announces the nightly report to the admins, never a weekly report to its owners.
+    """
+    if delivery.report != report.name or not delivery.ok:
+        return False
+    return not (report.kind == "weekly" and delivery.channel == "slack-webhook")
+
+
 def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
     """Save a scan's findings and merge its proposals; return them as stored.
 
@@ -305,11 +318,10 @@ class Wired:
                 detail=f"{result.report} via {result.channel} to {result.target}"
                 + ("" if result.ok else f": {result.error}"),
             )
-        reached = {r.report for r in results if r.ok}
         shown = [p.id for p in self.proposals]
         now = self.announced_at
         for report in reports:
-            if report.name not in reached:
+            if not any(told_owners(report, r) for r in results):
                 continue
             if report.kind == "weekly" and report.namespace:
                 self.store.mark_notified(now, namespace=report.namespace, ids=shown)

@@ -102,3 +102,30 @@ def test_delivered_notices_start_the_grace_of_their_owners(
     assert graces(wiring)["suporte/api"] == grace  # its owners' weekly report
     recipients = sorted(r for m in server.messages for r in m.rcpt_tos)
     assert recipients == ["admin@lsd.ufcg.edu.br", "joao.silva@lsd.ufcg.edu.br"]
+
+
+def test_a_webhook_post_tells_the_admins_but_no_project_owner(
+    config: Config, tmp_path: Path, slack_server, monkeypatch
+) -> None:
+    """An incoming webhook posts to the channel it was made for (the admins'): the
+    nightly report it carries starts the grace of what the admins own; a weekly report
+    it carries reached no owner of the project, so their grace does not start."""
+    cfg = with_notify(config, slack=True, retries=0)
+    monkeypatch.delenv("HYGIENE_SLACK_TOKEN", raising=False)
+    with slack_server() as state:
+        monkeypatch.setenv("HYGIENE_SLACK_WEBHOOK_URL", state.base + "hooks/T000/B000/XXXX")
+        wiring = wired(cfg, tmp_path)
+        (weekly,) = wiring.notify([report("weekly", "suporte")])
+        after_weekly = graces(wiring)
+        (nightly,) = wiring.notify([report("nightly")])
+    assert (weekly.ok, weekly.channel) == (True, "slack-webhook")
+    assert nightly.ok
+    assert len(state.called("webhook")) == 2
+    assert set(after_weekly.values()) == {None}
+    grace = NOW + timedelta(days=cfg.policy.apply.grace_days)
+    assert graces(wiring) == {
+        "suporte/api": None,
+        "suporte-cloud/api": grace,
+        "tcc-joao/x": grace,
+        "nginx": grace,
+    }
