@@ -219,7 +219,7 @@ class ReportSettings(Section):
     largest_repositories: int = Field(default=10, ge=1, le=100)
     trend_runs: int = Field(default=12, ge=2, le=365)
     max_rows: int = Field(default=100, ge=5, le=10000)  # rows per table; the rest in exports
-    templates_dir: Path | None = None  # default: reports/ at the repository root
+    templates_dir: Path | None = None  # default: the package's templates (from reports/)
     exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
 
     @field_validator("timezone")
