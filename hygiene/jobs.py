@@ -524,12 +524,13 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
     from hygiene.config import load_config
+    from hygiene.rules import validate_config
 
     if STOP.is_set():  # queued behind a run that was stopped: the daemon is shutting down
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
     try:
-        config = load_config(Path(rules_dir))
+        config = load_config(Path(rules_dir), checks=[validate_config])
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())
