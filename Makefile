@@ -51,6 +51,7 @@ bench: $(STAMP)
 lock:
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) reports/out .pytest_cache .mypy_cache .ruff_cache

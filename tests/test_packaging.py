@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,3 +160,31 @@ def test_installed_wheel_renders_reports_from_anywhere(
     page = html.read_text(encoding="utf-8")
     assert "r-installed" in page and "{%" not in page and "<table" in page
     assert (html.parent / "nightly.txt").is_file()
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """``name==version`` lines of a uv-compiled lock file, by normalised name."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith((" ", "#")):
+            pins[name.lower().replace("_", "-")] = version.split()[0]
+    return pins
+
+
+def test_the_runtime_lock_is_the_dev_lock_without_test_and_demo_tools() -> None:
+    # The container image and server installs use requirements-runtime.lock: the same
+    # versions the tests ran against (`make lock` compiles it constrained by
+    # requirements.lock), minus pytest, moto and the rest of the dev and demo extras.
+    runtime = _pins(REPO_ROOT / "requirements-runtime.lock")
+    dev = _pins(REPO_ROOT / "requirements.lock")
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert not {"moto", "pytest", "mypy", "ruff", "hypothesis"} & runtime.keys()
+    declared = {
+        re.split(r"[<>=\[ ;]", spec, maxsplit=1)[0].lower()
+        for spec in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+    }
+    assert declared <= runtime.keys()
+    assert "requirements-runtime.lock" in containerfile_sources()
