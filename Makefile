@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := hygiene hygiene_demo benchmarks tests
 
-.PHONY: setup browser demo test lint typecheck unit bench lock clean
+.PHONY: setup browser demo test test-fast lint typecheck unit bench lock clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ browser:
 	  fi; }
 
 test: lint typecheck unit
+
+# The pure tests only (no server, no process; tests/conftest.py): the edit loop.
+# One process: starting xdist workers costs more than it saves on this small lane.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
 
 # Benchmarks live outside the packages (benchmarks/); docs/benchmarks.md has the figures.
 bench: $(STAMP)

@@ -10,7 +10,6 @@ an unrelated working directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -20,14 +19,11 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
 from hygiene.scan import ScanResult, evaluate_rules, plan_all
 from hygiene_demo.lab import plan_lab_registry
-
-from .conftest import REPO_ROOT, RULES_DIR
+from tests import builders
+from tests.builders import REPO_ROOT, RULES_DIR
 
 TEMPLATES_PACKAGE = "hygiene.report.templates"
 
@@ -87,9 +83,9 @@ RENDER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
+# Slow by design (~10-20 s): it builds and installs the wheel, then renders from it.
 def test_installed_wheel_renders_reports_from_anywhere(
-    tmp_path: Path, config: Config, now: datetime
+    tmp_path: Path, config: Config, now: datetime, subprocess_env: dict[str, str]
 ) -> None:
     # Built from what the container image copies into /src (so the image builds too), in
     # a copy: setuptools would leave build/ in the checkout and reuse it.
@@ -125,12 +121,7 @@ def test_installed_wheel_renders_reports_from_anywhere(
     assert not (site / "benchmarks").exists() and not (site / "reports").exists()
 
     manifest = plan_lab_registry(config.projects, now)
-    images = build_images(manifest.image_records())
-    inventory = Inventory(
-        images,
-        build_repositories(manifest.repository_records(), images),
-        RunInfo(id="r-installed", started_at=now),
-    )
+    inventory = builders.seeded_inventory(manifest, run_id="r-installed", now=now)
     evaluation = evaluate_rules(inventory, config, now)
     scan = ScanResult(
         inventory=inventory,
@@ -141,7 +132,7 @@ def test_installed_wheel_renders_reports_from_anywhere(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "scan.json").write_text(json.dumps(scan.to_json()))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYGIENE_RULES_DIR")}
+    env = {k: v for k, v in subprocess_env.items() if k not in ("PYTHONPATH", "HYGIENE_RULES_DIR")}
     proc = subprocess.run(
         # -P: the working directory is not put on sys.path; the installed copy comes first
         [sys.executable, "-P", "-c", RENDER, "report", "nightly", "--from-json", "scan.json"]
