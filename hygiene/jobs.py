@@ -39,6 +39,7 @@ from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
 from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
+from hygiene.messages import message_json
 from hygiene.model import FixSafety, Proposal, ProposalState
 
 log = logging.getLogger(__name__)
@@ -356,7 +357,7 @@ def scan_document(
         "findings": [f.to_json() for f in evaluation.findings],
         "kept": [k.to_json() for k in evaluation.kept],
         "proposals": [p.to_json() for p in proposals],
-        "mute_warnings": list(getattr(evaluation, "mute_warnings", [])),
+        "mute_warnings": [message_json(w) for w in getattr(evaluation, "mute_warnings", [])],
         "job": {
             "kind": run.kind,
             "id": run.run_id,

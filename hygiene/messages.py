@@ -71,18 +71,40 @@ def message(template: str, **params: Any) -> Message:
 
 def is_message(value: Any) -> bool:
     return isinstance(value, Message) or (
-        isinstance(value, Mapping) and isinstance(value.get("template"), str)
+        isinstance(value, Mapping)
+        and (isinstance(value.get("template"), str) or "message" in value)
     )
 
 
 def as_message(value: Any) -> Message:
-    """A :class:`Message` from a message, its JSON, or plain text (a template without
-    parameters: translated when the catalog knows it, shown as written otherwise)."""
+    """A :class:`Message` from a message, its JSON (``{"template", "params"}``, or a
+    finding-like ``{"message", "message_template", "message_params"}``), or plain text (a
+    template without parameters: translated when the catalog knows it, else shown as
+    written)."""
     if isinstance(value, Message):
         return value
-    if isinstance(value, Mapping) and isinstance(value.get("template"), str):
-        return Message.from_json(value)
+    if isinstance(value, Mapping):
+        if isinstance(value.get("template"), str):
+            return Message.from_json(value)
+        if value.get("message_template"):
+            return Message(str(value["message_template"]), dict(value.get("message_params") or {}))
+        if "message" in value:
+            return Message(str(value["message"]))
     return Message(str(value))
+
+
+def message_json(value: Any) -> dict[str, Any]:
+    """A message as the JSON contract carries it: the English text, and the template
+    and parameters reports translate (empty for plain text)."""
+    text = as_message(value)
+    has_template = isinstance(value, Message) or (
+        isinstance(value, Mapping) and (value.get("template") or value.get("message_template"))
+    )
+    return {
+        "message": text.render(),
+        "message_template": text.template if has_template else "",
+        "message_params": text.to_json()["params"] if has_template else {},
+    }
 
 
 def render_value(value: Any, gettext: Gettext | None = None, shown: ValueFormatter = _plain) -> str:

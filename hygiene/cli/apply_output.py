@@ -123,19 +123,19 @@ def apply_lines(
             grace = item.proposal.grace_until if item else None
             where = item.proposal.repository if item else ""
             lines.append(f"  {proposal_id}  {where}  grace until {_when(grace)}: {why}")
-    count = totals(result, stored)
+    done = totals(result, stored)
     lines.append("")
     verb = "would delete" if dry else "deleted"
     summary = (
-        f"{'dry run: ' if dry else ''}{verb} {count.images} image(s) "
-        f"({human_bytes(count.bytes)}) in {count.proposals} proposal(s); "
+        f"{'dry run: ' if dry else ''}{verb} {done.images} image(s) "
+        f"({human_bytes(done.bytes)}) in {done.proposals} proposal(s); "
     )
-    if count.skipped_images:
-        reasons = ", ".join(f"{n} {kind}" for kind, n in count.skipped_images.most_common())
-        summary += f"skipped {sum(count.skipped_images.values())} image(s) ({reasons}); "
+    if done.skipped_images:
+        reasons = ", ".join(f"{n} {kind}" for kind, n in done.skipped_images.most_common())
+        summary += f"skipped {sum(done.skipped_images.values())} image(s) ({reasons}); "
     else:
         summary += "skipped 0 images; "
-    summary += f"{count.failed} failed; {count.waiting} not applied now"
+    summary += f"{done.failed} failed; {done.waiting} not applied now"
     if not result.states and not result.not_eligible:
         summary = "nothing to apply"
     lines.append(summary)

@@ -36,7 +36,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         console.print(f"kept by protections: {len(result.kept)} images ({kept})")
     if result.proposals:
         console.print(f"proposals: {len(result.proposals)} (see `hygiene proposals`)")
-    for warning in result.mute_warnings:
+    for warning in map(str, result.mute_warnings):
         console.print(f"[yellow]mutelist:[/] {warning}")
     calls = run.api_calls
     if calls:

@@ -45,6 +45,16 @@ def chat_summary(report: RenderedReport, *, file_attached: bool = False) -> Chat
     goes with the message, as Slack's upload does)."""
     _ = translations(report.locale).gettext
     summary = report.summary
+    if "totals" not in summary:  # not a report but a message (a run alert): its text
+        return ChatSummary(
+            title=report.subject,
+            facts=[],
+            top_title="",
+            top=[],
+            actions_title="",
+            footer=report.text[:2000],
+            fallback=report.subject,
+        )
     totals = summary["totals"]
     display = summary["display"]
     facts = [

@@ -26,7 +26,8 @@ from hygiene.report.format import to_datetime
 
 APPROVE_GROUP_COMMAND = "hygiene approve --namespace {namespace} --rule {rule}"
 APPROVE_IDS_COMMAND = "hygiene approve {ids}"
-REJECT_COMMAND = 'hygiene reject {id} --reason "…"'
+# how an owner objects; the reports show it once, with the id column of their tables
+REJECT_COMMAND = 'hygiene reject PROPOSAL_ID --reason "…"'
 OUTSIDE_NAMESPACE = "-"  # --namespace value of repositories outside any namespace
 DELETE_ACTIONS = frozenset({"delete-images", "delete-repository"})
 OPEN_STATES = frozenset({"proposed", "approved"})
@@ -111,6 +112,7 @@ class DeletionGroup:
     images: list[ImageRow] = field(default_factory=list)
     repositories: list[str] = field(default_factory=list)  # deleted whole
     bytes: int = 0
+    fix: str = ""  # the rule's fix, as the rule states it (translated where shown)
 
     @property
     def proposal_count(self) -> int:
@@ -194,6 +196,7 @@ class ApprovalGroup:
     bytes: int = 0
     images: int = 0
     actions: list[str] = field(default_factory=list)
+    image_rows: list[ImageRow] = field(default_factory=list)  # of its delete-images proposals
 
     @property
     def count(self) -> int:
@@ -206,9 +209,7 @@ class ApprovalGroup:
 
     @property
     def earliest_grace(self) -> datetime | None:
-        dates = sorted(
-            d for d in (to_datetime(p.get("grace_until")) for p in self.proposals) if d
-        )
+        dates = sorted(d for d in (to_datetime(p.get("grace_until")) for p in self.proposals) if d)
         return dates[0] if dates else None
 
 
@@ -260,6 +261,14 @@ class FindingLine:
     message: Any  # the finding's message (template + params) as the first finding had it
     places: list[str] = field(default_factory=list)
     findings: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def mentions_place(self) -> bool:
+        """Whether the message itself names its one place (no need to list it again)."""
+        if len(self.places) != 1 or not isinstance(self.message, Mapping):
+            return False
+        params = self.message.get("params") or {}
+        return any(str(v) == self.places[0] for v in params.values())
 
 
 @dataclass

@@ -15,6 +15,7 @@ the output and untouched by autoescaping and the CSS inliner.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -221,7 +222,7 @@ def _drop_formatted(chunk: str) -> str:
     return re.sub("\ue004[^\ue005]*\ue005", " ", re.sub("\ue000[^\ue001]*\ue001", " ", chunk))
 
 
-JOIN = re.compile(r"[.!?:;,)]$|[A-Za-zÀ-ÖØ-öø-ÿ]$")
+JOIN = re.compile(r"(?:[.!?:;,)]|[A-Za-zÀ-ÖØ-öø-ÿ])\Z")
 
 
 def missing_spaces(text: str) -> list[str]:
@@ -230,12 +231,12 @@ def missing_spaces(text: str) -> list[str]:
     one starting with a letter ("registry.Recuperável", "GiB.Cada")."""
     problems = []
     pieces = [c for c in chunks(text) if c.text]
-    for left, right in zip(pieces, pieces[1:], strict=False):
+    for left, right in itertools.pairwise(pieces):
         if left.kind in ("D", "F") and right.kind in ("D", "F"):
             continue
         if left.kind in ("D", "F") or right.kind in ("D", "F"):
             # data next to text: only a sentence end directly followed by a word
-            if re.search(r"[.!?]$", left.text) and LETTER.match(right.text):
+            if re.search(r"[.!?]\Z", left.text) and LETTER.match(right.text):
                 problems.append(left.text[-20:] + "|" + right.text[:20])
             continue
         if JOIN.search(left.text) and LETTER.match(right.text):

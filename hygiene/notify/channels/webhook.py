@@ -182,7 +182,7 @@ def post_json(url: str, body: dict[str, Any], timeout: float) -> int:
         url, data=data, method="POST", headers={"Content-Type": "application/json; charset=utf-8"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         detail = exc.read(300).decode("utf-8", "replace")
@@ -215,7 +215,7 @@ class WebhookChannel:
         if settings is None:
             return None
         urls: dict[str | None, str] = {}
-        wanted: dict[str | None, str] = dict(settings.namespaces)
+        wanted: dict[str | None, str] = {ns: env for ns, env in settings.namespaces.items()}
         if settings.url_env:
             wanted[None] = settings.url_env
         missing = [env for env in wanted.values() if not environ.get(env)]
