@@ -19,6 +19,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account for any access key
+REGION = "us-east-1"  # the region the demo seeds and scans
 DUMMY_CREDENTIALS = {
     "aws_access_key_id": "testing",
     "aws_secret_access_key": "testing",

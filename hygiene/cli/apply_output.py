@@ -38,7 +38,7 @@ def skip_kind(detail: str) -> str:
 @dataclass
 class ApplyTotals:
     images: int = 0  # deleted (or would be)
-    proposals: int = 0  # applied (or would be)
+    proposals: int = 0  # applied, or that deleted some of their images (or would)
     bytes: int = 0
     skipped_images: Counter[str] = field(default_factory=Counter)  # by reason
     skipped_proposals: int = 0
@@ -56,18 +56,20 @@ def _image_bytes(stored: StoredProposal | None) -> dict[str, int]:
 def totals(result: ApplyResult, stored: Mapping[str, StoredProposal]) -> ApplyTotals:
     out = ApplyTotals(waiting=len(result.not_eligible))
     deleted = {"deleted", "would-delete"}
+    acted: set[str] = set()
     for event in result.events:
         outcome = event.get("outcome")
         if outcome in deleted:
             out.images += 1
+            acted.add(str(event.get("proposal_id")))
             sizes = _image_bytes(stored.get(str(event.get("proposal_id"))))
             out.bytes += sizes.get(str(event.get("digest")), 0)
         elif outcome in ("skipped", "gone"):
             out.skipped_images[skip_kind(str(event.get("detail") or outcome))] += 1
-    for state, _detail in result.states.values():
-        if state == "applied":
+    for proposal_id, (state, _detail) in result.states.items():
+        if state == "applied" or proposal_id in acted:
             out.proposals += 1
-        elif state == "skipped":
+        if state == "skipped":
             out.skipped_proposals += 1
         elif state == "failed":
             out.failed += 1

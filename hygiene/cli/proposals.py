@@ -118,16 +118,53 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
     }
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> None:
+# Widest a cell needs to be before it wraps, for choosing which columns fit.
+CELL_CAP = 32
+
+
+def fitting_columns(
+    rows: list[dict[str, Any]], columns: list[tuple[str, str]], optional: list[str], width: int
+) -> list[tuple[str, str]]:
+    """``columns`` minus the ``optional`` ones (dropped in that order) the terminal has no
+    room for; what stays wraps within its cells."""
+
+    def needed(chosen: list[tuple[str, str]]) -> int:
+        widths = [
+            min(CELL_CAP, max([len(header)] + [len(str(r[key])) for r in rows]))
+            for key, header in chosen
+        ]
+        return sum(widths) + 3 * len(chosen) + 1  # borders and padding
+
+    chosen = list(columns)
+    for key in optional:
+        if needed(chosen) <= width:
+            break
+        chosen = [c for c in chosen if c[0] != key]
+    return chosen
+
+
+def _print_table(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]],
+    title: str,
+    optional: list[str] = (),  # type: ignore[assignment]
+) -> None:
+    """A table as wide as the terminal (``$COLUMNS`` when set): optional columns are left
+    out when they do not fit, and long cells wrap (ids and digests fold)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False)
-    for _, header in columns:
-        table.add_column(header, overflow="fold")
+    console = Console()
+    shown = fitting_columns(rows, columns, list(optional), console.width)
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for key, header in shown:
+        table.add_column(header, overflow="fold", no_wrap=key == "id", min_width=len(header))
     for row in rows:
-        table.add_row(*(str(row[key]) for key, _ in columns))
-    Console(width=200).print(table)
+        table.add_row(*(str(row[key]) for key, _ in shown))
+    console.print(table)
+    left_out = [header for key, header in columns if (key, header) not in shown]
+    if left_out:
+        console.print(f"({', '.join(left_out)}: widen the terminal or use --format csv/json)")
 
 
 @click.command("proposals")
@@ -190,7 +227,12 @@ def proposals_cmd(
             ("grace", "grace until (UTC)"),
             ("summary", "summary"),
         ]
-        _print_table(rows, columns, f"{len(rows)} proposal(s) in {store.url}")
+        _print_table(
+            rows,
+            columns,
+            f"{len(rows)} proposal(s) in {store.url}",
+            optional=["summary", "fix_safety", "rule_codes", "action"],
+        )
 
 
 def _select_ids(
@@ -244,21 +286,40 @@ def approve_cmd(
 @click.command("reject")
 @rules_dir_option
 @store_option
-@click.argument("ids", nargs=-1, required=True)
+@click.argument("ids", nargs=-1)
 @click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
-def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
+@click.option("--namespace", help="Reject every open proposal of this namespace (admins only).")
+@click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+def reject_cmd(
+    rules_dir: Path,
+    store_url: str | None,
+    ids: tuple[str, ...],
+    reason: str,
+    namespace: str | None,
+    rule: str | None,
+) -> None:
     """Reject (object to) proposals; they are never applied.
 
     Admins may reject anything. A project's owners and members may reject proposals in
-    their own namespace (matched by their IAM Identity Center session name, their email):
-    that is how an owner objects to a deletion announced in the weekly report.
+    their own namespace by id (matched by their IAM Identity Center session name, their
+    email): that is how an owner objects to a deletion announced in the weekly report.
+    Rejecting a whole namespace or rule at once (--namespace, --rule) is for admins.
     """
     config, store = _open(rules_dir, store_url)
-    targets = store.proposals(ids=list(ids))
-    approver = require_admin_or_owner(
-        IDENTITY(config), config, {t.proposal.namespace for t in targets}, "reject"
-    )
-    for stored in store.reject(list(ids), approver, reason):
+    identity = IDENTITY(config)
+    if namespace or rule:
+        approver = require_admin(identity, config, "reject")
+        open_states = [ProposalState.PROPOSED.value, ProposalState.APPROVED.value]
+        chosen = _select_ids(store, ids, namespace, rule, open_states)
+    else:
+        if not ids:
+            raise ConfigError("give proposal ids, or --namespace NS [--rule CODE] (admins)")
+        chosen = list(ids)
+        targets = store.proposals(ids=chosen)
+        approver = require_admin_or_owner(
+            identity, config, {t.proposal.namespace for t in targets}, "reject"
+        )
+    for stored in store.reject(chosen, approver, reason):
         click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
 
 
@@ -291,19 +352,10 @@ def apply_cmd(
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        prefix = "[dry run] " if dry_run else ""
-        for proposal_id, (state, detail) in result.states.items():
-            click.echo(f"{prefix}{proposal_id}: {state}: {detail}")
-        waiting = list(result.not_eligible.items())
-        shown = waiting if ids else waiting[:10]
-        for proposal_id, why in shown:
-            click.echo(f"{prefix}{proposal_id}: not applied: {why}")
-        if len(waiting) > len(shown):
-            click.echo(
-                f"{prefix}… and {len(waiting) - len(shown)} more not applied (--format json)"
-            )
-        if not result.states and not result.not_eligible:
-            click.echo(f"{prefix}nothing to apply")
+        from hygiene.cli.apply_output import apply_lines, stored_by_id
+
+        lines = apply_lines(result, stored_by_id(store, result), now=datetime.now(UTC))
+        click.echo("\n".join(lines))
     return int(ExitCode.APPLY_FAILED) if result.failed else 0
 
 
@@ -367,7 +419,7 @@ def audit_cmd(
         return
     columns = [(k, k) for k in ("id", "at", "actor", "action", "proposal", "repository")]
     columns += [("digest", "digest"), ("outcome", "outcome"), ("detail", "detail")]
-    _print_table(rows, columns, f"{len(rows)} audit row(s)")
+    _print_table(rows, columns, f"{len(rows)} audit row(s)", optional=["detail", "digest", "actor"])
 
 
 @click.command("runs")
@@ -398,7 +450,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
         for r in history
     ]
     columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
-    _print_table(rows, columns, f"last {len(rows)} run(s)")
+    _print_table(rows, columns, f"last {len(rows)} run(s)", optional=["counts", "errors"])
 
 
 def register(group: click.Group) -> None:

@@ -139,9 +139,6 @@ def environment(
     return env
 
 
-MailRenderer = Callable[[Sequence[str]], tuple[str, str]]
-
-
 @dataclass
 class RenderedReport:
     """One rendered report; ``files`` is filled by :func:`write_report`.
@@ -167,7 +164,7 @@ class RenderedReport:
     scores: list[dict[str, Any]] = field(default_factory=list)  # compliance per repository
     summary: dict[str, Any] = field(default_factory=dict)  # for chat channels
     files: dict[str, Path] = field(default_factory=dict)
-    mail_renderer: MailRenderer | None = field(default=None, repr=False, compare=False)
+    renderer: _Renderer | None = field(default=None, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -175,9 +172,9 @@ class RenderedReport:
 
     def mail(self, attached: Sequence[str] = ()) -> tuple[str, str]:
         """(HTML, text) of the mail variant that says ``attached`` files go with it."""
-        if self.mail_renderer is None:
+        if self.renderer is None:
             return self.mail_html or self.html, self.mail_text or self.text
-        return self.mail_renderer(list(attached))
+        return self.renderer.mail(list(attached))
 
 
 def report_name(kind: str, namespace: str | None) -> str:
@@ -281,7 +278,7 @@ def _report(
         text=text,
         mail_html=mail_html,
         mail_text=mail_text,
-        mail_renderer=renderer.mail,
+        renderer=renderer,
         **rows,
     )
 
@@ -546,6 +543,10 @@ def write_report(
     base = report.name
     files: dict[str, Path] = {}
     files["html"] = _write(out_dir / f"{base}.html", report.html)
+    if report.renderer is not None and report.renderer.report_path != str(files["html"]):
+        # the mail variant says where the full report is: here
+        report.renderer.report_path = str(files["html"])
+        report.mail_html, report.mail_text = report.renderer.mail()
     files["text"] = _write(out_dir / f"{base}.txt", report.text)
     files["mail_html"] = _write(out_dir / f"{base}.mail.html", report.mail_html)
     for kind, rows, columns in (

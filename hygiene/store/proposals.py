@@ -185,6 +185,7 @@ class StoreProposals(StoreBase):
             raise StoreError("no proposal ids given")
         now = now or utcnow()
         verb = "approve" if decision == ProposalState.APPROVED else "reject"
+        done = "approved" if decision == ProposalState.APPROVED else "rejected"
         with self.session() as session:
             rows = {
                 r.id: r for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))
@@ -192,14 +193,14 @@ class StoreProposals(StoreBase):
             missing = [i for i in ids if i not in rows]
             if missing:
                 raise StoreError(
-                    f"unknown proposal id(s): {', '.join(missing)}; nothing was {verb}d "
+                    f"unknown proposal id(s): {', '.join(missing)}; nothing was {done} "
                     "(list them with `hygiene proposals`)"
                 )
             closed = [f"{i} ({rows[i].state})" for i in ids if rows[i].state not in OPEN_STATES]
             if closed:
                 raise StoreError(
                     f"cannot {verb} proposal(s) no longer open: {', '.join(closed)}; "
-                    f"nothing was {verb}d"
+                    f"nothing was {done}"
                 )
             for proposal_id in ids:
                 row = rows[proposal_id]

@@ -163,11 +163,11 @@ def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seede
     assert f"approved {seeded['id']}" in capsys.readouterr().out
 
     assert run_cli(cli, ["apply", "--dry-run", *common]) == 0
-    assert "[dry run]" in capsys.readouterr().out
+    assert "would delete 2 image(s)" in capsys.readouterr().out
     assert seeder.live_digests(seeded["repo"]) == {*seeded["digests"], seeded["kept"]}
 
     assert run_cli(cli, ["apply", *common]) == 0
-    assert f"{seeded['id']}: applied" in capsys.readouterr().out
+    assert f"{seeded['id']}  suporte/api: applied" in capsys.readouterr().out
     assert seeder.live_digests(seeded["repo"]) == {seeded["kept"]}
 
     assert run_cli(cli, ["audit", "--since", "1d", "--format", "json", *common]) == 0

@@ -177,9 +177,7 @@ def kept() -> list[KeptImage]:
         KeptImage(
             ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-recently",)
         ),
-        KeptImage(
-            ACCOUNT, REGION, "suporte/cloud/api", digest(3), (), ("mutelisted", "in-use")
-        ),
+        KeptImage(ACCOUNT, REGION, "suporte/cloud/api", digest(3), (), ("mutelisted", "in-use")),
     ]
 
 

@@ -190,9 +190,7 @@ def test_the_catalog_check_catches_english_left_in(config: Config) -> None:
     tokens = {"suporte/api", "v1.0"}
     assert audit.unknown_data(f"{d}suporte/api{dc}", tokens) == []
     assert audit.unknown_data(f"{d}untagged image pushed 40 days ago{dc}", tokens) != []
-    assert audit.untranslated_words(f"{audit.T_OPEN}Repositório{audit.T_CLOSE} Tags:") == [
-        "Tags:"
-    ]
+    assert audit.untranslated_words(f"{audit.T_OPEN}Repositório{audit.T_CLOSE} Tags:") == ["Tags:"]
     recorder = audit.Recorder(lambda s: s, lambda s, p, n: s if n == 1 else p, {"known"})
     recorder.gettext("known")
     recorder.gettext("not in the catalog")
