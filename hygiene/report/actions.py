@@ -99,6 +99,18 @@ def image_rows(proposal: Mapping[str, Any], now: datetime) -> list[ImageRow]:
     return rows
 
 
+def images_by_proposal(
+    proposals: Iterable[Mapping[str, Any]], now: datetime
+) -> dict[str, list[ImageRow]]:
+    """:func:`image_rows` of every ``delete-images`` proposal, by proposal id (computed
+    once per report: views and exports share them)."""
+    return {
+        str(p.get("id")): image_rows(p, now)
+        for p in proposals
+        if p.get("action") == "delete-images"
+    }
+
+
 # --------------------------------------------------------------------------- deletions
 
 
@@ -158,7 +170,10 @@ def primary_rule(proposal: Mapping[str, Any]) -> str:
 
 
 def deletion_groups(
-    proposals: Iterable[Mapping[str, Any]], rule_names: Mapping[str, str], now: datetime
+    proposals: Iterable[Mapping[str, Any]],
+    rule_names: Mapping[str, str],
+    now: datetime,
+    rows: Mapping[str, list[ImageRow]] | None = None,
 ) -> list[DeletionGroup]:
     """Open deletion proposals by rule (a proposal found by two rules goes under its
     first code), each with its images; groups in rule-code order."""
@@ -171,7 +186,8 @@ def deletion_groups(
         group.proposals.append(dict(proposal))
         group.bytes += int(proposal.get("bytes") or 0)
         if proposal.get("action") == "delete-images":
-            group.images += image_rows(proposal, now)
+            known = rows.get(str(proposal.get("id"))) if rows is not None else None
+            group.images += known if known is not None else image_rows(proposal, now)
         else:
             group.repositories.append(str(proposal.get("repository", "")))
     for group in groups.values():

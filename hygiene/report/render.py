@@ -19,7 +19,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from hygiene.config import Config
 from hygiene.errors import ConfigError
 from hygiene.inventory import namespace_of
 from hygiene.messages import render_message
-from hygiene.report.actions import REJECT_COMMAND, image_rows
+from hygiene.report.actions import REJECT_COMMAND, ImageRow, images_by_proposal
 from hygiene.report.data import ReportData
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
@@ -42,6 +42,7 @@ from hygiene.report.views import (
     Limits,
     compliance_scores,
     full_limits,
+    namespace_proposals,
     nightly_context,
     weekly_context,
 )
@@ -294,7 +295,8 @@ def render_nightly(
     locale = report_locale(config, None, locale)
     fmt = formatter(config, locale)
     lang = language(locale)
-    context = nightly_context(data, config, fmt.timezone)
+    rows = images_by_proposal(data.proposals, data.generated_at)
+    context = nightly_context(data, config, fmt.timezone, rows)
     renderer = _Renderer("nightly", "nightly", context, config, lang, fmt, _path(report_path))
     _ = lang.gettext
     subject = _("Registry hygiene: nightly report of %(date)s") % {
@@ -324,8 +326,8 @@ def render_nightly(
         subject,
         None,
         findings=list(data.findings),
-        proposals=export_proposals(data.proposals, data.generated_at),
-        images=export_images(data.proposals, data.generated_at),
+        proposals=export_proposals(data.proposals, rows),
+        images=export_images(data.proposals, rows),
         kept=list(data.kept),
         scores=compliance_scores(data),
         summary=summary,
@@ -344,7 +346,8 @@ def render_weekly(
     locale = report_locale(config, namespace, locale)
     fmt = formatter(config, locale, namespace)
     lang = language(locale)
-    context = weekly_context(data, config, namespace, fmt.timezone)
+    rows = images_by_proposal(namespace_proposals(data, namespace), data.generated_at)
+    context = weekly_context(data, config, namespace, fmt.timezone, rows)
     name = report_name("weekly", namespace)
     renderer = _Renderer("weekly", name, context, config, lang, fmt, _path(report_path))
     _ = lang.gettext
@@ -374,8 +377,8 @@ def render_weekly(
         subject,
         namespace,
         findings=[f for group in context["by_rule"] for f in group["findings"]],
-        proposals=export_proposals(open_proposals, data.generated_at),
-        images=export_images(open_proposals, data.generated_at),
+        proposals=export_proposals(open_proposals, rows),
+        images=export_images(open_proposals, rows),
         kept=[k for k in data.kept if namespace_of(k.get("repository", "")) == namespace],
         scores=list(context["scores"]),
         summary=summary,
@@ -473,12 +476,14 @@ SCORE_COLUMNS = ["repository", "score", "grade", "codes", "images", "bytes", "sc
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_proposals(proposals: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def export_proposals(
+    proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
+) -> list[dict[str, Any]]:
     """Proposals as exported: each with its image count, every tag of its images and its
     size in the reports' unit (bytes stay too)."""
     rows = []
     for proposal in proposals:
-        images = image_rows(proposal, now)
+        images = images_of.get(str(proposal.get("id")), [])
         tags = sorted({t for row in images for t in row.tags})
         rows.append(
             {
@@ -491,13 +496,13 @@ def export_proposals(proposals: Iterable[dict[str, Any]], now: datetime) -> list
     return rows
 
 
-def export_images(proposals: Iterable[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+def export_images(
+    proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
+) -> list[dict[str, Any]]:
     """One row per image an open deletion proposal would delete."""
     rows = []
     for proposal in proposals:
-        if proposal.get("action") != "delete-images":
-            continue
-        for row in image_rows(proposal, now):
+        for row in images_of.get(str(proposal.get("id")), []):
             rows.append(
                 {
                     **row.to_json(),

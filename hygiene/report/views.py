@@ -22,11 +22,12 @@ from hygiene.report.actions import (
     DELETE_ACTIONS,
     OPEN_STATES,
     REJECT_COMMAND,
+    ImageRow,
     approval_groups,
     daily_trend,
     deletion_groups,
     finding_groups,
-    image_rows,
+    images_by_proposal,
 )
 from hygiene.report.data import AGE_BUCKET_KEYS, NO_NAMESPACE, HistoryRun, ReportData
 from hygiene.report.format import to_datetime
@@ -483,20 +484,21 @@ def _labels() -> dict[str, Any]:
     }
 
 
-def nightly_context(data: ReportData, config: Config, zone: str) -> dict[str, Any]:
+def nightly_context(
+    data: ReportData,
+    config: Config,
+    zone: str,
+    rows: Mapping[str, list[ImageRow]] | None = None,
+) -> dict[str, Any]:
     settings = config.policy.report
     findings = data.findings
     now = data.generated_at
+    rows = rows if rows is not None else images_by_proposal(data.proposals, now)
     views = [proposal_view(p) for p in data.proposals]
     awaiting = [p for p in views if p.get("state") == "proposed"]
     approvals = approval_groups(awaiting)
     for group in approvals:
-        group_rows = [
-            row
-            for p in group.proposals
-            if p.get("action") == "delete-images"
-            for row in image_rows(p, now)
-        ]
+        group_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
         group.image_rows = group_rows
     approved = [p for p in views if p.get("state") == "approved"]
     approved.sort(key=lambda p: (p.get("grace_until") or "9999", p.get("repository", ""), p["id"]))
@@ -535,19 +537,30 @@ def nightly_context(data: ReportData, config: Config, zone: str) -> dict[str, An
     }
 
 
-def weekly_context(data: ReportData, config: Config, namespace: str, zone: str) -> dict[str, Any]:
-    settings = config.policy.report
-    project = config.projects.projects.get(namespace)
-    now = data.generated_at
-    findings = [f for f in data.findings if belongs_to(f, namespace)]
-    proposals = [
-        proposal_view(p)
+def namespace_proposals(data: ReportData, namespace: str) -> list[dict[str, Any]]:
+    """The proposals of one namespace's repositories."""
+    return [
+        p
         for p in data.proposals
         if p.get("namespace") == namespace
         or (not p.get("namespace") and namespace_of(p.get("repository", "")) == namespace)
     ]
+
+
+def weekly_context(
+    data: ReportData,
+    config: Config,
+    namespace: str,
+    zone: str,
+    rows: Mapping[str, list[ImageRow]] | None = None,
+) -> dict[str, Any]:
+    settings = config.policy.report
+    project = config.projects.projects.get(namespace)
+    now = data.generated_at
+    findings = [f for f in data.findings if belongs_to(f, namespace)]
+    proposals = [proposal_view(p) for p in namespace_proposals(data, namespace)]
     names, fixes = rule_names(data.findings), rule_fixes(data.findings)
-    deletions = deletion_groups(proposals, names, now)
+    deletions = deletion_groups(proposals, names, now, rows)
     for group in deletions:
         group.fix = fixes.get(group.code, "")
     proposed_digests = {

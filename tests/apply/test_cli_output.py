@@ -14,11 +14,11 @@ from hygiene.identity import os_identity
 from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.store import Store
 from tests import builders
+from tests.apply.conftest import rules_dir
 from tests.apply.registry import OCI_MANIFEST, Seeder
-from tests.apply.test_identity_cli import rules_dir, seeded  # noqa: F401  (fixture)
 
 
-def _common(tmp_path: Any, seeded: dict[str, Any]) -> list[str]:  # noqa: F811
+def _common(tmp_path: Any, seeded: dict[str, Any]) -> list[str]:
     return ["--rules-dir", str(rules_dir(tmp_path, [os_identity()])), "--store", seeded["url"]]
 
 
@@ -44,7 +44,7 @@ def waiting_proposals(count: int) -> list[Any]:
 def test_dry_run_says_would_delete_and_totals_what_it_would_do(
     tmp_path,
     seeded,
-    capsys,  # noqa: F811
+    capsys,
 ) -> None:
     common = _common(tmp_path, seeded)
     assert run_cli(cli, ["approve", seeded["id"], *common]) == 0
@@ -61,7 +61,7 @@ def test_apply_totals_deleted_skipped_by_reason_and_bytes(
     tmp_path,
     seeded,
     seeder: Seeder,
-    capsys,  # noqa: F811
+    capsys,
 ) -> None:
     common = _common(tmp_path, seeded)
     assert run_cli(cli, ["approve", seeded["id"], *common]) == 0
@@ -80,7 +80,7 @@ def test_apply_totals_deleted_skipped_by_reason_and_bytes(
 def test_every_waiting_proposal_is_listed_with_its_date(
     tmp_path,
     seeded,
-    capsys,  # noqa: F811
+    capsys,
 ) -> None:
     store: Store = seeded["store"]
     waiting = waiting_proposals(15)
@@ -101,7 +101,7 @@ def test_every_waiting_proposal_is_listed_with_its_date(
     assert dates == sorted(dates)  # soonest first
 
 
-def test_admins_reject_a_whole_rule_of_a_namespace(tmp_path, seeded, capsys) -> None:  # noqa: F811
+def test_admins_reject_a_whole_rule_of_a_namespace(tmp_path, seeded, capsys) -> None:
     from hygiene.cli import proposals as proposals_cli
 
     store: Store = seeded["store"]
@@ -127,7 +127,7 @@ def test_admins_reject_a_whole_rule_of_a_namespace(tmp_path, seeded, capsys) -> 
 def test_rejecting_a_finished_proposal_says_nothing_was_rejected(
     tmp_path,
     seeded,
-    capsys,  # noqa: F811
+    capsys,
 ) -> None:
     store: Store = seeded["store"]
     store.set_state(seeded["id"], ProposalState.APPLIED, "done")
@@ -143,7 +143,7 @@ def test_tables_fit_an_80_column_terminal(
     seeded,
     capsys,
     monkeypatch,
-    command,  # noqa: F811
+    command,
 ) -> None:
     store: Store = seeded["store"]
     store.upsert_proposals(waiting_proposals(3), datetime.now(UTC), complete=False)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -23,7 +21,7 @@ from hygiene.identity import (
 )
 from hygiene.model import ProposalState
 from hygiene.store import Store
-from tests import builders
+from tests.apply.conftest import rules_dir
 from tests.apply.registry import Seeder
 
 SSO_ARN = (
@@ -66,42 +64,6 @@ def test_caller_identity_from_sts_or_os() -> None:
         with pytest.raises(CollectError, match="GetCallerIdentity"):
             caller_identity(sts)
     assert caller_identity(endpoint_url="http://127.0.0.1:5000") == os_identity()
-
-
-def rules_dir(tmp_path: Path, admins: list[str], **apply: Any) -> Path:
-    policy = builders.shipped_policy()
-    policy["admins"] = admins
-    policy["registry"].pop("account", None)
-    policy["apply"].update(apply)
-    return builders.write_rules(tmp_path / "rules", policy)
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
-    from hygiene.plan import plan
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)  # the embedded registry: os:<user>
-    repo = seeder.repo("suporte/api")
-    digests = [seeder.image(repo) for _ in range(2)]
-    kept = seeder.image(repo, tag="latest")
-    proposals = plan(
-        builders.evaluation([seeder.finding("IM002", repo, d) for d in digests]),
-        seeder.inventory(),
-        config,
-        now,
-    )
-    url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    store = Store(url)
-    store.upsert_proposals(proposals, now - timedelta(days=10))
-    store.mark_notified(now - timedelta(days=9), namespace="suporte")
-    return {
-        "url": url,
-        "store": store,
-        "id": proposals[0].id,
-        "repo": repo,
-        "digests": digests,
-        "kept": kept,
-    }
 
 
 def test_non_admin_approval_is_refused_and_changes_nothing(
