@@ -206,7 +206,7 @@ def report_locale(config: Config, namespace: str | None, override: str | None) -
     return check_locale(project.language if project else config.policy.report.locale)
 
 
-# Gmail clips a message whose HTML is over about 102 KB, hiding its end; the mailed HTML
+# Gmail clips a message whose HTML is over about 102 KiB, hiding its end; the mailed HTML
 # stays under this (rows are halved until it does).
 MAIL_BUDGET_BYTES = 95_000
 EXPORT_KINDS = ("images", "findings", "proposals", "kept", "scores")

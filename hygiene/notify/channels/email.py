@@ -103,7 +103,7 @@ class Attachment:
 
 
 # Attached as they are up to this total; zipped above it.
-ZIP_ABOVE_BYTES = 1_000_000
+ZIP_ABOVE_BYTES = 1024**2
 
 
 def attachment_files(report: RenderedReport) -> list[Path]:
