@@ -524,6 +524,7 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 
 
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
+    from hygiene.checks import check_channels
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
@@ -531,7 +532,7 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
     try:
-        config = load_config(Path(rules_dir), checks=[validate_config])
+        config = load_config(Path(rules_dir), checks=[validate_config, check_channels])
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from hygiene.checks import check_channels
 from hygiene.config import Config, load_config
 from hygiene.errors import ExitCode, HygieneError
 from hygiene.logs import configure_logging
@@ -39,8 +40,9 @@ def log_format_option(func: F) -> F:
 
 
 def load(rules_dir: Path) -> Config:
-    """The configuration in ``rules_dir``, rule options included (exit 2 when invalid)."""
-    return load_config(rules_dir, checks=[validate_config])
+    """The configuration in ``rules_dir``, rule and channel options included (exit 2 when
+    invalid)."""
+    return load_config(rules_dir, checks=[validate_config, check_channels])
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ server, and a fourth channel that is one module and nothing else."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -230,3 +231,25 @@ def test_large_exports_go_zipped_or_not_at_all(weekly_ml: RenderedReport) -> Non
     assert attachments(weekly_ml, 1_000) == []  # even zipped it would not fit: none
     _html, text = weekly_ml.mail([])
     assert "on the report host at" in text  # then the mail says where the files are
+
+
+def test_config_check_refuses_bad_channel_settings(tmp_path: Path) -> None:
+    """Loading the configuration (every CLI command, the scheduler) checks
+    notify.channels: an unknown channel or a bad webhook setting is exit 2, naming it."""
+    from hygiene.cli import cli
+    from hygiene.cli.common import run_cli
+    from tests import builders
+
+    for channels, expected in (
+        ({"pager": {}}, "notify.channels.pager: no such channel (known: email, slack, webhook)"),
+        ({"webhook": {"format": "irc"}}, "notify.channels.webhook.format"),
+    ):
+        policy = builders.shipped_policy()
+        policy["notify"]["channels"] = channels
+        rules = builders.write_rules(tmp_path / "rules", policy)
+        assert run_cli(cli, ["config", "check", "--rules-dir", str(rules)]) == 2
+        from hygiene.checks import check_channels
+        from hygiene.config import load_config
+
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            load_config(rules, checks=[check_channels])

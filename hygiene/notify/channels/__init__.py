@@ -10,8 +10,13 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+from typing import TYPE_CHECKING
 
+from hygiene.errors import ConfigError
 from hygiene.notify.channels.base import Audience, Channel, Sent, Target, people_in
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
 
 
 @functools.cache
@@ -28,4 +33,26 @@ def channel_types() -> tuple[type[Channel], ...]:
     return tuple(sorted(found, key=lambda c: c.name))
 
 
-__all__ = ["Audience", "Channel", "Sent", "Target", "channel_types", "people_in"]
+def validate_channel_settings(config: Config) -> None:
+    """A :func:`hygiene.config.load_config` check: every ``notify.channels`` entry names a
+    channel, and the channels that check their own settings accept theirs."""
+    known = {channel.name: channel for channel in channel_types()}
+    for name in config.policy.notify.channels:
+        if name not in known:
+            raise ConfigError(
+                f"notify.channels.{name}: no such channel (known: {', '.join(sorted(known))})"
+            )
+        check = getattr(known[name], "check_settings", None)
+        if check is not None:
+            check(config.policy.notify)
+
+
+__all__ = [
+    "Audience",
+    "Channel",
+    "Sent",
+    "Target",
+    "channel_types",
+    "people_in",
+    "validate_channel_settings",
+]

@@ -208,6 +208,11 @@ class WebhookChannel:
         self.post = post
 
     @classmethod
+    def check_settings(cls, notify: NotifySettings) -> None:
+        """Refuse bad settings when the configuration is loaded (not at the first send)."""
+        settings_of(notify)
+
+    @classmethod
     def from_settings(
         cls, notify: NotifySettings, environ: Mapping[str, str]
     ) -> WebhookChannel | None:
