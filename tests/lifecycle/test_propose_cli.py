@@ -133,7 +133,7 @@ def test_existing_policies_are_replaced_only_when_asked(config: Config, now: dat
     # three untagged images 20-22 days old, older than 14 days
     assert (
         proposal.summary
-        == "this policy would expire 3 images, 3.0 KB (replaces the current policy)"
+        == "this policy would expire 3 images, 2.9 KiB (replaces the current policy)"
     )
 
 
