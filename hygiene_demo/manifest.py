@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hygiene.units import human_bytes
 from hygiene.inventory import SIGNATURE_TAG, namespace_of
+from hygiene.units import human_bytes
 from hygiene_demo.mediatypes import DOCKER_LIST, OCI_INDEX
 
 
@@ -148,6 +148,7 @@ class SeedManifest:
             }
             for r in self.repositories
         ]
+
 
 GIB = 1024**3
 

@@ -27,7 +27,7 @@ def test_human_bytes(size: int, text: str) -> None:
     assert human_bytes(size) == text
 
 
-@pytest.mark.parametrize("size", [0, 512, 1536, 5_410_000_000, 480_245_554_375, -1024**2])
+@pytest.mark.parametrize("size", [0, 512, 1536, 5_410_000_000, 480_245_554_375, -(1024**2)])
 def test_the_cli_and_the_reports_say_the_same_size(size: int) -> None:
     report = Formatter(locale="en", timezone="UTC", usd_per_gib_month=0.1).size(size)
     assert report.replace("\u00a0", " ") == human_bytes(size)
