@@ -10,17 +10,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.columns import match_globs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OUTSIDE = N_("repository '%(name)s' is outside any namespace")
 OUTSIDE_SUGGEST = N_(
@@ -41,6 +38,22 @@ FRAGMENT_RELATED = N_(
     "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
     "%(repositories)s repositories under '%(prefix)s/' (related: %(related)s)"
 )
+FRAGMENT_ELSEWHERE = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/' (also in account %(accounts)s)"
+)
+FRAGMENT_RELATED_ELSEWHERE = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/' (related: %(related)s) (also in "
+    "account %(accounts)s)"
+)
+# by (has related namespaces, is also in other accounts)
+FRAGMENT_TEMPLATES = {
+    (False, False): FRAGMENT,
+    (True, False): FRAGMENT_RELATED,
+    (False, True): FRAGMENT_ELSEWHERE,
+    (True, True): FRAGMENT_RELATED_ELSEWHERE,
+}
 FRAGMENT_KINDS = {
     "separator variant": N_("separator variant"),
     "team/suffix variant": N_("team/suffix variant"),
@@ -103,6 +116,10 @@ def repository_outside_namespace(ctx: RuleContext) -> pd.DataFrame:
         starts with a registered namespace (``suporte-api``) the finding suggests
         ``suporte/api``.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     names = _names(repos)
     mask = repos["namespace"].isna().to_numpy() & ~names.str.contains("/", regex=False).to_numpy()
@@ -164,6 +181,10 @@ def unregistered_namespace(ctx: RuleContext) -> pd.DataFrame:
         repositories to the right namespace. The finding suggests the closest
         registered name.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     registered = sorted(ctx.config.projects.projects)
     named = repos[repos["namespace"].notna()]
@@ -271,6 +292,8 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
         ``details.steps`` lists the copy-then-delete procedure; ``details.conflicts``
         names targets that already exist.
     """
+    import pandas as pd
+
     repos = ctx.repositories
     seps = ctx.options["separators"]
     registered = set(ctx.config.projects.projects)
@@ -279,25 +302,35 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
     if not len(named):
         return pd.DataFrame([], columns=columns)
     rows: list[dict[str, Any]] = []
-    existing = set(_names(repos))
 
     def squash(value: str) -> str:
         return re.sub("[" + re.escape(seps) + "]", "", value)
 
-    for (account, region), part in named.groupby(["account", "region"], observed=True):
-        repos_by_ns: dict[str, list[str]] = defaultdict(list)
-        for namespace, name in zip(
-            part["namespace"].astype(str), part["name"].astype(str), strict=True
-        ):
-            repos_by_ns[namespace].append(name)
-        present = set(repos_by_ns)
-        known = present | registered
-        by_root: dict[str, set[str]] = defaultdict(set)
-        for namespace in present:
-            tokens = _split(namespace, seps)
-            if len(tokens) > 1:
-                by_root[tokens[0]].add(namespace)
-        for namespace in sorted(present):
+    # Namespaces are compared across every account and region (a project may span
+    # accounts: ``suporte`` in one and ``suporte-cloud`` in another is a fragment); the
+    # rename map stays in the fragment's own account and region.
+    where: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    homes: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for account, region, namespace, name in zip(
+        named["account"].astype(str),
+        named["region"].astype(str),
+        named["namespace"].astype(str),
+        named["name"].astype(str),
+        strict=True,
+    ):
+        where[(account, region)][namespace].append(name)
+        homes[namespace].add((account, region))
+    sizes = {ns: sum(len(where[h][ns]) for h in hs) for ns, hs in homes.items()}
+    present = set(homes)
+    known = present | registered
+    by_root: dict[str, set[str]] = defaultdict(set)
+    for namespace in present:
+        tokens = _split(namespace, seps)
+        if len(tokens) > 1:
+            by_root[tokens[0]].add(namespace)
+    for (account, region), repos_by_ns in sorted(where.items()):
+        existing = {n for names in repos_by_ns.values() for n in names}
+        for namespace in sorted(repos_by_ns):
             if namespace in registered:
                 continue
             tokens = _split(namespace, seps)
@@ -306,7 +339,7 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
             kind = ""
             variants = sorted(
                 (p for p in known if p != namespace and squash(p) == squash(namespace)),
-                key=lambda p: (p not in registered, -len(repos_by_ns.get(p, ())), p),
+                key=lambda p: (p not in registered, -sizes.get(p, 0), p),
             )
             if variants:
                 target, kind = variants[0], "separator variant"
@@ -322,26 +355,31 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
             rename = {old: prefix + old[len(namespace) :] for old in sorted(repos_by_ns[namespace])}
             conflicts = sorted(new for new in rename.values() if new in existing)
             siblings = sorted((by_root.get(tokens[0], set()) | ({target} & present)) - {namespace})
-            registry = _registry(str(account), str(region))
+            elsewhere = sorted(
+                {a for ns in [target, *siblings] for a, _ in homes.get(ns, ())} - {account}
+            )
+            registry = _registry(account, region)
             rows.append(
                 {
-                    "account": str(account),
-                    "region": str(region),
+                    "account": account,
+                    "region": region,
                     "namespace": namespace,
                     "message": message(
-                        FRAGMENT_RELATED if siblings else FRAGMENT,
+                        FRAGMENT_TEMPLATES[(bool(siblings), bool(elsewhere))],
                         namespace=namespace,
                         project=target,
                         kind=message(FRAGMENT_KINDS[kind]),
                         repositories=len(rename),
                         prefix=prefix,
                         related=siblings,
+                        accounts=elsewhere,
                     ),
                     "details": {
                         "project": target,
                         "registered": target in registered,
                         "kind": kind,
                         "related_namespaces": siblings,
+                        "related_accounts": elsewhere,
                         "rename_map": rename,
                         "conflicts": conflicts,
                         "steps": [
@@ -395,6 +433,11 @@ def naming_convention(ctx: RuleContext) -> pd.DataFrame:
         Copy the images to a conforming name (``suporte/cloud/api-server``), move
         consumers, then delete the old repository.
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     repos = ctx.repositories
     pattern, depth = ctx.options["segment_pattern"], ctx.options["max_depth"]
     names = pa.array(_names(repos).tolist(), type=pa.string())

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
-from hygiene.rules.columns import utc_ns
 
 EMPTY = N_("repository has no images; created %(age)s days ago (threshold %(threshold)s days)")
 NO_LIFECYCLE = N_("no lifecycle policy (%(images)s images); Security Hub ECR.3")
@@ -20,7 +18,8 @@ IDLE_NEVER_PULLED = N_(
     "no push since %(pushed)s and never pulled (%(images)s images; threshold %(threshold)s days)"
 )
 
-DAY = pd.Timedelta(days=1)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @rule(
@@ -60,11 +59,13 @@ def empty_repository(ctx: RuleContext) -> pd.DataFrame:
         admin approves after the owner's grace period). The opt-out resource tag
         ``hygiene:keep=true`` keeps it.
     """
+    import pandas as pd
+
     repos = ctx.repositories
     cutoff = ctx.days_ago(ctx.options["days"])
     mask = (repos["image_count"] == 0) & (repos["created_at"] < cutoff).fillna(False)
     sub = repos[mask]
-    ages = ((ctx.now - sub["created_at"]) / DAY).astype(int).tolist()
+    ages = ((ctx.now - sub["created_at"]) / pd.Timedelta(days=1)).astype(int).tolist()
     messages = [message(EMPTY, age=age, threshold=ctx.options["days"]) for age in ages]
     return pd.DataFrame({"message": messages}, index=sub.index)
 
@@ -104,6 +105,8 @@ def missing_lifecycle_policy(ctx: RuleContext) -> pd.DataFrame:
         Put the policy generated from the rules config (``hygiene lifecycle``), previewed
         on the inventory first (unsafe: it expires images, so an admin approves).
     """
+    import pandas as pd
+
     repos = ctx.repositories
     policy = repos["lifecycle_policy"]
     missing = policy.isna() | (policy.fillna("").str.strip() == "")
@@ -146,6 +149,11 @@ def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
         archive storage class (unsafe, admin-approved). Repositories opted out with
         ``hygiene:keep=true`` or holding images in use are never flagged.
     """
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.rules.columns import utc_ns
+
     images = ctx.images
     if not len(images):
         return pd.DataFrame({"message": [], "details": []})
