@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pandas as pd
 
+from hygiene.authz.identity import is_loopback
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
@@ -31,7 +32,6 @@ from hygiene.collect.session import (
 )
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
-from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
@@ -215,7 +215,7 @@ def open_registry(
         return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
-    aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
+    aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
     sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
         settings, regions=chosen_regions, organizations=sessions.organizations
@@ -355,7 +355,11 @@ def parts_client(config: Config) -> Any:
     settings = config.policy.registry
     session = make_session(settings.profile, settings.regions[0])
     check_credentials(session, settings.profile)
-    endpoint = settings.endpoint_url if is_local_endpoint(settings.endpoint_url) else None
+    endpoint = (
+        settings.endpoint_url
+        if settings.endpoint_url and is_loopback(settings.endpoint_url)
+        else None
+    )
     return session.client("s3", endpoint_url=endpoint)
 
 

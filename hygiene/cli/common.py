@@ -46,13 +46,14 @@ def log_format_option(func: F) -> F:
 
 
 def load(rules_dir: Path) -> Config:
-    """The configuration in ``rules_dir``, rule and channel options included (exit 2 when
-    invalid)."""
+    """The configuration in ``rules_dir``, rule options, admins entries and channel
+    settings included (exit 2 when invalid)."""
+    from hygiene.authz.policy import check_admins
     from hygiene.checks import check_channels
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
-    return load_config(rules_dir, checks=[validate_config, check_channels])
+    return load_config(rules_dir, checks=[validate_config, check_admins, check_channels])
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> int:

@@ -81,26 +81,28 @@ def demo_command(
     """Run the nightly and weekly jobs on the embedded registry and write the reports.
 
     The registry is seeded like the lab's (40 repositories, ~1,500 images); everything
-    after seeding is the production code path. Reports, exports, the snapshot and the
-    demo's store (demo.db, fresh for each run unless --store is given) go to --out; the
-    newest reports are also in --out/latest/.
+    after seeding is the production code path. Reports, exports, the snapshot, the
+    demo's store (demo.db, fresh for each run unless --store is given) and its
+    configuration (rules/: yours, with you as an admin) go to --out; the newest reports
+    are also in --out/latest/. With --keep-running the export lines include
+    HYGIENE_DEMO_TOKEN: the secret that makes `hygiene approve` in that shell act as
+    os:<you>, and only against this demo's registry.
     """
     require_demo_extra()
     from hygiene.cli.output import print_table
     from hygiene_demo.registry import EmbeddedRegistry
-    from hygiene_demo.run import run_demo
+    from hygiene_demo.run import demo_rules, run_demo
 
     configure_logging(log_format, logging.INFO if verbose else logging.WARNING)
-    config = load(rules_dir)
-    if grace_days is not None:
-        apply = config.policy.apply.model_copy(update={"grace_days": grace_days})
-        config = config.model_copy(
-            update={"policy": config.policy.model_copy(update={"apply": apply})}
-        )
-    out_dir = out or config.policy.report.out_dir
+    given = load(rules_dir)
+    out_dir = out or given.policy.report.out_dir
+    # the demo's deployed configuration: yours, with you (this uid) as an admin, the
+    # embedded registry's account and --grace-days; written down for the second shell
+    demo_dir = demo_rules(rules_dir, out_dir / "rules", grace_days=grace_days)
+    config = load(demo_dir)
     now = datetime.now(UTC)
     account = config.policy.registry.account or "123456789012"
-    with EmbeddedRegistry(account) as registry:
+    with EmbeddedRegistry(account, prove=True) as registry:
         outcome = run_demo(
             registry, config, now=now, out_dir=out_dir, store_url=store_url, rng_seed=rng_seed
         )
@@ -113,7 +115,10 @@ def demo_command(
         click.echo(f"store: {outcome.store_url}")
         if keep_running:
             click.echo(
-                "\n" + keep_running_hints(registry.endpoint_url, outcome.store_url, rules_dir)
+                "\n"
+                + keep_running_hints(
+                    registry.endpoint_url, outcome.store_url, demo_dir, registry.demo_token
+                )
             )
             os.environ["AWS_ENDPOINT_URL"] = registry.endpoint_url
             try:
@@ -124,7 +129,9 @@ def demo_command(
     return max((job.exit_code for job in outcome.jobs), default=0)
 
 
-def keep_running_hints(endpoint_url: str, store_url: str, rules_dir: Path) -> str:
+def keep_running_hints(
+    endpoint_url: str, store_url: str, rules_dir: Path, token: str | None
+) -> str:
     """What to type in another shell to use the embedded registry and the demo's store:
     every line works as printed (tests/test_demo.py runs them)."""
     from hygiene_demo.registry import DUMMY_CREDENTIALS, REGION
@@ -137,7 +144,8 @@ def keep_running_hints(endpoint_url: str, store_url: str, rules_dir: Path) -> st
         f"  export AWS_DEFAULT_REGION={REGION}\n"
         f"  export HYGIENE_STORE_URL={store_url}\n"
         f"  export HYGIENE_RULES_DIR={rules_dir.resolve()}\n"
-        "  hygiene proposals --namespace ml       # or: aws ecr describe-repositories\n"
+        + (f"  export HYGIENE_DEMO_TOKEN={token}\n" if token else "")
+        + "  hygiene proposals --namespace ml       # or: aws ecr describe-repositories\n"
         "Ctrl-C to stop."
     )
 

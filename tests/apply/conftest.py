@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hygiene.store import Store
-from tests import builders
 from tests.apply.registry import Seeder
+from tests.authz.world import deployed_store, proposal_in_grace, rules
 
 
 @pytest.fixture
@@ -29,37 +29,18 @@ def clients(ecr: Any) -> Any:
     return lambda account, region: client
 
 
-def rules_dir(tmp_path: Path, admins: list[str], **apply: Any) -> Path:
-    policy = builders.shipped_policy()
-    policy["admins"] = admins
-    policy["registry"].pop("account", None)
-    policy["apply"].update(apply)
-    return builders.write_rules(tmp_path / "rules", policy)
-
-
 @pytest.fixture
 def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
-    from hygiene.plan import plan
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)  # the embedded registry: os:<user>
-    repo = seeder.repo("suporte/api")
-    digests = [seeder.image(repo) for _ in range(2)]
-    kept = seeder.image(repo, tag="latest")
-    proposals = plan(
-        builders.evaluation([seeder.finding("IM002", repo, d) for d in digests]),
-        seeder.inventory(),
-        config,
-        now,
-    )
+    """A deployed store (admins: the AdministratorAccess permission set) holding one
+    proposal past its grace period, and the CLI pointed at the embedded registry."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
+    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
+    directory = rules(tmp_path / "rules", ["AdministratorAccess"])
     url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    store = Store(url)
-    store.upsert_proposals(proposals, now - timedelta(days=10))
-    store.mark_notified(now - timedelta(days=9), namespace="suporte")
+    store = deployed_store(url, directory)
     return {
+        **proposal_in_grace(store, seeder, config, now),
         "url": url,
         "store": store,
-        "id": proposals[0].id,
-        "repo": repo,
-        "digests": digests,
-        "kept": kept,
+        "common": ["--rules-dir", str(directory), "--store", url],
     }

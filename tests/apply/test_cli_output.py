@@ -10,16 +10,17 @@ import pytest
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from hygiene.identity import os_identity
 from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.store import Store
 from tests import builders
-from tests.apply.conftest import rules_dir
 from tests.apply.registry import OCI_MANIFEST, Seeder
+from tests.authz.world import ADMIN_ROLE, DEVELOPER_ROLE, OWNER_OF_SUPORTE, signed_in, sts_as
 
 
-def _common(tmp_path: Any, seeded: dict[str, Any]) -> list[str]:
-    return ["--rules-dir", str(rules_dir(tmp_path, [os_identity()])), "--store", seeded["url"]]
+def _common(ecr: Any, monkeypatch: Any, seeded: dict[str, Any]) -> list[str]:
+    """Signed in as an admin (IAM Identity Center, AdministratorAccess); the CLI options."""
+    signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
+    return list(seeded["common"])
 
 
 def waiting_proposals(count: int) -> list[Any]:
@@ -42,11 +43,9 @@ def waiting_proposals(count: int) -> list[Any]:
 
 
 def test_dry_run_says_would_delete_and_totals_what_it_would_do(
-    tmp_path,
-    seeded,
-    capsys,
+    seeded, ecr, monkeypatch, capsys
 ) -> None:
-    common = _common(tmp_path, seeded)
+    common = _common(ecr, monkeypatch, seeded)
     assert run_cli(cli, ["approve", seeded["id"], *common]) == 0
     capsys.readouterr()
     assert run_cli(cli, ["apply", "--dry-run", *common]) == 0
@@ -58,12 +57,9 @@ def test_dry_run_says_would_delete_and_totals_what_it_would_do(
 
 
 def test_apply_totals_deleted_skipped_by_reason_and_bytes(
-    tmp_path,
-    seeded,
-    seeder: Seeder,
-    capsys,
+    seeded, seeder: Seeder, ecr, monkeypatch, capsys
 ) -> None:
-    common = _common(tmp_path, seeded)
+    common = _common(ecr, monkeypatch, seeded)
     assert run_cli(cli, ["approve", seeded["id"], *common]) == 0
     # one of the two images got a tag after the proposal: apply keeps it
     tagged = seeded["digests"][0]
@@ -77,18 +73,14 @@ def test_apply_totals_deleted_skipped_by_reason_and_bytes(
     assert seeder.live_digests(seeded["repo"]) == {tagged, seeded["kept"]}
 
 
-def test_every_waiting_proposal_is_listed_with_its_date(
-    tmp_path,
-    seeded,
-    capsys,
-) -> None:
+def test_every_waiting_proposal_is_listed_with_its_date(seeded, ecr, monkeypatch, capsys) -> None:
     store: Store = seeded["store"]
     waiting = waiting_proposals(15)
     now = datetime.now(UTC)
     store.upsert_proposals(waiting, now, complete=False)
     for n, proposal in enumerate(waiting[:10]):  # owners told on different days
         store.mark_notified(now - timedelta(days=n), ids=[proposal.id])
-    common = _common(tmp_path, seeded)
+    common = _common(ecr, monkeypatch, seeded)
     assert run_cli(cli, ["apply", "--dry-run", *common]) == 0
     out = capsys.readouterr().out
     assert "not applied now (16):" in out  # 15 + the seeded one, none hidden
@@ -101,55 +93,47 @@ def test_every_waiting_proposal_is_listed_with_its_date(
     assert dates == sorted(dates)  # soonest first
 
 
-def test_admins_reject_a_whole_rule_of_a_namespace(tmp_path, seeded, capsys) -> None:
-    from hygiene.cli import proposals as proposals_cli
-
+def test_admins_reject_a_whole_rule_of_a_namespace(seeded, ecr, monkeypatch, capsys) -> None:
     store: Store = seeded["store"]
-    common = _common(tmp_path, seeded)
+    common = _common(ecr, monkeypatch, seeded)
     code = run_cli(
         cli, ["reject", "--namespace", "suporte", "--rule", "IM002", "--reason", "no", *common]
     )
     assert code == 0, capsys.readouterr().err
     assert f"rejected {seeded['id']}" in capsys.readouterr().out
     assert store.get(seeded["id"]).state == ProposalState.REJECTED
-    # owners object by id; whole rules at once is for admins
-    role = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_abc"
-    original = proposals_cli.IDENTITY
-    try:
-        proposals_cli.IDENTITY = lambda config: f"{role}/joao.silva@lsd.ufcg.edu.br"
-        directory = rules_dir(tmp_path, ["AdministratorAccess"])
-        owner = ["--rules-dir", str(directory), "--store", seeded["url"]]
-        assert run_cli(cli, ["reject", "--namespace", "suporte", "--reason", "x", *owner]) == 4
-    finally:
-        proposals_cli.IDENTITY = original
+    (decision,) = store.approvals(seeded["id"])
+    assert decision["approver"].endswith("/alice@lsd.ufcg.edu.br")
+
+
+def test_owners_object_by_id_not_by_whole_rules(seeded, ecr, monkeypatch, capsys) -> None:
+    store: Store = seeded["store"]
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, OWNER_OF_SUPORTE))  # owns suporte
+    args = ["reject", "--namespace", "suporte", "--reason", "x", *seeded["common"]]
+    assert run_cli(cli, args) == 4
+    assert store.get(seeded["id"]).state == ProposalState.PROPOSED
+    assert run_cli(cli, ["reject", seeded["id"], "--reason", "x", *seeded["common"]]) == 0
 
 
 def test_rejecting_a_finished_proposal_says_nothing_was_rejected(
-    tmp_path,
-    seeded,
-    capsys,
+    seeded, ecr, monkeypatch, capsys
 ) -> None:
     store: Store = seeded["store"]
     store.set_state(seeded["id"], ProposalState.APPLIED, "done")
-    common = _common(tmp_path, seeded)
+    common = _common(ecr, monkeypatch, seeded)
     assert run_cli(cli, ["reject", seeded["id"], "--reason", "late", *common]) == 2
     err = capsys.readouterr().err
     assert "nothing was rejected" in err and "rejectd" not in err
 
 
 @pytest.mark.parametrize("command", [["proposals"], ["audit"], ["runs"]])
-def test_tables_fit_an_80_column_terminal(
-    tmp_path,
-    seeded,
-    capsys,
-    monkeypatch,
-    command,
-) -> None:
+def test_tables_fit_an_80_column_terminal(seeded, ecr, monkeypatch, capsys, command) -> None:
     store: Store = seeded["store"]
     store.upsert_proposals(waiting_proposals(3), datetime.now(UTC), complete=False)
     store.audit("approve", "ok", detail="a long detail " * 10)
+    common = _common(ecr, monkeypatch, seeded)
     monkeypatch.setenv("COLUMNS", "80")
-    assert run_cli(cli, [*command, *_common(tmp_path, seeded)]) == 0
+    assert run_cli(cli, [*command, *common]) == 0
     out = capsys.readouterr().out
     assert out.strip()
     too_wide = [line for line in out.splitlines() if len(line) > 80]

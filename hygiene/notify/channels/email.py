@@ -188,7 +188,11 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 class SmtpTransport:
-    """SMTP with STARTTLS, implicit TLS (``ssl``) or neither (``none``, for a local relay)."""
+    """SMTP with STARTTLS, implicit TLS (``ssl``) or neither (``none``, for a local relay).
+
+    A login over ``none`` (the password in clear text) is refused with a
+    :class:`ConfigError` unless the host is a loopback address or
+    ``allow_plaintext_auth`` is set."""
 
     name = "email"
 
@@ -199,6 +203,20 @@ class SmtpTransport:
         credentials: SmtpCredentials | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        from hygiene.authz.identity import is_loopback_host
+
+        if (
+            credentials is not None
+            and settings.security == "none"
+            and not settings.allow_plaintext_auth
+            and not is_loopback_host(settings.host)
+        ):
+            raise ConfigError(
+                f"notify.smtp: security: none would send the SMTP password in clear text to "
+                f"{settings.host}:{settings.port}; use starttls or ssl, a relay on this machine "
+                "(localhost), or set notify.smtp.allow_plaintext_auth: true if the network "
+                "in between is trusted"
+            )
         self.settings = settings
         self.credentials = credentials
         self.ssl_context = ssl_context
