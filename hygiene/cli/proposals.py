@@ -144,6 +144,7 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
 
 # Widest a cell needs to be before it wraps, for choosing which columns fit.
 CELL_CAP = 32
+SHORT_CELL = 16  # columns whose values are all this short keep them on one line
 
 
 def fitting_columns(
@@ -154,7 +155,7 @@ def fitting_columns(
 
     def needed(chosen: list[tuple[str, str]]) -> int:
         widths = [
-            min(CELL_CAP, max([len(header)] + [len(str(r[key])) for r in rows]))
+            min(CELL_CAP, max([min(len(header), 12)] + [len(str(r[key])) for r in rows]))
             for key, header in chosen
         ]
         return sum(widths) + 3 * len(chosen) + 1  # borders and padding
@@ -182,7 +183,10 @@ def _print_table(
     shown = fitting_columns(rows, columns, list(optional), console.width)
     table = Table(title=title, title_justify="left", show_lines=False)
     for key, header in shown:
-        table.add_column(header, overflow="fold", no_wrap=key == "id", min_width=len(header))
+        longest = max((len(str(r[key])) for r in rows), default=0)
+        short = key == "id" or longest <= SHORT_CELL  # ids, states, sizes, dates: never split
+        # a long header may wrap over two lines; the values of short columns never do
+        table.add_column(header, overflow="fold", min_width=longest if short else None)
     for row in rows:
         table.add_row(*(str(row[key]) for key, _ in shown))
     console.print(table)
