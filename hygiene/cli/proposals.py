@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from hygiene.cli.common import load, rules_dir_option
+from hygiene.cli.common import TEXT, load, rules_dir_option
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
 from hygiene.units import human_bytes
@@ -176,10 +176,11 @@ def _print_table(
 ) -> None:
     """A table as wide as the terminal (``$COLUMNS`` when set): optional columns are left
     out when they do not fit, and long cells wrap (ids and digests fold)."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from hygiene.cli.terminal import SafeConsole
+
+    console = SafeConsole()
     shown = fitting_columns(rows, columns, list(optional), console.width)
     table = Table(title=title, title_justify="left", show_lines=False)
     for key, header in shown:
@@ -344,7 +345,12 @@ def approve_cmd(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1)
-@click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
+@click.option(
+    "--reason",
+    type=TEXT,
+    required=True,
+    help="Why (shown to the owners and kept in the audit).",
+)
 @click.option("--namespace", help="Reject every open proposal of this namespace (admins only).")
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
 def reject_cmd(
