@@ -145,6 +145,7 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
 # Widest a cell needs to be before it wraps, for choosing which columns fit.
 CELL_CAP = 32
 SHORT_CELL = 16  # columns whose values are all this short keep them on one line
+PIPE_WIDTH = 200  # tables written to a file or a pipe (no terminal to fit)
 
 
 def fitting_columns(
@@ -175,12 +176,17 @@ def _print_table(
     optional: list[str] = (),  # type: ignore[assignment]
 ) -> None:
     """A table as wide as the terminal (``$COLUMNS`` when set): optional columns are left
-    out when they do not fit, and long cells wrap (ids and digests fold)."""
+    out when they do not fit, and long cells wrap (ids and digests fold). Written to a
+    file or a pipe, it is :data:`PIPE_WIDTH` wide: nothing to wrap for."""
+    import os
+    import sys
+
     from rich.table import Table
 
     from hygiene.cli.terminal import SafeConsole
 
-    console = SafeConsole()
+    sized = sys.stdout.isatty() or bool(os.environ.get("COLUMNS"))
+    console = SafeConsole(width=None if sized else PIPE_WIDTH)
     shown = fitting_columns(rows, columns, list(optional), console.width)
     table = Table(title=title, title_justify="left", show_lines=False)
     for key, header in shown:

@@ -174,6 +174,7 @@ def test_reasons_reach_the_terminal_as_text(seeded, ecr, monkeypatch, capsys) ->
     code = run_cli(cli, ["reject", seeded["id"], "--reason", reason, *common])
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "200")  # room for the detail column on one line
     assert run_cli(cli, ["audit", *common]) == 0
     assert reason in capsys.readouterr().out
     assert run_cli(cli, ["proposals", "--state", "rejected", *common]) == 0
