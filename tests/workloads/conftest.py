@@ -1,0 +1,33 @@
+"""Fixtures for in-use discovery: the embedded AWS with workloads, the local Kubernetes API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hygiene.collect.embedded import EmbeddedRegistry
+from tests.workloads.k8s_server import KubernetesApi
+from tests.workloads.seed import WorkloadSeeder, reset_workloads
+
+
+@pytest.fixture
+def aws(embedded_server: EmbeddedRegistry) -> Iterator[WorkloadSeeder]:
+    """The embedded AWS (one moto server per process), workloads emptied around the test."""
+    embedded_server.reset()
+    reset_workloads()
+    yield WorkloadSeeder(embedded_server.endpoint_url, account=embedded_server.account)
+    reset_workloads()
+    embedded_server.reset()
+
+
+@pytest.fixture
+def k8s_api() -> Iterator[KubernetesApi]:
+    with KubernetesApi.recorded("lab") as api:
+        yield api
+
+
+@pytest.fixture
+def kubeconfig(k8s_api: KubernetesApi, tmp_path: Path) -> Path:
+    return k8s_api.kubeconfig(tmp_path / "kubeconfig")
