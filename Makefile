@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SOURCES := hygiene hygiene_demo benchmarks tests
 
 .PHONY: setup demo test lint typecheck unit bench lock clean
 
@@ -19,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/hygiene demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check hygiene tests
-	$(BIN)/ruff format --check hygiene tests
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -30,8 +31,10 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# Benchmarks live outside the packages (benchmarks/); docs/benchmarks.md has the figures.
 bench: $(STAMP)
-	$(BIN)/python -m hygiene.bench
+	$(BIN)/python -m benchmarks.rules
+	$(BIN)/python -m benchmarks.collector
 
 lock:
 	$(PYTHON) -m pip install --quiet uv

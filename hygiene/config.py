@@ -14,15 +14,24 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from hygiene.errors import ConfigError
+from hygiene.yamlfile import YamlMapping, read_mapping
 
 DEFAULT_RULES_DIR = Path("rules")
 POLICY_FILE = "default.yaml"
@@ -138,22 +147,12 @@ class LifecycleArchive(Section):
     _check_patterns = field_validator("patterns")(_lifecycle_patterns)
 
 
-class LifecycleOverride(Section):
-    """Lifecycle settings for matching namespaces/repositories (``fnmatch`` patterns).
+class LifecyclePolicySettings(Section):
+    """What a generated lifecycle policy expires, keeps and archives.
 
-    Later entries win; a repository match is applied after a namespace match.
+    The defaults are in ``lifecycle:``; an entry of ``lifecycle.overrides`` may change any
+    of these for some namespaces or repositories, and nothing else.
     """
-
-    namespaces: list[str] = Field(default_factory=list)
-    repositories: list[str] = Field(default_factory=list)
-    expire_untagged_days: int | None = Field(default=None, ge=1, le=3650)
-    keep_tagged: list[KeepTagged] | None = None
-    archive: LifecycleArchive | None = None
-    expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
-
-
-class LifecycleSettings(Section):
-    """Inputs for generated lifecycle policies (see hygiene.lifecycle, docs/lifecycle.md)."""
 
     # Expire untagged images (never index children: ECR keeps those with their index).
     expire_untagged_days: int | None = Field(default=14, ge=1, le=3650)
@@ -162,13 +161,53 @@ class LifecycleSettings(Section):
     )
     # Optional transition to the archive storage class (not understood by moto 5.2).
     archive: LifecycleArchive | None = None
-    # Expire images archived for N days (ECR: archived images cannot be expired by a
-    # lifecycle policy before 90 days in archive).
+    # Expire images archived for N days. At least 90, as the policy validator requires
+    # (lifecycle.policy.MIN_ARCHIVE_DAYS): archived images are billed for 90 days anyway
+    # (docs/ecr-facts.md, "Deleting").
     expire_archived_after_days: int | None = Field(default=None, ge=90, le=36500)
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The :class:`LifecyclePolicySettings` fields of this model, by name."""
+        return {name: getattr(self, name) for name in LifecyclePolicySettings.model_fields}
+
+
+def _inherited(schema: dict[str, Any]) -> None:
+    """An override's policy settings default to the ``lifecycle:`` values, not to their own."""
+    for name in LifecyclePolicySettings.model_fields:
+        schema["properties"][name].pop("default", None)
+
+
+class LifecycleOverride(LifecyclePolicySettings):
+    """Lifecycle settings for matching namespaces/repositories (``fnmatch`` patterns).
+
+    Only the keys an entry sets apply; an explicit ``null`` sets too (it turns that rule
+    off). Later entries win; a repository match is applied after a namespace match.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_inherited)
+
+    namespaces: list[str] = Field(default_factory=list)
+    repositories: list[str] = Field(default_factory=list)
+
+    def policy_settings(self) -> dict[str, Any]:
+        """The policy settings this entry sets (not the defaults of those it leaves out)."""
+        return {k: v for k, v in super().policy_settings().items() if k in self.model_fields_set}
+
+    @model_serializer(mode="wrap")
+    def _only_what_is_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        keep = {"namespaces", "repositories", *self.policy_settings()}
+        return {k: data[k] for k in ("namespaces", "repositories", *data) if k in keep}
+
+
+class LifecycleSettings(LifecyclePolicySettings):
+    """Inputs for generated lifecycle policies (see hygiene.lifecycle, docs/lifecycle.md)."""
+
     # countNumber of the shield rules that match protected tags first: far above any
     # repository's image count, so the shield itself never expires anything.
     protected_count_number: int = Field(default=1_000_000, ge=100_000, le=2_147_483_647)
-    # sinceImagePulled + expire is UNCONFIRMED in ECR (ECR_FACTS.md): off unless enabled.
+    # Whether ECR accepts sinceImagePulled with expire is unconfirmed (docs/ecr-facts.md,
+    # "Lifecycle policies"): off unless enabled.
     allow_since_image_pulled_expire: bool = False
     # Preview: an image never pulled counts its age from its push ("pushed") or is never
     # selected by a sinceImagePulled rule ("keep").
@@ -219,7 +258,7 @@ class ReportSettings(Section):
     largest_repositories: int = Field(default=10, ge=1, le=100)
     trend_runs: int = Field(default=12, ge=2, le=365)
     max_rows: int = Field(default=100, ge=5, le=10000)  # rows per table; the rest in exports
-    templates_dir: Path | None = None  # default: reports/ at the repository root
+    templates_dir: Path | None = None  # default: the package's templates (from reports/)
     exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
 
     @field_validator("timezone")
@@ -338,53 +377,11 @@ def _check_zone(value: str) -> str:
 # --------------------------------------------------------------------------- loading
 
 
-def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
-    """Follow a pydantic error location through the YAML node tree to a 1-based line."""
-    node = root
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == part), None)
-            key = next((k for k, _ in node.value if k.value == part), None)
-            if match is None:
-                break
-            line = (key or match).start_mark.line + 1
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                break
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def _read_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: expected a mapping at the top level")
-    return data, node
-
-
-def _format_validation_error(path: Path, exc: ValidationError, node: yaml.Node | None) -> str:
+def _format_validation_error(source: YamlMapping, exc: ValidationError) -> str:
     first = exc.errors()[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function")))
     key_path = ".".join(str(p) for p in loc) or "(top level)"
-    line = _node_line(node, loc)
-    where = f"{path}:{line}" if line else str(path)
+    where = source.where(loc)
     kind = first["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
@@ -398,34 +395,48 @@ def _format_validation_error(path: Path, exc: ValidationError, node: yaml.Node |
 
 
 def _validate(model: type[BaseModel], path: Path) -> Any:
-    data, node = _read_yaml(path)
+    source = read_mapping(path)
     try:
-        return model.model_validate(data)
+        return model.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(path, exc, node)) from exc
+        raise ConfigError(_format_validation_error(source, exc)) from exc
 
 
-def load_config(rules_dir: Path | str | None = None) -> Config:
+ConfigCheck = Callable[[Config], None]
+"""A further check of a loaded configuration; raises :class:`ConfigError` when it fails."""
+
+
+def load_config(
+    rules_dir: Path | str | None = None, *, checks: Sequence[ConfigCheck] = ()
+) -> Config:
     """Load and validate ``<rules_dir>/default.yaml`` and ``<rules_dir>/projects.yaml``.
 
     ``rules_dir`` defaults to ``$HYGIENE_RULES_DIR`` or ``./rules``. Raises
     :class:`ConfigError` (exit code 2) with file, key path and line on any problem.
+    ``checks`` run after the models validate (see :func:`load_config_files`).
     """
     directory = Path(rules_dir or os.environ.get("HYGIENE_RULES_DIR") or DEFAULT_RULES_DIR)
-    return load_config_files(directory / POLICY_FILE, directory / PROJECTS_FILE)
+    return load_config_files(directory / POLICY_FILE, directory / PROJECTS_FILE, checks=checks)
 
 
-def load_config_files(policy_path: Path, projects_path: Path) -> Config:
+def load_config_files(
+    policy_path: Path, projects_path: Path, *, checks: Sequence[ConfigCheck] = ()
+) -> Config:
+    """Load both files, then run ``checks`` on the result.
+
+    The models here leave rule codes, option names and ranges, selectors and regexes
+    free-form: they are known to the rules engine, which depends on this module, so its
+    check is passed in (``checks=[hygiene.rules.validate_config]``, as the CLI and the
+    scheduler do). Without it a bad rule option is still refused, but only when the rules
+    are evaluated, after the registry has been read.
+    """
     policy = _validate(Policy, policy_path)
     projects = _validate(ProjectsRegistry, projects_path)
     config = Config(
         policy=policy, projects=projects, policy_path=policy_path, projects_path=projects_path
     )
-    # Rule codes, option names and ranges, selectors and regexes are known only to the
-    # rules engine; imported here because the engine imports this module.
-    from hygiene.rules.settings import validate_config
-
-    validate_config(config)
+    for check in checks:
+        check(config)
     return config
 
 

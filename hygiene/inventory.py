@@ -17,13 +17,15 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from hygiene.model import iso_utc
 
 INDEX_MEDIA_TYPES = frozenset(
     {
@@ -82,6 +84,13 @@ REPOSITORY_DTYPES: dict[str, Any] = {
 }
 
 
+def cell_text(value: Any) -> str | None:
+    """A text cell of an inventory frame as ``str``, or None when missing (None, NA, NaN)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return str(value)
+
+
 def namespace_of(repository: str) -> str | None:
     """``suporte/cloud/api`` → ``suporte``; ``nginx`` (no slash) → None."""
     head, sep, _ = repository.partition("/")
@@ -121,8 +130,8 @@ class RunInfo:
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
             "complete": self.complete,
             "errors": [asdict(e) for e in self.errors],
             "api_calls": dict(sorted(self.api_calls.items())),
@@ -141,10 +150,6 @@ class RunInfo:
             api_calls=dict(data.get("api_calls", {})),
             source=data.get("source", "ecr"),
         )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 @dataclass

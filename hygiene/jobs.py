@@ -16,9 +16,10 @@ tests. The guarantees live here, not in the stages:
   counts, API calls and errors, even when a stage raises or the process is asked to stop;
 * an incomplete scan never feeds an apply: apply is skipped and the admins are alerted;
 * a failed or incomplete run alerts the admins (``deps.alert``);
-* a stop request (SIGTERM/SIGINT set :data:`STOP`) is passed to collect and apply, which
-  finish their current batch; the job then skips the remaining stages and records the run
-  as incomplete.
+* a stop request (SIGTERM/SIGINT set :data:`STOP`) is passed to collect, which finishes
+  its current batch, and to apply, which finishes the proposal in progress (recording each
+  of its batches) and starts no other; the job then skips the remaining stages and
+  records the run as incomplete.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ from hygiene.model import FixSafety, Proposal, ProposalState
 log = logging.getLogger(__name__)
 
 LOCK_NAME = "registry"
-"""One lock for every run that reads or changes the registry (nightly, weekly, apply)."""
+"""The store lock a whole nightly or weekly job holds, so two jobs never overlap. Apply
+takes its own lock, ``apply``, inside the job's (and alone when run by hand)."""
 
 STOP = threading.Event()
 """Process-wide stop flag: set by the SIGTERM/SIGINT handlers of ``hygiene run`` and
@@ -86,13 +88,15 @@ class RunStore(Protocol):
 
 
 @dataclass
-class ApplyResult:
-    """What one apply call did (the apply helper's summary, reduced to what a run records)."""
+class ApplySummary:
+    """What a job records of one apply stage: counts of proposals, whether it stopped
+    early, AWS calls and errors. (:class:`hygiene.apply.ApplyResult` is apply's own,
+    complete result; :func:`hygiene.wiring.apply_with` reduces it to this.)"""
 
     applied: int = 0
     failed: int = 0
-    skipped: int = 0
-    stopped: bool = False  # the stop flag was seen between batches
+    skipped: int = 0  # skipped by apply, or not eligible
+    stopped: bool = False  # the stop flag was set: proposals not started were left
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -119,16 +123,18 @@ def _utcnow() -> datetime:
 
 @dataclass
 class JobDeps:
-    """The stages of a job. The lead wires the real ones in :mod:`hygiene.wiring`.
+    """The stages of a job; :func:`hygiene.wiring.build_job_deps` builds the real ones.
 
     ``collect(config, stop)`` returns an :class:`Inventory` whose ``run.errors`` list every
     part it could not read (and a ``ScanError`` with operation ``stop`` if it stopped
     early); it raises ``CollectError`` when the registry is unreachable.
     ``persist(run_id, inventory, evaluation, proposals)`` saves the scan and returns the
     proposals as stored (state, first_seen and grace_until merged from earlier runs).
-    ``apply(proposals, config, stop)`` re-verifies and executes the given proposals in
-    batches, checking ``stop`` between batches; it must not take the store lock itself
-    when called from a job (the job already holds it).
+    ``apply(proposals, config, stop)`` re-verifies and executes the given proposals and
+    returns an :class:`ApplySummary`; it checks ``stop`` before each proposal (the one in
+    progress finishes its batches). It runs while the job holds :data:`LOCK_NAME`, so it
+    must not take that lock; it may take another (the wired one takes ``apply`` and
+    records its own ``apply`` run).
     ``due_approved(now)`` lists approved proposals whose grace date has passed.
     ``render_admin_report(document)`` / ``render_owner_report(document, namespace)``
     render from the scan JSON contract (plus a ``job`` key) and return a
@@ -140,7 +146,7 @@ class JobDeps:
     evaluate: Callable[[Inventory, Config, datetime], Any]
     plan: Callable[[Any, Inventory, Config, datetime], list[Proposal]]
     persist: Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]
-    apply: Callable[[Sequence[Proposal], Config, threading.Event], ApplyResult]
+    apply: Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]
     due_approved: Callable[[datetime], list[Proposal]]
     render_admin_report: Callable[[dict[str, Any]], Any]
     render_owner_report: Callable[[dict[str, Any], str], Any]
@@ -518,12 +524,13 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
     from hygiene.config import load_config
+    from hygiene.rules import validate_config
 
     if STOP.is_set():  # queued behind a run that was stopped: the daemon is shutting down
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
     try:
-        config = load_config(Path(rules_dir))
+        config = load_config(Path(rules_dir), checks=[validate_config])
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -98,6 +98,17 @@ class ProposalState(StrEnum):
     APPLIED = "applied"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """A time as the JSON outputs write it: ISO 8601 in UTC, ``2026-11-28T03:00:00+00:00``.
+
+    None for None and for pandas' ``NaT`` (a missing time in a frame; a ``Timestamp`` is
+    a datetime, so frame cells need no conversion first).
+    """
+    if value is None or value != value:  # NaT is the only datetime not equal to itself
+        return None
+    return value.astimezone(UTC).isoformat()
 
 
 def canonical_json(value: Any) -> str:

@@ -26,8 +26,8 @@ from typing import Any, Protocol
 import pandas as pd
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory
-from hygiene.model import Action, Finding, FixSafety, Proposal, proposal_id
+from hygiene.inventory import Inventory, cell_text
+from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
 from hygiene.units import human_bytes
 
 IMAGE_RULES = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
@@ -48,12 +48,6 @@ class EvaluationLike(Protocol):
     def findings(self) -> Sequence[Finding]: ...
 
 
-def _iso(value: Any) -> str | None:
-    if value is None or value is pd.NaT or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return pd.Timestamp(value).tz_convert("UTC").isoformat()
-
-
 def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
     """Account, region and repository go into every id: replicated registries hold the
     same digests in several regions, and each deletion there is a separate proposal."""
@@ -71,8 +65,8 @@ def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[s
         index[key] = {
             "digest": str(row.digest),
             "tags": sorted(str(t) for t in row.tags),
-            "pushed_at": _iso(row.pushed_at),
-            "last_pull": _iso(row.last_pull),
+            "pushed_at": iso_utc(row.pushed_at),
+            "last_pull": iso_utc(row.last_pull),
             "bytes": int(row.storage_bytes),
             "size_bytes": int(row.size_bytes),
             "media_type": None
@@ -89,10 +83,6 @@ def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, 
     for record in frame.to_dict("records"):
         out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
     return out
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def _image_proposals(
@@ -243,7 +233,7 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
     if action == Action.DELETE_REPOSITORY:
         target = {"repository": repository}
         evidence["image_count"] = int(repo["image_count"]) if repo else 0
-        evidence["created_at"] = _iso(repo["created_at"]) if repo else None
+        evidence["created_at"] = iso_utc(repo["created_at"]) if repo else None
         summary = f"delete empty repository {repository}"
     elif action == Action.ENABLE_SCAN_ON_PUSH:
         target = {"scan_on_push": True}
@@ -262,7 +252,7 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
         evidence["exclusions"] = list(repo["tag_mutability_exclusions"]) if repo else []
         summary = f"make tags of {repository} immutable except {', '.join(exclusions)}"
     else:
-        policy_text = _text(repo["repository_policy"]) if repo else None
+        policy_text = cell_text(repo["repository_policy"]) if repo else None
         if finding.details.get("invalid"):
             return None  # unreadable policy: a person has to look at it
         statements = _statements_to_remove(finding.details, policy_text, finding.account)
@@ -298,7 +288,7 @@ def plan(
     """
     del now
     repos = _repositories(inventory)
-    broken = {key for key, repo in repos.items() if _text(repo.get("scan_error")) is not None}
+    broken = {key for key, repo in repos.items() if cell_text(repo.get("scan_error")) is not None}
 
     def readable(f: Finding) -> bool:
         return f.repository is not None and (f.account, f.region, f.repository) not in broken

@@ -4,9 +4,9 @@
 :func:`build_job_deps` unless ``$HYGIENE_JOB_DEPS`` names another factory
 (``module:function``; the test suite uses in-memory ones).
 
-The adapters below bind the store's and apply's functions to the shapes the jobs call.
-Stages whose library has not landed yet are reported at once, before any run is recorded,
-instead of failing halfway through a run.
+The adapters below bind the store's and apply's functions to the shapes the jobs call;
+:class:`Wired` holds what the stages of one job share (registry handle, inventory,
+reports, deliveries).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from hygiene.config import Config
 from hygiene.inventory import Inventory
-from hygiene.jobs import ApplyResult, JobDeps, RunAlert
+from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.deliver import DeliveryResult, deliver_all
 from hygiene.report.data import (
@@ -76,21 +76,23 @@ def due_approved_with(store: Any) -> Callable[[datetime], list[Proposal]]:
 
 def apply_with(
     store: Any, clients: Any
-) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplyResult]:
+) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]:
     """``hygiene.apply.apply`` limited to the given proposals, summarised for the run.
 
     apply takes its own ``apply`` lock inside the job's ``registry`` lock (different
-    names, so no self-deadlock) and records its own ``apply`` run.
+    names, so no self-deadlock) and records its own ``apply`` run. Proposals apply finds
+    not eligible count as skipped. apply does not count its AWS calls, so the summary's
+    ``api_calls`` stays empty: the job's run record counts the scan's calls only.
     """
 
-    def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplyResult:
+    def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplySummary:
         from hygiene.apply import apply
 
         result = apply(
             store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals], stop=stop
         )
         states = {i: str(state) for i, (state, _) in result.states.items()}
-        return ApplyResult(
+        return ApplySummary(
             applied=sum(1 for s in states.values() if s == ProposalState.APPLIED),
             failed=len(result.failed),
             skipped=sum(1 for s in states.values() if s == ProposalState.SKIPPED)

@@ -14,8 +14,8 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
-from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.config import Config, load_config
+from hygiene_demo.registry import EmbeddedRegistry
 
 # Records the AWS operations hygiene code calls; fails the run if one is not declared.
 pytest_plugins = ["tests.iam_recorder"]

@@ -4,8 +4,9 @@ How it records: a ``before-call`` handler is appended to ``botocore.handlers.
 BUILTIN_HANDLERS``, which every botocore session registers when it is created, so the
 hook sees the calls of every client, whichever session the code builds. A call counts as
 the code's when the innermost frame from the ``hygiene`` package on the calling thread's
-stack is not test scaffolding (``collect/embedded.py``, seeding/demo modules): seeding
-done by tests through their own clients is not recorded.
+stack is closer to the call than any frame of the ``hygiene_demo`` package or the
+``benchmarks`` folder (the embedded registry, the seeder, the demo): seeding, by them or
+by tests through their own clients, is not recorded.
 
 How it checks under pytest-xdist: the controller creates a directory and exports it in
 ``$HYGIENE_IAM_RECORD_DIR`` before the workers start; each process appends the
@@ -31,28 +32,28 @@ import botocore.handlers
 import pytest
 
 import hygiene
+import hygiene_demo
 from hygiene import iam
 
 RECORD_ENV = "HYGIENE_IAM_RECORD_DIR"
 PACKAGE_DIR = Path(hygiene.__file__).resolve().parent
-# Modules that talk to the emulator to build test/demo/benchmark registries, not to a real one.
-SCAFFOLDING_STEMS = {"embedded", "seed", "demo", "bench"}
-
-
-def _is_scaffolding(path: Path) -> bool:
-    parts = path.relative_to(PACKAGE_DIR).parts
-    return path.stem in SCAFFOLDING_STEMS or any(p in SCAFFOLDING_STEMS for p in parts[:-1])
+# Code that talks to the emulator to build test/demo/benchmark registries, not to a real one.
+SCAFFOLDING_DIRS = (
+    Path(hygiene_demo.__file__).resolve().parent,
+    PACKAGE_DIR.parent / "benchmarks",
+)
 
 
 def calling_module(frame: FrameType | None) -> str | None:
-    """The hygiene module on the stack closest to the call, unless it is scaffolding."""
+    """The hygiene module on the stack closest to the call, unless scaffolding is closer."""
     while frame is not None:
         filename = frame.f_code.co_filename
         path = Path(filename).resolve() if filename.endswith(".py") else None
-        if path is not None and path.is_relative_to(PACKAGE_DIR):
-            if _is_scaffolding(path):
+        if path is not None:
+            if any(path.is_relative_to(d) for d in SCAFFOLDING_DIRS):
                 return None
-            return ".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts)
+            if path.is_relative_to(PACKAGE_DIR):
+                return ".".join(path.relative_to(PACKAGE_DIR).with_suffix("").parts)
         frame = frame.f_back
     return None
 

@@ -11,7 +11,7 @@ import pytest
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from hygiene.collect.embedded import EmbeddedRegistry
+from hygiene_demo.registry import EmbeddedRegistry
 
 from .conftest import RULES_DIR
 

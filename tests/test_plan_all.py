@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hygiene.collect.seed import plan_lab_registry
 from hygiene.config import Config
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
 from hygiene.model import Action
 from hygiene.scan import evaluate_rules, plan_all
+from hygiene_demo.lab import plan_lab_registry
 
 
 def _lab_inventory(config: Config, now: datetime) -> Inventory:

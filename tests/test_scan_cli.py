@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from hygiene.collect.embedded import EmbeddedRegistry
+from hygiene_demo.registry import EmbeddedRegistry
 
 from .conftest import RULES_DIR
 

@@ -1,7 +1,9 @@
 """The ``hygiene`` command: a thin shell over the library.
 
-Each command group lives in its own module and is registered in ``COMMAND_MODULES``;
-commands only parse options, call library functions and format the result. Every
+Each command or command group lives in a module named for it (``hygiene rules`` in
+``hygiene/cli/rules.py``; the proposal workflow's commands together in ``proposals.py``)
+and is registered in ``COMMAND_MODULES``; commands only parse options, call library
+functions and format the result. Every
 :class:`~hygiene.errors.HygieneError` becomes one readable line on stderr and its
 documented exit code (see :mod:`hygiene.errors`).
 """
@@ -18,15 +20,15 @@ from hygiene.cli.common import run_cli
 # Modules that define click commands; each exposes ``register(group)``.
 COMMAND_MODULES = [
     "hygiene.cli.scan",
-    "hygiene.cli.config_cmd",
+    "hygiene.cli.config",
     "hygiene.cli.demo",
-    "hygiene.cli.run_cmd",
-    "hygiene.cli.schedule_cmd",
-    "hygiene.cli.iam_cmd",
+    "hygiene.cli.run",
+    "hygiene.cli.schedule",
+    "hygiene.cli.iam",
     "hygiene.cli.report",
     "hygiene.cli.lifecycle",
     "hygiene.cli.proposals",
-    "hygiene.cli.rules_cmd",
+    "hygiene.cli.rules",
 ]
 
 

@@ -11,6 +11,7 @@ import click
 from hygiene.config import Config, load_config
 from hygiene.errors import ExitCode, HygieneError
 from hygiene.logs import configure_logging
+from hygiene.rules import validate_config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,7 +39,8 @@ def log_format_option(func: F) -> F:
 
 
 def load(rules_dir: Path) -> Config:
-    return load_config(rules_dir)
+    """The configuration in ``rules_dir``, rule options included (exit 2 when invalid)."""
+    return load_config(rules_dir, checks=[validate_config])
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> int:

@@ -3,6 +3,10 @@
 Starts moto's server on 127.0.0.1 (ephemeral port), seeds it like the lab's registry,
 then runs the nightly pipeline through the same code path as production (the only
 difference is the endpoint URL and dummy credentials).
+
+The command's library is the separate ``hygiene_demo`` package, and moto comes with the
+optional ``demo`` extra: both are imported only when the command runs, so a production
+install (no extras) has the command, its help, and a one-line message on how to get it.
 """
 
 from __future__ import annotations
@@ -17,9 +21,21 @@ import click
 
 from hygiene.cli.common import load, log_format_option, rules_dir_option
 from hygiene.cli.output import print_table
-from hygiene.collect.embedded import DUMMY_CREDENTIALS, EmbeddedRegistry
-from hygiene.demo import run_demo
+from hygiene.errors import HygieneError
 from hygiene.logs import configure_logging
+
+INSTALL_HINT = "python -m pip install 'registry-hygiene[demo]'"
+
+
+def require_demo_extra() -> None:
+    """Fail with one line (exit 2) when moto's server, from the ``demo`` extra, is missing."""
+    try:
+        import moto.server  # noqa: F401
+    except ImportError as missing:
+        raise HygieneError(
+            f"hygiene demo needs the optional 'demo' extra ({missing.name or 'moto'} is "
+            f"not installed); install it with: {INSTALL_HINT}"
+        ) from None
 
 
 @click.command("demo")
@@ -68,6 +84,10 @@ def demo_command(
     after seeding is the production code path. Reports, exports, the snapshot and the
     demo's store (demo.db) go to --out.
     """
+    require_demo_extra()
+    from hygiene_demo.registry import DUMMY_CREDENTIALS, EmbeddedRegistry
+    from hygiene_demo.run import run_demo
+
     configure_logging(log_format, logging.INFO if verbose else logging.WARNING)
     config = load(rules_dir)
     if grace_days is not None:

@@ -24,6 +24,7 @@ from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.identity import caller_identity, require_admin, require_admin_or_owner
 from hygiene.model import ProposalState
 from hygiene.store import Store, StoredProposal
+from hygiene.units import human_bytes
 
 STATES = [s.value for s in ProposalState]
 
@@ -81,10 +82,6 @@ def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
 
 def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-def _gb(value: int) -> str:
-    return f"{value / 1e9:.2f}"
 
 
 ROW_FIELDS = [
@@ -176,7 +173,7 @@ def proposals_cmd(
         rows = [
             {
                 **_row(s),
-                "gb": _gb(s.proposal.bytes),
+                "size": human_bytes(s.proposal.bytes),
                 "first": _when(s.proposal.first_seen),
                 "grace": _when(s.proposal.grace_until),
             }
@@ -189,7 +186,7 @@ def proposals_cmd(
             ("action", "action"),
             ("repository", "repository"),
             ("rule_codes", "rules"),
-            ("gb", "GB"),
+            ("size", "size"),
             ("grace", "grace until (UTC)"),
             ("summary", "summary"),
         ]

@@ -9,7 +9,7 @@ from hygiene.lifecycle.generate import (
     effective_settings,
     generate_policy,
 )
-from hygiene.lifecycle.policy import LifecyclePolicy, Rule, parse_policy
+from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, parse_policy
 from hygiene.lifecycle.preview import PreviewResult, preview_policy
 from hygiene.lifecycle.propose import LifecyclePlan, build_proposal, plan_lifecycle, propose
 from hygiene.lifecycle.validate import check_policy, validate_policy
@@ -19,9 +19,9 @@ __all__ = [
     "GeneratedPolicy",
     "LifecyclePlan",
     "LifecyclePolicy",
+    "LifecycleRule",
     "PolicyDiff",
     "PreviewResult",
-    "Rule",
     "build_proposal",
     "check_policy",
     "diff_policies",

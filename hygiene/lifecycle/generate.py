@@ -23,17 +23,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
 
-from hygiene.config import (
-    Config,
-    KeepTagged,
-    LifecycleArchive,
-    LifecycleSettings,
-)
+from hygiene.config import Config, LifecyclePolicySettings
 from hygiene.errors import LifecycleError
 from hygiene.inventory import namespace_of
-from hygiene.lifecycle.policy import LifecyclePolicy, Rule, pattern_covers
+from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, pattern_covers
 from hygiene.lifecycle.validate import validate_policy
 
 SHIELD_BASE = 1
@@ -45,14 +39,9 @@ ARCHIVED_EXPIRE_PRIORITY = 500
 DESCRIPTION_PREFIX = "hygiene: "
 
 
-@dataclass(frozen=True)
-class EffectiveLifecycle:
+class EffectiveLifecycle(LifecyclePolicySettings):
     """The lifecycle settings that apply to one namespace/repository after overrides."""
 
-    expire_untagged_days: int | None
-    keep_tagged: tuple[KeepTagged, ...]
-    archive: LifecycleArchive | None
-    expire_archived_after_days: int | None
     protected_count_number: int
     allow_since_image_pulled_expire: bool
     protected_tags: tuple[str, ...]
@@ -118,28 +107,22 @@ def protected_tags_for(config: Config, namespace: str | None) -> list[str]:
 def effective_settings(
     config: Config, *, namespace: str | None = None, repository: str | None = None
 ) -> EffectiveLifecycle:
-    """Apply ``lifecycle.overrides``: namespace matches in order, then repository matches."""
-    base: LifecycleSettings = config.policy.lifecycle
+    """The ``lifecycle:`` settings updated with every matching ``lifecycle.overrides`` entry:
+    namespace matches in order, then repository matches; each entry changes the keys it
+    sets (see :class:`~hygiene.config.LifecycleOverride`)."""
+    base = config.policy.lifecycle
     if repository is not None and namespace is None:
         namespace = namespace_of(repository)
-    values: dict[str, Any] = {
-        "expire_untagged_days": base.expire_untagged_days,
-        "keep_tagged": tuple(base.keep_tagged),
-        "archive": base.archive,
-        "expire_archived_after_days": base.expire_archived_after_days,
-    }
+    values = base.policy_settings()
     ordered = [o for o in base.overrides if _matches(namespace, o.namespaces)]
     ordered += [o for o in base.overrides if _matches(repository, o.repositories)]
     for override in ordered:
-        for key in values:
-            value = getattr(override, key)
-            if value is not None:
-                values[key] = tuple(value) if key == "keep_tagged" else value
+        values.update(override.policy_settings())
     return EffectiveLifecycle(
+        **values,
         protected_count_number=base.protected_count_number,
         allow_since_image_pulled_expire=base.allow_since_image_pulled_expire,
         protected_tags=tuple(protected_tags_for(config, namespace)),
-        **values,
     )
 
 
@@ -152,10 +135,10 @@ def claims(outer: tuple[str, ...], inner: tuple[str, ...]) -> bool:
     return all(any(pattern_covers(o, i) for i in inner) for o in outer)
 
 
-def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
+def build_rules(settings: EffectiveLifecycle) -> tuple[list[LifecycleRule], list[str]]:
     """The rules for ``settings`` and notes about what was widened or dropped."""
     notes: list[str] = []
-    rules: list[Rule] = []
+    rules: list[LifecycleRule] = []
     shields: list[str] = []
     for tag in settings.protected_tags:
         pattern, note = ecr_pattern(tag)
@@ -165,7 +148,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             shields.append(pattern)
     for i, pattern in enumerate(shields):
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=SHIELD_BASE + i,
                 description=f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: never expired",
                 tag_status="tagged",
@@ -179,7 +162,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
     if settings.expire_untagged_days is not None:
         days = settings.expire_untagged_days
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=UNTAGGED_PRIORITY,
                 description=f"{DESCRIPTION_PREFIX}expire untagged images after {days} days",
                 tag_status="untagged",
@@ -198,7 +181,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
         else:
             basis = "last pull" if archive.count_type == "sinceImagePulled" else "push"
             rules.append(
-                Rule(
+                LifecycleRule(
                     rule_priority=ARCHIVE_PRIORITY,
                     description=(
                         f"{DESCRIPTION_PREFIX}archive {list(patterns)} "
@@ -225,7 +208,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             )
             continue
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=KEEP_BASE + i,
                 description=f"{DESCRIPTION_PREFIX}keep the newest {keep.keep} {list(patterns)}",
                 tag_status="tagged",
@@ -239,7 +222,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
     if settings.expire_archived_after_days is not None:
         for i, pattern in enumerate(shields):
             rules.append(
-                Rule(
+                LifecycleRule(
                     rule_priority=ARCHIVED_SHIELD_BASE + i,
                     description=(
                         f"{DESCRIPTION_PREFIX}protected tag {pattern!r}: "
@@ -255,7 +238,7 @@ def build_rules(settings: EffectiveLifecycle) -> tuple[list[Rule], list[str]]:
             )
         days = settings.expire_archived_after_days
         rules.append(
-            Rule(
+            LifecycleRule(
                 rule_priority=ARCHIVED_EXPIRE_PRIORITY,
                 description=f"{DESCRIPTION_PREFIX}expire images archived for {days} days",
                 tag_status="any",

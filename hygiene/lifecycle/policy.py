@@ -47,7 +47,7 @@ MIN_ARCHIVE_DAYS = 90  # archived images cannot be expired by lifecycle before 9
 
 
 @dataclass(frozen=True)
-class Rule:
+class LifecycleRule:
     """One lifecycle rule, with ECR's field names."""
 
     rule_priority: int
@@ -98,9 +98,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class LifecyclePolicy:
-    rules: tuple[Rule, ...]
+    rules: tuple[LifecycleRule, ...]
 
-    def ordered(self) -> list[Rule]:
+    def ordered(self) -> list[LifecycleRule]:
         """Rules in the order ECR applies them: lowest rulePriority first."""
         return sorted(self.rules, key=lambda r: r.rule_priority)
 
@@ -126,10 +126,10 @@ def _strings(value: Any) -> tuple[str, ...]:
     return ()
 
 
-def rule_from_json(data: dict[str, Any]) -> Rule:
+def rule_from_json(data: dict[str, Any]) -> LifecycleRule:
     selection = data.get("selection") or {}
     action = data.get("action") or {}
-    return Rule(
+    return LifecycleRule(
         rule_priority=int(data["rulePriority"]),
         description=data.get("description"),
         tag_status=str(selection.get("tagStatus")),

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from hygiene.errors import LifecycleError
-from hygiene.lifecycle.policy import LifecyclePolicy, Rule, parse_policy, pattern_regex
+from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, parse_policy, pattern_regex
 
 NeverPulled = Literal["pushed", "keep"]
 ACTION_COLUMNS = ["digest", "rule_priority", "action", "via", "tags", "pushed_at", "bytes"]
@@ -108,7 +108,7 @@ def _tag_match(exploded: pd.Series, n: int, entries: tuple[str, ...], *, prefix:
     return result
 
 
-def _selection(rule: Rule, frame: pd.DataFrame, exploded: pd.Series, tagged: Any) -> Any:
+def _selection(rule: LifecycleRule, frame: pd.DataFrame, exploded: pd.Series, tagged: Any) -> Any:
     n = len(frame)
     if rule.tag_status == "untagged":
         return ~tagged
@@ -127,7 +127,7 @@ def _selection(rule: Rule, frame: pd.DataFrame, exploded: pd.Series, tagged: Any
 
 
 def _clock(
-    rule: Rule, frame: pd.DataFrame, never_pulled: NeverPulled, notes: list[str]
+    rule: LifecycleRule, frame: pd.DataFrame, never_pulled: NeverPulled, notes: list[str]
 ) -> pd.Series:
     if rule.count_type == "sinceImagePushed":
         return frame["pushed_at"]

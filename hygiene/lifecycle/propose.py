@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory
+from hygiene.inventory import Inventory, cell_text
 from hygiene.lifecycle.diff import equivalent
 from hygiene.lifecycle.generate import GeneratedPolicy, generate_policy
 from hygiene.lifecycle.preview import PreviewResult, preview_policy
@@ -104,10 +104,6 @@ class LifecyclePlan:
     previews: dict[str, PreviewResult] = field(default_factory=dict)
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
-
-
 def select_repositories(
     inventory: Inventory, *, repository: str | None = None, namespace: str | None = None
 ) -> pd.DataFrame:
@@ -143,7 +139,7 @@ def plan_lifecycle(
     repos = select_repositories(inventory, repository=repository, namespace=namespace)
     for row in repos.itertuples(index=False):
         name = str(row.name)
-        error = _text(row.scan_error)
+        error = cell_text(row.scan_error)
         if error is not None:
             plan.skipped.append(f"{name}: not read completely ({error}); no proposal")
             continue
@@ -151,9 +147,9 @@ def plan_lifecycle(
         if str(tags.get(opt_out, "")).lower() == "true":
             plan.skipped.append(f"{name}: opted out by resource tag {opt_out}=true")
             continue
-        ns = _text(row.namespace)
+        ns = cell_text(row.namespace)
         generated = generate_policy(config, namespace=ns, repository=name)
-        current = _text(row.lifecycle_policy)
+        current = cell_text(row.lifecycle_policy)
         if equivalent(current, generated.text):
             plan.unchanged.append(name)
             continue

@@ -1,8 +1,9 @@
 """Check lifecycle policy text against every ECR constraint before any PUT.
 
-The constraints are those of ``ECR_FACTS.md`` and the AWS user guide (lifecycle policy
-properties and evaluation rules). Every violation is reported, each as one line naming
-the rule (index in ``rules`` and its ``rulePriority``) and the field, e.g.::
+The constraints are those listed in docs/ecr-facts.md, "Lifecycle policies", from the AWS
+user guide's "Lifecycle policy properties" and "How lifecycle policies work"; each is a
+case in ``tests/lifecycle/cases/validation.yaml``. Every violation is reported, each as
+one line naming the rule (index in ``rules`` and its ``rulePriority``) and the field::
 
     rules[2] (rulePriority 30): selection.tagPatternList[0]: pattern 'a*b*c*d*e*f'
     has 5 '*' wildcards; ECR allows at most 4

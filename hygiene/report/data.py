@@ -23,6 +23,7 @@ from typing import Any
 
 from hygiene.errors import ConfigError
 from hygiene.inventory import Inventory, namespace_of
+from hygiene.model import iso_utc
 
 SCHEMA = "hygiene-report-data/1"
 
@@ -64,7 +65,7 @@ class HistoryRun:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["finished_at"] = _iso(self.finished_at)
+        data["finished_at"] = iso_utc(self.finished_at)
         data["errors"] = list(self.errors)
         return data
 
@@ -148,7 +149,7 @@ class ReportData:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
-            "generated_at": _iso(self.generated_at),
+            "generated_at": iso_utc(self.generated_at),
             "run": self.run,
             "totals": self.totals,
             "findings": self.findings,
@@ -158,7 +159,9 @@ class ReportData:
             "age_buckets": self.age_buckets,
             "history": [h.to_json() for h in self.history],
             "outcomes": [asdict(o) for o in self.outcomes],
-            "delivery_failures": [{**asdict(d), "at": _iso(d.at)} for d in self.delivery_failures],
+            "delivery_failures": [
+                {**asdict(d), "at": iso_utc(d.at)} for d in self.delivery_failures
+            ],
             "mute_warnings": self.mute_warnings,
         }
 
@@ -307,10 +310,6 @@ def age_bucket(age_days: int) -> str:
         if age_days < bound:
             return key
     return AGE_BUCKET_KEYS[-1]
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
 
 
 def _parse_dt(value: Any) -> datetime | None:

@@ -21,7 +21,6 @@ import css_inline
 import jinja2
 import pandas as pd
 
-import hygiene
 from hygiene.config import Config
 from hygiene.errors import ConfigError
 from hygiene.inventory import namespace_of
@@ -35,12 +34,17 @@ INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False)
 
 ReportKind = Literal["nightly", "weekly"]
 TEMPLATE_MARKER = "base.html"
+# reports/ is where the templates are edited; pyproject.toml installs it as package data.
+PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
+CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "reports"
 
 
 def templates_dir(config: Config | None = None) -> Path:
     """Where the templates are: ``policy.report.templates_dir`` if set (relative paths
-    are taken from the rules directory's parent, i.e. the checkout), else ``reports/``
-    next to the ``hygiene`` package (a checkout or editable install), else ``./reports``."""
+    are taken from the rules directory's parent, i.e. the checkout), else the templates
+    installed with the package (``hygiene/report/templates``, built from ``reports/``),
+    else ``reports/`` of the checkout the package runs from (an editable install). Never
+    the working directory: an installed package renders the same reports from anywhere."""
     candidates: list[Path] = []
     configured = config.policy.report.templates_dir if config else None
     if configured is not None:
@@ -57,10 +61,7 @@ def templates_dir(config: Config | None = None) -> Path:
             f"report.templates_dir: no {TEMPLATE_MARKER} in {configured} "
             f"(looked in {', '.join(str(c) for c in candidates)})"
         )
-    candidates = [
-        Path(hygiene.__file__).resolve().parent.parent / "reports",
-        Path.cwd() / "reports",
-    ]
+    candidates = [PACKAGED_TEMPLATES, CHECKOUT_TEMPLATES]
     for candidate in candidates:
         if (candidate / TEMPLATE_MARKER).is_file():
             return candidate

@@ -11,7 +11,7 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.protections import match_globs
+from hygiene.rules.columns import match_globs
 
 IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 ORG_CONDITION_KEYS = {

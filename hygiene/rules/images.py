@@ -13,7 +13,8 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
-from hygiene.rules.protections import rank_newest, utc_ns
+from hygiene.rules.columns import utc_ns
+from hygiene.rules.protections import rank_newest
 
 DAY = pd.Timedelta(days=1)
 

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.protections import match_globs
+from hygiene.rules.columns import match_globs
 
 
 def _names(repositories: pd.DataFrame) -> pd.Series:

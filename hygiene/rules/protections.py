@@ -21,7 +21,7 @@ index/referrer *levels* (at most a handful) and over configuration entries.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,52 +32,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.rules.base import labels
+from hygiene.rules.columns import arrow_strings, match_globs, utc_ns
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
 REGISTRY_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
-def utc_ns(values: pd.Series) -> np.ndarray:
-    """Aware UTC timestamps → naive ``datetime64[ns]`` (UTC) without a Python loop."""
-    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")
-
-
-def glob_to_regex(patterns: Iterable[str]) -> str:
-    """fnmatch-style globs (``*``, ``?``) → one anchored RE2-compatible regex."""
-    parts = []
-    for pattern in patterns:
-        out = []
-        for char in pattern:
-            if char == "*":
-                out.append(".*")
-            elif char == "?":
-                out.append(".")
-            else:
-                out.append(re.escape(char))
-        parts.append("".join(out))
-    if not parts:
-        return r"^\b\B$"  # matches nothing
-    return "^(?:" + "|".join(parts) + ")$"
-
-
-def match_globs(values: pd.Series | pa.Array, patterns: Sequence[str]) -> np.ndarray:
-    """Boolean mask: which values match any of the glob patterns (pyarrow RE2, fast)."""
-    array = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-    if len(array) == 0 or not patterns:
-        return np.zeros(len(array), dtype=bool)
-    mask = pc.match_substring_regex(array, glob_to_regex(patterns))
-    return np.asarray(mask.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-
-
 # --------------------------------------------------------------------------- derived columns
-
-
-def arrow_strings(values: pd.Series) -> pa.Array:
-    """A string column as one pyarrow string array (zero-copy when pyarrow-backed)."""
-    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array
 
 
 def _list_array(values: pd.Series) -> pa.ListArray:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
-from hygiene.rules.protections import utc_ns
+from hygiene.rules.columns import utc_ns
 
 DAY = pd.Timedelta(days=1)
 

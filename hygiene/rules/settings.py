@@ -1,9 +1,9 @@
 """Rule configuration: selection, options, per-namespace overrides, the mutelist.
 
-``validate_config`` runs when the configuration is loaded (called from
-:func:`hygiene.config.load_config_files`) so a bad rule code, option name, value out of
-range or bad regex is a :class:`~hygiene.errors.ConfigError` naming the file, key and
-line, exit code 2, before anything reads the registry.
+``validate_config`` runs when the configuration is loaded (the CLI and the scheduler pass
+it to :func:`hygiene.config.load_config` as a check) so a bad rule code, option name,
+value out of range or bad regex is a :class:`~hygiene.errors.ConfigError` naming the
+file, key and line, exit code 2, before anything reads the registry.
 
 Selection works like ruff: ``select`` and ``ignore`` take ``ALL``, a family (``images``),
 a prefix (``IM``, ``IM00``) or a code (``IM002``); the most specific matching entry wins,
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hygiene.errors import ConfigError
 from hygiene.rules.base import FAMILIES, RULES, Rule
+from hygiene.yamlfile import KeyPath, read_mapping
 
 if TYPE_CHECKING:
     from hygiene.config import Config
@@ -126,38 +127,57 @@ class RuleSettings:
         return json.dumps(self.options_for(code, namespace), sort_keys=True, default=str)
 
 
-def _check_options(code: str, options: Any, where: str) -> dict[str, Any]:
+class _Invalid(ValueError):
+    """A bad value in the rule configuration, at ``key_path`` in the policy file."""
+
+    def __init__(self, key_path: KeyPath, message: str) -> None:
+        super().__init__(f"{_dotted(key_path)}: {message}")
+        self.key_path = key_path
+
+
+def _dotted(key_path: KeyPath) -> str:
+    """``("overrides", 0, "rules", "IM002")`` → ``overrides[0].rules.IM002``."""
+    text = ""
+    for part in key_path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else part
+    return text
+
+
+def _check_options(code: str, options: Any, where: KeyPath) -> dict[str, Any]:
     rule = RULES[code]
     if not isinstance(options, dict):
-        raise ValueError(f"{where}: expected a mapping of option names to values")
+        raise _Invalid(where, "expected a mapping of option names to values")
     checked = {}
     for name, value in options.items():
         try:
             option = rule.option(name)
         except KeyError:
             known = ", ".join(o.name for o in rule.options) or "none"
-            raise ValueError(
-                f"{where}.{name}: unknown option of {code} {rule.name} (options: {known})"
+            raise _Invalid(
+                (*where, name), f"unknown option of {code} {rule.name} (options: {known})"
             ) from None
         try:
             checked[name] = option.check(value)
         except ValueError as exc:
-            raise ValueError(f"{where}.{name}: {exc}") from None
+            raise _Invalid((*where, name), str(exc)) from None
     return checked
 
 
-def _known_code(code: str, where: str) -> None:
+def _known_code(code: str, where: KeyPath) -> None:
     if code not in RULES:
-        raise ValueError(f"{where}: unknown rule code {code!r} (run `hygiene rules`)")
+        raise _Invalid(where, f"unknown rule code {code!r} (run `hygiene rules`)")
 
 
-def _selectors(values: Iterable[str], where: str) -> frozenset[str]:
+def _selectors(values: Iterable[str], where: KeyPath) -> frozenset[str]:
     codes: set[str] = set()
     for i, selector in enumerate(values):
         try:
             codes |= selector_codes(selector)
         except ValueError as exc:
-            raise ValueError(f"{where}[{i}]: {exc}") from None
+            raise _Invalid((*where, i), str(exc)) from None
     return frozenset(codes)
 
 
@@ -165,36 +185,39 @@ def resolve(config: Config) -> RuleSettings:
     """Validate and resolve the rule configuration; raises ConfigError (exit 2)."""
     try:
         return _resolve(config)
-    except ValueError as exc:
-        raise ConfigError(_locate(config.policy_path, str(exc))) from None
+    except _Invalid as exc:
+        raise ConfigError(_locate(config.policy_path, exc)) from None
 
 
 def validate_config(config: Config) -> None:
-    """Raise :class:`ConfigError` if the rule part of ``config`` is invalid."""
+    """Raise :class:`ConfigError` if the rule part of ``config`` is invalid.
+
+    A check for :func:`hygiene.config.load_config` (``checks=[validate_config]``).
+    """
     resolve(config)
 
 
 def _resolve(config: Config) -> RuleSettings:
     policy = config.policy
     selection = policy.selection
-    _selectors(selection.select, "selection.select")
-    _selectors(selection.ignore, "selection.ignore")
+    _selectors(selection.select, ("selection", "select"))
+    _selectors(selection.ignore, ("selection", "ignore"))
     options: dict[str, dict[str, Any]] = {code: rule.defaults for code, rule in RULES.items()}
     for code, values in policy.rules.items():
-        _known_code(code, f"rules.{code}")
-        options[code].update(_check_options(code, values, f"rules.{code}"))
+        _known_code(code, ("rules", code))
+        options[code].update(_check_options(code, values, ("rules", code)))
     overrides = []
     for i, override in enumerate(policy.overrides):
-        where = f"overrides[{i}]"
+        where: KeyPath = ("overrides", i)
         rules = {}
         for code, values in override.rules.items():
-            _known_code(code, f"{where}.rules.{code}")
-            rules[code] = _check_options(code, values, f"{where}.rules.{code}")
+            _known_code(code, (*where, "rules", code))
+            rules[code] = _check_options(code, values, (*where, "rules", code))
         overrides.append(
             Override(
                 namespaces=tuple(override.namespaces),
                 rules=rules,
-                ignore=_selectors(override.ignore, f"{where}.ignore"),
+                ignore=_selectors(override.ignore, (*where, "ignore")),
                 protected_tags=(
                     tuple(override.protected_tags) if override.protected_tags is not None else None
                 ),
@@ -207,7 +230,7 @@ def _resolve(config: Config) -> RuleSettings:
                 index=i,
                 repository=entry.repository,
                 digest=entry.digest,
-                codes=_selectors(entry.rules, f"mutelist[{i}].rules"),
+                codes=_selectors(entry.rules, ("mutelist", i, "rules")),
                 reason=entry.reason,
                 expires=entry.expires,
             )
@@ -222,27 +245,15 @@ def _resolve(config: Config) -> RuleSettings:
     )
 
 
-def _locate(path: Path | None, message: str) -> str:
-    """Prefix ``key.path: message`` with the file and, when found, the line of the key."""
+def _locate(path: Path | None, error: _Invalid) -> str:
+    """``file:line: key.path: message`` (the line when the key is found in the file)."""
     if path is None:
-        return message
-    key_path = message.split(":", 1)[0]
-    line = None
+        return str(error)
     try:
-        from hygiene.config import _node_line, _read_yaml
-
-        _, node = _read_yaml(path)
-        loc: list[int | str] = []
-        for part in key_path.split("."):
-            name, _, rest = part.partition("[")
-            loc.append(name)
-            for index in rest.rstrip("]").split("]["):
-                if index.isdigit():
-                    loc.append(int(index))
-        line = _node_line(node, tuple(loc))
-    except (ConfigError, ValueError, OSError):
-        line = None
-    return f"{path}:{line}: {message}" if line else f"{path}: {message}"
+        where = read_mapping(path).where(error.key_path)
+    except (ConfigError, OSError, ValueError):  # changed or unreadable since it was loaded
+        where = str(path)
+    return f"{where}: {error}"
 
 
 def rule_for(code: str) -> Rule:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.protections import utc_ns
+from hygiene.rules.columns import utc_ns
 
 FLOATING_TAGS = [
     "latest", "main", "master", "stable", "dev", "develop", "edge", "nightly",

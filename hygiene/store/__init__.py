@@ -13,11 +13,13 @@ Public API (see docs/approvals.md for the admin's view)::
     store.proposals(state="proposed", namespace="suporte", rule="IM002")
     store.approve(ids, approver) / store.reject(ids, approver, reason)
     store.audit_log(since=...)                  # what apply did, oldest first
-    with store.lock("nightly"): ...             # LockHeldError if another run holds it
+    with store.lock("registry"): ...            # LockHeldError if another run holds it
 """
 
+from hygiene.store.base import whoami
 from hygiene.store.engine import make_engine, migrate, normalise_url
-from hygiene.store.store import AuditEntry, RunRecord, Store, StoredProposal, whoami
+from hygiene.store.records import AuditEntry, RunRecord, StoredProposal
+from hygiene.store.store import Store
 
 __all__ = [
     "AuditEntry",

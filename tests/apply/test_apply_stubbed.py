@@ -352,18 +352,31 @@ def test_describe_reads_at_most_100_ids_a_call(count: int) -> None:
 
 def test_every_action_declares_its_iam_permissions() -> None:
     """Each ECR operation apply can call maps to a declared IAM action."""
+    import importlib
     import inspect
+    import pkgutil
     import re
 
     from hygiene import apply as module
     from hygiene.model import Action
 
     assert set(module.PERMISSIONS) == set(Action)
-    source = inspect.getsource(module)
+    source = "".join(
+        inspect.getsource(importlib.import_module(f"{module.__name__}.{info.name}"))
+        for info in pkgutil.iter_modules(module.__path__)
+    )
     called = set(re.findall(r"\bclient\.([a-z_]+)\b", source)) - {"get_paginator"}
     called |= set(re.findall(r'get_paginator\("([a-z_]+)"\)', source))
+    assert {"batch_delete_image", "delete_repository", "describe_images"} <= called
     declared = {p.removeprefix("ecr:") for p in module.required_permissions()}
     ecr = client()
     for method in called:
         operation = ecr.meta.method_to_api_mapping[method]
         assert operation in declared, f"{method} ({operation}) is not in PERMISSIONS"
+
+
+def test_the_cleaner_role_grants_every_permission_apply_lists() -> None:
+    from hygiene import iam
+    from hygiene.apply import required_permissions
+
+    assert set(required_permissions()) <= iam.declared_actions("cleaner")

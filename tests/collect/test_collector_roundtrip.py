@@ -16,10 +16,10 @@ import pandas as pd
 import pytest
 
 from hygiene.collect.ecr import collect_inventory
-from hygiene.collect.embedded import EmbeddedRegistry
 from hygiene.collect.session import ApiCallCounter, ecr_client
 from hygiene.config import CollectSettings
 from hygiene.inventory import IMAGE_DTYPES, REPOSITORY_DTYPES, read_snapshot, write_snapshot
+from hygiene_demo.registry import EmbeddedRegistry
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"

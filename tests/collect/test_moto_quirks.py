@@ -1,6 +1,6 @@
 """Where moto's ECR differs from ECR, pinned so an upgrade that changes it is noticed.
 
-The seeder (hygiene.collect.seed) works around each of these; if one of these tests
+The seeder (hygiene_demo.seed) works around each of these; if one of these tests
 fails after a moto upgrade, revisit the matching workaround in ``write_plan``.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 
-from hygiene.collect.embedded import EmbeddedRegistry
-from hygiene.collect.seed import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST
+from hygiene_demo.mediatypes import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST
+from hygiene_demo.registry import EmbeddedRegistry
 
 
 def _manifest(layer: str, config_size: int = 1234) -> str:

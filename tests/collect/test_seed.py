@@ -10,16 +10,13 @@ from typing import Any
 
 import pytest
 
-from hygiene.collect.embedded import EmbeddedRegistry
-from hygiene.collect.seed import (
-    DOCKER_LIST,
-    OCI_INDEX,
-    SeedManifest,
-    plan_lab_registry,
-    seed_lab_registry,
-)
 from hygiene.config import Config
 from hygiene.inventory import build_images, build_repositories, namespace_of
+from hygiene_demo.lab import plan_lab_registry
+from hygiene_demo.manifest import SeedManifest
+from hygiene_demo.mediatypes import DOCKER_LIST, OCI_INDEX
+from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.seed import seed_lab_registry
 
 
 @pytest.fixture
@@ -323,14 +320,14 @@ def test_now_is_normalised_to_utc(config: Config) -> None:
 def test_docs_table_matches_the_seeded_registry(config: Config, now: datetime) -> None:
     from pathlib import Path
 
-    from hygiene.collect.seed import repository_table
+    from hygiene_demo.manifest import repository_table
 
     docs = (Path(__file__).resolve().parents[2] / "docs" / "embedded-registry.md").read_text()
     assert repository_table(plan_lab_registry(config.projects, now)) in docs
 
 
 def test_summary_line(seeded: SeedManifest) -> None:
-    from hygiene.collect.seed import summary_line
+    from hygiene_demo.manifest import summary_line
 
     line = summary_line(seeded)
     assert line.startswith(f"seeded {len(seeded.repositories)} repositories, ")

@@ -13,7 +13,9 @@ from hygiene import iam
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from tests.conftest import REPO_ROOT
-from tests.iam_recorder import PACKAGE_DIR, read_records, recording
+from tests.iam_recorder import PACKAGE_DIR, SCAFFOLDING_DIRS, read_records, recording
+
+DEMO_DIR = SCAFFOLDING_DIRS[0]
 
 APPLY_WRITES = {
     "ecr:BatchDeleteImage",
@@ -70,6 +72,11 @@ def call_as_hygiene_module(relative: str, source: str, namespace: dict) -> None:
     exec(compile(source, str(PACKAGE_DIR / relative), "exec"), namespace)
 
 
+def call_as_demo_module(relative: str, source: str, namespace: dict) -> None:
+    """The same, for a file of the hygiene_demo package (scaffolding)."""
+    exec(compile(source, str(DEMO_DIR / relative), "exec"), namespace)
+
+
 def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
     client = ecr.client()
     with recording() as recorder:
@@ -77,11 +84,27 @@ def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
         call_as_hygiene_module(
             "apply/probe.py", "client.describe_repositories()", {"client": client}
         )
-        call_as_hygiene_module(
-            "collect/embedded.py",
+        call_as_demo_module(
+            "seed.py",
             "client.list_images(repositoryName='ml/train')",
             {"client": client},
         )  # scaffolding: not recorded
+        # hygiene code calling the seeder: the seeder is closer to the call, not recorded
+        seeder: dict = {"client": client}
+        call_as_demo_module(
+            "seed.py",
+            "def seed():\n    client.describe_images(repositoryName='ml/train')\n",
+            seeder,
+        )
+        call_as_hygiene_module("cli/demo.py", "seed()", {"seed": seeder["seed"]})
+        # the demo running a job: the job's hygiene module is closer, recorded
+        job: dict = {"client": client}
+        call_as_hygiene_module(
+            "collect/probe.py",
+            "def scan():\n    client.list_images(repositoryName='ml/train')\n",
+            job,
+        )
+        call_as_demo_module("run.py", "scan()", {"scan": job["scan"]})
         call_as_hygiene_module(
             "apply/probe.py",
             "client.delete_repository(repositoryName='ml/train')",
@@ -89,6 +112,7 @@ def test_recorder_sees_calls_from_hygiene_code_not_from_tests(ecr):
         )
     assert recorder.calls == {
         "ecr:DescribeRepositories": {"apply.probe"},
+        "ecr:ListImages": {"collect.probe"},
         "ecr:DeleteRepository": {"apply.probe"},
     }
     assert iam.undeclared(recorder.calls) == []

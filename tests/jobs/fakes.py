@@ -33,7 +33,7 @@ from hygiene.inventory import (
     build_repositories,
     namespace_of,
 )
-from hygiene.jobs import ApplyResult, JobDeps, RunAlert
+from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
 
 ACCOUNT = "123456789012"
@@ -172,8 +172,8 @@ class FakeRegistry:
 
     def apply(
         self, proposals: Sequence[Proposal], config: Config, stop: threading.Event
-    ) -> ApplyResult:
-        result = ApplyResult()
+    ) -> ApplySummary:
+        result = ApplySummary()
         for proposal in proposals:  # one proposal = one batch here
             if stop.is_set():
                 result.stopped = True

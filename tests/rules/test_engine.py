@@ -22,6 +22,7 @@ from hygiene.rules import (
     parse_image_reference,
     read_in_use_file,
     select_codes,
+    validate_config,
 )
 
 from ..conftest import NOW, RULES_DIR
@@ -86,10 +87,15 @@ def test_bad_rule_config_is_a_config_error_naming_file_line_and_key(
 ) -> None:
     path = _policy(rules_dir, text)
     with pytest.raises(ConfigError) as err:
-        load_config(rules_dir)
+        load_config(rules_dir, checks=[validate_config])
     assert err.value.message.startswith(str(path.parent))
     assert message in err.value.message
     assert err.value.exit_code == ExitCode.USAGE
+    # without the check the models accept it; the engine still refuses it when it runs
+    config = load_config(rules_dir)
+    with pytest.raises(ConfigError) as late:
+        evaluate(make_inventory([], NOW), config, NOW)
+    assert late.value.message == err.value.message
 
 
 def test_cli_exit_code_2_on_bad_rule_option(
@@ -253,7 +259,7 @@ def test_iso_timestamps_match_numpy_formatting() -> None:
     import numpy as np
     import pandas as pd
 
-    from hygiene.rules.engine import _iso
+    from hygiene.rules.columns import utc_iso_strings
 
     values = pd.Series(
         pd.to_datetime(
@@ -269,7 +275,7 @@ def test_iso_timestamps_match_numpy_formatting() -> None:
         ).tolist()
     ]
     assert (
-        _iso(values)
+        utc_iso_strings(values)
         == expected
         == [
             "2026-11-28T03:04:05Z",

@@ -95,7 +95,8 @@ def registries(draw: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]], d
 def _oracle_protected(
     images: list[dict[str, Any]], repositories: list[dict[str, Any]], policy: dict[str, Any]
 ) -> set[str]:
-    """Digests a plain reading of DESIGN.md says must never be deleted."""
+    """Digests docs/rules.md ("Protections and "kept because"") says must never be deleted,
+    worked out here row by row, independently of the engine's vectorised code."""
     repo = {r["name"]: r for r in repositories}
     listed_by: dict[str, list[str]] = defaultdict(list)
     for row in images:

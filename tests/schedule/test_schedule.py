@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -186,4 +187,15 @@ def test_a_scheduled_run_does_not_start_once_a_stop_was_requested(make_rules, wo
     jobs.STOP.set()
     assert jobs.scheduled_weekly(str(make_rules())) is None
     assert "the scheduler is stopping" in caplog.text
+    assert world.store.runs() == []
+
+
+def test_a_scheduled_run_with_a_bad_rule_option_does_not_start(make_rules, world, caplog):
+    rules = make_rules()
+    path = rules / "default.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["rules"] = {"IM002": {"days": 0}}
+    path.write_text(yaml.safe_dump(policy))
+    assert jobs.scheduled_nightly(str(rules)) is None
+    assert "rules.IM002.days: must be between 1 and 3650 (got 0)" in caplog.text
     assert world.store.runs() == []

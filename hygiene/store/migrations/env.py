@@ -2,7 +2,10 @@
 
 Developers create a revision with::
 
-    PYTHONPATH=. python -c "from hygiene.store import revision; revision('message')"
+    PYTHONPATH=. python -c "from hygiene.store.engine import make_engine, revision; \
+      revision(make_engine('/tmp/gen.db'), 'message')"
+
+(see docs/store.md, "Schema changes").
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Measure a demo scan: API calls against the minimum, and wall time.
 
-``python -m hygiene.collect.bench [--repeat N]`` seeds the embedded registry (same data
-as ``hygiene demo``), scans it with the production collector and prints, per operation,
-the calls made and the minimum any collector needs:
+``python -m benchmarks.collector [--repeat N]``, from the top of the checkout, seeds the
+embedded registry (same data as ``hygiene demo``; needs the ``demo`` extra), scans it with
+the production collector and prints, per operation, the calls made and the minimum any
+collector needs:
 
 - DescribeRepositories: ceil(R / 1000)
 - DescribeImages: Σ_r ceil(I_r / 1000) (at least one call per repository, even empty)
@@ -22,11 +23,11 @@ import statistics
 import time
 from datetime import UTC, datetime
 
-from hygiene.collect.embedded import EmbeddedRegistry
-from hygiene.collect.seed import seed_lab_registry
 from hygiene.config import load_config
 from hygiene.inventory import Inventory
 from hygiene.scan import collect, open_registry
+from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.seed import seed_lab_registry
 
 
 def minimum_calls(inventory: Inventory) -> dict[str, int]:
@@ -49,7 +50,9 @@ def minimum_calls(inventory: Inventory) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.collector", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
     config = load_config()

@@ -1,9 +1,10 @@
 """The embedded ECR: moto's ThreadedMotoServer on 127.0.0.1, an ephemeral port.
 
-Used by ``hygiene demo`` and by the test suite. The server speaks the real ECR wire
-protocol, so the collector and apply talk to it through exactly the same boto3 code path
-as production; only seeding goes straight to moto's in-process backend (the only way to
-back-date pushes and record pulls, see ECR_FACTS.md).
+Used by ``hygiene demo``, the benchmarks and the test suite. The server speaks the real
+ECR wire protocol, so the collector and apply talk to it through exactly the same boto3
+code path as production; only seeding goes straight to moto's in-process backend, the
+only way to back-date pushes and record pulls (docs/ecr-facts.md, "The moto emulator").
+moto comes with the optional ``demo`` extra and is imported when the server starts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Benchmark of the rules engine: ``python -m hygiene.bench`` (``make bench``).
+"""Benchmark of the rules engine: ``python -m benchmarks.rules`` (``make bench``).
 
 Builds a synthetic registry (default 1,000,000 images in 10,000 repositories, plus
 smaller sizes to show how cost grows), evaluates every rule on it and prints wall time
@@ -7,9 +7,12 @@ own. The registry is realistic in shape: skewed repository sizes, multi-arch ind
 with platform manifests, cosign signatures (some orphaned), dangling untagged images,
 mixed tag schemes, half the images never pulled, fragmented and unregistered namespaces.
 
-    python -m hygiene.bench                      # 100k, 250k, 500k, 1M
-    python -m hygiene.bench --sizes 1000000      # one size
-    python -m hygiene.bench --images 200000 --repositories 2000 --worker   # JSON, one run
+Run from the top of the checkout (``benchmarks`` is a folder there, not an installed
+package):
+
+    python -m benchmarks.rules                      # 100k, 250k, 500k, 1M
+    python -m benchmarks.rules --sizes 1000000      # one size
+    python -m benchmarks.rules --images 200000 --repositories 2000 --worker   # JSON, one run
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,7 @@ from hygiene.inventory import (
     coerce,
 )
 
+CHECKOUT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 ACCOUNT = "851296927411"
 REGION = "us-east-1"
@@ -252,7 +257,11 @@ def run_once(n_images: int, n_repositories: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hygiene.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.rules",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--sizes", type=int, nargs="*", default=[100_000, 250_000, 500_000, 1_000_000]
     )
@@ -270,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 sys.executable,
                 "-m",
-                "hygiene.bench",
+                "benchmarks.rules",
                 "--worker",
                 "--images",
                 str(size),
@@ -280,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             check=True,
             capture_output=True,
             text=True,
+            cwd=CHECKOUT,
         ).stdout
         result = json.loads(output.strip().splitlines()[-1])
         results.append(result)

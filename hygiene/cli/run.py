@@ -1,4 +1,5 @@
-"""``hygiene run nightly|weekly`` (one-shot jobs) and ``hygiene runs`` (run history)."""
+"""``hygiene run nightly|weekly``: one job, once (the run history, ``hygiene runs``, is in
+:mod:`hygiene.cli.proposals`)."""
 
 from __future__ import annotations
 

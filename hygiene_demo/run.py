@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from hygiene.collect.embedded import EmbeddedRegistry
-from hygiene.collect.seed import seed_lab_registry, summary_line
 from hygiene.config import Config
 from hygiene.errors import HygieneError
 from hygiene.jobs import JobResult, run_nightly, run_weekly
 from hygiene.scan import RegistryAccess, ScanResult
 from hygiene.wiring import Wired, build_job_deps
+from hygiene_demo.manifest import summary_line
+from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.seed import seed_lab_registry
 
 
 @dataclass

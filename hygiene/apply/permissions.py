@@ -1,0 +1,46 @@
+"""The ECR operations each proposal action calls, as IAM action names.
+
+A test reads every ``client.<operation>`` call in :mod:`hygiene.apply` and checks it is
+listed here. The IAM policies themselves are generated from :mod:`hygiene.iam`, whose
+*cleaner* role grants every action listed here (also tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from hygiene.model import Action
+
+PERMISSIONS: dict[Action, tuple[str, ...]] = {
+    Action.DELETE_IMAGES: (
+        "ecr:DescribeImages",
+        "ecr:ListImages",
+        "ecr:BatchGetImage",
+        "ecr:BatchDeleteImage",
+    ),
+    Action.DELETE_REPOSITORY: (
+        "ecr:DescribeRepositories",
+        "ecr:ListImages",
+        "ecr:GetRepositoryPolicy",
+        "ecr:GetLifecyclePolicy",
+        "ecr:DeleteRepository",
+    ),
+    Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
+    Action.SET_TAG_IMMUTABILITY: ("ecr:DescribeRepositories", "ecr:PutImageTagMutability"),
+    Action.REMOVE_POLICY_STATEMENT: (
+        "ecr:DescribeRepositories",
+        "ecr:GetRepositoryPolicy",
+        "ecr:SetRepositoryPolicy",
+        "ecr:DeleteRepositoryPolicy",
+    ),
+    Action.PUT_LIFECYCLE_POLICY: (
+        "ecr:DescribeRepositories",
+        "ecr:GetLifecyclePolicy",
+        "ecr:PutLifecyclePolicy",
+    ),
+}
+
+
+def required_permissions(actions: Iterable[Action] = tuple(Action)) -> list[str]:
+    """Sorted IAM actions apply needs for ``actions`` (all by default)."""
+    return sorted({p for action in actions for p in PERMISSIONS[action]})

@@ -1,0 +1,274 @@
+"""Repository-level actions: delete an empty repository, put a lifecycle policy, enable
+scan on push, set tag immutability, remove repository policy statements.
+
+Each step re-reads the repository and decides: already in place (applied), changed
+since the proposal (skipped), or a write. Before the write, an ``intent`` audit row saves
+what the write replaces (settings, policy texts); the outcome row points back at it.
+Policy texts are compared as canonical JSON (key order and whitespace do not matter).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hygiene.apply.context import Context, finish
+from hygiene.apply.registry import THROTTLING, error_code, jsonable
+from hygiene.model import Action, Proposal, ProposalState
+
+
+def _canonical(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        return text
+
+
+def _describe_repository(client: Any, proposal: Proposal) -> dict[str, Any] | None:
+    try:
+        response = client.describe_repositories(
+            registryId=proposal.account, repositoryNames=[proposal.repository]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "RepositoryNotFoundException":
+            return None
+        raise
+    repositories = response.get("repositories", [])
+    return repositories[0] if repositories else None
+
+
+def _optional_text(
+    call: Callable[..., dict[str, Any]], key: str, missing: str, **kw: Any
+) -> str | None:
+    try:
+        return str(call(**kw)[key])
+    except ClientError as exc:
+        if error_code(exc) in (missing, "RepositoryNotFoundException"):
+            return None
+        raise
+
+
+@dataclass
+class _Step:
+    """What a repository-level action decided after re-reading the live state."""
+
+    state: ProposalState | None  # None: go ahead and write
+    detail: str
+    write: Callable[[], Any] | None = None
+    saved: dict[str, Any] = field(default_factory=dict)
+
+
+def _step_delete_repository(client: Any, p: Proposal) -> _Step:
+    repo = _describe_repository(client, p)
+    if repo is None:
+        return _Step(ProposalState.APPLIED, "repository already gone")
+    images = client.list_images(
+        registryId=p.account, repositoryName=p.repository, filter={"tagStatus": "ANY"}
+    ).get("imageIds", [])
+    if images:
+        return _Step(ProposalState.SKIPPED, f"repository now holds {len(images)} image(s)")
+    saved = {
+        "repository": jsonable(repo),
+        "repository_policy": _optional_text(
+            client.get_repository_policy,
+            "policyText",
+            "RepositoryPolicyNotFoundException",
+            registryId=p.account,
+            repositoryName=p.repository,
+        ),
+        "lifecycle_policy": _optional_text(
+            client.get_lifecycle_policy,
+            "lifecyclePolicyText",
+            "LifecyclePolicyNotFoundException",
+            registryId=p.account,
+            repositoryName=p.repository,
+        ),
+    }
+    return _Step(
+        None,
+        "deleted empty repository",
+        lambda: client.delete_repository(registryId=p.account, repositoryName=p.repository),
+        saved,
+    )
+
+
+def _step_scan_on_push(client: Any, p: Proposal) -> _Step:
+    repo = _describe_repository(client, p)
+    if repo is None:
+        return _Step(ProposalState.SKIPPED, "repository is gone")
+    if repo.get("imageScanningConfiguration", {}).get("scanOnPush"):
+        return _Step(ProposalState.APPLIED, "scan on push already enabled")
+    return _Step(
+        None,
+        "enabled scan on push",
+        lambda: client.put_image_scanning_configuration(
+            registryId=p.account,
+            repositoryName=p.repository,
+            imageScanningConfiguration={"scanOnPush": True},
+        ),
+        {"scanOnPush": False},
+    )
+
+
+def _step_tag_immutability(client: Any, p: Proposal) -> _Step:
+    repo = _describe_repository(client, p)
+    if repo is None:
+        return _Step(ProposalState.SKIPPED, "repository is gone")
+    wanted = p.target["tag_mutability"]
+    exclusions = list(p.target.get("exclusions") or [])
+    current = repo.get("imageTagMutability")
+    current_exclusions = sorted(
+        f.get("filter", "") for f in repo.get("imageTagMutabilityExclusionFilters", []) or []
+    )
+    if current == wanted and current_exclusions == sorted(exclusions):
+        return _Step(ProposalState.APPLIED, f"tag mutability already {wanted}")
+    if current != p.evidence.get("tag_mutability"):
+        return _Step(
+            ProposalState.SKIPPED,
+            "tag mutability changed since the proposal "
+            f"({p.evidence.get('tag_mutability')} → {current})",
+        )
+    kwargs: dict[str, Any] = {"imageTagMutability": wanted}
+    if wanted.endswith("_WITH_EXCLUSION"):
+        kwargs["imageTagMutabilityExclusionFilters"] = [
+            {"filterType": "WILDCARD", "filter": e} for e in exclusions
+        ]
+    return _Step(
+        None,
+        f"set tag mutability {wanted} (except {', '.join(exclusions)})",
+        lambda: client.put_image_tag_mutability(
+            registryId=p.account, repositoryName=p.repository, **kwargs
+        ),
+        {"imageTagMutability": current, "exclusions": current_exclusions},
+    )
+
+
+def _step_remove_statement(client: Any, p: Proposal) -> _Step:
+    if _describe_repository(client, p) is None:
+        return _Step(ProposalState.SKIPPED, "repository is gone")
+    current = _optional_text(
+        client.get_repository_policy,
+        "policyText",
+        "RepositoryPolicyNotFoundException",
+        registryId=p.account,
+        repositoryName=p.repository,
+    )
+    remove = {_canonical(json.dumps(s)) for s in p.target.get("statements", [])}
+    if current is None:
+        return _Step(ProposalState.APPLIED, "repository has no policy any more")
+    document = json.loads(current)
+    statements = document.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else list(statements)
+    kept = [s for s in statements if _canonical(json.dumps(s)) not in remove]
+    unchanged = _canonical(current) == _canonical(p.evidence.get("policy"))
+    if len(kept) == len(statements):
+        if unchanged:  # the proposal names statements its own evidence does not hold
+            return _Step(ProposalState.FAILED, "proposal's statements are not in the policy")
+        return _Step(ProposalState.APPLIED, "statement(s) already removed")
+    if not unchanged:
+        return _Step(ProposalState.SKIPPED, "repository policy changed since the proposal")
+    if kept:
+        document["Statement"] = kept
+        new_text = json.dumps(document, indent=2)
+
+        def write() -> Any:
+            return client.set_repository_policy(
+                registryId=p.account, repositoryName=p.repository, policyText=new_text
+            )
+
+    else:
+
+        def write() -> Any:
+            return client.delete_repository_policy(
+                registryId=p.account, repositoryName=p.repository
+            )
+
+    removed = len(statements) - len(kept)
+    return _Step(None, f"removed {removed} statement(s)", write, {"repository_policy": current})
+
+
+def _step_lifecycle(client: Any, p: Proposal) -> _Step:
+    if _describe_repository(client, p) is None:
+        return _Step(ProposalState.SKIPPED, "repository is gone")
+    current = _optional_text(
+        client.get_lifecycle_policy,
+        "lifecyclePolicyText",
+        "LifecyclePolicyNotFoundException",
+        registryId=p.account,
+        repositoryName=p.repository,
+    )
+    policy = str(p.target["policy"])
+    if current is not None and _canonical(current) == _canonical(policy):
+        return _Step(ProposalState.APPLIED, "lifecycle policy already in place")
+    if _canonical(current) != _canonical(p.evidence.get("current_policy")):
+        return _Step(ProposalState.SKIPPED, "lifecycle policy changed since the proposal")
+    return _Step(
+        None,
+        "put lifecycle policy",
+        lambda: client.put_lifecycle_policy(
+            registryId=p.account, repositoryName=p.repository, lifecyclePolicyText=policy
+        ),
+        {"lifecycle_policy": current},
+    )
+
+
+REPOSITORY_STEPS: dict[Action, Callable[[Any, Proposal], _Step]] = {
+    Action.DELETE_REPOSITORY: _step_delete_repository,
+    Action.ENABLE_SCAN_ON_PUSH: _step_scan_on_push,
+    Action.SET_TAG_IMMUTABILITY: _step_tag_immutability,
+    Action.REMOVE_POLICY_STATEMENT: _step_remove_statement,
+    Action.PUT_LIFECYCLE_POLICY: _step_lifecycle,
+}
+
+
+def apply_repository(ctx: Context, proposal: Proposal) -> None:
+    client = ctx.clients(proposal.account, proposal.region)
+    step = REPOSITORY_STEPS[proposal.action](client, proposal)
+    if step.state is not None:
+        ctx.recorder.write(proposal, [{"outcome": step.state.value, "detail": step.detail}])
+        finish(ctx, proposal, step.state, step.detail)
+        return
+    assert step.write is not None
+    if ctx.dry_run:
+        ctx.recorder.write(proposal, [{"outcome": "would-apply", "detail": step.detail}])
+        ctx.result.states[proposal.id] = ("would-apply", step.detail)
+        return
+    (intent_id,) = ctx.recorder.write(
+        proposal,
+        [
+            {
+                "outcome": "intent",
+                "detail": step.detail,
+                "data": {"before": step.saved, "target": proposal.target},
+            }
+        ],
+    )
+    try:
+        step.write()
+    except (ClientError, BotoCoreError) as exc:
+        code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        if code == "RepositoryNotEmptyException":
+            state, outcome = ProposalState.SKIPPED, "skipped"
+        elif code in THROTTLING or isinstance(exc, BotoCoreError):
+            ctx.recorder.write(
+                proposal, [{"intent_id": intent_id, "outcome": "retry", "detail": str(exc)}]
+            )
+            ctx.result.states[proposal.id] = (proposal.state.value, f"retry later: {exc}")
+            return
+        else:
+            state, outcome = ProposalState.FAILED, "failed"
+        ctx.recorder.write(
+            proposal, [{"intent_id": intent_id, "outcome": outcome, "detail": str(exc)}]
+        )
+        finish(ctx, proposal, state, str(exc))
+        return
+    ctx.recorder.write(
+        proposal, [{"intent_id": intent_id, "outcome": "applied", "detail": step.detail}]
+    )
+    finish(ctx, proposal, ProposalState.APPLIED, step.detail)

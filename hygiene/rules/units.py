@@ -1,0 +1,137 @@
+"""Deletion units: an image a rule would delete, with what must go with it.
+
+A unit is the image (its *root*), the children of an index when every index listing them
+is in the same unit (a surviving index needs its children), and the referrers of every
+member: signatures, SBOMs and attestations that describe it (ECR's own lifecycle deletes
+them with their subject, see docs/ecr-facts.md, "Multi-arch images, attestations,
+signatures"). A protected dependent never joins a unit; it is kept, with its reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hygiene.rules.columns import arrow_strings
+from hygiene.rules.kept import KeptImages
+from hygiene.rules.protections import MAX_DEPTH, Edges, Protections
+
+
+@dataclass
+class Units:
+    """Deletion units: for each root row, its member digests (root first) and bytes."""
+
+    roots: np.ndarray  # sorted unique root rows
+    digests: list[list[str]]
+    bytes: np.ndarray
+
+    @classmethod
+    def build(cls, roots: np.ndarray, digests: np.ndarray, sizes: np.ndarray) -> Units:
+        """From parallel arrays sorted by root (digests: object array of str)."""
+        unique, starts, counts = np.unique(roots, return_index=True, return_counts=True)
+        flat = digests.tolist()  # the same str objects, not copies
+        ends = starts + counts
+        lists = [flat[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        total = np.add.reduceat(sizes, starts) if len(starts) else starts
+        return cls(roots=unique, digests=lists, bytes=np.asarray(total, dtype=np.int64))
+
+    def lookup(self, rows: np.ndarray) -> tuple[list[list[str]], list[int]]:
+        position = np.searchsorted(self.roots, rows)
+        if len(rows) and not np.array_equal(self.roots[position], rows):
+            raise AssertionError("an image finding without a deletion unit")
+        return [self.digests[p] for p in position.tolist()], self.bytes[position].tolist()
+
+
+def build_units(
+    images: pd.DataFrame,
+    protections: Protections,
+    roots: np.ndarray,
+    edges: Edges,
+    kept: KeptImages,
+) -> Units:
+    """The deletion unit of each root row (an image a rule would delete).
+
+    Index children join their index's unit only when every index listing them is in the
+    same unit; referrers join their subject's. A dependent left out is kept, with the
+    reason, in ``kept``.
+    """
+    n = len(images)
+    protected = protections.protected
+    unit_of = np.full(n, -1, dtype=np.int64)
+    unit_of[roots] = roots
+    level_of = np.full(n, -1, dtype=np.int64)
+    level_of[roots] = 0
+    frontier = roots
+    excluded: dict[int, str] = {}
+    for level in range(1, MAX_DEPTH + 2):
+        if not len(frontier):
+            break
+        in_frontier = np.zeros(n, dtype=bool)
+        in_frontier[frontier] = True
+        # index children of the frontier
+        take = in_frontier[edges.parent]
+        children, parents = edges.child[take], edges.parent[take]
+        root_of_child = unit_of[parents]
+        # a child joins only if every index listing it is in the same unit
+        all_parent_units = pd.DataFrame({"child": edges.child, "unit": unit_of[edges.parent]}).loc[
+            np.isin(edges.child, children)
+        ]
+        same = all_parent_units.groupby("child")["unit"].agg(["min", "max"])
+        ok_child = (
+            (same["min"] == same["max"]).reindex(children).to_numpy(dtype=bool)
+            & (same["min"].reindex(children).to_numpy() == root_of_child)
+            & ~protected[children]
+            & (unit_of[children] < 0)
+        )
+        for child in children[~ok_child].tolist():
+            if unit_of[child] < 0:
+                excluded[child] = "protected" if protected[child] else "child"
+        # referrers of the frontier
+        take = in_frontier[edges.subject]
+        referrers, subjects = edges.referrer[take], edges.subject[take]
+        ok_ref = ~protected[referrers] & (unit_of[referrers] < 0)
+        for referrer in referrers[~ok_ref].tolist():
+            if unit_of[referrer] < 0:
+                excluded[referrer] = "protected"
+        new_members = np.concatenate([children[ok_child], referrers[ok_ref]])
+        new_roots = np.concatenate([root_of_child[ok_child], unit_of[subjects[ok_ref]]])
+        new_members, first = np.unique(new_members, return_index=True)
+        unit_of[new_members] = new_roots[first]
+        level_of[new_members] = level
+        frontier = new_members
+    # why an excluded dependent stays: its own protection, or another index that
+    # lists it survives, or the indexes listing it go in different units
+    kept_parent = (
+        np.bincount(edges.child, weights=unit_of[edges.parent] < 0, minlength=n) > 0
+        if n
+        else np.zeros(0, dtype=bool)
+    )
+    for row, why in excluded.items():
+        if unit_of[row] >= 0:
+            continue
+        if why == "protected":
+            reasons = list(protections.reasons(np.array([row]))[0])
+        elif kept_parent[row]:
+            reasons = ["child-of-kept-index"]
+        else:
+            reasons = ["child-of-several-indexes"]
+        kept.add(row, reasons)
+    members = np.flatnonzero(unit_of >= 0)
+    # root first (level 0), then children and referrers level by level, by row
+    order = np.lexsort((members, level_of[members], unit_of[members]))
+    members = members[order]
+    return Units.build(
+        unit_of[members],
+        _digest_objects(images, members),
+        images["storage_bytes"].to_numpy()[members],
+    )
+
+
+def _digest_objects(images: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
+    """Digests of ``rows`` as an object array of str (made only for these rows)."""
+    out = np.empty(len(rows), dtype=object)
+    out[:] = arrow_strings(images["digest"]).take(pa.array(rows)).to_pylist()
+    return out

@@ -1,0 +1,144 @@
+"""Named locks that keep two runs (or two applies) from overlapping."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+from sqlalchemy import delete, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from hygiene.errors import LockHeldError
+from hygiene.store.base import StoreBase, utcnow, whoami
+from hygiene.store.models import LockRow
+
+log = logging.getLogger(__name__)
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit key for ``pg_try_advisory_lock``."""
+    value = int.from_bytes(hashlib.sha256(f"hygiene:{name}".encode()).digest()[:8], "big")
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StoreLocks(StoreBase):
+    """``with store.lock(name):`` — PostgreSQL advisory locks, or a row on SQLite."""
+
+    @contextmanager
+    def lock(self, name: str, *, holder: str | None = None) -> Iterator[None]:
+        """Hold the named lock for the ``with`` block: ``registry`` for a whole nightly or
+        weekly job (:data:`hygiene.jobs.LOCK_NAME`), ``apply`` for an apply (inside a
+        job's lock or alone).
+
+        PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection
+        (released by the server if the process dies). SQLite: a row in ``locks``; a row
+        left by a dead process on this host, or older than ``stale_lock_after``, is
+        taken over. Raises :class:`LockHeldError` naming the holder and since when.
+        """
+        holder = holder or whoami()
+        if self.dialect == "postgresql":
+            with self._pg_lock(name, holder):
+                yield
+        else:
+            self._row_lock_acquire(name, holder)
+            try:
+                yield
+            finally:
+                with self.session() as session:
+                    session.execute(
+                        delete(LockRow).where(LockRow.name == name, LockRow.holder == holder)
+                    )
+
+    def lock_holder(self, name: str) -> tuple[str, datetime] | None:
+        """Who holds ``name`` since when, as recorded in ``locks`` (None if free)."""
+        with self.session() as session:
+            row = session.get(LockRow, name)
+            return None if row is None else (row.holder, row.acquired_at)
+
+    def _held_error(self, name: str) -> LockHeldError:
+        held = self.lock_holder(name)
+        who = f"{held[0]} since {held[1].isoformat(timespec='seconds')}" if held else "another run"
+        return LockHeldError(
+            f"lock {name!r} is held by {who} (store {self.url}); wait for it to finish, "
+            "or if that process is gone, run again after it is released"
+        )
+
+    def _row_lock_acquire(self, name: str, holder: str) -> None:
+        now = utcnow()
+        host = socket.gethostname()
+        with self.session() as session:
+            row = session.get(LockRow, name)
+            if row is not None:
+                dead = row.host == host and not _pid_alive(row.pid)
+                old = now - row.acquired_at > self.stale_lock_after
+                if dead or old:
+                    why = "its process is gone" if dead else "it is older than the stale limit"
+                    log.warning(
+                        "taking over stale lock %r held by %s since %s (%s)",
+                        name,
+                        row.holder,
+                        row.acquired_at.isoformat(),
+                        why,
+                    )
+                    session.execute(
+                        delete(LockRow).where(
+                            LockRow.name == name, LockRow.acquired_at == row.acquired_at
+                        )
+                    )
+        try:
+            with self.session() as session:
+                session.add(
+                    LockRow(name=name, holder=holder, host=host, pid=os.getpid(), acquired_at=now)
+                )
+        except IntegrityError:
+            raise self._held_error(name) from None
+
+    @contextmanager
+    def _pg_lock(self, name: str, holder: str) -> Iterator[None]:
+        key = _lock_key(name)
+        connection: Connection = self.engine.connect()
+        try:
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar()
+            connection.commit()
+            if not got:
+                raise self._held_error(name)
+            with self.session() as session:
+                session.merge(
+                    LockRow(
+                        name=name,
+                        holder=holder,
+                        host=socket.gethostname(),
+                        pid=os.getpid(),
+                        acquired_at=utcnow(),
+                    )
+                )
+            try:
+                yield
+            finally:
+                try:
+                    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                    connection.commit()
+                finally:
+                    with self.session() as session:
+                        session.execute(delete(LockRow).where(LockRow.name == name))
+        finally:
+            # Never hand a connection that might still hold the lock back to the pool:
+            # closing the server session releases every advisory lock it held.
+            connection.invalidate()
+            connection.close()

@@ -1,0 +1,318 @@
+"""Proposals and the decisions on them: merging each plan, approving and rejecting,
+starting grace periods, recording how apply finished them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from hygiene.errors import StoreError
+from hygiene.model import Action, Proposal, ProposalState
+from hygiene.store.base import StoreBase, utcnow
+from hygiene.store.models import ApprovalRow, AuditRow, ProposalRow
+from hygiene.store.records import StoredProposal, proposal_columns, stored_proposal
+
+# States a decision (approve/reject) may still change.
+OPEN_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.REJECTED)
+# States a proposal leaves when a later scan proposes the very same change again.
+FINISHED_STATES = tuple(
+    s.value
+    for s in (
+        ProposalState.EXPIRED,
+        ProposalState.APPLIED,
+        ProposalState.FAILED,
+        ProposalState.SKIPPED,
+    )
+)
+
+
+class StoreProposals(StoreBase):
+    """Proposals, approvals and rejections (each decision also gets an audit row)."""
+
+    def upsert_proposals(
+        self,
+        proposals: Iterable[Proposal],
+        now: datetime,
+        *,
+        complete: bool = True,
+        scopes: Iterable[tuple[str, str]] | None = None,
+    ) -> dict[str, int]:
+        """Merge tonight's plan into the store.
+
+        - A known id is refreshed (``last_seen``), never duplicated; ``first_seen``,
+          notification, grace date and decision are kept (a *rejected* one stays
+          rejected). A finished one (expired, applied, failed, skipped) that comes back is
+          proposed again: it needs a new decision and a new announcement (grace period).
+        - A new id is stored as *proposed*.
+        - A *proposed* proposal that this complete plan no longer contains has lost its
+          finding (fixed, superseded by new evidence, or protected now): *expired*.
+          ``scopes`` limits this to the (account, region) pairs the run scanned
+          (sharded runs); ``complete=False`` (an incomplete scan) skips it.
+        - A *proposed* or *approved* proposal not re-proposed for
+          ``proposal_ttl_days`` expires whatever the scan.
+
+        Returns counts: ``new``, ``refreshed``, ``revived``, ``expired``.
+        """
+        counts = {"new": 0, "refreshed": 0, "revived": 0, "expired": 0}
+        seen: dict[str, tuple[str, str, str, str]] = {}
+        scope_set = None if scopes is None else {(a, r) for a, r in scopes}
+        incoming = list(proposals)
+        with self.session() as session:
+            ids = list({p.id for p in incoming})
+            for start in range(0, len(ids), 500):  # load known rows in a few queries
+                chunk = ids[start : start + 500]
+                session.scalars(select(ProposalRow).where(ProposalRow.id.in_(chunk))).all()
+            for proposal in incoming:
+                where = (
+                    proposal.action.value,
+                    proposal.account,
+                    proposal.region,
+                    proposal.repository,
+                )
+                if proposal.id in seen:
+                    if seen[proposal.id] != where:
+                        raise StoreError(
+                            f"two different proposals share the id {proposal.id} "
+                            f"({'/'.join(seen[proposal.id])} and {'/'.join(where)}): "
+                            "proposal ids must include account, region and repository"
+                        )
+                    continue
+                seen[proposal.id] = where
+                row = session.get(ProposalRow, proposal.id)
+                if (
+                    row is not None
+                    and (row.action, row.account, row.region, row.repository) != where
+                ):
+                    raise StoreError(
+                        f"proposal id {proposal.id} is stored for {row.repository} but now names "
+                        f"{proposal.repository}: proposal ids must include the repository"
+                    )
+                if row is None:
+                    columns = proposal_columns(proposal)
+                    columns.update(
+                        state=ProposalState.PROPOSED.value,
+                        first_seen=now,
+                        last_seen=now,
+                        grace_until=None,  # set when the owners are notified
+                    )
+                    session.add(ProposalRow(**columns))
+                    counts["new"] += 1
+                    continue
+                row.last_seen = now
+                row.summary = proposal.summary or row.summary
+                if row.state in FINISHED_STATES:
+                    row.state = ProposalState.PROPOSED.value
+                    row.first_seen = now
+                    row.notified_at = row.grace_until = None
+                    row.decided_at = row.decided_by = row.reason = None
+                    row.outcome = None
+                    row.finished_at = None
+                    counts["revived"] += 1
+                else:
+                    counts["refreshed"] += 1
+            ttl = timedelta(days=self.settings.proposal_ttl_days)
+            live = (ProposalState.PROPOSED.value, ProposalState.APPROVED.value)
+            for row in session.scalars(select(ProposalRow).where(ProposalRow.state.in_(live))):
+                if row.id in seen:
+                    continue
+                in_scope = scope_set is None or (row.account, row.region) in scope_set
+                if now - row.last_seen >= ttl:
+                    why = f"not re-proposed for {self.settings.proposal_ttl_days} days"
+                elif complete and in_scope and row.state == ProposalState.PROPOSED.value:
+                    why = "no longer proposed by a complete scan (finding gone or evidence changed)"
+                else:
+                    continue
+                row.state = ProposalState.EXPIRED.value
+                row.finished_at = now
+                row.outcome = why
+                counts["expired"] += 1
+        return counts
+
+    def proposals(
+        self,
+        state: ProposalState | str | Iterable[ProposalState | str] | None = None,
+        namespace: str | None = None,
+        rule: str | None = None,
+        ids: Iterable[str] | None = None,
+        action: Action | str | None = None,
+    ) -> list[StoredProposal]:
+        """Proposals filtered by state(s), namespace, rule code, ids or action.
+
+        ``namespace="-"`` selects repositories outside any namespace. Ordered by
+        namespace, repository, id.
+        """
+        query = select(ProposalRow).order_by(
+            ProposalRow.namespace, ProposalRow.repository, ProposalRow.id
+        )
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            query = query.where(ProposalRow.state.in_([ProposalState(s).value for s in states]))
+        if namespace == "-":
+            query = query.where(ProposalRow.namespace.is_(None))
+        elif namespace is not None:
+            query = query.where(ProposalRow.namespace == namespace)
+        if ids is not None:
+            query = query.where(ProposalRow.id.in_(list(ids)))
+        if action is not None:
+            query = query.where(ProposalRow.action == Action(action).value)
+        with self.session() as session:
+            rows = [stored_proposal(row) for row in session.scalars(query)]
+        if rule is not None:
+            rule = rule.upper()
+            rows = [
+                r for r in rows if any(c.upper().startswith(rule) for c in r.proposal.rule_codes)
+            ]
+        return rows
+
+    def get(self, proposal_id: str) -> StoredProposal | None:
+        with self.session() as session:
+            row = session.get(ProposalRow, proposal_id)
+            return None if row is None else stored_proposal(row)
+
+    def _decide(
+        self,
+        ids: Iterable[str],
+        approver: str,
+        decision: ProposalState,
+        reason: str | None,
+        now: datetime | None,
+    ) -> list[StoredProposal]:
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise StoreError("no proposal ids given")
+        now = now or utcnow()
+        verb = "approve" if decision == ProposalState.APPROVED else "reject"
+        with self.session() as session:
+            rows = {
+                r.id: r for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))
+            }
+            missing = [i for i in ids if i not in rows]
+            if missing:
+                raise StoreError(
+                    f"unknown proposal id(s): {', '.join(missing)}; nothing was {verb}d "
+                    "(list them with `hygiene proposals`)"
+                )
+            closed = [f"{i} ({rows[i].state})" for i in ids if rows[i].state not in OPEN_STATES]
+            if closed:
+                raise StoreError(
+                    f"cannot {verb} proposal(s) no longer open: {', '.join(closed)}; "
+                    f"nothing was {verb}d"
+                )
+            for proposal_id in ids:
+                row = rows[proposal_id]
+                row.state = decision.value
+                row.decided_at = now
+                row.decided_by = approver
+                row.reason = reason
+                session.add(
+                    ApprovalRow(
+                        proposal_id=proposal_id,
+                        decision=decision.value,
+                        approver=approver,
+                        reason=reason,
+                        at=now,
+                    )
+                )
+                session.add(
+                    AuditRow(
+                        at=now,
+                        proposal_id=proposal_id,
+                        actor=approver,
+                        action=verb,
+                        account=row.account,
+                        region=row.region,
+                        repository=row.repository,
+                        outcome=decision.value,
+                        detail=reason or "",
+                        data={},
+                    )
+                )
+            return [stored_proposal(rows[i]) for i in ids]
+
+    def approve(
+        self, ids: Iterable[str], approver: str, now: datetime | None = None
+    ) -> list[StoredProposal]:
+        """Approve proposals (all or nothing). ``approver`` must already be checked
+        against the admin list (:func:`hygiene.identity.require_admin`)."""
+        return self._decide(ids, approver, ProposalState.APPROVED, None, now)
+
+    def reject(
+        self, ids: Iterable[str], approver: str, reason: str, now: datetime | None = None
+    ) -> list[StoredProposal]:
+        """Reject proposals with a reason (all or nothing); they are never applied."""
+        if not reason or not reason.strip():
+            raise StoreError("a rejection needs a reason (--reason)")
+        return self._decide(ids, approver, ProposalState.REJECTED, reason.strip(), now)
+
+    def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
+        """The decision history of one proposal, oldest first."""
+        query = (
+            select(ApprovalRow)
+            .where(ApprovalRow.proposal_id == proposal_id)
+            .order_by(ApprovalRow.id)
+        )
+        with self.session() as session:
+            return [
+                {
+                    "decision": r.decision,
+                    "approver": r.approver,
+                    "reason": r.reason,
+                    "at": r.at.isoformat(),
+                }
+                for r in session.scalars(query)
+            ]
+
+    def mark_notified(
+        self,
+        when: datetime,
+        *,
+        namespace: str | None = None,
+        ids: Iterable[str] | None = None,
+        outside_namespace: bool = False,
+    ) -> int:
+        """Record that owners were told about open proposals; starts their grace period.
+
+        Select by ``namespace`` (the weekly owner report), ``outside_namespace=True``
+        (repositories without one: the admin report) or explicit ``ids``. Only the
+        first notification counts: ``grace_until = first notified + grace_days``.
+        Returns how many proposals were newly marked.
+        """
+        if namespace is None and ids is None and not outside_namespace:
+            raise ValueError("mark_notified needs namespace=, ids= or outside_namespace=True")
+        grace = timedelta(days=self.settings.grace_days)
+        query = update(ProposalRow).where(
+            ProposalRow.notified_at.is_(None),
+            ProposalRow.state.in_([s.value for s in OPEN_STATES]),
+        )
+        if namespace is not None:
+            query = query.where(ProposalRow.namespace == namespace)
+        if outside_namespace:
+            query = query.where(ProposalRow.namespace.is_(None))
+        if ids is not None:
+            query = query.where(ProposalRow.id.in_(list(ids)))
+        with self.session() as session:
+            result = session.execute(
+                query.values(notified_at=when, grace_until=when + grace).execution_options(
+                    synchronize_session=False
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def set_state(
+        self,
+        proposal_id: str,
+        state: ProposalState,
+        outcome: str,
+        now: datetime | None = None,
+    ) -> None:
+        """Record how apply finished a proposal (applied | failed | skipped)."""
+        with self.session() as session:
+            row = session.get(ProposalRow, proposal_id)
+            if row is None:
+                raise StoreError(f"no proposal {proposal_id!r} in the store {self.url}")
+            row.state = state.value
+            row.outcome = outcome
+            row.finished_at = now or utcnow()

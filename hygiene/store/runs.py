@@ -1,0 +1,127 @@
+"""The run history and each run's findings (scheduler, reports, ``hygiene runs``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from hygiene.errors import StoreError
+from hygiene.model import Finding
+from hygiene.store.base import StoreBase, utcnow, whoami
+from hygiene.store.models import FindingRow, RunRow
+from hygiene.store.records import RunRecord, run_record
+
+RUN_STATUSES = ("running", "ok", "incomplete", "failed")
+
+
+class StoreRuns(StoreBase):
+    """Runs: started, finished, summarised for later reports; their findings."""
+
+    def record_run(
+        self,
+        kind: str,
+        *,
+        run_id: str | None = None,
+        started_at: datetime | None = None,
+        source: str = "",
+    ) -> str:
+        """Record that a run (``nightly``, ``weekly``, ``scan``, ``apply`` …) started.
+
+        Returns the run id (``run_id`` or a new one); close it with :meth:`finish_run`.
+        """
+        run_id = run_id or f"{kind}-{uuid.uuid4().hex[:12]}"
+        with self.session() as session:
+            session.add(
+                RunRow(
+                    id=run_id,
+                    kind=kind,
+                    started_at=started_at or utcnow(),
+                    status="running",
+                    source=source,
+                    host=whoami(),
+                    counts={},
+                    api_calls={},
+                    errors=[],
+                )
+            )
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        finished_at: datetime | None = None,
+        counts: dict[str, Any] | None = None,
+        api_calls: dict[str, int] | None = None,
+        errors: Sequence[Any] = (),
+    ) -> None:
+        """Close a run: ``status`` is ``ok``, ``incomplete`` or ``failed``.
+
+        ``counts`` is free-form (repositories, images, findings, proposals, deleted …);
+        ``errors`` is a list of strings or JSON-shaped dicts (e.g. ``asdict(ScanError)``).
+        """
+        if status not in RUN_STATUSES[1:]:
+            raise ValueError(f"run status must be one of ok|incomplete|failed, not {status!r}")
+        with self.session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"no run {run_id!r} in the store {self.url}")
+            row.finished_at = finished_at or utcnow()
+            row.status = status
+            row.counts = dict(counts or {})
+            row.api_calls = dict(api_calls or {})
+            row.errors = list(errors)
+
+    def set_run_summary(self, run_id: str, summary: dict[str, Any]) -> None:
+        """Attach the report summary of a run (per-namespace bytes, findings per rule …),
+        read back by later reports for trends and "changes since the previous run"."""
+        with self.session() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise StoreError(f"run {run_id!r} is not in the store")
+            row.summary = dict(summary)
+
+    def runs(self, last: int | None = 20, kind: str | None = None) -> list[RunRecord]:
+        """The newest ``last`` runs (all when None), newest first."""
+        query = select(RunRow).order_by(RunRow.started_at.desc(), RunRow.id.desc())
+        if kind is not None:
+            query = query.where(RunRow.kind == kind)
+        if last is not None:
+            query = query.limit(last)
+        with self.session() as session:
+            return [run_record(row) for row in session.scalars(query)]
+
+    def record_findings(self, run_id: str, findings: Iterable[Finding]) -> int:
+        """Store the findings of run ``run_id`` (for trends); returns how many."""
+        rows = [
+            FindingRow(
+                run_id=run_id,
+                code=f.code,
+                rule=f.rule,
+                severity=f.severity.value,
+                fix_safety=f.fix_safety.value,
+                account=f.account,
+                region=f.region,
+                repository=f.repository,
+                namespace=f.namespace,
+                image_digest=f.image_digest,
+                bytes=int(f.bytes),
+                message=f.message,
+                data=f.to_json(),
+            )
+            for f in findings
+        ]
+        with self.session() as session:
+            session.add_all(rows)
+        return len(rows)
+
+    def findings(self, run_id: str) -> list[dict[str, Any]]:
+        """The findings of one run as ``Finding.to_json()`` dicts."""
+        query = select(FindingRow.data).where(FindingRow.run_id == run_id).order_by(FindingRow.id)
+        with self.session() as session:
+            return list(session.scalars(query))

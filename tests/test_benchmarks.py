@@ -1,0 +1,37 @@
+"""The benchmarks in benchmarks/ still run against the current code (their figures are in
+docs/benchmarks.md; nothing here is timed)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from benchmarks.collector import minimum_calls
+from benchmarks.rules import run_once
+from hygiene.config import Config
+from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
+from hygiene_demo.lab import plan_lab_registry
+
+
+def test_rules_benchmark_runs_on_a_small_registry() -> None:
+    result = run_once(3_000, 30)
+    assert result["images"] >= 3_000 and result["repositories"] == 30
+    assert 0 < result["findings"] < result["images"]
+    assert {"IM001", "TG001"} <= set(result["by_rule"])
+
+
+def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: datetime) -> None:
+    manifest = plan_lab_registry(config.projects, now)
+    images = build_images(manifest.image_records())
+    inventory = Inventory(
+        images,
+        build_repositories(manifest.repository_records(), images),
+        RunInfo(id="r-bench", started_at=now),
+    )
+    minimum = minimum_calls(inventory)
+    repositories = manifest.counts()["repositories"]
+    assert minimum["DescribeRepositories"] == 1
+    assert minimum["DescribeImages"] == repositories  # every repository < 1,000 images
+    assert minimum["GetLifecyclePolicy"] == minimum["ListTagsForResource"] == repositories
+    assert minimum["BatchGetImage"] == len(
+        {i.repository for i in manifest.images if i.is_index}
+    )  # < 100 indexes per repository
