@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hygiene.collect.embedded import EmbeddedRegistry
-from tests.workloads.k8s_server import KubernetesApi
-from tests.workloads.seed import WorkloadSeeder, reset_workloads
+from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.kubernetes_api import KubernetesApi
+
+FIXTURES = Path(__file__).parent / "k8s"
+from hygiene_demo.workloads import WorkloadSeeder, reset_workloads
 
 
 @pytest.fixture
@@ -24,7 +26,7 @@ def aws(embedded_server: EmbeddedRegistry) -> Iterator[WorkloadSeeder]:
 
 @pytest.fixture
 def k8s_api() -> Iterator[KubernetesApi]:
-    with KubernetesApi.recorded("lab") as api:
+    with KubernetesApi.recorded(FIXTURES / "lab") as api:
         yield api
 
 

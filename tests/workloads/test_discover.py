@@ -12,8 +12,8 @@ from botocore.stub import Stubber
 from hygiene.collect.workloads.discover import discover
 from hygiene.config import CollectSettings, InUseSettings, KubernetesSettings
 from tests.workloads.images import FOREIGN, digest_of, host
-from tests.workloads.k8s_server import forbidden
-from tests.workloads.seed import WorkloadSeeder
+from hygiene_demo.kubernetes_api import forbidden
+from hygiene_demo.workloads import WorkloadSeeder
 
 H = host()
 ROLE = f"arn:aws:iam::{FOREIGN}:role/registry-hygiene-discovery"

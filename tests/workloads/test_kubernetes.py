@@ -11,7 +11,8 @@ import pytest
 from hygiene.collect.workloads.base import SourceError
 from hygiene.collect.workloads.kubernetes import KubernetesTarget, read_kubernetes
 from tests.workloads.images import FOREIGN, HOME, digest_of
-from tests.workloads.k8s_server import FIXTURES, RESOURCES, KubernetesApi, forbidden, status
+from hygiene_demo.kubernetes_api import RESOURCES, KubernetesApi, forbidden, status
+from tests.workloads.conftest import FIXTURES
 
 LIST_TYPES = {
     "pods": "V1PodList",

@@ -1,4 +1,10 @@
-"""Seed workloads into the embedded AWS (moto): ECS, EventBridge, Lambda, Batch.
+"""Workloads for the demo and the tests: ECS, EventBridge, Lambda and Batch in moto.
+
+:func:`plan_demo_workloads` (pure) picks images of the seeded lab registry that every
+registry date calls stale — old, not pulled, beyond the newest kept, no protected tag — so
+without in-use detection the nightly run would propose deleting them;
+:func:`seed_demo_workloads` makes workloads run them. :class:`WorkloadSeeder` is the
+general tool the tests use too.
 
 Everything goes through the real APIs (boto3 against the moto server), except where moto
 is not faithful; those corrections are made on moto's in-process backend objects, the way
@@ -214,3 +220,157 @@ def reset_workloads() -> None:
         sts_backends,
     ):
         backends.reset()
+
+
+# --------------------------------------------------------------------------- the demo's
+
+PROTECTED = ("latest", "main", "master", "stable", "prod*", "release*")
+CLUSTER = "lab-prod"
+
+
+@dataclass(frozen=True)
+class DemoWorkload:
+    """One workload of the demo and the image it keeps (``reason`` as in ``kept``)."""
+
+    reason: str
+    repository: str
+    digest: str
+    how: str  # by-tag | by-digest | moved-tag | scaled-to-zero | alias | schedule
+
+
+def _stale_candidates(manifest: Any, *, keep_newest: int = 3, days: int = 60) -> list[Any]:
+    """Tagged top-level images no protection keeps, oldest first, one per repository."""
+    import fnmatch
+    from datetime import timedelta
+
+    children = {c for image in manifest.images for c in image.child_digests}
+    opted_out = {
+        r.name for r in manifest.repositories if r.resource_tags.get("hygiene:keep") == "true"
+    }
+    cutoff = manifest.now - timedelta(days=days)
+    picked: dict[str, Any] = {}
+    for repository in sorted({i.repository for i in manifest.images} - opted_out):
+        tagged = sorted(
+            (
+                i
+                for i in manifest.images_of(repository)
+                if i.tags
+                and not i.is_index
+                and i.digest not in children
+                and i.subject_digest is None
+                and i.status == "ACTIVE"
+                and not any(t.startswith("sha256-") for t in i.tags)
+            ),
+            key=lambda i: i.pushed_at,
+        )
+        for image in tagged[: max(0, len(tagged) - keep_newest)]:
+            protected = any(fnmatch.fnmatchcase(t, p) for t in image.tags for p in PROTECTED)
+            pulled = image.last_pull is not None and image.last_pull >= cutoff
+            if not protected and not pulled and image.pushed_at < cutoff:
+                picked[repository] = image
+                break
+    return sorted(picked.values(), key=lambda i: (i.repository, i.pushed_at))
+
+
+def _moved_tag(manifest: Any, exclude: set[str]) -> tuple[Any, Any] | None:
+    """(old untagged image, the image its repository's tag now points to)."""
+    from datetime import timedelta
+
+    children = {c for image in manifest.images for c in image.child_digests}
+    cutoff = manifest.now - timedelta(days=60)
+    for repository in sorted({i.repository for i in manifest.images} - exclude):
+        images = manifest.images_of(repository)
+        current = [i for i in images if i.tags and not i.is_index and i.subject_digest is None]
+        old = [
+            i
+            for i in images
+            if not i.tags
+            and not i.is_index
+            and i.digest not in children
+            and i.subject_digest is None
+            and i.status == "ACTIVE"
+            and i.pushed_at < cutoff
+            and (i.last_pull is None or i.last_pull < cutoff)
+        ]
+        if current and old:
+            newest = max(current, key=lambda i: i.pushed_at)
+            return min(old, key=lambda i: i.pushed_at), newest
+    return None
+
+
+def seed_demo_workloads(endpoint_url: str, manifest: Any) -> list[DemoWorkload]:
+    """Run workloads on stale images of the seeded registry (see module docstring)."""
+    host = f"{manifest.account}.dkr.ecr.{manifest.region}.amazonaws.com"
+    seeder = WorkloadSeeder(endpoint_url, account=manifest.account, region=manifest.region)
+    candidates = _stale_candidates(manifest)
+    out: list[DemoWorkload] = []
+    if not candidates:
+        return out
+    cluster = seeder.cluster(CLUSTER)
+
+    def image(i: Any) -> str:
+        return f"{host}/{i.repository}:{sorted(i.tags)[0]}"
+
+    plan = iter(candidates)
+    # a long-running service pinned by tag; its tasks report the digest they run
+    api = next(plan, None)
+    if api is not None:
+        definition = seeder.task_definition("api", image(api))
+        seeder.service(CLUSTER, "api", definition, desired=2)
+        seeder.task(CLUSTER, definition, [api.digest], service="api")
+        out.append(DemoWorkload(f"in-use:ecs:{CLUSTER}/service/api", api.repository, api.digest, "by-tag"))
+    # a service scaled to zero: no task runs, scaling up needs the image
+    idle = next(plan, None)
+    if idle is not None:
+        definition = seeder.task_definition("reindex", image(idle))
+        seeder.service(CLUSTER, "reindex", definition, desired=0)
+        out.append(
+            DemoWorkload(
+                f"in-use:ecs:{CLUSTER}/service/reindex", idle.repository, idle.digest, "scaled-to-zero"
+            )
+        )
+    # a scheduled task (EventBridge rule) on the family's latest revision
+    nightly = next(plan, None)
+    if nightly is not None:
+        definition = seeder.task_definition("nightly-report", image(nightly))
+        family = definition.rsplit(":", 1)[0]
+        seeder.schedule("nightly-report", cluster, family)
+        out.append(
+            DemoWorkload(
+                f"in-use:ecs:{CLUSTER}/rule/nightly-report",
+                nightly.repository,
+                nightly.digest,
+                "schedule",
+            )
+        )
+    # a Lambda alias still on version 1 (the old image), $LATEST on the newest
+    function = next(plan, None)
+    if function is not None:
+        newest = max(
+            (i for i in manifest.images_of(function.repository) if i.tags and not i.is_index),
+            key=lambda i: i.pushed_at,
+        )
+        seeder.function(
+            "thumbnailer",
+            [(image(function), function.digest), (image(newest), newest.digest)],
+        )
+        seeder.alias("thumbnailer", "live", "1")
+        out.append(
+            DemoWorkload("in-use:lambda:thumbnailer:live", function.repository, function.digest, "alias")
+        )
+    # a Batch job definition pinned by digest
+    job = next(plan, None)
+    if job is not None:
+        seeder.job_definition("etl", f"{host}/{job.repository}@{job.digest}")
+        out.append(DemoWorkload("in-use:batch:etl:1", job.repository, job.digest, "by-digest"))
+    # a running task whose tag has moved since it started: kept by the digest it reports
+    moved = _moved_tag(manifest, {w.repository for w in out})
+    if moved is not None:
+        old, current = moved
+        definition = seeder.task_definition("worker", image(current))
+        seeder.service(CLUSTER, "worker", definition, desired=1)
+        seeder.task(CLUSTER, definition, [old.digest], service="worker")
+        out.append(
+            DemoWorkload(f"in-use:ecs:{CLUSTER}/service/worker", old.repository, old.digest, "moved-tag")
+        )
+    return out

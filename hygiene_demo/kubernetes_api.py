@@ -1,8 +1,9 @@
-"""A local Kubernetes API server for tests: the list endpoints the official client calls.
+"""A local Kubernetes API server: the list endpoints the official client calls.
 
-It serves the objects in ``tests/workloads/k8s/<cluster>/*.json`` (List documents of the
-official schema, as ``kubectl get --raw`` prints them) on 127.0.0.1, an ephemeral port,
-over plain HTTP with bearer-token authentication, and answers like the real API server:
+For the tests and the benchmarks. It serves List documents of the official schema (as
+``kubectl get --raw`` prints them; the tests' recorded ones are in
+``tests/workloads/k8s/<cluster>/*.json``) on 127.0.0.1, an ephemeral port, over plain
+HTTP with bearer-token authentication, and answers like the real API server:
 
 * ``GET /api/v1/pods`` and ``/api/v1/namespaces/<ns>/pods``; the same two forms for
   ``apps/v1`` deployments, statefulsets, daemonsets and ``batch/v1`` jobs, cronjobs;
@@ -31,7 +32,6 @@ import yaml
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-FIXTURES = Path(__file__).parent / "k8s"
 TOKEN = "test-token-lab"
 # plural → (group path, List kind, file)
 RESOURCES: dict[str, tuple[str, str]] = {
@@ -93,10 +93,10 @@ class KubernetesApi:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def recorded(cls, cluster: str = "lab") -> KubernetesApi:
-        """Serve the recorded objects of ``tests/workloads/k8s/<cluster>/``."""
+    def recorded(cls, directory: Path) -> KubernetesApi:
+        """Serve the List documents ``<directory>/<plural>.json`` (pods.json …)."""
         objects = {
-            plural: json.loads((FIXTURES / cluster / f"{plural}.json").read_text())
+            plural: json.loads((directory / f"{plural}.json").read_text(encoding="utf-8"))
             for plural in RESOURCES
         }
         return cls(objects)
@@ -220,6 +220,6 @@ def _offset(token: str | None) -> int:
 
 
 @contextmanager
-def kubernetes_api(cluster: str = "lab") -> Iterator[KubernetesApi]:
-    with KubernetesApi.recorded(cluster) as api:
+def kubernetes_api(directory: Path) -> Iterator[KubernetesApi]:
+    with KubernetesApi.recorded(directory) as api:
         yield api
