@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := hygiene hygiene_demo benchmarks tests
 
-.PHONY: setup demo test lint typecheck unit bench lock clean
+.PHONY: setup demo test test-fast lint typecheck unit bench lock clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The pure tests only (no server, no process; tests/conftest.py): the edit loop.
+# One process: starting xdist workers costs more than it saves on this small lane.
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -m "not integration"
+
 # Benchmarks live outside the packages (benchmarks/); docs/benchmarks.md has the figures.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rules
@@ -39,6 +44,7 @@ bench: $(STAMP)
 lock:
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -c requirements.lock -o requirements-runtime.lock
 
 clean:
 	rm -rf $(VENV) reports/out .pytest_cache .mypy_cache .ruff_cache

@@ -1,13 +1,29 @@
-"""Shared fixtures: the embedded ECR (a real moto server on loopback), config, clock."""
+"""Shared fixtures (the embedded ECR, PostgreSQL, config, clock) and the two test lanes.
+
+The lanes: a test that starts a server or a process is an ``integration`` test; every
+other test is pure (``make test-fast`` runs only those: ``pytest -m "not integration"``).
+A test is marked ``integration`` at collection when it uses, directly or through another
+fixture, one of :data:`INTEGRATION_FIXTURES`, the fixtures that start servers and
+processes. Nothing is marked by hand, and nothing can be forgotten: while a test that is
+not marked runs, starting a process or listening on a socket raises (``_pure_lane``).
+
+Property tests give their example count for the full run through :func:`examples`; the
+fast lane (``-m "not integration"``) loads the hypothesis profile ``fast``, which runs a
+tenth of them: the edit loop stays short, and every example still runs before landing.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
+import socket
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
@@ -16,14 +32,86 @@ os.environ.pop("AWS_PROFILE", None)
 
 from hygiene.config import Config, load_config
 from hygiene_demo.registry import EmbeddedRegistry
+from tests.builders import NOW, REPO_ROOT, RULES_DIR
+from tests.postgres import postgres_server  # noqa: F401  (a fixture for every test)
 
 # Records the AWS operations hygiene code calls; fails the run if one is not declared.
 pytest_plugins = ["tests.iam_recorder"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-RULES_DIR = REPO_ROOT / "rules"
-# A fixed "now" so data-driven tests do not drift with the calendar.
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+INTEGRATION_FIXTURES = frozenset(
+    {
+        "embedded_server",  # the moto server (HTTP on loopback); `ecr` and `seeder` use it
+        "postgres_server",  # a PostgreSQL server process (tests/postgres.py)
+        "smtp_server",  # a local SMTP server
+        "slack_server",  # the Slack stand-in HTTP server
+        "subprocess_env",  # the environment of a child process (the CLI end to end …)
+    }
+)
+
+
+FULL_EXAMPLES = settings.default.max_examples  # hypothesis's default profile: 100
+settings.register_profile("fast", max_examples=FULL_EXAMPLES // 10)
+
+
+def examples(full: int) -> int:
+    """``full`` hypothesis examples in the full run; a tenth (at least 10) in the fast lane."""
+    return max(10, full * settings.default.max_examples // FULL_EXAMPLES)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    fast_lane = " ".join(config.getoption("markexpr").split()) == "not integration"
+    if fast_lane and not config.getoption("hypothesis_profile"):
+        settings.load_profile("fast")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
+def _refuse(what: str) -> Any:
+    def refuse(*args: Any, **kwargs: Any) -> NoReturn:
+        raise RuntimeError(
+            f"a test not marked 'integration' tried to {what}: use the fixture that starts "
+            f"it (tests/conftest.py INTEGRATION_FIXTURES), which marks the test"
+        )
+
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def _pure_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests outside the integration lane start no process and listen on no socket."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setattr(subprocess.Popen, "_execute_child", _refuse("start a process"))
+        monkeypatch.setattr(os, "fork", _refuse("fork"))
+        monkeypatch.setattr(socket.socket, "listen", _refuse("listen on a socket"))
+
+
+@pytest.fixture
+def smtp_server() -> Callable[..., AbstractContextManager[Any]]:
+    """``with smtp_server(starttls=…, implicit_tls=…, users=…) as server``: a real local
+    SMTP server (aiosmtpd) recording what it receives (tests/notify/servers.py)."""
+    from tests.notify.servers import start_smtp_server
+
+    return start_smtp_server
+
+
+@pytest.fixture
+def slack_server() -> Callable[..., AbstractContextManager[Any]]:
+    """``with slack_server(state) as state``: the Slack Web API / incoming-webhook stand-in
+    HTTP server (tests/notify/servers.py)."""
+    from tests.notify.servers import start_slack_server
+
+    return start_slack_server
+
+
+@pytest.fixture
+def subprocess_env() -> dict[str, str]:
+    """The environment for a child Python process that imports ``hygiene`` and ``tests``
+    from this checkout (a copy: change it freely). Using it marks the test integration."""
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
 @pytest.fixture(scope="session")
@@ -48,4 +136,5 @@ def config() -> Config:
 
 @pytest.fixture
 def now() -> datetime:
+    """The fixed test clock (:data:`tests.builders.NOW`)."""
     return NOW

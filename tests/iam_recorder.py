@@ -105,6 +105,12 @@ def recording() -> Iterator[Recorder]:
         _active.remove(recorder)
 
 
+def call_as_hygiene_module(relative: str, source: str, namespace: dict[str, Any]) -> None:
+    """Run ``source`` with a code object whose file is inside the hygiene package, the way
+    a call from that module looks to the recorder."""
+    exec(compile(source, str(PACKAGE_DIR / relative), "exec"), namespace)
+
+
 def read_records(directory: Path) -> dict[str, set[str]]:
     calls: dict[str, set[str]] = {}
     for file in sorted(directory.glob("ops-*.txt")):

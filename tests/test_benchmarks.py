@@ -8,8 +8,8 @@ from datetime import datetime
 from benchmarks.collector import minimum_calls
 from benchmarks.rules import run_once
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
 from hygiene_demo.lab import plan_lab_registry
+from tests import builders
 
 
 def test_rules_benchmark_runs_on_a_small_registry() -> None:
@@ -21,12 +21,7 @@ def test_rules_benchmark_runs_on_a_small_registry() -> None:
 
 def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: datetime) -> None:
     manifest = plan_lab_registry(config.projects, now)
-    images = build_images(manifest.image_records())
-    inventory = Inventory(
-        images,
-        build_repositories(manifest.repository_records(), images),
-        RunInfo(id="r-bench", started_at=now),
-    )
+    inventory = builders.seeded_inventory(manifest, run_id="r-bench", now=now)
     minimum = minimum_calls(inventory)
     repositories = manifest.counts()["repositories"]
     assert minimum["DescribeRepositories"] == 1

@@ -9,8 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hygiene.cli import cli
-
-from .conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 
 def _walk(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:

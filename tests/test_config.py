@@ -13,8 +13,7 @@ from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import load_config
 from hygiene.errors import ConfigError, ExitCode
-
-from .conftest import RULES_DIR
+from tests.builders import RULES_DIR
 
 
 @pytest.fixture

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from .conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 
-@pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path) -> None:
+# Slow by design (~12 s, docs/benchmarks.md): the one test of `make demo` as users run it.
+def test_demo_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    env = {k: v for k, v in subprocess_env.items() if not k.startswith(("AWS_", "MOTO_"))}
     proc = subprocess.run(
         [sys.executable, "-m", "hygiene", "demo", "--out", str(out)],
         cwd=REPO_ROOT,

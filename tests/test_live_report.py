@@ -12,8 +12,7 @@ import pytest
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene_demo.registry import EmbeddedRegistry
-
-from .conftest import RULES_DIR
+from tests.builders import RULES_DIR
 
 OCI = "application/vnd.oci.image.manifest.v1+json"
 

@@ -10,7 +10,7 @@ an unrelated working directory.
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,14 +19,11 @@ import tomllib
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
 from hygiene.scan import ScanResult, evaluate_rules, plan_all
 from hygiene_demo.lab import plan_lab_registry
-
-from .conftest import REPO_ROOT, RULES_DIR
+from tests import builders
+from tests.builders import REPO_ROOT, RULES_DIR
 
 TEMPLATES_PACKAGE = "hygiene.report.templates"
 
@@ -86,9 +83,9 @@ RENDER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
+# Slow by design (~10-20 s): it builds and installs the wheel, then renders from it.
 def test_installed_wheel_renders_reports_from_anywhere(
-    tmp_path: Path, config: Config, now: datetime
+    tmp_path: Path, config: Config, now: datetime, subprocess_env: dict[str, str]
 ) -> None:
     # Built from what the container image copies into /src (so the image builds too), in
     # a copy: setuptools would leave build/ in the checkout and reuse it.
@@ -124,12 +121,7 @@ def test_installed_wheel_renders_reports_from_anywhere(
     assert not (site / "benchmarks").exists() and not (site / "reports").exists()
 
     manifest = plan_lab_registry(config.projects, now)
-    images = build_images(manifest.image_records())
-    inventory = Inventory(
-        images,
-        build_repositories(manifest.repository_records(), images),
-        RunInfo(id="r-installed", started_at=now),
-    )
+    inventory = builders.seeded_inventory(manifest, run_id="r-installed", now=now)
     evaluation = evaluate_rules(inventory, config, now)
     scan = ScanResult(
         inventory=inventory,
@@ -140,7 +132,7 @@ def test_installed_wheel_renders_reports_from_anywhere(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "scan.json").write_text(json.dumps(scan.to_json()))
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "HYGIENE_RULES_DIR")}
+    env = {k: v for k, v in subprocess_env.items() if k not in ("PYTHONPATH", "HYGIENE_RULES_DIR")}
     proc = subprocess.run(
         # -P: the working directory is not put on sys.path; the installed copy comes first
         [sys.executable, "-P", "-c", RENDER, "report", "nightly", "--from-json", "scan.json"]
@@ -159,3 +151,31 @@ def test_installed_wheel_renders_reports_from_anywhere(
     page = html.read_text(encoding="utf-8")
     assert "r-installed" in page and "{%" not in page and "<table" in page
     assert (html.parent / "nightly.txt").is_file()
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """``name==version`` lines of a uv-compiled lock file, by normalised name."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        name, sep, version = line.partition("==")
+        if sep and not line.startswith((" ", "#")):
+            pins[name.lower().replace("_", "-")] = version.split()[0]
+    return pins
+
+
+def test_the_runtime_lock_is_the_dev_lock_without_test_and_demo_tools() -> None:
+    # The container image and server installs use requirements-runtime.lock: the same
+    # versions the tests ran against (`make lock` compiles it constrained by
+    # requirements.lock), minus pytest, moto and the rest of the dev and demo extras.
+    runtime = _pins(REPO_ROOT / "requirements-runtime.lock")
+    dev = _pins(REPO_ROOT / "requirements.lock")
+    assert {name: dev.get(name) for name in runtime} == runtime
+    assert not {"moto", "pytest", "mypy", "ruff", "hypothesis"} & runtime.keys()
+    declared = {
+        re.split(r"[<>=\[ ;]", spec, maxsplit=1)[0].lower()
+        for spec in tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+    }
+    assert declared <= runtime.keys()
+    assert "requirements-runtime.lock" in containerfile_sources()

@@ -5,17 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
+from hygiene.inventory import Inventory
 from hygiene.model import Action
 from hygiene.scan import evaluate_rules, plan_all
 from hygiene_demo.lab import plan_lab_registry
+from tests import builders
 
 
 def _lab_inventory(config: Config, now: datetime) -> Inventory:
     manifest = plan_lab_registry(config.projects, now)
-    images = build_images(manifest.image_records())
-    repositories = build_repositories(manifest.repository_records(), images)
-    return Inventory(images, repositories, RunInfo(id="r-test", started_at=now))
+    return builders.seeded_inventory(manifest, run_id="r-test", now=now)
 
 
 def test_lifecycle_proposals_follow_rp002(config: Config, now: datetime) -> None:

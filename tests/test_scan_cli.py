@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,8 +12,7 @@ from click.testing import CliRunner
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene_demo.registry import EmbeddedRegistry
-
-from .conftest import RULES_DIR
+from tests import builders
 
 MANIFEST = json.dumps(
     {
@@ -29,11 +27,9 @@ MANIFEST = json.dumps(
 @pytest.fixture
 def fast_rules(tmp_path: Path) -> Path:
     """The shipped config with no retries, so unreachable endpoints fail at once."""
-    target = tmp_path / "rules"
-    shutil.copytree(RULES_DIR, target)
-    text = (target / "default.yaml").read_text()
-    (target / "default.yaml").write_text(text.replace("max_attempts: 8", "max_attempts: 1"))
-    return target
+    policy = builders.shipped_policy()
+    policy["collect"]["max_attempts"] = 1
+    return builders.write_rules(tmp_path / "rules", policy)
 
 
 def _seed(ecr: EmbeddedRegistry) -> str:

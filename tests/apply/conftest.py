@@ -9,9 +9,6 @@ import pytest
 
 from hygiene.store import Store
 from tests.apply.registry import Seeder
-from tests.postgres import postgres_server
-
-__all__ = ["postgres_server"]
 
 
 @pytest.fixture

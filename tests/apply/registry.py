@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories, namespace_of
-from hygiene.model import Finding, FixSafety, Severity
-
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-SAFETY = {"IM001": FixSafety.SAFE, "IM004": FixSafety.SAFE}
+from hygiene.inventory import Inventory, RunInfo
+from hygiene.model import Finding
+from tests import builders
+from tests.builders import OCI_INDEX, OCI_MANIFEST
 
 
 def with_apply(config: Config, **changes: Any) -> Config:
@@ -43,16 +41,7 @@ class Seeder:
     def repo(self, name: str) -> str:
         self.ecr.client().create_repository(repositoryName=name)
         self.repositories.append(
-            {
-                "account": self.account,
-                "region": "us-east-1",
-                "name": name,
-                "namespace": namespace_of(name),
-                "created_at": self.now - timedelta(days=400),
-                "tag_mutability": "MUTABLE",
-                "scan_on_push": False,
-                "encryption": "AES256",
-            }
+            builders.ecr_default_repository(name, account=self.account, now=self.now)
         )
         return name
 
@@ -68,28 +57,21 @@ class Seeder:
         digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
         image = self.backend.put_image(repo, manifest, tag, media_type, digest)
         self.manifests[digest] = manifest
-        pushed = self.now - timedelta(days=days_old)
-        image.image_pushed_at = int(pushed.timestamp())
-        last_pull = None
-        if pulled_days_ago is not None:
-            last_pull = self.now - timedelta(days=pulled_days_ago)
-            image.last_recorded_pull_time = last_pull
-        self.images.append(
-            {
-                "account": self.account,
-                "region": "us-east-1",
-                "repository": repo,
-                "namespace": namespace_of(repo),
-                "digest": digest,
-                "tags": [tag] if tag else [],
-                "pushed_at": pushed,
-                "last_pull": last_pull,
-                "size_bytes": 1000,
-                "manifest_media_type": media_type,
-                "status": "ACTIVE",
-                "child_digests": [m["digest"] for m in json.loads(manifest).get("manifests", [])],
-            }
+        row = builders.image_row(
+            digest,
+            repo,
+            tags=[tag] if tag else [],
+            pushed_days_ago=days_old,
+            pulled_days_ago=pulled_days_ago,
+            media_type=media_type,
+            children=[m["digest"] for m in json.loads(manifest).get("manifests", [])],
+            account=self.account,
+            now=self.now,
         )
+        image.image_pushed_at = int(row["pushed_at"].timestamp())
+        if row["last_pull"] is not None:
+            image.last_recorded_pull_time = row["last_pull"]
+        self.images.append(row)
         return digest
 
     def image(
@@ -129,34 +111,21 @@ class Seeder:
         return self._put(repo, manifest, tag, OCI_INDEX, days_old, None)
 
     def inventory(self) -> Inventory:
-        images = build_images(self.images)
-        return Inventory(
-            images,
-            build_repositories(self.repositories, images),
-            RunInfo(id="seed", started_at=self.now),
-        )
+        run = RunInfo(id="seed", started_at=self.now)
+        return builders.inventory(self.images, self.repositories, now=self.now, run=run)
 
     def finding(self, code: str, repo: str, digest: str, unit: list[str] | None = None) -> Finding:
-        return Finding(
-            code=code,
-            rule=code.lower(),
-            severity=Severity.WARNING,
-            account=self.account,
-            region="us-east-1",
-            repository=repo,
-            namespace=namespace_of(repo),
+        """A finding on a seeded image (its unit: the image alone unless given)."""
+        return builders.finding(
+            code,
+            repo,
+            digest=digest,
+            unit=unit or [digest],
             message=f"{code} {digest[:15]}",
             fix="delete",
-            fix_safety=SAFETY.get(code, FixSafety.UNSAFE),
-            image_digest=digest,
-            details={"unit": unit or [digest]},
+            account=self.account,
         )
 
     def live_digests(self, repo: str) -> set[str]:
         response = self.ecr.client().describe_images(repositoryName=repo)
         return {d["imageDigest"] for d in response["imageDetails"]}
-
-
-@dataclass
-class Evaluation:
-    findings: list[Finding]

@@ -11,10 +11,11 @@ import pytest
 from hygiene.apply import SimulatedCrash, apply
 from hygiene.config import Config
 from hygiene.errors import LockHeldError
-from hygiene.model import Action, FixSafety, Proposal, ProposalState, proposal_id
+from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.plan import plan
 from hygiene.store import Store
-from tests.apply.registry import Evaluation, Seeder, with_apply
+from tests import builders
+from tests.apply.registry import Seeder, with_apply
 
 ADMIN = (
     "arn:aws:sts::123456789012:assumed-role/"
@@ -25,7 +26,7 @@ ADMIN = (
 def propose(
     store: Store, seeder: Seeder, config: Config, now: datetime, findings
 ) -> list[Proposal]:
-    proposals = plan(Evaluation(findings), seeder.inventory(), config, now)
+    proposals = plan(builders.evaluation(findings), seeder.inventory(), config, now)
     store.upsert_proposals(proposals, now)
     return proposals
 
@@ -283,17 +284,14 @@ def test_concurrent_apply_on_postgres(
 def _repo_proposal(
     seeder: Seeder, action: Action, repo: str, target: dict, evidence: dict, safety=FixSafety.UNSAFE
 ) -> Proposal:
-    return Proposal(
-        id=proposal_id(action, {"repository": repo, **target}, evidence),
-        action=action,
-        account=seeder.account,
-        region="us-east-1",
-        repository=repo,
-        namespace="suporte",
+    return builders.proposal(
+        action,
+        repo,
         target=target,
         evidence=evidence,
         rule_codes=("X",),
         fix_safety=safety,
+        account=seeder.account,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import boto3
@@ -12,14 +12,13 @@ from botocore.stub import ANY, Stubber
 
 from hygiene.apply import apply, describe_digests
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
-from hygiene.model import Finding, FixSafety, Proposal, ProposalState, Severity
+from hygiene.model import Proposal, ProposalState
 from hygiene.plan import plan
 from hygiene.store import Store
-from tests.apply.registry import OCI_INDEX, OCI_MANIFEST, Evaluation
+from tests import builders
+from tests.builders import ACCOUNT, NOW, OCI_INDEX, OCI_MANIFEST
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-ACCOUNT, REPO = "851296927411", "suporte/api"
+REPO = "suporte/api"
 
 
 def digest(n: int) -> str:
@@ -43,64 +42,20 @@ def detail(d: str, media: str = OCI_MANIFEST) -> dict[str, Any]:
 
 
 def make_proposal(config: Config, indexes: dict[str, list[str]], plain: list[str]) -> Proposal:
-    records = []
-    for index, children in indexes.items():
-        records.append(
-            {
-                "account": ACCOUNT,
-                "region": "us-east-1",
-                "repository": REPO,
-                "namespace": "suporte",
-                "digest": index,
-                "tags": [],
-                "pushed_at": NOW - timedelta(days=300),
-                "manifest_media_type": OCI_INDEX,
-                "child_digests": children,
-            }
-        )
-    for d in [c for cs in indexes.values() for c in cs] + plain:
-        records.append(
-            {
-                "account": ACCOUNT,
-                "region": "us-east-1",
-                "repository": REPO,
-                "namespace": "suporte",
-                "digest": d,
-                "tags": [],
-                "size_bytes": 10,
-                "pushed_at": NOW - timedelta(days=300),
-                "manifest_media_type": OCI_MANIFEST,
-            }
-        )
-    images = build_images(records)
-    inventory = Inventory(
-        images,
-        build_repositories(
-            [{"account": ACCOUNT, "region": "us-east-1", "name": REPO, "namespace": "suporte"}],
-            images,
-        ),
-        RunInfo("r", NOW),
-    )
-
-    def finding(d: str, unit: list[str]) -> Finding:
-        return Finding(
-            code="IM002",
-            rule="stale-image",
-            severity=Severity.WARNING,
-            account=ACCOUNT,
-            region="us-east-1",
-            repository=REPO,
-            namespace="suporte",
-            message="",
-            fix="",
-            fix_safety=FixSafety.UNSAFE,
-            image_digest=d,
-            details={"unit": unit},
-        )
-
-    findings = [finding(i, [i, *cs]) for i, cs in indexes.items()]
-    findings += [finding(d, [d]) for d in plain]
-    (proposal,) = plan(Evaluation(findings), inventory, config, NOW)
+    """The one proposal plan() makes of stale ``indexes`` (with their children) and
+    ``plain`` images, all untagged in :data:`REPO`."""
+    children = [c for cs in indexes.values() for c in cs]
+    rows = [
+        builders.image_row(i, REPO, children=cs, size=0, pushed_days_ago=300)
+        for i, cs in indexes.items()
+    ]
+    rows += [builders.image_row(d, REPO, size=10, pushed_days_ago=300) for d in children + plain]
+    findings = [
+        builders.finding("IM002", REPO, digest=i, unit=[i, *cs]) for i, cs in indexes.items()
+    ]
+    findings += [builders.finding("IM002", REPO, digest=d, unit=[d]) for d in plain]
+    inventory = builders.inventory(rows, [builders.repository_row(REPO)])
+    (proposal,) = plan(builders.evaluation(findings), inventory, config, NOW)
     return proposal
 
 
@@ -274,18 +229,7 @@ def test_describe_by_digest_when_some_are_missing() -> None:
     has no failures[]): one ListImages tells which digests are gone."""
     ecr = client()
     present, missing, raced = digest(1), digest(2), digest(3)
-    proposal = Proposal(
-        id="p-x",
-        action="delete-images",
-        account=ACCOUNT,
-        region="us-east-1",
-        repository=REPO,
-        namespace="suporte",
-        target={},
-        evidence={},
-        rule_codes=(),
-        fix_safety=FixSafety.UNSAFE,
-    )
+    proposal = builders.proposal(repository=REPO, rule_codes=(), id="p-x")
     listing = {"imageIds": [{"imageDigest": present}, {"imageDigest": raced}]}
     with Stubber(ecr) as stub:
         stub.add_client_error("describe_images", "ImageNotFoundException", "not found")
@@ -321,18 +265,7 @@ def test_describe_by_digest_when_some_are_missing() -> None:
 def test_describe_reads_at_most_100_ids_a_call(count: int) -> None:
     ecr = client()
     wanted = [digest(n) for n in range(count)]
-    proposal = Proposal(
-        id="p-x",
-        action="delete-images",
-        account=ACCOUNT,
-        region="us-east-1",
-        repository=REPO,
-        namespace="suporte",
-        target={},
-        evidence={},
-        rule_codes=(),
-        fix_safety=FixSafety.UNSAFE,
-    )
+    proposal = builders.proposal(repository=REPO, rule_codes=(), id="p-x")
     with Stubber(ecr) as stub:
         for start in range(0, count, 100):
             chunk = wanted[start : start + 100]

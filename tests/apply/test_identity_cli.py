@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from botocore.stub import Stubber
 
 from hygiene.cli import cli
@@ -25,8 +23,8 @@ from hygiene.identity import (
 )
 from hygiene.model import ProposalState
 from hygiene.store import Store
-from tests.apply.registry import Evaluation, Seeder
-from tests.conftest import RULES_DIR
+from tests import builders
+from tests.apply.registry import Seeder
 
 SSO_ARN = (
     "arn:aws:sts::851296927411:assumed-role/"
@@ -71,15 +69,11 @@ def test_caller_identity_from_sts_or_os() -> None:
 
 
 def rules_dir(tmp_path: Path, admins: list[str], **apply: Any) -> Path:
-    directory = tmp_path / "rules"
-    directory.mkdir()
-    policy = yaml.safe_load((RULES_DIR / "default.yaml").read_text())
+    policy = builders.shipped_policy()
     policy["admins"] = admins
     policy["registry"].pop("account", None)
     policy["apply"].update(apply)
-    (directory / "default.yaml").write_text(yaml.safe_dump(policy))
-    shutil.copy(RULES_DIR / "projects.yaml", directory / "projects.yaml")
-    return directory
+    return builders.write_rules(tmp_path / "rules", policy)
 
 
 @pytest.fixture
@@ -91,7 +85,7 @@ def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dic
     digests = [seeder.image(repo) for _ in range(2)]
     kept = seeder.image(repo, tag="latest")
     proposals = plan(
-        Evaluation([seeder.finding("IM002", repo, d) for d in digests]),
+        builders.evaluation([seeder.finding("IM002", repo, d) for d in digests]),
         seeder.inventory(),
         config,
         now,

@@ -2,76 +2,35 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
-from hygiene.model import Action, Finding, FixSafety, Severity
+from hygiene.model import Action, FixSafety
 from hygiene.plan import plan
-from tests.apply.registry import OCI_INDEX, OCI_MANIFEST, Evaluation
+from tests import builders
+from tests.builders import ACCOUNT, NOW, OCI_INDEX, OCI_MANIFEST
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-ACCOUNT, REGION = "851296927411", "us-east-1"
 D = {name: "sha256:" + (name * 64)[:64] for name in "abcdefgh"}
 
 
 def image(repo: str, digest: str, tags=(), media=OCI_MANIFEST, children=(), pulled=None):
-    return {
-        "account": ACCOUNT,
-        "region": REGION,
-        "repository": repo,
-        "namespace": repo.split("/")[0] if "/" in repo else None,
-        "digest": digest,
-        "tags": list(tags),
-        "pushed_at": NOW - timedelta(days=300),
-        "last_pull": pulled,
-        "size_bytes": 2_000_000,
-        "manifest_media_type": media,
-        "child_digests": list(children),
-    }
-
-
-def repo(name: str, **extra):
-    return {
-        "account": ACCOUNT,
-        "region": REGION,
-        "name": name,
-        "namespace": name.split("/")[0] if "/" in name else None,
-        "created_at": NOW - timedelta(days=400),
-        "tag_mutability": "MUTABLE",
-        "scan_on_push": False,
-        **extra,
-    }
-
-
-def inventory(images, repositories) -> Inventory:
-    frame = build_images(images)
-    return Inventory(frame, build_repositories(repositories, frame), RunInfo("r", NOW))
-
-
-def finding(code, repository, digest=None, unit=None, safety=None, **details) -> Finding:
-    if unit is not None:
-        details["unit"] = unit
-    return Finding(
-        code=code,
-        rule=code.lower(),
-        severity=Severity.WARNING,
-        account=ACCOUNT,
-        region=REGION,
-        repository=repository,
-        namespace=repository.split("/")[0] if "/" in repository else None,
-        message=code,
-        fix="",
-        image_digest=digest,
-        details=details,
-        fix_safety=safety
-        or (FixSafety.SAFE if code in ("IM001", "IM004", "SC001") else FixSafety.UNSAFE),
+    return builders.image_row(
+        digest,
+        repo,
+        tags=tags,
+        media_type=media,
+        children=children,
+        pushed_days_ago=300,
+        last_pull=pulled,
+        size=2_000_000,
     )
 
 
+repo = builders.ecr_default_repository
+
+
 def test_one_delete_proposal_per_repository_and_safety(config) -> None:
-    inv = inventory(
+    inv = builders.inventory(
         [
             image("suporte/api", D["a"], tags=["v1"]),
             image("suporte/api", D["b"]),
@@ -82,14 +41,16 @@ def test_one_delete_proposal_per_repository_and_safety(config) -> None:
         [repo("suporte/api"), repo("ml/train")],
     )
     findings = [
-        finding("IM002", "suporte/api", D["a"], [D["a"]]),
-        finding("IM001", "suporte/api", D["b"], [D["b"]]),
-        finding("IM002", "suporte/api", D["b"], [D["b"]]),  # also safe: goes the safe way
-        finding("IM003", "suporte/api", D["c"], [D["c"], D["d"]]),
-        finding("IM002", "suporte/api", D["d"], [D["c"], D["d"]]),
-        finding("IM002", "ml/train", D["e"], [D["e"]]),
+        builders.finding("IM002", "suporte/api", digest=D["a"], unit=[D["a"]]),
+        builders.finding("IM001", "suporte/api", digest=D["b"], unit=[D["b"]]),
+        builders.finding(
+            "IM002", "suporte/api", digest=D["b"], unit=[D["b"]]
+        ),  # also safe: goes the safe way
+        builders.finding("IM003", "suporte/api", digest=D["c"], unit=[D["c"], D["d"]]),
+        builders.finding("IM002", "suporte/api", digest=D["d"], unit=[D["c"], D["d"]]),
+        builders.finding("IM002", "ml/train", digest=D["e"], unit=[D["e"]]),
     ]
-    proposals = plan(Evaluation(findings), inv, config, NOW)
+    proposals = plan(builders.evaluation(findings), inv, config, NOW)
     by = {(p.repository, p.fix_safety): p for p in proposals}
     assert set(by) == {
         ("suporte/api", FixSafety.SAFE),
@@ -116,17 +77,27 @@ def test_one_delete_proposal_per_repository_and_safety(config) -> None:
 
 def test_ids_are_deterministic_and_follow_the_evidence(config) -> None:
     images = [image("suporte/api", D["a"])]
-    findings = [finding("IM002", "suporte/api", D["a"], [D["a"]])]
-    first = plan(Evaluation(findings), inventory(images, [repo("suporte/api")]), config, NOW)
+    findings = [builders.finding("IM002", "suporte/api", digest=D["a"], unit=[D["a"]])]
+    first = plan(
+        builders.evaluation(findings),
+        builders.inventory(images, [repo("suporte/api")]),
+        config,
+        NOW,
+    )
     again = plan(
-        Evaluation(findings),
-        inventory(images, [repo("suporte/api")]),
+        builders.evaluation(findings),
+        builders.inventory(images, [repo("suporte/api")]),
         config,
         NOW + timedelta(days=1),
     )
     assert [p.id for p in first] == [p.id for p in again]
     pulled = [image("suporte/api", D["a"], pulled=NOW - timedelta(days=95))]
-    changed = plan(Evaluation(findings), inventory(pulled, [repo("suporte/api")]), config, NOW)
+    changed = plan(
+        builders.evaluation(findings),
+        builders.inventory(pulled, [repo("suporte/api")]),
+        config,
+        NOW,
+    )
     assert changed[0].id != first[0].id
 
 
@@ -150,21 +121,27 @@ def test_repository_level_fixes(config) -> None:
             ],
         }
     )
-    inv = inventory([], [repo("suporte/empty"), repo("suporte/api", repository_policy=policy)])
+    inv = builders.inventory(
+        [], [repo("suporte/empty"), repo("suporte/api", repository_policy=policy)]
+    )
     findings = [
-        finding("RP001", "suporte/empty"),
-        finding("SC001", "suporte/api"),
-        finding(
+        builders.finding("RP001", "suporte/empty"),
+        builders.finding("SC001", "suporte/api"),
+        builders.finding(
             "SC002",
             "suporte/api",
-            exclusion_filters=["latest", "main"],
-            current="MUTABLE",
-            suggested="IMMUTABLE_WITH_EXCLUSION",
+            details={
+                "exclusion_filters": ["latest", "main"],
+                "current": "MUTABLE",
+                "suggested": "IMMUTABLE_WITH_EXCLUSION",
+            },
         ),
-        finding("SC004", "suporte/api"),
-        finding("NS001", "suporte/api", safety=FixSafety.MANUAL),  # manual: no proposal
+        builders.finding("SC004", "suporte/api"),
+        builders.finding(
+            "NS001", "suporte/api", fix_safety=FixSafety.MANUAL
+        ),  # manual: no proposal
     ]
-    proposals = {p.action: p for p in plan(Evaluation(findings), inv, config, NOW)}
+    proposals = {p.action: p for p in plan(builders.evaluation(findings), inv, config, NOW)}
     assert set(proposals) == {
         Action.DELETE_REPOSITORY,
         Action.ENABLE_SCAN_ON_PUSH,
@@ -187,28 +164,30 @@ def test_repository_level_fixes(config) -> None:
 
 
 def test_repositories_not_read_completely_get_no_proposals(config) -> None:
-    inv = inventory(
+    inv = builders.inventory(
         [image("suporte/api", D["a"]), image("suporte/web", D["b"])],
         [repo("suporte/api", scan_error="AccessDenied"), repo("suporte/web")],
     )
     findings = [
-        finding("IM002", "suporte/api", D["a"], [D["a"]]),
-        finding("IM002", "suporte/web", D["b"], [D["b"]]),
+        builders.finding("IM002", "suporte/api", digest=D["a"], unit=[D["a"]]),
+        builders.finding("IM002", "suporte/web", digest=D["b"], unit=[D["b"]]),
     ]
-    assert [p.repository for p in plan(Evaluation(findings), inv, config, NOW)] == ["suporte/web"]
+    assert [p.repository for p in plan(builders.evaluation(findings), inv, config, NOW)] == [
+        "suporte/web"
+    ]
 
 
 def test_same_digests_in_two_regions_are_two_proposals(config) -> None:
     west = dict(image("suporte/api", D["a"]), region="us-west-2")
-    inv = inventory(
+    inv = builders.inventory(
         [image("suporte/api", D["a"]), west],
-        [repo("suporte/api"), dict(repo("suporte/api"), region="us-west-2")],
+        [repo("suporte/api"), repo("suporte/api", region="us-west-2")],
     )
     findings = [
-        finding("IM002", "suporte/api", D["a"], [D["a"]]),
-        dataclasses.replace(finding("IM002", "suporte/api", D["a"], [D["a"]]), region="us-west-2"),
+        builders.finding("IM002", "suporte/api", digest=D["a"], unit=[D["a"]], region=region)
+        for region in ("us-east-1", "us-west-2")
     ]
-    proposals = plan(Evaluation(findings), inv, config, NOW)
+    proposals = plan(builders.evaluation(findings), inv, config, NOW)
     assert sorted(p.region for p in proposals) == ["us-east-1", "us-west-2"]
     assert len({p.id for p in proposals}) == 2
 
@@ -231,7 +210,7 @@ def test_policy_statements_described_by_the_rules_engine(config) -> None:
         },
     ]
     policy = json.dumps({"Version": "2012-10-17", "Statement": statements})
-    inv = inventory([], [repo("suporte/api", repository_policy=policy)])
+    inv = builders.inventory([], [repo("suporte/api", repository_policy=policy)])
     described = {
         "statements": [
             {
@@ -242,7 +221,12 @@ def test_policy_statements_described_by_the_rules_engine(config) -> None:
             }
         ]
     }
-    (proposal,) = plan(Evaluation([finding("SC004", "suporte/api", **described)]), inv, config, NOW)
+    (proposal,) = plan(
+        builders.evaluation([builders.finding("SC004", "suporte/api", details=described)]),
+        inv,
+        config,
+        NOW,
+    )
     assert proposal.target == {"statements": [statements[1]]}
-    invalid = finding("SC004", "suporte/api", statements=[], invalid=True)
-    assert plan(Evaluation([invalid]), inv, config, NOW) == []
+    invalid = builders.finding("SC004", "suporte/api", details={"statements": [], "invalid": True})
+    assert plan(builders.evaluation([invalid]), inv, config, NOW) == []

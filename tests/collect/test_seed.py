@@ -21,6 +21,8 @@ from hygiene_demo.seed import seed_lab_registry
 
 @pytest.fixture
 def seeded(ecr: EmbeddedRegistry, config: Config, now: datetime) -> SeedManifest:
+    """The lab registry (~1.5 s) for each test: `ecr` is emptied between tests, and one
+    shared registry would not survive xdist running other modules' tests in between."""
     return seed_lab_registry(ecr, config.projects, now)
 
 
@@ -284,6 +286,7 @@ def test_manifest_records_build_a_typed_inventory(seeded: SeedManifest) -> None:
     assert int(repositories["total_bytes"].sum()) == seeded.counts()["bytes"]
 
 
+# Seeds the lab registry twice (~1.5 s each): the determinism it checks needs two runs.
 def test_seeding_is_deterministic(ecr: EmbeddedRegistry, config: Config, now: datetime) -> None:
     first = seed_lab_registry(ecr, config.projects, now, rng_seed=11)
     state = _describe_all(ecr.client())

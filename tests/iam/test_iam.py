@@ -12,8 +12,8 @@ import pytest
 from hygiene import iam
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from tests.conftest import REPO_ROOT
-from tests.iam_recorder import PACKAGE_DIR, SCAFFOLDING_DIRS, read_records, recording
+from tests.builders import REPO_ROOT
+from tests.iam_recorder import SCAFFOLDING_DIRS, call_as_hygiene_module, read_records, recording
 
 DEMO_DIR = SCAFFOLDING_DIRS[0]
 
@@ -64,12 +64,6 @@ def test_declare_rejects_what_is_not_an_iam_action():
         iam.declare("x", "DescribeImages")
     with pytest.raises(ValueError, match="not an IAM action"):
         iam.declare("x", "ecr:describeImages")
-
-
-def call_as_hygiene_module(relative: str, source: str, namespace: dict) -> None:
-    """Run ``source`` with a code object whose file is inside the hygiene package, the way
-    a call from that module looks to the recorder."""
-    exec(compile(source, str(PACKAGE_DIR / relative), "exec"), namespace)
 
 
 def call_as_demo_module(relative: str, source: str, namespace: dict) -> None:
@@ -132,21 +126,27 @@ def test_recorder_sees_clients_of_any_session(ecr):
     assert recorder.calls == {"ecr:DescribeRepositories": {"collect.probe"}}
 
 
-@pytest.mark.slow
-def test_an_undeclared_call_fails_the_session(tmp_path: Path):
+def test_an_undeclared_call_fails_the_session(tmp_path: Path, subprocess_env: dict[str, str]):
     """End to end, in a child pytest with an xdist worker (the call happens in the worker,
-    the check in the controller): exit status 1 and the action named."""
+    the check in the controller): exit status 1 and the action named. The child loads only
+    the recorder, which records a call before it is sent, so the call may go nowhere
+    (nothing listens on port 9): no moto server, and little to import in two interpreters
+    (this took about 10 s under xdist when the child loaded the suite's conftest)."""
     test = tmp_path / "test_undeclared.py"
     test.write_text(
-        "from tests.iam.test_iam import call_as_hygiene_module\n"
-        "def test_call(ecr):\n"
-        "    client = ecr.client()\n"
-        "    call_as_hygiene_module('apply/probe.py',\n"
-        "        \"client.create_repository(repositoryName='probe')\", {'client': client})\n"
+        "import boto3, pytest\n"
+        "from botocore.config import Config\n"
+        "from botocore.exceptions import EndpointConnectionError\n"
+        "from tests.iam_recorder import call_as_hygiene_module\n"
+        "def test_call():\n"
+        "    client = boto3.client('ecr', region_name='us-east-1', endpoint_url='http://127.0.0.1:9',\n"
+        "        aws_access_key_id='x', aws_secret_access_key='x',\n"
+        "        config=Config(retries={'total_max_attempts': 1}))\n"
+        "    with pytest.raises(EndpointConnectionError):\n"
+        "        call_as_hygiene_module('apply/probe.py',\n"
+        "            \"client.create_repository(repositoryName='probe')\", {'client': client})\n"
     )
-    (tmp_path / "conftest.py").write_text(
-        "from tests.conftest import *  # noqa\npytest_plugins = ['tests.iam_recorder']\n"
-    )
+    (tmp_path / "conftest.py").write_text("pytest_plugins = ['tests.iam_recorder']\n")
     result = subprocess.run(
         [
             sys.executable,
@@ -165,7 +165,7 @@ def test_an_undeclared_call_fails_the_session(tmp_path: Path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)},
+        env=subprocess_env,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 passed" in result.stdout

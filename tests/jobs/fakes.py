@@ -25,19 +25,12 @@ from typing import Any
 
 from hygiene.config import Config
 from hygiene.errors import LockHeldError
-from hygiene.inventory import (
-    Inventory,
-    RunInfo,
-    ScanError,
-    build_images,
-    build_repositories,
-    namespace_of,
-)
+from hygiene.inventory import Inventory, RunInfo, ScanError
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
-from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
-
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+from hygiene.model import Action, Proposal, ProposalState
+from hygiene.rules import Evaluation
+from tests import builders
+from tests.builders import REGION
 
 
 class MemoryStore:
@@ -127,20 +120,8 @@ class FakeRegistry:
     api_calls: dict[str, int] = field(default_factory=dict)
 
     def add(self, repository: str, digest: str, tags: Sequence[str] = (), days_old: int = 30):
-        pushed = datetime(2026, 11, 28, tzinfo=UTC) - timedelta(days=days_old)
         self.images.append(
-            {
-                "account": ACCOUNT,
-                "region": REGION,
-                "repository": repository,
-                "namespace": namespace_of(repository),
-                "digest": digest,
-                "tags": list(tags),
-                "pushed_at": pushed,
-                "size_bytes": 1000,
-                "manifest_media_type": "application/vnd.oci.image.manifest.v1+json",
-                "status": "ACTIVE",
-            }
+            builders.image_row(digest, repository, tags=tags, pushed_days_ago=days_old)
         )
 
     def _call(self, operation: str) -> None:
@@ -157,18 +138,15 @@ class FakeRegistry:
                 break
             time.sleep(self.batch_delay)
             self._call("DescribeImages")
-            record = {"account": ACCOUNT, "region": REGION, "name": name}
-            record["namespace"] = namespace_of(name)
             if name in self.broken:
-                record["scan_error"] = "AccessDenied"
+                repositories.append(builders.repository_row(name, scan_error="AccessDenied"))
                 run.errors.append(ScanError(REGION, name, "DescribeImages", "AccessDenied"))
             else:
+                repositories.append(builders.repository_row(name))
                 read.extend(i for i in self.images if i["repository"] == name)
-            repositories.append(record)
         run.api_calls = dict(self.api_calls)
         run.finished_at = datetime.now(UTC)
-        images = build_images(read)
-        return Inventory(images, build_repositories(repositories, images), run)
+        return builders.inventory(read, repositories, run=run)
 
     def apply(
         self, proposals: Sequence[Proposal], config: Config, stop: threading.Event
@@ -189,59 +167,41 @@ class FakeRegistry:
         return result
 
 
-@dataclass
-class Evaluation:
-    findings: list[Finding]
-    kept: list[Any] = field(default_factory=list)
-    mute_warnings: list[str] = field(default_factory=list)
-
-
 def evaluate(inventory: Inventory, config: Config, now: datetime) -> Evaluation:
     """IM001-like: every untagged image is a safe-delete finding."""
-    findings = []
-    for row in inventory.images.itertuples():
-        if row.tag_count == 0:
-            findings.append(
-                Finding(
-                    code="IM001",
-                    rule="untagged-image",
-                    severity=Severity.WARNING,
-                    account=str(row.account),
-                    region=str(row.region),
-                    repository=str(row.repository),
-                    namespace=namespace_of(str(row.repository)),
-                    message="untagged image",
-                    fix="delete",
-                    fix_safety=FixSafety.SAFE,
-                    image_digest=str(row.digest),
-                    bytes=int(row.storage_bytes),
-                    details={"unit": [str(row.digest)]},
-                )
-            )
-    return Evaluation(findings)
+    untagged = inventory.images[inventory.images["tag_count"] == 0]
+    return builders.evaluation(
+        builders.finding(
+            "IM001",
+            str(row.repository),
+            digest=str(row.digest),
+            unit=[str(row.digest)],
+            bytes=int(row.storage_bytes),
+            message="untagged image",
+            fix="delete",
+            account=str(row.account),
+            region=str(row.region),
+        )
+        for row in untagged.itertuples()
+    )
 
 
 def plan(evaluation: Evaluation, inventory: Inventory, config: Config, now: datetime):
-    proposals = []
-    for finding in evaluation.findings:
-        target = {"digests": finding.details["unit"]}
-        evidence = {"codes": [finding.code]}
-        proposals.append(
-            Proposal(
-                id=proposal_id(Action.DELETE_IMAGES, target, evidence),
-                action=Action.DELETE_IMAGES,
-                account=finding.account,
-                region=finding.region,
-                repository=finding.repository or "",
-                namespace=finding.namespace,
-                target=target,
-                evidence=evidence,
-                rule_codes=(finding.code,),
-                fix_safety=finding.fix_safety,
-                bytes=finding.bytes,
-            )
+    """One delete-images proposal per finding."""
+    return [
+        builders.proposal(
+            Action.DELETE_IMAGES,
+            finding.repository or "",
+            digests=finding.details["unit"],
+            evidence={"codes": [finding.code]},
+            rule_codes=(finding.code,),
+            fix_safety=finding.fix_safety,
+            bytes=finding.bytes,
+            account=finding.account,
+            region=finding.region,
         )
-    return proposals
+        for finding in evaluation.findings
+    ]
 
 
 @dataclass

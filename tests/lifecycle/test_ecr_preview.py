@@ -15,11 +15,10 @@ from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import Config
 from hygiene.errors import LifecycleError
-from hygiene.inventory import Inventory, RunInfo, build_repositories, write_snapshot
+from hygiene.inventory import write_snapshot
 from hygiene.lifecycle import generate_policy, preview_policy
 from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
-from tests.conftest import RULES_DIR
-from tests.lifecycle.util import ACCOUNT, REGION, digest_of, make_images
+from tests.builders import ACCOUNT, REGION, RULES_DIR, digest_of, image_row, images_frame, inventory
 
 REPO = "team/app"
 POLICY = json.dumps(
@@ -83,13 +82,9 @@ def test_run_ecr_preview_waits_and_pages(now: datetime) -> None:
         remote = run_ecr_preview(client, REPO, POLICY, registry_id=ACCOUNT, delay=0)
         stubber.assert_no_pending_responses()
     assert remote == {digest_of("a"): (1, "expire"), digest_of("b"): (1, "expire")}
-    images = make_images(
-        [
-            {"name": "a", "tags": ["a"], "pushed_days": 3},
-            {"name": "b", "tags": ["b"], "pushed_days": 2},
-            {"name": "c", "tags": ["c"], "pushed_days": 1},
-        ],
-        now,
+    images = images_frame(
+        image_row(name, REPO, tags=[name], pushed_days_ago=days, now=now)
+        for name, days in (("a", 3), ("b", 2), ("c", 1))
     )
     local = preview_policy(POLICY, images, now=now, repository=REPO)
     assert compare_previews(local, remote) == []
@@ -136,13 +131,10 @@ def test_cli_compare_ecr(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    specs = [{"name": n, "tags": [n], "pushed_days": d} for n, d in (("a", 3), ("b", 2))]
-    images = make_images(specs, now)
-    repositories = build_repositories(
-        [{"account": ACCOUNT, "region": REGION, "name": REPO, "namespace": "team"}], images
-    )
-    inventory = Inventory(images, repositories, RunInfo(id="r", started_at=now))
-    snapshot = write_snapshot(inventory, tmp_path / "s.parquet")
+    rows = [
+        image_row(n, REPO, tags=[n], pushed_days_ago=d, now=now) for n, d in (("a", 3), ("b", 2))
+    ]
+    snapshot = write_snapshot(inventory(rows, now=now), tmp_path / "s.parquet")
     policy = tmp_path / "p.json"
     policy.write_text(POLICY)
     client = _client()

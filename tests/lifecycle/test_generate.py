@@ -24,8 +24,8 @@ from hygiene.config import (
 )
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle import check_policy, generate_policy, preview_policy
-from tests.conftest import NOW
-from tests.lifecycle.util import make_images
+from tests.builders import NOW, image_row, images_frame
+from tests.conftest import examples
 
 
 def make_config(
@@ -187,33 +187,34 @@ lifecycle_spec = st.builds(
 )
 
 
-def _specs(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    specs: list[dict[str, Any]] = []
+def _rows(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
     for n, image in enumerate(raw):
         children = [f"c{n}-{k}" for k in range(image["children"])]
         archived = image["archived_days"]
         storage = {
             "status": "ACTIVE" if archived is None else "ARCHIVED",
-            "archived_days": archived,
+            "archived_days_ago": archived,
         }
-        specs.append(
-            {
-                "name": f"i{n}",
-                "tags": image["tags"],
-                "pushed_days": image["pushed_days"],
-                "pulled_days": image["pulled_days"],
-                "children": children,
+        pushed = image["pushed_days"]
+        rows.append(
+            image_row(
+                f"i{n}",
+                "team/app",
+                tags=image["tags"],
+                pushed_days_ago=pushed,
+                pulled_days_ago=image["pulled_days"],
+                children=children,
                 **storage,
-            }
+            )
         )
-        specs.extend(
-            {"name": c, "tags": [], "pushed_days": image["pushed_days"], **storage}
-            for c in children
-        )
-    return specs
+        rows.extend(image_row(c, "team/app", pushed_days_ago=pushed, **storage) for c in children)
+    return rows
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# 120 examples (~4 s alone): the only check that no generated policy expires a protected
+# tag, over policy shapes x patterns x images; the fast lane runs a tenth.
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     raw=st.lists(image_spec, max_size=25),
     lifecycle=lifecycle_spec,
@@ -225,8 +226,7 @@ def test_generated_policy_never_touches_protected_images(
     cfg = make_config(lifecycle, protected=protected)
     generated = generate_policy(cfg, repository="team/app")
     assert check_policy(generated.text) == []
-    specs = _specs(raw)
-    images = make_images(specs, NOW)
+    images = images_frame(_rows(raw))
     result = preview_policy(generated.policy, images, now=NOW, repository="team/app")
     acted = set(result.actions["digest"].astype(str))
     for row in images.itertuples(index=False):

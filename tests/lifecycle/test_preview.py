@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import yaml
 
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle import preview_policy, validate_policy
-from tests.lifecycle.util import REPOSITORY, digest_of, make_images, names_by_digest
+from tests.builders import REPOSITORY, aliases, digest_of, image_row, images_frame
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -30,9 +30,9 @@ def test_preview_case(case: dict[str, Any], now: datetime) -> None:
     text = json.dumps(case["policy"], indent=2)
     # every case policy is one ECR accepts (guards the cases themselves)
     policy = validate_policy(text)
-    images = make_images(case["images"], now)
+    images = images_frame(image_row(**row, now=now) for row in case["images"])
     result = preview_policy(policy, images, now=now, repository=REPOSITORY)
-    names = names_by_digest(case["images"])
+    names = aliases(row["digest"] for row in case["images"])
     expired = sorted(names[d] for d in result.expired_digests)
     assert expired == sorted(case["expired"])
     transitioned = sorted(names[d] for d in result.transitioned_digests)
@@ -40,10 +40,10 @@ def test_preview_case(case: dict[str, Any], now: datetime) -> None:
     for name, priority in case.get("expected_rules", {}).items():
         row = result.actions[result.actions["digest"] == digest_of(name)]
         assert row["rule_priority"].tolist() == [priority], name
-    sizes = {digest_of(s["name"]): int(s.get("size", 1000)) for s in case["images"]}
+    sizes = {digest_of(s["digest"]): int(s.get("size", 1000)) for s in case["images"]}
     assert result.images == len(case["expired"])
     # indexes report no own storage (their size is the largest child's)
-    index_names = {s["name"] for s in case["images"] if s.get("children")}
+    index_names = {s["digest"] for s in case["images"] if s.get("children")}
     assert result.bytes == sum(sizes[digest_of(n)] for n in case["expired"] if n not in index_names)
 
 
@@ -64,14 +64,14 @@ def test_preview_reports_rules_units_and_notes(now: datetime) -> None:
             }
         ]
     }
-    images = make_images(
-        [{"name": "a", "tags": ["x"], "pushed_days": 400, "status": "ARCHIVED"}], now
+    images = images_frame(
+        [image_row("a", tags=["x"], pushed_days_ago=400, status="ARCHIVED", now=now)]
     )
     result = preview_policy(json.dumps(policy), images, now=now)
     assert result.images == 0
     assert result.notes and "archived_at" in result.notes[0]
     # with archive times known, the rule applies
-    images["archived_at"] = now - __import__("datetime").timedelta(days=100)
+    images["archived_at"] = now - timedelta(days=100)
     result = preview_policy(json.dumps(policy), images, now=now)
     assert result.expired_digests == [digest_of("a")]
     assert result.by_rule == {5: 1}
@@ -94,7 +94,7 @@ def test_never_pulled_keep_option(now: datetime) -> None:
             }
         ]
     }
-    images = make_images([{"name": "never", "tags": ["a"], "pushed_days": 100}], now)
+    images = images_frame([image_row("never", tags=["a"], pushed_days_ago=100, now=now)])
     pushed = preview_policy(json.dumps(policy), images, now=now, never_pulled="pushed")
     kept = preview_policy(json.dumps(policy), images, now=now, never_pulled="keep")
     assert pushed.transitioned_digests == [digest_of("never")]
@@ -102,13 +102,7 @@ def test_never_pulled_keep_option(now: datetime) -> None:
 
 
 def test_preview_needs_one_repository(now: datetime) -> None:
-    images = make_images(
-        [
-            {"name": "a", "tags": [], "pushed_days": 1, "repository": "x/one"},
-            {"name": "b", "tags": [], "pushed_days": 1, "repository": "x/two"},
-        ],
-        now,
-    )
+    images = images_frame([image_row("a", "x/one", now=now), image_row("b", "x/two", now=now)])
     text = json.dumps(
         {
             "rules": [
@@ -131,7 +125,9 @@ def test_preview_needs_one_repository(now: datetime) -> None:
 
 
 def test_preview_is_independent_of_row_order(now: datetime) -> None:
-    specs = [{"name": f"i{n}", "tags": [f"t{n % 3}"], "pushed_days": n % 7} for n in range(40)]
+    rows = [
+        image_row(f"i{n}", tags=[f"t{n % 3}"], pushed_days_ago=n % 7, now=now) for n in range(40)
+    ]
     text = json.dumps(
         {
             "rules": [
@@ -147,7 +143,7 @@ def test_preview_is_independent_of_row_order(now: datetime) -> None:
             ]
         }
     )
-    forward = preview_policy(text, make_images(specs, now), now=now)
-    backward = preview_policy(text, make_images(list(reversed(specs)), now), now=now)
+    forward = preview_policy(text, images_frame(rows), now=now)
+    backward = preview_policy(text, images_frame(list(reversed(rows))), now=now)
     assert sorted(forward.expired_digests) == sorted(backward.expired_digests)
     assert forward.images == 35

@@ -11,7 +11,7 @@ import pytest
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import Config
-from hygiene.inventory import Inventory, RunInfo, build_repositories, write_snapshot
+from hygiene.inventory import Inventory, RunInfo, write_snapshot
 from hygiene.lifecycle import (
     diff_policies,
     equivalent,
@@ -21,8 +21,15 @@ from hygiene.lifecycle import (
     propose,
 )
 from hygiene.model import Action, FixSafety, proposal_id
-from tests.conftest import RULES_DIR
-from tests.lifecycle.util import ACCOUNT, REGION, digest_of, image_record, make_images
+from tests.builders import (
+    ACCOUNT,
+    REGION,
+    RULES_DIR,
+    digest_of,
+    ecr_default_repository,
+    image_row,
+    inventory,
+)
 
 GB = 1024**3
 CUSTOM_POLICY = json.dumps(
@@ -43,41 +50,35 @@ CUSTOM_POLICY = json.dumps(
 
 
 def make_inventory(config: Config, now: datetime) -> Inventory:
-    specs = [
-        {"name": "old-untagged", "tags": [], "pushed_days": 40, "size": 3 * GB},
-        {"name": "young-untagged", "tags": [], "pushed_days": 2, "size": GB},
-        {"name": "prod", "tags": ["prod-1"], "pushed_days": 900, "size": GB},
-        {"name": "v1", "tags": ["v1"], "pushed_days": 300, "size": 2 * GB},
+    app = [
+        image_row("old-untagged", "team/app", pushed_days_ago=40, size=3 * GB, now=now),
+        image_row("young-untagged", "team/app", pushed_days_ago=2, size=GB, now=now),
+        image_row("prod", "team/app", tags=["prod-1"], pushed_days_ago=900, size=GB, now=now),
+        image_row("v1", "team/app", tags=["v1"], pushed_days_ago=300, size=2 * GB, now=now),
     ]
-    specs += [{"name": f"f{n}", "tags": [f"feature-{n}"], "pushed_days": 1 + n} for n in range(52)]
-    app = [dict(s, repository="team/app") for s in specs]
-    done = [{"name": "d1", "tags": [], "pushed_days": 100, "repository": "team/done"}]
-    broken = [{"name": "b1", "tags": [], "pushed_days": 100, "repository": "team/broken"}]
-    custom = [
-        {"name": f"k{n}", "tags": [], "pushed_days": 20 + n, "repository": "team/custom"}
-        for n in range(3)
+    app += [
+        image_row(f"f{n}", "team/app", tags=[f"feature-{n}"], pushed_days_ago=1 + n, now=now)
+        for n in range(52)
     ]
-    images = make_images(app + done + broken + custom, now)
+    done = [image_row("d1", "team/done", pushed_days_ago=100, now=now)]
+    broken = [image_row("b1", "team/broken", pushed_days_ago=100, now=now)]
+    custom = [image_row(f"k{n}", "team/custom", pushed_days_ago=20 + n, now=now) for n in range(3)]
     current = generate_policy(config, repository="team/done").text
-    base = {"account": ACCOUNT, "region": REGION, "namespace": "team"}
-    repositories = build_repositories(
-        [
-            dict(base, name="team/app"),
-            # same rules, other formatting and descriptions: equivalent
-            dict(
-                base,
-                name="team/done",
-                lifecycle_policy=json.dumps(
-                    {"rules": [{**r, "description": "x"} for r in json.loads(current)["rules"]]}
-                ),
+    repositories = [
+        ecr_default_repository("team/app", now=now),
+        # same rules, other formatting and descriptions: equivalent
+        ecr_default_repository(
+            "team/done",
+            lifecycle_policy=json.dumps(
+                {"rules": [{**r, "description": "x"} for r in json.loads(current)["rules"]]}
             ),
-            dict(base, name="team/broken", scan_error="AccessDenied on DescribeImages"),
-            dict(base, name="team/custom", lifecycle_policy=CUSTOM_POLICY),
-        ],
-        images,
-    )
+            now=now,
+        ),
+        ecr_default_repository("team/broken", scan_error="AccessDenied on DescribeImages", now=now),
+        ecr_default_repository("team/custom", lifecycle_policy=CUSTOM_POLICY, now=now),
+    ]
     run = RunInfo(id="r-test", started_at=now, finished_at=now)
-    return Inventory(images=images, repositories=repositories, run=run)
+    return inventory(app + done + broken + custom, repositories, now=now, run=run)
 
 
 def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -> None:
@@ -108,13 +109,9 @@ def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -
 
 
 def test_identical_policies_for_two_repositories_get_two_ids(config: Config, now: datetime) -> None:
-    base = {"account": ACCOUNT, "region": REGION, "namespace": "team"}
-    images = make_images([], now)
-    repositories = build_repositories(
-        [dict(base, name="team/empty-a"), dict(base, name="team/empty-b")], images
-    )
+    repositories = [ecr_default_repository(f"team/empty-{x}", now=now) for x in "ab"]
     run = RunInfo(id="r-test", started_at=now, finished_at=now)
-    proposals = propose(Inventory(images, repositories, run), config, now)
+    proposals = propose(inventory([], repositories, now=now, run=run), config, now)
     assert [p.repository for p in proposals] == ["team/empty-a", "team/empty-b"]
     assert proposals[0].target == proposals[1].target  # same generated policy…
     assert proposals[0].id != proposals[1].id  # …but one proposal per repository
@@ -254,8 +251,3 @@ def generate_policy_text() -> str:
     from hygiene.config import load_config
 
     return generate_policy(load_config(RULES_DIR)).text
-
-
-def test_image_record_helper_round_trip(now: datetime) -> None:
-    record = image_record({"name": "x", "tags": ["a"], "pushed_days": 1}, now)
-    assert record["digest"] == digest_of("x")

@@ -2,50 +2,48 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hygiene.config import load_config
 from hygiene.errors import ConfigError
-from tests.conftest import RULES_DIR
-
-
-@pytest.fixture
-def rules_dir(tmp_path: Path) -> Path:
-    shutil.copytree(RULES_DIR, tmp_path / "rules")
-    return tmp_path / "rules"
-
-
-def _write_lifecycle(rules_dir: Path, body: str) -> None:
-    policy = rules_dir / "default.yaml"
-    text = policy.read_text()
-    head = text[: text.index("lifecycle:\n")]
-    tail = text[text.index("report:\n") :]
-    policy.write_text(head + "lifecycle:\n" + body + "\n" + tail)
+from tests import builders
+from tests.builders import RULES_DIR
 
 
 @pytest.mark.parametrize(
-    ("body", "message"),
+    ("lifecycle", "message"),
     [
         (
-            '  keep_tagged: [{patterns: ["a*b*c*d*e*"], keep: 3}]',
+            {"keep_tagged": [{"patterns": ["a*b*c*d*e*"], "keep": 3}]},
             "lifecycle.keep_tagged.0.patterns: Value error, tag pattern 'a*b*c*d*e*' has more "
             "than 4 '*' wildcards (ECR limit)",
         ),
         (
-            '  keep_tagged: [{patterns: ["v?"], keep: 3}]',
+            {"keep_tagged": [{"patterns": ["v?"], "keep": 3}]},
             "lifecycle.keep_tagged.0.patterns: Value error, tag pattern 'v?': ECR patterns "
             "only support the '*' wildcard",
         ),
-        ("  expire_archived_after_days: 30", "lifecycle.expire_archived_after_days: Input should"),
-        ("  keep_tagged: [{patterns: [x], keep: 0}]", "lifecycle.keep_tagged.0.keep: Input should"),
-        ("  archive: {after_days: 10, count_type: sinceForever}", "lifecycle.archive.count_type"),
+        (
+            {"expire_archived_after_days": 30},
+            "lifecycle.expire_archived_after_days: Input should",
+        ),
+        (
+            {"keep_tagged": [{"patterns": ["x"], "keep": 0}]},
+            "lifecycle.keep_tagged.0.keep: Input should",
+        ),
+        (
+            {"archive": {"after_days": 10, "count_type": "sinceForever"}},
+            "lifecycle.archive.count_type",
+        ),
     ],
 )
-def test_bad_lifecycle_settings(rules_dir: Path, body: str, message: str) -> None:
-    _write_lifecycle(rules_dir, body)
+def test_bad_lifecycle_settings(tmp_path: Path, lifecycle: dict[str, Any], message: str) -> None:
+    policy = builders.shipped_policy()
+    policy["lifecycle"] = lifecycle
+    rules_dir = builders.write_rules(tmp_path / "rules", policy)
     with pytest.raises(ConfigError) as info:
         load_config(rules_dir)
     assert message in info.value.message

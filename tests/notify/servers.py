@@ -1,5 +1,8 @@
 """Local stand-ins for the services notify talks to: an aiosmtpd SMTP server (plain,
-STARTTLS, implicit TLS, with AUTH) and a Slack Web API / incoming-webhook HTTP server."""
+STARTTLS, implicit TLS, with AUTH) and a Slack Web API / incoming-webhook HTTP server.
+
+Tests reach them through the ``smtp_server`` / ``slack_server`` fixtures
+(tests/conftest.py), which put the test in the integration lane."""
 
 from __future__ import annotations
 
@@ -96,7 +99,7 @@ class SmtpRecorder:
 
 
 @contextmanager
-def smtp_server(
+def start_smtp_server(
     *,
     starttls: ssl.SSLContext | None = None,
     implicit_tls: ssl.SSLContext | None = None,
@@ -238,7 +241,7 @@ def _handler(state: SlackState) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def slack_server(state: SlackState | None = None) -> Iterator[SlackState]:
+def start_slack_server(state: SlackState | None = None) -> Iterator[SlackState]:
     state = state or SlackState()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.base = f"http://127.0.0.1:{server.server_address[1]}/"

@@ -24,7 +24,7 @@ from hygiene.notify import (
 )
 from hygiene.report import RenderedReport
 from tests.notify.conftest import with_notify
-from tests.notify.servers import free_port, self_signed_cert, smtp_server
+from tests.notify.servers import free_port, self_signed_cert
 
 
 def parts(message):  # type: ignore[no-untyped-def]
@@ -37,7 +37,7 @@ def parts(message):  # type: ignore[no-untyped-def]
 
 
 def test_weekly_report_reaches_owners_over_plain_smtp(
-    config: Config, weekly_ml: RenderedReport
+    config: Config, weekly_ml: RenderedReport, smtp_server
 ) -> None:
     with smtp_server() as server:
         cfg = with_notify(
@@ -72,7 +72,11 @@ def test_weekly_report_reaches_owners_over_plain_smtp(
 
 
 def test_starttls_with_login_and_no_secret_in_logs(
-    config: Config, nightly: RenderedReport, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    config: Config,
+    nightly: RenderedReport,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    smtp_server,
 ) -> None:
     cert, key, pem = self_signed_cert(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -105,7 +109,7 @@ def test_starttls_with_login_and_no_secret_in_logs(
 
 
 def test_starttls_rejects_an_untrusted_certificate(
-    config: Config, nightly: RenderedReport, tmp_path: Path
+    config: Config, nightly: RenderedReport, tmp_path: Path, smtp_server
 ) -> None:
     cert, key, _ = self_signed_cert(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -129,7 +133,7 @@ def test_starttls_rejects_an_untrusted_certificate(
     assert server.messages == []
 
 
-def test_implicit_tls(config: Config, nightly: RenderedReport, tmp_path: Path) -> None:
+def test_implicit_tls(config: Config, nightly: RenderedReport, tmp_path: Path, smtp_server) -> None:
     cert, key, pem = self_signed_cert(tmp_path)
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_context.load_cert_chain(cert, key)

@@ -8,11 +8,12 @@ from pathlib import Path
 from hygiene.config import Config
 from hygiene.notify import SmtpTransport, publish
 from tests.notify.conftest import with_notify
-from tests.notify.servers import slack_server, smtp_server
 from tests.report import sample
 
 
-def test_publish_weekly_by_email_and_slack(config: Config, tmp_path: Path) -> None:
+def test_publish_weekly_by_email_and_slack(
+    config: Config, tmp_path: Path, smtp_server, slack_server
+) -> None:
     with smtp_server() as server, slack_server() as slack:
         cfg = with_notify(
             config,

@@ -13,7 +13,7 @@ from hygiene.config import Config
 from hygiene.notify import SlackNotifier, deliver_all, deliver_report, slack_blocks
 from hygiene.report import RenderedReport
 from tests.notify.conftest import with_notify
-from tests.notify.servers import SlackState, slack_server
+from tests.notify.servers import SlackState
 
 
 def web_client(state: SlackState) -> WebClient:
@@ -23,7 +23,7 @@ def web_client(state: SlackState) -> WebClient:
 
 
 def test_summary_to_project_channel_with_html_upload(
-    config: Config, weekly_suporte: RenderedReport
+    config: Config, weekly_suporte: RenderedReport, slack_server
 ) -> None:
     cfg = with_notify(config, slack=True)
     with slack_server() as state:
@@ -57,7 +57,10 @@ def test_summary_to_project_channel_with_html_upload(
     assert json.loads(complete["files"])[0]["title"] == weekly_suporte.subject
 
 
-def test_rate_limit_retry_after_is_honoured(config: Config, nightly: RenderedReport) -> None:
+# Waits 1 s: Retry-After is whole seconds, and the wait is what this test checks.
+def test_rate_limit_retry_after_is_honoured(
+    config: Config, nightly: RenderedReport, slack_server
+) -> None:
     cfg = with_notify(config, slack=True, slack_settings={"admin_channel": "#registry-admins"})
     state = SlackState(rate_limit_first={"chat.postMessage": 1})
     with slack_server(state):
@@ -77,7 +80,7 @@ def test_rate_limit_retry_after_is_honoured(config: Config, nightly: RenderedRep
 
 
 def test_dm_to_owner_found_by_email_when_project_has_no_channel(
-    config: Config, weekly_ml: RenderedReport
+    config: Config, weekly_ml: RenderedReport, slack_server
 ) -> None:
     projects = config.projects.model_copy(
         update={
@@ -97,7 +100,7 @@ def test_dm_to_owner_found_by_email_when_project_has_no_channel(
 
 
 def test_unknown_slack_user_is_a_recorded_failure(
-    config: Config, weekly_suporte: RenderedReport
+    config: Config, weekly_suporte: RenderedReport, slack_server
 ) -> None:
     projects = config.projects.model_copy(
         update={
@@ -120,7 +123,7 @@ def test_unknown_slack_user_is_a_recorded_failure(
     assert state.called("chat.postMessage") == []
 
 
-def test_incoming_webhook_mode(config: Config, weekly_ml: RenderedReport) -> None:
+def test_incoming_webhook_mode(config: Config, weekly_ml: RenderedReport, slack_server) -> None:
     cfg = with_notify(config, slack=True)
     with slack_server() as state:
         env = {"HYGIENE_SLACK_WEBHOOK_URL": state.base + "hooks/T000/B000/XXXX"}
@@ -133,7 +136,9 @@ def test_incoming_webhook_mode(config: Config, weekly_ml: RenderedReport) -> Non
     assert state.called("chat.postMessage") == []
 
 
-def test_bot_token_from_environment_and_base_url(config: Config, weekly_ml: RenderedReport) -> None:
+def test_bot_token_from_environment_and_base_url(
+    config: Config, weekly_ml: RenderedReport, slack_server
+) -> None:
     with slack_server() as state:
         cfg = with_notify(config, slack=True, slack_settings={"base_url": state.base + "api/"})
         results = deliver_all([weekly_ml], cfg, environ={"HYGIENE_SLACK_TOKEN": "xoxb-env"})
@@ -147,7 +152,7 @@ def test_no_token_and_no_webhook_is_reported(config: Config, weekly_ml: Rendered
     assert "HYGIENE_SLACK_TOKEN" in (results[0].error or "")
 
 
-def test_webhook_client_is_usable_directly(weekly_ml: RenderedReport) -> None:
+def test_webhook_client_is_usable_directly(weekly_ml: RenderedReport, slack_server) -> None:
     with slack_server() as state:
         notifier = SlackNotifier(webhook=WebhookClient(state.base + "hooks/x"))
         assert notifier.send(weekly_ml) == "webhook"

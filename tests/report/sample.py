@@ -4,21 +4,11 @@ collector-like records, findings/kept/proposals as the rules engine and plan emi
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from hygiene.inventory import Inventory, RunInfo, ScanError, build_images, build_repositories
-from hygiene.model import (
-    Action,
-    Finding,
-    FixSafety,
-    KeptImage,
-    Proposal,
-    ProposalState,
-    Severity,
-    proposal_id,
-)
+from hygiene.inventory import Inventory, RunInfo, ScanError
+from hygiene.model import Action, Finding, FixSafety, KeptImage, Proposal, ProposalState, Severity
 from hygiene.report.data import (
     ApplyOutcome,
     DeliveryFailure,
@@ -26,16 +16,14 @@ from hygiene.report.data import (
     ReportData,
     build_report_data,
 )
+from tests import builders
+from tests.builders import ACCOUNT, GIB, MIB, NOW, REGION
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-ACCOUNT, REGION = "851296927411", "us-east-1"
-MIB = 1024**2
-GIB = 1024**3
 HOSTILE = '<script>alert("x")</script>\'&'
 
 
 def digest(n: int) -> str:
-    return "sha256:" + hashlib.sha256(f"image-{n}".encode()).hexdigest()
+    return builders.digest_of(f"image-{n}")
 
 
 REPOS: list[tuple[str, int, int]] = [
@@ -54,42 +42,24 @@ def inventory(*, incomplete: bool = False) -> Inventory:
     images: list[dict[str, Any]] = []
     n = 0
     for name, count, size in REPOS:
-        namespace = name.split("/")[0] if "/" in name else None
         for i in range(count):
             n += 1
             images.append(
-                {
-                    "account": ACCOUNT,
-                    "region": REGION,
-                    "repository": name,
-                    "namespace": namespace,
-                    "digest": digest(n),
-                    "tags": [f"v1.{i}.0"] if i % 2 == 0 else [],
-                    "pushed_at": NOW - timedelta(days=3 + 60 * i),
-                    "last_pull": None,
-                    "size_bytes": size,
-                    "manifest_media_type": "application/vnd.oci.image.manifest.v1+json",
-                    "status": "ACTIVE",
-                    # derived by build_images; given so pandas need not fill a NaN column
-                    "is_index": False,
-                    "is_signature_tag": False,
-                }
+                builders.image_row(
+                    digest(n),
+                    name,
+                    tags=[f"v1.{i}.0"] if i % 2 == 0 else [],
+                    pushed_days_ago=3 + 60 * i,
+                    size=size,
+                )
             )
-    frame = build_images(images)
     repos = [
-        {
-            "account": ACCOUNT,
-            "region": REGION,
-            "name": name,
-            "namespace": name.split("/")[0] if "/" in name else None,
-            "created_at": NOW - timedelta(days=400),
-            "tag_mutability": "MUTABLE",
-            "scan_on_push": False,
-            "encryption": "AES256",
-            "scan_error": "AccessDenied on ListImages"
+        builders.ecr_default_repository(
+            name,
+            scan_error="AccessDenied on ListImages"
             if incomplete and name == "eureca/web"
             else None,
-        }
+        )
         for name, _, _ in REPOS
     ]
     errors = (
@@ -104,13 +74,12 @@ def inventory(*, incomplete: bool = False) -> Inventory:
         errors=errors,
         source="embedded",
     )
-    return Inventory(images=frame, repositories=build_repositories(repos, frame), run=run)
+    return builders.inventory(images, repos, run=run)
 
 
 def findings() -> list[Finding]:
-    common = {"account": ACCOUNT, "region": REGION}
     return [
-        Finding(
+        builders.finding(
             code="NS003",
             rule="fragmented-namespace",
             severity=Severity.WARNING,
@@ -129,9 +98,8 @@ def findings() -> list[Finding]:
                     "Switch deployments, then delete suporte-cloud/monitor",
                 ],
             },
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="NS001",
             rule="repository-outside-namespace",
             severity=Severity.ERROR,
@@ -140,9 +108,8 @@ def findings() -> list[Finding]:
             message="Repository nginx is outside any namespace.",
             fix="Move it into the owning project's namespace.",
             fix_safety=FixSafety.MANUAL,
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="IM002",
             rule="stale-image",
             severity=Severity.WARNING,
@@ -151,12 +118,11 @@ def findings() -> list[Finding]:
             message="Image not pulled for 240 days.",
             fix="Delete it (proposal pending).",
             fix_safety=FixSafety.UNSAFE,
-            image_digest=digest(13),
+            digest=digest(13),
             tags=("v1.4.0",),
             bytes=4 * GIB,
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="IM003",
             rule="excess-images",
             severity=Severity.INFO,
@@ -165,12 +131,11 @@ def findings() -> list[Finding]:
             message="Repository holds more images than allowed.",
             fix="Delete the oldest images.",
             fix_safety=FixSafety.UNSAFE,
-            image_digest=digest(13),
+            digest=digest(13),
             tags=("v1.4.0",),
             bytes=4 * GIB,
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="IM001",
             rule="untagged-image",
             severity=Severity.WARNING,
@@ -179,11 +144,10 @@ def findings() -> list[Finding]:
             message="Untagged image older than 7 days.",
             fix="Delete it (safe).",
             fix_safety=FixSafety.SAFE,
-            image_digest=digest(2),
+            digest=digest(2),
             bytes=310 * MIB,
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="SC001",
             rule="scan-on-push-disabled",
             severity=Severity.WARNING,
@@ -192,9 +156,8 @@ def findings() -> list[Finding]:
             message="Scan on push is disabled.",
             fix="Enable scan on push.",
             fix_safety=FixSafety.SAFE,
-            **common,
         ),
-        Finding(
+        builders.finding(
             code="TG002",
             rule="floating-tag-drift",
             severity=Severity.INFO,
@@ -204,7 +167,6 @@ def findings() -> list[Finding]:
             fix="Move the tag.",
             fix_safety=FixSafety.MANUAL,
             tags=(HOSTILE,),
-            **common,
         ),
     ]
 
@@ -233,17 +195,11 @@ def _proposal(
     codes: tuple[str, ...] = ("IM002",),
     tags: list[str] | None = None,
 ) -> Proposal:
-    target = {"digests": digests} if digests else {"repository": repository}
-    evidence = {"tags": tags or [], "bytes": size}
-    return Proposal(
-        id=proposal_id(action, target, evidence),
-        action=action,
-        account=ACCOUNT,
-        region=REGION,
-        repository=repository,
-        namespace=repository.split("/")[0] if "/" in repository else None,
-        target=target,
-        evidence=evidence,
+    return builders.proposal(
+        action,
+        repository,
+        target={"digests": digests} if digests else {"repository": repository},
+        evidence={"tags": tags or [], "bytes": size},
         rule_codes=codes,
         fix_safety=safety,
         bytes=size,

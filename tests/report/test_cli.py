@@ -9,7 +9,7 @@ import pytest
 
 from hygiene.cli import main
 from hygiene.inventory import write_snapshot
-from tests.conftest import RULES_DIR
+from tests.builders import RULES_DIR
 from tests.report import sample
 
 

@@ -22,9 +22,8 @@ import yaml
 
 from hygiene.model import Finding
 from hygiene.rules import RULES, evaluate
-
-from ..conftest import NOW
-from .inventories import PROJECTS, alias_map, digest, make_config, make_inventory
+from tests import builders
+from tests.builders import PROJECTS, digest_of
 
 CASES_DIR = Path(__file__).parent / "cases"
 
@@ -63,7 +62,7 @@ def _matches(expected: dict[str, Any], finding: Finding, aliases: dict[str, str]
         "code": lambda v: finding.code == v,
         "repository": lambda v: finding.repository == v,
         "namespace": lambda v: finding.namespace == v,
-        "digest": lambda v: finding.image_digest == (digest(v) if v else None),
+        "digest": lambda v: finding.image_digest == (digest_of(v) if v else None),
         "unit": lambda v: _unit_matches(v, [aliases.get(d, d) for d in finding.details["unit"]]),
         "bytes": lambda v: finding.bytes == v,
         "message": lambda v: v in finding.message,
@@ -88,12 +87,12 @@ def _describe(finding: Finding, aliases: dict[str, str]) -> str:
 def test_rule_case(code: str, case: dict[str, Any]) -> None:
     policy = dict(case.get("config") or {})
     policy.setdefault("selection", {"select": [code]})
-    config = make_config(policy, projects=case.get("projects", PROJECTS))
-    inventory = make_inventory(case.get("images", []), NOW, case.get("repositories", []))
-    evaluation = evaluate(inventory, config, NOW)
+    config = builders.config(policy, projects=case.get("projects", PROJECTS))
+    inventory = builders.inventory_of(case.get("images", []), case.get("repositories", []))
+    evaluation = evaluate(inventory, config, builders.NOW)
 
     expect = case.get("expect", {})
-    aliases = alias_map([str(r["digest"]) for r in case.get("images", [])])
+    aliases = builders.aliases(str(r["digest"]) for r in case.get("images", []))
     expected = expect.get("findings", [])
     codes = {e.get("code", code) for e in expected} | {code}
     actual = [f for f in evaluation.findings if f.code in codes]

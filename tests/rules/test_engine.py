@@ -14,7 +14,7 @@ from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import load_config
 from hygiene.errors import ConfigError, ExitCode
-from hygiene.model import Finding, FixSafety, Severity
+from hygiene.model import Severity
 from hygiene.rules import (
     RULES,
     evaluate,
@@ -24,9 +24,8 @@ from hygiene.rules import (
     select_codes,
     validate_config,
 )
-
-from ..conftest import NOW, RULES_DIR
-from .inventories import ACCOUNT, digest, make_config, make_inventory
+from tests import builders
+from tests.builders import ACCOUNT, NOW, RULES_DIR, digest_of
 
 
 @pytest.fixture
@@ -94,7 +93,7 @@ def test_bad_rule_config_is_a_config_error_naming_file_line_and_key(
     # without the check the models accept it; the engine still refuses it when it runs
     config = load_config(rules_dir)
     with pytest.raises(ConfigError) as late:
-        evaluate(make_inventory([], NOW), config, NOW)
+        evaluate(builders.inventory(), config, NOW)
     assert late.value.message == err.value.message
 
 
@@ -116,21 +115,9 @@ def test_selection_specificity() -> None:
 
 
 def test_filter_exit() -> None:
-    def finding(severity: Severity) -> Finding:
-        return Finding(
-            code="SC001",
-            rule="scan-on-push-disabled",
-            severity=severity,
-            account=ACCOUNT,
-            region="us-east-1",
-            repository="a/b",
-            namespace="a",
-            message="m",
-            fix="f",
-            fix_safety=FixSafety.SAFE,
-        )
-
-    warnings = [finding(Severity.WARNING), finding(Severity.INFO)]
+    warnings = [
+        builders.finding("SC001", "a/b", severity=s) for s in (Severity.WARNING, Severity.INFO)
+    ]
     assert filter_exit(warnings, "error") == 0
     assert filter_exit(warnings, "warning") == 1
     assert filter_exit(warnings, Severity.INFO) == 1
@@ -158,7 +145,7 @@ def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
     uses = tmp_path / "in-use.txt"
     uses.write_text(
         f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/suporte/api:1.0.0\n"
-        f"suporte/api@{digest('dangling')}\n",
+        f"suporte/api@{digest_of('dangling')}\n",
         encoding="utf-8",
     )
     images = [
@@ -171,11 +158,11 @@ def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
         "rules": {"IM002": {"keep_newest": 0}},
         "selection": {"select": ["IM"]},
     }
-    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    evaluation = evaluate(builders.inventory_of(images), builders.config(policy), NOW)
     flagged = {f.image_digest for f in evaluation.findings}
-    assert flagged == {digest("older")}
+    assert flagged == {digest_of("older")}
     kept = {k.image_digest: k.reasons for k in evaluation.kept}
-    assert kept == {digest("old"): ("in-use",), digest("dangling"): ("in-use",)}
+    assert kept == {digest_of("old"): ("in-use",), digest_of("dangling"): ("in-use",)}
     assert len(read_in_use_file(uses)) == 2
 
 
@@ -188,16 +175,15 @@ def test_one_finding_per_image_with_the_other_rules_in_details() -> None:
         "rules": {"IM002": {"keep_newest": 0}, "IM003": {"max_images": 3}},
         "selection": {"select": ["IM"]},
     }
-    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    evaluation = evaluate(builders.inventory_of(images), builders.config(policy), NOW)
     assert [f.code for f in evaluation.findings] == ["IM002"] * 5
     also = {f.image_digest: f.details.get("also") for f in evaluation.findings}
-    assert also[digest("v0")] == ["IM003"] and also[digest("v4")] is None
+    assert also[digest_of("v0")] == ["IM003"] and also[digest_of("v4")] is None
 
 
 def test_shipped_config_evaluates_and_reports_per_phase_timings(config: object) -> None:
-    inventory = make_inventory(
-        [{"repository": "ml/trainer", "digest": "a", "tags": ["1.0.0"], "pushed_days_ago": 120}],
-        NOW,
+    inventory = builders.inventory(
+        [builders.image_row("a", "ml/trainer", tags=["1.0.0"], pushed_days_ago=120)]
     )
     evaluation = evaluate(inventory, config, NOW)  # type: ignore[arg-type]
     assert evaluation.mute_warnings == []
@@ -240,7 +226,7 @@ def test_disabled_rule_is_shown_as_off(rules_dir: Path) -> None:
 def test_empty_registry_runs_every_rule() -> None:
     from hygiene.inventory import RunInfo, empty_inventory
 
-    evaluation = evaluate(empty_inventory(RunInfo(id="x", started_at=NOW)), make_config(), NOW)
+    evaluation = evaluate(empty_inventory(RunInfo(id="x", started_at=NOW)), builders.config(), NOW)
     assert evaluation.findings == [] and evaluation.kept == []
     assert set(evaluation.rules_run) == set(RULES)
 
@@ -250,7 +236,7 @@ def test_findings_are_ordered_by_code() -> None:
         {"repository": "nginx", "digest": "n", "pushed_days_ago": 30},
         {"repository": "suporte/api", "digest": "u", "pushed_days_ago": 30},
     ]
-    evaluation = evaluate(make_inventory(images, NOW), make_config(), NOW)
+    evaluation = evaluate(builders.inventory_of(images), builders.config(), NOW)
     codes = [f.code for f in evaluation.findings]
     assert codes == sorted(codes) and "IM001" in codes and "NS001" in codes
 
@@ -290,7 +276,7 @@ def test_workload_using_a_platform_manifest_keeps_the_index_and_its_repository(
     tmp_path: Path,
 ) -> None:
     uses = tmp_path / "in-use.txt"
-    uses.write_text(f"bigsea/spark@{digest('amd64')}\n", encoding="utf-8")
+    uses.write_text(f"bigsea/spark@{digest_of('amd64')}\n", encoding="utf-8")
     images = [
         {
             "repository": "bigsea/spark",
@@ -307,10 +293,10 @@ def test_workload_using_a_platform_manifest_keeps_the_index_and_its_repository(
         "rules": {"IM002": {"keep_newest": 0}},
         "selection": {"select": ["IM002", "RP003"]},
     }
-    evaluation = evaluate(make_inventory(images, NOW), make_config(policy), NOW)
+    evaluation = evaluate(builders.inventory_of(images), builders.config(policy), NOW)
     found = {(f.code, f.repository, f.image_digest) for f in evaluation.findings}
     # the index is kept because a workload runs its amd64 manifest; the repository is
     # abandoned by pull/push dates but holds an image in use, so no RP003 for it
-    assert found == {("IM002", "bigsea/old", digest("x")), ("RP003", "bigsea/old", None)}
+    assert found == {("IM002", "bigsea/old", digest_of("x")), ("RP003", "bigsea/old", None)}
     kept = {k.image_digest: k.reasons for k in evaluation.kept}
-    assert kept == {digest("idx"): ("in-use",)}
+    assert kept == {digest_of("idx"): ("in-use",)}

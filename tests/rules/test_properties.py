@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hygiene.rules import evaluate
-
-from ..conftest import NOW
-from .inventories import _tag, digest, make_config, make_inventory
+from tests import builders
+from tests.builders import NOW, digest_of, tag_of
+from tests.conftest import examples
 
 TAG_POOL = ["1.0.0", "1.1.0", "v2", "latest", "main", "prod", "prod-eu", "release-1", "dev", "x"]
 PROTECTED = ["latest", "main", "master", "stable", "prod*", "release*"]
@@ -101,15 +101,15 @@ def _oracle_protected(
     listed_by: dict[str, list[str]] = defaultdict(list)
     for row in images:
         for child in row.get("children", []):
-            listed_by[digest(child)].append(digest(row["digest"]))
-    present = {digest(r["digest"]) for r in images}
+            listed_by[digest_of(child)].append(digest_of(row["digest"]))
+    present = {digest_of(r["digest"]) for r in images}
     window = policy["protections"]["pulled_within_days"]
     protected = set()
     tagged_top: dict[str, list[tuple[float, str]]] = defaultdict(list)
     for row in images:
-        d = digest(row["digest"])
+        d = digest_of(row["digest"])
         settings_row = repo[row["repository"]]
-        tags = [_tag(t) for t in row.get("tags", [])]
+        tags = [tag_of(t) for t in row.get("tags", [])]
         if (
             settings_row["resource_tags"].get("hygiene:keep") == "true"
             or settings_row["scan_error"]
@@ -125,7 +125,7 @@ def _oracle_protected(
             if tags and tags[0].startswith("sha256-")
             else None
         )
-        subject_digest = digest(subject) if subject and ":" not in subject else subject
+        subject_digest = digest_of(subject) if subject and ":" not in subject else subject
         is_referrer = subject_digest is not None and subject_digest in present
         if tags and not listed_by.get(d) and not is_referrer and subject_digest is None:
             tagged_top[row["repository"]].append((row["pushed_days_ago"], d))
@@ -140,8 +140,10 @@ def _oracle_protected(
     return protected
 
 
+# 40 examples (~3 s alone; registries of up to 24 units): the deletion safety property;
+# the fast lane runs a tenth (tests/conftest.py).
 @settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -150,8 +152,8 @@ def test_protected_images_are_never_deletable_and_units_are_whole(
     registry: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]],
 ) -> None:
     images, repositories, policy = registry
-    inventory = make_inventory(images, NOW, repositories)
-    evaluation = evaluate(inventory, make_config(policy), NOW)
+    inventory = builders.inventory_of(images, repositories)
+    evaluation = evaluate(inventory, builders.config(policy), NOW)
 
     units = [f.details["unit"] for f in evaluation.findings if "unit" in f.details]
     unit_of: dict[str, int] = {}
@@ -177,8 +179,8 @@ def test_protected_images_are_never_deletable_and_units_are_whole(
     children: dict[str, list[str]] = defaultdict(list)
     for row in images:
         for child in row.get("children", []):
-            parents[digest(child)].append(digest(row["digest"]))
-            children[digest(row["digest"])].append(digest(child))
+            parents[digest_of(child)].append(digest_of(row["digest"]))
+            children[digest_of(row["digest"])].append(digest_of(child))
     subject_of = dict(
         zip(
             inventory.images["digest"].astype(str),

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from hygiene import jobs
-from tests.conftest import RULES_DIR
+from tests import builders
 from tests.jobs import fakes
 
 
@@ -24,14 +23,10 @@ def make_rules(tmp_path: Path) -> Callable[..., Path]:
     """A rules dir like rules/ whose store is a SQLite file in tmp_path."""
 
     def make(**schedule: Any) -> Path:
-        directory = tmp_path / "rules"
-        directory.mkdir(exist_ok=True)
-        policy = yaml.safe_load((RULES_DIR / "default.yaml").read_text())
+        policy = builders.shipped_policy()
         policy["store"] = {"url": f"sqlite:///{tmp_path / 'hygiene.db'}"}
-        policy["schedule"] = {**policy["schedule"], **schedule}
-        (directory / "default.yaml").write_text(yaml.safe_dump(policy))
-        (directory / "projects.yaml").write_text((RULES_DIR / "projects.yaml").read_text())
-        return directory
+        policy["schedule"].update(schedule)
+        return builders.write_rules(tmp_path / "rules", policy)
 
     return make
 

@@ -4,20 +4,16 @@ the real store: tests/apply/test_identity_cli.py)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from hygiene import jobs
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.errors import ExitCode
-from tests.conftest import REPO_ROOT
 
 
 def test_run_nightly_then_read_the_history(make_rules, world, capsys):
@@ -54,10 +50,11 @@ def test_run_weekly_for_one_namespace(make_rules, world, capsys):
     assert "'nope': not a registered project" in capsys.readouterr().err
 
 
-def start(argv: list[str], tmp_path: Path, repositories: int) -> subprocess.Popen:
+def start(
+    argv: list[str], tmp_path: Path, repositories: int, env: dict[str, str]
+) -> subprocess.Popen:
     env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
+        **env,
         jobs.DEPS_ENV: "tests.jobs.fakes:slow_file_deps",
         "FAKE_STORE_FILE": str(tmp_path / "runs.json"),
         "FAKE_REPOSITORIES": str(repositories),
@@ -89,10 +86,13 @@ def terminate_when_running(process: subprocess.Popen, tmp_path: Path) -> tuple[s
     return process.communicate(timeout=60)
 
 
-@pytest.mark.slow
-def test_sigterm_stops_the_daemon_cleanly_with_the_run_recorded(make_rules, tmp_path):
+# A process (~2 s): SIGTERM handling can only be tested on a process of its own.
+def test_sigterm_stops_the_daemon_cleanly_with_the_run_recorded(
+    make_rules, tmp_path, subprocess_env
+):
     rules = make_rules()
-    process = start(["schedule", "--rules-dir", str(rules), "--run-now", "nightly"], tmp_path, 3000)
+    argv = ["schedule", "--rules-dir", str(rules), "--run-now", "nightly"]
+    process = start(argv, tmp_path, 3000, subprocess_env)
     _out, err = terminate_when_running(process, tmp_path)
 
     assert process.returncode == 0, err
@@ -106,9 +106,10 @@ def test_sigterm_stops_the_daemon_cleanly_with_the_run_recorded(make_rules, tmp_
     assert "scheduler stopped" in err
 
 
-@pytest.mark.slow
-def test_sigterm_stops_a_one_shot_run_with_exit_3(make_rules, tmp_path):
-    process = start(["run", "nightly", "--rules-dir", str(make_rules())], tmp_path, 3000)
+# A process (~2 s): SIGTERM handling can only be tested on a process of its own.
+def test_sigterm_stops_a_one_shot_run_with_exit_3(make_rules, tmp_path, subprocess_env):
+    argv = ["run", "nightly", "--rules-dir", str(make_rules())]
+    process = start(argv, tmp_path, 3000, subprocess_env)
     out, err = terminate_when_running(process, tmp_path)
 
     assert process.returncode == ExitCode.INCOMPLETE, err

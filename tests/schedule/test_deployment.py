@@ -11,7 +11,7 @@ import yaml
 from apscheduler.triggers.cron import CronTrigger
 
 from hygiene.config import ScheduleSettings, load_config
-from tests.conftest import REPO_ROOT
+from tests.builders import REPO_ROOT
 
 CRON = REPO_ROOT / "cron"
 K8S = CRON / "k8s"
@@ -139,9 +139,9 @@ def test_crontab_entries_are_valid_and_match_the_defaults():
 def test_containerfile_installs_from_the_lock_file_first():
     lines = [line.strip() for line in (CRON / "Containerfile").read_text().splitlines()]
     text = "\n".join(lines)
-    lock = text.index("pip install --require-hashes --no-deps -r /src/requirements.lock")
+    lock = text.index("pip install --require-hashes --no-deps -r /src/requirements-runtime.lock")
     project = text.index("pip install --no-deps /src")
     assert lock < project
     assert re.search(r"^USER (?!0\b|root\b)\d+", text, re.M)
     assert 'ENTRYPOINT ["hygiene"]' in text
-    assert Path(REPO_ROOT / "requirements.lock").is_file()
+    assert Path(REPO_ROOT / "requirements-runtime.lock").is_file()

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from hygiene.model import Action, FixSafety, Proposal, ProposalState
+from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.store.models import ProposalRow
 from hygiene.store.records import RowMapper, proposal_columns, stored_proposal
-
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+from tests import builders
+from tests.builders import NOW
 
 
 class _Base(DeclarativeBase):  # not the store's metadata: the migrations test stays exact
@@ -59,13 +58,10 @@ def test_every_column_reaches_the_record() -> None:
 
 
 def test_a_proposal_survives_the_row_both_ways() -> None:
-    proposal = Proposal(
+    proposal = builders.proposal(
+        Action.REMOVE_POLICY_STATEMENT,
+        "suporte/api",
         id="p-0123456789ab",
-        action=Action.REMOVE_POLICY_STATEMENT,
-        account="123456789012",
-        region="us-east-1",
-        repository="suporte/api",
-        namespace="suporte",
         target={"statements": [{"Sid": "Public"}]},
         evidence={"policy": "{}"},
         rule_codes=("RP003", "RP004"),

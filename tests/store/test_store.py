@@ -6,48 +6,25 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
 
 from hygiene.config import ApplySettings
 from hygiene.errors import LockHeldError, StoreError
-from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
+from hygiene.model import FixSafety, Proposal, ProposalState
 from hygiene.store import Store
 from hygiene.store.models import LockRow
+from tests import builders
+from tests.builders import ACCOUNT, NOW, REGION
 
-NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
-
-def make_proposal(
-    repository: str = "suporte/api",
-    digests: tuple[str, ...] = ("sha256:" + "a" * 64,),
-    safety: FixSafety = FixSafety.UNSAFE,
-    codes: tuple[str, ...] = ("IM002",),
-    account: str = "123456789012",
-    region: str = "us-east-1",
-) -> Proposal:
-    target = {"digests": list(digests)}
-    evidence = {"images": [{"digest": d, "tags": []} for d in digests], "rule_codes": list(codes)}
-    return Proposal(
-        id=proposal_id(
-            Action.DELETE_IMAGES,
-            {"account": account, "region": region, "repository": repository, **target},
-            evidence,
-        ),
-        action=Action.DELETE_IMAGES,
-        account=account,
-        region=region,
-        repository=repository,
-        namespace=repository.split("/")[0] if "/" in repository else None,
-        target=target,
-        evidence=evidence,
-        rule_codes=codes,
-        fix_safety=safety,
-        bytes=1000 * len(digests),
-        summary=f"delete {len(digests)} image(s) from {repository}",
-    )
+def make_proposal(repository: str = "suporte/api", **fields: Any) -> Proposal:
+    """A proposal to delete image ``a`` (or ``digests=``) from ``repository``."""
+    return builders.proposal(repository=repository, **{"digests": ["a"], **fields})
 
 
 def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None:
@@ -113,20 +90,7 @@ def test_run_history(store: Store) -> None:
 
 def test_findings_are_kept_per_run(store: Store) -> None:
     run_id = store.record_run("scan")
-    finding = Finding(
-        code="IM002",
-        rule="stale-image",
-        severity=Severity.WARNING,
-        account="1",
-        region="r",
-        repository="suporte/api",
-        namespace="suporte",
-        message="stale",
-        fix="delete",
-        fix_safety=FixSafety.UNSAFE,
-        image_digest="sha256:" + "a" * 64,
-        bytes=5,
-    )
+    finding = builders.finding("IM002", "suporte/api", digest="a", bytes=5)
     assert store.record_findings(run_id, [finding, finding]) == 2
     stored = store.findings(run_id)
     assert len(stored) == 2 and stored[0]["code"] == "IM002" and stored[0]["bytes"] == 5
@@ -146,7 +110,7 @@ def test_upsert_refreshes_instead_of_duplicating(store: Store) -> None:
 
 
 def test_proposal_gone_from_a_complete_plan_expires(store: Store) -> None:
-    old, new = make_proposal(), make_proposal(digests=("sha256:" + "b" * 64,))
+    old, new = make_proposal(), make_proposal(digests=["b"])
     store.upsert_proposals([old], NOW)
     store.upsert_proposals([new], NOW + timedelta(days=1), complete=False)
     assert store.get(old.id).state == ProposalState.PROPOSED  # incomplete scan: keep
@@ -167,7 +131,7 @@ def test_scopes_limit_expiry_to_the_scanned_regions(store: Store) -> None:
     east = make_proposal()
     west = make_proposal(region="us-west-2")
     store.upsert_proposals([east, west], NOW)
-    store.upsert_proposals([east], NOW + timedelta(days=1), scopes=[("123456789012", "us-east-1")])
+    store.upsert_proposals([east], NOW + timedelta(days=1), scopes=[(ACCOUNT, REGION)])
     assert store.get(west.id).state == ProposalState.PROPOSED
 
 
@@ -204,9 +168,9 @@ def test_mark_notified_starts_grace_once(store_url: str) -> None:
 
 
 def test_filters(store: Store) -> None:
-    a = make_proposal("suporte/api", codes=("IM002",))
-    b = make_proposal("suporte/web", codes=("IM001",), safety=FixSafety.SAFE)
-    c = make_proposal("nginx", codes=("IM003",))
+    a = make_proposal("suporte/api", rule_codes=("IM002",))
+    b = make_proposal("suporte/web", rule_codes=("IM001",), fix_safety=FixSafety.SAFE)
+    c = make_proposal("nginx", rule_codes=("IM003",))
     store.upsert_proposals([a, b, c], NOW)
     store.approve([b.id], "os:root", now=NOW)
     assert {s.id for s in store.proposals(namespace="suporte")} == {a.id, b.id}
@@ -282,13 +246,16 @@ def test_lock_released_when_the_body_raises(store: Store) -> None:
         pass
 
 
-def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(tmp_path) -> None:
+def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(
+    tmp_path, subprocess_env: dict[str, str]
+) -> None:
     store = Store(f"sqlite:///{tmp_path / 'h.db'}")
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
         text=True,
         check=True,
+        env=subprocess_env,
     )
     import socket
 
@@ -353,7 +320,9 @@ def test_finished_or_rejected_proposals_coming_back(store: Store) -> None:
     assert store.get(rejected.id).state == ProposalState.REJECTED  # the decision sticks
 
 
-def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None:
+def test_lock_of_a_killed_process_is_freed(
+    store: Store, store_url: str, subprocess_env: dict[str, str]
+) -> None:
     """A process holding the lock is killed (-9); the next run gets the lock."""
     script = (
         "import sys, time\n"
@@ -363,9 +332,11 @@ def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None
         "    print('locked', flush=True)\n"
         "    time.sleep(60)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     holder = subprocess.Popen(
-        [sys.executable, "-c", script, store_url], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-c", script, store_url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=subprocess_env,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
@@ -374,8 +345,20 @@ def test_lock_of_a_killed_process_is_freed(store: Store, store_url: str) -> None
     finally:
         holder.kill()
         holder.wait(10)
+    if store.dialect == "postgresql":
+        # The server frees the advisory lock when the killed client's backend notices the
+        # closed connection, a moment after the kill (the test raced it and failed at times).
+        deadline = time.monotonic() + 10
+        while _granted_advisory_locks(store) and time.monotonic() < deadline:
+            time.sleep(0.05)
     with store.lock("apply"):
         assert store.lock_holder("apply")[0].endswith(f"pid {os.getpid()}")
+
+
+def _granted_advisory_locks(store: Store) -> int:
+    with store.engine.connect() as connection:
+        query = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        return int(connection.execute(text(query)).scalar() or 0)
 
 
 def test_migrations_match_the_models(store: Store) -> None:
@@ -406,16 +389,18 @@ def test_unreachable_postgres_is_a_store_error() -> None:
         Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
 
 
-def test_concurrent_first_opens_from_processes(store_url: str) -> None:
+# Three processes (~3 s): the race is between processes migrating the same new database.
+def test_concurrent_first_opens_from_processes(
+    store_url: str, subprocess_env: dict[str, str]
+) -> None:
     script = "import sys\nfrom hygiene.store import Store\nprint(len(Store(sys.argv[1]).runs()))"
-    env = {**os.environ, "PYTHONPATH": os.getcwd()}
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, store_url],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=env,
+            env=subprocess_env,
         )
         for _ in range(3)
     ]
