@@ -99,9 +99,11 @@ def kubernetes_objects(fleet: Fleet) -> dict[str, dict[str, Any]]:
             "status": {
                 "phase": "Running",
                 "containerStatuses": [
-                    {"name": "app", "image": f"{HOST}/k8s/app{p % 300}:v1", "imageID": (
-                        f"{HOST}/k8s/app{p % 300}@{DIGEST}"
-                    )}
+                    {
+                        "name": "app",
+                        "image": f"{HOST}/k8s/app{p % 300}:v1",
+                        "imageID": (f"{HOST}/k8s/app{p % 300}@{DIGEST}"),
+                    }
                 ],
             },
         }

@@ -1,9 +1,11 @@
-"""Declared IAM permissions, and the two IAM policies generated from them.
+"""Declared IAM permissions, and the three IAM policies generated from them.
 
 Every collector call and every apply action declares the IAM actions it needs, as Cloud
-Custodian's filters and actions do. ``hygiene iam policy --role scanner|cleaner`` turns
-the declarations into a policy: the *scanner* gets the read-only ones (it runs scans,
-reports and notifications), the *cleaner* adds the writes apply needs. The committed
+Custodian's filters and actions do. ``hygiene iam policy --role scanner|cleaner|discovery``
+turns the declarations into a policy: the *scanner* gets the read-only ones (it runs
+scans, reports and notifications), the *cleaner* adds the writes apply needs, and
+*discovery* is what a role in another account must allow for in-use discovery
+(``in_use.assume_roles``: its ECS, EventBridge, Lambda and Batch reads). The committed
 policies in ``cron/iam/`` are tested to equal the generated ones, and the test suite
 records every AWS operation the code calls (botocore ``before-call`` hooks, see
 ``tests/iam_recorder.py``) and fails if one is not declared here.
@@ -20,8 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-Role = Literal["scanner", "cleaner"]
-ROLES: tuple[Role, ...] = ("scanner", "cleaner")
+Role = Literal["scanner", "cleaner", "discovery"]
+ROLES: tuple[Role, ...] = ("scanner", "cleaner", "discovery")
+DISCOVERY = "collect.in-use."  # components the discovery role (other accounts) needs
 
 
 class Access(StrEnum):
@@ -55,8 +58,15 @@ def declarations() -> list[Permission]:
     return list(_DECLARED)
 
 
+def _discovery(permission: Permission) -> bool:
+    return permission.component.startswith(DISCOVERY) and permission.action != "sts:AssumeRole"
+
+
 def declared_actions(role: Role = "cleaner") -> set[str]:
-    """IAM actions the role is granted: scanner = reads, cleaner = reads + writes."""
+    """IAM actions the role is granted: scanner = reads, cleaner = reads + writes,
+    discovery = the in-use reads a role in another account must allow."""
+    if role == "discovery":
+        return {p.action for p in _DECLARED if _discovery(p)}
     allowed = {Access.READ} if role == "scanner" else {Access.READ, Access.WRITE}
     return {p.action for p in _DECLARED if p.access in allowed}
 
@@ -88,8 +98,38 @@ declare(
     reason="image details; index manifests for children; live re-check before apply",
 )
 declare("collect.referrers", "ecr:ListImageReferrers", reason="OCI 1.1 referrers")
-declare("collect.in-use.ecs", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition")
-declare("collect.in-use.lambda", "lambda:ListFunctions", "lambda:GetFunction")
+# In-use discovery (hygiene.collect.workloads, docs/in-use.md): also what the role
+# assumed in another account needs (the "discovery" policy).
+declare(
+    "collect.in-use.ecs",
+    "ecs:ListClusters",
+    "ecs:ListTasks",
+    "ecs:DescribeTasks",
+    "ecs:ListServices",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    reason="running tasks, services' deployments and the task definitions they run",
+)
+declare(
+    "collect.in-use.ecs",
+    "events:ListEventBuses",
+    "events:ListRuleNamesByTarget",
+    "events:ListTargetsByRule",
+    reason="scheduled tasks: EventBridge rules whose target is a cluster",
+)
+declare(
+    "collect.in-use.lambda",
+    "lambda:ListFunctions",
+    "lambda:ListAliases",
+    "lambda:GetFunction",
+    reason="every version and alias of container-image functions",
+)
+declare("collect.in-use.batch", "batch:DescribeJobDefinitions", reason="ACTIVE job definitions")
+declare(
+    "collect.in-use.accounts",
+    "sts:AssumeRole",
+    reason="in_use.assume_roles: workloads in other accounts",
+)
 declare(
     "lifecycle.preview",
     "ecr:StartLifecyclePolicyPreview",
@@ -120,12 +160,21 @@ def policy_document(role: Role, account: str | None = None, region: str | None =
     (and ``region``) when given; reads use ``*`` (listing needs it)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(ROLES)}")
-    reads = sorted(p.action for p in _DECLARED if p.access is Access.READ)
+    chosen = _discovery if role == "discovery" else (lambda p: p.access is Access.READ)
+    reads = sorted(p.action for p in _DECLARED if chosen(p))
     statements: list[dict[str, Any]] = []
     by_service: dict[str, list[str]] = {}
     for action in dict.fromkeys(reads):
         by_service.setdefault(action.split(":")[0], []).append(action)
-    sids = {"ecr": "ReadRegistry", "sts": "Identity", "ses": "SendReports"}
+    sids = {
+        "ecr": "ReadRegistry",
+        "sts": "Identity",
+        "ses": "SendReports",
+        "ecs": "ReadEcsWorkloads",
+        "events": "ReadScheduledTasks",
+        "lambda": "ReadLambdaWorkloads",
+        "batch": "ReadBatchWorkloads",
+    }
     for service, actions in sorted(by_service.items()):
         sid = sids.get(service, f"Read{service.capitalize()}")
         statements.append({"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": "*"})

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ import boto3
 
 from hygiene.collect.ecr import ProgressCallback, collect_inventory
 from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
+from hygiene.collect.workloads import Discovery
+from hygiene.collect.workloads import discover as discover_in_use
 from hygiene.config import CollectSettings, Config
-from hygiene.inventory import Inventory, write_snapshot
+from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,20 @@ class RegistryHandle:
     endpoint_url: str | None = None
     source: str = "ecr"
     config: Config | None = None
+
+    def discover(self, config: Config, *, running_only: bool = False) -> Discovery:
+        """Read the in-use sources (docs/in-use.md) with this handle's credentials, in the
+        registry's regions; assumed roles' calls are counted too."""
+        return discover_in_use(
+            self.session,
+            config.policy.in_use,
+            config.policy.collect,
+            regions=list(self.clients) or list(config.policy.registry.regions),
+            in_use_file=config.policy.protections.in_use_images_file,
+            endpoint_url=self.endpoint_url,
+            attach=self.counter.attach,
+            running_only=running_only,
+        )
 
     def client(self, account: str, region: str) -> Any:
         """``clients(account, region)`` for apply: the scan's client for that region, or
@@ -167,7 +183,7 @@ def collect(
         return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
     with progress_reporter(progress) as advance:
-        return collect_inventory(
+        inventory = collect_inventory(
             handle.clients,
             config.policy.collect,
             now=now,
@@ -176,6 +192,33 @@ def collect(
             source=handle.source,
             stop=stop,
         )
+    if stop is not None and stop.is_set():
+        return inventory  # already incomplete (a "stop" error); no discovery started
+    # after the registry: a workload started while the repositories were read still counts
+    discovery = handle.discover(config)
+    inventory.run.api_calls = calls_of_this_scan()
+    inventory.run.finished_at = datetime.now(UTC)
+    add_in_use(inventory, discovery)
+    return inventory
+
+
+def add_in_use(inventory: Inventory, discovery: Discovery) -> None:
+    """Record what the workloads run in ``inventory`` (its ``in_use`` frame, the sources'
+    states in ``run.in_use``); a source that failed is also a scan error, so the run is
+    incomplete and never feeds an apply (docs/in-use.md)."""
+    inventory.in_use = build_in_use(u.to_json() for u in discovery.uses)
+    inventory.run.in_use = list(discovery.statuses)
+    for status in discovery.failed:
+        inventory.run.errors.append(
+            ScanError(
+                region="",
+                repository=None,
+                operation=f"in-use {status.name}",
+                message=status.detail,
+            )
+        )
+    for operation, count in discovery.calls.items():
+        inventory.run.api_calls[operation] = inventory.run.api_calls.get(operation, 0) + count
 
 
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:

@@ -75,7 +75,7 @@ def due_approved_with(store: Any) -> Callable[[datetime], list[Proposal]]:
 
 
 def apply_with(
-    store: Any, clients: Any
+    store: Any, clients: Any, in_use: Callable[[Config], Any] | None = None
 ) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]:
     """``hygiene.apply.apply`` limited to the given proposals, summarised for the run.
 
@@ -83,13 +83,20 @@ def apply_with(
     names, so no self-deadlock) and records its own ``apply`` run. Proposals apply finds
     not eligible count as skipped. apply does not count its AWS calls, so the summary's
     ``api_calls`` stays empty: the job's run record counts the scan's calls only.
+    ``in_use(config)`` gives apply its re-check of the workloads (docs/in-use.md).
     """
 
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplySummary:
         from hygiene.apply import apply
 
         result = apply(
-            store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals], stop=stop
+            store,
+            clients,
+            config,
+            datetime.now(UTC),
+            ids=[p.id for p in proposals],
+            stop=stop,
+            in_use=in_use(config) if in_use is not None else None,
         )
         states = {i: str(state) for i, (state, _) in result.states.items()}
         return ApplySummary(
@@ -106,6 +113,16 @@ def apply_with(
         )
 
     return run
+
+
+def in_use_check(handle: RegistryHandle, config: Config) -> Any:
+    """A :class:`hygiene.apply.InUseCheck` reading the workloads through ``handle``."""
+    from hygiene.apply import InUseCheck
+
+    return InUseCheck(
+        lambda running_only: handle.discover(config, running_only=running_only),
+        recheck_seconds=config.policy.in_use.recheck_seconds,
+    )
 
 
 @dataclass
@@ -136,6 +153,10 @@ class Wired:
 
     def clients(self, account: str, region: str) -> Any:
         return self.registry().client(account, region)
+
+    def in_use_check(self, config: Config) -> Any:
+        """Apply's re-check of the workloads, read with the registry's credentials."""
+        return in_use_check(self.registry(), config)
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
         self.inventory = collect(self.registry(), config, progress=None, stop=stop)
@@ -306,7 +327,7 @@ def build_job_deps(
         evaluate=wired.evaluate,
         plan=wired.plan,
         persist=persist_with(store),
-        apply=apply_with(store, wired.clients),
+        apply=apply_with(store, wired.clients, wired.in_use_check),
         due_approved=due_approved_with(store),
         render_admin_report=wired.render_admin_report,
         render_owner_report=wired.render_owner_report,

@@ -172,7 +172,9 @@ class KubernetesApi:
             return self._json(401, status(401, "Unauthorized", "Unauthorized"))
         route = self._route(request.path)
         if route is None:
-            return self._json(404, status(404, "NotFound", "the server could not find the resource"))
+            return self._json(
+                404, status(404, "NotFound", "the server could not find the resource")
+            )
         plural, namespace = route
         with self._lock:
             failure = self.failures.get(plural)
@@ -210,7 +212,9 @@ class KubernetesApi:
 
 
 def _token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"v": "meta.k8s.io/v1", "o": offset}).encode()).decode()
+    return base64.urlsafe_b64encode(
+        json.dumps({"v": "meta.k8s.io/v1", "o": offset}).encode()
+    ).decode()
 
 
 def _offset(token: str | None) -> int:

@@ -114,7 +114,7 @@ class WorkloadSeeder:
         definition = backend.describe_task_definition(task_definition)
         containers = []
         for number, spec in enumerate(definition.container_definitions):
-            container = Container(definition)
+            container: Any = Container(definition)  # type: ignore[abstract]
             container.name = spec.get("name")
             container.image = spec.get("image")
             digest = digests[number] if number < len(digests) else None
@@ -318,7 +318,9 @@ def seed_demo_workloads(endpoint_url: str, manifest: Any) -> list[DemoWorkload]:
         definition = seeder.task_definition("api", image(api))
         seeder.service(CLUSTER, "api", definition, desired=2)
         seeder.task(CLUSTER, definition, [api.digest], service="api")
-        out.append(DemoWorkload(f"in-use:ecs:{CLUSTER}/service/api", api.repository, api.digest, "by-tag"))
+        out.append(
+            DemoWorkload(f"in-use:ecs:{CLUSTER}/service/api", api.repository, api.digest, "by-tag")
+        )
     # a service scaled to zero: no task runs, scaling up needs the image
     idle = next(plan, None)
     if idle is not None:
@@ -326,7 +328,10 @@ def seed_demo_workloads(endpoint_url: str, manifest: Any) -> list[DemoWorkload]:
         seeder.service(CLUSTER, "reindex", definition, desired=0)
         out.append(
             DemoWorkload(
-                f"in-use:ecs:{CLUSTER}/service/reindex", idle.repository, idle.digest, "scaled-to-zero"
+                f"in-use:ecs:{CLUSTER}/service/reindex",
+                idle.repository,
+                idle.digest,
+                "scaled-to-zero",
             )
         )
     # a scheduled task (EventBridge rule) on the family's latest revision
@@ -356,7 +361,9 @@ def seed_demo_workloads(endpoint_url: str, manifest: Any) -> list[DemoWorkload]:
         )
         seeder.alias("thumbnailer", "live", "1")
         out.append(
-            DemoWorkload("in-use:lambda:thumbnailer:live", function.repository, function.digest, "alias")
+            DemoWorkload(
+                "in-use:lambda:thumbnailer:live", function.repository, function.digest, "alias"
+            )
         )
     # a Batch job definition pinned by digest
     job = next(plan, None)
@@ -371,6 +378,8 @@ def seed_demo_workloads(endpoint_url: str, manifest: Any) -> list[DemoWorkload]:
         seeder.service(CLUSTER, "worker", definition, desired=1)
         seeder.task(CLUSTER, definition, [old.digest], service="worker")
         out.append(
-            DemoWorkload(f"in-use:ecs:{CLUSTER}/service/worker", old.repository, old.digest, "moved-tag")
+            DemoWorkload(
+                f"in-use:ecs:{CLUSTER}/service/worker", old.repository, old.digest, "moved-tag"
+            )
         )
     return out

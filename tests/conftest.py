@@ -31,6 +31,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 from hygiene.config import Config, load_config
+from hygiene_demo.kubernetes_api import KubernetesApi
 from hygiene_demo.registry import EmbeddedRegistry
 from tests.builders import NOW, REPO_ROOT, RULES_DIR
 from tests.postgres import postgres_server  # noqa: F401  (a fixture for every test)
@@ -44,6 +45,7 @@ INTEGRATION_FIXTURES = frozenset(
         "postgres_server",  # a PostgreSQL server process (tests/postgres.py)
         "smtp_server",  # a local SMTP server
         "slack_server",  # the Slack stand-in HTTP server
+        "k8s_api",  # the local Kubernetes API server (hygiene_demo.kubernetes_api)
         "subprocess_env",  # the environment of a child process (the CLI end to end …)
     }
 )
@@ -112,6 +114,14 @@ def subprocess_env() -> dict[str, str]:
     """The environment for a child Python process that imports ``hygiene`` and ``tests``
     from this checkout (a copy: change it freely). Using it marks the test integration."""
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+@pytest.fixture
+def k8s_api() -> Iterator[KubernetesApi]:
+    """The local Kubernetes API server serving the recorded objects of
+    ``tests/workloads/k8s/lab/`` (hygiene_demo.kubernetes_api)."""
+    with KubernetesApi.recorded(REPO_ROOT / "tests" / "workloads" / "k8s" / "lab") as api:
+        yield api
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import apply_images
+from hygiene.apply.in_use import InUseCheck, InUseUnknownError
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import REPOSITORY_STEPS, apply_repository
 from hygiene.config import Config
@@ -30,6 +31,7 @@ def apply(
     ids: Iterable[str] | None = None,
     approved: bool = True,
     stop: threading.Event | None = None,
+    in_use: InUseCheck | None = None,
 ) -> ApplyResult:
     """Apply every eligible proposal (or only ``ids``) under the store's ``apply`` lock.
 
@@ -42,18 +44,22 @@ def apply(
     itself and passes their ``ids``, see :func:`hygiene.wiring.apply_with`.) Raises
     :class:`LockHeldError` when another apply runs. Returns an :class:`ApplyResult`;
     ``result.failed`` lists failed ids. A dry run takes no lock and records no run.
+
+    ``in_use`` re-reads the workloads right before image deletions (docs/in-use.md): an
+    image that became in use is skipped, and nothing is deleted while a source cannot be
+    read. The CLI and the jobs always pass one.
     """
     now = now or datetime.now(UTC)
     actor = actor or whoami()
     result = ApplyResult(run_id=None, dry_run=dry_run)
     recorder = Recorder(store, result, actor, now)
     if dry_run:
-        _run(store, clients, config, now, result, recorder, ids, approved, stop)
+        _run(store, clients, config, now, result, recorder, ids, approved, stop, in_use)
         return result
     with store.lock("apply"):
         result.run_id = store.record_run("apply", started_at=now, source=actor)
         try:
-            _run(store, clients, config, now, result, recorder, ids, approved, stop)
+            _run(store, clients, config, now, result, recorder, ids, approved, stop, in_use)
         except Exception as exc:
             store.finish_run(result.run_id, "failed", counts=_counts(result), errors=[str(exc)])
             raise
@@ -88,8 +94,9 @@ def _run(
     ids: Iterable[str] | None,
     approved: bool,
     stop: threading.Event | None = None,
+    in_use: InUseCheck | None = None,
 ) -> None:
-    ctx = Context(store, clients, config, now, recorder, result)
+    ctx = Context(store, clients, config, now, recorder, result, in_use)
     if not result.dry_run:
         reconcile(ctx)
     wanted = None if ids is None else list(ids)
@@ -117,6 +124,11 @@ def _run(
                 apply_repository(ctx, proposal)
             else:  # pragma: no cover - every Action has a step
                 raise ApplyError(f"{proposal.id}: no way to apply {proposal.action.value}")
+        except InUseUnknownError as exc:
+            # The workloads could not be read right before deleting: delete nothing; the
+            # proposal stays as it is and the next apply tries again.
+            recorder.write(proposal, [{"outcome": "retry", "detail": str(exc)}])
+            result.states[proposal.id] = (proposal.state.value, str(exc))
         except (ClientError, BotoCoreError) as exc:
             # A read failed (throttled beyond botocore's retries, access denied …): nothing
             # was written for this proposal after its last recorded batch; try the next.

@@ -17,7 +17,8 @@ def iam_group() -> None:
     "--role",
     type=click.Choice(list(iam.ROLES)),
     required=True,
-    help="scanner: read-only (scan, report, notify); cleaner: also the apply writes.",
+    help="scanner: read-only (scan, report, notify); cleaner: also the apply writes; "
+    "discovery: the in-use reads a role in another account allows (in_use.assume_roles).",
 )
 @click.option("--account", help="Limit writes to this account's repositories (12 digits).")
 @click.option("--region", help="Limit writes to this region's repositories.")

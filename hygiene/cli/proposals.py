@@ -47,8 +47,17 @@ def ecr_clients(config: Config) -> ClientFactory:
     return open_registry(config).client  # boto3 reads AWS_ENDPOINT_URL(_ECR) itself
 
 
-# Tests replace these two hooks.
+def workload_check(config: Config) -> Any:
+    """Apply's re-check of the workloads (docs/in-use.md), with the scan's credentials."""
+    from hygiene.scan import open_registry
+    from hygiene.wiring import in_use_check
+
+    return in_use_check(open_registry(config), config)
+
+
+# Tests replace these hooks.
 CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
+IN_USE: Callable[[Config], Any] = workload_check
 
 
 def current_identity(config: Config) -> str:
@@ -277,16 +286,22 @@ def apply_cmd(
 ) -> int:
     """Carry out approved proposals past their grace date (and safe ones if auto_safe).
 
-    Every target is re-read first; changed ones are skipped. Admins only (anyone may
-    --dry-run). Exit 4 if you are not an admin, 5 if another apply runs, 7 if an action
-    failed.
+    Every target is re-read first, and the workloads are asked again what they run;
+    changed or in-use ones are skipped. Admins only (anyone may --dry-run). Exit 4 if
+    you are not an admin, 5 if another apply runs, 7 if an action failed.
     """
     config, store = _open(rules_dir, store_url)
     actor = IDENTITY(config)
     if not dry_run:
         require_admin(actor, config, "apply")
     result = apply(
-        store, CLIENTS(config), config, dry_run=dry_run, actor=actor, ids=list(ids) or None
+        store,
+        CLIENTS(config),
+        config,
+        dry_run=dry_run,
+        actor=actor,
+        ids=list(ids) or None,
+        in_use=IN_USE(config),
     )
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -406,4 +421,4 @@ def register(group: click.Group) -> None:
         group.add_command(command)
 
 
-__all__ = ["CLIENTS", "IDENTITY", "HygieneError", "ecr_clients", "register"]
+__all__ = ["CLIENTS", "IDENTITY", "IN_USE", "HygieneError", "ecr_clients", "register"]

@@ -13,20 +13,16 @@ Rules live by family in ``naming``, ``images``, ``tags``, ``repositories`` and
 from hygiene.rules import compliance, images, naming, repositories, tags  # noqa: F401  (register)
 from hygiene.rules.base import RULES, Option, Rule, Scope
 from hygiene.rules.engine import Evaluation, evaluate, filter_exit
-from hygiene.rules.protections import ImageReference, parse_image_reference, read_in_use_file
 from hygiene.rules.settings import resolve, select_codes, validate_config
 
 __all__ = [
     "RULES",
     "Evaluation",
-    "ImageReference",
     "Option",
     "Rule",
     "Scope",
     "evaluate",
     "filter_exit",
-    "parse_image_reference",
-    "read_in_use_file",
     "resolve",
     "select_codes",
     "validate_config",

@@ -69,12 +69,11 @@ def in_use(images: pd.DataFrame, tag_table: pd.DataFrame, uses: pd.DataFrame) ->
             }
         ).join(by_row[["img_account", "img_region", "repository"]], on="row")
         pairs.append(
-            refs[refs["tag"].notna()]
-            .drop(columns=["digest"])
-            .merge(tags, on=["repository", "tag"])
+            refs[refs["tag"].notna()].drop(columns=["digest"]).merge(tags, on=["repository", "tag"])
         )
-    matched = pd.concat([p[["row", "label", "account", "region", "img_account", "img_region"]]
-                         for p in pairs])
+    matched = pd.concat(
+        [p[["row", "label", "account", "region", "img_account", "img_region"]] for p in pairs]
+    )
     same_registry = (matched["account"].isna() | (matched["account"] == matched["img_account"])) & (
         matched["region"].isna() | (matched["region"] == matched["img_region"])
     )

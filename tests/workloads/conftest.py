@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hygiene_demo.registry import EmbeddedRegistry
 from hygiene_demo.kubernetes_api import KubernetesApi
+from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.workloads import WorkloadSeeder, reset_workloads
 
 FIXTURES = Path(__file__).parent / "k8s"
-from hygiene_demo.workloads import WorkloadSeeder, reset_workloads
 
 
 @pytest.fixture
@@ -22,12 +22,6 @@ def aws(embedded_server: EmbeddedRegistry) -> Iterator[WorkloadSeeder]:
     yield WorkloadSeeder(embedded_server.endpoint_url, account=embedded_server.account)
     reset_workloads()
     embedded_server.reset()
-
-
-@pytest.fixture
-def k8s_api() -> Iterator[KubernetesApi]:
-    with KubernetesApi.recorded(FIXTURES / "lab") as api:
-        yield api
 
 
 @pytest.fixture

@@ -161,9 +161,7 @@ def test_throttling_beyond_retries_fails_the_source():
 
 def test_lambda_every_version_and_alias(aws):
     old, new = digest_of("fn/resize:v1"), digest_of("fn/resize:v2")
-    versions = aws.function(
-        "resize", [(f"{H}/fn/resize:v1", old), (f"{H}/fn/resize:v2", new)]
-    )
+    versions = aws.function("resize", [(f"{H}/fn/resize:v1", old), (f"{H}/fn/resize:v2", new)])
     assert versions == ["1", "2"]
     aws.alias("resize", "live", "1")  # production still on the old version
     aws.client("lambda").create_function(

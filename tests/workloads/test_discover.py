@@ -11,9 +11,9 @@ from botocore.stub import Stubber
 
 from hygiene.collect.workloads.discover import discover
 from hygiene.config import CollectSettings, InUseSettings, KubernetesSettings
-from tests.workloads.images import FOREIGN, digest_of, host
 from hygiene_demo.kubernetes_api import forbidden
 from hygiene_demo.workloads import WorkloadSeeder
+from tests.workloads.images import FOREIGN, digest_of, host
 
 H = host()
 ROLE = f"arn:aws:iam::{FOREIGN}:role/registry-hygiene-discovery"
@@ -135,7 +135,9 @@ def test_a_role_that_cannot_be_assumed_fails_that_account(aws):
         discovery = run(aws, settings, sts=sts)
     failed = {s.name: s.detail for s in discovery.failed}
     assert set(failed) == {f"ecs {FOREIGN}/us-east-1", f"batch {FOREIGN}/us-east-1"}
-    assert all(d.startswith(f"{ROLE}: AssumeRole: AccessDenied: User is not") for d in failed.values())
+    assert all(
+        d.startswith(f"{ROLE}: AssumeRole: AccessDenied: User is not") for d in failed.values()
+    )
     assert not discovery.complete
     assert states(discovery)["ecs us-east-1"] == ("ok", 0)  # this account was still read
 

@@ -10,9 +10,9 @@ import pytest
 
 from hygiene.collect.workloads.base import SourceError
 from hygiene.collect.workloads.kubernetes import KubernetesTarget, read_kubernetes
-from tests.workloads.images import FOREIGN, HOME, digest_of
 from hygiene_demo.kubernetes_api import RESOURCES, KubernetesApi, forbidden, status
 from tests.workloads.conftest import FIXTURES
+from tests.workloads.images import FOREIGN, HOME, digest_of
 
 LIST_TYPES = {
     "pods": "V1PodList",
@@ -120,9 +120,13 @@ def test_pages_are_followed_with_continue_tokens(k8s_api, kubeconfig):
 
 def test_an_expired_continue_token_restarts_the_list(k8s_api, kubeconfig):
     whole = refs(read_kubernetes(KubernetesTarget("lab", kubeconfig)))
-    gone = status(410, "Expired", "The provided continue parameter is too old to display a "
-                  "consistent list result. You can start a new list without the continue "
-                  "parameter.")
+    gone = status(
+        410,
+        "Expired",
+        "The provided continue parameter is too old to display a "
+        "consistent list result. You can start a new list without the continue "
+        "parameter.",
+    )
     k8s_api.requests.clear()
     original = k8s_api._handle
 
@@ -189,7 +193,7 @@ def test_an_unreachable_context_fails(tmp_path):
 
 
 def test_an_unknown_context_or_kubeconfig_fails(kubeconfig, tmp_path):
-    with pytest.raises(SourceError, match="context 'prod' in .*kubeconfig"):
+    with pytest.raises(SourceError, match=r"context 'prod' in .*kubeconfig"):
         read_kubernetes(KubernetesTarget("prod", kubeconfig))
     with pytest.raises(SourceError, match="kubeconfig"):
         read_kubernetes(KubernetesTarget("lab", Path(tmp_path / "missing")))

@@ -20,7 +20,7 @@ H = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
         (f"{H}/ml/api", ("ml/api", "latest", None, "123456789012", "us-east-1")),
         (f"docker-pullable://{H}/ml/api@{D}", ("ml/api", None, D, "123456789012", "us-east-1")),
         (
-            f"123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/a/b:1",
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/a/b:1",
             ("a/b", "1", None, "123456789012", "cn-north-1"),
         ),
         (

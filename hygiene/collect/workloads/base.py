@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
 
 import botocore.exceptions
 
 from hygiene.collect.workloads.references import ImageUse
+from hygiene.inventory import SourceStatus
 
-SourceState = Literal["ok", "failed", "not-configured"]
+__all__ = ["AWS_ERRORS", "SourceError", "SourceResult", "SourceStatus", "aws_error", "chunks"]
 
 
 class SourceError(Exception):
@@ -26,37 +26,6 @@ class SourceError(Exception):
         super().__init__(f"{operation}: {message}")
         self.operation = operation
         self.message = message
-
-
-@dataclass
-class SourceStatus:
-    """How one source went: ``ok`` with the number of references it found, ``failed``
-    with the reason, or ``not-configured`` (not consulted at all)."""
-
-    name: str  # e.g. "ecs 123456789012/us-east-1", "kubernetes lab", "file"
-    source: str  # ecs | lambda | batch | kubernetes | file
-    state: SourceState
-    detail: str = ""
-    references: int = 0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "source": self.source,
-            "state": self.state,
-            "detail": self.detail,
-            "references": self.references,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> SourceStatus:
-        return cls(
-            name=str(data["name"]),
-            source=str(data["source"]),
-            state=data["state"],
-            detail=str(data.get("detail", "")),
-            references=int(data.get("references", 0)),
-        )
 
 
 @dataclass

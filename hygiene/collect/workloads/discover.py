@@ -119,9 +119,7 @@ def _aws_job(
     running_only: bool,
 ) -> Job:
     def client(service: str) -> Any:
-        return session.client(
-            service, region_name=region, endpoint_url=endpoint_url, config=config
-        )
+        return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
     def run() -> SourceResult:
         if source == "ecs":
@@ -196,10 +194,10 @@ def discover(
                         config=config,
                         running_only=running_only,
                     )
-    for source in AWS_SOURCES:
-        if source not in settings.aws_sources and not running_only:
-            names.append((source, source))
-            preset[source] = SourceStatus(source, source, "not-configured", "in_use.aws_sources")
+    for unread in AWS_SOURCES:
+        if unread not in settings.aws_sources and not running_only:
+            names.append((unread, unread))
+            preset[unread] = SourceStatus(unread, unread, "not-configured", "in_use.aws_sources")
 
     k8s = settings.kubernetes
     for context in k8s.contexts:
@@ -239,19 +237,19 @@ def discover(
         ) as pool:
             futures = {name: pool.submit(_guarded, job) for name, job in jobs.items()}
             results = {name: future.result() for name, future in futures.items()}
-    for name, source in names:
+    for name, kind in names:
         if name in preset:
             discovery.statuses.append(preset[name])
             continue
         outcome = results[name]
         if isinstance(outcome, SourceError):
             log.warning("in-use source %s could not be read: %s", name, outcome)
-            discovery.statuses.append(SourceStatus(name, source, "failed", str(outcome)))
+            discovery.statuses.append(SourceStatus(name, kind, "failed", str(outcome)))
             continue
         uses = list(dict.fromkeys(outcome.uses))  # a pod's spec and status repeat images
         discovery.uses += uses
         discovery.calls.update(outcome.calls)
-        discovery.statuses.append(SourceStatus(name, source, "ok", references=len(uses)))
+        discovery.statuses.append(SourceStatus(name, kind, "ok", references=len(uses)))
     return discovery
 
 

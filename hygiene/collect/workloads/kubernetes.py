@@ -23,6 +23,7 @@ API server cannot break the read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -85,10 +86,8 @@ def _error(kind: str, exc: Exception) -> SourceError:
 
     if isinstance(exc, ApiException):
         reason = exc.reason or ""
-        try:
+        with contextlib.suppress(ValueError, AttributeError):  # a Status body, if any
             reason = json.loads(exc.body or "{}").get("message") or reason
-        except (ValueError, AttributeError):
-            pass
         return SourceError(f"list {kind}s", f"HTTP {exc.status}: {reason}".strip())
     return SourceError(f"list {kind}s", f"{type(exc).__name__}: {exc}")
 
