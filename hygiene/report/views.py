@@ -68,7 +68,8 @@ KEEP_REASON_LABELS: dict[str, str] = {
     "newest": N_("among the newest images of the repository"),
     "pulled-within": N_("pulled recently"),
     "recently-pulled": N_("pulled recently"),
-    "in-use": N_("in use by %(detail)s"),
+    "in-use": N_("runs in %(detail)s"),
+    "in-use-unknown": N_("in use unknown: %(detail)s could not be read, nothing is deleted"),
     "opt-out": N_("the repository opts out (hygiene:keep)"),
     "muted": N_("accepted exception (mutelist)"),
     "mutelist": N_("accepted exception (mutelist)"),
@@ -328,6 +329,32 @@ def changes(data: ReportData) -> dict[str, Any] | None:
     }
 
 
+SOURCE_STATE_LABELS: dict[str, str] = {
+    "ok": N_("read"),
+    "failed": N_("could not be read: no image is deleted on this run"),
+    "not-configured": N_("not configured, not consulted"),
+}
+
+
+def in_use_sources(data: ReportData) -> list[dict[str, Any]]:
+    """Every in-use source of the run and how it went (docs/in-use.md)."""
+    return [
+        {**source, "state_label": SOURCE_STATE_LABELS.get(str(source.get("state")), "")}
+        for source in data.run.get("in_use", [])
+    ]
+
+
+def running_kept(data: ReportData) -> list[dict[str, Any]]:
+    """Kept images a workload runs, with where (the ``in-use:`` reasons only)."""
+    rows = []
+    for kept in data.kept:
+        reasons = [r for r in kept.get("reasons", []) if str(r).startswith("in-use:")]
+        if reasons:
+            rows.append({**kept, "reason_views": [keep_reason(r) for r in reasons]})
+    rows.sort(key=lambda k: (k.get("repository", ""), k.get("image_digest", "")))
+    return rows
+
+
 def incomplete_runs(data: ReportData, runs: int) -> list[dict[str, Any]]:
     """This run (if incomplete) and the earlier incomplete or failed ones, newest first."""
     rows = []
@@ -400,6 +427,8 @@ def nightly_context(data: ReportData, config: Config) -> dict[str, Any]:
             : settings.largest_repositories
         ],
         "incomplete": incomplete_runs(data, settings.trend_runs),
+        "in_use_sources": in_use_sources(data),
+        "running_kept": running_kept(data),
         "namespace_bars": bars((ns or NO_NAMESPACE, size) for ns, size in ns_sizes.items()),
         "trend": trend(data, settings.trend_runs),
         "ages": age_distribution(data),
