@@ -289,7 +289,8 @@ def _finish_images(
     if already:
         parts.append(f"done by an earlier run {already}")
     if skipped:
-        parts.append(f"skipped {skipped}")
+        first = next((row["detail"] for row in skip_rows if row.get("detail")), "")
+        parts.append(f"skipped {skipped}" + (f" (e.g. {first})" if first else ""))
     if failed:
         parts.append(f"failed {failed}")
     if retry or pending > 0:

@@ -75,7 +75,11 @@ def test_an_image_that_started_running_since_the_proposal_is_not_deleted(
     # the whole unit stays: the index and both platform manifests
     assert entries[index].detail.startswith("unit member")
     assert {entries[d].outcome for d in (index, arm, amd)} == {"skipped"}
-    assert result.states[proposal.id][0] == ProposalState.SKIPPED
+    state, detail = result.states[proposal.id]
+    assert state == ProposalState.SKIPPED
+    assert detail.startswith("deleted 1, already gone 0, skipped 4 (e.g. ")
+    assert "in use now: in-use:ecs:prod/task/multi:1" in detail
+    assert store.get(proposal.id).outcome == detail  # what `hygiene proposals` shows
     assert check.reads == 1  # every source read once, right before the first deletion
 
 

@@ -105,6 +105,13 @@ def test_images_in_use_are_kept_with_where_they_run(ecr, registry):
     assert kept[d["multi"]] == ("in-use:ecs:prod/task/multi:1",)
     deleted = {digest for p in result.proposals for digest in p.target.get("digests", [])}
     assert deleted == {d["api-v2"]}  # the only image nothing runs
+    # the proposal says which in-use sources were read before it was made
+    [proposal] = result.proposals
+    assert proposal.evidence["in_use_checked"] == [
+        "ecs us-east-1",
+        "lambda us-east-1",
+        "batch us-east-1",
+    ]
     assert {d["amd64"], d["arm64"]}.isdisjoint(deleted)
     assert {"ListClusters", "DescribeTasks", "ListFunctions", "DescribeJobDefinitions"} <= set(
         inventory.run.api_calls
