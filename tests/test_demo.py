@@ -52,3 +52,24 @@ def test_demo_end_to_end(tmp_path: Path, subprocess_env: dict[str, str]) -> None
     ml = (reports["weekly-ml.html"].parent / "weekly-ml.txt").read_text()
     assert "Grace until" in ml and "Grace until —" not in ml
     assert (out / "demo.db").is_file()
+    # workloads run some stale images: kept because they run, and the admin report says where
+    assert "6 workloads run stale images" in proc.stdout
+    running = {r for k in scan["kept"] for r in k["reasons"] if r.startswith("in-use:")}
+    assert running == {
+        "in-use:ecs:lab-prod/service/api",
+        "in-use:ecs:lab-prod/service/reindex",
+        "in-use:ecs:lab-prod/rule/nightly-report",
+        "in-use:ecs:lab-prod/service/worker",
+        "in-use:lambda:thumbnailer:live",
+        "in-use:batch:etl:1",
+    }
+    assert {s["name"]: s["state"] for s in scan["run"]["in_use"]} == {
+        "ecs us-east-1": "ok",
+        "lambda us-east-1": "ok",
+        "batch us-east-1": "ok",
+        "kubernetes": "not-configured",
+        "file": "not-configured",
+    }
+    nightly = reports["nightly.html"].read_text()
+    assert "Kept because they run" in nightly
+    assert "runs in ecs:lab-prod/service/worker" in nightly
