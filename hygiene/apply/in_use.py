@@ -63,13 +63,17 @@ class InUseCheck:
     _fast: list[ImageUse] = field(default_factory=list)
     _read_at: float | None = None
     _index: _Index | None = None
+    _failure: str | None = None
 
     def _load(self, running_only: bool) -> list[ImageUse]:
+        if self._failure is not None:  # failed once this run: fail fast, delete nothing
+            raise InUseUnknownError(self._failure)
         discovery = self.read(running_only)
         self.reads += 1
         if not discovery.complete:
             failed = "; ".join(f"{s.name}: {s.detail}" for s in discovery.failed)
-            raise InUseUnknownError(f"in-use source(s) could not be read: {failed}")
+            self._failure = f"in-use source(s) could not be read: {failed}"
+            raise InUseUnknownError(self._failure)
         return list(discovery.uses)
 
     def refresh(self) -> None:

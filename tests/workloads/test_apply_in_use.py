@@ -160,9 +160,12 @@ def test_the_check_reads_everything_once_then_only_what_runs_when_stale():
 
 
 def test_the_check_refuses_to_answer_when_a_source_failed():
-    check = InUseCheck(Reader([], [], fail=True))
-    with pytest.raises(InUseUnknownError, match="ecs us-east-1: denied"):
-        check.refresh()
+    reader = Reader([], [], fail=True)
+    check = InUseCheck(reader)
+    for _ in range(3):  # one failed read: every later proposal of the run fails fast
+        with pytest.raises(InUseUnknownError, match="ecs us-east-1: denied"):
+            check.refresh()
+    assert reader.asked == [False]
 
 
 def test_apply_without_deletions_reads_no_workloads(store: Store):

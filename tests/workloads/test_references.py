@@ -61,6 +61,20 @@ def test_other_registries_and_image_ids_are_not_ours(text):
     assert parse_image(text) is None
 
 
+def test_other_ecr_hosts_match_the_repository_in_any_registry():
+    """A VPC endpoint's own DNS name does not say the account: over-protect."""
+    parsed = parse_image("vpce-0a1b2c3d-4e5f.dkr.ecr.us-east-1.vpce.amazonaws.com/ml/api:v1")
+    assert parsed is not None
+    assert (parsed.repository, parsed.tag, parsed.account, parsed.region) == (
+        "ml/api",
+        "v1",
+        None,
+        "us-east-1",
+    )
+    assert parse_image("public.ecr.aws/docker/library/nginx:1") is None
+    assert parse_image("s3.amazonaws.com/bucket/key:1") is None
+
+
 def test_the_file_short_form_means_this_registry():
     parsed = parse_image("ml/api:v1", require_registry=False)
     assert parsed is not None

@@ -118,18 +118,22 @@ def _aws_job(
     config: BotoConfig,
     running_only: bool,
 ) -> Job:
+    """The source's reader, its clients built here, in the calling thread: a boto3
+    session must not build clients from several threads at once (clients themselves are
+    thread-safe)."""
+
     def client(service: str) -> Any:
         return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
-    def run() -> SourceResult:
-        if source == "ecs":
-            events = None if running_only else client("events")
-            return ecs.read_ecs(client("ecs"), events, prefix=prefix, running_only=running_only)
-        if source == "lambda":
-            return lambda_.read_lambda(client("lambda"), prefix=prefix)
-        return batch.read_batch(client("batch"), prefix=prefix)
-
-    return run
+    if source == "ecs":
+        ecs_client = client("ecs")
+        events = None if running_only else client("events")
+        return lambda: ecs.read_ecs(ecs_client, events, prefix=prefix, running_only=running_only)
+    if source == "lambda":
+        lambda_client = client("lambda")
+        return lambda: lambda_.read_lambda(lambda_client, prefix=prefix)
+    batch_client = client("batch")
+    return lambda: batch.read_batch(batch_client, prefix=prefix)
 
 
 def discover(

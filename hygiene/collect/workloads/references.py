@@ -27,6 +27,13 @@ ECR_HOST = re.compile(
     r"(?:dkr\.ecr(?:-fips)?\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
     r"|dkr-ecr(?:-fips)?\.(?P<region_ds>[a-z0-9-]+)\.on\.aws)$"
 )
+# Any other AWS host serving ECR (a VPC endpoint's own DNS name, a future form): the
+# account cannot be told, so such a reference matches the repository in every registry
+# read — over-protecting is the safe side. public.ecr.aws is another registry.
+ECR_LIKE_HOST = re.compile(
+    r"(?:^|\.)(?:dkr[.-]ecr|ecr)[.-].*\.(?:amazonaws\.com(?:\.cn)?|on\.aws)$"
+)
+AWS_REGION = re.compile(r"\.([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)\.")
 DIGEST = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$")
 RUNTIME_PREFIXES = ("docker-pullable://", "docker://", "containerd://", "cri-o://")
 
@@ -96,6 +103,10 @@ def parse_image(text: str | None, *, require_registry: bool = True) -> ParsedIma
     if match and rest:
         account = match.group("account")
         region = match.group("region") or match.group("region_ds")
+        text = rest
+    elif slash and rest and head != "public.ecr.aws" and ECR_LIKE_HOST.search(head):
+        found = AWS_REGION.search(f".{head}.")
+        region = found.group(1) if found else None
         text = rest
     elif slash and ("." in head or ":" in head or head == "localhost"):
         return None  # another registry (docker.io, ghcr.io, registry:5000)
