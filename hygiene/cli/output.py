@@ -22,8 +22,21 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         f"[bold]{summary['images']}[/] images  [bold]{human_bytes(summary['bytes'])}[/]"
     )
     for error in run.errors[:10]:
+        if not error.repository and not error.region:  # an in-use source
+            console.print(f"  [red]✗[/] {error.operation}: {error.message}")
+            continue
         where = error.repository or f"region {error.region}"
         console.print(f"  [red]✗[/] {where}: {error.operation}: {error.message}")
+    if run.in_use:
+        read = [f"{s.name} {s.references}" for s in run.in_use if s.state == "ok"]
+        failed = [s.name for s in run.in_use if s.state == "failed"]
+        unread = [s.name for s in run.in_use if s.state == "not-configured"]
+        parts = [f"read: {', '.join(read) or 'none'}"]
+        if failed:
+            parts.append(f"[red]failed: {', '.join(failed)} (no image deletion proposed)[/]")
+        if unread:
+            parts.append(f"not configured: {', '.join(unread)}")
+        console.print("in-use sources " + "; ".join(parts))
 
     if result.findings:
         console.print(_by_rule(result))

@@ -148,3 +148,14 @@ def test_a_source_that_cannot_be_read_stops_every_image_deletion(
     assert kept[registry["api-v2"]] == ("in-use-unknown:kubernetes lab",)
     # what the sources that worked found is still said
     assert "in-use:ecs:prod/service/api" in kept[registry["api-v1"]]
+    # and `hygiene scan` says which source failed, and which were not consulted
+    from rich.console import Console
+
+    from hygiene.cli.output import print_table
+
+    console = Console(record=True, width=200)
+    print_table(result, console)
+    text = console.export_text()
+    assert "✗ in-use kubernetes lab: list pods: HTTP 403" in text
+    assert "in-use sources read: ecs us-east-1 6, lambda us-east-1 6, batch us-east-1 1" in text
+    assert "failed: kubernetes lab (no image deletion proposed); not configured: file" in text
