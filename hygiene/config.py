@@ -28,6 +28,7 @@ from pydantic import (
     ValidationError,
     field_validator,
     model_serializer,
+    model_validator,
 )
 
 from hygiene.errors import ConfigError
@@ -44,13 +45,114 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$")
+
+
+def role_arn(template: str, account: str) -> str:
+    """``arn:aws:iam::{account}:role/x`` with the account filled in, checked to be a role
+    ARN in that very account (raises ``ValueError`` otherwise)."""
+    arn = template.replace("{account}", account)
+    match = ROLE_ARN.match(arn)
+    if match is None:
+        raise ValueError(f"{template!r} does not give an IAM role ARN for account {account}")
+    if match["account"] != account:
+        raise ValueError(
+            f"{template!r} names account {match['account']}, not {account}: "
+            "write {account} where the account id goes"
+        )
+    return arn
+
+
+def _role_template(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if "{account}" not in value:
+        raise ValueError(f"{value!r}: write {{account}} where the account id goes")
+    role_arn(value, "123456789012")
+    return value
+
+
+class AccountEntry(Section):
+    """One account listed by hand: its id, and optionally its own regions and roles."""
+
+    id: str = Field(pattern=r"^\d{12}$")
+    regions: list[str] | None = Field(default=None, min_length=1)
+    scanner_role: str | None = None
+    cleaner_role: str | None = None
+    assume: bool = True  # False: read it with the tool's own credentials (its own account)
+
+    _templates = field_validator("scanner_role", "cleaner_role")(_role_template)
+
+
+class AccountsSettings(Section):
+    """``registry.accounts``: several accounts, each read through a role assumed in it
+    (docs/accounts.md)."""
+
+    organization: bool = False  # every ACTIVE account of the AWS Organization
+    include: list[AccountEntry] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    scanner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-scanner"
+    cleaner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-cleaner"
+    external_id: str | None = Field(default=None, min_length=2, max_length=1224)
+    external_id_env: str | None = None  # the external id from this environment variable
+    session_name: str = Field(default="registry-hygiene", pattern=r"^[\w+=,.@-]{2,64}$")
+    duration_seconds: int = Field(default=3600, ge=900, le=43200)
+
+    _templates = field_validator("scanner_role", "cleaner_role")(_role_template)
+
+    @field_validator("exclude")
+    @classmethod
+    def _ids(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"\d{12}", value):
+                raise ValueError(f"{value!r} is not a 12-digit account id")
+        return values
+
+    @model_validator(mode="after")
+    def _some_account(self) -> AccountsSettings:
+        if not self.organization and not self.include:
+            raise ValueError("list accounts in include, or set organization: true")
+        ids = [e.id for e in self.include]
+        doubles = sorted({i for i in ids if ids.count(i) > 1})
+        if doubles:
+            raise ValueError(f"account(s) listed twice in include: {', '.join(doubles)}")
+        both = sorted(set(ids) & set(self.exclude))
+        if both:
+            raise ValueError(f"account(s) both included and excluded: {', '.join(both)}")
+        return self
+
+
 class RegistrySettings(Section):
-    """Which registry to scan. Region/profile may be overridden on the command line."""
+    """Which registry to scan. Region/profile may be overridden on the command line.
+
+    ``account`` is the one account of the tool's own credentials; ``accounts`` lists
+    several, read through assumed roles (docs/accounts.md). Not both.
+    """
 
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
     profile: str | None = None
     endpoint_url: str | None = None
+    accounts: AccountsSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RegistrySettings:
+        if self.account is not None and self.accounts is not None:
+            raise ValueError(
+                "give account (one account, own credentials) or accounts (several, "
+                "assumed roles), not both"
+            )
+        return self
+
+
+class PartsSettings(Section):
+    """Where a sharded scan's parts are, for the job that merges them (docs/accounts.md)."""
+
+    location: str = Field(min_length=1)  # a directory, or s3://bucket/prefix
+    run_id: str | None = None  # None: the newest run within max_age_seconds
+    wait_seconds: int = Field(default=0, ge=0, le=86400)
+    max_age_seconds: int = Field(default=43200, ge=1)
+    poll_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
 class CollectSettings(Section):
@@ -60,6 +162,12 @@ class CollectSettings(Section):
     page_size: int = Field(default=1000, ge=1, le=1000)
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0)
+    # A repository whose read failed is read again after the pool drains, up to this many
+    # passes in all, waiting pass_backoff_seconds × 2^(pass - 2) (jittered) before each.
+    read_passes: int = Field(default=3, ge=1, le=10)
+    pass_backoff_seconds: float = Field(default=2.0, ge=0, le=300)
+    # the nightly and weekly jobs merge a sharded scan's parts instead of scanning
+    parts: PartsSettings | None = None
 
 
 class SelectionSettings(Section):
@@ -127,7 +235,6 @@ class KubernetesSettings(Section):
 
 AwsSource = Literal["ecs", "lambda", "batch"]
 AWS_SOURCES: tuple[AwsSource, ...] = ("ecs", "lambda", "batch")
-ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
 
 class InUseSettings(Section):
@@ -149,7 +256,7 @@ class InUseSettings(Section):
     @classmethod
     def _role_arns(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not re.match(ROLE_ARN, value):
+            if not ROLE_ARN.match(value):
                 raise ValueError(
                     f"not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}"
                 )

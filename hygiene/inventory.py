@@ -123,12 +123,18 @@ def legacy_signature_subject(tag: str) -> str | None:
 
 @dataclass
 class ScanError:
-    """A part of the registry that could not be read; it makes the run incomplete."""
+    """A part of the registry that could not be read; it makes the run incomplete.
+
+    ``account`` None means the part is not one account's (the tool's own credentials'
+    account without ``registry.accounts``, or a missing part of a sharded run): the run
+    is then incomplete for every account.
+    """
 
     region: str
     repository: str | None
     operation: str
     message: str
+    account: str | None = None
 
 
 @dataclass
@@ -163,13 +169,32 @@ class RunInfo:
     finished_at: datetime | None = None
     errors: list[ScanError] = field(default_factory=list)
     api_calls: dict[str, int] = field(default_factory=dict)
-    source: str = "ecr"  # ecr | embedded | snapshot:<file>
+    source: str = "ecr"  # ecr | embedded | snapshot:<file> | parts:<run id>
+    # (account, region) pairs the run read; with several accounts, the expiry of absent
+    # proposals is limited to the complete ones
+    scopes: list[tuple[str, str]] = field(default_factory=list)
+    # accounts not read, and why (suspended in the Organization, excluded)
+    skipped_accounts: dict[str, str] = field(default_factory=dict)
     # every in-use source and how it went; empty when no discovery ran (offline inventories)
     in_use: list[SourceStatus] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
         return not self.errors
+
+    def complete_for(self, account: str) -> bool:
+        """True when nothing of ``account`` went unread (an error of no particular
+        account, such as a missing part, counts for every account)."""
+        return not any(e.account is None or e.account == account for e in self.errors)
+
+    @property
+    def incomplete_accounts(self) -> list[str | None]:
+        """Accounts with an unread part (None: the run as a whole)."""
+        return sorted({e.account for e in self.errors}, key=lambda a: (a is not None, a or ""))
+
+    def complete_scopes(self) -> list[tuple[str, str]]:
+        """The (account, region) pairs read completely."""
+        return [(a, r) for a, r in self.scopes if self.complete_for(a)]
 
     @property
     def in_use_failed(self) -> list[SourceStatus]:
@@ -185,6 +210,8 @@ class RunInfo:
             "errors": [asdict(e) for e in self.errors],
             "api_calls": dict(sorted(self.api_calls.items())),
             "source": self.source,
+            "scopes": [list(s) for s in sorted(self.scopes)],
+            "skipped_accounts": dict(sorted(self.skipped_accounts.items())),
             "in_use": [status.to_json() for status in self.in_use],
         }
 
@@ -199,6 +226,8 @@ class RunInfo:
             errors=[ScanError(**e) for e in data.get("errors", [])],
             api_calls=dict(data.get("api_calls", {})),
             source=data.get("source", "ecr"),
+            scopes=[(str(a), str(r)) for a, r in data.get("scopes", [])],
+            skipped_accounts=dict(data.get("skipped_accounts", {})),
             in_use=[SourceStatus.from_json(s) for s in data.get("in_use", [])],
         )
 
@@ -341,9 +370,9 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
-def write_snapshot(inventory: Inventory, path: Path) -> Path:
-    """Write ``inventory`` to one parquet file (see module docstring)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def snapshot_table(inventory: Inventory) -> pa.Table:
+    """The images table with the repositories and the run in its metadata (a snapshot,
+    or with shard metadata added, a part of a sharded run)."""
     sink = pa.BufferOutputStream()
     repositories = _to_arrow(inventory.repositories)
     with pa.ipc.new_stream(sink, repositories.schema) as writer:
@@ -357,7 +386,13 @@ def write_snapshot(inventory: Inventory, path: Path) -> Path:
     metadata[_META_REPOSITORIES] = base64.b64encode(sink.getvalue().to_pybytes())
     metadata[_META_IN_USE] = base64.b64encode(in_use_sink.getvalue().to_pybytes())
     metadata[_META_RUN] = json.dumps(inventory.run.to_json()).encode()
-    pq.write_table(images.replace_schema_metadata(metadata), path, compression="zstd")
+    return images.replace_schema_metadata(metadata)
+
+
+def write_snapshot(inventory: Inventory, path: Path) -> Path:
+    """Write ``inventory`` to one parquet file (see module docstring)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(snapshot_table(inventory), path, compression="zstd")
     return path
 
 
@@ -369,9 +404,16 @@ def read_snapshot(path: Path) -> Inventory:
         table = pq.read_table(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise ConfigError(f"{path}: not a readable snapshot: {exc}") from exc
+    return inventory_from_table(table, source=f"snapshot:{path}", where=str(path))
+
+
+def inventory_from_table(table: pa.Table, *, source: str, where: str = "") -> Inventory:
+    """The inventory of a table made by :func:`snapshot_table`."""
+    from hygiene.errors import ConfigError
+
     metadata = table.schema.metadata or {}
     if _META_REPOSITORIES not in metadata or _META_RUN not in metadata:
-        raise ConfigError(f"{path}: parquet file has no registry-hygiene snapshot metadata")
+        raise ConfigError(f"{where}: parquet file has no registry-hygiene snapshot metadata")
     reader = pa.ipc.open_stream(base64.b64decode(metadata[_META_REPOSITORIES]))
     repositories = reader.read_all().to_pandas()
     repositories["resource_tags"] = repositories["resource_tags"].map(json.loads)
@@ -382,7 +424,7 @@ def read_snapshot(path: Path) -> Inventory:
         lambda v: [str(x) for x in v] if v is not None else []
     )
     run = RunInfo.from_json(json.loads(metadata[_META_RUN]))
-    run.source = f"snapshot:{path}"
+    run.source = source
     in_use = build_in_use([])
     if _META_IN_USE in metadata:  # snapshots from before in-use discovery have none
         stream = pa.ipc.open_stream(base64.b64decode(metadata[_META_IN_USE]))

@@ -277,7 +277,8 @@ def redact(text: str) -> str:
 
 def _scan_errors(inventory: Inventory) -> list[str]:
     return [
-        f"collect: {e.region} {e.repository or '(registry)'} {e.operation}: {e.message}"
+        f"collect: {e.account + ' ' if e.account else ''}{e.region or '(all regions)'} "
+        f"{e.repository or '(registry)'} {e.operation}: {e.message}"
         for e in inventory.run.errors
     ]
 
@@ -397,25 +398,47 @@ def _nightly(
         return
     inventory, evaluation, proposals = scanned
     settings = config.policy.apply
-    if not inventory.run.complete:
+    scan = inventory.run
+    if not scan.complete and not any(scan.complete_for(a) for a, _ in scan.scopes):
         log.warning(
             "nightly run %s: the scan is incomplete (%d unread parts); nothing is applied",
             run.run_id,
-            len(inventory.run.errors),
+            len(scan.errors),
         )
         run.errors.append("apply: skipped because the scan is incomplete")
     else:
+        unread = [a for a in scan.incomplete_accounts if a is not None]
+        if unread:
+            log.warning(
+                "nightly run %s: accounts %s could not be read completely; nothing of "
+                "theirs is applied",
+                run.run_id,
+                ", ".join(unread),
+            )
+            run.errors.append(
+                "apply: skipped for the accounts the scan could not read completely: "
+                + ", ".join(unread)
+            )
+
+        complete = set(scan.complete_scopes())
+
+        def readable(selected: Sequence[Proposal]) -> list[Proposal]:
+            """Only proposals in an (account, region) this scan read completely."""
+            if not scan.scopes:  # a run that does not say what it read
+                return list(selected) if scan.complete else []
+            return [p for p in selected if (p.account, p.region) in complete]
+
         if settings.auto_safe:
             safe = [
                 p
                 for p in proposals
                 if p.fix_safety is FixSafety.SAFE and p.state is ProposalState.PROPOSED
             ]
-            _apply(run, deps, config, "safe", safe, stop)
+            _apply(run, deps, config, "safe", readable(safe), stop)
         if settings.apply_approved and not _stopped(run, stop, "before applying approved"):
             with run.stage("select approved"):
                 due = deps.due_approved(now)
-            _apply(run, deps, config, "approved", due, stop)
+            _apply(run, deps, config, "approved", readable(due), stop)
     if _stopped(run, stop, "before the admin report"):
         return
     document = scan_document(run, inventory, evaluation, proposals)

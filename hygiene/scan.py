@@ -10,29 +10,53 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from hygiene.collect.ecr import ProgressCallback, collect_inventory
-from hygiene.collect.session import ApiCallCounter, check_credentials, ecr_client, make_session
+from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
+from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
+from hygiene.collect.session import (
+    ApiCallCounter,
+    RegionClients,
+    check_credentials,
+    ecr_client,
+    make_session,
+)
 from hygiene.collect.workloads import Discovery
 from hygiene.collect.workloads import discover as discover_in_use
+from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
+from hygiene.errors import ConfigError
+from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
+
+if TYPE_CHECKING:
+    from hygiene.collect.shards import MergedRun, Shard
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class RegistryHandle:
-    """Clients per region plus the counter that sees every call they make."""
+    """The registry's accounts, a session per account and role, and the counter that
+    sees every call their clients make.
+
+    Without ``registry.accounts`` there is one target, the tool's own credentials'
+    account, and ``clients`` holds its ECR client per region (as before several accounts
+    were supported). With it, :meth:`scan_client` reads through each account's scanner
+    role and :meth:`client` (apply's) writes through its cleaner role.
+
+    The scanner's clients of each account and region are a
+    :class:`~hygiene.collect.session.RegionClients`: the one every worker shares, and
+    fresh ones (same role, same adaptive send rate) for repositories read again.
+    """
 
     session: boto3.Session
     clients: dict[str, Any]
@@ -40,28 +64,125 @@ class RegistryHandle:
     endpoint_url: str | None = None
     source: str = "ecr"
     config: Config | None = None
+    accounts: AccountList | None = None
+    sessions: AccountSessions | None = None
+    scans: int = 0  # scans made with this handle
+    pools: dict[tuple[str | None, str], RegionClients] = field(default_factory=dict)
+    _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def settings(self) -> CollectSettings:
+        return self.config.policy.collect if self.config else CollectSettings()
+
+    @property
+    def several(self) -> bool:
+        """Several accounts, each through its own roles (``registry.accounts``)."""
+        return self.sessions is not None and self.accounts is not None
+
+    def _account_client(self, account: str, region: str, purpose: str) -> Any:
+        assert self.accounts is not None and self.sessions is not None
+        target = self.accounts.target(account)
+        if target is None:
+            from hygiene.errors import ApplyError
+
+            listed = ", ".join(self.accounts.ids) or "none"
+            raise ApplyError(
+                f"account {account} is not one of the registry accounts ({listed}): "
+                "nothing is read or changed there"
+            )
+        key = (account, region, purpose)
+        with self._lock:
+            if key in self._clients:
+                return self._clients[key]
+        session = self.sessions.open(target, purpose)
+        if purpose == "scanner":
+            pool = RegionClients(session, region, self.settings, self.endpoint_url)
+            with self._lock:
+                self.pools.setdefault((account, region), pool)
+                return self._clients.setdefault(key, pool.shared)
+        client = ecr_client(session, region, self.settings, self.endpoint_url)
+        with self._lock:
+            return self._clients.setdefault(key, client)
+
+    def scan_client(self, account: str | None, region: str) -> Any:
+        """The scanner's client for ``account`` in ``region``."""
+        if not self.several or account is None:
+            return self.client(account or "", region)
+        return self._account_client(account, region, "scanner")
 
     def discover(self, config: Config, *, running_only: bool = False) -> Discovery:
-        """Read the in-use sources (docs/in-use.md) with this handle's credentials, in the
-        registry's regions; assumed roles' calls are counted too."""
+        """Read the in-use sources (docs/in-use.md): the workloads of the tool's own
+        account, or with ``registry.accounts`` of every registry account through its
+        scanner role (in its regions), plus the roles of ``in_use.assume_roles``;
+        every call is counted."""
+        accounts: list[AwsAccount] | None = None
+        if self.several:
+            from hygiene.collect.accounts import AccountError
+
+            assert self.accounts is not None and self.sessions is not None
+            accounts = []
+            for target in self.accounts.targets:
+                label = str(target.id)
+                try:
+                    session = self.sessions.open(target, "scanner")
+                except AccountError as exc:
+                    accounts.append(AwsAccount(label, None, str(exc), target.regions))
+                    continue
+                accounts.append(AwsAccount(label, session, "", target.regions))
         return discover_in_use(
             self.session,
             config.policy.in_use,
             config.policy.collect,
             regions=list(self.clients) or list(config.policy.registry.regions),
             in_use_file=config.policy.protections.in_use_images_file,
-            endpoint_url=self.endpoint_url,
+            # the embedded registry serves every service; elsewhere the ECR endpoint is not
+            # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
+            endpoint_url=self.endpoint_url if is_local_endpoint(self.endpoint_url) else None,
             attach=self.counter.attach,
             running_only=running_only,
+            accounts=accounts,
         )
 
     def client(self, account: str, region: str) -> Any:
-        """``clients(account, region)`` for apply: the scan's client for that region, or
-        a new one from the same session (same credentials, endpoint and retry mode)."""
+        """``clients(account, region)`` for apply: the cleaner role's client in that
+        account (raises :class:`ApplyError` for an account the registry does not list);
+        with one account, the scan's client for that region, or a new one from the same
+        session (same credentials, endpoint and retry mode)."""
+        if self.several:
+            return self._account_client(account, region, "cleaner")
         if region not in self.clients:
-            settings = self.config.policy.collect if self.config else CollectSettings()
-            self.clients[region] = ecr_client(self.session, region, settings, self.endpoint_url)
+            self.clients[region] = ecr_client(
+                self.session, region, self.settings, self.endpoint_url
+            )
         return self.clients[region]
+
+    def targets(self) -> list[ScanTarget]:
+        """What a scan reads: each account in each of its regions."""
+        if not self.several:
+            return [
+                ScanTarget(None, r, fixed_client(c), self._fresh(None, r))
+                for r, c in self.clients.items()
+            ]
+        assert self.accounts is not None
+        return [
+            ScanTarget(t.id, region, self._opener(t.id, region), self._fresh(t.id, region))
+            for t in self.accounts.targets
+            for region in t.regions
+        ]
+
+    def _opener(self, account: str | None, region: str) -> Callable[[], Any]:
+        return lambda: self.scan_client(account, region)
+
+    def _fresh(self, account: str | None, region: str) -> Callable[[], Any]:
+        """Makes a new scanner client of ``account`` in ``region`` (see
+        :class:`RegionClients`); the shared one when that region's were not made here."""
+
+        def fresh() -> Any:
+            pool = self.pools.get((account, region))
+            return pool.fresh() if pool is not None else self.scan_client(account, region)
+
+        return fresh
 
 
 @dataclass(frozen=True)
@@ -73,6 +194,7 @@ class RegistryAccess:
     endpoint_url: str | None = None
     session: boto3.Session | None = None
     source: str = "ecr"
+    accounts: tuple[str, ...] = ()
 
     def open(self, config: Config) -> RegistryHandle:
         return open_registry(
@@ -82,6 +204,7 @@ class RegistryAccess:
             endpoint_url=self.endpoint_url,
             session=self.session,
             source=self.source,
+            accounts=self.accounts,
         )
 
 
@@ -93,11 +216,14 @@ def open_registry(
     endpoint_url: str | None = None,
     session: boto3.Session | None = None,
     source: str = "ecr",
+    accounts: Sequence[str] = (),
 ) -> RegistryHandle:
-    """Build one ECR client per region from the standard credential chain.
+    """Build the clients of the registry from the standard credential chain.
 
-    Command-line values win over ``registry`` in the config. Missing credentials fail
-    here, before any call, with a message that says what to run.
+    Command-line values win over ``registry`` in the config; ``accounts`` limits a
+    several-account registry to these ids. Missing credentials fail here, before any
+    call, with a message that says what to run. With ``registry.accounts.organization``
+    the accounts are listed here (one ListAccounts per run).
     """
     settings = config.policy.registry
     profile = profile or settings.profile
@@ -108,11 +234,39 @@ def open_registry(
         check_credentials(session, profile)
     counter = ApiCallCounter()
     counter.attach(session)
-    clients = {
-        region: ecr_client(session, region, config.policy.collect, endpoint_url)
-        for region in regions
-    }
-    return RegistryHandle(session, clients, counter, endpoint_url, source, config)
+    if settings.accounts is None:
+        if accounts:
+            raise ConfigError(
+                "--account: registry.accounts is not configured (one account, read with the "
+                "tool's own credentials)"
+            )
+        pools: dict[tuple[str | None, str], RegionClients] = {
+            (None, region): RegionClients(session, region, config.policy.collect, endpoint_url)
+            for region in regions
+        }
+        clients = {region: pool.shared for (_, region), pool in pools.items()}
+        return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
+    # the embedded registry serves every service; elsewhere boto3 picks STS and
+    # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
+    aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
+    sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
+    listed = resolve_accounts(
+        settings, regions=regions if regions != list(settings.regions) else (),
+        organizations=sessions.organizations,
+    )  # fmt: skip
+    if accounts:
+        unknown = sorted(set(accounts) - set(listed.ids))
+        if unknown:
+            raise ConfigError(
+                f"--account {', '.join(unknown)}: not one of the registry accounts "
+                f"({', '.join(listed.ids) or 'none'})"
+            )
+        listed = AccountList(
+            [t for t in listed.targets if t.id in accounts], listed.skipped, listed.organization
+        )
+    return RegistryHandle(
+        session, {}, counter, endpoint_url, source, config, accounts=listed, sessions=sessions
+    )
 
 
 @contextmanager
@@ -175,25 +329,36 @@ def collect(
     now: datetime | None = None,
     progress: bool | None,
     stop: threading.Event | None = None,
+    shard: Shard | None = None,
 ) -> Inventory:
-    before = handle.counter.as_dict()  # a handle may serve several scans (nightly + weekly)
+    """Read the registry (every account and region of ``handle``; with ``shard``, that
+    shard's repositories only)."""
+    # a handle may serve several scans (nightly + weekly); the first one also counts the
+    # calls made when it was opened (ListAccounts)
+    before = handle.counter.as_dict() if handle.scans else {}
+    handle.scans += 1
 
     def calls_of_this_scan() -> dict[str, int]:
         after = handle.counter.as_dict()
         return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
+    skipped = handle.accounts.skipped if handle.accounts is not None else {}
     with progress_reporter(progress) as advance:
         inventory = collect_inventory(
-            handle.clients,
+            handle.targets(),
             config.policy.collect,
             now=now,
             api_calls=calls_of_this_scan,
             progress=advance,
             source=handle.source,
             stop=stop,
+            shard=shard,
+            skipped_accounts=skipped,
         )
-    if stop is not None and stop.is_set():
-        return inventory  # already incomplete (a "stop" error); no discovery started
+    if shard is not None or (stop is not None and stop.is_set()):
+        # a shard's part: the merge asks the workloads once for the whole run; a stopped
+        # scan is already incomplete (a "stop" error)
+        return inventory
     # after the registry: a workload started while the repositories were read still counts
     discovery = handle.discover(config)
     inventory.run.api_calls = calls_of_this_scan()
@@ -219,6 +384,35 @@ def add_in_use(inventory: Inventory, discovery: Discovery) -> None:
         )
     for operation, count in discovery.calls.items():
         inventory.run.api_calls[operation] = inventory.run.api_calls.get(operation, 0) + count
+
+
+def merge_parts_of(config: Config, *, stop: threading.Event | None = None) -> MergedRun:
+    """The inventory of the sharded run ``collect.parts`` names: its parts, merged."""
+    from datetime import timedelta
+
+    from hygiene.collect.shards import gather, part_store
+
+    parts = config.policy.collect.parts
+    if parts is None:
+        raise ConfigError("no parts to merge: give --parts (or collect.parts)")
+    store = part_store(parts.location, lambda: parts_client(config))
+    return gather(
+        store,
+        parts.run_id,
+        wait=timedelta(seconds=parts.wait_seconds),
+        max_age=timedelta(seconds=parts.max_age_seconds),
+        poll_seconds=parts.poll_seconds,
+        stop=stop,
+    )
+
+
+def parts_client(config: Config) -> Any:
+    """The S3 client of the parts bucket, from the tool's own credentials."""
+    settings = config.policy.registry
+    session = make_session(settings.profile, settings.regions[0])
+    check_credentials(session, settings.profile)
+    endpoint = settings.endpoint_url if is_local_endpoint(settings.endpoint_url) else None
+    return session.client("s3", endpoint_url=endpoint)
 
 
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:

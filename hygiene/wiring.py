@@ -39,6 +39,7 @@ from hygiene.scan import (
     collect,
     evaluate,
     evaluate_rules,
+    merge_parts_of,
     plan_all,
     save_snapshot,
 )
@@ -48,14 +49,20 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
     """Save a scan's findings and merge its proposals; return them as stored.
 
     An incomplete scan is merged with ``complete=False`` so proposals of unread parts are
-    not expired for being absent.
+    not expired for being absent; when only some accounts went unread, absent proposals
+    expire in the complete accounts' (account, region) pairs alone.
     """
 
     def persist(
         run_id: Any, inventory: Inventory, evaluation: Any, proposals: list[Proposal]
     ) -> list[Proposal]:
         store.record_findings(run_id, evaluation.findings)
-        store.upsert_proposals(proposals, inventory.run.started_at, complete=inventory.run.complete)
+        run = inventory.run
+        if run.errors and all(e.account is not None for e in run.errors):
+            # some accounts unread: expire absent proposals in the complete ones only
+            store.upsert_proposals(proposals, run.started_at, scopes=run.complete_scopes())
+        else:
+            store.upsert_proposals(proposals, run.started_at, complete=run.complete)
         return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
 
     return persist
@@ -159,7 +166,10 @@ class Wired:
         return in_use_check(self.registry(), config)
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
-        self.inventory = collect(self.registry(), config, progress=None, stop=stop)
+        if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
+            self.inventory = merge_parts_of(config, stop=stop).inventory
+        else:
+            self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
         self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
         return self.inventory

@@ -35,8 +35,12 @@ class EmbeddedRegistry:
         self.endpoint_url = ""
 
     def start(self) -> EmbeddedRegistry:
-        # Moto needs these before first import of its backends in this process.
-        os.environ.setdefault("MOTO_ACCOUNT_ID", self.account)
+        # MOTO_ACCOUNT_ID pins every request to one account, whatever its credentials: only
+        # for a demo account other than moto's default. Left unset, moto picks the account
+        # from the access key, so roles assumed into other accounts read those accounts'
+        # registries (docs/ecr-facts.md, "The moto emulator").
+        if self.account != DEFAULT_ACCOUNT:
+            os.environ.setdefault("MOTO_ACCOUNT_ID", self.account)
         import logging
 
         from moto.server import ThreadedMotoServer

@@ -20,6 +20,7 @@ from hygiene.cli.common import run_cli
 # Modules that define click commands; each exposes ``register(group)``.
 COMMAND_MODULES = [
     "hygiene.cli.scan",
+    "hygiene.cli.merge",
     "hygiene.cli.config",
     "hygiene.cli.demo",
     "hygiene.cli.run",

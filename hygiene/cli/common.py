@@ -1,17 +1,24 @@
-"""Options and error handling shared by every command."""
+"""Options and error handling shared by every command.
+
+Start-up time: ``hygiene --help`` imports every command module, so a command module
+imports only click and light modules at the top (this one, :mod:`hygiene.errors`,
+:mod:`hygiene.logs`); the library a command runs (pandas, SQLAlchemy, boto3, …) is
+imported inside the command's function. ``tests/test_startup.py`` keeps it so.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from hygiene.config import Config, load_config
 from hygiene.errors import ExitCode, HygieneError
 from hygiene.logs import configure_logging
-from hygiene.rules import validate_config
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +47,9 @@ def log_format_option(func: F) -> F:
 
 def load(rules_dir: Path) -> Config:
     """The configuration in ``rules_dir``, rule options included (exit 2 when invalid)."""
+    from hygiene.config import load_config
+    from hygiene.rules import validate_config
+
     return load_config(rules_dir, checks=[validate_config])
 
 

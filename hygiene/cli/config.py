@@ -6,10 +6,8 @@ import json
 from pathlib import Path
 
 import click
-import yaml
 
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Policy, ProjectsRegistry, effective_config_dict
 
 
 @click.group("config")
@@ -26,6 +24,10 @@ def check(rules_dir: Path, quiet: bool) -> None:
     Exit code 2 with one message naming the file, key and line when anything is wrong.
     No AWS call is made.
     """
+    import yaml
+
+    from hygiene.config import effective_config_dict
+
     config = load(rules_dir)
     if not quiet:
         click.echo(yaml.safe_dump(effective_config_dict(config), sort_keys=False))
@@ -39,6 +41,8 @@ def schema(which: str) -> None:
 
     Point your editor's YAML language server at it for completion and validation.
     """
+    from hygiene.config import Policy, ProjectsRegistry
+
     model = Policy if which == "policy" else ProjectsRegistry
     click.echo(json.dumps(model.model_json_schema(), indent=2))
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import click
 
 from hygiene.cli.common import load, log_format_option, rules_dir_option
-from hygiene.cli.output import print_table
 from hygiene.errors import HygieneError
 from hygiene.logs import configure_logging
 
@@ -85,6 +84,7 @@ def demo_command(
     demo's store (demo.db) go to --out.
     """
     require_demo_extra()
+    from hygiene.cli.output import print_table
     from hygiene_demo.registry import DUMMY_CREDENTIALS, EmbeddedRegistry
     from hygiene_demo.run import run_demo
 

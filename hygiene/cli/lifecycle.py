@@ -12,26 +12,16 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Config
 from hygiene.errors import LifecycleError
-from hygiene.inventory import Inventory, read_snapshot
-from hygiene.lifecycle import (
-    check_policy,
-    diff_policies,
-    generate_policy,
-    plan_lifecycle,
-    preview_policy,
-    validate_policy,
-)
-from hygiene.lifecycle.ecr_preview import compare_previews, run_ecr_preview
-from hygiene.lifecycle.propose import select_repositories
-from hygiene.units import human_bytes
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.inventory import Inventory
 
 
 def live_inventory(config: Config) -> Inventory:
@@ -48,7 +38,16 @@ def ecr_client_for(config: Config, region: str) -> Any:
     return open_registry(config, regions=[region]).clients[region]
 
 
+def run_ecr_preview(client: Any, repository: str, text: str, *, registry_id: str) -> Any:
+    """ECR's own preview of ``text`` on ``repository`` (live; tests replace this)."""
+    from hygiene.lifecycle.ecr_preview import run_ecr_preview as run
+
+    return run(client, repository, text, registry_id=registry_id)
+
+
 def load_inventory(config: Config, snapshot: Path | None) -> Inventory:
+    from hygiene.inventory import read_snapshot
+
     return read_snapshot(snapshot) if snapshot is not None else live_inventory(config)
 
 
@@ -87,6 +86,8 @@ def _scoped_repositories(
 ) -> Iterator[Any]:
     if repository is None and namespace is None:
         raise click.UsageError("give a REPOSITORY or --namespace NS")
+    from hygiene.lifecycle.propose import select_repositories
+
     rows = select_repositories(inventory, repository=repository, namespace=namespace)
     if rows.empty:
         raise LifecycleError(
@@ -114,6 +115,8 @@ def show(repository: str | None, namespace: str | None, rules_dir: Path) -> None
 
     No AWS call is made. Notes about dropped or widened rules go to stderr.
     """
+    from hygiene.lifecycle import generate_policy
+
     config = load(rules_dir)
     generated = generate_policy(config, namespace=namespace, repository=repository)
     _notes(generated.notes)
@@ -128,6 +131,8 @@ def validate(policy_file: Any, rules_dir: Path) -> None:
 
     Prints every problem and exits 2 when there is one; prints OK otherwise.
     """
+    from hygiene.lifecycle import validate_policy
+
     config = load(rules_dir)
     text = policy_file.read()
     try:
@@ -180,6 +185,12 @@ def preview(
 
     Evaluated locally with ECR's semantics (docs/lifecycle.md); nothing is changed.
     """
+    import pandas as pd
+
+    from hygiene.lifecycle import check_policy, generate_policy, preview_policy
+    from hygiene.lifecycle.ecr_preview import compare_previews
+    from hygiene.units import human_bytes
+
     config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
     when = _now(now)
@@ -259,6 +270,10 @@ def diff(
 
     Exit code 0 either way; the diff is empty when the policies are equivalent.
     """
+    import pandas as pd
+
+    from hygiene.lifecycle import diff_policies, generate_policy
+
     config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
     for row in _scoped_repositories(inventory, repository, namespace):
@@ -314,6 +329,8 @@ def propose_cmd(
     current policy is equivalent, that were not read completely, or that opt out get none.
     Saved proposals go through the usual approval, grace period and live re-check.
     """
+    from hygiene.lifecycle import plan_lifecycle
+
     config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
     plan = plan_lifecycle(

@@ -13,18 +13,19 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hygiene.apply import ClientFactory, apply
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError
-from hygiene.identity import caller_identity, require_admin, require_admin_or_owner
 from hygiene.model import ProposalState
-from hygiene.store import Store, StoredProposal
 from hygiene.units import human_bytes
+
+if TYPE_CHECKING:
+    from hygiene.apply import ClientFactory
+    from hygiene.config import Config
+    from hygiene.store import Store, StoredProposal
 
 STATES = [s.value for s in ProposalState]
 
@@ -63,6 +64,8 @@ IN_USE: Callable[[Config], Any] = workload_check
 def current_identity(config: Config) -> str:
     import boto3
 
+    from hygiene.identity import caller_identity
+
     def sts() -> Any:
         session = boto3.Session(profile_name=config.policy.registry.profile)
         return session.client("sts", region_name=config.policy.registry.regions[0])
@@ -85,6 +88,8 @@ def store_option(func: Any) -> Any:
 
 
 def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
+    from hygiene.store import Store
+
     config = load(rules_dir)
     return config, Store.from_config(config, store_url)
 
@@ -99,6 +104,8 @@ ROW_FIELDS = [
     "fix_safety",
     "action",
     "namespace",
+    "account",
+    "region",
     "repository",
     "rule_codes",
     "bytes",
@@ -117,6 +124,8 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
         "fix_safety": p.fix_safety.value,
         "action": p.action.value,
         "namespace": p.namespace or "",
+        "account": p.account,
+        "region": p.region,
         "repository": p.repository,
         "rule_codes": " ".join(p.rule_codes),
         "bytes": p.bytes,
@@ -144,6 +153,7 @@ def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], tit
 @store_option
 @click.option("--state", type=click.Choice(STATES), multiple=True, help="Filter by state (repeat).")
 @click.option("--namespace", help="Filter by namespace ('-' for repositories outside one).")
+@click.option("--account", help="Filter by account id (default: every account).")
 @click.option("--rule", help="Filter by rule code or prefix (IM002, IM).")
 @click.option("--id", "ids", multiple=True, help="Only this proposal id (repeat).")
 @click.option(
@@ -158,6 +168,7 @@ def proposals_cmd(
     store_url: str | None,
     state: tuple[str, ...],
     namespace: str | None,
+    account: str | None,
     rule: str | None,
     ids: tuple[str, ...],
     fmt: str,
@@ -168,7 +179,11 @@ def proposals_cmd(
     """
     _, store = _open(rules_dir, store_url)
     found = store.proposals(
-        state=list(state) or None, namespace=namespace, rule=rule, ids=list(ids) or None
+        state=list(state) or None,
+        namespace=namespace,
+        rule=rule,
+        ids=list(ids) or None,
+        account=account,
     )
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
@@ -193,6 +208,12 @@ def proposals_cmd(
             ("state", "state"),
             ("fix_safety", "safety"),
             ("action", "action"),
+        ]
+        if len({(r["account"], r["region"]) for r in rows}) > 1:  # several registries
+            columns.append(("where", "account/region"))
+            for row in rows:
+                row["where"] = f"{row['account']}/{row['region']}"
+        columns += [
             ("repository", "repository"),
             ("rule_codes", "rules"),
             ("size", "size"),
@@ -203,21 +224,30 @@ def proposals_cmd(
 
 
 def _select_ids(
-    store: Store, ids: tuple[str, ...], namespace: str | None, rule: str | None, states: list[str]
+    store: Store,
+    ids: tuple[str, ...],
+    namespace: str | None,
+    rule: str | None,
+    states: list[str],
+    account: str | None = None,
 ) -> list[str]:
-    if ids and (namespace or rule):
-        raise ConfigError("give proposal ids, or --namespace [--rule], not both")
+    if ids and (namespace or rule or account):
+        raise ConfigError("give proposal ids, or --namespace [--rule] [--account], not both")
+    if account and not namespace:
+        raise ConfigError("--account needs --namespace (approve one namespace at a time)")
     if ids:
         return list(ids)
     if rule and not namespace:
         raise ConfigError("--rule needs --namespace (approve one namespace at a time)")
     if not namespace:
         raise ConfigError("give proposal ids, or --namespace NS [--rule CODE]")
-    chosen = [s.id for s in store.proposals(state=states, namespace=namespace, rule=rule)]
+    found = store.proposals(state=states, namespace=namespace, rule=rule, account=account)
+    chosen = [s.id for s in found]
     if not chosen:
         raise ConfigError(
             f"no {'/'.join(states)} proposals in namespace {namespace!r}"
             + (f" for rule {rule}" if rule else "")
+            + (f" in account {account}" if account else "")
         )
     return chosen
 
@@ -226,22 +256,28 @@ def _select_ids(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1)
-@click.option("--namespace", help="Approve every open proposal of this namespace.")
+@click.option(
+    "--namespace", help="Approve every open proposal of this namespace (in every account)."
+)
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+@click.option("--account", help="With --namespace: only proposals in this account.")
 def approve_cmd(
     rules_dir: Path,
     store_url: str | None,
     ids: tuple[str, ...],
     namespace: str | None,
     rule: str | None,
+    account: str | None,
 ) -> None:
     """Approve proposals by id, or all proposed ones of a namespace (admins only).
 
     Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
     """
+    from hygiene.identity import require_admin
+
     config, store = _open(rules_dir, store_url)
     approver = require_admin(IDENTITY(config), config, "approve")
-    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value])
+    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
     for stored in store.approve(chosen, approver):
         grace = stored.proposal.grace_until
         when = f"not before {_when(grace)} UTC" if grace else "once owners have been notified"
@@ -262,6 +298,8 @@ def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], rea
     their own namespace (matched by their IAM Identity Center session name, their email):
     that is how an owner objects to a deletion announced in the weekly report.
     """
+    from hygiene.identity import require_admin_or_owner
+
     config, store = _open(rules_dir, store_url)
     targets = store.proposals(ids=list(ids))
     approver = require_admin_or_owner(
@@ -290,6 +328,9 @@ def apply_cmd(
     changed or in-use ones are skipped. Admins only (anyone may --dry-run). Exit 4 if
     you are not an admin, 5 if another apply runs, 7 if an action failed.
     """
+    from hygiene.apply import apply
+    from hygiene.identity import require_admin
+
     config, store = _open(rules_dir, store_url)
     actor = IDENTITY(config)
     if not dry_run:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
 from hygiene.errors import ConfigError
-from hygiene.inventory import read_snapshot
-from hygiene.report.data import HistoryRun, ReportData, build_report_data
-from hygiene.report.i18n import LOCALES
+
+if TYPE_CHECKING:
+    from hygiene.report.data import ReportData
+
+# The report locales (``hygiene.report.i18n.LOCALES``, which imports babel); written out
+# so ``hygiene --help`` stays light. tests/test_startup.py checks they are the same.
+LOCALES = ("en", "pt_BR")
 
 
 def read_json(path: Path, what: str) -> Any:
@@ -29,6 +33,9 @@ def load_report_data(
 ) -> ReportData:
     """A saved scan JSON contract (plus, optionally, the run's parquet snapshot for
     per-repository sizes and image ages), or a saved :class:`ReportData` (``schema``)."""
+    from hygiene.inventory import read_snapshot
+    from hygiene.report.data import HistoryRun, ReportData, build_report_data
+
     data = read_json(from_json, "--from-json")
     if not isinstance(data, dict):
         raise ConfigError(f"--from-json {from_json}: expected a JSON object")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hygiene.cli.common import load, rules_dir_option
-from hygiene.config import Config, Policy, ProjectsRegistry
-from hygiene.rules import RULES, Rule, resolve
-from hygiene.rules.base import catalogue_order
-from hygiene.rules.settings import RuleSettings, rule_for
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.rules import Rule
+    from hygiene.rules.settings import RuleSettings
 
 
 def _config(rules_dir: Path) -> Config:
     """The configured rules; built-in defaults when the default ``rules/`` is absent."""
+    from hygiene.config import Config, Policy, ProjectsRegistry
+
     if rules_dir == Path("rules") and not rules_dir.exists():
         return Config(policy=Policy(), projects=ProjectsRegistry())
     return load(rules_dir)
@@ -127,6 +130,10 @@ def rules_command(code: str | None, rules_dir: Path, fmt: str, namespace: str | 
     The list shows code, name, family, severity, fix safety and whether the
     configuration (selection.select / selection.ignore) enables the rule.
     """
+    from hygiene.rules import RULES, resolve
+    from hygiene.rules.base import catalogue_order
+    from hygiene.rules.settings import rule_for
+
     settings = resolve(_config(rules_dir))
     if code is not None:
         data = rule_json(rule_for(code), settings, namespace)

@@ -4,12 +4,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
-from hygiene.jobs import JobResult, load_deps, run_nightly, run_weekly
-from hygiene.schedule import stop_on_signals
+from hygiene.cli.merge import parts_options, with_parts
+from hygiene.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.jobs import JobResult
 
 
 @click.group("run")
@@ -33,18 +38,56 @@ def _finish(result: JobResult) -> None:
     click.get_current_context().exit(result.exit_code)
 
 
+def parts_option(func: Any) -> Any:
+    func = parts_options(func)
+    return click.option(
+        "--parts",
+        "location",
+        envvar="HYGIENE_PARTS",
+        metavar="DIR|s3://BUCKET/PREFIX",
+        help="Merge the parts of a sharded scan from there instead of scanning (docs/accounts.md).",
+    )(func)
+
+
+def _config(
+    rules_dir: Path,
+    location: str | None,
+    run_id: str | None,
+    wait: int | None,
+    max_age: int | None,
+) -> Config:
+    config = load(rules_dir)
+    if location is None:
+        if run_id is not None or wait is not None or max_age is not None:
+            raise ConfigError("--run-id, --wait and --max-age go with --parts")
+        return config
+    return with_parts(config, location, run_id, wait, max_age)  # type: ignore[no-any-return]
+
+
 @run_group.command("nightly")
 @rules_dir_option
+@parts_option
 @log_format_option
-def nightly(rules_dir: Path, log_format: str) -> None:
+def nightly(
+    rules_dir: Path,
+    location: str | None,
+    run_id: str | None,
+    wait: int | None,
+    max_age: int | None,
+    log_format: str,
+) -> None:
     """Collect → evaluate → plan → store → apply (if enabled) → admin report → notify.
 
     Safe fixes are applied only with ``apply.auto_safe: true``, approved proposals past
-    their grace date only with ``apply.apply_approved: true``, and never after an
-    incomplete scan (the admins are alerted instead).
+    their grace date only with ``apply.apply_approved: true``, and never from an account
+    the scan could not read completely (the admins are alerted instead). With --parts,
+    collect is the merge of a sharded scan's parts.
     """
+    from hygiene.jobs import load_deps, run_nightly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
-    config = load(rules_dir)
+    config = _config(rules_dir, location, run_id, wait, max_age)
     deps = load_deps(config)
     with stop_on_signals() as stop:
         result = run_nightly(deps, config, deps.clock(), stop)
@@ -53,12 +96,25 @@ def nightly(rules_dir: Path, log_format: str) -> None:
 
 @run_group.command("weekly")
 @rules_dir_option
+@parts_option
 @log_format_option
 @click.option("--namespace", help="Only this namespace's owners (default: every project).")
-def weekly(rules_dir: Path, log_format: str, namespace: str | None) -> None:
-    """Scan, then send each project's owners the report about their namespace."""
+def weekly(
+    rules_dir: Path,
+    location: str | None,
+    run_id: str | None,
+    wait: int | None,
+    max_age: int | None,
+    log_format: str,
+    namespace: str | None,
+) -> None:
+    """Scan (or with --parts, merge a sharded scan), then send each project's owners the
+    report about their namespace."""
+    from hygiene.jobs import load_deps, run_weekly
+    from hygiene.schedule import stop_on_signals
+
     configure_logging(log_format)
-    config = load(rules_dir)
+    config = _config(rules_dir, location, run_id, wait, max_age)
     deps = load_deps(config)
     with stop_on_signals() as stop:
         result = run_weekly(deps, config, deps.clock(), namespace, stop)

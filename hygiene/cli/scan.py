@@ -6,22 +6,31 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from hygiene.cli.common import load, log_format_option, rules_dir_option
-from hygiene.cli.output import print_table
-from hygiene.errors import ExitCode
-from hygiene.inventory import read_snapshot
+from hygiene.errors import ConfigError, ExitCode
 from hygiene.logs import configure_logging
-from hygiene.rules import filter_exit
-from hygiene.scan import ScanResult, collect, evaluate, open_registry, save_snapshot
+
+if TYPE_CHECKING:
+    from hygiene.config import Config
+    from hygiene.scan import ScanResult
 
 FAIL_ON = ["error", "warning", "info", "never"]
 
 
 def registry_options(func):  # type: ignore[no-untyped-def]
-    """--profile / --region / --endpoint-url, shared by every command that reads ECR."""
+    """--profile / --region / --endpoint-url / --account, shared by every command that
+    reads ECR."""
+    func = click.option(
+        "--account",
+        "accounts",
+        multiple=True,
+        metavar="ID",
+        help="Only this account of registry.accounts; repeat for several. Default: all.",
+    )(func)
     func = click.option(
         "--endpoint-url",
         envvar="HYGIENE_ENDPOINT_URL",
@@ -44,6 +53,8 @@ def registry_options(func):  # type: ignore[no-untyped-def]
 
 def exit_code_for(result: ScanResult, fail_on: str) -> int:
     """Linter-like: 3 incomplete, 1 findings at/above --fail-on, else 0."""
+    from hygiene.rules import filter_exit
+
     if not result.inventory.run.complete:
         return int(ExitCode.INCOMPLETE)
     return ExitCode.FINDINGS if filter_exit(result.findings, fail_on) else ExitCode.OK
@@ -54,6 +65,8 @@ def emit(result: ScanResult, fmt: str | None) -> None:
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     else:
+        from hygiene.cli.output import print_table
+
         print_table(result)
 
 
@@ -87,38 +100,115 @@ def emit(result: ScanResult, fmt: str | None) -> None:
     help="Exit 1 when a finding has at least this severity.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
+@click.option(
+    "--shard",
+    envvar="HYGIENE_SHARD",
+    metavar="I/N",
+    help="Read only shard I of N (from 0) and write it as a part to --parts; nothing is "
+    "evaluated (hygiene merge does that once). Needs --run-id and --parts.",
+)
+@click.option(
+    "--run-id",
+    envvar="HYGIENE_RUN_ID",
+    help="With --shard: the run the part belongs to, the same for all its shards.",
+)
+@click.option(
+    "--parts",
+    envvar="HYGIENE_PARTS",
+    metavar="DIR|s3://BUCKET/PREFIX",
+    help="With --shard: where to write the part (<parts>/<run-id>/part-<I>.parquet).",
+)
 @log_format_option
 def scan_command(
     rules_dir: Path,
     profile: str | None,
     regions: tuple[str, ...],
     endpoint_url: str | None,
+    accounts: tuple[str, ...],
     fmt: str | None,
     from_snapshot: Path | None,
     snapshot_dir: Path,
     no_snapshot: bool,
     fail_on: str,
     progress: bool | None,
+    shard: str | None,
+    run_id: str | None,
+    parts: str | None,
     log_format: str,
 ) -> int:
     """Scan the registry (read-only) and report findings.
 
-    Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or config error,
-    3 incomplete scan, 6 registry unreachable or no credentials.
+    With --shard I/N, read one shard's share of the repositories and write it as a part
+    of a sharded run (docs/accounts.md); `hygiene merge` evaluates the parts together.
+
+    Exit codes: 0 nothing at or above --fail-on (with --shard: the part is complete),
+    1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
+    no credentials.
     """
+    from hygiene.inventory import read_snapshot
+    from hygiene.scan import collect, evaluate, open_registry, save_snapshot
+
     configure_logging(log_format)
     config = load(rules_dir)
     now = datetime.now(UTC)
+    if shard is not None:
+        return scan_shard(
+            config, shard, run_id, parts, profile, regions, endpoint_url, accounts, progress, now
+        )
+    if run_id is not None or parts is not None:
+        raise ConfigError("--run-id and --parts go with --shard I/N")
     if from_snapshot is not None:
         inventory = read_snapshot(from_snapshot)
     else:
-        handle = open_registry(config, profile=profile, regions=regions, endpoint_url=endpoint_url)
+        handle = open_registry(
+            config, profile=profile, regions=regions, endpoint_url=endpoint_url, accounts=accounts
+        )
         inventory = collect(handle, config, now=now, progress=progress)
     result = evaluate(inventory, config, now)
     if from_snapshot is None and not no_snapshot:
         result.snapshot = save_snapshot(inventory, snapshot_dir)
     emit(result, fmt)
     return exit_code_for(result, fail_on)
+
+
+def scan_shard(
+    config: Config,
+    spec: str,
+    run_id: str | None,
+    parts: str | None,
+    profile: str | None,
+    regions: tuple[str, ...],
+    endpoint_url: str | None,
+    accounts: tuple[str, ...],
+    progress: bool | None,
+    now: datetime,
+) -> int:
+    """``scan --shard``: collect one shard, write its part, print what it read."""
+    from hygiene.collect.shards import Shard, check_run_id, part_store, write_part
+    from hygiene.scan import collect, open_registry, parts_client
+
+    shard = Shard.parse(spec)
+    if run_id is None or parts is None:
+        raise ConfigError("--shard needs --run-id (the same for every shard) and --parts")
+    check_run_id(run_id)
+    store = part_store(parts, lambda: parts_client(config))
+    handle = open_registry(
+        config, profile=profile, regions=regions, endpoint_url=endpoint_url, accounts=accounts
+    )
+    inventory = collect(handle, config, now=now, progress=progress, shard=shard)
+    where = write_part(store, inventory, shard, run_id, inventory.run.scopes)
+    click.echo(
+        json.dumps(
+            {
+                "shard": {"index": shard.index, "count": shard.count, "run_id": run_id},
+                "part": where,
+                "run": inventory.run.to_json(),
+                "inventory": inventory.summary(),
+            },
+            indent=2,
+        )
+    )
+    return int(ExitCode.OK if inventory.run.complete else ExitCode.INCOMPLETE)
 
 
 def register(group: click.Group) -> None:

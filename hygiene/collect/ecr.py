@@ -8,9 +8,11 @@ the lifecycle policy, repository policy and resource tags (none of which are in
 DescribeRepositories).
 
 Safety rule: a repository that cannot be read completely (an error after botocore's own
-retries, an index whose manifest cannot be read) is recorded with ``scan_error`` and its
-images are dropped, and the run is marked incomplete. It is never reported as an empty
-repository, and an incomplete run never feeds apply.
+retries and after the later passes that read failed repositories again, an index whose
+manifest cannot be read) is recorded with ``scan_error`` and its images are dropped, and
+the run is marked incomplete. It is never reported as an empty repository, and an
+incomplete run never feeds apply. A repository read again in a later pass is read whole,
+from the start: nothing of a failed read is kept.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import random
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
@@ -39,6 +43,9 @@ from hygiene.inventory import (
     build_repositories,
     namespace_of,
 )
+
+if TYPE_CHECKING:
+    from hygiene.collect.shards import Shard
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +94,26 @@ class RepositoryData:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (repository, done, total)
+
+
+def fixed_client(client: Any) -> Callable[[], Any]:
+    """``ScanTarget.open`` for a client that is already made."""
+    return lambda: client
+
+
+@dataclass
+class ScanTarget:
+    """One account and region to read. ``open`` returns its ECR client; it raises a
+    botocore error when the account cannot be opened (its role cannot be assumed).
+    ``account`` is None for the tool's own credentials' account (no ``registry.accounts``),
+    whose id ECR gives in every answer."""
+
+    account: str | None
+    region: str
+    open: Callable[[], Any]
+    # a new client for the same account and region (its own retry quota), for the
+    # repositories read again in a later pass; None: they reuse ``open()``'s client
+    fresh: Callable[[], Any] | None = None
 
 
 def new_run_id(now: datetime) -> str:
@@ -305,8 +332,19 @@ def collect_region(
     run: RunInfo,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    *,
+    account: str | None = None,
+    shard: Shard | None = None,
+    fresh_client: Callable[[], Any] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All repositories of one region, read concurrently by a bounded pool.
+    """All repositories of one region (of ``shard``'s share), read concurrently by a
+    bounded pool. ``account`` goes on every :class:`ScanError` of the region.
+
+    Every worker of the first pass uses ``client``. A repository whose read failed is
+    read again after the pool has drained, up to ``settings.read_passes`` passes in all,
+    after a backoff; in those passes each read gets its own client from ``fresh_client``
+    (a fresh botocore retry quota: under sustained faults the shared one runs out long
+    before ``max_attempts``, docs/ecr-facts.md "Rate limits and retries").
 
     When ``stop`` is set (SIGTERM), repositories not yet started are cancelled and each
     is recorded as a ``stop`` error: the run is incomplete, never silently short.
@@ -323,53 +361,127 @@ def collect_region(
         code, message = _error_text(exc)
         if code in FATAL_CODES:
             raise CollectError(f"region {region}: DescribeRepositories: {code}: {message}") from exc
-        run.errors.append(ScanError(region, None, "DescribeRepositories", f"{code}: {message}"))
+        run.errors.append(
+            ScanError(region, None, "DescribeRepositories", f"{code}: {message}", account)
+        )
         return [], []
+    registry_id = account or next((str(r["registryId"]) for r in repositories), "")
+    run.scopes.append((registry_id, region))
+    if shard is not None:
+        repositories = [
+            r
+            for r in repositories
+            if shard.owns(str(r.get("registryId") or registry_id), region, r["repositoryName"])
+        ]
 
     try:
         scan_rules = registry_scan_rules(client)
     except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
         code, message = _error_text(exc)
         run.errors.append(
-            ScanError(region, None, "GetRegistryScanningConfiguration", f"{code}: {message}")
+            ScanError(
+                region, None, "GetRegistryScanningConfiguration", f"{code}: {message}", account
+            )
         )
         scan_rules = []
 
+    read: dict[int, RepositoryData] = {}
+    failed: dict[int, RepositoryReadError] = {}
+    pending = list(range(len(repositories)))
+    for number in range(1, settings.read_passes + 1):
+        if number > 1:
+            retry = [i for i in pending if failed[i].operation != "stop"]
+            if not retry or (stop is not None and stop.is_set()):
+                break
+            delay = pass_delay(settings.pass_backoff_seconds, number)
+            log.warning(
+                "%s: reading %d repositories again (pass %d of %d) in %.1f s",
+                region,
+                len(retry),
+                number,
+                settings.read_passes,
+                delay,
+            )
+            if stop is not None and stop.wait(delay):
+                break
+            if stop is None:
+                time.sleep(delay)
+            pending = retry
+        clients = (lambda: client) if number == 1 or fresh_client is None else fresh_client
+        pending = _read_pass(
+            [(i, repositories[i]) for i in pending],
+            clients,
+            region,
+            settings,
+            read,
+            failed,
+            progress if number == 1 else None,
+            stop,
+        )
+
     records: list[dict[str, Any]] = []
     images: list[dict[str, Any]] = []
-    total = len(repositories)
-    with ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="collect") as pool:
-
-        def read(repo: Mapping[str, Any]) -> RepositoryData:
-            if stop is not None and stop.is_set():
-                raise RepositoryReadError("stop", "not read: the run was asked to stop")
-            return collect_repository(client, repo, region, settings)
-
-        futures = {pool.submit(read, repo): repo for repo in repositories}
-        for done, future in enumerate(as_completed(futures), start=1):
-            repo = futures[future]
-            name = repo["repositoryName"]
-            try:
-                data = future.result()
-            except RepositoryReadError as exc:
-                log.warning("repository %s (%s) incomplete: %s", name, region, exc)
-                run.errors.append(ScanError(region, name, exc.operation, exc.message))
-                record = _repository_record(repo, region)
-                record["scan_error"] = f"{exc.operation}: {exc.message}"
-                records.append(record)
-            else:
-                records.append(data.record)
-                images.extend(data.images)
-            if progress is not None:
-                progress(name, done, total)
+    for i in sorted(range(len(repositories)), key=lambda i: repositories[i]["repositoryName"]):
+        repo = repositories[i]
+        if i in read:
+            records.append(read[i].record)
+            images.extend(read[i].images)
+            continue
+        error = failed[i]
+        name = repo["repositoryName"]
+        log.warning("repository %s (%s) incomplete: %s", name, region, error)
+        run.errors.append(ScanError(region, name, error.operation, error.message, account))
+        record = _repository_record(repo, region)
+        record["scan_error"] = f"{error.operation}: {error.message}"
+        records.append(record)
     for record in records:
         record["registry_scan_frequency"] = scan_frequency_for(record["name"], scan_rules)
-    records.sort(key=lambda r: r["name"])
     return records, images
 
 
+def pass_delay(base: float, number: int) -> float:
+    """Seconds to wait before pass ``number`` (2, 3 …): ``base`` doubled for each pass
+    after the second, capped at five minutes, with jitter (half to all of it) so that
+    shards started together do not come back together."""
+    return min(base * 2 ** (number - 2), 300.0) * (0.5 + random.random() / 2)
+
+
+def _read_pass(
+    repositories: list[tuple[int, Mapping[str, Any]]],
+    client_for: Callable[[], Any],
+    region: str,
+    settings: CollectSettings,
+    read: dict[int, RepositoryData],
+    failed: dict[int, RepositoryReadError],
+    progress: ProgressCallback | None,
+    stop: threading.Event | None,
+) -> list[int]:
+    """Read ``repositories`` with a bounded pool; returns the indexes that failed."""
+
+    def read_one(repo: Mapping[str, Any]) -> RepositoryData:
+        if stop is not None and stop.is_set():
+            raise RepositoryReadError("stop", "not read: the run was asked to stop")
+        return collect_repository(client_for(), repo, region, settings)
+
+    workers = max(1, min(settings.max_workers, len(repositories)))
+    still_failed = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="collect") as pool:
+        futures = {pool.submit(read_one, repo): (i, repo) for i, repo in repositories}
+        for done, future in enumerate(as_completed(futures), start=1):
+            i, repo = futures[future]
+            try:
+                read[i] = future.result()
+                failed.pop(i, None)
+            except RepositoryReadError as exc:
+                failed[i] = exc
+                still_failed.append(i)
+            if progress is not None:
+                progress(repo["repositoryName"], done, len(repositories))
+    return sorted(still_failed)
+
+
 def collect_inventory(
-    clients: Mapping[str, Any],
+    clients: Mapping[str, Any] | Sequence[ScanTarget],
     settings: CollectSettings,
     *,
     now: datetime | None = None,
@@ -377,14 +489,51 @@ def collect_inventory(
     progress: ProgressCallback | None = None,
     source: str = "ecr",
     stop: threading.Event | None = None,
+    shard: Shard | None = None,
+    skipped_accounts: Mapping[str, str] | None = None,
 ) -> Inventory:
-    """Scan every region in ``clients`` (region → ECR client) into an :class:`Inventory`."""
+    """Scan every target (or every region of ``clients``, region → ECR client) into an
+    :class:`Inventory`; with ``shard``, only the repositories of that shard.
+
+    An account that cannot be opened, or whose registry refuses the scanner role, is a
+    :class:`ScanError` of that account (the run is incomplete for it alone). Without
+    ``registry.accounts`` (account None) such errors still fail the whole scan
+    (:class:`CollectError`), as they always did: nothing else would be read.
+    """
     started = now or datetime.now(UTC)
     run = RunInfo(id=new_run_id(started), started_at=started, source=source)
+    run.skipped_accounts = dict(skipped_accounts or {})
+    if isinstance(clients, Mapping):
+        targets = [
+            ScanTarget(None, region, fixed_client(client)) for region, client in clients.items()
+        ]
+    else:
+        targets = list(clients)
     repository_records: list[dict[str, Any]] = []
     image_records: list[dict[str, Any]] = []
-    for region, client in clients.items():
-        records, images = collect_region(client, region, settings, run, progress, stop)
+    for target in targets:
+        try:
+            client = target.open()
+            records, images = collect_region(
+                client, target.region, settings, run, progress, stop,
+                account=target.account, shard=shard, fresh_client=target.fresh,
+            )  # fmt: skip
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            if target.account is None:
+                raise
+            operation = str(getattr(exc, "operation", "") or "open")
+            message = str(getattr(exc, "message", "") or exc)
+            log.warning("account %s (%s) not read: %s", target.account, target.region, exc)
+            run.errors.append(ScanError(target.region, None, operation, message, target.account))
+            continue
+        except CollectError as exc:
+            if target.account is None:
+                raise
+            log.warning("account %s (%s) not read: %s", target.account, target.region, exc)
+            run.errors.append(
+                ScanError(target.region, None, "DescribeRepositories", exc.message, target.account)
+            )
+            continue
         repository_records.extend(records)
         image_records.extend(images)
     images_frame = build_images(image_records)

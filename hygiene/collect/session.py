@@ -5,6 +5,12 @@ SSO profiles after ``aws sso login``, instance/IRSA roles). ``AWS_ENDPOINT_URL``
 ``AWS_ENDPOINT_URL_ECR`` are honoured by boto3 itself; ``endpoint_url`` here only exists
 for the embedded registry. Retries are botocore's own retry modes — never a hand-written
 loop — and every API call is counted per operation through botocore's event hooks.
+
+botocore keeps its adaptive send rate and its retry quota per client (docs/ecr-facts.md,
+"Rate limits and retries"). :class:`RegionClients` decides what is shared: one client
+for every worker of a region, so a throttle any of them meets slows them all; and, for a
+repository read again after a failed first read, a fresh client (a fresh retry quota)
+that still sends at the region's shared adaptive rate.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 from botocore.config import Config as BotoConfig
+from botocore.retries import adaptive
 
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
@@ -45,7 +52,7 @@ class ApiCallCounter:
                 self.retries[model.name] += attempts
 
     # botocore's event names of the services the scan calls (EventBridge is "eventbridge")
-    SERVICES = ("ecr", "sts", "ecs", "eventbridge", "lambda", "batch")
+    SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
 
     def attach(self, session: boto3.Session) -> None:
         for service in self.SERVICES:
@@ -97,13 +104,56 @@ def ecr_client(
     region: str,
     settings: CollectSettings,
     endpoint_url: str | None = None,
+    *,
+    retry_mode: str | None = None,
 ) -> Any:
     """An ECR client with botocore retries and a connection pool sized for the workers."""
     config = BotoConfig(
-        retries={"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        retries={"mode": retry_mode or settings.retry_mode, "max_attempts": settings.max_attempts},
         max_pool_connections=settings.max_workers + 2,
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         user_agent_extra="registry-hygiene",
     )
     return session.client("ecr", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+class RegionClients:
+    """The collector's ECR clients in one region (see the module docstring).
+
+    ``shared`` is the client every worker uses. ``fresh()`` makes a new one with its own
+    retry quota; in ``adaptive`` mode it sends through the same rate limiter as
+    ``shared``: botocore's own (``botocore.retries.adaptive``), made once for the region
+    and registered on each client exactly as botocore registers it on one.
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session,
+        region: str,
+        settings: CollectSettings,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self._session = session
+        self._region = region
+        self._settings = settings
+        self._endpoint_url = endpoint_url
+        self._lock = threading.Lock()  # a boto3 session must not build clients concurrently
+        self._limiter: Any = None
+        self.shared = self._client()
+        if settings.retry_mode == "adaptive":
+            self._limiter = adaptive.register_retry_handler(self.shared)
+
+    def _client(self) -> Any:
+        mode = "standard" if self._settings.retry_mode == "adaptive" else None
+        return ecr_client(
+            self._session, self._region, self._settings, self._endpoint_url, retry_mode=mode
+        )
+
+    def fresh(self) -> Any:
+        with self._lock:
+            client = self._client()
+        if self._limiter is not None:
+            client.meta.events.register("before-send", self._limiter.on_sending_request)
+            client.meta.events.register("needs-retry", self._limiter.on_receiving_response)
+        return client

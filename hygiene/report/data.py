@@ -42,6 +42,8 @@ class RepositoryStat:
     image_count: int
     bytes: int
     scan_error: str | None = None
+    account: str = ""  # a repository name may exist in several accounts and regions
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,8 @@ def repository_stats(inventory: Inventory) -> list[RepositoryStat]:
                 image_count=int(row.image_count),
                 bytes=int(row.total_bytes),
                 scan_error=error,
+                account=str(row.account),
+                region=str(row.region),
             )
         )
     return stats

@@ -126,11 +126,16 @@ def belongs_to(finding: Mapping[str, Any], namespace: str) -> bool:
 
 def reclaimable_bytes(findings: Iterable[Mapping[str, Any]]) -> int:
     """Bytes freed by deleting every flagged image once (an image may break two rules)."""
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str, str], int] = {}
     for finding in findings:
         digest = finding.get("image_digest")
         if digest:
-            key = (str(finding.get("repository")), str(digest))
+            key = (
+                str(finding.get("account")),
+                str(finding.get("region")),
+                str(finding.get("repository")),
+                str(digest),
+            )
             seen[key] = max(seen.get(key, 0), int(finding.get("bytes") or 0))
     return sum(seen.values())
 
@@ -180,20 +185,30 @@ def findings_by_namespace(findings: Iterable[Mapping[str, Any]]) -> list[dict[st
 def compliance_scores(data: ReportData, namespace: str | None = None) -> list[dict[str, Any]]:
     """Score per repository: 100 minus a penalty for each distinct rule it breaks
     (error 30, warning 15, info 5), at least 0. Unread repositories get no score."""
-    broken: dict[str, dict[str, str]] = defaultdict(dict)
+    # keyed by account and region too: one name may be a repository in several accounts
+    broken: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
     for finding in data.findings:
         if finding.get("repository"):
-            broken[finding["repository"]][finding["code"]] = finding.get("severity", "info")
+            key = (str(finding.get("account", "")), str(finding.get("region", "")),
+                   finding["repository"])  # fmt: skip
+            broken[key][finding["code"]] = finding.get("severity", "info")
     rows = []
     for repo in data.repositories:
         if namespace is not None and repo.namespace != namespace:
             continue
-        codes = broken.get(repo.name, {})
+        codes = broken.get((repo.account, repo.region, repo.name), {})
+        if not repo.account:  # a report from a summary without accounts
+            codes = {
+                c: v for (_, _, name), found in broken.items() if name == repo.name
+                for c, v in found.items()
+            }  # fmt: skip
         penalty = sum(SEVERITY_PENALTY.get(sev, 5) for sev in codes.values())
         score = None if repo.scan_error else max(0, 100 - penalty)
         rows.append(
             {
                 "repository": repo.name,
+                "account": repo.account,
+                "region": repo.region,
                 "score": score,
                 "grade": _grade(score),
                 "codes": sorted(codes),

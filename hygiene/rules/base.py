@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
 from hygiene.model import FixSafety, Severity
 
 if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
     from hygiene.config import Config
 
 DOC_SECTIONS = ("What it flags", "Why it matters", "Example", "Fix")
@@ -147,10 +147,12 @@ class RuleContext:
     tag_table: pd.DataFrame  # one row per (image row, tag): columns row, tag (pyarrow str)
 
     def days_ago(self, days: float) -> pd.Timestamp:
+        import pandas as pd
+
         return self.now - pd.Timedelta(days=days)
 
 
-Check = Callable[[RuleContext], pd.DataFrame]
+Check = Callable[[RuleContext], "pd.DataFrame"]
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,8 @@ def rule(
 
 def labels(mask: Any, text: str) -> np.ndarray:
     """An object array holding ``text`` where ``mask`` is true and None elsewhere."""
+    import numpy as np
+
     mask = np.asarray(mask, dtype=bool)
     out = np.full(len(mask), None, dtype=object)
     out[mask] = text
@@ -259,6 +263,8 @@ def labels(mask: Any, text: str) -> np.ndarray:
 
 
 def empty_hits(columns: Sequence[str] = ("message",)) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
 
 
@@ -266,6 +272,8 @@ def image_hits(
     index: pd.Index, message: Any, keep_reason: Any = None, details: Any = None
 ) -> pd.DataFrame:
     """Build an image-rule hit frame from vectorised message (and keep reason) columns."""
+    import pandas as pd
+
     # object dtype: messages go straight into findings, no round trip through pyarrow
     frame = pd.DataFrame({"message": pd.Series(message, index=index, dtype=object)})
     if keep_reason is not None:

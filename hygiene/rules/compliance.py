@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.columns import match_globs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 ORG_CONDITION_KEYS = {
@@ -64,6 +63,10 @@ def scan_on_push_disabled(ctx: RuleContext) -> pd.DataFrame:
         ``aws ecr put-image-scanning-configuration --repository-name labs/ubuntu
         --image-scanning-configuration scanOnPush=true``.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     mask = ~repos["scan_on_push"].to_numpy(dtype=bool)
     # registry-level scanning (read by the collector) satisfies ECR.1 as well
@@ -115,6 +118,8 @@ def mutable_tags(ctx: RuleContext) -> pd.DataFrame:
         exclusion filters (unsafe: pipelines that re-push a version tag start failing,
         so the owner is told and an admin approves).
     """
+    import pandas as pd
+
     repos = ctx.repositories
     mutability = repos["tag_mutability"].astype(object).fillna("MUTABLE")
     sub = repos[~mutability.isin(IMMUTABLE).to_numpy()]
@@ -171,6 +176,10 @@ def no_cmk_encryption(ctx: RuleContext) -> pd.DataFrame:
         ``--encryption-configuration encryptionType=KMS,kmsKey=<key-arn>``, copy the
         images, move consumers, delete the old repository.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     encryption = repos["encryption"].astype(object).fillna("AES256")
     key = repos["kms_key"].astype(object).fillna("")
@@ -295,6 +304,9 @@ def public_repository_policy(ctx: RuleContext) -> pd.DataFrame:
         them with ``aws:PrincipalOrgID`` (unsafe: someone may rely on the access, so an
         admin approves).
     """
+    import numpy as np
+    import pandas as pd
+
     repos = ctx.repositories
     has = repos["repository_policy"].notna().to_numpy()
     sub = repos[has]

@@ -8,22 +8,30 @@ present goes with, or stays with, the image that owns it.
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
-from hygiene.rules.columns import utc_ns
-from hygiene.rules.protections import rank_newest
 
-DAY = pd.Timedelta(days=1)
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 
 def _days(now: pd.Timestamp, when: pd.Series) -> np.ndarray:
-    return ((now - when) / DAY).fillna(-1).to_numpy(dtype=np.float64).astype(np.int64)
+    import numpy as np
+    import pandas as pd
+
+    return (
+        ((now - when) / pd.Timedelta(days=1)).fillna(-1).to_numpy(dtype=np.float64).astype(np.int64)
+    )
 
 
 def _dates(values: pd.Series) -> list[str]:
+    import numpy as np
+
+    from hygiene.rules.columns import utc_ns
+
     text = np.datetime_as_string(utc_ns(values), unit="D")
     return text.tolist()
 
@@ -208,6 +216,11 @@ def excess_images(ctx: RuleContext) -> pd.DataFrame:
         put a lifecycle policy with an ``imageCountMoreThan`` rule on the repository so
         it stays within the limit by itself.
     """
+    import numpy as np
+
+    from hygiene.rules.columns import utc_ns
+    from hygiene.rules.protections import rank_newest
+
     images = ctx.images
     limit = ctx.options["max_images"]
     countable = images.loc[
@@ -267,6 +280,8 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
         Delete the referrer by digest (a safe fix: nothing can use a signature of an
         image that does not exist).
     """
+    import numpy as np
+
     images = ctx.images
     cutoff = ctx.days_ago(ctx.options["min_age_days"])
     mask = images["orphaned_referrer"] & ~images["is_child"] & (images["pushed_at"] < cutoff)

@@ -10,16 +10,13 @@ from __future__ import annotations
 import difflib
 import re
 from collections import defaultdict
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.columns import match_globs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _names(repositories: pd.DataFrame) -> pd.Series:
@@ -72,6 +69,10 @@ def repository_outside_namespace(ctx: RuleContext) -> pd.DataFrame:
         starts with a registered namespace (``suporte-api``) the finding suggests
         ``suporte/api``.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     names = _names(repos)
     mask = repos["namespace"].isna().to_numpy() & ~names.str.contains("/", regex=False).to_numpy()
@@ -132,6 +133,10 @@ def unregistered_namespace(ctx: RuleContext) -> pd.DataFrame:
         repositories to the right namespace. The finding suggests the closest
         registered name.
     """
+    import pandas as pd
+
+    from hygiene.rules.columns import match_globs
+
     repos = ctx.repositories
     registered = sorted(ctx.config.projects.projects)
     named = repos[repos["namespace"].notna()]
@@ -227,6 +232,8 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
         ``details.steps`` lists the copy-then-delete procedure; ``details.conflicts``
         names targets that already exist.
     """
+    import pandas as pd
+
     repos = ctx.repositories
     seps = ctx.options["separators"]
     registered = set(ctx.config.projects.projects)
@@ -235,25 +242,35 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
     if not len(named):
         return pd.DataFrame([], columns=columns)
     rows: list[dict[str, Any]] = []
-    existing = set(_names(repos))
 
     def squash(value: str) -> str:
         return re.sub("[" + re.escape(seps) + "]", "", value)
 
-    for (account, region), part in named.groupby(["account", "region"], observed=True):
-        repos_by_ns: dict[str, list[str]] = defaultdict(list)
-        for namespace, name in zip(
-            part["namespace"].astype(str), part["name"].astype(str), strict=True
-        ):
-            repos_by_ns[namespace].append(name)
-        present = set(repos_by_ns)
-        known = present | registered
-        by_root: dict[str, set[str]] = defaultdict(set)
-        for namespace in present:
-            tokens = _split(namespace, seps)
-            if len(tokens) > 1:
-                by_root[tokens[0]].add(namespace)
-        for namespace in sorted(present):
+    # Namespaces are compared across every account and region (a project may span
+    # accounts: ``suporte`` in one and ``suporte-cloud`` in another is a fragment); the
+    # rename map stays in the fragment's own account and region.
+    where: dict[tuple[str, str], dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    homes: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for account, region, namespace, name in zip(
+        named["account"].astype(str),
+        named["region"].astype(str),
+        named["namespace"].astype(str),
+        named["name"].astype(str),
+        strict=True,
+    ):
+        where[(account, region)][namespace].append(name)
+        homes[namespace].add((account, region))
+    sizes = {ns: sum(len(where[h][ns]) for h in hs) for ns, hs in homes.items()}
+    present = set(homes)
+    known = present | registered
+    by_root: dict[str, set[str]] = defaultdict(set)
+    for namespace in present:
+        tokens = _split(namespace, seps)
+        if len(tokens) > 1:
+            by_root[tokens[0]].add(namespace)
+    for (account, region), repos_by_ns in sorted(where.items()):
+        existing = {n for names in repos_by_ns.values() for n in names}
+        for namespace in sorted(repos_by_ns):
             if namespace in registered:
                 continue
             tokens = _split(namespace, seps)
@@ -262,7 +279,7 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
             kind = ""
             variants = sorted(
                 (p for p in known if p != namespace and squash(p) == squash(namespace)),
-                key=lambda p: (p not in registered, -len(repos_by_ns.get(p, ())), p),
+                key=lambda p: (p not in registered, -sizes.get(p, 0), p),
             )
             if variants:
                 target, kind = variants[0], "separator variant"
@@ -278,22 +295,27 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
             rename = {old: prefix + old[len(namespace) :] for old in sorted(repos_by_ns[namespace])}
             conflicts = sorted(new for new in rename.values() if new in existing)
             siblings = sorted((by_root.get(tokens[0], set()) | ({target} & present)) - {namespace})
-            registry = _registry(str(account), str(region))
+            elsewhere = sorted(
+                {a for ns in [target, *siblings] for a, _ in homes.get(ns, ())} - {account}
+            )
+            registry = _registry(account, region)
             rows.append(
                 {
-                    "account": str(account),
-                    "region": str(region),
+                    "account": account,
+                    "region": region,
                     "namespace": namespace,
                     "message": (
                         f"namespace '{namespace}' fragments project '{target}' ({kind}); "
                         f"move its {len(rename)} repositories under '{prefix}/'"
                         + (f" (related: {', '.join(siblings)})" if siblings else "")
+                        + (f" (also in account {', '.join(elsewhere)})" if elsewhere else "")
                     ),
                     "details": {
                         "project": target,
                         "registered": target in registered,
                         "kind": kind,
                         "related_namespaces": siblings,
+                        "related_accounts": elsewhere,
                         "rename_map": rename,
                         "conflicts": conflicts,
                         "steps": [s.format(registry=registry) for s in COPY_STEPS],
@@ -342,6 +364,11 @@ def naming_convention(ctx: RuleContext) -> pd.DataFrame:
         Copy the images to a conforming name (``suporte/cloud/api-server``), move
         consumers, then delete the old repository.
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     repos = ctx.repositories
     pattern, depth = ctx.options["segment_pattern"], ctx.options["max_depth"]
     names = pa.array(_names(repos).tolist(), type=pa.string())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
-from hygiene.rules.columns import utc_ns
 
-DAY = pd.Timedelta(days=1)
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @rule(
@@ -49,11 +48,13 @@ def empty_repository(ctx: RuleContext) -> pd.DataFrame:
         admin approves after the owner's grace period). The opt-out resource tag
         ``hygiene:keep=true`` keeps it.
     """
+    import pandas as pd
+
     repos = ctx.repositories
     cutoff = ctx.days_ago(ctx.options["days"])
     mask = (repos["image_count"] == 0) & (repos["created_at"] < cutoff).fillna(False)
     sub = repos[mask]
-    ages = ((ctx.now - sub["created_at"]) / DAY).astype(int).tolist()
+    ages = ((ctx.now - sub["created_at"]) / pd.Timedelta(days=1)).astype(int).tolist()
     messages = [
         f"repository has no images; created {age} days ago (threshold {ctx.options['days']})"
         for age in ages
@@ -96,6 +97,8 @@ def missing_lifecycle_policy(ctx: RuleContext) -> pd.DataFrame:
         Put the policy generated from the rules config (``hygiene lifecycle``), previewed
         on the inventory first (unsafe: it expires images, so an admin approves).
     """
+    import pandas as pd
+
     repos = ctx.repositories
     policy = repos["lifecycle_policy"]
     missing = policy.isna() | (policy.fillna("").str.strip() == "")
@@ -138,6 +141,11 @@ def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
         archive storage class (unsafe, admin-approved). Repositories opted out with
         ``hygiene:keep=true`` or holding images in use are never flagged.
     """
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.rules.columns import utc_ns
+
     images = ctx.images
     if not len(images):
         return pd.DataFrame({"message": [], "details": []})

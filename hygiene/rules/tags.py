@@ -6,16 +6,15 @@ regular-expression pass over the distinct tags (pyarrow RE2).
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
-from hygiene.rules.columns import utc_ns
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
 FLOATING_TAGS = [
     "latest", "main", "master", "stable", "dev", "develop", "edge", "nightly",
@@ -41,6 +40,10 @@ SCHEME_NAMES = ("floating", *(s for s, _ in SCHEMES), "other")
 
 def classify_tags(tags: pa.Array | pd.Series, floating: list[str]) -> np.ndarray:
     """Scheme name of each tag (``floating``, ``semver``, …, ``branch``, ``other``)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     array = tags if isinstance(tags, pa.Array) else pa.array(list(tags), type=pa.string())
     out = np.full(len(array), "other", dtype=object)
     done = np.zeros(len(array), dtype=bool)
@@ -74,6 +77,10 @@ def _release_tags(ctx: RuleContext) -> tuple[pd.DataFrame, np.ndarray]:
     ``tag`` is a code into the returned array of distinct tags, ``scheme`` an index in
     SCHEME_NAMES.
     """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
     images = ctx.images
     table = ctx.tag_table
     eligible = (images["top_level"] & ~images["is_signature_tag"]).to_numpy()
@@ -97,6 +104,8 @@ def _release_tags(ctx: RuleContext) -> tuple[pd.DataFrame, np.ndarray]:
 
 def _split_lists(keys: np.ndarray, values: np.ndarray) -> dict[int, list[Any]]:
     """Group ``values`` by ``keys`` (already sorted by key) into lists, without groupby."""
+    import numpy as np
+
     if not len(keys):
         return {}
     unique, starts = np.unique(keys, return_index=True)
@@ -163,6 +172,9 @@ def inconsistent_tag_scheme(ctx: RuleContext) -> pd.DataFrame:
         Agree on one scheme (semver is the usual choice), tag new builds with it and
         retag or let the lifecycle policy expire the outliers.
     """
+    import numpy as np
+    import pandas as pd
+
     tags, tag_text = _release_tags(ctx)
     ignored = set(ctx.options["ignore_schemes"])
     release = [SCHEME_NAMES.index(s) for s in RELEASE_SCHEMES if s not in ignored]
@@ -269,6 +281,11 @@ def floating_tag_drift(ctx: RuleContext) -> pd.DataFrame:
         (``docker push repo:1.8.0 && docker push repo:latest``) and always push a version
         tag next to it. Manual: retagging changes what people pull.
     """
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.rules.columns import utc_ns
+
     images = ctx.images
     table = ctx.tag_table
     tag = ctx.options["floating_tag"]

@@ -138,10 +138,12 @@ class StoreProposals(StoreBase):
         rule: str | None = None,
         ids: Iterable[str] | None = None,
         action: Action | str | None = None,
+        account: str | None = None,
     ) -> list[StoredProposal]:
-        """Proposals filtered by state(s), namespace, rule code, ids or action.
+        """Proposals filtered by state(s), namespace, rule code, ids, action or account.
 
-        ``namespace="-"`` selects repositories outside any namespace. Ordered by
+        ``namespace="-"`` selects repositories outside any namespace; a namespace's
+        proposals are those of every account unless ``account`` narrows them. Ordered by
         namespace, repository, id.
         """
         query = select(ProposalRow).order_by(
@@ -158,6 +160,8 @@ class StoreProposals(StoreBase):
             query = query.where(ProposalRow.id.in_(list(ids)))
         if action is not None:
             query = query.where(ProposalRow.action == Action(action).value)
+        if account is not None:
+            query = query.where(ProposalRow.account == account)
         with self.session() as session:
             rows = [stored_proposal(row) for row in session.scalars(query)]
         if rule is not None:

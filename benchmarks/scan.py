@@ -1,0 +1,231 @@
+"""``hygiene scan`` against the API floor: ``python -m benchmarks.scan``.
+
+Serves a seeded embedded registry (:mod:`hygiene_demo.scale`: R repositories × I images)
+through :class:`hygiene_demo.faults.FaultProxy`, which delays every request by
+``--latency`` seconds (20 ms by default) the way a real endpoint's round trip does. Then,
+in one sitting and alternating, it runs in fresh processes:
+
+- the **floor**: a bare boto3 scan that makes the minimum calls and nothing else
+  (DescribeRepositories, DescribeImages per repository, BatchGetImage for the image
+  indexes, GetLifecyclePolicy, GetRepositoryPolicy and ListTagsForResource per
+  repository, GetRegistryScanningConfiguration once; 8 threads, like the collector);
+- ``hygiene scan --format json`` with the checkout's ``rules/``, its output written to a
+  file and its snapshot to a temporary directory: start-up, collection, rules, plan and
+  the JSON document.
+
+It prints the median wall time of each over ``--repeat`` runs and, last, the ratio
+``hygiene scan / floor`` per size.
+
+    python -m benchmarks.scan                       # 200×50 and 1,000×100, 3 runs each
+    python -m benchmarks.scan --sizes 200x50 --repeat 5 --latency 0.02
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+INDEXES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+ACCEPTED = [
+    *INDEXES,
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+]
+
+
+def floor_scan(endpoint_url: str, workers: int = 8) -> dict[str, int]:
+    """The minimum calls of a scan with boto3 and nothing else; returns calls made."""
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    ).client(
+        "ecr",
+        endpoint_url=endpoint_url,
+        config=Config(
+            retries={"mode": "standard", "max_attempts": 8},
+            max_pool_connections=workers + 2,
+        ),
+    )
+    calls: dict[str, int] = {}
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] = calls.get(model.name, 0) + 1
+
+    client.meta.events.register("before-call.ecr.*", count)
+    repositories = []
+    for page in client.get_paginator("describe_repositories").paginate(
+        PaginationConfig={"PageSize": 1000}
+    ):
+        repositories += page["repositories"]
+    client.get_registry_scanning_configuration()
+
+    def read(repository: dict[str, Any]) -> None:
+        name = repository["repositoryName"]
+        indexes = []
+        for page in client.get_paginator("describe_images").paginate(
+            repositoryName=name,
+            filter={"tagStatus": "ANY", "imageStatus": "ANY"},
+            PaginationConfig={"PageSize": 1000},
+        ):
+            indexes += [
+                d["imageDigest"]
+                for d in page["imageDetails"]
+                if d.get("imageManifestMediaType") in INDEXES
+            ]
+        for start in range(0, len(indexes), 100):
+            client.batch_get_image(
+                repositoryName=name,
+                imageIds=[{"imageDigest": d} for d in indexes[start : start + 100]],
+                acceptedMediaTypes=ACCEPTED,
+            )
+        for call, missing in (
+            (client.get_lifecycle_policy, "LifecyclePolicyNotFoundException"),
+            (client.get_repository_policy, "RepositoryPolicyNotFoundException"),
+        ):
+            try:
+                call(repositoryName=name)
+            except client.exceptions.ClientError as exc:
+                if exc.response["Error"]["Code"] != missing:
+                    raise
+        client.list_tags_for_resource(resourceArn=repository["repositoryArn"])
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(read, repositories))
+    return calls
+
+
+def _environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_ECR"):
+        env.pop(key, None)
+    return env
+
+
+def _timed(command: list[str], stdout: Any) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, check=False, stdout=stdout, cwd=CHECKOUT, env=_environment())
+    return time.perf_counter() - started
+
+
+def run_size(repositories: int, images: int, latency: float, repeat: int) -> dict[str, Any]:
+    from hygiene_demo.faults import FaultProxy
+    from hygiene_demo.registry import EmbeddedRegistry
+    from hygiene_demo.scale import seed_scale_registry
+
+    hygiene = str(Path(sys.executable).with_name("hygiene"))
+    work = Path(tempfile.mkdtemp(prefix="hygiene-scan-bench-"))
+    floors: list[float] = []
+    scans: list[float] = []
+    with EmbeddedRegistry() as registry:
+        manifest = seed_scale_registry(registry, repositories, images, NOW)
+        with FaultProxy(registry.endpoint_url, latency=latency) as proxy:
+            floor_command = [sys.executable, "-m", "benchmarks.scan", "--floor", proxy.endpoint_url]
+            scan_command = [
+                hygiene,
+                "scan",
+                "--endpoint-url",
+                proxy.endpoint_url,
+                "--region",
+                "us-east-1",
+                "--rules-dir",
+                str(CHECKOUT / "rules"),
+                "--format",
+                "json",
+                "--snapshot-dir",
+                str(work / "snapshots"),
+                "--no-progress",
+                "--fail-on",
+                "never",
+            ]
+            with open(work / "floor.txt", "w") as out:  # warm-up: disk caches, moto
+                _timed(floor_command, out)
+            before = sum(proxy.requests.values())
+            for _ in range(repeat):
+                with open(work / "floor.txt", "w") as out:
+                    floors.append(_timed(floor_command, out))
+                floor_requests = sum(proxy.requests.values()) - before
+                before = sum(proxy.requests.values())
+                with open(work / "scan.json", "w") as out:
+                    scans.append(_timed(scan_command, out))
+                scan_requests = sum(proxy.requests.values()) - before
+                before = sum(proxy.requests.values())
+    document = json.loads((work / "scan.json").read_text())
+    return {
+        "repositories": repositories,
+        "images": len(manifest.images),
+        "latency_ms": latency * 1000,
+        "floor_calls": json.loads((work / "floor.txt").read_text()),
+        "floor_requests": floor_requests,
+        "scan_requests": scan_requests,
+        "scan_images": document["inventory"]["images"],
+        "scan_complete": document["run"]["complete"],
+        "floor_seconds": [round(s, 2) for s in floors],
+        "scan_seconds": [round(s, 2) for s in scans],
+        "floor_median": round(statistics.median(floors), 2),
+        "scan_median": round(statistics.median(scans), 2),
+        "ratio": round(statistics.median(scans) / statistics.median(floors), 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.scan",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--sizes", nargs="*", default=["200x50", "1000x100"])
+    parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--floor", metavar="ENDPOINT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor:
+        print(json.dumps(floor_scan(args.floor), sort_keys=True))
+        return 0
+    results = []
+    for size in args.sizes:
+        repositories, images = (int(v) for v in size.lower().split("x"))
+        result = run_size(repositories, images, args.latency, args.repeat)
+        results.append(result)
+        print(
+            f"{repositories:,} repositories × {images} images ({result['images']:,} images, "
+            f"{result['latency_ms']:.0f} ms a request): floor {result['floor_median']:.2f} s "
+            f"({result['floor_requests']:,} requests; runs {result['floor_seconds']}), "
+            f"hygiene scan {result['scan_median']:.2f} s ({result['scan_requests']:,} requests; "
+            f"runs {result['scan_seconds']})",
+            flush=True,
+        )
+    print(json.dumps(results, indent=2))
+    for result in results:
+        print(
+            f"ratio {result['repositories']}×{result['images'] // result['repositories']}: "
+            f"hygiene scan / floor = {result['ratio']:.2f}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

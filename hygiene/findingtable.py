@@ -1,0 +1,281 @@
+"""The findings of an evaluation, with the image findings kept as columns.
+
+A first scan of a neglected registry flags most of its images: 593,000 image findings at
+a million images (docs/benchmarks.md). Building a :class:`~hygiene.model.Finding` object
+for each, and a dict for each again for the JSON document, the store and the reports,
+cost more than the rules themselves. :class:`Findings` is a ``Sequence[Finding]`` that
+holds the image findings as parallel columns and makes objects only when something asks
+for one (indexing, iteration), while the stages that handle all of them at once read the
+columns: the plan (:mod:`hygiene.plan`), the JSON writer (:mod:`hygiene.jsonout`), the
+store and the counts. Repository and namespace findings (a few per repository) are plain
+objects.
+
+The order is the engine's: image findings first (by rule, repository, push time), then
+the others in the order their rules ran. ``Findings[i]`` and ``Findings.json_rows()``
+give exactly what the same :class:`~hygiene.model.Finding` and its ``to_json()`` would.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+
+from hygiene.model import Finding, FixSafety, Severity
+
+NAT = np.iinfo(np.int64).min  # numpy's NaT as int64 nanoseconds
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """What every finding of one rule shares."""
+
+    code: str
+    name: str
+    severity: Severity
+    fix: str
+    fix_safety: FixSafety
+
+
+@dataclass
+class ImageFindings:
+    """One image finding per entry, as parallel columns (see :class:`Findings`).
+
+    ``unit_offsets`` (length ``n + 1``) cut ``unit_digests`` and ``unit_rows`` into each
+    finding's deletion unit, root first; ``unit_rows`` are rows of the inventory's images
+    frame the engine evaluated. Times are int64 nanoseconds since the epoch, UTC
+    (:data:`NAT` when missing).
+    """
+
+    rules: list[RuleInfo]
+    rule: np.ndarray  # int: index into rules
+    rows: np.ndarray  # int: image row of the finding (its unit's root)
+    account: list[str]
+    region: list[str]
+    repository: list[str]
+    namespace: list[str | None]
+    tags: list[Any]  # the inventory's tag lists (not copied)
+    message: list[str]
+    unit_offsets: np.ndarray
+    unit_digests: list[str]
+    unit_rows: np.ndarray
+    bytes: np.ndarray  # int64: bytes of the unit
+    pushed_at: np.ndarray  # int64 ns
+    last_pull: np.ndarray  # int64 ns: the unit's latest pull
+    details: list[dict[str, Any] | None]  # rule-specific details, merged into details
+    also: list[list[str] | None]  # other image rules that hit the same image
+
+    def __len__(self) -> int:
+        return len(self.rule)
+
+    def unit(self, i: int) -> list[str]:
+        return self.unit_digests[int(self.unit_offsets[i]) : int(self.unit_offsets[i + 1])]
+
+    def _details(self, i: int, pushed_at: str | None, last_pull: str | None) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "unit": self.unit(i),
+            "pushed_at": pushed_at,
+            "last_pull": last_pull,
+        }
+        also = self.also[i]
+        if also is not None:
+            details["also"] = list(also)
+        extra = self.details[i]
+        if isinstance(extra, dict):
+            details.update(extra)
+        return details
+
+    def findings(self, start: int, stop: int) -> list[Finding]:
+        pushed = iso_strings(self.pushed_at[start:stop])
+        pulled = iso_strings(self.last_pull[start:stop])
+        out = []
+        for k, i in enumerate(range(start, stop)):
+            info = self.rules[int(self.rule[i])]
+            unit = self.unit(i)
+            out.append(
+                Finding(
+                    code=info.code,
+                    rule=info.name,
+                    severity=info.severity,
+                    account=self.account[i],
+                    region=self.region[i],
+                    repository=self.repository[i],
+                    namespace=self.namespace[i],
+                    message=self.message[i],
+                    fix=info.fix,
+                    fix_safety=info.fix_safety,
+                    image_digest=unit[0],
+                    tags=tuple(self.tags[i]),
+                    bytes=int(self.bytes[i]),
+                    details=self._details(i, pushed[k], pulled[k]),
+                )
+            )
+        return out
+
+    def json_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """``Finding.to_json()`` of entries ``start:stop``, built from the columns."""
+        pushed = iso_strings(self.pushed_at[start:stop])
+        pulled = iso_strings(self.last_pull[start:stop])
+        constants = [
+            (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value) for r in self.rules
+        ]
+        rule = self.rule[start:stop].tolist()
+        sizes = self.bytes[start:stop].tolist()
+        offsets = self.unit_offsets[start : stop + 1].tolist()
+        digests = self.unit_digests
+        rows = []
+        for k, i in enumerate(range(start, stop)):
+            code, name, severity, fix, fix_safety = constants[rule[k]]
+            unit = digests[offsets[k] : offsets[k + 1]]
+            details: dict[str, Any] = {
+                "unit": unit,
+                "pushed_at": pushed[k],
+                "last_pull": pulled[k],
+            }
+            also = self.also[i]
+            if also is not None:
+                details["also"] = list(also)
+            extra = self.details[i]
+            if isinstance(extra, dict):
+                details.update(_copy_json(extra))
+            rows.append(
+                {
+                    "code": code,
+                    "rule": name,
+                    "severity": severity,
+                    "account": self.account[i],
+                    "region": self.region[i],
+                    "repository": self.repository[i],
+                    "namespace": self.namespace[i],
+                    "message": self.message[i],
+                    "fix": fix,
+                    "fix_safety": fix_safety,
+                    "image_digest": unit[0],
+                    "tags": list(self.tags[i]),
+                    "bytes": sizes[k],
+                    "details": details,
+                }
+            )
+        return rows
+
+    def codes(self) -> list[str]:
+        return [self.rules[i].code for i in self.rule.tolist()]
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field."""
+    if isinstance(value, dict):
+        return {k: _copy_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_copy_json(v) for v in value)
+    return value
+
+
+class Findings(Sequence[Finding]):
+    """The findings of an evaluation: a ``Sequence[Finding]`` (see the module docstring)."""
+
+    CHUNK = 20_000
+
+    def __init__(self, image: ImageFindings | None = None, other: Sequence[Finding] = ()) -> None:
+        self.image = image if image is not None and len(image) else None
+        self.other = list(other)
+
+    @property
+    def image_count(self) -> int:
+        return len(self.image) if self.image is not None else 0
+
+    def __len__(self) -> int:
+        return self.image_count + len(self.other)
+
+    @overload
+    def __getitem__(self, index: int) -> Finding: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Finding]: ...
+
+    def __getitem__(self, index: int | slice) -> Finding | list[Finding]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("finding index out of range")
+        if index < self.image_count:
+            assert self.image is not None
+            return self.image.findings(index, index + 1)[0]
+        return self.other[index - self.image_count]
+
+    def __iter__(self) -> Iterator[Finding]:
+        if self.image is not None:
+            for start in range(0, len(self.image), self.CHUNK):
+                yield from self.image.findings(start, min(start + self.CHUNK, len(self.image)))
+        yield from self.other
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Findings | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Findings({self.image_count} image findings, {len(self.other)} others)"
+
+    def json_chunks(self, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+        """``Finding.to_json()`` of every finding, in order, ``size`` at a time."""
+        if self.image is not None:
+            for start in range(0, len(self.image), size):
+                yield self.image.json_rows(start, min(start + size, len(self.image)))
+        for start in range(0, len(self.other), size):
+            yield [f.to_json() for f in self.other[start : start + size]]
+
+    def codes(self) -> list[str]:
+        """The rule code of every finding, in order."""
+        image = self.image.codes() if self.image is not None else []
+        return image + [f.code for f in self.other]
+
+    def counts(self) -> dict[str, int]:
+        """Findings per rule code."""
+        return dict(sorted(Counter(self.codes()).items()))
+
+    def severities(self) -> set[Severity]:
+        out = {f.severity for f in self.other}
+        if self.image is not None:
+            out |= {self.image.rules[i].severity for i in np.unique(self.image.rule).tolist()}
+        return out
+
+
+# --------------------------------------------------------------------------- times
+
+
+def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
+    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``, whole seconds) of int64
+    nanoseconds since the epoch; None for :data:`NAT`.
+
+    Formats each distinct day once and each second of the day from a table, then joins
+    them with numpy's object add: several times faster than ``np.datetime_as_string``.
+    """
+    values = np.asarray(nanoseconds, dtype=np.int64)
+    nat = values == NAT
+    seconds = np.floor_divide(values, 1_000_000_000)
+    seconds[nat] = 0
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, inverse = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
+    text = day_text[inverse] + _time_of_day_table()[second_of_day]
+    text[nat] = None
+    return list(text.tolist())
+
+
+@functools.cache
+def _time_of_day_table() -> np.ndarray:
+    table = np.empty(86400, dtype=object)
+    table[:] = [
+        f"T{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
+    ]
+    return table

@@ -1,0 +1,85 @@
+"""Start-up: a command imports only what it uses.
+
+``hygiene --help`` imports every command module (click needs each command's help), so
+those modules import only click and light modules at the top and the library a command
+runs inside the command (docs/benchmarks.md, "Start-up"). A child interpreter runs the
+command and reports which heavy packages ended up in ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from hygiene.cli import main
+
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+    roots = {name.partition(".")[0] for name in sys.modules}
+    print("\\n" + json.dumps(sorted(roots)))
+    """
+)
+# What the help of any command must not load: data frames, the store, the scheduler,
+# AWS, validation models, templates, translations.
+HEAVY = (
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "sqlalchemy",
+    "alembic",
+    "apscheduler",
+    "boto3",
+    "botocore",
+    "pydantic",
+    "jinja2",
+    "babel",
+    "yaml",
+)
+
+
+def _loaded(argv: list[str], env: dict[str, str]) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["scan", "--help"], ["run", "nightly", "--help"], ["report", "--help"]],
+    ids=" ".join,
+)
+def test_help_imports_no_heavy_package(argv: list[str], subprocess_env: dict[str, str]) -> None:
+    loaded = _loaded(argv, subprocess_env)
+    assert "hygiene" in loaded and "click" in loaded  # the child really ran the CLI
+    assert not loaded & set(HEAVY), f"hygiene {' '.join(argv)} imported {loaded & set(HEAVY)}"
+
+
+def test_rules_command_imports_no_data_frames(subprocess_env: dict[str, str]) -> None:
+    """The rule catalogue is light: the checks import numpy and pandas when they run.
+    (Loading the configuration does import APScheduler's cron parser, to check the
+    schedule.)"""
+    loaded = _loaded(["rules", "IM002"], subprocess_env)
+    assert "pydantic" in loaded  # it did load the configuration
+    assert not loaded & {"pandas", "numpy", "pyarrow", "sqlalchemy", "boto3"}
+
+
+def test_report_locales_written_out_for_the_cli_are_the_report_locales() -> None:
+    from hygiene.cli.report import LOCALES as CLI_LOCALES
+    from hygiene.report.i18n import LOCALES
+
+    assert CLI_LOCALES == LOCALES
