@@ -147,6 +147,7 @@ class SourceStatus:
     state: str  # ok | failed | not-configured
     detail: str = ""
     references: int = 0
+    account: str | None = None  # the workloads' account, when not the tool's own
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +160,7 @@ class SourceStatus:
             state=str(data["state"]),
             detail=str(data.get("detail", "")),
             references=int(data.get("references", 0)),
+            account=data.get("account"),
         )
 
 

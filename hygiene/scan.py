@@ -370,7 +370,10 @@ def collect(
 def add_in_use(inventory: Inventory, discovery: Discovery) -> None:
     """Record what the workloads run in ``inventory`` (its ``in_use`` frame, the sources'
     states in ``run.in_use``); a source that failed is also a scan error, so the run is
-    incomplete and never feeds an apply (docs/in-use.md)."""
+    incomplete (docs/in-use.md). The error names the workloads' account when it is
+    another account's, as its registry's errors do; whatever account failed, the rules
+    engine keeps every image of the run and apply's re-check deletes nothing while a
+    source cannot be read, because any account's workloads may pull from any registry."""
     inventory.in_use = build_in_use(u.to_json() for u in discovery.uses)
     inventory.run.in_use = list(discovery.statuses)
     for status in discovery.failed:
@@ -380,6 +383,7 @@ def add_in_use(inventory: Inventory, discovery: Discovery) -> None:
                 repository=None,
                 operation=f"in-use {status.name}",
                 message=status.detail,
+                account=status.account,
             )
         )
     for operation, count in discovery.calls.items():

@@ -36,6 +36,7 @@ from hygiene.report.render import RenderedReport, generate
 from hygiene.scan import (
     RegistryAccess,
     RegistryHandle,
+    add_in_use,
     collect,
     evaluate,
     evaluate_rules,
@@ -168,6 +169,8 @@ class Wired:
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
         if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
             self.inventory = merge_parts_of(config, stop=stop).inventory
+            # the workloads are asked once for the whole run, here (shards do not)
+            add_in_use(self.inventory, self.registry().discover(config))
         else:
             self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir

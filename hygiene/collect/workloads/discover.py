@@ -164,6 +164,7 @@ def discover(
     regions = list(settings.regions) or list(regions)
     config = _client_config(collect)
     names: list[tuple[str, str]] = []  # (status name, source) in report order
+    owners: dict[str, str] = {}  # status name → the workloads' account (other accounts)
     jobs: dict[str, Job] = {}
     preset: dict[str, SourceStatus] = {}
     aws_sources = [s for s in AWS_SOURCES if s in settings.aws_sources]
@@ -189,9 +190,13 @@ def discover(
                 for source in aws_sources:
                     name = f"{source} {place}"
                     names.append((name, source))
+                    if account.label:
+                        owners[name] = account.label
                     if account.session is None:
                         why = account.error or "no AWS session"
-                        preset[name] = SourceStatus(name, source, "failed", why)
+                        preset[name] = SourceStatus(
+                            name, source, "failed", why, account=account.label or None
+                        )
                         continue
                     jobs[name] = _aws_job(
                         source,
@@ -252,12 +257,16 @@ def discover(
         outcome = results[name]
         if isinstance(outcome, SourceError):
             log.warning("in-use source %s could not be read: %s", name, outcome)
-            discovery.statuses.append(SourceStatus(name, kind, "failed", str(outcome)))
+            discovery.statuses.append(
+                SourceStatus(name, kind, "failed", str(outcome), account=owners.get(name))
+            )
             continue
         uses = list(dict.fromkeys(outcome.uses))  # a pod's spec and status repeat images
         discovery.uses += uses
         discovery.calls.update(outcome.calls)
-        discovery.statuses.append(SourceStatus(name, kind, "ok", references=len(uses)))
+        discovery.statuses.append(
+            SourceStatus(name, kind, "ok", references=len(uses), account=owners.get(name))
+        )
     return discovery
 
 
