@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
+import pandas as pd
 
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
@@ -227,6 +228,7 @@ def open_registry(
     """
     settings = config.policy.registry
     profile = profile or settings.profile
+    chosen_regions = tuple(regions)  # the command line's: they replace every account's
     regions = list(regions) or list(settings.regions)
     endpoint_url = endpoint_url or settings.endpoint_url
     if session is None:
@@ -251,9 +253,8 @@ def open_registry(
     aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
     sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
-        settings, regions=regions if regions != list(settings.regions) else (),
-        organizations=sessions.organizations,
-    )  # fmt: skip
+        settings, regions=chosen_regions, organizations=sessions.organizations
+    )
     if accounts:
         unknown = sorted(set(accounts) - set(listed.ids))
         if unknown:
@@ -343,9 +344,16 @@ def collect(
         return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
     skipped = handle.accounts.skipped if handle.accounts is not None else {}
+    targets = handle.targets()
+    if shard is not None and targets:
+        # Throttling is per account and region (docs/ecr-facts.md), and a process reads
+        # its targets one after the other: shards that all started with the same one
+        # would share its budget. Each starts at its own place in the list instead.
+        start = shard.index * len(targets) // shard.count
+        targets = targets[start:] + targets[:start]
     with progress_reporter(progress) as advance:
         inventory = collect_inventory(
-            handle.targets(),
+            targets,
             config.policy.collect,
             now=now,
             api_calls=calls_of_this_scan,
@@ -435,14 +443,34 @@ def plan_all(
     from hygiene.plan import plan
 
     proposals = list(plan(evaluation, inventory, config, now))
-    flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
+    flagged = {
+        (f.account, f.region, f.repository)
+        for f in evaluation.findings
+        if f.code == "RP002" and f.repository
+    }
     if flagged:
         # one call over the flagged repositories (not one per repository: each call
-        # selects among all repositories, quadratic on a large registry)
+        # selects among all repositories, quadratic on a large registry); keyed by
+        # account and region too, as one name may be a repository in several accounts
         images, repositories = inventory.images, inventory.repositories
+
+        def keys(frame: Any, name: str) -> Any:
+            return pd.Series(
+                list(
+                    zip(
+                        frame["account"].astype(str),
+                        frame["region"].astype(str),
+                        frame[name].astype(str),
+                        strict=True,
+                    )
+                ),
+                index=frame.index,
+                dtype=object,
+            )
+
         scoped = Inventory(
-            images=images[images["repository"].astype(object).isin(flagged)],
-            repositories=repositories[repositories["name"].astype(object).isin(flagged)],
+            images=images[keys(images, "repository").isin(flagged)],
+            repositories=repositories[keys(repositories, "name").isin(flagged)],
             run=inventory.run,
         )
         proposals += propose_lifecycle(scoped, config, now)

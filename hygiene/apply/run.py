@@ -118,6 +118,17 @@ def _run(
             continue
         proposal = stored.proposal
         try:
+            # the cleaner of the proposal's own account, or ApplyError when the registry
+            # no longer lists that account (nothing is done there)
+            ctx.clients(proposal.account, proposal.region)
+        except ApplyError as exc:
+            result.not_eligible[stored.id] = exc.message
+            continue
+        except (ClientError, BotoCoreError) as exc:  # its cleaner role cannot be assumed
+            recorder.write(proposal, [{"outcome": "retry", "detail": f"no client: {exc}"}])
+            result.states[proposal.id] = (proposal.state.value, f"no client: {exc}")
+            continue
+        try:
             if proposal.action == Action.DELETE_IMAGES:
                 apply_images(ctx, proposal)
             elif proposal.action in REPOSITORY_STEPS:

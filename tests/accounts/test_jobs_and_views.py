@@ -164,3 +164,31 @@ def test_reports_keep_one_repository_name_in_two_accounts_apart(now: datetime) -
     assert scores[(B, "ml/api")] == 100 and scores[(A, "ml/api")] < 100
     # the same digest in two accounts is two images, each reclaimable
     assert reclaimable_bytes([finding.to_json(), same_in_b.to_json()]) == 2000
+
+
+def test_lifecycle_proposals_only_where_rp002_flagged_that_account(
+    config: Config, now: datetime
+) -> None:
+    from hygiene.scan import evaluate_rules, plan_all
+
+    policy = '{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]}'  # noqa: E501
+    images = [builders.image_row(f"sha256:{a[0] * 64}", "ml/api", account=a) for a in (A, B)]
+    repositories = [
+        builders.repository_row("ml/api", account=A, lifecycle_policy=None),
+        builders.repository_row("ml/api", account=B, lifecycle_policy=policy),
+    ]
+    inventory = builders.inventory(images, repositories)
+    # replacing existing policies is on: B's own policy would be replaced if B were planned
+    lifecycle_settings = config.policy.lifecycle.model_copy(update={"replace_existing": True})
+    config = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"lifecycle": lifecycle_settings})}
+    )
+    evaluation = evaluate_rules(inventory, config, now)
+    assert {(f.account, f.repository) for f in evaluation.findings if f.code == "RP002"} == {
+        (A, "ml/api")
+    }
+    lifecycle = [
+        p for p in plan_all(evaluation, inventory, config, now)
+        if p.action is Action.PUT_LIFECYCLE_POLICY
+    ]  # fmt: skip
+    assert [(p.account, p.repository) for p in lifecycle] == [(A, "ml/api")]
