@@ -392,6 +392,9 @@ class SmtpSettings(Section):
     password_file: Path | None = None
     sender: str = "registry-hygiene@localhost"
     timeout: float = Field(default=30.0, gt=0)
+    # security: none sends the password in clear text: refused unless the host is a
+    # loopback address, or this says the network in between is trusted.
+    allow_plaintext_auth: bool = False
 
 
 class SlackSettings(Section):

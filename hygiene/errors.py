@@ -13,6 +13,7 @@ code meaning
 5    another run holds the lock
 6    AWS/endpoint unreachable or credentials missing
 7    apply finished with failed actions
+8    the run did its work, but a report reached no one (degraded)
 ==== =========================================================
 """
 
@@ -30,6 +31,7 @@ class ExitCode(IntEnum):
     LOCKED = 5
     UNREACHABLE = 6
     APPLY_FAILED = 7
+    DEGRADED = 8
 
 
 class HygieneError(Exception):
@@ -61,7 +63,7 @@ class IncompleteScanError(HygieneError):
 
 
 class NotAuthorisedError(HygieneError):
-    """The caller is not in the configured admin list."""
+    """The caller is not a deployed admin (or owner, to object), or cannot be verified."""
 
     exit_code = ExitCode.NOT_AUTHORISED
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pandas as pd
 
+from hygiene.authz.identity import is_loopback
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
@@ -34,7 +35,6 @@ from hygiene.collect.workloads import discover as discover_in_use
 from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
-from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
 
@@ -139,7 +139,7 @@ class RegistryHandle:
             in_use_file=config.policy.protections.in_use_images_file,
             # the embedded registry serves every service; elsewhere the ECR endpoint is not
             # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
-            endpoint_url=self.endpoint_url if is_local_endpoint(self.endpoint_url) else None,
+            endpoint_url=self.endpoint_url if is_loopback(self.endpoint_url) else None,
             attach=self.counter.attach,
             running_only=running_only,
             accounts=accounts,
@@ -250,7 +250,7 @@ def open_registry(
         return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
-    aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
+    aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
     sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
         settings, regions=chosen_regions, organizations=sessions.organizations
@@ -423,7 +423,11 @@ def parts_client(config: Config) -> Any:
     settings = config.policy.registry
     session = make_session(settings.profile, settings.regions[0])
     check_credentials(session, settings.profile)
-    endpoint = settings.endpoint_url if is_local_endpoint(settings.endpoint_url) else None
+    endpoint = (
+        settings.endpoint_url
+        if settings.endpoint_url and is_loopback(settings.endpoint_url)
+        else None
+    )
     return session.client("s3", endpoint_url=endpoint)
 
 

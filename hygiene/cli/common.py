@@ -46,11 +46,13 @@ def log_format_option(func: F) -> F:
 
 
 def load(rules_dir: Path) -> Config:
-    """The configuration in ``rules_dir``, rule options included (exit 2 when invalid)."""
+    """The configuration in ``rules_dir``, rule options and admins entries included
+    (exit 2 when invalid)."""
+    from hygiene.authz.policy import check_admins
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
-    return load_config(rules_dir, checks=[validate_config])
+    return load_config(rules_dir, checks=[validate_config, check_admins])
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> int:

@@ -4,7 +4,6 @@ the settings, and one short transaction per call.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from typing import Self
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hygiene.authz.identity import os_user
 from hygiene.config import ApplySettings, Config
 from hygiene.errors import StoreError
 from hygiene.store.engine import make_engine, migrate, redact
@@ -28,12 +28,9 @@ def utcnow() -> datetime:
 
 
 def whoami() -> str:
-    """``user@host pid N``: how a lock or an audit row names this process."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+    """``user@host pid N``: how a lock or an audit row names this process (the user of
+    its uid, never ``$LOGNAME``)."""
+    return f"{os_user()}@{socket.gethostname()} pid {os.getpid()}"
 
 
 class StoreBase:

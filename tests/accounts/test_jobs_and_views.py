@@ -7,10 +7,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import boto3
+from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from hygiene.cli import cli
-from hygiene.config import ApplySettings, Config
+from hygiene.config import ApplySettings, Config, load_config
 from hygiene.inventory import Inventory, RunInfo, ScanError
 from hygiene.jobs import run_nightly
 from hygiene.model import Action, ProposalState
@@ -135,8 +137,19 @@ def test_approve_a_namespace_in_one_account(tmp_path: Path, now: datetime, monke
     import hygiene.cli.proposals as commands
 
     store, url = stored_in_two_accounts(tmp_path, now)
-    rules = builders.write_rules(tmp_path / "rules", {"admins": ["os:admin"]})
-    monkeypatch.setattr(commands, "IDENTITY", lambda config: "os:admin")
+    policy = {"registry": {"account": A}, "admins": ["AdministratorAccess"]}
+    rules = builders.write_rules(tmp_path / "rules", policy)
+    builders.deployed(store, load_config(rules))  # the scheduled job pinned these admins
+    admin = f"arn:aws:sts::{A}:assumed-role/{builders.SSO_ADMIN_ROLE}/alice"
+    sts = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x").client(
+        "sts", region_name="us-east-1"
+    )
+    stub = Stubber(sts)
+    for _ in range(2):  # one answer per command
+        stub.add_response("get_caller_identity", {"Arn": admin, "Account": A, "UserId": "AROA:a"})
+    stub.activate()
+    monkeypatch.setattr(commands, "STS", lambda config: sts)
+    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
     argv = ["approve", "--rules-dir", str(rules), "--store", url, "--namespace", "ml"]
     result = CliRunner().invoke(cli, [*argv, "--account", B])
     assert result.exit_code == 0, result.output

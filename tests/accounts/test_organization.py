@@ -158,6 +158,7 @@ def test_apply_uses_the_cleaner_of_the_proposals_account_and_skips_other_account
     """An approved deletion in a member account is carried out through that account's
     cleaner role; one in an account the registry does not list is not touched."""
     from hygiene.apply import apply
+    from hygiene.authz import Identity
     from hygiene.model import Action
     from hygiene.store import Store
     from tests import builders
@@ -182,11 +183,16 @@ def test_apply_uses_the_cleaner_of_the_proposals_account_and_skips_other_account
         Action.DELETE_IMAGES, str(row.repository), digests=[str(row.digest)],
         account=org.suspended,
     )  # fmt: skip
+    # the embedded registry's admin, approving in the demo this apply runs in
+    settings = settings.model_copy(
+        update={"policy": settings.policy.model_copy(update={"admins": ["os:admin"]})}
+    )
+    builders.deployed(store, settings)
     store.upsert_proposals([mine, foreign], now)
-    admin = "os:admin"
+    admin = Identity("os:admin", "demo:org")
     store.approve([mine.id, foreign.id], admin, now)
     store.mark_notified(now - timedelta(days=30), ids=[mine.id, foreign.id])
-    result = apply(store, handle.client, settings, now, actor=admin)
+    result = apply(store, handle.client, settings, now, actor=admin, demo_id="org")
     assert "not one of the registry accounts" in result.not_eligible[foreign.id]
     assert result.states[mine.id][0] == "applied", result.states
     remaining = handle.scan_client(account, "us-east-1").describe_images(
