@@ -22,7 +22,7 @@ from tests.apply.registry import Seeder
 from tests.builders import NOW
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
-ADMIN = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_AdministratorAccess_0/alice"
+ADMIN = builders.ADMIN
 
 
 @pytest.fixture
@@ -33,6 +33,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 def approved(store: Store, seeder: Seeder, config: Any, findings: list[Any]) -> Any:
     (proposal,) = plan(builders.evaluation(findings), seeder.inventory(), config, NOW)
+    builders.deployed(store, config)
     store.upsert_proposals([proposal], NOW)
     store.mark_notified(NOW - timedelta(days=8), ids=[proposal.id])
     store.approve([proposal.id], ADMIN, now=NOW)
@@ -91,12 +92,12 @@ def test_nothing_is_deleted_while_a_source_cannot_be_read(
     seeder = Seeder(ecr, NOW)
     repo = seeder.repo("ml/api")
     stale = seeder.image(repo, "v1", days_old=400)
-    proposal = approved(store, seeder, config, [seeder.finding("IM002", repo, stale)])
     k8s_api.fail("pods", 403, forbidden("pods"))
     kubeconfig = k8s_api.kubeconfig(tmp_path / "kubeconfig")
     policy = builders.shipped_policy()
     policy["in_use"]["kubernetes"] = {"kubeconfig": str(kubeconfig), "contexts": ["lab"]}
     config = builders.config(policy)
+    proposal = approved(store, seeder, config, [seeder.finding("IM002", repo, stale)])
     handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
 
     result = apply(
@@ -170,5 +171,7 @@ def test_the_check_refuses_to_answer_when_a_source_failed():
 
 def test_apply_without_deletions_reads_no_workloads(store: Store):
     reader = Reader([], [])
-    result = apply(store, lambda a, r: None, builders.config(), NOW, in_use=InUseCheck(reader))
+    config = builders.config()
+    builders.deployed(store, config)
+    result = apply(store, lambda a, r: None, config, NOW, actor=ADMIN, in_use=InUseCheck(reader))
     assert result.states == {} and reader.asked == []
