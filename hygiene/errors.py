@@ -43,11 +43,26 @@ class HygieneError(Exception):
         super().__init__(message)
         self.message = message
 
+    def lines(self) -> list[str]:
+        """What to print, one problem per line (the CLI prints at most 20)."""
+        return self.message.splitlines() or [self.message]
+
 
 class ConfigError(HygieneError):
-    """The configuration is missing, malformed or invalid. Nothing was called."""
+    """The configuration is missing, malformed or invalid. Nothing was called.
+
+    ``problems`` holds every problem found (each naming its file, line and key), so
+    one run shows them all; ``message`` is all of them, one per line.
+    """
 
     exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems) if problems else [message]
+        super().__init__("\n".join(self.problems) if problems else message)
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 class CollectError(HygieneError):

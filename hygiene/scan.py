@@ -276,10 +276,17 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
     if enabled is None:
         enabled = sys.stderr.isatty()
     if enabled:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(
-            "[progress.description]{task.description}",
+            # repository names are shown as text, never read as markup
+            TextColumn("{task.description}", markup=False, style="progress.description"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

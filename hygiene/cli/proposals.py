@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from hygiene.cli.common import load, rules_dir_option
+from hygiene.cli.common import TEXT, load, rules_dir_option
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
 from hygiene.units import human_bytes
@@ -152,15 +152,16 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from hygiene.cli.terminal import SafeConsole
 
     table = Table(title=title, show_lines=False)
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(str(row[key]) for key, _ in columns))
-    Console(width=200).print(table)
+    SafeConsole(width=200).print(table)
 
 
 @click.command("proposals")
@@ -307,7 +308,12 @@ def approve_cmd(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
+@click.option(
+    "--reason",
+    type=TEXT,
+    required=True,
+    help="Why (shown to the owners and kept in the audit).",
+)
 def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
     """Reject (object to) proposals; they are never applied.
 

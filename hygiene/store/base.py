@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hygiene.authz.identity import os_user
 from hygiene.config import ApplySettings, Config
-from hygiene.errors import StoreError
+from hygiene.configtypes import check_store_url
+from hygiene.errors import ConfigError, StoreError
 from hygiene.store.engine import make_engine, migrate, redact
 
 DEFAULT_STALE_LOCK = timedelta(hours=12)
@@ -52,7 +53,14 @@ class StoreBase:
 
     @classmethod
     def from_config(cls, config: Config, url: str | None = None) -> Self:
-        """The store named by ``--store URL`` or ``config.policy.store.url``."""
+        """The store named by ``--store URL`` (or ``HYGIENE_STORE_URL``) or
+        ``config.policy.store.url``; a bad override is a ConfigError (exit 2), like a bad
+        ``store.url``, before any connection."""
+        if url is not None:
+            try:
+                check_store_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"store URL (--store or HYGIENE_STORE_URL): {exc}") from None
         return cls(url or config.policy.store.url, config.policy.apply)
 
     @property

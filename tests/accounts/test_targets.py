@@ -105,7 +105,7 @@ def write_policy(directory: Path, registry_section: dict[str, Any]) -> Path:
         ({}, "list accounts in include, or set organization: true"),
         ({"include": [{"id": A}, {"id": A}]}, "listed twice"),
         ({"include": [{"id": A}], "exclude": [A]}, "both included and excluded"),
-        ({"include": [{"id": "12345"}]}, "registry.accounts.include.0.id"),
+        ({"include": [{"id": "12345"}]}, "registry.accounts.include[0].id"),
         ({"organization": True, "scanner_role": "arn:aws:iam::111111111111:role/x"}, "{account}"),
         ({"organization": True, "duration_seconds": 600}, "duration_seconds"),
         ({"organization": True, "role": "x"}, "registry.accounts.role: unknown key"),

@@ -178,3 +178,25 @@ def test_owner_may_object_to_proposals_of_their_namespace_only(
     (decision,) = store.approvals(seeded["id"])
     assert decision["approver"].endswith(f"/{OWNER_OF_SUPORTE}")
     assert os_user() not in decision["approver"]
+
+
+def test_reasons_reach_the_terminal_as_text(seeded, ecr, monkeypatch, capsys) -> None:
+    """An owner's reject reason is shown by `hygiene audit` and `hygiene proposals`:
+    rich markup in it (`[/oops]` was a MarkupError) is printed as written, and a control
+    character is refused at the command line."""
+    common = seeded["common"]
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, OWNER_OF_SUPORTE))
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", "ok\x1b[2J", *common])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--reason" in err and "U+001B" in err and "\x1b" not in err
+    assert seeded["store"].get(seeded["id"]).state == ProposalState.PROPOSED
+
+    reason = "[/oops] [bold]still[/] used"
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", reason, *common])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert run_cli(cli, ["audit", *common]) == 0
+    assert reason in capsys.readouterr().out
+    assert run_cli(cli, ["proposals", "--state", "rejected", *common]) == 0
+    assert seeded["id"] in capsys.readouterr().out
