@@ -341,7 +341,7 @@ class InUseSettings(Section):
     """
 
     aws_sources: list[AwsSource] = Field(default_factory=lambda: list(AWS_SOURCES))
-    regions: list[str] = Field(default_factory=list)  # none: registry.regions
+    regions: list[Region] = Field(default_factory=list)  # none: registry.regions
     # roles to assume for workloads in other accounts (until registry.accounts exists)
     assume_roles: list[str] = Field(default_factory=list)
     # apply re-reads running tasks and pods before a deletion when older than this

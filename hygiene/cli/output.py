@@ -38,7 +38,9 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
     )
     for error in run.errors[:10]:
         if not error.repository and not error.region:  # an in-use source
-            console.print(f"  [red]✗[/] {error.operation}: {error.message}")
+            console.print(
+                Text.assemble("  ", styled("✗", "red"), f" {error.operation}: {error.message}")
+            )
             continue
         where = error.repository or f"region {error.region}"
         console.print(
