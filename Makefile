@@ -52,6 +52,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.collector
+	$(BIN)/python -m benchmarks.discovery
 
 lock:
 	$(PYTHON) -m pip install --quiet uv

@@ -86,7 +86,9 @@ def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, 
 
 
 def _image_proposals(
-    findings: list[Finding], images: dict[tuple[str, str, str, str], dict[str, Any]]
+    findings: list[Finding],
+    images: dict[tuple[str, str, str, str], dict[str, Any]],
+    in_use_checked: list[str] | None = None,
 ) -> list[Proposal]:
     # (account, region, repository) → unit (tuple of digests) → [findings]
     units: dict[tuple[str, str, str], dict[tuple[str, ...], list[Finding]]] = defaultdict(dict)
@@ -138,6 +140,9 @@ def _image_proposals(
                 "units": sorted(sorted(u) for u, _ in chosen),
                 "rule_codes": {d: sorted(c) for d, c in sorted(codes_by_digest.items())},
             }
+            if in_use_checked is not None:
+                # the in-use sources read by the scan that proposed it (docs/in-use.md)
+                evidence["in_use_checked"] = in_use_checked
             target = {"digests": digests}
             total = sum(int(i.get("bytes") or 0) for i in evidence_images)
             proposals.append(
@@ -284,7 +289,9 @@ def plan(
     """Proposals for every finding with a fix (pure; ``now`` is unused but kept for
     symmetry with the other stages and future time-dependent evidence).
 
-    Findings in repositories the scan did not read completely are ignored.
+    Findings in repositories the scan did not read completely are ignored, and so are
+    image findings of a scan whose in-use sources were not all read (the rules engine
+    already keeps every image then; this makes sure of it).
     """
     del now
     repos = _repositories(inventory)
@@ -295,7 +302,12 @@ def plan(
 
     findings = [f for f in evaluation.findings if readable(f)]
     image_findings = [f for f in findings if f.code in IMAGE_RULES]
-    proposals = _image_proposals(image_findings, _image_index(inventory))
+    if inventory.run.in_use_failed:
+        image_findings = []
+    checked = [s.name for s in inventory.run.in_use if s.state == "ok"]
+    proposals = _image_proposals(
+        image_findings, _image_index(inventory), checked if inventory.run.in_use else None
+    )
     seen: set[str] = {p.id for p in proposals}
     for finding in findings:
         if finding.code not in REPOSITORY_ACTIONS:

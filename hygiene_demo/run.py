@@ -26,6 +26,7 @@ from hygiene.wiring import Wired, build_job_deps
 from hygiene_demo.manifest import summary_line
 from hygiene_demo.registry import REGION, EmbeddedRegistry
 from hygiene_demo.seed import seed_lab_registry
+from hygiene_demo.workloads import DemoWorkload, seed_demo_workloads
 
 DEMO_DB = "demo.db"
 DB_SIDECARS = ("-wal", "-shm", "-journal")
@@ -66,6 +67,7 @@ class DemoOutcome:
     store_url: str
     seeded: str
     jobs: list[JobResult] = field(default_factory=list)
+    workloads: list[DemoWorkload] = field(default_factory=list)
     outputs: list[tuple[str, Path]] = field(default_factory=list)
 
 
@@ -87,6 +89,8 @@ def run_demo(
             stale.unlink(missing_ok=True)
         store_url = f"sqlite:///{database}"
     manifest = seed_lab_registry(registry, config.projects, now, rng_seed=rng_seed)
+    # workloads that run some of the stale images: kept because they run (docs/in-use.md)
+    workloads = seed_demo_workloads(registry.endpoint_url, manifest)
     access = RegistryAccess(
         endpoint_url=registry.endpoint_url,
         session=registry.session(),
@@ -118,7 +122,9 @@ def run_demo(
         mute_warnings=list(wired.evaluation.mute_warnings),
         snapshot=wired.snapshot,
     )
-    outcome = DemoOutcome(result=result, store_url=store_url, seeded=summary_line(manifest))
+    seeded = f"{summary_line(manifest)}; {len(workloads)} workloads run stale images"
+    outcome = DemoOutcome(result=result, store_url=store_url, seeded=seeded)
+    outcome.workloads = workloads
     outcome.jobs = jobs
     scan_json = out_dir / "scan.json"
     scan_json.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False))

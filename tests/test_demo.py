@@ -62,6 +62,27 @@ def test_demo_end_to_end(tmp_path: Path, subprocess_env: dict[str, str], chromiu
     ml = (reports["weekly-ml.html"].parent / "weekly-ml.txt").read_text()
     assert "Not deleted before " in ml and "(end of the grace period)" in ml
     assert (out / "demo.db").is_file()
+    # workloads run some stale images: kept because they run, and the admin report says where
+    assert "6 workloads run stale images" in proc.stdout
+    running = {r for k in scan["kept"] for r in k["reasons"] if r.startswith("in-use:")}
+    assert running == {
+        "in-use:ecs:lab-prod/service/api",
+        "in-use:ecs:lab-prod/service/reindex",
+        "in-use:ecs:lab-prod/rule/nightly-report",
+        "in-use:ecs:lab-prod/service/worker",
+        "in-use:lambda:thumbnailer:live",
+        "in-use:batch:etl:1",
+    }
+    assert {s["name"]: s["state"] for s in scan["run"]["in_use"]} == {
+        "ecs us-east-1": "ok",
+        "lambda us-east-1": "ok",
+        "batch us-east-1": "ok",
+        "kubernetes": "not-configured",
+        "file": "not-configured",
+    }
+    nightly = reports["nightly.html"].read_text()
+    assert "Kept because they run" in nightly
+    assert "runs in ecs:lab-prod/service/worker" in nightly
     # a stable folder with the newest of every report, and the paths printed are in it
     latest = out / "latest"
     for namespace in ("suporte", "ml", "eureca", "bigsea", "labs"):

@@ -51,9 +51,18 @@ def sts_client_for(config: Config) -> Any:
     return sts_client(make_session(config.policy.registry.profile, region), region)
 
 
-# Tests replace these two hooks (the STS one with a client of the moto server).
+def workload_check(config: Config) -> Any:
+    """Apply's re-check of the workloads (docs/in-use.md), with the scan's credentials."""
+    from hygiene.scan import open_registry
+    from hygiene.wiring import in_use_check
+
+    return in_use_check(open_registry(config), config)
+
+
+# Tests replace these hooks (the STS one with a client of the moto server).
 CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
 STS: Callable[[Config], Any] = sts_client_for
+IN_USE: Callable[[Config], Any] = workload_check
 
 
 def caller(config: Config, clients: Callable[[], ClientFactory]) -> Identity:
@@ -410,7 +419,8 @@ def apply_cmd(
 ) -> int:
     """Carry out approved proposals past their grace date (and safe ones if auto_safe).
 
-    Every target is re-read first; changed ones are skipped. Every approval is verified
+    Every target is re-read first, and the workloads are asked again what they run;
+    changed or in-use ones are skipped. Every approval is verified
     against the deployed configuration, which must be yours too. Admins only (anyone may
     --dry-run). Exit 4 if you are not an admin or your rules are not the deployed ones,
     5 if another run holds the lock, 6 if the registry is unreachable, 7 if an action
@@ -434,6 +444,7 @@ def apply_cmd(
             actor=actor,
             ids=list(ids) or None,
             demo_id=actor.demo_id,
+            in_use=IN_USE(config),
         )
     except HygieneError as exc:
         if not dry_run:
@@ -580,4 +591,4 @@ def register(group: click.Group) -> None:
         group.add_command(command)
 
 
-__all__ = ["CLIENTS", "STS", "HygieneError", "caller", "ecr_clients", "register"]
+__all__ = ["CLIENTS", "IN_USE", "STS", "HygieneError", "caller", "ecr_clients", "register"]

@@ -85,7 +85,8 @@ KEEP_REASON_LABELS: dict[str, str] = {
     "newest": N_("among the %(detail)s newest images of the repository"),
     "pulled-recently": N_("pulled recently"),
     "in-use": N_("in use"),
-    "in-use-at": N_("in use by %(detail)s"),
+    "in-use-at": N_("runs in %(detail)s"),
+    "in-use-unknown": N_("in use unknown: %(detail)s could not be read, nothing is deleted"),
     "repository-opt-out": N_("the repository opts out (hygiene:keep)"),
     "repository-incomplete": N_("the repository could not be read completely"),
     "mutelisted": N_("accepted exception (mutelist)"),
@@ -148,7 +149,7 @@ def keep_reason(reason: str) -> dict[str, Any]:
                 "params": {"detail": newest.group(1)}}  # fmt: skip
     if name == "in-use" and detail:
         return {"key": "in-use", "msgid": KEEP_REASON_LABELS["in-use-at"],
-                "params": {"detail": detail.replace(":", " ")}}  # fmt: skip
+                "params": {"detail": detail}}  # fmt: skip
     if name in KEEP_REASON_LABELS:
         return {"key": name, "msgid": KEEP_REASON_LABELS[name], "params": {"detail": detail}}
     return {"key": reason, "msgid": KEEP_REASON_LABELS["unknown"], "params": {"detail": reason}}
@@ -440,6 +441,32 @@ def changes(data: ReportData) -> dict[str, Any] | None:
     }
 
 
+SOURCE_STATE_LABELS: dict[str, str] = {
+    "ok": N_("read"),
+    "failed": N_("could not be read: no image is deleted on this run"),
+    "not-configured": N_("not configured, not consulted"),
+}
+
+
+def in_use_sources(data: ReportData) -> list[dict[str, Any]]:
+    """Every in-use source of the run and how it went (docs/in-use.md)."""
+    return [
+        {**source, "state_label": SOURCE_STATE_LABELS.get(str(source.get("state")), "")}
+        for source in data.run.get("in_use", [])
+    ]
+
+
+def running_kept(data: ReportData) -> list[dict[str, Any]]:
+    """Kept images a workload runs, with where (the ``in-use:`` reasons only)."""
+    rows = []
+    for kept in data.kept:
+        reasons = [r for r in kept.get("reasons", []) if str(r).startswith("in-use:")]
+        if reasons:
+            rows.append({**kept, "reason_views": [keep_reason(r) for r in reasons]})
+    rows.sort(key=lambda k: (k.get("repository", ""), k.get("image_digest", "")))
+    return rows
+
+
 def incomplete_runs(data: ReportData, runs: int) -> list[dict[str, Any]]:
     """This run (if incomplete) and the earlier incomplete or failed ones, newest first."""
     rows = []
@@ -540,6 +567,8 @@ def nightly_context(
             : settings.largest_repositories
         ],
         "incomplete": incomplete_runs(data, settings.trend_runs),
+        "in_use_sources": in_use_sources(data),
+        "running_kept": running_kept(data),
         "namespace_bars": bars((ns or NO_NAMESPACE, size) for ns, size in ns_sizes.items()),
         "trend_days": daily_trend(trend(data, settings.trend_runs), zone, settings.trend_runs),
         "ages": age_distribution(data),

@@ -57,7 +57,9 @@ class RepositoryFindings:
             ],
             dtype=bool,
         )
-        used = protections.frame["in_use"].to_numpy(dtype=bool)
+        # a repository holding an image in use (or whose use is unknown) is never deleted
+        frame = protections.frame
+        used = frame["in_use"].to_numpy(dtype=bool) | frame["in_use_unknown"].to_numpy(dtype=bool)
         used_repos = np.unique(images["repo_row"].to_numpy()[used])
         self._in_use = np.isin(np.arange(len(repositories)), used_repos)
 
