@@ -120,8 +120,11 @@ class _Scope:
 def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
     """``delete-images``: one proposal per repository and fix safety. A unit (an index
     and its children, an image and its referrers: ``Finding.details["unit"]``) is never
-    split; a unit any safe finding covers goes to the safe proposal."""
+    split; a unit any safe finding covers goes to the safe proposal. The evidence names
+    the in-use sources the scan read (docs/in-use.md)."""
     images = scope.images
+    run = scope.inventory.run
+    in_use_checked = [s.name for s in run.in_use if s.state == "ok"] if run.in_use else None
     # (account, region, repository) → unit (tuple of digests) → [findings]
     units: dict[tuple[str, str, str], dict[tuple[str, ...], list[Finding]]] = defaultdict(dict)
     namespaces: dict[tuple[str, str, str], str | None] = {}
@@ -172,6 +175,9 @@ def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
                 "units": sorted(sorted(u) for u, _ in chosen),
                 "rule_codes": {d: sorted(c) for d, c in sorted(codes_by_digest.items())},
             }
+            if in_use_checked is not None:
+                # the in-use sources read by the scan that proposed it (docs/in-use.md)
+                evidence["in_use_checked"] = in_use_checked
             target = {"digests": digests}
             total = sum(int(i.get("bytes") or 0) for i in evidence_images)
             proposals.append(
@@ -425,18 +431,31 @@ def plan(
     evaluation: EvaluationLike, inventory: Inventory, config: Config, now: datetime
 ) -> list[Proposal]:
     """Proposals for every finding whose rule declares an action (pure; ``now`` dates the
-    lifecycle previews). Findings in repositories not read completely are ignored."""
+    lifecycle previews).
+
+    Findings in repositories the scan did not read completely are ignored, and so are
+    the image deletions of a scan whose in-use sources were not all read, and its
+    deletions of repositories holding images (the rules engine already keeps every image
+    and every such repository then; this makes sure of it).
+    """
     scope = _Scope(inventory, config, now)
     broken = {
         key
         for key, repo in scope.repositories.items()
         if cell_text(repo.get("scan_error")) is not None
     }
+    in_use_unknown = bool(inventory.run.in_use_failed)
     by_action: dict[Action, list[Finding]] = defaultdict(list)
     for finding in evaluation.findings:
         rule = RULES.get(finding.code)
         if rule is None or rule.action is None or finding.repository is None:
             continue
+        if in_use_unknown and rule.action is Action.DELETE_IMAGES:
+            continue
+        if in_use_unknown and rule.action is Action.DELETE_REPOSITORY:
+            repo = scope.repositories.get((finding.account, finding.region, finding.repository))
+            if repo is None or int(repo["image_count"]):
+                continue
         if (finding.account, finding.region, finding.repository) in broken:
             continue
         by_action[rule.action].append(finding)

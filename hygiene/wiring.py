@@ -26,8 +26,8 @@ from hygiene.inventory import Inventory, ScanCoverage
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
-from hygiene.notify.deliver import DeliveryResult, deliver_all
-from hygiene.notify.email import EmailTransport
+from hygiene.notify.channels import Channel
+from hygiene.notify.deliver import DeliveryResult, deliver_all, record_deliveries
 from hygiene.report.data import (
     ApplyOutcome,
     HistoryRun,
@@ -39,6 +39,7 @@ from hygiene.report.render import RenderedReport, generate
 from hygiene.scan import (
     RegistryAccess,
     RegistryHandle,
+    add_in_use,
     collect,
     evaluate,
     evaluate_rules,
@@ -51,14 +52,22 @@ from hygiene.scan import (
 def told_owners(report: RenderedReport, delivery: DeliveryResult) -> bool:
     """Did ``delivery`` bring ``report`` to the owners of what it announces?
 
-    A delivery that succeeded, to the report's own audience: the e-mail to the owners (or
-    admins), the project's Slack channel, a DM. An incoming webhook posts to whatever
-    channel it was made for, which is the admins' (they configured it), not a project's:
-    it announces the nightly report to the admins, never a weekly report to its owners.
+    A delivery that succeeded and that something accepted for the report's own audience
+    (:attr:`DeliveryResult.reached`): an e-mail the server accepted for the owners (or
+    admins), a message posted in the project's channel, a DM, a chat webhook of the
+    project. Slack's incoming webhook (no bot token) posts every report to the one
+    channel it was made for, the admins' (they configured it), not a project's: it
+    announces the nightly report to the admins, never a weekly report to its owners.
     """
     if delivery.report != report.name or not delivery.ok:
         return False
-    return not (report.kind == "weekly" and delivery.channel == "slack-webhook")
+    reached = [r for r in delivery.reached if r]
+    if report.kind == "weekly":
+        reached = [r for r in reached if r != SLACK_WEBHOOK]
+    return bool(reached)
+
+
+SLACK_WEBHOOK = "slack:webhook"  # what Slack's incoming webhook reached (channels.slack)
 
 
 def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
@@ -101,7 +110,10 @@ def due_approved_with(store: Any) -> Callable[[datetime], list[Proposal]]:
 
 
 def apply_with(
-    store: Any, clients: Any, demo_id: Callable[[], str | None] = lambda: None
+    store: Any,
+    clients: Any,
+    demo_id: Callable[[], str | None] = lambda: None,
+    in_use: Callable[[Config], Any] | None = None,
 ) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]:
     """``hygiene.apply.apply`` limited to the given proposals, summarised for the run.
 
@@ -110,6 +122,7 @@ def apply_with(
     approval it could not verify also as ``unverified``). ``demo_id()`` says which demo,
     if any, this process proved its registry to be (``os:`` approvals count only there).
     The summary's ``api_calls`` are apply's own; the job adds them to the scan's.
+    ``in_use(config)`` gives apply its re-check of the workloads (docs/in-use.md).
     """
 
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplySummary:
@@ -124,6 +137,7 @@ def apply_with(
             stop=stop,
             locked=True,
             demo_id=demo_id(),
+            in_use=in_use(config) if in_use is not None else None,
         )
         states = {i: str(state) for i, (state, _) in result.states.items()}
         return ApplySummary(
@@ -142,6 +156,16 @@ def apply_with(
         )
 
     return run
+
+
+def in_use_check(handle: RegistryHandle, config: Config) -> Any:
+    """A :class:`hygiene.apply.InUseCheck` reading the workloads through ``handle``."""
+    from hygiene.apply import InUseCheck
+
+    return InUseCheck(
+        lambda running_only: handle.discover(config, running_only=running_only),
+        recheck_seconds=config.policy.in_use.recheck_seconds,
+    )
 
 
 @dataclass
@@ -163,7 +187,8 @@ class Wired:
     snapshot: Path | None = None
     demo: str | None = None  # the demo id, when this process is the demo itself
     announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    email: EmailTransport | None = None  # None: the configured transport (SMTP or SES)
+    # the delivery channels (None: those configured, built when a report is sent)
+    channels: Sequence[Channel] | None = None
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
 
     # -- registry
@@ -174,6 +199,10 @@ class Wired:
 
     def clients(self, account: str, region: str) -> Any:
         return self.registry().client(account, region)
+
+    def in_use_check(self, config: Config) -> Any:
+        """Apply's re-check of the workloads, read with the registry's credentials."""
+        return in_use_check(self.registry(), config)
 
     def demo_id(self) -> str | None:
         """The demo this process's registry proved to be (``$HYGIENE_DEMO_TOKEN``), or
@@ -193,6 +222,8 @@ class Wired:
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
         if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
             self.inventory = merge_parts_of(config, stop=stop).inventory
+            # the workloads are asked once for the whole run, here (shards do not)
+            add_in_use(self.inventory, self.registry().discover(config))
         else:
             self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
@@ -211,7 +242,8 @@ class Wired:
 
     # -- reports
     def _history(self) -> list[HistoryRun]:
-        runs = self.store.runs(last=self.config.policy.report.trend_runs)
+        # several runs a day (nightly, weekly, by hand): read enough for trend_runs days
+        runs = self.store.runs(last=self.config.policy.report.trend_runs * 4)
         # the store says ok | degraded | incomplete | failed | abandoned; the reports say
         # complete | … (a degraded run's scan was complete: only its delivery failed)
         status = {"ok": "complete", "degraded": "complete"}
@@ -283,7 +315,7 @@ class Wired:
         # cannot: nothing is sent, or no channel is configured)
         grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)
         open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
-        can_reach = self.send and bool(self.config.policy.notify.channels)
+        can_reach = self.send and bool(self.config.policy.notify.enabled_channels)
         announced = [
             {**p, "grace_until": grace.isoformat()}
             if can_reach and p.get("grace_until") is None and p.get("state") in open_states
@@ -309,14 +341,17 @@ class Wired:
         (the admins are their owners of record). Only proposals of this job's plan are
         marked: those are what the reports showed.
         """
-        results = deliver_all(reports, self.config, email=self.email) if self.send else []
+        results = deliver_all(reports, self.config, channels=self.channels) if self.send else []
         self.deliveries += results
+        if results and reports and "html" in reports[0].files:
+            record_deliveries(reports[0].files["html"].parent, results)
         for result in results:
+            reached = f" (reached {', '.join(result.reached)})" if result.reached else ""
             self.store.audit(
                 "notify",
                 "ok" if result.ok else "failed",
                 detail=f"{result.report} via {result.channel} to {result.target}"
-                + ("" if result.ok else f": {result.error}"),
+                + (reached if result.ok else f": {result.error}"),
             )
         shown = [p.id for p in self.proposals]
         now = self.announced_at
@@ -339,7 +374,7 @@ class Wired:
             text=text,
             out_dir=self.out_dir,
             send=self.send,
-            email=self.email,
+            channels=self.channels,
         )
         self.deliveries += results
         return results
@@ -353,12 +388,12 @@ def build_job_deps(
     out_dir: Path | None = None,
     send: bool = True,
     demo_id: str | None = None,
-    email: EmailTransport | None = None,
+    channels: Sequence[Channel] | None = None,
 ) -> JobDeps:
     """The production dependencies for ``config`` (``access`` points the demo at the
     embedded registry; the default is the configured registry and credential chain;
-    ``demo_id`` is given by the demo process itself; ``email`` replaces the configured
-    e-mail transport, as the demo's outbox does)."""
+    ``demo_id`` is given by the demo process itself; ``channels`` replace the configured
+    delivery channels, as the demo's outbox does)."""
     from hygiene.store import Store
 
     store = Store.from_config(config, store_url or os.environ.get("HYGIENE_STORE_URL"))
@@ -369,7 +404,7 @@ def build_job_deps(
         out_dir=out_dir,
         send=send,
         demo=demo_id,
-        email=email,
+        channels=channels,
     )
     return JobDeps(
         store=store,
@@ -377,7 +412,7 @@ def build_job_deps(
         evaluate=wired.evaluate,
         plan=wired.plan,
         persist=persist_with(store),
-        apply=apply_with(store, wired.clients, wired.demo_id),
+        apply=apply_with(store, wired.clients, wired.demo_id, wired.in_use_check),
         due_approved=due_approved_with(store),
         render_admin_report=wired.render_admin_report,
         render_owner_report=wired.render_owner_report,

@@ -14,18 +14,22 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 
+from hygiene.notify.channels.email import recipients_of
+
 
 @dataclass
 class Outbox:
-    """An e-mail transport (:class:`hygiene.notify.email.EmailTransport`) into files."""
+    """An e-mail transport (:class:`hygiene.notify.channels.email.EmailTransport`) into
+    files; every recipient counts as accepted."""
 
     directory: Path
     name: str = "outbox"
     sent: list[Path] = field(default_factory=list)
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage) -> list[str]:
         self.directory.mkdir(parents=True, exist_ok=True)
         subject = re.sub(r"[^A-Za-z0-9._-]+", "-", str(message["Subject"] or "report"))[:80]
         path = self.directory / f"{len(self.sent) + 1:03d}-{subject.strip('-')}.eml"
         path.write_bytes(bytes(message))
         self.sent.append(path)
+        return recipients_of(message)

@@ -38,3 +38,16 @@ def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: d
     indexes = {i.repository for i in manifest.images if i.is_index}
     assert unknown, "the demo registry has untagged leftovers"
     assert minimum["BatchGetImage"] == len(indexes) + len(unknown)
+
+
+def test_discovery_benchmark_formula() -> None:
+    from benchmarks.discovery import Fleet, expected_calls
+
+    calls = expected_calls(Fleet())
+    assert calls["DescribeServices"] == 3 * 2  # 20 services per cluster, 10 per call
+    assert calls["ListFunctions"] == 2  # 15 × (1 + 3) + 10 = 70 entries, 50 a page
+    assert calls["GetFunction"] == 15 * 4
+    assert calls["DescribeTaskDefinition"] == 3 * (20 + 2 + 2)
+    assert calls["kubernetes:list pods"] == 3  # 1,200 pods, 500 a page
+    one = expected_calls(Fleet(clusters=1, services=5, job_definitions=0, pods=0))
+    assert one["DescribeTasks"] == 1 and one["DescribeJobDefinitions"] == 1

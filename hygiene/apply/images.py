@@ -2,9 +2,11 @@
 
 1. Re-read every target with ``DescribeImages`` by digest (≤ 100 ids a call). Missing →
    recorded ``gone``, unless an earlier run of this proposal recorded its delete intent:
-   then that run deleted it and lost the answer (``deleted``, ``response_lost``). A new
+   then that run deleted it and lost the answer (``deleted``, ``response_lost``). A
+   workload that runs it now (the in-use re-check, :mod:`hygiene.apply.in_use`), a new
    tag, a pull newer than the evidence, an index outside the proposal that now lists it,
    or a subject that exists and stays → its whole unit is ``skipped`` with the reason.
+   An in-use source that cannot be read stops the proposal before anything is deleted.
 2. Read each remaining manifest (``BatchGetImage``): the last re-read. A manifest that
    cannot be read is not deleted; a manifest whose ``subject`` is present in the
    repository and not being deleted is not deleted either, whatever the plan said (ECR's
@@ -180,7 +182,23 @@ def delete_images(
     ctx.recorder.write(proposal, [_gone_row(d, intended) for d in wanted if d in missing])
 
     reasons: dict[str, str] = {}
+    if live and ctx.in_use is not None:
+        # right before deleting: does a workload run any of them now (docs/in-use.md)?
+        # Raises InUseUnknownError when a source cannot be read: nothing is deleted.
+        ctx.in_use.refresh()
+        for digest, detail in live.items():
+            why = ctx.in_use.reason(
+                proposal.account,
+                proposal.region,
+                proposal.repository,
+                digest,
+                detail.get("imageTags", []),
+            )
+            if why:
+                reasons[digest] = f"in use now: {why}"
     for digest, detail in live.items():
+        if digest in reasons:
+            continue
         seen = evidence.get(digest, {})
         new_tags = sorted(set(detail.get("imageTags", [])) - set(seen.get("tags", [])))
         if new_tags:
@@ -479,7 +497,8 @@ def outcome_of(deletion: Deletion, already: int, dry_run: bool) -> tuple[Proposa
     if already:
         parts.append(f"done by an earlier run {already}")
     if skipped:
-        parts.append(f"skipped {skipped}")
+        first = next((row["detail"] for row in deletion.skip_rows if row.get("detail")), "")
+        parts.append(f"skipped {skipped}" + (f" (e.g. {first})" if first else ""))
     if failed:
         parts.append(f"failed {failed}")
     if retry or pending > 0:

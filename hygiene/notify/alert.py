@@ -7,12 +7,13 @@ carrying it. It is also written to ``<out_dir>/alerts/<run id>.html`` first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 
 from hygiene.config import Config
+from hygiene.notify.channels import Channel
 from hygiene.notify.deliver import DeliveryResult, deliver_all
-from hygiene.notify.email import EmailTransport
 from hygiene.report.render import RenderedReport
 
 
@@ -24,10 +25,10 @@ def send_alert(
     text: str,
     out_dir: Path | None = None,
     send: bool = True,
-    email: EmailTransport | None = None,
+    channels: Sequence[Channel] | None = None,
 ) -> list[DeliveryResult]:
-    """Write the alert to disk, then (``send``) deliver it to the admins (``email``:
-    instead of the configured e-mail transport)."""
+    """Write the alert to disk, then (``send``) deliver it to the admins (``channels``:
+    instead of the configured ones)."""
     report = RenderedReport(
         kind="nightly",
         namespace=None,
@@ -41,4 +42,4 @@ def send_alert(
     path = directory / f"{run_id}.html"
     path.write_text(report.html, encoding="utf-8")
     report.files["html"] = path
-    return deliver_all([report], config, email=email) if send else []
+    return deliver_all([report], config, channels=channels) if send else []
