@@ -219,13 +219,14 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
     with meter.phase("scan-json"):
         scan = ScanResult(
             inventory=inventory,
-            findings=list(evaluation.findings),
+            findings=evaluation.findings,
             kept=list(evaluation.kept),
             proposals=proposals,
             mute_warnings=list(evaluation.mute_warnings),
         )
         path = work / "scan.json"
-        path.write_text(json.dumps(scan.to_json(), indent=2, ensure_ascii=False))
+        with path.open("wb") as out:  # what `hygiene scan --format json` writes
+            scan.write_json(out)
     meter.close()
     store.close()
     phases = {k: meter.phases[k] for k in PHASES if k in meter.phases}

@@ -68,6 +68,7 @@ class ImageFindings:
     last_pull: np.ndarray  # int64 ns: the unit's latest pull
     details: list[dict[str, Any] | None]  # rule-specific details, merged into details
     also: list[list[str] | None]  # other image rules that hit the same image
+    unique_digests: bool = True  # the inventory has no digest twice in a repository
 
     def __len__(self) -> int:
         return len(self.rule)
@@ -164,6 +165,18 @@ class ImageFindings:
 
     def codes(self) -> list[str]:
         return [self.rules[i].code for i in self.rule.tolist()]
+
+    def unit_members(self) -> set[tuple[str, str, str, str]]:
+        """(account, region, repository, digest) of every image in a unit."""
+        lengths = np.diff(self.unit_offsets).tolist()
+        out: set[tuple[str, str, str, str]] = set()
+        position = 0
+        for i, length in enumerate(lengths):
+            where = (self.account[i], self.region[i], self.repository[i])
+            for digest in self.unit_digests[position : position + length]:
+                out.add((*where, digest))
+            position += length
+        return out
 
 
 def _copy_json(value: Any) -> Any:
@@ -270,6 +283,37 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     text = day_text[inverse] + _time_of_day_table()[second_of_day]
     text[nat] = None
     return list(text.tolist())
+
+
+def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
+    """What :func:`hygiene.model.iso_utc` writes for each time (``2026-11-28T03:00:00+00:00``;
+    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`."""
+    values = np.asarray(nanoseconds, dtype=np.int64)
+    nat = values == NAT
+    safe = np.where(nat, 0, values)
+    seconds, fraction = np.divmod(safe, 1_000_000_000)
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, inverse = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
+    text = day_text[inverse] + _clock_table()[second_of_day]
+    if fraction.any():
+        micro = fraction % 1000 == 0
+        parts = np.full(len(values), "", dtype=object)
+        with_fraction = np.flatnonzero(fraction)
+        for i in with_fraction.tolist():
+            f = int(fraction[i])
+            parts[i] = f".{f // 1000:06d}" if micro[i] else f".{f:09d}"
+        text = text + parts
+    text = text + "+00:00"
+    text[nat] = None
+    return list(text.tolist())
+
+
+@functools.cache
+def _clock_table() -> np.ndarray:
+    table = np.empty(86400, dtype=object)
+    table[:] = [f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+    return table
 
 
 @functools.cache

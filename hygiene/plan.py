@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from hygiene.config import Config
+from hygiene.findingtable import Findings, ImageFindings, offset_iso_strings
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
 from hygiene.units import human_bytes
@@ -162,6 +164,148 @@ def _image_proposals(
     return proposals
 
 
+def _columnar_image_proposals(
+    found: ImageFindings, keep: np.ndarray, inventory: Inventory
+) -> list[Proposal] | None:
+    """:func:`_image_proposals` of the image findings ``keep`` selects, read from the
+    findings' columns and the inventory's (the same proposals, ids and evidence; tested
+    against it on generated registries).
+
+    None when the shortcut's conditions do not hold, and the caller takes the general
+    path: every unit is its own finding's (the engine's units are disjoint), no digest
+    is twice in a repository, and the unit rows point at this inventory's images.
+    """
+    chosen = np.flatnonzero(keep)
+    offsets = found.unit_offsets
+    lengths = (offsets[1:] - offsets[:-1])[chosen]
+    starts = offsets[:-1][chosen]
+    take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    take = take + np.arange(int(lengths.sum()))
+    members = found.unit_rows[take]
+    images = inventory.images
+    if not found.unique_digests or len(np.unique(members)) != len(members):
+        return None
+    if len(members) and int(members.max()) >= len(images):
+        return None
+    digests = [found.unit_digests[i] for i in take.tolist()]
+    if pylist_strings(images["digest"], members) != digests:
+        return None  # not the inventory the findings were made from
+
+    # the members' evidence entries, as _image_index writes them
+    sub = images.iloc[members]
+    media = sub["manifest_media_type"].astype(object)
+    infos = [
+        {
+            "digest": digest,
+            "tags": sorted(str(t) for t in tags),
+            "pushed_at": pushed,
+            "last_pull": pulled,
+            "bytes": stored,
+            "size_bytes": size,
+            "media_type": None if kind is None or kind != kind else str(kind),
+            "is_index": index,
+        }
+        for digest, tags, pushed, pulled, stored, size, kind, index in zip(
+            digests,
+            sub["tags"].tolist(),
+            offset_iso_strings(_ns(sub["pushed_at"])),
+            offset_iso_strings(_ns(sub["last_pull"])),
+            sub["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
+            sub["size_bytes"].to_numpy(dtype=np.int64).tolist(),
+            media.tolist(),
+            sub["is_index"].to_numpy(dtype=bool).tolist(),
+            strict=True,
+        )
+    ]
+    positions = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+
+    # group by repository (in key order), safe units first, then by root digest
+    codes = [found.rules[r].code for r in found.rule[chosen].tolist()]
+    where = [(found.account[i], found.region[i], found.repository[i]) for i in chosen.tolist()]
+    keys = sorted(set(where))
+    rank = {key: n for n, key in enumerate(keys)}
+    unsafe = [IMAGE_RULES[code] != FixSafety.SAFE for code in codes]
+    roots = [digests[p] for p in positions[:-1]]
+    order = sorted(range(len(chosen)), key=lambda k: (rank[where[k]], unsafe[k], roots[k]))
+    namespaces: dict[tuple[str, str, str], str | None] = {}
+    for k, i in enumerate(chosen.tolist()):
+        namespaces[where[k]] = found.namespace[i]  # the last finding's, as in the loop
+
+    proposals = []
+    start = 0
+    while start < len(order):
+        first = order[start]
+        stop = start
+        while (
+            stop < len(order)
+            and where[order[stop]] == where[first]
+            and unsafe[order[stop]] == unsafe[first]
+        ):
+            stop += 1
+        group = order[start:stop]
+        start = stop
+        account, region, repository = where[first]
+        evidence_images: list[dict[str, Any]] = []
+        units: list[list[str]] = []
+        rule_codes: dict[str, list[str]] = {}
+        for k in group:
+            unit = digests[positions[k] : positions[k + 1]]
+            evidence_images += infos[positions[k] : positions[k + 1]]
+            units.append(sorted(unit))
+            for digest in unit:
+                rule_codes[digest] = [codes[k]]
+        target = {
+            "digests": [i["digest"] for i in evidence_images if i["is_index"]]
+            + [i["digest"] for i in evidence_images if not i["is_index"]]
+        }
+        group_codes = sorted({codes[k] for k in group})
+        evidence = {
+            "images": sorted(evidence_images, key=_by_digest),
+            "units": sorted(units),
+            "rule_codes": dict(sorted(rule_codes.items())),
+        }
+        total = sum(i["bytes"] for i in evidence_images)
+        where_target = _where((account, region, repository)) | target
+        proposals.append(
+            Proposal(
+                id=proposal_id(Action.DELETE_IMAGES, where_target, evidence, plain=True),
+                action=Action.DELETE_IMAGES,
+                account=account,
+                region=region,
+                repository=repository,
+                namespace=namespaces[(account, region, repository)],
+                target=target,
+                evidence=evidence,
+                rule_codes=tuple(group_codes),
+                fix_safety=FixSafety.UNSAFE if unsafe[first] else FixSafety.SAFE,
+                bytes=total,
+                summary=(
+                    f"delete {len(target['digests'])} image(s) in {len(group)} unit(s) from "
+                    f"{repository}, {human_bytes(total)} ({', '.join(group_codes)})"
+                ),
+            )
+        )
+    return proposals
+
+
+def _by_digest(info: dict[str, Any]) -> str:
+    return str(info["digest"])
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def pylist_strings(values: pd.Series, rows: np.ndarray) -> list[str | None]:
+    """``values`` at ``rows`` as Python strings (a string column; no per-row pandas)."""
+    import pyarrow as pa
+
+    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.take(pa.array(rows, type=pa.int64())).to_pylist()
+
+
 def _public_statements(policy_text: str | None, account: str) -> list[dict[str, Any]]:
     """Statements that allow ``*`` or a foreign account (used when SC004 gives none)."""
     if not policy_text:
@@ -293,9 +437,23 @@ def plan(
     def readable(f: Finding) -> bool:
         return f.repository is not None and (f.account, f.region, f.repository) not in broken
 
-    findings = [f for f in evaluation.findings if readable(f)]
-    image_findings = [f for f in findings if f.code in IMAGE_RULES]
-    proposals = _image_proposals(image_findings, _image_index(inventory))
+    every = evaluation.findings
+    proposals: list[Proposal] | None = None
+    if isinstance(every, Findings) and every.image is not None:
+        found = every.image
+        readable_rows = [
+            (a, r, repo) not in broken and code in IMAGE_RULES
+            for a, r, repo, code in zip(
+                found.account, found.region, found.repository, found.codes(), strict=True
+            )
+        ]
+        proposals = _columnar_image_proposals(found, np.array(readable_rows, dtype=bool), inventory)
+    if proposals is not None:
+        findings = [f for f in every.other if readable(f)]  # type: ignore[attr-defined]
+    else:
+        findings = [f for f in every if readable(f)]
+        image_findings = [f for f in findings if f.code in IMAGE_RULES]
+        proposals = _image_proposals(image_findings, _image_index(inventory))
     seen: set[str] = {p.id for p in proposals}
     for finding in findings:
         if finding.code not in REPOSITORY_ACTIONS:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 
@@ -29,6 +29,7 @@ from hygiene.collect.session import (
     make_session,
 )
 from hygiene.config import CollectSettings, Config
+from hygiene.findingtable import Findings
 from hygiene.errors import ConfigError
 from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, write_snapshot
@@ -267,7 +268,7 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
 @dataclass
 class ScanResult:
     inventory: Inventory
-    findings: list[Finding] = field(default_factory=list)
+    findings: Sequence[Finding] = field(default_factory=list)
     kept: list[KeptImage] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
     mute_warnings: list[str] = field(default_factory=list)
@@ -284,6 +285,25 @@ class ScanResult:
             "mute_warnings": list(self.mute_warnings),
             "snapshot": str(self.snapshot) if self.snapshot else None,
         }
+
+    def write_json(self, stream: IO[bytes]) -> None:
+        """:meth:`to_json` written to ``stream`` as indented JSON and a newline, part by
+        part (:mod:`hygiene.jsonout`): the document is never whole in memory."""
+        from hygiene.jsonout import Chunks, findings_chunks, write_document
+
+        write_document(
+            stream,
+            [
+                ("run", self.inventory.run.to_json()),
+                ("inventory", self.inventory.summary()),
+                ("findings", findings_chunks(self.findings)),
+                ("kept", Chunks.of(self.kept, KeptImage.to_json)),
+                ("proposals", Chunks.of(self.proposals, lambda p: p.to_json(copy=False))),
+                ("mute_warnings", list(self.mute_warnings)),
+                ("snapshot", str(self.snapshot) if self.snapshot else None),
+            ],
+        )
+        stream.write(b"\n")
 
 
 def collect(
@@ -366,7 +386,10 @@ def plan_all(
     from hygiene.plan import plan
 
     proposals = list(plan(evaluation, inventory, config, now))
-    flagged = {f.repository for f in evaluation.findings if f.code == "RP002" and f.repository}
+    findings = evaluation.findings
+    if isinstance(findings, Findings):  # RP002 is a repository rule: not an image finding
+        findings = findings.other
+    flagged = {f.repository for f in findings if f.code == "RP002" and f.repository}
     if flagged:
         # one call over the flagged repositories (not one per repository: each call
         # selects among all repositories, quadratic on a large registry)
@@ -385,7 +408,7 @@ def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
     evaluation = evaluate_rules(inventory, config, now)
     return ScanResult(
         inventory=inventory,
-        findings=list(evaluation.findings),
+        findings=evaluation.findings,
         kept=list(evaluation.kept),
         proposals=plan_all(evaluation, inventory, config, now),
         mute_warnings=list(evaluation.mute_warnings),

@@ -63,7 +63,10 @@ def exit_code_for(result: ScanResult, fail_on: str) -> int:
 def emit(result: ScanResult, fmt: str | None) -> None:
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        stream = click.get_binary_stream("stdout")
+        sys.stdout.flush()
+        result.write_json(stream)
+        stream.flush()
     else:
         from hygiene.cli.output import print_table
 

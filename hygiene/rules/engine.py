@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hygiene.findingtable import Findings
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
 from hygiene.rules.findings import RepositoryFindings, image_findings
@@ -53,9 +54,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Evaluation:
-    """The result of :func:`evaluate`."""
+    """The result of :func:`evaluate`.
 
-    findings: list[Finding]
+    ``findings`` is a :class:`~hygiene.findingtable.Findings` from :func:`evaluate` (a
+    sequence whose image findings stay columns); any sequence of findings will do.
+    """
+
+    findings: Sequence[Finding]
     kept: list[KeptImage]
     mute_warnings: list[str]
     # per image row: digest, repository … and every protection column (see protections)
@@ -68,12 +73,19 @@ class Evaluation:
     def deletable_digests(self) -> set[tuple[str, str, str, str]]:
         """(account, region, repository, digest) of every image in a deletion unit."""
         out = set()
-        for finding in self.findings:
+        findings = self.findings
+        if isinstance(findings, Findings):
+            if findings.image is not None:
+                out |= findings.image.unit_members()
+            findings = findings.other
+        for finding in findings:
             for digest in finding.details.get("unit", ()):
                 out.add((finding.account, finding.region, finding.repository or "", digest))
         return out
 
     def counts(self) -> dict[str, int]:
+        if isinstance(self.findings, Findings):
+            return self.findings.counts()
         counts: dict[str, int] = defaultdict(int)
         for finding in self.findings:
             counts[finding.code] += 1
@@ -148,11 +160,11 @@ def _evaluate(
             repository_findings.add(rule, hits)
         clock.lap(code)
     kept = KeptImages()
-    findings = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
+    image = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
     clock.lap("image-findings")
     # image rules (IM) sort before every other family: rules ran in code order, so
     # putting the image findings first keeps the whole list ordered by code
-    findings += repository_findings.findings
+    findings = Findings(image, repository_findings.findings)
 
     protection_frame = protections.frame  # owned here: add the identifying columns in place
     for position, column in enumerate(("account", "region", "repository", "digest")):
@@ -304,4 +316,6 @@ def filter_exit(findings: Sequence[Finding], fail_on: Severity | str | None) -> 
     if fail_on is None or str(fail_on) in ("never", "none"):
         return 0
     threshold = Severity(str(fail_on)).rank
+    if isinstance(findings, Findings):
+        return int(any(s.rank >= threshold for s in findings.severities()))
     return int(any(f.severity.rank >= threshold for f in findings))
