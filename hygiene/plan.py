@@ -191,8 +191,17 @@ def _columnar_image_proposals(
     if pylist_strings(images["digest"], members) != digests:
         return None  # not the inventory the findings were made from
 
-    # the members' evidence entries, as _image_index writes them
     sub = images.iloc[members]
+    for column, values in (
+        ("repository", found.repository),
+        ("region", found.region),
+        ("account", found.account),
+    ):
+        expected = np.repeat(np.array(values, dtype=object)[chosen], lengths)
+        if not np.array_equal(sub[column].astype(object).to_numpy(), expected):
+            return None  # not the inventory the findings were made from
+
+    # the members' evidence entries, as _image_index writes them
     media = sub["manifest_media_type"].astype(object)
     infos = [
         {
