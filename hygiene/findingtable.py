@@ -312,7 +312,9 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
 @functools.cache
 def _clock_table() -> np.ndarray:
     table = np.empty(86400, dtype=object)
-    table[:] = [f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)]
+    table[:] = [
+        f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+    ]
     return table
 
 

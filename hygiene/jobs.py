@@ -351,12 +351,15 @@ def scan_document(
 ) -> dict[str, Any]:
     """The scan JSON contract plus ``job`` (this run so far). Past runs for trends are
     the renderer's business: it reads them from the store with their report summaries."""
+    from hygiene.jsonout import findings_chunks
+
     return {
         "run": inventory.run.to_json(),
         "inventory": inventory.summary(),
-        "findings": [f.to_json() for f in evaluation.findings],
+        "findings": [row for chunk in findings_chunks(evaluation.findings) for row in chunk],
         "kept": [k.to_json() for k in evaluation.kept],
-        "proposals": [p.to_json() for p in proposals],
+        # the proposals' own target and evidence (not copies): the document is read only
+        "proposals": [p.to_json(copy=False) for p in proposals],
         "mute_warnings": list(getattr(evaluation, "mute_warnings", [])),
         "job": {
             "kind": run.kind,

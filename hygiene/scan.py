@@ -29,8 +29,8 @@ from hygiene.collect.session import (
     make_session,
 )
 from hygiene.config import CollectSettings, Config
-from hygiene.findingtable import Findings
 from hygiene.errors import ConfigError
+from hygiene.findingtable import Findings
 from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal

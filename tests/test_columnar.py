@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
-from hygiene.findingtable import Findings, NAT, iso_strings, offset_iso_strings
+from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
 from hygiene.jsonout import document_bytes
 from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
 from hygiene.plan import _columnar_image_proposals, plan
@@ -158,7 +158,9 @@ def test_plain_proposal_ids_equal_canonical_ones(target: Any, evidence: Any) -> 
     target, evidence = {"t": target}, {"e": evidence}
     expected = proposal_id(Action.DELETE_IMAGES, target, evidence)
     assert proposal_id(Action.DELETE_IMAGES, target, evidence, plain=True) == expected
-    assert canonical_json([1, target]) == json.dumps([1, target], sort_keys=True, separators=(",", ":"))
+    assert canonical_json([1, target]) == json.dumps(
+        [1, target], sort_keys=True, separators=(",", ":")
+    )
 
 
 def test_to_json_of_proposals_and_kept_images_covers_every_field() -> None:

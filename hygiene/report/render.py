@@ -9,6 +9,7 @@ HTML/CSS bars).
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import re
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 import css_inline
 import jinja2
+import orjson
 import pandas as pd
 
 from hygiene.config import Config
@@ -299,6 +301,41 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
+    """``export_frame(rows, columns).to_csv(path)``'s bytes, written with the csv module
+    when every column holds only text (or only integers): the same quoting and line ends
+    as pandas, a fraction of the time for a first scan's ~600,000 findings. Columns that
+    pandas would turn into floats (integers with gaps, numbers) go through pandas."""
+    cells = [[_csv_cell(row.get(c)) for row in rows] for c in columns]
+    if not all(_plain(column) for column in cells):
+        export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
+        return path
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(zip(*cells, strict=True))
+    return path
+
+
+def _plain(values: list[Any]) -> bool:
+    """All text and missing values (pandas writes NA as nothing), or all integers."""
+    kinds = {type(v) for v in values}
+    return kinds <= {str, type(None)} or kinds == {int}
+
+
+def _export_json(rows: list[dict[str, Any]]) -> bytes:
+    """``json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)``,
+    encoded by orjson (times and dataclasses still go through ``str``)."""
+    options = (
+        orjson.OPT_INDENT_2
+        | orjson.OPT_SORT_KEYS
+        | orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+    return orjson.dumps(rows, option=options, default=str) + b"\n"
+
+
 def write_report(
     report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv", "json")
 ) -> RenderedReport:
@@ -317,16 +354,20 @@ def write_report(
         ("scores", report.scores, SCORE_COLUMNS),
     ):
         if "json" in exports:
-            files[f"{kind}_json"] = _write(
-                out_dir / f"{base}-{kind}.json",
-                json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
+            files[f"{kind}_json"] = _write_bytes(
+                out_dir / f"{base}-{kind}.json", _export_json(rows)
             )
         if "csv" in exports:
-            path = out_dir / f"{base}-{kind}.csv"
-            export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
-            files[f"{kind}_csv"] = path
+            files[f"{kind}_csv"] = write_csv(out_dir / f"{base}-{kind}.csv", rows, columns)
     report.files = files
     return report
+
+
+def _write_bytes(path: Path, data: bytes) -> Path:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    return path
 
 
 def _write(path: Path, text: str) -> Path:

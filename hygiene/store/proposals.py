@@ -4,13 +4,14 @@ starting grace periods, recording how apply finished them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Column, MetaData, String, Table, bindparam, func, select, update
 
 from hygiene.errors import StoreError
-from hygiene.model import Action, Proposal, ProposalState
+from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.bulk import insert_many
 from hygiene.store.models import ApprovalRow, AuditRow, ProposalRow
@@ -215,6 +216,62 @@ class StoreProposals(StoreBase):
                 r for r in rows if any(c.upper().startswith(rule) for c in r.proposal.rule_codes)
             ]
         return rows
+
+    def as_stored(self, proposals: Iterable[Proposal]) -> list[Proposal]:
+        """``proposals`` as the store holds them, ordered like :meth:`proposals`
+        (namespace, repository, id): what :meth:`proposals` with their ids returns, read
+        without their evidence. The stored state, dates, summary, namespace, bytes, rule
+        codes and fix safety come from the store; target and evidence from the given
+        proposals (the id is their hash: a stored proposal with the same id has the same).
+        Ids the store does not hold are left out.
+        """
+        given = {p.id: p for p in proposals}
+        if not given:
+            return []
+        ids = Table(
+            "hygiene_wanted_ids",
+            MetaData(),
+            Column("id", String(32), primary_key=True),
+            prefixes=["TEMPORARY"],
+        )
+        table = ProposalRow.__table__
+        query = (
+            select(
+                table.c.id,
+                table.c.state,
+                table.c.first_seen,
+                table.c.grace_until,
+                table.c.summary,
+                table.c.namespace,
+                table.c.bytes,
+                table.c.rule_codes,
+                table.c.fix_safety,
+            )
+            .join_from(table, ids, table.c.id == ids.c.id)
+            .order_by(table.c.namespace, table.c.repository, table.c.id)
+        )
+        with self.session() as session:
+            connection = session.connection()
+            ids.create(connection)
+            try:
+                insert_many(session, ids, ({"id": i} for i in given))
+                rows = list(session.execute(query))
+            finally:
+                ids.drop(connection)
+        return [
+            replace(
+                given[row.id],
+                state=ProposalState(row.state),
+                first_seen=row.first_seen,
+                grace_until=row.grace_until,
+                summary=row.summary,
+                namespace=row.namespace,
+                bytes=row.bytes,
+                rule_codes=tuple(row.rule_codes),
+                fix_safety=FixSafety(row.fix_safety),
+            )
+            for row in rows
+        ]
 
     def get(self, proposal_id: str) -> StoredProposal | None:
         with self.session() as session:

@@ -61,3 +61,21 @@ def test_a_large_plan_is_merged_like_a_small_one(store: Store) -> None:
     assert stored[plan[1_150].id].state is ProposalState.EXPIRED
     assert stored[plan[1_150].id].outcome.startswith("no longer proposed")
     assert stored[plan[2].id].proposal.evidence == plan[2].evidence
+
+
+def test_as_stored_equals_reading_the_proposals_back(store: Store) -> None:
+    """What the job hands on after the store: the proposals as stored, in the store's
+    order, read without their evidence."""
+    plan = [
+        builders.proposal(digests=[f"d{i}"], repository=f"{ns}/app{i % 7}", summary=f"s{i}")
+        for i, ns in enumerate(["ml", "suporte", "eureca"] * 300)
+    ]
+    plan.append(builders.proposal(digests=["x"], repository="nginx", namespace=None))
+    store.upsert_proposals(plan[:500], NOW)
+    store.approve([plan[3].id], "admin@lsd.ufcg.edu.br")
+    later = NOW + timedelta(days=2)
+    store.upsert_proposals(plan, later)
+    expected = [s.proposal for s in store.proposals(ids=[p.id for p in plan])]
+    assert store.as_stored(plan) == expected
+    assert expected[0].namespace is None or expected[-1].namespace is None  # NULLs ordered
+    assert {p.state for p in expected} == {ProposalState.PROPOSED, ProposalState.APPROVED}
