@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -63,8 +63,8 @@ def exit_code_for(result: ScanResult, fail_on: str) -> int:
 def emit(result: ScanResult, fmt: str | None) -> None:
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
-        stream = click.get_binary_stream("stdout")
         sys.stdout.flush()
+        stream: BinaryIO = sys.stdout.buffer
         result.write_json(stream)
         stream.flush()
     else:
