@@ -116,6 +116,7 @@ def _postgres() -> Any:
 
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
+    from hygiene.gcpause import paused_gc
     from hygiene.jobs import JobDeps, run_nightly
     from hygiene.lifecycle import propose as propose_lifecycle
     from hygiene.plan import plan
@@ -210,13 +211,13 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         try:
             pg_store = Store(server.create_database(), config.policy.apply)
             run_id = pg_store.record_run("nightly", started_at=NOW)
-            with meter.phase("store-postgresql"):
+            with meter.phase("store-postgresql"), paused_gc():  # as in the job
                 persist_with(pg_store)(run_id, inventory, evaluation, proposals)
             pg_store.close()
         finally:
             server.stop()
 
-    with meter.phase("scan-json"):
+    with meter.phase("scan-json"), paused_gc():  # as in `hygiene scan`
         scan = ScanResult(
             inventory=inventory,
             findings=evaluation.findings,

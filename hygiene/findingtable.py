@@ -119,45 +119,67 @@ class ImageFindings:
 
     def json_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
         """``Finding.to_json()`` of entries ``start:stop``, built from the columns."""
-        pushed = iso_strings(self.pushed_at[start:stop])
-        pulled = iso_strings(self.last_pull[start:stop])
         constants = [
             (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value) for r in self.rules
         ]
-        rule = self.rule[start:stop].tolist()
-        sizes = self.bytes[start:stop].tolist()
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
-        rows = []
-        for k, i in enumerate(range(start, stop)):
-            code, name, severity, fix, fix_safety = constants[rule[k]]
-            unit = digests[offsets[k] : offsets[k + 1]]
-            details: dict[str, Any] = {
-                "unit": unit,
-                "pushed_at": pushed[k],
-                "last_pull": pulled[k],
-            }
-            also = self.also[i]
+        rows: list[dict[str, Any]] = []
+        append = rows.append
+        for (
+            rule,
+            account,
+            region,
+            repository,
+            namespace,
+            message,
+            tags,
+            size,
+            pushed,
+            pulled,
+            also,
+            extra,
+            begin,
+            end,
+        ) in zip(
+            self.rule[start:stop].tolist(),
+            self.account[start:stop],
+            self.region[start:stop],
+            self.repository[start:stop],
+            self.namespace[start:stop],
+            self.message[start:stop],
+            self.tags[start:stop],
+            self.bytes[start:stop].tolist(),
+            iso_strings(self.pushed_at[start:stop]),
+            iso_strings(self.last_pull[start:stop]),
+            self.also[start:stop],
+            self.details[start:stop],
+            offsets[:-1],
+            offsets[1:],
+            strict=True,
+        ):
+            code, name, severity, fix, fix_safety = constants[rule]
+            unit = digests[begin:end]
+            details: dict[str, Any] = {"unit": unit, "pushed_at": pushed, "last_pull": pulled}
             if also is not None:
                 details["also"] = list(also)
-            extra = self.details[i]
-            if isinstance(extra, dict):
+            if extra is not None and isinstance(extra, dict):
                 details.update(_copy_json(extra))
-            rows.append(
+            append(
                 {
                     "code": code,
                     "rule": name,
                     "severity": severity,
-                    "account": self.account[i],
-                    "region": self.region[i],
-                    "repository": self.repository[i],
-                    "namespace": self.namespace[i],
-                    "message": self.message[i],
+                    "account": account,
+                    "region": region,
+                    "repository": repository,
+                    "namespace": namespace,
+                    "message": message,
                     "fix": fix,
                     "fix_safety": fix_safety,
                     "image_digest": unit[0],
-                    "tags": list(self.tags[i]),
-                    "bytes": sizes[k],
+                    "tags": list(tags),
+                    "bytes": size,
                     "details": details,
                 }
             )
@@ -297,12 +319,12 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
     text = day_text[inverse] + _clock_table()[second_of_day]
     if fraction.any():
+        # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
         micro = fraction % 1000 == 0
-        parts = np.full(len(values), "", dtype=object)
-        with_fraction = np.flatnonzero(fraction)
-        for i in with_fraction.tolist():
-            f = int(fraction[i])
-            parts[i] = f".{f // 1000:06d}" if micro[i] else f".{f:09d}"
+        six = np.char.zfill((fraction // 1000).astype(str), 6)
+        nine = np.char.zfill(fraction.astype(str), 9)
+        parts = np.char.add(".", np.where(micro, six, nine))
+        parts = np.where(fraction == 0, "", parts).astype(object)
         text = text + parts
     text = text + "+00:00"
     text[nat] = None

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
+from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
 from hygiene.model import FixSafety, Proposal, ProposalState
@@ -380,7 +381,8 @@ def run_nightly(
 ) -> JobResult:
     """The unattended nightly run. Raises ``LockHeldError`` if another run holds the lock."""
     stop = STOP if stop is None else stop
-    with deps.store.lock(LOCK_NAME):
+    # the cyclic collector is paused for the job: docs/benchmarks.md, hygiene.gcpause
+    with deps.store.lock(LOCK_NAME), paused_gc():
         run = _Run(deps, "nightly", now)
         try:
             _nightly(run, deps, config, now, stop)
@@ -468,7 +470,8 @@ def run_weekly(
             where = config.projects_path or "the projects registry"
             raise ConfigError(f"--namespace {namespace!r}: not a registered project in {where}")
         namespaces = [namespace]
-    with deps.store.lock(LOCK_NAME):
+    # the cyclic collector is paused for the job: docs/benchmarks.md, hygiene.gcpause
+    with deps.store.lock(LOCK_NAME), paused_gc():
         run = _Run(deps, "weekly", now)
         try:
             _weekly(run, deps, config, now, stop, namespaces)

@@ -79,12 +79,29 @@ def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[s
     return index
 
 
-def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, Any]]:
-    frame = inventory.repositories
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for record in frame.to_dict("records"):
-        out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
-    return out
+class _Repositories:
+    """The repositories frame by (account, region, name): each row as a dict when asked
+    (a plan reads few), the last one when a key is there twice (as a dict built from
+    every row would hold)."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        frame = inventory.repositories
+        self.frame = frame
+        keys = zip(
+            frame["account"].astype(str),
+            frame["region"].astype(str),
+            frame["name"].astype(str),
+            strict=True,
+        )
+        self.rows = {key: position for position, key in enumerate(keys)}
+        errors = frame["scan_error"].astype(object).tolist()
+        self.broken = {key for key, p in self.rows.items() if cell_text(errors[p]) is not None}
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        position = self.rows.get(key)
+        if position is None:
+            return None
+        return dict(self.frame.iloc[position].to_dict())
 
 
 def _image_proposals(
@@ -206,7 +223,7 @@ def _columnar_image_proposals(
     infos = [
         {
             "digest": digest,
-            "tags": sorted(str(t) for t in tags),
+            "tags": sorted(map(str, tags)),
             "pushed_at": pushed,
             "last_pull": pulled,
             "bytes": stored,
@@ -440,8 +457,8 @@ def plan(
     Findings in repositories the scan did not read completely are ignored.
     """
     del now
-    repos = _repositories(inventory)
-    broken = {key for key, repo in repos.items() if cell_text(repo.get("scan_error")) is not None}
+    repos = _Repositories(inventory)
+    broken = repos.broken
 
     def readable(f: Finding) -> bool:
         return f.repository is not None and (f.account, f.region, f.repository) not in broken

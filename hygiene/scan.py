@@ -31,6 +31,7 @@ from hygiene.collect.session import (
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.findingtable import Findings
+from hygiene.gcpause import paused_gc
 from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
@@ -385,6 +386,13 @@ def plan_all(
     from hygiene.lifecycle import propose as propose_lifecycle
     from hygiene.plan import plan
 
+    with paused_gc():
+        return _plan_all(evaluation, inventory, config, now, plan, propose_lifecycle)
+
+
+def _plan_all(
+    evaluation: Any, inventory: Inventory, config: Config, now: datetime, plan: Any, propose: Any
+) -> list[Proposal]:
     proposals = list(plan(evaluation, inventory, config, now))
     findings = evaluation.findings
     if isinstance(findings, Findings):  # RP002 is a repository rule: not an image finding
@@ -399,20 +407,21 @@ def plan_all(
             repositories=repositories[repositories["name"].astype(object).isin(flagged)],
             run=inventory.run,
         )
-        proposals += propose_lifecycle(scoped, config, now)
+        proposals += propose(scoped, config, now)
     return proposals
 
 
 def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
     """Pure: inventory → findings, kept images and proposals (nothing is stored)."""
-    evaluation = evaluate_rules(inventory, config, now)
-    return ScanResult(
-        inventory=inventory,
-        findings=evaluation.findings,
-        kept=list(evaluation.kept),
-        proposals=plan_all(evaluation, inventory, config, now),
-        mute_warnings=list(evaluation.mute_warnings),
-    )
+    with paused_gc():
+        evaluation = evaluate_rules(inventory, config, now)
+        return ScanResult(
+            inventory=inventory,
+            findings=evaluation.findings,
+            kept=list(evaluation.kept),
+            proposals=plan_all(evaluation, inventory, config, now),
+            mute_warnings=list(evaluation.mute_warnings),
+        )
 
 
 def save_snapshot(inventory: Inventory, directory: Path) -> Path:

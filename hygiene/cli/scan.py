@@ -148,6 +148,7 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
+    from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
     from hygiene.scan import collect, evaluate, open_registry, save_snapshot
 
@@ -160,18 +161,23 @@ def scan_command(
         )
     if run_id is not None or parts is not None:
         raise ConfigError("--run-id and --parts go with --shard I/N")
-    if from_snapshot is not None:
-        inventory = read_snapshot(from_snapshot)
-    else:
-        handle = open_registry(
-            config, profile=profile, regions=regions, endpoint_url=endpoint_url, accounts=accounts
-        )
-        inventory = collect(handle, config, now=now, progress=progress)
-    result = evaluate(inventory, config, now)
-    if from_snapshot is None and not no_snapshot:
-        result.snapshot = save_snapshot(inventory, snapshot_dir)
-    emit(result, fmt)
-    return exit_code_for(result, fail_on)
+    with paused_gc():  # see hygiene.gcpause
+        if from_snapshot is not None:
+            inventory = read_snapshot(from_snapshot)
+        else:
+            handle = open_registry(
+                config,
+                profile=profile,
+                regions=regions,
+                endpoint_url=endpoint_url,
+                accounts=accounts,
+            )
+            inventory = collect(handle, config, now=now, progress=progress)
+        result = evaluate(inventory, config, now)
+        if from_snapshot is None and not no_snapshot:
+            result.snapshot = save_snapshot(inventory, snapshot_dir)
+        emit(result, fmt)
+        return exit_code_for(result, fail_on)
 
 
 def scan_shard(

@@ -20,11 +20,9 @@ Order of work:
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from hygiene.findingtable import Findings
+from hygiene.gcpause import paused_gc
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
 from hygiene.rules.findings import RepositoryFindings, image_findings
@@ -100,7 +99,7 @@ def evaluate(
     in_use: Sequence[ImageReference] | None = None,
 ) -> Evaluation:
     """Evaluate every selected rule on ``inventory`` (pure; see module docstring)."""
-    with _no_gc():
+    with paused_gc():
         return _evaluate(inventory, config, now, in_use)
 
 
@@ -181,24 +180,6 @@ def _evaluate(
         rules_run=tuple(rules_run),
         timings=clock.laps,
     )
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector during an evaluation.
-
-    An inventory holds millions of container objects (tag lists) and an evaluation
-    builds hundreds of thousands more (findings); every generation-2 collection walks
-    all of them, which made the collector the largest single cost. Nothing here builds
-    reference cycles worth collecting, and reference counting still frees memory.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Clock:
