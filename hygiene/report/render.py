@@ -306,7 +306,7 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Pat
     when every column holds only text (or only integers): the same quoting and line ends
     as pandas, a fraction of the time for a first scan's ~600,000 findings. Columns that
     pandas would turn into floats (integers with gaps, numbers) go through pandas."""
-    cells = [[_csv_cell(row.get(c)) for row in rows] for c in columns]
+    cells = [_csv_column([row.get(c) for row in rows]) for c in columns]
     if not all(_plain(column) for column in cells):
         export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
         return path
@@ -315,6 +315,19 @@ def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Pat
         writer.writerow(columns)
         writer.writerows(zip(*cells, strict=True))
     return path
+
+
+def _csv_column(values: list[Any]) -> list[Any]:
+    """``[_csv_cell(v) for v in values]``, with the common columns (all text, all lists
+    of text, all dicts) done without asking each cell what it is."""
+    kinds = {type(v) for v in values}
+    if kinds <= {str, type(None)}:
+        return [("'" + v) if v is not None and v.startswith(_FORMULA_START) else v for v in values]
+    if kinds == {dict}:  # JSON starts with "{": never a formula
+        return [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
+    if kinds == {list} and all(type(x) is str for v in values for x in v):
+        return [_csv_cell(" ".join(v)) for v in values]
+    return [_csv_cell(v) for v in values]
 
 
 def _plain(values: list[Any]) -> bool:
