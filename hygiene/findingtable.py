@@ -320,15 +320,23 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     text = day_text[inverse] + _clock_table()[second_of_day]
     if fraction.any():
         # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
-        micro = fraction % 1000 == 0
-        six = np.char.zfill((fraction // 1000).astype(str), 6)
-        nine = np.char.zfill(fraction.astype(str), 9)
-        parts = np.char.add(".", np.where(micro, six, nine))
-        parts = np.where(fraction == 0, "", parts).astype(object)
+        triples = _triples()
+        micro = fraction // 1000
+        parts = "." + triples[micro // 1000] + triples[micro % 1000]
+        nano = fraction % 1000 != 0
+        parts[nano] = parts[nano] + triples[fraction[nano] % 1000]
+        parts[fraction == 0] = ""
         text = text + parts
     text = text + "+00:00"
     text[nat] = None
     return list(text.tolist())
+
+
+@functools.cache
+def _triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f"{n:03d}" for n in range(1000)]
+    return table
 
 
 @functools.cache

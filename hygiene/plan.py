@@ -96,12 +96,15 @@ class _Repositories:
         self.rows = {key: position for position, key in enumerate(keys)}
         errors = frame["scan_error"].astype(object).tolist()
         self.broken = {key for key, p in self.rows.items() if cell_text(errors[p]) is not None}
+        self._columns: dict[str, list[Any]] | None = None
 
     def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
         position = self.rows.get(key)
         if position is None:
             return None
-        return dict(self.frame.iloc[position].to_dict())
+        if self._columns is None:
+            self._columns = {c: self.frame[c].tolist() for c in self.frame.columns}
+        return {column: values[position] for column, values in self._columns.items()}
 
 
 def _image_proposals(
@@ -200,8 +203,9 @@ def _columnar_image_proposals(
     take = take + np.arange(int(lengths.sum()))
     members = found.unit_rows[take]
     images = inventory.images
-    if not found.unique_digests or len(np.unique(members)) != len(members):
-        return None
+    ordered_members = np.sort(members)
+    if not found.unique_digests or bool((ordered_members[1:] == ordered_members[:-1]).any()):
+        return None  # a unit that is not its own finding's alone
     if len(members) and int(members.max()) >= len(images):
         return None
     digests = [found.unit_digests[i] for i in take.tolist()]
@@ -223,7 +227,7 @@ def _columnar_image_proposals(
     infos = [
         {
             "digest": digest,
-            "tags": sorted(map(str, tags)),
+            "tags": [*tags] if len(tags) < 2 and _texts(tags) else sorted(map(str, tags)),
             "pushed_at": pushed,
             "last_pull": pulled,
             "bytes": stored,
@@ -277,7 +281,7 @@ def _columnar_image_proposals(
         for k in group:
             unit = digests[positions[k] : positions[k + 1]]
             evidence_images += infos[positions[k] : positions[k + 1]]
-            units.append(sorted(unit))
+            units.append(unit if len(unit) < 2 else sorted(unit))
             for digest in unit:
                 rule_codes[digest] = [codes[k]]
         target = {
@@ -312,6 +316,10 @@ def _columnar_image_proposals(
             )
         )
     return proposals
+
+
+def _texts(values: list[Any]) -> bool:
+    return all(type(v) is str for v in values)
 
 
 def _by_digest(info: dict[str, Any]) -> str:
