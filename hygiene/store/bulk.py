@@ -9,7 +9,7 @@ UTC, …), except JSON, which orjson writes (the same JSON; it parses back equal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -20,48 +20,69 @@ from sqlalchemy.orm import Session
 CHUNK = 10_000
 
 
-def insert_many(session: Session, table: Any, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Insert ``rows`` (column name → value, every row the same columns) into ``table``
-    (a :class:`~sqlalchemy.Table`) within the session's transaction; returns how many."""
-    iterator = iter(rows)
+def insert_many(
+    session: Session,
+    table: Any,
+    rows: Iterable[Mapping[str, Any]] | Iterable[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> int:
+    """Insert ``rows`` into ``table`` (a :class:`~sqlalchemy.Table`) within the session's
+    transaction; returns how many. A row is a mapping of column name → value (every row
+    the same columns), or, with ``columns``, a sequence of values in that order."""
+    iterator: Iterator[Any] = iter(rows)
     first = next(iterator, None)
     if first is None:
         return 0
-    columns = list(first)
+    names = list(first) if columns is None else list(columns)
+
+    def tuples_of(row: Any) -> Sequence[Any]:
+        return row if columns is not None else [row[name] for name in names]
+
     connection = session.connection()
     dialect = connection.dialect
-    convert = [_converter(table.c[name].type, dialect) for name in columns]
+    convert = [
+        (position, fn)
+        for position, name in enumerate(names)
+        if (fn := _converter(table.c[name].type, dialect)) is not None
+    ]
 
-    def tuples(batch: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        return [
-            tuple(
-                value if fn is None or value is None else fn(value)
-                for fn, value in zip(convert, (row[name] for name in columns), strict=True)
-            )
-            for row in batch
-        ]
+    def prepared(batch: list[Any]) -> list[Sequence[Any]]:
+        out = []
+        for row in batch:
+            values = tuples_of(row)
+            if convert:
+                values = list(values)
+                for position, fn in convert:
+                    value = values[position]
+                    if value is not None:
+                        values[position] = fn(value)
+            out.append(values)
+        return out
 
-    prepared = dialect.identifier_preparer
-    names = ", ".join(prepared.quote(name) for name in columns)
-    target = prepared.format_table(table)
+    quote = dialect.identifier_preparer
+    listed = ", ".join(quote.quote(name) for name in names)
+    target = quote.format_table(table)
     count = 0
     chunks = _chunks(_chain(first, iterator), CHUNK)
     if dialect.name == "postgresql":
         raw: Any = connection.connection.dbapi_connection  # psycopg's Connection
-        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({names}) FROM STDIN") as copy:
+        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
             for batch in chunks:
-                for values in tuples(batch):
+                for values in prepared(batch):
                     copy.write_row(values)
                 count += len(batch)
         return count
     if dialect.name == "sqlite":
-        statement = f"INSERT INTO {target} ({names}) VALUES ({', '.join('?' * len(columns))})"
+        statement = f"INSERT INTO {target} ({listed}) VALUES ({', '.join('?' * len(names))})"
         for batch in chunks:
-            connection.exec_driver_sql(statement, tuples(batch))
+            connection.exec_driver_sql(statement, [tuple(v) for v in prepared(batch)])
             count += len(batch)
         return count
     for batch in chunks:  # any other database: SQLAlchemy's own executemany
-        connection.execute(insert(table), [dict(row) for row in batch])
+        connection.execute(
+            insert(table), [dict(zip(names, tuples_of(row), strict=True)) for row in batch]
+        )
         count += len(batch)
     return count
 
@@ -77,7 +98,7 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _chain(first: Mapping[str, Any], rest: Iterator[Mapping[str, Any]]) -> Iterator[Any]:
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield first
     yield from rest
 

@@ -105,27 +105,32 @@ class StoreRuns(StoreBase):
         """
         from hygiene.jsonout import findings_chunks
 
-        def rows() -> Iterator[dict[str, Any]]:
+        columns = (
+            "run_id", "code", "rule", "severity", "fix_safety", "account", "region",
+            "repository", "namespace", "image_digest", "bytes", "message", "data",
+        )  # fmt: skip
+
+        def rows() -> Iterator[tuple[Any, ...]]:
             for chunk in findings_chunks(findings):
                 for data in chunk:
-                    yield {
-                        "run_id": run_id,
-                        "code": data["code"],
-                        "rule": data["rule"],
-                        "severity": data["severity"],
-                        "fix_safety": data["fix_safety"],
-                        "account": data["account"],
-                        "region": data["region"],
-                        "repository": data["repository"],
-                        "namespace": data["namespace"],
-                        "image_digest": data["image_digest"],
-                        "bytes": int(data["bytes"]),
-                        "message": data["message"],
-                        "data": data,
-                    }
+                    yield (
+                        run_id,
+                        data["code"],
+                        data["rule"],
+                        data["severity"],
+                        data["fix_safety"],
+                        data["account"],
+                        data["region"],
+                        data["repository"],
+                        data["namespace"],
+                        data["image_digest"],
+                        int(data["bytes"]),
+                        data["message"],
+                        data,
+                    )
 
         with self.session() as session:
-            return insert_many(session, FindingRow.__table__, rows())
+            return insert_many(session, FindingRow.__table__, rows(), columns=columns)
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         """The findings of one run as ``Finding.to_json()`` dicts."""
