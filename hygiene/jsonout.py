@@ -27,14 +27,17 @@ def dumps(value: Any, *, level: int = 0) -> bytes:
     return text
 
 
-def list_items(chunks: Iterable[list[Any]], *, level: int) -> Iterator[bytes]:
+def list_items(
+    chunks: Iterable[list[Any]], *, level: int, option: int = 0, default: Any = None
+) -> Iterator[bytes]:
     """The items of a JSON list (without its brackets), chunk by chunk, each item on
-    its own lines at ``level`` and separated by ``,\\n``. Yields nothing for no items."""
+    its own lines at ``level`` and separated by ``,\\n``. Yields nothing for no items.
+    ``option`` and ``default`` are orjson's (indentation is always on)."""
     first = True
     for chunk in chunks:
         if not chunk:
             continue
-        body = orjson.dumps(chunk, option=INDENT)  # b"[\n  item,\n  item\n]"
+        body = orjson.dumps(chunk, option=INDENT | option, default=default)  # b"[\n  …\n]"
         inner = body[2:-2]  # each item indented by one level
         if level > 1:
             inner = (b"  " * (level - 1)) + inner.replace(b"\n", b"\n" + b"  " * (level - 1))
@@ -105,6 +108,23 @@ def findings_chunks(findings: Iterable[Any], size: int = CHUNK) -> Chunks:
     if json_chunks is not None:
         return Chunks(json_chunks(size))
     return Chunks.of(findings, lambda f: f.to_json(), size)
+
+
+def write_list(
+    stream: IO[bytes], chunks: Iterable[list[Any]], *, option: int = 0, default: Any = None
+) -> None:
+    """A JSON list written chunk by chunk: the bytes of ``orjson.dumps(list, option=
+    OPT_INDENT_2 | option)`` for the whole list."""
+    items = iter(list_items(chunks, level=1, option=option, default=default))
+    head = next(items, None)
+    if head is None:
+        stream.write(b"[]")
+        return
+    stream.write(b"[\n")
+    stream.write(head)
+    for piece in items:
+        stream.write(piece)
+    stream.write(b"\n]")
 
 
 def document_bytes(parts: Iterable[tuple[str, Any]]) -> bytes:

@@ -187,3 +187,41 @@ def test_vectorised_times_equal_the_scalar_formatters() -> None:
     stamps = pd.Series(pd.DatetimeIndex(values.view("M8[ns]")).tz_localize("UTC"))
     assert offset_iso_strings(values) == [iso_utc(t) for t in stamps]
     assert iso_strings(values) == utc_iso_strings(stamps)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> None:
+    """The nightly report's CSV and JSON exports, written in chunks with the csv module
+    and orjson, are byte for byte what pandas' to_csv and json.dumps wrote."""
+    from hygiene.jobs import scan_document
+    from hygiene.report import render
+    from hygiene.report.data import build_report_data
+
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    proposals = plan_all(evaluation, inventory, config, NOW)
+
+    class Job:
+        kind, run_id, started_at, counts, errors = "nightly", "r-1", NOW, {}, []
+        status = type("Status", (), {"value": "ok"})()
+
+    document = scan_document(Job, inventory, evaluation, proposals)  # type: ignore[arg-type]
+    report = render.render_nightly(build_report_data(document, inventory=inventory), config)
+    for kind, rows, columns in (
+        ("findings", report.findings, render.FINDING_COLUMNS),
+        ("proposals", report.proposals, render.PROPOSAL_COLUMNS),
+        ("kept", report.kept, render.KEPT_COLUMNS),
+        ("scores", report.scores, render.SCORE_COLUMNS),
+    ):
+        assert rows, kind
+        old = tmp_path / f"{kind}-pandas.csv"
+        render.export_frame(rows, columns).to_csv(old, index=False, encoding="utf-8")
+        new = render.write_csv(tmp_path / f"{kind}.csv", rows, columns)
+        assert new.read_bytes() == old.read_bytes(), kind
+        expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+        written = render._export_json(tmp_path / f"{kind}.json", rows).read_bytes()
+        assert written == (expected + "\n").encode(), kind
+    assert len(report.findings) > 1000
