@@ -1,48 +1,140 @@
 """Configuration: ``rules/default.yaml`` (policy) and ``rules/projects.yaml`` (projects registry).
 
-Both files are validated with pydantic models that forbid unknown keys, so a typo is an
-error rather than a silently ignored setting. Every error is reported as one readable
-message naming the file, the key path and the line (taken from the YAML node marks), and
-maps to exit code 2 before any AWS call is made.
+Both files are read strictly (:mod:`hygiene.yamlfile`: no duplicate keys, no tags, no
+alias bombs, UTF-8 only…) and validated with pydantic models that forbid unknown keys, so
+a typo is an error rather than a silently ignored setting. Every problem is reported as
+one line naming the file, the line and the key path, all problems of both files at once,
+and maps to exit code 2 before any AWS call is made.
 
-Each subsystem owns one section model below (``CollectSettings``, ``ApplySettings`` …);
-rule options are free-form here and validated by the rules engine, which knows each
-rule's option names and ranges.
+Each subsystem owns one section model below (``CollectSettings``, ``ApplySettings`` …).
+Fields are declared with the value types of :mod:`hygiene.configtypes` (``EmailAddress``,
+``Region``, ``HttpUrl``…) and :class:`Section` gives every field the checks all values
+need (finite, bounded numbers; no boolean for a number; one line unless free text), so a
+new field gets them by construction. Rule options are free-form here and validated by the
+rules engine, which knows each rule's option names and ranges.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
+    StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
 )
 
+from hygiene.configtypes import (
+    Crontab,
+    Digest,
+    EmailAddress,
+    HttpUrl,
+    Region,
+    SenderAddress,
+    StoreUrl,
+    TimeZone,
+)
 from hygiene.errors import ConfigError
-from hygiene.yamlfile import YamlMapping, read_mapping
+from hygiene.yamlfile import YamlMapping, dotted, read_mapping
 
 DEFAULT_RULES_DIR = Path("rules")
 POLICY_FILE = "default.yaml"
 PROJECTS_FILE = "projects.yaml"
 
 
-class Section(BaseModel):
-    """A config section: unknown keys are errors, values are immutable after load."""
+RULES_DIR_HINT = (
+    "hygiene reads default.yaml and projects.yaml from ./rules unless --rules-dir DIR or "
+    "the environment variable HYGIENE_RULES_DIR names another directory"
+)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, values are immutable after load.
+
+    Every field also gets, by construction:
+
+    * numbers: finite (no ``.inf``/``.nan``), and a boolean is not a number (pydantic
+      would read ``true`` as 1); every numeric field must declare both bounds (a test
+      walks the models);
+    * strings: one line (no line break or tab) unless the field is listed in
+      ``free_text``; control characters never get this far (:mod:`hygiene.yamlfile`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    free_text: ClassVar[frozenset[str]] = frozenset()
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric(field.annotation):
+            raise ValueError(f"expected a number, got {str(value).lower()}")
+        return value
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _one_line(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name not in cls.free_text:
+            for text in _strings(value):
+                if "\n" in text or "\t" in text:
+                    raise ValueError(f"a line break or tab in a one-line value: {text[:40]!r}")
+        return value
+
+
+def _numeric(annotation: Any) -> bool:
+    """Whether a field annotation holds an int or a float (possibly optional)."""
+    if annotation in (int, float):
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return any(_numeric(arg) for arg in get_args(annotation))
+    if get_origin(annotation) is Annotated:
+        return _numeric(get_args(annotation)[0])
+    return False
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """The strings in a field value (lists, tuples, mapping keys and values; not models)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key)
+            yield from _strings(item)
+
+
+# Names of environment variables (never their values: secrets stay out of the files).
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+# A Slack channel: #name (lowercase, digits, - _ .) or a channel id (C…, G…, D…).
+SlackChannel = Annotated[
+    str, StringConstraints(pattern=r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{8,20})$")
+]
+# A host name or an IP address (no scheme, no port, no path).
+HostName = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^[0-9A-Fa-f:.]+$",
+        max_length=253,
+    ),
+]
+# A glob or name used to match registry names, tags or identities.
+Pattern = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
 ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$")
@@ -76,7 +168,7 @@ class AccountEntry(Section):
     """One account listed by hand: its id, and optionally its own regions and roles."""
 
     id: str = Field(pattern=r"^\d{12}$")
-    regions: list[str] | None = Field(default=None, min_length=1)
+    regions: list[Region] | None = Field(default=None, min_length=1)
     scanner_role: str | None = None
     cleaner_role: str | None = None
     assume: bool = True  # False: read it with the tool's own credentials (its own account)
@@ -94,7 +186,7 @@ class AccountsSettings(Section):
     scanner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-scanner"
     cleaner_role: str = "arn:aws:iam::{account}:role/registry-hygiene-cleaner"
     external_id: str | None = Field(default=None, min_length=2, max_length=1224)
-    external_id_env: str | None = None  # the external id from this environment variable
+    external_id_env: EnvName | None = None  # the external id from this environment variable
     session_name: str = Field(default="registry-hygiene", pattern=r"^[\w+=,.@-]{2,64}$")
     duration_seconds: int = Field(default=3600, ge=900, le=43200)
 
@@ -130,9 +222,11 @@ class RegistrySettings(Section):
     """
 
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
-    regions: list[str] = Field(default_factory=lambda: ["us-east-1"], min_length=1)
-    profile: str | None = None
-    endpoint_url: str | None = None
+    regions: list[Region] = Field(
+        default_factory=lambda: ["us-east-1"], min_length=1, max_length=40
+    )
+    profile: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.@+-]{1,128}$")
+    endpoint_url: HttpUrl | None = None
     accounts: AccountsSettings | None = None
 
     @model_validator(mode="after")
@@ -151,7 +245,7 @@ class PartsSettings(Section):
     location: str = Field(min_length=1)  # a directory, or s3://bucket/prefix
     run_id: str | None = None  # None: the newest run within max_age_seconds
     wait_seconds: int = Field(default=0, ge=0, le=86400)
-    max_age_seconds: int = Field(default=43200, ge=1)
+    max_age_seconds: int = Field(default=43200, ge=1, le=7 * 86400)
     poll_seconds: float = Field(default=30.0, gt=0, le=3600)
 
 
@@ -160,8 +254,8 @@ class CollectSettings(Section):
     retry_mode: Literal["adaptive", "standard", "legacy"] = "adaptive"
     max_attempts: int = Field(default=8, ge=1, le=20)
     page_size: int = Field(default=1000, ge=1, le=1000)
-    connect_timeout: float = Field(default=5.0, gt=0)
-    read_timeout: float = Field(default=30.0, gt=0)
+    connect_timeout: float = Field(default=5.0, gt=0, le=300)
+    read_timeout: float = Field(default=30.0, gt=0, le=3600)
     # A repository whose read failed is read again after the pool drains, up to this many
     # passes in all, waiting pass_backoff_seconds × 2^(pass - 2) (jittered) before each.
     read_passes: int = Field(default=3, ge=1, le=10)
@@ -173,43 +267,45 @@ class CollectSettings(Section):
 class SelectionSettings(Section):
     """Rule selection like ruff: codes (IM002), prefixes (IM) or families (images)."""
 
-    select: list[str] = Field(default_factory=lambda: ["ALL"])
+    select: list[str] = Field(default_factory=lambda: ["ALL"], min_length=1)
     ignore: list[str] = Field(default_factory=list)
 
 
 class NamespaceOverride(Section):
     """Per-namespace rule options and selection (``fnmatch`` patterns on the namespace)."""
 
-    namespaces: list[str] = Field(min_length=1)
+    namespaces: list[Pattern] = Field(min_length=1)
     rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
     ignore: list[str] = Field(default_factory=list)
-    protected_tags: list[str] | None = None
+    protected_tags: list[Pattern] | None = None
 
 
 class MuteEntry(Section):
     """An accepted exception: matching findings are muted until ``expires``."""
 
-    repository: str = "*"
-    digest: str | None = None
+    free_text = frozenset({"reason"})
+
+    repository: Pattern = "*"
+    digest: Digest | None = None
     rules: list[str] = Field(default_factory=lambda: ["ALL"], min_length=1)
-    reason: str = Field(min_length=3)
+    reason: str = Field(min_length=3, max_length=2000)
     expires: date | None = None
 
 
 class ProtectionSettings(Section):
-    protected_tags: list[str] = Field(
+    protected_tags: list[Pattern] = Field(
         default_factory=lambda: ["latest", "main", "master", "stable", "prod*", "release*"]
     )
     keep_newest: int = Field(default=3, ge=0, le=1000)
     pulled_within_days: int = Field(default=30, ge=0, le=3650)
-    opt_out_tag_key: str = "hygiene:keep"
+    opt_out_tag_key: str = Field(default="hygiene:keep", min_length=1, max_length=128)
     in_use_images_file: Path | None = None
 
 
 class PriceSettings(Section):
-    storage_usd_per_gb_month: float = Field(default=0.10, ge=0)
-    archive_usd_per_gb_month: float = Field(default=0.10, ge=0)
-    currency: str = "USD"
+    storage_usd_per_gb_month: float = Field(default=0.10, ge=0, le=1000)
+    archive_usd_per_gb_month: float = Field(default=0.10, ge=0, le=1000)
+    currency: str = Field(default="USD", min_length=1, max_length=8)
 
 
 class ApplySettings(Section):
@@ -221,7 +317,7 @@ class ApplySettings(Section):
 
 
 class StoreSettings(Section):
-    url: str = "sqlite:///hygiene.db"
+    url: StoreUrl = "sqlite:///hygiene.db"
 
 
 def _lifecycle_patterns(values: list[str]) -> list[str]:
@@ -327,21 +423,24 @@ class LifecycleSettings(LifecyclePolicySettings):
 
 
 class SmtpSettings(Section):
-    host: str = "localhost"
+    host: HostName = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "ssl", "none"] = "starttls"
-    username_env: str | None = "HYGIENE_SMTP_USER"
-    password_env: str | None = "HYGIENE_SMTP_PASSWORD"
+    username_env: EnvName | None = "HYGIENE_SMTP_USER"
+    password_env: EnvName | None = "HYGIENE_SMTP_PASSWORD"
     password_file: Path | None = None
-    sender: str = "registry-hygiene@localhost"
-    timeout: float = Field(default=30.0, gt=0)
+    sender: SenderAddress = "registry-hygiene@localhost"
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    # security: none sends the password in clear text: refused unless the host is a
+    # loopback address, or this says the network in between is trusted.
+    allow_plaintext_auth: bool = False
 
 
 class SlackSettings(Section):
-    token_env: str = "HYGIENE_SLACK_TOKEN"
-    webhook_url_env: str = "HYGIENE_SLACK_WEBHOOK_URL"
-    base_url: str | None = None
-    admin_channel: str | None = None
+    token_env: EnvName = "HYGIENE_SLACK_TOKEN"
+    webhook_url_env: EnvName = "HYGIENE_SLACK_WEBHOOK_URL"
+    base_url: HttpUrl | None = None
+    admin_channel: SlackChannel | None = None
     dm_owners_without_channel: bool = True  # DM owners (users.lookupByEmail) if no channel
     upload_html: bool = True  # attach the HTML report with files_upload_v2
 
@@ -354,14 +453,14 @@ class NotifySettings(Section):
     slack_settings: SlackSettings = SlackSettings()
     retries: int = Field(default=3, ge=0, le=10)
     retry_backoff_seconds: float = Field(default=2.0, ge=0, le=600)
-    admin_emails: list[str] = Field(default_factory=list)  # recipients of the nightly report
+    admin_emails: list[EmailAddress] = Field(default_factory=list)  # of the nightly report
     weekly_cc_members: bool = False  # copy the project's members on its weekly report
-    subject_prefix: str = "[registry-hygiene]"
+    subject_prefix: str = Field(default="[registry-hygiene]", max_length=100)
 
 
 class ReportSettings(Section):
     out_dir: Path = Path("reports/out")
-    timezone: str = "America/Fortaleza"
+    timezone: TimeZone = "America/Fortaleza"
     locale: Literal["en", "pt_BR"] = "en"
     largest_repositories: int = Field(default=10, ge=1, le=100)
     trend_runs: int = Field(default=12, ge=2, le=365)
@@ -369,33 +468,13 @@ class ReportSettings(Section):
     templates_dir: Path | None = None  # default: the package's templates (from reports/)
     exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
-
 
 class ScheduleSettings(Section):
-    timezone: str = "America/Fortaleza"
-    nightly: str = "0 3 * * *"
-    weekly: str = "0 8 * * mon"
-    misfire_grace_seconds: int = Field(default=3600, ge=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return _check_zone(value)
-
-    @field_validator("nightly", "weekly")
-    @classmethod
-    def _crontab(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
-        try:
-            CronTrigger.from_crontab(value, timezone="UTC")
-        except ValueError as exc:
-            raise ValueError(f"not a 5-field crontab expression: {exc}") from exc
-        return value
+    timezone: TimeZone = "America/Fortaleza"
+    # 5-field crontabs; day-of-week by name (see configtypes.check_crontab)
+    nightly: Crontab = "0 3 * * *"
+    weekly: Crontab = "0 8 * * mon"
+    misfire_grace_seconds: int = Field(default=3600, ge=1, le=7 * 86400)
 
 
 class Policy(Section):
@@ -409,7 +488,7 @@ class Policy(Section):
     mutelist: list[MuteEntry] = Field(default_factory=list)
     protections: ProtectionSettings = ProtectionSettings()
     prices: PriceSettings = PriceSettings()
-    admins: list[str] = Field(default_factory=list)
+    admins: list[Pattern] = Field(default_factory=list)
     apply: ApplySettings = ApplySettings()
     store: StoreSettings = StoreSettings()
     lifecycle: LifecycleSettings = LifecycleSettings()
@@ -421,25 +500,14 @@ class Policy(Section):
 class Project(Section):
     """One registered project: the owner of a namespace."""
 
-    description: str = ""
-    owners: list[str] = Field(min_length=1)
-    members: list[str] = Field(default_factory=list)
-    slack_channel: str | None = None
+    free_text = frozenset({"description"})
+
+    description: str = Field(default="", max_length=2000)
+    owners: list[EmailAddress] = Field(min_length=1)
+    members: list[EmailAddress] = Field(default_factory=list)
+    slack_channel: SlackChannel | None = None
     language: Literal["en", "pt_BR"] = "en"
-    timezone: str | None = None
-
-    @field_validator("owners", "members")
-    @classmethod
-    def _emails(cls, values: list[str]) -> list[str]:
-        for value in values:
-            if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", value):
-                raise ValueError(f"not an email address: {value!r}")
-        return values
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        return None if value is None else _check_zone(value)
+    timezone: TimeZone | None = None
 
 
 NAMESPACE_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$"
@@ -474,32 +542,44 @@ class Config(BaseModel):
         return sorted(self.projects.projects)
 
 
-def _check_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {value!r}") from exc
-    return value
-
-
 # --------------------------------------------------------------------------- loading
 
+# What YAML 1.1 reads as something else than text when it is not quoted.
+_YAML_READS = {bool: "a boolean", int: "a number", float: "a number", date: "a date"}
 
-def _format_validation_error(source: YamlMapping, exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function")))
-    key_path = ".".join(str(p) for p in loc) or "(top level)"
-    where = source.where(loc)
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        message = "unknown key"
-    else:
-        message = first["msg"]
-        if first.get("input") is not None and kind not in ("missing",):
-            message += f" (got {first['input']!r})"
-    more = len(exc.errors()) - 1
-    suffix = f" (and {more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{where}: {key_path}: {message}{suffix}"
+
+def _format_validation_errors(source: YamlMapping, exc: ValidationError) -> list[str]:
+    """One line per pydantic error: ``file:line: key.path: message (got value)``."""
+    lines = []
+    for error in exc.errors():
+        raw = list(error["loc"])
+        if raw and raw[-1] == "[key]" and len(raw) >= 2:
+            raw[-2] = error.get("input")  # pydantic gives a bad key's position, not the key
+        loc = tuple(
+            p
+            for p in raw
+            if not (isinstance(p, str) and (p.startswith("function") or p == "[key]"))
+        )
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            message = "unknown key"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+            value = error.get("input")
+            if kind not in ("missing", "value_error") and value is not None:
+                message += f" (got {_short(value)})"
+            reads_as = _YAML_READS.get(type(value))
+            if kind.startswith(("string_", "literal_", "enum")) and reads_as:
+                message += f"; unquoted, YAML reads this as {reads_as}: quote it"
+        line = f"{source.where(loc)}: {dotted(loc)}: {message}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _validate(model: type[BaseModel], path: Path) -> Any:
@@ -507,10 +587,13 @@ def _validate(model: type[BaseModel], path: Path) -> Any:
     try:
         return model.model_validate(source.data)
     except ValidationError as exc:
-        raise ConfigError(_format_validation_error(source, exc)) from exc
+        problems = _format_validation_errors(source, exc)
+        raise ConfigError(problems[0], problems) from None
+    except RecursionError:  # cannot happen below the nesting limit; never a traceback
+        raise ConfigError(f"{path}: nested too deeply") from None
 
 
-ConfigCheck = Callable[[Config], None]
+ConfigCheck = Callable[["Config"], None]
 """A further check of a loaded configuration; raises :class:`ConfigError` when it fails."""
 
 
@@ -520,10 +603,13 @@ def load_config(
     """Load and validate ``<rules_dir>/default.yaml`` and ``<rules_dir>/projects.yaml``.
 
     ``rules_dir`` defaults to ``$HYGIENE_RULES_DIR`` or ``./rules``. Raises
-    :class:`ConfigError` (exit code 2) with file, key path and line on any problem.
-    ``checks`` run after the models validate (see :func:`load_config_files`).
+    :class:`ConfigError` (exit code 2) listing every problem, each with file, line and
+    key path. ``checks`` run after the models validate (see :func:`load_config_files`).
     """
     directory = Path(rules_dir or os.environ.get("HYGIENE_RULES_DIR") or DEFAULT_RULES_DIR)
+    if not directory.is_dir():
+        problem = "not a directory" if directory.exists() else "rules directory not found"
+        raise ConfigError(f"{directory}: {problem}; {RULES_DIR_HINT}")
     return load_config_files(directory / POLICY_FILE, directory / PROJECTS_FILE, checks=checks)
 
 
@@ -532,16 +618,30 @@ def load_config_files(
 ) -> Config:
     """Load both files, then run ``checks`` on the result.
 
-    The models here leave rule codes, option names and ranges, selectors and regexes
-    free-form: they are known to the rules engine, which depends on this module, so its
-    check is passed in (``checks=[hygiene.rules.validate_config]``, as the CLI and the
-    scheduler do). Without it a bad rule option is still refused, but only when the rules
-    are evaluated, after the registry has been read.
+    Both files are read and validated before anything is reported, so one run shows the
+    problems of both. The models here leave rule codes, option names and ranges,
+    selectors and regexes free-form: they are known to the rules engine, which depends on
+    this module, so its check is passed in (``checks=[hygiene.rules.validate_config]``,
+    as the CLI and the scheduler do). Without it a bad rule option is still refused, but
+    only when the rules are evaluated, after the registry has been read.
     """
-    policy = _validate(Policy, policy_path)
-    projects = _validate(ProjectsRegistry, projects_path)
+    problems: list[str] = []
+    loaded: dict[type[BaseModel], Any] = {}
+    for model, path in ((Policy, policy_path), (ProjectsRegistry, projects_path)):
+        if not path.exists() and not path.is_symlink():
+            problems.append(f"{path}: file not found; {RULES_DIR_HINT}")
+            continue
+        try:
+            loaded[model] = _validate(model, path)
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems[0], problems)
     config = Config(
-        policy=policy, projects=projects, policy_path=policy_path, projects_path=projects_path
+        policy=loaded[Policy],
+        projects=loaded[ProjectsRegistry],
+        policy_path=policy_path,
+        projects_path=projects_path,
     )
     for check in checks:
         check(config)

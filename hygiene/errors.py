@@ -13,6 +13,7 @@ code meaning
 5    another run holds the lock
 6    AWS/endpoint unreachable or credentials missing
 7    apply finished with failed actions
+8    the run did its work, but a report reached no one (degraded)
 ==== =========================================================
 """
 
@@ -30,6 +31,7 @@ class ExitCode(IntEnum):
     LOCKED = 5
     UNREACHABLE = 6
     APPLY_FAILED = 7
+    DEGRADED = 8
 
 
 class HygieneError(Exception):
@@ -41,11 +43,26 @@ class HygieneError(Exception):
         super().__init__(message)
         self.message = message
 
+    def lines(self) -> list[str]:
+        """What to print, one problem per line (the CLI prints at most 20)."""
+        return self.message.splitlines() or [self.message]
+
 
 class ConfigError(HygieneError):
-    """The configuration is missing, malformed or invalid. Nothing was called."""
+    """The configuration is missing, malformed or invalid. Nothing was called.
+
+    ``problems`` holds every problem found (each naming its file, line and key), so
+    one run shows them all; ``message`` is all of them, one per line.
+    """
 
     exit_code = ExitCode.USAGE
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        self.problems = list(problems) if problems else [message]
+        super().__init__("\n".join(self.problems) if problems else message)
+
+    def lines(self) -> list[str]:
+        return list(self.problems)
 
 
 class CollectError(HygieneError):
@@ -61,7 +78,7 @@ class IncompleteScanError(HygieneError):
 
 
 class NotAuthorisedError(HygieneError):
-    """The caller is not in the configured admin list."""
+    """The caller is not a deployed admin (or owner, to object), or cannot be verified."""
 
     exit_code = ExitCode.NOT_AUTHORISED
 

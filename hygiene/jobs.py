@@ -9,13 +9,21 @@ Every stage is a callable in :class:`JobDeps`, so the same pipeline runs with th
 collector, store and senders (wired in :mod:`hygiene.wiring`) and with in-memory ones in
 tests. The guarantees live here, not in the stages:
 
-* a whole job runs under the store lock (:data:`LOCK_NAME`); a second run, whether started
-  by the daemon, cron or by hand, gets :class:`~hygiene.errors.LockHeldError` (exit 5)
-  before anything is recorded or called;
-* every run that got the lock is recorded: start, end, status ``ok | incomplete | failed``,
-  counts, API calls and errors, even when a stage raises or the process is asked to stop;
+* a whole job runs under the registry lock (:data:`LOCK_NAME`), the lock every command
+  that reads the registry to plan or changes it takes (``hygiene apply`` too); a second
+  run, whether started by the daemon, cron or by hand, gets
+  :class:`~hygiene.errors.LockHeldError` (exit 5) before anything is recorded or called;
+* every run that got the lock is recorded: start, end, status ``ok | degraded |
+  incomplete | failed``, counts, API calls (the scan's and apply's) and errors, even when
+  a stage raises or the process is asked to stop; a run whose process died is marked
+  ``abandoned`` by the next one that takes the lock;
+* the run pins the trust policy of its own (deployed) configuration in the store
+  (``deps.pin_trust``) before anything else: the admins and owners that approvals and
+  objections are checked against;
 * an incomplete scan never feeds an apply: apply is skipped and the admins are alerted;
-* a failed or incomplete run alerts the admins (``deps.alert``);
+* a report that reached no one (every delivery of it failed) makes the run ``degraded``;
+* a failed, incomplete or degraded run alerts the admins (``deps.alert``, every
+  configured channel);
 * a stop request (SIGTERM/SIGINT set :data:`STOP`) is passed to collect, which finishes
   its current batch, and to apply, which finishes the proposal in progress (recording each
   of its batches) and starts no other; the job then skips the remaining stages and
@@ -41,12 +49,13 @@ from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
 from hygiene.model import FixSafety, Proposal, ProposalState
+from hygiene.store.locks import REGISTRY_LOCK
 
 log = logging.getLogger(__name__)
 
-LOCK_NAME = "registry"
-"""The store lock a whole nightly or weekly job holds, so two jobs never overlap. Apply
-takes its own lock, ``apply``, inside the job's (and alone when run by hand)."""
+LOCK_NAME = REGISTRY_LOCK
+"""The store lock a whole nightly or weekly job holds; a hand-run apply takes the same one,
+so no two of them ever overlap. The job's own apply works under the job's lock."""
 
 STOP = threading.Event()
 """Process-wide stop flag: set by the SIGTERM/SIGINT handlers of ``hygiene run`` and
@@ -59,6 +68,7 @@ MAX_RECORDED_ERRORS = 50
 
 class RunStatus(StrEnum):
     OK = "ok"
+    DEGRADED = "degraded"  # done, but a report reached no one
     INCOMPLETE = "incomplete"
     FAILED = "failed"
 
@@ -98,6 +108,7 @@ class ApplySummary:
     failed: int = 0
     skipped: int = 0  # skipped by apply, or not eligible
     stopped: bool = False  # the stop flag was set: proposals not started were left
+    unverified: int = 0  # approvals apply could not verify (skipped, audited)
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
@@ -134,12 +145,16 @@ class JobDeps:
     ``apply(proposals, config, stop)`` re-verifies and executes the given proposals and
     returns an :class:`ApplySummary`; it checks ``stop`` before each proposal (the one in
     progress finishes its batches). It runs while the job holds :data:`LOCK_NAME`, so it
-    must not take that lock; it may take another (the wired one takes ``apply`` and
-    records its own ``apply`` run).
+    must not take that lock (the wired one passes ``locked=True`` and records its own
+    ``apply`` run).
     ``due_approved(now)`` lists approved proposals whose grace date has passed.
     ``render_admin_report(document)`` / ``render_owner_report(document, namespace)``
     render from the scan JSON contract (plus a ``job`` key) and return a
-    report value that ``notify(report)`` delivers. ``alert(RunAlert)`` tells the admins.
+    report value that ``notify(report)`` delivers; ``notify`` returns the deliveries
+    (objects with an ``ok`` flag), and a report none of whose deliveries succeeded
+    degrades the run. ``alert(RunAlert)`` tells the admins.
+    ``pin_trust(config, run_id)`` pins the trust policy of ``config`` in the store
+    (:meth:`hygiene.store.Store.pin_trust`); None leaves the pin alone (tests).
     """
 
     store: RunStore
@@ -154,6 +169,7 @@ class JobDeps:
     notify: Callable[[Any], Any]
     alert: Callable[[RunAlert], Any]
     clock: Callable[[], datetime] = _utcnow
+    pin_trust: Callable[[Config, Any], Any] | None = None
     context: Any = None  # the wiring's shared state (the demo reads reports from it)
 
 
@@ -196,9 +212,28 @@ class _Run:
 
     def incomplete(self, message: str) -> None:
         self.errors.append(message)
-        if self.status is RunStatus.OK:
+        if self.status in (RunStatus.OK, RunStatus.DEGRADED):
             self.status = RunStatus.INCOMPLETE
             self.exit_code = int(ExitCode.INCOMPLETE)
+
+    def degraded(self, message: str) -> None:
+        """A report reached no one: the run did its work, but nobody was told."""
+        self.errors.append(message)
+        if self.status is RunStatus.OK:
+            self.status = RunStatus.DEGRADED
+            self.exit_code = int(ExitCode.DEGRADED)
+
+    def delivered(self, label: str, deliveries: Any) -> None:
+        """Degrade the run when ``deliveries`` (what ``notify`` returned) were attempted
+        and none of them succeeded."""
+        attempted = list(deliveries or [])
+        if attempted and not any(getattr(d, "ok", False) for d in attempted):
+            failures = "; ".join(
+                f"{getattr(d, 'channel', '?')} to {getattr(d, 'target', '?')}: "
+                f"{getattr(d, 'error', '') or 'failed'}"
+                for d in attempted
+            )
+            self.degraded(f"{label}: the report reached no one ({failures})")
 
     def failed(self, stage: str, exc: BaseException) -> None:
         self.errors.append(f"{stage}: {type(exc).__name__}: {exc}")
@@ -295,7 +330,11 @@ def _stopped(run: _Run, stop: threading.Event, where: str) -> bool:
 def _scan(
     run: _Run, deps: JobDeps, config: Config, now: datetime, stop: threading.Event
 ) -> tuple[Inventory, Any, list[Proposal]] | None:
-    """collect → evaluate → plan → persist; None when stopped. Raises StageFailed."""
+    """pin the trust policy → collect → evaluate → plan → persist; None when stopped.
+    Raises StageFailed."""
+    if deps.pin_trust is not None:
+        with run.stage("pin trust"):
+            deps.pin_trust(config, run.run_id)
     with run.stage("collect"):
         inventory = deps.collect(config, stop)
     run.add_calls(inventory.run.api_calls)
@@ -330,7 +369,7 @@ def _apply(
     with run.stage(f"apply {label}"):
         result = deps.apply(proposals, config, stop)
     run.add_calls(result.api_calls)
-    for key in ("applied", "failed", "skipped"):
+    for key in ("applied", "failed", "skipped", "unverified"):
         run.counts[f"{label}_{key}"] = getattr(result, key)
     for message in result.errors:
         run.errors.append(f"apply {label}: {message}")
@@ -451,8 +490,9 @@ def _nightly(
         report = deps.render_admin_report(document)
     run.counts["reports"] = 1
     with run.stage("notify"):
-        deps.notify(report)
+        deliveries = deps.notify(report)
     run.counts["notified"] = 1
+    run.delivered("admin report", deliveries)
 
 
 def run_weekly(
@@ -508,8 +548,9 @@ def _weekly(
                 report = deps.render_owner_report(document, name)
             run.counts["reports"] += 1
             with run.stage(f"notify {name}"):
-                deps.notify(report)
+                deliveries = deps.notify(report)
             run.counts["notified"] += 1
+            run.delivered(f"owner report {name}", deliveries)
         except StageFailed:
             continue  # one namespace's failure does not keep the others' reports back
 
@@ -552,6 +593,7 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 
 
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
+    from hygiene.authz.policy import check_admins
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
@@ -559,7 +601,7 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
     try:
-        config = load_config(Path(rules_dir), checks=[validate_config])
+        config = load_config(Path(rules_dir), checks=[validate_config, check_admins])
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())

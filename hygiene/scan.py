@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
+import pandas as pd
 
+from hygiene.authz.identity import is_loopback
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
@@ -32,7 +34,6 @@ from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.findingtable import Findings
 from hygiene.gcpause import paused_gc
-from hygiene.identity import is_local_endpoint
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
 
@@ -193,6 +194,7 @@ def open_registry(
     """
     settings = config.policy.registry
     profile = profile or settings.profile
+    chosen_regions = tuple(regions)  # the command line's: they replace every account's
     regions = list(regions) or list(settings.regions)
     endpoint_url = endpoint_url or settings.endpoint_url
     if session is None:
@@ -214,12 +216,11 @@ def open_registry(
         return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
-    aws_endpoint = endpoint_url if is_local_endpoint(endpoint_url) else None
+    aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
     sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
-        settings, regions=regions if regions != list(settings.regions) else (),
-        organizations=sessions.organizations,
-    )  # fmt: skip
+        settings, regions=chosen_regions, organizations=sessions.organizations
+    )
     if accounts:
         unknown = sorted(set(accounts) - set(listed.ids))
         if unknown:
@@ -241,10 +242,17 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
     if enabled is None:
         enabled = sys.stderr.isatty()
     if enabled:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         with Progress(
-            "[progress.description]{task.description}",
+            # repository names are shown as text, never read as markup
+            TextColumn("{task.description}", markup=False, style="progress.description"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -328,9 +336,16 @@ def collect(
         return {op: n - before.get(op, 0) for op, n in after.items() if n - before.get(op, 0)}
 
     skipped = handle.accounts.skipped if handle.accounts is not None else {}
+    targets = handle.targets()
+    if shard is not None and targets:
+        # Throttling is per account and region (docs/ecr-facts.md), and a process reads
+        # its targets one after the other: shards that all started with the same one
+        # would share its budget. Each starts at its own place in the list instead.
+        start = shard.index * len(targets) // shard.count
+        targets = targets[start:] + targets[:start]
     with progress_reporter(progress) as advance:
         return collect_inventory(
-            handle.targets(),
+            targets,
             config.policy.collect,
             now=now,
             api_calls=calls_of_this_scan,
@@ -367,7 +382,11 @@ def parts_client(config: Config) -> Any:
     settings = config.policy.registry
     session = make_session(settings.profile, settings.regions[0])
     check_credentials(session, settings.profile)
-    endpoint = settings.endpoint_url if is_local_endpoint(settings.endpoint_url) else None
+    endpoint = (
+        settings.endpoint_url
+        if settings.endpoint_url and is_loopback(settings.endpoint_url)
+        else None
+    )
     return session.client("s3", endpoint_url=endpoint)
 
 
@@ -397,14 +416,32 @@ def _plan_all(
     findings = evaluation.findings
     if isinstance(findings, Findings):  # RP002 is a repository rule: not an image finding
         findings = findings.other
-    flagged = {f.repository for f in findings if f.code == "RP002" and f.repository}
+    flagged = {
+        (f.account, f.region, f.repository) for f in findings if f.code == "RP002" and f.repository
+    }
     if flagged:
         # one call over the flagged repositories (not one per repository: each call
-        # selects among all repositories, quadratic on a large registry)
+        # selects among all repositories, quadratic on a large registry); keyed by
+        # account and region too, as one name may be a repository in several accounts
         images, repositories = inventory.images, inventory.repositories
+
+        def keys(frame: Any, name: str) -> Any:
+            return pd.Series(
+                list(
+                    zip(
+                        frame["account"].astype(str),
+                        frame["region"].astype(str),
+                        frame[name].astype(str),
+                        strict=True,
+                    )
+                ),
+                index=frame.index,
+                dtype=object,
+            )
+
         scoped = Inventory(
-            images=images[images["repository"].astype(object).isin(flagged)],
-            repositories=repositories[repositories["name"].astype(object).isin(flagged)],
+            images=images[keys(images, "repository").isin(flagged)],
+            repositories=repositories[keys(repositories, "name").isin(flagged)],
             run=inventory.run,
         )
         proposals += propose(scoped, config, now)

@@ -16,14 +16,16 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from html import escape
 from pathlib import Path
 from typing import Any
 
+from hygiene.authz.identity import DEMO_TOKEN_ENV, demo_context
+from hygiene.authz.policy import TrustPolicy, configured_accounts
 from hygiene.config import Config
 from hygiene.inventory import Inventory
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
+from hygiene.notify.alert import send_alert
 from hygiene.notify.deliver import DeliveryResult, deliver_all
 from hygiene.report.data import (
     ApplyOutcome,
@@ -83,21 +85,29 @@ def due_approved_with(store: Any) -> Callable[[datetime], list[Proposal]]:
 
 
 def apply_with(
-    store: Any, clients: Any
+    store: Any, clients: Any, demo_id: Callable[[], str | None] = lambda: None
 ) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]:
     """``hygiene.apply.apply`` limited to the given proposals, summarised for the run.
 
-    apply takes its own ``apply`` lock inside the job's ``registry`` lock (different
-    names, so no self-deadlock) and records its own ``apply`` run. Proposals apply finds
-    not eligible count as skipped. apply does not count its AWS calls, so the summary's
-    ``api_calls`` stays empty: the job's run record counts the scan's calls only.
+    apply works under the job's registry lock (``locked=True``) and records its own
+    ``apply`` run. Proposals apply finds not eligible count as skipped (those whose
+    approval it could not verify also as ``unverified``). ``demo_id()`` says which demo,
+    if any, this process proved its registry to be (``os:`` approvals count only there).
+    The summary's ``api_calls`` are apply's own; the job adds them to the scan's.
     """
 
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplySummary:
         from hygiene.apply import apply
 
         result = apply(
-            store, clients, config, datetime.now(UTC), ids=[p.id for p in proposals], stop=stop
+            store,
+            clients,
+            config,
+            datetime.now(UTC),
+            ids=[p.id for p in proposals],
+            stop=stop,
+            locked=True,
+            demo_id=demo_id(),
         )
         states = {i: str(state) for i, (state, _) in result.states.items()}
         return ApplySummary(
@@ -106,6 +116,8 @@ def apply_with(
             skipped=sum(1 for s in states.values() if s == ProposalState.SKIPPED)
             + len(result.not_eligible),
             stopped=stop.is_set(),
+            unverified=result.count("unverified"),
+            api_calls=dict(result.api_calls),
             errors=[
                 f"{i}: {detail}"
                 for i, (state, detail) in result.states.items()
@@ -133,6 +145,7 @@ class Wired:
     evaluation: Any = None
     proposals: list[Proposal] = field(default_factory=list)
     snapshot: Path | None = None
+    demo: str | None = None  # the demo id, when this process is the demo itself
     announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
 
@@ -144,6 +157,21 @@ class Wired:
 
     def clients(self, account: str, region: str) -> Any:
         return self.registry().client(account, region)
+
+    def demo_id(self) -> str | None:
+        """The demo this process's registry proved to be (``$HYGIENE_DEMO_TOKEN``), or
+        the one it runs itself; None on any other registry."""
+        if self.demo is not None:
+            return self.demo
+        if not os.environ.get(DEMO_TOKEN_ENV):
+            return None
+        account = next(iter(configured_accounts(self.config)), "")
+        client = self.clients(account, self.config.policy.registry.regions[0])
+        return demo_context(client.meta.endpoint_url)
+
+    def pin_trust(self, config: Config, run_id: Any) -> list[str] | None:
+        """Pin the trust policy of this job's (deployed) configuration."""
+        return self.store.pin_trust(TrustPolicy.from_config(config), run_id=str(run_id))
 
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
         if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
@@ -167,8 +195,9 @@ class Wired:
     # -- reports
     def _history(self) -> list[HistoryRun]:
         runs = self.store.runs(last=self.config.policy.report.trend_runs)
-        # the store says ok | incomplete | failed; the reports say complete | …
-        status = {"ok": "complete"}
+        # the store says ok | degraded | incomplete | failed | abandoned; the reports say
+        # complete | … (a degraded run's scan was complete: only its delivery failed)
+        status = {"ok": "complete", "degraded": "complete"}
         return [
             HistoryRun.from_json(
                 {
@@ -274,25 +303,16 @@ class Wired:
         return results
 
     def alert(self, alert: RunAlert) -> list[DeliveryResult]:
-        """Tell the admins on the admin report's channels that a run was not ok."""
+        """Tell the admins, on every configured channel, that a run was not ok."""
         text = alert.summary + "\n\n" + "\n".join(f"- {e}" for e in alert.errors)
-        report = RenderedReport(
-            kind="nightly",
-            namespace=None,
-            locale=self.config.policy.report.locale,
+        results = send_alert(
+            self.config,
+            run_id=str(alert.run_id),
             subject=alert.subject,
-            html=f"<html><body><h1>{escape(alert.subject)}</h1><pre>{escape(text)}</pre>"
-            "</body></html>",
             text=text,
+            out_dir=self.out_dir,
+            send=self.send,
         )
-        directory = (self.out_dir or self.config.policy.report.out_dir) / "alerts"
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{alert.run_id}.html"
-        path.write_text(report.html, encoding="utf-8")
-        report.files["html"] = path
-        if not self.send:
-            return []
-        results = deliver_all([report], self.config)
         self.deliveries += results
         return results
 
@@ -304,25 +324,30 @@ def build_job_deps(
     store_url: str | None = None,
     out_dir: Path | None = None,
     send: bool = True,
+    demo_id: str | None = None,
 ) -> JobDeps:
     """The production dependencies for ``config`` (``access`` points the demo at the
-    embedded registry; the default is the configured registry and credential chain)."""
+    embedded registry; the default is the configured registry and credential chain;
+    ``demo_id`` is given by the demo process itself)."""
     from hygiene.store import Store
 
     store = Store.from_config(config, store_url or os.environ.get("HYGIENE_STORE_URL"))
-    wired = Wired(config, store, access or RegistryAccess(), out_dir=out_dir, send=send)
+    wired = Wired(
+        config, store, access or RegistryAccess(), out_dir=out_dir, send=send, demo=demo_id
+    )
     return JobDeps(
         store=store,
         collect=wired.collect,
         evaluate=wired.evaluate,
         plan=wired.plan,
         persist=persist_with(store),
-        apply=apply_with(store, wired.clients),
+        apply=apply_with(store, wired.clients, wired.demo_id),
         due_approved=due_approved_with(store),
         render_admin_report=wired.render_admin_report,
         render_owner_report=wired.render_owner_report,
         notify=wired.notify,
         alert=wired.alert,
+        pin_trust=wired.pin_trust,
         context=wired,
     )
 

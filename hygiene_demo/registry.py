@@ -5,18 +5,29 @@ ECR wire protocol, so the collector and apply talk to it through exactly the sam
 code path as production; only seeding goes straight to moto's in-process backend, the
 only way to back-date pushes and record pulls (docs/ecr-facts.md, "The moto emulator").
 moto comes with the optional ``demo`` extra and is imported when the server starts.
+
+``EmbeddedRegistry(prove=True)`` (what ``hygiene demo`` starts) also answers the demo
+challenge at ``/_hygiene/demo-proof`` (:func:`hygiene.authz.identity.prove_demo`): with a
+fresh secret (:attr:`~EmbeddedRegistry.demo_token`, handed to the demo's own shell) and
+a demo id. Only a process that knows the secret *and* talks to this server gets the
+``os:<user>`` identity; a real registry never answers the challenge.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
+import re
+import secrets
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
+
+from hygiene.authz.identity import PROOF_PATH, proof_mac
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account for any access key
 DUMMY_CREDENTIALS = {
@@ -26,13 +37,49 @@ DUMMY_CREDENTIALS = {
 }
 
 
-class EmbeddedRegistry:
-    """An in-process moto server holding an ECR registry; a context manager."""
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-    def __init__(self, account: str = DEFAULT_ACCOUNT) -> None:
+
+class DemoProof:
+    """WSGI middleware: answers the demo challenge, hands every other request to moto."""
+
+    def __init__(self, app: WsgiApp, token: str, demo_id: str) -> None:
+        self.app, self.token, self.demo_id = app, token, demo_id
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") != PROOF_PATH:
+            return self.app(environ, start_response)
+        try:
+            length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+            nonce = str(json.loads(environ["wsgi.input"].read(length))["nonce"])
+            if environ.get("REQUEST_METHOD") != "POST" or not re.fullmatch(
+                r"[0-9a-f]{16,128}", nonce
+            ):
+                raise ValueError(nonce)
+        except (ValueError, KeyError, TypeError):
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [b'{"error": "expected POST with a JSON body {nonce: hex}"}']
+        body = json.dumps(
+            {"demo_id": self.demo_id, "mac": proof_mac(self.token, nonce, self.demo_id)}
+        ).encode()
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]
+
+
+class EmbeddedRegistry:
+    """An in-process moto server holding an ECR registry; a context manager.
+
+    ``prove=True``: the server also proves to the demo's shell that it is this demo (a
+    new :attr:`demo_token` and :attr:`demo_id` per instance)."""
+
+    def __init__(self, account: str = DEFAULT_ACCOUNT, *, prove: bool = False) -> None:
         self.account = account
         self._server: Any = None
         self.endpoint_url = ""
+        self.demo_token = secrets.token_urlsafe(32) if prove else None
+        self.demo_id = secrets.token_hex(6) if prove else None
 
     def start(self) -> EmbeddedRegistry:
         # MOTO_ACCOUNT_ID pins every request to one account, whatever its credentials: only
@@ -47,7 +94,28 @@ class EmbeddedRegistry:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
 
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        token, demo_id = self.demo_token, self.demo_id
+
+        class Server(ThreadedMotoServer):  # type: ignore[misc]
+            def _server_entry(self) -> None:
+                # ThreadedMotoServer._server_entry, with the app wrapped in DemoProof
+                from moto.moto_server.threaded_moto_server import make_server
+                from moto.moto_server.werkzeug_app import (
+                    DomainDispatcherApplication,
+                    MotoRequestHandler,
+                    create_backend_app,
+                )
+
+                app: Any = DomainDispatcherApplication(create_backend_app)
+                if token is not None and demo_id is not None:
+                    app = DemoProof(app, token, demo_id)
+                self._server = make_server(
+                    self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+                )
+                self._server_ready_event.set()
+                self._server.serve_forever()
+
+        self._server = Server(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"

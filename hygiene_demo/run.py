@@ -8,12 +8,16 @@ the output directory of the demo, and with delivery switched off (reports stay o
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from hygiene.config import Config
+import yaml
+
+from hygiene.authz.identity import os_user
+from hygiene.config import POLICY_FILE, PROJECTS_FILE, Config
 from hygiene.errors import HygieneError
 from hygiene.jobs import JobResult, run_nightly, run_weekly
 from hygiene.scan import RegistryAccess, ScanResult
@@ -21,6 +25,36 @@ from hygiene.wiring import Wired, build_job_deps
 from hygiene_demo.manifest import summary_line
 from hygiene_demo.registry import EmbeddedRegistry
 from hygiene_demo.seed import seed_lab_registry
+
+DEMO_ACCOUNT = "123456789012"  # the embedded registry's, unless registry.account says
+
+
+def demo_rules(rules_dir: Path, out: Path, *, grace_days: int | None = None) -> Path:
+    """Write the demo's configuration to ``out``: ``rules_dir``'s, with the user of this
+    process (``os:<user>``) added to ``admins``, ``registry.account`` set (the embedded
+    registry's) and ``apply.grace_days`` from ``--grace-days``. Returns ``out``.
+
+    The demo's runs pin exactly this configuration, and its ``--keep-running`` shell
+    uses it (``HYGIENE_RULES_DIR``), so approve and apply there check the same admins."""
+    policy = yaml.safe_load((rules_dir / POLICY_FILE).read_text(encoding="utf-8")) or {}
+    me = f"os:{os_user()}"
+    admins = list(policy.get("admins") or [])
+    if me not in admins:
+        admins.append(me)
+    policy["admins"] = admins
+    registry = dict(policy.get("registry") or {})
+    registry.setdefault("account", DEMO_ACCOUNT)
+    policy["registry"] = registry
+    if grace_days is not None:
+        policy["apply"] = {**(policy.get("apply") or {}), "grace_days": grace_days}
+    out.mkdir(parents=True, exist_ok=True)
+    header = "# Written by `hygiene demo` from " + str(rules_dir / POLICY_FILE) + "\n"
+    (out / POLICY_FILE).write_text(
+        header + yaml.safe_dump(policy, sort_keys=False, allow_unicode=True), encoding="utf-8"
+    )
+    if (rules_dir / PROJECTS_FILE).resolve() != (out / PROJECTS_FILE).resolve():
+        shutil.copyfile(rules_dir / PROJECTS_FILE, out / PROJECTS_FILE)
+    return out
 
 
 @dataclass
@@ -50,7 +84,14 @@ def run_demo(
         regions=("us-east-1",),
         source="embedded",
     )
-    deps = build_job_deps(config, access=access, store_url=store_url, out_dir=out_dir, send=False)
+    deps = build_job_deps(
+        config,
+        access=access,
+        store_url=store_url,
+        out_dir=out_dir,
+        send=False,
+        demo_id=registry.demo_id,
+    )
     wired: Wired = deps.context
     jobs = [
         run_nightly(deps, config, now, stop=threading.Event()),

@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hygiene.authz import Identity, TrustPolicy
 from hygiene.config import Config, Policy, Project, ProjectsRegistry
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories, namespace_of
 from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
@@ -55,6 +56,13 @@ OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 MIB = 1024**2
 GIB = 1024**3
+
+SSO_ADMIN_ROLE = "AWSReservedSSO_AdministratorAccess_0123456789abcdef"
+ADMIN = Identity(
+    f"arn:aws:sts::{ACCOUNT}:assumed-role/{SSO_ADMIN_ROLE}/alice@lsd.ufcg.edu.br", "sts"
+)
+"""An admin of the shipped configuration (``AdministratorAccess`` in its account), as
+verified by STS."""
 
 _SIGNATURE_KINDS = ("sig", "att", "sbom")
 _DERIVED: Any = object()  # "derive from the repository" (None is a meaningful namespace)
@@ -410,3 +418,13 @@ def proposal(
         first_seen=first_seen,
         grace_until=grace_until,
     )
+
+
+# --------------------------------------------------------------------------- trust
+
+
+def deployed(store: Any, config: Config) -> Any:
+    """Pin ``config``'s trust policy in ``store``, as the scheduled job does on every run:
+    approvals are then checked against it, and apply accepts ``config``."""
+    store.pin_trust(TrustPolicy.from_config(config))
+    return store

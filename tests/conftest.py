@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -45,6 +46,7 @@ INTEGRATION_FIXTURES = frozenset(
         "smtp_server",  # a local SMTP server
         "slack_server",  # the Slack stand-in HTTP server
         "subprocess_env",  # the environment of a child process (the CLI end to end …)
+        "connection_counter",  # a socket listening on loopback (tests/config/test_corpus.py)
     }
 )
 
@@ -114,10 +116,49 @@ def subprocess_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
 
 
+class CountingListener:
+    """A TCP socket on loopback that accepts, counts and closes every connection made to
+    it: point endpoint variables at it to prove that nothing connects."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def connection_counter() -> Iterator[CountingListener]:
+    """A :class:`CountingListener` for the tests of a module."""
+    counting = CountingListener()
+    yield counting
+    counting.close()
+
+
 @pytest.fixture(scope="session")
 def embedded_server() -> Iterator[EmbeddedRegistry]:
-    """One moto server per test process (xdist worker)."""
-    with EmbeddedRegistry() as registry:
+    """One moto server per test process (xdist worker). Like the demo's, it answers the
+    demo challenge: a test that exports its ``demo_token`` acts as ``os:<user>``."""
+    with EmbeddedRegistry(prove=True) as registry:
         yield registry
 
 

@@ -38,7 +38,9 @@ def test_missing_file(rules_dir: Path) -> None:
     (rules_dir / "projects.yaml").unlink()
     with pytest.raises(ConfigError) as err:
         load_config(rules_dir)
-    assert err.value.message == f"{rules_dir / 'projects.yaml'}: file not found"
+    assert err.value.message.startswith(f"{rules_dir / 'projects.yaml'}: file not found; ")
+    assert "--rules-dir" in err.value.message
+    assert "HYGIENE_RULES_DIR" in err.value.message
 
 
 def test_bad_yaml_names_line(rules_dir: Path) -> None:
@@ -70,7 +72,8 @@ def test_nested_project_error(rules_dir: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(rules_dir)
     assert err.value.message.startswith(
-        f"{rules_dir / 'projects.yaml'}:3: projects.suporte.owners: Value error, not an email"
+        f"{rules_dir / 'projects.yaml'}:3: projects.suporte.owners[0]: not an email address "
+        "'not-an-email'"
     )
 
 

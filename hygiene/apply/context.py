@@ -38,6 +38,8 @@ class ApplyResult:
     states: dict[str, tuple[str, str]] = field(default_factory=dict)  # id → (state, detail)
     not_eligible: dict[str, str] = field(default_factory=dict)  # id → why not
     events: list[dict[str, Any]] = field(default_factory=list)  # audit rows (written or not)
+    api_calls: dict[str, int] = field(default_factory=dict)  # ECR operation → calls
+    notes: list[str] = field(default_factory=list)  # said once, e.g. what a dry run checked
 
     def count(self, outcome: str) -> int:
         return sum(1 for e in self.events if e["outcome"] == outcome)
@@ -53,6 +55,9 @@ class ApplyResult:
             "proposals": {i: {"state": s, "detail": d} for i, (s, d) in self.states.items()},
             "not_eligible": self.not_eligible,
             "deleted": self.count("deleted"),
+            "unverified": self.count("unverified"),
+            "api_calls": self.api_calls,
+            "notes": self.notes,
             "would_delete": self.count("would-delete"),
             "events": [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items()}

@@ -3,20 +3,91 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
+from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import apply_images
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import REPOSITORY_STEPS, apply_repository
+from hygiene.apply.trust import Verifier, applying_policy
+from hygiene.authz import Identity
+from hygiene.collect.session import ApiCallCounter
 from hygiene.config import Config
-from hygiene.errors import ApplyError
+from hygiene.errors import ApplyError, CollectError
 from hygiene.model import Action, ProposalState
 from hygiene.store import Store, whoami
+
+# ClientError codes that mean "these credentials cannot talk to this registry at all".
+UNREACHABLE_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "InvalidClientTokenId",
+    }
+)
+
+
+class RegistryUnreachable(CollectError):
+    """The registry cannot be reached with these credentials (exit 6): apply stops."""
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Is ``exc`` the registry being unreachable (no connection, no or bad credentials)
+    rather than one request failing?"""
+    if isinstance(exc, EndpointConnectionError | NoCredentialsError):
+        return True
+    return isinstance(exc, ClientError) and (
+        str(exc.response.get("Error", {}).get("Code", "")) in UNREACHABLE_CODES
+    )
+
+
+@contextmanager
+def _unreachable_stops() -> Iterator[None]:
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        if unreachable(exc):
+            raise RegistryUnreachable(
+                f"the registry is unreachable: {exc}; nothing more was tried (approved "
+                "proposals stay approved)"
+            ) from exc
+        raise
+
+
+def counting(
+    clients: ClientFactory, counter: ApiCallCounter
+) -> tuple[ClientFactory, Callable[[], None]]:
+    """``clients`` whose API calls ``counter`` counts, and a function that stops counting."""
+    hooked: dict[int, Any] = {}
+    unique = f"hygiene-apply-{id(counter)}"
+
+    def factory(account: str, region: str) -> Any:
+        ecr_client = clients(account, region)
+        if id(ecr_client) not in hooked:
+            events = ecr_client.meta.events
+            events.register("before-call.ecr.*", counter.on_before_call, unique_id=unique)
+            events.register("after-call.ecr.*", counter.on_after_call, unique_id=unique + "-a")
+            hooked[id(ecr_client)] = ecr_client
+        return ecr_client
+
+    def detach() -> None:
+        for hooked_client in hooked.values():
+            hooked_client.meta.events.unregister("before-call.ecr.*", unique_id=unique)
+            hooked_client.meta.events.unregister("after-call.ecr.*", unique_id=unique + "-a")
+
+    return factory, detach
 
 
 def apply(
@@ -26,47 +97,83 @@ def apply(
     now: datetime | None = None,
     *,
     dry_run: bool = False,
-    actor: str | None = None,
+    actor: Identity | str | None = None,
     ids: Iterable[str] | None = None,
     approved: bool = True,
     stop: threading.Event | None = None,
+    locked: bool = False,
+    demo_id: str | None = None,
 ) -> ApplyResult:
-    """Apply every eligible proposal (or only ``ids``) under the store's ``apply`` lock.
+    """Apply every eligible proposal (or only ``ids``) under the store's registry lock.
 
-    ``stop`` (the jobs' stop flag, set on SIGTERM/SIGINT) is checked before each
-    proposal: the one in progress finishes its batches and records them; the rest are
-    left for next time.
+    Approvals are verified first (:mod:`hygiene.apply.trust`): ``config`` must be the
+    deployed configuration (its trust policy pinned in the store), and every approval's
+    approver an admin of it; ``os:`` approvals count only when ``demo_id`` is the demo
+    this process proved its registry to be (:func:`hygiene.authz.identity.demo_context`).
+
+    ``locked=True``: the caller already holds :data:`hygiene.store.REGISTRY_LOCK` (a
+    nightly job); otherwise apply takes it and raises :class:`LockHeldError` when
+    another run holds it. ``stop`` (the jobs' stop flag, set on SIGTERM/SIGINT) is
+    checked before each proposal: the one in progress finishes its batches and records
+    them; the rest are left for next time.
 
     ``approved=False`` leaves approved proposals alone; safe proposals run when
-    ``config.policy.apply.auto_safe`` is on. (The nightly job selects its proposals
-    itself and passes their ``ids``, see :func:`hygiene.wiring.apply_with`.) Raises
-    :class:`LockHeldError` when another apply runs. Returns an :class:`ApplyResult`;
+    ``config.policy.apply.auto_safe`` is on. An unreachable registry (no connection, no
+    or rejected credentials) raises :class:`RegistryUnreachable` (exit 6) after the run
+    is recorded ``failed``. Returns an :class:`ApplyResult` with the API calls made;
     ``result.failed`` lists failed ids. A dry run takes no lock and records no run.
     """
     now = now or datetime.now(UTC)
-    actor = actor or whoami()
+    actor_name = str(actor) if actor is not None else whoami()
     result = ApplyResult(run_id=None, dry_run=dry_run)
-    recorder = Recorder(store, result, actor, now)
-    if dry_run:
-        _run(store, clients, config, now, result, recorder, ids, approved, stop)
-        return result
-    with store.lock("apply"):
-        result.run_id = store.record_run("apply", started_at=now, source=actor)
-        try:
-            _run(store, clients, config, now, result, recorder, ids, approved, stop)
-        except Exception as exc:
-            store.finish_run(result.run_id, "failed", counts=_counts(result), errors=[str(exc)])
-            raise
-        except BaseException:
-            # Killed (KeyboardInterrupt, a test's SimulatedCrash): the open intent row is
-            # what the next run reconciles; leave the run marked as failed if we can.
+    recorder = Recorder(store, result, actor_name, now)
+    policy, note = applying_policy(store, config, dry_run=dry_run)
+    if note:
+        result.notes.append(note)
+    verifier = Verifier(policy, demo_id, {})
+    counter = ApiCallCounter()
+    counted, detach = counting(clients, counter)
+    job = _Job(store, counted, config, now, result, recorder, ids, approved, stop, verifier)
+    try:
+        if dry_run:
+            with _unreachable_stops():
+                _run(job)
+            return result
+        with store.lock() if not locked else nullcontext():
+            result.run_id = store.record_run("apply", started_at=now, source=actor_name)
+            try:
+                with _unreachable_stops():
+                    _run(job)
+            except Exception as exc:
+                result.api_calls = counter.as_dict()
+                store.finish_run(
+                    result.run_id,
+                    "failed",
+                    counts=_counts(result),
+                    api_calls=result.api_calls,
+                    errors=[str(exc)],
+                )
+                raise
+            except BaseException:
+                # Killed (KeyboardInterrupt, a test's SimulatedCrash): the open intent row
+                # is what the next run reconciles; leave the run marked failed if we can.
+                store.finish_run(
+                    result.run_id,
+                    "failed",
+                    counts=_counts(result),
+                    api_calls=counter.as_dict(),
+                    errors=["interrupted"],
+                )
+                raise
+            result.api_calls = counter.as_dict()
+            status = "failed" if result.failed else "ok"
             store.finish_run(
-                result.run_id, "failed", counts=_counts(result), errors=["interrupted"]
+                result.run_id, status, counts=_counts(result), api_calls=result.api_calls
             )
-            raise
-        status = "failed" if result.failed else "ok"
-        store.finish_run(result.run_id, status, counts=_counts(result))
-    return result
+        return result
+    finally:
+        result.api_calls = counter.as_dict()
+        detach()
 
 
 def _counts(result: ApplyResult) -> dict[str, int]:
@@ -78,21 +185,35 @@ def _counts(result: ApplyResult) -> dict[str, int]:
     return counts
 
 
-def _run(
-    store: Store,
-    clients: ClientFactory,
-    config: Config,
-    now: datetime,
-    result: ApplyResult,
-    recorder: Recorder,
-    ids: Iterable[str] | None,
-    approved: bool,
-    stop: threading.Event | None = None,
-) -> None:
-    ctx = Context(store, clients, config, now, recorder, result)
+class _Job:
+    """The arguments of one :func:`apply` call, handed to :func:`_run`."""
+
+    def __init__(
+        self,
+        store: Store,
+        clients: ClientFactory,
+        config: Config,
+        now: datetime,
+        result: ApplyResult,
+        recorder: Recorder,
+        ids: Iterable[str] | None,
+        approved: bool,
+        stop: threading.Event | None,
+        verifier: Verifier,
+    ) -> None:
+        self.ctx = Context(store, clients, config, now, recorder, result)
+        self.ids = None if ids is None else list(ids)
+        self.approved = approved
+        self.stop = stop
+        self.verifier = verifier
+
+
+def _run(job: _Job) -> None:
+    ctx, result, recorder = job.ctx, job.ctx.result, job.ctx.recorder
+    store, config, now, stop = ctx.store, ctx.config, ctx.now, job.stop
     if not result.dry_run:
         reconcile(ctx)
-    wanted = None if ids is None else list(ids)
+    wanted = job.ids
     candidates = store.proposals(state=[ProposalState.PROPOSED, ProposalState.APPROVED], ids=wanted)
     if wanted is not None:
         known = {c.id for c in candidates}
@@ -104,12 +225,30 @@ def _run(
             result.not_eligible[stored.id] = "not started: the run was asked to stop"
             continue
         ok, why = eligibility(stored, config, now)
-        if ok and not approved and stored.state == ProposalState.APPROVED:
+        if ok and not job.approved and stored.state == ProposalState.APPROVED:
             ok, why = False, "approved proposals are not applied by this run (apply.apply_approved)"
         if not ok:
             result.not_eligible[stored.id] = why
             continue
+        # the decisions as they are now: an objection made while this run goes still counts
+        job.verifier.decisions = store.decisions([stored.id])
+        verified, why = job.verifier.check(stored)
+        if not verified:
+            recorder.write(stored.proposal, [{"outcome": "unverified", "detail": why}])
+            result.not_eligible[stored.id] = f"not verified: {why}"
+            continue
         proposal = stored.proposal
+        try:
+            # the cleaner of the proposal's own account, or ApplyError when the registry
+            # no longer lists that account (nothing is done there)
+            ctx.clients(proposal.account, proposal.region)
+        except ApplyError as exc:
+            result.not_eligible[stored.id] = exc.message
+            continue
+        except (ClientError, BotoCoreError) as exc:  # its cleaner role cannot be assumed
+            recorder.write(proposal, [{"outcome": "retry", "detail": f"no client: {exc}"}])
+            result.states[proposal.id] = (proposal.state.value, f"no client: {exc}")
+            continue
         try:
             if proposal.action == Action.DELETE_IMAGES:
                 apply_images(ctx, proposal)
@@ -118,6 +257,11 @@ def _run(
             else:  # pragma: no cover - every Action has a step
                 raise ApplyError(f"{proposal.id}: no way to apply {proposal.action.value}")
         except (ClientError, BotoCoreError) as exc:
+            if unreachable(exc):
+                recorder.write(
+                    proposal, [{"outcome": "retry", "detail": f"registry unreachable: {exc}"}]
+                )
+                raise
             # A read failed (throttled beyond botocore's retries, access denied …): nothing
             # was written for this proposal after its last recorded batch; try the next.
             recorder.write(proposal, [{"outcome": "retry", "detail": f"could not re-read: {exc}"}])

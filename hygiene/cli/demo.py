@@ -80,25 +80,27 @@ def demo_command(
     """Run the nightly and weekly jobs on the embedded registry and write the reports.
 
     The registry is seeded like the lab's (40 repositories, ~1,500 images); everything
-    after seeding is the production code path. Reports, exports, the snapshot and the
-    demo's store (demo.db) go to --out.
+    after seeding is the production code path. Reports, exports, the snapshot, the
+    demo's store (demo.db) and its configuration (rules/: yours, with you as an admin)
+    go to --out. With --keep-running the export lines include HYGIENE_DEMO_TOKEN: the
+    secret that makes `hygiene approve` in that shell act as os:<you>, and only against
+    this demo's registry.
     """
     require_demo_extra()
     from hygiene.cli.output import print_table
     from hygiene_demo.registry import DUMMY_CREDENTIALS, EmbeddedRegistry
-    from hygiene_demo.run import run_demo
+    from hygiene_demo.run import demo_rules, run_demo
 
     configure_logging(log_format, logging.INFO if verbose else logging.WARNING)
-    config = load(rules_dir)
-    if grace_days is not None:
-        apply = config.policy.apply.model_copy(update={"grace_days": grace_days})
-        config = config.model_copy(
-            update={"policy": config.policy.model_copy(update={"apply": apply})}
-        )
-    out_dir = out or config.policy.report.out_dir
+    given = load(rules_dir)
+    out_dir = out or given.policy.report.out_dir
+    # the demo's deployed configuration: yours, with you (this uid) as an admin, the
+    # embedded registry's account and --grace-days; written down for the second shell
+    demo_dir = demo_rules(rules_dir, out_dir / "rules", grace_days=grace_days)
+    config = load(demo_dir)
     now = datetime.now(UTC)
     account = config.policy.registry.account or "123456789012"
-    with EmbeddedRegistry(account) as registry:
+    with EmbeddedRegistry(account, prove=True) as registry:
         outcome = run_demo(
             registry, config, now=now, out_dir=out_dir, store_url=store_url, rng_seed=rng_seed
         )
@@ -115,6 +117,8 @@ def demo_command(
                 f"  export AWS_ACCESS_KEY_ID={DUMMY_CREDENTIALS['aws_access_key_id']} "
                 f"AWS_SECRET_ACCESS_KEY={DUMMY_CREDENTIALS['aws_secret_access_key']}\n"
                 f"  export HYGIENE_STORE_URL={outcome.store_url}\n"
+                f"  export HYGIENE_RULES_DIR={demo_dir.resolve()}\n"
+                f"  export HYGIENE_DEMO_TOKEN={registry.demo_token}\n"
                 "  aws ecr describe-repositories   # or: hygiene proposals\n"
                 "Ctrl-C to stop."
             )

@@ -23,10 +23,12 @@ Exit codes, the same for every command:
 | 1 | findings at or above `--fail-on` (`scan`, `run nightly`) |
 | 2 | usage or configuration error: nothing was called, nothing changed |
 | 3 | the scan is incomplete (a repository or region could not be read); nothing is applied |
-| 4 | not authorised: the caller is not in `admins` |
-| 5 | another run holds the lock |
-| 6 | registry unreachable, or no/expired credentials |
+| 4 | not authorised: not a deployed admin (or owner, to object), not verifiable, or \
+rules that are not the deployed ones (apply) |
+| 5 | another run holds the registry lock |
+| 6 | registry unreachable, or no/expired credentials (STS cannot say who you are) |
 | 7 | apply finished with failed actions |
+| 8 | the run did its work, but a report reached no one (`degraded`; the admins were alerted) |
 """
 
 

@@ -8,6 +8,7 @@ import re
 import click
 
 from hygiene import iam
+from hygiene.cli.common import REGION
 
 ROLE_HELP = (
     "scanner: read-only (scan, report, notify); cleaner: also the apply writes (both for "
@@ -25,7 +26,7 @@ def iam_group() -> None:
 @iam_group.command("policy")
 @click.option("--role", type=click.Choice(list(iam.ROLES)), required=True, help=ROLE_HELP)
 @click.option("--account", help="Limit writes to this account's repositories (12 digits).")
-@click.option("--region", help="Limit writes to this region's repositories.")
+@click.option("--region", type=REGION, help="Limit writes to this region's repositories.")
 @click.option(
     "--parts",
     metavar="s3://BUCKET/PREFIX",

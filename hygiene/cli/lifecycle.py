@@ -22,6 +22,7 @@ from hygiene.errors import LifecycleError
 if TYPE_CHECKING:
     from hygiene.config import Config
     from hygiene.inventory import Inventory
+    from hygiene.model import Proposal
 
 
 def live_inventory(config: Config) -> Inventory:
@@ -328,10 +329,32 @@ def propose_cmd(
     Without REPOSITORY or --namespace every repository is considered. Repositories whose
     current policy is equivalent, that were not read completely, or that opt out get none.
     Saved proposals go through the usual approval, grace period and live re-check.
+    With --save the registry is read under the registry lock (exit 5 while a nightly,
+    weekly or apply run holds it), so a plan is never saved over another run's changes.
     """
+    config = load(rules_dir)
+    if not save:
+        _propose(config, repository, namespace, replace_existing, snapshot, now)
+        return
+    from hygiene.store import Store
+
+    with Store.from_config(config, store_url) as store, store.lock():
+        proposals = _propose(config, repository, namespace, replace_existing, snapshot, now)
+        # scoped: proposals of other repositories are not expired by this partial plan
+        store.upsert_proposals(proposals, _now(now), complete=False)
+    click.echo(f"saved {len(proposals)} proposal(s) to {store.url}", err=True)
+
+
+def _propose(
+    config: Config,
+    repository: str | None,
+    namespace: str | None,
+    replace_existing: bool | None,
+    snapshot: Path | None,
+    now: datetime | None,
+) -> list[Proposal]:
     from hygiene.lifecycle import plan_lifecycle
 
-    config = load(rules_dir)
     inventory = load_inventory(config, snapshot)
     plan = plan_lifecycle(
         inventory,
@@ -347,13 +370,7 @@ def propose_cmd(
         click.echo(f"kept: {name}: has its own policy (use --replace-existing)", err=True)
     json.dump([p.to_json() for p in plan.proposals], sys.stdout, indent=2)
     click.echo()
-    if save:
-        from hygiene.store import Store
-
-        with Store.from_config(config, store_url) as store:
-            # scoped: proposals of other repositories are not expired by this partial plan
-            store.upsert_proposals(plan.proposals, _now(now), complete=False)
-        click.echo(f"saved {len(plan.proposals)} proposal(s) to {store.url}", err=True)
+    return list(plan.proposals)
 
 
 def register(group: click.Group) -> None:

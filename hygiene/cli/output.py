@@ -6,24 +6,40 @@ from collections import Counter
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from hygiene.cli.terminal import SafeConsole, styled
 from hygiene.scan import ScanResult
 from hygiene.units import human_bytes
 
 
 def print_table(result: ScanResult, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or SafeConsole()
     run = result.inventory.run
     summary = result.inventory.summary()
-    status = "[green]complete[/]" if run.complete else f"[red]INCOMPLETE ({len(run.errors)})[/]"
+    status = (
+        styled("complete", "green")
+        if run.complete
+        else styled(f"INCOMPLETE ({len(run.errors)})", "red")
+    )
     console.print(
-        f"[bold]run[/] {run.id}  {status}  "
-        f"[bold]{summary['repositories']}[/] repositories  "
-        f"[bold]{summary['images']}[/] images  [bold]{human_bytes(summary['bytes'])}[/]"
+        Text.assemble(
+            styled("run", "bold"),
+            f" {run.id}  ",
+            status,
+            "  ",
+            styled(summary["repositories"], "bold"),
+            " repositories  ",
+            styled(summary["images"], "bold"),
+            " images  ",
+            styled(human_bytes(summary["bytes"]), "bold"),
+        )
     )
     for error in run.errors[:10]:
         where = error.repository or f"region {error.region}"
-        console.print(f"  [red]✗[/] {where}: {error.operation}: {error.message}")
+        console.print(
+            Text.assemble("  ", styled("✗", "red"), f" {where}: {error.operation}: {error.message}")
+        )
 
     if result.findings:
         console.print(_by_rule(result))
@@ -37,7 +53,7 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
     if result.proposals:
         console.print(f"proposals: {len(result.proposals)} (see `hygiene proposals`)")
     for warning in result.mute_warnings:
-        console.print(f"[yellow]mutelist:[/] {warning}")
+        console.print(Text.assemble(styled("mutelist:", "yellow"), f" {warning}"))
     calls = run.api_calls
     if calls:
         listed = ", ".join(f"{op} {n}" for op, n in calls.items())
@@ -94,6 +110,5 @@ def _by_namespace(result: ScanResult) -> Table:
     return table
 
 
-def _styled(severity: str) -> str:
-    colour = {"error": "red", "warning": "yellow", "info": "cyan"}[severity]
-    return f"[{colour}]{severity}[/]"
+def _styled(severity: str) -> Text:
+    return styled(severity, {"error": "red", "warning": "yellow", "info": "cyan"}[severity])

@@ -1,70 +1,85 @@
 """``hygiene proposals | approve | reject | apply | audit``: the admin's commands.
 
 A thin shell: options are parsed here, the work is done by :mod:`hygiene.store`,
-:mod:`hygiene.identity` and :mod:`hygiene.apply`. See docs/approvals.md.
+:mod:`hygiene.authz` and :mod:`hygiene.apply`. See docs/approvals.md.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import click
 
-from hygiene.cli.common import load, rules_dir_option
+from hygiene.cli.common import TEXT, load, rules_dir_option
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
 from hygiene.units import human_bytes
 
 if TYPE_CHECKING:
     from hygiene.apply import ClientFactory
+    from hygiene.authz import Identity, PinnedTrust
     from hygiene.config import Config
     from hygiene.store import Store, StoredProposal
 
 STATES = [s.value for s in ProposalState]
 
 
-def endpoint_url(config: Config) -> str | None:
-    """The ECR endpoint (config, else AWS_ENDPOINT_URL(_ECR)): a local one means the
-    embedded registry, where the approver is the OS user rather than an STS identity."""
-    return (
-        config.policy.registry.endpoint_url
-        or os.environ.get("AWS_ENDPOINT_URL_ECR")
-        or os.environ.get("AWS_ENDPOINT_URL")
-    )
-
-
 def ecr_clients(config: Config) -> ClientFactory:
     """``clients(account, region)`` → a boto3 ECR client, built exactly like the scan's
-    (same credential chain, retry mode and endpoint; see :func:`hygiene.scan.open_registry`)."""
+    (same credential chain, retry mode and endpoint; see :func:`hygiene.scan.open_registry`).
+    boto3 reads ``AWS_ENDPOINT_URL(_ECR)`` itself."""
     from hygiene.scan import open_registry
 
-    return open_registry(config).client  # boto3 reads AWS_ENDPOINT_URL(_ECR) itself
+    return open_registry(config).client
 
 
-# Tests replace these two hooks.
+def sts_client_for(config: Config) -> Any:
+    """The STS client that says who the caller is: the configured profile's credentials,
+    the partition's real endpoint (:func:`hygiene.authz.identity.sts_client`)."""
+    from hygiene.authz.identity import sts_client
+    from hygiene.collect.session import make_session
+
+    region = config.policy.registry.regions[0]
+    return sts_client(make_session(config.policy.registry.profile, region), region)
+
+
+# Tests replace these two hooks (the STS one with a client of the moto server).
 CLIENTS: Callable[[Config], ClientFactory] = ecr_clients
+STS: Callable[[Config], Any] = sts_client_for
 
 
-def current_identity(config: Config) -> str:
-    import boto3
+def caller(config: Config, clients: Callable[[], ClientFactory]) -> Identity:
+    """Who runs this command: STS's answer, or ``os:<user>`` when ``$HYGIENE_DEMO_TOKEN``
+    is proven by the registry endpoint this command's ECR client uses."""
+    from hygiene.authz import configured_accounts, resolve_identity
 
-    from hygiene.identity import caller_identity
+    def endpoint() -> str | None:  # asked only when $HYGIENE_DEMO_TOKEN is set
+        account = next(iter(configured_accounts(config)), "")
+        client = clients()(account, config.policy.registry.regions[0])
+        return str(client.meta.endpoint_url)
 
-    def sts() -> Any:
-        session = boto3.Session(profile_name=config.policy.registry.profile)
-        return session.client("sts", region_name=config.policy.registry.regions[0])
-
-    return caller_identity(endpoint_url=endpoint_url(config), sts_factory=sts)
+    return resolve_identity(sts=lambda: STS(config), endpoint_url=endpoint)
 
 
-IDENTITY: Callable[[Config], str] = current_identity
+def _note_differences(config: Config, pinned: PinnedTrust) -> None:
+    from hygiene.authz import config_differs
+
+    differences = config_differs(config, pinned)
+    if differences:
+        click.echo(
+            "note: your rules differ from the deployed configuration ("
+            + "; ".join(differences)
+            + f"); the deployed one decides ({pinned.describe()})",
+            err=True,
+        )
 
 
 def store_option(func: Any) -> Any:
@@ -85,8 +100,8 @@ def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
     return config, Store.from_config(config, store_url)
 
 
-def _when(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
+def _when(value: datetime | None, zone: ZoneInfo | None = None) -> str:
+    return value.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
 ROW_FIELDS = [
@@ -128,15 +143,16 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from hygiene.cli.terminal import SafeConsole
 
     table = Table(title=title, show_lines=False)
     for _, header in columns:
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(str(row[key]) for key, _ in columns))
-    Console(width=200).print(table)
+    SafeConsole(width=200).print(table)
 
 
 @click.command("proposals")
@@ -264,10 +280,12 @@ def approve_cmd(
 
     Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
     """
-    from hygiene.identity import require_admin
+    from hygiene.authz import deployed, require_admin
 
     config, store = _open(rules_dir, store_url)
-    approver = require_admin(IDENTITY(config), config, "approve")
+    pinned = deployed(store.pinned_trust(), store.url)
+    approver = require_admin(caller(config, _lazy(config)), pinned, "approve")
+    _note_differences(config, pinned)
     chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
     for stored in store.approve(chosen, approver):
         grace = stored.proposal.grace_until
@@ -281,21 +299,28 @@ def approve_cmd(
 @rules_dir_option
 @store_option
 @click.argument("ids", nargs=-1, required=True)
-@click.option("--reason", required=True, help="Why (shown to the owners and kept in the audit).")
+@click.option(
+    "--reason",
+    type=TEXT,
+    required=True,
+    help="Why (shown to the owners and kept in the audit).",
+)
 def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
     """Reject (object to) proposals; they are never applied.
 
     Admins may reject anything. A project's owners and members may reject proposals in
-    their own namespace (matched by their IAM Identity Center session name, their email):
-    that is how an owner objects to a deletion announced in the weekly report.
+    their own namespace, signed in through IAM Identity Center (their session name, their
+    e-mail): that is how an owner objects to a deletion announced in the weekly report.
     """
-    from hygiene.identity import require_admin_or_owner
+    from hygiene.authz import deployed, require_objector
 
     config, store = _open(rules_dir, store_url)
+    pinned = deployed(store.pinned_trust(), store.url)
     targets = store.proposals(ids=list(ids))
-    approver = require_admin_or_owner(
-        IDENTITY(config), config, {t.proposal.namespace for t in targets}, "reject"
+    approver = require_objector(
+        caller(config, _lazy(config)), pinned, {t.proposal.namespace for t in targets}
     )
+    _note_differences(config, pinned)
     for stored in store.reject(list(ids), approver, reason):
         click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
 
@@ -315,20 +340,39 @@ def apply_cmd(
 ) -> int:
     """Carry out approved proposals past their grace date (and safe ones if auto_safe).
 
-    Every target is re-read first; changed ones are skipped. Admins only (anyone may
-    --dry-run). Exit 4 if you are not an admin, 5 if another apply runs, 7 if an action
-    failed.
+    Every target is re-read first; changed ones are skipped. Every approval is verified
+    against the deployed configuration, which must be yours too. Admins only (anyone may
+    --dry-run). Exit 4 if you are not an admin or your rules are not the deployed ones,
+    5 if another run holds the lock, 6 if the registry is unreachable, 7 if an action
+    failed; a failed run alerts the admins.
     """
     from hygiene.apply import apply
-    from hygiene.identity import require_admin
+    from hygiene.authz import deployed, require_admin
 
     config, store = _open(rules_dir, store_url)
-    actor = IDENTITY(config)
+    clients = CLIENTS(config)
+    actor = caller(config, lambda: clients)
     if not dry_run:
-        require_admin(actor, config, "apply")
-    result = apply(
-        store, CLIENTS(config), config, dry_run=dry_run, actor=actor, ids=list(ids) or None
-    )
+        require_admin(actor, deployed(store.pinned_trust(), store.url), "apply")
+    earlier = {r.id for r in store.runs(last=1, kind="apply")}
+    try:
+        result = apply(
+            store,
+            clients,
+            config,
+            dry_run=dry_run,
+            actor=actor,
+            ids=list(ids) or None,
+            demo_id=actor.demo_id,
+        )
+    except HygieneError as exc:
+        if not dry_run:
+            _alert_failed_apply(config, store, earlier, exc.message)
+        raise
+    if result.failed:
+        _alert_failed_apply(config, store, earlier, f"{len(result.failed)} action(s) failed")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -346,6 +390,29 @@ def apply_cmd(
         if not result.states and not result.not_eligible:
             click.echo(f"{prefix}nothing to apply")
     return int(ExitCode.APPLY_FAILED) if result.failed else 0
+
+
+def _lazy(config: Config) -> Callable[[], ClientFactory]:
+    """The ECR clients, built only if needed (the demo check reads their endpoint)."""
+    return functools.cache(lambda: CLIENTS(config))
+
+
+def _alert_failed_apply(config: Config, store: Store, earlier: set[str], why: str) -> None:
+    """Alert the admins about the apply run this command recorded as failed (none when
+    it was refused before recording one: nothing ran)."""
+    from hygiene.notify.alert import send_alert
+
+    mine = [r for r in store.runs(last=1, kind="apply") if r.id not in earlier]
+    if not mine or mine[0].status != "failed":
+        return
+    run = mine[0]
+    text = f"The apply run {run.id} failed: {why}\n\n" + "\n".join(f"- {e}" for e in run.errors)
+    try:
+        send_alert(
+            config, run_id=run.id, subject=f"registry-hygiene: apply run {run.id} failed", text=text
+        )
+    except Exception as exc:  # the run record and the exit code still tell
+        click.echo(f"warning: could not alert the admins: {exc}", err=True)
 
 
 def _since(value: str | None) -> datetime | None:
@@ -420,8 +487,12 @@ def audit_cmd(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
 def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None, fmt: str) -> None:
-    """Show the run history: when each run started and ended, its status and counts."""
-    _, store = _open(rules_dir, store_url)
+    """Show the run history: when each run started, how long it took, its status
+    (running, ok, degraded, incomplete, failed, abandoned) and counts.
+
+    Times are in schedule.timezone (JSON: ISO 8601 UTC)."""
+    config, store = _open(rules_dir, store_url)
+    zone = ZoneInfo(config.policy.schedule.timezone)
     history = store.runs(last=last, kind=kind)
     if fmt == "json":
         click.echo(json.dumps([r.to_json() for r in history], indent=2))
@@ -430,7 +501,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
         {
             "id": r.id,
             "kind": r.kind,
-            "started": _when(r.started_at),
+            "started": _when(r.started_at, zone),
             "seconds": "-" if r.duration_seconds is None else f"{r.duration_seconds:.0f}",
             "status": r.status,
             "errors": len(r.errors),
@@ -439,6 +510,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
         for r in history
     ]
     columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
+    columns[2] = ("started", f"started ({config.policy.schedule.timezone})")
     _print_table(rows, columns, f"last {len(rows)} run(s)")
 
 
@@ -447,4 +519,4 @@ def register(group: click.Group) -> None:
         group.add_command(command)
 
 
-__all__ = ["CLIENTS", "IDENTITY", "HygieneError", "ecr_clients", "register"]
+__all__ = ["CLIENTS", "STS", "HygieneError", "caller", "ecr_clients", "register"]

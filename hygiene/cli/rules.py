@@ -17,11 +17,8 @@ if TYPE_CHECKING:
 
 
 def _config(rules_dir: Path) -> Config:
-    """The configured rules; built-in defaults when the default ``rules/`` is absent."""
-    from hygiene.config import Config, Policy, ProjectsRegistry
-
-    if rules_dir == Path("rules") and not rules_dir.exists():
-        return Config(policy=Policy(), projects=ProjectsRegistry())
+    """The configured rules: like every command, an error (exit 2) naming --rules-dir and
+    HYGIENE_RULES_DIR when the rules directory is not there (never silent defaults)."""
     return load(rules_dir)
 
 

@@ -21,13 +21,16 @@ if TYPE_CHECKING:
 def run_group() -> None:
     """Run one job now: for plain cron, systemd timers and Kubernetes CronJobs.
 
-    Only one run at a time: if another run (the daemon's, cron's or a person's) holds the
-    store lock, the command exits with code 5 and changes nothing. SIGTERM/SIGINT finish
-    the current batch, record the run as incomplete and exit with code 3.
+    Only one run at a time: if another run (the daemon's, cron's, a person's, or a hand-run
+    `hygiene apply`) holds the registry lock, the command exits with code 5 and changes
+    nothing. Each run first pins its configuration's admins and owners in the store (the
+    deployed ones that approvals are checked against). SIGTERM/SIGINT finish the current
+    batch, record the run as incomplete and exit with code 3.
 
     \b
     Exit codes: 0 ok, 3 incomplete (scan or stop), 5 locked, 6 registry unreachable,
-    7 apply finished with failed actions, 2 configuration error, 1 other failure.
+    7 apply finished with failed actions, 8 degraded (a report reached no one),
+    2 configuration error, 1 other failure.
     """
 
 

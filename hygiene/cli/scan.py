@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
-from hygiene.cli.common import load, log_format_option, rules_dir_option
+from hygiene.cli.common import ACCOUNT, HTTP_URL, REGION, load, log_format_option, rules_dir_option
 from hygiene.errors import ConfigError, ExitCode
 from hygiene.logs import configure_logging
 
@@ -27,12 +27,14 @@ def registry_options(func):  # type: ignore[no-untyped-def]
     func = click.option(
         "--account",
         "accounts",
+        type=ACCOUNT,
         multiple=True,
         metavar="ID",
         help="Only this account of registry.accounts; repeat for several. Default: all.",
     )(func)
     func = click.option(
         "--endpoint-url",
+        type=HTTP_URL,
         envvar="HYGIENE_ENDPOINT_URL",
         help="ECR endpoint (the embedded registry, or a VPC endpoint). "
         "AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_ECR are honoured too.",
@@ -40,6 +42,7 @@ def registry_options(func):  # type: ignore[no-untyped-def]
     func = click.option(
         "--region",
         "regions",
+        type=REGION,
         multiple=True,
         help="Region to scan; repeat for several. Default: registry.regions in the config.",
     )(func)

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+import botocore.exceptions
 import jump
 import pandas as pd
 import pyarrow as pa
@@ -299,7 +300,7 @@ def write_part(
     meta = PartMeta(run_id, shard.index, shard.count, tuple(sorted(set(scopes))))
     try:
         return store.put(run_id, shard.index, part_bytes(inventory, meta))
-    except OSError as exc:
+    except (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         raise CollectError(f"cannot write part {shard} to {store.location}: {exc}") from exc
 
 
@@ -457,6 +458,22 @@ def gather(
 
     Returns whatever arrived by then, merged; missing parts make it incomplete.
     """
+    try:
+        return _gather(store, run_id, wait, max_age, poll_seconds, clock, sleep, stop)
+    except (OSError, botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise CollectError(f"cannot read the parts in {store.location}: {exc}") from exc
+
+
+def _gather(
+    store: PartStore,
+    run_id: str | None,
+    wait: timedelta,
+    max_age: timedelta,
+    poll_seconds: float,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None],
+    stop: Any,
+) -> MergedRun:
     deadline = clock() + wait
     cache: dict[StoredPart, tuple[Inventory, PartMeta]] = {}  # each part is read once
     while True:

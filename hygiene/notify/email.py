@@ -17,6 +17,7 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any, Protocol
 
+from hygiene.authz.identity import is_loopback_host
 from hygiene.config import SmtpSettings
 from hygiene.errors import ConfigError, HygieneError
 from hygiene.report.render import RenderedReport
@@ -109,7 +110,11 @@ def recipients_of(message: EmailMessage) -> list[str]:
 
 
 class SmtpTransport:
-    """SMTP with STARTTLS, implicit TLS (``ssl``) or neither (``none``, for a local relay)."""
+    """SMTP with STARTTLS, implicit TLS (``ssl``) or neither (``none``, for a local relay).
+
+    A login over ``none`` (the password in clear text) is refused with a
+    :class:`ConfigError` unless the host is a loopback address or
+    ``allow_plaintext_auth`` is set."""
 
     name = "email"
 
@@ -120,6 +125,18 @@ class SmtpTransport:
         credentials: SmtpCredentials | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if (
+            credentials is not None
+            and settings.security == "none"
+            and not settings.allow_plaintext_auth
+            and not is_loopback_host(settings.host)
+        ):
+            raise ConfigError(
+                f"notify.smtp: security: none would send the SMTP password in clear text to "
+                f"{settings.host}:{settings.port}; use starttls or ssl, a relay on this machine "
+                "(localhost), or set notify.smtp.allow_plaintext_auth: true if the network "
+                "in between is trusted"
+            )
         self.settings = settings
         self.credentials = credentials
         self.ssl_context = ssl_context

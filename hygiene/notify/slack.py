@@ -24,6 +24,7 @@ from hygiene.report.i18n import translations
 from hygiene.report.render import RenderedReport
 
 TOP_FINDINGS = 5
+SECTION_LIMIT = 3000  # characters of a Block Kit section's text
 
 
 def mrkdwn_escape(text: Any) -> str:
@@ -35,6 +36,13 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
     """(fallback text, Block Kit blocks) summarising ``report`` in its language."""
     _ = translations(report.locale).gettext
     summary = report.summary
+    header = {"type": "header", "text": {"type": "plain_text", "text": report.subject[:150]}}
+    if not summary:  # an alert (hygiene.notify.alert): its text is the whole message
+        body = mrkdwn_escape(report.text)[:SECTION_LIMIT]
+        return report.subject, [
+            header,
+            {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+        ]
     totals = summary["totals"]
     display = summary["display"]
     fields = [
@@ -46,7 +54,7 @@ def slack_blocks(report: RenderedReport) -> tuple[str, list[dict[str, Any]]]:
         (_("Proposals awaiting approval"), str(summary["waiting"])),
     ]
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": report.subject[:150]}},
+        header,
         {
             "type": "section",
             "fields": [

@@ -16,6 +16,7 @@ A check returns a DataFrame of hits, never Finding objects (the engine builds th
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
@@ -66,9 +67,15 @@ class Option:
     min: float | None = None
     max: float | None = None
     choices: tuple[str, ...] = ()
+    # A further check of the value the rule needs (raises ValueError), run at load time.
+    validate: Callable[[Any], None] | None = field(default=None, compare=False)
 
     def check(self, value: Any) -> Any:
-        """Return the value if valid, else raise ValueError with a readable reason."""
+        """Return the value if valid, else raise ValueError with a readable reason.
+
+        A ``regex`` is compiled by the engine the scan runs it with (RE2, through
+        pyarrow: linear time, so no catastrophic backtracking), here, at load time.
+        """
         kind = self.kind
         if kind == "int":
             if isinstance(value, bool) or not isinstance(value, int):
@@ -76,6 +83,8 @@ class Option:
         elif kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"must be a number (got {value!r})")
+            if not math.isfinite(value):
+                raise ValueError(f"must be a finite number (got {value!r})")
         elif kind == "bool":
             if not isinstance(value, bool):
                 raise ValueError(f"must be true or false (got {value!r})")
@@ -83,10 +92,7 @@ class Option:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"must be a non-empty string (got {value!r})")
             if kind == "regex":
-                try:
-                    re.compile(value)
-                except re.error as exc:
-                    raise ValueError(f"invalid regular expression {value!r}: {exc}") from exc
+                check_re2(value)
             if kind == "choice" and value not in self.choices:
                 raise ValueError(f"must be one of {', '.join(self.choices)} (got {value!r})")
         elif kind == "list":
@@ -112,6 +118,8 @@ class Option:
                 raise ValueError(f"must be at most {_num(self.max)} (got {value!r})")
         if kind == "list" and self.max is not None and len(value) > self.max:
             raise ValueError(f"must have at most {_num(self.max)} entries (got {len(value)})")
+        if self.validate is not None:
+            self.validate(value)
         return value
 
     def describe_range(self) -> str:
@@ -122,6 +130,23 @@ class Option:
         if self.kind == "list" and self.max is not None:
             return f"at most {_num(self.max)} entries"
         return self.kind
+
+
+def check_re2(pattern: str) -> None:
+    """Raise ValueError unless RE2 (pyarrow's regex engine, which rules run) compiles
+    ``pattern``. RE2 has no backreferences and no lookaround, and matches in linear time.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        pc.match_substring_regex(pa.array([""], type=pa.string()), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        reason = str(exc).removeprefix("Invalid regular expression: ")
+        raise ValueError(
+            f"{pattern!r} is not a regular expression the scan can run (RE2 syntax: no "
+            f"backreferences, no lookaround): {reason}"
+        ) from None
 
 
 def _num(value: float | None) -> str:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from hygiene.model import FixSafety, Severity
-from hygiene.rules.base import Option, RuleContext, Scope, rule
+from hygiene.rules.base import Option, RuleContext, Scope, check_re2, rule
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -325,6 +325,28 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+MAX_DEPTH = 10
+
+
+def _full_pattern(segment: str, depth: int) -> str:
+    """The whole-path pattern NS004 runs: ``depth`` segments joined by ``/``."""
+    return f"^(?:{segment})(?:/(?:{segment})){{0,{depth - 1}}}$"
+
+
+def _check_segment_pattern(segment: str) -> None:
+    """What NS004 will run must compile (RE2, at the deepest ``max_depth``), and a
+    segment pattern must not match ``/`` (it would make ``max_depth`` meaningless)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    check_re2(_full_pattern(segment, MAX_DEPTH))
+    probe = pa.array(["/", "a/b", "a/b/c"], type=pa.string())
+    if any(pc.match_substring_regex(probe, f"^(?:{segment})$").to_pylist()):
+        raise ValueError(
+            f"{segment!r} matches '/' too: a segment pattern must match one path segment"
+        )
+
+
 @rule(
     code="NS004",
     name="naming-convention",
@@ -337,10 +359,17 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
         Option(
             "segment_pattern",
             "[a-z0-9]+(-[a-z0-9]+)*",
-            "Regular expression every path segment must match in full.",
+            "Regular expression (RE2 syntax) every path segment must match in full.",
             kind="regex",
+            validate=_check_segment_pattern,
         ),
-        Option("max_depth", 3, "Most path segments (namespace/team/image = 3).", min=1, max=10),
+        Option(
+            "max_depth",
+            3,
+            "Most path segments (namespace/team/image = 3).",
+            min=1,
+            max=MAX_DEPTH,
+        ),
     ],
 )
 def naming_convention(ctx: RuleContext) -> pd.DataFrame:
@@ -372,18 +401,17 @@ def naming_convention(ctx: RuleContext) -> pd.DataFrame:
     repos = ctx.repositories
     pattern, depth = ctx.options["segment_pattern"], ctx.options["max_depth"]
     names = pa.array(_names(repos).tolist(), type=pa.string())
-    full = f"^(?:{pattern})(?:/(?:{pattern})){{0,{depth - 1}}}$"
-    try:
-        ok = pc.match_substring_regex(names, full).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:  # a Python-only regex construct: fall back to re
-        compiled = re.compile(full)
-        ok = np.array([bool(compiled.match(n)) for n in names.to_pylist()], dtype=bool)
-    sub = repos[~np.asarray(ok, dtype=bool)]
-    segment = re.compile(pattern)
+    # RE2 only, as the option check compiled it: linear time whatever the pattern
+    ok = pc.match_substring_regex(names, _full_pattern(pattern, depth))
+    sub = repos[~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)]
+    failing = sub["name"].astype(str).tolist()
+    segments = sorted({p for name in failing for p in name.split("/")})
+    matching = pc.match_substring_regex(pa.array(segments, type=pa.string()), f"^(?:{pattern})$")
+    conforming = {s for s, good in zip(segments, matching.to_pylist(), strict=True) if good}
     messages, details = [], []
-    for name in sub["name"].astype(str).tolist():
+    for name in failing:
         parts = name.split("/")
-        bad = [p for p in parts if not segment.fullmatch(p)]
+        bad = [p for p in parts if p not in conforming]
         problems = []
         if bad:
             problems.append(

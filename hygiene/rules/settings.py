@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from hygiene.errors import ConfigError
 from hygiene.rules.base import FAMILIES, RULES, Rule
-from hygiene.yamlfile import KeyPath, read_mapping
+from hygiene.yamlfile import KeyPath, dotted, read_mapping
 
 if TYPE_CHECKING:
     from hygiene.config import Config
@@ -131,62 +131,66 @@ class _Invalid(ValueError):
     """A bad value in the rule configuration, at ``key_path`` in the policy file."""
 
     def __init__(self, key_path: KeyPath, message: str) -> None:
-        super().__init__(f"{_dotted(key_path)}: {message}")
+        super().__init__(f"{dotted(key_path)}: {message}")
         self.key_path = key_path
 
 
-def _dotted(key_path: KeyPath) -> str:
-    """``("overrides", 0, "rules", "IM002")`` → ``overrides[0].rules.IM002``."""
-    text = ""
-    for part in key_path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else part
-    return text
+class _Problems:
+    """Collects every problem of the rule configuration, so one run reports them all."""
+
+    def __init__(self) -> None:
+        self.found: list[_Invalid] = []
+
+    def add(self, key_path: KeyPath, message: str) -> None:
+        self.found.append(_Invalid(key_path, message))
 
 
-def _check_options(code: str, options: Any, where: KeyPath) -> dict[str, Any]:
+def _check_options(code: str, options: Any, where: KeyPath, problems: _Problems) -> dict[str, Any]:
     rule = RULES[code]
     if not isinstance(options, dict):
-        raise _Invalid(where, "expected a mapping of option names to values")
+        problems.add(where, "expected a mapping of option names to values")
+        return {}
     checked = {}
     for name, value in options.items():
         try:
             option = rule.option(name)
         except KeyError:
             known = ", ".join(o.name for o in rule.options) or "none"
-            raise _Invalid(
-                (*where, name), f"unknown option of {code} {rule.name} (options: {known})"
-            ) from None
+            problems.add((*where, name), f"unknown option of {code} {rule.name} (options: {known})")
+            continue
         try:
             checked[name] = option.check(value)
         except ValueError as exc:
-            raise _Invalid((*where, name), str(exc)) from None
+            problems.add((*where, name), str(exc))
     return checked
 
 
-def _known_code(code: str, where: KeyPath) -> None:
+def _known_code(code: str, where: KeyPath, problems: _Problems) -> bool:
     if code not in RULES:
-        raise _Invalid(where, f"unknown rule code {code!r} (run `hygiene rules`)")
+        problems.add(where, f"unknown rule code {code!r} (run `hygiene rules`)")
+        return False
+    return True
 
 
-def _selectors(values: Iterable[str], where: KeyPath) -> frozenset[str]:
+def _selectors(values: Iterable[str], where: KeyPath, problems: _Problems) -> frozenset[str]:
     codes: set[str] = set()
     for i, selector in enumerate(values):
         try:
             codes |= selector_codes(selector)
         except ValueError as exc:
-            raise _Invalid((*where, i), str(exc)) from None
+            problems.add((*where, i), str(exc))
     return frozenset(codes)
 
 
 def resolve(config: Config) -> RuleSettings:
-    """Validate and resolve the rule configuration; raises ConfigError (exit 2)."""
-    try:
-        return _resolve(config)
-    except _Invalid as exc:
-        raise ConfigError(_locate(config.policy_path, exc)) from None
+    """Validate and resolve the rule configuration; raises ConfigError (exit 2) listing
+    every problem, each with the file, line and key path."""
+    problems = _Problems()
+    settings = _resolve(config, problems)
+    if problems.found:
+        lines = _locate(config.policy_path, problems.found)
+        raise ConfigError(lines[0], lines)
+    return settings
 
 
 def validate_config(config: Config) -> None:
@@ -197,27 +201,27 @@ def validate_config(config: Config) -> None:
     resolve(config)
 
 
-def _resolve(config: Config) -> RuleSettings:
+def _resolve(config: Config, problems: _Problems) -> RuleSettings:
     policy = config.policy
     selection = policy.selection
-    _selectors(selection.select, ("selection", "select"))
-    _selectors(selection.ignore, ("selection", "ignore"))
+    _selectors(selection.select, ("selection", "select"), problems)
+    _selectors(selection.ignore, ("selection", "ignore"), problems)
     options: dict[str, dict[str, Any]] = {code: rule.defaults for code, rule in RULES.items()}
     for code, values in policy.rules.items():
-        _known_code(code, ("rules", code))
-        options[code].update(_check_options(code, values, ("rules", code)))
+        if _known_code(code, ("rules", code), problems):
+            options[code].update(_check_options(code, values, ("rules", code), problems))
     overrides = []
     for i, override in enumerate(policy.overrides):
         where: KeyPath = ("overrides", i)
         rules = {}
         for code, values in override.rules.items():
-            _known_code(code, (*where, "rules", code))
-            rules[code] = _check_options(code, values, (*where, "rules", code))
+            if _known_code(code, (*where, "rules", code), problems):
+                rules[code] = _check_options(code, values, (*where, "rules", code), problems)
         overrides.append(
             Override(
                 namespaces=tuple(override.namespaces),
                 rules=rules,
-                ignore=_selectors(override.ignore, (*where, "ignore")),
+                ignore=_selectors(override.ignore, (*where, "ignore"), problems),
                 protected_tags=(
                     tuple(override.protected_tags) if override.protected_tags is not None else None
                 ),
@@ -230,13 +234,21 @@ def _resolve(config: Config) -> RuleSettings:
                 index=i,
                 repository=entry.repository,
                 digest=entry.digest,
-                codes=_selectors(entry.rules, ("mutelist", i, "rules")),
+                codes=_selectors(entry.rules, ("mutelist", i, "rules"), problems),
                 reason=entry.reason,
                 expires=entry.expires,
             )
         )
+    enabled: frozenset[str] = frozenset()
+    if not problems.found:
+        enabled = frozenset(select_codes(selection.select, selection.ignore))
+        if not enabled:
+            problems.add(
+                ("selection",),
+                "select and ignore leave no rule enabled: a scan would check nothing",
+            )
     return RuleSettings(
-        enabled=frozenset(select_codes(selection.select, selection.ignore)),
+        enabled=enabled,
         options=options,
         overrides=tuple(overrides),
         mutelist=tuple(mutes),
@@ -245,15 +257,15 @@ def _resolve(config: Config) -> RuleSettings:
     )
 
 
-def _locate(path: Path | None, error: _Invalid) -> str:
-    """``file:line: key.path: message`` (the line when the key is found in the file)."""
+def _locate(path: Path | None, errors: list[_Invalid]) -> list[str]:
+    """``file:line: key.path: message`` for each error (the line when the key is found)."""
     if path is None:
-        return str(error)
+        return [str(error) for error in errors]
     try:
-        where = read_mapping(path).where(error.key_path)
+        source = read_mapping(path)
     except (ConfigError, OSError, ValueError):  # changed or unreadable since it was loaded
-        where = str(path)
-    return f"{where}: {error}"
+        return [f"{path}: {error}" for error in errors]
+    return [f"{source.where(error.key_path)}: {error}" for error in errors]
 
 
 def rule_for(code: str) -> Rule:

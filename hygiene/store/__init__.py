@@ -11,17 +11,21 @@ Public API (see docs/approvals.md for the admin's view)::
     store.finish_run(run_id, "ok", counts={...}, api_calls={...}, errors=[...])
     store.runs(last=12)                         # run history, newest first
     store.proposals(state="proposed", namespace="suporte", rule="IM002")
-    store.approve(ids, approver) / store.reject(ids, approver, reason)
+    store.approve(ids, identity) / store.reject(ids, identity, reason)   # decision rows
+    store.decisions(ids)                        # the decision history apply verifies
+    store.pin_trust(policy, run_id=…) / store.pinned_trust()   # the deployed admins
     store.audit_log(since=...)                  # what apply did, oldest first
-    with store.lock("registry"): ...            # LockHeldError if another run holds it
+    with store.lock(): ...                      # the registry lock; LockHeldError if held
 """
 
 from hygiene.store.base import whoami
 from hygiene.store.engine import make_engine, migrate, normalise_url
+from hygiene.store.locks import REGISTRY_LOCK
 from hygiene.store.records import AuditEntry, RunRecord, StoredProposal
 from hygiene.store.store import Store
 
 __all__ = [
+    "REGISTRY_LOCK",
     "AuditEntry",
     "RunRecord",
     "Store",

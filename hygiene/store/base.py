@@ -4,7 +4,6 @@ the settings, and one short transaction per call.
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 from collections.abc import Iterator
@@ -15,8 +14,10 @@ from typing import Self
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hygiene.authz.identity import os_user
 from hygiene.config import ApplySettings, Config
-from hygiene.errors import StoreError
+from hygiene.configtypes import check_store_url
+from hygiene.errors import ConfigError, StoreError
 from hygiene.store.engine import make_engine, migrate, redact
 
 DEFAULT_STALE_LOCK = timedelta(hours=12)
@@ -28,12 +29,9 @@ def utcnow() -> datetime:
 
 
 def whoami() -> str:
-    """``user@host pid N``: how a lock or an audit row names this process."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()} pid {os.getpid()}"
+    """``user@host pid N``: how a lock or an audit row names this process (the user of
+    its uid, never ``$LOGNAME``)."""
+    return f"{os_user()}@{socket.gethostname()} pid {os.getpid()}"
 
 
 class StoreBase:
@@ -55,7 +53,14 @@ class StoreBase:
 
     @classmethod
     def from_config(cls, config: Config, url: str | None = None) -> Self:
-        """The store named by ``--store URL`` or ``config.policy.store.url``."""
+        """The store named by ``--store URL`` (or ``HYGIENE_STORE_URL``) or
+        ``config.policy.store.url``; a bad override is a ConfigError (exit 2), like a bad
+        ``store.url``, before any connection."""
+        if url is not None:
+            try:
+                check_store_url(url)
+            except ValueError as exc:
+                raise ConfigError(f"store URL (--store or HYGIENE_STORE_URL): {exc}") from None
         return cls(url or config.policy.store.url, config.policy.apply)
 
     @property

@@ -18,19 +18,13 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from hygiene.configtypes import normalise_store_url
 from hygiene.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def normalise_url(url: str) -> str:
-    """``postgresql://`` and ``postgres://`` mean psycopg 3; a bare path means SQLite."""
-    if "://" not in url:
-        return f"sqlite:///{url}"
-    for prefix in ("postgres://", "postgresql://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+normalise_url = normalise_store_url  # one definition, shared with the config check
 
 
 def redact(url: str) -> str:

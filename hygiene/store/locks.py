@@ -1,4 +1,10 @@
-"""Named locks that keep two runs (or two applies) from overlapping."""
+"""The registry lock: one run at a time reads the registry to plan, or changes it.
+
+Every command that does either takes :data:`REGISTRY_LOCK`: ``hygiene run nightly|weekly``
+(and the scheduler's runs), ``hygiene apply`` and ``hygiene lifecycle propose --save``.
+An apply inside a nightly run works under the run's lock. Taking the lock also closes the
+books of runs whose process died holding it: they are marked ``abandoned``.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from hygiene.errors import LockHeldError
 from hygiene.store.base import StoreBase, utcnow, whoami
-from hygiene.store.models import LockRow
+from hygiene.store.models import LockRow, RunRow
 
 log = logging.getLogger(__name__)
+
+REGISTRY_LOCK = "registry"
+"""The one lock of every run that reads the registry to plan or writes to it."""
+LOCKED_RUN_KINDS = ("nightly", "weekly", "apply")
+"""Kinds of run recorded only while :data:`REGISTRY_LOCK` is held: one of them still
+``running`` when the lock is taken again belongs to a process that is gone."""
 
 
 def _lock_key(name: str) -> int:
@@ -41,23 +53,27 @@ class StoreLocks(StoreBase):
     """``with store.lock(name):`` — PostgreSQL advisory locks, or a row on SQLite."""
 
     @contextmanager
-    def lock(self, name: str, *, holder: str | None = None) -> Iterator[None]:
-        """Hold the named lock for the ``with`` block: ``registry`` for a whole nightly or
-        weekly job (:data:`hygiene.jobs.LOCK_NAME`), ``apply`` for an apply (inside a
-        job's lock or alone).
+    def lock(self, name: str = REGISTRY_LOCK, *, holder: str | None = None) -> Iterator[None]:
+        """Hold the named lock (by default :data:`REGISTRY_LOCK`) for the ``with`` block.
 
         PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection
         (released by the server if the process dies). SQLite: a row in ``locks``; a row
         left by a dead process on this host, or older than ``stale_lock_after``, is
-        taken over. Raises :class:`LockHeldError` naming the holder and since when.
+        taken over. Raises :class:`LockHeldError` naming the holder and since when, at
+        once (no waiting). Once the registry lock is held, runs left ``running`` by a
+        process that died holding it are marked ``abandoned``.
         """
         holder = holder or whoami()
         if self.dialect == "postgresql":
             with self._pg_lock(name, holder):
+                if name == REGISTRY_LOCK:
+                    self._abandon_orphans(holder)
                 yield
         else:
             self._row_lock_acquire(name, holder)
             try:
+                if name == REGISTRY_LOCK:
+                    self._abandon_orphans(holder)
                 yield
             finally:
                 with self.session() as session:
@@ -65,7 +81,35 @@ class StoreLocks(StoreBase):
                         delete(LockRow).where(LockRow.name == name, LockRow.holder == holder)
                     )
 
-    def lock_holder(self, name: str) -> tuple[str, datetime] | None:
+    def _abandon_orphans(self, holder: str) -> int:
+        """Mark ``abandoned`` the runs still ``running`` whose lock we now hold."""
+        now = utcnow()
+        with self.session() as session:
+            orphans = list(
+                session.scalars(
+                    select(RunRow).where(
+                        RunRow.status == "running", RunRow.kind.in_(LOCKED_RUN_KINDS)
+                    )
+                )
+            )
+            for run in orphans:
+                log.warning(
+                    "run %s (%s, started %s on %s) never finished: marked abandoned",
+                    run.id,
+                    run.kind,
+                    run.started_at.isoformat(timespec="seconds"),
+                    run.host,
+                )
+                run.status = "abandoned"
+                run.finished_at = now
+                run.errors = [
+                    *run.errors,
+                    f"abandoned: its process ({run.host}) stopped without finishing the run; "
+                    f"found by {holder} at {now.isoformat(timespec='seconds')}",
+                ]
+        return len(orphans)
+
+    def lock_holder(self, name: str = REGISTRY_LOCK) -> tuple[str, datetime] | None:
         """Who holds ``name`` since when, as recorded in ``locks`` (None if free)."""
         with self.session() as session:
             row = session.get(LockRow, name)

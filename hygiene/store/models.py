@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    FetchedValue,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -46,7 +56,8 @@ class RunRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
-    status: Mapped[str] = mapped_column(String(16))  # running | ok | incomplete | failed
+    # running | ok | degraded | incomplete | failed | abandoned
+    status: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255), default="")
     host: Mapped[str] = mapped_column(String(255), default="")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -116,7 +127,11 @@ class ProposalRow(Base):
 
 
 class ApprovalRow(Base):
-    """Every approve/reject decision, with who made it (history, never updated)."""
+    """Every approve/reject decision, with who made it (history, never updated).
+
+    Inserting a row is how a decision is made: the trigger of migration 0003 checks the
+    proposal is open, sets its state and decider, and appends the audit row (on
+    PostgreSQL it also records the database login in ``db_user``)."""
 
     __tablename__ = "approvals"
 
@@ -126,6 +141,12 @@ class ApprovalRow(Base):
     approver: Mapped[str] = mapped_column(String(512))
     reason: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime]
+    # hygiene.authz.decisions.content_hash of the proposal decided on (None: before 0003)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str | None] = mapped_column(String(80))  # sts | demo:<id>
+    # written by the database (PostgreSQL trigger), never by the store: FetchedValue keeps
+    # it out of the INSERT, so a login the grants allow no more than decisions can insert
+    db_user: Mapped[str | None] = mapped_column(String(128), server_default=FetchedValue())
 
     __table_args__ = (Index("ix_approvals_proposal", "proposal_id"),)
 
@@ -161,6 +182,20 @@ class AuditRow(Base):
         Index("ix_audit_proposal", "proposal_id"),
         Index("ix_audit_intent", "intent_id"),
     )
+
+
+class TrustPinRow(Base):
+    """The trust policy (:class:`hygiene.authz.policy.TrustPolicy`) a scheduled run
+    pinned: append-only, the newest row is the deployed policy."""
+
+    __tablename__ = "trust_pins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    digest: Mapped[str] = mapped_column(String(64))
+    document: Mapped[dict[str, Any]] = mapped_column()
+    host: Mapped[str] = mapped_column(String(255))
 
 
 class LockRow(Base):

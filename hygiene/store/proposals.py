@@ -9,12 +9,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, MetaData, String, Table, bindparam, func, select, update
+from sqlalchemy.exc import DBAPIError
 
-from hygiene.errors import StoreError
+from hygiene.authz.decisions import Decision, content_hash
+from hygiene.authz.identity import Identity
+from hygiene.errors import HygieneError, NotAuthorisedError, StoreError
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.bulk import insert_many
-from hygiene.store.models import ApprovalRow, AuditRow, ProposalRow
+from hygiene.store.models import ApprovalRow, ProposalRow
 from hygiene.store.records import StoredProposal, proposal_columns, stored_proposal
 
 # States a decision (approve/reject) may still change.
@@ -281,95 +284,112 @@ class StoreProposals(StoreBase):
     def _decide(
         self,
         ids: Iterable[str],
-        approver: str,
+        approver: Identity | str,
         decision: ProposalState,
         reason: str | None,
         now: datetime | None,
     ) -> list[StoredProposal]:
+        """Record one decision per proposal (all or nothing) by inserting decision rows.
+
+        The database makes them take effect (the trigger of migration 0003: state,
+        decider, audit row) and refuses a proposal that is no longer open. Each row
+        carries the :func:`~hygiene.authz.decisions.content_hash` of the proposal as
+        decided on and how the approver was verified (``sts`` or ``demo:<id>``; a plain
+        string approver has no source, and apply never counts its approvals)."""
         ids = list(dict.fromkeys(ids))
         if not ids:
             raise StoreError("no proposal ids given")
         now = now or utcnow()
+        name = approver.name if isinstance(approver, Identity) else approver
+        source = approver.source if isinstance(approver, Identity) else None
         verb = "approve" if decision == ProposalState.APPROVED else "reject"
-        with self.session() as session:
-            rows = {
-                r.id: r for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))
-            }
-            missing = [i for i in ids if i not in rows]
-            if missing:
-                raise StoreError(
-                    f"unknown proposal id(s): {', '.join(missing)}; nothing was {verb}d "
-                    "(list them with `hygiene proposals`)"
-                )
-            closed = [f"{i} ({rows[i].state})" for i in ids if rows[i].state not in OPEN_STATES]
-            if closed:
-                raise StoreError(
-                    f"cannot {verb} proposal(s) no longer open: {', '.join(closed)}; "
-                    f"nothing was {verb}d"
-                )
-            for proposal_id in ids:
-                row = rows[proposal_id]
-                row.state = decision.value
-                row.decided_at = now
-                row.decided_by = approver
-                row.reason = reason
-                session.add(
-                    ApprovalRow(
-                        proposal_id=proposal_id,
-                        decision=decision.value,
-                        approver=approver,
-                        reason=reason,
-                        at=now,
+        done = "approved" if decision == ProposalState.APPROVED else "rejected"
+        try:
+            with self.session() as session:
+                rows = {
+                    r.id: r
+                    for r in session.scalars(select(ProposalRow).where(ProposalRow.id.in_(ids)))
+                }
+                missing = [i for i in ids if i not in rows]
+                if missing:
+                    raise StoreError(
+                        f"unknown proposal id(s): {', '.join(missing)}; nothing was {done} "
+                        "(list them with `hygiene proposals`)"
                     )
-                )
-                session.add(
-                    AuditRow(
-                        at=now,
-                        proposal_id=proposal_id,
-                        actor=approver,
-                        action=verb,
-                        account=row.account,
-                        region=row.region,
-                        repository=row.repository,
-                        outcome=decision.value,
-                        detail=reason or "",
-                        data={},
+                closed = [f"{i} ({rows[i].state})" for i in ids if rows[i].state not in OPEN_STATES]
+                if closed:
+                    raise StoreError(
+                        f"cannot {verb} proposal(s) no longer open: {', '.join(closed)}; "
+                        f"nothing was {done}"
                     )
+                for proposal_id in ids:
+                    session.add(
+                        ApprovalRow(
+                            proposal_id=proposal_id,
+                            decision=decision.value,
+                            approver=name,
+                            reason=reason,
+                            at=now,
+                            content_hash=content_hash(stored_proposal(rows[proposal_id]).proposal),
+                            source=source,
+                        )
+                    )
+                session.flush()
+                query = (
+                    select(ProposalRow)
+                    .where(ProposalRow.id.in_(ids))
+                    .execution_options(populate_existing=True)
                 )
-            return [stored_proposal(rows[i]) for i in ids]
+                decided = {r.id: stored_proposal(r) for r in session.scalars(query)}
+                return [decided[i] for i in ids]
+        except DBAPIError as exc:
+            raise _decision_refused(exc, verb, done) from exc
 
     def approve(
-        self, ids: Iterable[str], approver: str, now: datetime | None = None
+        self, ids: Iterable[str], approver: Identity | str, now: datetime | None = None
     ) -> list[StoredProposal]:
         """Approve proposals (all or nothing). ``approver`` must already be checked
-        against the admin list (:func:`hygiene.identity.require_admin`)."""
+        against the deployed admins (:func:`hygiene.authz.require_admin`)."""
         return self._decide(ids, approver, ProposalState.APPROVED, None, now)
 
     def reject(
-        self, ids: Iterable[str], approver: str, reason: str, now: datetime | None = None
+        self,
+        ids: Iterable[str],
+        approver: Identity | str,
+        reason: str,
+        now: datetime | None = None,
     ) -> list[StoredProposal]:
         """Reject proposals with a reason (all or nothing); they are never applied."""
         if not reason or not reason.strip():
             raise StoreError("a rejection needs a reason (--reason)")
         return self._decide(ids, approver, ProposalState.REJECTED, reason.strip(), now)
 
-    def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
-        """The decision history of one proposal, oldest first."""
-        query = (
-            select(ApprovalRow)
-            .where(ApprovalRow.proposal_id == proposal_id)
-            .order_by(ApprovalRow.id)
-        )
+    def decisions(self, ids: Iterable[str] | None = None) -> dict[str, list[Decision]]:
+        """The decision history of each proposal (all, or only ``ids``), oldest first."""
+        query = select(ApprovalRow).order_by(ApprovalRow.id)
+        if ids is not None:
+            query = query.where(ApprovalRow.proposal_id.in_(list(ids)))
+        out: dict[str, list[Decision]] = {}
         with self.session() as session:
-            return [
-                {
-                    "decision": r.decision,
-                    "approver": r.approver,
-                    "reason": r.reason,
-                    "at": r.at.isoformat(),
-                }
-                for r in session.scalars(query)
-            ]
+            for r in session.scalars(query):
+                out.setdefault(r.proposal_id, []).append(
+                    Decision(
+                        id=r.id,
+                        proposal_id=r.proposal_id,
+                        decision=r.decision,
+                        approver=r.approver,
+                        reason=r.reason,
+                        at=r.at,
+                        content_hash=r.content_hash,
+                        source=r.source,
+                        db_user=r.db_user,
+                    )
+                )
+        return out
+
+    def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
+        """The decision history of one proposal, oldest first (as JSON)."""
+        return [d.to_json() for d in self.decisions([proposal_id]).get(proposal_id, [])]
 
     def mark_notified(
         self,
@@ -422,3 +442,17 @@ class StoreProposals(StoreBase):
             row.state = state.value
             row.outcome = outcome
             row.finished_at = now or utcnow()
+
+
+def _decision_refused(exc: DBAPIError, verb: str, done: str) -> HygieneError:
+    """The database refused a decision: its trigger (the proposal changed meanwhile),
+    or its grants (cron/postgres/grants.sql: this login may not record it)."""
+    text = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    if "row-level security" in text or "permission denied" in text:
+        return NotAuthorisedError(
+            f"your database login may not {verb} (store grants: owners may only reject, "
+            f"readers may decide nothing): {text}; nothing was {done}"
+        )
+    if "hygiene:" in text:
+        return StoreError(f"the store refused to {verb}: {text}; nothing was {done}")
+    return StoreError(f"cannot {verb}: {text}; nothing was {done}")

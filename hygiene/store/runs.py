@@ -16,7 +16,11 @@ from hygiene.store.bulk import insert_many
 from hygiene.store.models import FindingRow, RunRow
 from hygiene.store.records import RunRecord, run_record
 
-RUN_STATUSES = ("running", "ok", "incomplete", "failed")
+RUN_STATUSES = ("running", "ok", "degraded", "incomplete", "failed", "abandoned")
+"""``running`` until finished; a finished run is ``ok``, ``degraded`` (its reports reached
+no one), ``incomplete`` (unread parts, or stopped) or ``failed``; ``abandoned`` is set by
+the next run that takes the lock a killed run held (:mod:`hygiene.store.locks`)."""
+FINISHED_STATUSES = ("ok", "degraded", "incomplete", "failed")
 
 
 class StoreRuns(StoreBase):
@@ -61,13 +65,15 @@ class StoreRuns(StoreBase):
         api_calls: dict[str, int] | None = None,
         errors: Sequence[Any] = (),
     ) -> None:
-        """Close a run: ``status`` is ``ok``, ``incomplete`` or ``failed``.
+        """Close a run: ``status`` is ``ok``, ``degraded``, ``incomplete`` or ``failed``.
 
         ``counts`` is free-form (repositories, images, findings, proposals, deleted …);
         ``errors`` is a list of strings or JSON-shaped dicts (e.g. ``asdict(ScanError)``).
         """
-        if status not in RUN_STATUSES[1:]:
-            raise ValueError(f"run status must be one of ok|incomplete|failed, not {status!r}")
+        if status not in FINISHED_STATUSES:
+            raise ValueError(
+                f"run status must be one of {'|'.join(FINISHED_STATUSES)}, not {status!r}"
+            )
         with self.session() as session:
             row = session.get(RunRow, run_id)
             if row is None:

@@ -10,7 +10,8 @@ Each concern is its own module, joined here into one class:
 - :mod:`~hygiene.store.runs`: the run history and each run's findings;
 - :mod:`~hygiene.store.proposals`: proposals, approvals, rejections, grace periods;
 - :mod:`~hygiene.store.audit`: the append-only audit log;
-- :mod:`~hygiene.store.locks`: named locks.
+- :mod:`~hygiene.store.locks`: the registry lock (and any other named lock);
+- :mod:`~hygiene.store.trust`: the deployed trust policy, pinned by the scheduled runs.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from hygiene.store.audit import StoreAudit
 from hygiene.store.locks import StoreLocks
 from hygiene.store.proposals import StoreProposals
 from hygiene.store.runs import StoreRuns
+from hygiene.store.trust import StoreTrust
 
 
-class Store(StoreRuns, StoreProposals, StoreAudit, StoreLocks):
+class Store(StoreRuns, StoreProposals, StoreAudit, StoreLocks, StoreTrust):
     """The database behind runs, proposals, approvals, audit and locks.
 
     ``Store(url)`` connects and migrates (``alembic upgrade head``). ``url`` is a

@@ -33,6 +33,7 @@ from hygiene_demo.registry import DUMMY_CREDENTIALS, EmbeddedRegistry
 MANAGEMENT = "123456789012"
 REGIONS = ("us-east-1", "sa-east-1")
 EXTERNAL_ID = "lsd-registry-hygiene"
+PARTS = "s3://lsd-registry-hygiene/nightly/parts"  # the hub may write and read only there
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 PUSHED = datetime(2025, 1, 10, tzinfo=UTC)
 
@@ -140,7 +141,8 @@ def organization(
 
     hub_iam = management.client("iam", endpoint_url=endpoint)
     hub_iam.create_user(UserName="hub")
-    policy = iam.hub_policy_document()
+    policy = iam.hub_policy_document(parts=PARTS)
+    management.client("s3", endpoint_url=endpoint).create_bucket(Bucket="lsd-registry-hygiene")
     policy["Statement"].append(
         {
             "Sid": "NotThisAccount",

@@ -7,10 +7,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import boto3
+from botocore.stub import Stubber
 from click.testing import CliRunner
 
 from hygiene.cli import cli
-from hygiene.config import ApplySettings, Config
+from hygiene.config import ApplySettings, Config, load_config
 from hygiene.inventory import Inventory, RunInfo, ScanError
 from hygiene.jobs import run_nightly
 from hygiene.model import Action, ProposalState
@@ -135,8 +137,19 @@ def test_approve_a_namespace_in_one_account(tmp_path: Path, now: datetime, monke
     import hygiene.cli.proposals as commands
 
     store, url = stored_in_two_accounts(tmp_path, now)
-    rules = builders.write_rules(tmp_path / "rules", {"admins": ["os:admin"]})
-    monkeypatch.setattr(commands, "IDENTITY", lambda config: "os:admin")
+    policy = {"registry": {"account": A}, "admins": ["AdministratorAccess"]}
+    rules = builders.write_rules(tmp_path / "rules", policy)
+    builders.deployed(store, load_config(rules))  # the scheduled job pinned these admins
+    admin = f"arn:aws:sts::{A}:assumed-role/{builders.SSO_ADMIN_ROLE}/alice"
+    sts = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x").client(
+        "sts", region_name="us-east-1"
+    )
+    stub = Stubber(sts)
+    for _ in range(2):  # one answer per command
+        stub.add_response("get_caller_identity", {"Arn": admin, "Account": A, "UserId": "AROA:a"})
+    stub.activate()
+    monkeypatch.setattr(commands, "STS", lambda config: sts)
+    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
     argv = ["approve", "--rules-dir", str(rules), "--store", url, "--namespace", "ml"]
     result = CliRunner().invoke(cli, [*argv, "--account", B])
     assert result.exit_code == 0, result.output
@@ -164,3 +177,31 @@ def test_reports_keep_one_repository_name_in_two_accounts_apart(now: datetime) -
     assert scores[(B, "ml/api")] == 100 and scores[(A, "ml/api")] < 100
     # the same digest in two accounts is two images, each reclaimable
     assert reclaimable_bytes([finding.to_json(), same_in_b.to_json()]) == 2000
+
+
+def test_lifecycle_proposals_only_where_rp002_flagged_that_account(
+    config: Config, now: datetime
+) -> None:
+    from hygiene.scan import evaluate_rules, plan_all
+
+    policy = '{"rules": [{"rulePriority": 1, "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}, "action": {"type": "expire"}}]}'  # noqa: E501
+    images = [builders.image_row(f"sha256:{a[0] * 64}", "ml/api", account=a) for a in (A, B)]
+    repositories = [
+        builders.repository_row("ml/api", account=A, lifecycle_policy=None),
+        builders.repository_row("ml/api", account=B, lifecycle_policy=policy),
+    ]
+    inventory = builders.inventory(images, repositories)
+    # replacing existing policies is on: B's own policy would be replaced if B were planned
+    lifecycle_settings = config.policy.lifecycle.model_copy(update={"replace_existing": True})
+    config = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"lifecycle": lifecycle_settings})}
+    )
+    evaluation = evaluate_rules(inventory, config, now)
+    assert {(f.account, f.repository) for f in evaluation.findings if f.code == "RP002"} == {
+        (A, "ml/api")
+    }
+    lifecycle = [
+        p for p in plan_all(evaluation, inventory, config, now)
+        if p.action is Action.PUT_LIFECYCLE_POLICY
+    ]  # fmt: skip
+    assert [(p.account, p.repository) for p in lifecycle] == [(A, "ml/api")]

@@ -146,3 +146,52 @@ def _roles(account: str) -> tuple[str, str]:
         f"arn:aws:iam::{account}:role/registry-hygiene-scanner",
         f"arn:aws:iam::{account}:role/registry-hygiene-cleaner",
     )
+
+
+def test_apply_uses_the_cleaner_of_the_proposals_account_and_skips_other_accounts(
+    org: Organization, config: Config, tmp_path, now: datetime
+) -> None:
+    """An approved deletion in a member account is carried out through that account's
+    cleaner role; one in an account the registry does not list is not touched."""
+    from hygiene.apply import apply
+    from hygiene.authz import Identity
+    from hygiene.model import Action
+    from hygiene.store import Store
+    from tests import builders
+
+    settings = config_for(config, org)
+    handle = open_registry(settings, session=org.hub_session())
+    inventory = collect(handle, settings, now=now, progress=False)
+    account = org.active[0]
+    images = inventory.images[
+        (inventory.images["account"].astype(str) == account)
+        & (inventory.images["tag_count"] == 0)
+        & (inventory.images["region"].astype(str) == "us-east-1")
+    ]
+    row = images.iloc[0]
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    mine = builders.proposal(
+        Action.DELETE_IMAGES, str(row.repository), digests=[str(row.digest)], account=account,
+        evidence={"images": [{"digest": str(row.digest), "tags": [], "pushed_at":
+                  row.pushed_at.isoformat(), "last_pull": None}]},
+    )  # fmt: skip
+    foreign = builders.proposal(
+        Action.DELETE_IMAGES, str(row.repository), digests=[str(row.digest)],
+        account=org.suspended,
+    )  # fmt: skip
+    # the embedded registry's admin, approving in the demo this apply runs in
+    settings = settings.model_copy(
+        update={"policy": settings.policy.model_copy(update={"admins": ["os:admin"]})}
+    )
+    builders.deployed(store, settings)
+    store.upsert_proposals([mine, foreign], now)
+    admin = Identity("os:admin", "demo:org")
+    store.approve([mine.id, foreign.id], admin, now)
+    store.mark_notified(now - timedelta(days=30), ids=[mine.id, foreign.id])
+    result = apply(store, handle.client, settings, now, actor=admin, demo_id="org")
+    assert "not one of the registry accounts" in result.not_eligible[foreign.id]
+    assert result.states[mine.id][0] == "applied", result.states
+    remaining = handle.scan_client(account, "us-east-1").describe_images(
+        repositoryName=str(row.repository)
+    )["imageDetails"]
+    assert str(row.digest) not in {d["imageDigest"] for d in remaining}

@@ -105,7 +105,7 @@ def write_policy(directory: Path, registry_section: dict[str, Any]) -> Path:
         ({}, "list accounts in include, or set organization: true"),
         ({"include": [{"id": A}, {"id": A}]}, "listed twice"),
         ({"include": [{"id": A}], "exclude": [A]}, "both included and excluded"),
-        ({"include": [{"id": "12345"}]}, "registry.accounts.include.0.id"),
+        ({"include": [{"id": "12345"}]}, "registry.accounts.include[0].id"),
         ({"organization": True, "scanner_role": "arn:aws:iam::111111111111:role/x"}, "{account}"),
         ({"organization": True, "duration_seconds": 600}, "duration_seconds"),
         ({"organization": True, "role": "x"}, "registry.accounts.role: unknown key"),
@@ -124,3 +124,55 @@ def test_account_and_accounts_together_is_an_error(tmp_path: Path) -> None:
     rules = write_policy(tmp_path, {"account": A, "accounts": {"include": [{"id": B}]}})
     with pytest.raises(ConfigError, match=r"registry: .*not both"):
         load_config(rules)
+
+
+def test_account_option_narrows_the_registry_to_listed_accounts() -> None:
+    import boto3
+
+    from hygiene.scan import open_registry
+    from tests.builders import config as make_config
+
+    session = boto3.Session(
+        aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"
+    )
+    policy = {"registry": {"accounts": {"include": [{"id": A}, {"id": B}]}}}
+    config = make_config(policy)
+    handle = open_registry(config, session=session, accounts=[B])
+    assert handle.accounts is not None and handle.accounts.ids == [B]
+    assert [(t.account, t.region) for t in handle.targets()] == [(B, "us-east-1")]
+    with pytest.raises(ConfigError, match="--account 333333333333: not one of"):
+        open_registry(config, session=session, accounts=[C])
+    with pytest.raises(ConfigError, match=r"registry\.accounts is not configured"):
+        open_registry(make_config(), session=session, accounts=[A])
+
+
+def test_shards_start_reading_at_different_accounts_and_regions(monkeypatch) -> None:
+    """Throttling is per account and region: shards spread over them from the start."""
+    import boto3
+
+    import hygiene.scan as scan
+    from hygiene.collect.shards import Shard
+    from tests.builders import config as make_config
+
+    session = boto3.Session(
+        aws_access_key_id="x", aws_secret_access_key="y", region_name="us-east-1"
+    )
+    policy = {
+        "registry": {
+            "regions": ["us-east-1", "sa-east-1"],
+            "accounts": {"include": [{"id": A}, {"id": B}, {"id": C}]},
+        }
+    }
+    config = make_config(policy)
+    first: list[tuple[str | None, str]] = []
+
+    def record(targets, settings, **_):  # type: ignore[no-untyped-def]
+        first.append((targets[0].account, targets[0].region))
+        assert len(targets) == 6
+        return None
+
+    monkeypatch.setattr(scan, "collect_inventory", record)
+    for index in range(3):
+        handle = scan.open_registry(config, session=session)
+        scan.collect(handle, config, progress=False, shard=Shard(index, 3))
+    assert first == [(A, "us-east-1"), (B, "us-east-1"), (C, "us-east-1")]

@@ -17,16 +17,14 @@ from hygiene.store import Store
 from tests import builders
 from tests.apply.registry import Seeder, with_apply
 
-ADMIN = (
-    "arn:aws:sts::123456789012:assumed-role/"
-    "AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice"
-)
+ADMIN = builders.ADMIN
 
 
 def propose(
     store: Store, seeder: Seeder, config: Config, now: datetime, findings
 ) -> list[Proposal]:
     proposals = plan(builders.evaluation(findings), seeder.inventory(), config, now)
+    builders.deployed(store, config)
     store.upsert_proposals(proposals, now)
     return proposals
 
@@ -62,7 +60,7 @@ def test_approved_deletes_happen_and_protected_images_survive(
     entries = store.audit_log(proposal_id=proposal.id)
     deleted = [e for e in entries if e.outcome == "deleted"]
     assert sorted(e.digest for e in deleted) == sorted([stale, untagged, index, arm, amd])
-    assert all(e.actor == ADMIN and e.run_id == result.run_id for e in deleted)
+    assert all(e.actor == ADMIN.name and e.run_id == result.run_id for e in deleted)
     intents = [e for e in entries if e.outcome == "intent"]
     saved = {d: m for i in intents for d, m in i.data["manifests"].items()}
     assert json.loads(saved[index]["manifest"])["manifests"][0]["digest"] == arm
@@ -129,8 +127,10 @@ def test_rejected_ungraced_and_unapproved_proposals_do_not_run(
     assert rejected.id not in result.not_eligible  # rejected ones are not even candidates
     assert store.audit_log(outcome=["deleted", "intent"]) == []
 
-    # with auto_safe on, only the safe one runs
-    result = apply(store, clients, with_apply(config, auto_safe=True), now, actor=ADMIN)
+    # with auto_safe on (deployed: pinned by the scheduled job), only the safe one runs
+    auto_safe = with_apply(config, auto_safe=True)
+    builders.deployed(store, auto_safe)
+    result = apply(store, clients, auto_safe, now, actor=ADMIN)
     assert result.states[safe.id][0] == "applied"
     assert seeder.live_digests(repos[4]) == set()
     assert digests[1] in seeder.live_digests(repos[1])
@@ -254,7 +254,7 @@ def test_a_second_concurrent_apply_is_refused(
     (proposal,) = propose(store, seeder, config, now, [seeder.finding("IM002", repo, digest)])
     approve_past_grace(store, [proposal], now)
     other_process = Store(f"sqlite:///{tmp_path / 'hygiene.db'}")
-    with other_process.lock("apply", holder="cron@worker-1 pid 4242"):
+    with other_process.lock(holder="cron@worker-1 pid 4242"):
         with pytest.raises(LockHeldError, match="cron@worker-1 pid 4242 since"):
             apply(store, clients, config, now, actor=ADMIN)
         assert digest in seeder.live_digests(repo)
@@ -272,7 +272,7 @@ def test_concurrent_apply_on_postgres(
     digest = seeder.image(repo)
     (proposal,) = propose(first, seeder, config, now, [seeder.finding("IM002", repo, digest)])
     approve_past_grace(first, [proposal], now)
-    with first.lock("apply"), pytest.raises(LockHeldError):
+    with first.lock(), pytest.raises(LockHeldError):
         apply(second, clients, config, now, actor=ADMIN)
     assert digest in seeder.live_digests(repo)
     result = apply(second, clients, config, now, actor=ADMIN)
@@ -382,6 +382,7 @@ def test_repository_level_actions(
             {"current_policy": None},
         ),
     ]
+    builders.deployed(store, config)
     store.upsert_proposals(proposals, now)
     approve_past_grace(store, proposals, now)
 
@@ -435,6 +436,7 @@ def test_crash_after_a_repository_write_is_reconciled(
     proposal = _repo_proposal(
         seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": POLICY}, {"current_policy": None}
     )
+    builders.deployed(store, config)
     store.upsert_proposals([proposal], now)
     approve_past_grace(store, [proposal], now)
     with pytest.raises(SimulatedCrash):

@@ -59,10 +59,11 @@ def make_proposal(config: Config, indexes: dict[str, list[str]], plain: list[str
     return proposal
 
 
-def ready(store: Store, proposal: Proposal) -> None:
+def ready(store: Store, proposal: Proposal, config: Config) -> None:
+    builders.deployed(store, config)
     store.upsert_proposals([proposal], NOW)
     store.mark_notified(NOW - timedelta(days=8), ids=[proposal.id])
-    store.approve([proposal.id], "os:root", now=NOW)
+    store.approve([proposal.id], builders.ADMIN, now=NOW)
 
 
 def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
@@ -140,7 +141,7 @@ def test_batch_delete_requests_are_pinned(tmp_path, config: Config) -> None:
     children = [c for cs in indexes.values() for c in cs]
     assert proposal.target["digests"][:2] == [digest(1), digest(2)]
     store = Store(str(tmp_path / "h.db"))
-    ready(store, proposal)
+    ready(store, proposal, config)
     ecr = client()
     with Stubber(ecr) as stub:
         stub_reads(stub, proposal.target["digests"], indexes)
@@ -155,7 +156,7 @@ def test_batch_delete_requests_are_pinned(tmp_path, config: Config) -> None:
                     "imageIds": [{"imageDigest": d} for d in batch],
                 },
             )
-        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
         stub.assert_no_pending_responses()
     assert result.states[proposal.id][0] == "applied"
     assert result.count("deleted") == 152
@@ -167,7 +168,7 @@ def test_every_failure_code_is_handled(tmp_path, config: Config) -> None:
     plain = [digest(n) for n in range(1, 7)]
     proposal = make_proposal(config, {}, plain)
     store = Store(str(tmp_path / "h.db"))
-    ready(store, proposal)
+    ready(store, proposal, config)
     ecr = client()
     codes = [
         "ImageReferencedByManifestList",
@@ -194,7 +195,7 @@ def test_every_failure_code_is_handled(tmp_path, config: Config) -> None:
                 "imageIds": [{"imageDigest": d} for d in order],
             },
         )
-        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
     outcomes = {e.digest: e.outcome for e in store.audit_log(proposal_id=proposal.id) if e.digest}
     assert [outcomes[d] for d in order] == [
         "skipped",
@@ -213,12 +214,12 @@ def test_throttled_delete_leaves_the_proposal_for_the_next_apply(tmp_path, confi
     plain = [digest(n) for n in range(1, 4)]
     proposal = make_proposal(config, {}, plain)
     store = Store(str(tmp_path / "h.db"))
-    ready(store, proposal)
+    ready(store, proposal, config)
     ecr = client()
     with Stubber(ecr) as stub:
         stub_reads(stub, proposal.target["digests"], {})
         stub.add_client_error("batch_delete_image", "ThrottlingException", "slow down")
-        result = apply(store, lambda a, r: ecr, config, NOW, actor="os:root")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
     assert store.get(proposal.id).state == ProposalState.APPROVED
     assert "left for the next apply 3" in result.states[proposal.id][1]
     assert store.open_intents() == []  # the intent was answered with 'retry'

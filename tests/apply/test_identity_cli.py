@@ -1,9 +1,9 @@
-"""Approver identity and the admin commands (proposals, approve, reject, apply, audit)."""
+"""The admin commands end to end (proposals, approve, reject, apply, audit, runs), with
+identities from the moto server's STS: an IAM Identity Center admin and a developer."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,137 +11,77 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from hygiene.authz.identity import Identity, os_user, sts_client, sts_identity
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
-from hygiene.errors import CollectError, NotAuthorisedError
-from hygiene.identity import (
-    caller_identity,
-    is_admin,
-    os_identity,
-    require_admin,
-    sso_permission_set,
-)
+from hygiene.errors import CollectError
 from hygiene.model import ProposalState
 from hygiene.store import Store
-from tests import builders
 from tests.apply.registry import Seeder
-
-SSO_ARN = (
-    "arn:aws:sts::851296927411:assumed-role/"
-    "AWSReservedSSO_AdministratorAccess_0123456789abcdef/alice@lsd.ufcg.edu.br"
+from tests.authz.world import (
+    ADMIN_ROLE,
+    DEVELOPER_ROLE,
+    MOTO_ACCOUNT,
+    OWNER_OF_ML,
+    OWNER_OF_SUPORTE,
+    deployed_store,
+    proposal_in_grace,
+    rules,
+    signed_in,
+    sts_as,
 )
-DEV_ARN = "arn:aws:sts::851296927411:assumed-role/AWSReservedSSO_Developer_fedcba9876543210/bob"
+
+ALICE = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/{ADMIN_ROLE}/alice@lsd.ufcg.edu.br"
 
 
-def test_sso_permission_set_and_admin_matching() -> None:
-    assert sso_permission_set(SSO_ARN) == "AdministratorAccess"
-    assert sso_permission_set("arn:aws:iam::851296927411:user/alice") is None
-    assert is_admin(SSO_ARN, ["AdministratorAccess"])
-    assert not is_admin(DEV_ARN, ["AdministratorAccess"])
-    assert is_admin(DEV_ARN, ["arn:aws:sts::851296927411:assumed-role/AWSReservedSSO_Dev*/*"])
-    assert not is_admin(DEV_ARN, ["arn:aws:sts::111111111111:assumed-role/*/*"])
-    assert is_admin("os:root", ["os:root"]) and not is_admin("os:eve", ["os:root"])
-    assert not is_admin("os:root", [])
+@pytest.fixture
+def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
+    """A deployed store (admins: the AdministratorAccess permission set) holding one
+    proposal past its grace period, and the CLI pointed at the embedded registry."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
+    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
+    directory = rules(tmp_path / "rules", ["AdministratorAccess"])
+    url = f"sqlite:///{tmp_path / 'hygiene.db'}"
+    store = deployed_store(url, directory)
+    return {
+        **proposal_in_grace(store, seeder, config, now),
+        "url": url,
+        "store": store,
+        "common": ["--rules-dir", str(directory), "--store", url],
+    }
 
 
-def test_require_admin_refuses_with_exit_code_4(config) -> None:
-    with pytest.raises(NotAuthorisedError) as caught:
-        require_admin(DEV_ARN, config)
-    assert caught.value.exit_code == 4
-    assert DEV_ARN in caught.value.message and "nothing was changed" in caught.value.message
-    assert require_admin(SSO_ARN, config) == SSO_ARN
-
-
-def test_caller_identity_from_sts_or_os() -> None:
+def test_sts_identity_comes_from_get_caller_identity_and_fails_with_exit_6() -> None:
     sts = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x").client(
         "sts", region_name="us-east-1"
     )
     with Stubber(sts) as stub:
         stub.add_response(
-            "get_caller_identity",
-            {"Arn": SSO_ARN, "Account": "851296927411", "UserId": "AROA:alice"},
+            "get_caller_identity", {"Arn": ALICE, "Account": MOTO_ACCOUNT, "UserId": "AROA:a"}
         )
-        assert caller_identity(sts) == SSO_ARN
+        assert sts_identity(sts) == Identity(ALICE, "sts")
         stub.add_client_error("get_caller_identity", "ExpiredToken", "expired")
-        with pytest.raises(CollectError, match="GetCallerIdentity"):
-            caller_identity(sts)
-    assert caller_identity(endpoint_url="http://127.0.0.1:5000") == os_identity()
+        with pytest.raises(CollectError, match="GetCallerIdentity") as caught:
+            sts_identity(sts)
+    assert caught.value.exit_code == 6
 
 
-def rules_dir(tmp_path: Path, admins: list[str], **apply: Any) -> Path:
-    policy = builders.shipped_policy()
-    policy["admins"] = admins
-    policy["registry"].pop("account", None)
-    policy["apply"].update(apply)
-    return builders.write_rules(tmp_path / "rules", policy)
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
-    from hygiene.plan import plan
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)  # the embedded registry: os:<user>
-    repo = seeder.repo("suporte/api")
-    digests = [seeder.image(repo) for _ in range(2)]
-    kept = seeder.image(repo, tag="latest")
-    proposals = plan(
-        builders.evaluation([seeder.finding("IM002", repo, d) for d in digests]),
-        seeder.inventory(),
-        config,
-        now,
+def test_the_sts_client_ignores_endpoint_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A look-alike STS named by the environment would answer any ARN it likes."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:9")
+    session = boto3.Session(aws_access_key_id="x", aws_secret_access_key="x")
+    assert sts_client(session, "us-east-1").meta.endpoint_url == (
+        "https://sts.us-east-1.amazonaws.com"
     )
-    url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    store = Store(url)
-    store.upsert_proposals(proposals, now - timedelta(days=10))
-    store.mark_notified(now - timedelta(days=9), namespace="suporte")
-    return {
-        "url": url,
-        "store": store,
-        "id": proposals[0].id,
-        "repo": repo,
-        "digests": digests,
-        "kept": kept,
-    }
+    assert sts_client(session, "cn-north-1").meta.endpoint_url.endswith(".amazonaws.com.cn")
 
 
-def test_non_admin_approval_is_refused_and_changes_nothing(
-    tmp_path, seeded, seeder: Seeder, capsys
+def test_admin_lists_approves_applies_and_audits(
+    seeded, seeder: Seeder, ecr, monkeypatch, capsys
 ) -> None:
-    directory = rules_dir(tmp_path, ["os:someone-else", "AdministratorAccess"])
-    code = run_cli(
-        cli, ["approve", seeded["id"], "--rules-dir", str(directory), "--store", seeded["url"]]
-    )
-    assert code == 4
-    err = capsys.readouterr().err
-    assert f"{os_identity()} may not approve" in err and "nothing was changed" in err
-    store: Store = seeded["store"]
-    assert store.get(seeded["id"]).state == ProposalState.PROPOSED
-    assert store.approvals(seeded["id"]) == []
-    code = run_cli(
-        cli,
-        [
-            "reject",
-            seeded["id"],
-            "--reason",
-            "no",
-            "--rules-dir",
-            str(directory),
-            "--store",
-            seeded["url"],
-        ],
-    )
-    assert code == 4
-    store.mark_notified(datetime.now(UTC) - timedelta(days=30), ids=[seeded["id"]])
-    store.approve([seeded["id"]], "os:an-admin")
-    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
-    assert run_cli(cli, ["apply", *common]) == 4
-    assert seeder.live_digests(seeded["repo"]) == {*seeded["digests"], seeded["kept"]}
-    assert run_cli(cli, ["apply", "--dry-run", *common]) == 0  # looking is allowed
-
-
-def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seeder, capsys) -> None:
-    directory = rules_dir(tmp_path, [os_identity()])
-    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
+    signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
+    common = seeded["common"]
     assert run_cli(cli, ["proposals", "--state", "proposed", "--format", "json", *common]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [p["id"] for p in listed] == [seeded["id"]]
@@ -150,17 +90,14 @@ def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seede
     assert sorted(i["digest"] for i in one["evidence"]["images"]) == sorted(seeded["digests"])
     assert listed[0]["grace_until"] is not None
 
-    assert (
-        run_cli(
-            cli,
-            ["proposals", "--namespace", "suporte", "--rule", "IM002", "--format", "csv", *common],
-        )
-        == 0
-    )
+    args = ["proposals", "--namespace", "suporte", "--rule", "IM002", "--format", "csv"]
+    assert run_cli(cli, [*args, *common]) == 0
     assert seeded["id"] in capsys.readouterr().out.splitlines()[1]
 
     assert run_cli(cli, ["approve", "--namespace", "suporte", "--rule", "IM002", *common]) == 0
     assert f"approved {seeded['id']}" in capsys.readouterr().out
+    (decision,) = seeded["store"].approvals(seeded["id"])
+    assert decision["approver"] == ALICE and decision["source"] == "sts"
 
     assert run_cli(cli, ["apply", "--dry-run", *common]) == 0
     assert "[dry run]" in capsys.readouterr().out
@@ -173,25 +110,46 @@ def test_admin_lists_approves_applies_and_audits(tmp_path, seeded, seeder: Seede
     assert run_cli(cli, ["audit", "--since", "1d", "--format", "json", *common]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [r["outcome"] for r in rows].count("deleted") == 2
-    assert {r["actor"] for r in rows} == {os_identity()}
+    assert {r["actor"] for r in rows if r["proposal_id"]} == {ALICE}
 
     assert run_cli(cli, ["runs", "--kind", "apply", "--format", "json", *common]) == 0
     (run,) = json.loads(capsys.readouterr().out)
     assert run["status"] == "ok" and run["counts"]["deleted"] == 2
+    # apply counts its own AWS calls: the re-read, the manifests, the delete
+    assert run["api_calls"]["BatchDeleteImage"] == 1
+    assert run["api_calls"]["DescribeImages"] >= 1 and run["api_calls"]["BatchGetImage"] >= 1
 
 
-def test_cli_apply_while_locked_exits_5(tmp_path, seeded, capsys) -> None:
-    directory = rules_dir(tmp_path, [os_identity()])
+def test_non_admin_approval_is_refused_and_changes_nothing(
+    seeded, seeder: Seeder, ecr, monkeypatch, capsys
+) -> None:
+    bob = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/{DEVELOPER_ROLE}/bob@lsd.ufcg.edu.br"
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, "bob@lsd.ufcg.edu.br"))
+    common = seeded["common"]
+    assert run_cli(cli, ["approve", seeded["id"], *common]) == 4
+    err = capsys.readouterr().err
+    assert f"{bob} may not approve" in err and "nothing was changed" in err
+    store: Store = seeded["store"]
+    assert store.get(seeded["id"]).state == ProposalState.PROPOSED
+    assert store.approvals(seeded["id"]) == []
+    assert run_cli(cli, ["reject", seeded["id"], "--reason", "no", *common]) == 4
+    assert run_cli(cli, ["apply", *common]) == 4
+    assert seeder.live_digests(seeded["repo"]) == {*seeded["digests"], seeded["kept"]}
+    assert run_cli(cli, ["apply", "--dry-run", *common]) == 0  # looking is allowed
+    assert store.runs(kind="apply") == []
+
+
+def test_cli_apply_while_locked_exits_5(seeded, ecr, monkeypatch, capsys) -> None:
+    signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
     other = Store(seeded["url"])
-    with other.lock("apply", holder="nightly@cron pid 7"):
-        code = run_cli(cli, ["apply", "--rules-dir", str(directory), "--store", seeded["url"]])
-    assert code == 5
+    with other.lock(holder="nightly@cron pid 7"):
+        assert run_cli(cli, ["apply", *seeded["common"]]) == 5
     assert "nightly@cron pid 7" in capsys.readouterr().err
 
 
-def test_cli_usage_errors(tmp_path, seeded, capsys) -> None:
-    directory = rules_dir(tmp_path, [os_identity()])
-    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
+def test_cli_usage_errors(seeded, ecr, monkeypatch, capsys) -> None:
+    signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
+    common = seeded["common"]
     assert run_cli(cli, ["reject", seeded["id"], *common]) == 2  # --reason is required
     assert run_cli(cli, ["approve", *common]) == 2
     assert "give proposal ids" in capsys.readouterr().err
@@ -200,29 +158,45 @@ def test_cli_usage_errors(tmp_path, seeded, capsys) -> None:
     assert run_cli(cli, ["audit", "--since", "yesterday", *common]) == 2
 
 
-def test_owner_may_object_to_proposals_of_their_namespace_only(tmp_path, seeded, capsys) -> None:
+def test_owner_may_object_to_proposals_of_their_namespace_only(
+    seeded, ecr, monkeypatch, capsys
+) -> None:
     """The weekly report tells owners to object with `hygiene reject`; they are not
-    admins, so their SSO session name (their email) must be an owner of the namespace."""
-    from hygiene.cli import proposals as proposals_cli
-
-    directory = rules_dir(tmp_path, ["AdministratorAccess"])
-    common = ["--rules-dir", str(directory), "--store", seeded["url"]]
-    role = "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Developer_abc"
-    owner = f"{role}/joao.silva@lsd.ufcg.edu.br"
-    stranger = f"{role}/ana.costa@lsd.ufcg.edu.br"
+    admins: their IAM Identity Center user (their e-mail) must own the namespace."""
+    common = seeded["common"]
     store: Store = seeded["store"]
-    original = proposals_cli.IDENTITY
-    try:
-        proposals_cli.IDENTITY = lambda config: stranger  # owner of ml, not of suporte
-        assert run_cli(cli, ["reject", seeded["id"], "--reason", "mine", *common]) == 4
-        assert "nor an owner or member of suporte" in capsys.readouterr().err
-        assert store.get(seeded["id"]).state == ProposalState.PROPOSED
-        assert run_cli(cli, ["approve", seeded["id"], *common]) == 4  # approving stays admin-only
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, OWNER_OF_ML))  # owns ml, not suporte
+    assert run_cli(cli, ["reject", seeded["id"], "--reason", "mine", *common]) == 4
+    assert "an owner or member of suporte" in capsys.readouterr().err
+    assert store.get(seeded["id"]).state == ProposalState.PROPOSED
 
-        proposals_cli.IDENTITY = lambda config: owner  # joao owns suporte
-        code = run_cli(cli, ["reject", seeded["id"], "--reason", "still used by CI", *common])
-        assert code == 0, capsys.readouterr().err
-    finally:
-        proposals_cli.IDENTITY = original
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, OWNER_OF_SUPORTE))
+    assert run_cli(cli, ["approve", seeded["id"], *common]) == 4  # approving stays admin-only
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", "still used by CI", *common])
+    assert code == 0, capsys.readouterr().err
     assert store.get(seeded["id"]).state == ProposalState.REJECTED
-    assert store.approvals(seeded["id"])[-1]["approver"] == owner
+    (decision,) = store.approvals(seeded["id"])
+    assert decision["approver"].endswith(f"/{OWNER_OF_SUPORTE}")
+    assert os_user() not in decision["approver"]
+
+
+def test_reasons_reach_the_terminal_as_text(seeded, ecr, monkeypatch, capsys) -> None:
+    """An owner's reject reason is shown by `hygiene audit` and `hygiene proposals`:
+    rich markup in it (`[/oops]` was a MarkupError) is printed as written, and a control
+    character is refused at the command line."""
+    common = seeded["common"]
+    signed_in(monkeypatch, sts_as(ecr, DEVELOPER_ROLE, OWNER_OF_SUPORTE))
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", "ok\x1b[2J", *common])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "--reason" in err and "U+001B" in err and "\x1b" not in err
+    assert seeded["store"].get(seeded["id"]).state == ProposalState.PROPOSED
+
+    reason = "[/oops] [bold]still[/] used"
+    code = run_cli(cli, ["reject", seeded["id"], "--reason", reason, *common])
+    assert code == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert run_cli(cli, ["audit", *common]) == 0
+    assert reason in capsys.readouterr().out
+    assert run_cli(cli, ["proposals", "--state", "rejected", *common]) == 0
+    assert seeded["id"] in capsys.readouterr().out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -220,3 +220,83 @@ def test_secrets_never_reach_the_run_record_or_the_alert(world, config, now, mon
     assert recorded == ["notify: OSError: 535 authentication failed for user hygiene:***"]
     assert result.errors == recorded
     assert "s3cr3t" not in world.alerts[0].summary + "".join(world.alerts[0].errors)
+
+
+# --------------------------------------------------------------------------- degraded
+
+
+@dataclass
+class Delivery:
+    channel: str
+    target: str
+    ok: bool
+    error: str | None = None
+
+
+def test_a_report_that_reached_no_one_degrades_the_run_and_alerts(world, config, now):
+    def notify(report):
+        world.sent.append(report)
+        return [
+            Delivery("slack", "#registry-admins", False, "channel_not_found"),
+            Delivery("email", "admins@lsd", False, "SMTPAuthenticationError"),
+        ]
+
+    result = run_nightly(replace(world.deps(), notify=notify), config, now, threading.Event())
+    assert result.status is RunStatus.DEGRADED and result.exit_code == ExitCode.DEGRADED == 8
+    assert result.errors == [
+        "admin report: the report reached no one (slack to #registry-admins: "
+        "channel_not_found; email to admins@lsd: SMTPAuthenticationError)"
+    ]
+    [row] = world.store.runs()
+    assert row["status"] == "degraded"
+    [alert] = world.alerts
+    assert alert.status is RunStatus.DEGRADED and "reached no one" in alert.summary
+
+
+def test_one_channel_that_works_is_enough(world, config, now):
+    def notify(report):
+        return [Delivery("slack", "#x", False, "down"), Delivery("email", "admins", True)]
+
+    result = run_nightly(replace(world.deps(), notify=notify), config, now, threading.Event())
+    assert result.status is RunStatus.OK and world.alerts == []
+    nothing = run_nightly(
+        replace(world.deps(), notify=lambda r: []), config, now, threading.Event()
+    )
+    assert nothing.status is RunStatus.OK  # no channel configured: the files are the report
+
+
+def test_weekly_is_degraded_by_one_owner_report_that_reached_no_one(world, config, now):
+    def notify(report):
+        return [Delivery("slack", f"dm:{report['audience']}", report["audience"] != "ml")]
+
+    result = run_weekly(replace(world.deps(), notify=notify), config, now, stop=threading.Event())
+    assert result.status is RunStatus.DEGRADED
+    assert result.errors == ["owner report ml: the report reached no one (slack to dm:ml: failed)"]
+
+
+def test_an_incomplete_scan_outranks_degraded(world, config, now):
+    world.registry.broken.add("suporte/cloud/api")
+    result = run_nightly(
+        replace(world.deps(), notify=lambda r: [Delivery("email", "a", False)]),
+        config,
+        now,
+        threading.Event(),
+    )
+    assert result.status is RunStatus.INCOMPLETE and result.exit_code == ExitCode.INCOMPLETE
+
+
+def test_the_run_pins_its_trust_policy_before_it_reads_the_registry(world, config, now):
+    order: list[str] = []
+    deps = world.deps()
+    collect = deps.collect
+
+    def pin(config_, run_id):
+        order.append(f"pin {run_id}")
+
+    def collecting(config_, stop):
+        order.append("collect")
+        return collect(config_, stop)
+
+    result = run_nightly(replace(deps, pin_trust=pin, collect=collecting), config, now)
+    assert order == [f"pin {result.run_id}", "collect"]
+    assert LOCK_NAME == "registry"

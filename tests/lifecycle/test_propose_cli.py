@@ -199,6 +199,12 @@ def test_cli_commands_on_snapshot(
     from hygiene.store import Store
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
+    with Store(url) as other, other.lock(holder="nightly@cron pid 7"):  # a run is planning
+        code, out, err = _run(
+            ["lifecycle", "propose", "--save", "--store", url, *common, *when], capsys
+        )
+        assert code == 5 and "nightly@cron pid 7" in err
+        assert other.proposals() == []
     code, out, err = _run(
         ["lifecycle", "propose", "--save", "--store", url, *common, *when], capsys
     )

@@ -18,12 +18,12 @@ from tests.builders import RULES_DIR
     [
         (
             {"keep_tagged": [{"patterns": ["a*b*c*d*e*"], "keep": 3}]},
-            "lifecycle.keep_tagged.0.patterns: Value error, tag pattern 'a*b*c*d*e*' has more "
+            "lifecycle.keep_tagged[0].patterns: tag pattern 'a*b*c*d*e*' has more "
             "than 4 '*' wildcards (ECR limit)",
         ),
         (
             {"keep_tagged": [{"patterns": ["v?"], "keep": 3}]},
-            "lifecycle.keep_tagged.0.patterns: Value error, tag pattern 'v?': ECR patterns "
+            "lifecycle.keep_tagged[0].patterns: tag pattern 'v?': ECR patterns "
             "only support the '*' wildcard",
         ),
         (
@@ -32,7 +32,7 @@ from tests.builders import RULES_DIR
         ),
         (
             {"keep_tagged": [{"patterns": ["x"], "keep": 0}]},
-            "lifecycle.keep_tagged.0.keep: Input should",
+            "lifecycle.keep_tagged[0].keep: Input should",
         ),
         (
             {"archive": {"after_days": 10, "count_type": "sinceForever"}},

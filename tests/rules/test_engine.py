@@ -56,7 +56,7 @@ def _policy(rules_dir: Path, text: str) -> Path:
         ("rules:\n  XX001: {}\n", "default.yaml:2: rules.XX001: unknown rule code 'XX001'"),
         (
             "rules:\n  NS004: {segment_pattern: '[a-z'}\n",
-            "rules.NS004.segment_pattern: invalid regular expression '[a-z'",
+            "rules.NS004.segment_pattern: '[a-z' is not a regular expression the scan can run",
         ),
         (
             "selection:\n  select: [ALL]\n  ignore: [IM, XX]\n",

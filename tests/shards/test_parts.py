@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ def inventory_of(
 
 
 def sharded(count: int) -> dict[int, tuple[Inventory, PartMeta]]:
+    """Fresh inventories of the parts (each test may change its own)."""
+    return {i: read_part(data, f"part-{i}") for i, data in part_files(count).items()}
+
+
+@functools.cache
+def part_files(count: int) -> dict[int, bytes]:
     repositories, images = registry_rows()
     parts = {}
     for index in range(count):
@@ -78,7 +85,7 @@ def sharded(count: int) -> dict[int, tuple[Inventory, PartMeta]]:
             api_calls={"DescribeImages": len(mine)},
         )
         meta = PartMeta("run-1", index, count, tuple(SCOPES))
-        parts[index] = read_part(part_bytes(inventory, meta), f"part-{index}")
+        parts[index] = part_bytes(inventory, meta)
     return parts
 
 
@@ -253,3 +260,51 @@ def test_s3_parts_through_moto(embedded_server: EmbeddedRegistry) -> None:
 def test_s3_location_needs_a_bucket() -> None:
     with pytest.raises(ConfigError, match="no bucket"):
         part_store("s3:///prefix", lambda: None)
+
+
+def test_a_part_that_cannot_be_written_or_read_is_a_collect_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    store = DirectoryParts(blocked)
+    inventory, _ = sharded(1)[0]
+    with pytest.raises(CollectError, match="cannot write part 0/1"):
+        write_part(store, inventory, Shard(0, 1), "run-1", SCOPES)
+
+    class Denied(DirectoryParts):
+        def runs(self) -> list[str]:
+            raise OSError("AccessDenied")
+
+    with pytest.raises(CollectError, match="cannot read the parts"):
+        gather(Denied(tmp_path), None)
+
+
+@pytest.mark.integration  # a whole nightly job with its reports: ~10 s
+def test_the_nightly_job_merges_the_parts_instead_of_scanning(tmp_path: Path) -> None:
+    """``hygiene run nightly --parts DIR``: the wired collect stage is the merge."""
+    from click.testing import CliRunner
+
+    from hygiene.cli import cli
+    from hygiene.store import Store
+    from tests import builders
+
+    store = DirectoryParts(tmp_path / "parts")
+    for index, (inventory, _) in sharded(3).items():
+        write_part(store, inventory, Shard(index, 3), "run-1", SCOPES)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    rules = builders.write_rules(
+        tmp_path / "rules",
+        {"store": {"url": url}, "report": {"out_dir": str(tmp_path / "out")}},
+    )
+    argv = ["run", "nightly", "--rules-dir", str(rules), "--parts", str(tmp_path / "parts")]
+    result = CliRunner().invoke(cli, [*argv, "--run-id", "run-1"])
+    assert result.exit_code == 0, result.output
+    [run] = Store(url).runs(last=1)
+    assert run.status == "ok" and run.counts["repositories"] == 60
+    assert run.api_calls == {"DescribeImages": 60}  # the shards' calls, not a new scan's
+
+    (tmp_path / "parts" / "run-1" / "part-2.parquet").unlink()
+    result = CliRunner().invoke(cli, [*argv, "--run-id", "run-1"])
+    assert result.exit_code == 3, result.output
+    [run] = Store(url).runs(last=1)
+    assert run.status == "incomplete"
+    assert any("part 2/3 of run run-1 did not arrive" in e for e in run.errors)

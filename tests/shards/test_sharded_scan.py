@@ -26,6 +26,7 @@ from hygiene_demo.registry import EmbeddedRegistry
 from tests.accounts.org import (
     EXTERNAL_ID,
     MANAGEMENT,
+    PARTS,
     REGIONS,
     Organization,
     organization,
@@ -88,7 +89,9 @@ def hygiene(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
-def run_shards(rules: Path, parts: Path, count: int, run_id: str, env: dict[str, str]) -> None:
+def run_shards(
+    rules: Path, parts: Path | str, count: int, run_id: str, env: dict[str, str]
+) -> None:
     processes = [
         hygiene(
             "scan",
@@ -185,3 +188,43 @@ def test_hygiene_merge_evaluates_once_and_a_missing_part_makes_it_incomplete(
     missing = [e for e in result["run"]["errors"] if e["account"] is None]
     assert [e["message"] for e in missing] == ["part 1/3 of run nightly-1 did not arrive"]
     assert not result["run"]["complete"]
+
+
+def test_parts_in_s3_with_the_hubs_generated_policy(org: Organization, rules: Path) -> None:
+    """Shards write to S3 and merge reads from it, allowed by nothing but the generated
+    hub policy's parts statements (IAM enforced)."""
+    env = environment(org)
+    run_shards(rules, PARTS, 2, "s3-run", env)
+    merge = hygiene("merge", "--rules-dir", str(rules), "--parts", PARTS, "--format", "json",
+                    "--fail-on", "never", "--no-snapshot", env=env)  # fmt: skip
+    out, err = merge.communicate(timeout=300)
+    assert merge.returncode == 3, err  # the denied account, nothing else
+    result = json.loads(out)
+    assert result["run"]["source"] == "parts:s3-run"  # the newest run under the prefix
+    assert result["inventory"]["repositories"] == len(org.active) * len(REGIONS) * 14
+    assert {e["account"] for e in result["run"]["errors"]} == {org.denied}
+    s3 = org.hub_session().client("s3", endpoint_url=org.endpoint_url)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="lsd-registry-hygiene")["Contents"]]
+    assert sorted(keys) == [f"nightly/parts/s3-run/part-{i}.parquet" for i in range(2)]
+
+
+def test_one_account_with_its_own_credentials_is_sharded_too(
+    ecr: EmbeddedRegistry, config: Config
+) -> None:
+    """Without registry.accounts the account of a repository, for its shard, is the one
+    ECR names (registryId): every shard agrees on it."""
+    names = [f"team{i % 3}/svc-{i}" for i in range(20)]
+    seed_registry(ecr.account, "us-east-1", names, images=1)
+    from hygiene.collect.shards import Shard
+
+    read = []
+    for index in range(3):
+        handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session(),
+                               regions=["us-east-1"])  # fmt: skip
+        inventory = collect(handle, config, progress=False, shard=Shard(index, 3))
+        assert inventory.run.complete
+        assert inventory.run.scopes == [(ecr.account, "us-east-1")]
+        read.append(set(inventory.repositories["name"].astype(str)))
+    assert set().union(*read) == set(names)
+    assert sum(len(r) for r in read) == len(names)  # each repository read by one shard
+    assert all(read)

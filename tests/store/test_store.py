@@ -29,7 +29,7 @@ def make_proposal(repository: str = "suporte/api", **fields: Any) -> Proposal:
 
 def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None:
     tables = set(inspect(store.engine).get_table_names())
-    assert {"runs", "findings", "proposals", "approvals", "audit", "locks"} <= tables
+    assert {"runs", "findings", "proposals", "approvals", "audit", "locks", "trust_pins"} <= tables
     with store.engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     from alembic.script import ScriptDirectory
@@ -37,7 +37,7 @@ def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None
     from hygiene.store.engine import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
-    assert version == head == "0002"
+    assert version == head == "0003"
     with Store(store_url) as again:  # a second open is a no-op upgrade
         assert again.runs() == []
 
@@ -76,7 +76,7 @@ def test_run_history(store: Store) -> None:
     assert runs[1].started_at.tzinfo is not None
     assert store.runs(last=1)[0].id == second
     assert store.runs(kind="weekly") == []
-    with pytest.raises(ValueError, match=r"ok\|incomplete\|failed"):
+    with pytest.raises(ValueError, match=r"ok\|degraded\|incomplete\|failed"):
         store.finish_run(second, "great")
     assert runs[0].summary == {}
     store.set_run_summary(first, {"namespace_bytes": {"ml": 5, "": 1}, "images": 10})

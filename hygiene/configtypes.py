@@ -1,0 +1,279 @@
+"""Validated value types of the configuration, for every section to declare its fields with.
+
+A field says *what* it holds — ``EmailAddress``, ``Region``, ``HttpUrl``, ``StoreUrl``,
+``TimeZone``, ``Crontab``, ``Digest`` — and gets that value's checks by construction;
+the section base (:class:`hygiene.config.Section`) adds what every field gets: finite
+numbers, no boolean where a number is expected, one line per string unless the field is
+free text. The same checks serve command-line options (``--region``, ``--store-url``…).
+
+Every check here is local: no DNS query, no network call (email-validator runs with
+``check_deliverability=False``; regions come from the endpoint data botocore ships).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, AnyHttpUrl, TypeAdapter, ValidationError
+
+from hygiene.text import UNSAFE_CHARACTERS, check_text, escape_unsafe
+
+# ------------------------------------------------------------------- e-mail addresses
+
+# Domains a local relay accepts that email-validator refuses as special-use names.
+LOCAL_MAIL_DOMAINS = frozenset({"localhost"})
+
+
+def check_email(value: str, *, local_domains: frozenset[str] = frozenset()) -> str:
+    """``value`` if it is a bare address (``user@example.org``), else ValueError.
+
+    Syntax only (RFC 5321/5322 as email-validator reads them): no display name, no
+    quoted local part, no IP-literal domain, no control character, a domain with a
+    top-level part. ``local_domains`` are accepted after the ``@`` too (a relay on
+    ``localhost``).
+    """
+    from email_validator import EmailNotValidError, validate_email
+
+    local, _, domain = value.rpartition("@")
+    probe = f"{local}@example.com" if local and domain in local_domains else value
+    try:
+        validate_email(probe, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an email address {value!r}: {exc}") from None
+    return value
+
+
+EmailAddress = Annotated[str, AfterValidator(check_email)]
+"""A recipient: owners, members, admin addresses."""
+
+SenderAddress = Annotated[
+    str, AfterValidator(functools.partial(check_email, local_domains=LOCAL_MAIL_DOMAINS))
+]
+"""A From address; ``…@localhost`` is accepted for a local relay."""
+
+
+# ------------------------------------------------------------------ AWS accounts, regions
+
+
+def check_account(value: str) -> str:
+    """``value`` if it is a 12-digit AWS account id, else ValueError."""
+    if not re.fullmatch(r"\d{12}", value):
+        raise ValueError(f"{value!r} is not an AWS account id (12 digits)")
+    return value
+
+
+REGION_SHAPE = re.compile(r"^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$")
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """ECR regions of every partition in the endpoint data of the installed botocore."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ecr", partition_name=partition)
+    )
+
+
+def check_region(value: str) -> str:
+    """``value`` if it is an ECR region botocore knows, else ValueError (one line)."""
+    if not isinstance(value, str) or not REGION_SHAPE.match(value):
+        raise ValueError(f"{value!r} is not an AWS region name (like us-east-1)")
+    if value not in known_regions():
+        import botocore
+
+        raise ValueError(
+            f"{value!r} is not an AWS region known to botocore {botocore.__version__} "
+            "(a new region needs a newer boto3)"
+        )
+    return value
+
+
+Region = Annotated[str, AfterValidator(check_region)]
+
+
+# ----------------------------------------------------------------------------- URLs
+
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+
+
+def check_http_url(value: str) -> str:
+    """``value`` if it is an absolute http(s) URL without credentials, else ValueError.
+
+    The string is kept as written (pydantic's URL type would add a trailing slash).
+    """
+    try:
+        url = _HTTP_URL.validate_python(value)
+    except ValidationError:
+        raise ValueError(f"not an http(s) URL: {value!r}") from None
+    if url.username or url.password:
+        raise ValueError(
+            "the URL must not carry credentials (user:password@): they would end up in "
+            "logs and reports; use the environment variables or profiles meant for them"
+        )
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+
+STORE_BACKENDS = ("sqlite", "postgresql")
+
+
+def normalise_store_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3; a bare path means SQLite."""
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def check_store_url(value: str) -> str:
+    """``value`` if it names a SQLite file or a PostgreSQL database, else ValueError.
+
+    Read the way SQLAlchemy reads a URL (``dialect[+driver]://…``) without importing it:
+    loading the configuration stays light.
+    """
+    from urllib.parse import urlsplit
+
+    if not value.strip():
+        raise ValueError("empty store URL")
+    if "://" not in value and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:(?!\\)", value):
+        raise ValueError(
+            f"{value!r} looks like a URL missing '//' (a bare path would be taken as a "
+            "SQLite file name): write sqlite:///file.db or postgresql+psycopg://host/db"
+        )
+    match = re.fullmatch(
+        r"(?P<dialect>[A-Za-z0-9_]+)(\+[A-Za-z0-9_]+)?://(?P<rest>.*)",
+        normalise_store_url(value),
+        re.S,
+    )
+    if match is None:
+        raise ValueError(f"not a database URL: {value!r}")
+    backend = match["dialect"]
+    if backend not in STORE_BACKENDS:
+        raise ValueError(
+            f"unsupported database {backend!r}: the store runs on sqlite or postgresql"
+        )
+    if backend == "postgresql" and not urlsplit("//" + match["rest"]).path.strip("/"):
+        raise ValueError("a postgresql store URL needs a database name (…/hygiene)")
+    return value
+
+
+StoreUrl = Annotated[str, AfterValidator(check_store_url)]
+
+
+# ------------------------------------------------------------------ time and schedule
+
+
+def check_zone(value: str) -> str:
+    """``value`` if it is an IANA time zone name (``America/Fortaleza``), else ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name like UTC)") from None
+    return value
+
+
+TimeZone = Annotated[str, AfterValidator(check_zone)]
+
+# A schedule must fire within this window; 8 years covers every 29 February (2096→2104).
+CRON_HORIZON = timedelta(days=366 * 9)
+
+
+def check_crontab(value: str, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> str:
+    """``value`` if it is a 5-field crontab that means the same to cron and to
+    APScheduler 3 and fires at least once in the coming years, else ValueError.
+
+    APScheduler 3 reads two things differently from cron, silently: a numeric day of
+    week counts from Monday = 0 (cron: Sunday = 0, so ``* * * * 1`` would run on
+    Tuesdays), and when both day of month and day of week are restricted it needs both
+    to match (cron: either). Both are refused with a way to say it unambiguously.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = value.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"{value!r} is not a 5-field crontab (minute hour day-of-month month "
+            f"day-of-week); it has {len(fields)} field{'s' if len(fields) != 1 else ''}"
+        )
+    day_of_month, day_of_week = fields[2], fields[4]
+    if re.search(r"\d", day_of_week):
+        raise ValueError(
+            f"day of week {day_of_week!r}: use names (mon, tue … sun; mon-fri): cron "
+            "counts Sunday as 0 and the scheduler counts Monday as 0, so a number would "
+            "run on another day"
+        )
+    if day_of_month not in ("*", "?") and day_of_week not in ("*", "?"):
+        raise ValueError(
+            f"{value!r} restricts both day of month and day of week: cron runs when "
+            "either matches, the scheduler only when both do; restrict one of them"
+        )
+    try:
+        trigger = CronTrigger.from_crontab(value, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"not a crontab expression {value!r}: {exc}") from None
+    start = now()
+    trigger.end_date = start + CRON_HORIZON
+    if trigger.get_next_fire_time(None, start) is None:
+        raise ValueError(f"{value!r} never fires (no such date in the next 9 years)")
+    return value
+
+
+Crontab = Annotated[str, AfterValidator(check_crontab)]
+
+
+# ------------------------------------------------------------------------- images
+
+
+def check_digest(value: str) -> str:
+    """``value`` if it is a sha256 image digest, or a glob that can match one
+    (``sha256:4f1e*``), else ValueError: a digest that can never match mutes nothing."""
+    if re.fullmatch(r"sha256:[0-9a-f]{64}", value):
+        return value
+    wildcard = any(c in value for c in "*?[")
+    if wildcard and re.fullmatch(r"(sha256:|\*)[0-9a-f*?\[\]!-]*", value):
+        return value
+    raise ValueError(
+        f"{value!r} is not an image digest (sha256: and 64 lowercase hex digits) nor a "
+        "glob of one (sha256:4f1e*): it could never match an image"
+    )
+
+
+Digest = Annotated[str, AfterValidator(check_digest)]
+
+
+__all__ = [
+    "UNSAFE_CHARACTERS",
+    "Crontab",
+    "Digest",
+    "EmailAddress",
+    "HttpUrl",
+    "Region",
+    "SenderAddress",
+    "StoreUrl",
+    "TimeZone",
+    "check_account",
+    "check_crontab",
+    "check_digest",
+    "check_email",
+    "check_http_url",
+    "check_region",
+    "check_store_url",
+    "check_text",
+    "check_zone",
+    "escape_unsafe",
+    "known_regions",
+    "normalise_store_url",
+]

@@ -1,0 +1,137 @@
+"""cron/postgres/grants.sql against the real PostgreSQL: people write decisions only.
+
+The tables' owner (the scheduled job's login) migrates the store, runs grants.sql, and
+gives each person's login a group role. Each login then goes through the Store API, and
+straight through SQL for what the API would never do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from hygiene.authz import Identity, TrustPolicy
+from hygiene.errors import NotAuthorisedError
+from hygiene.model import ProposalState
+from hygiene.store import Store
+from tests import builders
+from tests.builders import NOW, REPO_ROOT
+from tests.postgres import EmbeddedPostgres
+
+GRANTS = REPO_ROOT / "cron" / "postgres" / "grants.sql"
+ALICE = Identity(builders.ADMIN.name, "sts")
+JOAO = Identity(
+    f"arn:aws:sts::{builders.ACCOUNT}:assumed-role/AWSReservedSSO_Developer_0123456789abcdef/"
+    "joao.silva@lsd.ufcg.edu.br",
+    "sts",
+)
+LOGINS = {
+    "alice": "hygiene_approver, hygiene_operator",  # an admin
+    "joao": "hygiene_objector",  # a project owner
+    "rita": "hygiene_reader",  # someone who reads the reports
+}
+
+
+@pytest.fixture
+def granted(postgres_server: EmbeddedPostgres) -> Iterator[dict[str, Any]]:
+    url = postgres_server.create_database()
+    owner = Store(url)  # the job's login: creates the schema, pins, proposes
+    owner.pin_trust(TrustPolicy.from_config(builders.config({"admins": ["AdministratorAccess"]})))
+    proposals = [builders.proposal(repository=f"suporte/app{i}", digests=["a"]) for i in range(3)]
+    owner.upsert_proposals(proposals, NOW - timedelta(days=10))
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    database = dsn.rsplit("/", 1)[1]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(GRANTS.read_text())
+        connection.execute(GRANTS.read_text())  # it can be run again (after an upgrade)
+        for login, roles in LOGINS.items():
+            if not connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (login,)
+            ).fetchone():
+                connection.execute(f"CREATE ROLE {login} LOGIN")
+            connection.execute(f"GRANT {roles} TO {login}")
+            connection.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {login}')
+
+    def as_login(login: str) -> Store:
+        return Store(url.replace("postgres@", f"{login}@"))
+
+    def sql(login: str, statement: str, params: dict[str, Any] | None = None) -> None:
+        with psycopg.connect(dsn.replace("postgres@", f"{login}@"), autocommit=True) as c:
+            c.execute(statement, params or {})
+
+    yield {"owner": owner, "ids": [p.id for p in proposals], "as": as_login, "sql": sql}
+    owner.close()
+
+
+def test_an_admin_login_records_decisions_and_runs_but_changes_no_proposal(granted) -> None:
+    first, second, _ = granted["ids"]
+    alice: Store = granted["as"]("alice")
+    (approved,) = alice.approve([first], ALICE, now=NOW)
+    assert approved.state == ProposalState.APPROVED  # the trigger did that, not alice
+    (decision,) = alice.decisions([first])[first]
+    assert decision.db_user == "alice" and decision.approver == ALICE.name
+    assert granted["owner"].audit_log(proposal_id=first)[0].outcome == "approved"
+    alice.reject([second], ALICE, "not now", now=NOW)
+
+    # what a hand-run apply writes: the lock, a run, audit rows, a proposal's outcome
+    with alice.lock():
+        run_id = alice.record_run("apply", started_at=NOW)
+        alice.audit("apply", "skipped", run_id=run_id, proposal_id=first, detail="test")
+        alice.set_state(first, ProposalState.SKIPPED, "test", NOW)
+        alice.finish_run(run_id, "ok")
+    assert alice.pin_trust(TrustPolicy.from_config(builders.config())) is None  # owner only
+    assert granted["owner"].pinned_trust().policy.admins == ("AdministratorAccess",)
+
+    forbidden = [
+        "UPDATE proposals SET target = '{}'",  # what a proposal deletes
+        "UPDATE proposals SET evidence = '{}'",
+        "UPDATE proposals SET fix_safety = 'safe'",
+        "UPDATE approvals SET approver = 'someone else'",
+        "DELETE FROM approvals",
+        "DELETE FROM audit",
+        "UPDATE audit SET outcome = 'deleted'",
+        "INSERT INTO trust_pins (at, digest, document, host) VALUES (now(), 'x', '{}', 'h')",
+        "INSERT INTO approvals (proposal_id, decision, approver, at, db_user) "
+        f"VALUES ('{first}', 'approved', 'x', now(), 'someone')",
+    ]
+    for statement in forbidden:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            granted["sql"]("alice", statement)
+
+
+def test_an_owner_login_may_object_and_nothing_else(granted) -> None:
+    first, second, _ = granted["ids"]
+    joao: Store = granted["as"]("joao")
+    joao.reject([first], JOAO, "still used by CI", now=NOW)
+    assert granted["owner"].get(first).state == ProposalState.REJECTED
+    (decision,) = granted["owner"].decisions([first])[first]
+    assert decision.db_user == "joao"
+    with pytest.raises(NotAuthorisedError, match="row-level security"):
+        joao.approve([second], ALICE, now=NOW)  # claiming to be an admin does not help
+    assert granted["owner"].get(second).state == ProposalState.PROPOSED
+    assert granted["owner"].decisions([second]) == {}
+    for statement in (
+        "UPDATE proposals SET state = 'approved'",
+        "INSERT INTO audit (at, actor, action, outcome, detail, dry_run, data) "
+        "VALUES (now(), 'x', 'x', 'deleted', '', false, '{}')",
+        "INSERT INTO runs (id, kind, started_at, status, source, host, counts, api_calls, "
+        "errors, summary) VALUES ('r', 'apply', now(), 'ok', '', '', '{}', '{}', '[]', '{}')",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            granted["sql"]("joao", statement)
+
+
+def test_a_reader_login_reads_and_decides_nothing(granted) -> None:
+    first = granted["ids"][0]
+    rita: Store = granted["as"]("rita")
+    assert {s.id for s in rita.proposals()} == set(granted["ids"])
+    assert rita.pinned_trust() is not None
+    with pytest.raises(NotAuthorisedError, match="permission denied"):
+        rita.reject([first], JOAO, "no", now=NOW)
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        granted["sql"]("rita", "DELETE FROM proposals")
+    assert granted["owner"].get(first).state == ProposalState.PROPOSED
