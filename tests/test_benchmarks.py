@@ -4,6 +4,7 @@ docs/benchmarks.md; nothing here is timed)."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from benchmarks.collector import minimum_calls
 from benchmarks.rules import run_once
@@ -30,3 +31,37 @@ def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: d
     assert minimum["BatchGetImage"] == len(
         {i.repository for i in manifest.images if i.is_index}
     )  # < 100 indexes per repository
+
+
+def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
+    from benchmarks.pipeline import PHASES
+    from benchmarks.pipeline import run_once as pipeline
+
+    result = pipeline(3_000, 30, postgres=False)
+    assert result["job_status"] == "ok"
+    assert set(result["phases"]) == set(PHASES) - {"store-postgresql"}
+    assert result["findings"] > 1000 and result["proposals"] > 10
+    assert result["scan_json_mib"] > 0
+
+
+def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> None:
+    """The bare boto3 scan that benchmarks.scan measures `hygiene scan` against makes the
+    minimum calls, the same ones the collector makes."""
+    from benchmarks.scan import NOW, floor_scan
+    from hygiene.config import Policy, ProjectsRegistry
+    from hygiene.scan import collect, open_registry
+    from hygiene_demo.faults import FaultProxy
+    from hygiene_demo.scale import seed_scale_registry
+
+    seed_scale_registry(ecr, 6, 12, NOW, index_every=3)
+    config = Config(policy=Policy(), projects=ProjectsRegistry())
+    with FaultProxy(ecr.endpoint_url, latency=0.001) as proxy:
+        floor = floor_scan(proxy.endpoint_url, workers=4)
+        inventory = collect(
+            open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session()),
+            config,
+            now=NOW,
+            progress=False,
+        )
+    assert floor == minimum_calls(inventory) == inventory.run.api_calls
+    assert floor["BatchGetImage"] == 6
