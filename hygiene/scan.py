@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import boto3
-import pandas as pd
 
 from hygiene.authz.identity import is_loopback
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
@@ -32,7 +31,6 @@ from hygiene.collect.session import (
 )
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
-from hygiene.findingtable import Findings
 from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory, write_snapshot
 from hygiene.model import Finding, KeptImage, Proposal
@@ -390,6 +388,25 @@ def parts_client(config: Config) -> Any:
     return session.client("s3", endpoint_url=endpoint)
 
 
+def warm_up() -> threading.Thread:
+    """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
+    in a background thread, while the registry is read: the reads wait on the network,
+    the imports on the CPU. Start it after the clients are made; a later import of the
+    same modules waits for it (Python's import lock)."""
+
+    def run() -> None:
+        import pyarrow.parquet  # noqa: F401
+
+        import hygiene.jsonout
+        import hygiene.lifecycle
+        import hygiene.plan
+        import hygiene.rules.engine  # noqa: F401
+
+    thread = threading.Thread(target=run, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:
     """The rules engine's :class:`~hygiene.rules.Evaluation` (findings, kept, mutes)."""
     from hygiene.rules import evaluate as evaluate_inventory
@@ -412,6 +429,10 @@ def plan_all(
 def _plan_all(
     evaluation: Any, inventory: Inventory, config: Config, now: datetime, plan: Any, propose: Any
 ) -> list[Proposal]:
+    import pandas as pd
+
+    from hygiene.findingtable import Findings
+
     proposals = list(plan(evaluation, inventory, config, now))
     findings = evaluation.findings
     if isinstance(findings, Findings):  # RP002 is a repository rule: not an image finding

@@ -153,7 +153,7 @@ def scan_command(
     """
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, open_registry, save_snapshot
+    from hygiene.scan import collect, evaluate, open_registry, save_snapshot, warm_up
 
     configure_logging(log_format)
     config = load(rules_dir)
@@ -175,6 +175,7 @@ def scan_command(
                 endpoint_url=endpoint_url,
                 accounts=accounts,
             )
+            warm_up()
             inventory = collect(handle, config, now=now, progress=progress)
         result = evaluate(inventory, config, now)
         if from_snapshot is None and not no_snapshot:
