@@ -30,6 +30,7 @@ size runs in a fresh process.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -205,6 +206,11 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         report["cpu"] += max(gap_cpu, 0.0)
     evaluation = evaluation_of["evaluation"]
     proposals = wired.proposals
+    # the job's process would end here: drop what only its reports needed
+    wired._data_by_job.clear()
+    wired.reports.clear()
+    wired.evaluation = None
+    gc.collect()
 
     if postgres:
         server = _postgres()

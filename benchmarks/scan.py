@@ -127,7 +127,14 @@ def _environment() -> dict[str, str]:
 
 def _timed(command: list[str], stdout: Any) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=False, stdout=stdout, cwd=CHECKOUT, env=_environment())
+    subprocess.run(
+        command,
+        check=False,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        cwd=CHECKOUT,
+        env=_environment(),
+    )
     return time.perf_counter() - started
 
 
