@@ -148,6 +148,7 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
     floors: list[float] = []
     scans: list[float] = []
     with EmbeddedRegistry() as registry:
+        registry.reset()  # moto's registry is one per process: a size seeded before is gone
         manifest = seed_scale_registry(registry, repositories, images, NOW)
         with FaultProxy(registry.endpoint_url, latency=latency) as proxy:
             floor_command = [sys.executable, "-m", "benchmarks.scan", "--floor", proxy.endpoint_url]
