@@ -5,7 +5,7 @@ about a gigabyte and, with the standard library's indented encoder (pure Python)
 :func:`write_document` writes each top-level key in turn and each long list in chunks,
 encoding every chunk with orjson, so memory holds one chunk at a time. The bytes are
 those of ``json.dumps(document, indent=2, ensure_ascii=False)`` (2-space indentation,
-``", "``/``": "`` separators, UTF-8), which ``tests/test_jsonout.py`` checks.
+``", "``/``": "`` separators, UTF-8), which ``tests/test_columnar.py`` checks.
 """
 
 from __future__ import annotations
