@@ -34,6 +34,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -236,6 +237,8 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
             scan.write_json(out)
     meter.close()
     store.close()
+    scan_json_mib = round(path.stat().st_size / 2**20, 1)
+    shutil.rmtree(work)  # the store, the reports and the scan document: gigabytes at 1M
     phases = {k: meter.phases[k] for k in PHASES if k in meter.phases}
     return {
         "images": len(inventory.images),
@@ -244,7 +247,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         "job_status": result.status.value,
         "findings": len(evaluation.findings),
         "proposals": len(proposals),
-        "scan_json_mib": round(path.stat().st_size / 2**20, 1),
+        "scan_json_mib": scan_json_mib,
         "phases": {
             k: {m: round(v, 2 if m != "peak_mib" else 0) for m, v in p.items()}
             for k, p in phases.items()
@@ -254,7 +257,6 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         "rss_inventory_mib": round(rss_inventory),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "rules_timings": evaluation.timings,
-        "work_dir": str(work),
     }
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -182,11 +183,13 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
                 scan_requests = sum(proxy.requests.values()) - before
                 before = sum(proxy.requests.values())
     document = json.loads((work / "scan.json").read_text())
+    floor_calls = json.loads((work / "floor.txt").read_text())
+    shutil.rmtree(work)
     return {
         "repositories": repositories,
         "images": len(manifest.images),
         "latency_ms": latency * 1000,
-        "floor_calls": json.loads((work / "floor.txt").read_text()),
+        "floor_calls": floor_calls,
         "floor_requests": floor_requests,
         "scan_requests": scan_requests,
         "scan_images": document["inventory"]["images"],
