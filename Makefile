@@ -40,6 +40,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.scan
+	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.collector
 

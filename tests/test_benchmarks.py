@@ -3,8 +3,11 @@ docs/benchmarks.md; nothing here is timed)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import Any
+
+import pytest
 
 from benchmarks.collector import minimum_calls
 from benchmarks.rules import run_once
@@ -65,3 +68,12 @@ def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> 
         )
     assert floor == minimum_calls(inventory) == inventory.run.api_calls
     assert floor["BatchGetImage"] == 6
+
+
+@pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
+def test_startup_benchmark_runs_each_command() -> None:
+    from benchmarks.startup import CHECKOUT, COMMANDS, timings
+
+    for command in COMMANDS:  # raises if a command fails
+        runs = timings(sys.executable, CHECKOUT, command, 1)
+        assert len(runs) == 1 and runs[0] > 0
