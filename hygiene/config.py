@@ -302,6 +302,63 @@ class ProtectionSettings(Section):
     in_use_images_file: Path | None = None
 
 
+class KubernetesSettings(Section):
+    """Kubernetes contexts whose pods and pod templates count as in use (docs/in-use.md)."""
+
+    kubeconfig: Path | None = None  # default: $KUBECONFIG, else ~/.kube/config
+    contexts: list[str] = Field(default_factory=list)  # none: Kubernetes is not read
+    namespaces: list[str] = Field(default_factory=list)  # none: all namespaces
+    connect_timeout: float = Field(default=5.0, gt=0, le=120)
+    read_timeout: float = Field(default=30.0, gt=0, le=600)
+    page_size: int = Field(default=500, ge=1, le=5000)
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    @field_validator("contexts", "namespaces")
+    @classmethod
+    def _distinct(cls, values: list[str]) -> list[str]:
+        if len(set(values)) != len(values):
+            raise ValueError(
+                "listed twice: " + ", ".join(sorted({v for v in values if values.count(v) > 1}))
+            )
+        if any(not v.strip() for v in values):
+            raise ValueError("empty name")
+        return values
+
+
+AwsSource = Literal["ecs", "lambda", "batch"]
+AWS_SOURCES: tuple[AwsSource, ...] = ("ecs", "lambda", "batch")
+
+
+class InUseSettings(Section):
+    """In-use discovery: the workloads whose images are never deleted (docs/in-use.md).
+
+    On by default for this account's ECS, Lambda and Batch; Kubernetes is read for the
+    contexts listed; ``protections.in_use_images_file`` is the file source.
+    """
+
+    aws_sources: list[AwsSource] = Field(default_factory=lambda: list(AWS_SOURCES))
+    regions: list[Region] = Field(default_factory=list)  # none: registry.regions
+    # roles to assume for workloads in other accounts (until registry.accounts exists)
+    assume_roles: list[str] = Field(default_factory=list)
+    # apply re-reads running tasks and pods before a deletion when older than this
+    recheck_seconds: int = Field(default=60, ge=0, le=3600)
+    kubernetes: KubernetesSettings = KubernetesSettings()
+
+    @field_validator("assume_roles")
+    @classmethod
+    def _role_arns(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not ROLE_ARN.match(value):
+                raise ValueError(
+                    f"not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}"
+                )
+        return values
+
+
 class PriceSettings(Section):
     storage_usd_per_gb_month: float = Field(default=0.10, ge=0, le=1000)
     archive_usd_per_gb_month: float = Field(default=0.10, ge=0, le=1000)
@@ -456,6 +513,12 @@ class NotifySettings(Section):
     admin_emails: list[EmailAddress] = Field(default_factory=list)  # of the nightly report
     weekly_cc_members: bool = False  # copy the project's members on its weekly report
     subject_prefix: str = Field(default="[registry-hygiene]", max_length=100)
+    # E-mail carries the full tables as attachments up to this size (zipped above 1 MiB);
+    # above it, the mail says where the files are.
+    attachment_max_bytes: int = Field(default=10_000_000, ge=0, le=50_000_000)
+    # Settings of the other channels (hygiene/notify/channels/<name>.py), by channel name;
+    # each channel checks its own section (``hygiene config check`` reports errors).
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class ReportSettings(Section):
@@ -487,6 +550,7 @@ class Policy(Section):
     overrides: list[NamespaceOverride] = Field(default_factory=list)
     mutelist: list[MuteEntry] = Field(default_factory=list)
     protections: ProtectionSettings = ProtectionSettings()
+    in_use: InUseSettings = InUseSettings()
     prices: PriceSettings = PriceSettings()
     admins: list[Pattern] = Field(default_factory=list)
     apply: ApplySettings = ApplySettings()

@@ -17,6 +17,7 @@ give exactly what the same :class:`~hygiene.model.Finding` and its ``to_json()``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from hygiene.messages import Message
 from hygiene.model import Finding, FixSafety, Severity
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64 nanoseconds
@@ -59,7 +61,7 @@ class ImageFindings:
     repository: list[str]
     namespace: list[str | None]
     tags: list[Any]  # the inventory's tag lists (not copied)
-    message: list[str]
+    message: list[Any]  # Message, or text from a rule without a template
     unit_offsets: np.ndarray
     unit_digests: list[str]
     unit_rows: np.ndarray
@@ -97,6 +99,7 @@ class ImageFindings:
         for k, i in enumerate(range(start, stop)):
             info = self.rules[int(self.rule[i])]
             unit = self.unit(i)
+            text, template, params = message_parts(self.message[i])
             out.append(
                 Finding(
                     code=info.code,
@@ -106,13 +109,15 @@ class ImageFindings:
                     region=self.region[i],
                     repository=self.repository[i],
                     namespace=self.namespace[i],
-                    message=self.message[i],
+                    message=text,
                     fix=info.fix,
                     fix_safety=info.fix_safety,
                     image_digest=unit[0],
                     tags=tuple(self.tags[i]),
                     bytes=int(self.bytes[i]),
                     details=self._details(i, pushed[k], pulled[k]),
+                    message_template=template,
+                    message_params=params,
                 )
             )
         return out
@@ -165,6 +170,7 @@ class ImageFindings:
                 details["also"] = list(also)
             if extra is not None and isinstance(extra, dict):
                 details.update(_copy_json(extra))
+            text, template, params = message_parts(message)
             append(
                 {
                     "code": code,
@@ -174,13 +180,15 @@ class ImageFindings:
                     "region": region,
                     "repository": repository,
                     "namespace": namespace,
-                    "message": message,
+                    "message": text,
                     "fix": fix,
                     "fix_safety": fix_safety,
                     "image_digest": unit[0],
                     "tags": list(tags),
                     "bytes": size,
                     "details": details,
+                    "message_template": template,
+                    "message_params": _copy_json(params),
                 }
             )
         return rows
@@ -202,12 +210,24 @@ class ImageFindings:
 
 
 def _copy_json(value: Any) -> Any:
-    """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field."""
+    """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field (a
+    dataclass inside, such as a :class:`~hygiene.messages.Message` parameter, becomes a
+    dict of its fields)."""
     if isinstance(value, dict):
         return {k: _copy_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_copy_json(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     return value
+
+
+def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
+    """(English text, template, parameters) of a rule's message (a :class:`Message`, or
+    plain text from a rule that has no template)."""
+    if isinstance(value, Message):
+        return value.render(), value.template, dict(value.params)
+    return str(value), "", {}
 
 
 class Findings(Sequence[Finding]):

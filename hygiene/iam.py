@@ -11,6 +11,9 @@ records every AWS operation the code calls (botocore ``before-call`` hooks, see
 A module that makes a new AWS call adds its declaration with :func:`declare` — here, so
 the generated policy does not depend on which modules happen to be imported.
 
+*discovery* (``--role discovery``) is what a role of ``in_use.assume_roles`` in another
+account must allow: the in-use reads alone (docs/in-use.md).
+
 With several accounts (docs/accounts.md) the tool runs as a *hub* role that assumes a
 *member* role in each account: each declaration says where it is needed
 (:class:`Scope`). ``hub`` gets the hub's own calls (identity, notifications, AssumeRole,
@@ -27,8 +30,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
-Role = Literal["scanner", "cleaner", "hub", "member-scanner", "member-cleaner"]
-ROLES: tuple[Role, ...] = ("scanner", "cleaner", "hub", "member-scanner", "member-cleaner")
+Role = Literal["scanner", "cleaner", "hub", "member-scanner", "member-cleaner", "discovery"]
+ROLES: tuple[Role, ...] = (
+    "scanner",
+    "cleaner",
+    "hub",
+    "member-scanner",
+    "member-cleaner",
+    "discovery",
+)
+DISCOVERY = "collect.in-use."  # the components whose reads the discovery policy grants
 
 
 class Access(StrEnum):
@@ -80,8 +91,15 @@ def declarations() -> list[Permission]:
     return list(_DECLARED)
 
 
+def _discovery(permission: Permission) -> bool:
+    return permission.component.startswith(DISCOVERY)
+
+
 def declared_actions(role: Role = "cleaner") -> set[str]:
-    """IAM actions the role is granted: scanner = reads, cleaner = reads + writes."""
+    """IAM actions the role is granted: scanner = reads, cleaner = reads + writes,
+    discovery = the in-use reads a role in another account must allow."""
+    if role == "discovery":
+        return {p.action for p in _DECLARED if _discovery(p)}
     allowed = {Access.READ} if role == "scanner" else {Access.READ, Access.WRITE}
     return {p.action for p in _DECLARED if p.access in allowed}
 
@@ -118,8 +136,34 @@ declare(
     reason="image details; index manifests for children; live re-check before apply",
 )
 declare("collect.referrers", "ecr:ListImageReferrers", reason="OCI 1.1 referrers")
-declare("collect.in-use.ecs", "ecs:ListTaskDefinitions", "ecs:DescribeTaskDefinition")
-declare("collect.in-use.lambda", "lambda:ListFunctions", "lambda:GetFunction")
+# In-use discovery (hygiene.collect.workloads, docs/in-use.md), in every account whose
+# workloads are read: the member scanner roles have them, and the "discovery" policy is
+# them alone (a role of in_use.assume_roles; assuming it is accounts.assume-role's action).
+declare(
+    "collect.in-use.ecs",
+    "ecs:ListClusters",
+    "ecs:ListTasks",
+    "ecs:DescribeTasks",
+    "ecs:ListServices",
+    "ecs:DescribeServices",
+    "ecs:DescribeTaskDefinition",
+    reason="running tasks, services' deployments and the task definitions they run",
+)
+declare(
+    "collect.in-use.ecs",
+    "events:ListEventBuses",
+    "events:ListRuleNamesByTarget",
+    "events:ListTargetsByRule",
+    reason="scheduled tasks: EventBridge rules whose target is a cluster",
+)
+declare(
+    "collect.in-use.lambda",
+    "lambda:ListFunctions",
+    "lambda:ListAliases",
+    "lambda:GetFunction",
+    reason="every version and alias of container-image functions",
+)
+declare("collect.in-use.batch", "batch:DescribeJobDefinitions", reason="ACTIVE job definitions")
 declare(
     "lifecycle.preview",
     "ecr:StartLifecyclePolicyPreview",
@@ -182,7 +226,15 @@ def _read_statements(permissions: Iterable[Permission]) -> list[dict[str, Any]]:
     by_service: dict[str, list[str]] = {}
     for action in sorted({p.action for p in permissions}):
         by_service.setdefault(action.split(":")[0], []).append(action)
-    sids = {"ecr": "ReadRegistry", "sts": "Identity", "ses": "SendReports"}
+    sids = {
+        "ecr": "ReadRegistry",
+        "sts": "Identity",
+        "ses": "SendReports",
+        "ecs": "ReadEcsWorkloads",
+        "events": "ReadScheduledTasks",
+        "lambda": "ReadLambdaWorkloads",
+        "batch": "ReadBatchWorkloads",
+    }
     return [
         {
             "Sid": sids.get(service, f"Read{service.capitalize()}"),
@@ -209,6 +261,9 @@ def policy_document(
         return hub_policy_document(**hub)
     if role.startswith("member-"):
         return member_policy_document(role.removeprefix("member-"), account, region)  # type: ignore[arg-type]
+    if role == "discovery":
+        discovery = [p for p in _DECLARED if _discovery(p)]
+        return {"Version": "2012-10-17", "Statement": _read_statements(discovery)}
     statements = _read_statements(_reads({Scope.REGISTRY, Scope.HUB}))
     if role == "cleaner":
         resource = f"arn:aws:ecr:{region or '*'}:{account or '*'}:repository/*"

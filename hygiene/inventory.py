@@ -5,9 +5,12 @@ plus the run that produced them. Timestamps are aware UTC; sizes are bytes. ECR 
 an image index's ``imageSizeInBytes`` as its largest child's size, so ``storage_bytes``
 is zero for indexes and registry/repository totals never count a child twice.
 
-A snapshot is one parquet file: the images table, with the repositories table (Arrow
-IPC, base64) and the run metadata (JSON) in the file's key/value metadata, so a scan can
-be re-evaluated offline with ``hygiene scan --from-snapshot FILE``.
+A third, small frame, ``in_use`` (``IN_USE_DTYPES``), holds what the workloads said they
+run (docs/in-use.md), and ``run.in_use`` how each in-use source went.
+
+A snapshot is one parquet file: the images table, with the repositories and in-use tables
+(Arrow IPC, base64) and the run metadata (JSON) in the file's key/value metadata, so a
+scan can be re-evaluated offline with ``hygiene scan --from-snapshot FILE``.
 """
 
 from __future__ import annotations
@@ -84,6 +87,20 @@ REPOSITORY_DTYPES: dict[str, Any] = {
 }
 
 
+# One row per reference a workload makes to an image (hygiene.collect.workloads.ImageUse):
+# account/region are the registry's (NA: any, the in-use file's short form).
+IN_USE_DTYPES: dict[str, Any] = {
+    "source": "category",  # ecs | lambda | batch | kubernetes | file
+    "where": "string",  # prod/service/api …
+    "account": "string",
+    "region": "string",
+    "repository": "string",
+    "tag": "string",
+    "digest": "string",
+    "running": "bool",  # reported by a running task or pod
+}
+
+
 def cell_text(value: Any) -> str | None:
     """A text cell of an inventory frame as ``str``, or None when missing (None, NA, NaN)."""
     import pandas as pd
@@ -123,6 +140,33 @@ class ScanError:
 
 
 @dataclass
+class SourceStatus:
+    """How one in-use source went: ``ok`` with the number of references it found,
+    ``failed`` with the reason, or ``not-configured`` (not consulted at all)."""
+
+    name: str  # e.g. "ecs us-east-1", "ecs 210987654321/us-east-1", "kubernetes lab"
+    source: str  # ecs | lambda | batch | kubernetes | file
+    state: str  # ok | failed | not-configured
+    detail: str = ""
+    references: int = 0
+    account: str | None = None  # the workloads' account, when not the tool's own
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SourceStatus:
+        return cls(
+            name=str(data["name"]),
+            source=str(data["source"]),
+            state=str(data["state"]),
+            detail=str(data.get("detail", "")),
+            references=int(data.get("references", 0)),
+            account=data.get("account"),
+        )
+
+
+@dataclass
 class RunInfo:
     id: str
     started_at: datetime
@@ -135,6 +179,8 @@ class RunInfo:
     scopes: list[tuple[str, str]] = field(default_factory=list)
     # accounts not read, and why (suspended in the Organization, excluded)
     skipped_accounts: dict[str, str] = field(default_factory=dict)
+    # every in-use source and how it went; empty when no discovery ran (offline inventories)
+    in_use: list[SourceStatus] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -154,6 +200,11 @@ class RunInfo:
         """The (account, region) pairs read completely."""
         return [(a, r) for a, r in self.scopes if self.complete_for(a)]
 
+    @property
+    def in_use_failed(self) -> list[SourceStatus]:
+        """In-use sources that could not be read: no image may be deleted on this run."""
+        return [s for s in self.in_use if s.state == "failed"]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -165,6 +216,7 @@ class RunInfo:
             "source": self.source,
             "scopes": [list(s) for s in sorted(self.scopes)],
             "skipped_accounts": dict(sorted(self.skipped_accounts.items())),
+            "in_use": [status.to_json() for status in self.in_use],
         }
 
     @classmethod
@@ -180,6 +232,7 @@ class RunInfo:
             source=data.get("source", "ecr"),
             scopes=[(str(a), str(r)) for a, r in data.get("scopes", [])],
             skipped_accounts=dict(data.get("skipped_accounts", {})),
+            in_use=[SourceStatus.from_json(s) for s in data.get("in_use", [])],
         )
 
 
@@ -188,6 +241,7 @@ class Inventory:
     images: pd.DataFrame
     repositories: pd.DataFrame
     run: RunInfo
+    in_use: pd.DataFrame = field(default_factory=lambda: build_in_use([]))
 
     @property
     def total_bytes(self) -> int:
@@ -302,6 +356,11 @@ def build_repositories(records: Iterable[Mapping[str, Any]], images: pd.DataFram
     return coerce(frame, REPOSITORY_DTYPES)
 
 
+def build_in_use(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """In-use references (``ImageUse.to_json()`` records) → the typed ``in_use`` frame."""
+    return _typed(records, IN_USE_DTYPES)
+
+
 def empty_inventory(run: RunInfo) -> Inventory:
     images = build_images([])
     return Inventory(images=images, repositories=build_repositories([], images), run=run)
@@ -311,6 +370,7 @@ def empty_inventory(run: RunInfo) -> Inventory:
 
 _META_REPOSITORIES = b"hygiene.repositories"
 _META_RUN = b"hygiene.run"
+_META_IN_USE = b"hygiene.in_use"
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
@@ -331,9 +391,14 @@ def snapshot_table(inventory: Inventory) -> pa.Table:
     repositories = _to_arrow(inventory.repositories)
     with pa.ipc.new_stream(sink, repositories.schema) as writer:
         writer.write_table(repositories)
+    in_use_sink = pa.BufferOutputStream()
+    in_use = _to_arrow(inventory.in_use)
+    with pa.ipc.new_stream(in_use_sink, in_use.schema) as writer:
+        writer.write_table(in_use)
     images = _to_arrow(inventory.images)
     metadata = dict(images.schema.metadata or {})
     metadata[_META_REPOSITORIES] = base64.b64encode(sink.getvalue().to_pybytes())
+    metadata[_META_IN_USE] = base64.b64encode(in_use_sink.getvalue().to_pybytes())
     metadata[_META_RUN] = json.dumps(inventory.run.to_json()).encode()
     return images.replace_schema_metadata(metadata)
 
@@ -381,8 +446,13 @@ def inventory_from_table(table: pa.Table, *, source: str, where: str = "") -> In
     )
     run = RunInfo.from_json(json.loads(metadata[_META_RUN]))
     run.source = source
+    in_use = build_in_use([])
+    if _META_IN_USE in metadata:  # snapshots from before in-use discovery have none
+        stream = pa.ipc.open_stream(base64.b64decode(metadata[_META_IN_USE]))
+        in_use = coerce(stream.read_all().to_pandas(), IN_USE_DTYPES)
     return Inventory(
         images=coerce(images, IMAGE_DTYPES),
         repositories=coerce(repositories, REPOSITORY_DTYPES),
         run=run,
+        in_use=in_use,
     )

@@ -108,7 +108,9 @@ class _Repositories:
 
 
 def _image_proposals(
-    findings: list[Finding], images: dict[tuple[str, str, str, str], dict[str, Any]]
+    findings: list[Finding],
+    images: dict[tuple[str, str, str, str], dict[str, Any]],
+    in_use_checked: list[str] | None = None,
 ) -> list[Proposal]:
     # (account, region, repository) → unit (tuple of digests) → [findings]
     units: dict[tuple[str, str, str], dict[tuple[str, ...], list[Finding]]] = defaultdict(dict)
@@ -160,6 +162,9 @@ def _image_proposals(
                 "units": sorted(sorted(u) for u, _ in chosen),
                 "rule_codes": {d: sorted(c) for d, c in sorted(codes_by_digest.items())},
             }
+            if in_use_checked is not None:
+                # the in-use sources read by the scan that proposed it (docs/in-use.md)
+                evidence["in_use_checked"] = in_use_checked
             target = {"digests": digests}
             total = sum(int(i.get("bytes") or 0) for i in evidence_images)
             proposals.append(
@@ -185,7 +190,10 @@ def _image_proposals(
 
 
 def _columnar_image_proposals(
-    found: ImageFindings, keep: np.ndarray, inventory: Inventory
+    found: ImageFindings,
+    keep: np.ndarray,
+    inventory: Inventory,
+    in_use_checked: list[str] | None = None,
 ) -> list[Proposal] | None:
     """:func:`_image_proposals` of the image findings ``keep`` selects, read from the
     findings' columns and the inventory's (the same proposals, ids and evidence; tested
@@ -294,6 +302,9 @@ def _columnar_image_proposals(
             "units": sorted(units),
             "rule_codes": dict(sorted(rule_codes.items())),
         }
+        if in_use_checked is not None:
+            # the in-use sources read by the scan that proposed it (docs/in-use.md)
+            evidence["in_use_checked"] = in_use_checked
         total = sum(i["bytes"] for i in evidence_images)
         where_target = _where((account, region, repository)) | target
         proposals.append(
@@ -462,7 +473,9 @@ def plan(
     """Proposals for every finding with a fix (pure; ``now`` is unused but kept for
     symmetry with the other stages and future time-dependent evidence).
 
-    Findings in repositories the scan did not read completely are ignored.
+    Findings in repositories the scan did not read completely are ignored, and so are
+    image findings of a scan whose in-use sources were not all read (the rules engine
+    already keeps every image then; this makes sure of it).
     """
     del now
     repos = _Repositories(inventory)
@@ -472,22 +485,31 @@ def plan(
         return f.repository is not None and (f.account, f.region, f.repository) not in broken
 
     every = evaluation.findings
+    # a scan whose in-use sources were not all read proposes no image deletion
+    in_use_failed = inventory.run.in_use_failed
+    checked = (
+        [s.name for s in inventory.run.in_use if s.state == "ok"] if inventory.run.in_use else None
+    )
     proposals: list[Proposal] | None = None
     if isinstance(every, Findings) and every.image is not None:
         found = every.image
         readable_rows = [
-            (a, r, repo) not in broken and code in IMAGE_RULES
+            not in_use_failed and (a, r, repo) not in broken and code in IMAGE_RULES
             for a, r, repo, code in zip(
                 found.account, found.region, found.repository, found.codes(), strict=True
             )
         ]
-        proposals = _columnar_image_proposals(found, np.array(readable_rows, dtype=bool), inventory)
+        proposals = _columnar_image_proposals(
+            found, np.array(readable_rows, dtype=bool), inventory, checked
+        )
     if proposals is not None:
         findings = [f for f in every.other if readable(f)]  # type: ignore[attr-defined]
     else:
         findings = [f for f in every if readable(f)]
         image_findings = [f for f in findings if f.code in IMAGE_RULES]
-        proposals = _image_proposals(image_findings, _image_index(inventory))
+        if in_use_failed:
+            image_findings = []
+        proposals = _image_proposals(image_findings, _image_index(inventory), checked)
     seen: set[str] = {p.id for p in proposals}
     for finding in findings:
         if finding.code not in REPOSITORY_ACTIONS:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -29,10 +29,14 @@ from hygiene.collect.session import (
     ecr_client,
     make_session,
 )
+from hygiene.collect.workloads import Discovery
+from hygiene.collect.workloads import discover as discover_in_use
+from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.gcpause import paused_gc
-from hygiene.inventory import Inventory, write_snapshot
+from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
+from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
 
 if TYPE_CHECKING:
@@ -108,6 +112,39 @@ class RegistryHandle:
         if not self.several or account is None:
             return self.client(account or "", region)
         return self._account_client(account, region, "scanner")
+
+    def discover(self, config: Config, *, running_only: bool = False) -> Discovery:
+        """Read the in-use sources (docs/in-use.md): the workloads of the tool's own
+        account, or with ``registry.accounts`` of every registry account through its
+        scanner role (in its regions), plus the roles of ``in_use.assume_roles``;
+        every call is counted."""
+        accounts: list[AwsAccount] | None = None
+        if self.several:
+            from hygiene.collect.accounts import AccountError
+
+            assert self.accounts is not None and self.sessions is not None
+            accounts = []
+            for target in self.accounts.targets:
+                label = str(target.id)
+                try:
+                    session = self.sessions.open(target, "scanner")
+                except AccountError as exc:
+                    accounts.append(AwsAccount(label, None, str(exc), target.regions))
+                    continue
+                accounts.append(AwsAccount(label, session, "", target.regions))
+        return discover_in_use(
+            self.session,
+            config.policy.in_use,
+            config.policy.collect,
+            regions=list(self.clients) or list(config.policy.registry.regions),
+            in_use_file=config.policy.protections.in_use_images_file,
+            # the embedded registry serves every service; elsewhere the ECR endpoint is not
+            # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
+            endpoint_url=self.endpoint_url if is_loopback(self.endpoint_url) else None,
+            attach=self.counter.attach,
+            running_only=running_only,
+            accounts=accounts,
+        )
 
     def client(self, account: str, region: str) -> Any:
         """``clients(account, region)`` for apply: the cleaner role's client in that
@@ -278,7 +315,7 @@ class ScanResult:
     findings: Sequence[Finding] = field(default_factory=list)
     kept: list[KeptImage] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
-    mute_warnings: list[str] = field(default_factory=list)
+    mute_warnings: list[Any] = field(default_factory=list)  # Message (expired mutelist entries)
     snapshot: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -289,7 +326,7 @@ class ScanResult:
             "findings": [f.to_json() for f in self.findings],
             "kept": [k.to_json() for k in self.kept],
             "proposals": [p.to_json() for p in self.proposals],
-            "mute_warnings": list(self.mute_warnings),
+            "mute_warnings": [message_json(w) for w in self.mute_warnings],
             "snapshot": str(self.snapshot) if self.snapshot else None,
         }
 
@@ -306,7 +343,7 @@ class ScanResult:
                 ("findings", findings_chunks(self.findings)),
                 ("kept", Chunks.of(self.kept, KeptImage.to_json)),
                 ("proposals", Chunks.of(self.proposals, lambda p: p.to_json(copy=False))),
-                ("mute_warnings", list(self.mute_warnings)),
+                ("mute_warnings", [message_json(w) for w in self.mute_warnings]),
                 ("snapshot", str(self.snapshot) if self.snapshot else None),
             ],
         )
@@ -342,7 +379,7 @@ def collect(
         start = shard.index * len(targets) // shard.count
         targets = targets[start:] + targets[:start]
     with progress_reporter(progress) as advance:
-        return collect_inventory(
+        inventory = collect_inventory(
             targets,
             config.policy.collect,
             now=now,
@@ -353,6 +390,39 @@ def collect(
             shard=shard,
             skipped_accounts=skipped,
         )
+    if shard is not None or (stop is not None and stop.is_set()):
+        # a shard's part: the merge asks the workloads once for the whole run; a stopped
+        # scan is already incomplete (a "stop" error)
+        return inventory
+    # after the registry: a workload started while the repositories were read still counts
+    discovery = handle.discover(config)
+    inventory.run.api_calls = calls_of_this_scan()
+    inventory.run.finished_at = datetime.now(UTC)
+    add_in_use(inventory, discovery)
+    return inventory
+
+
+def add_in_use(inventory: Inventory, discovery: Discovery) -> None:
+    """Record what the workloads run in ``inventory`` (its ``in_use`` frame, the sources'
+    states in ``run.in_use``); a source that failed is also a scan error, so the run is
+    incomplete (docs/in-use.md). The error names the workloads' account when it is
+    another account's, as its registry's errors do; whatever account failed, the rules
+    engine keeps every image of the run and apply's re-check deletes nothing while a
+    source cannot be read, because any account's workloads may pull from any registry."""
+    inventory.in_use = build_in_use(u.to_json() for u in discovery.uses)
+    inventory.run.in_use = list(discovery.statuses)
+    for status in discovery.failed:
+        inventory.run.errors.append(
+            ScanError(
+                region="",
+                repository=None,
+                operation=f"in-use {status.name}",
+                message=status.detail,
+                account=status.account,
+            )
+        )
+    for operation, count in discovery.calls.items():
+        inventory.run.api_calls[operation] = inventory.run.api_calls.get(operation, 0) + count
 
 
 def merge_parts_of(config: Config, *, stop: threading.Event | None = None) -> MergedRun:

@@ -26,7 +26,7 @@ from hygiene.inventory import Inventory
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
-from hygiene.notify.deliver import DeliveryResult, deliver_all
+from hygiene.notify.deliver import DeliveryResult, deliver_all, record_deliveries
 from hygiene.report.data import (
     ApplyOutcome,
     HistoryRun,
@@ -38,6 +38,7 @@ from hygiene.report.render import RenderedReport, generate
 from hygiene.scan import (
     RegistryAccess,
     RegistryHandle,
+    add_in_use,
     collect,
     evaluate,
     evaluate_rules,
@@ -85,7 +86,10 @@ def due_approved_with(store: Any) -> Callable[[datetime], list[Proposal]]:
 
 
 def apply_with(
-    store: Any, clients: Any, demo_id: Callable[[], str | None] = lambda: None
+    store: Any,
+    clients: Any,
+    demo_id: Callable[[], str | None] = lambda: None,
+    in_use: Callable[[Config], Any] | None = None,
 ) -> Callable[[Sequence[Proposal], Config, threading.Event], ApplySummary]:
     """``hygiene.apply.apply`` limited to the given proposals, summarised for the run.
 
@@ -94,6 +98,7 @@ def apply_with(
     approval it could not verify also as ``unverified``). ``demo_id()`` says which demo,
     if any, this process proved its registry to be (``os:`` approvals count only there).
     The summary's ``api_calls`` are apply's own; the job adds them to the scan's.
+    ``in_use(config)`` gives apply its re-check of the workloads (docs/in-use.md).
     """
 
     def run(proposals: Sequence[Proposal], config: Config, stop: threading.Event) -> ApplySummary:
@@ -108,6 +113,7 @@ def apply_with(
             stop=stop,
             locked=True,
             demo_id=demo_id(),
+            in_use=in_use(config) if in_use is not None else None,
         )
         states = {i: str(state) for i, (state, _) in result.states.items()}
         return ApplySummary(
@@ -126,6 +132,16 @@ def apply_with(
         )
 
     return run
+
+
+def in_use_check(handle: RegistryHandle, config: Config) -> Any:
+    """A :class:`hygiene.apply.InUseCheck` reading the workloads through ``handle``."""
+    from hygiene.apply import InUseCheck
+
+    return InUseCheck(
+        lambda running_only: handle.discover(config, running_only=running_only),
+        recheck_seconds=config.policy.in_use.recheck_seconds,
+    )
 
 
 @dataclass
@@ -158,6 +174,10 @@ class Wired:
     def clients(self, account: str, region: str) -> Any:
         return self.registry().client(account, region)
 
+    def in_use_check(self, config: Config) -> Any:
+        """Apply's re-check of the workloads, read with the registry's credentials."""
+        return in_use_check(self.registry(), config)
+
     def demo_id(self) -> str | None:
         """The demo this process's registry proved to be (``$HYGIENE_DEMO_TOKEN``), or
         the one it runs itself; None on any other registry."""
@@ -176,6 +196,8 @@ class Wired:
     def collect(self, config: Config, stop: threading.Event) -> Inventory:
         if config.policy.collect.parts is not None:  # a sharded scan: merge its parts
             self.inventory = merge_parts_of(config, stop=stop).inventory
+            # the workloads are asked once for the whole run, here (shards do not)
+            add_in_use(self.inventory, self.registry().discover(config))
         else:
             self.inventory = collect(self.registry(), config, progress=None, stop=stop)
         out_dir = self.out_dir or config.policy.report.out_dir
@@ -194,7 +216,8 @@ class Wired:
 
     # -- reports
     def _history(self) -> list[HistoryRun]:
-        runs = self.store.runs(last=self.config.policy.report.trend_runs)
+        # several runs a day (nightly, weekly, by hand): read enough for trend_runs days
+        runs = self.store.runs(last=self.config.policy.report.trend_runs * 4)
         # the store says ok | degraded | incomplete | failed | abandoned; the reports say
         # complete | … (a degraded run's scan was complete: only its delivery failed)
         status = {"ok": "complete", "degraded": "complete"}
@@ -286,12 +309,15 @@ class Wired:
         """
         results = deliver_all(reports, self.config) if self.send else []
         self.deliveries += results
+        if results and reports and "html" in reports[0].files:
+            record_deliveries(reports[0].files["html"].parent, results)
         for result in results:
+            reached = f" (reached {', '.join(result.reached)})" if result.reached else ""
             self.store.audit(
                 "notify",
                 "ok" if result.ok else "failed",
                 detail=f"{result.report} via {result.channel} to {result.target}"
-                + ("" if result.ok else f": {result.error}"),
+                + (reached if result.ok else f": {result.error}"),
             )
         if all(r.ok for r in results):
             now = self.announced_at
@@ -341,7 +367,7 @@ def build_job_deps(
         evaluate=wired.evaluate,
         plan=wired.plan,
         persist=persist_with(store),
-        apply=apply_with(store, wired.clients, wired.demo_id),
+        apply=apply_with(store, wired.clients, wired.demo_id, wired.in_use_check),
         due_approved=due_approved_with(store),
         render_admin_report=wired.render_admin_report,
         render_owner_report=wired.render_owner_report,

@@ -32,6 +32,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 from hygiene.config import Config, load_config
+from hygiene_demo.kubernetes_api import KubernetesApi
 from hygiene_demo.registry import EmbeddedRegistry
 from tests.builders import NOW, REPO_ROOT, RULES_DIR
 from tests.postgres import postgres_server  # noqa: F401  (a fixture for every test)
@@ -45,6 +46,9 @@ INTEGRATION_FIXTURES = frozenset(
         "postgres_server",  # a PostgreSQL server process (tests/postgres.py)
         "smtp_server",  # a local SMTP server
         "slack_server",  # the Slack stand-in HTTP server
+        "webhook_server",  # a chat incoming-webhook HTTP server (Teams, Mattermost, Google Chat)
+        "chromium",  # Debian's chromium driven by Playwright (a browser process)
+        "k8s_api",  # the local Kubernetes API server (hygiene_demo.kubernetes_api)
         "subprocess_env",  # the environment of a child process (the CLI end to end …)
         "connection_counter",  # a socket listening on loopback (tests/config/test_corpus.py)
     }
@@ -110,10 +114,36 @@ def slack_server() -> Callable[..., AbstractContextManager[Any]]:
 
 
 @pytest.fixture
+def webhook_server() -> Callable[..., AbstractContextManager[Any]]:
+    """``with webhook_server(status=…) as hook``: an HTTP server on loopback that records
+    the JSON posted to it, like a chat service's incoming webhook (tests/notify/servers.py)."""
+    from tests.notify.servers import start_webhook_server
+
+    return start_webhook_server
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium (Playwright), one per test session and worker."""
+    from tests.browser.chromium import chromium as start
+
+    with start() as context:
+        yield context
+
+
+@pytest.fixture
 def subprocess_env() -> dict[str, str]:
     """The environment for a child Python process that imports ``hygiene`` and ``tests``
     from this checkout (a copy: change it freely). Using it marks the test integration."""
     return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+@pytest.fixture
+def k8s_api() -> Iterator[KubernetesApi]:
+    """The local Kubernetes API server serving the recorded objects of
+    ``tests/workloads/k8s/lab/`` (hygiene_demo.kubernetes_api)."""
+    with KubernetesApi.recorded(REPO_ROOT / "tests" / "workloads" / "k8s" / "lab") as api:
+        yield api
 
 
 class CountingListener:

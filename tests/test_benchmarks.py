@@ -77,3 +77,16 @@ def test_startup_benchmark_runs_each_command() -> None:
     for command in COMMANDS:  # raises if a command fails
         runs = timings(sys.executable, CHECKOUT, command, 1)
         assert len(runs) == 1 and runs[0] > 0
+
+
+def test_discovery_benchmark_formula() -> None:
+    from benchmarks.discovery import Fleet, expected_calls
+
+    calls = expected_calls(Fleet())
+    assert calls["DescribeServices"] == 3 * 2  # 20 services per cluster, 10 per call
+    assert calls["ListFunctions"] == 2  # 15 × (1 + 3) + 10 = 70 entries, 50 a page
+    assert calls["GetFunction"] == 15 * 4
+    assert calls["DescribeTaskDefinition"] == 3 * (20 + 2 + 2)
+    assert calls["kubernetes:list pods"] == 3  # 1,200 pods, 500 a page
+    one = expected_calls(Fleet(clusters=1, services=5, job_definitions=0, pods=0))
+    assert one["DescribeTasks"] == 1 and one["DescribeJobDefinitions"] == 1

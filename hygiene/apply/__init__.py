@@ -5,8 +5,9 @@ intents a killed run left open (:mod:`~hygiene.apply.reconcile`), then carries o
 eligible proposal (:mod:`~hygiene.apply.eligibility`): image deletions
 (:mod:`~hygiene.apply.images`) and repository-level changes
 (:mod:`~hygiene.apply.repository`), each after re-reading the live registry
-(:mod:`~hygiene.apply.registry`). :mod:`~hygiene.apply.permissions` lists the ECR
-operations each action calls.
+(:mod:`~hygiene.apply.registry`); image deletions also ask the workloads again right
+before deleting (:mod:`~hygiene.apply.in_use`). :mod:`~hygiene.apply.permissions` lists
+the ECR operations each action calls.
 
 Crash safety: an ``intent`` audit row is committed before each write call; outcome rows
 point back at it. On start, :func:`reconcile` finds intents without outcomes (a run
@@ -41,6 +42,7 @@ Policy texts are compared as canonical JSON (key order and whitespace do not mat
 from hygiene.apply.context import ApplyResult, ClientFactory, SimulatedCrash
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import DONE_OUTCOMES, FAILURE_OUTCOMES
+from hygiene.apply.in_use import InUseCheck, InUseUnknownError
 from hygiene.apply.permissions import PERMISSIONS, required_permissions
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.registry import (
@@ -62,6 +64,8 @@ __all__ = [
     "THROTTLING",
     "ApplyResult",
     "ClientFactory",
+    "InUseCheck",
+    "InUseUnknownError",
     "SimulatedCrash",
     "apply",
     "describe_digests",

@@ -114,6 +114,8 @@ class Context:
     now: datetime
     recorder: Recorder
     result: ApplyResult
+    # what runs now (hygiene.apply.in_use.InUseCheck); None: no re-check (tests, tools)
+    in_use: Any = None
 
     @property
     def dry_run(self) -> bool:

@@ -1,9 +1,11 @@
 """Image deletion (``delete-images``), one repository at a time.
 
 1. Re-read every target with ``DescribeImages`` by digest (≤ 100 ids a call). Missing →
-   recorded ``gone``. A new tag, a pull newer than the evidence, an index outside the
-   proposal that now lists it, or (for a referrer) a subject that exists and is kept →
-   its whole unit is ``skipped`` with the reason.
+   recorded ``gone``. A workload that runs it now (the in-use re-check,
+   :mod:`hygiene.apply.in_use`), a new tag, a pull newer than the evidence, an index
+   outside the proposal that now lists it, or (for a referrer) a subject that exists and
+   is kept → its whole unit is ``skipped`` with the reason. An in-use source that cannot
+   be read stops the proposal before anything is deleted.
 2. Save each manifest (``BatchGetImage``) into the ``intent`` audit row of its batch.
 3. ``BatchDeleteImage`` by digest, ≤ ``batch_size`` (≤ 100) ids a call, index batches
    before child batches; every ``failures[]`` code is mapped explicitly
@@ -100,7 +102,23 @@ def apply_images(ctx: Context, proposal: Proposal) -> None:
     )
 
     reasons: dict[str, str] = {}
+    if live and ctx.in_use is not None:
+        # right before deleting: does a workload run any of them now (docs/in-use.md)?
+        # Raises InUseUnknownError when a source cannot be read: nothing is deleted.
+        ctx.in_use.refresh()
+        for digest, detail in live.items():
+            why = ctx.in_use.reason(
+                proposal.account,
+                proposal.region,
+                proposal.repository,
+                digest,
+                detail.get("imageTags", []),
+            )
+            if why:
+                reasons[digest] = f"in use now: {why}"
     for digest, detail in live.items():
+        if digest in reasons:
+            continue
         seen = evidence.get(digest, {})
         new_tags = sorted(set(detail.get("imageTags", [])) - set(seen.get("tags", [])))
         if new_tags:
@@ -271,7 +289,8 @@ def _finish_images(
     if already:
         parts.append(f"done by an earlier run {already}")
     if skipped:
-        parts.append(f"skipped {skipped}")
+        first = next((row["detail"] for row in skip_rows if row.get("detail")), "")
+        parts.append(f"skipped {skipped}" + (f" (e.g. {first})" if first else ""))
     if failed:
         parts.append(f"failed {failed}")
     if retry or pending > 0:

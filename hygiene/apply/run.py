@@ -18,6 +18,7 @@ from botocore.exceptions import (
 from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import apply_images
+from hygiene.apply.in_use import InUseCheck, InUseUnknownError
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import REPOSITORY_STEPS, apply_repository
 from hygiene.apply.trust import Verifier, applying_policy
@@ -103,6 +104,7 @@ def apply(
     stop: threading.Event | None = None,
     locked: bool = False,
     demo_id: str | None = None,
+    in_use: InUseCheck | None = None,
 ) -> ApplyResult:
     """Apply every eligible proposal (or only ``ids``) under the store's registry lock.
 
@@ -122,6 +124,10 @@ def apply(
     or rejected credentials) raises :class:`RegistryUnreachable` (exit 6) after the run
     is recorded ``failed``. Returns an :class:`ApplyResult` with the API calls made;
     ``result.failed`` lists failed ids. A dry run takes no lock and records no run.
+
+    ``in_use`` re-reads the workloads right before image deletions (docs/in-use.md): an
+    image that became in use is skipped, and nothing is deleted while a source cannot be
+    read. The CLI and the jobs always pass one.
     """
     now = now or datetime.now(UTC)
     actor_name = str(actor) if actor is not None else whoami()
@@ -133,7 +139,7 @@ def apply(
     verifier = Verifier(policy, demo_id, {})
     counter = ApiCallCounter()
     counted, detach = counting(clients, counter)
-    job = _Job(store, counted, config, now, result, recorder, ids, approved, stop, verifier)
+    job = _Job(store, counted, config, now, result, recorder, ids, approved, stop, verifier, in_use)
     try:
         if dry_run:
             with _unreachable_stops():
@@ -200,8 +206,9 @@ class _Job:
         approved: bool,
         stop: threading.Event | None,
         verifier: Verifier,
+        in_use: InUseCheck | None = None,
     ) -> None:
-        self.ctx = Context(store, clients, config, now, recorder, result)
+        self.ctx = Context(store, clients, config, now, recorder, result, in_use)
         self.ids = None if ids is None else list(ids)
         self.approved = approved
         self.stop = stop
@@ -256,6 +263,11 @@ def _run(job: _Job) -> None:
                 apply_repository(ctx, proposal)
             else:  # pragma: no cover - every Action has a step
                 raise ApplyError(f"{proposal.id}: no way to apply {proposal.action.value}")
+        except InUseUnknownError as exc:
+            # The workloads could not be read right before deleting: delete nothing; the
+            # proposal stays as it is and the next apply tries again (docs/in-use.md).
+            recorder.write(proposal, [{"outcome": "retry", "detail": str(exc)}])
+            result.states[proposal.id] = (proposal.state.value, str(exc))
         except (ClientError, BotoCoreError) as exc:
             if unreachable(exc):
                 recorder.write(

@@ -14,7 +14,8 @@ ROLE_HELP = (
     "scanner: read-only (scan, report, notify); cleaner: also the apply writes (both for "
     "one account read with the tool's own credentials). With several accounts "
     "(docs/accounts.md): hub, the tool's own role; member-scanner and member-cleaner, the "
-    "roles it assumes in each account."
+    "roles it assumes in each account. discovery: the in-use reads a role of "
+    "in_use.assume_roles allows (docs/in-use.md)."
 )
 
 

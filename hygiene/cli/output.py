@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -36,10 +37,29 @@ def print_table(result: ScanResult, console: Console | None = None) -> None:
         )
     )
     for error in run.errors[:10]:
+        if not error.repository and not error.region:  # an in-use source
+            console.print(
+                Text.assemble("  ", styled("✗", "red"), f" {error.operation}: {error.message}")
+            )
+            continue
         where = error.repository or f"region {error.region}"
         console.print(
             Text.assemble("  ", styled("✗", "red"), f" {where}: {error.operation}: {error.message}")
         )
+    if run.in_use:
+        read = [f"{s.name} {s.references}" for s in run.in_use if s.state == "ok"]
+        failed = [s.name for s in run.in_use if s.state == "failed"]
+        unread = [s.name for s in run.in_use if s.state == "not-configured"]
+        # names come from the configuration: styled() never reads them as markup
+        parts: list[Any] = [styled(f"in-use sources read: {', '.join(read) or 'none'}", "")]
+        if failed:
+            parts += [
+                "; ",
+                styled(f"failed: {', '.join(failed)} (no image deletion proposed)", "red"),
+            ]
+        if unread:
+            parts.append(styled(f"; not configured: {', '.join(unread)}", ""))
+        console.print(Text.assemble(*parts))
 
     if result.findings:
         console.print(_by_rule(result))

@@ -51,8 +51,11 @@ class ApiCallCounter:
             with self._lock:
                 self.retries[model.name] += attempts
 
+    # botocore's event names of the services the scan calls (EventBridge is "eventbridge")
+    SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
+
     def attach(self, session: boto3.Session) -> None:
-        for service in ("ecr", "sts", "organizations"):
+        for service in self.SERVICES:
             session.events.register(f"before-call.{service}.*", self.on_before_call)
             session.events.register(f"after-call.{service}.*", self.on_after_call)
 

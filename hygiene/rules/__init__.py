@@ -22,11 +22,6 @@ from hygiene.rules.settings import resolve, select_codes, validate_config
 
 if TYPE_CHECKING:
     from hygiene.rules.engine import Evaluation, evaluate, filter_exit
-    from hygiene.rules.protections import (
-        ImageReference,
-        parse_image_reference,
-        read_in_use_file,
-    )
 
 
 def __getattr__(name: str) -> Any:
@@ -35,10 +30,6 @@ def __getattr__(name: str) -> Any:
         from hygiene.rules import engine
 
         value = getattr(engine, name)
-    elif name in ("ImageReference", "parse_image_reference", "read_in_use_file"):
-        from hygiene.rules import protections
-
-        value = getattr(protections, name)
     else:
         raise AttributeError(f"module 'hygiene.rules' has no attribute {name!r}")
     globals()[name] = value
@@ -48,14 +39,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "RULES",
     "Evaluation",
-    "ImageReference",
     "Option",
     "Rule",
     "Scope",
     "evaluate",
     "filter_exit",
-    "parse_image_reference",
-    "read_in_use_file",
     "resolve",
     "select_codes",
     "validate_config",

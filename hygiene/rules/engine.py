@@ -1,8 +1,9 @@
 """The rules engine: run every selected rule over the inventory, apply protections,
 the mutelist and per-namespace overrides, and build deletion units.
 
-Pure: no I/O (except reading the optional in-use images file named in the config when
-the caller passes no references — a protection must never be silently dropped).
+Pure: no I/O, except one case: an inventory built without in-use discovery (offline, in
+tests) whose config names an in-use images file gets that file read here — a configured
+protection must never be silently dropped.
 
 Order of work:
 
@@ -32,18 +33,13 @@ import pandas as pd
 
 from hygiene.findingtable import Findings
 from hygiene.gcpause import paused_gc
+from hygiene.messages import Message
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
 from hygiene.rules.findings import RepositoryFindings, image_findings
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import active_mutes
-from hygiene.rules.protections import (
-    ImageReference,
-    build_tag_table,
-    compute_protections,
-    derive,
-    read_in_use_file,
-)
+from hygiene.rules.protections import build_tag_table, compute_protections, derive
 from hygiene.rules.settings import RuleSettings, resolve
 
 if TYPE_CHECKING:
@@ -61,7 +57,7 @@ class Evaluation:
 
     findings: Sequence[Finding]
     kept: list[KeptImage]
-    mute_warnings: list[str]
+    mute_warnings: list[Message]  # expired mutelist entries
     # per image row: digest, repository … and every protection column (see protections)
     protections: pd.DataFrame = field(default_factory=pd.DataFrame)
     muted: list[Finding] = field(default_factory=list)  # suppressed by the mutelist
@@ -96,26 +92,48 @@ def evaluate(
     config: Config,
     now: datetime,
     *,
-    in_use: Sequence[ImageReference] | None = None,
+    in_use: pd.DataFrame | None = None,
 ) -> Evaluation:
-    """Evaluate every selected rule on ``inventory`` (pure; see module docstring)."""
+    """Evaluate every selected rule on ``inventory`` (pure; see module docstring).
+
+    ``in_use`` (an ``inventory.in_use``-shaped frame) replaces what the inventory
+    recorded; an in-use source recorded as failed in ``inventory.run.in_use`` keeps every
+    image (no image deletion is proposed on that run).
+    """
     with paused_gc():
         return _evaluate(inventory, config, now, in_use)
+
+
+def _in_use_of(inventory: Inventory, config: Config) -> pd.DataFrame:
+    """The inventory's in-use references, or (no discovery recorded) the configured file's."""
+    path = config.policy.protections.in_use_images_file
+    if inventory.run.in_use or path is None:
+        return inventory.in_use
+    from hygiene.collect.workloads.base import SourceError
+    from hygiene.collect.workloads.file import read_file
+    from hygiene.errors import ConfigError
+    from hygiene.inventory import build_in_use
+
+    try:
+        uses = read_file(path).uses
+    except SourceError as exc:
+        raise ConfigError(f"protections.in_use_images_file: {exc.message}") from exc
+    return build_in_use(u.to_json() for u in uses)
 
 
 def _evaluate(
     inventory: Inventory,
     config: Config,
     now: datetime,
-    in_use: Sequence[ImageReference] | None,
+    in_use: pd.DataFrame | None,
 ) -> Evaluation:
     clock = _Clock()
     settings = resolve(config)
     now_ts = pd.Timestamp(now)
     now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts.tz_convert("UTC")
     if in_use is None:
-        path = config.policy.protections.in_use_images_file
-        in_use = read_in_use_file(path) if path is not None else []
+        in_use = _in_use_of(inventory, config)
+    unknown = [status.name for status in inventory.run.in_use_failed]
 
     repositories = inventory.repositories.reset_index(drop=True)
     images, edges = derive(inventory.images, repositories)
@@ -137,6 +155,7 @@ def _evaluate(
         },
         now_ts,
         in_use,
+        in_use_unknown=unknown,
     )
     clock.lap("protections")
     mute_warnings, mutes = active_mutes(settings, now_ts)

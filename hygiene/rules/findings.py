@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hygiene.findingtable import ImageFindings, RuleInfo
+from hygiene.findingtable import ImageFindings, RuleInfo, message_parts
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
 from hygiene.rules.columns import pylist, utc_ns
@@ -56,7 +56,9 @@ class RepositoryFindings:
             ],
             dtype=bool,
         )
-        used = protections.frame["in_use"].to_numpy(dtype=bool)
+        # a repository holding an image in use (or whose use is unknown) is never deleted
+        frame = protections.frame
+        used = frame["in_use"].to_numpy(dtype=bool) | frame["in_use_unknown"].to_numpy(dtype=bool)
         used_repos = np.unique(images["repo_row"].to_numpy()[used])
         self._in_use = np.isin(np.arange(len(repositories)), used_repos)
 
@@ -90,6 +92,7 @@ class RepositoryFindings:
         for account, region, name, namespace, message, detail in zip(
             accounts, regions, names, namespaces, hits["message"].tolist(), details, strict=True
         ):
+            text, template, params = message_parts(message)
             finding = Finding(
                 code=rule.code,
                 rule=rule.name,
@@ -98,10 +101,12 @@ class RepositoryFindings:
                 region=region,
                 repository=name,
                 namespace=namespace,
-                message=message,
+                message=text,
                 fix=rule.fix,
                 fix_safety=rule.fix_safety,
                 details=dict(detail) if isinstance(detail, dict) else {},
+                message_template=template,
+                message_params=params,
             )
             if is_muted(self.mutes, rule.code, name, namespace):
                 self.muted.append(finding)

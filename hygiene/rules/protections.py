@@ -9,8 +9,11 @@ An image is *protected* (never part of a deletion unit) when
 * ``newest-<K>`` – it is among the K most recently pushed tagged images of its repository;
 * ``pulled-recently`` – it, or an index child / referrer of it, was pulled within the
   protection window;
-* ``in-use`` – a workload references it (file of image references, see
-  :func:`read_in_use_file`), directly or through a child or referrer;
+* ``in-use:<source>:<where>`` – a workload runs it (``inventory.in_use``, matched by
+  :func:`hygiene.rules.in_use.in_use`), directly or through a child or referrer
+  (docs/in-use.md);
+* ``in-use-unknown:<sources>`` – an in-use source could not be read: every image is
+  kept, so no image deletion is proposed on such a run;
 * ``child-of-kept-index`` / ``referrer-of-kept-image`` – protection flows down from an
   index to its children and from an image to its referrers (signatures, SBOMs).
 
@@ -20,10 +23,8 @@ index/referrer *levels* (at most a handful) and over configuration entries.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +34,9 @@ import pyarrow.compute as pc
 
 from hygiene.rules.base import labels
 from hygiene.rules.columns import arrow_strings, match_globs, utc_ns
+from hygiene.rules.in_use import in_use as match_in_use
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
-REGISTRY_HOST = re.compile(r"^(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?$")
 
 
 # --------------------------------------------------------------------------- derived columns
@@ -235,76 +236,6 @@ def propagate_down(flags: np.ndarray, edges: Edges) -> np.ndarray:
     return inherited
 
 
-# --------------------------------------------------------------------------- in use
-
-
-@dataclass(frozen=True)
-class ImageReference:
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-    account: str | None = None
-    region: str | None = None
-
-
-def parse_image_reference(text: str) -> ImageReference | None:
-    """``<account>.dkr.ecr.<region>.amazonaws.com/repo[:tag][@digest]`` (host optional)."""
-    text = text.strip()
-    if not text or text.startswith("#"):
-        return None
-    digest = None
-    if "@" in text:
-        text, digest = text.split("@", 1)
-    head, _, rest = text.partition("/")
-    account = region = None
-    match = REGISTRY_HOST.match(head)
-    if match and rest:
-        account, region, text = match.group(1), match.group(2), rest
-    elif "." in head and rest:  # another registry (docker.io, ghcr.io): not ours
-        return None
-    tag = None
-    last = text.rsplit("/", 1)[-1]
-    if ":" in last:
-        text, tag = text.rsplit(":", 1)
-    return ImageReference(repository=text, tag=tag, digest=digest, account=account, region=region)
-
-
-def read_in_use_file(path: Path) -> list[ImageReference]:
-    """Read a file of image references (one per line, ``#`` comments), e.g. from
-    ``kubectl get pods -A -o jsonpath='{..image}'``. Unparseable lines are skipped."""
-    from hygiene.errors import ConfigError
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read in-use images file: {exc.strerror}") from exc
-    refs = (parse_image_reference(line) for line in re.split(r"[\s\n]+", text))
-    return [r for r in refs if r is not None]
-
-
-def in_use_mask(
-    images: pd.DataFrame, tag_table: pd.DataFrame, references: Sequence[ImageReference]
-) -> np.ndarray:
-    mask = np.zeros(len(images), dtype=bool)
-    if not references:
-        return mask
-    repository = images["repository"].astype(str)
-    by_digest = {(r.repository, r.digest) for r in references if r.digest}
-    if by_digest:
-        pairs = pd.MultiIndex.from_arrays([repository, images["digest"].astype(str)])
-        mask |= pairs.isin(list(by_digest))
-    by_tag = {(r.repository, r.tag or "latest") for r in references if not r.digest}
-    if by_tag and len(tag_table):
-        wanted_tags = {t for _, t in by_tag}
-        candidates = tag_table[tag_table["tag"].isin(wanted_tags)]
-        rows = candidates["row"].to_numpy()
-        pairs = pd.MultiIndex.from_arrays(
-            [repository.to_numpy()[rows], candidates["tag"].astype(str).to_numpy()]
-        )
-        mask[rows[pairs.isin(list(by_tag))]] = True
-    return mask
-
-
 # --------------------------------------------------------------------------- protections
 
 
@@ -314,6 +245,7 @@ class Protections:
 
     frame: pd.DataFrame  # columns below, index = image rows
     keep_newest: int
+    unknown_reason: str = "in-use-unknown"  # + ":<sources that could not be read>"
 
     COLUMNS = (
         "opt_out",
@@ -322,6 +254,8 @@ class Protections:
         "newest",
         "pulled_recently",
         "in_use",
+        "in_use_reason",
+        "in_use_unknown",
         "inherited",
         "protected",
     )
@@ -342,7 +276,8 @@ class Protections:
             ],
             labels(sub["newest"], f"newest-{self.keep_newest}").tolist(),
             labels(sub["pulled_recently"], "pulled-recently").tolist(),
-            labels(sub["in_use"], "in-use").tolist(),
+            sub["in_use_reason"].astype(object).where(sub["in_use_reason"].notna(), None).tolist(),
+            labels(sub["in_use_unknown"], self.unknown_reason).tolist(),
             sub["inherited"].astype(object).where(sub["inherited"].notna(), None).tolist(),
         ]
         return [tuple(r for r in row if r) for row in zip(*columns, strict=True)]
@@ -356,13 +291,16 @@ def compute_protections(
     settings: Any,
     protected_tags_by_namespace: dict[str | None, Sequence[str]],
     now: pd.Timestamp,
-    in_use: Sequence[ImageReference] = (),
+    in_use: pd.DataFrame | None = None,
     opt_out_value: str = "true",
+    in_use_unknown: Sequence[str] = (),
 ) -> Protections:
     """Compute every protection column once (see module docstring).
 
     ``settings`` is :class:`hygiene.config.ProtectionSettings`;
-    ``protected_tags_by_namespace`` maps a namespace (None = default) to its patterns.
+    ``protected_tags_by_namespace`` maps a namespace (None = default) to its patterns;
+    ``in_use`` is the references frame (``inventory.in_use``); ``in_use_unknown`` names
+    the in-use sources that could not be read (then every image is protected).
     """
     n = len(images)
     repo_row = images["repo_row"].to_numpy(dtype=np.int64)
@@ -415,8 +353,8 @@ def compute_protections(
     if settings.pulled_within_days == 0:
         pulled_recently = np.zeros(n, dtype=bool)
 
-    used = in_use_mask(images, tag_table, in_use)
-    used = propagate_up(used.astype(np.int8), edges).astype(bool)
+    used, used_reason = _in_use_columns(images, tag_table, edges, in_use)
+    unknown = np.full(n, bool(in_use_unknown), dtype=bool)
 
     own = (
         opt_out
@@ -425,6 +363,7 @@ def compute_protections(
         | newest
         | pulled_recently
         | used
+        | unknown
     )
     # protection flows down: children of a kept index, referrers of a kept image
     inherited_flag = propagate_down(own, edges)
@@ -441,9 +380,33 @@ def compute_protections(
             "newest": newest,
             "pulled_recently": pulled_recently,
             "in_use": used,
+            "in_use_reason": pd.Series(used_reason, index=images.index, dtype="string"),
+            "in_use_unknown": unknown,
             "inherited": inherited,
             "protected": own | inherited_flag,
         },
         index=images.index,
     )
-    return Protections(frame=frame, keep_newest=keep)
+    unknown_reason = "in-use-unknown"
+    if in_use_unknown:
+        unknown_reason += ":" + ",".join(in_use_unknown)
+    return Protections(frame=frame, keep_newest=keep, unknown_reason=unknown_reason)
+
+
+def _in_use_columns(
+    images: pd.DataFrame, tag_table: pd.DataFrame, edges: Edges, uses: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(in use, reason) per row. A platform manifest in use makes the index listing it in
+    use (and a named referrer its subject), with the dependent's reason."""
+    found = match_in_use(images, tag_table, uses if uses is not None else pd.DataFrame())
+    own = found.used
+    used = propagate_up(own.astype(np.int8), edges).astype(bool)
+    reasons = found.reasons.copy()
+    lifted = used & ~own
+    if lifted.any():
+        texts, codes = np.unique(found.reasons[own].astype(str), return_inverse=True)
+        code = np.full(len(images), -1, dtype=np.int64)
+        code[own] = codes
+        code = propagate_up(code, edges)
+        reasons[lifted] = texts[code[lifted]]
+    return used, reasons

@@ -11,7 +11,7 @@ import pytest
 
 from hygiene.collect.accounts import AccountSessions, AccountTarget
 from hygiene.collect.session import ApiCallCounter
-from hygiene.config import AccountsSettings, Config, RegistrySettings
+from hygiene.config import AccountsSettings, Config, InUseSettings, RegistrySettings
 from hygiene.scan import collect, open_registry
 from hygiene_demo.registry import EmbeddedRegistry
 from tests.accounts.org import EXTERNAL_ID, MANAGEMENT, REGIONS, Organization, organization
@@ -30,8 +30,12 @@ def config_for(config: Config, org: Organization, **accounts: Any) -> Config:
     registry = RegistrySettings(
         regions=list(REGIONS), endpoint_url=org.endpoint_url, accounts=AccountsSettings(**accounts)
     )
+    # moto's IAM enforcement checks Batch's action in lower case and rejects some
+    # signatures of the workload services (docs/ecr-facts.md): the in-use sources are
+    # tested without enforcement (tests/workloads), the accounts' ECR reads here
+    in_use = InUseSettings(aws_sources=[])
     return config.model_copy(
-        update={"policy": config.policy.model_copy(update={"registry": registry})}
+        update={"policy": config.policy.model_copy(update={"registry": registry, "in_use": in_use})}
     )
 
 

@@ -19,8 +19,6 @@ from hygiene.rules import (
     RULES,
     evaluate,
     filter_exit,
-    parse_image_reference,
-    read_in_use_file,
     select_codes,
     validate_config,
 )
@@ -126,21 +124,6 @@ def test_filter_exit() -> None:
     assert filter_exit([], "info") == 0
 
 
-def test_image_references_are_parsed() -> None:
-    ref = parse_image_reference(f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/suporte/api:1.2")
-    assert ref is not None
-    assert (ref.account, ref.region, ref.repository, ref.tag) == (
-        ACCOUNT,
-        "us-east-1",
-        "suporte/api",
-        "1.2",
-    )
-    ref = parse_image_reference("suporte/api@sha256:abc")
-    assert ref is not None and ref.digest == "sha256:abc" and ref.tag is None
-    assert parse_image_reference("docker.io/library/nginx:1") is None
-    assert parse_image_reference("# comment") is None
-
-
 def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
     uses = tmp_path / "in-use.txt"
     uses.write_text(
@@ -162,8 +145,10 @@ def test_in_use_file_protects_by_tag_and_digest(tmp_path: Path) -> None:
     flagged = {f.image_digest for f in evaluation.findings}
     assert flagged == {digest_of("older")}
     kept = {k.image_digest: k.reasons for k in evaluation.kept}
-    assert kept == {digest_of("old"): ("in-use",), digest_of("dangling"): ("in-use",)}
-    assert len(read_in_use_file(uses)) == 2
+    assert kept == {
+        digest_of("old"): ("in-use:file:in-use.txt:1",),
+        digest_of("dangling"): ("in-use:file:in-use.txt:2",),
+    }
 
 
 def test_one_finding_per_image_with_the_other_rules_in_details() -> None:
@@ -299,4 +284,4 @@ def test_workload_using_a_platform_manifest_keeps_the_index_and_its_repository(
     # abandoned by pull/push dates but holds an image in use, so no RP003 for it
     assert found == {("IM002", "bigsea/old", digest_of("x")), ("RP003", "bigsea/old", None)}
     kept = {k.image_digest: k.reasons for k in evaluation.kept}
-    assert kept == {digest_of("idx"): ("in-use",)}
+    assert kept == {digest_of("idx"): ("in-use:file:in-use.txt:1",)}

@@ -293,7 +293,12 @@ def test_the_nightly_job_merges_the_parts_instead_of_scanning(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'store.db'}"
     rules = builders.write_rules(
         tmp_path / "rules",
-        {"store": {"url": url}, "report": {"out_dir": str(tmp_path / "out")}},
+        {
+            "store": {"url": url},
+            "report": {"out_dir": str(tmp_path / "out")},
+            # the merge asks the workloads (docs/in-use.md); no AWS here to ask
+            "in_use": {"aws_sources": []},
+        },
     )
     argv = ["run", "nightly", "--rules-dir", str(rules), "--parts", str(tmp_path / "parts")]
     result = CliRunner().invoke(cli, [*argv, "--run-id", "run-1"])

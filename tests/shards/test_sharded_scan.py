@@ -62,6 +62,10 @@ def rules(tmp_path: Path, org: Organization) -> Path:
             "external_id_env": "HYGIENE_EXTERNAL_ID",
         },
     }
+    # moto's IAM enforcement checks Batch's action in lower case and rejects some
+    # signatures of the workload services (docs/ecr-facts.md): the in-use sources are
+    # tested without enforcement (tests/workloads), the accounts' ECR reads here
+    policy["in_use"] = {"aws_sources": []}
     directory = tmp_path / "rules"
     directory.mkdir()
     (directory / "default.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
