@@ -49,7 +49,7 @@ def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
 
 def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> None:
     """The bare boto3 scan that benchmarks.scan measures `hygiene scan` against makes the
-    minimum calls, the same ones the collector makes."""
+    minimum calls, the same ECR calls the collector makes."""
     from benchmarks.scan import NOW, floor_scan
     from hygiene.config import Policy, ProjectsRegistry
     from hygiene.scan import collect, open_registry
@@ -66,8 +66,16 @@ def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> 
             now=NOW,
             progress=False,
         )
-    assert floor == minimum_calls(inventory) == inventory.run.api_calls
+    calls = inventory.run.api_calls
+    ecr = {operation: n for operation, n in calls.items() if operation in floor}
+    assert floor == minimum_calls(inventory) == ecr
     assert floor["BatchGetImage"] == 6
+    # besides ECR's, the scan reads the workloads in use (one call per source here)
+    assert {operation: calls[operation] for operation in set(calls) - set(floor)} == {
+        "ListClusters": 1,
+        "ListFunctions": 1,
+        "DescribeJobDefinitions": 1,
+    }
 
 
 @pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
