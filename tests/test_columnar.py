@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
+from hygiene.inventory import SourceStatus
 from hygiene.jsonout import document_bytes
 from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
 from hygiene.plan import _columnar_image_proposals, plan
@@ -96,6 +97,30 @@ def test_synthetic_registry_plan_and_findings_equal_the_object_path(
     slow = plan_all(_objects(evaluation), inventory, config, NOW)
     assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
     assert sum(p.action is Action.PUT_LIFECYCLE_POLICY for p in fast) > 0
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["sources-read", "a-source-failed"])
+def test_columnar_plan_records_in_use_sources_like_the_object_path(failed: bool) -> None:
+    """Delete proposals name the in-use sources read; none when a source failed (the plan's
+    own guard: the findings here were made before the failure was recorded)."""
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    inventory.run.in_use = [
+        SourceStatus("ecs us-east-1", "ecs", "ok", references=2),
+        SourceStatus("lambda us-east-1", "lambda", "failed" if failed else "ok"),
+    ]
+    fast = plan(evaluation, inventory, config, NOW)
+    slow = plan(_objects(evaluation), inventory, config, NOW)
+    assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
+    deletes = [p for p in fast if p.action is Action.DELETE_IMAGES]
+    if failed:
+        assert deletes == [] and fast  # the repository proposals remain
+    else:
+        assert deletes
+        assert all(
+            p.evidence["in_use_checked"] == ["ecs us-east-1", "lambda us-east-1"] for p in deletes
+        )
 
 
 def test_columnar_plan_declines_another_inventory_and_repeated_digests() -> None:
