@@ -91,7 +91,8 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
             complete=True,  # the whole plan; what expires is decided per repository seen
             coverage=ScanCoverage.of(inventory, str(run_id)),
         )
-        return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
+        # as stored (state, dates …), read back without their evidence
+        return list(store.as_stored(proposals))
 
     return persist
 

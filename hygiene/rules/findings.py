@@ -8,8 +8,9 @@ goes to ``muted``.
 Image rules that delete: a hit on a protected, mutelisted or rule-kept image is kept
 (:mod:`hygiene.rules.kept`); every other becomes the root of a deletion unit
 (:mod:`hygiene.rules.units`). Every rule that hit an image gives its own finding and
-names the others in ``details["also"]``; the plan proposes each unit once. Image rules
-that delete nothing only report.
+names the others in ``details["also"]``; the plan proposes each unit once. Image
+findings stay columns (:class:`hygiene.findingtable.ImageFindings`). Image rules that
+delete nothing only report.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hygiene.messages import Message
+from hygiene.findingtable import ImageFindings, RuleInfo, message_parts
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
-from hygiene.rules.columns import pylist, utc_iso_strings, utc_ns
+from hygiene.rules.columns import pylist, utc_ns
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import is_muted, muted_images
 from hygiene.rules.protections import Edges, Protections
@@ -139,11 +139,13 @@ def drop_superseded(findings: list[Finding], source: Sequence[Finding]) -> list[
 
 
 @dataclass
-class ImageFindings:
-    """What :func:`image_findings` returns: findings, and the muted ones of rules that
-    delete nothing (a muted deletion is a kept image instead, with reason ``mutelisted``)."""
+class ImageResult:
+    """What :func:`image_findings` returns: the findings of the rules that delete, as
+    columns (None: none), and the findings of the rules that delete nothing, with their
+    muted ones (a muted deletion is a kept image instead, with reason ``mutelisted``)."""
 
-    findings: list[Finding]
+    columns: ImageFindings | None
+    reported: list[Finding]
     muted: list[Finding]
 
 
@@ -155,7 +157,7 @@ def image_findings(
     edges: Edges,
     kept: KeptImages,
     lap: Callable[[str], None],
-) -> ImageFindings:
+) -> ImageResult:
     """Findings of the image rules' hits; the images kept instead go to ``kept``.
 
     ``rule_hits``: each image rule with its hits, in code order. ``lap`` marks the end of
@@ -204,11 +206,11 @@ def image_findings(
                 )
         deletable_by_rule.append((rule, hits[~keep]))
 
-    reported = _reported(reporting, images, mutes)
+    reported, reported_muted = _reported(reporting, images, mutes)
     hit_frames = [(i, h) for i, (_, h) in enumerate(deletable_by_rule) if len(h)]
     if not hit_frames:
         lap("kept")
-        return ImageFindings(reported.findings + [], reported.muted)
+        return ImageResult(None, reported, reported_muted)
     rows = np.concatenate([h.index.to_numpy(dtype=np.int64) for _, h in hit_frames])
     rule_of = np.concatenate([np.full(len(h), i, dtype=np.int64) for i, h in hit_frames])
     messages = np.concatenate([h["message"].to_numpy(dtype=object) for _, h in hit_frames])
@@ -227,8 +229,9 @@ def image_findings(
     kept.discard(units.members)  # a dependent that goes with its owner is not kept
     lap("units")
     hits = _Hits(rows, rule_of, messages, details)
-    findings = _unit_findings(images, [r for r, _ in deletable_by_rule], hits, units, also, lap)
-    return ImageFindings(findings + reported.findings, reported.muted)
+    found = _unit_findings(images, [r for r, _ in deletable_by_rule], hits, units, also, lap)
+    found.unique_digests = edges.unique_digests
+    return ImageResult(found, reported, reported_muted)
 
 
 def _also(rows: np.ndarray, rule_of: np.ndarray, codes: list[str]) -> dict[int, list[str]]:
@@ -250,8 +253,9 @@ def _reported(
     rule_hits: Sequence[tuple[Rule, pd.DataFrame]],
     images: pd.DataFrame,
     mutes: Sequence[MuteRule],
-) -> ImageFindings:
-    """Findings of image rules that delete nothing: one per hit, on the image alone."""
+) -> tuple[list[Finding], list[Finding]]:
+    """Findings of image rules that delete nothing, and the muted ones: one per hit, on
+    the image alone."""
     findings: list[Finding] = []
     muted_findings: list[Finding] = []
     for rule, hits in rule_hits:
@@ -272,6 +276,7 @@ def _reported(
             muted,
             strict=True,
         ):
+            text, template, params = message_parts(message)
             finding = Finding(
                 code=rule.code,
                 rule=rule.name,
@@ -280,15 +285,17 @@ def _reported(
                 region=region,
                 repository=repository,
                 namespace=namespace,
-                message=message,
+                message=text,
                 fix=rule.fix,
                 fix_safety=rule.fix_safety,
                 image_digest=digest,
                 tags=tuple(tags),
                 details=dict(detail) if isinstance(detail, dict) else {},
+                message_template=template,
+                message_params=params,
             )
             (muted_findings if mute else findings).append(finding)
-    return ImageFindings(findings, muted_findings)
+    return findings, muted_findings
 
 
 def _unit_findings(
@@ -298,8 +305,10 @@ def _unit_findings(
     units: Units,
     also: dict[int, list[str]],
     lap: Callable[[str], None],
-) -> list[Finding]:
-    """One finding per rule hit, ordered by rule, repository and push time."""
+) -> ImageFindings:
+    """One finding per rule hit, ordered by rule, repository and push time, as columns
+    (:class:`~hygiene.findingtable.ImageFindings`): ``Finding`` objects are made only
+    when something asks for one."""
     order = np.lexsort(
         (
             utc_ns(images["pushed_at"])[hits.rows],
@@ -308,83 +317,43 @@ def _unit_findings(
         )
     )
     rows = hits.rows[order]
-    columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
-    sub = images[[*columns, "unit_last_pull"]].iloc[rows]
-    digests_of, bytes_of = units.lookup(rows)
+    rule_of = hits.rules[order]
+    columns = ["account", "region", "repository", "namespace", "tags"]
+    sub = images[columns].iloc[rows]
+    offsets, member_rows, member_digests, unit_bytes = units.gather(rows)
     namespaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
-    constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
+    codes = [r.code for r in rules]
     also_of = np.full(len(rows), None, dtype=object)
     if also:
         for position in np.flatnonzero(np.isin(rows, np.fromiter(also, dtype=np.int64))).tolist():
-            also_of[position] = also[int(rows[position])]
-    columns_as_lists = (
-        hits.rules[order].tolist(),
-        pylist(sub["account"]),
-        pylist(sub["region"]),
-        pylist(sub["repository"]),
-        namespaces.tolist(),
-        sub["tags"].tolist(),
-        hits.messages[order].tolist(),
-        digests_of,
-        bytes_of,
-        utc_iso_strings(sub["pushed_at"]),
-        utc_iso_strings(sub["unit_last_pull"]),
-        hits.details[order].tolist(),
-        also_of.tolist(),
+            own = codes[int(rule_of[position])]
+            also_of[position] = [c for c in also[int(rows[position])] if c != own]
+    found = ImageFindings(
+        rules=[RuleInfo(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules],
+        rule=rule_of,
+        rows=rows,
+        account=pylist(sub["account"]),
+        region=pylist(sub["region"]),
+        repository=pylist(sub["repository"]),
+        namespace=namespaces.tolist(),
+        tags=sub["tags"].tolist(),
+        message=hits.messages[order].tolist(),
+        unit_offsets=offsets,
+        unit_digests=member_digests.tolist(),
+        unit_rows=member_rows,
+        bytes=unit_bytes,
+        pushed_at=_ns(images["pushed_at"], rows),
+        last_pull=_ns(images["unit_last_pull"], rows),
+        details=hits.details[order].tolist(),
+        also=also_of.tolist(),
     )
     lap("image-findings-prep")
-    findings: list[Finding] = []
-    append = findings.append
-    for (
-        rule_index,
-        account,
-        region,
-        repository,
-        namespace,
-        tags,
-        message,
-        unit,
-        size,
-        pushed_at,
-        last_pull,
-        detail,
-        all_rules,
-    ) in zip(*columns_as_lists, strict=True):
-        code, name, severity, fix, fix_safety = constants[rule_index]
-        details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at, "last_pull": last_pull}
-        if all_rules is not None:
-            details["also"] = [c for c in all_rules if c != code]
-        if isinstance(detail, dict):
-            details.update(detail)
-        text, template, params = message_parts(message)
-        finding = Finding(
-            code=code,
-            rule=name,
-            severity=severity,
-            account=account,
-            region=region,
-            repository=repository,
-            namespace=namespace,
-            message=text,
-            fix=fix,
-            fix_safety=fix_safety,
-            image_digest=unit[0],
-            tags=tuple(tags),
-            bytes=size,
-            details=details,
-            message_template=template,
-            message_params=params,
-        )
-        append(finding)
-    return findings
+    return found
 
 
-def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
-    """(English text, template, parameters) of a rule's message (a :class:`Message`, or
-    plain text from a rule that has no template)."""
-    if isinstance(value, Message):
-        return value.render(), value.template, dict(value.params)
-    return str(value), "", {}
+def _ns(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Aware UTC times of ``rows`` as int64 nanoseconds (NaT: the int64 minimum)."""
+    return utc_ns(values)[rows].view(np.int64)
 
 
 @dataclass
