@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SOURCES := hygiene hygiene_demo benchmarks tests
 
-.PHONY: setup demo test test-fast lint typecheck unit bench lock clean
+.PHONY: setup browser demo test test-fast lint typecheck unit bench lock clean
 
 setup: $(STAMP)
 
@@ -26,8 +26,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -n 2 -q
+
+# The layout tests drive Debian's chromium (never a browser download): as root, install
+# it when it is missing; otherwise say how.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the layout tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "the layout tests need /usr/bin/chromium: run make test as root or apt-get install chromium" >&2; \
+	    exit 1; \
+	  fi; }
 
 test: lint typecheck unit
 

@@ -513,6 +513,12 @@ class NotifySettings(Section):
     admin_emails: list[EmailAddress] = Field(default_factory=list)  # of the nightly report
     weekly_cc_members: bool = False  # copy the project's members on its weekly report
     subject_prefix: str = Field(default="[registry-hygiene]", max_length=100)
+    # E-mail carries the full tables as attachments up to this size (zipped above 1 MiB);
+    # above it, the mail says where the files are.
+    attachment_max_bytes: int = Field(default=10_000_000, ge=0, le=50_000_000)
+    # Settings of the other channels (hygiene/notify/channels/<name>.py), by channel name;
+    # each channel checks its own section (``hygiene config check`` reports errors).
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class ReportSettings(Section):

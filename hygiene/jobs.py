@@ -47,6 +47,7 @@ from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
 from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
+from hygiene.messages import message_json
 from hygiene.model import FixSafety, Proposal, ProposalState
 from hygiene.store.locks import REGISTRY_LOCK
 
@@ -396,7 +397,7 @@ def scan_document(
         "findings": [f.to_json() for f in evaluation.findings],
         "kept": [k.to_json() for k in evaluation.kept],
         "proposals": [p.to_json() for p in proposals],
-        "mute_warnings": list(getattr(evaluation, "mute_warnings", [])),
+        "mute_warnings": [message_json(w) for w in getattr(evaluation, "mute_warnings", [])],
         "job": {
             "kind": run.kind,
             "id": run.run_id,
@@ -588,6 +589,7 @@ def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str |
 
 def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | None:
     from hygiene.authz.policy import check_admins
+    from hygiene.checks import check_channels
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
@@ -595,7 +597,9 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
     try:
-        config = load_config(Path(rules_dir), checks=[validate_config, check_admins])
+        config = load_config(
+            Path(rules_dir), checks=[validate_config, check_admins, check_channels]
+        )
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())

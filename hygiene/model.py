@@ -54,6 +54,10 @@ class Finding:
     tags: tuple[str, ...] = ()
     bytes: int = 0  # reclaimable bytes (image rules)
     details: dict[str, Any] = field(default_factory=dict)  # rule-specific (rename maps …)
+    # ``message`` as a template (the gettext id) and its parameters: reports render it in
+    # their language (hygiene.messages); empty for a message that has no template
+    message_template: str = ""
+    message_params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

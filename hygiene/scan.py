@@ -36,6 +36,7 @@ from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
+from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
 
 if TYPE_CHECKING:
@@ -314,7 +315,7 @@ class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     kept: list[KeptImage] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
-    mute_warnings: list[str] = field(default_factory=list)
+    mute_warnings: list[Any] = field(default_factory=list)  # Message (expired mutelist entries)
     snapshot: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -325,7 +326,7 @@ class ScanResult:
             "findings": [f.to_json() for f in self.findings],
             "kept": [k.to_json() for k in self.kept],
             "proposals": [p.to_json() for p in self.proposals],
-            "mute_warnings": list(self.mute_warnings),
+            "mute_warnings": [message_json(w) for w in self.mute_warnings],
             "snapshot": str(self.snapshot) if self.snapshot else None,
         }
 

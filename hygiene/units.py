@@ -1,17 +1,29 @@
-"""Sizes for people: one formatter for the CLI, plan summaries and lifecycle previews.
+"""Sizes for people: one unit system for the CLI, reports, exports and docs.
 
-Decimal units (1 GB = 10^9 bytes), like the AWS console shows image sizes. The HTML
-reports format sizes with Babel in binary units and say so (``GiB``).
+Binary units with their IEC names: 1 KiB = 1024 B, 1 MiB = 1024 KiB, 1 GiB = 1024 MiB
+(1,073,741,824 bytes). ECR bills storage per "GB-month" of this size, so a size and its
+cost use the same unit. Sizes stay bytes until they are shown; :func:`split_size` picks
+the unit and the reports format the number for their locale with it
+(:meth:`hygiene.report.format.Formatter.size`).
 """
 
 from __future__ import annotations
 
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+STEP = 1024
+
+
+def split_size(value: float) -> tuple[float, str]:
+    """``(number, unit)`` with the number below 1024 (bytes stay whole)."""
+    amount = float(value)
+    unit = 0
+    while abs(amount) >= STEP and unit < len(UNITS) - 1:
+        amount /= STEP
+        unit += 1
+    return amount, UNITS[unit]
+
 
 def human_bytes(value: float) -> str:
-    """``5_410_000_000`` → ``"5.4 GB"``; ``512`` → ``"512 B"``."""
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(size) < 1000:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{size:.1f} TB"
+    """``480_245_554_375`` → ``"447.3 GiB"``; ``512`` → ``"512 B"``."""
+    amount, unit = split_size(value)
+    return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"

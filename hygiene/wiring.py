@@ -26,7 +26,7 @@ from hygiene.inventory import Inventory
 from hygiene.jobs import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
-from hygiene.notify.deliver import DeliveryResult, deliver_all
+from hygiene.notify.deliver import DeliveryResult, deliver_all, record_deliveries
 from hygiene.report.data import (
     ApplyOutcome,
     HistoryRun,
@@ -215,7 +215,8 @@ class Wired:
 
     # -- reports
     def _history(self) -> list[HistoryRun]:
-        runs = self.store.runs(last=self.config.policy.report.trend_runs)
+        # several runs a day (nightly, weekly, by hand): read enough for trend_runs days
+        runs = self.store.runs(last=self.config.policy.report.trend_runs * 4)
         # the store says ok | degraded | incomplete | failed | abandoned; the reports say
         # complete | … (a degraded run's scan was complete: only its delivery failed)
         status = {"ok": "complete", "degraded": "complete"}
@@ -307,12 +308,15 @@ class Wired:
         """
         results = deliver_all(reports, self.config) if self.send else []
         self.deliveries += results
+        if results and reports and "html" in reports[0].files:
+            record_deliveries(reports[0].files["html"].parent, results)
         for result in results:
+            reached = f" (reached {', '.join(result.reached)})" if result.reached else ""
             self.store.audit(
                 "notify",
                 "ok" if result.ok else "failed",
                 detail=f"{result.report} via {result.channel} to {result.target}"
-                + ("" if result.ok else f": {result.error}"),
+                + (reached if result.ok else f": {result.error}"),
             )
         if all(r.ok for r in results):
             now = self.announced_at

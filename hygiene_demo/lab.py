@@ -96,7 +96,7 @@ suporte:
 ml:
 - {name: ml/training-gpu, created_days: 720, resource_tags: {"hygiene:keep": "true", project: ml},
    facts: [opt_out_repository],
-   about: "CUDA training images of 1-3 GB, rarely pulled; opted out with hygiene:keep=true",
+   about: "CUDA training images of 1-3 GiB, rarely pulled; opted out with hygiene:keep=true",
    stream: {builds: 40, first_days: 715, last_days: 21, scheme: date, pulls: occasional,
             never_pulled: 0.3, size_mb: [1200, 2600]}}
 - {name: ml/notebook, created_days: 600, about: "Jupyter images; multi-arch OCI indexes",

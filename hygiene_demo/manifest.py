@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from hygiene.inventory import SIGNATURE_TAG, namespace_of
+from hygiene.units import human_bytes
 from hygiene_demo.mediatypes import DOCKER_LIST, OCI_INDEX
 
 
@@ -149,6 +150,9 @@ class SeedManifest:
         ]
 
 
+GIB = 1024**3
+
+
 def summary_line(manifest: SeedManifest) -> str:
     """One line for ``hygiene demo`` output and logs."""
     counts = manifest.counts()
@@ -156,20 +160,20 @@ def summary_line(manifest: SeedManifest) -> str:
         f"seeded {counts['repositories']} repositories, {counts['images']} images "
         f"({counts['indexes']} indexes, {counts['index_children']} index children, "
         f"{counts['referrers']} referrers, {counts['untagged']} untagged, "
-        f"{counts['bytes'] / 1e9:.0f} GB) in {manifest.elapsed_seconds:.2f}s"
+        f"{human_bytes(counts['bytes'])}) in {manifest.elapsed_seconds:.2f}s"
     )
 
 
 def repository_table(manifest: SeedManifest) -> str:
     """A Markdown table of the seeded repositories (``docs/embedded-registry.md``)."""
     lines = [
-        "| repository | images | untagged | GB | what it shows |",
+        "| repository | images | untagged | GiB | what it shows |",
         "|---|---:|---:|---:|---|",
     ]
     for repo in manifest.repositories:
         images = manifest.images_of(repo.name)
         untagged = sum(not i.tags for i in images)
-        size = sum(i.size_bytes for i in images if not i.is_index) / 1e9
+        size = sum(i.size_bytes for i in images if not i.is_index) / GIB
         lines.append(
             f"| `{repo.name}` | {len(images)} | {untagged} | {size:.1f} | {repo.description} |"
         )

@@ -30,6 +30,7 @@ from botocore.config import Config as BotoConfig
 from hygiene.authz.identity import PROOF_PATH, proof_mac
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account for any access key
+REGION = "us-east-1"  # the region the demo seeds and scans
 DUMMY_CREDENTIALS = {
     "aws_access_key_id": "testing",
     "aws_secret_access_key": "testing",

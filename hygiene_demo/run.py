@@ -20,13 +20,16 @@ from hygiene.authz.identity import os_user
 from hygiene.config import POLICY_FILE, PROJECTS_FILE, Config
 from hygiene.errors import HygieneError
 from hygiene.jobs import JobResult, run_nightly, run_weekly
+from hygiene.report.render import LATEST
 from hygiene.scan import RegistryAccess, ScanResult
 from hygiene.wiring import Wired, build_job_deps
 from hygiene_demo.manifest import summary_line
-from hygiene_demo.registry import EmbeddedRegistry
+from hygiene_demo.registry import REGION, EmbeddedRegistry
 from hygiene_demo.seed import seed_lab_registry
 from hygiene_demo.workloads import DemoWorkload, seed_demo_workloads
 
+DEMO_DB = "demo.db"
+DB_SIDECARS = ("-wal", "-shm", "-journal")
 DEMO_ACCOUNT = "123456789012"  # the embedded registry's, unless registry.account says
 
 
@@ -78,14 +81,20 @@ def run_demo(
     rng_seed: int = 7,
 ) -> DemoOutcome:
     out_dir.mkdir(parents=True, exist_ok=True)
-    store_url = store_url or f"sqlite:///{(out_dir / 'demo.db').resolve()}"
+    if store_url is None:
+        # each demo starts from a fresh store: the registry is seeded anew, so a previous
+        # run's proposals, grace dates and history would describe another registry
+        database = (out_dir / DEMO_DB).resolve()
+        for stale in (database, *(database.with_name(database.name + s) for s in DB_SIDECARS)):
+            stale.unlink(missing_ok=True)
+        store_url = f"sqlite:///{database}"
     manifest = seed_lab_registry(registry, config.projects, now, rng_seed=rng_seed)
     # workloads that run some of the stale images: kept because they run (docs/in-use.md)
     workloads = seed_demo_workloads(registry.endpoint_url, manifest)
     access = RegistryAccess(
         endpoint_url=registry.endpoint_url,
         session=registry.session(),
-        regions=("us-east-1",),
+        regions=(REGION,),
         source="embedded",
     )
     deps = build_job_deps(
@@ -120,7 +129,9 @@ def run_demo(
     scan_json = out_dir / "scan.json"
     scan_json.write_text(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
     outcome.outputs.append(("scan JSON", scan_json))
+    latest = out_dir / LATEST
     for report in wired.reports:
         label = "admin report" if report.kind == "nightly" else f"owner report {report.namespace}"
-        outcome.outputs.append((label, report.files["html"]))
+        # latest/ holds the same files under a path that does not change from run to run
+        outcome.outputs.append((label, latest / report.files["html"].name))
     return outcome

@@ -39,6 +39,7 @@ import yaml
 from hygiene.authz import Identity, TrustPolicy
 from hygiene.config import Config, Policy, Project, ProjectsRegistry
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories, namespace_of
+from hygiene.messages import Message
 from hygiene.model import Action, Finding, FixSafety, Proposal, ProposalState, Severity, proposal_id
 from hygiene.rules import RULES, Evaluation
 
@@ -323,7 +324,7 @@ def finding(
     tags: Sequence[str] = (),
     bytes: int = 0,
     details: Mapping[str, Any] | None = None,
-    message: str | None = None,
+    message: str | Message | None = None,
     fix: str = "",
     rule: str | None = None,
     severity: Severity | None = None,
@@ -337,9 +338,14 @@ def finding(
 
     ``digest`` and ``unit`` are aliases or digests; ``unit`` goes to
     ``details["unit"]`` (the digests deleted together), as the rules engine puts it.
-    ``namespace`` defaults to the repository's.
+    ``namespace`` defaults to the repository's. ``message`` may be a :class:`Message` (a
+    rule's template and parameters), as the rules engine gives it.
     """
     known = RULES.get(code)
+    template, params = "", {}
+    if isinstance(message, Message):
+        template, params = message.template, dict(message.params)
+        message = message.render()
     extra = dict(details or {})
     if unit is not None:
         extra["unit"] = [digest_of(d) for d in unit]
@@ -359,6 +365,8 @@ def finding(
         tags=tuple(tags),
         bytes=bytes,
         details=extra,
+        message_template=template,
+        message_params=params,
     )
 
 

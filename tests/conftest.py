@@ -46,6 +46,8 @@ INTEGRATION_FIXTURES = frozenset(
         "postgres_server",  # a PostgreSQL server process (tests/postgres.py)
         "smtp_server",  # a local SMTP server
         "slack_server",  # the Slack stand-in HTTP server
+        "webhook_server",  # a chat incoming-webhook HTTP server (Teams, Mattermost, Google Chat)
+        "chromium",  # Debian's chromium driven by Playwright (a browser process)
         "k8s_api",  # the local Kubernetes API server (hygiene_demo.kubernetes_api)
         "subprocess_env",  # the environment of a child process (the CLI end to end …)
         "connection_counter",  # a socket listening on loopback (tests/config/test_corpus.py)
@@ -109,6 +111,24 @@ def slack_server() -> Callable[..., AbstractContextManager[Any]]:
     from tests.notify.servers import start_slack_server
 
     return start_slack_server
+
+
+@pytest.fixture
+def webhook_server() -> Callable[..., AbstractContextManager[Any]]:
+    """``with webhook_server(status=…) as hook``: an HTTP server on loopback that records
+    the JSON posted to it, like a chat service's incoming webhook (tests/notify/servers.py)."""
+    from tests.notify.servers import start_webhook_server
+
+    return start_webhook_server
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Debian chromium (Playwright), one per test session and worker."""
+    from tests.browser.chromium import chromium as start
+
+    with start() as context:
+        yield context
 
 
 @pytest.fixture

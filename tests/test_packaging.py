@@ -147,7 +147,7 @@ def test_installed_wheel_renders_reports_from_anywhere(
     where = json.loads(proc.stdout.splitlines()[0])
     assert Path(where["package"]).is_relative_to(site)
     assert Path(where["templates"]) == site / "hygiene" / "report" / "templates"
-    (html,) = (elsewhere / "out").glob("*/nightly.html")
+    (html,) = (elsewhere / "out").glob("2*/nightly.html")  # the run's folder (latest/ too)
     page = html.read_text(encoding="utf-8")
     assert "r-installed" in page and "{%" not in page and "<table" in page
     assert (html.parent / "nightly.txt").is_file()

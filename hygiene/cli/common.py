@@ -73,13 +73,14 @@ def log_format_option(func: F) -> F:
 
 
 def load(rules_dir: Path) -> Config:
-    """The configuration in ``rules_dir``, rule options and admins entries included
-    (exit 2 when invalid)."""
+    """The configuration in ``rules_dir``, rule options, admins entries and channel
+    settings included (exit 2 when invalid)."""
     from hygiene.authz.policy import check_admins
+    from hygiene.checks import check_channels
     from hygiene.config import load_config
     from hygiene.rules import validate_config
 
-    return load_config(rules_dir, checks=[validate_config, check_admins])
+    return load_config(rules_dir, checks=[validate_config, check_admins, check_channels])
 
 
 MAX_ERROR_LINES = 20

@@ -49,7 +49,8 @@ def require_demo_extra() -> None:
     "--store",
     "store_url",
     default=None,
-    help="Store URL for the demo run (default: sqlite file inside the output directory).",
+    help="Store URL for the demo run (default: a fresh demo.db in the output directory, "
+    "replacing the previous run's).",
 )
 @click.option(
     "--keep-running",
@@ -62,7 +63,7 @@ def require_demo_extra() -> None:
     "--grace-days",
     type=click.IntRange(0, 365),
     default=None,
-    help="Grace period of this demo's proposals (default: apply.grace_days). "
+    help="Grace period of every proposal of this run (default: apply.grace_days). "
     "0 lets you approve and apply right away against --keep-running.",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Log every step (default: warnings only).")
@@ -81,14 +82,15 @@ def demo_command(
 
     The registry is seeded like the lab's (40 repositories, ~1,500 images); everything
     after seeding is the production code path. Reports, exports, the snapshot, the
-    demo's store (demo.db) and its configuration (rules/: yours, with you as an admin)
-    go to --out. With --keep-running the export lines include HYGIENE_DEMO_TOKEN: the
-    secret that makes `hygiene approve` in that shell act as os:<you>, and only against
-    this demo's registry.
+    demo's store (demo.db, fresh for each run unless --store is given) and its
+    configuration (rules/: yours, with you as an admin) go to --out; the newest reports
+    are also in --out/latest/. With --keep-running the export lines include
+    HYGIENE_DEMO_TOKEN: the secret that makes `hygiene approve` in that shell act as
+    os:<you>, and only against this demo's registry.
     """
     require_demo_extra()
     from hygiene.cli.output import print_table
-    from hygiene_demo.registry import DUMMY_CREDENTIALS, EmbeddedRegistry
+    from hygiene_demo.registry import EmbeddedRegistry
     from hygiene_demo.run import demo_rules, run_demo
 
     configure_logging(log_format, logging.INFO if verbose else logging.WARNING)
@@ -110,17 +112,13 @@ def demo_command(
         print_table(outcome.result)
         for label, path in outcome.outputs:
             click.echo(f"{label}: {path}")
+        click.echo(f"store: {outcome.store_url}")
         if keep_running:
             click.echo(
-                "\nembedded registry is up. In another shell:\n"
-                f"  export AWS_ENDPOINT_URL={registry.endpoint_url}\n"
-                f"  export AWS_ACCESS_KEY_ID={DUMMY_CREDENTIALS['aws_access_key_id']} "
-                f"AWS_SECRET_ACCESS_KEY={DUMMY_CREDENTIALS['aws_secret_access_key']}\n"
-                f"  export HYGIENE_STORE_URL={outcome.store_url}\n"
-                f"  export HYGIENE_RULES_DIR={demo_dir.resolve()}\n"
-                f"  export HYGIENE_DEMO_TOKEN={registry.demo_token}\n"
-                "  aws ecr describe-repositories   # or: hygiene proposals\n"
-                "Ctrl-C to stop."
+                "\n"
+                + keep_running_hints(
+                    registry.endpoint_url, outcome.store_url, demo_dir, registry.demo_token
+                )
             )
             os.environ["AWS_ENDPOINT_URL"] = registry.endpoint_url
             try:
@@ -129,6 +127,27 @@ def demo_command(
             except KeyboardInterrupt:
                 pass
     return max((job.exit_code for job in outcome.jobs), default=0)
+
+
+def keep_running_hints(
+    endpoint_url: str, store_url: str, rules_dir: Path, token: str | None
+) -> str:
+    """What to type in another shell to use the embedded registry and the demo's store:
+    every line works as printed (tests/test_demo.py runs them)."""
+    from hygiene_demo.registry import DUMMY_CREDENTIALS, REGION
+
+    return (
+        "embedded registry is up. In another shell:\n"
+        f"  export AWS_ENDPOINT_URL={endpoint_url}\n"
+        f"  export AWS_ACCESS_KEY_ID={DUMMY_CREDENTIALS['aws_access_key_id']} "
+        f"AWS_SECRET_ACCESS_KEY={DUMMY_CREDENTIALS['aws_secret_access_key']}\n"
+        f"  export AWS_DEFAULT_REGION={REGION}\n"
+        f"  export HYGIENE_STORE_URL={store_url}\n"
+        f"  export HYGIENE_RULES_DIR={rules_dir.resolve()}\n"
+        + (f"  export HYGIENE_DEMO_TOKEN={token}\n" if token else "")
+        + "  hygiene proposals --namespace ml       # or: aws ecr describe-repositories\n"
+        "Ctrl-C to stop."
+    )
 
 
 def register(group: click.Group) -> None:

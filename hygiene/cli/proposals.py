@@ -151,17 +151,64 @@ def _row(stored: StoredProposal) -> dict[str, Any]:
     }
 
 
-def _print_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]], title: str) -> None:
+# Widest a cell needs to be before it wraps, for choosing which columns fit.
+CELL_CAP = 32
+SHORT_CELL = 16  # columns whose values are all this short keep them on one line
+PIPE_WIDTH = 200  # tables written to a file or a pipe (no terminal to fit)
+
+
+def fitting_columns(
+    rows: list[dict[str, Any]], columns: list[tuple[str, str]], optional: list[str], width: int
+) -> list[tuple[str, str]]:
+    """``columns`` minus the ``optional`` ones (dropped in that order) the terminal has no
+    room for; what stays wraps within its cells."""
+
+    def needed(chosen: list[tuple[str, str]]) -> int:
+        widths = [
+            min(CELL_CAP, max([min(len(header), 12)] + [len(str(r[key])) for r in rows]))
+            for key, header in chosen
+        ]
+        return sum(widths) + 3 * len(chosen) + 1  # borders and padding
+
+    chosen = list(columns)
+    for key in optional:
+        if needed(chosen) <= width:
+            break
+        chosen = [c for c in chosen if c[0] != key]
+    return chosen
+
+
+def _print_table(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str]],
+    title: str,
+    optional: list[str] = (),  # type: ignore[assignment]
+) -> None:
+    """A table as wide as the terminal (``$COLUMNS`` when set): optional columns are left
+    out when they do not fit, and long cells wrap (ids and digests fold). Written to a
+    file or a pipe, it is :data:`PIPE_WIDTH` wide: nothing to wrap for."""
+    import os
+    import sys
+
     from rich.table import Table
 
     from hygiene.cli.terminal import SafeConsole
 
-    table = Table(title=title, show_lines=False)
-    for _, header in columns:
-        table.add_column(header, overflow="fold")
+    sized = sys.stdout.isatty() or bool(os.environ.get("COLUMNS"))
+    console = SafeConsole(width=None if sized else PIPE_WIDTH)
+    shown = fitting_columns(rows, columns, list(optional), console.width)
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for key, header in shown:
+        longest = max((len(str(r[key])) for r in rows), default=0)
+        short = key == "id" or longest <= SHORT_CELL  # ids, states, sizes, dates: never split
+        # a long header may wrap over two lines; the values of short columns never do
+        table.add_column(header, overflow="fold", min_width=longest if short else None)
     for row in rows:
-        table.add_row(*(str(row[key]) for key, _ in columns))
-    SafeConsole(width=200).print(table)
+        table.add_row(*(str(row[key]) for key, _ in shown))
+    console.print(table)
+    left_out = [header for key, header in columns if (key, header) not in shown]
+    if left_out:
+        console.print(f"({', '.join(left_out)}: widen the terminal or use --format csv/json)")
 
 
 @click.command("proposals")
@@ -236,7 +283,12 @@ def proposals_cmd(
             ("grace", "grace until (UTC)"),
             ("summary", "summary"),
         ]
-        _print_table(rows, columns, f"{len(rows)} proposal(s) in {store.url}")
+        _print_table(
+            rows,
+            columns,
+            f"{len(rows)} proposal(s) in {store.url}",
+            optional=["summary", "fix_safety", "rule_codes", "action"],
+        )
 
 
 def _select_ids(
@@ -307,30 +359,48 @@ def approve_cmd(
 @click.command("reject")
 @rules_dir_option
 @store_option
-@click.argument("ids", nargs=-1, required=True)
+@click.argument("ids", nargs=-1)
 @click.option(
     "--reason",
     type=TEXT,
     required=True,
     help="Why (shown to the owners and kept in the audit).",
 )
-def reject_cmd(rules_dir: Path, store_url: str | None, ids: tuple[str, ...], reason: str) -> None:
+@click.option("--namespace", help="Reject every open proposal of this namespace (admins only).")
+@click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+def reject_cmd(
+    rules_dir: Path,
+    store_url: str | None,
+    ids: tuple[str, ...],
+    reason: str,
+    namespace: str | None,
+    rule: str | None,
+) -> None:
     """Reject (object to) proposals; they are never applied.
 
     Admins may reject anything. A project's owners and members may reject proposals in
-    their own namespace, signed in through IAM Identity Center (their session name, their
-    e-mail): that is how an owner objects to a deletion announced in the weekly report.
+    their own namespace by id, signed in through IAM Identity Center (their session name,
+    their e-mail): that is how an owner objects to a deletion announced in the weekly
+    report. Rejecting a whole namespace or rule at once (--namespace, --rule) is for
+    admins, with the same verification as approving.
     """
-    from hygiene.authz import deployed, require_objector
+    from hygiene.authz import deployed, require_admin, require_objector
 
     config, store = _open(rules_dir, store_url)
     pinned = deployed(store.pinned_trust(), store.url)
-    targets = store.proposals(ids=list(ids))
-    approver = require_objector(
-        caller(config, _lazy(config)), pinned, {t.proposal.namespace for t in targets}
-    )
+    identity = caller(config, _lazy(config))
+    if namespace or rule:
+        approver = require_admin(identity, pinned, "reject")
+        open_states = [ProposalState.PROPOSED.value, ProposalState.APPROVED.value]
+        chosen = _select_ids(store, ids, namespace, rule, open_states)
+    else:
+        if not ids:
+            raise ConfigError("give proposal ids, or --namespace NS [--rule CODE] (admins)")
+        chosen = list(ids)
+        targets = store.proposals(ids=chosen)
+        approver = require_objector(identity, pinned, {t.proposal.namespace for t in targets})
     _note_differences(config, pinned)
-    for stored in store.reject(list(ids), approver, reason):
+    for stored in store.reject(chosen, approver, reason):
         click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
 
 
@@ -387,19 +457,10 @@ def apply_cmd(
     if fmt == "json":
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
-        prefix = "[dry run] " if dry_run else ""
-        for proposal_id, (state, detail) in result.states.items():
-            click.echo(f"{prefix}{proposal_id}: {state}: {detail}")
-        waiting = list(result.not_eligible.items())
-        shown = waiting if ids else waiting[:10]
-        for proposal_id, why in shown:
-            click.echo(f"{prefix}{proposal_id}: not applied: {why}")
-        if len(waiting) > len(shown):
-            click.echo(
-                f"{prefix}… and {len(waiting) - len(shown)} more not applied (--format json)"
-            )
-        if not result.states and not result.not_eligible:
-            click.echo(f"{prefix}nothing to apply")
+        from hygiene.cli.apply_output import apply_lines, stored_by_id
+
+        lines = apply_lines(result, stored_by_id(store, result), now=datetime.now(UTC))
+        click.echo("\n".join(lines))
     return int(ExitCode.APPLY_FAILED) if result.failed else 0
 
 
@@ -486,7 +547,7 @@ def audit_cmd(
         return
     columns = [(k, k) for k in ("id", "at", "actor", "action", "proposal", "repository")]
     columns += [("digest", "digest"), ("outcome", "outcome"), ("detail", "detail")]
-    _print_table(rows, columns, f"{len(rows)} audit row(s)")
+    _print_table(rows, columns, f"{len(rows)} audit row(s)", optional=["detail", "digest", "actor"])
 
 
 @click.command("runs")
@@ -522,7 +583,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
     ]
     columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
     columns[2] = ("started", f"started ({config.policy.schedule.timezone})")
-    _print_table(rows, columns, f"last {len(rows)} run(s)")
+    _print_table(rows, columns, f"last {len(rows)} run(s)", optional=["counts", "errors"])
 
 
 def register(group: click.Group) -> None:

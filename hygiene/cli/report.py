@@ -109,9 +109,9 @@ def report_command(
 ) -> None:
     """Render the nightly admin report or the weekly owner reports (HTML, text, CSV, JSON).
 
-    Files go to OUT/<date>_<run id>/. With --send they are delivered afterwards; a failed
-    delivery is retried, reported here and in the next nightly report, and never removes
-    the files.
+    Files go to OUT/<date>_<run id>/, and the newest of each report to OUT/latest/. With
+    --send they are delivered afterwards; a failed delivery is retried, reported here and
+    in the next nightly report, and never removes the files.
     """
     configure_logging(log_format)
     config = load(rules_dir)
@@ -136,8 +136,13 @@ def report_command(
     )
     for report in publication.reports:
         click.echo(f"{report.name}: {report.files['html']}")
+    if publication.reports:
+        latest = publication.reports[0].files["html"].parent.parent / "latest"
+        click.echo(f"latest: {latest}/")
     if send and not publication.deliveries:
-        click.echo("nothing sent: notify.email and notify.slack are off", err=True)
+        click.echo(
+            "nothing sent: no channel is on for these reports (notify in default.yaml)", err=True
+        )
     for result in publication.deliveries:
         status = "sent" if result.ok else f"FAILED after {result.attempts} attempts: {result.error}"
         click.echo(f"{result.report} by {result.channel} to {result.target}: {status}", err=True)

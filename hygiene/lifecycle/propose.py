@@ -3,7 +3,7 @@
 One proposal per repository whose current policy differs from the generated one (rule
 descriptions, order and formatting ignored). The proposal is an *unsafe* fix: it carries
 the policy text as its target and the local preview as evidence, so an admin approves
-knowing what ECR would expire ("this policy would expire 312 images, 41 GB").
+knowing what ECR would expire ("this policy would expire 312 images, 38.2 GiB").
 Repositories that were not read completely (``scan_error``) or that opt out (resource
 tag ``protections.opt_out_tag_key`` = ``true``) get no proposal.
 """

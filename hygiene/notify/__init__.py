@@ -1,42 +1,56 @@
-"""Notifications: deliver rendered reports by e-mail (SMTP or SES) and Slack.
+"""Notifications: deliver rendered reports on every configured channel.
 
-Transports are built from config or passed in (tests, SES client); every delivery ends
-in a :class:`DeliveryResult`; nothing here raises into the scan.
+Channels are one module each in :mod:`hygiene.notify.channels` (e-mail by SMTP or SES,
+Slack, chat webhooks for Teams, Mattermost and Google Chat), behind one small protocol;
+:mod:`hygiene.notify.deliver` drives them. Every delivery ends in a
+:class:`DeliveryResult`; nothing here raises into the scan.
 """
 
-from hygiene.notify.deliver import (
-    DeliveryResult,
-    Publication,
-    audience,
-    deliver_all,
-    deliver_report,
-    email_transport,
-    publish,
-)
-from hygiene.notify.email import (
+from hygiene.notify.channels import Audience, Channel, Sent, Target, channel_types
+from hygiene.notify.channels.email import (
     DeliveryError,
+    EmailChannel,
     SesTransport,
     SmtpCredentials,
     SmtpTransport,
     build_email,
     smtp_credentials,
 )
-from hygiene.notify.slack import SlackNotifier, slack_blocks
+from hygiene.notify.channels.slack import SlackChannel, slack_blocks
+from hygiene.notify.channels.webhook import WebhookChannel
+from hygiene.notify.deliver import (
+    DeliveryResult,
+    Publication,
+    audience,
+    build_channels,
+    deliver_all,
+    deliver_report,
+    publish,
+    record_deliveries,
+)
 
 __all__ = [
+    "Audience",
+    "Channel",
     "DeliveryError",
     "DeliveryResult",
+    "EmailChannel",
     "Publication",
+    "Sent",
     "SesTransport",
-    "SlackNotifier",
+    "SlackChannel",
     "SmtpCredentials",
     "SmtpTransport",
+    "Target",
+    "WebhookChannel",
     "audience",
+    "build_channels",
     "build_email",
+    "channel_types",
     "deliver_all",
     "deliver_report",
-    "email_transport",
     "publish",
+    "record_deliveries",
     "slack_blocks",
     "smtp_credentials",
 ]

@@ -1,18 +1,23 @@
-"""Deliver rendered reports to their audience, with retries; never raise into the scan.
+"""Deliver rendered reports on every configured channel, with retries; never raise into
+the scan.
 
-Every attempt ends in a :class:`DeliveryResult` (ok or not, attempts, error text
-without secrets). The caller records them in the store; failed ones come back in the
-next nightly report as :class:`~hygiene.report.data.DeliveryFailure`. The HTML is
+The channels are the modules of :mod:`hygiene.notify.channels` (e-mail, Slack, chat
+webhooks; see :mod:`hygiene.notify.channels.base` for the protocol). For each report this
+module works out its :class:`Audience` once, asks each channel where the report goes
+(``targets``) and sends it there (``send``), retrying failures. Every attempt ends in a
+:class:`DeliveryResult` (ok or not, attempts, error text without secrets, and who or
+what the delivery reached). The caller records them in the store; failed ones come back
+in the next nightly report as :class:`~hygiene.report.data.DeliveryFailure`. The HTML is
 already on disk (:func:`hygiene.report.write_report`) before anything is sent.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +25,7 @@ from typing import Any
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError
-from hygiene.notify.email import EmailTransport, SesTransport, SmtpTransport, build_email
-from hygiene.notify.slack import SlackNotifier
+from hygiene.notify.channels import Audience, Channel, Sent, Target, channel_types, people_in
 from hygiene.report.data import DeliveryFailure, ReportData
 from hygiene.report.render import RenderedReport, ReportKind, generate
 
@@ -30,23 +34,37 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DeliveryResult:
+    """One delivery of one report on one channel to one target.
+
+    ``reached`` says who or what accepted it (see :class:`~.channels.base.Sent`):
+    ``mailto:<address>``, ``slack-dm:<address>``, ``slack:<channel>``,
+    ``webhook:<format>:<where>``; :attr:`people` lists the people among them.
+    """
+
     report: str  # "nightly" | "weekly-<namespace>"
-    channel: str  # email | ses | slack | slack-webhook
-    target: str  # addresses, channel or "webhook"
+    channel: str  # email | slack | webhook | … (the channel's name)
+    target: str  # addresses, channel or webhook
     ok: bool
     attempts: int
     error: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    reached: tuple[str, ...] = ()
+    note: str = ""
+
+    @property
+    def people(self) -> list[str]:
+        """E-mail addresses of the people this delivery reached (mail, direct message)."""
+        return people_in(self.reached)
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "at": self.at.isoformat()}
+        return {**asdict(self), "at": self.at.isoformat(), "reached": list(self.reached)}
 
     def to_failure(self) -> DeliveryFailure:
         return DeliveryFailure(self.channel, self.target, self.report, self.error or "", self.at)
 
 
 def attempt(
-    action: Callable[[], object],
+    action: Callable[[], Sent],
     *,
     report: str,
     channel: str,
@@ -59,7 +77,7 @@ def attempt(
     error = ""
     for number in range(1, retries + 2):
         try:
-            action()
+            sent = action()
         except ConfigError as exc:  # no recipient, no channel: retrying cannot help
             log.warning("cannot deliver %s by %s: %s", report, channel, exc.message)
             return DeliveryResult(report, channel, target, False, number, exc.message[:500])
@@ -77,104 +95,77 @@ def attempt(
                 sleep(backoff * 2 ** (number - 1))
             continue
         log.info("delivered %s by %s to %s", report, channel, target)
-        return DeliveryResult(report, channel, target, True, number)
+        return DeliveryResult(
+            report, channel, target, True, number, reached=tuple(sent.reached), note=sent.note
+        )
     return DeliveryResult(report, channel, target, False, retries + 1, error[:500])
 
 
-def email_transport(
-    config: Config, environ: Mapping[str, str] | None = None, ses_client: Any = None
-) -> EmailTransport:
-    """The configured e-mail transport (SES needs its boto3 client passed in)."""
-    notify = config.policy.notify
-    if notify.email_transport == "ses":
-        if ses_client is None:
-            import boto3
-
-            ses_client = boto3.client("ses")
-        return SesTransport(ses_client)
-    return SmtpTransport.from_settings(notify.smtp, environ)
-
-
-def audience(report: RenderedReport, config: Config) -> dict[str, Any]:
-    """Who gets ``report``: e-mail to/cc/reply-to and Slack channel or DM e-mails."""
+def audience(report: RenderedReport, config: Config) -> Audience:
+    """Who ``report`` is for: the admins (nightly), or the project's owners (weekly; the
+    admins stand in for an unregistered namespace), copying members when configured."""
     notify = config.policy.notify
     if report.kind == "nightly":
-        return {
-            "to": list(notify.admin_emails),
-            "cc": [],
-            "reply_to": [],
-            "channel": notify.slack_settings.admin_channel,
-            "dm": [],
-        }
+        return Audience("nightly", None, tuple(notify.admin_emails))
     project = config.projects.projects.get(report.namespace or "")
-    owners = list(project.owners) if project else list(notify.admin_emails)
-    channel = project.slack_channel if project else None
-    dm = owners if channel is None and notify.slack_settings.dm_owners_without_channel else []
-    return {
-        "to": owners,
-        "cc": list(project.members) if project and notify.weekly_cc_members else [],
-        "reply_to": list(notify.admin_emails),
-        "channel": channel,
-        "dm": dm,
-    }
+    owners = tuple(project.owners) if project else tuple(notify.admin_emails)
+    return Audience(
+        kind="weekly",
+        namespace=report.namespace,
+        to=owners,
+        cc=tuple(project.members) if project and notify.weekly_cc_members else (),
+        reply_to=tuple(notify.admin_emails),
+        project=project,
+    )
+
+
+def build_channels(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> tuple[list[Channel], list[tuple[str, str]]]:
+    """Every configured channel, and (name, why) for those that could not be built."""
+    env = os.environ if environ is None else environ
+    built: list[Channel] = []
+    broken: list[tuple[str, str]] = []
+    for kind in channel_types():
+        try:
+            channel = kind.from_settings(config.policy.notify, env)
+        except Exception as exc:
+            broken.append((kind.name, getattr(exc, "message", None) or str(exc)))
+            continue
+        if channel is not None:
+            built.append(channel)
+    return built, broken
 
 
 def deliver_report(
     report: RenderedReport,
     config: Config,
+    channels: Sequence[Channel],
     *,
-    email: EmailTransport | None = None,
-    slack: SlackNotifier | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[DeliveryResult]:
-    """Send ``report`` by every configured channel. Returns one result per delivery."""
+    """Send ``report`` on every channel to every target. One result per delivery."""
     notify = config.policy.notify
     who = audience(report, config)
-    send = functools.partial(
-        attempt,
-        report=report.name,
-        retries=notify.retries,
-        backoff=notify.retry_backoff_seconds,
-        sleep=sleep,
-    )
     results: list[DeliveryResult] = []
-    if notify.email and email is not None:
-        target = ", ".join(who["to"] + who["cc"]) or "(nobody)"
-
-        def send_mail() -> None:
-            message = build_email(
-                report,
-                sender=notify.smtp.sender,
-                to=who["to"],
-                cc=who["cc"],
-                reply_to=who["reply_to"],
-            )
-            email.send(message)
-
-        results.append(send(send_mail, channel=email.name, target=target))
-    if notify.slack and slack is not None:
-        notifier = slack
-        if notifier.client is None:
+    for channel in channels:
+        for target in channel.targets(report, who):
             results.append(
-                send(lambda: notifier.send(report), channel=notifier.mode, target="webhook")
-            )
-        elif who["channel"]:
-            channel = str(who["channel"])
-            results.append(
-                send(
-                    lambda: notifier.send(report, channel=channel),
-                    channel=notifier.mode,
-                    target=channel,
+                attempt(
+                    _sender(channel, report, target),
+                    report=report.name,
+                    channel=channel.name,
+                    target=target.address,
+                    retries=notify.retries,
+                    backoff=notify.retry_backoff_seconds,
+                    sleep=sleep,
                 )
             )
-        else:
-            for owner in who["dm"]:
-
-                def send_dm(owner: str = owner) -> None:
-                    notifier.send(report, email=owner)
-
-                results.append(send(send_dm, channel=notifier.mode, target=f"dm:{owner}"))
     return results
+
+
+def _sender(channel: Channel, report: RenderedReport, target: Target) -> Callable[[], Sent]:
+    return lambda: channel.send(report, target)
 
 
 def deliver_all(
@@ -182,34 +173,21 @@ def deliver_all(
     config: Config,
     *,
     environ: Mapping[str, str] | None = None,
-    ses_client: Any = None,
-    email: EmailTransport | None = None,
-    slack: SlackNotifier | None = None,
+    channels: Sequence[Channel] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[DeliveryResult]:
-    """Deliver every report; transports are built from config unless passed in. A
-    transport that cannot even be built (missing credentials) yields failed results."""
-    notify = config.policy.notify
+    """Deliver every report; channels are built from config unless passed in. A channel
+    that cannot even be built (a missing token) yields a failed result per report."""
     results: list[DeliveryResult] = []
-    if notify.email and email is None:
-        try:
-            email = email_transport(config, environ, ses_client)
-        except Exception as exc:
-            results += [_unbuilt(r, notify.email_transport, exc) for r in reports]
-    if notify.slack and slack is None:
-        try:
-            slack = SlackNotifier.from_settings(notify.slack_settings, environ)
-        except Exception as exc:
-            results += [_unbuilt(r, "slack", exc) for r in reports]
+    if channels is None:
+        built, broken = build_channels(config, environ)
+        for name, why in broken:
+            log.warning("cannot deliver by %s: %s", name, why)
+            results += [DeliveryResult(r.name, name, "-", False, 0, why[:500]) for r in reports]
+        channels = built
     for report in reports:
-        results += deliver_report(report, config, email=email, slack=slack, sleep=sleep)
+        results += deliver_report(report, config, channels, sleep=sleep)
     return results
-
-
-def _unbuilt(report: RenderedReport, channel: str, exc: Exception) -> DeliveryResult:
-    message = getattr(exc, "message", None) or str(exc)
-    log.warning("cannot deliver %s by %s: %s", report.name, channel, message)
-    return DeliveryResult(report.name, channel, "-", False, 0, message)
 
 
 @dataclass
@@ -224,6 +202,17 @@ class Publication:
         return [d for d in self.deliveries if not d.ok]
 
 
+DELIVERIES_FILE = "deliveries.json"
+
+
+def record_deliveries(directory: Path, deliveries: Sequence[DeliveryResult]) -> Path:
+    """Append ``deliveries`` to ``<directory>/deliveries.json`` (a JSON list)."""
+    record = directory / DELIVERIES_FILE
+    previous = json.loads(record.read_text()) if record.is_file() else []
+    record.write_text(json.dumps(previous + [d.to_json() for d in deliveries], indent=2) + "\n")
+    return record
+
+
 def publish(
     data: ReportData,
     config: Config,
@@ -234,31 +223,17 @@ def publish(
     locale: str | None = None,
     send: bool = True,
     environ: Mapping[str, str] | None = None,
-    ses_client: Any = None,
-    email: EmailTransport | None = None,
-    slack: SlackNotifier | None = None,
+    channels: Sequence[Channel] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Publication:
-    """Render and write the reports, then (``send``) deliver them; the one call the
-    nightly/weekly jobs make. Files are on disk before any delivery starts; delivery
-    results are also written to ``deliveries.json`` beside them. Only rendering errors
-    (bad data, a broken template) raise; delivery problems are results."""
+    """Render and write the reports, then (``send``) deliver them; what ``hygiene report
+    --send`` does. Files are on disk before any delivery starts; delivery results are
+    also written to ``deliveries.json`` beside them. Only rendering errors (bad data, a
+    broken template) raise; delivery problems are results."""
     reports = generate(data, config, kind, namespaces=namespaces, out_dir=out_dir, locale=locale)
     deliveries: list[DeliveryResult] = []
     if send:
-        deliveries = deliver_all(
-            reports,
-            config,
-            environ=environ,
-            ses_client=ses_client,
-            email=email,
-            slack=slack,
-            sleep=sleep,
-        )
+        deliveries = deliver_all(reports, config, environ=environ, channels=channels, sleep=sleep)
         if reports:
-            record = reports[0].files["html"].parent / "deliveries.json"
-            previous = json.loads(record.read_text()) if record.is_file() else []
-            record.write_text(
-                json.dumps(previous + [d.to_json() for d in deliveries], indent=2) + "\n"
-            )
+            record_deliveries(reports[0].files["html"].parent, deliveries)
     return Publication(reports, deliveries)

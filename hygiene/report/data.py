@@ -126,7 +126,8 @@ class ReportData:
     history: list[HistoryRun] = field(default_factory=list)
     outcomes: list[ApplyOutcome] = field(default_factory=list)
     delivery_failures: list[DeliveryFailure] = field(default_factory=list)
-    mute_warnings: list[str] = field(default_factory=list)
+    # expired mutelist entries: {"message", "message_template", "message_params"} (or text)
+    mute_warnings: list[Any] = field(default_factory=list)
 
     # ------------------------------------------------------------------ derived views
     @property
@@ -188,7 +189,9 @@ class ReportData:
                     DeliveryFailure(**{**d, "at": _parse_dt(d.get("at"))})
                     for d in data.get("delivery_failures", [])
                 ],
-                mute_warnings=[str(w) for w in data.get("mute_warnings", [])],
+                mute_warnings=[
+                    w if isinstance(w, dict) else str(w) for w in data.get("mute_warnings", [])
+                ],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"report data: malformed or missing key: {exc}") from exc
@@ -206,7 +209,7 @@ def build_report_data(
     history: Iterable[HistoryRun | Mapping[str, Any]] = (),
     outcomes: Iterable[ApplyOutcome] = (),
     delivery_failures: Iterable[DeliveryFailure] = (),
-    mute_warnings: Sequence[str] = (),
+    mute_warnings: Sequence[Any] = (),
     now: datetime | None = None,
 ) -> ReportData:
     """Turn one scan (JSON contract) + store history into the input of every report.

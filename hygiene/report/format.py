@@ -8,15 +8,16 @@ time zone (``Project.timezone``, else ``policy.report.timezone``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency, format_decimal, format_percent
 
+from hygiene.units import split_size
+
 GIB = 1024**3
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
 
 
 def to_datetime(value: Any) -> datetime | None:
@@ -44,17 +45,12 @@ class Formatter:
         return format_decimal(value, locale=self.locale)
 
     def size(self, value: float | int | None) -> str:
-        """Human-readable binary size: ``1.5 GiB`` / ``1,5 GiB``."""
-        amount = float(value or 0)
-        sign = "-" if amount < 0 else ""
-        amount = abs(amount)
-        unit = 0
-        while amount >= 1024 and unit < len(_UNITS) - 1:
-            amount /= 1024
-            unit += 1
-        pattern = "#,##0" if unit == 0 else "#,##0.0"
+        """Human-readable binary size (:mod:`hygiene.units`): ``1.5 GiB`` / ``1,5 GiB``."""
+        amount, unit = split_size(abs(float(value or 0)))
+        sign = "-" if float(value or 0) < 0 else ""
+        pattern = "#,##0" if unit == "B" else "#,##0.0"
         number = format_decimal(amount, format=pattern, locale=self.locale)
-        return f"{sign}{number}\u00a0{_UNITS[unit]}"
+        return f"{sign}{number}\u00a0{unit}"
 
     def signed_size(self, value: int) -> str:
         return ("+" if value > 0 else "") + self.size(value)
@@ -82,6 +78,10 @@ class Formatter:
         return format_datetime(moment, format="medium", tzinfo=self.zone, locale=self.locale)
 
     def date(self, value: Any) -> str:
+        """A moment's date in the report's zone; a calendar date (a day of the trend)
+        is shown as it is."""
+        if isinstance(value, date) and not isinstance(value, datetime):
+            return format_date(value, format="medium", locale=self.locale)
         moment = to_datetime(value)
         if moment is None:
             return "—"

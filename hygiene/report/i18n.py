@@ -6,10 +6,11 @@ with Babel into memory the first time a language is used, so no binary ``.mo`` f
 to be committed or built (a ``.mo`` file next to the ``.po``, if present and newer, is
 used instead).
 
-Messages come from the templates in ``reports/`` (``{% trans %}``, ``_()``) and from the
-Python code of :mod:`hygiene.report` and :mod:`hygiene.notify` (``_()``, ``N_()``);
-:func:`extract_messages` collects them, and the tests assert that every one has a
-translation in every catalog.
+Messages come from the templates in ``reports/`` (``{% trans %}``, ``_()``), from the
+Python code of :mod:`hygiene.report`, :mod:`hygiene.notify` and :mod:`hygiene.rules`
+(``_()``, ``N_()``: the rules' finding messages are templates with parameters, see
+:mod:`hygiene.messages`) and from every rule's ``fix``; :func:`extract_messages` collects
+them, and the tests assert that every one has a translation in every catalog.
 """
 
 from __future__ import annotations
@@ -26,17 +27,15 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 from hygiene.errors import ConfigError
+from hygiene.messages import N_
+
+__all__ = ["N_", "check_locale", "extract_messages", "translations"]
 
 DOMAIN = "hygiene"
 SOURCE_LOCALE = "en"
 LOCALES: tuple[str, ...] = ("en", "pt_BR")
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-def N_(message: str) -> str:
-    """Mark ``message`` for extraction; it is translated later, where it is shown."""
-    return message
 
 
 def po_path(locale: str) -> Path:
@@ -89,6 +88,7 @@ def extract_messages(templates: Path) -> Catalog:
         ),
         (PACKAGE_DIR / "report", [("**.py", "python")], {}),
         (PACKAGE_DIR / "notify", [("**.py", "python")], {}),
+        (PACKAGE_DIR / "rules", [("**.py", "python")], {}),
     ]
     keywords = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
     for directory, method_map, options in sources:
@@ -98,4 +98,8 @@ def extract_messages(templates: Path) -> Catalog:
             catalog.add(
                 message, None, [(filename, lineno)], auto_comments=comments, context=context
             )
+    from hygiene.rules import RULES  # the rules register themselves when imported
+
+    for code, rule in sorted(RULES.items()):
+        catalog.add(rule.fix, None, [(f"rules:{code}", 0)], auto_comments=[f"fix of {code}"])
     return catalog

@@ -1,12 +1,14 @@
 """Pure views: :class:`ReportData` + config → the values each report template shows.
 
-Nothing here formats or translates; templates do (``fmt`` and ``_()``). Labels that the
-code chooses (actions, states, keep reasons, age buckets) are marked with ``N_`` and
-translated where they are shown.
+Nothing here formats or translates; templates do (``fmt``, ``_()`` and ``msg()``). Labels
+that the code chooses (actions, states, keep reasons, age buckets) are marked with ``N_``
+and translated where they are shown. What a reader acts on is grouped by
+:mod:`hygiene.report.actions`, so each distinct action appears once.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,19 +17,28 @@ from typing import Any
 
 from hygiene.config import Config
 from hygiene.inventory import namespace_of
+from hygiene.messages import N_
+from hygiene.report.actions import (
+    DELETE_ACTIONS,
+    OPEN_STATES,
+    REJECT_COMMAND,
+    ImageRow,
+    approval_groups,
+    daily_trend,
+    deletion_groups,
+    finding_groups,
+    images_by_proposal,
+)
 from hygiene.report.data import AGE_BUCKET_KEYS, NO_NAMESPACE, HistoryRun, ReportData
 from hygiene.report.format import to_datetime
-from hygiene.report.i18n import N_
-
-APPROVE_COMMAND = "hygiene approve {id}"
-REJECT_COMMAND = 'hygiene reject {id} --reason "…"'
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 # Compliance score: 100 minus a penalty per distinct rule a repository breaks.
 SEVERITY_PENALTY = {"error": 30, "warning": 15, "info": 5}
-IMAGE_ACTIONS = frozenset({"delete-images", "delete-repository"})
-WAITING_STATES = frozenset({"proposed", "approved"})
+IMAGE_ACTIONS = DELETE_ACTIONS
+WAITING_STATES = OPEN_STATES
 DONE_STATES = frozenset({"applied", "skipped", "failed"})
+IMAGE_RULE_PREFIX = "IM"
 
 AGE_LABELS: dict[str, str] = {
     "lt7": N_("under 7 days"),
@@ -59,21 +70,53 @@ SEVERITY_LABELS: dict[str, str] = {
     "warning": N_("warning"),
     "info": N_("info"),
 }
-# Keep reasons recorded by the protections, by prefix (text after ":" is the detail).
+SAFETY_LABELS: dict[str, str] = {
+    "safe": N_("safe fix"),
+    "unsafe": N_("unsafe fix"),
+    "manual": N_("manual fix"),
+}
+# Keep reasons recorded by the protections (hygiene.rules.protections, .kept, .muting):
+# the name, and after ":" a detail (a tag pattern, where an image is in use).
 KEEP_REASON_LABELS: dict[str, str] = {
     "protected-tag": N_("protected tag %(detail)s"),
     "child-of-kept-index": N_("part of a kept multi-platform image"),
     "referrer-of-kept-image": N_("signature or attestation of a kept image"),
     "signature-of-kept-image": N_("signature or attestation of a kept image"),
-    "newest": N_("among the newest images of the repository"),
-    "pulled-within": N_("pulled recently"),
-    "recently-pulled": N_("pulled recently"),
-    "in-use": N_("runs in %(detail)s"),
+    "newest": N_("among the %(detail)s newest images of the repository"),
+    "pulled-recently": N_("pulled recently"),
+    "in-use": N_("in use"),
+    "in-use-at": N_("runs in %(detail)s"),
     "in-use-unknown": N_("in use unknown: %(detail)s could not be read, nothing is deleted"),
-    "opt-out": N_("the repository opts out (hygiene:keep)"),
-    "muted": N_("accepted exception (mutelist)"),
-    "mutelist": N_("accepted exception (mutelist)"),
+    "repository-opt-out": N_("the repository opts out (hygiene:keep)"),
+    "repository-incomplete": N_("the repository could not be read completely"),
+    "mutelisted": N_("accepted exception (mutelist)"),
+    "unknown": N_("kept (%(detail)s)"),
 }
+_NEWEST = re.compile(r"^newest-(\d+)$")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How many rows a report shows per table, images per group and places per line."""
+
+    rows: int
+    images: int
+    places: int
+
+    def halved(self) -> Limits:
+        return Limits(self.rows // 2, self.images // 2, self.places // 2)
+
+    @property
+    def minimal(self) -> bool:
+        return self.rows == 0 and self.images == 0 and self.places == 0
+
+
+def full_limits(config: Config) -> Limits:
+    rows = config.policy.report.max_rows
+    return Limits(rows=rows, images=min(rows, 50), places=rows)
+
+
+MAIL_LIMITS = Limits(rows=10, images=5, places=12)
 
 
 @dataclass(frozen=True)
@@ -99,11 +142,32 @@ def bars(items: Iterable[tuple[str, float]], *, keep_order: bool = False) -> lis
 
 def keep_reason(reason: str) -> dict[str, Any]:
     """``protected-tag:prod*`` → msgid + params for the template to translate."""
-    prefix, _, detail = reason.partition(":")
-    label = KEEP_REASON_LABELS.get(prefix)
-    if label is None:
-        return {"msgid": None, "text": reason, "params": {}}
-    return {"msgid": label, "text": reason, "params": {"detail": detail or prefix}}
+    name, _, detail = reason.partition(":")
+    newest = _NEWEST.match(name)
+    if newest:
+        return {"key": "newest", "msgid": KEEP_REASON_LABELS["newest"],
+                "params": {"detail": newest.group(1)}}  # fmt: skip
+    if name == "in-use" and detail:
+        return {"key": "in-use", "msgid": KEEP_REASON_LABELS["in-use-at"],
+                "params": {"detail": detail}}  # fmt: skip
+    if name in KEEP_REASON_LABELS:
+        return {"key": name, "msgid": KEEP_REASON_LABELS[name], "params": {"detail": detail}}
+    return {"key": reason, "msgid": KEEP_REASON_LABELS["unknown"], "params": {"detail": reason}}
+
+
+def reasons_by_kind(kept: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """How many kept images each kind of reason kept (most first)."""
+    counts: Counter[str] = Counter()
+    views: dict[str, dict[str, Any]] = {}
+    for item in kept:
+        for reason in item.get("reasons", []):
+            view = keep_reason(reason)
+            key = view["key"] if view["key"] not in ("protected-tag", "in-use") else reason
+            counts[key] += 1
+            views.setdefault(key, view)
+    return [
+        {**views[k], "count": n} for k, n in sorted(counts.items(), key=lambda i: (-i[1], i[0]))
+    ]
 
 
 # --------------------------------------------------------------------------- findings
@@ -182,6 +246,14 @@ def findings_by_namespace(findings: Iterable[Mapping[str, Any]]) -> list[dict[st
     return sorted(rows, key=lambda r: (-r["error"], -r["total"], r["namespace"]))
 
 
+def rule_names(findings: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(f["code"]): str(f.get("rule", "")) for f in findings}
+
+
+def rule_fixes(findings: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    return {str(f["code"]): str(f.get("fix", "")) for f in findings}
+
+
 def compliance_scores(data: ReportData, namespace: str | None = None) -> list[dict[str, Any]]:
     """Score per repository: 100 minus a penalty for each distinct rule it breaks
     (error 30, warning 15, info 5), at least 0. Unread repositories get no score."""
@@ -235,19 +307,11 @@ def _grade(score: int | None) -> str:
 
 def proposal_view(proposal: Mapping[str, Any]) -> dict[str, Any]:
     target = proposal.get("target") or {}
-    evidence = proposal.get("evidence") or {}
-    digests = target.get("digests") or evidence.get("digests") or []
-    tags = evidence.get("tags") or []
-    if tags and isinstance(tags[0], list):
-        tags = [t for group in tags for t in group]
     return {
         **proposal,
         "action_label": ACTION_LABELS.get(proposal.get("action", ""), proposal.get("action")),
         "state_label": STATE_LABELS.get(proposal.get("state", ""), proposal.get("state")),
-        "image_count": len(digests),
-        "tag_list": [str(t) for t in tags][:10],
-        "approve_command": APPROVE_COMMAND.format(id=proposal["id"]),
-        "reject_command": REJECT_COMMAND.format(id=proposal["id"]),
+        "image_count": len(target.get("digests") or []),
     }
 
 
@@ -286,6 +350,39 @@ def outcomes(data: ReportData) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (order.get(r["state"], 3), r["repository"], r["id"]))
 
 
+def outcome_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    rows = list(rows)
+    return {
+        "applied": sum(1 for r in rows if r["state"] == "applied"),
+        "skipped": sum(1 for r in rows if r["state"] == "skipped"),
+        "failed": sum(1 for r in rows if r["state"] == "failed"),
+        "bytes": sum(int(r.get("bytes") or 0) for r in rows if r["state"] == "applied"),
+    }
+
+
+def other_changes(proposals: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Open non-deletion proposals, one row per kind of change listing its repositories."""
+    by_action: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for proposal in proposals:
+        if proposal.get("action") in DELETE_ACTIONS or proposal.get("state") not in OPEN_STATES:
+            continue
+        by_action[str(proposal.get("action"))].append(proposal)
+    rows = []
+    for action in sorted(by_action):
+        members = by_action[action]
+        states = Counter(str(p.get("state")) for p in members)
+        rows.append(
+            {
+                "action": action,
+                "action_label": ACTION_LABELS.get(action, action),
+                "repositories": sorted({str(p.get("repository", "")) for p in members}),
+                "states": [(STATE_LABELS.get(s, s), n) for s, n in sorted(states.items())],
+                "count": len(members),
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------- history
 
 
@@ -296,9 +393,9 @@ def previous_run(data: ReportData) -> HistoryRun | None:
 def trend(
     data: ReportData, runs: int, namespace: str | None = None
 ) -> list[tuple[datetime | None, int, str]]:
-    """(finished_at, bytes, status) for the last ``runs`` runs, the current one last."""
+    """(finished_at, bytes, status) for the recorded runs and the current one (last)."""
     points: list[tuple[datetime | None, int, str]] = []
-    for run in data.history[-(runs - 1) :] if runs > 1 else []:
+    for run in data.history:
         value = run.bytes if namespace is None else run.namespace_bytes.get(namespace, 0)
         points.append((run.finished_at, value, run.status))
     current = (
@@ -418,11 +515,36 @@ def age_distribution(data: ReportData, namespace: str | None = None) -> list[Bar
 # --------------------------------------------------------------------------- contexts
 
 
-def nightly_context(data: ReportData, config: Config) -> dict[str, Any]:
+def _labels() -> dict[str, Any]:
+    return {
+        "age_labels": AGE_LABELS,
+        "severity_labels": SEVERITY_LABELS,
+        "action_labels": ACTION_LABELS,
+        "state_labels": STATE_LABELS,
+        "safety_labels": SAFETY_LABELS,
+        "reject_command": REJECT_COMMAND,
+    }
+
+
+def nightly_context(
+    data: ReportData,
+    config: Config,
+    zone: str,
+    rows: Mapping[str, list[ImageRow]] | None = None,
+) -> dict[str, Any]:
     settings = config.policy.report
     findings = data.findings
-    waiting = [proposal_view(p) for p in data.proposals if p.get("state") in WAITING_STATES]
-    waiting.sort(key=lambda p: (p.get("state") != "proposed", -int(p.get("bytes") or 0), p["id"]))
+    now = data.generated_at
+    rows = rows if rows is not None else images_by_proposal(data.proposals, now)
+    views = [proposal_view(p) for p in data.proposals]
+    awaiting = [p for p in views if p.get("state") == "proposed"]
+    approvals = approval_groups(awaiting)
+    for group in approvals:
+        group_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
+        group.image_rows = group_rows
+    approved = [p for p in views if p.get("state") == "approved"]
+    approved.sort(key=lambda p: (p.get("grace_until") or "9999", p.get("repository", ""), p["id"]))
+    done = outcomes(data)
     ns_sizes = data.namespace_bytes()
     return {
         "kind": "nightly",
@@ -433,10 +555,13 @@ def nightly_context(data: ReportData, config: Config) -> dict[str, Any]:
         "by_rule": findings_by_rule(findings),
         "by_namespace": findings_by_namespace(findings),
         "finding_count": len(findings),
-        "waiting": waiting,
-        "awaiting_approval": [p for p in waiting if p.get("state") == "proposed"],
-        "waiting_bytes": sum(int(p.get("bytes") or 0) for p in waiting),
-        "outcomes": outcomes(data),
+        "rule_names": rule_names(findings),
+        "approvals": approvals,
+        "awaiting_count": len(awaiting),
+        "awaiting_bytes": sum(int(p.get("bytes") or 0) for p in awaiting),
+        "approved_waiting": approved,
+        "outcomes": done,
+        "outcome_totals": outcome_totals(done),
         "reclaimable": reclaimable_bytes(findings),
         "largest": sorted(data.repositories, key=lambda r: (-r.bytes, r.name))[
             : settings.largest_repositories
@@ -445,34 +570,61 @@ def nightly_context(data: ReportData, config: Config) -> dict[str, Any]:
         "in_use_sources": in_use_sources(data),
         "running_kept": running_kept(data),
         "namespace_bars": bars((ns or NO_NAMESPACE, size) for ns, size in ns_sizes.items()),
-        "trend": trend(data, settings.trend_runs),
+        "trend_days": daily_trend(trend(data, settings.trend_runs), zone, settings.trend_runs),
         "ages": age_distribution(data),
-        "age_labels": AGE_LABELS,
-        "severity_labels": SEVERITY_LABELS,
         "mute_warnings": data.mute_warnings,
         "delivery_failures": data.delivery_failures,
         "unregistered": sorted(
             ns for ns in data.namespaces() if ns not in config.projects.projects
         ),
+        **_labels(),
     }
 
 
-def weekly_context(data: ReportData, config: Config, namespace: str) -> dict[str, Any]:
-    settings = config.policy.report
-    project = config.projects.projects.get(namespace)
-    findings = [f for f in data.findings if belongs_to(f, namespace)]
-    proposals = [
-        proposal_view(p)
+def namespace_proposals(data: ReportData, namespace: str) -> list[dict[str, Any]]:
+    """The proposals of one namespace's repositories."""
+    return [
+        p
         for p in data.proposals
         if p.get("namespace") == namespace
         or (not p.get("namespace") and namespace_of(p.get("repository", "")) == namespace)
     ]
-    deletions = [
-        p for p in proposals if p.get("action") in IMAGE_ACTIONS and p["state"] in WAITING_STATES
-    ]
-    deletions.sort(key=lambda p: (p.get("grace_until") or "", p.get("repository", ""), p["id"]))
-    deleting = {p["id"] for p in deletions}
-    other = [p for p in proposals if p["id"] not in deleting and p["state"] in WAITING_STATES]
+
+
+def weekly_context(
+    data: ReportData,
+    config: Config,
+    namespace: str,
+    zone: str,
+    rows: Mapping[str, list[ImageRow]] | None = None,
+) -> dict[str, Any]:
+    settings = config.policy.report
+    project = config.projects.projects.get(namespace)
+    now = data.generated_at
+    findings = [f for f in data.findings if belongs_to(f, namespace)]
+    proposals = [proposal_view(p) for p in namespace_proposals(data, namespace)]
+    names, fixes = rule_names(data.findings), rule_fixes(data.findings)
+    deletions = deletion_groups(proposals, names, now, rows)
+    for group in deletions:
+        group.fix = fixes.get(group.code, "")
+    proposed_digests = {
+        digest
+        for p in proposals
+        if p.get("action") == "delete-images" and p.get("state") in OPEN_STATES
+        for digest in (p.get("target") or {}).get("digests") or []
+    }
+    # image findings the deletions already show are not listed again as violations
+    violations = finding_groups(
+        (
+            f
+            for f in findings
+            if not (
+                str(f.get("code", "")).startswith(IMAGE_RULE_PREFIX)
+                and f.get("image_digest") in proposed_digests
+            )
+        ),
+        SEVERITY_ORDER,
+    )
     kept = [
         {**k, "reason_views": [keep_reason(r) for r in k.get("reasons", [])]}
         for k in data.kept
@@ -480,6 +632,7 @@ def weekly_context(data: ReportData, config: Config, namespace: str) -> dict[str
     ]
     repos = [r for r in data.repositories if r.namespace == namespace]
     ns_bytes = sum(r.bytes for r in repos)
+    earliest = [g.earliest for g in deletions if g.earliest is not None]
     return {
         "kind": "weekly",
         "data": data,
@@ -490,17 +643,25 @@ def weekly_context(data: ReportData, config: Config, namespace: str) -> dict[str
         "images": sum(r.image_count for r in repos),
         "bytes": ns_bytes,
         "share": ns_bytes / data.totals["bytes"] if data.totals.get("bytes") else 0.0,
-        "trend": trend(data, settings.trend_runs, namespace),
+        "trend_days": daily_trend(
+            trend(data, settings.trend_runs, namespace), zone, settings.trend_runs
+        ),
         "by_rule": findings_by_rule(findings),
+        "violations": violations,
         "finding_count": len(findings),
         "deletions": deletions,
-        "deletion_bytes": sum(int(p.get("bytes") or 0) for p in deletions),
-        "other_proposals": other,
+        "deletion_images": sum(len(g.images) for g in deletions),
+        "deletion_repositories": len({p.get("repository") for g in deletions for p in g.proposals}),
+        "deletion_bytes": sum(g.bytes for g in deletions),
+        "earliest_grace": min(earliest) if earliest else None,
+        "grace_days": config.policy.apply.grace_days,
+        "other_proposals": other_changes(proposals),
+        "open_proposals": [p for p in proposals if p.get("state") in OPEN_STATES],
         "kept": kept,
+        "kept_by_reason": reasons_by_kind(kept),
         "scores": compliance_scores(data, namespace),
         "ages": age_distribution(data, namespace),
-        "age_labels": AGE_LABELS,
-        "severity_labels": SEVERITY_LABELS,
         "reclaimable": reclaimable_bytes(findings),
         "admins_contact": config.policy.notify.admin_emails,
+        **_labels(),
     }

@@ -6,11 +6,21 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
 
 if TYPE_CHECKING:
     import pandas as pd
+
+SCAN_DISABLED = N_("scan on push is disabled (Security Hub ECR.1)")
+MUTABLE = N_("image tags are %(current)s (Security Hub ECR.2)")
+NOT_KMS = N_("encrypted with %(encryption)s, not a customer-managed KMS key (ECR.5)")
+AWS_MANAGED = N_("encrypted with the AWS-managed aws/ecr key, not a CMK (ECR.5)")
+KEY_NOT_ALLOWED = N_("KMS key %(key)s is not in the allowed keys")
+POLICY_INVALID = N_("repository policy cannot be checked: invalid JSON (%(error)s)")
+POLICY_GRANTS = N_("repository policy grants %(principals)s in 1 statement")
+POLICY_GRANTS_MANY = N_("repository policy grants %(principals)s in %(count)s statements")
 
 IMMUTABLE = ("IMMUTABLE", "IMMUTABLE_WITH_EXCLUSION")
 ORG_CONDITION_KEYS = {
@@ -76,7 +86,7 @@ def scan_on_push_disabled(ctx: RuleContext) -> pd.DataFrame:
         mask &= ~match_globs(repos["name"].astype(str), covered)
     sub = repos[mask]
     return pd.DataFrame(
-        {"message": ["scan on push is disabled (Security Hub ECR.1)"] * len(sub)},
+        {"message": [message(SCAN_DISABLED)] * len(sub)},
         index=sub.index,
     )
 
@@ -127,7 +137,7 @@ def mutable_tags(ctx: RuleContext) -> pd.DataFrame:
     current = sub["tag_mutability"].astype(object).fillna("MUTABLE").tolist()
     return pd.DataFrame(
         {
-            "message": [f"image tags are {c} (Security Hub ECR.2)" for c in current],
+            "message": [message(MUTABLE, current=c) for c in current],
             "details": [
                 {
                     "current": c,
@@ -193,11 +203,11 @@ def no_cmk_encryption(ctx: RuleContext) -> pd.DataFrame:
     messages = []
     for enc, k in zip(encryption[bad].tolist(), key[bad].tolist(), strict=True):
         if enc not in ("KMS", "KMS_DSSE"):
-            messages.append(f"encrypted with {enc}, not a customer-managed KMS key (ECR.5)")
+            messages.append(message(NOT_KMS, encryption=enc))
         elif not k or "alias/aws/ecr" in k:
-            messages.append("encrypted with the AWS-managed aws/ecr key, not a CMK (ECR.5)")
+            messages.append(message(AWS_MANAGED))
         else:
-            messages.append(f"KMS key {k} is not in the allowed keys")
+            messages.append(message(KEY_NOT_ALLOWED, key=k))
     return pd.DataFrame({"message": messages}, index=sub.index)
 
 
@@ -323,15 +333,16 @@ def public_repository_policy(ctx: RuleContext) -> pd.DataFrame:
             statements = risky_statements(text, account, trusted, allow_org)
         except (ValueError, TypeError) as exc:
             index.append(row)
-            messages.append(f"repository policy cannot be checked: invalid JSON ({exc})")
+            messages.append(message(POLICY_INVALID, error=str(exc)))
             details.append({"statements": [], "invalid": True})
             continue
         if statements:
             principals = sorted({p for s in statements for p in s["principals"]})
             index.append(row)
             messages.append(
-                f"repository policy grants {', '.join(principals)} in "
-                f"{len(statements)} statement{'s' if len(statements) > 1 else ''}"
+                message(POLICY_GRANTS_MANY, principals=principals, count=len(statements))
+                if len(statements) > 1
+                else message(POLICY_GRANTS, principals=principals)
             )
             details.append({"statements": statements})
     return pd.DataFrame(

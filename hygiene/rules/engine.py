@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hygiene.messages import Message
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
 from hygiene.rules.findings import RepositoryFindings, image_findings
@@ -52,7 +53,7 @@ class Evaluation:
 
     findings: list[Finding]
     kept: list[KeptImage]
-    mute_warnings: list[str]
+    mute_warnings: list[Message]  # expired mutelist entries
     # per image row: digest, repository … and every protection column (see protections)
     protections: pd.DataFrame = field(default_factory=pd.DataFrame)
     muted: list[Finding] = field(default_factory=list)  # suppressed by the mutelist

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hygiene.messages import Message
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
 from hygiene.rules.columns import pylist, utc_iso_strings, utc_ns
@@ -92,6 +93,7 @@ class RepositoryFindings:
         for account, region, name, namespace, message, detail in zip(
             accounts, regions, names, namespaces, hits["message"].tolist(), details, strict=True
         ):
+            text, template, params = message_parts(message)
             finding = Finding(
                 code=rule.code,
                 rule=rule.name,
@@ -100,10 +102,12 @@ class RepositoryFindings:
                 region=region,
                 repository=name,
                 namespace=namespace,
-                message=message,
+                message=text,
                 fix=rule.fix,
                 fix_safety=rule.fix_safety,
                 details=dict(detail) if isinstance(detail, dict) else {},
+                message_template=template,
+                message_params=params,
             )
             if is_muted(self.mutes, rule.code, name, namespace):
                 self.muted.append(finding)
@@ -259,6 +263,7 @@ def _unit_findings(
             details["also"] = other_rules
         if isinstance(detail, dict):
             details.update(detail)
+        text, template, params = message_parts(message)
         finding = Finding(
             code=code,
             rule=name,
@@ -267,16 +272,26 @@ def _unit_findings(
             region=region,
             repository=repository,
             namespace=namespace,
-            message=message,
+            message=text,
             fix=fix,
             fix_safety=fix_safety,
             image_digest=unit[0],
             tags=tuple(tags),
             bytes=size,
             details=details,
+            message_template=template,
+            message_params=params,
         )
         append(finding)
     return findings
+
+
+def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
+    """(English text, template, parameters) of a rule's message (a :class:`Message`, or
+    plain text from a rule that has no template)."""
+    if isinstance(value, Message):
+        return value.render(), value.template, dict(value.params)
+    return str(value), "", {}
 
 
 @dataclass

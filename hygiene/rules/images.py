@@ -10,12 +10,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, image_hits, labels, rule
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
+
+UNTAGGED_IMAGE = N_(
+    "untagged image pushed %(age)s days ago (threshold %(threshold)s days), listed by no index"
+)
+UNTAGGED_INDEX = N_(
+    "untagged index with %(children)s manifests pushed %(age)s days ago (threshold "
+    "%(threshold)s days), listed by no index"
+)
+NEVER_PULLED = N_("never pulled; pushed %(pushed)s days ago (threshold %(threshold)s days)")
+LAST_PULLED = N_("last pulled %(date)s (%(days)s days ago, threshold %(threshold)s days)")
+EXCESS = N_(
+    "repository holds %(total)s images (limit %(limit)s); this is number %(rank)s by push time"
+)
+ORPHAN_LEGACY = N_("legacy cosign artifact for %(subject)s, which is not in the repository")
+ORPHAN_TYPED = N_("referrer of type %(media_type)s for %(subject)s, which is not in the repository")
+ORPHAN_REFERRER = N_("referrer for %(subject)s, which is not in the repository")
 
 
 def _days(now: pd.Timestamp, when: pd.Series) -> np.ndarray:
@@ -87,9 +104,11 @@ def untagged_image(ctx: RuleContext) -> pd.DataFrame:
     sub = images.loc[mask, ["pushed_at", "child_digests"]]
     ages = _days(ctx.now, sub["pushed_at"])
     children = sub["child_digests"].map(len).to_numpy()
+    threshold = ctx.options["min_age_days"]
     messages = [
-        f"untagged {'index with ' + str(c) + ' manifests' if c else 'image'} pushed {a} days "
-        f"ago (threshold {ctx.options['min_age_days']} days), listed by no index"
+        message(UNTAGGED_INDEX, children=c, age=a, threshold=threshold)
+        if c
+        else message(UNTAGGED_IMAGE, age=a, threshold=threshold)
         for a, c in zip(ages.tolist(), children.tolist(), strict=True)
     ]
     return image_hits(sub.index, messages)
@@ -163,9 +182,9 @@ def stale_image(ctx: RuleContext) -> pd.DataFrame:
     never = pulled.isna().to_numpy().tolist()
     messages = [
         (
-            f"never pulled; pushed {pushed} days ago (threshold {days} days)"
+            message(NEVER_PULLED, pushed=pushed, threshold=days)
             if is_never
-            else f"last pulled {date} ({pulls} days ago, threshold {days} days)"
+            else message(LAST_PULLED, date=date, days=pulls, threshold=days)
         )
         for is_never, date, pulls, pushed in zip(
             never, pull_dates, pull_days, push_days, strict=True
@@ -234,7 +253,7 @@ def excess_images(ctx: RuleContext) -> pd.DataFrame:
     over_index = countable.index[over]
     over_rank = rank[over]
     messages = [
-        f"repository holds {t} images (limit {limit}); this is number {r} by push time"
+        message(EXCESS, total=t, limit=limit, rank=r)
         for t, r in zip(totals, over_rank.tolist(), strict=True)
     ]
     return image_hits(over_index, messages)
@@ -280,21 +299,21 @@ def orphaned_referrer(ctx: RuleContext) -> pd.DataFrame:
         Delete the referrer by digest (a safe fix: nothing can use a signature of an
         image that does not exist).
     """
-    import numpy as np
 
     images = ctx.images
     cutoff = ctx.days_ago(ctx.options["min_age_days"])
     mask = images["orphaned_referrer"] & ~images["is_child"] & (images["pushed_at"] < cutoff)
     sub = images.loc[mask, ["is_signature_tag", "artifact_media_type", "subject_digest"]]
-    kinds = np.where(
-        sub["is_signature_tag"].to_numpy(),
-        "legacy cosign artifact",
-        sub["artifact_media_type"].astype(object).fillna("referrer").to_numpy(),
-    )
+    legacy = sub["is_signature_tag"].to_numpy(dtype=bool).tolist()
+    media = sub["artifact_media_type"].astype(object).where(sub["artifact_media_type"].notna())
     messages = [
-        f"{kind} refers to {subject}, which is not in the repository"
-        for kind, subject in zip(
-            kinds.tolist(), sub["subject_digest"].astype(str).tolist(), strict=True
+        message(ORPHAN_LEGACY, subject=subject)
+        if is_legacy
+        else message(ORPHAN_TYPED, media_type=kind, subject=subject)
+        if kind
+        else message(ORPHAN_REFERRER, subject=subject)
+        for is_legacy, kind, subject in zip(
+            legacy, media.tolist(), sub["subject_digest"].astype(str).tolist(), strict=True
         )
     ]
     return image_hits(sub.index, messages)

@@ -13,19 +13,35 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from hygiene.messages import N_, Message, message
 from hygiene.rules.columns import match_globs
 from hygiene.rules.settings import MuteRule, RuleSettings
 
+MUTE_ENTRY = N_("mutelist entry %(index)s (%(target)s: %(codes)s)")
+MUTE_EXPIRED = N_(
+    "%(source)s: %(entry)s expired on %(expires)s; not honoured (reason was: %(reason)s)"
+)
 
-def active_mutes(settings: RuleSettings, now: pd.Timestamp) -> tuple[list[str], list[MuteRule]]:
+
+def active_mutes(settings: RuleSettings, now: pd.Timestamp) -> tuple[list[Message], list[MuteRule]]:
     """(warnings about expired entries, the entries still in force on ``now``'s date)."""
     today = now.date()
     warnings, active = [], []
     for mute in settings.mutelist:
         if mute.expired(today):
             warnings.append(
-                f"{settings.source}: {mute.describe()} expired on {mute.expires}; "
-                f"not honoured (reason was: {mute.reason})"
+                message(
+                    MUTE_EXPIRED,
+                    source=str(settings.source),
+                    entry=message(
+                        MUTE_ENTRY,
+                        index=mute.index,
+                        target=mute.repository + (f"@{mute.digest}" if mute.digest else ""),
+                        codes=sorted(mute.codes),
+                    ),
+                    expires=str(mute.expires),
+                    reason=mute.reason,
+                )
             )
         else:
             active.append(mute)

@@ -12,11 +12,58 @@ import re
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, check_re2, rule
 
 if TYPE_CHECKING:
     import pandas as pd
+
+OUTSIDE = N_("repository '%(name)s' is outside any namespace")
+OUTSIDE_SUGGEST = N_(
+    "repository '%(name)s' is outside any namespace; it looks like it belongs in '%(target)s'"
+)
+UNREGISTERED = N_(
+    "namespace '%(namespace)s' (%(repositories)s repositories) is not a registered project"
+)
+UNREGISTERED_SUGGEST = N_(
+    "namespace '%(namespace)s' (%(repositories)s repositories) is not a registered project; "
+    "did you mean '%(closest)s'?"
+)
+FRAGMENT = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/'"
+)
+FRAGMENT_RELATED = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/' (related: %(related)s)"
+)
+FRAGMENT_ELSEWHERE = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/' (also in account %(accounts)s)"
+)
+FRAGMENT_RELATED_ELSEWHERE = N_(
+    "namespace '%(namespace)s' fragments project '%(project)s' (%(kind)s); move its "
+    "%(repositories)s repositories under '%(prefix)s/' (related: %(related)s) (also in "
+    "account %(accounts)s)"
+)
+# by (has related namespaces, is also in other accounts)
+FRAGMENT_TEMPLATES = {
+    (False, False): FRAGMENT,
+    (True, False): FRAGMENT_RELATED,
+    (False, True): FRAGMENT_ELSEWHERE,
+    (True, True): FRAGMENT_RELATED_ELSEWHERE,
+}
+FRAGMENT_KINDS = {
+    "separator variant": N_("separator variant"),
+    "team/suffix variant": N_("team/suffix variant"),
+    "team/prefix variant": N_("team/prefix variant"),
+    "sibling fragments": N_("sibling fragments"),
+}
+BAD_SEGMENT = N_("segment %(segments)s does not match %(pattern)s")
+BAD_SEGMENTS = N_("segments %(segments)s do not match %(pattern)s")
+TOO_DEEP = N_("%(depth)s path segments (at most %(max)s)")
+NAMING = N_("repository '%(name)s': %(problems)s")
 
 
 def _names(repositories: pd.DataFrame) -> pd.Series:
@@ -87,8 +134,9 @@ def repository_outside_namespace(ctx: RuleContext) -> pd.DataFrame:
         if len(tokens) > 1 and tokens[0] in registered:
             target = f"{tokens[0]}/{'-'.join(tokens[1:])}"
         messages.append(
-            f"repository '{name}' is outside any namespace"
-            + (f"; it looks like it belongs in '{target}'" if target else "")
+            message(OUTSIDE_SUGGEST, name=name, target=target)
+            if target
+            else message(OUTSIDE, name=name)
         )
         details.append({"suggested_name": target} if target else {})
     return pd.DataFrame({"message": messages, "details": details}, index=sub.index)
@@ -157,8 +205,14 @@ def unregistered_namespace(ctx: RuleContext) -> pd.DataFrame:
                 "region": str(region),
                 "namespace": namespace,
                 "message": (
-                    f"namespace '{namespace}' ({len(repo_names)} repositories) is not a "
-                    "registered project" + (f"; did you mean '{close[0]}'?" if close else "")
+                    message(
+                        UNREGISTERED_SUGGEST,
+                        namespace=namespace,
+                        repositories=len(repo_names),
+                        closest=close[0],
+                    )
+                    if close
+                    else message(UNREGISTERED, namespace=namespace, repositories=len(repo_names))
                 ),
                 "details": {
                     "repositories": repo_names[:100],
@@ -171,16 +225,22 @@ def unregistered_namespace(ctx: RuleContext) -> pd.DataFrame:
 
 
 COPY_STEPS = (
-    "For each old → new pair, create the new repository with the old one's settings "
-    "(scan on push, tag mutability, encryption, lifecycle policy, repository policy, "
-    "resource tags).",
-    "Copy every image by digest, keeping tags and all platforms (ECR cannot rename or move "
-    "images): skopeo copy --all docker://{registry}/OLD@DIGEST docker://{registry}/NEW:TAG "
-    "(or crane cp).",
-    "Verify that NEW lists the same digests and tags as OLD (aws ecr describe-images).",
-    "Point CI pipelines, deployments and task definitions at NEW; wait until OLD records "
-    "no more pulls.",
-    "Delete OLD: aws ecr delete-repository --force --repository-name OLD.",
+    N_(
+        "For each old → new pair, create the new repository with the old one's settings "
+        "(scan on push, tag mutability, encryption, lifecycle policy, repository policy, "
+        "resource tags)."
+    ),
+    N_(
+        "Copy every image by digest, keeping tags and all platforms (ECR cannot rename or "
+        "move images): skopeo copy --all docker://%(registry)s/OLD@DIGEST "
+        "docker://%(registry)s/NEW:TAG (or crane cp)."
+    ),
+    N_("Verify that NEW lists the same digests and tags as OLD (aws ecr describe-images)."),
+    N_(
+        "Point CI pipelines, deployments and task definitions at NEW; wait until OLD records "
+        "no more pulls."
+    ),
+    N_("Delete OLD: aws ecr delete-repository --force --repository-name OLD."),
 )
 
 
@@ -191,7 +251,7 @@ COPY_STEPS = (
     fix_safety=FixSafety.MANUAL,
     scope=Scope.NAMESPACE,
     needs_complete_repository=False,
-    fix="Move the namespace's repositories under the project namespace (see rename_map).",
+    fix="Move the namespace's repositories under the project namespace (rename map below).",
     options=[
         Option(
             "separators",
@@ -304,11 +364,15 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
                     "account": account,
                     "region": region,
                     "namespace": namespace,
-                    "message": (
-                        f"namespace '{namespace}' fragments project '{target}' ({kind}); "
-                        f"move its {len(rename)} repositories under '{prefix}/'"
-                        + (f" (related: {', '.join(siblings)})" if siblings else "")
-                        + (f" (also in account {', '.join(elsewhere)})" if elsewhere else "")
+                    "message": message(
+                        FRAGMENT_TEMPLATES[(bool(siblings), bool(elsewhere))],
+                        namespace=namespace,
+                        project=target,
+                        kind=message(FRAGMENT_KINDS[kind]),
+                        repositories=len(rename),
+                        prefix=prefix,
+                        related=siblings,
+                        accounts=elsewhere,
                     ),
                     "details": {
                         "project": target,
@@ -318,7 +382,12 @@ def fragmented_namespace(ctx: RuleContext) -> pd.DataFrame:
                         "related_accounts": elsewhere,
                         "rename_map": rename,
                         "conflicts": conflicts,
-                        "steps": [s.format(registry=registry) for s in COPY_STEPS],
+                        "steps": [
+                            message(step, registry=registry).to_json()
+                            if "%(registry)s" in step
+                            else message(step).to_json()
+                            for step in COPY_STEPS
+                        ],
                     },
                 }
             )
@@ -415,11 +484,11 @@ def naming_convention(ctx: RuleContext) -> pd.DataFrame:
         problems = []
         if bad:
             problems.append(
-                f"segment{'s' if len(bad) > 1 else ''} {', '.join(bad)} "
-                f"do{'' if len(bad) > 1 else 'es'} not match {pattern}"
-            )
+                message(BAD_SEGMENTS if len(bad) > 1 else BAD_SEGMENT, segments=bad,
+                        pattern=pattern)
+            )  # fmt: skip
         if len(parts) > depth:
-            problems.append(f"{len(parts)} path segments (at most {depth})")
-        messages.append(f"repository '{name}': " + "; ".join(problems))
+            problems.append(message(TOO_DEEP, depth=len(parts), max=depth))
+        messages.append(message(NAMING, name=name, problems=problems))
         details.append({"bad_segments": bad, "depth": len(parts)})
     return pd.DataFrame({"message": messages, "details": details}, index=sub.index)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Deletes, Option, RuleContext, Scope, rule
+
+EMPTY = N_("repository has no images; created %(age)s days ago (threshold %(threshold)s days)")
+NO_LIFECYCLE = N_("no lifecycle policy (%(images)s images); Security Hub ECR.3")
+IDLE = N_(
+    "no push since %(pushed)s and last pull %(pulled)s (%(images)s images; threshold "
+    "%(threshold)s days)"
+)
+IDLE_NEVER_PULLED = N_(
+    "no push since %(pushed)s and never pulled (%(images)s images; threshold %(threshold)s days)"
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,10 +66,7 @@ def empty_repository(ctx: RuleContext) -> pd.DataFrame:
     mask = (repos["image_count"] == 0) & (repos["created_at"] < cutoff).fillna(False)
     sub = repos[mask]
     ages = ((ctx.now - sub["created_at"]) / pd.Timedelta(days=1)).astype(int).tolist()
-    messages = [
-        f"repository has no images; created {age} days ago (threshold {ctx.options['days']})"
-        for age in ages
-    ]
+    messages = [message(EMPTY, age=age, threshold=ctx.options["days"]) for age in ages]
     return pd.DataFrame({"message": messages}, index=sub.index)
 
 
@@ -105,7 +113,7 @@ def missing_lifecycle_policy(ctx: RuleContext) -> pd.DataFrame:
     mask = missing & (repos["image_count"] >= ctx.options["min_images"])
     sub = repos[mask]
     counts = sub["image_count"].tolist()
-    messages = [f"no lifecycle policy ({c} images); Security Hub ECR.3" for c in counts]
+    messages = [message(NO_LIFECYCLE, images=c) for c in counts]
     return pd.DataFrame({"message": messages}, index=sub.index)
 
 
@@ -164,10 +172,11 @@ def abandoned_repository(ctx: RuleContext) -> pd.DataFrame:
     for pushed, pulled, count in zip(
         push.tolist(), pull.tolist(), sub["images"].tolist(), strict=True
     ):
-        pulled_text = "never pulled" if pulled == "NaT" else f"last pull {pulled}"
+        threshold = ctx.options["days"]
         messages.append(
-            f"no push since {pushed} and {pulled_text} ({count} images; threshold "
-            f"{ctx.options['days']} days)"
+            message(IDLE_NEVER_PULLED, pushed=pushed, images=count, threshold=threshold)
+            if pulled == "NaT"
+            else message(IDLE, pushed=pushed, pulled=pulled, images=count, threshold=threshold)
         )
         details.append(
             {

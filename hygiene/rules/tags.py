@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hygiene.messages import N_, message
 from hygiene.model import FixSafety, Severity
 from hygiene.rules.base import Option, RuleContext, Scope, rule
 
@@ -15,6 +16,20 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
     import pyarrow as pa
+
+MIXED_SCHEMES = N_(
+    "release tags mix %(schemes)s schemes; dominant %(scheme)s (%(images)s images), "
+    "outliers: %(outliers)s"
+)
+MIXED_SCHEMES_MORE = N_(
+    "release tags mix %(schemes)s schemes; dominant %(scheme)s (%(images)s images), "
+    "outliers: %(outliers)s and %(more)s more"
+)
+FLOATING_BEHIND = N_(
+    "'%(tag)s' is on an image pushed %(pushed)s, but %(versions)s was pushed %(newest)s"
+)
+PROBLEMS = "%(problems)s"  # several messages, each translated, joined with "; "
+FLOATING_ALONE = N_("'%(tag)s' is the only tag of its image (no version to trace)")
 
 FLOATING_TAGS = [
     "latest", "main", "master", "stable", "dev", "develop", "edge", "nightly",
@@ -35,6 +50,15 @@ SCHEMES: tuple[tuple[str, str], ...] = (
 RELEASE_SCHEMES = ("semver", "v-semver", "calver", "build-number", "git-sha")
 # an image tagged both 1.4.0 and sha-3f2a1bc is a semver release with a sha alias
 PRIORITY = {name: i for i, name in enumerate(RELEASE_SCHEMES)}
+# how the reports name each scheme
+SCHEME_LABELS = {
+    "calver": N_("calendar version"),
+    "v-semver": N_("v-prefixed semantic version"),
+    "semver": N_("semantic version"),
+    "build-number": N_("build number"),
+    "git-sha": N_("git commit"),
+    "branch": N_("branch name"),
+}
 SCHEME_NAMES = ("floating", *(s for s, _ in SCHEMES), "other")
 
 
@@ -218,11 +242,14 @@ def inconsistent_tag_scheme(ctx: RuleContext) -> pd.DataFrame:
     for repo_id in mixed.tolist():
         scheme = SCHEME_NAMES[dominant[repo_id]]
         odd = outlier_tags.get(repo_id, [])
-        shown = ", ".join(odd[:10]) + (f" and {len(odd) - 10} more" if len(odd) > 10 else "")
         index.append(int(repo_row[repo_id]))
+        label = message(SCHEME_LABELS[scheme]) if scheme in SCHEME_LABELS else scheme
+        params = {"schemes": len(counts[repo_id]), "scheme": label,
+                  "images": counts[repo_id][scheme], "outliers": odd[:10]}  # fmt: skip
         messages.append(
-            f"release tags mix {len(counts[repo_id])} schemes; dominant {scheme} "
-            f"({counts[repo_id][scheme]} images), outliers: {shown}"
+            message(MIXED_SCHEMES_MORE, **params, more=len(odd) - 10)
+            if len(odd) > 10
+            else message(MIXED_SCHEMES, **params)
         )
         details.append(
             {"dominant_scheme": scheme, "schemes": counts[repo_id], "outlier_tags": odd[:100]}
@@ -326,14 +353,19 @@ def floating_tag_drift(ctx: RuleContext) -> pd.DataFrame:
             newest_row = held_newest.iloc[i]
             version = [t for t in newest_row["tags"] if t not in floating]
             problems.append(
-                f"'{tag}' is on an image pushed {str(row['pushed_at'])[:10]}, but "
-                f"{', '.join(version[:3])} was pushed {str(newest_row['pushed_at'])[:10]}"
+                message(
+                    FLOATING_BEHIND,
+                    tag=tag,
+                    pushed=str(row["pushed_at"])[:10],
+                    versions=version[:3],
+                    newest=str(newest_row["pushed_at"])[:10],
+                )
             )
             detail |= {"newest_digest": str(newest_row["digest"]), "newest_tags": version}
         if alone[i]:
-            problems.append(f"'{tag}' is the only tag of its image (no version to trace)")
+            problems.append(message(FLOATING_ALONE, tag=tag))
             detail["only_tag"] = True
         index.append(int(row["repo_row"]))
-        messages.append("; ".join(problems))
+        messages.append(message(PROBLEMS, problems=problems))
         details.append(detail)
     return pd.DataFrame({"message": messages, "details": details}, index=index)

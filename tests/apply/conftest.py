@@ -9,6 +9,7 @@ import pytest
 
 from hygiene.store import Store
 from tests.apply.registry import Seeder
+from tests.authz.world import deployed_store, proposal_in_grace, rules
 
 
 @pytest.fixture
@@ -26,3 +27,20 @@ def seeder(ecr: Any, now: datetime) -> Seeder:
 def clients(ecr: Any) -> Any:
     client = ecr.client()
     return lambda account, region: client
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
+    """A deployed store (admins: the AdministratorAccess permission set) holding one
+    proposal past its grace period, and the CLI pointed at the embedded registry."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
+    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
+    directory = rules(tmp_path / "rules", ["AdministratorAccess"])
+    url = f"sqlite:///{tmp_path / 'hygiene.db'}"
+    store = deployed_store(url, directory)
+    return {
+        **proposal_in_grace(store, seeder, config, now),
+        "url": url,
+        "store": store,
+        "common": ["--rules-dir", str(directory), "--store", url],
+    }

@@ -4,8 +4,6 @@ identities from the moto server's STS: an IAM Identity Center admin and a develo
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
@@ -24,31 +22,11 @@ from tests.authz.world import (
     MOTO_ACCOUNT,
     OWNER_OF_ML,
     OWNER_OF_SUPORTE,
-    deployed_store,
-    proposal_in_grace,
-    rules,
     signed_in,
     sts_as,
 )
 
 ALICE = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/{ADMIN_ROLE}/alice@lsd.ufcg.edu.br"
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dict[str, Any]:
-    """A deployed store (admins: the AdministratorAccess permission set) holding one
-    proposal past its grace period, and the CLI pointed at the embedded registry."""
-    monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
-    monkeypatch.delenv("HYGIENE_DEMO_TOKEN", raising=False)
-    directory = rules(tmp_path / "rules", ["AdministratorAccess"])
-    url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    store = deployed_store(url, directory)
-    return {
-        **proposal_in_grace(store, seeder, config, now),
-        "url": url,
-        "store": store,
-        "common": ["--rules-dir", str(directory), "--store", url],
-    }
 
 
 def test_sts_identity_comes_from_get_caller_identity_and_fails_with_exit_6() -> None:
@@ -100,11 +78,11 @@ def test_admin_lists_approves_applies_and_audits(
     assert decision["approver"] == ALICE and decision["source"] == "sts"
 
     assert run_cli(cli, ["apply", "--dry-run", *common]) == 0
-    assert "[dry run]" in capsys.readouterr().out
+    assert "would delete 2 image(s)" in capsys.readouterr().out
     assert seeder.live_digests(seeded["repo"]) == {*seeded["digests"], seeded["kept"]}
 
     assert run_cli(cli, ["apply", *common]) == 0
-    assert f"{seeded['id']}: applied" in capsys.readouterr().out
+    assert f"{seeded['id']}  suporte/api: applied" in capsys.readouterr().out
     assert seeder.live_digests(seeded["repo"]) == {seeded["kept"]}
 
     assert run_cli(cli, ["audit", "--since", "1d", "--format", "json", *common]) == 0
@@ -196,6 +174,7 @@ def test_reasons_reach_the_terminal_as_text(seeded, ecr, monkeypatch, capsys) ->
     code = run_cli(cli, ["reject", seeded["id"], "--reason", reason, *common])
     assert code == 0, capsys.readouterr().err
     capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "200")  # room for the detail column on one line
     assert run_cli(cli, ["audit", *common]) == 0
     assert reason in capsys.readouterr().out
     assert run_cli(cli, ["proposals", "--state", "rejected", *common]) == 0

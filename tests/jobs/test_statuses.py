@@ -16,7 +16,7 @@ from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import SmtpSettings
 from hygiene.errors import ConfigError, ExitCode
-from hygiene.notify.email import SmtpCredentials, SmtpTransport
+from hygiene.notify.channels.email import SmtpCredentials, SmtpTransport
 from hygiene.store import Store
 from tests import builders
 from tests.apply.registry import Seeder

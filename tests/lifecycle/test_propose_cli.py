@@ -99,7 +99,7 @@ def test_propose_builds_unsafe_put_with_preview(config: Config, now: datetime) -
     assert preview["images"] == 4
     assert preview["bytes"] == 3 * GB + 2 * GB + 2 * 1000
     assert proposal.evidence["current_policy"] is None
-    assert proposal.summary == "this policy would expire 4 images, 5.4 GB (no policy yet)"
+    assert proposal.summary == "this policy would expire 4 images, 5.0 GiB (no policy yet)"
     identity = {"account": ACCOUNT, "region": REGION, "repository": "team/app"}
     assert proposal.id == proposal_id(
         Action.PUT_LIFECYCLE_POLICY, {**identity, **proposal.target}, proposal.evidence
@@ -133,7 +133,7 @@ def test_existing_policies_are_replaced_only_when_asked(config: Config, now: dat
     # three untagged images 20-22 days old, older than 14 days
     assert (
         proposal.summary
-        == "this policy would expire 3 images, 3.0 KB (replaces the current policy)"
+        == "this policy would expire 3 images, 2.9 KiB (replaces the current policy)"
     )
 
 
@@ -177,7 +177,7 @@ def test_cli_commands_on_snapshot(
     assert json.loads(out)[0]["images"] == 4
 
     code, out, _ = _run(["lifecycle", "preview", "team/app", *common, *when], capsys)
-    assert code == 0 and out.startswith("team/app: expire 4 images, 5.4 GB")
+    assert code == 0 and out.startswith("team/app: expire 4 images, 5.0 GiB")
 
     code, out, err = _run(["lifecycle", "diff", "--namespace", "team", *common], capsys)
     assert code == 0

@@ -253,3 +253,61 @@ def start_slack_server(state: SlackState | None = None) -> Iterator[SlackState]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+@dataclass
+class WebhookPost:
+    path: str
+    headers: dict[str, str]
+    payload: Any
+
+
+@dataclass
+class WebhookState:
+    """A chat service's incoming webhook: answers ``status`` (the first ``fail_first``
+    posts get 503) and records each JSON body."""
+
+    status: int = 200
+    fail_first: int = 0
+    posts: list[WebhookPost] = field(default_factory=list)
+    base: str = ""
+
+    def url(self, name: str) -> str:
+        return f"{self.base}hooks/{name}"
+
+
+def _webhook_handler(state: WebhookState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            state.posts.append(WebhookPost(self.path, dict(self.headers), json.loads(body)))
+            status = 503 if len(state.posts) <= state.fail_first else state.status
+            answer = b"1" if status < 300 else b'{"error": "try again"}'
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    return Handler
+
+
+@contextmanager
+def start_webhook_server(status: int = 200, fail_first: int = 0) -> Iterator[WebhookState]:
+    state = WebhookState(status=status, fail_first=fail_first)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _webhook_handler(state))
+    state.base = f"http://127.0.0.1:{server.server_address[1]}/"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

@@ -14,6 +14,7 @@ from botocore.stub import ANY, Stubber
 from hygiene.config import Config, SmtpSettings
 from hygiene.errors import ConfigError
 from hygiene.notify import (
+    EmailChannel,
     SesTransport,
     SmtpCredentials,
     SmtpTransport,
@@ -27,9 +28,16 @@ from tests.notify.conftest import with_notify
 from tests.notify.servers import free_port, self_signed_cert
 
 
+def mail(transport: SmtpTransport | SesTransport, config: Config) -> list[EmailChannel]:
+    return [EmailChannel(transport, sender=config.policy.notify.smtp.sender)]
+
+
 def parts(message):  # type: ignore[no-untyped-def]
-    assert message.get_content_type() == "multipart/alternative"
-    types = [p.get_content_type() for p in message.iter_parts()]
+    """(text, HTML) of a report mail: text and HTML alternatives, then the attachments."""
+    assert message.get_content_type() == "multipart/mixed"
+    alternative = next(message.iter_parts())
+    assert alternative.get_content_type() == "multipart/alternative"
+    types = [p.get_content_type() for p in alternative.iter_parts()]
     assert types == ["text/plain", "text/html"]
     text = message.get_body(("plain",)).get_content().replace("\r\n", "\n")
     html = message.get_body(("html",)).get_content().replace("\r\n", "\n")
@@ -53,8 +61,9 @@ def test_weekly_report_reaches_owners_over_plain_smtp(
                 "username_env": None,
             },
         )
-        results = deliver_report(weekly_ml, cfg, email=SmtpTransport(cfg.policy.notify.smtp))
+        results = deliver_report(weekly_ml, cfg, mail(SmtpTransport(cfg.policy.notify.smtp), cfg))
     assert [r.ok for r in results] == [True]
+    assert results[0].people == ["ana.costa@lsd.ufcg.edu.br", "lucas.alves@lsd.ufcg.edu.br"]
     assert len(server.messages) == 1
     received = server.messages[0]
     assert received.mail_from == "hygiene@lsd.ufcg.edu.br"
@@ -65,10 +74,14 @@ def test_weekly_report_reaches_owners_over_plain_smtp(
     assert message["Reply-To"] == "registry-admins@lsd.ufcg.edu.br"
     assert message["Auto-Submitted"] == "auto-generated"
     text, html = parts(message)
-    assert text.strip() == weekly_ml.text.strip()
-    assert "hygiene reject p-" in text
-    assert html.strip() == weekly_ml.html.strip()
+    attached = [p.get_filename() for p in message.iter_attachments()]
+    # the mail variant, naming the attachments it comes with
+    mailed = weekly_ml.mail(attached)
+    assert (html.strip(), text.strip()) == (mailed[0].strip(), mailed[1].strip())
+    assert "hygiene reject PROPOSAL_ID" in text
+    assert all(name in text for name in attached)
     assert "<html" in html and 'style="' in html
+    assert "weekly-ml-images.csv" in attached and "weekly-ml.html" in attached
 
 
 def test_starttls_with_login_and_no_secret_in_logs(
@@ -99,7 +112,7 @@ def test_starttls_with_login_and_no_secret_in_logs(
         transport = SmtpTransport(
             settings, credentials=smtp_credentials(settings, env), ssl_context=client_context
         )
-        results = deliver_report(nightly, cfg, email=transport)
+        results = deliver_report(nightly, cfg, mail(transport, cfg))
     assert results[0].ok, results[0].error
     assert server.logins == [("hygiene-bot", secret)]
     assert server.messages[0].rcpt_tos == ["admin@lsd.ufcg.edu.br"]
@@ -127,7 +140,7 @@ def test_starttls_rejects_an_untrusted_certificate(
                 "username_env": None,
             },
         )
-        results = deliver_report(nightly, cfg, email=SmtpTransport(cfg.policy.notify.smtp))
+        results = deliver_report(nightly, cfg, mail(SmtpTransport(cfg.policy.notify.smtp), cfg))
     assert not results[0].ok
     assert "CERTIFICATE_VERIFY_FAILED" in (results[0].error or "")
     assert server.messages == []
@@ -166,7 +179,7 @@ def test_failed_delivery_is_retried_then_recorded_and_html_stays(
     )
     sleeps: list[float] = []
     results = deliver_report(
-        weekly_suporte, cfg, email=SmtpTransport(cfg.policy.notify.smtp), sleep=sleeps.append
+        weekly_suporte, cfg, mail(SmtpTransport(cfg.policy.notify.smtp), cfg), sleep=sleeps.append
     )
     assert len(results) == 1
     result = results[0]
@@ -185,7 +198,7 @@ def test_missing_password_is_a_failed_result_not_an_exception(
         config, email=True, smtp={"username_env": "SMTP_USER", "password_env": "SMTP_PASS"}
     )
     results = deliver_all([nightly], cfg, environ={"SMTP_USER": "bot"}, sleep=lambda _: None)
-    assert [(r.ok, r.channel) for r in results] == [(False, "smtp")]
+    assert [(r.ok, r.channel) for r in results] == [(False, "email")]
     assert "$SMTP_PASS" in (results[0].error or "")
 
 
@@ -217,9 +230,12 @@ def test_ses_send_raw_email(config: Config, weekly_ml: RenderedReport) -> None:
                 "RawMessage": {"Data": ANY},
             },
         )
-        results = deliver_all([weekly_ml], cfg, ses_client=client, sleep=lambda _: None)
+        channel = EmailChannel.from_settings(cfg.policy.notify, {}, ses_client=client)
+        assert channel is not None
+        results = deliver_all([weekly_ml], cfg, channels=[channel], sleep=lambda _: None)
         stub.assert_no_pending_responses()
-    assert [(r.channel, r.ok, r.attempts) for r in results] == [("ses", True, 2)]
+    assert [(r.channel, r.ok, r.attempts) for r in results] == [("email", True, 2)]
+    assert results[0].reached == ("mailto:ana.costa@lsd.ufcg.edu.br",)
 
 
 def test_ses_raw_message_is_the_multipart_report(weekly_ml: RenderedReport) -> None:
@@ -250,7 +266,7 @@ def test_no_recipients_is_not_retried(config: Config, nightly: RenderedReport) -
     cfg = with_notify(config, email=True, admin_emails=[], retries=3)
     sleeps: list[float] = []
     results = deliver_report(
-        nightly, cfg, email=SmtpTransport(cfg.policy.notify.smtp), sleep=sleeps.append
+        nightly, cfg, mail(SmtpTransport(cfg.policy.notify.smtp), cfg), sleep=sleeps.append
     )
     assert [(r.ok, r.attempts) for r in results] == [(False, 1)]
     assert "no e-mail recipients" in (results[0].error or "")

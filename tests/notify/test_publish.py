@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from hygiene.config import Config
-from hygiene.notify import SmtpTransport, publish
+from hygiene.notify import EmailChannel, SmtpTransport, publish
 from tests.notify.conftest import with_notify
 from tests.report import sample
 
@@ -37,6 +37,9 @@ def test_publish_weekly_by_email_and_slack(
         ("weekly-ml", "email"), ("weekly-ml", "slack"),
         ("weekly-suporte", "email"), ("weekly-suporte", "slack"),
     ]  # fmt: skip
+    reached = {(d.report, d.channel): d.reached for d in publication.deliveries}
+    assert reached[("weekly-ml", "email")] == ("mailto:ana.costa@lsd.ufcg.edu.br",)
+    assert reached[("weekly-ml", "slack")] == ("slack:CML-RESEARCH",)
     assert sorted(m.rcpt_tos[0] for m in server.messages) == [
         "ana.costa@lsd.ufcg.edu.br",
         "joao.silva@lsd.ufcg.edu.br",
@@ -44,7 +47,11 @@ def test_publish_weekly_by_email_and_slack(
     channels = sorted(c.params["channel"] for c in slack.called("chat.postMessage"))
     assert channels == ["#ml-research", "#suporte-infra"]
     record = publication.reports[0].files["html"].parent / "deliveries.json"
-    assert [d["ok"] for d in json.loads(record.read_text())] == [True] * 4
+    recorded = json.loads(record.read_text())
+    assert [d["ok"] for d in recorded] == [True] * 4
+    assert {tuple(d["reached"]) for d in recorded} == {
+        tuple(d.reached) for d in publication.deliveries
+    }
 
 
 def test_publish_never_raises_on_delivery_and_keeps_the_files(
@@ -62,16 +69,13 @@ def test_publish_never_raises_on_delivery_and_keeps_the_files(
         "nightly",
         out_dir=tmp_path,
         environ={},
-        email=Broken(cfg.policy.notify.smtp),
+        channels=[EmailChannel(Broken(cfg.policy.notify.smtp), sender="h@lsd.ufcg.edu.br")],
         sleep=lambda _: None,
     )
-    assert [(d.channel, d.ok, d.attempts) for d in publication.deliveries] == [
-        ("slack", False, 0),
-        ("email", False, 2),
-    ]
-    assert "mail relay on fire" in (publication.deliveries[1].error or "")
+    assert [(d.channel, d.ok, d.attempts) for d in publication.deliveries] == [("email", False, 2)]
+    assert "mail relay on fire" in (publication.deliveries[0].error or "")
     assert publication.reports[0].files["html"].is_file()
-    failure = publication.failed[1].to_failure()
+    failure = publication.failed[0].to_failure()
     next_night = sample.report_data()
     next_night.delivery_failures = [failure]
     from hygiene.report import render_nightly

@@ -10,10 +10,16 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.webhook import WebhookClient
 
 from hygiene.config import Config
-from hygiene.notify import SlackNotifier, deliver_all, deliver_report, slack_blocks
+from hygiene.notify import SlackChannel, Target, deliver_all, deliver_report, slack_blocks
 from hygiene.report import RenderedReport
 from tests.notify.conftest import with_notify
 from tests.notify.servers import SlackState
+
+
+def slack(state: SlackState, config: Config, **settings: object) -> SlackChannel:
+    """The Slack channel as from_settings builds it, with the stand-in's Web API."""
+    chosen = config.policy.notify.slack_settings.model_copy(update=settings)
+    return SlackChannel(web_client(state), settings=chosen)
 
 
 def web_client(state: SlackState) -> WebClient:
@@ -27,8 +33,10 @@ def test_summary_to_project_channel_with_html_upload(
 ) -> None:
     cfg = with_notify(config, slack=True)
     with slack_server() as state:
-        results = deliver_report(weekly_suporte, cfg, slack=SlackNotifier(web_client(state)))
+        results = deliver_report(weekly_suporte, cfg, [slack(state, cfg)])
     assert [(r.ok, r.channel, r.target) for r in results] == [(True, "slack", "#suporte-infra")]
+    assert results[0].reached == ("slack:CSUPORTE-INFRA",)
+    assert results[0].people == []  # a channel, not a person
     posts = state.called("chat.postMessage")
     assert len(posts) == 1
     payload = posts[0].params
@@ -65,9 +73,7 @@ def test_rate_limit_retry_after_is_honoured(
     state = SlackState(rate_limit_first={"chat.postMessage": 1})
     with slack_server(state):
         started = time.monotonic()
-        results = deliver_report(
-            nightly, cfg, slack=SlackNotifier(web_client(state), upload_html=False)
-        )
+        results = deliver_report(nightly, cfg, [slack(state, cfg, upload_html=False)])
         elapsed = time.monotonic() - started
     assert results[0].ok and results[0].attempts == 1  # slack-sdk retried inside one attempt
     assert len(state.called("chat.postMessage")) == 2
@@ -92,8 +98,9 @@ def test_dm_to_owner_found_by_email_when_project_has_no_channel(
     )
     cfg = with_notify(config.model_copy(update={"projects": projects}), slack=True)
     with slack_server() as state:
-        results = deliver_report(weekly_ml, cfg, slack=SlackNotifier(web_client(state)))
+        results = deliver_report(weekly_ml, cfg, [slack(state, cfg)])
     assert [(r.ok, r.target) for r in results] == [(True, "dm:ana.costa@lsd.ufcg.edu.br")]
+    assert results[0].people == ["ana.costa@lsd.ufcg.edu.br"]
     assert state.called("users.lookupByEmail")[0].params["email"] == "ana.costa@lsd.ufcg.edu.br"
     assert state.called("conversations.open")[0].params["users"] == "U0ANA"
     assert state.called("chat.postMessage")[0].params["channel"] == "DU0ANA"
@@ -114,9 +121,7 @@ def test_unknown_slack_user_is_a_recorded_failure(
     )
     cfg = with_notify(config.model_copy(update={"projects": projects}), slack=True, retries=1)
     with slack_server() as state:
-        results = deliver_report(
-            weekly_suporte, cfg, slack=SlackNotifier(web_client(state)), sleep=lambda _: None
-        )
+        results = deliver_report(weekly_suporte, cfg, [slack(state, cfg)], sleep=lambda _: None)
     assert [(r.ok, r.attempts) for r in results] == [(False, 2)]
     assert "users_not_found" in (results[0].error or "")
     assert "xoxb" not in (results[0].error or "")
@@ -128,7 +133,8 @@ def test_incoming_webhook_mode(config: Config, weekly_ml: RenderedReport, slack_
     with slack_server() as state:
         env = {"HYGIENE_SLACK_WEBHOOK_URL": state.base + "hooks/T000/B000/XXXX"}
         results = deliver_all([weekly_ml], cfg, environ=env)
-    assert [(r.ok, r.channel, r.target) for r in results] == [(True, "slack-webhook", "webhook")]
+    assert [(r.ok, r.channel, r.target) for r in results] == [(True, "slack", "webhook")]
+    assert results[0].reached == ("slack:webhook",)
     hook = state.called("webhook")[0]
     payload = json.loads(hook.body)
     assert payload["blocks"][0]["text"]["text"] == weekly_ml.subject
@@ -154,8 +160,8 @@ def test_no_token_and_no_webhook_is_reported(config: Config, weekly_ml: Rendered
 
 def test_webhook_client_is_usable_directly(weekly_ml: RenderedReport, slack_server) -> None:
     with slack_server() as state:
-        notifier = SlackNotifier(webhook=WebhookClient(state.base + "hooks/x"))
-        assert notifier.send(weekly_ml) == "webhook"
+        channel = SlackChannel(webhook=WebhookClient(state.base + "hooks/x"))
+        assert channel.send(weekly_ml, Target("webhook")).reached == ("slack:webhook",)
     assert len(state.called("webhook")) == 1
 
 

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from hygiene.inventory import Inventory, RunInfo, ScanError
+from hygiene.messages import message, message_json
 from hygiene.model import Action, Finding, FixSafety, KeptImage, Proposal, ProposalState, Severity
 from hygiene.report.data import (
     ApplyOutcome,
@@ -16,6 +17,8 @@ from hygiene.report.data import (
     ReportData,
     build_report_data,
 )
+from hygiene.rules import RULES, compliance, images, naming, tags
+from hygiene.rules.muting import MUTE_ENTRY, MUTE_EXPIRED
 from tests import builders
 from tests.builders import ACCOUNT, GIB, MIB, NOW, REGION
 
@@ -78,94 +81,86 @@ def inventory(*, incomplete: bool = False) -> Inventory:
 
 
 def findings() -> list[Finding]:
+    """Findings as the rules give them: each rule's message template and parameters, and
+    the rule's own fix (reports translate both)."""
     return [
         builders.finding(
             code="NS003",
-            rule="fragmented-namespace",
-            severity=Severity.WARNING,
             repository=None,
             namespace="suporte-cloud",
-            message="Namespace suporte-cloud fragments project suporte.",
-            fix="Move the repositories under suporte/ as shown.",
-            fix_safety=FixSafety.MANUAL,
+            message=message(
+                naming.FRAGMENT,
+                namespace="suporte-cloud",
+                project="suporte",
+                kind=message(naming.FRAGMENT_KINDS["team/suffix variant"]),
+                repositories=1,
+                prefix="suporte/cloud",
+            ),
+            fix=RULES["NS003"].fix,
             details={
                 "project": "suporte",
                 "namespaces": ["suporte-cloud"],
                 "rename_map": {"suporte-cloud/monitor": "suporte/cloud/monitor"},
                 "steps": [
-                    "Create suporte/cloud/monitor",
-                    "Push every tag of suporte-cloud/monitor to it",
-                    "Switch deployments, then delete suporte-cloud/monitor",
+                    message(step, registry=f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com").to_json()
+                    if "%(registry)s" in step
+                    else message(step).to_json()
+                    for step in naming.COPY_STEPS
                 ],
             },
         ),
         builders.finding(
             code="NS001",
-            rule="repository-outside-namespace",
             severity=Severity.ERROR,
             repository="nginx",
             namespace=None,
-            message="Repository nginx is outside any namespace.",
-            fix="Move it into the owning project's namespace.",
-            fix_safety=FixSafety.MANUAL,
+            message=message(naming.OUTSIDE, name="nginx"),
+            fix=RULES["NS001"].fix,
         ),
         builders.finding(
             code="IM002",
-            rule="stale-image",
             severity=Severity.WARNING,
             repository="ml/training",
             namespace="ml",
-            message="Image not pulled for 240 days.",
-            fix="Delete it (proposal pending).",
-            fix_safety=FixSafety.UNSAFE,
+            message=message(images.NEVER_PULLED, pushed=240, threshold=90),
+            fix=RULES["IM002"].fix,
             digest=digest(13),
             tags=("v1.4.0",),
             bytes=4 * GIB,
         ),
         builders.finding(
             code="IM003",
-            rule="excess-images",
-            severity=Severity.INFO,
             repository="ml/training",
             namespace="ml",
-            message="Repository holds more images than allowed.",
-            fix="Delete the oldest images.",
-            fix_safety=FixSafety.UNSAFE,
+            message=message(images.EXCESS, total=5, limit=4, rank=5),
+            fix=RULES["IM003"].fix,
             digest=digest(13),
             tags=("v1.4.0",),
             bytes=4 * GIB,
         ),
         builders.finding(
             code="IM001",
-            rule="untagged-image",
-            severity=Severity.WARNING,
             repository="suporte/cloud/api",
             namespace="suporte",
-            message="Untagged image older than 7 days.",
-            fix="Delete it (safe).",
-            fix_safety=FixSafety.SAFE,
+            message=message(images.UNTAGGED_IMAGE, age=60, threshold=7),
+            fix=RULES["IM001"].fix,
             digest=digest(2),
             bytes=310 * MIB,
         ),
         builders.finding(
             code="SC001",
-            rule="scan-on-push-disabled",
             severity=Severity.WARNING,
             repository="ml/notebooks",
             namespace="ml",
-            message="Scan on push is disabled.",
-            fix="Enable scan on push.",
-            fix_safety=FixSafety.SAFE,
+            message=message(compliance.SCAN_DISABLED),
+            fix=RULES["SC001"].fix,
         ),
         builders.finding(
             code="TG002",
-            rule="floating-tag-drift",
-            severity=Severity.INFO,
             repository="eureca/web",
             namespace="eureca",
-            message=f"Tag {HOSTILE} is not on the newest image.",
-            fix="Move the tag.",
-            fix_safety=FixSafety.MANUAL,
+            message=message(tags.FLOATING_ALONE, tag=HOSTILE),
+            fix=RULES["TG002"].fix,
             tags=(HOSTILE,),
         ),
     ]
@@ -177,11 +172,12 @@ def kept() -> list[KeptImage]:
             ACCOUNT, REGION, "ml/training", digest(11), ("v1.0.0",), ("protected-tag:prod*",)
         ),
         KeptImage(
-            ACCOUNT, REGION, "ml/training", digest(12), (), ("child-of-kept-index", "newest:3")
+            ACCOUNT, REGION, "ml/training", digest(12), (), ("child-of-kept-index", "newest-3")
         ),
         KeptImage(
-            ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-within:30d",)
+            ACCOUNT, REGION, "suporte/cloud/api", digest(1), ("v1.0.0",), ("pulled-recently",)
         ),
+        KeptImage(ACCOUNT, REGION, "suporte/cloud/api", digest(3), (), ("mutelisted", "in-use")),
     ]
 
 
@@ -194,12 +190,34 @@ def _proposal(
     safety: FixSafety = FixSafety.UNSAFE,
     codes: tuple[str, ...] = ("IM002",),
     tags: list[str] | None = None,
+    pulled_days_ago: int | None = None,
 ) -> Proposal:
+    """A proposal with the evidence plan() records: for deletions, every image with its
+    tags, push and pull times and size."""
+    evidence: dict[str, Any] = {"rule_codes": list(codes)}
+    if action == Action.DELETE_IMAGES:
+        evidence = {
+            "images": [
+                {
+                    "digest": d,
+                    "tags": sorted(tags or []) if i == 0 else [],
+                    "pushed_at": (NOW - timedelta(days=200 + 30 * i)).isoformat(),
+                    "last_pull": None
+                    if pulled_days_ago is None
+                    else (NOW - timedelta(days=pulled_days_ago)).isoformat(),
+                    "bytes": size // len(digests),
+                    "is_index": False,
+                }
+                for i, d in enumerate(digests)
+            ],
+            "units": [[d] for d in digests],
+            "rule_codes": {d: list(codes) for d in digests},
+        }
     return builders.proposal(
         action,
         repository,
         target={"digests": digests} if digests else {"repository": repository},
-        evidence={"tags": tags or [], "bytes": size},
+        evidence=evidence,
         rule_codes=codes,
         fix_safety=safety,
         bytes=size,
@@ -219,6 +237,7 @@ def proposals() -> list[Proposal]:
             ProposalState.PROPOSED,
             4 * GIB,
             tags=["v1.4.0"],
+            pulled_days_ago=240,
         ),
         _proposal(
             Action.DELETE_IMAGES,
@@ -308,6 +327,16 @@ def report_data(*, incomplete: bool = False, with_history: bool = True) -> Repor
                 "email", "ana.costa@lsd.ufcg.edu.br", "weekly-ml", "SMTP 451 try later", NOW
             )
         ],
-        mute_warnings=["mutelist entry suporte/legacy-* expired on 2026-10-01"],
+        mute_warnings=[
+            message_json(
+                message(
+                    MUTE_EXPIRED,
+                    source="rules/default.yaml",
+                    entry=message(MUTE_ENTRY, index=0, target="suporte/legacy-*", codes=["IM002"]),
+                    expires="2026-10-01",
+                    reason="legacy portal, until the migration",
+                )
+            )
+        ],
         now=NOW,
     )

@@ -54,12 +54,14 @@ def test_weekly_from_saved_scan(
         capsys,
     )
     assert code == 0
-    html = next(out_dir.glob("*/weekly-suporte.html"))
-    assert out.strip().endswith(str(html))
+    html = next(out_dir.glob("2026-*/weekly-suporte.html"))
+    assert f"weekly-suporte: {html}" in out
+    assert out.strip().endswith(f"latest: {out_dir / 'latest'}/")
+    assert (out_dir / "latest" / "weekly-suporte.html").read_bytes() == html.read_bytes()
     page = html.read_text(encoding="utf-8")
     assert "Relatório semanal de suporte" in page
     assert "suporte/cloud/api" in page  # repository sizes came from the snapshot
-    assert "23/11/2026" in page  # trend from the history
+    assert "23 de nov. de 2026" in page  # trend from the history, one bar per day
     assert (html.parent / "weekly-suporte-findings.csv").is_file()
 
 
@@ -83,8 +85,8 @@ def test_nightly_locale_override(
     )
     assert code == 0
     assert (
-        "Higiene do registry: relatório noturno"
-        in next(tmp_path.glob("*/nightly.html")).read_text()
+        "Higiene do registro de imagens: relatório noturno"
+        in next(tmp_path.glob("2026-*/nightly.html")).read_text()
     )
 
 

@@ -66,7 +66,7 @@ def test_nightly_totals_cost_and_reclaimable(nightly: RenderedReport, data: Repo
     assert "$2.62" in text  # 26.2 GiB at $0.10 per GB-month
     # ml/training's stale image is flagged by IM002 and IM003: counted once (4 GiB + 310 MiB)
     assert reclaimable_bytes(data.findings) == 4 * sample.GIB + 310 * sample.MIB
-    assert "Reclaimable by deleting flagged images: 4.3\u00a0GiB ($0.43 per month)." in text
+    assert "the cleanup rules flag would free 4.3\u00a0GiB ($0.43 per month)." in text
 
 
 def test_nightly_changes_since_previous_run(nightly: RenderedReport) -> None:
@@ -77,17 +77,22 @@ def test_nightly_changes_since_previous_run(nightly: RenderedReport) -> None:
     assert "IM002: 2 -> 1" in text and "NS003: 0 -> 1" in text
 
 
-def test_nightly_proposals_with_exact_approve_commands(nightly: RenderedReport) -> None:
+def test_nightly_groups_approvals_with_one_command_each(nightly: RenderedReport) -> None:
     waiting = [p for p in sample.proposals() if p.state.value == "proposed"]
     assert len(waiting) == 2
-    for proposal in waiting:
-        assert f"hygiene approve {proposal.id}" in nightly.html
-        assert f"$ hygiene approve {proposal.id}" in nightly.text
-    approved = next(p for p in sample.proposals() if p.state.value == "approved")
-    assert f"hygiene approve {approved.id}" not in nightly.text  # nothing to approve any more
-    largest_first = sorted(waiting, key=lambda p: -p.bytes)
-    assert "$ hygiene approve " + " ".join(p.id for p in largest_first) in nightly.text
+    text = visible(nightly.html)
+    for command in (
+        "hygiene approve --namespace ml --rule IM002",
+        "hygiene approve --namespace suporte --rule RP002",
+    ):
+        assert text.count(command) == 1 and nightly.text.count(f"$ {command}") == 1
+    assert "hygiene approve p-" not in nightly.text  # no list of ids to copy
     assert "2 proposals await an admin's approval" in nightly.text
+    # the approved one waits for its date, listed with it
+    approved = next(p for p in sample.proposals() if p.state.value == "approved")
+    waiting_section = nightly.text.split("Approved, waiting for their grace date")[1]
+    assert f"* {approved.id}  suporte/cloud/api" in waiting_section.splitlines()[1]
+    assert "Not before Dec 5, 2026" in waiting_section.splitlines()[1]
 
 
 def test_nightly_outcomes_incomplete_runs_and_warnings(nightly: RenderedReport) -> None:
@@ -96,7 +101,7 @@ def test_nightly_outcomes_incomplete_runs_and_warnings(nightly: RenderedReport) 
     assert "This scan is incomplete." in text and "(incomplete scan)" in nightly.subject
     assert "eureca/web ListImages — AccessDenied: not authorised" in text
     assert "us-east-1 DescribeImages throttled" in text  # an earlier incomplete run
-    assert "mutelist entry suporte/legacy-* expired" in text
+    assert "mutelist entry 0 (suporte/legacy-*: IM002) expired on 2026-10-01" in text
     assert "could not be delivered by email to ana.costa@lsd.ufcg.edu.br: SMTP 451" in text
     assert "Namespaces not in the projects registry: suporte-cloud." in text
 
@@ -117,19 +122,33 @@ def test_charts_are_html_bars_scaled_to_the_largest(nightly: RenderedReport) -> 
     assert 100.0 in widths  # ml, the largest namespace; and the youngest age bucket
     expected_suporte = round((6 * 310 + 3 * 95) * sample.MIB / (23 * sample.GIB) * 100, 1)
     assert expected_suporte in widths
-    # storage trend: one column per run (5 earlier runs + this one), heights in px
-    heights = [a["height"] for tag, a in scan(nightly.html).tags if tag == "td" and "height" in a]
-    assert len(heights) == 6 and heights[-2] == "100"
+    # storage trend: one bar per day (5 earlier days + today), readable dates and deltas
+    trend = nightly.text.split("Storage trend")[1].split("Image age")[0]
+    days = [line for line in trend.splitlines() if line.startswith("Nov ")]
+    assert [line.split(",")[0] for line in days] == [
+        "Nov 23", "Nov 24", "Nov 25", "Nov 26", "Nov 27", "Nov 28"
+    ]  # fmt: skip
+    assert "25.0\u00a0GiB" in days[0] and "(" not in days[0]  # first day: no delta
+    assert "26.0\u00a0GiB (+1.0\u00a0GiB)" in days[1]
+    assert days[2].endswith("*")  # the incomplete scan of Nov 25
+    assert "29.0\u00a0GiB (+1.0\u00a0GiB)" in days[4]
+    assert "26.2\u00a0GiB (-2.8\u00a0GiB)" in days[5]
 
 
 def test_html_is_mail_safe(nightly: RenderedReport, weekly: dict[str, RenderedReport]) -> None:
     for report in (nightly, *weekly.values()):
         parsed = scan(report.html)
         tags = {tag for tag, _ in parsed.tags}
-        assert not tags & {"script", "link", "img", "iframe", "style"}, tags
+        assert not tags & {"script", "link", "img", "iframe"}, tags
         assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", report.html)
         styled = [a for _, a in parsed.tags if a.get("style")]
         assert len(styled) > 50  # CSS inlined into style attributes
+        # only the phone layout stays in <style>: @media rules, which cannot be inlined
+        blocks = re.findall(r"<style[^>]*>(.*?)</style>", report.html, re.S)
+        assert len(blocks) == 1 and blocks[0].lstrip().startswith("@media")
+        assert blocks[0].count("{") == blocks[0].count("}")
+        outside = re.sub(r"@media[^{]*\{(?:[^{}]*\{[^{}]*\})*[^{}]*\}", "", blocks[0])
+        assert outside.strip() == ""
     assert any(re.search(r"background:\s*#7c3aed", a.get("style") or "") for _, a in parsed.tags)
 
 
@@ -138,19 +157,22 @@ def test_weekly_suporte_in_portuguese_with_rename_map_and_objection(
 ) -> None:
     report = weekly["suporte"]
     assert report.locale == "pt_BR"
-    assert report.subject == "[registry-hygiene] Higiene do registry: relatório semanal de suporte"
+    assert report.subject == (
+        "[registry-hygiene] Higiene do registro de imagens: relatório semanal de suporte"
+    )
     text = visible(report.html)
     assert "Relatório semanal de suporte" in text
-    assert "Responsáveis: joao.silva@lsd.ufcg.edu.br" in text
+    assert "Responsáveis: joao.silva@lsd.ufcg.edu.br." in text
     assert "2,1\u00a0GiB" in text and "US$\u00a00,21" in text
     # NS003 filed under suporte-cloud belongs to project suporte: rename map and steps
     assert "suporte-cloud/monitor suporte/cloud/monitor" in text
-    assert "Push every tag of suporte-cloud/monitor to it" in text
+    assert "Confira que NEW lista os mesmos digests e tags que OLD" in text  # step 3 of 5
     approved = next(p for p in sample.proposals() if p.repository == "suporte/cloud/api")
-    assert f'hygiene reject {approved.id} --reason "…"' in text
-    assert "5 de dez. de 2026" in text  # grace date, pt_BR, America/Fortaleza
+    assert approved.id in text and 'hygiene reject PROPOSAL_ID --reason "…"' in text
+    assert "Nada é apagado antes de 5 de dez. de 2026 (fim do prazo de carência)." in text
     assert "Como se opor" in text and "responda a esta mensagem" in text
     assert "baixada recentemente" in text  # kept because pulled recently
+    assert "exceção aceita (lista de exceções); em uso" in text
     assert "ml/training" not in text  # another project's data stays out
 
 
@@ -160,9 +182,12 @@ def test_weekly_ml_in_english(weekly: dict[str, RenderedReport]) -> None:
     text = visible(report.html)
     assert "Weekly report for ml" in text
     assert "protected tag prod*" in text
-    assert "part of a kept multi-platform image; among the newest images of the repository" in text
+    assert "part of a kept multi-platform image; among the 3 newest images of the repository" in (
+        text
+    )
     assert "Your namespace holds 88% of the registry's storage." in text
-    assert "hygiene reject p-" in report.text and "How to object" in report.text
+    assert 'hygiene reject PROPOSAL_ID --reason "…"' in report.text
+    assert "How to object" in report.text
     assert "suporte" not in text.replace("registry", "")
 
 
@@ -195,7 +220,7 @@ def test_first_run_without_history(config: Config) -> None:
 
 def test_locale_override(config: Config, data: ReportData) -> None:
     assert render_nightly(data, config, locale="pt_BR").subject.startswith(
-        "[registry-hygiene] Higiene do registry: relatório noturno de 28 de nov. de 2026"
+        "[registry-hygiene] Higiene do registro de imagens: relatório noturno de 28 de nov. de 2026"
     )
     with pytest.raises(ConfigError, match="unknown report locale 'fr'"):
         render_nightly(data, config, locale="fr")
@@ -217,7 +242,8 @@ def test_grace_date_shown_when_it_changes_day_in_the_zone(config: Config) -> Non
     late["grace_until"] = (sample.NOW + timedelta(days=7, hours=13)).isoformat()  # 01:00 UTC
     data.proposals = [late]
     text = render_weekly(data, config, "ml").text
-    assert "Grace until Dec 5, 2026" in text  # 22:00 on Dec 5 in Fortaleza, not Dec 6
+    # 22:00 on Dec 5 in Fortaleza, not Dec 6
+    assert "Not deleted before Dec 5, 2026 (end of the grace period)." in text
 
 
 def test_long_tables_are_cut_at_max_rows(config: Config) -> None:
@@ -228,13 +254,18 @@ def test_long_tables_are_cut_at_max_rows(config: Config) -> None:
     small = config.model_copy(
         update={"policy": config.policy.model_copy(update={"report": report})}
     )
+    data.proposals = [
+        {**template, "id": f"p-{n:012x}", "repository": f"ml/r{n:02d}"} for n in range(12)
+    ]
     text = render_nightly(data, small).text
-    assert text.count("$ hygiene approve p-") == 5 + 1  # five rows + the approve-all line
-    assert "… and 7 more in the attached CSV/JSON export." in text
-    shown = [f"p-{n:012x}" for n in range(5)]
-    assert "$ hygiene approve " + " ".join(shown) + "\n" in text  # only what the admin saw
+    # one group, one command, however many proposals
+    assert text.count("$ hygiene approve --namespace ml --rule IM002") == 1
+    assert "12 proposals" in text
+    images = [line for line in text.splitlines() if line.startswith("    - ml/r")]
+    assert len(images) == 5  # five image rows (max_rows), then the count of the rest
+    assert "… and 7 more of 12 rows in nightly-images.csv." in text
     weekly = visible(render_weekly(data, small, "ml").html)
-    assert "… and 7 more in the attached CSV/JSON export." in weekly
+    assert "… and 7 more of 12 rows in weekly-ml-images.csv." in weekly
 
 
 def test_scan_json_without_inventory_details(config: Config) -> None:

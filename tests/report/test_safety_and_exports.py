@@ -36,6 +36,8 @@ def hostile_data() -> ReportData:
             "namespace": EVIL_NS,
             "repository": EVIL_REPO,
             "message": "<b>bad</b> name",
+            "message_template": "",
+            "message_params": {},
             "fix": '"quoted" & <i>fix</i>',
             "tags": ['=HYPERLINK("http://evil")', "<tag>"],
             "details": {"rename_map": {EVIL_REPO: "ok/name"}, "steps": ["<script>step</script>"]},
@@ -111,6 +113,8 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
     assert sorted(p.name for p in folder.iterdir()) == [
         "nightly-findings.csv",
         "nightly-findings.json",
+        "nightly-images.csv",
+        "nightly-images.json",
         "nightly-kept.csv",
         "nightly-kept.json",
         "nightly-proposals.csv",
@@ -118,8 +122,12 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
         "nightly-scores.csv",
         "nightly-scores.json",
         "nightly.html",
+        "nightly.mail.html",
         "nightly.txt",
     ]
+    assert sorted(p.name for p in (tmp_path / "latest").iterdir()) == sorted(
+        p.name for p in folder.iterdir()
+    )  # the stable copy of the newest report
     assert (folder / "nightly.html").read_text(encoding="utf-8") == report.html
     findings = json.loads((folder / "nightly-findings.json").read_text(encoding="utf-8"))
     assert findings == json.loads(json.dumps(data.findings, default=str))
@@ -154,7 +162,7 @@ def test_weekly_exports_hold_only_the_namespace(config: Config, tmp_path: Path) 
         ("ml/notebooks", 85),
     ]
     kept = pd.read_csv(reports[0].files["kept_csv"], keep_default_na=False)
-    assert list(kept["reasons"]) == ["protected-tag:prod*", "child-of-kept-index newest:3"]
+    assert list(kept["reasons"]) == ["protected-tag:prod*", "child-of-kept-index newest-3"]
 
 
 def test_every_registered_namespace_gets_a_weekly_report(config: Config, tmp_path: Path) -> None:
