@@ -50,6 +50,9 @@ test-fast: $(STAMP)
 
 # Benchmarks live outside the packages (benchmarks/); docs/benchmarks.md has the figures.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.pipeline
+	$(BIN)/python -m benchmarks.scan
+	$(BIN)/python -m benchmarks.startup
 	$(BIN)/python -m benchmarks.rules
 	$(BIN)/python -m benchmarks.collector
 	$(BIN)/python -m benchmarks.discovery

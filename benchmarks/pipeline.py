@@ -30,9 +30,11 @@ size runs in a fresh process.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -116,6 +118,7 @@ def _postgres() -> Any:
 
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
+    from hygiene.gcpause import paused_gc
     from hygiene.jobs import JobDeps, run_nightly
     from hygiene.lifecycle import propose as propose_lifecycle
     from hygiene.plan import plan
@@ -204,30 +207,38 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         report["cpu"] += max(gap_cpu, 0.0)
     evaluation = evaluation_of["evaluation"]
     proposals = wired.proposals
+    # the job's process would end here: drop what only its reports needed
+    wired._data_by_job.clear()
+    wired.reports.clear()
+    wired.evaluation = None
+    gc.collect()
 
     if postgres:
         server = _postgres()
         try:
             pg_store = Store(server.create_database(), config.policy.apply)
             run_id = pg_store.record_run("nightly", started_at=NOW)
-            with meter.phase("store-postgresql"):
+            with meter.phase("store-postgresql"), paused_gc():  # as in the job
                 persist_with(pg_store)(run_id, inventory, evaluation, proposals)
             pg_store.close()
         finally:
             server.stop()
 
-    with meter.phase("scan-json"):
+    with meter.phase("scan-json"), paused_gc():  # as in `hygiene scan`
         scan = ScanResult(
             inventory=inventory,
-            findings=list(evaluation.findings),
+            findings=evaluation.findings,
             kept=list(evaluation.kept),
             proposals=proposals,
             mute_warnings=list(evaluation.mute_warnings),
         )
         path = work / "scan.json"
-        path.write_text(json.dumps(scan.to_json(), indent=2, ensure_ascii=False))
+        with path.open("wb") as out:  # what `hygiene scan --format json` writes
+            scan.write_json(out)
     meter.close()
     store.close()
+    scan_json_mib = round(path.stat().st_size / 2**20, 1)
+    shutil.rmtree(work)  # the store, the reports and the scan document: gigabytes at 1M
     phases = {k: meter.phases[k] for k in PHASES if k in meter.phases}
     return {
         "images": len(inventory.images),
@@ -236,7 +247,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         "job_status": result.status.value,
         "findings": len(evaluation.findings),
         "proposals": len(proposals),
-        "scan_json_mib": round(path.stat().st_size / 2**20, 1),
+        "scan_json_mib": scan_json_mib,
         "phases": {
             k: {m: round(v, 2 if m != "peak_mib" else 0) for m, v in p.items()}
             for k, p in phases.items()
@@ -246,7 +257,6 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         "rss_inventory_mib": round(rss_inventory),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "rules_timings": evaluation.timings,
-        "work_dir": str(work),
     }
 
 

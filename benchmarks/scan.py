@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -127,7 +128,14 @@ def _environment() -> dict[str, str]:
 
 def _timed(command: list[str], stdout: Any) -> float:
     started = time.perf_counter()
-    subprocess.run(command, check=False, stdout=stdout, cwd=CHECKOUT, env=_environment())
+    subprocess.run(
+        command,
+        check=False,
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        cwd=CHECKOUT,
+        env=_environment(),
+    )
     return time.perf_counter() - started
 
 
@@ -141,6 +149,7 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
     floors: list[float] = []
     scans: list[float] = []
     with EmbeddedRegistry() as registry:
+        registry.reset()  # moto's registry is one per process: a size seeded before is gone
         manifest = seed_scale_registry(registry, repositories, images, NOW)
         with FaultProxy(registry.endpoint_url, latency=latency) as proxy:
             floor_command = [sys.executable, "-m", "benchmarks.scan", "--floor", proxy.endpoint_url]
@@ -174,11 +183,13 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
                 scan_requests = sum(proxy.requests.values()) - before
                 before = sum(proxy.requests.values())
     document = json.loads((work / "scan.json").read_text())
+    floor_calls = json.loads((work / "floor.txt").read_text())
+    shutil.rmtree(work)
     return {
         "repositories": repositories,
         "images": len(manifest.images),
         "latency_ms": latency * 1000,
-        "floor_calls": json.loads((work / "floor.txt").read_text()),
+        "floor_calls": floor_calls,
         "floor_requests": floor_requests,
         "scan_requests": scan_requests,
         "scan_images": document["inventory"]["images"],

@@ -69,9 +69,39 @@ def check_account(value: str) -> str:
 REGION_SHAPE = re.compile(r"^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$")
 
 
+# ECR's endpoint prefix in botocore's service model (``metadata.endpointPrefix``): the key
+# of its endpoints in the endpoint data.
+ECR_ENDPOINT_PREFIX = "api.ecr"
+
+
 @functools.cache
 def known_regions() -> frozenset[str]:
-    """ECR regions of every partition in the endpoint data of the installed botocore."""
+    """ECR regions of every partition in the endpoint data of the installed botocore.
+
+    Read from botocore's ``data/endpoints.json`` directly: importing ``botocore.session``
+    and loading ECR's service model to ask ``get_available_regions`` took 0.2 s, most of
+    ``hygiene rules``'s start-up. Same regions (``tests/config/test_field_types.py``);
+    botocore's own answer when the file is not where it is expected.
+    """
+    import importlib.util
+    from pathlib import Path
+
+    import orjson
+
+    spec = importlib.util.find_spec("botocore")
+    data = Path(spec.origin).parent / "data" / "endpoints.json" if spec and spec.origin else None
+    if data is None or not data.is_file():
+        return regions_from_botocore()
+    return frozenset(
+        region
+        for partition in orjson.loads(data.read_bytes())["partitions"]
+        for region in partition["services"].get(ECR_ENDPOINT_PREFIX, {}).get("endpoints", {})
+        if region in partition["regions"]
+    )
+
+
+def regions_from_botocore() -> frozenset[str]:
+    """ECR regions of every partition, as botocore's session lists them."""
     import botocore.session
 
     session = botocore.session.get_session()

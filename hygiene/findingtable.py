@@ -17,6 +17,7 @@ give exactly what the same :class:`~hygiene.model.Finding` and its ``to_json()``
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -25,6 +26,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from hygiene.messages import Message
 from hygiene.model import Finding, FixSafety, Severity
 
 NAT = np.iinfo(np.int64).min  # numpy's NaT as int64 nanoseconds
@@ -59,7 +61,7 @@ class ImageFindings:
     repository: list[str]
     namespace: list[str | None]
     tags: list[Any]  # the inventory's tag lists (not copied)
-    message: list[str]
+    message: list[Any]  # Message, or text from a rule without a template
     unit_offsets: np.ndarray
     unit_digests: list[str]
     unit_rows: np.ndarray
@@ -68,6 +70,7 @@ class ImageFindings:
     last_pull: np.ndarray  # int64 ns: the unit's latest pull
     details: list[dict[str, Any] | None]  # rule-specific details, merged into details
     also: list[list[str] | None]  # other image rules that hit the same image
+    unique_digests: bool = True  # the inventory has no digest twice in a repository
 
     def __len__(self) -> int:
         return len(self.rule)
@@ -96,6 +99,7 @@ class ImageFindings:
         for k, i in enumerate(range(start, stop)):
             info = self.rules[int(self.rule[i])]
             unit = self.unit(i)
+            text, template, params = message_parts(self.message[i])
             out.append(
                 Finding(
                     code=info.code,
@@ -105,59 +109,86 @@ class ImageFindings:
                     region=self.region[i],
                     repository=self.repository[i],
                     namespace=self.namespace[i],
-                    message=self.message[i],
+                    message=text,
                     fix=info.fix,
                     fix_safety=info.fix_safety,
                     image_digest=unit[0],
                     tags=tuple(self.tags[i]),
                     bytes=int(self.bytes[i]),
                     details=self._details(i, pushed[k], pulled[k]),
+                    message_template=template,
+                    message_params=params,
                 )
             )
         return out
 
     def json_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
         """``Finding.to_json()`` of entries ``start:stop``, built from the columns."""
-        pushed = iso_strings(self.pushed_at[start:stop])
-        pulled = iso_strings(self.last_pull[start:stop])
         constants = [
             (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value) for r in self.rules
         ]
-        rule = self.rule[start:stop].tolist()
-        sizes = self.bytes[start:stop].tolist()
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
-        rows = []
-        for k, i in enumerate(range(start, stop)):
-            code, name, severity, fix, fix_safety = constants[rule[k]]
-            unit = digests[offsets[k] : offsets[k + 1]]
-            details: dict[str, Any] = {
-                "unit": unit,
-                "pushed_at": pushed[k],
-                "last_pull": pulled[k],
-            }
-            also = self.also[i]
+        rows: list[dict[str, Any]] = []
+        append = rows.append
+        for (
+            rule,
+            account,
+            region,
+            repository,
+            namespace,
+            message,
+            tags,
+            size,
+            pushed,
+            pulled,
+            also,
+            extra,
+            begin,
+            end,
+        ) in zip(
+            self.rule[start:stop].tolist(),
+            self.account[start:stop],
+            self.region[start:stop],
+            self.repository[start:stop],
+            self.namespace[start:stop],
+            self.message[start:stop],
+            self.tags[start:stop],
+            self.bytes[start:stop].tolist(),
+            iso_strings(self.pushed_at[start:stop]),
+            iso_strings(self.last_pull[start:stop]),
+            self.also[start:stop],
+            self.details[start:stop],
+            offsets[:-1],
+            offsets[1:],
+            strict=True,
+        ):
+            code, name, severity, fix, fix_safety = constants[rule]
+            unit = digests[begin:end]
+            details: dict[str, Any] = {"unit": unit, "pushed_at": pushed, "last_pull": pulled}
             if also is not None:
                 details["also"] = list(also)
-            extra = self.details[i]
-            if isinstance(extra, dict):
+            if extra is not None and isinstance(extra, dict):
                 details.update(_copy_json(extra))
-            rows.append(
+            text, template, params = message_parts(message)
+            append(
                 {
                     "code": code,
                     "rule": name,
                     "severity": severity,
-                    "account": self.account[i],
-                    "region": self.region[i],
-                    "repository": self.repository[i],
-                    "namespace": self.namespace[i],
-                    "message": self.message[i],
+                    "account": account,
+                    "region": region,
+                    "repository": repository,
+                    "namespace": namespace,
+                    "message": text,
                     "fix": fix,
                     "fix_safety": fix_safety,
                     "image_digest": unit[0],
-                    "tags": list(self.tags[i]),
-                    "bytes": sizes[k],
+                    "tags": list(tags),
+                    "bytes": size,
                     "details": details,
+                    "message_template": template,
+                    "message_params": _copy_json(params),
                 }
             )
         return rows
@@ -165,14 +196,38 @@ class ImageFindings:
     def codes(self) -> list[str]:
         return [self.rules[i].code for i in self.rule.tolist()]
 
+    def unit_members(self) -> set[tuple[str, str, str, str]]:
+        """(account, region, repository, digest) of every image in a unit."""
+        lengths = np.diff(self.unit_offsets).tolist()
+        out: set[tuple[str, str, str, str]] = set()
+        position = 0
+        for i, length in enumerate(lengths):
+            where = (self.account[i], self.region[i], self.repository[i])
+            for digest in self.unit_digests[position : position + length]:
+                out.add((*where, digest))
+            position += length
+        return out
+
 
 def _copy_json(value: Any) -> Any:
-    """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field."""
+    """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field (a
+    dataclass inside, such as a :class:`~hygiene.messages.Message` parameter, becomes a
+    dict of its fields)."""
     if isinstance(value, dict):
         return {k: _copy_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return type(value)(_copy_json(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
     return value
+
+
+def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
+    """(English text, template, parameters) of a rule's message (a :class:`Message`, or
+    plain text from a rule that has no template)."""
+    if isinstance(value, Message):
+        return value.render(), value.template, dict(value.params)
+    return str(value), "", {}
 
 
 class Findings(Sequence[Finding]):
@@ -270,6 +325,47 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     text = day_text[inverse] + _time_of_day_table()[second_of_day]
     text[nat] = None
     return list(text.tolist())
+
+
+def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
+    """What :func:`hygiene.model.iso_utc` writes for each time (``2026-11-28T03:00:00+00:00``;
+    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`."""
+    values = np.asarray(nanoseconds, dtype=np.int64)
+    nat = values == NAT
+    safe = np.where(nat, 0, values)
+    seconds, fraction = np.divmod(safe, 1_000_000_000)
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, inverse = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
+    text = day_text[inverse] + _clock_table()[second_of_day]
+    if fraction.any():
+        # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
+        triples = _triples()
+        micro = fraction // 1000
+        parts = "." + triples[micro // 1000] + triples[micro % 1000]
+        nano = fraction % 1000 != 0
+        parts[nano] = parts[nano] + triples[fraction[nano] % 1000]
+        parts[fraction == 0] = ""
+        text = text + parts
+    text = text + "+00:00"
+    text[nat] = None
+    return list(text.tolist())
+
+
+@functools.cache
+def _triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f"{n:03d}" for n in range(1000)]
+    return table
+
+
+@functools.cache
+def _clock_table() -> np.ndarray:
+    table = np.empty(86400, dtype=object)
+    table[:] = [
+        f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+    ]
+    return table
 
 
 @functools.cache

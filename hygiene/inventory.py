@@ -22,13 +22,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from hygiene.model import iso_utc
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 INDEX_MEDIA_TYPES = frozenset(
     {
@@ -103,6 +103,8 @@ IN_USE_DTYPES: dict[str, Any] = {
 
 def cell_text(value: Any) -> str | None:
     """A text cell of an inventory frame as ``str``, or None when missing (None, NA, NaN)."""
+    import pandas as pd
+
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
     return str(value)
@@ -257,12 +259,16 @@ class Inventory:
 
 
 def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    import pandas as pd
+
     frame = pd.DataFrame.from_records(list(records), columns=list(dtypes))
     return coerce(frame, dtypes)
 
 
 def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
     """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA)."""
+    import pandas as pd
+
     out = pd.DataFrame(index=frame.index)
     for column, dtype in dtypes.items():
         values = (
@@ -327,6 +333,8 @@ def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
 def build_repositories(records: Iterable[Mapping[str, Any]], images: pd.DataFrame) -> pd.DataFrame:
     """Repository records → typed frame with image_count/total_bytes from ``images``."""
+    import pandas as pd
+
     frame = _typed(records, REPOSITORY_DTYPES)
     frame["resource_tags"] = [t if isinstance(t, dict) else {} for t in frame["resource_tags"]]
     frame["tag_mutability_exclusions"] = [
@@ -366,6 +374,8 @@ _META_IN_USE = b"hygiene.in_use"
 
 
 def _to_arrow(frame: pd.DataFrame) -> pa.Table:
+    import pyarrow as pa
+
     frame = frame.copy()
     if "resource_tags" in frame:
         frame["resource_tags"] = frame["resource_tags"].map(json.dumps)
@@ -375,6 +385,8 @@ def _to_arrow(frame: pd.DataFrame) -> pa.Table:
 def snapshot_table(inventory: Inventory) -> pa.Table:
     """The images table with the repositories and the run in its metadata (a snapshot,
     or with shard metadata added, a part of a sharded run)."""
+    import pyarrow as pa
+
     sink = pa.BufferOutputStream()
     repositories = _to_arrow(inventory.repositories)
     with pa.ipc.new_stream(sink, repositories.schema) as writer:
@@ -393,6 +405,8 @@ def snapshot_table(inventory: Inventory) -> pa.Table:
 
 def write_snapshot(inventory: Inventory, path: Path) -> Path:
     """Write ``inventory`` to one parquet file (see module docstring)."""
+    import pyarrow.parquet as pq
+
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(snapshot_table(inventory), path, compression="zstd")
     return path
@@ -400,6 +414,9 @@ def write_snapshot(inventory: Inventory, path: Path) -> Path:
 
 def read_snapshot(path: Path) -> Inventory:
     """Read a snapshot written by :func:`write_snapshot`; dtypes are restored exactly."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from hygiene.errors import ConfigError
 
     try:
@@ -411,6 +428,8 @@ def read_snapshot(path: Path) -> Inventory:
 
 def inventory_from_table(table: pa.Table, *, source: str, where: str = "") -> Inventory:
     """The inventory of a table made by :func:`snapshot_table`."""
+    import pyarrow as pa
+
     from hygiene.errors import ConfigError
 
     metadata = table.schema.metadata or {}

@@ -45,6 +45,7 @@ from typing import Any, Protocol
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
+from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory
 from hygiene.logs import RedactingFilter
 from hygiene.messages import message_json
@@ -392,12 +393,15 @@ def scan_document(
 ) -> dict[str, Any]:
     """The scan JSON contract plus ``job`` (this run so far). Past runs for trends are
     the renderer's business: it reads them from the store with their report summaries."""
+    from hygiene.jsonout import findings_chunks
+
     return {
         "run": inventory.run.to_json(),
         "inventory": inventory.summary(),
-        "findings": [f.to_json() for f in evaluation.findings],
+        "findings": [row for chunk in findings_chunks(evaluation.findings) for row in chunk],
         "kept": [k.to_json() for k in evaluation.kept],
-        "proposals": [p.to_json() for p in proposals],
+        # the proposals' own target and evidence (not copies): the document is read only
+        "proposals": [p.to_json(copy=False) for p in proposals],
         "mute_warnings": [message_json(w) for w in getattr(evaluation, "mute_warnings", [])],
         "job": {
             "kind": run.kind,
@@ -418,7 +422,8 @@ def run_nightly(
 ) -> JobResult:
     """The unattended nightly run. Raises ``LockHeldError`` if another run holds the lock."""
     stop = STOP if stop is None else stop
-    with deps.store.lock(LOCK_NAME):
+    # the cyclic collector is paused for the job: docs/benchmarks.md, hygiene.gcpause
+    with deps.store.lock(LOCK_NAME), paused_gc():
         run = _Run(deps, "nightly", now)
         try:
             _nightly(run, deps, config, now, stop)
@@ -507,7 +512,8 @@ def run_weekly(
             where = config.projects_path or "the projects registry"
             raise ConfigError(f"--namespace {namespace!r}: not a registered project in {where}")
         namespaces = [namespace]
-    with deps.store.lock(LOCK_NAME):
+    # the cyclic collector is paused for the job: docs/benchmarks.md, hygiene.gcpause
+    with deps.store.lock(LOCK_NAME), paused_gc():
         run = _Run(deps, "weekly", now)
         try:
             _weekly(run, deps, config, now, stop, namespaces)

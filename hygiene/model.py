@@ -79,10 +79,14 @@ class KeptImage:
     reasons: tuple[str, ...]  # e.g. "child-of-kept-index", "protected-tag:prod"
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["tags"] = list(self.tags)
-        data["reasons"] = list(self.reasons)
-        return data
+        return {
+            "account": self.account,
+            "region": self.region,
+            "repository": self.repository,
+            "image_digest": self.image_digest,
+            "tags": list(self.tags),
+            "reasons": list(self.reasons),
+        }
 
 
 class Action(StrEnum):
@@ -115,14 +119,44 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON-shaped ``value`` (dicts, lists and tuples are copied; strings,
+    numbers, booleans and None are immutable), as ``dataclasses.asdict`` copies a field."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(copy_json(item) for item in value)
+    return value
+
+
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def proposal_id(action: Action, target: dict[str, Any], evidence: dict[str, Any]) -> str:
+def proposal_id(
+    action: Action, target: dict[str, Any], evidence: dict[str, Any], *, plain: bool = False
+) -> str:
     """Deterministic id: the same action on the same target with the same evidence
-    gets the same id on every nightly run, so re-runs refresh instead of duplicating."""
-    digest = hashlib.sha256(canonical_json([action.value, target, evidence]).encode())
+    gets the same id on every nightly run, so re-runs refresh instead of duplicating.
+
+    ``plain`` says the values hold only strings, integers, booleans, None, lists and
+    dicts with string keys (no floats): then orjson writes the canonical text, the same
+    bytes as :func:`canonical_json` whenever they are ASCII (and otherwise it is used).
+    A delete proposal's evidence can be megabytes.
+    """
+    value = [action.value, target, evidence]
+    if plain:
+        import orjson
+
+        try:
+            text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer beyond 64 bits, a key that is not a string
+            text = b""
+        if text and text.isascii():
+            return "p-" + hashlib.sha256(text).hexdigest()[:12]
+    digest = hashlib.sha256(canonical_json(value).encode())
     return "p-" + digest.hexdigest()[:12]
 
 
@@ -146,13 +180,24 @@ class Proposal:
     first_seen: datetime | None = None
     grace_until: datetime | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["action"] = self.action.value
-        data["fix_safety"] = self.fix_safety.value
-        data["state"] = self.state.value
-        data["rule_codes"] = list(self.rule_codes)
-        for key in ("first_seen", "grace_until"):
-            value = data[key]
-            data[key] = value.isoformat() if value is not None else None
-        return data
+    def to_json(self, *, copy: bool = True) -> dict[str, Any]:
+        """The proposal as JSON values. ``target`` and ``evidence`` are copies, unless
+        ``copy`` is false: then they are the proposal's own (for a writer that only reads
+        them; a delete proposal can hold thousands of evidence entries)."""
+        return {
+            "id": self.id,
+            "action": self.action.value,
+            "account": self.account,
+            "region": self.region,
+            "repository": self.repository,
+            "namespace": self.namespace,
+            "target": copy_json(self.target) if copy else self.target,
+            "evidence": copy_json(self.evidence) if copy else self.evidence,
+            "rule_codes": list(self.rule_codes),
+            "fix_safety": self.fix_safety.value,
+            "bytes": self.bytes,
+            "summary": self.summary,
+            "state": self.state.value,
+            "first_seen": self.first_seen.isoformat() if self.first_seen is not None else None,
+            "grace_until": self.grace_until.isoformat() if self.grace_until is not None else None,
+        }

@@ -23,9 +23,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from hygiene.config import Config
+from hygiene.findingtable import Findings, ImageFindings, offset_iso_strings
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
 from hygiene.units import human_bytes
@@ -77,12 +79,32 @@ def _image_index(inventory: Inventory) -> dict[tuple[str, str, str, str], dict[s
     return index
 
 
-def _repositories(inventory: Inventory) -> dict[tuple[str, str, str], dict[str, Any]]:
-    frame = inventory.repositories
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for record in frame.to_dict("records"):
-        out[(str(record["account"]), str(record["region"]), str(record["name"]))] = record
-    return out
+class _Repositories:
+    """The repositories frame by (account, region, name): each row as a dict when asked
+    (a plan reads few), the last one when a key is there twice (as a dict built from
+    every row would hold)."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        frame = inventory.repositories
+        self.frame = frame
+        keys = zip(
+            frame["account"].astype(str),
+            frame["region"].astype(str),
+            frame["name"].astype(str),
+            strict=True,
+        )
+        self.rows = {key: position for position, key in enumerate(keys)}
+        errors = frame["scan_error"].astype(object).tolist()
+        self.broken = {key for key, p in self.rows.items() if cell_text(errors[p]) is not None}
+        self._columns: dict[str, list[Any]] | None = None
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        position = self.rows.get(key)
+        if position is None:
+            return None
+        if self._columns is None:
+            self._columns = {c: self.frame[c].tolist() for c in self.frame.columns}
+        return {column: values[position] for column, values in self._columns.items()}
 
 
 def _image_proposals(
@@ -165,6 +187,168 @@ def _image_proposals(
                 )
             )
     return proposals
+
+
+def _columnar_image_proposals(
+    found: ImageFindings,
+    keep: np.ndarray,
+    inventory: Inventory,
+    in_use_checked: list[str] | None = None,
+) -> list[Proposal] | None:
+    """:func:`_image_proposals` of the image findings ``keep`` selects, read from the
+    findings' columns and the inventory's (the same proposals, ids and evidence; tested
+    against it on generated registries).
+
+    None when the shortcut's conditions do not hold, and the caller takes the general
+    path: every unit is its own finding's (the engine's units are disjoint), no digest
+    is twice in a repository, and the unit rows point at this inventory's images.
+    """
+    chosen = np.flatnonzero(keep)
+    offsets = found.unit_offsets
+    lengths = (offsets[1:] - offsets[:-1])[chosen]
+    starts = offsets[:-1][chosen]
+    take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    take = take + np.arange(int(lengths.sum()))
+    members = found.unit_rows[take]
+    images = inventory.images
+    ordered_members = np.sort(members)
+    if not found.unique_digests or bool((ordered_members[1:] == ordered_members[:-1]).any()):
+        return None  # a unit that is not its own finding's alone
+    if len(members) and int(members.max()) >= len(images):
+        return None
+    digests = [found.unit_digests[i] for i in take.tolist()]
+    if pylist_strings(images["digest"], members) != digests:
+        return None  # not the inventory the findings were made from
+
+    sub = images.iloc[members]
+    for column, values in (
+        ("repository", found.repository),
+        ("region", found.region),
+        ("account", found.account),
+    ):
+        expected = np.repeat(np.array(values, dtype=object)[chosen], lengths)
+        if not np.array_equal(sub[column].astype(object).to_numpy(), expected):
+            return None  # not the inventory the findings were made from
+
+    # the members' evidence entries, as _image_index writes them
+    media = sub["manifest_media_type"].astype(object)
+    infos = [
+        {
+            "digest": digest,
+            "tags": [*tags] if len(tags) < 2 and _texts(tags) else sorted(map(str, tags)),
+            "pushed_at": pushed,
+            "last_pull": pulled,
+            "bytes": stored,
+            "size_bytes": size,
+            "media_type": None if kind is None or kind != kind else str(kind),
+            "is_index": index,
+        }
+        for digest, tags, pushed, pulled, stored, size, kind, index in zip(
+            digests,
+            sub["tags"].tolist(),
+            offset_iso_strings(_ns(sub["pushed_at"])),
+            offset_iso_strings(_ns(sub["last_pull"])),
+            sub["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
+            sub["size_bytes"].to_numpy(dtype=np.int64).tolist(),
+            media.tolist(),
+            sub["is_index"].to_numpy(dtype=bool).tolist(),
+            strict=True,
+        )
+    ]
+    positions = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+
+    # group by repository (in key order), safe units first, then by root digest
+    codes = [found.rules[r].code for r in found.rule[chosen].tolist()]
+    where = [(found.account[i], found.region[i], found.repository[i]) for i in chosen.tolist()]
+    keys = sorted(set(where))
+    rank = {key: n for n, key in enumerate(keys)}
+    unsafe = [IMAGE_RULES[code] != FixSafety.SAFE for code in codes]
+    roots = [digests[p] for p in positions[:-1]]
+    order = sorted(range(len(chosen)), key=lambda k: (rank[where[k]], unsafe[k], roots[k]))
+    namespaces: dict[tuple[str, str, str], str | None] = {}
+    for k, i in enumerate(chosen.tolist()):
+        namespaces[where[k]] = found.namespace[i]  # the last finding's, as in the loop
+
+    proposals = []
+    start = 0
+    while start < len(order):
+        first = order[start]
+        stop = start
+        while (
+            stop < len(order)
+            and where[order[stop]] == where[first]
+            and unsafe[order[stop]] == unsafe[first]
+        ):
+            stop += 1
+        group = order[start:stop]
+        start = stop
+        account, region, repository = where[first]
+        evidence_images: list[dict[str, Any]] = []
+        units: list[list[str]] = []
+        rule_codes: dict[str, list[str]] = {}
+        for k in group:
+            unit = digests[positions[k] : positions[k + 1]]
+            evidence_images += infos[positions[k] : positions[k + 1]]
+            units.append(unit if len(unit) < 2 else sorted(unit))
+            for digest in unit:
+                rule_codes[digest] = [codes[k]]
+        target = {
+            "digests": [i["digest"] for i in evidence_images if i["is_index"]]
+            + [i["digest"] for i in evidence_images if not i["is_index"]]
+        }
+        group_codes = sorted({codes[k] for k in group})
+        evidence = {
+            "images": sorted(evidence_images, key=_by_digest),
+            "units": sorted(units),
+            "rule_codes": dict(sorted(rule_codes.items())),
+        }
+        if in_use_checked is not None:
+            # the in-use sources read by the scan that proposed it (docs/in-use.md)
+            evidence["in_use_checked"] = in_use_checked
+        total = sum(i["bytes"] for i in evidence_images)
+        where_target = _where((account, region, repository)) | target
+        proposals.append(
+            Proposal(
+                id=proposal_id(Action.DELETE_IMAGES, where_target, evidence, plain=True),
+                action=Action.DELETE_IMAGES,
+                account=account,
+                region=region,
+                repository=repository,
+                namespace=namespaces[(account, region, repository)],
+                target=target,
+                evidence=evidence,
+                rule_codes=tuple(group_codes),
+                fix_safety=FixSafety.UNSAFE if unsafe[first] else FixSafety.SAFE,
+                bytes=total,
+                summary=(
+                    f"delete {len(target['digests'])} image(s) in {len(group)} unit(s) from "
+                    f"{repository}, {human_bytes(total)} ({', '.join(group_codes)})"
+                ),
+            )
+        )
+    return proposals
+
+
+def _texts(values: list[Any]) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _by_digest(info: dict[str, Any]) -> str:
+    return str(info["digest"])
+
+
+def _ns(values: pd.Series) -> np.ndarray:
+    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def pylist_strings(values: pd.Series, rows: np.ndarray) -> list[str | None]:
+    """``values`` at ``rows`` as Python strings (a string column; no per-row pandas)."""
+    import pyarrow as pa
+
+    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.take(pa.array(rows, type=pa.int64())).to_pylist()
 
 
 def _public_statements(policy_text: str | None, account: str) -> list[dict[str, Any]]:
@@ -294,20 +478,38 @@ def plan(
     already keeps every image then; this makes sure of it).
     """
     del now
-    repos = _repositories(inventory)
-    broken = {key for key, repo in repos.items() if cell_text(repo.get("scan_error")) is not None}
+    repos = _Repositories(inventory)
+    broken = repos.broken
 
     def readable(f: Finding) -> bool:
         return f.repository is not None and (f.account, f.region, f.repository) not in broken
 
-    findings = [f for f in evaluation.findings if readable(f)]
-    image_findings = [f for f in findings if f.code in IMAGE_RULES]
-    if inventory.run.in_use_failed:
-        image_findings = []
-    checked = [s.name for s in inventory.run.in_use if s.state == "ok"]
-    proposals = _image_proposals(
-        image_findings, _image_index(inventory), checked if inventory.run.in_use else None
+    every = evaluation.findings
+    # a scan whose in-use sources were not all read proposes no image deletion
+    in_use_failed = inventory.run.in_use_failed
+    checked = (
+        [s.name for s in inventory.run.in_use if s.state == "ok"] if inventory.run.in_use else None
     )
+    proposals: list[Proposal] | None = None
+    if isinstance(every, Findings) and every.image is not None:
+        found = every.image
+        readable_rows = [
+            not in_use_failed and (a, r, repo) not in broken and code in IMAGE_RULES
+            for a, r, repo, code in zip(
+                found.account, found.region, found.repository, found.codes(), strict=True
+            )
+        ]
+        proposals = _columnar_image_proposals(
+            found, np.array(readable_rows, dtype=bool), inventory, checked
+        )
+    if proposals is not None:
+        findings = [f for f in every.other if readable(f)]  # type: ignore[attr-defined]
+    else:
+        findings = [f for f in every if readable(f)]
+        image_findings = [f for f in findings if f.code in IMAGE_RULES]
+        if in_use_failed:
+            image_findings = []
+        proposals = _image_proposals(image_findings, _image_index(inventory), checked)
     seen: set[str] = {p.id for p in proposals}
     for finding in findings:
         if finding.code not in REPOSITORY_ACTIONS:

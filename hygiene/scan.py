@@ -15,10 +15,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import boto3
-import pandas as pd
 
 from hygiene.authz.identity import is_loopback
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
@@ -35,6 +34,7 @@ from hygiene.collect.workloads import discover as discover_in_use
 from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
+from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
@@ -312,7 +312,7 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
 @dataclass
 class ScanResult:
     inventory: Inventory
-    findings: list[Finding] = field(default_factory=list)
+    findings: Sequence[Finding] = field(default_factory=list)
     kept: list[KeptImage] = field(default_factory=list)
     proposals: list[Proposal] = field(default_factory=list)
     mute_warnings: list[Any] = field(default_factory=list)  # Message (expired mutelist entries)
@@ -329,6 +329,25 @@ class ScanResult:
             "mute_warnings": [message_json(w) for w in self.mute_warnings],
             "snapshot": str(self.snapshot) if self.snapshot else None,
         }
+
+    def write_json(self, stream: IO[bytes]) -> None:
+        """:meth:`to_json` written to ``stream`` as indented JSON and a newline, part by
+        part (:mod:`hygiene.jsonout`): the document is never whole in memory."""
+        from hygiene.jsonout import Chunks, findings_chunks, write_document
+
+        write_document(
+            stream,
+            [
+                ("run", self.inventory.run.to_json()),
+                ("inventory", self.inventory.summary()),
+                ("findings", findings_chunks(self.findings)),
+                ("kept", Chunks.of(self.kept, KeptImage.to_json)),
+                ("proposals", Chunks.of(self.proposals, lambda p: p.to_json(copy=False))),
+                ("mute_warnings", [message_json(w) for w in self.mute_warnings]),
+                ("snapshot", str(self.snapshot) if self.snapshot else None),
+            ],
+        )
+        stream.write(b"\n")
 
 
 def collect(
@@ -439,6 +458,25 @@ def parts_client(config: Config) -> Any:
     return session.client("s3", endpoint_url=endpoint)
 
 
+def warm_up() -> threading.Thread:
+    """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
+    in a background thread, while the registry is read: the reads wait on the network,
+    the imports on the CPU. Start it after the clients are made; a later import of the
+    same modules waits for it (Python's import lock)."""
+
+    def run() -> None:
+        import pyarrow.parquet  # noqa: F401
+
+        import hygiene.jsonout
+        import hygiene.lifecycle
+        import hygiene.plan
+        import hygiene.rules.engine  # noqa: F401
+
+    thread = threading.Thread(target=run, name="warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:
     """The rules engine's :class:`~hygiene.rules.Evaluation` (findings, kept, mutes)."""
     from hygiene.rules import evaluate as evaluate_inventory
@@ -454,11 +492,23 @@ def plan_all(
     from hygiene.lifecycle import propose as propose_lifecycle
     from hygiene.plan import plan
 
+    with paused_gc():
+        return _plan_all(evaluation, inventory, config, now, plan, propose_lifecycle)
+
+
+def _plan_all(
+    evaluation: Any, inventory: Inventory, config: Config, now: datetime, plan: Any, propose: Any
+) -> list[Proposal]:
+    import pandas as pd
+
+    from hygiene.findingtable import Findings
+
     proposals = list(plan(evaluation, inventory, config, now))
+    findings = evaluation.findings
+    if isinstance(findings, Findings):  # RP002 is a repository rule: not an image finding
+        findings = findings.other
     flagged = {
-        (f.account, f.region, f.repository)
-        for f in evaluation.findings
-        if f.code == "RP002" and f.repository
+        (f.account, f.region, f.repository) for f in findings if f.code == "RP002" and f.repository
     }
     if flagged:
         # one call over the flagged repositories (not one per repository: each call
@@ -485,20 +535,21 @@ def plan_all(
             repositories=repositories[keys(repositories, "name").isin(flagged)],
             run=inventory.run,
         )
-        proposals += propose_lifecycle(scoped, config, now)
+        proposals += propose(scoped, config, now)
     return proposals
 
 
 def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
     """Pure: inventory → findings, kept images and proposals (nothing is stored)."""
-    evaluation = evaluate_rules(inventory, config, now)
-    return ScanResult(
-        inventory=inventory,
-        findings=list(evaluation.findings),
-        kept=list(evaluation.kept),
-        proposals=plan_all(evaluation, inventory, config, now),
-        mute_warnings=list(evaluation.mute_warnings),
-    )
+    with paused_gc():
+        evaluation = evaluate_rules(inventory, config, now)
+        return ScanResult(
+            inventory=inventory,
+            findings=evaluation.findings,
+            kept=list(evaluation.kept),
+            proposals=plan_all(evaluation, inventory, config, now),
+            mute_warnings=list(evaluation.mute_warnings),
+        )
 
 
 def save_snapshot(inventory: Inventory, directory: Path) -> Path:

@@ -66,7 +66,8 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
             store.upsert_proposals(proposals, run.started_at, scopes=run.complete_scopes())
         else:
             store.upsert_proposals(proposals, run.started_at, complete=run.complete)
-        return [s.proposal for s in store.proposals(ids=[p.id for p in proposals])]
+        # as stored (state, dates …), read back without their evidence
+        return list(store.as_stored(proposals))
 
     return persist
 

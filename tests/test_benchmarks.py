@@ -3,7 +3,11 @@ docs/benchmarks.md; nothing here is timed)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
+from typing import Any
+
+import pytest
 
 from benchmarks.collector import minimum_calls
 from benchmarks.rules import run_once
@@ -30,6 +34,57 @@ def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: d
     assert minimum["BatchGetImage"] == len(
         {i.repository for i in manifest.images if i.is_index}
     )  # < 100 indexes per repository
+
+
+def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
+    from benchmarks.pipeline import PHASES
+    from benchmarks.pipeline import run_once as pipeline
+
+    result = pipeline(3_000, 30, postgres=False)
+    assert result["job_status"] == "ok"
+    assert set(result["phases"]) == set(PHASES) - {"store-postgresql"}
+    assert result["findings"] > 1000 and result["proposals"] > 10
+    assert result["scan_json_mib"] > 0
+
+
+def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> None:
+    """The bare boto3 scan that benchmarks.scan measures `hygiene scan` against makes the
+    minimum calls, the same ECR calls the collector makes."""
+    from benchmarks.scan import NOW, floor_scan
+    from hygiene.config import Policy, ProjectsRegistry
+    from hygiene.scan import collect, open_registry
+    from hygiene_demo.faults import FaultProxy
+    from hygiene_demo.scale import seed_scale_registry
+
+    seed_scale_registry(ecr, 6, 12, NOW, index_every=3)
+    config = Config(policy=Policy(), projects=ProjectsRegistry())
+    with FaultProxy(ecr.endpoint_url, latency=0.001) as proxy:
+        floor = floor_scan(proxy.endpoint_url, workers=4)
+        inventory = collect(
+            open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session()),
+            config,
+            now=NOW,
+            progress=False,
+        )
+    calls = inventory.run.api_calls
+    ecr = {operation: n for operation, n in calls.items() if operation in floor}
+    assert floor == minimum_calls(inventory) == ecr
+    assert floor["BatchGetImage"] == 6
+    # besides ECR's, the scan reads the workloads in use (one call per source here)
+    assert {operation: calls[operation] for operation in set(calls) - set(floor)} == {
+        "ListClusters": 1,
+        "ListFunctions": 1,
+        "DescribeJobDefinitions": 1,
+    }
+
+
+@pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
+def test_startup_benchmark_runs_each_command() -> None:
+    from benchmarks.startup import CHECKOUT, COMMANDS, timings
+
+    for command in COMMANDS:  # raises if a command fails
+        runs = timings(sys.executable, CHECKOUT, command, 1)
+        assert len(runs) == 1 and runs[0] > 0
 
 
 def test_discovery_benchmark_formula() -> None:

@@ -14,6 +14,7 @@ early with exit code 4; the check that decides is apply's own.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from hygiene.authz.decisions import (
     Decision,
@@ -22,10 +23,25 @@ from hygiene.authz.decisions import (
     standing_decision,
     verify_approval,
 )
-from hygiene.authz.identity import DEMO_TOKEN_ENV, Identity, os_user, resolve_identity
 from hygiene.authz.policy import PinnedTrust, TrustPolicy, configured_accounts, listed
 from hygiene.config import Config
 from hygiene.errors import NotAuthorisedError
+
+if TYPE_CHECKING:
+    from hygiene.authz.identity import DEMO_TOKEN_ENV, Identity, os_user, resolve_identity
+
+# Who is calling (STS, urllib, botocore) is imported on first use: loading the
+# configuration checks ``admins`` with hygiene.authz.policy, which imports this package,
+# and `hygiene rules` need not pay for the identity module (docs/benchmarks.md, "Start-up").
+_IDENTITY = frozenset({"DEMO_TOKEN_ENV", "Identity", "os_user", "resolve_identity"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _IDENTITY:
+        from hygiene.authz import identity
+
+        return getattr(identity, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def deployed(pinned: PinnedTrust | None, store_url: str) -> PinnedTrust:

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
@@ -66,7 +66,10 @@ def exit_code_for(result: ScanResult, fail_on: str) -> int:
 def emit(result: ScanResult, fmt: str | None) -> None:
     fmt = fmt or ("table" if sys.stdout.isatty() else "json")
     if fmt == "json":
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        sys.stdout.flush()
+        stream: BinaryIO = sys.stdout.buffer
+        result.write_json(stream)
+        stream.flush()
     else:
         from hygiene.cli.output import print_table
 
@@ -148,8 +151,9 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
+    from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, open_registry, save_snapshot
+    from hygiene.scan import collect, evaluate, open_registry, save_snapshot, warm_up
 
     configure_logging(log_format)
     config = load(rules_dir)
@@ -160,18 +164,24 @@ def scan_command(
         )
     if run_id is not None or parts is not None:
         raise ConfigError("--run-id and --parts go with --shard I/N")
-    if from_snapshot is not None:
-        inventory = read_snapshot(from_snapshot)
-    else:
-        handle = open_registry(
-            config, profile=profile, regions=regions, endpoint_url=endpoint_url, accounts=accounts
-        )
-        inventory = collect(handle, config, now=now, progress=progress)
-    result = evaluate(inventory, config, now)
-    if from_snapshot is None and not no_snapshot:
-        result.snapshot = save_snapshot(inventory, snapshot_dir)
-    emit(result, fmt)
-    return exit_code_for(result, fail_on)
+    with paused_gc():  # see hygiene.gcpause
+        if from_snapshot is not None:
+            inventory = read_snapshot(from_snapshot)
+        else:
+            handle = open_registry(
+                config,
+                profile=profile,
+                regions=regions,
+                endpoint_url=endpoint_url,
+                accounts=accounts,
+            )
+            warm_up()
+            inventory = collect(handle, config, now=now, progress=progress)
+        result = evaluate(inventory, config, now)
+        if from_snapshot is None and not no_snapshot:
+            result.snapshot = save_snapshot(inventory, snapshot_dir)
+        emit(result, fmt)
+        return exit_code_for(result, fail_on)
 
 
 def scan_shard(

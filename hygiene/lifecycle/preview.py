@@ -46,6 +46,15 @@ from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, parse_polic
 
 NeverPulled = Literal["pushed", "keep"]
 ACTION_COLUMNS = ["digest", "rule_priority", "action", "via", "tags", "pushed_at", "bytes"]
+ACTION_DTYPES: dict[str, Any] = {
+    "digest": "string",
+    "rule_priority": "int64",
+    "action": "string",
+    "via": "string",
+    "tags": "object",
+    "pushed_at": "datetime64[ns, UTC]",
+    "bytes": "int64",
+}
 
 
 @dataclass
@@ -234,6 +243,7 @@ def preview_policy(
         columns=ACTION_COLUMNS,
     )
     out["pushed_at"] = pd.to_datetime(out["pushed_at"], utc=True)
+    out = out.astype(ACTION_DTYPES)
     expired = out["action"] == "expire"
     moved = out["action"] == "transition"
     return PreviewResult(

@@ -11,18 +11,20 @@ tag ``protections.opt_out_tag_key`` = ``true``) get no proposal.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from fnmatch import fnmatchcase
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from hygiene.config import Config
 from hygiene.inventory import Inventory, cell_text
+from hygiene.lifecycle.batch import preview_repositories
 from hygiene.lifecycle.diff import equivalent
-from hygiene.lifecycle.generate import GeneratedPolicy, generate_policy
-from hygiene.lifecycle.preview import PreviewResult, preview_policy
+from hygiene.lifecycle.generate import GeneratedPolicy, effective_settings, generate_policy
+from hygiene.lifecycle.preview import NeverPulled, PreviewResult
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
 from hygiene.units import human_bytes
 
@@ -129,14 +131,19 @@ def plan_lifecycle(
 
     A repository with a different policy of its own gets a proposal only when
     ``replace_existing`` (default: ``lifecycle.replace_existing``) is true.
+
+    The repositories sharing one generated policy are previewed together
+    (:func:`~hygiene.lifecycle.batch.preview_repositories`, the same result as one
+    :func:`~hygiene.lifecycle.preview.preview_policy` per repository).
     """
     plan = LifecyclePlan()
     settings = config.policy.lifecycle
     if replace_existing is None:
         replace_existing = settings.replace_existing
     opt_out = config.policy.protections.opt_out_tag_key
-    images = inventory.images
     repos = select_repositories(inventory, repository=repository, namespace=namespace)
+    generated_by_settings: dict[str, GeneratedPolicy] = {}
+    pending: list[tuple[Any, str, str | None, GeneratedPolicy, str | None]] = []
     for row in repos.itertuples(index=False):
         name = str(row.name)
         error = cell_text(row.scan_error)
@@ -148,7 +155,7 @@ def plan_lifecycle(
             plan.skipped.append(f"{name}: opted out by resource tag {opt_out}=true")
             continue
         ns = cell_text(row.namespace)
-        generated = generate_policy(config, namespace=ns, repository=name)
+        generated = _generated(config, ns, name, generated_by_settings)
         current = cell_text(row.lifecycle_policy)
         if equivalent(current, generated.text):
             plan.unchanged.append(name)
@@ -156,18 +163,10 @@ def plan_lifecycle(
         if current is not None and not replace_existing:
             plan.kept_existing.append(name)
             continue
-        mine = images[
-            (images["account"].astype(str) == str(row.account))
-            & (images["region"].astype(str) == str(row.region))
-            & (images["repository"].astype(str) == name)
-        ]
-        preview = preview_policy(
-            generated.policy,
-            mine,
-            now=now,
-            repository=name,
-            never_pulled=settings.preview_never_pulled,
-        )
+        pending.append((row, name, ns, generated, current))
+
+    previews = _previews(inventory.images, pending, now, settings.preview_never_pulled)
+    for (row, name, ns, generated, current), preview in zip(pending, previews, strict=True):
         plan.previews[name] = preview
         plan.proposals.append(
             build_proposal(
@@ -183,6 +182,91 @@ def plan_lifecycle(
     for line in plan.skipped:
         log.info("lifecycle: %s", line)
     return plan
+
+
+def _generated(
+    config: Config, namespace: str | None, name: str, cache: dict[str, GeneratedPolicy]
+) -> GeneratedPolicy:
+    """:func:`generate_policy` for repository ``name``; repositories with the same
+    effective settings share the policy (it depends on nothing else)."""
+    key = effective_settings(config, namespace=namespace, repository=name).model_dump_json()
+    cached = cache.get(key)
+    if cached is not None:
+        return replace(cached, scope=f"repository {name}")
+    generated = generate_policy(config, namespace=namespace, repository=name)
+    cache[key] = generated
+    return generated
+
+
+def _previews(
+    images: pd.DataFrame,
+    pending: list[tuple[Any, str, str | None, GeneratedPolicy, str | None]],
+    now: datetime,
+    never_pulled: NeverPulled,
+) -> list[PreviewResult]:
+    """The preview of each pending repository, one batch per distinct policy."""
+    if not pending:
+        return []
+    keys = [(str(row.account), str(row.region), name) for row, name, *_ in pending]
+    first: dict[tuple[str, str, str], int] = {}  # a repository listed twice: its first row
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    position = _repository_positions(images, list(first))
+    position = np.where(position >= 0, np.array(list(first.values()))[np.maximum(position, 0)], -1)
+    out: list[PreviewResult | None] = [None] * len(pending)
+    by_text: dict[str, list[int]] = {}
+    for i, (*_, generated, _current) in enumerate(pending):
+        if first[keys[i]] == i:
+            by_text.setdefault(generated.text, []).append(i)
+    for members in by_text.values():
+        local = np.full(len(pending), -1, dtype=np.int64)
+        local[members] = np.arange(len(members))
+        of_image = np.where(position >= 0, local[np.maximum(position, 0)], -1)
+        results = preview_repositories(
+            pending[members[0]][3].policy,
+            images,
+            of_image,
+            [pending[i][1] for i in members],
+            now=now,
+            never_pulled=never_pulled,
+        )
+        for i, result in zip(members, results, strict=True):
+            out[i] = result
+    return [out[first[key]] for key in keys]  # type: ignore[misc]
+
+
+def _repository_positions(images: pd.DataFrame, keys: list[tuple[str, str, str]]) -> np.ndarray:
+    """For each image row, the position in ``keys`` (distinct) of its (account, region,
+    repository), or -1."""
+    if not len(images):
+        return np.empty(0, dtype=np.int64)
+    codes = []
+    lookups = []
+    for column in ("account", "region", "repository"):
+        values = images[column]
+        if not isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype("category")
+        codes.append(values.cat.codes.to_numpy().astype(np.int64))
+        lookups.append({str(c): i for i, c in enumerate(values.cat.categories)})
+    sizes = [len(lookup) + 1 for lookup in lookups]
+
+    def combine(a: Any, r: Any, n: Any) -> Any:
+        return (a * sizes[1] + r) * sizes[2] + n
+
+    image_key = combine(codes[0], codes[1], codes[2])
+    wanted = np.array(
+        [
+            combine(lookups[0].get(a, -1), lookups[1].get(r, -1), lookups[2].get(n, -1))
+            if a in lookups[0] and r in lookups[1] and n in lookups[2]
+            else -1
+            for a, r, n in keys
+        ],
+        dtype=np.int64,
+    )
+    present = wanted >= 0
+    found = pd.Index(wanted[present]).get_indexer(image_key)
+    positions = np.flatnonzero(present)
+    return np.where(found >= 0, positions[np.maximum(found, 0)], -1).astype(np.int64)
 
 
 def propose(

@@ -21,6 +21,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from hygiene.errors import ConfigError
 from hygiene.inventory import Inventory, namespace_of
 from hygiene.model import iso_utc
@@ -302,13 +305,15 @@ def image_age_buckets(inventory: Inventory, now: datetime) -> dict[str, dict[str
     buckets: dict[str, dict[str, int]] = {}
     if images.empty:
         return buckets
-    ages = (now - images["pushed_at"]).dt.days
+    days = (now - images["pushed_at"]).dt.days.fillna(0).to_numpy(dtype=np.int64)
+    bucket = np.searchsorted(np.array(AGE_BUCKETS), days, side="right")  # as age_bucket
     namespaces = images["namespace"].astype(object)
-    for namespace, age in zip(namespaces, ages, strict=True):
-        key = namespace if isinstance(namespace, str) else NO_NAMESPACE
-        bucket = age_bucket(int(age) if age == age else 0)
-        counts = buckets.setdefault(key, dict.fromkeys(AGE_BUCKET_KEYS, 0))
-        counts[bucket] += 1
+    keys = namespaces.where(namespaces.map(lambda v: isinstance(v, str)), NO_NAMESPACE)
+    codes, names = pd.factorize(keys)  # namespaces in order of first appearance
+    counts = np.zeros((len(names), len(AGE_BUCKET_KEYS)), dtype=np.int64)
+    np.add.at(counts, (codes, bucket), 1)
+    for name, row in zip(names, counts.tolist(), strict=True):
+        buckets[str(name)] = dict(zip(AGE_BUCKET_KEYS, row, strict=True))
     return buckets
 
 

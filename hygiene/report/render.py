@@ -14,6 +14,7 @@ each table), which stays under :data:`MAIL_BUDGET_BYTES` whatever the registry's
 
 from __future__ import annotations
 
+import csv
 import functools
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any, Literal
 
 import css_inline
 import jinja2
+import orjson
 import pandas as pd
 
 from hygiene.config import Config
@@ -538,6 +540,64 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
+    """``export_frame(rows, columns).to_csv(path)``'s bytes, written with the csv module
+    when every column holds only text (or only integers): the same quoting and line ends
+    as pandas, in a fraction of the time and, chunk by chunk, of the memory for a first
+    scan's ~600,000 findings. Columns that pandas would turn into floats (integers with
+    gaps, numbers) go through pandas."""
+    kinds = [{type(row.get(c)) for row in rows} for c in columns]
+    # text, lists and dicts become text (or stay missing); integers alone stay integers
+    if not all(k <= {str, type(None), list, dict} or k == {int} for k in kinds):
+        export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
+        return path
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(columns)
+        for start in range(0, len(rows), CSV_CHUNK):
+            batch = rows[start : start + CSV_CHUNK]
+            cells = [_csv_column([row.get(c) for row in batch]) for c in columns]
+            writer.writerows(zip(*cells, strict=True))
+    return path
+
+
+CSV_CHUNK = 20_000
+
+
+def _csv_column(values: list[Any]) -> list[Any]:
+    """``[_csv_cell(v) for v in values]``, with the common columns (all text, all lists
+    of text, all dicts) done without asking each cell what it is."""
+    kinds = {type(v) for v in values}
+    if kinds <= {str, type(None)}:
+        return [("'" + v) if v is not None and v.startswith(_FORMULA_START) else v for v in values]
+    if kinds == {dict}:  # JSON starts with "{": never a formula
+        return [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
+    if kinds == {list} and all(type(x) is str for v in values for x in v):
+        return [_csv_cell(" ".join(v)) for v in values]
+    return [_csv_cell(v) for v in values]
+
+
+def _export_json(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """``json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)``
+    and a newline, encoded by orjson chunk by chunk (times and dataclasses still go
+    through ``str``)."""
+    from hygiene.jsonout import write_list
+
+    options = (
+        orjson.OPT_SORT_KEYS
+        | orjson.OPT_NON_STR_KEYS
+        | orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+    )
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as out:
+        chunks = (rows[i : i + CSV_CHUNK] for i in range(0, len(rows), CSV_CHUNK))
+        write_list(out, chunks, option=options, default=str)
+        out.write(b"\n")
+    tmp.replace(path)
+    return path
+
+
 def write_report(
     report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv", "json")
 ) -> RenderedReport:
@@ -562,14 +622,9 @@ def write_report(
         ("scores", report.scores, SCORE_COLUMNS),
     ):
         if "json" in exports:
-            files[f"{kind}_json"] = _write(
-                out_dir / f"{base}-{kind}.json",
-                json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n",
-            )
+            files[f"{kind}_json"] = _export_json(out_dir / f"{base}-{kind}.json", rows)
         if "csv" in exports:
-            path = out_dir / f"{base}-{kind}.csv"
-            export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
-            files[f"{kind}_csv"] = path
+            files[f"{kind}_csv"] = write_csv(out_dir / f"{base}-{kind}.csv", rows, columns)
     report.files = files
     return report
 

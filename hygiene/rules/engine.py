@@ -21,11 +21,9 @@ Order of work:
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from hygiene.findingtable import Findings
+from hygiene.gcpause import paused_gc
 from hygiene.messages import Message
 from hygiene.model import Finding, KeptImage, Severity
 from hygiene.rules.base import RULES, Rule, RuleContext, Scope
@@ -49,9 +49,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Evaluation:
-    """The result of :func:`evaluate`."""
+    """The result of :func:`evaluate`.
 
-    findings: list[Finding]
+    ``findings`` is a :class:`~hygiene.findingtable.Findings` from :func:`evaluate` (a
+    sequence whose image findings stay columns); any sequence of findings will do.
+    """
+
+    findings: Sequence[Finding]
     kept: list[KeptImage]
     mute_warnings: list[Message]  # expired mutelist entries
     # per image row: digest, repository … and every protection column (see protections)
@@ -64,12 +68,19 @@ class Evaluation:
     def deletable_digests(self) -> set[tuple[str, str, str, str]]:
         """(account, region, repository, digest) of every image in a deletion unit."""
         out = set()
-        for finding in self.findings:
+        findings = self.findings
+        if isinstance(findings, Findings):
+            if findings.image is not None:
+                out |= findings.image.unit_members()
+            findings = findings.other
+        for finding in findings:
             for digest in finding.details.get("unit", ()):
                 out.add((finding.account, finding.region, finding.repository or "", digest))
         return out
 
     def counts(self) -> dict[str, int]:
+        if isinstance(self.findings, Findings):
+            return self.findings.counts()
         counts: dict[str, int] = defaultdict(int)
         for finding in self.findings:
             counts[finding.code] += 1
@@ -89,7 +100,7 @@ def evaluate(
     recorded; an in-use source recorded as failed in ``inventory.run.in_use`` keeps every
     image (no image deletion is proposed on that run).
     """
-    with _no_gc():
+    with paused_gc():
         return _evaluate(inventory, config, now, in_use)
 
 
@@ -167,11 +178,11 @@ def _evaluate(
             repository_findings.add(rule, hits)
         clock.lap(code)
     kept = KeptImages()
-    findings = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
+    image = image_findings(image_hits, images, protections, mutes, edges, kept, clock.lap)
     clock.lap("image-findings")
     # image rules (IM) sort before every other family: rules ran in code order, so
     # putting the image findings first keeps the whole list ordered by code
-    findings += repository_findings.findings
+    findings = Findings(image, repository_findings.findings)
 
     protection_frame = protections.frame  # owned here: add the identifying columns in place
     for position, column in enumerate(("account", "region", "repository", "digest")):
@@ -188,24 +199,6 @@ def _evaluate(
         rules_run=tuple(rules_run),
         timings=clock.laps,
     )
-
-
-@contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector during an evaluation.
-
-    An inventory holds millions of container objects (tag lists) and an evaluation
-    builds hundreds of thousands more (findings); every generation-2 collection walks
-    all of them, which made the collector the largest single cost. Nothing here builds
-    reference cycles worth collecting, and reference counting still frees memory.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _Clock:
@@ -323,4 +316,6 @@ def filter_exit(findings: Sequence[Finding], fail_on: Severity | str | None) -> 
     if fail_on is None or str(fail_on) in ("never", "none"):
         return 0
     threshold = Severity(str(fail_on)).rank
+    if isinstance(findings, Findings):
+        return int(any(s.rank >= threshold for s in findings.severities()))
     return int(any(f.severity.rank >= threshold for f in findings))

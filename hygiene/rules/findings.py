@@ -9,7 +9,7 @@ Image rules: a hit on a protected, mutelisted or rule-kept image is kept
 (:mod:`hygiene.rules.kept`); every other becomes the root of a deletion unit
 (:mod:`hygiene.rules.units`). Each image gets one finding, from the first rule in code
 order that hit it; the others are named in ``details["also"]`` so the plan proposes
-each deletion once.
+each deletion once. Image findings stay columns (:class:`hygiene.findingtable.ImageFindings`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hygiene.messages import Message
+from hygiene.findingtable import ImageFindings, RuleInfo, message_parts
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
-from hygiene.rules.columns import pylist, utc_iso_strings, utc_ns
+from hygiene.rules.columns import pylist, utc_ns
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import is_muted, muted_images
 from hygiene.rules.protections import Edges, Protections
@@ -123,7 +122,7 @@ def image_findings(
     edges: Edges,
     kept: KeptImages,
     lap: Callable[[str], None],
-) -> list[Finding]:
+) -> ImageFindings | None:
     """Findings of the image rules' hits; the images kept instead go to ``kept``.
 
     ``rule_hits``: each image rule with its hits, in code order. ``lap`` marks the end of
@@ -165,7 +164,7 @@ def image_findings(
 
     hit_frames = [(i, h) for i, (_, h) in enumerate(deletable_by_rule) if len(h)]
     if not hit_frames:
-        return []
+        return None
     rows = np.concatenate([h.index.to_numpy(dtype=np.int64) for _, h in hit_frames])
     rule_of = np.concatenate([np.full(len(h), i, dtype=np.int64) for i, h in hit_frames])
     messages = np.concatenate([h["message"].to_numpy(dtype=object) for _, h in hit_frames])
@@ -193,7 +192,9 @@ def image_findings(
     lap("kept")
     units = build_units(images, protections, primary.rows, edges, kept)
     lap("units")
-    return _unit_findings(images, [r for r, _ in deletable_by_rule], primary, units, also, lap)
+    found = _unit_findings(images, [r for r, _ in deletable_by_rule], primary, units, also, lap)
+    found.unique_digests = edges.unique_digests
+    return found
 
 
 def _unit_findings(
@@ -203,8 +204,10 @@ def _unit_findings(
     units: Units,
     also: dict[int, list[str]],
     lap: Callable[[str], None],
-) -> list[Finding]:
-    """One finding per deletion unit, ordered by rule, repository and push time."""
+) -> ImageFindings:
+    """One finding per deletion unit, ordered by rule, repository and push time, as
+    columns (:class:`~hygiene.findingtable.ImageFindings`): ``Finding`` objects are made
+    only when something asks for one."""
     rows = primary.rows
     order = np.lexsort(
         (
@@ -214,84 +217,41 @@ def _unit_findings(
         )
     )
     rows = rows[order]
-    columns = ["account", "region", "repository", "namespace", "tags", "pushed_at"]
-    sub = images[[*columns, "unit_last_pull"]].iloc[rows]
-    digests_of, bytes_of = units.lookup(rows)
+    columns = ["account", "region", "repository", "namespace", "tags"]
+    sub = images[columns].iloc[rows]
+    offsets, member_rows, member_digests, unit_bytes = units.gather(rows)
     namespaces = sub["namespace"].astype(object).where(sub["namespace"].notna(), None)
-    constants = [(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules]
     also_of = np.full(len(rows), None, dtype=object)
     if also:
         positions = pd.Index(rows).get_indexer(np.fromiter(also, dtype=np.int64))
         for position, codes in zip(positions.tolist(), also.values(), strict=True):
             also_of[position] = codes
-    columns_as_lists = (
-        primary.rules[order].tolist(),
-        pylist(sub["account"]),
-        pylist(sub["region"]),
-        pylist(sub["repository"]),
-        namespaces.tolist(),
-        sub["tags"].tolist(),
-        primary.messages[order].tolist(),
-        digests_of,
-        bytes_of,
-        utc_iso_strings(sub["pushed_at"]),
-        utc_iso_strings(sub["unit_last_pull"]),
-        primary.details[order].tolist(),
-        also_of.tolist(),
+    found = ImageFindings(
+        rules=[RuleInfo(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules],
+        rule=primary.rules[order],
+        rows=rows,
+        account=pylist(sub["account"]),
+        region=pylist(sub["region"]),
+        repository=pylist(sub["repository"]),
+        namespace=namespaces.tolist(),
+        tags=sub["tags"].tolist(),
+        message=primary.messages[order].tolist(),
+        unit_offsets=offsets,
+        unit_digests=member_digests.tolist(),
+        unit_rows=member_rows,
+        bytes=unit_bytes,
+        pushed_at=_ns(images["pushed_at"], rows),
+        last_pull=_ns(images["unit_last_pull"], rows),
+        details=primary.details[order].tolist(),
+        also=also_of.tolist(),
     )
     lap("image-findings-prep")
-    findings: list[Finding] = []
-    append = findings.append
-    for (
-        rule_index,
-        account,
-        region,
-        repository,
-        namespace,
-        tags,
-        message,
-        unit,
-        size,
-        pushed_at,
-        last_pull,
-        detail,
-        other_rules,
-    ) in zip(*columns_as_lists, strict=True):
-        code, name, severity, fix, fix_safety = constants[rule_index]
-        details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at, "last_pull": last_pull}
-        if other_rules is not None:
-            details["also"] = other_rules
-        if isinstance(detail, dict):
-            details.update(detail)
-        text, template, params = message_parts(message)
-        finding = Finding(
-            code=code,
-            rule=name,
-            severity=severity,
-            account=account,
-            region=region,
-            repository=repository,
-            namespace=namespace,
-            message=text,
-            fix=fix,
-            fix_safety=fix_safety,
-            image_digest=unit[0],
-            tags=tuple(tags),
-            bytes=size,
-            details=details,
-            message_template=template,
-            message_params=params,
-        )
-        append(finding)
-    return findings
+    return found
 
 
-def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
-    """(English text, template, parameters) of a rule's message (a :class:`Message`, or
-    plain text from a rule that has no template)."""
-    if isinstance(value, Message):
-        return value.render(), value.template, dict(value.params)
-    return str(value), "", {}
+def _ns(values: pd.Series, rows: np.ndarray) -> np.ndarray:
+    """Aware UTC times of ``rows`` as int64 nanoseconds (NaT: the int64 minimum)."""
+    return utc_ns(values)[rows].view(np.int64)
 
 
 @dataclass

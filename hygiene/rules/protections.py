@@ -68,6 +68,8 @@ class Edges:
     parent: np.ndarray  # ... and the index listing them
     referrer: np.ndarray  # referrers (OCI subject or legacy cosign tag) ...
     subject: np.ndarray  # ... and the image they refer to
+    # no digest twice in one repository (one row per image; the plan relies on it)
+    unique_digests: bool = True
 
     @property
     def dependent(self) -> np.ndarray:
@@ -136,7 +138,8 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     own_key = (rid << 32) | codes[:n]
     lookup = pd.Index(own_key)
     row_of_position = np.arange(n)
-    if not lookup.is_unique:  # the same digest twice in a repository: first row wins
+    unique_digests = bool(lookup.is_unique)
+    if not unique_digests:  # the same digest twice in a repository: first row wins
         first = ~lookup.duplicated()
         lookup, row_of_position = lookup[first], row_of_position[first]
 
@@ -170,6 +173,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
         parent=parent_rows,
         referrer=referrer_rows[found_ref],
         subject=subject_rows[found_ref],
+        unique_digests=unique_digests,
     )
 
     # the unit's latest pull: an index pulled through its platform manifest, an image

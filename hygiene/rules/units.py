@@ -22,27 +22,48 @@ from hygiene.rules.protections import MAX_DEPTH, Edges, Protections
 
 @dataclass
 class Units:
-    """Deletion units: for each root row, its member digests (root first) and bytes."""
+    """Deletion units: for each root row, its members (root first) and bytes.
+
+    The members of every unit are one flat sequence cut by ``starts``/``counts``:
+    ``members`` are image rows, ``digests`` their digests.
+    """
 
     roots: np.ndarray  # sorted unique root rows
-    digests: list[list[str]]
+    starts: np.ndarray
+    counts: np.ndarray
+    members: np.ndarray  # image rows, unit after unit
+    digests: np.ndarray  # object: str, aligned with members
     bytes: np.ndarray
 
     @classmethod
-    def build(cls, roots: np.ndarray, digests: np.ndarray, sizes: np.ndarray) -> Units:
+    def build(
+        cls, roots: np.ndarray, members: np.ndarray, digests: np.ndarray, sizes: np.ndarray
+    ) -> Units:
         """From parallel arrays sorted by root (digests: object array of str)."""
         unique, starts, counts = np.unique(roots, return_index=True, return_counts=True)
-        flat = digests.tolist()  # the same str objects, not copies
-        ends = starts + counts
-        lists = [flat[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
         total = np.add.reduceat(sizes, starts) if len(starts) else starts
-        return cls(roots=unique, digests=lists, bytes=np.asarray(total, dtype=np.int64))
+        return cls(
+            roots=unique,
+            starts=starts,
+            counts=counts,
+            members=members,
+            digests=digests,
+            bytes=np.asarray(total, dtype=np.int64),
+        )
 
-    def lookup(self, rows: np.ndarray) -> tuple[list[list[str]], list[int]]:
+    def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The units of root ``rows``, in that order: offsets (``len(rows) + 1``), member
+        rows, member digests (object) and the bytes of each unit."""
         position = np.searchsorted(self.roots, rows)
-        if len(rows) and not np.array_equal(self.roots[position], rows):
+        if len(rows) and (
+            position.max() >= len(self.roots) or not np.array_equal(self.roots[position], rows)
+        ):
             raise AssertionError("an image finding without a deletion unit")
-        return [self.digests[p] for p in position.tolist()], self.bytes[position].tolist()
+        lengths = self.counts[position]
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        take = np.repeat(self.starts[position] - offsets[:-1], lengths) + np.arange(offsets[-1])
+        return offsets, self.members[take], self.digests[take], self.bytes[position]
 
 
 def build_units(
@@ -125,6 +146,7 @@ def build_units(
     members = members[order]
     return Units.build(
         unit_of[members],
+        members,
         _digest_objects(images, members),
         images["storage_bytes"].to_numpy()[members],
     )

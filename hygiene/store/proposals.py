@@ -4,17 +4,19 @@ starting grace periods, recording how apply finished them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Column, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from hygiene.authz.decisions import Decision, content_hash
 from hygiene.authz.identity import Identity
 from hygiene.errors import HygieneError, NotAuthorisedError, StoreError
-from hygiene.model import Action, Proposal, ProposalState
+from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store.base import StoreBase, utcnow
+from hygiene.store.bulk import insert_many
 from hygiene.store.models import ApprovalRow, ProposalRow
 from hygiene.store.records import StoredProposal, proposal_columns, stored_proposal
 
@@ -62,37 +64,38 @@ class StoreProposals(StoreBase):
         counts = {"new": 0, "refreshed": 0, "revived": 0, "expired": 0}
         seen: dict[str, tuple[str, str, str, str]] = {}
         scope_set = None if scopes is None else {(a, r) for a, r in scopes}
-        incoming = list(proposals)
-        with self.session() as session:
-            ids = list({p.id for p in incoming})
-            for start in range(0, len(ids), 500):  # load known rows in a few queries
-                chunk = ids[start : start + 500]
-                session.scalars(select(ProposalRow).where(ProposalRow.id.in_(chunk))).all()
-            for proposal in incoming:
-                where = (
-                    proposal.action.value,
-                    proposal.account,
-                    proposal.region,
-                    proposal.repository,
-                )
-                if proposal.id in seen:
-                    if seen[proposal.id] != where:
-                        raise StoreError(
-                            f"two different proposals share the id {proposal.id} "
-                            f"({'/'.join(seen[proposal.id])} and {'/'.join(where)}): "
-                            "proposal ids must include account, region and repository"
-                        )
-                    continue
-                seen[proposal.id] = where
-                row = session.get(ProposalRow, proposal.id)
-                if (
-                    row is not None
-                    and (row.action, row.account, row.region, row.repository) != where
-                ):
+        unique: list[Proposal] = []
+        for proposal in proposals:
+            where = (proposal.action.value, proposal.account, proposal.region, proposal.repository)
+            if proposal.id in seen:
+                if seen[proposal.id] != where:
                     raise StoreError(
-                        f"proposal id {proposal.id} is stored for {row.repository} but now names "
-                        f"{proposal.repository}: proposal ids must include the repository"
+                        f"two different proposals share the id {proposal.id} "
+                        f"({'/'.join(seen[proposal.id])} and {'/'.join(where)}): "
+                        "proposal ids must include account, region and repository"
                     )
+                continue
+            seen[proposal.id] = where
+            unique.append(proposal)
+        ids = list(seen)
+        with self.session() as session:
+            known: dict[str, Any] = {}
+            for start in range(0, len(ids), 500):  # the known rows' bookkeeping, no evidence
+                chunk = ids[start : start + 500]
+                query = select(
+                    ProposalRow.id,
+                    ProposalRow.action,
+                    ProposalRow.account,
+                    ProposalRow.region,
+                    ProposalRow.repository,
+                    ProposalRow.state,
+                ).where(ProposalRow.id.in_(chunk))
+                known.update((row.id, row) for row in session.execute(query))
+            new_rows: list[dict[str, Any]] = []
+            refreshed: list[dict[str, Any]] = []
+            revived: list[dict[str, Any]] = []
+            for proposal in unique:
+                row = known.get(proposal.id)
                 if row is None:
                     columns = proposal_columns(proposal)
                     columns.update(
@@ -101,24 +104,58 @@ class StoreProposals(StoreBase):
                         last_seen=now,
                         grace_until=None,  # set when the owners are notified
                     )
-                    session.add(ProposalRow(**columns))
-                    counts["new"] += 1
+                    new_rows.append(columns)
                     continue
-                row.last_seen = now
-                row.summary = proposal.summary or row.summary
-                if row.state in FINISHED_STATES:
-                    row.state = ProposalState.PROPOSED.value
-                    row.first_seen = now
-                    row.notified_at = row.grace_until = None
-                    row.decided_at = row.decided_by = row.reason = None
-                    row.outcome = None
-                    row.finished_at = None
-                    counts["revived"] += 1
-                else:
-                    counts["refreshed"] += 1
+                if (row.action, row.account, row.region, row.repository) != seen[proposal.id]:
+                    raise StoreError(
+                        f"proposal id {proposal.id} is stored for {row.repository} but now names "
+                        f"{proposal.repository}: proposal ids must include the repository"
+                    )
+                change = {"key": proposal.id, "summary": proposal.summary}
+                (revived if row.state in FINISHED_STATES else refreshed).append(change)
+            table: Table = ProposalRow.__table__  # type: ignore[assignment]
+            insert_many(session, table, new_rows)
+            # Core statements, each run once for many rows (executemany); the summary is
+            # replaced only by a non-empty one
+            summary = func.coalesce(func.nullif(bindparam("summary"), ""), table.c.summary)
+            key = table.c.id == bindparam("key")
+            if refreshed:
+                session.execute(
+                    update(table).where(key).values(last_seen=now, summary=summary), refreshed
+                )
+            if revived:
+                session.execute(
+                    update(table)
+                    .where(key)
+                    .values(
+                        last_seen=now,
+                        summary=summary,
+                        state=ProposalState.PROPOSED.value,
+                        first_seen=now,
+                        notified_at=None,
+                        grace_until=None,
+                        decided_at=None,
+                        decided_by=None,
+                        reason=None,
+                        outcome=None,
+                        finished_at=None,
+                    ),
+                    revived,
+                )
+            counts["new"], counts["refreshed"] = len(new_rows), len(refreshed)
+            counts["revived"] = len(revived)
+
             ttl = timedelta(days=self.settings.proposal_ttl_days)
             live = (ProposalState.PROPOSED.value, ProposalState.APPROVED.value)
-            for row in session.scalars(select(ProposalRow).where(ProposalRow.state.in_(live))):
+            live_rows = select(
+                ProposalRow.id,
+                ProposalRow.account,
+                ProposalRow.region,
+                ProposalRow.state,
+                ProposalRow.last_seen,
+            ).where(ProposalRow.state.in_(live))
+            expired: list[dict[str, Any]] = []
+            for row in session.execute(live_rows):
                 if row.id in seen:
                     continue
                 in_scope = scope_set is None or (row.account, row.region) in scope_set
@@ -128,10 +165,19 @@ class StoreProposals(StoreBase):
                     why = "no longer proposed by a complete scan (finding gone or evidence changed)"
                 else:
                     continue
-                row.state = ProposalState.EXPIRED.value
-                row.finished_at = now
-                row.outcome = why
-                counts["expired"] += 1
+                expired.append({"key": row.id, "outcome": why})
+            if expired:
+                session.execute(
+                    update(table)
+                    .where(key)
+                    .values(
+                        state=ProposalState.EXPIRED.value,
+                        finished_at=now,
+                        outcome=bindparam("outcome"),
+                    ),
+                    expired,
+                )
+            counts["expired"] = len(expired)
         return counts
 
     def proposals(
@@ -173,6 +219,62 @@ class StoreProposals(StoreBase):
                 r for r in rows if any(c.upper().startswith(rule) for c in r.proposal.rule_codes)
             ]
         return rows
+
+    def as_stored(self, proposals: Iterable[Proposal]) -> list[Proposal]:
+        """``proposals`` as the store holds them, ordered like :meth:`proposals`
+        (namespace, repository, id): what :meth:`proposals` with their ids returns, read
+        without their evidence. The stored state, dates, summary, namespace, bytes, rule
+        codes and fix safety come from the store; target and evidence from the given
+        proposals (the id is their hash: a stored proposal with the same id has the same).
+        Ids the store does not hold are left out.
+        """
+        given = {p.id: p for p in proposals}
+        if not given:
+            return []
+        ids = Table(
+            "hygiene_wanted_ids",
+            MetaData(),
+            Column("id", String(32), primary_key=True),
+            prefixes=["TEMPORARY"],
+        )
+        table = ProposalRow.__table__
+        query = (
+            select(
+                table.c.id,
+                table.c.state,
+                table.c.first_seen,
+                table.c.grace_until,
+                table.c.summary,
+                table.c.namespace,
+                table.c.bytes,
+                table.c.rule_codes,
+                table.c.fix_safety,
+            )
+            .join_from(table, ids, table.c.id == ids.c.id)
+            .order_by(table.c.namespace, table.c.repository, table.c.id)
+        )
+        with self.session() as session:
+            connection = session.connection()
+            ids.create(connection)
+            try:
+                insert_many(session, ids, ({"id": i} for i in given))
+                rows = list(session.execute(query))
+            finally:
+                ids.drop(connection)
+        return [
+            replace(
+                given[row.id],
+                state=ProposalState(row.state),
+                first_seen=row.first_seen,
+                grace_until=row.grace_until,
+                summary=row.summary,
+                namespace=row.namespace,
+                bytes=row.bytes,
+                rule_codes=tuple(row.rule_codes),
+                fix_safety=FixSafety(row.fix_safety),
+            )
+            for row in rows
+        ]
 
     def get(self, proposal_id: str) -> StoredProposal | None:
         with self.session() as session:

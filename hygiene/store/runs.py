@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from hygiene.errors import StoreError
 from hygiene.model import Finding
 from hygiene.store.base import StoreBase, utcnow, whoami
+from hygiene.store.bulk import insert_many
 from hygiene.store.models import FindingRow, RunRow
 from hygiene.store.records import RunRecord, run_record
 
@@ -103,28 +104,39 @@ class StoreRuns(StoreBase):
             return [run_record(row) for row in session.scalars(query)]
 
     def record_findings(self, run_id: str, findings: Iterable[Finding]) -> int:
-        """Store the findings of run ``run_id`` (for trends); returns how many."""
-        rows = [
-            FindingRow(
-                run_id=run_id,
-                code=f.code,
-                rule=f.rule,
-                severity=f.severity.value,
-                fix_safety=f.fix_safety.value,
-                account=f.account,
-                region=f.region,
-                repository=f.repository,
-                namespace=f.namespace,
-                image_digest=f.image_digest,
-                bytes=int(f.bytes),
-                message=f.message,
-                data=f.to_json(),
-            )
-            for f in findings
-        ]
+        """Store the findings of run ``run_id`` (for trends); returns how many.
+
+        Written in bulk (:func:`~hygiene.store.bulk.insert_many`); a columnar
+        :class:`~hygiene.findingtable.Findings` gives its rows without making objects.
+        """
+        from hygiene.jsonout import findings_chunks
+
+        columns = (
+            "run_id", "code", "rule", "severity", "fix_safety", "account", "region",
+            "repository", "namespace", "image_digest", "bytes", "message", "data",
+        )  # fmt: skip
+
+        def rows() -> Iterator[tuple[Any, ...]]:
+            for chunk in findings_chunks(findings):
+                for data in chunk:
+                    yield (
+                        run_id,
+                        data["code"],
+                        data["rule"],
+                        data["severity"],
+                        data["fix_safety"],
+                        data["account"],
+                        data["region"],
+                        data["repository"],
+                        data["namespace"],
+                        data["image_digest"],
+                        int(data["bytes"]),
+                        data["message"],
+                        data,
+                    )
+
         with self.session() as session:
-            session.add_all(rows)
-        return len(rows)
+            return insert_many(session, FindingRow.__table__, rows(), columns=columns)
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         """The findings of one run as ``Finding.to_json()`` dicts."""

@@ -161,3 +161,17 @@ def test_templates_dir_and_paths_stay_paths() -> None:
     from hygiene.config import ReportSettings
 
     assert ReportSettings.model_validate({"out_dir": "x/y"}).out_dir == Path("x/y")
+
+
+def test_known_regions_are_the_ones_botocore_lists() -> None:
+    """Regions are read from botocore's endpoint data without its session (start-up);
+    they are exactly the ECR regions botocore's session lists, in every partition."""
+    import botocore.session
+
+    regions = configtypes.known_regions()
+    assert regions == configtypes.regions_from_botocore()
+    model = botocore.session.get_session().get_service_model("ecr")
+    assert model.metadata["endpointPrefix"] == configtypes.ECR_ENDPOINT_PREFIX
+    assert {"us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"} <= regions
+    with pytest.raises(ValueError, match="not an AWS region known to botocore"):
+        configtypes.check_region("us-east-99")

@@ -1,0 +1,81 @@
+"""Bulk writes (COPY on PostgreSQL, executemany on SQLite) store what the row-by-row code
+stored: every finding of a columnar evaluation, and a plan of hundreds of proposals merged
+into what is there (new, refreshed, revived, expired) across the lookup's chunks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene.findingtable import Findings
+from hygiene.model import ProposalState
+from hygiene.rules import evaluate
+from hygiene.store import Store
+from tests import builders
+from tests.builders import NOW
+
+
+def test_every_finding_is_stored_as_its_json(store: Store) -> None:
+    inventory = synthetic_inventory(3_000, 30)
+    evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
+    findings = evaluation.findings
+    assert isinstance(findings, Findings) and findings.image_count > 1000
+    run_id = store.record_run("nightly", started_at=NOW)
+    assert store.record_findings(run_id, findings) == len(findings)
+    assert store.findings(run_id) == [f.to_json() for f in findings]  # in order, equal
+
+
+def test_findings_with_text_beyond_ascii_and_quotes(store: Store) -> None:
+    finding = builders.finding("IM002", message='não "usada" há 90 dias\tnem\\aqui')
+    run_id = store.record_run("scan", started_at=NOW)
+    store.record_findings(run_id, [finding, finding])
+    assert store.findings(run_id) == [finding.to_json(), finding.to_json()]
+
+
+def test_a_large_plan_is_merged_like_a_small_one(store: Store) -> None:
+    plan = [builders.proposal(digests=[f"d{i}"], summary=f"s{i}") for i in range(1_200)]
+    assert store.upsert_proposals(plan, NOW) == {
+        "new": 1_200,
+        "refreshed": 0,
+        "revived": 0,
+        "expired": 0,
+    }
+    later = NOW + timedelta(days=1)
+    store.set_state(plan[0].id, ProposalState.APPLIED, "applied", later)
+    # the next night: most come back (one with an empty summary), 100 are gone
+    again = [replace(p, summary="" if i == 1 else "new") for i, p in enumerate(plan[:1_100])]
+    assert store.upsert_proposals(again, later) == {
+        "new": 0,
+        "refreshed": 1_099,
+        "revived": 1,
+        "expired": 100,
+    }
+    stored = {s.id: s for s in store.proposals()}
+    assert stored[plan[0].id].state is ProposalState.PROPOSED  # revived
+    assert stored[plan[0].id].proposal.first_seen == later
+    assert stored[plan[1].id].proposal.summary == "s1"  # an empty summary keeps the old
+    assert stored[plan[2].id].proposal.summary == "new"
+    assert stored[plan[2].id].last_seen == later
+    assert stored[plan[2].id].proposal.first_seen == NOW
+    assert stored[plan[1_150].id].state is ProposalState.EXPIRED
+    assert stored[plan[1_150].id].outcome.startswith("no longer proposed")
+    assert stored[plan[2].id].proposal.evidence == plan[2].evidence
+
+
+def test_as_stored_equals_reading_the_proposals_back(store: Store) -> None:
+    """What the job hands on after the store: the proposals as stored, in the store's
+    order, read without their evidence."""
+    plan = [
+        builders.proposal(digests=[f"d{i}"], repository=f"{ns}/app{i % 7}", summary=f"s{i}")
+        for i, ns in enumerate(["ml", "suporte", "eureca"] * 300)
+    ]
+    plan.append(builders.proposal(digests=["x"], repository="nginx", namespace=None))
+    store.upsert_proposals(plan[:500], NOW)
+    store.approve([plan[3].id], "admin@lsd.ufcg.edu.br")
+    later = NOW + timedelta(days=2)
+    store.upsert_proposals(plan, later)
+    expected = [s.proposal for s in store.proposals(ids=[p.id for p in plan])]
+    assert store.as_stored(plan) == expected
+    assert expected[0].namespace is None or expected[-1].namespace is None  # NULLs ordered
+    assert {p.state for p in expected} == {ProposalState.PROPOSED, ProposalState.APPROVED}

@@ -1,0 +1,252 @@
+"""The columnar fast paths give exactly what the straightforward code gives.
+
+The engine keeps image findings as columns (:class:`hygiene.findingtable.Findings`), the
+plan reads them without making objects, the JSON writer and the store build their rows
+from them. Each is checked here against the object path on generated registries (the
+property tests' generator: shared index children, referrers, legacy signatures, scan
+errors, opt-outs) and on seeded synthetic registries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
+from hygiene.inventory import SourceStatus
+from hygiene.jsonout import document_bytes
+from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
+from hygiene.plan import _columnar_image_proposals, plan
+from hygiene.rules import Evaluation, evaluate, filter_exit
+from hygiene.rules.columns import utc_iso_strings
+from hygiene.scan import ScanResult, plan_all
+from tests import builders
+from tests.builders import NOW
+from tests.conftest import examples
+from tests.rules.test_properties import registries
+
+SETTINGS = settings(
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+def _objects(evaluation: Evaluation) -> Evaluation:
+    """The same evaluation with its findings as a plain list of objects."""
+    return Evaluation(
+        findings=list(evaluation.findings),
+        kept=evaluation.kept,
+        mute_warnings=evaluation.mute_warnings,
+        protections=evaluation.protections,
+    )
+
+
+def _check_findings(evaluation: Evaluation) -> None:
+    findings = evaluation.findings
+    assert isinstance(findings, Findings)
+    objects = list(findings)
+    assert len(objects) == len(findings)
+    assert [row for chunk in findings.json_chunks(7) for row in chunk] == [
+        f.to_json() for f in objects
+    ]
+    if objects:
+        assert findings[0] == objects[0] and findings[-1] == objects[-1]
+    assert findings.counts() == dict(sorted(Counter(f.code for f in objects).items()))
+    assert evaluation.deletable_digests() == _objects(evaluation).deletable_digests()
+    for level in ("info", "warning", "error"):
+        assert filter_exit(findings, level) == filter_exit(objects, level)
+
+
+@SETTINGS
+@given(registries())
+def test_columnar_findings_and_plan_equal_the_object_path(
+    registry: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]],
+) -> None:
+    images, repositories, policy = registry
+    inventory = builders.inventory_of(images, repositories)
+    config = builders.config(policy)
+    evaluation = evaluate(inventory, config, NOW)
+    _check_findings(evaluation)
+    fast = plan(evaluation, inventory, config, NOW)
+    slow = plan(_objects(evaluation), inventory, config, NOW)
+    assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
+
+
+@pytest.mark.parametrize(("images", "repositories"), [(3_000, 30), (20_000, 150)])
+def test_synthetic_registry_plan_and_findings_equal_the_object_path(
+    images: int, repositories: int
+) -> None:
+    inventory = synthetic_inventory(images, repositories)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    _check_findings(evaluation)
+    found = evaluation.findings
+    assert isinstance(found, Findings) and found.image is not None
+    keep = np.ones(len(found.image), dtype=bool)
+    assert _columnar_image_proposals(found.image, keep, inventory) is not None  # no fallback
+    fast = plan_all(evaluation, inventory, config, NOW)
+    slow = plan_all(_objects(evaluation), inventory, config, NOW)
+    assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
+    assert sum(p.action is Action.PUT_LIFECYCLE_POLICY for p in fast) > 0
+
+
+@pytest.mark.parametrize("failed", [False, True], ids=["sources-read", "a-source-failed"])
+def test_columnar_plan_records_in_use_sources_like_the_object_path(failed: bool) -> None:
+    """Delete proposals name the in-use sources read; none when a source failed (the plan's
+    own guard: the findings here were made before the failure was recorded)."""
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    inventory.run.in_use = [
+        SourceStatus("ecs us-east-1", "ecs", "ok", references=2),
+        SourceStatus("lambda us-east-1", "lambda", "failed" if failed else "ok"),
+    ]
+    fast = plan(evaluation, inventory, config, NOW)
+    slow = plan(_objects(evaluation), inventory, config, NOW)
+    assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
+    deletes = [p for p in fast if p.action is Action.DELETE_IMAGES]
+    if failed:
+        assert deletes == [] and fast  # the repository proposals remain
+    else:
+        assert deletes
+        assert all(
+            p.evidence["in_use_checked"] == ["ecs us-east-1", "lambda us-east-1"] for p in deletes
+        )
+
+
+def test_columnar_plan_declines_another_inventory_and_repeated_digests() -> None:
+    inventory = synthetic_inventory(3_000, 30)
+    evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
+    found = evaluation.findings
+    assert isinstance(found, Findings) and found.image is not None
+    keep = np.ones(len(found.image), dtype=bool)
+    other = synthetic_inventory(3_000, 30, seed=8)
+    assert _columnar_image_proposals(found.image, keep, other) is None
+    found.image.unique_digests = False
+    assert _columnar_image_proposals(found.image, keep, inventory) is None
+
+
+# --------------------------------------------------------------------------- JSON
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=25,
+)
+
+
+@SETTINGS
+@given(st.dictionaries(st.text(max_size=6), json_values | st.lists(json_values, max_size=5)))
+def test_streamed_document_is_byte_for_byte_the_standard_one(document: dict[str, Any]) -> None:
+    from hygiene.jsonout import Chunks
+
+    parts = [
+        (key, Chunks([value[:2], value[2:]]) if isinstance(value, list) else value)
+        for key, value in document.items()
+    ]
+    expected = json.dumps(document, indent=2, ensure_ascii=False).encode()
+    assert document_bytes(parts) == expected
+
+
+def test_scan_json_is_byte_for_byte_the_standard_one() -> None:
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    result = ScanResult(
+        inventory=inventory,
+        findings=evaluation.findings,
+        kept=evaluation.kept,
+        proposals=plan_all(evaluation, inventory, config, NOW),
+        mute_warnings=["a warning"],
+    )
+    import io
+
+    stream = io.BytesIO()
+    result.write_json(stream)
+    expected = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
+    assert stream.getvalue() == expected.encode()
+    assert len(result.findings) > 1000
+
+
+@SETTINGS
+@given(json_values, json_values)
+def test_plain_proposal_ids_equal_canonical_ones(target: Any, evidence: Any) -> None:
+    target, evidence = {"t": target}, {"e": evidence}
+    expected = proposal_id(Action.DELETE_IMAGES, target, evidence)
+    assert proposal_id(Action.DELETE_IMAGES, target, evidence, plain=True) == expected
+    assert canonical_json([1, target]) == json.dumps(
+        [1, target], sort_keys=True, separators=(",", ":")
+    )
+
+
+def test_to_json_of_proposals_and_kept_images_covers_every_field() -> None:
+    import dataclasses
+
+    proposal = builders.proposal(digests=["a", "b"])
+    assert list(proposal.to_json()) == [f.name for f in dataclasses.fields(Proposal)]
+    assert proposal.to_json()["evidence"] == proposal.evidence
+    assert proposal.to_json()["evidence"] is not proposal.evidence  # a copy
+    assert proposal.to_json(copy=False)["evidence"] is proposal.evidence
+    kept = KeptImage("1", "r", "x", "sha256:a", ("t",), ("why",))
+    assert list(kept.to_json()) == [f.name for f in dataclasses.fields(KeptImage)]
+
+
+# --------------------------------------------------------------------------- times
+
+
+def test_vectorised_times_equal_the_scalar_formatters() -> None:
+    rng = np.random.default_rng(3)
+    values = rng.integers(-(10**17), 4 * 10**18, 5_000)
+    values[::7] = values[::7] // 10**9 * 10**9
+    values[::5] = values[::5] // 1000 * 1000
+    values[::11] = NAT
+    stamps = pd.Series(pd.DatetimeIndex(values.view("M8[ns]")).tz_localize("UTC"))
+    assert offset_iso_strings(values) == [iso_utc(t) for t in stamps]
+    assert iso_strings(values) == utc_iso_strings(stamps)
+
+
+# --------------------------------------------------------------------------- exports
+
+
+def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> None:
+    """The nightly report's CSV and JSON exports, written in chunks with the csv module
+    and orjson, are byte for byte what pandas' to_csv and json.dumps wrote."""
+    from hygiene.jobs import scan_document
+    from hygiene.report import render
+    from hygiene.report.data import build_report_data
+
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    proposals = plan_all(evaluation, inventory, config, NOW)
+
+    class Job:
+        kind, run_id, started_at, counts, errors = "nightly", "r-1", NOW, {}, []
+        status = type("Status", (), {"value": "ok"})()
+
+    document = scan_document(Job, inventory, evaluation, proposals)  # type: ignore[arg-type]
+    report = render.render_nightly(build_report_data(document, inventory=inventory), config)
+    for kind, rows, columns in (
+        ("findings", report.findings, render.FINDING_COLUMNS),
+        ("proposals", report.proposals, render.PROPOSAL_COLUMNS),
+        ("kept", report.kept, render.KEPT_COLUMNS),
+        ("scores", report.scores, render.SCORE_COLUMNS),
+    ):
+        assert rows, kind
+        old = tmp_path / f"{kind}-pandas.csv"
+        render.export_frame(rows, columns).to_csv(old, index=False, encoding="utf-8")
+        new = render.write_csv(tmp_path / f"{kind}.csv", rows, columns)
+        assert new.read_bytes() == old.read_bytes(), kind
+        expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+        written = render._export_json(tmp_path / f"{kind}.json", rows).read_bytes()
+        assert written == (expected + "\n").encode(), kind
+    assert len(report.findings) > 1000
