@@ -7,6 +7,8 @@
    tag, a pull newer than the evidence, an index outside the proposal that now lists it,
    or a subject that exists and stays → its whole unit is ``skipped`` with the reason.
    An in-use source that cannot be read stops the proposal before anything is deleted.
+   Last, a digest the deployed rules, evaluated again on the repository as it is now, do
+   not delete (:mod:`hygiene.apply.recheck`) is skipped with its unit.
 2. Read each remaining manifest (``BatchGetImage``): the last re-read. A manifest that
    cannot be read is not deleted; a manifest whose ``subject`` is present in the
    repository and not being deleted is not deleted either, whatever the plan said (ECR's
@@ -39,6 +41,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
+from hygiene.apply.recheck import rules_now
 from hygiene.apply.registry import (
     MAX_IDS,
     THROTTLING,
@@ -50,7 +53,7 @@ from hygiene.apply.registry import (
     repository_links,
 )
 from hygiene.inventory import INDEX_MEDIA_TYPES
-from hygiene.model import Proposal, ProposalState
+from hygiene.model import Action, Proposal, ProposalState
 
 # BatchDeleteImage failures[].failureCode → (outcome, explanation). ``retry`` leaves the
 # proposal approved for the next apply. ImageNotFound is not here: a digest this run
@@ -224,23 +227,42 @@ def delete_images(
             subjects[digest] = subject
 
     skipped_units = {unit_of[d] for d in reasons}
-    while True:  # a kept image keeps its children and referrers: iterate to a fixed point
-        deletable = {d for d in live if unit_of[d] not in skipped_units}
-        newly = False
-        for digest in sorted(deletable):
-            outside = parents.get(digest, set()) - deletable
-            subject = subjects.get(digest)
-            if outside:
-                why = f"listed by image index(es) not being deleted: {', '.join(sorted(outside))}"
-            elif subject is not None and subject not in deletable:
-                why = f"its subject {subject} exists and is not being deleted"
-            else:
-                continue
-            reasons.setdefault(digest, why)
-            skipped_units.add(unit_of[digest])
-            newly = True
-        if not newly:
-            break
+
+    def keep_dependents() -> None:
+        """A kept image keeps its children and referrers: iterate to a fixed point."""
+        while True:
+            deletable = {d for d in live if unit_of[d] not in skipped_units}
+            newly = False
+            for digest in sorted(deletable):
+                outside = parents.get(digest, set()) - deletable
+                subject = subjects.get(digest)
+                if outside:
+                    why = "listed by image index(es) not being deleted: " + ", ".join(
+                        sorted(outside)
+                    )
+                elif subject is not None and subject not in deletable:
+                    why = f"its subject {subject} exists and is not being deleted"
+                else:
+                    continue
+                reasons.setdefault(digest, why)
+                skipped_units.add(unit_of[digest])
+                newly = True
+            if not newly:
+                return
+
+    keep_dependents()
+    if any(unit_of[d] not in skipped_units for d in live):
+        # Last: the deployed rules, evaluated again on the repository as it is now. A
+        # digest no deleting rule flags now, or that a protection keeps, stays, whatever
+        # the stored proposal says (hygiene.apply.recheck).
+        now_rules = rules_now(client, proposal, ctx.config, ctx.now)
+        whole = proposal.action is Action.DELETE_REPOSITORY  # an abandoned repository (RP003)
+        for digest in live:
+            why_not = now_rules.why_not(digest, whole_repository=whole)
+            if why_not and unit_of[digest] not in skipped_units:
+                reasons[digest] = why_not
+                skipped_units.add(unit_of[digest])
+        keep_dependents()
 
     for digest in wanted:
         if digest in live and unit_of[digest] in skipped_units:

@@ -304,3 +304,23 @@ def test_an_abandoned_repository_that_got_a_push_or_a_pull_is_left_alone(
     assert result.states[pulled.id][0] == "skipped"
     rows = {e.digest: e for e in store.audit_log(proposal_id=pulled.id) if e.digest}
     assert "pulled at" in rows[lone].detail
+
+
+def test_an_abandoned_repository_lets_no_image_proposal_delete_a_protected_image(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """The deployed rules flag the whole repository as abandoned (RP003) when apply looks
+    again; that takes every image only for the repository's own deletion. An image
+    proposal (forged, or outdated) for the release the newest-N protection keeps is
+    still skipped."""
+    repo, digests = _abandoned(seeder)
+    release = digests[3]
+    (proposal,) = propose(store, seeder, config, now, [seeder.finding("IM002", repo, release)])
+    approve_past_grace(store, [proposal], now)
+
+    apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == set(digests)
+    (row,) = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
+    assert row.outcome == "skipped"
+    assert "kept by the deployed rules now" in row.detail and "newest" in row.detail

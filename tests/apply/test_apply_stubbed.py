@@ -119,7 +119,7 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "failures": [],
             },
         )
-    # manifests to save, ≤ 100 a call
+    # the last re-read: the manifests about to be deleted (saved in the audit), ≤ 100 a call
     for start in range(0, len(wanted), 100):
         chunk = wanted[start : start + 100]
         stub.add_response(
@@ -144,6 +144,98 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "acceptedMediaTypes": ANY,
             },
         )
+    stub_recheck(stub, wanted, indexes)
+
+
+PLATFORM = {"architecture": "amd64", "os": "linux"}
+
+
+def index_manifests(indexes: dict[str, list[str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "registryId": ACCOUNT,
+            "repositoryName": REPO,
+            "imageId": {"imageDigest": i},
+            "imageManifestMediaType": OCI_INDEX,
+            "imageManifest": json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [
+                        {"digest": c, "mediaType": OCI_MANIFEST, "size": 1, "platform": PLATFORM}
+                        for c in cs
+                    ],
+                }
+            ),
+        }
+        for i, cs in sorted(indexes.items())
+    ]
+
+
+def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
+    """The last re-check reads the repository whole, as a scan does (hygiene.apply.recheck):
+    the repository, its images, its indexes' manifests, its policies and its tags."""
+    arn = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPO}"
+    stub.add_response(
+        "describe_repositories",
+        {
+            "repositories": [
+                {
+                    "registryId": ACCOUNT,
+                    "repositoryName": REPO,
+                    "repositoryArn": arn,
+                    "repositoryUri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPO}",
+                    "createdAt": NOW - timedelta(days=400),
+                }
+            ]
+        },
+        {"registryId": ACCOUNT, "repositoryNames": [REPO]},
+    )
+    media = {d: OCI_INDEX if d in indexes else OCI_MANIFEST for d in wanted}
+    stub.add_response(
+        "describe_images",
+        {"imageDetails": [detail(d, media[d]) for d in wanted]},
+        {"repositoryName": REPO, "filter": {"tagStatus": "ANY", "imageStatus": "ANY"},
+         "maxResults": ANY},
+    )  # fmt: skip
+    if indexes:
+        stub.add_response(
+            "batch_get_image",
+            {"images": index_manifests(indexes), "failures": []},
+            {"repositoryName": REPO, "imageIds": [{"imageDigest": i} for i in sorted(indexes)],
+             "acceptedMediaTypes": ANY},
+        )  # fmt: skip
+    # the collector's second round: untagged images no index lists, for their subject
+    listed = {c for cs in indexes.values() for c in cs}
+    untagged = sorted(d for d in wanted if d not in indexes and d not in listed)
+    for start in range(0, len(untagged), 100):
+        chunk = untagged[start : start + 100]
+        stub.add_response(
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        "registryId": ACCOUNT,
+                        "repositoryName": REPO,
+                        "imageId": {"imageDigest": d},
+                        "imageManifestMediaType": OCI_MANIFEST,
+                        "imageManifest": json.dumps({"schemaVersion": 2}),
+                    }
+                    for d in chunk
+                ],
+                "failures": [],
+            },
+            {"repositoryName": REPO, "imageIds": [{"imageDigest": d} for d in chunk],
+             "acceptedMediaTypes": ANY},
+        )  # fmt: skip
+    stub.add_client_error(
+        "get_lifecycle_policy", "LifecyclePolicyNotFoundException", "none", 400,
+        expected_params={"repositoryName": REPO},
+    )  # fmt: skip
+    stub.add_client_error(
+        "get_repository_policy", "RepositoryPolicyNotFoundException", "none", 400,
+        expected_params={"repositoryName": REPO},
+    )  # fmt: skip
+    stub.add_response("list_tags_for_resource", {"tags": []}, {"resourceArn": arn})
 
 
 def test_batch_delete_requests_are_pinned(tmp_path, config: Config) -> None:
@@ -427,3 +519,70 @@ def test_a_signature_of_an_archived_image_is_not_deleted(tmp_path, config: Confi
     assert row.outcome == "skipped"
     assert f"its subject {archived} exists and is not being deleted" in row.detail
     assert result.states[proposal.id][0] == "skipped"
+
+
+def test_a_repository_that_cannot_be_read_again_loses_nothing(tmp_path, config: Config) -> None:
+    """The last re-check cannot read the repository's tags (the opt-out tag lives there):
+    nothing is deleted, the proposal stays approved, and the audit says why."""
+    plain = [digest(n) for n in range(1, 4)]
+    proposal = make_proposal(config, {}, plain)
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal, config)
+    ecr = client()
+    wanted = proposal.target["digests"]
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(d) for d in wanted]},
+            {"registryId": ACCOUNT, "repositoryName": REPO,
+             "imageIds": [{"imageDigest": d} for d in wanted]},
+        )  # fmt: skip
+        stub.add_response("describe_images", {"imageDetails": [detail(d) for d in wanted]})
+        stub.add_response(  # the last re-read of the manifests about to be deleted
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        "registryId": ACCOUNT,
+                        "repositoryName": REPO,
+                        "imageId": {"imageDigest": d},
+                        "imageManifestMediaType": OCI_MANIFEST,
+                        "imageManifest": "{}",
+                    }
+                    for d in wanted
+                ],
+                "failures": [],
+            },
+        )
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [{"registryId": ACCOUNT, "repositoryName": REPO,
+                               "repositoryArn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/x"}]},
+        )  # fmt: skip
+        stub.add_response("describe_images", {"imageDetails": [detail(d) for d in wanted]})
+        stub.add_response(  # untagged images no index lists: read for their subject
+            "batch_get_image",
+            {
+                "images": [
+                    {
+                        "registryId": ACCOUNT,
+                        "repositoryName": REPO,
+                        "imageId": {"imageDigest": d},
+                        "imageManifestMediaType": OCI_MANIFEST,
+                        "imageManifest": "{}",
+                    }
+                    for d in sorted(wanted)
+                ],
+                "failures": [],
+            },
+        )
+        stub.add_client_error("get_lifecycle_policy", "LifecyclePolicyNotFoundException")
+        stub.add_client_error("get_repository_policy", "RepositoryPolicyNotFoundException")
+        stub.add_client_error("list_tags_for_resource", "AccessDeniedException", "no tags for you")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
+        stub.assert_no_pending_responses()  # and no BatchDeleteImage was asked for
+    assert store.get(proposal.id).state == ProposalState.APPROVED
+    (retry,) = store.audit_log(proposal_id=proposal.id, outcome="retry")
+    assert "could not read suporte/api again" in retry.detail
+    assert "ListTagsForResource" in retry.detail and "nothing deleted" in retry.detail
+    assert result.count("deleted") == 0

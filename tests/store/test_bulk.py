@@ -88,8 +88,7 @@ def test_a_large_plan_is_confirmed_in_bulk_and_never_back_in_time(store: Store) 
     a confirmation forward only, and a revived proposal keeps none unless its scan gives
     one."""
     plan = [
-        builders.proposal(digests=[f"d{i}"], repository=f"suporte/app{i % 3}")
-        for i in range(600)
+        builders.proposal(digests=[f"d{i}"], repository=f"suporte/app{i % 3}") for i in range(600)
     ]
     unread = (builders.ACCOUNT, builders.REGION, "suporte/app2")
     first = builders.coverage(plan, run_id="n1", incomplete={unread: "DescribeImages: 500"})
