@@ -7,7 +7,9 @@ in one sitting and alternating, it runs in fresh processes:
 
 - the **floor**: a bare boto3 scan that makes the minimum calls and nothing else
   (DescribeRepositories, DescribeImages per repository, BatchGetImage for the image
-  indexes, GetLifecyclePolicy, GetRepositoryPolicy and ListTagsForResource per
+  indexes and then for the untagged images no index lists and ECR reports no subject
+  for (a referrer without ECR's metadata is known only by its manifest's ``subject``,
+  docs/ecr-facts.md), GetLifecyclePolicy, GetRepositoryPolicy and ListTagsForResource per
   repository, GetRegistryScanningConfiguration once; 8 threads, like the collector);
 - ``hygiene scan --format json`` with the checkout's ``rules/``, its output written to a
   file and its snapshot to a temporary directory: start-up, collection, rules, plan and
@@ -81,21 +83,40 @@ def floor_scan(endpoint_url: str, workers: int = 8) -> dict[str, int]:
 
     def read(repository: dict[str, Any]) -> None:
         name = repository["repositoryName"]
-        indexes = []
+        details: list[dict[str, Any]] = []
         for page in client.get_paginator("describe_images").paginate(
             repositoryName=name,
             filter={"tagStatus": "ANY", "imageStatus": "ANY"},
             PaginationConfig={"PageSize": 1000},
         ):
-            indexes += [
-                d["imageDigest"]
-                for d in page["imageDetails"]
-                if d.get("imageManifestMediaType") in INDEXES
-            ]
+            details += page["imageDetails"]
+        indexes = [d["imageDigest"] for d in details if d.get("imageManifestMediaType") in INDEXES]
+        listed: set[str] = set()
+        unplatformed: set[str] = set()
         for start in range(0, len(indexes), 100):
-            client.batch_get_image(
+            answer = client.batch_get_image(
                 repositoryName=name,
                 imageIds=[{"imageDigest": d} for d in indexes[start : start + 100]],
+                acceptedMediaTypes=ACCEPTED,
+            )
+            for image in answer["images"]:
+                for entry in json.loads(image["imageManifest"]).get("manifests", []):
+                    listed.add(entry["digest"])
+                    if not entry.get("platform"):
+                        unplatformed.add(entry["digest"])
+        # untagged images no index lists (or listed without a platform), no subject yet
+        unknown = [
+            d["imageDigest"]
+            for d in details
+            if not d.get("imageTags")
+            and not d.get("subjectManifestDigest")
+            and d.get("imageManifestMediaType") not in INDEXES
+            and (d["imageDigest"] not in listed or d["imageDigest"] in unplatformed)
+        ]
+        for start in range(0, len(unknown), 100):
+            client.batch_get_image(
+                repositoryName=name,
+                imageIds=[{"imageDigest": d} for d in unknown[start : start + 100]],
                 acceptedMediaTypes=ACCEPTED,
             )
         for call, missing in (

@@ -77,7 +77,7 @@ def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> 
     calls = inventory.run.api_calls
     ecr = {operation: n for operation, n in calls.items() if operation in floor}
     assert floor == minimum_calls(inventory) == ecr
-    assert floor["BatchGetImage"] == 6
+    assert floor["BatchGetImage"] == 6 + 5  # the indexes, then untagged images (subject)
     # besides ECR's, the scan reads the workloads in use (one call per source here)
     assert {operation: calls[operation] for operation in set(calls) - set(floor)} == {
         "ListClusters": 1,

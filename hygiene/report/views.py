@@ -82,7 +82,8 @@ KEEP_REASON_LABELS: dict[str, str] = {
     "child-of-kept-index": N_("part of a kept multi-platform image"),
     "referrer-of-kept-image": N_("signature or attestation of a kept image"),
     "signature-of-kept-image": N_("signature or attestation of a kept image"),
-    "referrer-of": N_("signature or attestation of %(detail)s, which stays"),
+    # the subject's digest is in the JSON; a report groups these under one label
+    "referrer-of": N_("signature or attestation of an image that stays"),
     "newest": N_("among the %(detail)s newest images of the repository"),
     "pulled-recently": N_("pulled recently"),
     "in-use": N_("in use"),

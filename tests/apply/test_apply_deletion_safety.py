@@ -32,6 +32,12 @@ def proxy(ecr: Any) -> Iterator[FaultProxy]:
         yield running
 
 
+def newest(seeder: Seeder, repo: str) -> set[str]:
+    """Three recent releases: the newest-3 protection keeps them, so apply's last look
+    with the deployed rules (hygiene.apply.recheck) lets the older images go."""
+    return {seeder.image(repo, tag=f"r{n}", days_old=n) for n in (1, 2, 3)}
+
+
 def outcomes(store: Store, proposal_id: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for entry in store.audit_log(proposal_id=proposal_id):
@@ -69,6 +75,7 @@ def test_a_referrer_goes_after_its_subject_and_only_if_the_subject_went(
     store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
 ) -> None:
     repo = seeder.repo("suporte/api")
+    recent = newest(seeder, repo)
     old = seeder.image(repo, tag="0.9")
     signature = seeder.referrer(repo, old)
     sbom = seeder.referrer(repo, signature, artifact_type=None)  # a referrer of a referrer
@@ -78,7 +85,7 @@ def test_a_referrer_goes_after_its_subject_and_only_if_the_subject_went(
 
     apply(store, clients, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == set()
+    assert seeder.live_digests(repo) == recent
     intents = [e for e in store.audit_log(proposal_id=proposal.id) if e.outcome == "intent"]
     batch_of = {d: n for n, i in enumerate(intents) for d in i.data["digests"]}
     assert batch_of[old] < batch_of[signature] < batch_of[sbom]
@@ -93,6 +100,7 @@ def test_a_referrers_tag_index_is_kept_while_its_subject_stays_and_goes_after_it
     referrers of that image. A plan that proposes the index alone is refused (its
     subject, named by the tag, stays); deleting the subject takes it along, after."""
     repo = seeder.repo("suporte/api")
+    recent = newest(seeder, repo)
     release = seeder.image(repo, tag="1.0.0")
     signature = seeder.referrer(repo, release)
     tag = "sha256-" + release.removeprefix("sha256:")
@@ -103,7 +111,7 @@ def test_a_referrers_tag_index_is_kept_while_its_subject_stays_and_goes_after_it
 
     apply(store, clients, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == {release, signature, listing}
+    assert seeder.live_digests(repo) == {release, signature, listing, *recent}
     (row,) = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
     assert row.outcome == "skipped"
     assert f"its subject {release} exists and is not being deleted" in row.detail
@@ -114,7 +122,7 @@ def test_a_referrers_tag_index_is_kept_while_its_subject_stays_and_goes_after_it
 
     apply(store, clients, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == set()
+    assert seeder.live_digests(repo) == recent
     intents = [e for e in store.audit_log(proposal_id=proposal.id) if e.outcome == "intent"]
     batch_of = {d: n for n, i in enumerate(intents) for d in i.data["digests"]}
     assert batch_of[release] < batch_of[listing] < batch_of[signature]
@@ -131,6 +139,7 @@ def test_a_delete_whose_answer_is_lost_is_recorded_deleted_in_the_same_run(
 ) -> None:
     """No retry: the call raises after ECR deleted; the run re-reads and knows."""
     repo = seeder.repo("suporte/api")
+    recent = newest(seeder, repo)
     digests = [seeder.image(repo, tag=f"v{i}") for i in range(3)]
     (proposal,) = propose(
         store, seeder, config, now, [seeder.finding("IM002", repo, d) for d in digests]
@@ -141,7 +150,7 @@ def test_a_delete_whose_answer_is_lost_is_recorded_deleted_in_the_same_run(
 
     result = apply(store, lambda a, r: client, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == set()
+    assert seeder.live_digests(repo) == recent
     assert ("BatchDeleteImage", fault) in proxy.seen
     for digest in digests:
         assert outcomes(store, proposal.id)[digest] == ["deleted"]
@@ -162,6 +171,7 @@ def test_a_retried_delete_that_finds_nothing_is_deleted_not_gone(
     """botocore retries the lost call; the retry answers ImageNotFound for every image:
     this run deleted them (before the fix: 'gone, deleted by someone else')."""
     repo = seeder.repo("suporte/api")
+    recent = newest(seeder, repo)
     digests = [seeder.image(repo, tag=f"v{i}") for i in range(3)]
     (proposal,) = propose(
         store, seeder, config, now, [seeder.finding("IM002", repo, d) for d in digests]
@@ -179,6 +189,7 @@ def test_a_retried_delete_that_finds_nothing_is_deleted_not_gone(
     rows = [e for e in store.audit_log(proposal_id=proposal.id) if e.digest]
     assert {e.digest for e in rows if e.outcome == "deleted"} == set(digests)
     assert not [e for e in rows if e.outcome == "gone"]
+    assert seeder.live_digests(repo) == recent
     assert all(e.data["response_lost"] and e.data["retry_attempts"] == 1 for e in rows)
 
 
@@ -190,6 +201,7 @@ def test_when_even_the_re_read_fails_the_next_run_records_deleted_not_gone(
     now: datetime,
 ) -> None:
     repo = seeder.repo("suporte/api")
+    recent = newest(seeder, repo)
     digests = [seeder.image(repo, tag=f"v{i}") for i in range(2)]
     (proposal,) = propose(
         store, seeder, config, now, [seeder.finding("IM002", repo, d) for d in digests]
@@ -197,13 +209,14 @@ def test_when_even_the_re_read_fails_the_next_run_records_deleted_not_gone(
     approve_past_grace(store, [proposal], now)
     client = proxy.client(max_attempts=0)
     proxy.fail("BatchDeleteImage", "drop")
-    # DescribeImages: the re-check by digest and the repository listing work; the
-    # re-read after the lost answer does not (the network is down for a moment)
-    proxy.fail("DescribeImages", "ok", "ok", "drop")
+    # DescribeImages: the re-check by digest, the repository listing and the last look
+    # with the deployed rules work; the re-read after the lost answer does not (the
+    # network is down for a moment)
+    proxy.fail("DescribeImages", "ok", "ok", "ok", "drop")
 
     first = apply(store, lambda a, r: client, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == set()
+    assert seeder.live_digests(repo) == recent
     assert all(outcomes(store, proposal.id)[d] == ["retry"] for d in digests)
     assert store.get(proposal.id).state == ProposalState.APPROVED
     assert "left for the next apply 2" in first.states[proposal.id][1]
@@ -225,6 +238,7 @@ def test_an_image_someone_else_deleted_is_still_gone(
 ) -> None:
     """No intent was ever recorded for it: it was not this tool."""
     repo = seeder.repo("suporte/api")
+    newest(seeder, repo)
     digests = [seeder.image(repo, tag=f"v{i}") for i in range(2)]
     (proposal,) = propose(
         store, seeder, config, now, [seeder.finding("IM002", repo, d) for d in digests]

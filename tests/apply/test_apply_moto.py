@@ -81,6 +81,8 @@ def test_a_stop_request_leaves_unstarted_proposals_for_next_time(
 
     repos = [seeder.repo(f"team/s{i}") for i in range(2)]
     digests = [seeder.image(r, tag="old") for r in repos]
+    # the three newest releases of each (keep_newest: 3) stay whatever apply decides
+    recent = {r: {seeder.image(r, tag=f"v{n}", days_old=n) for n in (1, 2, 3)} for r in repos}
     findings = [seeder.finding("IM002", r, d) for r, d in zip(repos, digests, strict=True)]
     proposals = propose(store, seeder, config, now, findings)
     approve_past_grace(store, proposals, now)
@@ -89,18 +91,21 @@ def test_a_stop_request_leaves_unstarted_proposals_for_next_time(
 
     result = apply(store, clients, config, now, actor=ADMIN, stop=stop)
 
-    assert {seeder.live_digests(r).pop() for r in repos} == set(digests)  # nothing deleted
+    for r, d in zip(repos, digests, strict=True):  # nothing deleted
+        assert seeder.live_digests(r) == {d, *recent[r]}
     assert all("asked to stop" in result.not_eligible[p.id] for p in proposals)
     assert all(store.get(p.id).state == ProposalState.APPROVED for p in proposals)
     again = apply(store, clients, config, now, actor=ADMIN)  # the next run does the work
-    assert all(again.states[p.id][0] == "applied" for p in proposals)
+    assert all(again.states[p.id][0] == "applied" for p in proposals), again.states
+    assert all(seeder.live_digests(r) == recent[r] for r in repos)
 
 
 def test_rejected_ungraced_and_unapproved_proposals_do_not_run(
     store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
 ) -> None:
     repos = [seeder.repo(f"team/r{i}") for i in range(5)]
-    digests = [seeder.image(r, tag="old") for r in repos]
+    # four old releases (unsafe IM002) and an untagged leftover (safe IM001)
+    digests = [seeder.image(r, tag="old") for r in repos[:4]] + [seeder.image(repos[4])]
     proposals = propose(
         store,
         seeder,

@@ -34,7 +34,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def approved(store: Store, seeder: Seeder, config: Any, findings: list[Any]) -> Any:
     (proposal,) = plan(builders.evaluation(findings), seeder.inventory(), config, NOW)
     builders.deployed(store, config)
-    store.upsert_proposals([proposal], NOW)
+    builders.store_proposals(store, [proposal], NOW)  # confirmed by a complete scan
     store.mark_notified(NOW - timedelta(days=8), ids=[proposal.id])
     store.approve([proposal.id], ADMIN, now=NOW)
     return proposal
@@ -48,6 +48,8 @@ def test_an_image_that_started_running_since_the_proposal_is_not_deleted(
     stale, other = seeder.image(repo, "v1", days_old=400), seeder.image(repo, "v0", days_old=500)
     arm, amd = seeder.image(repo), seeder.image(repo)
     index = seeder.index(repo, [arm, amd], tag="v2", days_old=400)
+    # the three newest releases (keep_newest: 3) stay whatever apply decides
+    recent = {seeder.image(repo, f"r{n}", days_old=n) for n in (1, 2, 3)}
     proposal = approved(
         store,
         seeder,
@@ -68,7 +70,7 @@ def test_an_image_that_started_running_since_the_proposal_is_not_deleted(
     check = in_use_check(handle, config)
     result = apply(store, handle.client, config, NOW, actor=ADMIN, in_use=check)
 
-    assert seeder.live_digests(repo) == {stale, index, arm, amd}
+    assert seeder.live_digests(repo) == {stale, index, arm, amd, *recent}
     entries = {e.digest: e for e in store.audit_log(proposal_id=proposal.id)}
     assert entries[other].outcome == "deleted"
     assert entries[stale].outcome == "skipped"
