@@ -60,7 +60,8 @@ so no two of them ever overlap. The job's own apply works under the job's lock."
 
 STOP = threading.Event()
 """Process-wide stop flag: set by the SIGTERM/SIGINT handlers of ``hygiene run`` and
-``hygiene schedule``; the running job finishes its current batch and records its state."""
+``hygiene schedule``; the running job finishes what it is doing (a scan its current batch,
+apply the proposal in progress), records its state and stops."""
 
 DEPS_ENV = "HYGIENE_JOB_DEPS"
 DEFAULT_DEPS_FACTORY = "hygiene.wiring:build_job_deps"

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 _SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|WEBHOOK|SESSION_TOKEN|ACCESS_KEY", re.I)
 
@@ -44,9 +45,26 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted.
+
+    A handler bound to the stream of its day keeps writing to it after it was replaced
+    and closed (a command run in-process by a test runner or a notebook), and every
+    later record prints "--- Logging error ---" in the middle of another command's output.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
+
+
 def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
     """Configure the root logger once per process (stderr)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = CurrentStderrHandler()
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

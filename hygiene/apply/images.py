@@ -4,7 +4,9 @@
    recorded ``gone``. A workload that runs it now (the in-use re-check,
    :mod:`hygiene.apply.in_use`), a new tag, a pull newer than the evidence, an index
    outside the proposal that now lists it, or (for a referrer) a subject that exists and
-   is kept → its whole unit is ``skipped`` with the reason. An in-use source that cannot
+   is kept, or (last) a digest the deployed rules, evaluated again on the repository as
+   it is now, do not delete (:mod:`hygiene.apply.recheck`) → its whole unit is
+   ``skipped`` with the reason. An in-use source that cannot
    be read stops the proposal before anything is deleted.
 2. Save each manifest (``BatchGetImage``) into the ``intent`` audit row of its batch.
 3. ``BatchDeleteImage`` by digest, ≤ ``batch_size`` (≤ 100) ids a call, index batches
@@ -23,6 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
+from hygiene.apply.recheck import rules_now
 from hygiene.apply.registry import (
     MAX_IDS,
     THROTTLING,
@@ -131,23 +134,41 @@ def apply_images(ctx: Context, proposal: Proposal) -> None:
 
     parents, subjects = repository_links(client, proposal) if live else ({}, {})
     skipped_units = {unit_of[d] for d in reasons}
-    while True:  # a kept image keeps its children and referrers: iterate to a fixed point
-        deletable = {d for d in live if unit_of[d] not in skipped_units}
-        newly = False
-        for digest in sorted(deletable):
-            outside = parents.get(digest, set()) - deletable
-            subject = subjects.get(digest)
-            if outside:
-                why = f"listed by image index(es) not being deleted: {', '.join(sorted(outside))}"
-            elif subject is not None and subject not in deletable:
-                why = f"its subject {subject} exists and is not being deleted"
-            else:
-                continue
-            reasons.setdefault(digest, why)
-            skipped_units.add(unit_of[digest])
-            newly = True
-        if not newly:
-            break
+
+    def keep_dependents() -> None:
+        """A kept image keeps its children and referrers: iterate to a fixed point."""
+        while True:
+            deletable = {d for d in live if unit_of[d] not in skipped_units}
+            newly = False
+            for digest in sorted(deletable):
+                outside = parents.get(digest, set()) - deletable
+                subject = subjects.get(digest)
+                if outside:
+                    why = "listed by image index(es) not being deleted: " + ", ".join(
+                        sorted(outside)
+                    )
+                elif subject is not None and subject not in deletable:
+                    why = f"its subject {subject} exists and is not being deleted"
+                else:
+                    continue
+                reasons.setdefault(digest, why)
+                skipped_units.add(unit_of[digest])
+                newly = True
+            if not newly:
+                return
+
+    keep_dependents()
+    if any(unit_of[d] not in skipped_units for d in live):
+        # Last: the deployed rules, evaluated again on the repository as it is now. A
+        # digest no deleting rule flags now, or that a protection keeps, stays, whatever
+        # the stored proposal says (hygiene.apply.recheck).
+        now_rules = rules_now(client, proposal, ctx.config, ctx.now)
+        for digest in live:
+            why_not = now_rules.why_not(digest)
+            if why_not and unit_of[digest] not in skipped_units:
+                reasons[digest] = why_not
+                skipped_units.add(unit_of[digest])
+        keep_dependents()
 
     skip_rows = []
     for digest in wanted:

@@ -19,6 +19,7 @@ from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import eligibility
 from hygiene.apply.images import apply_images
 from hygiene.apply.in_use import InUseCheck, InUseUnknownError
+from hygiene.apply.recheck import RecheckError
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import REPOSITORY_STEPS, apply_repository
 from hygiene.apply.trust import Verifier, applying_policy
@@ -263,9 +264,10 @@ def _run(job: _Job) -> None:
                 apply_repository(ctx, proposal)
             else:  # pragma: no cover - every Action has a step
                 raise ApplyError(f"{proposal.id}: no way to apply {proposal.action.value}")
-        except InUseUnknownError as exc:
-            # The workloads could not be read right before deleting: delete nothing; the
-            # proposal stays as it is and the next apply tries again (docs/in-use.md).
+        except (InUseUnknownError, RecheckError) as exc:
+            # The workloads or the repository could not be read right before deleting:
+            # delete nothing; the proposal stays as it is and the next apply tries again
+            # (docs/in-use.md, docs/approvals.md).
             recorder.write(proposal, [{"outcome": "retry", "detail": str(exc)}])
             result.states[proposal.id] = (proposal.state.value, str(exc))
         except (ClientError, BotoCoreError) as exc:

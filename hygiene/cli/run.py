@@ -24,8 +24,9 @@ def run_group() -> None:
     Only one run at a time: if another run (the daemon's, cron's, a person's, or a hand-run
     `hygiene apply`) holds the registry lock, the command exits with code 5 and changes
     nothing. Each run first pins its configuration's admins and owners in the store (the
-    deployed ones that approvals are checked against). SIGTERM/SIGINT finish the current
-    batch, record the run as incomplete and exit with code 3.
+    deployed ones that approvals are checked against). SIGTERM/SIGINT let the scan finish
+    its current batch of repositories, or apply the proposal in progress, then record the
+    run as incomplete and exit with code 3.
 
     \b
     Exit codes: 0 ok, 3 incomplete (scan or stop), 5 locked, 6 registry unreachable,

@@ -34,7 +34,8 @@ def schedule(
 
     Jobs are kept in the store's database; a run missed while the daemon was down is made
     up once if it is at most ``schedule.misfire_grace_seconds`` late. SIGTERM or Ctrl-C
-    lets the running job finish its current batch and record its state, then exits 0.
+    lets the running job finish what it is doing (a scan its current batch of
+    repositories, apply the proposal in progress) and record its state, then exits 0.
     The configuration is re-read at every run; a changed schedule needs a restart.
     """
     from hygiene.schedule import next_fire_times, run_daemon

@@ -42,6 +42,8 @@ def test_approved_deletes_happen_and_protected_images_survive(
     stale = seeder.image(repo, tag="v1")
     untagged = seeder.image(repo)
     kept = seeder.image(repo, tag="latest", days_old=1)
+    # the three newest tagged images are protected (keep_newest: 3)
+    newer = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (2, 3)}
     arm, amd = seeder.image(repo), seeder.image(repo)
     index = seeder.index(repo, [arm, amd], tag="v0")
     findings = [
@@ -54,7 +56,7 @@ def test_approved_deletes_happen_and_protected_images_survive(
 
     result = apply(store, clients, config, now, actor=ADMIN)
 
-    assert seeder.live_digests(repo) == {kept}
+    assert seeder.live_digests(repo) == {kept, *newer}
     assert result.states[proposal.id][0] == "applied", result.to_json()
     assert store.get(proposal.id).state == ProposalState.APPLIED
     entries = store.audit_log(proposal_id=proposal.id)
@@ -482,3 +484,55 @@ def test_referrer_whose_subject_came_back_is_skipped(
     assert seeder.live_digests(repo) == {subject, signature}
     (skipped,) = store.audit_log(outcome="skipped")
     assert skipped.digest == signature and subject in skipped.detail
+
+
+def test_a_forged_proposal_for_a_protected_image_deletes_only_what_the_rules_flag(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """Whoever writes the store can forge a proposal's target and evidence (here: a
+    release image passed off as an untagged leftover). Apply evaluates its own deployed
+    rules on the repository as it is now and deletes only what they flag."""
+    repo = seeder.repo("suporte/api")
+    release = seeder.image(repo, tag="prod-2024")  # 200 days, never pulled
+    recent = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (1, 2, 3)}
+    leftover = seeder.image(repo)  # untagged, 200 days: IM001 flags it
+    forged = [seeder.finding("IM001", repo, d) for d in (release, leftover)]
+    (proposal,) = propose(store, seeder, config, now, forged)
+    approve_past_grace(store, [proposal], now)
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {release, *recent}
+    details = {e.digest: e for e in store.audit_log(proposal_id=proposal.id) if e.digest}
+    assert details[leftover].outcome == "deleted"
+    assert details[release].outcome == "skipped"
+    assert details[release].detail == "kept by the deployed rules now: protected-tag:prod-2024"
+    assert result.states[proposal.id][0] == "skipped"
+
+
+def test_a_protection_deployed_after_the_proposal_keeps_the_image(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """The configuration apply runs with decides, not the one the scan ran with: a tag
+    pattern protected since the proposal (and an image no rule flags at all) stay."""
+    repo = seeder.repo("ml/trainer")
+    recent = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (1, 2, 3)}
+    stale = seeder.image(repo, tag="exp-7")  # 200 days, never pulled: IM002
+    fresh = seeder.image(repo, days_old=1)  # untagged but only a day old: no rule flags it
+    other = seeder.image(repo, tag="exp-8")
+    findings = [seeder.finding("IM002", repo, d) for d in (stale, fresh, other)]
+    (proposal,) = propose(store, seeder, config, now, findings)
+    approve_past_grace(store, [proposal], now)
+    protections = config.policy.protections.model_copy(
+        update={"protected_tags": [*config.policy.protections.protected_tags, "exp-7"]}
+    )
+    deployed = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"protections": protections})}
+    )
+
+    apply(store, clients, deployed, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {*recent, stale, fresh}
+    details = {e.digest: e.detail for e in store.audit_log(proposal_id=proposal.id) if e.digest}
+    assert details[stale] == "kept by the deployed rules now: protected-tag:exp-7"
+    assert details[fresh] == "no deleting rule of the deployed configuration flags it now"

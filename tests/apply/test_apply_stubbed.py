@@ -105,6 +105,7 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "failures": [],
             },
         )
+    stub_recheck(stub, wanted, indexes)
     # manifests to save, ≤ 100 a call
     for start in range(0, len(wanted), 100):
         chunk = wanted[start : start + 100]
@@ -130,6 +131,68 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
                 "acceptedMediaTypes": ANY,
             },
         )
+
+
+def index_manifests(indexes: dict[str, list[str]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "registryId": ACCOUNT,
+            "repositoryName": REPO,
+            "imageId": {"imageDigest": i},
+            "imageManifestMediaType": OCI_INDEX,
+            "imageManifest": json.dumps(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [{"digest": c, "mediaType": OCI_MANIFEST, "size": 1} for c in cs],
+                }
+            ),
+        }
+        for i, cs in sorted(indexes.items())
+    ]
+
+
+def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
+    """The last re-check reads the repository whole, as a scan does (hygiene.apply.recheck):
+    the repository, its images, its indexes' manifests, its policies and its tags."""
+    arn = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPO}"
+    stub.add_response(
+        "describe_repositories",
+        {
+            "repositories": [
+                {
+                    "registryId": ACCOUNT,
+                    "repositoryName": REPO,
+                    "repositoryArn": arn,
+                    "repositoryUri": f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/{REPO}",
+                    "createdAt": NOW - timedelta(days=400),
+                }
+            ]
+        },
+        {"registryId": ACCOUNT, "repositoryNames": [REPO]},
+    )
+    media = {d: OCI_INDEX if d in indexes else OCI_MANIFEST for d in wanted}
+    stub.add_response(
+        "describe_images",
+        {"imageDetails": [detail(d, media[d]) for d in wanted]},
+        {"repositoryName": REPO, "filter": {"tagStatus": "ANY", "imageStatus": "ANY"},
+         "maxResults": ANY},
+    )  # fmt: skip
+    if indexes:
+        stub.add_response(
+            "batch_get_image",
+            {"images": index_manifests(indexes), "failures": []},
+            {"repositoryName": REPO, "imageIds": [{"imageDigest": i} for i in sorted(indexes)],
+             "acceptedMediaTypes": ANY},
+        )  # fmt: skip
+    stub.add_client_error(
+        "get_lifecycle_policy", "LifecyclePolicyNotFoundException", "none", 400,
+        expected_params={"repositoryName": REPO},
+    )  # fmt: skip
+    stub.add_client_error(
+        "get_repository_policy", "RepositoryPolicyNotFoundException", "none", 400,
+        expected_params={"repositoryName": REPO},
+    )  # fmt: skip
+    stub.add_response("list_tags_for_resource", {"tags": []}, {"resourceArn": arn})
 
 
 def test_batch_delete_requests_are_pinned(tmp_path, config: Config) -> None:
@@ -314,3 +377,38 @@ def test_the_cleaner_role_grants_every_permission_apply_lists() -> None:
     from hygiene.apply import required_permissions
 
     assert set(required_permissions()) <= iam.declared_actions("cleaner")
+
+
+def test_a_repository_that_cannot_be_read_again_loses_nothing(tmp_path, config: Config) -> None:
+    """The last re-check cannot read the repository's tags (the opt-out tag lives there):
+    nothing is deleted, the proposal stays approved, and the audit says why."""
+    plain = [digest(n) for n in range(1, 4)]
+    proposal = make_proposal(config, {}, plain)
+    store = Store(str(tmp_path / "h.db"))
+    ready(store, proposal, config)
+    ecr = client()
+    wanted = proposal.target["digests"]
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [detail(d) for d in wanted]},
+            {"registryId": ACCOUNT, "repositoryName": REPO,
+             "imageIds": [{"imageDigest": d} for d in wanted]},
+        )  # fmt: skip
+        stub.add_response("describe_images", {"imageDetails": [detail(d) for d in wanted]})
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [{"registryId": ACCOUNT, "repositoryName": REPO,
+                               "repositoryArn": f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/x"}]},
+        )  # fmt: skip
+        stub.add_response("describe_images", {"imageDetails": [detail(d) for d in wanted]})
+        stub.add_client_error("get_lifecycle_policy", "LifecyclePolicyNotFoundException")
+        stub.add_client_error("get_repository_policy", "RepositoryPolicyNotFoundException")
+        stub.add_client_error("list_tags_for_resource", "AccessDeniedException", "no tags for you")
+        result = apply(store, lambda a, r: ecr, config, NOW, actor=builders.ADMIN)
+        stub.assert_no_pending_responses()  # and no BatchDeleteImage was asked for
+    assert store.get(proposal.id).state == ProposalState.APPROVED
+    (retry,) = store.audit_log(proposal_id=proposal.id, outcome="retry")
+    assert "could not read suporte/api again" in retry.detail
+    assert "ListTagsForResource" in retry.detail and "nothing deleted" in retry.detail
+    assert result.count("deleted") == 0

@@ -1,0 +1,100 @@
+"""Apply's last word on a repository: the deployed rules, run again on it as it is now.
+
+A proposal's target and evidence were written by a scan, days earlier, into the store.
+Whoever can write the store could change them (docs/approvals.md, "What remains the root
+of trust"), and the configuration may have changed since (a new protected tag pattern,
+a mutelist entry, a longer pull window). So right before deleting, apply reads the whole
+repository again with the scan's own reader (:func:`hygiene.collect.ecr.collect_repository`)
+and evaluates **its own deployed configuration's** rules on it with the scan's own engine
+(:func:`hygiene.rules.engine.evaluate`). A digest is deleted only when a deleting rule
+flags it now and no protection keeps it; anything else is skipped with the reason.
+
+Workloads are not re-read here: :mod:`hygiene.apply.in_use` does that (and the configured
+``protections.in_use_images_file`` is honoured by the engine as in a scan).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hygiene.collect.ecr import RepositoryReadError, collect_repository
+from hygiene.config import Config
+from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
+from hygiene.model import Proposal
+from hygiene.rules import RULES
+from hygiene.rules.base import Deletes
+from hygiene.rules.engine import evaluate
+
+
+class RecheckError(Exception):
+    """The repository could not be read again: nothing of the proposal is deleted now."""
+
+
+@dataclass(frozen=True)
+class RulesNow:
+    """What the deployed rules say about one repository now."""
+
+    deletable: frozenset[str]  # digests in a deletion unit of a deleting rule
+    kept: dict[str, tuple[str, ...]]  # digest → protections that keep it
+    muted: frozenset[str]  # digests whose finding an active mutelist entry suppresses
+    repository_flagged: tuple[str, ...]  # codes of repository-deleting rules that flag it
+
+    def why_not(self, digest: str) -> str | None:
+        """None when the digest may go; otherwise why the deployed rules keep it now."""
+        if digest in self.deletable:
+            return None
+        if self.kept.get(digest):
+            return "kept by the deployed rules now: " + ", ".join(self.kept[digest])
+        if digest in self.muted:
+            return "kept by the deployed rules now: mutelisted"
+        return "no deleting rule of the deployed configuration flags it now"
+
+
+def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) -> RulesNow:
+    """Read ``proposal``'s repository whole and evaluate the deployed rules on it.
+
+    Raises :class:`RecheckError` when the repository cannot be read completely.
+    """
+    try:
+        found = client.describe_repositories(
+            registryId=proposal.account, repositoryNames=[proposal.repository]
+        )["repositories"]
+        if not found:
+            raise RecheckError(f"{proposal.repository}: DescribeRepositories found nothing")
+        data = collect_repository(client, found[0], proposal.region, config.policy.collect)
+    except RepositoryReadError as exc:
+        raise RecheckError(
+            f"could not read {proposal.repository} again ({exc}); nothing deleted"
+        ) from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise RecheckError(
+            f"could not read {proposal.repository} again ({exc}); nothing deleted"
+        ) from exc
+    images = build_images(data.images)
+    inventory = Inventory(
+        images=images,
+        repositories=build_repositories([data.record], images),
+        run=RunInfo(id=f"apply-recheck-{proposal.id}", started_at=now, finished_at=now),
+    )
+    evaluation = evaluate(inventory, config, now)
+    deletable: set[str] = set()
+    flagged: list[str] = []
+    for finding in evaluation.findings:
+        deletes = RULES[finding.code].deletes
+        if deletes is Deletes.IMAGES:
+            deletable.update(finding.details.get("unit", ()))
+        elif deletes is Deletes.REPOSITORY and finding.repository == proposal.repository:
+            flagged.append(finding.code)
+    if flagged:  # the repository goes whole: so do all its images
+        deletable.update(str(d) for d in images["digest"])
+    muted = {d for f in evaluation.muted for d in f.details.get("unit", ())}
+    return RulesNow(
+        deletable=frozenset(deletable),
+        kept={k.image_digest: k.reasons for k in evaluation.kept},
+        muted=frozenset(muted),
+        repository_flagged=tuple(sorted(flagged)),
+    )
