@@ -21,7 +21,7 @@ import dataclasses
 import functools
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -71,9 +71,22 @@ class ImageFindings:
     details: list[dict[str, Any] | None]  # rule-specific details, merged into details
     also: list[list[str] | None]  # other image rules that hit the same image
     unique_digests: bool = True  # the inventory has no digest twice in a repository
+    # the messages' English text, rendered once for every reader of all the rows
+    _texts: list[str] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rule)
+
+    def texts(self) -> list[str]:
+        """Every message's English text (rendered on the first call; the JSON document,
+        the stores and the report each read all of them)."""
+        if self._texts is None:
+            self._texts = [message_parts(m)[0] for m in self.message]
+        return self._texts
+
+    def _parts(self, i: int) -> tuple[str, str, dict[str, Any]]:
+        text, template, params = message_parts(self.message[i], render=self._texts is None)
+        return (self._texts[i] if self._texts is not None else text), template, params
 
     def unit(self, i: int) -> list[str]:
         return self.unit_digests[int(self.unit_offsets[i]) : int(self.unit_offsets[i + 1])]
@@ -99,7 +112,7 @@ class ImageFindings:
         for k, i in enumerate(range(start, stop)):
             info = self.rules[int(self.rule[i])]
             unit = self.unit(i)
-            text, template, params = message_parts(self.message[i])
+            text, template, params = self._parts(i)
             out.append(
                 Finding(
                     code=info.code,
@@ -138,6 +151,7 @@ class ImageFindings:
             repository,
             namespace,
             message,
+            text,
             tags,
             size,
             pushed,
@@ -153,6 +167,7 @@ class ImageFindings:
             self.repository[start:stop],
             self.namespace[start:stop],
             self.message[start:stop],
+            self.texts()[start:stop],
             self.tags[start:stop],
             self.bytes[start:stop].tolist(),
             iso_strings(self.pushed_at[start:stop]),
@@ -170,7 +185,7 @@ class ImageFindings:
                 details["also"] = list(also)
             if extra is not None and isinstance(extra, dict):
                 details.update(_copy_json(extra))
-            text, template, params = message_parts(message)
+            _, template, params = message_parts(message, render=False)
             append(
                 {
                     "code": code,
@@ -222,11 +237,11 @@ def _copy_json(value: Any) -> Any:
     return value
 
 
-def message_parts(value: Any) -> tuple[str, str, dict[str, Any]]:
+def message_parts(value: Any, *, render: bool = True) -> tuple[str, str, dict[str, Any]]:
     """(English text, template, parameters) of a rule's message (a :class:`Message`, or
-    plain text from a rule that has no template)."""
+    plain text from a rule that has no template); the text is "" with ``render=False``."""
     if isinstance(value, Message):
-        return value.render(), value.template, dict(value.params)
+        return (value.render() if render else ""), value.template, dict(value.params)
     return str(value), "", {}
 
 
