@@ -272,6 +272,8 @@ class Wired:
                 namespace=s.proposal.namespace,
                 reason=s.reason or s.outcome or "",
                 bytes=s.proposal.bytes,
+                account=s.proposal.account,
+                region=s.proposal.region,
             )
             for s in self.store.proposals(state=finished)
             if s.finished_at is not None and s.finished_at >= started_at

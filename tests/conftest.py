@@ -14,6 +14,7 @@ tenth of them: the edit loop stays short, and every example still runs before la
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -93,6 +94,17 @@ def _pure_lane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         monkeypatch.setattr(subprocess.Popen, "_execute_child", _refuse("start a process"))
         monkeypatch.setattr(os, "fork", _refuse("fork"))
         monkeypatch.setattr(socket.socket, "listen", _refuse("listen on a socket"))
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A command run in-process configures the root logger (hygiene.logs); put it back
+    after each test, so the next test's output does not depend on which ran before."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture

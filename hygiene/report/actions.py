@@ -16,13 +16,14 @@ Nothing here formats or translates: templates do.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from hygiene.report.format import to_datetime
+from hygiene.report.places import PLAIN
 
 APPROVE_GROUP_COMMAND = "hygiene approve --namespace {namespace} --rule {rule}"
 APPROVE_IDS_COMMAND = "hygiene approve {ids}"
@@ -50,6 +51,8 @@ class ImageRow:
     bytes: int
     is_index: bool = False
     rule_codes: tuple[str, ...] = ()
+    account: str = ""
+    region: str = ""
 
     @property
     def untagged(self) -> bool:
@@ -93,6 +96,8 @@ def image_rows(proposal: Mapping[str, Any], now: datetime) -> list[ImageRow]:
                 bytes=int(image.get("bytes") or 0),
                 is_index=bool(image.get("is_index")),
                 rule_codes=tuple(codes or proposal.get("rule_codes") or ()),
+                account=str(proposal.get("account") or ""),
+                region=str(proposal.get("region") or ""),
             )
         )
     rows.sort(key=lambda r: (r.pushed_at is None, r.pushed_at or now, r.digest))
@@ -174,9 +179,11 @@ def deletion_groups(
     rule_names: Mapping[str, str],
     now: datetime,
     rows: Mapping[str, list[ImageRow]] | None = None,
+    label: Callable[[Any], str] = PLAIN.of,
 ) -> list[DeletionGroup]:
     """Open deletion proposals by rule (a proposal found by two rules goes under its
-    first code), each with its images; groups in rule-code order."""
+    first code), each with its images; groups in rule-code order. ``label`` names a
+    repository deleted whole (:mod:`hygiene.report.places`)."""
     groups: dict[str, DeletionGroup] = {}
     for proposal in proposals:
         if proposal.get("action") not in DELETE_ACTIONS or proposal.get("state") not in OPEN_STATES:
@@ -189,7 +196,7 @@ def deletion_groups(
             known = rows.get(str(proposal.get("id"))) if rows is not None else None
             group.images += known if known is not None else image_rows(proposal, now)
         else:
-            group.repositories.append(str(proposal.get("repository", "")))
+            group.repositories.append(label(proposal))
     for group in groups.values():
         group.images.sort(key=lambda r: (r.repository, r.pushed_at or now, r.digest))
         group.proposals.sort(key=lambda p: (str(p.get("repository", "")), str(p.get("id"))))
@@ -304,10 +311,6 @@ class FindingGroup:
         return sum(len(line.places) for line in self.lines)
 
 
-def place_of(finding: Mapping[str, Any]) -> str:
-    return str(finding.get("repository") or finding.get("namespace") or "—")
-
-
 def _message_key(finding: Mapping[str, Any]) -> str:
     template = finding.get("message_template")
     if template:
@@ -317,10 +320,12 @@ def _message_key(finding: Mapping[str, Any]) -> str:
 
 
 def finding_groups(
-    findings: Iterable[Mapping[str, Any]], severity_order: Mapping[str, int]
+    findings: Iterable[Mapping[str, Any]],
+    severity_order: Mapping[str, int],
+    label: Callable[[Any], str] = PLAIN.of,
 ) -> list[FindingGroup]:
     """Findings by rule; within a rule, findings with the same message become one line
-    listing every repository (or namespace) it applies to."""
+    listing every repository (or namespace) it applies to, named by ``label``."""
     groups: dict[str, FindingGroup] = {}
     lines: dict[tuple[str, str], FindingLine] = {}
     for finding in findings:
@@ -341,7 +346,7 @@ def finding_groups(
         if line is None:
             line = lines[key] = FindingLine(_message_of(finding))
             group.lines.append(line)
-        place = place_of(finding)
+        place = label(finding)
         if place not in line.places:
             line.places.append(place)
         line.findings.append(finding)

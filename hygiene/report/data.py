@@ -100,6 +100,8 @@ class ApplyOutcome:
     namespace: str | None
     reason: str = ""
     bytes: int = 0
+    account: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)

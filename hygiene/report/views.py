@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,6 +31,7 @@ from hygiene.report.actions import (
 )
 from hygiene.report.data import AGE_BUCKET_KEYS, NO_NAMESPACE, HistoryRun, ReportData
 from hygiene.report.format import to_datetime
+from hygiene.report.places import PLAIN, places_of
 
 SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 # Compliance score: 100 minus a penalty per distinct rule a repository breaks.
@@ -327,6 +328,8 @@ def outcomes(data: ReportData) -> list[dict[str, Any]]:
                 "state": o.state,
                 "action": o.action,
                 "repository": o.repository,
+                "account": o.account,
+                "region": o.region,
                 "reason": o.reason,
                 "bytes": o.bytes,
             }
@@ -339,6 +342,8 @@ def outcomes(data: ReportData) -> list[dict[str, Any]]:
                 "state": p["state"],
                 "action": p.get("action", ""),
                 "repository": p.get("repository", ""),
+                "account": p.get("account", ""),
+                "region": p.get("region", ""),
                 "reason": (p.get("evidence") or {}).get("reason", ""),
                 "bytes": int(p.get("bytes") or 0),
             }
@@ -362,8 +367,11 @@ def outcome_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     }
 
 
-def other_changes(proposals: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Open non-deletion proposals, one row per kind of change listing its repositories."""
+def other_changes(
+    proposals: Iterable[Mapping[str, Any]], label: Callable[[Any], str] = PLAIN.of
+) -> list[dict[str, Any]]:
+    """Open non-deletion proposals, one row per kind of change listing its repositories
+    (named by ``label``, :mod:`hygiene.report.places`)."""
     by_action: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for proposal in proposals:
         if proposal.get("action") in DELETE_ACTIONS or proposal.get("state") not in OPEN_STATES:
@@ -377,7 +385,7 @@ def other_changes(proposals: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
             {
                 "action": action,
                 "action_label": ACTION_LABELS.get(action, action),
-                "repositories": sorted({str(p.get("repository", "")) for p in members}),
+                "repositories": sorted({label(p) for p in members}),
                 "states": [(STATE_LABELS.get(s, s), n) for s, n in sorted(states.items())],
                 "count": len(members),
             }
@@ -548,8 +556,10 @@ def nightly_context(
     approved.sort(key=lambda p: (p.get("grace_until") or "9999", p.get("repository", ""), p["id"]))
     done = outcomes(data)
     ns_sizes = data.namespace_bytes()
+    places = places_of(data)
     return {
         "kind": "nightly",
+        "where": places.of,
         "data": data,
         "totals": data.totals,
         "complete": data.complete,
@@ -608,7 +618,8 @@ def weekly_context(
     findings = [f for f in data.findings if belongs_to(f, namespace)]
     proposals = [proposal_view(p) for p in namespace_proposals(data, namespace)]
     names, fixes = rule_names(data.findings), rule_fixes(data.findings)
-    deletions = deletion_groups(proposals, names, now, rows)
+    places = places_of(data)
+    deletions = deletion_groups(proposals, names, now, rows, places.of)
     for group in deletions:
         group.fix = fixes.get(group.code, "")
     proposed_digests = {
@@ -628,6 +639,7 @@ def weekly_context(
             )
         ),
         SEVERITY_ORDER,
+        places.of,
     )
     kept = [
         {**k, "reason_views": [keep_reason(r) for r in k.get("reasons", [])]}
@@ -642,6 +654,7 @@ def weekly_context(
         "data": data,
         "namespace": namespace,
         "project": project,
+        "where": places.of,
         "complete": data.complete,
         "repositories": sorted(repos, key=lambda r: (-r.bytes, r.name)),
         "images": sum(r.image_count for r in repos),
@@ -659,7 +672,7 @@ def weekly_context(
         "deletion_bytes": sum(g.bytes for g in deletions),
         "earliest_grace": min(earliest) if earliest else None,
         "grace_days": config.policy.apply.grace_days,
-        "other_proposals": other_changes(proposals),
+        "other_proposals": other_changes(proposals, places.of),
         "open_proposals": [p for p in proposals if p.get("state") in OPEN_STATES],
         "kept": kept,
         "kept_by_reason": reasons_by_kind(kept),

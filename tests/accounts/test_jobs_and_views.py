@@ -125,10 +125,10 @@ def test_proposals_of_a_namespace_span_accounts_and_account_narrows_them(
     runner = CliRunner()
     result = runner.invoke(cli, ["proposals", "--store", url, "--format", "csv"])
     assert result.exit_code == 0, result.output
-    header, *rows = result.output.splitlines()
+    header, *rows = result.stdout.splitlines()  # the CSV; logs go to stderr
     assert "account,region" in header and len(rows) == 2
     result = runner.invoke(cli, ["proposals", "--store", url, "--account", A, "--format", "csv"])
-    assert len(result.output.splitlines()) == 2 and A in result.output.splitlines()[1]
+    assert len(result.stdout.splitlines()) == 2 and A in result.stdout.splitlines()[1]
     table = runner.invoke(cli, ["proposals", "--store", url], env={"COLUMNS": "250"})
     assert "account/region" in table.output and f"{B}/{REGION}" in table.output
 

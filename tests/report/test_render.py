@@ -294,3 +294,28 @@ def test_nightly_says_at_the_top_when_no_channel_can_notify_anyone(config: Confi
     notify = config.policy.notify.model_copy(update={"email": True})
     on = config.model_copy(update={"policy": config.policy.model_copy(update={"notify": notify})})
     assert "Notifications are off." not in render_nightly(data, on).html
+
+
+def test_a_repository_name_in_two_accounts_is_named_with_its_account(config: Config) -> None:
+    """With several accounts the same repository name exists in each: every report names
+    a repository with its account; with one account, by its name alone."""
+    from dataclasses import replace
+
+    from tests.builders import ACCOUNT
+
+    other = "222233334444"
+    data = sample.report_data()
+    twin = next(p for p in data.proposals if p["repository"] == "ml/training")
+    data.proposals.append({**twin, "id": "p-0000000000b2", "account": other})
+    stat = next(r for r in data.repositories if r.name == "ml/training")
+    data.repositories.append(replace(stat, account=other))
+
+    nightly = render_nightly(data, config)
+    weekly = render_weekly(data, config, "ml")
+    for report in (nightly, weekly):
+        for text in (visible(report.html), report.text):
+            assert f"ml/training ({ACCOUNT})" in text
+            assert f"ml/training ({other})" in text
+    # one account: names alone, as before
+    single = render_weekly(sample.report_data(), config, "ml")
+    assert "ml/training" in single.text and f"({ACCOUNT})" not in single.text
