@@ -111,24 +111,10 @@ class _Scope:
     @cached_property
     def images(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
         """(account, region, repository, digest) → the image's evidence entry."""
-        images = self.inventory.images
         index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        columns = ["account", "region", "repository", "digest", "tags", "pushed_at"]
-        columns += ["last_pull", "size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
-        for row in images[columns].itertuples(index=False):
+        for row in self.inventory.images[_EVIDENCE_COLUMNS].itertuples(index=False):
             key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
-            index[key] = {
-                "digest": str(row.digest),
-                "tags": sorted(str(t) for t in row.tags),
-                "pushed_at": iso_utc(row.pushed_at),
-                "last_pull": iso_utc(row.last_pull),
-                "bytes": int(row.storage_bytes),
-                "size_bytes": int(row.size_bytes),
-                "media_type": None
-                if pd.isna(row.manifest_media_type)
-                else str(row.manifest_media_type),
-                "is_index": bool(row.is_index),
-            }
+            index[key] = _evidence_entry(row)
         return index
 
     @cached_property
@@ -136,15 +122,46 @@ class _Scope:
         return _Repositories(self.inventory)
 
     @cached_property
-    def _by_repository(self) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
-        out: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
-        for (account, region, repository, _), info in self.images.items():
-            out[(account, region, repository)].append(info)
-        return out
+    def _rows_by_repository(self) -> dict[tuple[str, str, str], np.ndarray]:
+        """(account, region, repository) → the positions of its images' rows."""
+        images = self.inventory.images
+        if images.empty:
+            return {}
+        groups = images.groupby(
+            ["account", "region", "repository"], observed=True, sort=False, dropna=False
+        ).indices
+        return {(str(a), str(r), str(name)): rows for (a, r, name), rows in groups.items()}
 
     def images_of(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
-        """Evidence entries of every image of one repository, by digest."""
-        return sorted(self._by_repository.get(key, []), key=lambda info: info["digest"])
+        """Evidence entries of every image of one repository, by digest (the entries of
+        :attr:`images`, made for this repository's rows alone: a few abandoned
+        repositories need not index a million-image registry)."""
+        rows = self._rows_by_repository.get(key)
+        if rows is None:
+            return []
+        entries: dict[str, dict[str, Any]] = {}
+        frame = self.inventory.images[_EVIDENCE_COLUMNS].iloc[np.sort(rows)]
+        for row in frame.itertuples(index=False):
+            entries[str(row.digest)] = _evidence_entry(row)
+        return sorted(entries.values(), key=lambda info: info["digest"])
+
+
+_EVIDENCE_COLUMNS = ["account", "region", "repository", "digest", "tags", "pushed_at"]
+_EVIDENCE_COLUMNS += ["last_pull", "size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
+
+
+def _evidence_entry(row: Any) -> dict[str, Any]:
+    """An image's entry in a proposal's evidence (a row of the inventory's images)."""
+    return {
+        "digest": str(row.digest),
+        "tags": sorted(str(t) for t in row.tags),
+        "pushed_at": iso_utc(row.pushed_at),
+        "last_pull": iso_utc(row.last_pull),
+        "bytes": int(row.storage_bytes),
+        "size_bytes": int(row.size_bytes),
+        "media_type": None if pd.isna(row.manifest_media_type) else str(row.manifest_media_type),
+        "is_index": bool(row.is_index),
+    }
 
 
 def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:

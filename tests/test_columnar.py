@@ -250,3 +250,21 @@ def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> No
         written = render._export_json(tmp_path / f"{kind}.json", rows).read_bytes()
         assert written == (expected + "\n").encode(), kind
     assert len(report.findings) > 1000
+
+
+def test_images_of_a_repository_equal_the_whole_registry_index() -> None:
+    """An abandoned repository's evidence lists its images: made from its rows alone, the
+    entries are those of the index of every image in the registry."""
+    from collections import defaultdict
+
+    from hygiene.plan import _Scope
+
+    inventory = synthetic_inventory(3_000, 30)
+    scope = _Scope(inventory, bench_config(), NOW)
+    expected: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for (account, region, repository, _), info in scope.images.items():
+        expected[(account, region, repository)].append(info)
+    assert len(expected) == 30
+    for key in [*expected, ("000000000000", "us-east-1", "not-there")]:
+        want = sorted(expected.get(key, []), key=lambda info: info["digest"])
+        assert scope.images_of(key) == want
