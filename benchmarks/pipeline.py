@@ -119,7 +119,8 @@ def _postgres() -> Any:
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
     from hygiene.gcpause import paused_gc
-    from hygiene.jobs import JobDeps, run_nightly
+    from hygiene.jobs import run_nightly
+    from hygiene.jobtypes import JobDeps
     from hygiene.lifecycle import propose as propose_lifecycle
     from hygiene.plan import plan
     from hygiene.scan import ScanResult, save_snapshot

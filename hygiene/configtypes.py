@@ -2,7 +2,7 @@
 
 A field says *what* it holds — ``EmailAddress``, ``Region``, ``HttpUrl``, ``StoreUrl``,
 ``TimeZone``, ``Crontab``, ``Digest`` — and gets that value's checks by construction;
-the section base (:class:`hygiene.config.Section`) adds what every field gets: finite
+the section base (:class:`hygiene.configbase.Section`) adds what every field gets: finite
 numbers, no boolean where a number is expected, one line per string unless the field is
 free text. The same checks serve command-line options (``--region``, ``--store-url``…).
 

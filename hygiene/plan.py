@@ -30,9 +30,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,6 +40,16 @@ from hygiene.config import Config
 from hygiene.findingtable import Findings, ImageFindings, offset_iso_strings
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
+from hygiene.planscope import (
+    Scope,
+    all_text,
+    by_digest,
+    code_safety,
+    finding_safety,
+    ns_ints,
+    pylist_strings,
+    repo_where,
+)
 from hygiene.rules import RULES
 from hygiene.units import human_bytes
 
@@ -55,116 +63,7 @@ class EvaluationLike(Protocol):
     def findings(self) -> Sequence[Finding]: ...
 
 
-def _where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
-    """Account, region and repository go into every id: replicated registries hold the
-    same digests in several regions, and each deletion there is a separate proposal."""
-    account, region, repository = repo_key
-    return {"account": account, "region": region, "repository": repository}
-
-
-def _safety(finding: Finding) -> FixSafety:
-    """The fix safety the rule declares (a finding of an unknown code: unsafe)."""
-    return _code_safety(finding.code)
-
-
-def _code_safety(code: str) -> FixSafety:
-    rule = RULES.get(code)
-    return rule.fix_safety if rule is not None else FixSafety.UNSAFE
-
-
-class _Repositories:
-    """The repositories frame by (account, region, name): each row as a dict when asked
-    (a plan reads few), the last one when a key is there twice (as a dict built from
-    every row would hold)."""
-
-    def __init__(self, inventory: Inventory) -> None:
-        frame = inventory.repositories
-        self.frame = frame
-        keys = zip(
-            frame["account"].astype(str),
-            frame["region"].astype(str),
-            frame["name"].astype(str),
-            strict=True,
-        )
-        self.rows = {key: position for position, key in enumerate(keys)}
-        errors = frame["scan_error"].astype(object).tolist()
-        self.broken = {key for key, p in self.rows.items() if cell_text(errors[p]) is not None}
-        self._columns: dict[str, list[Any]] | None = None
-
-    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
-        position = self.rows.get(key)
-        if position is None:
-            return None
-        if self._columns is None:
-            self._columns = {c: self.frame[c].tolist() for c in self.frame.columns}
-        return {column: values[position] for column, values in self._columns.items()}
-
-
-@dataclass
-class _Scope:
-    """What every proposer may read: the inventory (indexed once, when first needed)."""
-
-    inventory: Inventory
-    config: Config
-    now: datetime
-
-    @cached_property
-    def images(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
-        """(account, region, repository, digest) → the image's evidence entry."""
-        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-        for row in self.inventory.images[_EVIDENCE_COLUMNS].itertuples(index=False):
-            key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
-            index[key] = _evidence_entry(row)
-        return index
-
-    @cached_property
-    def repositories(self) -> _Repositories:
-        return _Repositories(self.inventory)
-
-    @cached_property
-    def _rows_by_repository(self) -> dict[tuple[str, str, str], np.ndarray]:
-        """(account, region, repository) → the positions of its images' rows."""
-        images = self.inventory.images
-        if images.empty:
-            return {}
-        groups = images.groupby(
-            ["account", "region", "repository"], observed=True, sort=False, dropna=False
-        ).indices
-        return {(str(a), str(r), str(name)): rows for (a, r, name), rows in groups.items()}
-
-    def images_of(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
-        """Evidence entries of every image of one repository, by digest (the entries of
-        :attr:`images`, made for this repository's rows alone: a few abandoned
-        repositories need not index a million-image registry)."""
-        rows = self._rows_by_repository.get(key)
-        if rows is None:
-            return []
-        entries: dict[str, dict[str, Any]] = {}
-        frame = self.inventory.images[_EVIDENCE_COLUMNS].iloc[np.sort(rows)]
-        for row in frame.itertuples(index=False):
-            entries[str(row.digest)] = _evidence_entry(row)
-        return sorted(entries.values(), key=lambda info: info["digest"])
-
-
-_EVIDENCE_COLUMNS = ["account", "region", "repository", "digest", "tags", "pushed_at"]
-_EVIDENCE_COLUMNS += ["last_pull", "size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
-
-
-def _evidence_entry(row: Any) -> dict[str, Any]:
-    """An image's entry in a proposal's evidence (a row of the inventory's images)."""
-    return {
-        "digest": str(row.digest),
-        "tags": sorted(str(t) for t in row.tags),
-        "pushed_at": iso_utc(row.pushed_at),
-        "last_pull": iso_utc(row.last_pull),
-        "bytes": int(row.storage_bytes),
-        "size_bytes": int(row.size_bytes),
-        "media_type": None if pd.isna(row.manifest_media_type) else str(row.manifest_media_type),
-        "is_index": bool(row.is_index),
-    }
-
-
-def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+def _image_proposals(findings: list[Finding], scope: Scope) -> list[Proposal]:
     """``delete-images``: one proposal per repository and fix safety. A unit (an index
     and its children, an image and its referrers: ``Finding.details["unit"]``) is never
     split; a unit any safe finding covers goes to the safe proposal. The evidence names
@@ -192,7 +91,7 @@ def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
         ordered = sorted(
             by_unit.items(),
             key=lambda item: (
-                not any(_safety(f) is FixSafety.SAFE for f in item[1]),
+                not any(finding_safety(f) is FixSafety.SAFE for f in item[1]),
                 item[0],
             ),
         )
@@ -201,7 +100,7 @@ def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
             if not fresh:
                 continue
             claimed.update(fresh)
-            safe = any(_safety(f) is FixSafety.SAFE for f in unit_findings)
+            safe = any(finding_safety(f) is FixSafety.SAFE for f in unit_findings)
             split[FixSafety.SAFE if safe else FixSafety.UNSAFE].append((fresh, unit_findings))
         for safety, chosen in split.items():
             evidence_images = []
@@ -229,7 +128,7 @@ def _image_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
             total = sum(int(i.get("bytes") or 0) for i in evidence_images)
             proposals.append(
                 Proposal(
-                    id=proposal_id(Action.DELETE_IMAGES, _where(repo_key) | target, evidence),
+                    id=proposal_id(Action.DELETE_IMAGES, repo_where(repo_key) | target, evidence),
                     action=Action.DELETE_IMAGES,
                     account=account,
                     region=region,
@@ -308,7 +207,7 @@ def _columnar_image_proposals(
     infos = [
         {
             "digest": digest,
-            "tags": [*tags] if len(tags) < 2 and _texts(tags) else sorted(map(str, tags)),
+            "tags": [*tags] if len(tags) < 2 and all_text(tags) else sorted(map(str, tags)),
             "pushed_at": pushed,
             "last_pull": pulled,
             "bytes": stored,
@@ -319,8 +218,8 @@ def _columnar_image_proposals(
         for digest, tags, pushed, pulled, stored, size, kind, index in zip(
             digests,
             sub["tags"].tolist(),
-            offset_iso_strings(_ns(sub["pushed_at"])),
-            offset_iso_strings(_ns(sub["last_pull"])),
+            offset_iso_strings(ns_ints(sub["pushed_at"])),
+            offset_iso_strings(ns_ints(sub["last_pull"])),
             sub["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
             sub["size_bytes"].to_numpy(dtype=np.int64).tolist(),
             media.tolist(),
@@ -334,7 +233,7 @@ def _columnar_image_proposals(
     where = [(found.account[i], found.region[i], found.repository[i]) for i in chosen.tolist()]
     keys = sorted(set(where))
     rank = {key: n for n, key in enumerate(keys)}
-    unsafe = [all(_code_safety(c) is not FixSafety.SAFE for c in cs) for cs in root_codes]
+    unsafe = [all(code_safety(c) is not FixSafety.SAFE for c in cs) for cs in root_codes]
     roots = [digests[p] for p in positions[:-1]]
     order = sorted(range(len(chosen)), key=lambda k: (rank[where[k]], unsafe[k], roots[k]))
     namespaces: dict[tuple[str, str, str], str | None] = {}
@@ -370,7 +269,7 @@ def _columnar_image_proposals(
         }
         group_codes = sorted({c for k in group for c in root_codes[k]})
         evidence = {
-            "images": sorted(evidence_images, key=_by_digest),
+            "images": sorted(evidence_images, key=by_digest),
             "units": sorted(units),
             "rule_codes": dict(sorted(rule_codes.items())),
         }
@@ -378,7 +277,7 @@ def _columnar_image_proposals(
             # the in-use sources read by the scan that proposed it (docs/in-use.md)
             evidence["in_use_checked"] = in_use_checked
         total = sum(i["bytes"] for i in evidence_images)
-        where_target = _where((account, region, repository)) | target
+        where_target = repo_where((account, region, repository)) | target
         proposals.append(
             Proposal(
                 id=proposal_id(Action.DELETE_IMAGES, where_target, evidence, plain=True),
@@ -399,28 +298,6 @@ def _columnar_image_proposals(
             )
         )
     return proposals
-
-
-def _texts(values: list[Any]) -> bool:
-    return all(type(v) is str for v in values)
-
-
-def _by_digest(info: dict[str, Any]) -> str:
-    return str(info["digest"])
-
-
-def _ns(values: pd.Series) -> np.ndarray:
-    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
-
-
-def pylist_strings(values: pd.Series, rows: np.ndarray) -> list[str | None]:
-    """``values`` at ``rows`` as Python strings (a string column; no per-row pandas)."""
-    import pyarrow as pa
-
-    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
-    return array.take(pa.array(rows, type=pa.int64())).to_pylist()
 
 
 def _public_statements(policy_text: str | None, account: str) -> list[dict[str, Any]]:
@@ -522,7 +399,7 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
         raise ValueError(f"{finding.code}: no repository-level proposer for {action}")
     return Proposal(
         id=proposal_id(
-            action, _where((finding.account, finding.region, repository)) | target, evidence
+            action, repo_where((finding.account, finding.region, repository)) | target, evidence
         ),
         action=action,
         account=finding.account,
@@ -537,7 +414,7 @@ def _repository_proposal(finding: Finding, repo: dict[str, Any] | None) -> Propo
     )
 
 
-def _repository_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+def _repository_proposals(findings: list[Finding], scope: Scope) -> list[Proposal]:
     """One proposal per finding for the repository-level actions."""
     proposals = []
     for finding in findings:
@@ -548,7 +425,7 @@ def _repository_proposals(findings: list[Finding], scope: _Scope) -> list[Propos
     return proposals
 
 
-def _repository_deletions(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+def _repository_deletions(findings: list[Finding], scope: Scope) -> list[Proposal]:
     """``delete-repository``: one proposal per repository (RP001 empty, RP003 abandoned).
 
     An abandoned repository still holds images: the evidence lists each one (digest,
@@ -582,7 +459,7 @@ def _repository_deletions(findings: list[Finding], scope: _Scope) -> list[Propos
         target = {"repository": repository}
         proposals.append(
             Proposal(
-                id=proposal_id(Action.DELETE_REPOSITORY, _where(key) | target, evidence),
+                id=proposal_id(Action.DELETE_REPOSITORY, repo_where(key) | target, evidence),
                 action=Action.DELETE_REPOSITORY,
                 account=account,
                 region=region,
@@ -591,7 +468,7 @@ def _repository_deletions(findings: list[Finding], scope: _Scope) -> list[Propos
                 target=target,
                 evidence=evidence,
                 rule_codes=tuple(codes),
-                fix_safety=min((_safety(f) for f in group), key=_SAFETY_ORDER.index),
+                fix_safety=min((finding_safety(f) for f in group), key=_SAFETY_ORDER.index),
                 bytes=total,
                 summary=summary,
             )
@@ -603,7 +480,7 @@ def _repository_deletions(findings: list[Finding], scope: _Scope) -> list[Propos
 _SAFETY_ORDER = [FixSafety.MANUAL, FixSafety.UNSAFE, FixSafety.SAFE]
 
 
-def _lifecycle_proposals(findings: list[Finding], scope: _Scope) -> list[Proposal]:
+def _lifecycle_proposals(findings: list[Finding], scope: Scope) -> list[Proposal]:
     """``put-lifecycle-policy`` for the repositories flagged (and only those: an ignored
     or muted RP002 proposes nothing), in one call over all of them (one call per
     repository would select among all repositories each time: quadratic)."""
@@ -635,7 +512,7 @@ def _lifecycle_proposals(findings: list[Finding], scope: _Scope) -> list[Proposa
     return propose_lifecycle(scoped, scope.config, scope.now)
 
 
-Proposer = Callable[[list[Finding], _Scope], list[Proposal]]
+Proposer = Callable[[list[Finding], Scope], list[Proposal]]
 
 PROPOSERS: dict[Action, Proposer] = {
     Action.DELETE_IMAGES: _image_proposals,
@@ -659,7 +536,7 @@ def plan(
     deletions of repositories holding images (the rules engine already keeps every image
     and every such repository then; this makes sure of it).
     """
-    scope = _Scope(inventory, config, now)
+    scope = Scope(inventory, config, now)
     broken = scope.repositories.broken
     in_use_unknown = bool(inventory.run.in_use_failed)
 

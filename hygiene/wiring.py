@@ -1,4 +1,4 @@
-"""Wiring of the real job dependencies (:class:`hygiene.jobs.JobDeps`).
+"""Wiring of the real job dependencies (:class:`hygiene.jobtypes.JobDeps`).
 
 ``hygiene run``, ``hygiene runs`` and the scheduler's jobs build their dependencies with
 :func:`build_job_deps` unless ``$HYGIENE_JOB_DEPS`` names another factory
@@ -23,7 +23,7 @@ from hygiene.authz.identity import DEMO_TOKEN_ENV, demo_context
 from hygiene.authz.policy import TrustPolicy, configured_accounts
 from hygiene.config import Config
 from hygiene.inventory import Inventory, ScanCoverage
-from hygiene.jobs import ApplySummary, JobDeps, RunAlert
+from hygiene.jobtypes import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
 from hygiene.notify.channels import Channel

@@ -22,7 +22,8 @@ import yaml
 from hygiene.authz.identity import os_user
 from hygiene.config import POLICY_FILE, PROJECTS_FILE, Config
 from hygiene.errors import HygieneError
-from hygiene.jobs import JobResult, run_nightly, run_weekly
+from hygiene.jobs import run_nightly, run_weekly
+from hygiene.jobtypes import JobResult
 from hygiene.notify.channels.email import EmailChannel
 from hygiene.report.render import LATEST
 from hygiene.scan import RegistryAccess, ScanResult

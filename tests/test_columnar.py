@@ -221,7 +221,7 @@ def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> No
     """The nightly report's CSV and JSON exports, written in chunks with the csv module
     and orjson, are byte for byte what pandas' to_csv and json.dumps wrote."""
     from hygiene.jobs import scan_document
-    from hygiene.report import render
+    from hygiene.report import exports, render
     from hygiene.report.data import build_report_data
 
     inventory = synthetic_inventory(3_000, 30)
@@ -236,18 +236,18 @@ def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> No
     document = scan_document(Job, inventory, evaluation, proposals)  # type: ignore[arg-type]
     report = render.render_nightly(build_report_data(document, inventory=inventory), config)
     for kind, rows, columns in (
-        ("findings", report.findings, render.FINDING_COLUMNS),
-        ("proposals", report.proposals, render.PROPOSAL_COLUMNS),
-        ("kept", report.kept, render.KEPT_COLUMNS),
-        ("scores", report.scores, render.SCORE_COLUMNS),
+        ("findings", report.findings, exports.FINDING_COLUMNS),
+        ("proposals", report.proposals, exports.PROPOSAL_COLUMNS),
+        ("kept", report.kept, exports.KEPT_COLUMNS),
+        ("scores", report.scores, exports.SCORE_COLUMNS),
     ):
         assert rows, kind
         old = tmp_path / f"{kind}-pandas.csv"
-        render.export_frame(rows, columns).to_csv(old, index=False, encoding="utf-8")
-        new = render.write_csv(tmp_path / f"{kind}.csv", rows, columns)
+        exports.export_frame(rows, columns).to_csv(old, index=False, encoding="utf-8")
+        new = exports.write_csv(tmp_path / f"{kind}.csv", rows, columns)
         assert new.read_bytes() == old.read_bytes(), kind
         expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-        written = render._export_json(tmp_path / f"{kind}.json", rows).read_bytes()
+        written = exports._export_json(tmp_path / f"{kind}.json", rows).read_bytes()
         assert written == (expected + "\n").encode(), kind
     assert len(report.findings) > 1000
 
@@ -257,10 +257,10 @@ def test_images_of_a_repository_equal_the_whole_registry_index() -> None:
     entries are those of the index of every image in the registry."""
     from collections import defaultdict
 
-    from hygiene.plan import _Scope
+    from hygiene.planscope import Scope
 
     inventory = synthetic_inventory(3_000, 30)
-    scope = _Scope(inventory, bench_config(), NOW)
+    scope = Scope(inventory, bench_config(), NOW)
     expected: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for (account, region, repository, _), info in scope.images.items():
         expected[(account, region, repository)].append(info)

@@ -14,7 +14,7 @@ from hygiene.errors import ConfigError
 
 if TYPE_CHECKING:
     from hygiene.config import Config
-    from hygiene.jobs import JobResult
+    from hygiene.jobtypes import JobResult
 
 
 @click.group("run")

@@ -24,7 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
-from hygiene.config import Config, LifecyclePolicySettings
+from hygiene.config import Config
+from hygiene.configlifecycle import LifecyclePolicySettings
 from hygiene.errors import LifecycleError
 from hygiene.inventory import namespace_of
 from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, pattern_covers
@@ -109,7 +110,7 @@ def effective_settings(
 ) -> EffectiveLifecycle:
     """The ``lifecycle:`` settings updated with every matching ``lifecycle.overrides`` entry:
     namespace matches in order, then repository matches; each entry changes the keys it
-    sets (see :class:`~hygiene.config.LifecycleOverride`)."""
+    sets (see :class:`~hygiene.configlifecycle.LifecycleOverride`)."""
     base = config.policy.lifecycle
     if repository is not None and namespace is None:
         namespace = namespace_of(repository)

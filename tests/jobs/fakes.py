@@ -27,7 +27,7 @@ from typing import Any
 from hygiene.config import Config
 from hygiene.errors import LockHeldError
 from hygiene.inventory import Inventory, RunInfo, ScanError
-from hygiene.jobs import ApplySummary, JobDeps, RunAlert
+from hygiene.jobtypes import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Action, Proposal, ProposalState
 from hygiene.rules import Evaluation
 from tests import builders

@@ -10,7 +10,8 @@ import pytest
 
 from hygiene.config import ApplySettings, Config
 from hygiene.errors import CollectError, ConfigError, ExitCode, LockHeldError
-from hygiene.jobs import LOCK_NAME, RunStatus, run_nightly, run_weekly
+from hygiene.jobs import LOCK_NAME, run_nightly, run_weekly
+from hygiene.jobtypes import RunStatus
 from hygiene.model import ProposalState
 from tests.jobs.fakes import World, new_world
 

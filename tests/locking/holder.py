@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hygiene.config import Config
-from hygiene.jobs import JobDeps
+from hygiene.jobtypes import JobDeps
 
 
 def hold() -> None:

@@ -1,0 +1,151 @@
+"""What every planner reads: the inventory indexed once (:class:`Scope`), the evidence
+entry of an image, where a proposal is, and the fix safety a rule declares.
+
+Split from :mod:`hygiene.plan` so that the plan module holds the proposers alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hygiene.config import Config
+from hygiene.inventory import Inventory, cell_text
+from hygiene.model import Finding, FixSafety, iso_utc
+from hygiene.rules import RULES
+
+
+def repo_where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
+    """Account, region and repository go into every id: replicated registries hold the
+    same digests in several regions, and each deletion there is a separate proposal."""
+    account, region, repository = repo_key
+    return {"account": account, "region": region, "repository": repository}
+
+
+def finding_safety(finding: Finding) -> FixSafety:
+    """The fix safety the rule declares (a finding of an unknown code: unsafe)."""
+    return code_safety(finding.code)
+
+
+def code_safety(code: str) -> FixSafety:
+    rule = RULES.get(code)
+    return rule.fix_safety if rule is not None else FixSafety.UNSAFE
+
+
+class Repositories:
+    """The repositories frame by (account, region, name): each row as a dict when asked
+    (a plan reads few), the last one when a key is there twice (as a dict built from
+    every row would hold)."""
+
+    def __init__(self, inventory: Inventory) -> None:
+        frame = inventory.repositories
+        self.frame = frame
+        keys = zip(
+            frame["account"].astype(str),
+            frame["region"].astype(str),
+            frame["name"].astype(str),
+            strict=True,
+        )
+        self.rows = {key: position for position, key in enumerate(keys)}
+        errors = frame["scan_error"].astype(object).tolist()
+        self.broken = {key for key, p in self.rows.items() if cell_text(errors[p]) is not None}
+        self._columns: dict[str, list[Any]] | None = None
+
+    def get(self, key: tuple[str, str, str]) -> dict[str, Any] | None:
+        position = self.rows.get(key)
+        if position is None:
+            return None
+        if self._columns is None:
+            self._columns = {c: self.frame[c].tolist() for c in self.frame.columns}
+        return {column: values[position] for column, values in self._columns.items()}
+
+
+@dataclass
+class Scope:
+    """What every proposer may read: the inventory (indexed once, when first needed)."""
+
+    inventory: Inventory
+    config: Config
+    now: datetime
+
+    @cached_property
+    def images(self) -> dict[tuple[str, str, str, str], dict[str, Any]]:
+        """(account, region, repository, digest) → the image's evidence entry."""
+        index: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+        for row in self.inventory.images[EVIDENCE_COLUMNS].itertuples(index=False):
+            key = (str(row.account), str(row.region), str(row.repository), str(row.digest))
+            index[key] = evidence_entry(row)
+        return index
+
+    @cached_property
+    def repositories(self) -> Repositories:
+        return Repositories(self.inventory)
+
+    @cached_property
+    def _rows_by_repository(self) -> dict[tuple[str, str, str], np.ndarray]:
+        """(account, region, repository) → the positions of its images' rows."""
+        images = self.inventory.images
+        if images.empty:
+            return {}
+        groups = images.groupby(
+            ["account", "region", "repository"], observed=True, sort=False, dropna=False
+        ).indices
+        return {(str(a), str(r), str(name)): rows for (a, r, name), rows in groups.items()}
+
+    def images_of(self, key: tuple[str, str, str]) -> list[dict[str, Any]]:
+        """Evidence entries of every image of one repository, by digest (the entries of
+        :attr:`images`, made for this repository's rows alone: a few abandoned
+        repositories need not index a million-image registry)."""
+        rows = self._rows_by_repository.get(key)
+        if rows is None:
+            return []
+        entries: dict[str, dict[str, Any]] = {}
+        frame = self.inventory.images[EVIDENCE_COLUMNS].iloc[np.sort(rows)]
+        for row in frame.itertuples(index=False):
+            entries[str(row.digest)] = evidence_entry(row)
+        return sorted(entries.values(), key=lambda info: info["digest"])
+
+
+EVIDENCE_COLUMNS = ["account", "region", "repository", "digest", "tags", "pushed_at"]
+EVIDENCE_COLUMNS += ["last_pull", "size_bytes", "storage_bytes", "manifest_media_type", "is_index"]
+
+
+def evidence_entry(row: Any) -> dict[str, Any]:
+    """An image's entry in a proposal's evidence (a row of the inventory's images)."""
+    return {
+        "digest": str(row.digest),
+        "tags": sorted(str(t) for t in row.tags),
+        "pushed_at": iso_utc(row.pushed_at),
+        "last_pull": iso_utc(row.last_pull),
+        "bytes": int(row.storage_bytes),
+        "size_bytes": int(row.size_bytes),
+        "media_type": None if pd.isna(row.manifest_media_type) else str(row.manifest_media_type),
+        "is_index": bool(row.is_index),
+    }
+
+
+def all_text(values: list[Any]) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def by_digest(info: dict[str, Any]) -> str:
+    return str(info["digest"])
+
+
+def ns_ints(values: pd.Series) -> np.ndarray:
+    return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+
+
+def pylist_strings(values: pd.Series, rows: np.ndarray) -> list[str | None]:
+    """``values`` at ``rows`` as Python strings (a string column; no per-row pandas)."""
+    import pyarrow as pa
+
+    array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    return array.take(pa.array(rows, type=pa.int64())).to_pylist()
