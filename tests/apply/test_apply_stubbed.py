@@ -76,6 +76,22 @@ def ready(store: Store, proposal: Proposal, config: Config) -> None:
     store.approve([proposal.id], builders.ADMIN, now=NOW)
 
 
+def manifests(
+    digests: list[str], media: dict[str, str] | None = None, body: str = "{}"
+) -> list[dict[str, Any]]:
+    """BatchGetImage's ``images[]`` for ``digests`` (manifest media type from ``media``)."""
+    return [
+        {
+            "registryId": ACCOUNT,
+            "repositoryName": REPO,
+            "imageId": {"imageDigest": d},
+            "imageManifestMediaType": (media or {}).get(d, OCI_MANIFEST),
+            "imageManifest": body,
+        }
+        for d in digests
+    ]
+
+
 def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
     media = {d: OCI_INDEX if d in indexes else OCI_MANIFEST for d in wanted}
     for start in range(0, len(wanted), 100):
@@ -124,19 +140,7 @@ def stub_reads(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) 
         chunk = wanted[start : start + 100]
         stub.add_response(
             "batch_get_image",
-            {
-                "images": [
-                    {
-                        "registryId": ACCOUNT,
-                        "repositoryName": REPO,
-                        "imageId": {"imageDigest": d},
-                        "imageManifestMediaType": media[d],
-                        "imageManifest": "{}",
-                    }
-                    for d in chunk
-                ],
-                "failures": [],
-            },
+            {"images": manifests(chunk, media), "failures": []},
             {
                 "registryId": ACCOUNT,
                 "repositoryName": REPO,
@@ -211,19 +215,7 @@ def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]
         chunk = untagged[start : start + 100]
         stub.add_response(
             "batch_get_image",
-            {
-                "images": [
-                    {
-                        "registryId": ACCOUNT,
-                        "repositoryName": REPO,
-                        "imageId": {"imageDigest": d},
-                        "imageManifestMediaType": OCI_MANIFEST,
-                        "imageManifest": json.dumps({"schemaVersion": 2}),
-                    }
-                    for d in chunk
-                ],
-                "failures": [],
-            },
+            {"images": manifests(chunk, body=json.dumps({"schemaVersion": 2})), "failures": []},
             {"repositoryName": REPO, "imageIds": [{"imageDigest": d} for d in chunk],
              "acceptedMediaTypes": ANY},
         )  # fmt: skip
