@@ -13,14 +13,16 @@ from hypothesis import strategies as st
 
 from hygiene.config import (
     Config,
-    KeepTagged,
-    LifecycleArchive,
-    LifecycleOverride,
-    LifecycleSettings,
     NamespaceOverride,
     Policy,
     ProjectsRegistry,
     ProtectionSettings,
+)
+from hygiene.configlifecycle import (
+    KeepTagged,
+    LifecycleArchive,
+    LifecycleOverride,
+    LifecycleSettings,
 )
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle import check_policy, generate_policy, preview_policy

@@ -9,12 +9,11 @@ import yaml
 
 from hygiene.config import (
     Config,
-    LifecycleOverride,
-    LifecyclePolicySettings,
     Policy,
     ProjectsRegistry,
     effective_config_dict,
 )
+from hygiene.configlifecycle import LifecycleOverride, LifecyclePolicySettings
 from hygiene.lifecycle import effective_settings, generate_policy
 
 # A value for each overridable setting, different from its default (as YAML gives it)
