@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from hygiene.config import ProjectsRegistry
-from hygiene.inventory import SIGNATURE_TAG, namespace_of
+from hygiene.inventory import SIGNATURE_TAG
 from hygiene_demo.manifest import SeededImage, SeededRepository, SeedManifest, repository_table
 from hygiene_demo.mediatypes import COSIGN_SIGNATURE, DOCKER_LIST, OCI_INDEX, SPDX_SBOM
 from hygiene_demo.planner import MB, MINUTE, Build, PlannedRepository, Planner, Stream
@@ -388,43 +388,7 @@ def plan_lab_registry(
 
 
 def _manifest(p: Planner) -> SeedManifest:
-    kms = {r.name: p.kms_key() for r in p.repos if r.kms}
-    repositories = tuple(
-        SeededRepository(
-            name=r.name,
-            namespace=namespace_of(r.name),
-            arn=p.arn(r.name),
-            created_at=r.created_at,
-            scan_on_push=r.scan_on_push,
-            tag_mutability=r.tag_mutability,
-            tag_mutability_exclusions=r.exclusions,
-            encryption="KMS" if r.kms else "AES256",
-            kms_key=kms.get(r.name),
-            lifecycle_policy=r.lifecycle_policy,
-            repository_policy=r.policy,
-            resource_tags=dict(r.resource_tags),
-            description=r.description,
-        )
-        for r in p.repos
-    )
-    images = tuple(
-        SeededImage(
-            repository=i.repository,
-            digest=i.digest,
-            tags=tuple(i.tags),
-            pushed_at=i.pushed_at,
-            last_pull=i.last_pull,
-            size_bytes=i.size,
-            manifest_media_type=i.media_type,
-            artifact_media_type=i.artifact_media_type,
-            subject_digest=i.subject,
-            child_digests=tuple(i.children),
-            status=i.status,
-            archived_at=i.archived_at,
-            manifest=i.manifest,
-        )
-        for i in sorted(p.images, key=lambda i: (i.repository, i.pushed_at, i.digest))
-    )
+    repositories, images = p.seeded(sort_images=True)
     facts = dict(p.facts)
     facts.update(_derived_facts(p, images, repositories))
     return SeedManifest(

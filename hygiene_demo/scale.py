@@ -24,8 +24,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from hygiene.inventory import namespace_of
-from hygiene_demo.manifest import SeededImage, SeededRepository, SeedManifest
+from hygiene_demo.manifest import SeedManifest
 from hygiene_demo.planner import MB, PlannedImage, Planner
 from hygiene_demo.registry import DEFAULT_ACCOUNT, EmbeddedRegistry
 from hygiene_demo.seed import write_plan
@@ -121,40 +120,7 @@ def _policy(account: str) -> str:
 
 
 def _manifest(p: Planner) -> SeedManifest:
-    repositories = tuple(
-        SeededRepository(
-            name=r.name,
-            namespace=namespace_of(r.name),
-            arn=p.arn(r.name),
-            created_at=r.created_at,
-            scan_on_push=r.scan_on_push,
-            tag_mutability=r.tag_mutability,
-            tag_mutability_exclusions=r.exclusions,
-            encryption="AES256",
-            kms_key=None,
-            lifecycle_policy=r.lifecycle_policy,
-            repository_policy=r.policy,
-            resource_tags=dict(r.resource_tags),
-            description=r.description,
-        )
-        for r in p.repos
-    )
-    images = tuple(
-        SeededImage(
-            repository=i.repository,
-            digest=i.digest,
-            tags=tuple(i.tags),
-            pushed_at=i.pushed_at,
-            last_pull=i.last_pull,
-            size_bytes=i.size,
-            manifest_media_type=i.media_type,
-            artifact_media_type=i.artifact_media_type,
-            subject_digest=i.subject,
-            child_digests=tuple(i.children),
-            manifest=i.manifest,
-        )
-        for i in p.images
-    )
+    repositories, images = p.seeded()
     return SeedManifest(
         account=p.account,
         region=p.region,
