@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -93,26 +94,38 @@ class RepositoryFindings:
         for account, region, name, namespace, message, detail in zip(
             accounts, regions, names, namespaces, hits["message"].tolist(), details, strict=True
         ):
-            text, template, params = message_parts(message)
-            finding = Finding(
-                code=rule.code,
-                rule=rule.name,
-                severity=rule.severity,
+            finding = rule_finding(
+                rule,
+                message,
+                detail,
                 account=account,
                 region=region,
                 repository=name,
                 namespace=namespace,
-                message=text,
-                fix=rule.fix,
-                fix_safety=rule.fix_safety,
-                details=dict(detail) if isinstance(detail, dict) else {},
-                message_template=template,
-                message_params=params,
             )
             if is_muted(self.mutes, rule.code, name, namespace):
                 self.muted.append(finding)
             else:
                 self.findings.append(finding)
+
+
+def rule_finding(rule: Rule, message: Any, detail: Any, **where: Any) -> Finding:
+    """A finding of ``rule`` at ``where`` (account, region, repository, namespace and, for
+    an image, its digest and tags): the rule's name, severity and fix, the message as
+    text, template and parameters, and ``detail`` when it is a mapping."""
+    text, template, params = message_parts(message)
+    return Finding(
+        code=rule.code,
+        rule=rule.name,
+        severity=rule.severity,
+        message=text,
+        fix=rule.fix,
+        fix_safety=rule.fix_safety,
+        details=dict(detail) if isinstance(detail, dict) else {},
+        message_template=template,
+        message_params=params,
+        **where,
+    )
 
 
 def drop_superseded(findings: list[Finding], source: Sequence[Finding]) -> list[Finding]:
@@ -276,23 +289,16 @@ def _reported(
             muted,
             strict=True,
         ):
-            text, template, params = message_parts(message)
-            finding = Finding(
-                code=rule.code,
-                rule=rule.name,
-                severity=rule.severity,
+            finding = rule_finding(
+                rule,
+                message,
+                detail,
                 account=account,
                 region=region,
                 repository=repository,
                 namespace=namespace,
-                message=text,
-                fix=rule.fix,
-                fix_safety=rule.fix_safety,
                 image_digest=digest,
                 tags=tuple(tags),
-                details=dict(detail) if isinstance(detail, dict) else {},
-                message_template=template,
-                message_params=params,
             )
             (muted_findings if mute else findings).append(finding)
     return findings, muted_findings
