@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from hygiene.cli.common import configure_logging, load, log_format_option, rules_dir_option
-from hygiene.cli.scan import FAIL_ON, emit, exit_code_for
+from hygiene.cli.scan import emit, evaluation_options, exit_code_for
 
 
 def parts_options(func: Any) -> Any:
@@ -53,27 +53,7 @@ def parts_options(func: Any) -> Any:
     "(env HYGIENE_PARTS).",
 )
 @parts_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    help="Output format; default table on a terminal, json otherwise.",
-)
-@click.option(
-    "--snapshot-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reports/out/snapshots"),
-    show_default=True,
-    help="Where to write the merged run's parquet snapshot.",
-)
-@click.option("--no-snapshot", is_flag=True, help="Do not write a snapshot.")
-@click.option(
-    "--fail-on",
-    type=click.Choice(FAIL_ON),
-    default="error",
-    show_default=True,
-    help="Exit 1 when a finding has at least this severity.",
-)
+@evaluation_options("the merged run's")
 @log_format_option
 def merge_command(
     rules_dir: Path,

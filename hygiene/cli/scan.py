@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import click
 
@@ -19,6 +20,37 @@ if TYPE_CHECKING:
     from hygiene.scan import ScanResult
 
 FAIL_ON = ["error", "warning", "info", "never"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def evaluation_options(run: str) -> Callable[[F], F]:
+    """The options of a command that evaluates a run (``hygiene scan``, ``hygiene merge``):
+    output format, where ``run``'s snapshot goes (or none), and the exit threshold."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--fail-on",
+            type=click.Choice(FAIL_ON),
+            default="error",
+            show_default=True,
+            help="Exit 1 when a finding has at least this severity.",
+        )(func)
+        func = click.option("--no-snapshot", is_flag=True, help="Do not write a snapshot.")(func)
+        func = click.option(
+            "--snapshot-dir",
+            type=click.Path(path_type=Path, file_okay=False),
+            default=Path("reports/out/snapshots"),
+            show_default=True,
+            help=f"Where to write {run} parquet snapshot.",
+        )(func)
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["table", "json"]),
+            help="Output format; default table on a terminal, json otherwise.",
+        )(func)
+
+    return decorate
 
 
 def registry_options(func):  # type: ignore[no-untyped-def]
@@ -79,31 +111,11 @@ def emit(result: ScanResult, fmt: str | None) -> None:
 @click.command("scan")
 @rules_dir_option
 @registry_options
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    help="Output format; default table on a terminal, json otherwise.",
-)
+@evaluation_options("this run's")
 @click.option(
     "--from-snapshot",
     type=click.Path(path_type=Path, dir_okay=False),
     help="Re-evaluate a saved parquet snapshot offline instead of calling ECR.",
-)
-@click.option(
-    "--snapshot-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("reports/out/snapshots"),
-    show_default=True,
-    help="Where to write this run's parquet snapshot.",
-)
-@click.option("--no-snapshot", is_flag=True, help="Do not write a snapshot.")
-@click.option(
-    "--fail-on",
-    type=click.Choice(FAIL_ON),
-    default="error",
-    show_default=True,
-    help="Exit 1 when a finding has at least this severity.",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a TTY).")
 @click.option(
