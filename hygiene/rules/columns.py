@@ -3,7 +3,6 @@ per row): timestamps, string columns, glob matching."""
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -12,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from hygiene.findingtable import iso_strings
 
 
 def utc_ns(values: pd.Series) -> np.ndarray:
@@ -63,27 +64,6 @@ def pylist(values: pd.Series) -> list[Any]:
 
 
 def utc_iso_strings(values: pd.Series) -> list[str | None]:
-    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT.
-
-    Formats each distinct day once and each second of the day from a table, then joins
-    them with numpy's object add: several times faster than ``np.datetime_as_string``.
-    """
-    array = utc_ns(values)
-    nat = np.isnat(array)
-    seconds = array.astype("datetime64[s]").astype(np.int64)
-    seconds[nat] = 0
-    days, second_of_day = np.divmod(seconds, 86400)
-    unique_days, inverse = np.unique(days, return_inverse=True)
-    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    text = day_text[inverse] + _time_of_day_table()[second_of_day]
-    text[nat] = None
-    return list(text.tolist())
-
-
-@functools.cache
-def _time_of_day_table() -> np.ndarray:
-    table = np.empty(86400, dtype=object)
-    table[:] = [
-        f"T{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
-    ]
-    return table
+    """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT
+    (:func:`hygiene.findingtable.iso_strings` of the column's nanoseconds)."""
+    return iso_strings(utc_ns(values).view(np.int64))
