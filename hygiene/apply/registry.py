@@ -56,6 +56,20 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def listed_digests(client: Any, proposal: Proposal) -> set[str]:
+    """Every digest in the proposal's repository now (``ListImages``, 1000 a page)."""
+    paginator = client.get_paginator("list_images")
+    pages = paginator.paginate(
+        registryId=proposal.account,
+        repositoryName=proposal.repository,
+        filter={"tagStatus": "ANY"},
+        PaginationConfig={"PageSize": 1000},
+    )
+    return {
+        i["imageDigest"] for page in pages for i in page.get("imageIds", []) if "imageDigest" in i
+    }
+
+
 def describe_digests(
     client: Any, proposal: Proposal, digests: Sequence[str]
 ) -> tuple[dict[str, dict[str, Any]], set[str]]:
@@ -74,19 +88,7 @@ def describe_digests(
 
     def listed() -> set[str]:
         if not listing:
-            found: set[str] = set()
-            paginator = client.get_paginator("list_images")
-            pages = paginator.paginate(
-                registryId=proposal.account,
-                repositoryName=proposal.repository,
-                filter={"tagStatus": "ANY"},
-                PaginationConfig={"PageSize": 1000},
-            )
-            for page in pages:
-                found.update(
-                    i["imageDigest"] for i in page.get("imageIds", []) if "imageDigest" in i
-                )
-            listing.append(found)
+            listing.append(listed_digests(client, proposal))
         return listing[0]
 
     def read(batch: list[str], trust_listing: bool = True) -> None:

@@ -25,7 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
 from hygiene.apply.images import delete_images, outcome_of, recorded_digests
-from hygiene.apply.registry import THROTTLING, error_code, jsonable
+from hygiene.apply.registry import THROTTLING, error_code, jsonable, listed_digests
 from hygiene.model import Action, Proposal, ProposalState
 
 
@@ -282,19 +282,6 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
     finish(ctx, proposal, ProposalState.APPLIED, step.detail)
 
 
-def _listed_digests(client: Any, proposal: Proposal) -> set[str]:
-    paginator = client.get_paginator("list_images")
-    pages = paginator.paginate(
-        registryId=proposal.account,
-        repositoryName=proposal.repository,
-        filter={"tagStatus": "ANY"},
-        PaginationConfig={"PageSize": 1000},
-    )
-    return {
-        i["imageDigest"] for page in pages for i in page.get("imageIds", []) if "imageDigest" in i
-    }
-
-
 def apply_repository_deletion(ctx: Context, proposal: Proposal) -> None:
     """``delete-repository``: an empty one at once; an abandoned one after its images
     (module docstring)."""
@@ -303,7 +290,7 @@ def apply_repository_deletion(ctx: Context, proposal: Proposal) -> None:
     if not expected or _describe_repository(client, proposal) is None:
         apply_repository(ctx, proposal)
         return
-    live = _listed_digests(client, proposal)
+    live = listed_digests(client, proposal)
     new = sorted(live - expected)
     if new:
         detail = (
