@@ -20,7 +20,13 @@ import yaml
 
 from hygiene.config import ProjectsRegistry
 from hygiene.inventory import SIGNATURE_TAG
-from hygiene_demo.manifest import SeededImage, SeededRepository, SeedManifest, repository_table
+from hygiene_demo.manifest import (
+    SeededImage,
+    SeededRepository,
+    SeedManifest,
+    repository_table,
+    seeded,
+)
 from hygiene_demo.mediatypes import COSIGN_SIGNATURE, DOCKER_LIST, OCI_INDEX, SPDX_SBOM
 from hygiene_demo.planner import MB, MINUTE, Build, PlannedRepository, Planner, Stream
 from hygiene_demo.registry import DEFAULT_ACCOUNT
@@ -388,7 +394,7 @@ def plan_lab_registry(
 
 
 def _manifest(p: Planner) -> SeedManifest:
-    repositories, images = p.seeded(sort_images=True)
+    repositories, images = seeded(p, sort_images=True)
     facts = dict(p.facts)
     facts.update(_derived_facts(p, images, repositories))
     return SeedManifest(

@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hygiene.inventory import SIGNATURE_TAG, namespace_of
 from hygiene.units import human_bytes
 from hygiene_demo.mediatypes import DOCKER_LIST, OCI_INDEX
+
+if TYPE_CHECKING:
+    from hygiene_demo.planner import Planner
 
 
 @dataclass(frozen=True)
@@ -178,3 +181,51 @@ def repository_table(manifest: SeedManifest) -> str:
             f"| `{repo.name}` | {len(images)} | {untagged} | {size:.1f} | {repo.description} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def seeded(
+    p: Planner, *, sort_images: bool = False
+) -> tuple[tuple[SeededRepository, ...], tuple[SeededImage, ...]]:
+    """What ``p`` planned, as the seed manifest's records (repositories in plan order;
+    images in plan order, or by repository, push time and digest)."""
+    kms = {r.name: p.kms_key() for r in p.repos if r.kms}
+    repositories = tuple(
+        SeededRepository(
+            name=r.name,
+            namespace=namespace_of(r.name),
+            arn=p.arn(r.name),
+            created_at=r.created_at,
+            scan_on_push=r.scan_on_push,
+            tag_mutability=r.tag_mutability,
+            tag_mutability_exclusions=r.exclusions,
+            encryption="KMS" if r.kms else "AES256",
+            kms_key=kms.get(r.name),
+            lifecycle_policy=r.lifecycle_policy,
+            repository_policy=r.policy,
+            resource_tags=dict(r.resource_tags),
+            description=r.description,
+        )
+        for r in p.repos
+    )
+    planned = p.images
+    if sort_images:
+        planned = sorted(planned, key=lambda i: (i.repository, i.pushed_at, i.digest))
+    images = tuple(
+        SeededImage(
+            repository=i.repository,
+            digest=i.digest,
+            tags=tuple(i.tags),
+            pushed_at=i.pushed_at,
+            last_pull=i.last_pull,
+            size_bytes=i.size,
+            manifest_media_type=i.media_type,
+            artifact_media_type=i.artifact_media_type,
+            subject_digest=i.subject,
+            child_digests=tuple(i.children),
+            status=i.status,
+            archived_at=i.archived_at,
+            manifest=i.manifest,
+        )
+        for i in planned
+    )
+    return repositories, images

@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hygiene.inventory import namespace_of
-from hygiene_demo.manifest import SeededImage, SeededRepository
 from hygiene_demo.mediatypes import (
     COSIGN_SIMPLESIGNING,
     DOCKER_CONFIG,
@@ -146,53 +144,6 @@ class Planner:
 
     def arn(self, name: str) -> str:
         return f"arn:aws:ecr:{self.region}:{self.account}:repository/{name}"
-
-    def seeded(
-        self, *, sort_images: bool = False
-    ) -> tuple[tuple[SeededRepository, ...], tuple[SeededImage, ...]]:
-        """What was planned, as the seed manifest's records (repositories in plan order;
-        images in plan order, or by repository, push time and digest)."""
-        kms = {r.name: self.kms_key() for r in self.repos if r.kms}
-        repositories = tuple(
-            SeededRepository(
-                name=r.name,
-                namespace=namespace_of(r.name),
-                arn=self.arn(r.name),
-                created_at=r.created_at,
-                scan_on_push=r.scan_on_push,
-                tag_mutability=r.tag_mutability,
-                tag_mutability_exclusions=r.exclusions,
-                encryption="KMS" if r.kms else "AES256",
-                kms_key=kms.get(r.name),
-                lifecycle_policy=r.lifecycle_policy,
-                repository_policy=r.policy,
-                resource_tags=dict(r.resource_tags),
-                description=r.description,
-            )
-            for r in self.repos
-        )
-        planned = self.images
-        if sort_images:
-            planned = sorted(planned, key=lambda i: (i.repository, i.pushed_at, i.digest))
-        images = tuple(
-            SeededImage(
-                repository=i.repository,
-                digest=i.digest,
-                tags=tuple(i.tags),
-                pushed_at=i.pushed_at,
-                last_pull=i.last_pull,
-                size_bytes=i.size,
-                manifest_media_type=i.media_type,
-                artifact_media_type=i.artifact_media_type,
-                subject_digest=i.subject,
-                child_digests=tuple(i.children),
-                status=i.status,
-                archived_at=i.archived_at,
-                manifest=i.manifest,
-            )
-            for i in planned
-        )
-        return repositories, images
 
     def add_repo(
         self, name: str, description: str, created_days: float, **settings: Any

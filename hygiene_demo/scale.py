@@ -24,7 +24,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from hygiene_demo.manifest import SeedManifest
+from hygiene_demo.manifest import SeedManifest, seeded
 from hygiene_demo.planner import MB, PlannedImage, Planner
 from hygiene_demo.registry import DEFAULT_ACCOUNT, EmbeddedRegistry
 from hygiene_demo.seed import write_plan
@@ -120,7 +120,7 @@ def _policy(account: str) -> str:
 
 
 def _manifest(p: Planner) -> SeedManifest:
-    repositories, images = p.seeded()
+    repositories, images = seeded(p)
     return SeedManifest(
         account=p.account,
         region=p.region,
