@@ -374,34 +374,71 @@ class ScanCoverage:
 
 
 def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    """Records → a frame of exactly ``dtypes`` (missing keys → NA)."""
+    return coerce(_object_frame(list(records), dtypes), dtypes)
+
+
+def _object_frame(
+    records: Sequence[Mapping[str, Any]], columns: Iterable[str]
+) -> dict[str, pd.Series]:
+    """Records as object columns, one list per column: unlike ``DataFrame.from_records``
+    it does not guess each column's type first (for :func:`coerce`, which gives the
+    schema's, the guess is wasted work: two thirds of building a 100,000-image frame)."""
     import pandas as pd
 
-    frame = pd.DataFrame.from_records(list(records), columns=list(dtypes))
-    return coerce(frame, dtypes)
+    names = list(columns)
+    values = list(zip(*[tuple(map(r.get, names)) for r in records], strict=True))
+    return {
+        name: pd.Series(list(values[i]) if values else [], dtype=object)
+        for i, name in enumerate(names)
+    }
 
 
-def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA)."""
+def coerce(
+    frame: pd.DataFrame | Mapping[str, pd.Series], dtypes: Mapping[str, Any]
+) -> pd.DataFrame:
+    """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA), with
+    a fresh 0…n-1 index. ``frame`` may also be a mapping of columns sharing one index.
+    The frame is made once from the converted columns (inserting them one by one into
+    an empty frame cost as much as converting them)."""
     import pandas as pd
 
-    out = pd.DataFrame(index=frame.index)
+    if isinstance(frame, pd.DataFrame):
+        length = len(frame)
+    else:
+        length = len(next(iter(frame.values()))) if frame else 0
+    columns: dict[str, Any] = {}
     for column, dtype in dtypes.items():
-        values = (
-            frame[column]
-            if column in frame
-            else pd.Series([None] * len(frame), index=frame.index, dtype=object)
-        )
+        values = frame[column] if column in frame else pd.Series([None] * length, dtype=object)
         if dtype == UTC_NS:
-            out[column] = pd.to_datetime(values, utc=True).astype(UTC_NS)
+            converted = _utc_times(values)
         elif dtype == "object":
-            out[column] = values.astype(object)
+            converted = values.astype(object)
         elif dtype == "bool":
-            out[column] = values.astype("boolean").fillna(False).astype(bool)
+            converted = values.astype("boolean").fillna(False).astype(bool)
         elif dtype in ("int32", "int64"):
-            out[column] = values.fillna(0).astype(dtype)
+            converted = values.fillna(0).astype(dtype)
         else:
-            out[column] = values.astype(dtype)
-    return out.reset_index(drop=True)
+            converted = values.astype(dtype)
+        columns[column] = converted.array  # by position: the index is not carried over
+    return pd.DataFrame(columns, index=pd.RangeIndex(length), columns=list(dtypes))
+
+
+def _utc_times(values: pd.Series) -> pd.Series:
+    """``pd.to_datetime(values, utc=True)`` as :data:`UTC_NS`. A column of Python
+    ``datetime`` objects (what botocore returns: aware, in the local zone) goes through
+    pyarrow, which converts each to UTC several times faster than pandas' per-element
+    time-zone checks; anything else (strings, pandas timestamps, numbers) through pandas."""
+    import pandas as pd
+
+    if values.dtype == object and len(values):
+        cells = values.to_numpy()
+        if all(type(v) is datetime or v is None for v in cells.tolist()):
+            import pyarrow as pa
+
+            array = pa.array(cells, type=pa.timestamp("ns", tz="UTC"), from_pandas=True)
+            return pd.Series(array.to_pandas(), index=values.index).astype(UTC_NS)
+    return pd.to_datetime(values, utc=True).astype(UTC_NS)
 
 
 def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
@@ -414,18 +451,34 @@ def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
         for child in children or ():
             parents.setdefault((str(repository), child), []).append(str(digest))
     images = images.copy()
-    images["parent_indexes"] = [
-        parents.get((str(r), str(d)), [])
-        for r, d in zip(images["repository"], images["digest"], strict=True)
-    ]
+    column: list[list[str]] = [[] for _ in range(len(images))]
+    if parents:
+        # only the rows whose digest some index lists can have parents
+        listed = {digest for _, digest in parents}
+        candidates = images["digest"].astype(object).isin(listed).to_numpy().nonzero()[0]
+        repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
+        for row in candidates.tolist():
+            found = parents.get((str(repositories[row]), str(digests[row])))
+            if found is not None:
+                column[row] = found
+    images["parent_indexes"] = column
     return images
+
+
+# the images frame's columns build_images derives from the others
+_DERIVED = frozenset(
+    {"tag_count", "storage_bytes", "is_index", "parent_indexes", "is_signature_tag"}
+)
 
 
 def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Image records (collector output) → typed images frame with derived columns."""
     import pandas as pd
 
-    frame = _typed(records, IMAGE_DTYPES)
+    records = records if isinstance(records, list) else list(records)
+    # the derived columns are computed here: coerce them once, not twice
+    columns = _object_frame(records, IMAGE_DTYPES)
+    frame = coerce(columns, {c: t for c, t in IMAGE_DTYPES.items() if c not in _DERIVED})
     frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
     frame["tag_count"] = frame["tags"].map(len).astype("int32")
     frame["child_digests"] = [
@@ -433,10 +486,11 @@ def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ]
     frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
     frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
+    # a tag-named referrer's first tag starts with "sha256-" (tag_subject): ask only those
     signature_subject = pd.Series(
         [
-            tag_subject(tags, bool(index))
-            for tags, index in zip(frame["tags"], frame["is_index"], strict=True)
+            tag_subject(tags, bool(index)) if tags and tags[0].startswith("sha256-") else None
+            for tags, index in zip(frame["tags"], frame["is_index"].tolist(), strict=True)
         ],
         index=frame.index,
         dtype=object,
