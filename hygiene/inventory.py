@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hygiene.frametypes import UTC_NS, coerce, object_columns
 from hygiene.model import iso_utc
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
 # referrers of ``sha256:<hex>``. Only an index carries such a tag.
 REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
 
-UTC_NS = "datetime64[ns, UTC]"
 
 IMAGE_DTYPES: dict[str, Any] = {
     "account": "category",
@@ -375,70 +375,7 @@ class ScanCoverage:
 
 def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> pd.DataFrame:
     """Records → a frame of exactly ``dtypes`` (missing keys → NA)."""
-    return coerce(_object_frame(list(records), dtypes), dtypes)
-
-
-def _object_frame(
-    records: Sequence[Mapping[str, Any]], columns: Iterable[str]
-) -> dict[str, pd.Series]:
-    """Records as object columns, one list per column: unlike ``DataFrame.from_records``
-    it does not guess each column's type first (for :func:`coerce`, which gives the
-    schema's, the guess is wasted work: two thirds of building a 100,000-image frame)."""
-    import pandas as pd
-
-    names = list(columns)
-    values = list(zip(*[tuple(map(r.get, names)) for r in records], strict=True))
-    return {
-        name: pd.Series(list(values[i]) if values else [], dtype=object)
-        for i, name in enumerate(names)
-    }
-
-
-def coerce(
-    frame: pd.DataFrame | Mapping[str, pd.Series], dtypes: Mapping[str, Any]
-) -> pd.DataFrame:
-    """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA), with
-    a fresh 0…n-1 index. ``frame`` may also be a mapping of columns sharing one index.
-    The frame is made once from the converted columns (inserting them one by one into
-    an empty frame cost as much as converting them)."""
-    import pandas as pd
-
-    if isinstance(frame, pd.DataFrame):
-        length = len(frame)
-    else:
-        length = len(next(iter(frame.values()))) if frame else 0
-    columns: dict[str, Any] = {}
-    for column, dtype in dtypes.items():
-        values = frame[column] if column in frame else pd.Series([None] * length, dtype=object)
-        if dtype == UTC_NS:
-            converted = _utc_times(values)
-        elif dtype == "object":
-            converted = values.astype(object)
-        elif dtype == "bool":
-            converted = values.astype("boolean").fillna(False).astype(bool)
-        elif dtype in ("int32", "int64"):
-            converted = values.fillna(0).astype(dtype)
-        else:
-            converted = values.astype(dtype)
-        columns[column] = converted.array  # by position: the index is not carried over
-    return pd.DataFrame(columns, index=pd.RangeIndex(length), columns=list(dtypes))
-
-
-def _utc_times(values: pd.Series) -> pd.Series:
-    """``pd.to_datetime(values, utc=True)`` as :data:`UTC_NS`. A column of Python
-    ``datetime`` objects (what botocore returns: aware, in the local zone) goes through
-    pyarrow, which converts each to UTC several times faster than pandas' per-element
-    time-zone checks; anything else (strings, pandas timestamps, numbers) through pandas."""
-    import pandas as pd
-
-    if values.dtype == object and len(values):
-        cells = values.to_numpy()
-        if all(type(v) is datetime or v is None for v in cells.tolist()):
-            import pyarrow as pa
-
-            array = pa.array(cells, type=pa.timestamp("ns", tz="UTC"), from_pandas=True)
-            return pd.Series(array.to_pandas(), index=values.index).astype(UTC_NS)
-    return pd.to_datetime(values, utc=True).astype(UTC_NS)
+    return coerce(object_columns(list(records), dtypes), dtypes)
 
 
 def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
@@ -477,7 +414,7 @@ def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 
     records = records if isinstance(records, list) else list(records)
     # the derived columns are computed here: coerce them once, not twice
-    columns = _object_frame(records, IMAGE_DTYPES)
+    columns = object_columns(records, IMAGE_DTYPES)
     frame = coerce(columns, {c: t for c, t in IMAGE_DTYPES.items() if c not in _DERIVED})
     frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
     frame["tag_count"] = frame["tags"].map(len).astype("int32")
