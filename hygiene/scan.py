@@ -11,6 +11,7 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -378,7 +379,19 @@ def collect(
         # would share its budget. Each starts at its own place in the list instead.
         start = shard.index * len(targets) // shard.count
         targets = targets[start:] + targets[:start]
-    with progress_reporter(progress) as advance:
+    # The workloads are asked after the registry's last answer (a workload started while
+    # the repositories were read still counts), while the answers become frames: in a
+    # thread of its own, since both take a while and one waits on the network.
+    asked: list[Future[Discovery]] = []
+
+    def ask_workloads() -> None:
+        if shard is None and not (stop is not None and stop.is_set()):
+            asked.append(background.submit(handle.discover, config))
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-use") as background,
+        progress_reporter(progress) as advance,
+    ):
         inventory = collect_inventory(
             targets,
             config.policy.collect,
@@ -389,13 +402,13 @@ def collect(
             stop=stop,
             shard=shard,
             skipped_accounts=skipped,
+            after_reads=ask_workloads,
         )
-    if shard is not None or (stop is not None and stop.is_set()):
-        # a shard's part: the merge asks the workloads once for the whole run; a stopped
-        # scan is already incomplete (a "stop" error)
-        return inventory
-    # after the registry: a workload started while the repositories were read still counts
-    discovery = handle.discover(config)
+        if shard is not None or (stop is not None and stop.is_set()):
+            # a shard's part: the merge asks the workloads once for the whole run; a
+            # stopped scan is already incomplete (a "stop" error)
+            return inventory
+        discovery = asked[0].result() if asked else handle.discover(config)
     inventory.run.api_calls = calls_of_this_scan()
     inventory.run.finished_at = datetime.now(UTC)
     add_in_use(inventory, discovery)

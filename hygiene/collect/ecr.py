@@ -532,9 +532,12 @@ def collect_inventory(
     stop: threading.Event | None = None,
     shard: Shard | None = None,
     skipped_accounts: Mapping[str, str] | None = None,
+    after_reads: Callable[[], None] | None = None,
 ) -> Inventory:
     """Scan every target (or every region of ``clients``, region → ECR client) into an
     :class:`Inventory`; with ``shard``, only the repositories of that shard.
+    ``after_reads`` is called once the registry's last answer is in, before the frames
+    are built from the answers (the scan asks the workloads then, meanwhile).
 
     An account that cannot be opened, or whose registry refuses the scanner role, is a
     :class:`ScanError` of that account (the run is incomplete for it alone). Without
@@ -577,6 +580,8 @@ def collect_inventory(
             continue
         repository_records.extend(records)
         image_records.extend(images)
+    if after_reads is not None:
+        after_reads()
     images_frame = build_images(image_records)
     repositories_frame = build_repositories(repository_records, images_frame)
     run.finished_at = datetime.now(UTC)

@@ -9,6 +9,7 @@ included, and say where each runs.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,30 @@ def test_a_source_that_cannot_be_read_stops_every_image_deletion(
     assert "✗ in-use kubernetes lab: list pods: HTTP 403" in text
     assert "in-use sources read: ecs us-east-1 6, lambda us-east-1 6, batch us-east-1 1" in text
     assert "failed: kubernetes lab (no image deletion proposed); not configured: file" in text
+
+
+def test_the_workloads_are_asked_after_the_registrys_last_answer(ecr, registry):
+    """In-use discovery runs alongside the building of the frames, never alongside the
+    registry's reads: a workload started while the repositories were read still counts."""
+    config = builders.config(POLICY)
+    session = ecr.session()
+    calls: list[str] = []
+    lock = threading.Lock()
+
+    def record(event_name: str, **_: object) -> None:
+        with lock:
+            calls.append(event_name.split(".")[1])  # before-call.<service>.<operation>
+
+    session.events.register("before-call", record)
+    handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=session)
+    inventory = collect(handle, config, now=NOW, progress=False)
+    services = set(calls)
+    assert {"ecr", "ecs", "lambda", "batch"} <= services
+    last_registry_call = max(i for i, service in enumerate(calls) if service == "ecr")
+    first_workload_call = min(i for i, service in enumerate(calls) if service != "ecr")
+    assert last_registry_call < first_workload_call
+    assert {s.name.split()[0] for s in inventory.run.in_use if s.state == "ok"} >= {
+        "ecs",
+        "lambda",
+        "batch",
+    }
