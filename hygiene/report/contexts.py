@@ -21,6 +21,7 @@ from hygiene.report.actions import (
     images_by_proposal,
 )
 from hygiene.report.data import NO_NAMESPACE, ReportData
+from hygiene.report.findingrows import belongs_mask
 from hygiene.report.places import places_of
 from hygiene.report.views import (
     ACTION_LABELS,
@@ -32,7 +33,6 @@ from hygiene.report.views import (
     STATE_LABELS,
     age_distribution,
     bars,
-    belongs_to,
     changes,
     compliance_scores,
     findings_by_namespace,
@@ -143,7 +143,8 @@ def weekly_context(
     settings = config.policy.report
     project = config.projects.projects.get(namespace)
     now = data.generated_at
-    findings = [f for f in data.findings if belongs_to(f, namespace)]
+    everything = data.finding_rows
+    findings = everything.select(belongs_mask(everything.columns(), namespace))
     proposals = [proposal_view(p) for p in namespace_proposals(data, namespace)]
     names, fixes = rule_names(data.findings), rule_fixes(data.findings)
     places = places_of(data)

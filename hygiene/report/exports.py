@@ -9,13 +9,18 @@ never runs a repository or tag name as a formula.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow
 from hygiene.units import human_bytes
@@ -100,44 +105,138 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    """``export_frame(rows, columns).to_csv(path)``'s bytes, written with the csv module
-    when every column holds only text (or only integers): the same quoting and line ends
-    as pandas, in a fraction of the time and, chunk by chunk, of the memory for a first
-    scan's ~600,000 findings. Columns that pandas would turn into floats (integers with
-    gaps, numbers) go through pandas."""
-    kinds = [{type(row.get(c)) for row in rows} for c in columns]
-    # text, lists and dicts become text (or stay missing); integers alone stay integers
-    if not all(k <= {str, type(None), list, dict} or k == {int} for k in kinds):
-        export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Path:
+    """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
+    pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
+    column of integers with gaps into floats: ``3.0``), the same quoting and line ends
+    as pandas' csv module, in a fraction of the time and memory. Cells of a kind this
+    does not know (anything but text, lists, dicts, integers, floats, booleans and
+    missing values) go through pandas."""
+    kinds: list[set[type]] = [set() for _ in columns]
+    for chunk in _row_chunks(rows):
+        for kind, values in zip(kinds, _values(chunk, columns), strict=True):
+            _add_kinds(kind, values)
+    if not all(k <= _KNOWN for k in kinds) or not len(columns) > 1:
+        export_frame([dict(row) for row in rows], columns).to_csv(
+            path, index=False, encoding="utf-8"
+        )
         return path
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for start in range(0, len(rows), CSV_CHUNK):
-            batch = rows[start : start + CSV_CHUNK]
-            cells = [_csv_column([row.get(c) for row in batch]) for c in columns]
-            writer.writerows(zip(*cells, strict=True))
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as out:
+        write_cells(out, columns, None)
+        for chunk in _row_chunks(rows):
+            cells = [
+                _column_cells(values, kind)
+                for values, kind in zip(_values(chunk, columns), kinds, strict=True)
+            ]
+            write_cells(out, None, cells)
+    tmp.replace(path)
     return path
 
 
 CSV_CHUNK = 20_000
 
 
-def _csv_column(values: list[Any]) -> list[Any]:
-    """``[_csv_cell(v) for v in values]``, with the common columns (all text, all lists
-    of text, all dicts) done without asking each cell what it is."""
-    kinds = {type(v) for v in values}
+class _WideInt:
+    """Marks a column with an integer pandas cannot hold as a number (an object column)."""
+
+
+_KNOWN = {str, type(None), list, tuple, dict, int, float, bool, _WideInt}
+_NUMERIC = {int, float, type(None)}
+
+
+def _add_kinds(kinds: set[type], values: list[Any]) -> None:
+    found = set(map(type, values))
+    if int in found and _WideInt not in kinds:
+        ints = [v for v in values if type(v) is int]
+        if min(ints) < -(2**63) or max(ints) >= 2**64:
+            found.add(_WideInt)
+    kinds |= found
+
+
+def _row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[str, Any]]]:
+    chunks = getattr(rows, "chunks", None)
+    if chunks is not None:
+        return chunks(CSV_CHUNK)  # type: ignore[no-any-return]
+    return (rows[i : i + CSV_CHUNK] for i in range(0, len(rows), CSV_CHUNK))
+
+
+def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
+    return [[row.get(c) for row in rows] for c in columns]
+
+
+def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
+    """The cell text of one column's ``values`` (``kinds``: the types of the whole
+    column), as pandas wrote them from :func:`export_frame`; None where empty."""
     if kinds <= {str, type(None)}:
-        return [("'" + v) if v is not None and v.startswith(_FORMULA_START) else v for v in values]
-    if kinds == {dict}:  # JSON starts with "{": never a formula
-        return [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
-    if kinds == {list} and all(type(x) is str for v in values for x in v):
-        return [_csv_cell(" ".join(v)) for v in values]
-    return [_csv_cell(v) for v in values]
+        return _formula_safe(pa.array(values, type=pa.string()))
+    if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:
+        return pa.array(values, type=pa.int64()).cast(pa.string())
+    if kinds <= _NUMERIC and kinds & {float, type(None)} and kinds & {int, float}:
+        # pandas holds the column as float64: 3 is written 3.0, a gap as nothing
+        floats = [None if v is None or v != v else repr(float(v)) for v in values]
+        return pa.array(floats, type=pa.string())
+    cells = [_csv_cell(v) for v in values]
+    # a float NaN in a column of mixed kinds is a gap to pandas
+    text = [c if c is None or type(c) is str else None if c != c else str(c) for c in cells]
+    return pa.array(text, type=pa.string())
 
 
-def _export_json(path: Path, rows: list[dict[str, Any]]) -> Path:
+def _formula_safe(cells: pa.Array) -> pa.Array:
+    """``'`` before a cell that starts with ``=+-@``, tab or CR (as :func:`_csv_cell`)."""
+    risky = pc.match_substring_regex(cells, "^[=+\\-@\t\r]")
+    if not pc.any(risky).as_py():
+        return cells
+    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def _quote_pattern() -> str:
+    """The characters that make the csv module quote a cell (this Python's: 3.11 does
+    not quote a lone CR when the line terminator is LF)."""
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["a\rb", "c"])
+    return '[,"\n\r]' if buffer.getvalue().startswith('"') else '[,"\n]'
+
+
+_QUOTE = _quote_pattern()
+
+
+def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] | None) -> None:
+    """CSV lines, the bytes ``csv.writer(out, lineterminator="\\n")`` writes: the
+    ``header`` line, or one line per row of ``cells`` (one text array per column, at
+    least two columns; null is an empty cell)."""
+    if header is not None:
+        columns = [pa.array([name], type=pa.string()) for name in header]
+    else:
+        assert cells is not None
+        columns = cells
+    quoted = []
+    for column in columns:
+        needs = pc.match_substring_regex(column, _QUOTE)
+        if pc.any(needs).as_py():
+            wrapped = pc.binary_join_element_wise(
+                '"', pc.replace_substring(column, '"', '""'), '"', ""
+            )
+            column = pc.if_else(needs, wrapped, column)
+        quoted.append(pc.fill_null(column, "") if column.null_count else column)
+    quoted[-1] = pc.binary_join_element_wise(quoted[-1], "\n", "")
+    out.write(_text_bytes(pc.binary_join_element_wise(*quoted, ",")))
+
+
+def _text_bytes(column: pa.Array) -> bytes:
+    """The concatenated UTF-8 of a string array without nulls."""
+    if isinstance(column, pa.ChunkedArray):
+        return b"".join(_text_bytes(c) for c in column.chunks)
+    if not len(column):
+        return b""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    start, stop = int(offsets[column.offset]), int(offsets[column.offset + len(column)])
+    return bytes(memoryview(column.buffers()[2])[start:stop])
+
+
+def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """``json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)``
     and a newline, encoded by orjson chunk by chunk (times and dataclasses still go
     through ``str``)."""
@@ -151,8 +250,140 @@ def _export_json(path: Path, rows: list[dict[str, Any]]) -> Path:
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
-        chunks = (rows[i : i + CSV_CHUNK] for i in range(0, len(rows), CSV_CHUNK))
-        write_list(out, chunks, option=options, default=str)
+        write_list(out, (list(c) for c in _row_chunks(rows)), option=options, default=str)
         out.write(b"\n")
     tmp.replace(path)
     return path
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """:func:`write_csv` of the findings: the same bytes, the image findings' cells made
+    from the engine's columns (:class:`~hygiene.report.findingrows.FindingRows`) rather
+    than from a dict per finding."""
+    from hygiene.report.findingrows import FindingRows
+
+    if not isinstance(rows, FindingRows) or rows.image is None or rows.positions is not None:
+        return write_csv(path, rows, FINDING_COLUMNS)
+    kinds: list[set[type]] = [set() for _ in FINDING_COLUMNS]
+    for kind, values in zip(kinds, _values(rows.other, FINDING_COLUMNS), strict=True):
+        _add_kinds(kind, values)
+    image_kinds: dict[str, set[type]] = {"namespace": {str, type(None)}, "tags": {list},
+                                         "bytes": {int}, "details": {dict}}  # fmt: skip
+    for column, kind in zip(FINDING_COLUMNS, kinds, strict=True):
+        kind |= image_kinds.get(column, {str})
+    if not all(k <= _KNOWN for k in kinds) or kinds[FINDING_COLUMNS.index("bytes")] != {int}:
+        return write_csv(path, rows, FINDING_COLUMNS)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as out:
+        write_cells(out, FINDING_COLUMNS, None)
+        image = rows.image
+        for start in range(0, len(image), CSV_CHUNK):
+            stop = min(start + CSV_CHUNK, len(image))
+            write_cells(out, None, _image_finding_cells(image, start, stop))
+        for chunk in _row_chunks(rows.other):
+            cells = [
+                _column_cells(values, kind)
+                for values, kind in zip(_values(chunk, FINDING_COLUMNS), kinds, strict=True)
+            ]
+            write_cells(out, None, cells)
+    tmp.replace(path)
+    return path
+
+
+_PLAIN_JSON_TEXT = re.compile(r'["\\\x00-\x1f]')
+
+
+def _image_finding_cells(image: Any, start: int, stop: int) -> list[pa.Array]:
+    """The CSV cells of image findings ``start:stop`` (FINDING_COLUMNS), as
+    :func:`_csv_cell` makes them from ``ImageFindings.json_rows``."""
+    from hygiene.findingtable import iso_strings
+
+    rule = pa.array(image.rule[start:stop], type=pa.int64())
+
+    def per_rule(values: list[str]) -> pa.Array:
+        return _formula_safe(pa.array(values, type=pa.string())).take(rule)
+
+    def text(values: list[Any]) -> pa.Array:
+        return _formula_safe(pa.array(values, type=pa.string()))
+
+    offsets = image.unit_offsets[start : stop + 1].tolist()
+    digests = image.unit_digests
+    units = [digests[a:b] for a, b in itertools.pairwise(offsets)]
+    pushed = iso_strings(image.pushed_at[start:stop])
+    pulled = iso_strings(image.last_pull[start:stop])
+    rules = image.rules
+    return [
+        per_rule([r.code for r in rules]),
+        per_rule([r.name for r in rules]),
+        per_rule([r.severity.value for r in rules]),
+        text(image.namespace[start:stop]),
+        text(image.repository[start:stop]),
+        text([unit[0] for unit in units]),
+        text([_tags_text(tags) for tags in image.tags[start:stop]]),
+        pa.array(image.bytes[start:stop], type=pa.int64()).cast(pa.string()),
+        per_rule([r.fix_safety.value for r in rules]),
+        text(image.texts()[start:stop]),
+        per_rule([r.fix for r in rules]),
+        text(image.account[start:stop]),
+        text(image.region[start:stop]),
+        pa.array(
+            _details_texts(
+                units, pushed, pulled, image.also[start:stop], image.details[start:stop]
+            ),
+            type=pa.string(),
+        ),
+    ]
+
+
+def _tags_text(tags: Any) -> Any:
+    try:
+        return " ".join(tags)
+    except TypeError:  # not all text: the JSON list, as _csv_cell writes it
+        return _csv_cell(list(tags))
+
+
+def _details_texts(
+    units: list[list[str]],
+    pushed: list[str | None],
+    pulled: list[str | None],
+    also: list[Any],
+    extra: list[Any],
+) -> list[str]:
+    """``json.dumps(details, ensure_ascii=False, sort_keys=True)`` of each image
+    finding's details (``unit``, ``pushed_at``, ``last_pull``, ``also`` and the rule's
+    own), written directly when every string in them needs no escaping."""
+    from hygiene.findingtable import _copy_json
+
+    def quoted(value: str | None) -> str:
+        return "null" if value is None else f'"{value}"'
+
+    def listed(values: Any) -> str:
+        return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+
+    try:
+        strings = "".join(s for unit in units for s in unit)
+        strings += "".join(s for codes in also if codes is not None for s in codes)
+        plain = not _PLAIN_JSON_TEXT.search(strings)
+    except TypeError:  # something that is not text: the standard encoder says how
+        plain = False
+    out = []
+    for unit, pushed_at, last_pull, codes, own in zip(units, pushed, pulled, also, extra,
+                                                      strict=True):  # fmt: skip
+        if own is not None or not plain:
+            details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at,
+                                       "last_pull": last_pull}  # fmt: skip
+            if codes is not None:
+                details["also"] = list(codes)
+            if isinstance(own, dict):
+                details.update(_copy_json(own))
+            out.append(json.dumps(details, ensure_ascii=False, sort_keys=True, default=str))
+            continue
+        head = "{" if codes is None else '{"also": ' + listed(codes) + ", "
+        out.append(
+            f'{head}"last_pull": {quoted(last_pull)}, "pushed_at": {quoted(pushed_at)}, '
+            f'"unit": {listed(unit)}}}'
+        )
+    return out

@@ -18,7 +18,7 @@ import functools
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +44,7 @@ from hygiene.report.exports import (
     export_images,
     export_proposals,
     write_csv,
+    write_findings_csv,
 )
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
@@ -159,7 +160,7 @@ class RenderedReport:
     text: str
     mail_html: str = ""
     mail_text: str = ""
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)  # images the proposals delete
     kept: list[dict[str, Any]] = field(default_factory=list)
@@ -326,7 +327,7 @@ def render_nightly(
         renderer,
         subject,
         None,
-        findings=list(data.findings),
+        findings=data.findings,  # built chunk by chunk when the exports are written
         proposals=export_proposals(data.proposals, rows),
         images=export_images(data.proposals, rows),
         kept=list(data.kept),
@@ -482,7 +483,9 @@ def write_report(
     ):
         if "json" in exports:
             files[f"{kind}_json"] = _export_json(out_dir / f"{base}-{kind}.json", rows)
-        if "csv" in exports:
+        if "csv" in exports and kind == "findings":
+            files[f"{kind}_csv"] = write_findings_csv(out_dir / f"{base}-{kind}.csv", rows)
+        elif "csv" in exports:
             files[f"{kind}_csv"] = write_csv(out_dir / f"{base}-{kind}.csv", rows, columns)
     report.files = files
     return report
