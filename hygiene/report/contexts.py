@@ -14,6 +14,7 @@ from hygiene.report.actions import (
     OPEN_STATES,
     REJECT_COMMAND,
     ImageRow,
+    ProposalImages,
     approval_groups,
     daily_trend,
     deletion_groups,
@@ -78,8 +79,10 @@ def nightly_context(
     awaiting = [p for p in views if p.get("state") == "proposed"]
     approvals = approval_groups(awaiting)
     for group in approvals:
-        group_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
-        group.image_rows = group_rows
+        if isinstance(rows, ProposalImages):  # made when the report reads them
+            group.image_rows = rows.rows_of([str(p["id"]) for p in group.proposals])
+        else:
+            group.image_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
     approved = [p for p in views if p.get("state") == "approved"]
     approved.sort(key=lambda p: (p.get("grace_until") or "9999", p.get("repository", ""), p["id"]))
     done = outcomes(data)

@@ -12,9 +12,9 @@ import csv
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, overload
 
 import numpy as np
 import orjson
@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hygiene.report.actions import ImageRow
+from hygiene.report.actions import ImageRow, ProposalImages
 from hygiene.units import human_bytes
 
 FINDING_COLUMNS = [
@@ -50,12 +50,16 @@ def export_proposals(
     size in the reports' unit (bytes stay too)."""
     rows = []
     for proposal in proposals:
-        images = images_of.get(str(proposal.get("id")), [])
-        tags = sorted({t for row in images for t in row.tags})
+        key = str(proposal.get("id"))
+        if isinstance(images_of, ProposalImages):  # counted from the evidence, no rows made
+            count, tags = images_of.count(key), images_of.tags(key)
+        else:
+            images = images_of.get(key, [])
+            count, tags = len(images), sorted({t for row in images for t in row.tags})
         rows.append(
             {
                 **proposal,
-                "images": len(images) or len((proposal.get("target") or {}).get("digests") or []),
+                "images": count or len((proposal.get("target") or {}).get("digests") or []),
                 "tags": tags,
                 "size": human_bytes(int(proposal.get("bytes") or 0)),
             }
@@ -65,23 +69,77 @@ def export_proposals(
 
 def export_images(
     proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
-) -> list[dict[str, Any]]:
-    """One row per image an open deletion proposal would delete."""
-    rows = []
-    for proposal in proposals:
-        for row in images_of.get(str(proposal.get("id")), []):
-            rows.append(
-                {
-                    **row.to_json(),
-                    "state": proposal.get("state"),
-                    "namespace": proposal.get("namespace"),
-                    "size": human_bytes(row.bytes),
-                    "grace_until": proposal.get("grace_until"),
-                    "account": proposal.get("account"),
-                    "region": proposal.get("region"),
-                }
-            )
-    return rows
+) -> LazyRows:
+    """One row per image an open deletion proposal would delete, made chunk by chunk
+    when the exports are written."""
+    proposals = list(proposals)
+
+    def chunks(size: int) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for proposal in proposals:
+            batch += _image_exports(proposal, images_of.get(str(proposal.get("id")), []))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if isinstance(images_of, ProposalImages):
+        length = sum(images_of.count(str(p.get("id"))) for p in proposals)
+    else:
+        length = sum(len(images_of.get(str(p.get("id")), [])) for p in proposals)
+    return LazyRows(chunks, length)
+
+
+class LazyRows(Sequence[dict[str, Any]]):
+    """Export rows made chunk by chunk (``chunks(size)``) each time they are read."""
+
+    def __init__(self, chunks: Callable[[int], Iterator[list[dict[str, Any]]]], length: int):
+        self._chunks = chunks
+        self._length = length
+
+    def chunks(self, size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
+        return self._chunks(size)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for chunk in self._chunks(20_000):
+            yield from chunk
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRows | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _image_exports(proposal: Mapping[str, Any], rows: Iterable[ImageRow]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        out.append(
+            {
+                **row.to_json(),
+                "state": proposal.get("state"),
+                "namespace": proposal.get("namespace"),
+                "size": human_bytes(row.bytes),
+                "grace_until": proposal.get("grace_until"),
+                "account": proposal.get("account"),
+                "region": proposal.get("region"),
+            }
+        )
+    return out
 
 
 def _csv_cell(value: Any) -> Any:
@@ -105,33 +163,87 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], columns: list[str]) -> Path:
+def write_csv(
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    *,
+    json_path: Path | None = None,
+) -> Path:
     """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
     pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
     column of integers with gaps into floats: ``3.0``), the same quoting and line ends
     as pandas' csv module, in a fraction of the time and memory. Cells of a kind this
     does not know (anything but text, lists, dicts, integers, floats, booleans and
-    missing values) go through pandas."""
+    missing values) go through pandas.
+
+    The rows are read once (rows made when read, such as the images of the deletions,
+    are made once): with ``json_path`` the same pass writes :func:`_export_json`. A
+    column whose integers turn out to need pandas' float form only after some were
+    written (a gap further down) is written again in a second pass."""
     kinds: list[set[type]] = [set() for _ in columns]
-    for chunk in _row_chunks(rows):
-        for kind, values in zip(kinds, _values(chunk, columns), strict=True):
-            _add_kinds(kind, values)
-    if not all(k <= _KNOWN for k in kinds) or not len(columns) > 1:
-        export_frame([dict(row) for row in rows], columns).to_csv(
-            path, index=False, encoding="utf-8"
-        )
-        return path
+    written_as: list[set[bool]] = [set() for _ in columns]  # float form of written ints
+
+    def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
+        cells = []
+        for values, kind, used in zip(_values(chunk, columns), kinds, written_as, strict=True):
+            if int in _add_kinds(kind, values):
+                used.add(_as_float(kind))
+            cells.append(_column_cells(values, kind))
+        if all(k <= _KNOWN for k in kinds):
+            write_cells(out, None, cells)
+
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
         write_cells(out, columns, None)
-        for chunk in _row_chunks(rows):
-            cells = [
-                _column_cells(values, kind)
-                for values, kind in zip(_values(chunk, columns), kinds, strict=True)
-            ]
-            write_cells(out, None, cells)
+        chunks = (_tee(chunk, write, out) for chunk in _row_chunks(rows))
+        if json_path is not None:
+            _export_json(json_path, _Chunks(chunks))
+        else:
+            for _ in chunks:
+                pass
+    if not all(k <= _KNOWN for k in kinds) or not len(columns) > 1:
+        frame = export_frame([dict(row) for row in rows], columns)
+        frame.to_csv(path, index=False, encoding="utf-8")
+        tmp.unlink()
+        return path
+    if any(used - {_as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
+        with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
+            write_cells(out, columns, None)
+            for chunk in _row_chunks(rows):
+                cells = [
+                    _column_cells(values, kind)
+                    for values, kind in zip(_values(chunk, columns), kinds, strict=True)
+                ]
+                write_cells(out, None, cells)
     tmp.replace(path)
     return path
+
+
+def _tee(chunk: Any, write: Callable[[IO[bytes], Any], None], out: IO[bytes]) -> Any:
+    write(out, chunk)
+    return chunk
+
+
+class _Chunks(Sequence[Mapping[str, Any]]):
+    """Chunks already made, as :func:`_row_chunks` reads them (read once)."""
+
+    def __init__(self, chunks: Iterator[Sequence[Mapping[str, Any]]]) -> None:
+        self._chunks = chunks
+
+    def chunks(self, size: int) -> Iterator[Sequence[Mapping[str, Any]]]:
+        return self._chunks
+
+    def __len__(self) -> int:
+        raise TypeError("read once, chunk by chunk")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("read once, chunk by chunk")
+
+
+def _as_float(kinds: set[type]) -> bool:
+    """Whether pandas holds a column of these kinds as float64 (integers as ``3.0``)."""
+    return kinds <= _NUMERIC and bool(kinds & {float, type(None)}) and bool(kinds & {int, float})
 
 
 CSV_CHUNK = 20_000
@@ -145,13 +257,15 @@ _KNOWN = {str, type(None), list, tuple, dict, int, float, bool, _WideInt}
 _NUMERIC = {int, float, type(None)}
 
 
-def _add_kinds(kinds: set[type], values: list[Any]) -> None:
+def _add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
+    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``."""
     found = set(map(type, values))
     if int in found and _WideInt not in kinds:
         ints = [v for v in values if type(v) is int]
         if min(ints) < -(2**63) or max(ints) >= 2**64:
             found.add(_WideInt)
     kinds |= found
+    return found
 
 
 def _row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[str, Any]]]:
@@ -172,7 +286,7 @@ def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
         return _formula_safe(pa.array(values, type=pa.string()))
     if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:
         return pa.array(values, type=pa.int64()).cast(pa.string())
-    if kinds <= _NUMERIC and kinds & {float, type(None)} and kinds & {int, float}:
+    if _as_float(kinds):
         # pandas holds the column as float64: 3 is written 3.0, a gap as nothing
         floats = [None if v is None or v != v else repr(float(v)) for v in values]
         return pa.array(floats, type=pa.string())

@@ -481,12 +481,19 @@ def write_report(
         ("kept", report.kept, KEPT_COLUMNS),
         ("scores", report.scores, SCORE_COLUMNS),
     ):
-        if "json" in exports:
-            files[f"{kind}_json"] = _export_json(out_dir / f"{base}-{kind}.json", rows)
-        if "csv" in exports and kind == "findings":
-            files[f"{kind}_csv"] = write_findings_csv(out_dir / f"{base}-{kind}.csv", rows)
-        elif "csv" in exports:
-            files[f"{kind}_csv"] = write_csv(out_dir / f"{base}-{kind}.csv", rows, columns)
+        json_path = out_dir / f"{base}-{kind}.json"
+        csv_path = out_dir / f"{base}-{kind}.csv"
+        if "csv" in exports and kind == "findings":  # from the engine's columns
+            files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
+        elif "csv" in exports:  # with the JSON in the same pass over the rows
+            both = "json" in exports
+            files[f"{kind}_csv"] = write_csv(
+                csv_path, rows, columns, json_path=json_path if both else None
+            )
+            if both:
+                files[f"{kind}_json"] = json_path
+        if "json" in exports and f"{kind}_json" not in files:
+            files[f"{kind}_json"] = _export_json(json_path, rows)
     report.files = files
     return report
 
