@@ -169,6 +169,7 @@ def write_csv(
     columns: list[str],
     *,
     json_path: Path | None = None,
+    chunk: int = 20_000,
 ) -> Path:
     """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
     pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
@@ -196,7 +197,7 @@ def write_csv(
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
         write_cells(out, columns, None)
-        chunks = (_tee(chunk, write, out) for chunk in _row_chunks(rows))
+        chunks = (_tee(part, write, out) for part in _row_chunks(rows, chunk))
         if json_path is not None:
             _export_json(json_path, _Chunks(chunks))
         else:
@@ -210,10 +211,10 @@ def write_csv(
     if any(used - {_as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
-            for chunk in _row_chunks(rows):
+            for part in _row_chunks(rows, chunk):
                 cells = [
                     _column_cells(values, kind)
-                    for values, kind in zip(_values(chunk, columns), kinds, strict=True)
+                    for values, kind in zip(_values(part, columns), kinds, strict=True)
                 ]
                 write_cells(out, None, cells)
     tmp.replace(path)
@@ -268,11 +269,13 @@ def _add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
     return found
 
 
-def _row_chunks(rows: Sequence[Mapping[str, Any]]) -> Iterable[Sequence[Mapping[str, Any]]]:
+def _row_chunks(
+    rows: Sequence[Mapping[str, Any]], size: int = CSV_CHUNK
+) -> Iterable[Sequence[Mapping[str, Any]]]:
     chunks = getattr(rows, "chunks", None)
     if chunks is not None:
-        return chunks(CSV_CHUNK)  # type: ignore[no-any-return]
-    return (rows[i : i + CSV_CHUNK] for i in range(0, len(rows), CSV_CHUNK))
+        return chunks(size)  # type: ignore[no-any-return]
+    return (rows[i : i + size] for i in range(0, len(rows), size))
 
 
 def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:

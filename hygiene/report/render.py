@@ -35,6 +35,7 @@ from hygiene.report.actions import REJECT_COMMAND, images_by_proposal
 from hygiene.report.contexts import namespace_proposals, nightly_context, weekly_context
 from hygiene.report.data import ReportData
 from hygiene.report.exports import (
+    CSV_CHUNK,
     FINDING_COLUMNS,
     IMAGE_COLUMNS,
     KEPT_COLUMNS,
@@ -55,6 +56,7 @@ from hygiene.report.views import MAIL_LIMITS, Limits, compliance_scores, full_li
 INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False, keep_at_rules=True)
 
 ReportKind = Literal["nightly", "weekly"]
+PROPOSAL_CHUNK = 500  # proposals per chunk of their exports (each carries its evidence)
 TEMPLATE_MARKER = "base.html"
 # reports/ is where the templates are edited; pyproject.toml installs it as package data.
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -487,9 +489,11 @@ def write_report(
             files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
         elif "csv" in exports:  # with the JSON in the same pass over the rows
             both = "json" in exports
+            # a proposal's evidence lists its images: a few hundred proposals at a time
             files[f"{kind}_csv"] = write_csv(
-                csv_path, rows, columns, json_path=json_path if both else None
-            )
+                csv_path, rows, columns, json_path=json_path if both else None,
+                chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
+            )  # fmt: skip
             if both:
                 files[f"{kind}_json"] = json_path
         if "json" in exports and f"{kind}_json" not in files:

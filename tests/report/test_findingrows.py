@@ -293,3 +293,56 @@ def test_namespace_of_a_repository_names_its_findings() -> None:
     rows = FindingRows.of([{"code": "RP003", "repository": "ml/x", "namespace": None}])
     assert belongs_mask(rows.columns(), str(namespace_of("ml/x"))).tolist() == [True]
     assert Counter(views.finding_namespace(f) for f in rows) == {"ml": 1}
+
+
+# --------------------------------------------------------------------------- images
+
+
+def test_images_made_when_read_equal_the_rows_made_at_once() -> None:
+    from hygiene.report.actions import ImageRowList, ProposalImages, image_rows
+    from hygiene.scan import plan_all
+
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW)
+    proposals = [p.to_json() for p in plan_all(evaluation, inventory, config, NOW)]
+    lazy = ProposalImages(proposals, NOW)
+    eager = {
+        str(p["id"]): image_rows(p, NOW) for p in proposals if p["action"] == "delete-images"
+    }
+    assert len(eager) > 10 and dict(lazy) == eager
+    for key in eager:
+        assert lazy.count(key) == len(eager[key])
+        assert lazy.tags(key) == sorted({t for row in eager[key] for t in row.tags})
+    keys = list(eager)[:7]
+    listed = lazy.rows_of(keys)
+    expected = [row for key in keys for row in eager[key]]
+    assert isinstance(listed, ImageRowList) and len(listed) == len(expected)
+    assert list(listed) == expected and listed[:5] == expected[:5]
+    assert listed[3:9:2] == expected[3:9:2] and listed[-1] == expected[-1]
+    assert exports.export_images(proposals, lazy) == exports.export_images(proposals, eager)
+    assert exports.export_proposals(proposals, lazy) == exports.export_proposals(
+        proposals, eager
+    )
+
+
+def test_csv_and_json_in_one_pass_and_a_gap_found_late(tmp_path: Path) -> None:
+    """Integers written as such until a gap shows, chunks later, that pandas holds the
+    column as floats: the CSV is written again, the JSON once."""
+    rows: list[dict[str, Any]] = [{"a": i, "b": f"x{i}"} for i in range(50)]
+    rows.append({"a": None, "b": "=y"})
+    made: list[int] = []
+
+    def chunks(size: int) -> Any:
+        for start in range(0, len(rows), size):
+            made.append(start)
+            yield rows[start : start + size]
+
+    lazy = exports.LazyRows(chunks, len(rows))
+    csv_path, json_path = tmp_path / "x.csv", tmp_path / "x.json"
+    exports.write_csv(csv_path, lazy, ["a", "b"], json_path=json_path, chunk=10)
+    assert csv_path.read_bytes() == pandas_csv(rows, ["a", "b"])
+    assert b"3.0,x3" in csv_path.read_bytes()
+    expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+    assert json_path.read_bytes() == (expected + "\n").encode()
+    assert made.count(0) == 2  # the first pass wrote both, the second only the CSV
