@@ -163,6 +163,44 @@ def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+COLUMNS = {
+    "images": IMAGE_COLUMNS,
+    "findings": FINDING_COLUMNS,
+    "proposals": PROPOSAL_COLUMNS,
+    "kept": KEPT_COLUMNS,
+    "scores": SCORE_COLUMNS,
+}
+PROPOSAL_CHUNK = 500  # proposals per chunk of their exports (each carries its evidence)
+
+
+def write_exports(
+    out_dir: Path,
+    base: str,
+    tables: Mapping[str, Sequence[Mapping[str, Any]]],
+    exports: tuple[str, ...] = ("csv", "json"),
+) -> dict[str, Path]:
+    """``<base>-<kind>.csv`` and ``.json`` of each table (``kind`` in :data:`COLUMNS`);
+    returns the files by ``<kind>_csv`` / ``<kind>_json``."""
+    files: dict[str, Path] = {}
+    for kind, rows in tables.items():
+        json_path = out_dir / f"{base}-{kind}.json"
+        csv_path = out_dir / f"{base}-{kind}.csv"
+        if "csv" in exports and kind == "findings":  # from the engine's columns
+            files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
+        elif "csv" in exports:  # with the JSON in the same pass over the rows
+            both = "json" in exports
+            # a proposal's evidence lists its images: a few hundred proposals at a time
+            files[f"{kind}_csv"] = write_csv(
+                csv_path, rows, COLUMNS[kind], json_path=json_path if both else None,
+                chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
+            )  # fmt: skip
+            if both:
+                files[f"{kind}_json"] = json_path
+        if "json" in exports and f"{kind}_json" not in files:
+            files[f"{kind}_json"] = _export_json(json_path, rows)
+    return files
+
+
 def write_csv(
     path: Path,
     rows: Sequence[Mapping[str, Any]],

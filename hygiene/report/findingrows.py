@@ -323,9 +323,7 @@ def codes_in_order(columns: FindingColumns) -> dict[str, int]:
 
 def rule_groups(columns: FindingColumns) -> list[dict[str, Any]]:
     """:func:`hygiene.report.views.findings_by_rule` without each group's findings
-    (the caller adds them), in the same order."""
-    from hygiene.report.views import SEVERITY_ORDER
-
+    (the caller adds them and sorts them), in order of first appearance."""
     groups: dict[Any, dict[str, Any]] = {}
     for position, code in enumerate(columns.code):
         group = groups.get(code)
@@ -344,10 +342,7 @@ def rule_groups(columns: FindingColumns) -> list[dict[str, Any]]:
     sizes = reclaimable(columns, list(groups))
     for code, group in groups.items():
         group["bytes"] = sizes[code]
-    return sorted(
-        groups.values(),
-        key=lambda g: (SEVERITY_ORDER.get(g["severity"], 3), -g["count"], g["code"]),
-    )
+    return list(groups.values())
 
 
 def by_namespace(columns: FindingColumns) -> dict[str, dict[str, int]]:

@@ -34,19 +34,7 @@ from hygiene.messages import render_message
 from hygiene.report.actions import REJECT_COMMAND, images_by_proposal
 from hygiene.report.contexts import namespace_proposals, nightly_context, weekly_context
 from hygiene.report.data import ReportData
-from hygiene.report.exports import (
-    CSV_CHUNK,
-    FINDING_COLUMNS,
-    IMAGE_COLUMNS,
-    KEPT_COLUMNS,
-    PROPOSAL_COLUMNS,
-    SCORE_COLUMNS,
-    _export_json,
-    export_images,
-    export_proposals,
-    write_csv,
-    write_findings_csv,
-)
+from hygiene.report.exports import export_images, export_proposals, write_exports
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
 from hygiene.report.views import MAIL_LIMITS, Limits, compliance_scores, full_limits
@@ -56,7 +44,6 @@ from hygiene.report.views import MAIL_LIMITS, Limits, compliance_scores, full_li
 INLINER = css_inline.CSSInliner(minify_css=True, load_remote_stylesheets=False, keep_at_rules=True)
 
 ReportKind = Literal["nightly", "weekly"]
-PROPOSAL_CHUNK = 500  # proposals per chunk of their exports (each carries its evidence)
 TEMPLATE_MARKER = "base.html"
 # reports/ is where the templates are edited; pyproject.toml installs it as package data.
 PACKAGED_TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -476,28 +463,14 @@ def write_report(
         report.mail_html, report.mail_text = report.renderer.mail()
     files["text"] = _write(out_dir / f"{base}.txt", report.text)
     files["mail_html"] = _write(out_dir / f"{base}.mail.html", report.mail_html)
-    for kind, rows, columns in (
-        ("images", report.images, IMAGE_COLUMNS),
-        ("findings", report.findings, FINDING_COLUMNS),
-        ("proposals", report.proposals, PROPOSAL_COLUMNS),
-        ("kept", report.kept, KEPT_COLUMNS),
-        ("scores", report.scores, SCORE_COLUMNS),
-    ):
-        json_path = out_dir / f"{base}-{kind}.json"
-        csv_path = out_dir / f"{base}-{kind}.csv"
-        if "csv" in exports and kind == "findings":  # from the engine's columns
-            files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
-        elif "csv" in exports:  # with the JSON in the same pass over the rows
-            both = "json" in exports
-            # a proposal's evidence lists its images: a few hundred proposals at a time
-            files[f"{kind}_csv"] = write_csv(
-                csv_path, rows, columns, json_path=json_path if both else None,
-                chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
-            )  # fmt: skip
-            if both:
-                files[f"{kind}_json"] = json_path
-        if "json" in exports and f"{kind}_json" not in files:
-            files[f"{kind}_json"] = _export_json(json_path, rows)
+    tables = {
+        "images": report.images,
+        "findings": report.findings,
+        "proposals": report.proposals,
+        "kept": report.kept,
+        "scores": report.scores,
+    }
+    files.update(write_exports(out_dir, base, tables, exports))
     report.files = files
     return report
 

@@ -210,10 +210,13 @@ def findings_by_rule(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, An
     if isinstance(findings, FindingRows):  # from the columns; each group's rows are lazy
         codes = np.empty(len(findings), dtype=object)
         codes[:] = findings.columns().code
-        return [
+        lazy = [
             {**group, "findings": findings.select(codes == group["code"])}
             for group in findings.cached("by_rule", rows_of.rule_groups)
         ]
+        return sorted(
+            lazy, key=lambda g: (SEVERITY_ORDER.get(g["severity"], 3), -g["count"], g["code"])
+        )
     groups: dict[str, dict[str, Any]] = {}
     for finding in findings:
         group = groups.setdefault(
