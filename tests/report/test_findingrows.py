@@ -307,9 +307,7 @@ def test_images_made_when_read_equal_the_rows_made_at_once() -> None:
     evaluation = evaluate(inventory, config, NOW)
     proposals = [p.to_json() for p in plan_all(evaluation, inventory, config, NOW)]
     lazy = ProposalImages(proposals, NOW)
-    eager = {
-        str(p["id"]): image_rows(p, NOW) for p in proposals if p["action"] == "delete-images"
-    }
+    eager = {str(p["id"]): image_rows(p, NOW) for p in proposals if p["action"] == "delete-images"}
     assert len(eager) > 10 and dict(lazy) == eager
     for key in eager:
         assert lazy.count(key) == len(eager[key])
@@ -321,9 +319,7 @@ def test_images_made_when_read_equal_the_rows_made_at_once() -> None:
     assert list(listed) == expected and listed[:5] == expected[:5]
     assert listed[3:9:2] == expected[3:9:2] and listed[-1] == expected[-1]
     assert exports.export_images(proposals, lazy) == exports.export_images(proposals, eager)
-    assert exports.export_proposals(proposals, lazy) == exports.export_proposals(
-        proposals, eager
-    )
+    assert exports.export_proposals(proposals, lazy) == exports.export_proposals(proposals, eager)
 
 
 def test_csv_and_json_in_one_pass_and_a_gap_found_late(tmp_path: Path) -> None:
