@@ -131,6 +131,10 @@ class ProposalImages(Mapping[str, list[ImageRow]]):
     def __len__(self) -> int:
         return len(self._proposals)
 
+    def proposal(self, key: str) -> Mapping[str, Any] | None:
+        """The ``delete-images`` proposal whose images ``self[key]`` lists."""
+        return self._proposals.get(key)
+
     def count(self, key: str) -> int:
         """``len(self[key])`` without making the rows (0 for an unknown id)."""
         proposal = self._proposals.get(key)

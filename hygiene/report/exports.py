@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, overload
 
@@ -23,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow, ProposalImages
+from hygiene.report.format import to_datetime
 from hygiene.units import human_bytes
 
 FINDING_COLUMNS = [
@@ -77,7 +80,13 @@ def export_images(
     def chunks(size: int) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
         for proposal in proposals:
-            batch += _image_exports(proposal, images_of.get(str(proposal.get("id")), []))
+            key = str(proposal.get("id"))
+            if isinstance(images_of, ProposalImages):  # straight from the evidence
+                source = images_of.proposal(key)
+                if source is not None:
+                    batch += image_exports(proposal, source, images_of.now)
+            else:
+                batch += _image_exports(proposal, images_of.get(key, []))
             if len(batch) >= size:
                 yield batch
                 batch = []
@@ -142,6 +151,50 @@ def _image_exports(proposal: Mapping[str, Any], rows: Iterable[ImageRow]) -> lis
     return out
 
 
+def image_exports(
+    proposal: Mapping[str, Any], source: Mapping[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """``_image_exports(proposal, image_rows(source, now))`` (``source``: the proposal
+    the images are listed under, ``proposal`` itself but for a repeated id), made from
+    the evidence without an :class:`ImageRow` per image."""
+    evidence = source.get("evidence") or {}
+    codes_by_digest = evidence.get("rule_codes") or {}
+    if not isinstance(codes_by_digest, Mapping):
+        codes_by_digest = {}
+    default_codes = source.get("rule_codes") or ()
+    shared = {
+        "proposal": str(source.get("id", "")),
+        "repository": str(source.get("repository", "")),
+        "state": proposal.get("state"),
+        "namespace": proposal.get("namespace"),
+        "grace_until": proposal.get("grace_until"),
+        "account": proposal.get("account"),
+        "region": proposal.get("region"),
+    }
+    keyed = []
+    for image in evidence.get("images") or []:
+        pushed = to_datetime(image.get("pushed_at"))
+        pulled = to_datetime(image.get("last_pull"))
+        digest = str(image.get("digest", ""))
+        tags = [str(t) for t in image.get("tags") or ()]
+        size = int(image.get("bytes") or 0)
+        row = {
+            **shared,
+            "digest": digest,
+            "tags": tags,
+            "untagged": not tags,
+            "pushed_at": pushed.isoformat() if pushed else None,
+            "age_days": (now - pushed).days if pushed else None,
+            "last_pull": pulled.isoformat() if pulled else None,
+            "bytes": size,
+            "rule_codes": list(codes_by_digest.get(digest) or default_codes),
+            "size": human_bytes(size),
+        }
+        keyed.append((pushed is None, pushed or now, digest, len(keyed), row))
+    keyed.sort(key=lambda k: k[:4])
+    return [k[4] for k in keyed]
+
+
 def _csv_cell(value: Any) -> Any:
     """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
     spreadsheet never runs a repository or tag name as a formula."""
@@ -170,7 +223,7 @@ COLUMNS = {
     "kept": KEPT_COLUMNS,
     "scores": SCORE_COLUMNS,
 }
-PROPOSAL_CHUNK = 500  # proposals per chunk of their exports (each carries its evidence)
+PROPOSAL_CHUNK = 100  # proposals per chunk of their exports (each carries its evidence)
 
 
 def write_exports(
@@ -285,7 +338,7 @@ def _as_float(kinds: set[type]) -> bool:
     return kinds <= _NUMERIC and bool(kinds & {float, type(None)}) and bool(kinds & {int, float})
 
 
-CSV_CHUNK = 20_000
+CSV_CHUNK = 5_000
 
 
 class _WideInt:
@@ -317,7 +370,14 @@ def _row_chunks(
 
 
 def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
-    return [[row.get(c) for row in rows] for c in columns]
+    """``[[row.get(c) for row in rows] for c in columns]``."""
+    if not rows or len(columns) < 2:
+        return [[row.get(c) for row in rows] for c in columns]
+    try:  # every row has every column: one C loop
+        cells = map(operator.itemgetter(*columns), rows)
+        return [list(column) for column in zip(*cells, strict=True)]
+    except KeyError:
+        return [[row.get(c) for row in rows] for c in columns]
 
 
 def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
@@ -331,6 +391,16 @@ def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
         # pandas holds the column as float64: 3 is written 3.0, a gap as nothing
         floats = [None if v is None or v != v else repr(float(v)) for v in values]
         return pa.array(floats, type=pa.string())
+    if kinds == {dict}:  # JSON text starts with "{": never a formula
+        text = [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
+        return pa.array(text, type=pa.string())
+    if kinds == {bool}:
+        return pa.array(["True" if v else "False" for v in values], type=pa.string())
+    if kinds == {list}:
+        try:
+            return _formula_safe(pa.array([" ".join(v) for v in values], type=pa.string()))
+        except TypeError:  # not only text: JSON lists, as _csv_cell writes them
+            pass
     cells = [_csv_cell(v) for v in values]
     # a float NaN in a column of mixed kinds is a gap to pandas
     text = [c if c is None or type(c) is str else None if c != c else str(c) for c in cells]
@@ -516,7 +586,7 @@ def _details_texts(
         return "null" if value is None else f'"{value}"'
 
     def listed(values: Any) -> str:
-        return "[" + ", ".join(f'"{v}"' for v in values) + "]"
+        return '["' + '", "'.join(values) + '"]' if values else "[]"
 
     try:
         strings = "".join(s for unit in units for s in unit)

@@ -256,6 +256,8 @@ class FindingRows(Sequence[dict[str, Any]]):
 
 
 def _text(values: list[Any], missing: Any) -> list[str]:
+    if all(type(v) is str for v in values):
+        return values
     return [str(missing if v is MISSING else v) for v in values]
 
 
@@ -287,29 +289,29 @@ def belongs_mask(columns: FindingColumns, namespace: str) -> np.ndarray:
     return np.asarray(mask, dtype=bool)
 
 
-def reclaimable(columns: FindingColumns, codes: Sequence[str] | None = None) -> dict[Any, int]:
-    """:func:`hygiene.report.views.reclaimable_bytes` of all findings (key None) and,
-    with ``codes``, of each rule's findings (keyed by code)."""
+def reclaimable(columns: FindingColumns) -> dict[Any, int]:
+    """:func:`hygiene.report.views.reclaimable_bytes` of all findings (key None) and of
+    each rule's findings (keyed by code): every flagged image (account, region,
+    repository, digest as text) counted once, at the largest size a finding gave it."""
     import pandas as pd
 
     keep = np.array([bool(d) and d is not MISSING for d in columns.digest], dtype=bool)
-    frame = pd.DataFrame(
-        {
-            "code": columns.code,
-            "account": _text(columns.account, None),
-            "region": _text(columns.region, None),
-            "repository": _text(columns.repository, None),
-            "digest": _text(columns.digest, None),
-            "bytes": [int(b or 0) if b is not MISSING else 0 for b in columns.bytes],
-        }
-    ).loc[keep]
-    keys = ["account", "region", "repository", "digest"]
-    out: dict[Any, int] = {None: int(frame.groupby(keys, sort=False)["bytes"].max().sum())}
-    if codes is not None:
-        per_code = frame.groupby(["code", *keys], sort=False)["bytes"].max()
-        sums = per_code.groupby(level=0, sort=False).sum()
-        for code in codes:
-            out[code] = int(sums.get(code, 0))
+    codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
+    out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
+    out[None] = 0
+    if not keep.any():
+        return out
+    key = np.zeros(int(keep.sum()), dtype=np.int64)
+    for values in (columns.account, columns.region, columns.repository, columns.digest):
+        kept = np.asarray(_text(values, None), dtype=object)[keep]
+        part, distinct = pd.factorize(kept)
+        key, _ = pd.factorize(key * len(distinct) + part)  # stays below len(keep) ** 2
+    size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
+    image = pd.Series(size).groupby(key, sort=False).max()
+    out[None] = int(image.sum())
+    per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
+    for code, total in per_code.groupby(level=0, sort=False).sum().items():
+        out[names[code]] = int(total)
     return out
 
 
@@ -321,9 +323,10 @@ def codes_in_order(columns: FindingColumns) -> dict[str, int]:
     return counts
 
 
-def rule_groups(columns: FindingColumns) -> list[dict[str, Any]]:
+def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[str, Any]]:
     """:func:`hygiene.report.views.findings_by_rule` without each group's findings
-    (the caller adds them and sorts them), in order of first appearance."""
+    (the caller adds them and sorts them), in order of first appearance; ``sizes`` is
+    :func:`reclaimable` of the same columns."""
     groups: dict[Any, dict[str, Any]] = {}
     for position, code in enumerate(columns.code):
         group = groups.get(code)
@@ -339,7 +342,6 @@ def rule_groups(columns: FindingColumns) -> list[dict[str, Any]]:
             }
         else:
             group["count"] += 1
-    sizes = reclaimable(columns, list(groups))
     for code, group in groups.items():
         group["bytes"] = sizes[code]
     return list(groups.values())
