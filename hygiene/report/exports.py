@@ -171,7 +171,7 @@ def image_exports(
         "account": proposal.get("account"),
         "region": proposal.get("region"),
     }
-    keyed = []
+    keyed: list[tuple[bool, datetime, str, int, dict[str, Any]]] = []
     for image in evidence.get("images") or []:
         pushed = to_datetime(image.get("pushed_at"))
         pulled = to_datetime(image.get("last_pull"))
@@ -392,8 +392,8 @@ def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
         floats = [None if v is None or v != v else repr(float(v)) for v in values]
         return pa.array(floats, type=pa.string())
     if kinds == {dict}:  # JSON text starts with "{": never a formula
-        text = [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
-        return pa.array(text, type=pa.string())
+        dumped = [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
+        return pa.array(dumped, type=pa.string())
     if kinds == {bool}:
         return pa.array(["True" if v else "False" for v in values], type=pa.string())
     if kinds == {list}:
@@ -403,7 +403,9 @@ def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
             pass
     cells = [_csv_cell(v) for v in values]
     # a float NaN in a column of mixed kinds is a gap to pandas
-    text = [c if c is None or type(c) is str else None if c != c else str(c) for c in cells]
+    text: list[str | None] = [
+        c if c is None or type(c) is str else None if c != c else str(c) for c in cells
+    ]
     return pa.array(text, type=pa.string())
 
 
