@@ -342,3 +342,37 @@ def test_csv_and_json_in_one_pass_and_a_gap_found_late(tmp_path: Path) -> None:
     expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
     assert json_path.read_bytes() == (expected + "\n").encode()
     assert made.count(0) == 2  # the first pass wrote both, the second only the CSV
+
+
+def test_image_export_rows_of_odd_evidence_equal_the_image_rows() -> None:
+    from hygiene.report.actions import ProposalImages, image_rows
+
+    base = {"action": "delete-images", "state": "proposed", "repository": "ml/x",
+            "namespace": "ml", "account": "1", "region": "r", "rule_codes": ["IM002"]}  # fmt: skip
+    images = [
+        {"digest": "sha256:b", "pushed_at": None, "tags": None, "bytes": None},
+        {"digest": "sha256:a", "pushed_at": "2026-01-02T03:04:05Z", "last_pull": "",
+         "tags": ["v1", 2], "bytes": 10},
+        {"digest": "sha256:c", "pushed_at": "2026-01-02T03:04:05+00:00",
+         "last_pull": "2026-02-01T00:00:00.5-03:00", "bytes": 7},
+        {"digest": "sha256:d", "pushed_at": "2025-12-31T23:00:00"},
+    ]  # fmt: skip
+    proposals = [
+        {**base, "id": "p-1", "evidence": {"images": images, "rule_codes": {"sha256:a": ["X"]}}},
+        {**base, "id": "p-2", "evidence": {"images": images[:2], "rule_codes": ["odd"]}},
+        {**base, "id": "p-1", "state": "approved", "evidence": {"images": images[2:]}},
+        {**base, "id": "p-3", "action": "delete-repository", "evidence": {"images": images}},
+        {**base, "id": "p-4", "evidence": None},
+    ]  # fmt: skip
+    lazy = ProposalImages(proposals, NOW)
+    eager = {str(p["id"]): image_rows(p, NOW) for p in proposals if p["action"] == "delete-images"}
+    assert dict(lazy) == eager
+    assert exports.export_images(proposals, lazy) == exports.export_images(proposals, eager)
+    rows = list(exports.export_images(proposals, lazy))
+    # a repeated id lists the images of the proposal registered last, oldest push first
+    assert [r["digest"] for r in rows[:2]] == ["sha256:d", "sha256:c"]
+    assert rows[0]["state"] == "proposed" and rows[-1]["state"] == "approved"
+    assert [(r["digest"], r["rule_codes"]) for r in rows[2:4]] == [
+        ("sha256:a", ["IM002"]),
+        ("sha256:b", ["IM002"]),
+    ]  # evidence rule codes that are not a mapping are ignored; no push time goes last
