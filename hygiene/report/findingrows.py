@@ -303,9 +303,9 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
         return out
     key = np.zeros(int(keep.sum()), dtype=np.int64)
     for values in (columns.account, columns.region, columns.repository, columns.digest):
-        kept = np.asarray(_text(values, None), dtype=object)[keep]
-        part, distinct = pd.factorize(kept)
-        key, _ = pd.factorize(key * len(distinct) + part)  # stays below len(keep) ** 2
+        kept = np.asarray(values, dtype=object)[keep]
+        part, distinct = _text_codes(kept)
+        key, _ = pd.factorize(key * distinct + part)  # stays below len(keep) ** 2
     size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())
@@ -313,6 +313,17 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
     for code, total in per_code.groupby(level=0, sort=False).sum().items():
         out[names[code]] = int(total)
     return out
+
+
+def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes of ``str(value)`` (``"None"`` for a missing value) and how many there are:
+    each distinct value is converted once."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    texts = [str(None if v is MISSING else v) for v in distinct.tolist()]
+    remap, names = pd.factorize(np.asarray(texts, dtype=object), use_na_sentinel=False)
+    return remap[codes], len(names)
 
 
 def codes_in_order(columns: FindingColumns) -> dict[str, int]:
@@ -349,11 +360,21 @@ def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[
 
 def by_namespace(columns: FindingColumns) -> dict[str, dict[str, int]]:
     """Findings per namespace ("" for none) and severity."""
+    import pandas as pd
+
     counts: dict[str, dict[str, int]] = {}
+    names = [namespace or "" for namespace in finding_namespaces(columns)]
     severities = _value(columns.severity, "info")
-    for namespace, severity in zip(finding_namespaces(columns), severities, strict=True):
-        per = counts.setdefault(namespace or "", {})
-        per[severity] = per.get(severity, 0) + 1
+    if not names:
+        return counts
+    where, places = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
+    what, kinds = pd.factorize(np.asarray(severities, dtype=object), use_na_sentinel=False)
+    pairs = np.bincount(where * len(kinds) + what, minlength=len(places) * len(kinds))
+    for (place, kind), count in zip(
+        ((p, k) for p in places.tolist() for k in kinds.tolist()), pairs.tolist(), strict=True
+    ):
+        if count:
+            counts.setdefault(place, {})[kind] = count
     return counts
 
 
