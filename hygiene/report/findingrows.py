@@ -321,7 +321,10 @@ def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     import pandas as pd
 
     codes, distinct = pd.factorize(values, use_na_sentinel=False)
-    texts = [str(None if v is MISSING else v) for v in distinct.tolist()]
+    uniques = distinct.tolist()
+    if all(type(v) is str for v in uniques):
+        return codes, len(uniques)
+    texts = [str(None if v is MISSING else v) for v in uniques]
     remap, names = pd.factorize(np.asarray(texts, dtype=object), use_na_sentinel=False)
     return remap[codes], len(names)
 
