@@ -8,8 +8,10 @@ memory of every phase:
 
 - ``snapshot``: the parquet snapshot the nightly job writes after collecting;
 - ``rules``: the rules engine (``evaluate``);
-- ``plan``: findings → proposals;
-- ``lifecycle``: ``put-lifecycle-policy`` proposals with their local preview;
+- ``plan``: findings → proposals (:func:`hygiene.scan.plan_all`, as the job calls it),
+  without its lifecycle proposer, which is timed as
+- ``lifecycle``: the ``put-lifecycle-policy`` proposals with their local preview (the
+  plan's proposer of that action, called once inside the plan);
 - ``store-sqlite``: findings and proposals written to a SQLite store (the job's store);
 - ``report``: the scan document, the admin report (HTML, CSV and JSON exports) and its
   run summary;
@@ -71,6 +73,7 @@ class Meter:
     def __init__(self, interval: float = 0.005) -> None:
         self.phases: dict[str, dict[str, float]] = {}
         self._peak = 0
+        self._stack: list[str] = []
         self._stop = threading.Event()
         self._interval = interval
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -84,17 +87,31 @@ class Meter:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
+        """Time ``name``. A phase entered inside another is not counted in the enclosing
+        one (its time is the enclosing phase's own work minus the inner phase's); the
+        enclosing peak includes the inner one."""
+        outer_peak = self._peak
         self._peak = _rss_bytes()
+        self._stack.append(name)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             peak = max(self._peak, _rss_bytes())
-            entry = self.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mib": 0.0})
+            self._stack.pop()
+            entry = self._entry(name)
             entry["wall"] += wall
             entry["cpu"] += cpu
             entry["peak_mib"] = max(entry["peak_mib"], peak / 2**20)
+            if self._stack:
+                enclosing = self._entry(self._stack[-1])
+                enclosing["wall"] -= wall
+                enclosing["cpu"] -= cpu
+            self._peak = max(outer_peak, peak)
+
+    def _entry(self, name: str) -> dict[str, float]:
+        return self.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mib": 0.0})
 
     def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -118,12 +135,12 @@ def _postgres() -> Any:
 
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
+    from hygiene import plan as plan_module
     from hygiene.gcpause import paused_gc
     from hygiene.jobs import run_nightly
     from hygiene.jobtypes import JobDeps
-    from hygiene.lifecycle import propose as propose_lifecycle
-    from hygiene.plan import plan
-    from hygiene.scan import ScanResult, save_snapshot
+    from hygiene.model import Action
+    from hygiene.scan import ScanResult, plan_all, save_snapshot
     from hygiene.store import Store
     from hygiene.wiring import RegistryAccess, Wired, due_approved_with, persist_with
 
@@ -152,20 +169,16 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         return evaluation
 
     def plan_stage(evaluation: Any, inventory: Any, config: Any, now: Any) -> Any:
-        # hygiene.scan.plan_all, in its two parts so each is timed
-        from hygiene.inventory import Inventory
-
-        with meter.phase("plan"):
-            proposals = list(plan(evaluation, inventory, config, now))
-        with meter.phase("lifecycle"):
-            flagged = {f.repository for f in evaluation.findings if f.code == "RP002"}
-            images, repositories = inventory.images, inventory.repositories
-            scoped = Inventory(
-                images=images[images["repository"].astype(object).isin(flagged)],
-                repositories=repositories[repositories["name"].astype(object).isin(flagged)],
-                run=inventory.run,
-            )
-            proposals += propose_lifecycle(scoped, config, now)
+        # hygiene.scan.plan_all, as the job runs it; the lifecycle proposer (one call
+        # inside the plan) is timed as its own phase and not counted in "plan"
+        proposers = plan_module.PROPOSERS
+        lifecycle = proposers[Action.PUT_LIFECYCLE_POLICY]
+        proposers[Action.PUT_LIFECYCLE_POLICY] = meter.timed("lifecycle", lifecycle)
+        try:
+            with meter.phase("plan"):
+                proposals = plan_all(evaluation, inventory, config, now)
+        finally:
+            proposers[Action.PUT_LIFECYCLE_POLICY] = lifecycle
         wired.proposals = proposals
         return proposals
 
