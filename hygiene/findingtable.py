@@ -382,27 +382,49 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
 
 def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     """What :func:`hygiene.model.iso_utc` writes for each time (``2026-11-28T03:00:00+00:00``;
-    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`."""
+    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`.
+
+    Formats each distinct day once, each second of the day and each three digits of the
+    fraction from tables (the last three already followed by ``+00:00``), and joins them
+    with numpy's object add, for the times present only."""
     values = np.asarray(nanoseconds, dtype=np.int64)
-    nat = values == NAT
-    safe = np.where(nat, 0, values)
-    seconds, fraction = np.divmod(safe, 1_000_000_000)
+    out = np.full(len(values), None, dtype=object)
+    present = np.flatnonzero(values != NAT)
+    if not len(present):
+        return list(out.tolist())
+    seconds, fraction = np.divmod(values[present], 1_000_000_000)
     days, second_of_day = np.divmod(seconds, 86400)
     unique_days, inverse = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    text = day_text[inverse] + _clock_table()[second_of_day]
-    if fraction.any():
+    tail = np.full(len(present), "+00:00", dtype=object)
+    with_fraction = np.flatnonzero(fraction)
+    if len(with_fraction):
         # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
-        triples = _triples()
-        micro = fraction // 1000
-        parts = "." + triples[micro // 1000] + triples[micro % 1000]
-        nano = fraction % 1000 != 0
-        parts[nano] = parts[nano] + triples[fraction[nano] % 1000]
-        parts[fraction == 0] = ""
-        text = text + parts
-    text = text + "+00:00"
-    text[nat] = None
-    return list(text.tolist())
+        triples, dotted, last = _triples(), _dotted_triples(), _suffixed_triples()
+        micro, nano = np.divmod(fraction[with_fraction], 1000)
+        head = dotted[micro // 1000]
+        whole = nano == 0
+        parts = np.empty(len(with_fraction), dtype=object)
+        parts[whole] = head[whole] + last[micro[whole] % 1000]
+        finer = ~whole
+        parts[finer] = head[finer] + triples[micro[finer] % 1000] + last[nano[finer]]
+        tail[with_fraction] = parts
+    out[present] = day_text[inverse] + _clock_table()[second_of_day] + tail
+    return list(out.tolist())
+
+
+@functools.cache
+def _dotted_triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f".{n:03d}" for n in range(1000)]
+    return table
+
+
+@functools.cache
+def _suffixed_triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f"{n:03d}+00:00" for n in range(1000)]
+    return table
 
 
 @functools.cache

@@ -44,7 +44,6 @@ from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
 from hygiene.planscope import (
     Scope,
-    all_text,
     arrow_strings,
     code_safety,
     finding_safety,
@@ -406,26 +405,36 @@ ENTRY_COLUMNS += ["manifest_media_type", "is_index"]
 def _evidence_entries(frame: pd.DataFrame, digests: list[str]) -> list[dict[str, Any]]:
     """The evidence entry of each image row of ``frame`` (whose digests are ``digests``),
     as :func:`hygiene.planscope.evidence_entry` writes it."""
-    media = frame["manifest_media_type"].astype(object)
+    tag_lists = frame["tags"].tolist()
+    if all(type(tag) is str for tags in tag_lists for tag in tags):
+        tags_of = [sorted(tags) if len(tags) > 1 else [*tags] for tags in tag_lists]
+    else:
+        tags_of = [sorted(map(str, tags)) for tags in tag_lists]
+    media = frame["manifest_media_type"]
+    if isinstance(media.dtype, pd.CategoricalDtype):
+        names = _objects([str(c) for c in media.cat.categories] + [None])
+        media_of = names[media.cat.codes.to_numpy()].tolist()  # code -1 (missing): None
+    else:
+        media_of = [None if k is None or k != k else str(k) for k in media.astype(object)]
     return [
         {
             "digest": digest,
-            "tags": [*tags] if len(tags) < 2 and all_text(tags) else sorted(map(str, tags)),
+            "tags": tags,
             "pushed_at": pushed,
             "last_pull": pulled,
             "bytes": stored,
             "size_bytes": size,
-            "media_type": None if kind is None or kind != kind else str(kind),
+            "media_type": kind,
             "is_index": index,
         }
         for digest, tags, pushed, pulled, stored, size, kind, index in zip(
             digests,
-            frame["tags"].tolist(),
+            tags_of,
             offset_iso_strings(ns_ints(frame["pushed_at"])),
             offset_iso_strings(ns_ints(frame["last_pull"])),
             frame["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
             frame["size_bytes"].to_numpy(dtype=np.int64).tolist(),
-            media.tolist(),
+            media_of,
             frame["is_index"].to_numpy(dtype=bool).tolist(),
             strict=True,
         )

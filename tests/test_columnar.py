@@ -157,7 +157,8 @@ def test_streamed_document_is_byte_for_byte_the_standard_one(document: dict[str,
     assert document_bytes(parts) == expected
 
 
-def test_scan_json_is_byte_for_byte_the_standard_one() -> None:
+def test_scan_json_is_byte_for_byte_the_standard_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hygiene.scan.PROPOSAL_CHUNK", 7)  # several chunks of proposals
     inventory = synthetic_inventory(3_000, 30)
     config = bench_config()
     evaluation = evaluate(inventory, config, NOW, in_use=[])
@@ -174,7 +175,7 @@ def test_scan_json_is_byte_for_byte_the_standard_one() -> None:
     result.write_json(stream)
     expected = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
     assert stream.getvalue() == expected.encode()
-    assert len(result.findings) > 1000
+    assert len(result.findings) > 1000 and len(result.proposals) > 7 * 3
 
 
 @SETTINGS
