@@ -24,7 +24,8 @@ from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
 from hygiene.inventory import SourceStatus
 from hygiene.jsonout import document_bytes
 from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
-from hygiene.plan import _columnar_image_proposals, plan
+from hygiene.plan import plan
+from hygiene.plancolumns import columnar_image_proposals
 from hygiene.rules import Evaluation, evaluate, filter_exit
 from hygiene.rules.columns import utc_iso_strings
 from hygiene.scan import ScanResult, plan_all
@@ -92,7 +93,7 @@ def test_synthetic_registry_plan_and_findings_equal_the_object_path(
     found = evaluation.findings
     assert isinstance(found, Findings) and found.image is not None
     keep = np.ones(len(found.image), dtype=bool)
-    assert _columnar_image_proposals(found.image, keep, inventory) is not None  # no fallback
+    assert columnar_image_proposals(found.image, keep, inventory) is not None  # no fallback
     fast = plan_all(evaluation, inventory, config, NOW)
     slow = plan_all(_objects(evaluation), inventory, config, NOW)
     assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
@@ -130,9 +131,9 @@ def test_columnar_plan_declines_another_inventory_and_repeated_digests() -> None
     assert isinstance(found, Findings) and found.image is not None
     keep = np.ones(len(found.image), dtype=bool)
     other = synthetic_inventory(3_000, 30, seed=8)
-    assert _columnar_image_proposals(found.image, keep, other) is None
+    assert columnar_image_proposals(found.image, keep, other) is None
     found.image.unique_digests = False
-    assert _columnar_image_proposals(found.image, keep, inventory) is None
+    assert columnar_image_proposals(found.image, keep, inventory) is None
 
 
 # --------------------------------------------------------------------------- JSON
@@ -279,7 +280,7 @@ def test_images_of_a_repository_equal_the_whole_registry_index() -> None:
 def test_columnar_plan_skips_unread_repositories_like_the_object_path() -> None:
     """Image findings in a repository not read completely propose nothing, on the columns
     as on objects (the plan asks per rule, and per finding only in such a repository)."""
-    from hygiene.plan import _image_deletions
+    from hygiene.plancolumns import image_deletions
 
     inventory = synthetic_inventory(3_000, 30)
     config = bench_config()
@@ -306,7 +307,7 @@ def test_columnar_plan_skips_unread_repositories_like_the_object_path() -> None:
         asked.append((code, key))
         return None if key in broken else Action.DELETE_IMAGES
 
-    keep = _image_deletions(found.image, proposes, broken)
+    keep = image_deletions(found.image, proposes, broken)
     assert keep.tolist() == [k not in broken for k in keys]
     assert len(asked) == len(found.image.rules) + sum(k in broken for k in keys)
 
@@ -317,7 +318,7 @@ def test_repository_selection_of_the_lifecycle_plan_equals_tuples(
     registry: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]],
     random: Any,
 ) -> None:
-    from hygiene.plan import _in_keys
+    from hygiene.plancolumns import in_keys
 
     inventory = builders.inventory_of(*registry[:2])
     images, repositories = inventory.images, inventory.repositories
@@ -326,8 +327,8 @@ def test_repository_selection_of_the_lifecycle_plan_equals_tuples(
         keys = {k for k in every if random.random() < 0.5}
         keys.add(("000000000000", "nowhere", "none"))
         expected = [(str(a), str(r), str(n)) in keys for a, r, n in every]
-        assert _in_keys(frame, name, keys).tolist() == expected
-        assert not _in_keys(frame, name, set()).any()
+        assert in_keys(frame, name, keys).tolist() == expected
+        assert not in_keys(frame, name, set()).any()
 
 
 def test_json_rows_of_nested_parameters_and_details_are_copies() -> None:
