@@ -8,7 +8,6 @@ never runs a repository or tag name as a formula.
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import operator
@@ -18,13 +17,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, overload
 
-import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow, ProposalImages
+from hygiene.report.csvout import (
+    KNOWN,
+    add_kinds,
+    as_float,
+    column_cells,
+    csv_cell,
+    formula_safe,
+    write_cells,
+)
 from hygiene.report.format import to_datetime
 from hygiene.units import human_bytes
 
@@ -43,7 +49,6 @@ IMAGE_COLUMNS = [
 ]  # fmt: skip
 KEPT_COLUMNS = ["repository", "image_digest", "tags", "reasons", "account", "region"]
 SCORE_COLUMNS = ["repository", "score", "grade", "codes", "images", "bytes", "scan_error"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_proposals(
@@ -195,24 +200,8 @@ def image_exports(
     return [k[4] for k in keyed]
 
 
-def _csv_cell(value: Any) -> Any:
-    """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
-    spreadsheet never runs a repository or tag name as a formula."""
-    if isinstance(value, list | tuple):
-        value = (
-            " ".join(str(v) for v in value)
-            if all(isinstance(v, str) for v in value)
-            else (json.dumps(list(value), ensure_ascii=False, default=str))
-        )
-    elif isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        value = "'" + value
-    return value
-
-
 def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    records = [{c: _csv_cell(row.get(c)) for c in columns} for row in rows]
+    records = [{c: csv_cell(row.get(c)) for c in columns} for row in rows]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
@@ -279,10 +268,10 @@ def write_csv(
     def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
         cells = []
         for values, kind, used in zip(_values(chunk, columns), kinds, written_as, strict=True):
-            if int in _add_kinds(kind, values):
-                used.add(_as_float(kind))
-            cells.append(_column_cells(values, kind))
-        if all(k <= _KNOWN for k in kinds):
+            if int in add_kinds(kind, values):
+                used.add(as_float(kind))
+            cells.append(column_cells(values, kind))
+        if all(k <= KNOWN for k in kinds):
             write_cells(out, None, cells)
 
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -294,17 +283,17 @@ def write_csv(
         else:
             for _ in chunks:
                 pass
-    if not all(k <= _KNOWN for k in kinds) or not len(columns) > 1:
+    if not all(k <= KNOWN for k in kinds) or not len(columns) > 1:
         frame = export_frame([dict(row) for row in rows], columns)
         frame.to_csv(path, index=False, encoding="utf-8")
         tmp.unlink()
         return path
-    if any(used - {_as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
+    if any(used - {as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
             for part in _row_chunks(rows, chunk):
                 cells = [
-                    _column_cells(values, kind)
+                    column_cells(values, kind)
                     for values, kind in zip(_values(part, columns), kinds, strict=True)
                 ]
                 write_cells(out, None, cells)
@@ -333,31 +322,7 @@ class _Chunks(Sequence[Mapping[str, Any]]):
         raise TypeError("read once, chunk by chunk")
 
 
-def _as_float(kinds: set[type]) -> bool:
-    """Whether pandas holds a column of these kinds as float64 (integers as ``3.0``)."""
-    return kinds <= _NUMERIC and bool(kinds & {float, type(None)}) and bool(kinds & {int, float})
-
-
 CSV_CHUNK = 5_000
-
-
-class _WideInt:
-    """Marks a column with an integer pandas cannot hold as a number (an object column)."""
-
-
-_KNOWN = {str, type(None), list, tuple, dict, int, float, bool, _WideInt}
-_NUMERIC = {int, float, type(None)}
-
-
-def _add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
-    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``."""
-    found = set(map(type, values))
-    if int in found and _WideInt not in kinds:
-        ints = [v for v in values if type(v) is int]
-        if min(ints) < -(2**63) or max(ints) >= 2**64:
-            found.add(_WideInt)
-    kinds |= found
-    return found
 
 
 def _row_chunks(
@@ -378,89 +343,6 @@ def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[
         return [list(column) for column in zip(*cells, strict=True)]
     except KeyError:
         return [[row.get(c) for row in rows] for c in columns]
-
-
-def _column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
-    """The cell text of one column's ``values`` (``kinds``: the types of the whole
-    column), as pandas wrote them from :func:`export_frame`; None where empty."""
-    if kinds <= {str, type(None)}:
-        return _formula_safe(pa.array(values, type=pa.string()))
-    if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:
-        return pa.array(values, type=pa.int64()).cast(pa.string())
-    if _as_float(kinds):
-        # pandas holds the column as float64: 3 is written 3.0, a gap as nothing
-        floats = [None if v is None or v != v else repr(float(v)) for v in values]
-        return pa.array(floats, type=pa.string())
-    if kinds == {dict}:  # JSON text starts with "{": never a formula
-        dumped = [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
-        return pa.array(dumped, type=pa.string())
-    if kinds == {bool}:
-        return pa.array(["True" if v else "False" for v in values], type=pa.string())
-    if kinds == {list}:
-        try:
-            return _formula_safe(pa.array([" ".join(v) for v in values], type=pa.string()))
-        except TypeError:  # not only text: JSON lists, as _csv_cell writes them
-            pass
-    cells = [_csv_cell(v) for v in values]
-    # a float NaN in a column of mixed kinds is a gap to pandas
-    text: list[str | None] = [
-        c if c is None or type(c) is str else None if c != c else str(c) for c in cells
-    ]
-    return pa.array(text, type=pa.string())
-
-
-def _formula_safe(cells: pa.Array) -> pa.Array:
-    """``'`` before a cell that starts with ``=+-@``, tab or CR (as :func:`_csv_cell`)."""
-    risky = pc.match_substring_regex(cells, "^[=+\\-@\t\r]")
-    if not pc.any(risky).as_py():
-        return cells
-    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
-
-
-def _quote_pattern() -> str:
-    """The characters that make the csv module quote a cell (this Python's: 3.11 does
-    not quote a lone CR when the line terminator is LF)."""
-    import io
-
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(["a\rb", "c"])
-    return '[,"\n\r]' if buffer.getvalue().startswith('"') else '[,"\n]'
-
-
-_QUOTE = _quote_pattern()
-
-
-def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] | None) -> None:
-    """CSV lines, the bytes ``csv.writer(out, lineterminator="\\n")`` writes: the
-    ``header`` line, or one line per row of ``cells`` (one text array per column, at
-    least two columns; null is an empty cell)."""
-    if header is not None:
-        columns = [pa.array([name], type=pa.string()) for name in header]
-    else:
-        assert cells is not None
-        columns = cells
-    quoted = []
-    for column in columns:
-        needs = pc.match_substring_regex(column, _QUOTE)
-        if pc.any(needs).as_py():
-            wrapped = pc.binary_join_element_wise(
-                '"', pc.replace_substring(column, '"', '""'), '"', ""
-            )
-            column = pc.if_else(needs, wrapped, column)
-        quoted.append(pc.fill_null(column, "") if column.null_count else column)
-    quoted[-1] = pc.binary_join_element_wise(quoted[-1], "\n", "")
-    out.write(_text_bytes(pc.binary_join_element_wise(*quoted, ",")))
-
-
-def _text_bytes(column: pa.Array) -> bytes:
-    """The concatenated UTF-8 of a string array without nulls."""
-    if isinstance(column, pa.ChunkedArray):
-        return b"".join(_text_bytes(c) for c in column.chunks)
-    if not len(column):
-        return b""
-    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
-    start, stop = int(offsets[column.offset]), int(offsets[column.offset + len(column)])
-    return bytes(memoryview(column.buffers()[2])[start:stop])
 
 
 def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -496,12 +378,12 @@ def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         return write_csv(path, rows, FINDING_COLUMNS)
     kinds: list[set[type]] = [set() for _ in FINDING_COLUMNS]
     for kind, values in zip(kinds, _values(rows.other, FINDING_COLUMNS), strict=True):
-        _add_kinds(kind, values)
+        add_kinds(kind, values)
     image_kinds: dict[str, set[type]] = {"namespace": {str, type(None)}, "tags": {list},
                                          "bytes": {int}, "details": {dict}}  # fmt: skip
     for column, kind in zip(FINDING_COLUMNS, kinds, strict=True):
         kind |= image_kinds.get(column, {str})
-    if not all(k <= _KNOWN for k in kinds) or kinds[FINDING_COLUMNS.index("bytes")] != {int}:
+    if not all(k <= KNOWN for k in kinds) or kinds[FINDING_COLUMNS.index("bytes")] != {int}:
         return write_csv(path, rows, FINDING_COLUMNS)
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
@@ -512,7 +394,7 @@ def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
             write_cells(out, None, _image_finding_cells(image, start, stop))
         for chunk in _row_chunks(rows.other):
             cells = [
-                _column_cells(values, kind)
+                column_cells(values, kind)
                 for values, kind in zip(_values(chunk, FINDING_COLUMNS), kinds, strict=True)
             ]
             write_cells(out, None, cells)
@@ -525,16 +407,16 @@ _PLAIN_JSON_TEXT = re.compile(r'["\\\x00-\x1f]')
 
 def _image_finding_cells(image: Any, start: int, stop: int) -> list[pa.Array]:
     """The CSV cells of image findings ``start:stop`` (FINDING_COLUMNS), as
-    :func:`_csv_cell` makes them from ``ImageFindings.json_rows``."""
+    :func:`~hygiene.report.csvout.csv_cell` makes them from ``ImageFindings.json_rows``."""
     from hygiene.findingtable import iso_strings
 
     rule = pa.array(image.rule[start:stop], type=pa.int64())
 
     def per_rule(values: list[str]) -> pa.Array:
-        return _formula_safe(pa.array(values, type=pa.string())).take(rule)
+        return formula_safe(pa.array(values, type=pa.string())).take(rule)
 
     def text(values: list[Any]) -> pa.Array:
-        return _formula_safe(pa.array(values, type=pa.string()))
+        return formula_safe(pa.array(values, type=pa.string()))
 
     offsets = image.unit_offsets[start : stop + 1].tolist()
     digests = image.unit_digests
@@ -568,8 +450,8 @@ def _image_finding_cells(image: Any, start: int, stop: int) -> list[pa.Array]:
 def _tags_text(tags: Any) -> Any:
     try:
         return " ".join(tags)
-    except TypeError:  # not all text: the JSON list, as _csv_cell writes it
-        return _csv_cell(list(tags))
+    except TypeError:  # not all text: the JSON list, as csv_cell writes it
+        return csv_cell(list(tags))
 
 
 def _details_texts(
