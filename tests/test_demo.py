@@ -131,6 +131,8 @@ def check_second_run_with_keep_running(
         [sys.executable, "-m", "hygiene", "demo", "--out", str(out), "--grace-days", "0",
          "--keep-running"],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # as when started in the background of a script: Ctrl-C must stop it all the same
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )  # fmt: skip
     try:
         printed = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,12 +122,25 @@ def demo_command(
                 )
             )
             os.environ["AWS_ENDPOINT_URL"] = registry.endpoint_url
+            stop_on_signals()
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
     return max((job.exit_code for job in outcome.jobs), default=0)
+
+
+def stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) stop a demo kept running, whatever the
+    process inherited: a process started in the background of a script inherits SIGINT
+    ignored, and Python then leaves it so; the demo would run until killed."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def keep_running_hints(
