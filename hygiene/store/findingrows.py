@@ -61,10 +61,13 @@ def finding_json(columns: Mapping[str, Any], data: Mapping[str, Any] | None) -> 
     return out
 
 
-def column_chunks(findings: Iterable[Finding], size: int = CHUNK) -> Iterator[list[list[Any]]]:
-    """The rows of ``findings`` as columns, ``size`` rows at a time: one list per name
-    of :data:`COLUMNS` (values as the database holds them: text, int, None), then
-    ``data`` as JSON text."""
+def column_chunks(
+    findings: Iterable[Finding], size: int | None = None
+) -> Iterator[list[list[Any]]]:
+    """The rows of ``findings`` as columns, ``size`` (:data:`CHUNK`) rows at a time: one
+    list per name of :data:`COLUMNS` (values as the database holds them: text, int,
+    None), then ``data`` as JSON text."""
+    size = size or CHUNK
     image = getattr(findings, "image", None)
     if image is not None:
         for start in range(0, len(image), size):

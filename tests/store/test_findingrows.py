@@ -277,3 +277,19 @@ def test_record_scan_in_bulk_equals_row_by_row(tmp_path: Any, seed: int) -> None
     assert len(_scan_rows(bulk)) > 40
     bulk.close()
     by_row.close()
+
+
+def test_a_failed_write_leaves_none_of_the_run_s_findings(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction: when the third chunk cannot be written, the two before it are
+    rolled back too (a crash leaves no half run)."""
+    monkeypatch.setattr(findingrows, "CHUNK", 2)
+    good = [builders.finding("IM002", digest=f"d{i}") for i in range(4)]
+    bad = builders.finding("IM002", details={"x": object()})  # not JSON
+    run_id = store.record_run("nightly", started_at=NOW)
+    with pytest.raises(TypeError):
+        store.record_findings(run_id, [*good, bad])
+    assert store.findings(run_id) == []
+    assert store.record_findings(run_id, good) == 4  # the store is usable after it
+    assert len(store.findings(run_id)) == 4
