@@ -16,13 +16,15 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def paused_gc() -> Iterator[None]:
+def paused_gc(*, resume: bool = True) -> Iterator[None]:
     """Pause the cyclic garbage collector for the block (nested blocks: the outermost
-    one turns it back on)."""
+    one turns it back on). ``resume=False`` leaves it off: for a process that ends with
+    the block (:mod:`hygiene.cli.ending`), whose first collection after the block would
+    walk every object it made only to find nothing to free."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        if enabled:
+        if enabled and resume:
             gc.enable()

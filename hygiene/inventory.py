@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hygiene.frametypes import UTC_NS, coerce, object_columns
 from hygiene.model import iso_utc
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
 # referrers of ``sha256:<hex>``. Only an index carries such a tag.
 REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
 
-UTC_NS = "datetime64[ns, UTC]"
 
 IMAGE_DTYPES: dict[str, Any] = {
     "account": "category",
@@ -374,34 +374,8 @@ class ScanCoverage:
 
 
 def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(list(records), columns=list(dtypes))
-    return coerce(frame, dtypes)
-
-
-def coerce(frame: pd.DataFrame, dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    """Give ``frame`` exactly the columns and dtypes of the schema (missing → NA)."""
-    import pandas as pd
-
-    out = pd.DataFrame(index=frame.index)
-    for column, dtype in dtypes.items():
-        values = (
-            frame[column]
-            if column in frame
-            else pd.Series([None] * len(frame), index=frame.index, dtype=object)
-        )
-        if dtype == UTC_NS:
-            out[column] = pd.to_datetime(values, utc=True).astype(UTC_NS)
-        elif dtype == "object":
-            out[column] = values.astype(object)
-        elif dtype == "bool":
-            out[column] = values.astype("boolean").fillna(False).astype(bool)
-        elif dtype in ("int32", "int64"):
-            out[column] = values.fillna(0).astype(dtype)
-        else:
-            out[column] = values.astype(dtype)
-    return out.reset_index(drop=True)
+    """Records → a frame of exactly ``dtypes`` (missing keys → NA)."""
+    return coerce(object_columns(list(records), dtypes), dtypes)
 
 
 def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
@@ -414,18 +388,34 @@ def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
         for child in children or ():
             parents.setdefault((str(repository), child), []).append(str(digest))
     images = images.copy()
-    images["parent_indexes"] = [
-        parents.get((str(r), str(d)), [])
-        for r, d in zip(images["repository"], images["digest"], strict=True)
-    ]
+    column: list[list[str]] = [[] for _ in range(len(images))]
+    if parents:
+        # only the rows whose digest some index lists can have parents
+        listed = {digest for _, digest in parents}
+        candidates = images["digest"].astype(object).isin(listed).to_numpy().nonzero()[0]
+        repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
+        for row in candidates.tolist():
+            found = parents.get((str(repositories[row]), str(digests[row])))
+            if found is not None:
+                column[row] = found
+    images["parent_indexes"] = column
     return images
+
+
+# the images frame's columns build_images derives from the others
+_DERIVED = frozenset(
+    {"tag_count", "storage_bytes", "is_index", "parent_indexes", "is_signature_tag"}
+)
 
 
 def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Image records (collector output) → typed images frame with derived columns."""
     import pandas as pd
 
-    frame = _typed(records, IMAGE_DTYPES)
+    records = records if isinstance(records, list) else list(records)
+    # the derived columns are computed here: coerce them once, not twice
+    columns = object_columns(records, IMAGE_DTYPES)
+    frame = coerce(columns, {c: t for c, t in IMAGE_DTYPES.items() if c not in _DERIVED})
     frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
     frame["tag_count"] = frame["tags"].map(len).astype("int32")
     frame["child_digests"] = [
@@ -433,10 +423,11 @@ def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     ]
     frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
     frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
+    # a tag-named referrer's first tag starts with "sha256-" (tag_subject): ask only those
     signature_subject = pd.Series(
         [
-            tag_subject(tags, bool(index))
-            for tags, index in zip(frame["tags"], frame["is_index"], strict=True)
+            tag_subject(tags, bool(index)) if tags and tags[0].startswith("sha256-") else None
+            for tags, index in zip(frame["tags"], frame["is_index"].tolist(), strict=True)
         ],
         index=frame.index,
         dtype=object,

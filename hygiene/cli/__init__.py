@@ -44,5 +44,13 @@ for _module in COMMAND_MODULES:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
-    sys.exit(run_cli(cli, argv))
+    """Console-script entry point (``argv`` given: called in-process, as tests do)."""
+    if argv is not None:
+        sys.exit(run_cli(cli, argv))
+    from hygiene.cli.ending import begin_process, end_process, fast_end_requested
+
+    begin_process()
+    code = run_cli(cli, argv)
+    if fast_end_requested():
+        end_process(code)
+    sys.exit(code)

@@ -76,20 +76,25 @@ def merge_command(
     Exit codes: 0 nothing at or above --fail-on, 1 findings, 2 usage or config error,
     3 incomplete (a part missing, or a part incomplete), 6 the parts cannot be read.
     """
+    from hygiene.cli.ending import ends_with_process, request_fast_end
+    from hygiene.gcpause import paused_gc
     from hygiene.scan import add_in_use, evaluate, merge_parts_of, open_registry, save_snapshot
 
     configure_logging(log_format)
     config = load(rules_dir)
     config = with_parts(config, location, run_id, wait, max_age)
     now = datetime.now(UTC)
-    merged = merge_parts_of(config)
-    # the workloads are asked once for the whole run, here (shards do not)
-    add_in_use(merged.inventory, open_registry(config).discover(config))
-    result = evaluate(merged.inventory, config, now)
-    if not no_snapshot:
-        result.snapshot = save_snapshot(merged.inventory, snapshot_dir)
-    emit(result, fmt)
-    return exit_code_for(result, fail_on)
+    # read-only, like `hygiene scan`: once the document is out, nothing is left to close
+    request_fast_end()
+    with paused_gc(resume=not ends_with_process()):  # see hygiene.gcpause
+        merged = merge_parts_of(config)
+        # the workloads are asked once for the whole run, here (shards do not)
+        add_in_use(merged.inventory, open_registry(config).discover(config))
+        result = evaluate(merged.inventory, config, now)
+        if not no_snapshot:
+            result.snapshot = save_snapshot(merged.inventory, snapshot_dir)
+        emit(result, fmt)
+        return exit_code_for(result, fail_on)
 
 
 def with_parts(

@@ -163,6 +163,7 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
+    from hygiene.cli.ending import ends_with_process, request_fast_end
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
     from hygiene.scan import collect, evaluate, open_registry, save_snapshot, warm_up
@@ -176,7 +177,9 @@ def scan_command(
         )
     if run_id is not None or parts is not None:
         raise ConfigError("--run-id and --parts go with --shard I/N")
-    with paused_gc():  # see hygiene.gcpause
+    # a scan is read-only: once its document is out, its process has nothing to close
+    request_fast_end()
+    with paused_gc(resume=not ends_with_process()):  # see hygiene.gcpause
         if from_snapshot is not None:
             inventory = read_snapshot(from_snapshot)
         else:

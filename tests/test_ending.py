@@ -1,0 +1,96 @@
+"""A one-shot command's process ends without Python's teardown, and loses nothing.
+
+Each case runs a child Python: what is checked is what anyone outside the process sees
+(its output, its exit status, what its threads and ``atexit`` handlers wrote), and
+whether the interpreter tore its heap down (an object's ``__del__`` at finalisation).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from hygiene.scan import save_snapshot
+from tests.builders import image_row, inventory
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+# an object that says so when the interpreter frees it at exit
+MARKER = """
+import sys
+class TornDown:
+    def __del__(self):
+        sys.stderr.write("torn down\\n")
+keep = TornDown()
+"""
+
+
+def _child(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_end_process_waits_for_threads_runs_atexit_and_keeps_the_exit_code(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    log = tmp_path / "log"
+    done = _child(
+        MARKER
+        + f"""
+import atexit, threading, time
+from hygiene.cli.ending import end_process
+log = open({str(log)!r}, "a", buffering=1)
+atexit.register(lambda: log.write("atexit\\n"))
+worker = threading.Thread(target=lambda: (time.sleep(0.3), log.write("thread\\n")))
+worker.start()
+print("unterminated output", end="")
+end_process(3)
+""",
+        subprocess_env,
+    )
+    assert done.returncode == 3
+    assert done.stdout == "unterminated output"  # buffered output is flushed
+    assert log.read_text().splitlines() == ["thread", "atexit"]  # as a normal exit orders them
+    assert "torn down" not in done.stderr  # the heap was left to the operating system
+
+
+def _scan_child(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return _child(
+        MARKER
+        + f"""
+from hygiene.cli import main
+sys.argv = ["hygiene", *{argv!r}]
+main()
+""",
+        env,
+    )
+
+
+def test_a_scan_process_ends_fast_with_its_whole_document(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    rows = [image_row(f"img{n}", "ml/api", pushed_days_ago=400 + n) for n in range(30)]
+    snapshot = save_snapshot(inventory(rows), tmp_path)
+    argv = ["scan", "--rules-dir", "rules", "--from-snapshot", str(snapshot), "--format", "json"]
+    done = _scan_child([*argv, "--fail-on", "never"], subprocess_env)
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)  # complete: the last byte was flushed
+    assert document["inventory"]["images"] == 30
+    assert "torn down" not in done.stderr
+    # the exit status still says what the scan found (findings at or above --fail-on)
+    assert _scan_child([*argv, "--fail-on", "info"], subprocess_env).returncode == 1
+
+
+def test_other_commands_end_as_python_does(subprocess_env: dict[str, str]) -> None:
+    done = _scan_child(["rules", "--rules-dir", "rules"], subprocess_env)
+    assert done.returncode == 0, done.stderr
+    assert "torn down" in done.stderr
