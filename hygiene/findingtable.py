@@ -73,6 +73,9 @@ class ImageFindings:
     unique_digests: bool = True  # the inventory has no digest twice in a repository
     # the messages' English text, rendered once for every reader of all the rows
     _texts: list[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _messages: tuple[list[str], list[Any], list[bool]] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __len__(self) -> int:
         return len(self.rule)
@@ -135,13 +138,36 @@ class ImageFindings:
             )
         return out
 
+    def _message_columns(self) -> tuple[list[str], list[Any], list[bool]]:
+        """Each message's template, its parameters (the message's own mapping, or {})
+        and whether they are plain (every value a string, number, boolean or None: a
+        shallow copy is a full one). Made once for every reader of all the rows."""
+        if self._messages is None:
+            templates: list[str] = []
+            params: list[Any] = []
+            plain: list[bool] = []
+            empty: dict[str, Any] = {}
+            for message in self.message:
+                if isinstance(message, Message):
+                    templates.append(message.template)
+                    params.append(message.params)
+                    plain.append(_plain(message.params))
+                else:
+                    templates.append("")
+                    params.append(empty)
+                    plain.append(True)
+            self._messages = (templates, params, plain)
+        return self._messages
+
     def json_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """``Finding.to_json()`` of entries ``start:stop``, built from the columns."""
+        """``Finding.to_json()`` of entries ``start:stop``, built from the columns (each
+        row its own copy: nothing in it is shared with another row or call)."""
         constants = [
             (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value) for r in self.rules
         ]
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
+        templates, params_of, plain_of = self._message_columns()
         rows: list[dict[str, Any]] = []
         append = rows.append
         for (
@@ -150,7 +176,9 @@ class ImageFindings:
             region,
             repository,
             namespace,
-            message,
+            template,
+            params,
+            plain,
             text,
             tags,
             size,
@@ -166,7 +194,9 @@ class ImageFindings:
             self.region[start:stop],
             self.repository[start:stop],
             self.namespace[start:stop],
-            self.message[start:stop],
+            templates[start:stop],
+            params_of[start:stop],
+            plain_of[start:stop],
             self.texts()[start:stop],
             self.tags[start:stop],
             self.bytes[start:stop].tolist(),
@@ -184,8 +214,7 @@ class ImageFindings:
             if also is not None:
                 details["also"] = list(also)
             if extra is not None and isinstance(extra, dict):
-                details.update(_copy_json(extra))
-            _, template, params = message_parts(message, render=False)
+                details.update(extra if _plain(extra) else _copy_json(extra))
             append(
                 {
                     "code": code,
@@ -203,7 +232,7 @@ class ImageFindings:
                     "bytes": size,
                     "details": details,
                     "message_template": template,
-                    "message_params": _copy_json(params),
+                    "message_params": dict(params) if plain else _copy_json(dict(params)),
                 }
             )
         return rows
@@ -222,6 +251,15 @@ class ImageFindings:
                 out.add((*where, digest))
             position += length
         return out
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(mapping: Any) -> bool:
+    """Every value of ``mapping`` is a string, a number, a boolean or None."""
+    scalars = _SCALARS
+    return all(type(v) in scalars for v in mapping.values())
 
 
 def _copy_json(value: Any) -> Any:
@@ -344,27 +382,49 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
 
 def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     """What :func:`hygiene.model.iso_utc` writes for each time (``2026-11-28T03:00:00+00:00``;
-    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`."""
+    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`.
+
+    Formats each distinct day once, each second of the day and each three digits of the
+    fraction from tables (the last three already followed by ``+00:00``), and joins them
+    with numpy's object add, for the times present only."""
     values = np.asarray(nanoseconds, dtype=np.int64)
-    nat = values == NAT
-    safe = np.where(nat, 0, values)
-    seconds, fraction = np.divmod(safe, 1_000_000_000)
+    out = np.full(len(values), None, dtype=object)
+    present = np.flatnonzero(values != NAT)
+    if not len(present):
+        return list(out.tolist())
+    seconds, fraction = np.divmod(values[present], 1_000_000_000)
     days, second_of_day = np.divmod(seconds, 86400)
     unique_days, inverse = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    text = day_text[inverse] + _clock_table()[second_of_day]
-    if fraction.any():
+    tail = np.full(len(present), "+00:00", dtype=object)
+    with_fraction = np.flatnonzero(fraction)
+    if len(with_fraction):
         # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
-        triples = _triples()
-        micro = fraction // 1000
-        parts = "." + triples[micro // 1000] + triples[micro % 1000]
-        nano = fraction % 1000 != 0
-        parts[nano] = parts[nano] + triples[fraction[nano] % 1000]
-        parts[fraction == 0] = ""
-        text = text + parts
-    text = text + "+00:00"
-    text[nat] = None
-    return list(text.tolist())
+        triples, dotted, last = _triples(), _dotted_triples(), _suffixed_triples()
+        micro, nano = np.divmod(fraction[with_fraction], 1000)
+        head = dotted[micro // 1000]
+        whole = nano == 0
+        parts = np.empty(len(with_fraction), dtype=object)
+        parts[whole] = head[whole] + last[micro[whole] % 1000]
+        finer = ~whole
+        parts[finer] = head[finer] + triples[micro[finer] % 1000] + last[nano[finer]]
+        tail[with_fraction] = parts
+    out[present] = day_text[inverse] + _clock_table()[second_of_day] + tail
+    return list(out.tolist())
+
+
+@functools.cache
+def _dotted_triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f".{n:03d}" for n in range(1000)]
+    return table
+
+
+@functools.cache
+def _suffixed_triples() -> np.ndarray:
+    table = np.empty(1000, dtype=object)
+    table[:] = [f"{n:03d}+00:00" for n in range(1000)]
+    return table
 
 
 @functools.cache

@@ -29,22 +29,40 @@ def dumps(value: Any, *, level: int = 0) -> bytes:
 
 def list_items(
     chunks: Iterable[list[Any]], *, level: int, option: int = 0, default: Any = None
-) -> Iterator[bytes]:
+) -> Iterator[bytes | memoryview]:
     """The items of a JSON list (without its brackets), chunk by chunk, each item on
     its own lines at ``level`` and separated by ``,\\n``. Yields nothing for no items.
-    ``option`` and ``default`` are orjson's (indentation is always on)."""
+    ``option`` and ``default`` are orjson's (indentation is always on).
+
+    Each chunk is encoded inside ``level - 1`` objects of one key (``{"": …}``), so
+    orjson itself indents its items at ``level``; the items are a view of that encoding
+    between the wrapping's head and tail (no copy, no re-indenting pass)."""
+    head, tail = _wrapping(level)
     first = True
     for chunk in chunks:
         if not chunk:
             continue
-        body = orjson.dumps(chunk, option=INDENT | option, default=default)  # b"[\n  …\n]"
-        inner = body[2:-2]  # each item indented by one level
-        if level > 1:
-            inner = (b"  " * (level - 1)) + inner.replace(b"\n", b"\n" + b"  " * (level - 1))
+        wrapped: Any = chunk
+        for _ in range(level - 1):
+            wrapped = {"": wrapped}
+        body = orjson.dumps(wrapped, option=INDENT | option, default=default)
         if not first:
             yield b",\n"
-        yield inner
+        if not (body.startswith(head) and body.endswith(tail)):
+            # an option that changes the framing (OPT_APPEND_NEWLINE …): a caller's error
+            raise ValueError(f"orjson option {option:#x} changes the framing of a list")
+        yield memoryview(body)[len(head) : len(body) - len(tail)]
         first = False
+
+
+def _wrapping(level: int) -> tuple[bytes, bytes]:
+    """What orjson writes around a non-empty list nested in ``level - 1`` objects of one
+    key ``""`` (indented): the bytes before its first item and after its last."""
+    head, tail = b"", b""
+    for depth in range(level - 1):
+        head += b"{\n" + b"  " * (depth + 1) + b'"": '
+        tail = b"\n" + b"  " * depth + b"}" + tail
+    return head + b"[\n", b"\n" + b"  " * (level - 1) + b"]" + tail
 
 
 def write_document(stream: IO[bytes], parts: Iterable[tuple[str, Any]]) -> None:

@@ -33,21 +33,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-import numpy as np
-import pandas as pd
-
 from hygiene.config import Config
-from hygiene.findingtable import Findings, ImageFindings, offset_iso_strings
+from hygiene.findingtable import Findings
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Action, Finding, FixSafety, Proposal, iso_utc, proposal_id
+from hygiene.plancolumns import columnar_image_proposals, image_deletions, in_keys
 from hygiene.planscope import (
     Scope,
-    all_text,
-    by_digest,
-    code_safety,
     finding_safety,
-    ns_ints,
-    pylist_strings,
     repo_where,
 )
 from hygiene.rules import RULES
@@ -145,158 +138,6 @@ def _image_proposals(findings: list[Finding], scope: Scope) -> list[Proposal]:
                     ),
                 )
             )
-    return proposals
-
-
-def _columnar_image_proposals(
-    found: ImageFindings,
-    keep: np.ndarray,
-    inventory: Inventory,
-    in_use_checked: list[str] | None = None,
-) -> list[Proposal] | None:
-    """:func:`_image_proposals` of the image findings ``keep`` selects, read from the
-    findings' columns and the inventory's (the same proposals, ids and evidence; tested
-    against it on generated registries).
-
-    Several rules may flag one image: each gives its own finding, with the same unit;
-    the unit is proposed once, with every rule's code, and goes the safe way when any of
-    them is safe (as in :func:`_image_proposals`).
-
-    None when the shortcut's conditions do not hold, and the caller takes the general
-    path: every unit is its own root's (the engine's units are disjoint), no digest is
-    twice in a repository, and the unit rows point at this inventory's images.
-    """
-    selected = np.flatnonzero(keep)
-    # one entry per root (the first finding of each), with the codes of all of them
-    _, head, inverse = np.unique(found.rows[selected], return_index=True, return_inverse=True)
-    every_code = [found.rules[r].code for r in found.rule[selected].tolist()]
-    codes_of_root: list[set[str]] = [set() for _ in range(len(head))]
-    for position, code in zip(inverse.tolist(), every_code, strict=True):
-        codes_of_root[position].add(code)
-    firsts = np.sort(head)
-    chosen = selected[firsts]
-    root_codes = [sorted(codes_of_root[int(inverse[f])]) for f in firsts.tolist()]
-    offsets = found.unit_offsets
-    lengths = (offsets[1:] - offsets[:-1])[chosen]
-    starts = offsets[:-1][chosen]
-    take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-    take = take + np.arange(int(lengths.sum()))
-    members = found.unit_rows[take]
-    images = inventory.images
-    ordered_members = np.sort(members)
-    if not found.unique_digests or bool((ordered_members[1:] == ordered_members[:-1]).any()):
-        return None  # a unit that is not its own finding's alone
-    if len(members) and int(members.max()) >= len(images):
-        return None
-    digests = [found.unit_digests[i] for i in take.tolist()]
-    if pylist_strings(images["digest"], members) != digests:
-        return None  # not the inventory the findings were made from
-
-    sub = images.iloc[members]
-    for column, values in (
-        ("repository", found.repository),
-        ("region", found.region),
-        ("account", found.account),
-    ):
-        expected = np.repeat(np.array(values, dtype=object)[chosen], lengths)
-        if not np.array_equal(sub[column].astype(object).to_numpy(), expected):
-            return None  # not the inventory the findings were made from
-
-    # the members' evidence entries, as _image_index writes them
-    media = sub["manifest_media_type"].astype(object)
-    infos = [
-        {
-            "digest": digest,
-            "tags": [*tags] if len(tags) < 2 and all_text(tags) else sorted(map(str, tags)),
-            "pushed_at": pushed,
-            "last_pull": pulled,
-            "bytes": stored,
-            "size_bytes": size,
-            "media_type": None if kind is None or kind != kind else str(kind),
-            "is_index": index,
-        }
-        for digest, tags, pushed, pulled, stored, size, kind, index in zip(
-            digests,
-            sub["tags"].tolist(),
-            offset_iso_strings(ns_ints(sub["pushed_at"])),
-            offset_iso_strings(ns_ints(sub["last_pull"])),
-            sub["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
-            sub["size_bytes"].to_numpy(dtype=np.int64).tolist(),
-            media.tolist(),
-            sub["is_index"].to_numpy(dtype=bool).tolist(),
-            strict=True,
-        )
-    ]
-    positions = np.concatenate([[0], np.cumsum(lengths)]).tolist()
-
-    # group by repository (in key order), safe units first, then by root digest
-    where = [(found.account[i], found.region[i], found.repository[i]) for i in chosen.tolist()]
-    keys = sorted(set(where))
-    rank = {key: n for n, key in enumerate(keys)}
-    unsafe = [all(code_safety(c) is not FixSafety.SAFE for c in cs) for cs in root_codes]
-    roots = [digests[p] for p in positions[:-1]]
-    order = sorted(range(len(chosen)), key=lambda k: (rank[where[k]], unsafe[k], roots[k]))
-    namespaces: dict[tuple[str, str, str], str | None] = {}
-    for k, i in enumerate(chosen.tolist()):
-        namespaces[where[k]] = found.namespace[i]  # the last finding's, as in the loop
-
-    proposals = []
-    start = 0
-    while start < len(order):
-        first = order[start]
-        stop = start
-        while (
-            stop < len(order)
-            and where[order[stop]] == where[first]
-            and unsafe[order[stop]] == unsafe[first]
-        ):
-            stop += 1
-        group = order[start:stop]
-        start = stop
-        account, region, repository = where[first]
-        evidence_images: list[dict[str, Any]] = []
-        units: list[list[str]] = []
-        rule_codes: dict[str, list[str]] = {}
-        for k in group:
-            unit = digests[positions[k] : positions[k + 1]]
-            evidence_images += infos[positions[k] : positions[k + 1]]
-            units.append(unit if len(unit) < 2 else sorted(unit))
-            for digest in unit:
-                rule_codes[digest] = root_codes[k]
-        target = {
-            "digests": [i["digest"] for i in evidence_images if i["is_index"]]
-            + [i["digest"] for i in evidence_images if not i["is_index"]]
-        }
-        group_codes = sorted({c for k in group for c in root_codes[k]})
-        evidence = {
-            "images": sorted(evidence_images, key=by_digest),
-            "units": sorted(units),
-            "rule_codes": dict(sorted(rule_codes.items())),
-        }
-        if in_use_checked is not None:
-            # the in-use sources read by the scan that proposed it (docs/in-use.md)
-            evidence["in_use_checked"] = in_use_checked
-        total = sum(i["bytes"] for i in evidence_images)
-        where_target = repo_where((account, region, repository)) | target
-        proposals.append(
-            Proposal(
-                id=proposal_id(Action.DELETE_IMAGES, where_target, evidence, plain=True),
-                action=Action.DELETE_IMAGES,
-                account=account,
-                region=region,
-                repository=repository,
-                namespace=namespaces[(account, region, repository)],
-                target=target,
-                evidence=evidence,
-                rule_codes=tuple(group_codes),
-                fix_safety=FixSafety.UNSAFE if unsafe[first] else FixSafety.SAFE,
-                bytes=total,
-                summary=(
-                    f"delete {len(target['digests'])} image(s) in {len(group)} unit(s) from "
-                    f"{repository}, {human_bytes(total)} ({', '.join(group_codes)})"
-                ),
-            )
-        )
     return proposals
 
 
@@ -490,23 +331,9 @@ def _lifecycle_proposals(findings: list[Finding], scope: Scope) -> list[Proposal
     inventory = scope.inventory
     images, repositories = inventory.images, inventory.repositories
 
-    def keys(frame: pd.DataFrame, name: str) -> pd.Series:
-        return pd.Series(
-            list(
-                zip(
-                    frame["account"].astype(str),
-                    frame["region"].astype(str),
-                    frame[name].astype(str),
-                    strict=True,
-                )
-            ),
-            index=frame.index,
-            dtype=object,
-        )
-
     scoped = Inventory(
-        images=images[keys(images, "repository").isin(flagged)],
-        repositories=repositories[keys(repositories, "name").isin(flagged)],
+        images=images[in_keys(images, "repository", flagged)],
+        repositories=repositories[in_keys(repositories, "name", flagged)],
         run=inventory.run,
     )
     return propose_lifecycle(scoped, scope.config, scope.now)
@@ -559,18 +386,10 @@ def plan(
     if isinstance(every, Findings) and every.image is not None:
         # the image findings stay columns (hygiene.findingtable): read them as such
         found = every.image
-        keep = np.array(
-            [
-                proposes(code, (a, r, repo)) is Action.DELETE_IMAGES
-                for a, r, repo, code in zip(
-                    found.account, found.region, found.repository, found.codes(), strict=True
-                )
-            ],
-            dtype=bool,
-        )
+        keep = image_deletions(found, proposes, broken)
         run = inventory.run
         checked = [s.name for s in run.in_use if s.state == "ok"] if run.in_use else None
-        fast = _columnar_image_proposals(found, keep, inventory, checked)
+        fast = columnar_image_proposals(found, keep, inventory, checked)
         if fast is not None:
             columnar = fast
         else:  # the general path, on objects

@@ -141,11 +141,11 @@ def ns_ints(values: pd.Series) -> np.ndarray:
     return values.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
-def pylist_strings(values: pd.Series, rows: np.ndarray) -> list[str | None]:
-    """``values`` at ``rows`` as Python strings (a string column; no per-row pandas)."""
+def arrow_strings(values: pd.Series) -> Any:
+    """A string column as one Arrow string array (no per-row pandas)."""
     import pyarrow as pa
 
     array = pa.array(values.array, type=pa.string()) if len(values) else pa.array([], pa.string())
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
-    return array.take(pa.array(rows, type=pa.int64())).to_pylist()
+    return array

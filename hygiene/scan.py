@@ -309,6 +309,9 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
     yield log_line
 
 
+PROPOSAL_CHUNK = 200  # proposals encoded at a time by write_json
+
+
 @dataclass
 class ScanResult:
     inventory: Inventory
@@ -342,7 +345,11 @@ class ScanResult:
                 ("inventory", self.inventory.summary()),
                 ("findings", findings_chunks(self.findings)),
                 ("kept", Chunks.of(self.kept, KeptImage.to_json)),
-                ("proposals", Chunks.of(self.proposals, lambda p: p.to_json(copy=False))),
+                # a delete proposal's evidence lists every image of it: few at a time
+                (
+                    "proposals",
+                    Chunks.of(self.proposals, lambda p: p.to_json(copy=False), size=PROPOSAL_CHUNK),
+                ),
                 ("mute_warnings", [message_json(w) for w in self.mute_warnings]),
                 ("snapshot", str(self.snapshot) if self.snapshot else None),
             ],

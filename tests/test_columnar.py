@@ -24,7 +24,8 @@ from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
 from hygiene.inventory import SourceStatus
 from hygiene.jsonout import document_bytes
 from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
-from hygiene.plan import _columnar_image_proposals, plan
+from hygiene.plan import plan
+from hygiene.plancolumns import columnar_image_proposals
 from hygiene.rules import Evaluation, evaluate, filter_exit
 from hygiene.rules.columns import utc_iso_strings
 from hygiene.scan import ScanResult, plan_all
@@ -92,7 +93,7 @@ def test_synthetic_registry_plan_and_findings_equal_the_object_path(
     found = evaluation.findings
     assert isinstance(found, Findings) and found.image is not None
     keep = np.ones(len(found.image), dtype=bool)
-    assert _columnar_image_proposals(found.image, keep, inventory) is not None  # no fallback
+    assert columnar_image_proposals(found.image, keep, inventory) is not None  # no fallback
     fast = plan_all(evaluation, inventory, config, NOW)
     slow = plan_all(_objects(evaluation), inventory, config, NOW)
     assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
@@ -130,9 +131,9 @@ def test_columnar_plan_declines_another_inventory_and_repeated_digests() -> None
     assert isinstance(found, Findings) and found.image is not None
     keep = np.ones(len(found.image), dtype=bool)
     other = synthetic_inventory(3_000, 30, seed=8)
-    assert _columnar_image_proposals(found.image, keep, other) is None
+    assert columnar_image_proposals(found.image, keep, other) is None
     found.image.unique_digests = False
-    assert _columnar_image_proposals(found.image, keep, inventory) is None
+    assert columnar_image_proposals(found.image, keep, inventory) is None
 
 
 # --------------------------------------------------------------------------- JSON
@@ -157,7 +158,8 @@ def test_streamed_document_is_byte_for_byte_the_standard_one(document: dict[str,
     assert document_bytes(parts) == expected
 
 
-def test_scan_json_is_byte_for_byte_the_standard_one() -> None:
+def test_scan_json_is_byte_for_byte_the_standard_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("hygiene.scan.PROPOSAL_CHUNK", 7)  # several chunks of proposals
     inventory = synthetic_inventory(3_000, 30)
     config = bench_config()
     evaluation = evaluate(inventory, config, NOW, in_use=[])
@@ -174,7 +176,7 @@ def test_scan_json_is_byte_for_byte_the_standard_one() -> None:
     result.write_json(stream)
     expected = json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
     assert stream.getvalue() == expected.encode()
-    assert len(result.findings) > 1000
+    assert len(result.findings) > 1000 and len(result.proposals) > 7 * 3
 
 
 @SETTINGS
@@ -270,3 +272,109 @@ def test_images_of_a_repository_equal_the_whole_registry_index() -> None:
     for key in [*expected, ("000000000000", "us-east-1", "not-there")]:
         want = sorted(expected.get(key, []), key=lambda info: info["digest"])
         assert scope.images_of(key) == want
+
+
+# --------------------------------------------------------------------------- fast paths
+
+
+def test_columnar_plan_skips_unread_repositories_like_the_object_path() -> None:
+    """Image findings in a repository not read completely propose nothing, on the columns
+    as on objects (the plan asks per rule, and per finding only in such a repository)."""
+    from hygiene.plancolumns import image_deletions
+
+    inventory = synthetic_inventory(3_000, 30)
+    config = bench_config()
+    evaluation = evaluate(inventory, config, NOW, in_use=[])
+    found = evaluation.findings
+    assert isinstance(found, Findings) and found.image is not None
+    flagged = sorted(set(found.image.repository))[:3]
+    repositories = inventory.repositories
+    unread = repositories["name"].astype(str).isin(flagged)
+    repositories["scan_error"] = repositories["scan_error"].astype(object)
+    repositories.loc[unread, "scan_error"] = "ThrottlingException"
+    fast = plan(evaluation, inventory, config, NOW)
+    slow = plan(_objects(evaluation), inventory, config, NOW)
+    assert [p.to_json() for p in fast] == [p.to_json() for p in slow]
+    assert not {p.repository for p in fast} & set(flagged)
+    assert any(p.action is Action.DELETE_IMAGES for p in fast)
+
+    image = found.image
+    keys = list(zip(image.account, image.region, image.repository, strict=True))
+    broken = {k for k in keys if k[2] in flagged}
+    asked: list[tuple[str, tuple[str, str, str]]] = []
+
+    def proposes(code: str, key: tuple[str, str, str]) -> Action | None:
+        asked.append((code, key))
+        return None if key in broken else Action.DELETE_IMAGES
+
+    keep = image_deletions(found.image, proposes, broken)
+    assert keep.tolist() == [k not in broken for k in keys]
+    assert len(asked) == len(found.image.rules) + sum(k in broken for k in keys)
+
+
+@SETTINGS
+@given(registries(), st.randoms())
+def test_repository_selection_of_the_lifecycle_plan_equals_tuples(
+    registry: tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, Any]],
+    random: Any,
+) -> None:
+    from hygiene.plancolumns import in_keys
+
+    inventory = builders.inventory_of(*registry[:2])
+    images, repositories = inventory.images, inventory.repositories
+    for frame, name in ((images, "repository"), (repositories, "name")):
+        every = list(zip(frame["account"], frame["region"], frame[name], strict=True))
+        keys = {k for k in every if random.random() < 0.5}
+        keys.add(("000000000000", "nowhere", "none"))
+        expected = [(str(a), str(r), str(n)) in keys for a, r, n in every]
+        assert in_keys(frame, name, keys).tolist() == expected
+        assert not in_keys(frame, name, set()).any()
+
+
+def test_json_rows_of_nested_parameters_and_details_are_copies() -> None:
+    """Rows built from the columns equal ``Finding.to_json()`` when a message has a
+    message as a parameter and the details nest, and no two rows (nor two calls) share
+    a mutable value."""
+    from hygiene.messages import Message
+
+    inventory = synthetic_inventory(3_000, 30)
+    evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
+    found = evaluation.findings
+    assert isinstance(found, Findings) and found.image is not None
+    image = found.image
+    image.message[0] = Message("outer %(inner)s", {"inner": Message("in %(n)s", {"n": 1})})
+    image.message[1] = "plain text"
+    image.details[2] = {"nested": {"list": [1, 2]}, "flat": "x"}
+    image.details[3] = {"flat": "x", "count": 3}
+    rows = image.json_rows(0, 6)
+    before = [f.to_json() for f in image.findings(0, 6)]  # asdict's deep copies
+    assert rows == before
+    assert rows[0]["message_params"] == {"inner": {"template": "in %(n)s", "params": {"n": 1}}}
+    assert rows[1]["message_template"] == "" and rows[1]["message_params"] == {}
+    for row in rows:
+        row["message_params"]["x"] = 1
+        row["details"]["x"] = 1
+        row["tags"].append("x")
+    rows[2]["details"]["nested"]["list"].append(3)
+    rows[0]["message_params"]["inner"]["params"]["n"] = 2
+    assert image.json_rows(0, 6) == before
+    assert [f.to_json() for f in image.findings(0, 6)] == before
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+def test_list_items_at_any_level_are_the_standard_bytes(level: int) -> None:
+    import orjson
+
+    from hygiene.jsonout import list_items
+
+    items: list[Any] = [{"a": [1, {"b": 'c\n"d'}], "e": {}}, [], "x", None, {"f": []}]
+    nested: Any = items
+    for _ in range(level - 1):
+        nested = {"": nested}
+    expected = json.dumps(nested, indent=2, ensure_ascii=False).encode()
+    head = expected[: expected.index(b"[\n") + 2]
+    body = b"".join(list_items([items[:2], [], items[2:]], level=level))
+    closing = b"".join(b"\n" + b"  " * depth + b"}" for depth in reversed(range(level - 1)))
+    assert head + body + b"\n" + b"  " * (level - 1) + b"]" + closing == expected
+    with pytest.raises(ValueError, match="framing"):
+        list(list_items([items], level=level, option=orjson.OPT_APPEND_NEWLINE))

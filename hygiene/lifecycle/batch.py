@@ -16,8 +16,10 @@ child lists agree with the children's parent lists; any other repository is prev
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -270,22 +272,21 @@ class _Block:
             if self.bounds[r] == self.bounds[r + 1]:
                 continue  # no image: the caller previews the empty repository
             a, b = int(bounds[r]), int(bounds[r + 1])
-            part = pd.DataFrame(
-                {
-                    "digest": pd.array(digest_text[a:b], dtype="string"),
-                    "rule_priority": priority[a:b],
-                    "action": pd.array(action[a:b], dtype="string"),
-                    "via": pd.array(via_text[a:b], dtype="string"),
-                    "tags": tags[a:b],
-                    "pushed_at": pushed_at[a:b],
-                    "bytes": sizes[a:b],
-                },
-                columns=ACTION_COLUMNS,
-            )
             counted, per_rule = np.unique(priority[a:b], return_counts=True)
             out[r] = PreviewResult(
                 repository=names[r],
-                actions=part,
+                actions=functools.partial(
+                    _actions_frame,
+                    digest_text[a:b],
+                    priority[a:b],
+                    action[a:b],
+                    via_text[a:b],
+                    tags[a:b],
+                    pushed_at[a:b],
+                    sizes[a:b],
+                ),
+                expired_digests=digest_text[a:b][expire[a:b]].tolist(),
+                transitioned_digests=digest_text[a:b][transition[a:b]].tolist(),
                 images=int(expire[a:b].sum()),
                 bytes=int(sizes[a:b][expire[a:b]].sum()),
                 transitioned_images=int(transition[a:b].sum()),
@@ -296,6 +297,30 @@ class _Block:
                 notes=list(note_list),
             )
         return out
+
+
+def _actions_frame(
+    digests: np.ndarray,
+    priority: np.ndarray,
+    action: np.ndarray,
+    via: np.ndarray,
+    tags: np.ndarray,
+    pushed_at: Any,
+    sizes: np.ndarray,
+) -> pd.DataFrame:
+    """One repository's actions frame (built when its preview's ``actions`` is read)."""
+    return pd.DataFrame(
+        {
+            "digest": pd.array(digests, dtype="string"),
+            "rule_priority": priority,
+            "action": pd.array(action, dtype="string"),
+            "via": pd.array(via, dtype="string"),
+            "tags": tags,
+            "pushed_at": pushed_at,
+            "bytes": sizes,
+        },
+        columns=ACTION_COLUMNS,
+    )
 
 
 def _strings(values: pd.Series) -> pa.Array:

@@ -34,7 +34,7 @@ Choices where the documentation is silent (see docs/lifecycle.md):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -57,26 +57,77 @@ ACTION_DTYPES: dict[str, Any] = {
 }
 
 
-@dataclass
 class PreviewResult:
-    """What a policy would do to one repository."""
+    """What a policy would do to one repository.
 
-    repository: str | None
-    actions: pd.DataFrame  # ACTION_COLUMNS; via = index/subject digest a unit member went with
-    images: int  # images expired
-    bytes: int  # storage bytes expired (index children counted once, indexes 0)
-    transitioned_images: int = 0
-    transitioned_bytes: int = 0
-    by_rule: dict[int, int] = field(default_factory=dict)  # rulePriority → images acted on
-    notes: list[str] = field(default_factory=list)
+    ``actions`` (:data:`ACTION_COLUMNS`; ``via`` = the index or subject digest a unit
+    member went with) may be given as a function that builds the frame: the batch
+    preview of thousands of repositories (:mod:`hygiene.lifecycle.batch`) builds a frame
+    only for a repository whose actions someone reads, and gives the expired and
+    transitioned digests, which every proposal holds, as lists.
+    """
+
+    __slots__ = (
+        "_actions",
+        "_expired",
+        "_transitioned",
+        "by_rule",
+        "bytes",
+        "images",
+        "notes",
+        "repository",
+        "transitioned_bytes",
+        "transitioned_images",
+    )
+
+    def __init__(
+        self,
+        repository: str | None,
+        actions: pd.DataFrame | Callable[[], pd.DataFrame],
+        images: int,  # images expired
+        bytes: int,  # storage bytes expired (index children counted once, indexes 0)
+        transitioned_images: int = 0,
+        transitioned_bytes: int = 0,
+        by_rule: dict[int, int] | None = None,  # rulePriority → images acted on
+        notes: list[str] | None = None,
+        *,
+        expired_digests: list[str] | None = None,
+        transitioned_digests: list[str] | None = None,
+    ) -> None:
+        self.repository = repository
+        self._actions = actions
+        self.images = images
+        self.bytes = bytes
+        self.transitioned_images = transitioned_images
+        self.transitioned_bytes = transitioned_bytes
+        self.by_rule = by_rule if by_rule is not None else {}
+        self.notes = notes if notes is not None else []
+        self._expired = expired_digests
+        self._transitioned = transitioned_digests
+
+    def __repr__(self) -> str:
+        return (
+            f"PreviewResult(repository={self.repository!r}, images={self.images}, "
+            f"bytes={self.bytes}, transitioned_images={self.transitioned_images})"
+        )
+
+    @property
+    def actions(self) -> pd.DataFrame:
+        if not isinstance(self._actions, pd.DataFrame):
+            self._actions = self._actions()
+        return self._actions
 
     @property
     def expired_digests(self) -> list[str]:
+        if self._expired is not None:
+            return list(self._expired)
         rows = self.actions[self.actions["action"] == "expire"]
         return [str(d) for d in rows["digest"]]
 
     @property
     def transitioned_digests(self) -> list[str]:
+        if self._transitioned is not None:
+            return list(self._transitioned)
         rows = self.actions[self.actions["action"] == "transition"]
         return [str(d) for d in rows["digest"]]
 

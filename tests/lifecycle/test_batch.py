@@ -66,6 +66,8 @@ def _summary(result: PreviewResult) -> tuple[Any, ...]:
         result.transitioned_bytes,
         result.by_rule,
         result.notes,
+        result.expired_digests,
+        result.transitioned_digests,
     )
 
 
