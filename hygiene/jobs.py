@@ -279,13 +279,17 @@ def scan_document(
     proposals: Sequence[Proposal],
 ) -> dict[str, Any]:
     """The scan JSON contract plus ``job`` (this run so far). Past runs for trends are
-    the renderer's business: it reads them from the store with their report summaries."""
-    from hygiene.jsonout import findings_chunks
+    the renderer's business: it reads them from the store with their report summaries.
+
+    ``findings`` is a :class:`~hygiene.report.findingrows.FindingRows`: each finding's
+    JSON is built when something reads it, from the engine's columns (a million-image
+    registry's ~900,000 finding dicts would take gigabytes)."""
+    from hygiene.report.findingrows import FindingRows
 
     return {
         "run": inventory.run.to_json(),
         "inventory": inventory.summary(),
-        "findings": [row for chunk in findings_chunks(evaluation.findings) for row in chunk],
+        "findings": FindingRows.of(evaluation.findings),
         "kept": [k.to_json() for k in evaluation.kept],
         # the proposals' own target and evidence (not copies): the document is read only
         "proposals": [p.to_json(copy=False) for p in proposals],

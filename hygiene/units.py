@@ -25,5 +25,14 @@ def split_size(value: float) -> tuple[float, str]:
 
 def human_bytes(value: float) -> str:
     """``480_245_554_375`` → ``"447.3 GiB"``; ``512`` → ``"512 B"``."""
-    amount, unit = split_size(value)
-    return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+    if type(value) is int:  # the unit from the bit length: what split_size's loop finds
+        amount = float(value)
+        unit = min(len(UNITS) - 1, max(0, (int(abs(amount)).bit_length() - 1) // 10))
+        if unit == 0:
+            return f"{amount:.0f} B"
+        return f"{amount / _POWERS[unit]:.1f} {UNITS[unit]}"  # exact: powers of two
+    amount, name = split_size(value)
+    return f"{amount:.0f} {name}" if name == "B" else f"{amount:.1f} {name}"
+
+
+_POWERS = tuple(float(STEP**n) for n in range(len(UNITS)))

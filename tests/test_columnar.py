@@ -246,6 +246,7 @@ def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> No
         ("scores", report.scores, exports.SCORE_COLUMNS),
     ):
         assert rows, kind
+        rows = list(rows)  # the findings are built when read (report.findingrows)
         old = tmp_path / f"{kind}-pandas.csv"
         exports.export_frame(rows, columns).to_csv(old, index=False, encoding="utf-8")
         new = exports.write_csv(tmp_path / f"{kind}.csv", rows, columns)

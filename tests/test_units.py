@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hygiene.report.format import Formatter
-from hygiene.units import human_bytes
+from hygiene.units import human_bytes, split_size
 from tests.builders import REPO_ROOT
 
 
@@ -46,3 +48,16 @@ def test_no_decimal_units_left_in_code_templates_or_docs() -> None:
         for match in decimal.finditer(path.read_text(encoding="utf-8"))
     ]
     assert found == []
+
+
+@given(
+    st.one_of(
+        st.integers(-(2**80), 2**80),
+        st.integers(0, 60).flatmap(lambda n: st.sampled_from([2**n - 1, 2**n, 2**n + 1])),
+        st.integers(0, 7).map(lambda n: 1024**n - 1),
+    )
+)
+def test_human_bytes_of_an_integer_is_the_loops_answer(size: int) -> None:
+    """The unit comes from the bit length for integers; the loop in split_size says."""
+    amount, unit = split_size(size)
+    assert human_bytes(size) == (f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}")

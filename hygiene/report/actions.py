@@ -15,11 +15,12 @@ Nothing here formats or translates: templates do.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from hygiene.report.format import to_datetime
@@ -104,16 +105,100 @@ def image_rows(proposal: Mapping[str, Any], now: datetime) -> list[ImageRow]:
     return rows
 
 
-def images_by_proposal(
-    proposals: Iterable[Mapping[str, Any]], now: datetime
-) -> dict[str, list[ImageRow]]:
-    """:func:`image_rows` of every ``delete-images`` proposal, by proposal id (computed
-    once per report: views and exports share them)."""
-    return {
-        str(p.get("id")): image_rows(p, now)
-        for p in proposals
-        if p.get("action") == "delete-images"
-    }
+def images_by_proposal(proposals: Iterable[Mapping[str, Any]], now: datetime) -> ProposalImages:
+    """:func:`image_rows` of every ``delete-images`` proposal, by proposal id."""
+    return ProposalImages(proposals, now)
+
+
+class ProposalImages(Mapping[str, list[ImageRow]]):
+    """:func:`image_rows` of every ``delete-images`` proposal, by proposal id, made when
+    asked and not kept: a first scan's deletions hold most of the registry's images
+    (800,000 rows at a million images), which the report shows a few of per group and
+    exports one proposal at a time."""
+
+    def __init__(self, proposals: Iterable[Mapping[str, Any]], now: datetime) -> None:
+        self.now = now
+        self._proposals = {
+            str(p.get("id")): p for p in proposals if p.get("action") == "delete-images"
+        }
+
+    def __getitem__(self, key: str) -> list[ImageRow]:
+        return image_rows(self._proposals[key], self.now)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._proposals)
+
+    def __len__(self) -> int:
+        return len(self._proposals)
+
+    def proposal(self, key: str) -> Mapping[str, Any] | None:
+        """The ``delete-images`` proposal whose images ``self[key]`` lists."""
+        return self._proposals.get(key)
+
+    def count(self, key: str) -> int:
+        """``len(self[key])`` without making the rows (0 for an unknown id)."""
+        proposal = self._proposals.get(key)
+        if proposal is None:
+            return 0
+        return len((proposal.get("evidence") or {}).get("images") or [])
+
+    def tags(self, key: str) -> list[str]:
+        """Every tag of ``self[key]``'s images, sorted, without making the rows."""
+        proposal = self._proposals.get(key)
+        images = ((proposal or {}).get("evidence") or {}).get("images") or []
+        return sorted({str(t) for image in images for t in image.get("tags") or ()})
+
+    def rows_of(self, keys: Sequence[str]) -> ImageRowList:
+        return ImageRowList(self, list(keys))
+
+
+class ImageRowList(Sequence[ImageRow]):
+    """The image rows of several proposals, one after the other, made when read (a
+    report table shows the first few; ``len`` counts them all)."""
+
+    def __init__(self, images: ProposalImages, keys: list[str]) -> None:
+        self._images = images
+        self._keys = keys
+        self._length = sum(images.count(k) for k in keys)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def _rows(self, stop: int | None = None) -> Iterator[ImageRow]:
+        made = 0
+        for key in self._keys:
+            if stop is not None and made >= stop:
+                return
+            if key in self._images:
+                rows = self._images[key]
+                made += len(rows)
+                yield from rows
+
+    def __iter__(self) -> Iterator[ImageRow]:
+        return self._rows()
+
+    @overload
+    def __getitem__(self, index: int) -> ImageRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[ImageRow]: ...
+
+    def __getitem__(self, index: int | slice) -> ImageRow | list[ImageRow]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            return list(itertools.islice(self._rows(stop), start, stop, step))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("image row index out of range")
+        return next(itertools.islice(self._rows(index + 1), index, None))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ImageRowList | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 # --------------------------------------------------------------------------- deletions
@@ -219,7 +304,7 @@ class ApprovalGroup:
     bytes: int = 0
     images: int = 0
     actions: list[str] = field(default_factory=list)
-    image_rows: list[ImageRow] = field(default_factory=list)  # of its delete-images proposals
+    image_rows: Sequence[ImageRow] = field(default_factory=list)  # of its delete-images proposals
 
     @property
     def count(self) -> int:

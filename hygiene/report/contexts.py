@@ -14,6 +14,7 @@ from hygiene.report.actions import (
     OPEN_STATES,
     REJECT_COMMAND,
     ImageRow,
+    ProposalImages,
     approval_groups,
     daily_trend,
     deletion_groups,
@@ -21,6 +22,7 @@ from hygiene.report.actions import (
     images_by_proposal,
 )
 from hygiene.report.data import NO_NAMESPACE, ReportData
+from hygiene.report.findingrows import belongs_mask
 from hygiene.report.places import places_of
 from hygiene.report.views import (
     ACTION_LABELS,
@@ -32,7 +34,6 @@ from hygiene.report.views import (
     STATE_LABELS,
     age_distribution,
     bars,
-    belongs_to,
     changes,
     compliance_scores,
     findings_by_namespace,
@@ -78,8 +79,10 @@ def nightly_context(
     awaiting = [p for p in views if p.get("state") == "proposed"]
     approvals = approval_groups(awaiting)
     for group in approvals:
-        group_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
-        group.image_rows = group_rows
+        if isinstance(rows, ProposalImages):  # made when the report reads them
+            group.image_rows = rows.rows_of([str(p["id"]) for p in group.proposals])
+        else:
+            group.image_rows = [row for p in group.proposals for row in rows.get(p["id"], [])]
     approved = [p for p in views if p.get("state") == "approved"]
     approved.sort(key=lambda p: (p.get("grace_until") or "9999", p.get("repository", ""), p["id"]))
     done = outcomes(data)
@@ -143,7 +146,8 @@ def weekly_context(
     settings = config.policy.report
     project = config.projects.projects.get(namespace)
     now = data.generated_at
-    findings = [f for f in data.findings if belongs_to(f, namespace)]
+    everything = data.finding_rows
+    findings = everything.select(belongs_mask(everything.columns(), namespace))
     proposals = [proposal_view(p) for p in namespace_proposals(data, namespace)]
     names, fixes = rule_names(data.findings), rule_fixes(data.findings)
     places = places_of(data)

@@ -27,6 +27,7 @@ import pandas as pd
 from hygiene.errors import ConfigError
 from hygiene.inventory import Inventory, namespace_of
 from hygiene.model import iso_utc
+from hygiene.report.findingrows import FindingRows, codes_in_order, present
 
 SCHEMA = "hygiene-report-data/1"
 
@@ -122,7 +123,8 @@ class ReportData:
     generated_at: datetime
     run: dict[str, Any]  # RunInfo.to_json()
     totals: dict[str, int]  # repositories, images, bytes
-    findings: list[dict[str, Any]] = field(default_factory=list)  # Finding.to_json()
+    # Finding.to_json() of every finding, built when read (hygiene.report.findingrows)
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=list)
     kept: list[dict[str, Any]] = field(default_factory=list)  # KeptImage.to_json()
     proposals: list[dict[str, Any]] = field(default_factory=list)  # Proposal.to_json()
     repositories: list[RepositoryStat] = field(default_factory=list)
@@ -134,6 +136,13 @@ class ReportData:
     # expired mutelist entries: {"message", "message_template", "message_params"} (or text)
     mute_warnings: list[Any] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.findings = FindingRows.of(self.findings)
+
+    @property
+    def finding_rows(self) -> FindingRows:
+        return FindingRows.of(self.findings)
+
     # ------------------------------------------------------------------ derived views
     @property
     def complete(self) -> bool:
@@ -142,7 +151,7 @@ class ReportData:
     def namespaces(self) -> list[str]:
         """Namespaces seen in this run (repositories, findings or proposals), sorted."""
         names = {r.namespace for r in self.repositories if r.namespace}
-        names |= {f["namespace"] for f in self.findings if f.get("namespace")}
+        names |= present(self.finding_rows.columns().namespace)
         names |= {p["namespace"] for p in self.proposals if p.get("namespace")}
         return sorted(names)
 
@@ -160,7 +169,7 @@ class ReportData:
             "generated_at": iso_utc(self.generated_at),
             "run": self.run,
             "totals": self.totals,
-            "findings": self.findings,
+            "findings": list(self.findings),
             "kept": self.kept,
             "proposals": self.proposals,
             "repositories": [asdict(r) for r in self.repositories],
@@ -251,7 +260,7 @@ def build_report_data(
             "images": int(summary.get("images", 0)),
             "bytes": int(summary.get("bytes", 0)),
         },
-        findings=list(scan["findings"]),
+        findings=FindingRows.of(scan["findings"]),
         kept=list(scan.get("kept", [])),
         proposals=list(scan["proposals"]),
         repositories=repositories,
@@ -265,9 +274,7 @@ def build_report_data(
 
 def history_entry(data: ReportData) -> HistoryRun:
     """The :class:`HistoryRun` the store should record for the run ``data`` reports on."""
-    by_code: dict[str, int] = {}
-    for finding in data.findings:
-        by_code[finding["code"]] = by_code.get(finding["code"], 0) + 1
+    by_code = codes_in_order(data.finding_rows.columns())
     return HistoryRun(
         id=str(data.run.get("id", "")),
         finished_at=_parse_dt(data.run.get("finished_at")),

@@ -8,16 +8,30 @@ never runs a repository or tag name as a formula.
 
 from __future__ import annotations
 
-import csv
+import itertools
 import json
-from collections.abc import Iterable, Mapping
+import operator
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, overload
 
 import orjson
 import pandas as pd
+import pyarrow as pa
 
-from hygiene.report.actions import ImageRow
+from hygiene.report.actions import ImageRow, ProposalImages
+from hygiene.report.csvout import (
+    KNOWN,
+    add_kinds,
+    as_float,
+    column_cells,
+    csv_cell,
+    formula_safe,
+    write_cells,
+)
+from hygiene.report.format import to_datetime
 from hygiene.units import human_bytes
 
 FINDING_COLUMNS = [
@@ -35,7 +49,6 @@ IMAGE_COLUMNS = [
 ]  # fmt: skip
 KEPT_COLUMNS = ["repository", "image_digest", "tags", "reasons", "account", "region"]
 SCORE_COLUMNS = ["repository", "score", "grade", "codes", "images", "bytes", "scan_error"]
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_proposals(
@@ -45,12 +58,16 @@ def export_proposals(
     size in the reports' unit (bytes stay too)."""
     rows = []
     for proposal in proposals:
-        images = images_of.get(str(proposal.get("id")), [])
-        tags = sorted({t for row in images for t in row.tags})
+        key = str(proposal.get("id"))
+        if isinstance(images_of, ProposalImages):  # counted from the evidence, no rows made
+            count, tags = images_of.count(key), images_of.tags(key)
+        else:
+            images = images_of.get(key, [])
+            count, tags = len(images), sorted({t for row in images for t in row.tags})
         rows.append(
             {
                 **proposal,
-                "images": len(images) or len((proposal.get("target") or {}).get("digests") or []),
+                "images": count or len((proposal.get("target") or {}).get("digests") or []),
                 "tags": tags,
                 "size": human_bytes(int(proposal.get("bytes") or 0)),
             }
@@ -60,84 +77,275 @@ def export_proposals(
 
 def export_images(
     proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
-) -> list[dict[str, Any]]:
-    """One row per image an open deletion proposal would delete."""
-    rows = []
-    for proposal in proposals:
-        for row in images_of.get(str(proposal.get("id")), []):
-            rows.append(
-                {
-                    **row.to_json(),
-                    "state": proposal.get("state"),
-                    "namespace": proposal.get("namespace"),
-                    "size": human_bytes(row.bytes),
-                    "grace_until": proposal.get("grace_until"),
-                    "account": proposal.get("account"),
-                    "region": proposal.get("region"),
-                }
-            )
-    return rows
+) -> LazyRows:
+    """One row per image an open deletion proposal would delete, made chunk by chunk
+    when the exports are written."""
+    proposals = list(proposals)
+
+    def chunks(size: int) -> Iterator[list[dict[str, Any]]]:
+        batch: list[dict[str, Any]] = []
+        for proposal in proposals:
+            key = str(proposal.get("id"))
+            if isinstance(images_of, ProposalImages):  # straight from the evidence
+                source = images_of.proposal(key)
+                if source is not None:
+                    batch += image_exports(proposal, source, images_of.now)
+            else:
+                batch += _image_exports(proposal, images_of.get(key, []))
+            if len(batch) >= size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    if isinstance(images_of, ProposalImages):
+        length = sum(images_of.count(str(p.get("id"))) for p in proposals)
+    else:
+        length = sum(len(images_of.get(str(p.get("id")), [])) for p in proposals)
+    return LazyRows(chunks, length)
 
 
-def _csv_cell(value: Any) -> Any:
-    """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
-    spreadsheet never runs a repository or tag name as a formula."""
-    if isinstance(value, list | tuple):
-        value = (
-            " ".join(str(v) for v in value)
-            if all(isinstance(v, str) for v in value)
-            else (json.dumps(list(value), ensure_ascii=False, default=str))
+class LazyRows(Sequence[dict[str, Any]]):
+    """Export rows made chunk by chunk (``chunks(size)``) each time they are read."""
+
+    def __init__(self, chunks: Callable[[int], Iterator[list[dict[str, Any]]]], length: int):
+        self._chunks = chunks
+        self._length = length
+
+    def chunks(self, size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
+        return self._chunks(size)
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for chunk in self._chunks(20_000):
+            yield from chunk
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        return list(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyRows | list | tuple):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _image_exports(proposal: Mapping[str, Any], rows: Iterable[ImageRow]) -> list[dict[str, Any]]:
+    out = []
+    for row in rows:
+        out.append(
+            {
+                **row.to_json(),
+                "state": proposal.get("state"),
+                "namespace": proposal.get("namespace"),
+                "size": human_bytes(row.bytes),
+                "grace_until": proposal.get("grace_until"),
+                "account": proposal.get("account"),
+                "region": proposal.get("region"),
+            }
         )
-    elif isinstance(value, dict):
-        value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        value = "'" + value
-    return value
+    return out
+
+
+def image_exports(
+    proposal: Mapping[str, Any], source: Mapping[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """``_image_exports(proposal, image_rows(source, now))`` (``source``: the proposal
+    the images are listed under, ``proposal`` itself but for a repeated id), made from
+    the evidence without an :class:`ImageRow` per image."""
+    evidence = source.get("evidence") or {}
+    codes_by_digest = evidence.get("rule_codes") or {}
+    if not isinstance(codes_by_digest, Mapping):
+        codes_by_digest = {}
+    default_codes = source.get("rule_codes") or ()
+    shared = {
+        "proposal": str(source.get("id", "")),
+        "repository": str(source.get("repository", "")),
+        "state": proposal.get("state"),
+        "namespace": proposal.get("namespace"),
+        "grace_until": proposal.get("grace_until"),
+        "account": proposal.get("account"),
+        "region": proposal.get("region"),
+    }
+    keyed: list[tuple[bool, datetime, str, int, dict[str, Any]]] = []
+    for image in evidence.get("images") or []:
+        pushed = to_datetime(image.get("pushed_at"))
+        pulled = to_datetime(image.get("last_pull"))
+        digest = str(image.get("digest", ""))
+        tags = [str(t) for t in image.get("tags") or ()]
+        size = int(image.get("bytes") or 0)
+        row = {
+            **shared,
+            "digest": digest,
+            "tags": tags,
+            "untagged": not tags,
+            "pushed_at": pushed.isoformat() if pushed else None,
+            "age_days": (now - pushed).days if pushed else None,
+            "last_pull": pulled.isoformat() if pulled else None,
+            "bytes": size,
+            "rule_codes": list(codes_by_digest.get(digest) or default_codes),
+            "size": human_bytes(size),
+        }
+        keyed.append((pushed is None, pushed or now, digest, len(keyed), row))
+    keyed.sort(key=lambda k: k[:4])
+    return [k[4] for k in keyed]
 
 
 def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
-    records = [{c: _csv_cell(row.get(c)) for c in columns} for row in rows]
+    records = [{c: csv_cell(row.get(c)) for c in columns} for row in rows]
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def write_csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> Path:
-    """``export_frame(rows, columns).to_csv(path)``'s bytes, written with the csv module
-    when every column holds only text (or only integers): the same quoting and line ends
-    as pandas, in a fraction of the time and, chunk by chunk, of the memory for a first
-    scan's ~600,000 findings. Columns that pandas would turn into floats (integers with
-    gaps, numbers) go through pandas."""
-    kinds = [{type(row.get(c)) for row in rows} for c in columns]
-    # text, lists and dicts become text (or stay missing); integers alone stay integers
-    if not all(k <= {str, type(None), list, dict} or k == {int} for k in kinds):
-        export_frame(rows, columns).to_csv(path, index=False, encoding="utf-8")
+COLUMNS = {
+    "images": IMAGE_COLUMNS,
+    "findings": FINDING_COLUMNS,
+    "proposals": PROPOSAL_COLUMNS,
+    "kept": KEPT_COLUMNS,
+    "scores": SCORE_COLUMNS,
+}
+PROPOSAL_CHUNK = 100  # proposals per chunk of their exports (each carries its evidence)
+
+
+def write_exports(
+    out_dir: Path,
+    base: str,
+    tables: Mapping[str, Sequence[Mapping[str, Any]]],
+    exports: tuple[str, ...] = ("csv", "json"),
+) -> dict[str, Path]:
+    """``<base>-<kind>.csv`` and ``.json`` of each table (``kind`` in :data:`COLUMNS`);
+    returns the files by ``<kind>_csv`` / ``<kind>_json``."""
+    files: dict[str, Path] = {}
+    for kind, rows in tables.items():
+        json_path = out_dir / f"{base}-{kind}.json"
+        csv_path = out_dir / f"{base}-{kind}.csv"
+        if "csv" in exports and kind == "findings":  # from the engine's columns
+            files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
+        elif "csv" in exports:  # with the JSON in the same pass over the rows
+            both = "json" in exports
+            # a proposal's evidence lists its images: a few hundred proposals at a time
+            files[f"{kind}_csv"] = write_csv(
+                csv_path, rows, COLUMNS[kind], json_path=json_path if both else None,
+                chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
+            )  # fmt: skip
+            if both:
+                files[f"{kind}_json"] = json_path
+        if "json" in exports and f"{kind}_json" not in files:
+            files[f"{kind}_json"] = _export_json(json_path, rows)
+    return files
+
+
+def write_csv(
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    *,
+    json_path: Path | None = None,
+    chunk: int = 20_000,
+) -> Path:
+    """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
+    pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
+    column of integers with gaps into floats: ``3.0``), the same quoting and line ends
+    as pandas' csv module, in a fraction of the time and memory. Cells of a kind this
+    does not know (anything but text, lists, dicts, integers, floats, booleans and
+    missing values) go through pandas.
+
+    The rows are read once (rows made when read, such as the images of the deletions,
+    are made once): with ``json_path`` the same pass writes :func:`_export_json`. A
+    column whose integers turn out to need pandas' float form only after some were
+    written (a gap further down) is written again in a second pass."""
+    kinds: list[set[type]] = [set() for _ in columns]
+    written_as: list[set[bool]] = [set() for _ in columns]  # float form of written ints
+
+    def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
+        cells = []
+        for values, kind, used in zip(_values(chunk, columns), kinds, written_as, strict=True):
+            if int in add_kinds(kind, values):
+                used.add(as_float(kind))
+            cells.append(column_cells(values, kind))
+        if all(k <= KNOWN for k in kinds):
+            write_cells(out, None, cells)
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as out:
+        write_cells(out, columns, None)
+        chunks = (_tee(part, write, out) for part in _row_chunks(rows, chunk))
+        if json_path is not None:
+            _export_json(json_path, _Chunks(chunks))
+        else:
+            for _ in chunks:
+                pass
+    if not all(k <= KNOWN for k in kinds) or not len(columns) > 1:
+        frame = export_frame([dict(row) for row in rows], columns)
+        frame.to_csv(path, index=False, encoding="utf-8")
+        tmp.unlink()
         return path
-    with path.open("w", encoding="utf-8", newline="") as out:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(columns)
-        for start in range(0, len(rows), CSV_CHUNK):
-            batch = rows[start : start + CSV_CHUNK]
-            cells = [_csv_column([row.get(c) for row in batch]) for c in columns]
-            writer.writerows(zip(*cells, strict=True))
+    if any(used - {as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
+        with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
+            write_cells(out, columns, None)
+            for part in _row_chunks(rows, chunk):
+                cells = [
+                    column_cells(values, kind)
+                    for values, kind in zip(_values(part, columns), kinds, strict=True)
+                ]
+                write_cells(out, None, cells)
+    tmp.replace(path)
     return path
 
 
-CSV_CHUNK = 20_000
+def _tee(chunk: Any, write: Callable[[IO[bytes], Any], None], out: IO[bytes]) -> Any:
+    write(out, chunk)
+    return chunk
 
 
-def _csv_column(values: list[Any]) -> list[Any]:
-    """``[_csv_cell(v) for v in values]``, with the common columns (all text, all lists
-    of text, all dicts) done without asking each cell what it is."""
-    kinds = {type(v) for v in values}
-    if kinds <= {str, type(None)}:
-        return [("'" + v) if v is not None and v.startswith(_FORMULA_START) else v for v in values]
-    if kinds == {dict}:  # JSON starts with "{": never a formula
-        return [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
-    if kinds == {list} and all(type(x) is str for v in values for x in v):
-        return [_csv_cell(" ".join(v)) for v in values]
-    return [_csv_cell(v) for v in values]
+class _Chunks(Sequence[Mapping[str, Any]]):
+    """Chunks already made, as :func:`_row_chunks` reads them (read once)."""
+
+    def __init__(self, chunks: Iterator[Sequence[Mapping[str, Any]]]) -> None:
+        self._chunks = chunks
+
+    def chunks(self, size: int) -> Iterator[Sequence[Mapping[str, Any]]]:
+        return self._chunks
+
+    def __len__(self) -> int:
+        raise TypeError("read once, chunk by chunk")
+
+    def __getitem__(self, index: Any) -> Any:
+        raise TypeError("read once, chunk by chunk")
 
 
-def _export_json(path: Path, rows: list[dict[str, Any]]) -> Path:
+CSV_CHUNK = 5_000
+
+
+def _row_chunks(
+    rows: Sequence[Mapping[str, Any]], size: int = CSV_CHUNK
+) -> Iterable[Sequence[Mapping[str, Any]]]:
+    chunks = getattr(rows, "chunks", None)
+    if chunks is not None:
+        return chunks(size)  # type: ignore[no-any-return]
+    return (rows[i : i + size] for i in range(0, len(rows), size))
+
+
+def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
+    """``[[row.get(c) for row in rows] for c in columns]``."""
+    if not rows or len(columns) < 2:
+        return [[row.get(c) for row in rows] for c in columns]
+    try:  # every row has every column: one C loop
+        cells = map(operator.itemgetter(*columns), rows)
+        return [list(column) for column in zip(*cells, strict=True)]
+    except KeyError:
+        return [[row.get(c) for row in rows] for c in columns]
+
+
+def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     """``json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)``
     and a newline, encoded by orjson chunk by chunk (times and dataclasses still go
     through ``str``)."""
@@ -151,8 +359,140 @@ def _export_json(path: Path, rows: list[dict[str, Any]]) -> Path:
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
-        chunks = (rows[i : i + CSV_CHUNK] for i in range(0, len(rows), CSV_CHUNK))
-        write_list(out, chunks, option=options, default=str)
+        write_list(out, (list(c) for c in _row_chunks(rows)), option=options, default=str)
         out.write(b"\n")
     tmp.replace(path)
     return path
+
+
+# --------------------------------------------------------------------------- findings
+
+
+def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """:func:`write_csv` of the findings: the same bytes, the image findings' cells made
+    from the engine's columns (:class:`~hygiene.report.findingrows.FindingRows`) rather
+    than from a dict per finding."""
+    from hygiene.report.findingrows import FindingRows
+
+    if not isinstance(rows, FindingRows) or rows.image is None or rows.positions is not None:
+        return write_csv(path, rows, FINDING_COLUMNS)
+    kinds: list[set[type]] = [set() for _ in FINDING_COLUMNS]
+    for kind, values in zip(kinds, _values(rows.other, FINDING_COLUMNS), strict=True):
+        add_kinds(kind, values)
+    image_kinds: dict[str, set[type]] = {"namespace": {str, type(None)}, "tags": {list},
+                                         "bytes": {int}, "details": {dict}}  # fmt: skip
+    for column, kind in zip(FINDING_COLUMNS, kinds, strict=True):
+        kind |= image_kinds.get(column, {str})
+    if not all(k <= KNOWN for k in kinds) or kinds[FINDING_COLUMNS.index("bytes")] != {int}:
+        return write_csv(path, rows, FINDING_COLUMNS)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("wb") as out:
+        write_cells(out, FINDING_COLUMNS, None)
+        image = rows.image
+        for start in range(0, len(image), CSV_CHUNK):
+            stop = min(start + CSV_CHUNK, len(image))
+            write_cells(out, None, _image_finding_cells(image, start, stop))
+        for chunk in _row_chunks(rows.other):
+            cells = [
+                column_cells(values, kind)
+                for values, kind in zip(_values(chunk, FINDING_COLUMNS), kinds, strict=True)
+            ]
+            write_cells(out, None, cells)
+    tmp.replace(path)
+    return path
+
+
+_PLAIN_JSON_TEXT = re.compile(r'["\\\x00-\x1f]')
+
+
+def _image_finding_cells(image: Any, start: int, stop: int) -> list[pa.Array]:
+    """The CSV cells of image findings ``start:stop`` (FINDING_COLUMNS), as
+    :func:`~hygiene.report.csvout.csv_cell` makes them from ``ImageFindings.json_rows``."""
+    from hygiene.findingtable import iso_strings
+
+    rule = pa.array(image.rule[start:stop], type=pa.int64())
+
+    def per_rule(values: list[str]) -> pa.Array:
+        return formula_safe(pa.array(values, type=pa.string())).take(rule)
+
+    def text(values: list[Any]) -> pa.Array:
+        return formula_safe(pa.array(values, type=pa.string()))
+
+    offsets = image.unit_offsets[start : stop + 1].tolist()
+    digests = image.unit_digests
+    units = [digests[a:b] for a, b in itertools.pairwise(offsets)]
+    pushed = iso_strings(image.pushed_at[start:stop])
+    pulled = iso_strings(image.last_pull[start:stop])
+    rules = image.rules
+    return [
+        per_rule([r.code for r in rules]),
+        per_rule([r.name for r in rules]),
+        per_rule([r.severity.value for r in rules]),
+        text(image.namespace[start:stop]),
+        text(image.repository[start:stop]),
+        text([unit[0] for unit in units]),
+        text([_tags_text(tags) for tags in image.tags[start:stop]]),
+        pa.array(image.bytes[start:stop], type=pa.int64()).cast(pa.string()),
+        per_rule([r.fix_safety.value for r in rules]),
+        text(image.texts()[start:stop]),
+        per_rule([r.fix for r in rules]),
+        text(image.account[start:stop]),
+        text(image.region[start:stop]),
+        pa.array(
+            _details_texts(
+                units, pushed, pulled, image.also[start:stop], image.details[start:stop]
+            ),
+            type=pa.string(),
+        ),
+    ]
+
+
+def _tags_text(tags: Any) -> Any:
+    try:
+        return " ".join(tags)
+    except TypeError:  # not all text: the JSON list, as csv_cell writes it
+        return csv_cell(list(tags))
+
+
+def _details_texts(
+    units: list[list[str]],
+    pushed: list[str | None],
+    pulled: list[str | None],
+    also: list[Any],
+    extra: list[Any],
+) -> list[str]:
+    """``json.dumps(details, ensure_ascii=False, sort_keys=True)`` of each image
+    finding's details (``unit``, ``pushed_at``, ``last_pull``, ``also`` and the rule's
+    own), written directly when every string in them needs no escaping."""
+    from hygiene.findingtable import _copy_json
+
+    def quoted(value: str | None) -> str:
+        return "null" if value is None else f'"{value}"'
+
+    def listed(values: Any) -> str:
+        return '["' + '", "'.join(values) + '"]' if values else "[]"
+
+    try:
+        strings = "".join(s for unit in units for s in unit)
+        strings += "".join(s for codes in also if codes is not None for s in codes)
+        plain = not _PLAIN_JSON_TEXT.search(strings)
+    except TypeError:  # something that is not text: the standard encoder says how
+        plain = False
+    out = []
+    for unit, pushed_at, last_pull, codes, own in zip(units, pushed, pulled, also, extra,
+                                                      strict=True):  # fmt: skip
+        if own is not None or not plain:
+            details: dict[str, Any] = {"unit": unit, "pushed_at": pushed_at,
+                                       "last_pull": last_pull}  # fmt: skip
+            if codes is not None:
+                details["also"] = list(codes)
+            if isinstance(own, dict):
+                details.update(_copy_json(own))
+            out.append(json.dumps(details, ensure_ascii=False, sort_keys=True, default=str))
+            continue
+        head = "{" if codes is None else '{"also": ' + listed(codes) + ", "
+        out.append(
+            f'{head}"last_pull": {quoted(last_pull)}, "pushed_at": {quoted(pushed_at)}, '
+            f'"unit": {listed(unit)}}}'
+        )
+    return out

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hygiene.report.data import ReportData
+from hygiene.report.findingrows import present
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,8 @@ def _values(items: Iterable[Any], key: str) -> set[str]:
 def places_of(data: ReportData) -> Places:
     """The naming every report of ``data`` uses (the whole registry decides, so the
     nightly and every weekly report name a repository the same way)."""
-    everything: list[Iterable[Any]] = [data.repositories, data.findings, data.proposals, data.kept]
-    accounts = set().union(*(_values(items, "account") for items in everything))
-    regions = set().union(*(_values(items, "region") for items in everything))
+    everything: list[Iterable[Any]] = [data.repositories, data.proposals, data.kept]
+    columns = data.finding_rows.columns()
+    accounts = present(columns.account).union(*(_values(items, "account") for items in everything))
+    regions = present(columns.region).union(*(_values(items, "region") for items in everything))
     return Places(accounts=len(accounts) > 1, regions=len(regions) > 1)

@@ -18,7 +18,7 @@ import functools
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,17 +34,7 @@ from hygiene.messages import render_message
 from hygiene.report.actions import REJECT_COMMAND, images_by_proposal
 from hygiene.report.contexts import namespace_proposals, nightly_context, weekly_context
 from hygiene.report.data import ReportData
-from hygiene.report.exports import (
-    FINDING_COLUMNS,
-    IMAGE_COLUMNS,
-    KEPT_COLUMNS,
-    PROPOSAL_COLUMNS,
-    SCORE_COLUMNS,
-    _export_json,
-    export_images,
-    export_proposals,
-    write_csv,
-)
+from hygiene.report.exports import export_images, export_proposals, write_exports
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
 from hygiene.report.views import MAIL_LIMITS, Limits, compliance_scores, full_limits
@@ -159,7 +149,7 @@ class RenderedReport:
     text: str
     mail_html: str = ""
     mail_text: str = ""
-    findings: list[dict[str, Any]] = field(default_factory=list)
+    findings: Sequence[Mapping[str, Any]] = field(default_factory=list)
     proposals: list[dict[str, Any]] = field(default_factory=list)
     images: list[dict[str, Any]] = field(default_factory=list)  # images the proposals delete
     kept: list[dict[str, Any]] = field(default_factory=list)
@@ -326,7 +316,7 @@ def render_nightly(
         renderer,
         subject,
         None,
-        findings=list(data.findings),
+        findings=data.findings,  # built chunk by chunk when the exports are written
         proposals=export_proposals(data.proposals, rows),
         images=export_images(data.proposals, rows),
         kept=list(data.kept),
@@ -473,17 +463,14 @@ def write_report(
         report.mail_html, report.mail_text = report.renderer.mail()
     files["text"] = _write(out_dir / f"{base}.txt", report.text)
     files["mail_html"] = _write(out_dir / f"{base}.mail.html", report.mail_html)
-    for kind, rows, columns in (
-        ("images", report.images, IMAGE_COLUMNS),
-        ("findings", report.findings, FINDING_COLUMNS),
-        ("proposals", report.proposals, PROPOSAL_COLUMNS),
-        ("kept", report.kept, KEPT_COLUMNS),
-        ("scores", report.scores, SCORE_COLUMNS),
-    ):
-        if "json" in exports:
-            files[f"{kind}_json"] = _export_json(out_dir / f"{base}-{kind}.json", rows)
-        if "csv" in exports:
-            files[f"{kind}_csv"] = write_csv(out_dir / f"{base}-{kind}.csv", rows, columns)
+    tables = {
+        "images": report.images,
+        "findings": report.findings,
+        "proposals": report.proposals,
+        "kept": report.kept,
+        "scores": report.scores,
+    }
+    files.update(write_exports(out_dir, base, tables, exports))
     report.files = files
     return report
 

@@ -15,14 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from hygiene.config import Config
 from hygiene.inventory import namespace_of
 from hygiene.messages import N_
+from hygiene.report import findingrows as rows_of
 from hygiene.report.actions import (
     DELETE_ACTIONS,
     OPEN_STATES,
 )
 from hygiene.report.data import AGE_BUCKET_KEYS, NO_NAMESPACE, HistoryRun, ReportData
+from hygiene.report.findingrows import FindingRows
 from hygiene.report.format import to_datetime
 from hygiene.report.places import PLAIN
 
@@ -186,6 +190,8 @@ def belongs_to(finding: Mapping[str, Any], namespace: str) -> bool:
 
 def reclaimable_bytes(findings: Iterable[Mapping[str, Any]]) -> int:
     """Bytes freed by deleting every flagged image once (an image may break two rules)."""
+    if isinstance(findings, FindingRows):
+        return int(findings.cached("reclaimable", rows_of.reclaimable)[None])
     seen: dict[tuple[str, str, str, str], int] = {}
     for finding in findings:
         digest = finding.get("image_digest")
@@ -201,6 +207,17 @@ def reclaimable_bytes(findings: Iterable[Mapping[str, Any]]) -> int:
 
 
 def findings_by_rule(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    if isinstance(findings, FindingRows):  # from the columns; each group's rows are lazy
+        codes = np.empty(len(findings), dtype=object)
+        codes[:] = findings.columns().code
+        sizes = findings.cached("reclaimable", rows_of.reclaimable)
+        groups_of = findings.cached("by_rule", lambda c: rows_of.rule_groups(c, sizes))
+        lazy = [
+            {**group, "findings": findings.select(codes == group["code"])} for group in groups_of
+        ]
+        return sorted(
+            lazy, key=lambda g: (SEVERITY_ORDER.get(g["severity"], 3), -g["count"], g["code"])
+        )
     groups: dict[str, dict[str, Any]] = {}
     for finding in findings:
         group = groups.setdefault(
@@ -226,9 +243,13 @@ def findings_by_rule(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, An
 
 def findings_by_namespace(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for finding in findings:
-        key = finding_namespace(finding) or NO_NAMESPACE
-        counts[key][finding.get("severity", "info")] += 1
+    if isinstance(findings, FindingRows):
+        for key, per in findings.cached("by_namespace", rows_of.by_namespace).items():
+            counts[key or NO_NAMESPACE].update(per)
+    else:
+        for finding in findings:
+            key = finding_namespace(finding) or NO_NAMESPACE
+            counts[key][finding.get("severity", "info")] += 1
     rows = [
         {
             "namespace": namespace,
@@ -243,10 +264,14 @@ def findings_by_namespace(findings: Iterable[Mapping[str, Any]]) -> list[dict[st
 
 
 def rule_names(findings: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    if isinstance(findings, FindingRows):
+        return rows_of.last_by_code(findings.columns(), "rule")
     return {str(f["code"]): str(f.get("rule", "")) for f in findings}
 
 
 def rule_fixes(findings: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    if isinstance(findings, FindingRows):
+        return rows_of.last_by_code(findings.columns(), "fix")
     return {str(f["code"]): str(f.get("fix", "")) for f in findings}
 
 
@@ -254,12 +279,7 @@ def compliance_scores(data: ReportData, namespace: str | None = None) -> list[di
     """Score per repository: 100 minus a penalty for each distinct rule it breaks
     (error 30, warning 15, info 5), at least 0. Unread repositories get no score."""
     # keyed by account and region too: one name may be a repository in several accounts
-    broken: dict[tuple[str, str, str], dict[str, str]] = defaultdict(dict)
-    for finding in data.findings:
-        if finding.get("repository"):
-            key = (str(finding.get("account", "")), str(finding.get("region", "")),
-                   finding["repository"])  # fmt: skip
-            broken[key][finding["code"]] = finding.get("severity", "info")
+    broken = data.finding_rows.cached("broken", rows_of.broken_rules)
     rows = []
     for repo in data.repositories:
         if namespace is not None and repo.namespace != namespace:
@@ -420,7 +440,7 @@ def changes(data: ReportData) -> dict[str, Any] | None:
     ns_deltas = sorted((d for d in ns_deltas if d[1]), key=lambda d: (-abs(d[1]), d[0]))[:10]
     code_deltas: list[tuple[str, int, int]] = []
     if previous.findings_by_code:
-        current = Counter(f["code"] for f in data.findings)
+        current = rows_of.codes_in_order(data.finding_rows.columns())
         for code in sorted(set(current) | set(previous.findings_by_code)):
             before, after = previous.findings_by_code.get(code, 0), current.get(code, 0)
             if before != after:

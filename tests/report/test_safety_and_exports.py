@@ -130,7 +130,7 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
     )  # the stable copy of the newest report
     assert (folder / "nightly.html").read_text(encoding="utf-8") == report.html
     findings = json.loads((folder / "nightly-findings.json").read_text(encoding="utf-8"))
-    assert findings == json.loads(json.dumps(data.findings, default=str))
+    assert findings == json.loads(json.dumps(list(data.findings), default=str))
     frame = pd.read_csv(folder / "nightly-findings.csv", keep_default_na=False)
     assert len(frame) == len(data.findings)
     assert list(frame.columns[:6]) == [

@@ -1,0 +1,145 @@
+"""CSV text from columns: the cells and lines ``pandas.DataFrame.to_csv`` writes from
+:func:`hygiene.report.exports.export_frame`'s cells, made with pyarrow's compute functions
+a column at a time (:func:`write_cells`, :func:`column_cells`).
+
+A cell is plain text; lists and dicts become text (lists of text space-separated, other
+lists and dicts as JSON); a cell starting with ``=+-@``, tab or CR gets a ``'`` so a
+spreadsheet never runs it as a formula. Quoting and line ends are the csv module's
+(``lineterminator="\\n"``); a column of integers with gaps is written as pandas writes
+floats (``3.0``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
+    spreadsheet never runs a repository or tag name as a formula."""
+    if isinstance(value, list | tuple):
+        value = (
+            " ".join(str(v) for v in value)
+            if all(isinstance(v, str) for v in value)
+            else (json.dumps(list(value), ensure_ascii=False, default=str))
+        )
+    elif isinstance(value, dict):
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        value = "'" + value
+    return value
+
+
+def as_float(kinds: set[type]) -> bool:
+    """Whether pandas holds a column of these kinds as float64 (integers as ``3.0``)."""
+    return kinds <= NUMERIC and bool(kinds & {float, type(None)}) and bool(kinds & {int, float})
+
+
+class WideInt:
+    """Marks a column with an integer pandas cannot hold as a number (an object column)."""
+
+
+KNOWN = {str, type(None), list, tuple, dict, int, float, bool, WideInt}
+NUMERIC = {int, float, type(None)}
+
+
+def add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
+    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``."""
+    found = set(map(type, values))
+    if int in found and WideInt not in kinds:
+        ints = [v for v in values if type(v) is int]
+        if min(ints) < -(2**63) or max(ints) >= 2**64:
+            found.add(WideInt)
+    kinds |= found
+    return found
+
+
+def column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
+    """The cell text of one column's ``values`` (``kinds``: the types of the whole
+    column), as pandas wrote them from :func:`export_frame`; None where empty."""
+    if kinds <= {str, type(None)}:
+        return formula_safe(pa.array(values, type=pa.string()))
+    if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:
+        return pa.array(values, type=pa.int64()).cast(pa.string())
+    if as_float(kinds):
+        # pandas holds the column as float64: 3 is written 3.0, a gap as nothing
+        floats = [None if v is None or v != v else repr(float(v)) for v in values]
+        return pa.array(floats, type=pa.string())
+    if kinds == {dict}:  # JSON text starts with "{": never a formula
+        dumped = [json.dumps(v, ensure_ascii=False, sort_keys=True, default=str) for v in values]
+        return pa.array(dumped, type=pa.string())
+    if kinds == {bool}:
+        return pa.array(["True" if v else "False" for v in values], type=pa.string())
+    if kinds == {list}:
+        try:
+            return formula_safe(pa.array([" ".join(v) for v in values], type=pa.string()))
+        except TypeError:  # not only text: JSON lists, as _csv_cell writes them
+            pass
+    cells = [csv_cell(v) for v in values]
+    # a float NaN in a column of mixed kinds is a gap to pandas
+    text: list[str | None] = [
+        c if c is None or type(c) is str else None if c != c else str(c) for c in cells
+    ]
+    return pa.array(text, type=pa.string())
+
+
+def formula_safe(cells: pa.Array) -> pa.Array:
+    """``'`` before a cell that starts with ``=+-@``, tab or CR (as :func:`_csv_cell`)."""
+    risky = pc.match_substring_regex(cells, "^[=+\\-@\t\r]")
+    if not pc.any(risky).as_py():
+        return cells
+    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def _quote_pattern() -> str:
+    """The characters that make the csv module quote a cell (this Python's: 3.11 does
+    not quote a lone CR when the line terminator is LF)."""
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["a\rb", "c"])
+    return '[,"\n\r]' if buffer.getvalue().startswith('"') else '[,"\n]'
+
+
+_QUOTE = _quote_pattern()
+
+
+def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] | None) -> None:
+    """CSV lines, the bytes ``csv.writer(out, lineterminator="\\n")`` writes: the
+    ``header`` line, or one line per row of ``cells`` (one text array per column, at
+    least two columns; null is an empty cell)."""
+    if header is not None:
+        columns = [pa.array([name], type=pa.string()) for name in header]
+    else:
+        assert cells is not None
+        columns = cells
+    quoted = []
+    for column in columns:
+        needs = pc.match_substring_regex(column, _QUOTE)
+        if pc.any(needs).as_py():
+            wrapped = pc.binary_join_element_wise(
+                '"', pc.replace_substring(column, '"', '""'), '"', ""
+            )
+            column = pc.if_else(needs, wrapped, column)
+        quoted.append(pc.fill_null(column, "") if column.null_count else column)
+    quoted[-1] = pc.binary_join_element_wise(quoted[-1], "\n", "")
+    out.write(_text_bytes(pc.binary_join_element_wise(*quoted, ",")))
+
+
+def _text_bytes(column: pa.Array) -> bytes:
+    """The concatenated UTF-8 of a string array without nulls."""
+    if isinstance(column, pa.ChunkedArray):
+        return b"".join(_text_bytes(c) for c in column.chunks)
+    if not len(column):
+        return b""
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    start, stop = int(offsets[column.offset]), int(offsets[column.offset + len(column)])
+    return bytes(memoryview(column.buffers()[2])[start:stop])

@@ -1,0 +1,408 @@
+"""The findings of a report, without a dict per finding held in memory.
+
+A first scan of a neglected registry has ~900,000 findings at a million images. The
+report used to hold one ``Finding.to_json()`` dict for each (about 3 GiB) while its views
+grouped them and its exports wrote them. :class:`FindingRows` is a read-only
+``Sequence`` of those same dicts that builds them chunk by chunk when something iterates
+it, from the engine's columns (:class:`hygiene.findingtable.Findings`); a report read
+back from JSON (``hygiene report --from-json``) wraps its plain list the same way.
+
+What the views count (findings per rule, per namespace, reclaimable bytes, the rules a
+repository breaks) comes from :meth:`FindingRows.columns`: one column per field they
+read, made from the engine's columns without building the dicts.
+:mod:`tests.report.test_findingrows` checks every aggregate against the dict path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+import numpy as np
+
+from hygiene.inventory import namespace_of
+
+CHUNK = 20_000
+MISSING: Any = object()  # a key the finding's JSON does not have
+
+
+@dataclass
+class FindingColumns:
+    """The fields the report's views read, one list per field, in the findings' order.
+
+    Values are those of the JSON rows (``MISSING`` where a row has no such key);
+    ``scope`` holds ``(position, project, namespaces)`` for the findings whose details
+    name a project or namespaces (:func:`hygiene.report.views.belongs_to`).
+    """
+
+    code: list[Any]
+    rule: list[Any]
+    severity: list[Any]
+    fix_safety: list[Any]
+    fix: list[Any]
+    namespace: list[Any]
+    repository: list[Any]
+    account: list[Any]
+    region: list[Any]
+    digest: list[Any]
+    bytes: list[Any]
+    scope: list[tuple[int, Any, Any]]
+
+    def __len__(self) -> int:
+        return len(self.code)
+
+
+_FIELDS = ("code", "rule", "severity", "fix_safety", "fix", "namespace", "repository",
+           "account", "region", "image_digest", "bytes")  # fmt: skip
+
+
+def _dict_columns(rows: Sequence[Mapping[str, Any]], offset: int = 0) -> FindingColumns:
+    values = [[row.get(key, MISSING) for row in rows] for key in _FIELDS]
+    if any(code is MISSING for code in values[0]):
+        raise KeyError("code")  # as the views' finding["code"]
+    scope = []
+    for k, row in enumerate(rows):
+        details = row.get("details")
+        if isinstance(details, Mapping) and (details.get("project") or details.get("namespaces")):
+            scope.append((offset + k, details.get("project"), details.get("namespaces")))
+    return FindingColumns(*values, scope=scope)  # type: ignore[misc]
+
+
+class FindingRows(Sequence[dict[str, Any]]):
+    """``Finding.to_json()`` of a report's findings, built when iterated (module docstring).
+
+    ``image`` is the engine's :class:`~hygiene.findingtable.ImageFindings` (or None),
+    ``positions`` those of its entries in this selection (None: all of them, in
+    order); ``other`` the remaining findings' JSON rows, which come after.
+    """
+
+    def __init__(
+        self,
+        image: Any = None,
+        other: Sequence[Mapping[str, Any]] = (),
+        positions: np.ndarray | None = None,
+    ) -> None:
+        self.image: Any = image if image is not None and len(image) else None
+        self.positions = None if self.image is None else positions
+        self.other: list[Any] = list(other)
+        self._columns: FindingColumns | None = None
+        self._cache: dict[str, Any] = {}
+
+    @classmethod
+    def of(cls, findings: Any) -> FindingRows:
+        """Rows of ``findings``: a :class:`FindingRows`, the engine's columnar
+        ``Findings``, ``Finding`` objects or their JSON rows (not copied)."""
+        if isinstance(findings, FindingRows):
+            return findings
+        image = getattr(findings, "image", None)
+        if image is not None or hasattr(findings, "json_chunks"):
+            return cls(image, [f.to_json() for f in findings.other])
+        rows = findings if isinstance(findings, list) else list(findings)
+        if rows and not isinstance(rows[0], Mapping):
+            rows = [f.to_json() for f in rows]
+        return cls(None, rows)
+
+    # ------------------------------------------------------------------ sequence
+    @property
+    def image_count(self) -> int:
+        if self.image is None:
+            return 0
+        return len(self.image) if self.positions is None else len(self.positions)
+
+    def __len__(self) -> int:
+        return self.image_count + len(self.other)
+
+    def _image_runs(self) -> Iterator[tuple[int, int]]:
+        """(start, stop) ranges of image entries in this selection, in order."""
+        if self.image is None:
+            return
+        if self.positions is None:
+            yield 0, len(self.image)
+            return
+        if not len(self.positions):
+            return
+        breaks = np.flatnonzero(np.diff(self.positions) != 1) + 1
+        starts = np.insert(breaks, 0, 0)
+        stops = np.append(breaks, len(self.positions))
+        for a, b in zip(starts.tolist(), stops.tolist(), strict=True):
+            yield int(self.positions[a]), int(self.positions[b - 1]) + 1
+
+    def chunks(self, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
+        """The rows, ``size`` (at most) at a time; nothing is kept between chunks."""
+        assert size > 0
+        for start, stop in self._image_runs():
+            for begin in range(start, stop, size):
+                yield self.image.json_rows(begin, min(begin + size, stop))
+        for begin in range(0, len(self.other), size):
+            yield list(self.other[begin : begin + size])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for chunk in self.chunks():
+            yield from chunk
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError("finding index out of range")
+        if index < self.image_count:
+            assert self.image is not None
+            at = index if self.positions is None else int(self.positions[index])
+            return self.image.json_rows(at, at + 1)[0]
+        return self.other[index - self.image_count]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FindingRows | list | tuple):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"FindingRows({self.image_count} image findings, {len(self.other)} others)"
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Add a finding's JSON row at the end (a report put together by hand)."""
+        self.other.append(row)
+        self._columns = None
+        self._cache.clear()
+
+    # ------------------------------------------------------------------ selection
+    def select(self, mask: np.ndarray) -> FindingRows:
+        """The findings where ``mask`` (one bool per finding, in order) is true."""
+        mask = np.asarray(mask, dtype=bool)
+        if len(mask) != len(self):
+            raise ValueError("select: one flag per finding")
+        count = self.image_count
+        positions = np.flatnonzero(mask[:count])
+        if self.positions is not None:
+            positions = self.positions[positions]
+        other = [row for row, keep in zip(self.other, mask[count:].tolist(), strict=True) if keep]
+        picked = FindingRows(self.image, other, positions.astype(np.int64))
+        return picked
+
+    # ------------------------------------------------------------------ columns
+    def columns(self) -> FindingColumns:
+        """The views' fields as columns (computed once)."""
+        if self._columns is None:
+            self._columns = self._make_columns()
+        return self._columns
+
+    def cached(self, key: str, make: Any) -> Any:
+        """``make(self.columns())``, computed once per selection."""
+        if key not in self._cache:
+            self._cache[key] = make(self.columns())
+        return self._cache[key]
+
+    def _make_columns(self) -> FindingColumns:
+        other = _dict_columns(self.other, offset=self.image_count)
+        image = self.image
+        if image is None:
+            return other
+        n = len(image)
+        index = np.arange(n) if self.positions is None else self.positions
+        rules = image.rules
+        rule = np.asarray(image.rule)[index]
+
+        def per_rule(values: list[Any]) -> list[Any]:
+            table = np.empty(len(values), dtype=object)
+            table[:] = values
+            return list(table[rule].tolist()) if len(rule) else []
+
+        def pick(values: list[Any]) -> list[Any]:
+            if self.positions is None:
+                return list(values)
+            table = np.empty(len(values), dtype=object)
+            table[:] = values
+            return list(table[index].tolist())
+
+        offsets = np.asarray(image.unit_offsets)[index].tolist()
+        digests = image.unit_digests
+        scope = []
+        for k, extra in enumerate(pick(image.details)):
+            if isinstance(extra, Mapping) and (extra.get("project") or extra.get("namespaces")):
+                scope.append((k, extra.get("project"), extra.get("namespaces")))
+        columns = FindingColumns(
+            code=per_rule([r.code for r in rules]),
+            rule=per_rule([r.name for r in rules]),
+            severity=per_rule([r.severity.value for r in rules]),
+            fix_safety=per_rule([r.fix_safety.value for r in rules]),
+            fix=per_rule([r.fix for r in rules]),
+            namespace=pick(image.namespace),
+            repository=pick(image.repository),
+            account=pick(image.account),
+            region=pick(image.region),
+            digest=[digests[o] for o in offsets],
+            bytes=np.asarray(image.bytes)[index].tolist(),
+            scope=scope,
+        )
+        for name in (*(f for f in _FIELDS if f != "image_digest"), "digest"):
+            getattr(columns, name).extend(getattr(other, name))
+        columns.scope.extend(other.scope)
+        return columns
+
+
+# --------------------------------------------------------------------------- aggregates
+
+
+def _text(values: list[Any], missing: Any) -> list[str]:
+    if all(type(v) is str for v in values):
+        return values
+    return [str(missing if v is MISSING else v) for v in values]
+
+
+def _value(values: list[Any], default: Any) -> list[Any]:
+    return [default if v is MISSING else v for v in values]
+
+
+def finding_namespaces(columns: FindingColumns) -> list[str | None]:
+    """:func:`hygiene.report.views.finding_namespace` of every finding."""
+    out: list[str | None] = []
+    for namespace, repository in zip(columns.namespace, columns.repository, strict=True):
+        if namespace is not MISSING and namespace:
+            out.append(namespace)
+        elif repository is not MISSING and repository:
+            out.append(namespace_of(repository))
+        else:
+            out.append(None)
+    return out
+
+
+def belongs_mask(columns: FindingColumns, namespace: str) -> np.ndarray:
+    """Which findings :func:`hygiene.report.views.belongs_to` ``namespace``."""
+    names = np.empty(len(columns), dtype=object)
+    names[:] = finding_namespaces(columns)
+    mask = names == namespace
+    for position, project, namespaces in columns.scope:
+        if project == namespace or namespace in (namespaces or []):
+            mask[position] = True
+    return np.asarray(mask, dtype=bool)
+
+
+def reclaimable(columns: FindingColumns) -> dict[Any, int]:
+    """:func:`hygiene.report.views.reclaimable_bytes` of all findings (key None) and of
+    each rule's findings (keyed by code): every flagged image (account, region,
+    repository, digest as text) counted once, at the largest size a finding gave it."""
+    import pandas as pd
+
+    keep = np.array([bool(d) and d is not MISSING for d in columns.digest], dtype=bool)
+    codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
+    out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
+    out[None] = 0
+    if not keep.any():
+        return out
+    key = np.zeros(int(keep.sum()), dtype=np.int64)
+    for values in (columns.account, columns.region, columns.repository, columns.digest):
+        kept = np.asarray(values, dtype=object)[keep]
+        part, distinct = _text_codes(kept)
+        key, _ = pd.factorize(key * distinct + part)  # stays below len(keep) ** 2
+    size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
+    image = pd.Series(size).groupby(key, sort=False).max()
+    out[None] = int(image.sum())
+    per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
+    for code, total in per_code.groupby(level=0, sort=False).sum().items():
+        out[names[code]] = int(total)
+    return out
+
+
+def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Codes of ``str(value)`` (``"None"`` for a missing value) and how many there are:
+    each distinct value is converted once."""
+    import pandas as pd
+
+    codes, distinct = pd.factorize(values, use_na_sentinel=False)
+    uniques = distinct.tolist()
+    if all(type(v) is str for v in uniques):
+        return codes, len(uniques)
+    texts = [str(None if v is MISSING else v) for v in uniques]
+    remap, names = pd.factorize(np.asarray(texts, dtype=object), use_na_sentinel=False)
+    return remap[codes], len(names)
+
+
+def codes_in_order(columns: FindingColumns) -> dict[str, int]:
+    """Findings per code, codes in order of first appearance."""
+    counts: dict[str, int] = {}
+    for code in columns.code:
+        counts[code] = counts.get(code, 0) + 1
+    return counts
+
+
+def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[str, Any]]:
+    """:func:`hygiene.report.views.findings_by_rule` without each group's findings
+    (the caller adds them and sorts them), in order of first appearance; ``sizes`` is
+    :func:`reclaimable` of the same columns."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for position, code in enumerate(columns.code):
+        group = groups.get(code)
+        if group is None:
+            rule, severity = columns.rule[position], columns.severity[position]
+            safety = columns.fix_safety[position]
+            groups[code] = {
+                "code": code,
+                "rule": "" if rule is MISSING else rule,
+                "severity": "info" if severity is MISSING else severity,
+                "fix_safety": "manual" if safety is MISSING else safety,
+                "count": 1,
+            }
+        else:
+            group["count"] += 1
+    for code, group in groups.items():
+        group["bytes"] = sizes[code]
+    return list(groups.values())
+
+
+def by_namespace(columns: FindingColumns) -> dict[str, dict[str, int]]:
+    """Findings per namespace ("" for none) and severity."""
+    import pandas as pd
+
+    counts: dict[str, dict[str, int]] = {}
+    names = [namespace or "" for namespace in finding_namespaces(columns)]
+    severities = _value(columns.severity, "info")
+    if not names:
+        return counts
+    where, places = pd.factorize(np.asarray(names, dtype=object), use_na_sentinel=False)
+    what, kinds = pd.factorize(np.asarray(severities, dtype=object), use_na_sentinel=False)
+    pairs = np.bincount(where * len(kinds) + what, minlength=len(places) * len(kinds))
+    for (place, kind), count in zip(
+        ((p, k) for p in places.tolist() for k in kinds.tolist()), pairs.tolist(), strict=True
+    ):
+        if count:
+            counts.setdefault(place, {})[kind] = count
+    return counts
+
+
+def last_by_code(columns: FindingColumns, field: str) -> dict[str, str]:
+    """``{code: str(value)}``, the last finding of each code winning (as a dict
+    comprehension over the rows does); a missing value counts as ""."""
+    return dict(zip(columns.code, _text(getattr(columns, field), ""), strict=True))
+
+
+def broken_rules(columns: FindingColumns) -> dict[tuple[str, str, str], dict[str, str]]:
+    """(account, region, repository) → {code: severity} of the rules it breaks."""
+    broken: dict[tuple[str, str, str], dict[str, str]] = {}
+    for account, region, repository, code, severity in zip(
+        _text(columns.account, ""),
+        _text(columns.region, ""),
+        columns.repository,
+        columns.code,
+        _value(columns.severity, "info"),
+        strict=True,
+    ):
+        if repository is not MISSING and repository:
+            broken.setdefault((account, region, repository), {})[code] = severity
+    return broken
+
+
+def present(values: list[Any]) -> set[str]:
+    """The distinct truthy values, as text (``places._values``)."""
+    return {str(v) for v in set(values) if v is not MISSING and v}
