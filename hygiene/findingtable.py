@@ -159,15 +159,31 @@ class ImageFindings:
             self._messages = (templates, params, plain)
         return self._messages
 
-    def json_rows(self, start: int, stop: int) -> list[dict[str, Any]]:
-        """``Finding.to_json()`` of entries ``start:stop``, built from the columns (each
-        row its own copy: nothing in it is shared with another row or call)."""
+    def json_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
+        """``Finding.to_json()`` of entries ``start:stop``, built from the columns: each
+        row its own copy (nothing in it is shared with another row or call), unless
+        ``copy`` is false: then the rows hold the findings' own tag lists, ``also`` lists
+        and plain message parameters (for a writer that only encodes them)."""
         constants = [
             (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value) for r in self.rules
         ]
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
         templates, params_of, plain_of = self._message_columns()
+        tags_of: list[Any] = self.tags[start:stop]
+        if copy or not set(map(type, tags_of)) <= {list}:
+            tags_of = list(map(list, tags_of))
+        params: list[Any] = params_of[start:stop]
+        if not all(plain_of[start:stop]):
+            params = [
+                dict(p) if plain else _copy_json(dict(p))
+                for p, plain in zip(params, plain_of[start:stop], strict=True)
+            ]
+        elif copy or not set(map(type, params)) <= {dict}:
+            params = list(map(dict, params))
+        also_of: list[Any] = self.also[start:stop]
+        if copy or not set(map(type, also_of)) <= {list, type(None)}:
+            also_of = [None if also is None else list(also) for also in also_of]
         rows: list[dict[str, Any]] = []
         append = rows.append
         for (
@@ -177,8 +193,7 @@ class ImageFindings:
             repository,
             namespace,
             template,
-            params,
-            plain,
+            message_params,
             text,
             tags,
             size,
@@ -195,14 +210,13 @@ class ImageFindings:
             self.repository[start:stop],
             self.namespace[start:stop],
             templates[start:stop],
-            params_of[start:stop],
-            plain_of[start:stop],
+            params,
             self.texts()[start:stop],
-            self.tags[start:stop],
+            tags_of,
             self.bytes[start:stop].tolist(),
             iso_strings(self.pushed_at[start:stop]),
             iso_strings(self.last_pull[start:stop]),
-            self.also[start:stop],
+            also_of,
             self.details[start:stop],
             offsets[:-1],
             offsets[1:],
@@ -212,7 +226,7 @@ class ImageFindings:
             unit = digests[begin:end]
             details: dict[str, Any] = {"unit": unit, "pushed_at": pushed, "last_pull": pulled}
             if also is not None:
-                details["also"] = list(also)
+                details["also"] = also
             if extra is not None and isinstance(extra, dict):
                 details.update(extra if _plain(extra) else _copy_json(extra))
             append(
@@ -228,11 +242,11 @@ class ImageFindings:
                     "fix": fix,
                     "fix_safety": fix_safety,
                     "image_digest": unit[0],
-                    "tags": list(tags),
+                    "tags": tags,
                     "bytes": size,
                     "details": details,
                     "message_template": template,
-                    "message_params": dict(params) if plain else _copy_json(dict(params)),
+                    "message_params": message_params,
                 }
             )
         return rows
@@ -334,11 +348,16 @@ class Findings(Sequence[Finding]):
     def __repr__(self) -> str:
         return f"Findings({self.image_count} image findings, {len(self.other)} others)"
 
-    def json_chunks(self, size: int = CHUNK) -> Iterator[list[dict[str, Any]]]:
-        """``Finding.to_json()`` of every finding, in order, ``size`` at a time."""
+    def json_chunks(
+        self, size: int = CHUNK, *, copy: bool = True
+    ) -> Iterator[list[dict[str, Any]]]:
+        """``Finding.to_json()`` of every finding, in order, ``size`` at a time (without
+        ``copy``, image rows share the findings' own lists: see
+        :meth:`ImageFindings.json_rows`)."""
         if self.image is not None:
             for start in range(0, len(self.image), size):
-                yield self.image.json_rows(start, min(start + size, len(self.image)))
+                stop = min(start + size, len(self.image))
+                yield self.image.json_rows(start, stop, copy=copy)
         for start in range(0, len(self.other), size):
             yield [f.to_json() for f in self.other[start : start + size]]
 

@@ -119,12 +119,13 @@ class Chunks:
         return cls(chunks())
 
 
-def findings_chunks(findings: Iterable[Any], size: int = CHUNK) -> Chunks:
+def findings_chunks(findings: Iterable[Any], size: int = CHUNK, *, copy: bool = True) -> Chunks:
     """``Finding.to_json()`` of every finding, chunk by chunk; columnar findings
-    (:class:`hygiene.findingtable.Findings`) build them from their columns."""
+    (:class:`hygiene.findingtable.Findings`) build them from their columns (without
+    ``copy``, sharing the findings' own lists: for a writer that only encodes them)."""
     json_chunks = getattr(findings, "json_chunks", None)
     if json_chunks is not None:
-        return Chunks(json_chunks(size))
+        return Chunks(json_chunks(size, copy=copy))
     return Chunks.of(findings, lambda f: f.to_json(), size)
 
 

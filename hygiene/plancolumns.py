@@ -9,6 +9,7 @@ _image_proposals`, that these equal: ``tests/test_columnar.py``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -282,8 +283,8 @@ def _evidence_entries(frame: pd.DataFrame, digests: list[str]) -> list[dict[str,
     """The evidence entry of each image row of ``frame`` (whose digests are ``digests``),
     as :func:`hygiene.planscope.evidence_entry` writes it."""
     tag_lists = frame["tags"].tolist()
-    if all(type(tag) is str for tags in tag_lists for tag in tags):
-        tags_of = [sorted(tags) if len(tags) > 1 else [*tags] for tags in tag_lists]
+    if set(map(type, itertools.chain.from_iterable(tag_lists))) <= {str}:
+        tags_of = list(map(sorted, tag_lists))
     else:
         tags_of = [sorted(map(str, tags)) for tags in tag_lists]
     media = frame["manifest_media_type"]

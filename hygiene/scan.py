@@ -344,7 +344,7 @@ class ScanResult:
             [
                 ("run", self.inventory.run.to_json()),
                 ("inventory", self.inventory.summary()),
-                ("findings", findings_chunks(self.findings)),
+                ("findings", findings_chunks(self.findings, copy=False)),  # encoded only
                 ("kept", Chunks.of(self.kept, KeptImage.to_json)),
                 # a delete proposal's evidence lists every image of it: few at a time
                 (

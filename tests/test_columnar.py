@@ -350,6 +350,9 @@ def test_json_rows_of_nested_parameters_and_details_are_copies() -> None:
     rows = image.json_rows(0, 6)
     before = [f.to_json() for f in image.findings(0, 6)]  # asdict's deep copies
     assert rows == before
+    shared = image.json_rows(0, 6, copy=False)  # for a writer that only encodes them
+    assert shared == before
+    assert shared[4]["tags"] is image.tags[4] and rows[4]["tags"] is not image.tags[4]
     assert rows[0]["message_params"] == {"inner": {"template": "in %(n)s", "params": {"n": 1}}}
     assert rows[1]["message_template"] == "" and rows[1]["message_params"] == {}
     for row in rows:

@@ -16,7 +16,7 @@ read, made from the engine's columns without building the dicts.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, overload
 
 import numpy as np
@@ -48,9 +48,24 @@ class FindingColumns:
     digest: list[Any]
     bytes: list[Any]
     scope: list[tuple[int, Any, Any]]
+    # finding_namespaces(self) as an object array, made on first use (each weekly
+    # report compares it with its namespace)
+    names: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.code)
+
+    def take(self, positions: list[int]) -> FindingColumns:
+        """The columns of the findings at ``positions`` (ascending), in that order."""
+        at = {old: new for new, old in enumerate(positions)}
+        picked = [
+            [values[i] for i in positions]
+            for values in (self.code, self.rule, self.severity, self.fix_safety, self.fix,
+                           self.namespace, self.repository, self.account, self.region,
+                           self.digest, self.bytes)
+        ]  # fmt: skip
+        scope = [(at[k], project, names) for k, project, names in self.scope if k in at]
+        return FindingColumns(*picked, scope=scope)  # type: ignore[misc]
 
 
 _FIELDS = ("code", "rule", "severity", "fix_safety", "fix", "namespace", "repository",
@@ -189,6 +204,8 @@ class FindingRows(Sequence[dict[str, Any]]):
             positions = self.positions[positions]
         other = [row for row, keep in zip(self.other, mask[count:].tolist(), strict=True) if keep]
         picked = FindingRows(self.image, other, positions.astype(np.int64))
+        if self._columns is not None:  # the selection's columns, from these
+            picked._columns = self._columns.take(np.flatnonzero(mask).tolist())
         return picked
 
     # ------------------------------------------------------------------ columns
@@ -280,9 +297,10 @@ def finding_namespaces(columns: FindingColumns) -> list[str | None]:
 
 def belongs_mask(columns: FindingColumns, namespace: str) -> np.ndarray:
     """Which findings :func:`hygiene.report.views.belongs_to` ``namespace``."""
-    names = np.empty(len(columns), dtype=object)
-    names[:] = finding_namespaces(columns)
-    mask = names == namespace
+    if columns.names is None:
+        columns.names = np.empty(len(columns), dtype=object)
+        columns.names[:] = finding_namespaces(columns)
+    mask = columns.names == namespace
     for position, project, namespaces in columns.scope:
         if project == namespace or namespace in (namespaces or []):
             mask[position] = True

@@ -87,6 +87,91 @@ def insert_many(
     return count
 
 
+def insert_columns(
+    session: Session,
+    table: Any,
+    names: Sequence[str],
+    chunks: Iterable[Sequence[Sequence[Any]]],
+) -> int:
+    """Insert rows given as columns: each chunk holds one sequence of values per name
+    of ``names`` (all the same length), the values as the database driver takes them
+    (text, int, float, None: no conversion here, JSON already written as text).
+    Within the session's transaction; returns how many rows.
+
+    Faster than :func:`insert_many` for many rows: SQLite gets ``executemany`` on the
+    driver's cursor with the rows zipped from the columns; PostgreSQL gets ``COPY``
+    text built column by column (each column escaped once, then joined row by row).
+    """
+    connection = session.connection()
+    dialect = connection.dialect
+    quote = dialect.identifier_preparer
+    listed = ", ".join(quote.quote(name) for name in names)
+    target = quote.format_table(table)
+    count = 0
+    if dialect.name == "postgresql":
+        raw: Any = connection.connection.dbapi_connection  # psycopg's Connection
+        with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
+            for columns in chunks:
+                n = _length(columns, names)
+                if n:
+                    copy.write(copy_text(columns))
+                count += n
+        return count
+    if dialect.name == "sqlite":
+        statement = f"INSERT INTO {target} ({listed}) VALUES ({', '.join('?' * len(names))})"
+        driver: Any = connection.connection.dbapi_connection  # sqlite3's Connection
+        sqlite_cursor = driver.cursor()
+        try:
+            for columns in chunks:
+                n = _length(columns, names)
+                sqlite_cursor.executemany(statement, zip(*columns, strict=True))
+                count += n
+        finally:
+            sqlite_cursor.close()
+        return count
+    for columns in chunks:  # any other database: SQLAlchemy's own executemany
+        n = _length(columns, names)
+        if n:
+            rows = [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+            connection.execute(insert(table), rows)
+        count += n
+    return count
+
+
+def _length(columns: Sequence[Sequence[Any]], names: Sequence[str]) -> int:
+    if len(columns) != len(names):
+        raise ValueError(f"{len(columns)} columns given for {len(names)} names")
+    return len(columns[0]) if columns else 0
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def copy_text(columns: Sequence[Sequence[Any]]) -> str:
+    """PostgreSQL ``COPY … FROM STDIN`` text (the default text format) of rows given as
+    columns: tab between values, a newline after each row, ``\\N`` for None, and
+    backslash, newline, carriage return and tab escaped with a backslash."""
+    texts = [_copy_column(column) for column in columns]
+    return "".join(["\t".join(row) + "\n" for row in zip(*texts, strict=True)])
+
+
+def _copy_column(column: Sequence[Any]) -> list[str]:
+    values: list[Any] = [v if v is None or type(v) is str else _copy_value(v) for v in column]
+    # most columns hold nothing to escape: one look at all their text decides
+    joined = "".join(filter(None, values))
+    if any(c in joined for c in "\\\n\r\t"):
+        values = [None if v is None else v.translate(_COPY_ESCAPES) for v in values]
+    if None in values:
+        values = ["\\N" if v is None else v for v in values]
+    return values
+
+
+def _copy_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return str(value)
+
+
 def _converter(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     if isinstance(type_, JSON):
         return _json_text

@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from hygiene.errors import StoreError
 from hygiene.model import Finding
+from hygiene.store import findingrows
 from hygiene.store.base import StoreBase, utcnow, whoami
-from hygiene.store.bulk import insert_many
+from hygiene.store.bulk import insert_columns
 from hygiene.store.models import FindingRow, RunRow
 from hygiene.store.records import RunRecord, run_record
 
@@ -106,40 +107,27 @@ class StoreRuns(StoreBase):
     def record_findings(self, run_id: str, findings: Iterable[Finding]) -> int:
         """Store the findings of run ``run_id`` (for trends); returns how many.
 
-        Written in bulk (:func:`~hygiene.store.bulk.insert_many`); a columnar
-        :class:`~hygiene.findingtable.Findings` gives its rows without making objects.
+        One transaction, written in bulk (:func:`~hygiene.store.bulk.insert_columns`);
+        a columnar :class:`~hygiene.findingtable.Findings` gives its rows' columns
+        without making objects or dicts (:mod:`hygiene.store.findingrows`).
         """
-        from hygiene.jsonout import findings_chunks
+        names = ("run_id", *findingrows.COLUMNS, "data")
 
-        columns = (
-            "run_id", "code", "rule", "severity", "fix_safety", "account", "region",
-            "repository", "namespace", "image_digest", "bytes", "message", "data",
-        )  # fmt: skip
-
-        def rows() -> Iterator[tuple[Any, ...]]:
-            for chunk in findings_chunks(findings):
-                for data in chunk:
-                    yield (
-                        run_id,
-                        data["code"],
-                        data["rule"],
-                        data["severity"],
-                        data["fix_safety"],
-                        data["account"],
-                        data["region"],
-                        data["repository"],
-                        data["namespace"],
-                        data["image_digest"],
-                        int(data["bytes"]),
-                        data["message"],
-                        data,
-                    )
+        def chunks() -> Iterator[list[Any]]:
+            for columns in findingrows.column_chunks(findings):
+                yield [[run_id] * len(columns[0]), *columns]
 
         with self.session() as session:
-            return insert_many(session, FindingRow.__table__, rows(), columns=columns)
+            return insert_columns(session, FindingRow.__table__, names, chunks())
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
-        """The findings of one run as ``Finding.to_json()`` dicts."""
-        query = select(FindingRow.data).where(FindingRow.run_id == run_id).order_by(FindingRow.id)
+        """The findings of one run as ``Finding.to_json()`` dicts, in the order stored."""
+        columns = [getattr(FindingRow, name) for name in findingrows.COLUMNS]
+        query = (
+            select(*columns, FindingRow.data)
+            .where(FindingRow.run_id == run_id)
+            .order_by(FindingRow.id)
+        )
         with self.session() as session:
-            return list(session.scalars(query))
+            rows = session.execute(query)
+            return [findingrows.finding_json(dict(row._mapping), row.data) for row in rows]

@@ -93,6 +93,8 @@ def check_rows(rows: FindingRows) -> None:
     for namespace in sorted(n for n in names if n is not None):
         picked = rows.select(belongs_mask(columns, namespace))
         wanted = [f for f in plain if views.belongs_to(f, namespace)]
+        fresh = FindingRows(picked.image, picked.other, picked.positions)
+        assert picked.columns() == fresh.columns()  # taken from the whole's columns
         assert list(picked) == wanted, namespace
         assert views.reclaimable_bytes(picked) == views.reclaimable_bytes(wanted)
         groups = views.findings_by_rule(picked)
