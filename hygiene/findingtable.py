@@ -276,6 +276,15 @@ def _plain(mapping: Any) -> bool:
     return all(type(v) in scalars for v in mapping.values())
 
 
+def finding_index(index: int, length: int) -> int:
+    """``index`` into ``length`` findings (negative: from the end); IndexError outside."""
+    if index < 0:
+        index += length
+    if not 0 <= index < length:
+        raise IndexError("finding index out of range")
+    return index
+
+
 def _copy_json(value: Any) -> Any:
     """A copy of JSON-shaped ``value``, as ``dataclasses.asdict`` copies a field (a
     dataclass inside, such as a :class:`~hygiene.messages.Message` parameter, becomes a
@@ -322,11 +331,7 @@ class Findings(Sequence[Finding]):
     def __getitem__(self, index: int | slice) -> Finding | list[Finding]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("finding index out of range")
+        index = finding_index(index, len(self))
         if index < self.image_count:
             assert self.image is not None
             return self.image.findings(index, index + 1)[0]
@@ -419,7 +424,7 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     with_fraction = np.flatnonzero(fraction)
     if len(with_fraction):
         # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
-        triples, dotted, last = _triples(), _dotted_triples(), _suffixed_triples()
+        triples, dotted, last = _triples(), _triples(".{:03d}"), _triples("{:03d}+00:00")
         micro, nano = np.divmod(fraction[with_fraction], 1000)
         head = dotted[micro // 1000]
         whole = nano == 0
@@ -433,23 +438,10 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
 
 
 @functools.cache
-def _dotted_triples() -> np.ndarray:
+def _triples(template: str = "{:03d}") -> np.ndarray:
+    """``template.format(n)`` for n = 0…999, as an object array to index with numbers."""
     table = np.empty(1000, dtype=object)
-    table[:] = [f".{n:03d}" for n in range(1000)]
-    return table
-
-
-@functools.cache
-def _suffixed_triples() -> np.ndarray:
-    table = np.empty(1000, dtype=object)
-    table[:] = [f"{n:03d}+00:00" for n in range(1000)]
-    return table
-
-
-@functools.cache
-def _triples() -> np.ndarray:
-    table = np.empty(1000, dtype=object)
-    table[:] = [f"{n:03d}" for n in range(1000)]
+    table[:] = [template.format(n) for n in range(1000)]
     return table
 
 

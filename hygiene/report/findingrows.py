@@ -21,6 +21,7 @@ from typing import Any, overload
 
 import numpy as np
 
+from hygiene.findingtable import finding_index
 from hygiene.inventory import namespace_of
 
 CHUNK = 20_000
@@ -165,11 +166,7 @@ class FindingRows(Sequence[dict[str, Any]]):
     def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        n = len(self)
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError("finding index out of range")
+        index = finding_index(index, len(self))
         if index < self.image_count:
             assert self.image is not None
             at = index if self.positions is None else int(self.positions[index])
