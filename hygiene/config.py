@@ -315,6 +315,9 @@ class ApplySettings(Section):
 
 class StoreSettings(Section):
     url: StoreUrl = "sqlite:///hygiene.db"
+    # each nightly run stores one row per finding (~900k at a million images); the
+    # findings of runs older than this many days are deleted after each nightly run
+    findings_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
 class SmtpSettings(Section):

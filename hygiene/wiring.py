@@ -70,8 +70,13 @@ def told_owners(report: RenderedReport, delivery: DeliveryResult) -> bool:
 SLACK_WEBHOOK = "slack:webhook"  # what Slack's incoming webhook reached (channels.slack)
 
 
-def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
-    """Save a scan's findings and merge its proposals; return them as stored.
+def persist_with(
+    store: Any, *, findings_retention_days: int | None = None
+) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
+    """Save a scan's findings and merge its proposals; return them as stored. With
+    ``findings_retention_days``, the findings of runs started that long before this
+    scan are deleted (``store.findings_retention_days``): one row per finding a night
+    would otherwise grow the store without end.
 
     The scan's coverage goes with it: the proposals of every repository it read completely
     are confirmed by this run (apply acts on nothing else), and absent proposals expire
@@ -85,6 +90,9 @@ def persist_with(store: Any) -> Callable[[Any, Inventory, Any, list[Proposal]], 
         run_id: Any, inventory: Inventory, evaluation: Any, proposals: list[Proposal]
     ) -> list[Proposal]:
         store.record_findings(run_id, evaluation.findings)
+        if findings_retention_days is not None:
+            cutoff = inventory.run.started_at - timedelta(days=findings_retention_days)
+            store.prune_findings(cutoff, keep=str(run_id))
         store.upsert_proposals(
             proposals,
             inventory.run.started_at,
@@ -414,7 +422,9 @@ def build_job_deps(
         collect=wired.collect,
         evaluate=wired.evaluate,
         plan=wired.plan,
-        persist=persist_with(store),
+        persist=persist_with(
+            store, findings_retention_days=config.policy.store.findings_retention_days
+        ),
         apply=apply_with(store, wired.clients, wired.demo_id, wired.in_use_check),
         due_approved=due_approved_with(store),
         render_admin_report=wired.render_admin_report,

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from hygiene.errors import StoreError
 from hygiene.model import Finding
@@ -119,6 +119,17 @@ class StoreRuns(StoreBase):
 
         with self.session() as session:
             return insert_columns(session, FindingRow.__table__, names, chunks())
+
+    def prune_findings(self, before: datetime, *, keep: str | None = None) -> int:
+        """Delete the stored findings of runs started before ``before`` (never those of
+        run ``keep``); returns how many rows went. The runs themselves, their summaries
+        (the reports' trends), proposals, decisions and audit rows stay."""
+        old_runs = select(RunRow.id).where(RunRow.started_at < before)
+        if keep is not None:
+            old_runs = old_runs.where(RunRow.id != keep)
+        with self.session() as session:
+            result = session.execute(delete(FindingRow).where(FindingRow.run_id.in_(old_runs)))
+            return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for a DELETE
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         """The findings of one run as ``Finding.to_json()`` dicts, in the order stored."""
