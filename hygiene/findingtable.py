@@ -276,12 +276,13 @@ def _plain(mapping: Any) -> bool:
     return all(type(v) in scalars for v in mapping.values())
 
 
-def finding_index(index: int, length: int) -> int:
-    """``index`` into ``length`` findings (negative: from the end); IndexError outside."""
+def finding_index(index: int, length: int, what: str = "finding") -> int:
+    """``index`` into a lazy sequence of ``length`` findings (or other rows, ``what``),
+    negative from the end, as a list takes it; IndexError outside."""
     if index < 0:
         index += length
     if not 0 <= index < length:
-        raise IndexError("finding index out of range")
+        raise IndexError(f"{what} index out of range")
     return index
 
 

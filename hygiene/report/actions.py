@@ -23,6 +23,7 @@ from datetime import date, datetime
 from typing import Any, overload
 from zoneinfo import ZoneInfo
 
+from hygiene.findingtable import finding_index
 from hygiene.report.format import to_datetime
 from hygiene.report.places import PLAIN
 
@@ -187,10 +188,7 @@ class ImageRowList(Sequence[ImageRow]):
         if isinstance(index, slice):
             start, stop, step = index.indices(len(self))
             return list(itertools.islice(self._rows(stop), start, stop, step))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError("image row index out of range")
+        index = finding_index(index, len(self), "image row")
         return next(itertools.islice(self._rows(index + 1), index, None))
 
     def __eq__(self, other: object) -> bool:

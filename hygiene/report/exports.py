@@ -292,11 +292,7 @@ def write_csv(
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
             for part in _row_chunks(rows, chunk):
-                cells = [
-                    column_cells(values, kind)
-                    for values, kind in zip(_values(part, columns), kinds, strict=True)
-                ]
-                write_cells(out, None, cells)
+                write_cells(out, None, _cells(part, columns, kinds))
     tmp.replace(path)
     return path
 
@@ -332,6 +328,16 @@ def _row_chunks(
     if chunks is not None:
         return chunks(size)  # type: ignore[no-any-return]
     return (rows[i : i + size] for i in range(0, len(rows), size))
+
+
+def _cells(
+    rows: Sequence[Mapping[str, Any]], columns: list[str], kinds: Sequence[set[type]]
+) -> list[Any]:
+    """The CSV cells of ``rows``, column by column, each column as its known ``kinds``."""
+    return [
+        column_cells(values, kind)
+        for values, kind in zip(_values(rows, columns), kinds, strict=True)
+    ]
 
 
 def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
@@ -393,11 +399,7 @@ def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
             stop = min(start + CSV_CHUNK, len(image))
             write_cells(out, None, _image_finding_cells(image, start, stop))
         for chunk in _row_chunks(rows.other):
-            cells = [
-                column_cells(values, kind)
-                for values, kind in zip(_values(chunk, FINDING_COLUMNS), kinds, strict=True)
-            ]
-            write_cells(out, None, cells)
+            write_cells(out, None, _cells(chunk, FINDING_COLUMNS, kinds))
     tmp.replace(path)
     return path
 
