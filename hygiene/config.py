@@ -315,8 +315,9 @@ class ApplySettings(Section):
 
 class StoreSettings(Section):
     url: StoreUrl = "sqlite:///hygiene.db"
-    # each nightly run stores one row per finding (~900k at a million images); the
-    # findings of runs older than this many days are deleted after each nightly run
+    # each nightly run stores its image findings as totals per rule and repository and
+    # every other finding as a row (docs/store.md); the findings of runs older than
+    # this many days are deleted after each nightly run
     findings_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
