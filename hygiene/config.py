@@ -379,7 +379,10 @@ class ReportSettings(Section):
     trend_runs: int = Field(default=12, ge=2, le=365)
     max_rows: int = Field(default=100, ge=5, le=10000)  # rows per table; the rest in exports
     templates_dir: Path | None = None  # default: the package's templates (from reports/)
-    exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
+    # written next to the HTML; CSV alone by default: the JSON exports repeat the same
+    # tables (about 2 GiB a night at a million images) and the scan document is the
+    # machine-readable whole
+    exports: tuple[Literal["csv", "json"], ...] = ("csv",)
 
 
 class ScheduleSettings(Section):
