@@ -14,8 +14,9 @@
 -- hygiene_reader    reads everything (proposals, audit, runs): hygiene proposals|audit|runs
 -- hygiene_objector  + inserts rejections only: hygiene reject (a project's owners)
 -- hygiene_approver  + inserts decisions (approve and reject): hygiene approve (admins)
--- hygiene_operator  + what a run writes (runs, findings, proposals' bookkeeping, audit,
---                   locks; not the trust pin): hygiene apply / hygiene run by hand (admins)
+-- hygiene_operator  + what a run writes (runs, findings and their retention, proposals'
+--                   bookkeeping and confirmation, repository scans, audit, locks; not the
+--                   trust pin): hygiene apply / hygiene run by hand (admins)
 --
 -- Nobody but the owner may update or delete a decision or an audit row. A decision
 -- takes effect through the trigger of migration 0003 (it runs as the owner): it checks
@@ -66,10 +67,17 @@ GRANT INSERT, UPDATE ON runs TO hygiene_operator;
 -- proposals: inserted by a scan; afterwards only their bookkeeping changes, never what
 -- they change in the registry (action, target, evidence, safety).
 GRANT INSERT ON proposals TO hygiene_operator;
+-- confirmed_by/_at: the scan that last saw a proposal complete (apply acts on nothing
+-- else); a run by hand confirms as the scheduled one does, and records each repository's
+-- scan (repository_scans) for the next run to compare against.
 GRANT UPDATE (state, first_seen, last_seen, summary, notified_at, grace_until, decided_at,
-              decided_by, reason, finished_at, outcome)
+              decided_by, reason, finished_at, outcome, confirmed_by, confirmed_at)
     ON proposals TO hygiene_operator;
+GRANT INSERT, UPDATE ON repository_scans TO hygiene_operator;
 GRANT INSERT ON findings, audit TO hygiene_operator;
+-- findings: a run deletes those older than store.findings_retention_days (its own
+-- history, read by nobody; decisions and audit rows are never deleted)
+GRANT DELETE ON findings TO hygiene_operator;
 GRANT INSERT, UPDATE, DELETE ON locks TO hygiene_operator;
 GRANT USAGE ON SEQUENCE findings_id_seq, audit_id_seq TO hygiene_operator;
 -- The trust pin (who the deployed admins and owners are) is the owner's alone: only the

@@ -18,6 +18,7 @@ from hygiene.authz import Identity, TrustPolicy
 from hygiene.errors import NotAuthorisedError
 from hygiene.model import ProposalState
 from hygiene.store import Store
+from hygiene.wiring import persist_with
 from tests import builders
 from tests.builders import NOW, REPO_ROOT
 from tests.postgres import EmbeddedPostgres
@@ -101,6 +102,35 @@ def test_an_admin_login_records_decisions_and_runs_but_changes_no_proposal(grant
     for statement in forbidden:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             granted["sql"]("alice", statement)
+
+
+def test_an_admin_login_runs_the_nightly_by_hand(granted) -> None:
+    """What a nightly run writes when an operator starts it (``hygiene run nightly`` by
+    hand, docs/operations.md): its findings, the pruning of old ones, the proposals
+    merged and confirmed by its scan, each repository's scan."""
+    owner: Store = granted["owner"]
+    old = owner.record_run("nightly", started_at=NOW - timedelta(days=100))
+    owner.record_findings(old, [builders.finding("RP001", "suporte/app0")])
+    seen = builders.proposal(digests=["a"])  # in suporte/api, which the scan reads
+    owner.upsert_proposals([seen], NOW - timedelta(days=1))
+    inventory = builders.inventory([builders.image_row("a")], now=NOW)
+    evaluation = builders.evaluation(
+        [builders.finding("IM002", digest="a"), builders.finding("RP001", "suporte/app1")]
+    )
+    alice: Store = granted["as"]("alice")
+    with alice.lock():
+        run_id = alice.record_run("nightly", started_at=NOW)
+        persist_with(alice, findings_retention_days=90)(run_id, inventory, evaluation, [seen])
+        alice.finish_run(run_id, "ok")
+
+    assert owner.findings(old) == []  # pruned: older than 90 days
+    assert len(owner.findings(run_id)) == 2  # one image total, one finding
+    stored = owner.get(seen.id)
+    assert stored is not None and stored.confirmed_by == run_id
+    key = (builders.ACCOUNT, builders.REGION, builders.REPOSITORY)
+    assert owner.repository_scans([key])[key].last_scan_run == run_id
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):  # still never the evidence
+        granted["sql"]("alice", "UPDATE proposals SET evidence = '{}'")
 
 
 def test_an_owner_login_may_object_and_nothing_else(granted) -> None:
