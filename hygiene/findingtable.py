@@ -159,6 +159,19 @@ class ImageFindings:
             self._messages = (templates, params, plain)
         return self._messages
 
+    def params_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
+        """The ``message_params`` of entries ``start:stop`` as :meth:`json_rows` gives them."""
+        _, params_of, plain_of = self._message_columns()
+        params: list[Any] = params_of[start:stop]
+        if not all(plain_of[start:stop]):
+            params = [
+                dict(p) if plain else _copy_json(dict(p))
+                for p, plain in zip(params, plain_of[start:stop], strict=True)
+            ]
+        elif copy or not set(map(type, params)) <= {dict}:
+            params = list(map(dict, params))
+        return params
+
     def json_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
         """``Finding.to_json()`` of entries ``start:stop``, built from the columns: each
         row its own copy (nothing in it is shared with another row or call), unless
@@ -169,18 +182,11 @@ class ImageFindings:
         ]
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
-        templates, params_of, plain_of = self._message_columns()
+        templates = self._message_columns()[0]
         tags_of: list[Any] = self.tags[start:stop]
         if copy or not set(map(type, tags_of)) <= {list}:
             tags_of = list(map(list, tags_of))
-        params: list[Any] = params_of[start:stop]
-        if not all(plain_of[start:stop]):
-            params = [
-                dict(p) if plain else _copy_json(dict(p))
-                for p, plain in zip(params, plain_of[start:stop], strict=True)
-            ]
-        elif copy or not set(map(type, params)) <= {dict}:
-            params = list(map(dict, params))
+        params = self.params_rows(start, stop, copy=copy)
         also_of: list[Any] = self.also[start:stop]
         if copy or not set(map(type, also_of)) <= {list, type(None)}:
             also_of = [None if also is None else list(also) for also in also_of]
@@ -386,9 +392,10 @@ class Findings(Sequence[Finding]):
 # --------------------------------------------------------------------------- times
 
 
-def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
+def iso_strings(nanoseconds: np.ndarray, *, json: bool = False) -> list[str | None]:
     """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``, whole seconds) of int64
-    nanoseconds since the epoch; None for :data:`NAT`.
+    nanoseconds since the epoch; None for :data:`NAT`. With ``json``, their JSON text
+    (``"2026-11-28T03:00:00Z"``, ``null``).
 
     Formats each distinct day once and each second of the day from a table, then joins
     them with numpy's object add: several times faster than ``np.datetime_as_string``.
@@ -400,8 +407,10 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     days, second_of_day = np.divmod(seconds, 86400)
     unique_days, inverse = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    text = day_text[inverse] + _time_of_day_table()[second_of_day]
-    text[nat] = None
+    if json:
+        day_text = '"' + day_text
+    text = day_text[inverse] + _time_of_day_table('Z"' if json else "Z")[second_of_day]
+    text[nat] = "null" if json else None
     return list(text.tolist())
 
 
@@ -456,9 +465,9 @@ def _clock_table() -> np.ndarray:
 
 
 @functools.cache
-def _time_of_day_table() -> np.ndarray:
+def _time_of_day_table(suffix: str = "Z") -> np.ndarray:
     table = np.empty(86400, dtype=object)
     table[:] = [
-        f"T{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
+        f"T{h:02d}:{m:02d}:{s:02d}{suffix}" for h in range(24) for m in range(60) for s in range(60)
     ]
     return table
