@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import ImageFindings, iso_strings
+from hygiene.findingtable import (
+    NAT,
+    ImageFindings,
+    _day_table,
+    _time_of_day_table,
+    day_seconds,
+    iso_strings,
+)
 
 INDENT = orjson.OPT_INDENT_2
 # options the text made here honours: sorted keys (the template's key order), and those
@@ -148,11 +155,7 @@ def _row_fields(indent: str) -> list[tuple[str, Any]]:
         (
             "details",
             {
-                "unit": [
-                    "[\n" + inner + '  "',
-                    _Column("digest", indent),
-                    _Column("unit_rest", inner),
-                ],
+                "unit": ["[\n" + inner + '  "', _Column("unit", inner), '"\n' + inner + "]"],
                 "pushed_at": [_Column("pushed_at", inner)],
                 "last_pull": [_Column("last_pull", inner)],
                 "also": _Column("also", inner),
@@ -335,8 +338,8 @@ class _Columns:
         offsets = np.asarray(image.unit_offsets[start : stop + 1], dtype=np.int64)
         if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
             raise _Decline("unit")  # json_rows takes each unit's first digest
+        self.offsets = offsets
         self.begins: list[int] = offsets[:-1].tolist()
-        self.ends: list[int] = offsets[1:].tolist()
         self._made: dict[_Column, list[str]] = {}
 
     def make(self, column: _Column) -> list[str]:
@@ -359,8 +362,10 @@ class _Columns:
     def _message(self, column: _Column) -> list[str]:
         return _contents(self.image.texts()[self.start : self.stop])
 
-    def _digest(self, column: _Column) -> list[str]:
-        return _contents(list(map(self.image.unit_digests.__getitem__, self.begins)))
+    def _digest(self, column: _Column) -> Any:
+        import pyarrow as pa
+
+        return _unit_digests(self.image).take(pa.array(self.begins, type=pa.int64()))
 
     # whole values
     def _namespace(self, column: _Column) -> list[str]:
@@ -378,74 +383,77 @@ class _Columns:
             raise _Decline("bytes")
         return pc.cast(pa.array(values), pa.string())  # Arrow writes integers as str() does
 
-    def _pushed_at(self, column: _Column) -> list[str]:
-        return iso_strings(self.image.pushed_at[self.start : self.stop], json=True)  # type: ignore[return-value]
+    def _pushed_at(self, column: _Column) -> Any:
+        return _iso_json(np.asarray(self.image.pushed_at[self.start : self.stop]))
 
-    def _last_pull(self, column: _Column) -> list[str]:
-        return iso_strings(self.image.last_pull[self.start : self.stop], json=True)  # type: ignore[return-value]
+    def _last_pull(self, column: _Column) -> Any:
+        return _iso_json(np.asarray(self.image.last_pull[self.start : self.stop]))
 
     # values after their opening bracket (the template holds it), from orjson
-    def _tags(self, column: _Column) -> list[str]:
+    def _tags(self, column: _Column) -> Any:
         return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
 
-    def _unit_rest(self, column: _Column) -> list[str]:
-        """A unit after its first digest's text: the rest of the list."""
-        single = '"\n' + column.indent + "]"
-        longer = [
-            i for i, (b, e) in enumerate(zip(self.begins, self.ends, strict=True)) if e - b > 1
-        ]
-        out = [single] * self.n
-        if longer:
-            digests = self.image.unit_digests
-            rests = [digests[self.begins[i] + 1 : self.ends[i]] for i in longer]
-            for i, text in zip(longer, self._items(rests, column.indent, "["), strict=True):
-                out[i] = '",' + text
-        return out
+    def _unit(self, column: _Column) -> Any:
+        """Each unit's digests between the first one's opening quote and the last one's
+        closing quote (a unit is never empty)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
-    def _params(self, column: _Column) -> list[str]:
+        offsets = pa.array(self.offsets, type=pa.int64())
+        units = pa.LargeListArray.from_arrays(offsets, _unit_digests(self.image))
+        return pc.binary_join(units, '",\n' + column.indent + '  "')
+
+    def _params(self, column: _Column) -> Any:
         params = self.image.params_rows(self.start, self.stop, copy=False)
         return self._items(params, column.indent, "{")
 
     # the optional "also": its key and opening bracket, its list, and (when it is the
     # object's first field) the comma after it; empty for a row without it
-    def _also_head(self, column: _Column) -> list[str]:
+    def _also_head(self, column: _Column) -> Any:
         head = "\n" + column.indent + '"also": ['
         return self._also_rows(head if column.first else "," + head)
 
-    def _also(self, column: _Column) -> list[str]:
-        present, _ = self._also_present()
-        if not present:
-            return [""] * self.n
-        also = self.image.also
-        values = [also[self.start + i] for i in present]
-        return self._also_rows(self._items(values, column.indent, "["))
+    def _also(self, column: _Column) -> Any:
+        import pyarrow as pa
 
-    def _also_tail(self, column: _Column) -> list[str]:
+        present = self._also_present()
+        if not len(present):
+            return self._also_rows("")
+        also = self.image.also[self.start : self.stop]
+        values = [also[i] for i in present.tolist()]
+        texts = self._items(values, column.indent, "[")
+        return _scatter(pa.repeat(pa.scalar(""), self.n), present, texts)
+
+    def _also_tail(self, column: _Column) -> Any:
         return self._also_rows(",")
 
-    def _also_present(self) -> tuple[list[int], np.ndarray]:
+    def _also_present(self) -> np.ndarray:
+        """Positions of the rows with an ``also`` list."""
         if not hasattr(self, "_present"):
             also = np.empty(self.n, dtype=object)
             also[:] = self.image.also[self.start : self.stop]
-            self._present = (np.flatnonzero(also != None).tolist(), also)  # noqa: E711
+            self._present = np.flatnonzero(also != None)  # noqa: E711
         return self._present
 
-    def _also_rows(self, values: str | list[str]) -> list[str]:
-        present, _ = self._also_present()
-        out = np.full(self.n, "", dtype=object)
-        if present and isinstance(values, str):
-            out[present] = values
-        elif present:
-            picked = np.empty(len(present), dtype=object)
-            picked[:] = values
-            out[present] = picked
-        return list(out.tolist())
+    def _also_rows(self, text: str) -> Any:
+        """``text`` for the rows with an ``also`` list, "" for the others."""
+        import pyarrow as pa
 
-    def _items(self, values: list[Any], indent: str, opener: str) -> list[str]:
+        empty = pa.repeat(pa.scalar(""), self.n)
+        present = self._also_present()
+        if not len(present) or not text:
+            return empty
+        return _scatter(empty, present, pa.repeat(pa.scalar(text), len(present)))
+
+    def _items(self, values: list[Any], indent: str, opener: str) -> Any:
         """Each value (every one a list, or every one a dict: ``opener``) as orjson
-        writes it at ``indent``, without its opening bracket: all of them in one call,
-        as the items of a list at that indentation, cut where an item ends (the only
-        lines at that indentation that open a list or object)."""
+        writes it at ``indent``, without its opening bracket, as an Arrow array: all of
+        them encoded in one call, as the items of a list at that indentation, and cut
+        where an item ends (the only lines at that indentation that open a list or
+        object: deeper lines are indented further, and strings hold no line break)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         kinds = {list, tuple} if opener == "[" else {dict}
         if not values or not set(map(type, values)) <= kinds:
             raise _Decline(opener)
@@ -453,14 +461,84 @@ class _Columns:
         wrapped: Any = values
         for _ in range(level - 1):
             wrapped = {"": wrapped}
-        text = orjson.dumps(wrapped, option=self.option, default=self.default).decode()
-        head, tail = _wrapping(level)
-        if not (text.startswith(head + opener) and text.endswith(tail)):
+        text = orjson.dumps(wrapped, option=self.option, default=self.default)
+        head, tail = (part.encode() for part in _wrapping(level))
+        if not (text.startswith(head + opener.encode()) and text.endswith(tail)):
             raise _Decline(opener)
-        items = text[len(head) + 1 : len(text) - len(tail)].split(",\n" + indent + opener)
-        if len(items) != len(values):
+        if len(text) >= 2**31:
+            raise _Decline("size")
+        separator = np.frombuffer((",\n" + indent + opener).encode(), dtype=np.uint8)
+        width = len(separator)
+        data = np.frombuffer(text, dtype=np.uint8)
+        at = np.flatnonzero(data[width - 1 :] == separator[-1])  # where a separator may start
+        for k in range(width - 1):
+            at = at[data[at + k] == separator[k]]
+        if len(at) != len(values) - 1:
             raise _Decline(opener)
-        return items
+        # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
+        # separator before it (the first from as many bytes of the head) and sliced
+        first = len(head) + 1 - width
+        ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
+        cut = pa.Array.from_buffers(
+            pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
+        )
+        return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
+
+
+def _scatter(values: Any, positions: np.ndarray, replacements: Any) -> Any:
+    """``values`` (an Arrow array) with those at ``positions`` (ascending) replaced, in
+    order, by ``replacements``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = np.zeros(len(values), dtype=bool)
+    mask[positions] = True
+    return pc.replace_with_mask(values, pa.array(mask), replacements)
+
+
+def _iso_json(nanoseconds: np.ndarray) -> Any:
+    """The JSON text of :func:`~hygiene.findingtable.iso_strings` of each time (``null``
+    for none), as an Arrow array: each day's and each second's text from a table."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if nanoseconds.dtype != np.int64:
+        raise _Decline("time")
+    days, second_of_day = day_seconds(nanoseconds)
+    day_table, second_table = _iso_tables()
+    if len(days) and (days.min() < 0 or days.max() >= len(day_table)):
+        strings = iso_strings(nanoseconds)
+        return pa.array(_tokens(strings, nullable=True), type=pa.string())
+    text = pc.binary_join_element_wise(
+        day_table.take(pa.array(days)), second_table.take(pa.array(second_of_day)), ""
+    )
+    nat = nanoseconds == NAT
+    if nat.any():
+        text = pc.replace_with_mask(text, pa.array(nat), pa.repeat(pa.scalar("null"), nat.sum()))
+    return text
+
+
+@functools.cache
+def _iso_tables() -> tuple[Any, Any]:
+    """A quote and each day's ISO date (:func:`_day_table`'s days), and each second of
+    the day's time, ``Z`` and a quote, as Arrow arrays."""
+    import pyarrow as pa
+
+    days = pa.array(('"' + _day_table()).tolist(), type=pa.string())
+    seconds = pa.array([text + '"' for text in _time_of_day_table().tolist()], type=pa.string())
+    return days, seconds
+
+
+def _unit_digests(image: ImageFindings) -> Any:
+    """Every unit digest's JSON text between its quotes, as an Arrow array (made once
+    for all the chunks of ``image``; the digests do not change once found)."""
+    import pyarrow as pa
+
+    cache = image.cache
+    key = ("unit_digests", len(image.unit_digests))
+    if key not in cache:
+        cache[key] = pa.array(_contents(image.unit_digests), type=pa.string())
+    return cache[key]
 
 
 def _wrapping(level: int) -> tuple[str, str]:
