@@ -6,10 +6,16 @@ per finding (:meth:`ImageFindings.json_rows`) and handing them to orjson took mo
 the time of both. Every image finding has the same keys in the same order, so its text
 is a fixed template with a few values filled in: :func:`image_rows_text` lays the
 template out once per indentation and key order (a piece per rule holds the rule's
-constant fields), makes each value's JSON text for a whole chunk of rows from its column
-(orjson escapes the text columns in one call; the message parameters are encoded by
-orjson in one call too and cut at their known indentation), interleaves the pieces in
-one list and joins it.
+constant fields), makes each value's JSON text for a whole chunk of rows from its column,
+and has Arrow join the pieces row by row (``binary_join_element_wise``):
+
+- text columns (account, repository, message …) go in as they are when orjson would
+  escape none of their characters (checked on the whole chunk at once), else escaped
+  by orjson one by one;
+- times come from tables of days and seconds, sizes from Arrow's integer format (that
+  of ``str``), units from the digests joined by Arrow;
+- tags, message parameters and ``also`` lists are encoded by orjson, a chunk's in one
+  call, as the items of a list at their own indentation, and cut where each ends.
 
 The bytes are exactly orjson's for the rows :meth:`ImageFindings.json_rows` gives,
 indented (``OPT_INDENT_2``) as items of a list ``level`` deep, with ``OPT_SORT_KEYS`` or
@@ -17,9 +23,9 @@ not: ``tests/test_findingjson.py`` compares them on generated findings (text wit
 backslashes, control characters and non-ASCII, missing values, details, ``also`` lists,
 parameters of every JSON kind). What it does not lay out itself it declines, and the
 caller encodes those rows' dicts with orjson as before: a row whose rule added details
-(orjson encodes that row), and a chunk with a value of a kind the template does not
-know (a tag that is not text, times in a float column …) or an orjson option other than
-those below.
+(orjson encodes that row's dict), and a chunk with a value of a kind the template does
+not know (an account that is not text, a lone surrogate …) or an orjson option other
+than those below.
 """
 
 from __future__ import annotations
@@ -104,9 +110,11 @@ def image_rows_text(
     if stop <= start or level < 1 or option & ~SUPPORTED:
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
+    from pyarrow import ArrowException
+
     try:
         return _rows_text(image, start, stop, template, option | INDENT, default)
-    except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError):
+    except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
         # a value the template does not lay out, or one orjson refuses: encoding the
         # rows' dicts gives orjson's bytes, or its error
         return None
@@ -117,8 +125,8 @@ def image_rows_text(
 
 @dataclass(frozen=True)
 class _Column:
-    """A value filled in per row (``name`` is one of :data:`_COLUMNS`); ``indent`` is
-    that of the key holding it."""
+    """A value filled in per row (``name`` names the :class:`_Columns` method that makes
+    it); ``indent`` is that of the key holding it."""
 
     name: str
     indent: str = ""
@@ -340,12 +348,13 @@ class _Columns:
             raise _Decline("unit")  # json_rows takes each unit's first digest
         self.offsets = offsets
         self.begins: list[int] = offsets[:-1].tolist()
-        self._made: dict[_Column, list[str]] = {}
+        self._made: dict[_Column, Any] = {}
 
-    def make(self, column: _Column) -> list[str]:
+    def make(self, column: _Column) -> Any:
+        """The column's text for each row: a list of strings or an Arrow array."""
         made = self._made.get(column)
         if made is None:
-            maker: Callable[[_Column], list[str]] = getattr(self, "_" + column.name)
+            maker: Callable[[_Column], Any] = getattr(self, "_" + column.name)
             made = self._made[column] = maker(column)
         return made
 
@@ -365,7 +374,8 @@ class _Columns:
     def _digest(self, column: _Column) -> Any:
         import pyarrow as pa
 
-        return _unit_digests(self.image).take(pa.array(self.begins, type=pa.int64()))
+        first = np.asarray(self.begins, dtype=np.int64) - self.begins[0]
+        return self._unit_digests().take(pa.array(first))
 
     # whole values
     def _namespace(self, column: _Column) -> list[str]:
@@ -393,14 +403,23 @@ class _Columns:
     def _tags(self, column: _Column) -> Any:
         return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
 
+    def _unit_digests(self) -> Any:
+        """The JSON text between its quotes of every digest of the rows' units."""
+        import pyarrow as pa
+
+        if not hasattr(self, "_digests"):
+            digests = self.image.unit_digests[int(self.offsets[0]) : int(self.offsets[-1])]
+            self._digests = pa.array(_contents(digests), type=pa.string())
+        return self._digests
+
     def _unit(self, column: _Column) -> Any:
         """Each unit's digests between the first one's opening quote and the last one's
         closing quote (a unit is never empty)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        offsets = pa.array(self.offsets, type=pa.int64())
-        units = pa.LargeListArray.from_arrays(offsets, _unit_digests(self.image))
+        offsets = pa.array(self.offsets - self.offsets[0], type=pa.int64())
+        units = pa.LargeListArray.from_arrays(offsets, self._unit_digests())
         return pc.binary_join(units, '",\n' + column.indent + '  "')
 
     def _params(self, column: _Column) -> Any:
@@ -514,7 +533,9 @@ def _iso_json(nanoseconds: np.ndarray) -> Any:
     )
     nat = nanoseconds == NAT
     if nat.any():
-        text = pc.replace_with_mask(text, pa.array(nat), pa.repeat(pa.scalar("null"), nat.sum()))
+        text = pc.replace_with_mask(
+            text, pa.array(nat), pa.repeat(pa.scalar("null"), int(nat.sum()))
+        )
     return text
 
 
@@ -527,18 +548,6 @@ def _iso_tables() -> tuple[Any, Any]:
     days = pa.array(('"' + _day_table()).tolist(), type=pa.string())
     seconds = pa.array([text + '"' for text in _time_of_day_table().tolist()], type=pa.string())
     return days, seconds
-
-
-def _unit_digests(image: ImageFindings) -> Any:
-    """Every unit digest's JSON text between its quotes, as an Arrow array (made once
-    for all the chunks of ``image``; the digests do not change once found)."""
-    import pyarrow as pa
-
-    cache = image.cache
-    key = ("unit_digests", len(image.unit_digests))
-    if key not in cache:
-        cache[key] = pa.array(_contents(image.unit_digests), type=pa.string())
-    return cache[key]
 
 
 def _wrapping(level: int) -> tuple[str, str]:

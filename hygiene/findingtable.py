@@ -76,8 +76,6 @@ class ImageFindings:
     _messages: tuple[list[str], list[Any], list[bool]] | None = field(
         default=None, init=False, repr=False, compare=False
     )
-    # what writers of all the rows make once from the columns (hygiene.findingjson)
-    cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.rule)
