@@ -38,14 +38,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import (
-    NAT,
-    ImageFindings,
-    _day_table,
-    _time_of_day_table,
-    day_seconds,
-    iso_strings,
-)
+from hygiene.findingtable import NAT, ImageFindings
 
 INDENT = orjson.OPT_INDENT_2
 # options the text made here honours: sorted keys (the template's key order), and those
@@ -516,22 +509,33 @@ def _scatter(values: Any, positions: np.ndarray, replacements: Any) -> Any:
 
 
 def _iso_json(nanoseconds: np.ndarray) -> Any:
-    """The JSON text of :func:`~hygiene.findingtable.iso_strings` of each time (``null``
-    for none), as an Arrow array: each day's and each second's text from a table."""
+    """The JSON text of :func:`~hygiene.findingtable.iso_strings` of each time
+    (``"2026-11-28T03:00:00Z"``, ``null`` for none), as an Arrow array: each distinct
+    day formatted once, hours, minutes and seconds from a table of two digits."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if nanoseconds.dtype != np.int64:
         raise _Decline("time")
-    days, second_of_day = day_seconds(nanoseconds)
-    day_table, second_table = _iso_tables()
-    if len(days) and (days.min() < 0 or days.max() >= len(day_table)):
-        strings = iso_strings(nanoseconds)
-        return pa.array(_tokens(strings, nullable=True), type=pa.string())
-    text = pc.binary_join_element_wise(
-        day_table.take(pa.array(days)), second_table.take(pa.array(second_of_day)), ""
-    )
     nat = nanoseconds == NAT
+    seconds = np.floor_divide(nanoseconds, 1_000_000_000)
+    seconds[nat] = 0
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, day = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).tolist()
+    hours, rest = np.divmod(second_of_day, 3600)
+    minutes, second = np.divmod(rest, 60)
+    digits = _two_digits()
+    text = pc.binary_join_element_wise(
+        pa.array(['"' + d + "T" for d in day_text], type=pa.string()).take(pa.array(day)),
+        digits.take(pa.array(hours)),
+        ":",
+        digits.take(pa.array(minutes)),
+        ":",
+        digits.take(pa.array(second)),
+        'Z"',
+        "",
+    )
     if nat.any():
         text = pc.replace_with_mask(
             text, pa.array(nat), pa.repeat(pa.scalar("null"), int(nat.sum()))
@@ -540,14 +544,11 @@ def _iso_json(nanoseconds: np.ndarray) -> Any:
 
 
 @functools.cache
-def _iso_tables() -> tuple[Any, Any]:
-    """A quote and each day's ISO date (:func:`_day_table`'s days), and each second of
-    the day's time, ``Z`` and a quote, as Arrow arrays."""
+def _two_digits() -> Any:
+    """``00`` to ``59`` as an Arrow array."""
     import pyarrow as pa
 
-    days = pa.array(('"' + _day_table()).tolist(), type=pa.string())
-    seconds = pa.array([text + '"' for text in _time_of_day_table().tolist()], type=pa.string())
-    return days, seconds
+    return pa.array([f"{n:02d}" for n in range(60)], type=pa.string())
 
 
 def _wrapping(level: int) -> tuple[str, str]:
