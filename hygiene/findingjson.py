@@ -41,6 +41,9 @@ import orjson
 from hygiene.findingtable import NAT, ImageFindings
 
 INDENT = orjson.OPT_INDENT_2
+# image findings written at a time: ~5.5 MiB of text (the text of a chunk, and its
+# columns', are held until it is written)
+TEXT_CHUNK = 5_000
 # options the text made here honours: sorted keys (the template's key order), and those
 # that reach only the values it hands to orjson itself (the message parameters)
 SUPPORTED = (
@@ -83,8 +86,9 @@ def findings_text_chunks(findings: Any, size: int) -> Iterator[Any]:
     text, the others are ``to_json()`` rows."""
     image = findings.image
     if image is not None:
-        for start in range(0, len(image), size):
-            yield ImageRowsJson(image, start, min(start + size, len(image)))
+        step = min(size, TEXT_CHUNK)
+        for start in range(0, len(image), step):
+            yield ImageRowsJson(image, start, min(start + step, len(image)))
     for start in range(0, len(findings.other), size):
         yield [f.to_json() for f in findings.other[start : start + size]]
 
