@@ -1,7 +1,8 @@
 """Image findings' JSON, from dicts and from the columns: ``python -m benchmarks.findingjson``.
 
 On the synthetic registry of :mod:`benchmarks.rules` it evaluates the rules once, then
-writes the findings two ways, each ``--repeats`` times, alternately, and prints the CPU
+writes the findings two ways, each ``--repeats`` times, alternately (the garbage collector
+paused, as ``hygiene scan`` and the nightly job write), and prints the CPU
 and wall seconds of the fastest run of each (and whether both wrote the same bytes):
 
 - ``document``: the ``findings`` of the scan document (``hygiene scan --format json``,
@@ -53,6 +54,7 @@ def _digest(path: Path) -> str:
 
 def run_once(n_images: int, n_repositories: int, repeats: int = 3) -> dict[str, Any]:
     from hygiene import jsonout
+    from hygiene.gcpause import paused_gc
     from hygiene.report import exports
     from hygiene.report.findingrows import FindingRows
     from hygiene.rules import evaluate
@@ -93,7 +95,8 @@ def run_once(n_images: int, n_repositories: int, repeats: int = 3) -> dict[str, 
                 for way, columns in (("dicts", False), ("columns", True)):
                     path = Path(work) / f"{name}-{way}.json"
                     cpu, wall = time.process_time(), time.perf_counter()
-                    make(columns)(path)
+                    with paused_gc():  # as `hygiene scan` and the nightly job write
+                        make(columns)(path)
                     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                     written.setdefault(way, set()).add(_digest(path))
                     mib = path.stat().st_size / 2**20
