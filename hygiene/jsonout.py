@@ -139,13 +139,16 @@ class Chunks:
 
 
 def findings_chunks(findings: Iterable[Any], size: int = CHUNK, *, copy: bool = True) -> Chunks:
-    """``Finding.to_json()`` of every finding, chunk by chunk; columnar findings
-    (:class:`hygiene.findingtable.Findings`) build them from their columns (without
-    ``copy``, sharing the findings' own lists: for a writer that only encodes them)."""
+    """``Finding.to_json()`` of every finding, chunk by chunk, for :func:`list_items`.
+    Columnar findings (:class:`hygiene.findingtable.Findings`) give chunks of image
+    findings that write their own JSON text from the columns (:mod:`hygiene.findingjson`;
+    no rows are handed out, so ``copy`` does not apply); other objects with
+    ``json_chunks`` build the rows from their columns (without ``copy``, sharing their
+    own lists: for a writer that only encodes them)."""
     if hasattr(findings, "json_chunks") and hasattr(findings, "image"):
         from hygiene.findingjson import findings_text_chunks
 
-        return Chunks(findings_text_chunks(findings, size))  # image rows write their text
+        return Chunks(findings_text_chunks(findings, size))
     json_chunks = getattr(findings, "json_chunks", None)
     if json_chunks is not None:
         return Chunks(json_chunks(size, copy=copy))
