@@ -237,3 +237,39 @@ def test_scan_document_and_findings_export_are_the_standard_bytes(tmp_path: Path
         expected = json.dumps(list(picked), ensure_ascii=False, indent=2, sort_keys=True,
                               default=str)  # fmt: skip
         assert written == (expected + "\n").encode()
+
+
+KEYS = ["age", "n", "name", "x"]
+SPECS = st.sampled_from(["s", "s", "s", "r", "-5s", "d"])
+PIECES = st.one_of(
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=5).map(lambda t: t.replace("%", "")),
+    st.just("%%"),
+    st.builds(lambda key, spec: f"%({key}){spec}", st.sampled_from(KEYS), SPECS),
+)
+SCALAR = st.none() | st.booleans() | st.integers() | st.floats() | TEXT
+# every key (a template's placeholders all filled), or some (a missing one: KeyError)
+SCALAR_PARAMS = st.fixed_dictionaries({key: SCALAR for key in KEYS}) | st.dictionaries(
+    st.sampled_from(KEYS), SCALAR, max_size=4
+)
+
+
+@SETTINGS
+@given(
+    st.lists(PIECES, max_size=6).map("".join),
+    SCALAR_PARAMS | st.dictionaries(st.sampled_from(KEYS), JSON_VALUES),
+)
+def test_english_text_is_what_a_message_renders(template: str, params: dict[str, Any]) -> None:
+    from hygiene.findingtable import english, message_parts
+
+    message = Message(template, params)
+    try:
+        expected = message.render()
+    except Exception as error:  # a template its parameters do not fill: the same error
+        with pytest.raises(type(error)):
+            english(message, {})
+        return
+    by_name: dict[str, bool] = {}
+    assert english(message, by_name) == expected == message_parts(message)[0]
+    assert english(message, by_name) == expected  # the template's check, cached
+    assert english(message) == expected
+    assert english("plain text") == "plain text"
