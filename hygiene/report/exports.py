@@ -215,6 +215,32 @@ COLUMNS = {
 PROPOSAL_CHUNK = 100  # proposals per chunk of their exports (each carries its evidence)
 
 
+# What a proposal's evidence lists image by image: the images (digest, tags, times,
+# sizes), the units they are deleted in, and each digest's rule codes (a mapping; a
+# repository deletion's ``rule_codes`` is a plain list of codes and stays).
+PER_IMAGE_EVIDENCE = ("images", "units")
+
+
+def evidence_cell(evidence: Any) -> Any:
+    """A proposal's evidence as its CSV cell: without what it lists image by image
+    (:data:`PER_IMAGE_EVIDENCE` and a ``rule_codes`` mapping by digest). Those images
+    are rows of the images export (digest, tags, times, size, rule codes); the cell of
+    a thousand images' JSON was unreadable in a spreadsheet and past Excel's
+    32,767-character cell limit. The JSON export keeps the whole evidence."""
+    if not isinstance(evidence, Mapping):
+        return evidence
+    return {
+        key: value
+        for key, value in evidence.items()
+        if key not in PER_IMAGE_EVIDENCE
+        and not (key == "rule_codes" and isinstance(value, Mapping))
+    }
+
+
+# cells a CSV export writes otherwise than its JSON export, by kind and column
+CSV_CELLS: dict[str, dict[str, Callable[[Any], Any]]] = {"proposals": {"evidence": evidence_cell}}
+
+
 def write_exports(
     out_dir: Path,
     base: str,
@@ -222,7 +248,8 @@ def write_exports(
     exports: tuple[str, ...] = ("csv", "json"),
 ) -> dict[str, Path]:
     """``<base>-<kind>.csv`` and ``.json`` of each table (``kind`` in :data:`COLUMNS`);
-    returns the files by ``<kind>_csv`` / ``<kind>_json``."""
+    returns the files by ``<kind>_csv`` / ``<kind>_json``. The proposals' CSV writes
+    each evidence without its per-image lists (:func:`evidence_cell`)."""
     files: dict[str, Path] = {}
     for kind, rows in tables.items():
         json_path = out_dir / f"{base}-{kind}.json"
@@ -235,6 +262,7 @@ def write_exports(
             files[f"{kind}_csv"] = write_csv(
                 csv_path, rows, COLUMNS[kind], json_path=json_path if both else None,
                 chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
+                cells=CSV_CELLS.get(kind),
             )  # fmt: skip
             if both:
                 files[f"{kind}_json"] = json_path
@@ -250,6 +278,7 @@ def write_csv(
     *,
     json_path: Path | None = None,
     chunk: int = 20_000,
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Path:
     """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
     pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
@@ -261,18 +290,22 @@ def write_csv(
     The rows are read once (rows made when read, such as the images of the deletions,
     are made once): with ``json_path`` the same pass writes :func:`_export_json`. A
     column whose integers turn out to need pandas' float form only after some were
-    written (a gap further down) is written again in a second pass."""
+    written (a gap further down) is written again in a second pass.
+
+    ``cells`` maps a column to the function that makes its CSV value from the row's
+    (the JSON keeps the row's own)."""
     kinds: list[set[type]] = [set() for _ in columns]
     written_as: list[set[bool]] = [set() for _ in columns]  # float form of written ints
 
     def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
-        cells = []
-        for values, kind, used in zip(_values(chunk, columns), kinds, written_as, strict=True):
+        arrays = []
+        for values, kind, used in zip(_values(chunk, columns, cells), kinds, written_as,
+                                      strict=True):  # fmt: skip
             if int in add_kinds(kind, values):
                 used.add(as_float(kind))
-            cells.append(column_cells(values, kind))
+            arrays.append(column_cells(values, kind))
         if all(k <= KNOWN for k in kinds):
-            write_cells(out, None, cells)
+            write_cells(out, None, arrays)
 
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
@@ -284,7 +317,7 @@ def write_csv(
             for _ in chunks:
                 pass
     if not all(k <= KNOWN for k in kinds) or not len(columns) > 1:
-        frame = export_frame([dict(row) for row in rows], columns)
+        frame = export_frame([_csv_row(row, cells) for row in rows], columns)
         frame.to_csv(path, index=False, encoding="utf-8")
         tmp.unlink()
         return path
@@ -292,7 +325,7 @@ def write_csv(
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
             for part in _row_chunks(rows, chunk):
-                write_cells(out, None, _cells(part, columns, kinds))
+                write_cells(out, None, _cells(part, columns, kinds, cells))
     tmp.replace(path)
     return path
 
@@ -331,24 +364,49 @@ def _row_chunks(
 
 
 def _cells(
-    rows: Sequence[Mapping[str, Any]], columns: list[str], kinds: Sequence[set[type]]
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    kinds: Sequence[set[type]],
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> list[Any]:
-    """The CSV cells of ``rows``, column by column, each column as its known ``kinds``."""
+    """The CSV cells of ``rows``, column by column, each column as its known ``kinds``
+    (``cells``: as :func:`write_csv`)."""
     return [
         column_cells(values, kind)
-        for values, kind in zip(_values(rows, columns), kinds, strict=True)
+        for values, kind in zip(_values(rows, columns, cells), kinds, strict=True)
     ]
 
 
-def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
-    """``[[row.get(c) for row in rows] for c in columns]``."""
+def _values(
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> list[list[Any]]:
+    """``[[row.get(c) for row in rows] for c in columns]``; the values of a column in
+    ``cells`` made by its function."""
     if not rows or len(columns) < 2:
-        return [[row.get(c) for row in rows] for c in columns]
-    try:  # every row has every column: one C loop
-        cells = map(operator.itemgetter(*columns), rows)
-        return [list(column) for column in zip(*cells, strict=True)]
-    except KeyError:
-        return [[row.get(c) for row in rows] for c in columns]
+        values = [[row.get(c) for row in rows] for c in columns]
+    else:
+        try:  # every row has every column: one C loop
+            found = map(operator.itemgetter(*columns), rows)
+            values = [list(column) for column in zip(*found, strict=True)]
+        except KeyError:
+            values = [[row.get(c) for row in rows] for c in columns]
+    for column, make in (cells or {}).items():
+        if column in columns:
+            position = columns.index(column)
+            values[position] = list(map(make, values[position]))
+    return values
+
+
+def _csv_row(
+    row: Mapping[str, Any], cells: Mapping[str, Callable[[Any], Any]] | None
+) -> dict[str, Any]:
+    """``row`` with the CSV values of the columns in ``cells`` (:func:`write_csv`)."""
+    out = dict(row)
+    for column, make in (cells or {}).items():
+        out[column] = make(row.get(column))
+    return out
 
 
 def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
