@@ -13,13 +13,15 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, overload
 
+import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow, ProposalImages
 from hygiene.report.csvout import (
@@ -79,41 +81,82 @@ def export_images(
     proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
 ) -> LazyRows:
     """One row per image an open deletion proposal would delete, made chunk by chunk
-    when the exports are written."""
+    when the exports are written: from the evidence column by column
+    (:func:`image_columns`) when ``images_of`` is a :class:`ProposalImages`."""
     proposals = list(proposals)
+
+    if isinstance(images_of, ProposalImages):
+        length = sum(images_of.count(str(p.get("id"))) for p in proposals)
+
+        def columns(size: int) -> Iterator[list[list[Any]]]:
+            batch: list[tuple[Mapping[str, Any], Mapping[str, Any]]] = []
+            count = 0
+            for proposal in proposals:
+                source = images_of.proposal(str(proposal.get("id")))
+                if source is not None:
+                    batch.append((proposal, source))
+                    count += images_of.count(str(proposal.get("id")))
+                if count >= size:
+                    yield image_columns(batch, images_of.now)
+                    batch, count = [], 0
+            if batch:
+                yield image_columns(batch, images_of.now)
+
+        return LazyRows.of_columns(columns, IMAGE_COLUMNS, length)
 
     def chunks(size: int) -> Iterator[list[dict[str, Any]]]:
         batch: list[dict[str, Any]] = []
         for proposal in proposals:
-            key = str(proposal.get("id"))
-            if isinstance(images_of, ProposalImages):  # straight from the evidence
-                source = images_of.proposal(key)
-                if source is not None:
-                    batch += image_exports(proposal, source, images_of.now)
-            else:
-                batch += _image_exports(proposal, images_of.get(key, []))
+            batch += _image_exports(proposal, images_of.get(str(proposal.get("id")), []))
             if len(batch) >= size:
                 yield batch
                 batch = []
         if batch:
             yield batch
 
-    if isinstance(images_of, ProposalImages):
-        length = sum(images_of.count(str(p.get("id"))) for p in proposals)
-    else:
-        length = sum(len(images_of.get(str(p.get("id")), [])) for p in proposals)
+    length = sum(len(images_of.get(str(p.get("id")), [])) for p in proposals)
     return LazyRows(chunks, length)
 
 
 class LazyRows(Sequence[dict[str, Any]]):
-    """Export rows made chunk by chunk (``chunks(size)``) each time they are read."""
+    """Export rows made chunk by chunk (``chunks(size)``) each time they are read.
 
-    def __init__(self, chunks: Callable[[int], Iterator[list[dict[str, Any]]]], length: int):
+    Rows made as columns (:meth:`of_columns`) give the CSV writer their values column by
+    column (:meth:`column_chunks`), and make a dict per row only for what reads rows
+    (the JSON export, iteration)."""
+
+    def __init__(
+        self,
+        chunks: Callable[[int], Iterator[list[dict[str, Any]]]],
+        length: int,
+        columns: tuple[list[str], Callable[[int], Iterator[list[list[Any]]]]] | None = None,
+    ):
         self._chunks = chunks
         self._length = length
+        self._columns = columns
+
+    @classmethod
+    def of_columns(
+        cls, chunks: Callable[[int], Iterator[list[list[Any]]]], names: list[str], length: int
+    ) -> LazyRows:
+        """Rows whose chunks are made as columns: ``chunks(size)`` gives each chunk's
+        values, one list per column of ``names``."""
+
+        def rows(size: int) -> Iterator[list[dict[str, Any]]]:
+            for values in chunks(size):
+                yield column_rows(names, values)
+
+        return cls(rows, length, (names, chunks))
 
     def chunks(self, size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
         return self._chunks(size)
+
+    def column_chunks(self, names: list[str], size: int) -> Iterator[list[list[Any]]] | None:
+        """Each chunk's values of the columns ``names``, one list per column; None when
+        the rows are not made as those columns."""
+        if self._columns is None or self._columns[0] != names:
+            return None
+        return self._columns[1](size)
 
     def __len__(self) -> int:
         return self._length
@@ -198,6 +241,161 @@ def image_exports(
         keyed.append((pushed is None, pushed or now, digest, len(keyed), row))
     keyed.sort(key=lambda k: k[:4])
     return [k[4] for k in keyed]
+
+
+def column_rows(names: list[str], values: list[list[Any]]) -> list[dict[str, Any]]:
+    """The rows of columns ``values`` (one list per name), as dicts; lists are copied."""
+    return [
+        {name: list(v) if type(v) is list else v for name, v in zip(names, row, strict=True)}
+        for row in zip(*values, strict=True)
+    ]
+
+
+# times image_columns reads straight from the evidence: ISO 8601 in UTC as iso_utc
+# writes them (whole seconds, or six or nine digits of fraction); other times go through
+# the slow path (image_exports), which parses them one by one
+_UTC_TEXT = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{6}|[.][0-9]{9})?[+]00:00$"
+)
+_DAY_US = 86_400_000_000
+_IMAGE_KEYS = ("digest", "tags", "pushed_at", "last_pull", "bytes")
+
+
+def image_columns(
+    batch: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], now: datetime
+) -> list[list[Any]]:
+    """The images export's values (:data:`IMAGE_COLUMNS`, one list per column) of the
+    images of ``batch``'s proposals: ``(proposal, source)`` pairs as
+    :func:`image_exports` takes them, one after the other, each proposal's images oldest
+    push first. The same values as :func:`image_exports`' rows, without a dict per
+    image: evidence as the planner writes it (digests and tags as text, times as
+    :func:`hygiene.model.iso_utc` writes them, sizes as integers) is read column by
+    column, times parsed by Arrow; anything else makes the whole batch through
+    :func:`image_exports`."""
+    fast = _image_columns(batch, now)
+    if fast is not None:
+        return fast
+    rows = [row for proposal, source in batch for row in image_exports(proposal, source, now)]
+    return [[row[name] for row in rows] for name in IMAGE_COLUMNS]
+
+
+def _image_columns(
+    batch: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]], now: datetime
+) -> list[list[Any]] | None:
+    """:func:`image_columns` of evidence as the planner writes it; None for anything else."""
+    if now.tzinfo is None:  # naive: the slow path says what it says
+        return None
+    lists: list[list[Any]] = []
+    for _, source in batch:
+        evidence = source.get("evidence") or {}
+        if not isinstance(evidence, dict):
+            return None
+        images = evidence.get("images") or []
+        if type(images) is not list:
+            return None
+        lists.append(images)
+    images = [image for listed in lists for image in listed]
+    if not images:
+        return [[] for _ in IMAGE_COLUMNS]
+    if not all(type(image) is dict for image in images):
+        return None
+    try:  # every entry has every key: one C loop
+        found = list(map(operator.itemgetter(*_IMAGE_KEYS), images))
+    except KeyError:
+        return None
+    digests, tags, pushed, pulled, sizes = (list(c) for c in zip(*found, strict=True))
+    if not (set(map(type, digests)) <= {str} and set(map(type, tags)) <= {list}
+            and set(map(type, itertools.chain.from_iterable(tags))) <= {str}
+            and set(map(type, sizes)) <= {int}):  # fmt: skip
+        return None
+    try:
+        digest_text = pa.array(digests, type=pa.string())
+    except UnicodeEncodeError:  # a lone surrogate: not UTF-8
+        return None
+    pushed_times = _utc_microseconds(pushed)
+    pulled_times = _utc_microseconds(pulled)
+    if pushed_times is None or pulled_times is None:
+        return None
+    (pushed_us, missing), (pulled_us, never) = pushed_times, pulled_times
+    group = np.repeat(np.arange(len(lists)), [len(listed) for listed in lists])
+    # each proposal's images oldest push first (no push time last), then by digest
+    keys = {
+        "group": group,
+        "missing": missing,
+        "pushed": np.where(missing, 0, pushed_us),
+        "digest": digest_text,
+        "position": np.arange(len(images)),
+    }
+    order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys]).to_pylist()
+    group_of = group[order]
+    digests, tags, sizes = ([values[i] for i in order] for values in (digests, tags, sizes))
+    pushed_us, missing, pulled_us, never = (
+        a[order] for a in (pushed_us, missing, pulled_us, never)
+    )
+    now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    ages = np.floor_divide(now_us - pushed_us, _DAY_US).astype(object)
+    ages[missing] = None
+    pushed, pulled = _iso_texts(pushed_us, missing), _iso_texts(pulled_us, never)
+    shared: list[list[Any]] = [[] for _ in range(7)]
+    codes_of: list[tuple[Mapping[str, Any], list[Any]]] = []
+    for proposal, source in batch:
+        evidence = source["evidence"] or {}
+        by_digest = evidence.get("rule_codes") or {}
+        default = list(source.get("rule_codes") or ())
+        codes_of.append((by_digest if isinstance(by_digest, Mapping) else {}, default))
+        for values, value in zip(shared, (
+            str(source.get("id", "")), proposal.get("state"), proposal.get("namespace"),
+            str(source.get("repository", "")), proposal.get("grace_until"),
+            proposal.get("account"), proposal.get("region"),
+        ), strict=True):  # fmt: skip
+            values.append(value)
+    groups = group_of.tolist()
+    proposal_id, state, namespace, repository, grace, account, region = (
+        [values[g] for g in groups] for values in shared
+    )
+    rule_codes = []
+    for g, digest in zip(groups, digests, strict=True):
+        by_digest, default = codes_of[g]
+        codes = by_digest.get(digest) or default
+        rule_codes.append(codes if type(codes) is list else list(codes))
+    return [
+        proposal_id, state, rule_codes, namespace, repository, digests, tags,
+        [not t for t in tags], pushed, ages.tolist(), pulled, sizes,
+        list(map(human_bytes, sizes)), grace, account, region,
+    ]  # fmt: skip
+
+
+def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Microseconds since the epoch of times written as :func:`hygiene.model.iso_utc`
+    writes them (whole seconds, six or nine digits of fraction, ``+00:00``), the
+    fraction cut after six digits as ``datetime.fromisoformat`` reads it, and where
+    the time is missing (None); None when any is written otherwise."""
+    if not set(map(type, values)) <= {str, type(None)}:
+        return None
+    try:
+        text = pa.array(values, type=pa.string())
+    except UnicodeEncodeError:
+        return None
+    written = text.drop_null()
+    if len(written) and not (
+        pc.all(pc.match_substring_regex(written, _UTC_TEXT)).as_py()
+        and not pc.any(pc.starts_with(written, "0000")).as_py()
+    ):
+        return None
+    try:  # Arrow says when a day does not exist (the slow path then says what it says)
+        nanoseconds = pc.cast(text, pa.timestamp("ns", tz="UTC")).cast(pa.int64())
+    except pa.ArrowInvalid:
+        return None
+    missing = np.asarray(nanoseconds.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    micro = np.floor_divide(nanoseconds.fill_null(0).to_numpy(), 1000)
+    return micro, missing
+
+
+def _iso_texts(micro: np.ndarray, missing: np.ndarray) -> list[str | None]:
+    """``datetime.isoformat()`` of UTC times in microseconds (None where missing)."""
+    from hygiene.findingtable import NAT, offset_iso_strings
+
+    return offset_iso_strings(np.where(missing, NAT, micro * 1000))
 
 
 def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -297,10 +495,9 @@ def write_csv(
     kinds: list[set[type]] = [set() for _ in columns]
     written_as: list[set[bool]] = [set() for _ in columns]  # float form of written ints
 
-    def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
+    def write(out: IO[bytes], part: _Part) -> None:
         arrays = []
-        for values, kind, used in zip(_values(chunk, columns, cells), kinds, written_as,
-                                      strict=True):  # fmt: skip
+        for values, kind, used in zip(part.values, kinds, written_as, strict=True):
             if int in add_kinds(kind, values):
                 used.add(as_float(kind))
             arrays.append(column_cells(values, kind))
@@ -310,7 +507,7 @@ def write_csv(
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
         write_cells(out, columns, None)
-        chunks = (_tee(part, write, out) for part in _row_chunks(rows, chunk))
+        chunks = (_tee(part, write, out).rows for part in _parts(rows, columns, chunk, cells))
         if json_path is not None:
             _export_json(json_path, _Chunks(chunks))
         else:
@@ -324,10 +521,53 @@ def write_csv(
     if any(used - {as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
-            for part in _row_chunks(rows, chunk):
-                write_cells(out, None, _cells(part, columns, kinds, cells))
+            for part in _parts(rows, columns, chunk, cells):
+                arrays = [column_cells(v, k) for v, k in zip(part.values, kinds, strict=True)]
+                write_cells(out, None, arrays)
     tmp.replace(path)
     return path
+
+
+class _Part:
+    """A chunk of an export's rows: its CSV values column by column (``values``), and
+    the rows themselves (``rows``, made from the values when the rows come as columns)."""
+
+    def __init__(
+        self,
+        values: list[list[Any]],
+        rows: Sequence[Mapping[str, Any]] | None = None,
+        names: list[str] | None = None,
+        raw: list[list[Any]] | None = None,
+    ) -> None:
+        self.values = values
+        self._rows = rows
+        self._names = names
+        self._raw = raw
+
+    @property
+    def rows(self) -> Sequence[Mapping[str, Any]]:
+        if self._rows is None:
+            assert self._names is not None and self._raw is not None
+            self._rows = column_rows(self._names, self._raw)
+        return self._rows
+
+
+def _parts(
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    size: int,
+    cells: Mapping[str, Callable[[Any], Any]] | None,
+) -> Iterator[_Part]:
+    """The chunks of ``rows`` as :class:`_Part`: straight from the columns of rows made
+    as columns (:meth:`LazyRows.column_chunks`), else from each row's values."""
+    column_chunks = getattr(rows, "column_chunks", None)
+    made = column_chunks(columns, size) if column_chunks is not None else None
+    if made is None:
+        for part in _row_chunks(rows, size):
+            yield _Part(_values(part, columns, cells), part)
+        return
+    for raw in made:
+        yield _Part(_made(list(raw), columns, cells), names=columns, raw=raw)
 
 
 def _tee(chunk: Any, write: Callable[[IO[bytes], Any], None], out: IO[bytes]) -> Any:
@@ -392,6 +632,14 @@ def _values(
             values = [list(column) for column in zip(*found, strict=True)]
         except KeyError:
             values = [[row.get(c) for row in rows] for c in columns]
+    return _made(values, columns, cells)
+
+
+def _made(
+    values: list[list[Any]], columns: list[str], cells: Mapping[str, Callable[[Any], Any]] | None
+) -> list[list[Any]]:
+    """``values`` (one list per column) with the columns in ``cells`` made by their
+    functions (:func:`write_csv`)."""
     for column, make in (cells or {}).items():
         if column in columns:
             position = columns.index(column)

@@ -8,15 +8,28 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene.findingtable import offset_iso_strings
 from hygiene.report import exports, render
 from hygiene.rules import evaluate
 from tests.builders import NOW
+from tests.conftest import examples
+
+SETTINGS = settings(
+    max_examples=examples(150),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 EXCEL_CELL_LIMIT = 32_767  # characters in one cell
 
@@ -116,3 +129,165 @@ def test_proposals_csv_of_a_registry_fits_spreadsheet_cells(tmp_path: Path) -> N
     assert [r["evidence"] for r in written_json] == json.loads(
         json.dumps([r["evidence"] for r in rows], default=str)
     )
+
+
+# --------------------------------------------------------------------------- images
+
+
+def slow_columns(batch: Sequence[tuple[Any, Any]], now: datetime) -> list[list[Any]]:
+    """The images export's columns made the obvious way: a dict per image."""
+    rows = [r for proposal, source in batch for r in exports.image_exports(proposal, source, now)]
+    return [[row[name] for row in rows] for name in exports.IMAGE_COLUMNS]
+
+
+def outcome(make: Any, *args: Any) -> Any:
+    try:
+        return make(*args)
+    except Exception as error:  # the same failure both ways
+        return type(error)
+
+
+planner_time = st.one_of(
+    st.datetimes(
+        min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
+    ).map(lambda t: t.isoformat()),
+    st.tuples(st.integers(0, 2**62), st.integers(0, 2)).map(
+        lambda t: offset_iso_strings(np.array([t[0] // 10 ** (3 * t[1]) * 10 ** (3 * t[1])]))[0]
+    ),  # nanoseconds, as the planner writes pandas' times
+)
+odd_time = st.sampled_from(
+    ["", "2026-01-02T03:04:05Z", "2026-01-02T03:04:05", "2026-01-02T03:04:05.000000+00:00",
+     "2026-02-30T00:00:00+00:00", "0000-01-01T00:00:00+00:00", "2026-01-02T03:04:05.5-03:00",
+     "2026-01-02T24:00:00+00:00", "2026-01-02T03:04:05.123+00:00", "x",
+     "2026-01-02T03:04:05.000000999+00:00", "1969-12-31T23:59:59.999999999+00:00",
+     "2300-01-01T00:00:00+00:00", "１９90-01-01T00:00:00+00:00"]
+)  # fmt: skip
+digest = st.one_of(
+    st.sampled_from(["sha256:a", "sha256:b", "sha256:c", "sha256:é", "sha256:\U0001f600"]),
+    st.text(max_size=3),
+)
+tag = st.one_of(st.text(alphabet="av1-=é", max_size=3), st.integers(0, 3))
+image = st.fixed_dictionaries(
+    {"digest": digest},
+    optional={
+        "tags": st.one_of(st.none(), st.lists(tag, max_size=3), st.lists(st.text(max_size=2))),
+        "pushed_at": st.one_of(st.none(), planner_time, odd_time),
+        "last_pull": st.one_of(st.none(), planner_time, odd_time),
+        "bytes": st.one_of(st.none(), st.integers(0, 2**70), st.just(True)),
+        "size_bytes": st.integers(0, 9),
+    },
+)
+planner_image = st.fixed_dictionaries(
+    {
+        "digest": digest,
+        "tags": st.lists(st.text(alphabet="av1-", max_size=3), max_size=3),
+        "pushed_at": st.one_of(st.none(), planner_time),
+        "last_pull": st.one_of(st.none(), planner_time),
+        "bytes": st.integers(0, 2**40),
+    }
+)
+codes = st.lists(st.sampled_from(["IM001", "IM002", "IM003"]), max_size=2)
+proposal = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from(["p-1", "p-2", 3]),
+        "repository": st.sampled_from(["ml/x", "=evil", 7]),
+        "state": st.sampled_from(["proposed", "approved", None]),
+        "rule_codes": st.one_of(codes, codes.map(tuple), st.none()),
+        "evidence": st.fixed_dictionaries(
+            {"images": st.one_of(st.lists(planner_image, max_size=6), st.lists(image, max_size=6))},
+            optional={
+                "rule_codes": st.one_of(
+                    st.dictionaries(digest, st.one_of(codes, codes.map(tuple))), codes
+                )
+            },
+        ),
+    },
+    optional={
+        "namespace": st.sampled_from(["ml", None]),
+        "grace_until": planner_time,
+        "account": st.just("1"),
+        "region": st.just("r"),
+    },
+)
+
+
+@given(
+    batch=st.lists(st.tuples(proposal, proposal), max_size=5),
+    now=st.sampled_from(
+        [NOW, NOW.astimezone(ZoneInfo("America/Fortaleza")), NOW.replace(tzinfo=None)]
+    ),
+)
+@SETTINGS
+def test_image_columns_equal_a_dict_per_image(batch: list[tuple[Any, Any]], now: datetime) -> None:
+    assert outcome(exports.image_columns, batch, now) == outcome(slow_columns, batch, now)
+
+
+planner_proposal = st.fixed_dictionaries(
+    {
+        "id": st.sampled_from(["p-1", "p-2"]),
+        "repository": st.just("ml/x"),
+        "state": st.sampled_from(["proposed", "approved"]),
+        "rule_codes": codes,
+        "evidence": st.fixed_dictionaries(
+            {"images": st.lists(planner_image, max_size=8)},
+            optional={"rule_codes": st.dictionaries(digest.filter(str.isascii), codes)},
+        ),
+    }
+)
+
+
+@given(batch=st.lists(planner_proposal.map(lambda p: (p, p)), max_size=5))
+@SETTINGS
+def test_image_columns_of_generated_planner_evidence(batch: list[tuple[Any, Any]]) -> None:
+    fast = exports._image_columns(batch, NOW)  # straight from the columns, no fallback
+    assert fast is not None and fast == slow_columns(batch, NOW)
+
+
+def test_image_columns_of_planner_evidence_take_the_fast_path() -> None:
+    report = synthetic_report()
+    from hygiene.report.actions import ProposalImages
+
+    proposals = list(report.proposals)
+    images = ProposalImages(proposals, NOW)
+    batch = [(p, images.proposal(str(p["id"]))) for p in proposals if str(p["id"]) in images]
+    assert sum(len(s["evidence"]["images"]) for _, s in batch) > 1_000
+    fast = exports._image_columns(batch, NOW)
+    assert fast is not None and fast == slow_columns(batch, NOW)
+    assert any(a is None for a in fast[exports.IMAGE_COLUMNS.index("last_pull")])
+
+
+def test_images_export_from_columns_is_the_dict_path(tmp_path: Path) -> None:
+    from hygiene.report.actions import ProposalImages
+
+    report = synthetic_report()
+    proposals = list(report.proposals)
+    eager = {key: rows for key, rows in ProposalImages(proposals, NOW).items()}
+    lazy = exports.export_images(proposals, ProposalImages(proposals, NOW))
+    rows = list(exports.export_images(proposals, eager))  # _image_exports: a dict per image
+    assert len(rows) > 1_000 and list(lazy) == rows and len(lazy) == len(rows)
+    csv_path, json_path = tmp_path / "i.csv", tmp_path / "i.json"
+    exports.write_csv(csv_path, lazy, exports.IMAGE_COLUMNS, json_path=json_path, chunk=300)
+    assert csv_path.read_bytes() == pandas_csv(rows, exports.IMAGE_COLUMNS)
+    expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+    assert json_path.read_bytes() == (expected + "\n").encode()
+    only = exports.write_csv(tmp_path / "only.csv", lazy, exports.IMAGE_COLUMNS, chunk=7_000)
+    assert only.read_bytes() == csv_path.read_bytes()
+
+
+def test_images_export_with_a_gap_found_late_writes_the_csv_again(tmp_path: Path) -> None:
+    from hygiene.report.actions import ProposalImages
+
+    entry = {"digest": "sha256:a", "tags": ["v1"], "pushed_at": "2026-01-02T03:04:05+00:00",
+             "last_pull": None, "bytes": 3}  # fmt: skip
+    proposals = [
+        {"id": f"p-{i}", "action": "delete-images", "repository": "ml/x", "state": "proposed",
+         "evidence": {"images": [dict(entry, digest=f"sha256:{i}")]}}
+        for i in range(30)
+    ]  # fmt: skip
+    proposals[-1]["evidence"]["images"][0]["pushed_at"] = None  # age_days: a gap, chunks later
+    images = ProposalImages(proposals, NOW)
+    lazy = exports.export_images(proposals, images)
+    rows = list(exports.export_images(proposals, dict(images.items())))
+    path = exports.write_csv(tmp_path / "i.csv", lazy, exports.IMAGE_COLUMNS, chunk=4)
+    assert path.read_bytes() == pandas_csv(rows, exports.IMAGE_COLUMNS)
+    assert b",proposed,," in path.read_bytes() or b".0," in path.read_bytes()
