@@ -507,12 +507,12 @@ def write_csv(
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
         write_cells(out, columns, None)
-        chunks = (_tee(part, write, out).rows for part in _parts(rows, columns, chunk, cells))
-        if json_path is not None:
-            _export_json(json_path, _Chunks(chunks))
+        parts = _parts(rows, columns, chunk, cells)
+        if json_path is not None:  # the rows of each part (made for it when they are columns)
+            _export_json(json_path, _Chunks(_tee(part, write, out).rows for part in parts))
         else:
-            for _ in chunks:
-                pass
+            for part in parts:
+                write(out, part)
     if not all(k <= KNOWN for k in kinds) or not len(columns) > 1:
         frame = export_frame([_csv_row(row, cells) for row in rows], columns)
         frame.to_csv(path, index=False, encoding="utf-8")
