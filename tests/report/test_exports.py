@@ -5,6 +5,7 @@ unchanged; checked against the pandas path on the rows the cells are made from.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -15,12 +16,14 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import offset_iso_strings
-from hygiene.report import exports, render
+from hygiene.report import csvout, exports, render
 from hygiene.rules import evaluate
 from tests.builders import NOW
 from tests.conftest import examples
@@ -291,3 +294,41 @@ def test_images_export_with_a_gap_found_late_writes_the_csv_again(tmp_path: Path
     path = exports.write_csv(tmp_path / "i.csv", lazy, exports.IMAGE_COLUMNS, chunk=4)
     assert path.read_bytes() == pandas_csv(rows, exports.IMAGE_COLUMNS)
     assert b",proposed,," in path.read_bytes() or b".0," in path.read_bytes()
+
+
+# --------------------------------------------------------------------------- csv text
+
+
+def reference_formula_safe(cells: pa.Array) -> pa.Array:
+    risky = pc.match_substring_regex(cells, "^[=+\\-@\t\r]")
+    return pc.if_else(risky, pc.binary_join_element_wise("'", cells, ""), cells)
+
+
+def reference_lines(columns: list[pa.Array]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in zip(*(c.to_pylist() for c in columns), strict=True):
+        writer.writerow(["" if v is None else v for v in row])
+    return buffer.getvalue().encode()
+
+
+cell_text = st.one_of(st.none(), st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t=+-@\'é')),
+                                         max_size=4))  # fmt: skip
+
+
+@given(
+    values=st.lists(st.tuples(cell_text, cell_text), max_size=12),
+    cut=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+)
+@SETTINGS
+def test_csv_text_of_arrays_checked_byte_by_byte(values: list[Any], cut: tuple[int, int]) -> None:
+    """Columns whose bytes hold no quote, comma or line end (or no formula start) skip
+    the per-cell pattern: the same text as the pattern on every cell, sliced too."""
+    columns = [pa.array([v[i] for v in values], type=pa.string()) for i in range(2)]
+    columns = [c.slice(cut[0], max(len(c) - sum(cut), 0)) for c in columns]
+    for column in columns:
+        assert csvout.formula_safe(column).equals(reference_formula_safe(column))
+    if len(columns[0]):
+        out = io.BytesIO()
+        csvout.write_cells(out, None, columns)
+        assert out.getvalue() == reference_lines(columns)
