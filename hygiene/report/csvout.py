@@ -51,9 +51,14 @@ KNOWN = {str, type(None), list, tuple, dict, int, float, bool, WideInt}
 NUMERIC = {int, float, type(None)}
 
 
-def add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
-    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``."""
-    found = set(map(type, values))
+def add_kinds(kinds: set[type], values: list[Any] | pa.Array) -> set[type]:
+    """Add the kinds of ``values`` to ``kinds``; returns those of ``values`` (an Arrow
+    string array holds text, and None where null)."""
+    if isinstance(values, pa.Array):
+        text: set[type] = {str, type(None)} if values.null_count else {str}
+        kinds |= text
+        return text
+    found: set[type] = set(map(type, values))
     if int in found and WideInt not in kinds:
         ints = [v for v in values if type(v) is int]
         if min(ints) < -(2**63) or max(ints) >= 2**64:
@@ -62,9 +67,14 @@ def add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
     return found
 
 
-def column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
-    """The cell text of one column's ``values`` (``kinds``: the types of the whole
-    column), as pandas wrote them from :func:`export_frame`; None where empty."""
+def column_cells(values: list[Any] | pa.Array, kinds: set[type]) -> pa.Array:
+    """The cell text of one column's ``values`` (a list, or an Arrow string array;
+    ``kinds``: the types of the whole column), as pandas wrote them from
+    :func:`export_frame`; None where empty."""
+    if isinstance(values, pa.Array):
+        if kinds <= {str, type(None)}:
+            return formula_safe(values)
+        values = values.to_pylist()
     if kinds <= {str, type(None)}:
         return formula_safe(pa.array(values, type=pa.string()))
     if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:

@@ -243,11 +243,13 @@ def image_exports(
     return [k[4] for k in keyed]
 
 
-def column_rows(names: list[str], values: list[list[Any]]) -> list[dict[str, Any]]:
-    """The rows of columns ``values`` (one list per name), as dicts; lists are copied."""
+def column_rows(names: list[str], values: list[Any]) -> list[dict[str, Any]]:
+    """The rows of columns ``values`` (one list, or Arrow string array, per name), as
+    dicts; lists are copied."""
+    lists = [v.to_pylist() if isinstance(v, pa.Array) else v for v in values]
     return [
         {name: list(v) if type(v) is list else v for name, v in zip(names, row, strict=True)}
-        for row in zip(*values, strict=True)
+        for row in zip(*lists, strict=True)
     ]
 
 
@@ -316,7 +318,7 @@ def _image_columns(
     pulled_times = _utc_microseconds(pulled)
     if pushed_times is None or pulled_times is None:
         return None
-    (pushed_us, missing), (pulled_us, never) = pushed_times, pulled_times
+    (pushed_us, missing, pushed_text), (pulled_us, never, pulled_text) = pushed_times, pulled_times
     group = np.repeat(np.arange(len(lists)), [len(listed) for listed in lists])
     # each proposal's images oldest push first (no push time last), then by digest
     keys = {
@@ -335,7 +337,7 @@ def _image_columns(
     now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     ages = np.floor_divide(now_us - pushed_us, _DAY_US).astype(object)
     ages[missing] = None
-    pushed, pulled = _iso_texts(pushed_us, missing), _iso_texts(pulled_us, never)
+    pushed, pulled = (_iso_texts(text).take(order) for text in (pushed_text, pulled_text))
     shared: list[list[Any]] = [[] for _ in range(7)]
     codes_of: list[tuple[Mapping[str, Any], list[Any]]] = []
     for proposal, source in batch:
@@ -365,11 +367,11 @@ def _image_columns(
     ]  # fmt: skip
 
 
-def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Array] | None:
     """Microseconds since the epoch of times written as :func:`hygiene.model.iso_utc`
     writes them (whole seconds, six or nine digits of fraction, ``+00:00``), the
-    fraction cut after six digits as ``datetime.fromisoformat`` reads it, and where
-    the time is missing (None); None when any is written otherwise."""
+    fraction cut after six digits as ``datetime.fromisoformat`` reads it, where the
+    time is missing (None), and the times as text; None when any is written otherwise."""
     if not set(map(type, values)) <= {str, type(None)}:
         return None
     try:
@@ -388,14 +390,17 @@ def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray] | None
         return None
     missing = np.asarray(nanoseconds.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     micro = np.floor_divide(nanoseconds.fill_null(0).to_numpy(), 1000)
-    return micro, missing
+    return micro, missing, text
 
 
-def _iso_texts(micro: np.ndarray, missing: np.ndarray) -> list[str | None]:
-    """``datetime.isoformat()`` of UTC times in microseconds (None where missing)."""
-    from hygiene.findingtable import NAT, offset_iso_strings
-
-    return offset_iso_strings(np.where(missing, NAT, micro * 1000))
+def _iso_texts(text: pa.Array) -> pa.Array:
+    """``to_datetime(t).isoformat()`` of times :func:`_utc_microseconds` read: the
+    fraction cut after six digits, and none when those are zeros (null stays null)."""
+    head = pc.utf8_slice_codeunits(text, 0, 19)
+    fraction = pc.utf8_slice_codeunits(text, 20, 26)
+    whole = pc.or_(pc.equal(pc.utf8_length(text), 25), pc.equal(fraction, "000000"))
+    dotted = pc.binary_join_element_wise(head, ".", fraction, "+00:00", "")
+    return pc.if_else(whole, pc.binary_join_element_wise(head, "+00:00", ""), dotted)
 
 
 def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
@@ -643,7 +648,9 @@ def _made(
     for column, make in (cells or {}).items():
         if column in columns:
             position = columns.index(column)
-            values[position] = list(map(make, values[position]))
+            made = values[position]
+            made = made.to_pylist() if isinstance(made, pa.Array) else made
+            values[position] = list(map(make, made))
     return values
 
 
