@@ -34,7 +34,7 @@ from hygiene.report.csvout import (
     write_cells,
 )
 from hygiene.report.format import to_datetime
-from hygiene.units import human_bytes
+from hygiene.units import UNITS, human_bytes
 
 FINDING_COLUMNS = [
     "code", "rule", "severity", "namespace", "repository", "image_digest", "tags", "bytes",
@@ -363,8 +363,32 @@ def _image_columns(
     return [
         proposal_id, state, rule_codes, namespace, repository, digests, tags,
         [not t for t in tags], pushed, ages.tolist(), pulled, sizes,
-        list(map(human_bytes, sizes)), grace, account, region,
+        _size_texts(sizes), grace, account, region,
     ]  # fmt: skip
+
+
+def _size_texts(sizes: list[int]) -> pa.Array | list[str]:
+    """``human_bytes`` of each size, as Arrow text: the unit from the binary exponent,
+    the tenths rounded half to even from the exact quotient, as ``f"{x:.1f}"`` rounds
+    a float that holds it exactly (sizes below 2**53: whole floats); one by one when a
+    size is negative or larger."""
+    values = np.asarray(sizes)
+    if values.dtype != np.int64 or (len(values) and not 0 <= values.min() <= values.max() < 2**53):
+        return list(map(human_bytes, sizes))
+    exponent = np.frexp(values.astype(np.float64))[1]  # the bit length, exactly
+    unit = np.clip((exponent - 1) // 10, 0, len(UNITS) - 1).astype(np.int64)
+    shift = 10 * unit
+    tenths = values * 10
+    whole = tenths >> shift
+    rest = tenths - (whole << shift)
+    half = np.where(shift > 0, 1 << np.maximum(shift - 1, 0), 1)
+    whole += (rest > half) | ((rest == half) & (whole % 2 == 1) & (shift > 0))
+    text = pc.binary_join_element_wise(
+        pa.array(whole // 10).cast(pa.string()), ".", pa.array(whole % 10).cast(pa.string()),
+        " ", pa.array(UNITS, type=pa.string()).take(pa.array(unit)), "",
+    )  # fmt: skip
+    in_bytes = pc.binary_join_element_wise(pa.array(values).cast(pa.string()), " B", "")
+    return pc.if_else(pa.array(unit == 0), in_bytes, text)
 
 
 def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Array] | None:

@@ -25,6 +25,7 @@ from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import offset_iso_strings
 from hygiene.report import csvout, exports, render
 from hygiene.rules import evaluate
+from hygiene.units import human_bytes
 from tests.builders import NOW
 from tests.conftest import examples
 
@@ -348,3 +349,34 @@ def test_a_column_given_as_an_arrow_array_is_the_same_cells() -> None:
         assert csvout.column_cells(array, kinds).equals(csvout.column_cells(values, kinds))
     rows = exports.column_rows(["a", "b"], [array, [1, [2], 3]])
     assert rows == [{"a": "=a", "b": 1}, {"a": None, "b": [2]}, {"a": "b,c", "b": 3}]
+
+
+def halfway(unit: int, k: int) -> int:
+    """A size whose tenths in ``unit`` end exactly halfway (``x.x5``), when one exists."""
+    step = 1024**unit
+    return (step * (10 * k + 5) // 100) if (step * (10 * k + 5)) % 100 == 0 else step * k
+
+
+sizes = st.lists(
+    st.one_of(
+        st.integers(0, 2**53 - 1),
+        st.integers(0, 5).flatmap(lambda u: st.integers(0, 3000).map(lambda k: halfway(u, k))),
+        st.integers(0, 52).map(lambda e: 2**e - 1),
+        st.integers(0, 52).map(lambda e: 2**e),
+    ),
+    max_size=30,
+)
+
+
+@given(values=st.one_of(sizes, st.lists(st.integers(-(2**70), 2**70), max_size=5)))
+@SETTINGS
+def test_size_texts_are_human_bytes(values: list[int]) -> None:
+    texts = exports._size_texts(values)
+    made = texts.to_pylist() if isinstance(texts, pa.Array) else texts
+    assert made == [human_bytes(v) for v in values]
+
+
+def test_size_texts_round_halfway_tenths_to_even() -> None:
+    assert exports._size_texts([1280, 1331, 3 * 2**19, 2**53 - 1]).to_pylist() == [
+        "1.2 KiB", "1.3 KiB", "1.5 MiB", "8.0 PiB",
+    ]  # fmt: skip
