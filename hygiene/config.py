@@ -315,8 +315,9 @@ class ApplySettings(Section):
 
 class StoreSettings(Section):
     url: StoreUrl = "sqlite:///hygiene.db"
-    # each nightly run stores one row per finding (~900k at a million images); the
-    # findings of runs older than this many days are deleted after each nightly run
+    # each nightly run stores its image findings as totals per rule and repository and
+    # every other finding as a row (docs/store.md); the findings of runs older than
+    # this many days are deleted after each nightly run
     findings_retention_days: int = Field(default=90, ge=1, le=3650)
 
 
@@ -378,7 +379,10 @@ class ReportSettings(Section):
     trend_runs: int = Field(default=12, ge=2, le=365)
     max_rows: int = Field(default=100, ge=5, le=10000)  # rows per table; the rest in exports
     templates_dir: Path | None = None  # default: the package's templates (from reports/)
-    exports: tuple[Literal["csv", "json"], ...] = ("csv", "json")  # written next to the HTML
+    # written next to the HTML; CSV alone by default: the JSON exports repeat the same
+    # tables (about 2 GiB a night at a million images) and the scan document is the
+    # machine-readable whole
+    exports: tuple[Literal["csv", "json"], ...] = ("csv",)
 
 
 class ScheduleSettings(Section):

@@ -400,7 +400,7 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     days, second_of_day = np.divmod(seconds, 86400)
     unique_days, inverse = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    text = day_text[inverse] + _time_of_day_table()[second_of_day]
+    text = day_text[inverse] + _clock_texts(second_of_day, "Z")
     text[nat] = None
     return list(text.tolist())
 
@@ -434,7 +434,7 @@ def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
         finer = ~whole
         parts[finer] = head[finer] + triples[micro[finer] % 1000] + last[nano[finer]]
         tail[with_fraction] = parts
-    out[present] = day_text[inverse] + _clock_table()[second_of_day] + tail
+    out[present] = day_text[inverse] + _clock_texts(second_of_day) + tail
     return list(out.tolist())
 
 
@@ -446,19 +446,27 @@ def _triples(template: str = "{:03d}") -> np.ndarray:
     return table
 
 
-@functools.cache
-def _clock_table() -> np.ndarray:
-    table = np.empty(86400, dtype=object)
-    table[:] = [
-        f"T{h:02d}:{m:02d}:{s:02d}" for h in range(24) for m in range(60) for s in range(60)
+CLOCK_TABLE_FROM = 20_000  # times: from here on the 86,400-entry table pays for itself
+
+
+def _clock_texts(second_of_day: np.ndarray, suffix: str = "") -> np.ndarray:
+    """``T%H:%M:%S`` and ``suffix`` for each second of the day, as an object array: from a
+    table of all 86,400 (made once) for many times, each distinct second formatted once
+    for a few (a small scan should not pay for the table)."""
+    if len(second_of_day) >= CLOCK_TABLE_FROM:
+        return _clock_table(suffix)[second_of_day]
+    unique, inverse = np.unique(second_of_day, return_inverse=True)
+    texts = np.empty(len(unique), dtype=object)
+    texts[:] = [
+        f"T{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}{suffix}" for s in unique.tolist()
     ]
-    return table
+    return texts[inverse]  # type: ignore[no-any-return]
 
 
 @functools.cache
-def _time_of_day_table() -> np.ndarray:
+def _clock_table(suffix: str = "") -> np.ndarray:
     table = np.empty(86400, dtype=object)
     table[:] = [
-        f"T{h:02d}:{m:02d}:{s:02d}Z" for h in range(24) for m in range(60) for s in range(60)
+        f"T{h:02d}:{m:02d}:{s:02d}{suffix}" for h in range(24) for m in range(60) for s in range(60)
     ]
     return table

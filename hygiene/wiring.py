@@ -75,8 +75,8 @@ def persist_with(
 ) -> Callable[[Any, Inventory, Any, list[Proposal]], list[Proposal]]:
     """Save a scan's findings and merge its proposals; return them as stored. With
     ``findings_retention_days``, the findings of runs started that long before this
-    scan are deleted (``store.findings_retention_days``): one row per finding a night
-    would otherwise grow the store without end.
+    scan are deleted (``store.findings_retention_days``): the rows of every night
+    (image totals and other findings) would otherwise grow the store without end.
 
     The scan's coverage goes with it: the proposals of every repository it read completely
     are confirmed by this run (apply acts on nothing else), and absent proposals expire

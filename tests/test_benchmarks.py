@@ -55,6 +55,28 @@ def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
     assert result["scan_json_mib"] > 0
 
 
+def test_pipeline_meter_attributes_a_short_peak_to_its_phase() -> None:
+    """A 256 MiB buffer held for a moment inside an inner phase: the inner phase's peak
+    has it, the enclosing one too, and the phase after it does not (the kernel's mark
+    is reset as each phase begins, so even a peak between two samples is seen)."""
+    from benchmarks.pipeline import Meter
+
+    meter = Meter()
+    size = 256 * 2**20
+    try:
+        with meter.phase("outer"), meter.phase("inner"):
+            buffer = bytearray(size)  # zeroed: every page touched
+            del buffer
+        with meter.phase("after"):
+            pass
+    finally:
+        meter.close()
+    peaks = {name: phase["peak_mib"] for name, phase in meter.phases.items()}
+    assert peaks["inner"] - meter.start_mib["inner"] >= 250
+    assert peaks["outer"] >= peaks["inner"]
+    assert peaks["after"] - meter.start_mib["after"] < 100
+
+
 def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> None:
     """The bare boto3 scan that benchmarks.scan measures `hygiene scan` against makes the
     minimum calls, the same ECR calls the collector makes."""

@@ -20,7 +20,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
-from hygiene.findingtable import NAT, Findings, iso_strings, offset_iso_strings
+from hygiene.findingtable import (
+    CLOCK_TABLE_FROM,
+    NAT,
+    Findings,
+    iso_strings,
+    offset_iso_strings,
+)
 from hygiene.inventory import SourceStatus
 from hygiene.jsonout import document_bytes
 from hygiene.model import Action, KeptImage, Proposal, canonical_json, iso_utc, proposal_id
@@ -205,9 +211,10 @@ def test_to_json_of_proposals_and_kept_images_covers_every_field() -> None:
 # --------------------------------------------------------------------------- times
 
 
-def test_vectorised_times_equal_the_scalar_formatters() -> None:
+@pytest.mark.parametrize("count", [5_000, CLOCK_TABLE_FROM + 1])  # each second, the table
+def test_vectorised_times_equal_the_scalar_formatters(count: int) -> None:
     rng = np.random.default_rng(3)
-    values = rng.integers(-(10**17), 4 * 10**18, 5_000)
+    values = rng.integers(-(10**17), 4 * 10**18, count)
     values[::7] = values[::7] // 10**9 * 10**9
     values[::5] = values[::5] // 1000 * 1000
     values[::11] = NAT

@@ -50,8 +50,9 @@ def test_live_nightly_report(live: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "nightly: " in printed
     html = next(out.glob("*/nightly.html")).read_text()
     assert "ml/trainer" in html
-    findings = json.loads(next(out.glob("*/nightly-findings.json")).read_text())
-    assert {f["code"] for f in findings} >= {"IM001", "SC001", "RP002"}
+    findings = next(out.glob("*/nightly-findings.csv")).read_text().splitlines()
+    assert {line.split(",")[0] for line in findings[1:]} >= {"IM001", "SC001", "RP002"}
+    assert not list(out.glob("*/nightly-findings.json"))  # CSV alone by default
 
 
 def test_live_lifecycle_preview(live: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -448,7 +448,7 @@ def weekly_actions(context: dict[str, Any], lang: Language, fmt: Formatter) -> l
 
 
 def write_report(
-    report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv", "json")
+    report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv",)
 ) -> RenderedReport:
     """Write ``<name>.html`` (the full report), ``<name>.txt``, ``<name>.mail.html`` (what
     e-mail carries) and the exports into ``out_dir`` (created). The HTML is written

@@ -1,18 +1,25 @@
-"""A finding as a row of the ``findings`` table, and back.
+"""Findings as rows of the ``findings`` table, and back.
 
-A row holds the finding's scalar fields as columns (code, rule, severity, fix safety,
-account, region, repository, namespace, image digest, bytes, message) and the rest of
-:meth:`~hygiene.model.Finding.to_json` in ``data``: ``fix``, ``tags``, ``details``,
-``message_template`` and ``message_params``. Since migration 0005 ``data`` no longer
-repeats the columns (a nightly run of a million-image registry stores ~900,000
-findings: the repeated columns were a third of the table and of the time spent writing
-it). :func:`finding_json` puts a row back together as the ``to_json()`` dict.
+Since migration 0006 the table holds two kinds of row:
 
-Columnar findings (:class:`~hygiene.findingtable.Findings`) give their image findings'
-columns here without a dict per finding (:func:`image_columns`): each column is read
-from the :class:`~hygiene.findingtable.ImageFindings` columns, and ``data`` is written
-by orjson straight from them. ``tests/store/test_findingrows.py`` checks both against
-``Finding.to_json()``.
+- **Image totals**: the image findings (those naming an image) of one run, counted per
+  rule and repository: one row per (code, rule, severity, fix safety, account, region,
+  repository, namespace) with ``images``, how many image findings, and ``bytes``, the
+  sum of their bytes; no digests, no message, no ``data`` (both NULL). The per-image
+  detail lives in the scan document and the CSV exports; nothing in the job reads the
+  table back (the reports' trends come from the runs' summaries), and one row per image
+  was ~900,000 rows a night at a million images. :func:`image_totals` computes them
+  from the columnar findings (:class:`~hygiene.findingtable.Findings`) with numpy and
+  pandas' hashing, never a Python step per finding.
+- **Findings**: every other finding (repository and namespace findings: compliance,
+  naming, ...) stays one row, ``images`` NULL: its scalar fields as columns (code, rule,
+  severity, fix safety, account, region, repository, namespace, bytes, message) and the
+  rest of :meth:`~hygiene.model.Finding.to_json` in ``data`` (``fix``, ``tags``,
+  ``details``, ``message_template``, ``message_params``; migration 0005).
+  :func:`finding_json` puts such a row back together as the ``to_json()`` dict.
+
+``tests/store/test_findingrows.py`` checks both against the obvious path (a loop over
+``Finding`` objects).
 """
 
 from __future__ import annotations
@@ -24,20 +31,32 @@ from typing import Any
 
 import orjson
 
-from hygiene.messages import Message
 from hygiene.model import Finding
+
+TOTAL_KEYS = (
+    "code", "rule", "severity", "fix_safety", "account", "region", "repository",
+    "namespace", "images", "bytes",
+)  # fmt: skip
+"""The keys of an image total (:func:`image_totals`, ``Store.findings``), in order; each
+is a column of the ``findings`` table."""
+
+GROUP_KEYS = TOTAL_KEYS[:-2]
+"""What the image findings of one total share (all but ``images`` and ``bytes``)."""
 
 COLUMNS = (
     "code", "rule", "severity", "fix_safety", "account", "region", "repository",
-    "namespace", "image_digest", "bytes", "message",
+    "namespace", "bytes", "message",
 )  # fmt: skip
-"""The ``findings`` columns that hold a field of the finding (besides ``run_id``, ``id``
-and ``data``), named as the field."""
+"""The ``findings`` columns that hold a field of a (non-image) finding, named as the
+field; ``data`` holds the rest."""
+
+TABLE_COLUMNS = (*COLUMNS[:-2], "images", "bytes", "message", "data")
+"""What :func:`row_chunks` gives, column by column (besides ``run_id``)."""
 
 ORDER = tuple(f.name for f in dataclasses.fields(Finding))
 """The keys of ``Finding.to_json()``, in its order."""
 
-DATA_KEYS = tuple(k for k in ORDER if k not in COLUMNS)
+DATA_KEYS = tuple(k for k in ORDER if k not in COLUMNS and k != "image_digest")
 """What ``data`` holds: ``fix``, ``tags``, ``details``, ``message_template``,
 ``message_params``."""
 
@@ -45,15 +64,17 @@ CHUNK = 20_000
 
 
 def data_of(finding: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` of a ``Finding.to_json()`` dict: everything the columns do not hold."""
-    return {k: v for k, v in finding.items() if k not in COLUMNS}
+    """``data`` of a ``Finding.to_json()`` dict: everything the columns do not hold (its
+    ``image_digest`` is None: a finding naming an image is counted in a total instead)."""
+    return {k: v for k, v in finding.items() if k not in COLUMNS and k != "image_digest"}
 
 
 def finding_json(columns: Mapping[str, Any], data: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``Finding.to_json()`` dict of a stored row: its columns (:data:`COLUMNS`, by
-    name) and its ``data``, in ``to_json()``'s key order. A row written before migration
-    0005 kept every field in ``data`` too; what ``data`` holds wins."""
-    merged = {k: columns[k] for k in COLUMNS}
+    """The ``Finding.to_json()`` dict of a stored finding row: its columns
+    (:data:`COLUMNS`, by name) and its ``data``, in ``to_json()``'s key order. Such a row
+    names no image (``image_digest`` None)."""
+    merged: dict[str, Any] = {k: columns[k] for k in COLUMNS}
+    merged["image_digest"] = None
     if data:
         merged.update(data)
     out = {k: merged.pop(k) for k in ORDER if k in merged}
@@ -61,110 +82,124 @@ def finding_json(columns: Mapping[str, Any], data: Mapping[str, Any] | None) -> 
     return out
 
 
-def column_chunks(
-    findings: Iterable[Finding], size: int | None = None
-) -> Iterator[list[list[Any]]]:
-    """The rows of ``findings`` as columns, ``size`` (:data:`CHUNK`) rows at a time: one
-    list per name of :data:`COLUMNS` (values as the database holds them: text, int,
-    None), then ``data`` as JSON text."""
+def total_json(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """An image total as ``Store.findings`` gives it: :data:`TOTAL_KEYS`, in order."""
+    return {k: columns[k] for k in TOTAL_KEYS}
+
+
+def row_chunks(findings: Iterable[Finding], size: int | None = None) -> Iterator[list[list[Any]]]:
+    """The rows of ``findings`` as columns (:data:`TABLE_COLUMNS`, values as the
+    database driver takes them: text, int, None; ``data`` JSON text), ``size``
+    (:data:`CHUNK`) rows at a time: first the image totals (:func:`image_totals`), then
+    one row per other finding, in order."""
     size = size or CHUNK
-    image = getattr(findings, "image", None)
-    if image is not None:
-        for start in range(0, len(image), size):
-            yield image_columns(image, start, min(start + size, len(image)))
-    others: Iterable[Finding] = findings.other if image is not None else findings  # type: ignore[attr-defined]
-    iterator = iter(others)
+    others: Sequence[Finding]
+    if getattr(findings, "image", None) is not None:
+        others = findings.other  # type: ignore[attr-defined]
+    else:
+        findings = others = list(findings)  # read twice: totals, then the others
+    totals = image_totals(findings)
+    count = len(totals[0])
+    for start in range(0, count, size):
+        part = [column[start : start + size] for column in totals]
+        n = len(part[0])
+        yield [*part, [None] * n, [None] * n]  # message, data
+    iterator = (f for f in others if f.image_digest is None)
     while batch := list(islice(iterator, size)):
-        yield object_columns(batch)
+        yield finding_columns(batch)
 
 
-def object_columns(findings: Sequence[Finding]) -> list[list[Any]]:
-    """:func:`column_chunks` of plain :class:`~hygiene.model.Finding` objects."""
+def finding_columns(findings: Sequence[Finding]) -> list[list[Any]]:
+    """:data:`TABLE_COLUMNS` of findings that name no image, one row each."""
     rows = [f.to_json() for f in findings]
-    columns: list[list[Any]] = [[row[name] for row in rows] for name in COLUMNS]
-    columns[COLUMNS.index("bytes")] = [int(row["bytes"]) for row in rows]
+    columns: list[list[Any]] = [[row[name] for row in rows] for name in COLUMNS[:-2]]
+    columns.append([None] * len(rows))  # images
+    columns.append([int(row["bytes"]) for row in rows])
+    columns.append([row["message"] for row in rows])
     columns.append([_json_text(data_of(row)) for row in rows])
     return columns
 
 
-def image_columns(image: Any, start: int, stop: int) -> list[list[Any]]:
-    """:func:`column_chunks` of entries ``start:stop`` of an
-    :class:`~hygiene.findingtable.ImageFindings`, read from its columns: what
-    ``ImageFindings.json_rows`` gives, without a dict per finding."""
+def image_totals(findings: Iterable[Finding]) -> list[list[Any]]:
+    """The image findings of ``findings`` (those with an ``image_digest``) counted per
+    :data:`GROUP_KEYS`: one list per name of :data:`TOTAL_KEYS`, a total per position,
+    in the order of each total's first finding.
+
+    A columnar :class:`~hygiene.findingtable.Findings` is read from its columns (its
+    image findings, and the image findings among its objects, the rules that only
+    report); each key column is hashed to numbers once (``pandas.factorize``), the keys
+    are combined into one number per finding, and counts and byte sums are taken with
+    numpy, in whole numbers."""
     import numpy as np
+    import pandas as pd
 
-    from hygiene.findingtable import iso_strings
+    image = getattr(findings, "image", None)
+    objects: Iterable[Finding] = findings.other if image is not None else findings  # type: ignore[attr-defined]
+    loose = [f for f in objects if f.image_digest is not None]
+    signatures: dict[tuple[str, str, str, str], int] = {}
 
-    rules = image.rules
-    rule = image.rule[start:stop]
+    def signature(code: str, name: str, severity: Any, fix_safety: Any) -> int:
+        key = (code, name, str(severity.value), str(fix_safety.value))
+        return signatures.setdefault(key, len(signatures))
 
-    def per_rule(values: list[Any]) -> list[Any]:
-        table = np.empty(len(values), dtype=object)
-        table[:] = values
-        return list(table[rule].tolist())
-
-    offsets = image.unit_offsets[start : stop + 1].tolist()
-    digests = image.unit_digests
-    n = stop - start
-    image_digest = [digests[b] for b in offsets[:-1]] if n else []
-    # data: {"fix": …, "tags": …, "details": …, "message_template": …, "message_params": …}
-    fixes = per_rule([orjson.dumps(r.fix) for r in rules])
-    data: list[str] = []
-    append = data.append
-    dumps = orjson.dumps
-    for fix, tags, message, pushed, pulled, also, extra, begin, end in zip(
-        fixes,
-        image.tags[start:stop],
-        image.message[start:stop],
-        iso_strings(image.pushed_at[start:stop]),
-        iso_strings(image.last_pull[start:stop]),
-        image.also[start:stop],
-        image.details[start:stop],
-        offsets[:-1],
-        offsets[1:],
-        strict=True,
-    ):
-        details: dict[str, Any] = {
-            "unit": digests[begin:end],
-            "pushed_at": pushed,
-            "last_pull": pulled,
-        }
-        if also is not None:
-            details["also"] = also
-        if extra is not None and isinstance(extra, dict):
-            details.update(extra)
-        if isinstance(message, Message):
-            template, params = message.template, message.params
-        else:
-            template, params = "", {}
-        append(
-            (
-                b'{"fix":'
-                + fix
-                + b',"tags":'
-                + dumps(tags if type(tags) is list else list(tags))
-                + b',"details":'
-                + dumps(details, default=_json_default)
-                + b',"message_template":'
-                + dumps(template)
-                + b',"message_params":'
-                + dumps(params, default=_json_default)
-                + b"}"
-            ).decode()
+    rule_parts: list[Any] = []
+    account: list[Any] = []
+    region: list[Any] = []
+    repository: list[Any] = []
+    namespace: list[Any] = []
+    size_parts: list[Any] = []
+    if image is not None and len(image):
+        of_rule = np.array(
+            [signature(r.code, r.name, r.severity, r.fix_safety) for r in image.rules],
+            dtype=np.int64,
         )
+        rule_parts.append(of_rule[np.asarray(image.rule, dtype=np.int64)])
+        account += image.account
+        region += image.region
+        repository += image.repository
+        namespace += image.namespace
+        size_parts.append(np.asarray(image.bytes, dtype=np.int64))
+    if loose:
+        rule_parts.append(
+            np.array(
+                [signature(f.code, f.rule, f.severity, f.fix_safety) for f in loose],
+                dtype=np.int64,
+            )
+        )
+        account += [f.account for f in loose]
+        region += [f.region for f in loose]
+        repository += [f.repository for f in loose]
+        namespace += [f.namespace for f in loose]
+        size_parts.append(np.array([int(f.bytes) for f in loose], dtype=np.int64))
+    if not rule_parts:
+        return [[] for _ in TOTAL_KEYS]
+    key = np.concatenate(rule_parts)
+    sizes = np.concatenate(size_parts)
+    texts = []
+    for values in (account, region, repository, namespace):
+        column = np.empty(len(values), dtype=object)
+        column[:] = values
+        codes, uniques = pd.factorize(column, use_na_sentinel=False)  # None: its own code
+        # numbered again after each column: below the row count, so the product fits
+        key, _ = pd.factorize(key * len(uniques) + codes)
+        texts.append(column)
+    # factorize numbers in order of first appearance: group g's first finding comes
+    # before group g + 1's
+    counts = np.bincount(key)
+    order = np.argsort(key, kind="stable")
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    first = order[starts]
+    totals = np.add.reduceat(sizes[order], starts)
+    rule_of = np.concatenate(rule_parts)[first].tolist()
+    rules = list(signatures)
     return [
-        per_rule([r.code for r in rules]),
-        per_rule([r.name for r in rules]),
-        per_rule([r.severity.value for r in rules]),
-        per_rule([r.fix_safety.value for r in rules]),
-        image.account[start:stop],
-        image.region[start:stop],
-        image.repository[start:stop],
-        image.namespace[start:stop],
-        image_digest,
-        image.bytes[start:stop].tolist(),
-        image.texts()[start:stop],
-        data,
+        [rules[r][0] for r in rule_of],
+        [rules[r][1] for r in rule_of],
+        [rules[r][2] for r in rule_of],
+        [rules[r][3] for r in rule_of],
+        *(column[first].tolist() for column in texts),
+        counts.tolist(),
+        totals.tolist(),
     ]
 
 

@@ -70,7 +70,10 @@ class RunRow(Base):
 
 
 class FindingRow(Base):
-    """A finding as reported by one run (kept for trends and the owner reports)."""
+    """What one run found (kept for ``store.findings_retention_days``): an image total
+    (``images`` set: how many image findings of one rule in one repository, ``bytes``
+    their sum; no message, no data) or one finding that names no image (``images``
+    NULL). See :mod:`hygiene.store.findingrows`."""
 
     __tablename__ = "findings"
 
@@ -84,10 +87,11 @@ class FindingRow(Base):
     region: Mapped[str] = mapped_column(String(32))
     repository: Mapped[str | None] = mapped_column(String(256))
     namespace: Mapped[str | None] = mapped_column(String(256))
-    image_digest: Mapped[str | None] = mapped_column(String(80))
+    images: Mapped[int | None] = mapped_column(Integer)  # None: a finding, not a total
     bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    message: Mapped[str] = mapped_column(Text)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # Finding.to_json()
+    message: Mapped[str | None] = mapped_column(Text)
+    # Finding.to_json() without the columns (None for a total)
+    data: Mapped[dict[str, Any] | None] = mapped_column()
 
     __table_args__ = (Index("ix_findings_run", "run_id"), Index("ix_findings_code", "code"))
 

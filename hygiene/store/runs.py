@@ -105,16 +105,19 @@ class StoreRuns(StoreBase):
             return [run_record(row) for row in session.scalars(query)]
 
     def record_findings(self, run_id: str, findings: Iterable[Finding]) -> int:
-        """Store the findings of run ``run_id`` (for trends); returns how many.
+        """Store the findings of run ``run_id``; returns how many rows were written.
 
-        One transaction, written in bulk (:func:`~hygiene.store.bulk.insert_columns`);
-        a columnar :class:`~hygiene.findingtable.Findings` gives its rows' columns
-        without making objects or dicts (:mod:`hygiene.store.findingrows`).
+        Image findings are stored as totals per rule and repository (how many images,
+        their bytes; no digests), every other finding as one row
+        (:mod:`hygiene.store.findingrows`). One transaction, written in bulk
+        (:func:`~hygiene.store.bulk.insert_columns`); a columnar
+        :class:`~hygiene.findingtable.Findings` is counted from its columns without
+        making objects or dicts.
         """
-        names = ("run_id", *findingrows.COLUMNS, "data")
+        names = ("run_id", *findingrows.TABLE_COLUMNS)
 
         def chunks() -> Iterator[list[Any]]:
-            for columns in findingrows.column_chunks(findings):
+            for columns in findingrows.row_chunks(findings):
                 yield [[run_id] * len(columns[0]), *columns]
 
         with self.session() as session:
@@ -132,13 +135,24 @@ class StoreRuns(StoreBase):
             return int(getattr(result, "rowcount", 0) or 0)  # a CursorResult for a DELETE
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
-        """The findings of one run as ``Finding.to_json()`` dicts, in the order stored."""
-        columns = [getattr(FindingRow, name) for name in findingrows.COLUMNS]
+        """The findings of one run: first its image totals, one dict per rule and
+        repository with the keys of :data:`~hygiene.store.findingrows.TOTAL_KEYS`
+        (``images``: how many image findings, ``bytes``: their sum), then each other
+        finding as its ``Finding.to_json()`` dict (which has no ``images`` key); each
+        kind in the order stored."""
+        names = dict.fromkeys((*findingrows.COLUMNS, *findingrows.TOTAL_KEYS))
+        columns = [getattr(FindingRow, name) for name in names]
         query = (
             select(*columns, FindingRow.data)
             .where(FindingRow.run_id == run_id)
-            .order_by(FindingRow.id)
+            .order_by(FindingRow.images.is_(None), FindingRow.id)
         )
         with self.session() as session:
-            rows = session.execute(query)
-            return [findingrows.finding_json(dict(row._mapping), row.data) for row in rows]
+            out = []
+            for row in session.execute(query):
+                values = dict(row._mapping)
+                if values["images"] is None:
+                    out.append(findingrows.finding_json(values, row.data))
+                else:
+                    out.append(findingrows.total_json(values))
+            return out

@@ -17,6 +17,7 @@ from hygiene.report import (
     render_weekly,
     write_report,
 )
+from hygiene.report.exports import COLUMNS
 from hygiene.report.render import safe_name
 from tests.report import sample
 from tests.report.test_render import scan, visible
@@ -105,9 +106,23 @@ def test_hostile_namespace_cannot_escape_the_output_directory(
         assert path.parent == tmp_path
 
 
+def _with_exports(config: Config, exports: tuple[str, ...]) -> Config:
+    report = config.policy.report.model_copy(update={"exports": exports})
+    return config.model_copy(update={"policy": config.policy.model_copy(update={"report": report})})
+
+
+def test_exports_are_csv_alone_by_default(config: Config, tmp_path: Path) -> None:
+    assert config.policy.report.exports == ("csv",)
+    [report] = generate(hostile_data(), config, "nightly", out_dir=tmp_path)
+    exported = {key for key in report.files if key.endswith(("_csv", "_json"))}
+    assert exported == {f"{kind}_csv" for kind in COLUMNS}
+    assert not list(tmp_path.rglob("nightly-*.json"))
+
+
 def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
     data = hostile_data()
-    [report] = generate(data, config, "nightly", out_dir=tmp_path)
+    both = _with_exports(config, ("csv", "json"))
+    [report] = generate(data, both, "nightly", out_dir=tmp_path)
     folder = tmp_path / "2026-11-28_r-20261128-0300"
     assert report.files["html"] == folder / "nightly.html"
     assert sorted(p.name for p in folder.iterdir()) == [
@@ -150,7 +165,8 @@ def test_exports_next_to_html(config: Config, tmp_path: Path) -> None:
 
 
 def test_weekly_exports_hold_only_the_namespace(config: Config, tmp_path: Path) -> None:
-    reports = generate(sample.report_data(), config, "weekly", namespaces=["ml"], out_dir=tmp_path)
+    both = _with_exports(config, ("csv", "json"))
+    reports = generate(sample.report_data(), both, "weekly", namespaces=["ml"], out_dir=tmp_path)
     assert [r.name for r in reports] == ["weekly-ml"]
     findings = json.loads(reports[0].files["findings_json"].read_text())
     assert {f["code"] for f in findings} == {"IM002", "IM003", "SC001"}

@@ -12,7 +12,10 @@ from tests.builders import NOW
 
 
 def _findings(n: int) -> list:
-    return [builders.finding("IM002", digest=f"img{i}") for i in range(n)]
+    """``n`` findings that name no image, and two image findings: ``n + 1`` rows (the
+    image findings are one total)."""
+    images = [builders.finding("IM002", digest=f"img{i}") for i in range(2)]
+    return [*images, *(builders.finding("RP001", f"suporte/app{i}") for i in range(n))]
 
 
 def test_prune_deletes_only_the_findings_of_runs_started_before_the_cutoff(store: Store) -> None:
@@ -21,9 +24,9 @@ def test_prune_deletes_only_the_findings_of_runs_started_before_the_cutoff(store
     store.record_findings(old, _findings(3))
     store.record_findings(recent, _findings(2))
 
-    assert store.prune_findings(NOW - timedelta(days=90)) == 3
+    assert store.prune_findings(NOW - timedelta(days=90)) == 4
     assert store.findings(old) == []
-    assert len(store.findings(recent)) == 2
+    assert len(store.findings(recent)) == 3
     assert {r.id for r in store.runs(last=None)} == {old, recent}  # the runs stay
     assert store.prune_findings(NOW - timedelta(days=90)) == 0  # nothing left to prune
 
@@ -32,7 +35,7 @@ def test_prune_never_takes_the_run_it_is_told_to_keep(store: Store) -> None:
     run = store.record_run("nightly", started_at=NOW - timedelta(days=400))
     store.record_findings(run, _findings(2))
     assert store.prune_findings(NOW, keep=run) == 0
-    assert len(store.findings(run)) == 2
+    assert len(store.findings(run)) == 3
 
 
 def test_the_nightly_persist_prunes_by_the_configured_retention(store: Store) -> None:
@@ -47,5 +50,5 @@ def test_the_nightly_persist_prunes_by_the_configured_retention(store: Store) ->
     persist_with(store, findings_retention_days=30)(current, inventory, evaluation, [])
 
     assert store.findings(old) == []
-    assert len(store.findings(kept)) == 2
-    assert len(store.findings(current)) == 1
+    assert len(store.findings(kept)) == 3
+    assert len(store.findings(current)) == 2

@@ -37,7 +37,7 @@ def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None
     from hygiene.store.engine import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
-    assert version == head == "0005"
+    assert version == head == "0006"
     with Store(store_url) as again:  # a second open is a no-op upgrade
         assert again.runs() == []
 
@@ -91,9 +91,12 @@ def test_run_history(store: Store) -> None:
 def test_findings_are_kept_per_run(store: Store) -> None:
     run_id = store.record_run("scan")
     finding = builders.finding("IM002", "suporte/api", digest="a", bytes=5)
-    assert store.record_findings(run_id, [finding, finding]) == 2
-    stored = store.findings(run_id)
-    assert len(stored) == 2 and stored[0]["code"] == "IM002" and stored[0]["bytes"] == 5
+    other = builders.finding("RP001", "suporte/api", bytes=3)
+    assert store.record_findings(run_id, [other, finding, finding]) == 2
+    total, single = store.findings(run_id)
+    assert (total["code"], total["images"], total["bytes"]) == ("IM002", 2, 10)
+    assert single == other.to_json()
+    assert store.findings(store.record_run("scan")) == []
 
 
 def test_upsert_refreshes_instead_of_duplicating(store: Store) -> None:
