@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import offset_iso_strings
-from hygiene.report import csvout, exports, render
+from hygiene.report import csvout, exports, imageexport, render
 from hygiene.rules import evaluate
 from hygiene.units import human_bytes
 from tests.builders import NOW
@@ -140,8 +140,10 @@ def test_proposals_csv_of_a_registry_fits_spreadsheet_cells(tmp_path: Path) -> N
 
 def slow_columns(batch: Sequence[tuple[Any, Any]], now: datetime) -> list[list[Any]]:
     """The images export's columns made the obvious way: a dict per image."""
-    rows = [r for proposal, source in batch for r in exports.image_exports(proposal, source, now)]
-    return [[row[name] for row in rows] for name in exports.IMAGE_COLUMNS]
+    rows = [
+        r for proposal, source in batch for r in imageexport.image_exports(proposal, source, now)
+    ]
+    return [[row[name] for row in rows] for name in imageexport.IMAGE_COLUMNS]
 
 
 def as_lists(columns: list[Any]) -> list[list[Any]]:
@@ -228,7 +230,7 @@ proposal = st.fixed_dictionaries(
 )
 @SETTINGS
 def test_image_columns_equal_a_dict_per_image(batch: list[tuple[Any, Any]], now: datetime) -> None:
-    assert outcome(exports.image_columns, batch, now) == outcome(slow_columns, batch, now)
+    assert outcome(imageexport.image_columns, batch, now) == outcome(slow_columns, batch, now)
 
 
 planner_proposal = st.fixed_dictionaries(
@@ -248,7 +250,7 @@ planner_proposal = st.fixed_dictionaries(
 @given(batch=st.lists(planner_proposal.map(lambda p: (p, p)), max_size=5))
 @SETTINGS
 def test_image_columns_of_generated_planner_evidence(batch: list[tuple[Any, Any]]) -> None:
-    fast = exports._image_columns(batch, NOW)  # straight from the columns, no fallback
+    fast = imageexport._image_columns(batch, NOW)  # straight from the columns, no fallback
     assert fast is not None and as_lists(fast) == slow_columns(batch, NOW)
 
 
@@ -260,9 +262,9 @@ def test_image_columns_of_planner_evidence_take_the_fast_path() -> None:
     images = ProposalImages(proposals, NOW)
     batch = [(p, images.proposal(str(p["id"]))) for p in proposals if str(p["id"]) in images]
     assert sum(len(s["evidence"]["images"]) for _, s in batch) > 1_000
-    fast = exports._image_columns(batch, NOW)
+    fast = imageexport._image_columns(batch, NOW)
     assert fast is not None and as_lists(fast) == slow_columns(batch, NOW)
-    assert any(a is None for a in as_lists(fast)[exports.IMAGE_COLUMNS.index("last_pull")])
+    assert any(a is None for a in as_lists(fast)[imageexport.IMAGE_COLUMNS.index("last_pull")])
 
 
 def test_images_export_from_columns_is_the_dict_path(tmp_path: Path) -> None:
@@ -271,15 +273,15 @@ def test_images_export_from_columns_is_the_dict_path(tmp_path: Path) -> None:
     report = synthetic_report()
     proposals = list(report.proposals)
     eager = {key: rows for key, rows in ProposalImages(proposals, NOW).items()}
-    lazy = exports.export_images(proposals, ProposalImages(proposals, NOW))
-    rows = list(exports.export_images(proposals, eager))  # _image_exports: a dict per image
+    lazy = imageexport.export_images(proposals, ProposalImages(proposals, NOW))
+    rows = list(imageexport.export_images(proposals, eager))  # _image_exports: a dict per image
     assert len(rows) > 1_000 and list(lazy) == rows and len(lazy) == len(rows)
     csv_path, json_path = tmp_path / "i.csv", tmp_path / "i.json"
-    exports.write_csv(csv_path, lazy, exports.IMAGE_COLUMNS, json_path=json_path, chunk=300)
-    assert csv_path.read_bytes() == pandas_csv(rows, exports.IMAGE_COLUMNS)
+    exports.write_csv(csv_path, lazy, imageexport.IMAGE_COLUMNS, json_path=json_path, chunk=300)
+    assert csv_path.read_bytes() == pandas_csv(rows, imageexport.IMAGE_COLUMNS)
     expected = json.dumps(rows, ensure_ascii=False, indent=2, sort_keys=True, default=str)
     assert json_path.read_bytes() == (expected + "\n").encode()
-    only = exports.write_csv(tmp_path / "only.csv", lazy, exports.IMAGE_COLUMNS, chunk=7_000)
+    only = exports.write_csv(tmp_path / "only.csv", lazy, imageexport.IMAGE_COLUMNS, chunk=7_000)
     assert only.read_bytes() == csv_path.read_bytes()
 
 
@@ -295,10 +297,10 @@ def test_images_export_with_a_gap_found_late_writes_the_csv_again(tmp_path: Path
     ]  # fmt: skip
     proposals[-1]["evidence"]["images"][0]["pushed_at"] = None  # age_days: a gap, chunks later
     images = ProposalImages(proposals, NOW)
-    lazy = exports.export_images(proposals, images)
-    rows = list(exports.export_images(proposals, dict(images.items())))
-    path = exports.write_csv(tmp_path / "i.csv", lazy, exports.IMAGE_COLUMNS, chunk=4)
-    assert path.read_bytes() == pandas_csv(rows, exports.IMAGE_COLUMNS)
+    lazy = imageexport.export_images(proposals, images)
+    rows = list(imageexport.export_images(proposals, dict(images.items())))
+    path = exports.write_csv(tmp_path / "i.csv", lazy, imageexport.IMAGE_COLUMNS, chunk=4)
+    assert path.read_bytes() == pandas_csv(rows, imageexport.IMAGE_COLUMNS)
     assert b",proposed,," in path.read_bytes() or b".0," in path.read_bytes()
 
 
@@ -347,7 +349,7 @@ def test_a_column_given_as_an_arrow_array_is_the_same_cells() -> None:
     assert csvout.add_kinds(set(), array[2:]) == {str}
     for kinds in ({str, type(None)}, {str, type(None), int}, {str, type(None), list}):
         assert csvout.column_cells(array, kinds).equals(csvout.column_cells(values, kinds))
-    rows = exports.column_rows(["a", "b"], [array, [1, [2], 3]])
+    rows = imageexport.column_rows(["a", "b"], [array, [1, [2], 3]])
     assert rows == [{"a": "=a", "b": 1}, {"a": None, "b": [2]}, {"a": "b,c", "b": 3}]
 
 
@@ -371,12 +373,12 @@ sizes = st.lists(
 @given(values=st.one_of(sizes, st.lists(st.integers(-(2**70), 2**70), max_size=5)))
 @SETTINGS
 def test_size_texts_are_human_bytes(values: list[int]) -> None:
-    texts = exports._size_texts(values)
+    texts = imageexport._size_texts(values)
     made = texts.to_pylist() if isinstance(texts, pa.Array) else texts
     assert made == [human_bytes(v) for v in values]
 
 
 def test_size_texts_round_halfway_tenths_to_even() -> None:
-    assert exports._size_texts([1280, 1331, 3 * 2**19, 2**53 - 1]).to_pylist() == [
+    assert imageexport._size_texts([1280, 1331, 3 * 2**19, 2**53 - 1]).to_pylist() == [
         "1.2 KiB", "1.3 KiB", "1.5 MiB", "8.0 PiB",
     ]  # fmt: skip
