@@ -159,6 +159,19 @@ class ImageFindings:
             self._messages = (templates, params, plain)
         return self._messages
 
+    def params_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
+        """The ``message_params`` of entries ``start:stop`` as :meth:`json_rows` gives them."""
+        _, params_of, plain_of = self._message_columns()
+        params: list[Any] = params_of[start:stop]
+        if not all(plain_of[start:stop]):
+            params = [
+                dict(p) if plain else _copy_json(dict(p))
+                for p, plain in zip(params, plain_of[start:stop], strict=True)
+            ]
+        elif copy or not set(map(type, params)) <= {dict}:
+            params = list(map(dict, params))
+        return params
+
     def json_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
         """``Finding.to_json()`` of entries ``start:stop``, built from the columns: each
         row its own copy (nothing in it is shared with another row or call), unless
@@ -169,18 +182,11 @@ class ImageFindings:
         ]
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
-        templates, params_of, plain_of = self._message_columns()
+        templates = self._message_columns()[0]
         tags_of: list[Any] = self.tags[start:stop]
         if copy or not set(map(type, tags_of)) <= {list}:
             tags_of = list(map(list, tags_of))
-        params: list[Any] = params_of[start:stop]
-        if not all(plain_of[start:stop]):
-            params = [
-                dict(p) if plain else _copy_json(dict(p))
-                for p, plain in zip(params, plain_of[start:stop], strict=True)
-            ]
-        elif copy or not set(map(type, params)) <= {dict}:
-            params = list(map(dict, params))
+        params = self.params_rows(start, stop, copy=copy)
         also_of: list[Any] = self.also[start:stop]
         if copy or not set(map(type, also_of)) <= {list, type(None)}:
             also_of = [None if also is None else list(also) for also in also_of]

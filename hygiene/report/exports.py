@@ -349,7 +349,9 @@ def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
-        write_list(out, (list(c) for c in _row_chunks(rows)), option=options, default=str)
+        text_chunks = getattr(rows, "text_chunks", None)  # findings: text from columns
+        chunks = text_chunks(CSV_CHUNK) if text_chunks else (list(c) for c in _row_chunks(rows))
+        write_list(out, chunks, option=options, default=str)
         out.write(b"\n")
     tmp.replace(path)
     return path
