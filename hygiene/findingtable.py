@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -84,7 +85,8 @@ class ImageFindings:
         """Every message's English text (rendered on the first call; the JSON document,
         the stores and the report each read all of them)."""
         if self._texts is None:
-            self._texts = [message_parts(m)[0] for m in self.message]
+            by_name: dict[str, bool] = {}
+            self._texts = [english(m, by_name) for m in self.message]
         return self._texts
 
     def _parts(self, i: int) -> tuple[str, str, dict[str, Any]]:
@@ -159,6 +161,19 @@ class ImageFindings:
             self._messages = (templates, params, plain)
         return self._messages
 
+    def params_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
+        """The ``message_params`` of entries ``start:stop`` as :meth:`json_rows` gives them."""
+        _, params_of, plain_of = self._message_columns()
+        params: list[Any] = params_of[start:stop]
+        if not all(plain_of[start:stop]):
+            params = [
+                dict(p) if plain else _copy_json(dict(p))
+                for p, plain in zip(params, plain_of[start:stop], strict=True)
+            ]
+        elif copy or not set(map(type, params)) <= {dict}:
+            params = list(map(dict, params))
+        return params
+
     def json_rows(self, start: int, stop: int, *, copy: bool = True) -> list[dict[str, Any]]:
         """``Finding.to_json()`` of entries ``start:stop``, built from the columns: each
         row its own copy (nothing in it is shared with another row or call), unless
@@ -169,18 +184,11 @@ class ImageFindings:
         ]
         offsets = self.unit_offsets[start : stop + 1].tolist()
         digests = self.unit_digests
-        templates, params_of, plain_of = self._message_columns()
+        templates = self._message_columns()[0]
         tags_of: list[Any] = self.tags[start:stop]
         if copy or not set(map(type, tags_of)) <= {list}:
             tags_of = list(map(list, tags_of))
-        params: list[Any] = params_of[start:stop]
-        if not all(plain_of[start:stop]):
-            params = [
-                dict(p) if plain else _copy_json(dict(p))
-                for p, plain in zip(params, plain_of[start:stop], strict=True)
-            ]
-        elif copy or not set(map(type, params)) <= {dict}:
-            params = list(map(dict, params))
+        params = self.params_rows(start, stop, copy=copy)
         also_of: list[Any] = self.also[start:stop]
         if copy or not set(map(type, also_of)) <= {list, type(None)}:
             also_of = [None if also is None else list(also) for also in also_of]
@@ -297,6 +305,35 @@ def _copy_json(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
     return value
+
+
+def english(value: Any, by_name: dict[str, bool] | None = None) -> str:
+    """``message_parts(value)[0]``: a message's English text. A :class:`Message` whose
+    parameters are plain (strings, numbers, booleans, None) is filled in directly,
+    each value as its ``str``, which is what :meth:`Message.render` gives each of them
+    (its checks for nested messages and lists, made per value, cost most of its time);
+    when every placeholder of the template is ``%(name)s`` (``by_name`` caches that per
+    template), the parameters fill it in as they are (``%s`` is ``str``)."""
+    if type(value) is Message:
+        params = value.params
+        if not params:
+            return value.template
+        if type(params) is dict and _plain(params):
+            template = value.template
+            simple = None if by_name is None else by_name.get(template)
+            if simple is None:
+                simple = _PLACEHOLDER.sub("", template).count("%") == 0
+                if by_name is not None:
+                    by_name[template] = simple
+            if simple:
+                return template % params
+            return template % {key: str(param) for key, param in params.items()}
+        return value.render()
+    return message_parts(value)[0]
+
+
+# a placeholder that formats its value as str() does, and a literal percent sign
+_PLACEHOLDER = re.compile(r"%\([^()]*\)s|%%")
 
 
 def message_parts(value: Any, *, render: bool = True) -> tuple[str, str, dict[str, Any]]:

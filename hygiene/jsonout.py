@@ -28,7 +28,7 @@ def dumps(value: Any, *, level: int = 0) -> bytes:
 
 
 def list_items(
-    chunks: Iterable[list[Any]], *, level: int, option: int = 0, default: Any = None
+    chunks: Iterable[Any], *, level: int, option: int = 0, default: Any = None
 ) -> Iterator[bytes | memoryview]:
     """The items of a JSON list (without its brackets), chunk by chunk, each item on
     its own lines at ``level`` and separated by ``,\\n``. Yields nothing for no items.
@@ -40,19 +40,38 @@ def list_items(
     head, tail = _wrapping(level)
     first = True
     for chunk in chunks:
-        if not chunk:
+        body = _items(chunk, level, option, default, head, tail)
+        if body is None:
             continue
-        wrapped: Any = chunk
-        for _ in range(level - 1):
-            wrapped = {"": wrapped}
-        body = orjson.dumps(wrapped, option=INDENT | option, default=default)
         if not first:
             yield b",\n"
-        if not (body.startswith(head) and body.endswith(tail)):
-            # an option that changes the framing (OPT_APPEND_NEWLINE …): a caller's error
-            raise ValueError(f"orjson option {option:#x} changes the framing of a list")
-        yield memoryview(body)[len(head) : len(body) - len(tail)]
+        yield body
         first = False
+
+
+def _items(
+    chunk: Any, level: int, option: int, default: Any, head: bytes, tail: bytes
+) -> bytes | memoryview | None:
+    """The items of one chunk (None for none). A chunk that writes its own text (an
+    ``items_json(level, option, default)`` method, such as
+    :class:`hygiene.findingjson.ImageRowsJson`) is asked first; when it declines (None),
+    its ``rows()`` are encoded."""
+    items_json = getattr(chunk, "items_json", None)
+    if items_json is not None:
+        text = items_json(level, option, default)
+        if text is not None:
+            return text or None
+        chunk = chunk.rows()
+    if not chunk:
+        return None
+    wrapped: Any = chunk
+    for _ in range(level - 1):
+        wrapped = {"": wrapped}
+    body = orjson.dumps(wrapped, option=INDENT | option, default=default)
+    if not (body.startswith(head) and body.endswith(tail)):
+        # an option that changes the framing (OPT_APPEND_NEWLINE …): a caller's error
+        raise ValueError(f"orjson option {option:#x} changes the framing of a list")
+    return memoryview(body)[len(head) : len(body) - len(tail)]
 
 
 def _wrapping(level: int) -> tuple[bytes, bytes]:
@@ -120,9 +139,16 @@ class Chunks:
 
 
 def findings_chunks(findings: Iterable[Any], size: int = CHUNK, *, copy: bool = True) -> Chunks:
-    """``Finding.to_json()`` of every finding, chunk by chunk; columnar findings
-    (:class:`hygiene.findingtable.Findings`) build them from their columns (without
-    ``copy``, sharing the findings' own lists: for a writer that only encodes them)."""
+    """``Finding.to_json()`` of every finding, chunk by chunk, for :func:`list_items`.
+    Columnar findings (:class:`hygiene.findingtable.Findings`) give chunks of image
+    findings that write their own JSON text from the columns (:mod:`hygiene.findingjson`;
+    no rows are handed out, so ``copy`` does not apply); other objects with
+    ``json_chunks`` build the rows from their columns (without ``copy``, sharing their
+    own lists: for a writer that only encodes them)."""
+    if hasattr(findings, "json_chunks") and hasattr(findings, "image"):
+        from hygiene.findingjson import findings_text_chunks
+
+        return Chunks(findings_text_chunks(findings, size))
     json_chunks = getattr(findings, "json_chunks", None)
     if json_chunks is not None:
         return Chunks(json_chunks(size, copy=copy))
@@ -130,7 +156,7 @@ def findings_chunks(findings: Iterable[Any], size: int = CHUNK, *, copy: bool = 
 
 
 def write_list(
-    stream: IO[bytes], chunks: Iterable[list[Any]], *, option: int = 0, default: Any = None
+    stream: IO[bytes], chunks: Iterable[Any], *, option: int = 0, default: Any = None
 ) -> None:
     """A JSON list written chunk by chunk: the bytes of ``orjson.dumps(list, option=
     OPT_INDENT_2 | option)`` for the whole list."""

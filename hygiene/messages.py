@@ -109,6 +109,11 @@ def message_json(value: Any) -> dict[str, Any]:
 
 def render_value(value: Any, gettext: Gettext | None = None, shown: ValueFormatter = _plain) -> str:
     """One parameter as text: messages translated, lists joined, numbers formatted."""
+    kind = type(value)  # the common kinds first: no abstract-class checks for them
+    if kind is str:
+        return value
+    if kind is int or kind is float:
+        return shown(value)
     if is_message(value):
         return as_message(value).render(gettext, shown)
     if isinstance(value, Sequence) and not isinstance(value, str | bytes):

@@ -128,3 +128,12 @@ def test_discovery_benchmark_formula() -> None:
     assert calls["kubernetes:list pods"] == 3  # 1,200 pods, 500 a page
     one = expected_calls(Fleet(clusters=1, services=5, job_definitions=0, pods=0))
     assert one["DescribeTasks"] == 1 and one["DescribeJobDefinitions"] == 1
+
+
+def test_finding_json_benchmark_writes_the_same_bytes_both_ways() -> None:
+    from benchmarks.findingjson import run_once as finding_json
+
+    result = finding_json(3_000, 30, repeats=1)
+    assert result["image_findings"] > 1000
+    assert result["document"]["same_bytes"] and result["export"]["same_bytes"]
+    assert result["document"]["mib"] > 0 and result["export"]["mib"] > 0

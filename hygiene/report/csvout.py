@@ -51,9 +51,14 @@ KNOWN = {str, type(None), list, tuple, dict, int, float, bool, WideInt}
 NUMERIC = {int, float, type(None)}
 
 
-def add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
-    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``."""
-    found = set(map(type, values))
+def add_kinds(kinds: set[type], values: list[Any] | pa.Array) -> set[type]:
+    """Add the kinds of ``values`` to ``kinds``; returns those of ``values`` (an Arrow
+    string array holds text, and None where null)."""
+    if isinstance(values, pa.Array):
+        text: set[type] = {str, type(None)} if values.null_count else {str}
+        kinds |= text
+        return text
+    found: set[type] = set(map(type, values))
     if int in found and WideInt not in kinds:
         ints = [v for v in values if type(v) is int]
         if min(ints) < -(2**63) or max(ints) >= 2**64:
@@ -62,9 +67,14 @@ def add_kinds(kinds: set[type], values: list[Any]) -> set[type]:
     return found
 
 
-def column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
-    """The cell text of one column's ``values`` (``kinds``: the types of the whole
-    column), as pandas wrote them from :func:`export_frame`; None where empty."""
+def column_cells(values: list[Any] | pa.Array, kinds: set[type]) -> pa.Array:
+    """The cell text of one column's ``values`` (a list, or an Arrow string array;
+    ``kinds``: the types of the whole column), as pandas wrote them from
+    :func:`export_frame`; None where empty."""
+    if isinstance(values, pa.Array):
+        if kinds <= {str, type(None)}:
+            return formula_safe(values)
+        values = values.to_pylist()
     if kinds <= {str, type(None)}:
         return formula_safe(pa.array(values, type=pa.string()))
     if kinds == {int} and -(2**63) <= min(values, default=0) <= max(values, default=0) < 2**63:
@@ -93,6 +103,12 @@ def column_cells(values: list[Any], kinds: set[type]) -> pa.Array:
 
 def formula_safe(cells: pa.Array) -> pa.Array:
     """``'`` before a cell that starts with ``=+-@``, tab or CR (as :func:`_csv_cell`)."""
+    data = _text_data(cells)
+    if data is not None:  # no cell's first byte is one of them: nothing to do
+        offsets, text = data
+        starts = offsets[:-1][np.diff(offsets) > 0] - offsets[0]
+        if not np.isin(np.frombuffer(text, dtype=np.uint8)[starts], _FORMULA_BYTES).any():
+            return cells
     risky = pc.match_substring_regex(cells, "^[=+\\-@\t\r]")
     if not pc.any(risky).as_py():
         return cells
@@ -110,6 +126,8 @@ def _quote_pattern() -> str:
 
 
 _QUOTE = _quote_pattern()
+_QUOTE_BYTES = tuple(c.encode() for c in _QUOTE.strip("[]"))
+_FORMULA_BYTES = np.frombuffer("".join(_FORMULA_START).encode(), dtype=np.uint8)
 
 
 def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] | None) -> None:
@@ -123,8 +141,12 @@ def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] 
         columns = cells
     quoted = []
     for column in columns:
-        needs = pc.match_substring_regex(column, _QUOTE)
-        if pc.any(needs).as_py():
+        data = _text_data(column)
+        if data is not None and not any(c in data[1] for c in _QUOTE_BYTES):
+            needs = None  # none of those characters anywhere in the column
+        else:
+            needs = pc.match_substring_regex(column, _QUOTE)
+        if needs is not None and pc.any(needs).as_py():
             wrapped = pc.binary_join_element_wise(
                 '"', pc.replace_substring(column, '"', '""'), '"', ""
             )
@@ -143,3 +165,17 @@ def _text_bytes(column: pa.Array) -> bytes:
     offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
     start, stop = int(offsets[column.offset]), int(offsets[column.offset + len(column)])
     return bytes(memoryview(column.buffers()[2])[start:stop])
+
+
+def _text_data(column: Any) -> tuple[np.ndarray, bytes] | None:
+    """The offsets and the bytes of a string array's values (nulls may hold bytes too;
+    ``offsets[i] - offsets[0]`` is where value ``i`` starts), None for anything else
+    (a chunked array)."""
+    if not isinstance(column, pa.Array) or column.type != pa.string():
+        return None
+    offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+    offsets = offsets[column.offset : column.offset + len(column) + 1]
+    data = column.buffers()[2]
+    if data is None:  # no bytes at all (every value empty or null)
+        return offsets, b""
+    return offsets, bytes(memoryview(data)[int(offsets[0]) : int(offsets[-1])])

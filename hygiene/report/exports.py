@@ -13,9 +13,8 @@ import json
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, overload
+from typing import IO, Any
 
 import orjson
 import pandas as pd
@@ -31,7 +30,11 @@ from hygiene.report.csvout import (
     formula_safe,
     write_cells,
 )
-from hygiene.report.format import to_datetime
+from hygiene.report.imageexport import IMAGE_COLUMNS as IMAGE_COLUMNS
+from hygiene.report.imageexport import LazyRows as LazyRows
+from hygiene.report.imageexport import column_rows
+from hygiene.report.imageexport import export_images as export_images
+from hygiene.report.imageexport import image_exports as image_exports
 from hygiene.units import human_bytes
 
 FINDING_COLUMNS = [
@@ -42,10 +45,6 @@ PROPOSAL_COLUMNS = [
     "id", "state", "action", "namespace", "repository", "fix_safety", "rule_codes", "images",
     "tags", "bytes", "size", "summary", "first_seen", "grace_until", "account", "region",
     "target", "evidence",
-]  # fmt: skip
-IMAGE_COLUMNS = [
-    "proposal", "state", "rule_codes", "namespace", "repository", "digest", "tags", "untagged",
-    "pushed_at", "age_days", "last_pull", "bytes", "size", "grace_until", "account", "region",
 ]  # fmt: skip
 KEPT_COLUMNS = ["repository", "image_digest", "tags", "reasons", "account", "region"]
 SCORE_COLUMNS = ["repository", "score", "grade", "codes", "images", "bytes", "scan_error"]
@@ -75,131 +74,6 @@ def export_proposals(
     return rows
 
 
-def export_images(
-    proposals: Iterable[dict[str, Any]], images_of: Mapping[str, list[ImageRow]]
-) -> LazyRows:
-    """One row per image an open deletion proposal would delete, made chunk by chunk
-    when the exports are written."""
-    proposals = list(proposals)
-
-    def chunks(size: int) -> Iterator[list[dict[str, Any]]]:
-        batch: list[dict[str, Any]] = []
-        for proposal in proposals:
-            key = str(proposal.get("id"))
-            if isinstance(images_of, ProposalImages):  # straight from the evidence
-                source = images_of.proposal(key)
-                if source is not None:
-                    batch += image_exports(proposal, source, images_of.now)
-            else:
-                batch += _image_exports(proposal, images_of.get(key, []))
-            if len(batch) >= size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    if isinstance(images_of, ProposalImages):
-        length = sum(images_of.count(str(p.get("id"))) for p in proposals)
-    else:
-        length = sum(len(images_of.get(str(p.get("id")), [])) for p in proposals)
-    return LazyRows(chunks, length)
-
-
-class LazyRows(Sequence[dict[str, Any]]):
-    """Export rows made chunk by chunk (``chunks(size)``) each time they are read."""
-
-    def __init__(self, chunks: Callable[[int], Iterator[list[dict[str, Any]]]], length: int):
-        self._chunks = chunks
-        self._length = length
-
-    def chunks(self, size: int = 20_000) -> Iterator[list[dict[str, Any]]]:
-        return self._chunks(size)
-
-    def __len__(self) -> int:
-        return self._length
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for chunk in self._chunks(20_000):
-            yield from chunk
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        return list(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, LazyRows | list | tuple):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]
-
-
-def _image_exports(proposal: Mapping[str, Any], rows: Iterable[ImageRow]) -> list[dict[str, Any]]:
-    out = []
-    for row in rows:
-        out.append(
-            {
-                **row.to_json(),
-                "state": proposal.get("state"),
-                "namespace": proposal.get("namespace"),
-                "size": human_bytes(row.bytes),
-                "grace_until": proposal.get("grace_until"),
-                "account": proposal.get("account"),
-                "region": proposal.get("region"),
-            }
-        )
-    return out
-
-
-def image_exports(
-    proposal: Mapping[str, Any], source: Mapping[str, Any], now: datetime
-) -> list[dict[str, Any]]:
-    """``_image_exports(proposal, image_rows(source, now))`` (``source``: the proposal
-    the images are listed under, ``proposal`` itself but for a repeated id), made from
-    the evidence without an :class:`ImageRow` per image."""
-    evidence = source.get("evidence") or {}
-    codes_by_digest = evidence.get("rule_codes") or {}
-    if not isinstance(codes_by_digest, Mapping):
-        codes_by_digest = {}
-    default_codes = source.get("rule_codes") or ()
-    shared = {
-        "proposal": str(source.get("id", "")),
-        "repository": str(source.get("repository", "")),
-        "state": proposal.get("state"),
-        "namespace": proposal.get("namespace"),
-        "grace_until": proposal.get("grace_until"),
-        "account": proposal.get("account"),
-        "region": proposal.get("region"),
-    }
-    keyed: list[tuple[bool, datetime, str, int, dict[str, Any]]] = []
-    for image in evidence.get("images") or []:
-        pushed = to_datetime(image.get("pushed_at"))
-        pulled = to_datetime(image.get("last_pull"))
-        digest = str(image.get("digest", ""))
-        tags = [str(t) for t in image.get("tags") or ()]
-        size = int(image.get("bytes") or 0)
-        row = {
-            **shared,
-            "digest": digest,
-            "tags": tags,
-            "untagged": not tags,
-            "pushed_at": pushed.isoformat() if pushed else None,
-            "age_days": (now - pushed).days if pushed else None,
-            "last_pull": pulled.isoformat() if pulled else None,
-            "bytes": size,
-            "rule_codes": list(codes_by_digest.get(digest) or default_codes),
-            "size": human_bytes(size),
-        }
-        keyed.append((pushed is None, pushed or now, digest, len(keyed), row))
-    keyed.sort(key=lambda k: k[:4])
-    return [k[4] for k in keyed]
-
-
 def export_frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     records = [{c: csv_cell(row.get(c)) for c in columns} for row in rows]
     return pd.DataFrame.from_records(records, columns=columns)
@@ -215,6 +89,32 @@ COLUMNS = {
 PROPOSAL_CHUNK = 100  # proposals per chunk of their exports (each carries its evidence)
 
 
+# What a proposal's evidence lists image by image: the images (digest, tags, times,
+# sizes), the units they are deleted in, and each digest's rule codes (a mapping; a
+# repository deletion's ``rule_codes`` is a plain list of codes and stays).
+PER_IMAGE_EVIDENCE = ("images", "units")
+
+
+def evidence_cell(evidence: Any) -> Any:
+    """A proposal's evidence as its CSV cell: without what it lists image by image
+    (:data:`PER_IMAGE_EVIDENCE` and a ``rule_codes`` mapping by digest). Those images
+    are rows of the images export (digest, tags, times, size, rule codes); the cell of
+    a thousand images' JSON was unreadable in a spreadsheet and past Excel's
+    32,767-character cell limit. The JSON export keeps the whole evidence."""
+    if not isinstance(evidence, Mapping):
+        return evidence
+    return {
+        key: value
+        for key, value in evidence.items()
+        if key not in PER_IMAGE_EVIDENCE
+        and not (key == "rule_codes" and isinstance(value, Mapping))
+    }
+
+
+# cells a CSV export writes otherwise than its JSON export, by kind and column
+CSV_CELLS: dict[str, dict[str, Callable[[Any], Any]]] = {"proposals": {"evidence": evidence_cell}}
+
+
 def write_exports(
     out_dir: Path,
     base: str,
@@ -222,7 +122,8 @@ def write_exports(
     exports: tuple[str, ...] = ("csv", "json"),
 ) -> dict[str, Path]:
     """``<base>-<kind>.csv`` and ``.json`` of each table (``kind`` in :data:`COLUMNS`);
-    returns the files by ``<kind>_csv`` / ``<kind>_json``."""
+    returns the files by ``<kind>_csv`` / ``<kind>_json``. The proposals' CSV writes
+    each evidence without its per-image lists (:func:`evidence_cell`)."""
     files: dict[str, Path] = {}
     for kind, rows in tables.items():
         json_path = out_dir / f"{base}-{kind}.json"
@@ -235,6 +136,7 @@ def write_exports(
             files[f"{kind}_csv"] = write_csv(
                 csv_path, rows, COLUMNS[kind], json_path=json_path if both else None,
                 chunk=PROPOSAL_CHUNK if kind == "proposals" else CSV_CHUNK,
+                cells=CSV_CELLS.get(kind),
             )  # fmt: skip
             if both:
                 files[f"{kind}_json"] = json_path
@@ -250,6 +152,7 @@ def write_csv(
     *,
     json_path: Path | None = None,
     chunk: int = 20_000,
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Path:
     """``export_frame(rows, columns).to_csv(path)``'s bytes, written chunk by chunk with
     pyarrow's compute functions (:func:`write_cells`): the same cells (pandas turns a
@@ -261,40 +164,86 @@ def write_csv(
     The rows are read once (rows made when read, such as the images of the deletions,
     are made once): with ``json_path`` the same pass writes :func:`_export_json`. A
     column whose integers turn out to need pandas' float form only after some were
-    written (a gap further down) is written again in a second pass."""
+    written (a gap further down) is written again in a second pass.
+
+    ``cells`` maps a column to the function that makes its CSV value from the row's
+    (the JSON keeps the row's own)."""
     kinds: list[set[type]] = [set() for _ in columns]
     written_as: list[set[bool]] = [set() for _ in columns]  # float form of written ints
 
-    def write(out: IO[bytes], chunk: Sequence[Mapping[str, Any]]) -> None:
-        cells = []
-        for values, kind, used in zip(_values(chunk, columns), kinds, written_as, strict=True):
+    def write(out: IO[bytes], part: _Part) -> None:
+        arrays = []
+        for values, kind, used in zip(part.values, kinds, written_as, strict=True):
             if int in add_kinds(kind, values):
                 used.add(as_float(kind))
-            cells.append(column_cells(values, kind))
+            arrays.append(column_cells(values, kind))
         if all(k <= KNOWN for k in kinds):
-            write_cells(out, None, cells)
+            write_cells(out, None, arrays)
 
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
         write_cells(out, columns, None)
-        chunks = (_tee(part, write, out) for part in _row_chunks(rows, chunk))
-        if json_path is not None:
-            _export_json(json_path, _Chunks(chunks))
+        parts = _parts(rows, columns, chunk, cells)
+        if json_path is not None:  # the rows of each part (made for it when they are columns)
+            _export_json(json_path, _Chunks(_tee(part, write, out).rows for part in parts))
         else:
-            for _ in chunks:
-                pass
+            for part in parts:
+                write(out, part)
     if not all(k <= KNOWN for k in kinds) or not len(columns) > 1:
-        frame = export_frame([dict(row) for row in rows], columns)
+        frame = export_frame([_csv_row(row, cells) for row in rows], columns)
         frame.to_csv(path, index=False, encoding="utf-8")
         tmp.unlink()
         return path
     if any(used - {as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
         with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
-            for part in _row_chunks(rows, chunk):
-                write_cells(out, None, _cells(part, columns, kinds))
+            for part in _parts(rows, columns, chunk, cells):
+                arrays = [column_cells(v, k) for v, k in zip(part.values, kinds, strict=True)]
+                write_cells(out, None, arrays)
     tmp.replace(path)
     return path
+
+
+class _Part:
+    """A chunk of an export's rows: its CSV values column by column (``values``), and
+    the rows themselves (``rows``, made from the values when the rows come as columns)."""
+
+    def __init__(
+        self,
+        values: list[list[Any]],
+        rows: Sequence[Mapping[str, Any]] | None = None,
+        names: list[str] | None = None,
+        raw: list[list[Any]] | None = None,
+    ) -> None:
+        self.values = values
+        self._rows = rows
+        self._names = names
+        self._raw = raw
+
+    @property
+    def rows(self) -> Sequence[Mapping[str, Any]]:
+        if self._rows is None:
+            assert self._names is not None and self._raw is not None
+            self._rows = column_rows(self._names, self._raw)
+        return self._rows
+
+
+def _parts(
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    size: int,
+    cells: Mapping[str, Callable[[Any], Any]] | None,
+) -> Iterator[_Part]:
+    """The chunks of ``rows`` as :class:`_Part`: straight from the columns of rows made
+    as columns (:meth:`LazyRows.column_chunks`), else from each row's values."""
+    column_chunks = getattr(rows, "column_chunks", None)
+    made = column_chunks(columns, size) if column_chunks is not None else None
+    if made is None:
+        for part in _row_chunks(rows, size):
+            yield _Part(_values(part, columns, cells), part)
+        return
+    for raw in made:
+        yield _Part(_made(list(raw), columns, cells), names=columns, raw=raw)
 
 
 def _tee(chunk: Any, write: Callable[[IO[bytes], Any], None], out: IO[bytes]) -> Any:
@@ -331,24 +280,59 @@ def _row_chunks(
 
 
 def _cells(
-    rows: Sequence[Mapping[str, Any]], columns: list[str], kinds: Sequence[set[type]]
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    kinds: Sequence[set[type]],
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> list[Any]:
-    """The CSV cells of ``rows``, column by column, each column as its known ``kinds``."""
+    """The CSV cells of ``rows``, column by column, each column as its known ``kinds``
+    (``cells``: as :func:`write_csv`)."""
     return [
         column_cells(values, kind)
-        for values, kind in zip(_values(rows, columns), kinds, strict=True)
+        for values, kind in zip(_values(rows, columns, cells), kinds, strict=True)
     ]
 
 
-def _values(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> list[list[Any]]:
-    """``[[row.get(c) for row in rows] for c in columns]``."""
+def _values(
+    rows: Sequence[Mapping[str, Any]],
+    columns: list[str],
+    cells: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> list[list[Any]]:
+    """``[[row.get(c) for row in rows] for c in columns]``; the values of a column in
+    ``cells`` made by its function."""
     if not rows or len(columns) < 2:
-        return [[row.get(c) for row in rows] for c in columns]
-    try:  # every row has every column: one C loop
-        cells = map(operator.itemgetter(*columns), rows)
-        return [list(column) for column in zip(*cells, strict=True)]
-    except KeyError:
-        return [[row.get(c) for row in rows] for c in columns]
+        values = [[row.get(c) for row in rows] for c in columns]
+    else:
+        try:  # every row has every column: one C loop
+            found = map(operator.itemgetter(*columns), rows)
+            values = [list(column) for column in zip(*found, strict=True)]
+        except KeyError:
+            values = [[row.get(c) for row in rows] for c in columns]
+    return _made(values, columns, cells)
+
+
+def _made(
+    values: list[list[Any]], columns: list[str], cells: Mapping[str, Callable[[Any], Any]] | None
+) -> list[list[Any]]:
+    """``values`` (one list per column) with the columns in ``cells`` made by their
+    functions (:func:`write_csv`)."""
+    for column, make in (cells or {}).items():
+        if column in columns:
+            position = columns.index(column)
+            made = values[position]
+            made = made.to_pylist() if isinstance(made, pa.Array) else made
+            values[position] = list(map(make, made))
+    return values
+
+
+def _csv_row(
+    row: Mapping[str, Any], cells: Mapping[str, Callable[[Any], Any]] | None
+) -> dict[str, Any]:
+    """``row`` with the CSV values of the columns in ``cells`` (:func:`write_csv`)."""
+    out = dict(row)
+    for column, make in (cells or {}).items():
+        out[column] = make(row.get(column))
+    return out
 
 
 def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -365,7 +349,9 @@ def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("wb") as out:
-        write_list(out, (list(c) for c in _row_chunks(rows)), option=options, default=str)
+        text_chunks = getattr(rows, "text_chunks", None)  # findings: text from columns
+        chunks = text_chunks(CSV_CHUNK) if text_chunks else (list(c) for c in _row_chunks(rows))
+        write_list(out, chunks, option=options, default=str)
         out.write(b"\n")
     tmp.replace(path)
     return path

@@ -153,6 +153,18 @@ class FindingRows(Sequence[dict[str, Any]]):
         for begin in range(0, len(self.other), size):
             yield list(self.other[begin : begin + size])
 
+    def text_chunks(self, size: int = CHUNK) -> Iterator[Any]:
+        """:meth:`chunks` for a JSON writer (:func:`hygiene.jsonout.list_items`): the
+        image findings write their own text (:mod:`hygiene.findingjson`)."""
+        from hygiene.findingjson import ImageRowsJson
+
+        assert size > 0
+        for start, stop in self._image_runs():
+            for begin in range(start, stop, size):
+                yield ImageRowsJson(self.image, begin, min(begin + size, stop))
+        for begin in range(0, len(self.other), size):
+            yield list(self.other[begin : begin + size])
+
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for chunk in self.chunks():
             yield from chunk

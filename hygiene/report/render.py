@@ -34,9 +34,10 @@ from hygiene.messages import render_message
 from hygiene.report.actions import REJECT_COMMAND, images_by_proposal
 from hygiene.report.contexts import namespace_proposals, nightly_context, weekly_context
 from hygiene.report.data import ReportData
-from hygiene.report.exports import export_images, export_proposals, write_exports
+from hygiene.report.exports import export_proposals, write_exports
 from hygiene.report.format import Formatter
 from hygiene.report.i18n import check_locale, translations
+from hygiene.report.imageexport import export_images
 from hygiene.report.views import MAIL_LIMITS, Limits, compliance_scores, full_limits
 
 # Mail clients drop <style>: inline it, minified, and never fetch anything remote. The

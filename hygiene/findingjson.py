@@ -1,0 +1,592 @@
+"""Image findings' JSON text, written from the engine's columns.
+
+The scan document (``hygiene scan --format json``) and the findings JSON export hold a
+``Finding.to_json()`` object per finding: ~900,000 at a million images. Building a dict
+per finding (:meth:`ImageFindings.json_rows`) and handing them to orjson took most of
+the time of both. Every image finding has the same keys in the same order, so its text
+is a fixed template with a few values filled in: :func:`image_rows_text` lays the
+template out once per indentation and key order (a piece per rule holds the rule's
+constant fields), makes each value's JSON text for a whole chunk of rows from its column,
+and has Arrow join the pieces row by row (``binary_join_element_wise``):
+
+- text columns (account, repository, message …) go in as they are when orjson would
+  escape none of their characters (checked on the whole chunk at once), else escaped
+  by orjson one by one;
+- times come from tables of days and seconds, sizes from Arrow's integer format (that
+  of ``str``), units from the digests joined by Arrow;
+- tags, message parameters and ``also`` lists are encoded by orjson, a chunk's in one
+  call, as the items of a list at their own indentation, and cut where each ends.
+
+The bytes are exactly orjson's for the rows :meth:`ImageFindings.json_rows` gives,
+indented (``OPT_INDENT_2``) as items of a list ``level`` deep, with ``OPT_SORT_KEYS`` or
+not: ``tests/test_findingjson.py`` compares them on generated findings (text with quotes,
+backslashes, control characters and non-ASCII, missing values, details, ``also`` lists,
+parameters of every JSON kind). What it does not lay out itself it declines, and the
+caller encodes those rows' dicts with orjson as before: a row whose rule added details
+(orjson encodes that row's dict), and a chunk with a value of a kind the template does
+not know (an account that is not text, a lone surrogate …) or an orjson option other
+than those below.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from hygiene.findingtable import NAT, ImageFindings
+
+INDENT = orjson.OPT_INDENT_2
+# image findings written at a time: ~5.5 MiB of text (the text of a chunk, and its
+# columns', are held until it is written)
+TEXT_CHUNK = 5_000
+# options the text made here honours: sorted keys (the template's key order), and those
+# that reach only the values it hands to orjson itself (the message parameters)
+SUPPORTED = (
+    orjson.OPT_INDENT_2
+    | orjson.OPT_SORT_KEYS
+    | orjson.OPT_NON_STR_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+
+
+class _Decline(Exception):
+    """A value the template does not lay out: the caller encodes the rows' dicts."""
+
+
+@dataclass
+class ImageRowsJson:
+    """Image findings ``start:stop`` as a chunk of a JSON list (:mod:`hygiene.jsonout`
+    asks :meth:`items_json` for their text instead of encoding rows)."""
+
+    image: ImageFindings
+    start: int
+    stop: int
+
+    def items_json(
+        self, level: int, option: int = 0, default: Any = None
+    ) -> bytes | memoryview | None:
+        """The rows as items of a list at ``level`` (orjson's indented bytes between the
+        list's brackets), or None when the template declines them."""
+        return image_rows_text(self.image, self.start, self.stop, level, option, default)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The rows as dicts, only to be encoded (they share the findings' lists)."""
+        return self.image.json_rows(self.start, self.stop, copy=False)
+
+
+def findings_text_chunks(findings: Any, size: int) -> Iterator[Any]:
+    """The engine's findings (a :class:`~hygiene.findingtable.Findings`) as chunks of a
+    JSON list (:func:`hygiene.jsonout.list_items`): the image findings write their own
+    text, the others are ``to_json()`` rows."""
+    image = findings.image
+    if image is not None:
+        step = min(size, TEXT_CHUNK)
+        for start in range(0, len(image), step):
+            yield ImageRowsJson(image, start, min(start + step, len(image)))
+    for start in range(0, len(findings.other), size):
+        yield [f.to_json() for f in findings.other[start : start + size]]
+
+
+def image_rows_text(
+    image: ImageFindings,
+    start: int,
+    stop: int,
+    level: int,
+    option: int = 0,
+    default: Any = None,
+) -> bytes | memoryview | None:
+    """``orjson.dumps`` of ``image.json_rows(start, stop)`` as the items of a list at
+    ``level`` (each row on its own lines, rows separated by ``,\\n``, without brackets),
+    made from the columns; None when it declines (module docstring)."""
+    if stop <= start or level < 1 or option & ~SUPPORTED:
+        return None
+    template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
+    from pyarrow import ArrowException
+
+    try:
+        return _rows_text(image, start, stop, template, option | INDENT, default)
+    except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
+        # a value the template does not lay out, or one orjson refuses: encoding the
+        # rows' dicts gives orjson's bytes, or its error
+        return None
+
+
+# --------------------------------------------------------------------------- template
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A value filled in per row (``name`` names the :class:`_Columns` method that makes
+    it); ``indent`` is that of the key holding it."""
+
+    name: str
+    indent: str = ""
+    first: bool = False  # an optional field laid out first in its object
+
+
+_RULE_FIELDS = ("code", "rule", "severity", "fix", "fix_safety")
+
+
+def _row_fields(indent: str) -> list[tuple[str, Any]]:
+    """The keys of a row and how each value is made, in ``Finding.to_json()`` order:
+    a string is a rule's constant field (:data:`_RULE_FIELDS`); a list, text and columns
+    laid out in turn; a dict, an object of fields; a :class:`_Column` alone, an optional
+    field (the column holds the whole field, or nothing)."""
+    inner = indent + "  "
+
+    def text(name: str) -> list[Any]:
+        return ['"', _Column(name, indent), '"']
+
+    return [
+        ("code", "code"),
+        ("rule", "rule"),
+        ("severity", "severity"),
+        ("account", text("account")),
+        ("region", text("region")),
+        ("repository", text("repository")),
+        ("namespace", [_Column("namespace", indent)]),
+        ("message", text("message")),
+        ("fix", "fix"),
+        ("fix_safety", "fix_safety"),
+        ("image_digest", text("digest")),
+        ("tags", ["[", _Column("tags", indent)]),
+        ("bytes", [_Column("bytes", indent)]),
+        (
+            "details",
+            {
+                "unit": ["[\n" + inner + '  "', _Column("unit", inner), '"\n' + inner + "]"],
+                "pushed_at": [_Column("pushed_at", inner)],
+                "last_pull": [_Column("last_pull", inner)],
+                "also": _Column("also", inner),
+            },
+        ),
+        ("message_template", [_Column("template", indent)]),
+        ("message_params", ["{", _Column("params", indent)]),
+    ]
+
+
+@dataclass(frozen=True)
+class _Template:
+    """A row's text as slots: a slot is either a list of texts, one per rule (rule
+    constants and the text between columns), or a column."""
+
+    slots: tuple[Any, ...]  # tuple[tuple[str | int, ...], ...] | _Column
+    indent: str  # the row's braces
+
+    def columns(self) -> list[_Column]:
+        return [s for s in self.slots if isinstance(s, _Column)]
+
+
+@functools.cache
+def _template(level: int, sort_keys: bool) -> _Template:
+    indent = "  " * level
+    pieces: list[Any] = [",\n" + indent]  # the row separator (cut before the first row)
+    pieces += _object(_row_fields(indent + "  "), indent, sort_keys)
+    slots: list[Any] = []
+    run: list[str | int] = []  # texts (str) and rule fields (their index) of one slot
+    for piece in pieces:
+        if isinstance(piece, _Column):
+            slots += [tuple(run), piece] if run else [piece]
+            run = []
+        elif isinstance(piece, int) or not run or isinstance(run[-1], int):
+            run.append(piece)
+        else:
+            run[-1] += piece
+    if run:
+        slots.append(tuple(run))
+    return _Template(tuple(slots), indent)
+
+
+def _object(
+    fields: Sequence[tuple[str, Any]] | dict[str, Any], indent: str, sort_keys: bool
+) -> list[Any]:
+    """The pieces of an object with ``fields`` whose braces sit at ``indent``."""
+    items = list(fields.items()) if isinstance(fields, dict) else list(fields)
+    if sort_keys:
+        items.sort(key=lambda item: item[0])
+    inner = indent + "  "
+    out: list[Any] = ["{"]
+    first = True
+    for position, (key, value) in enumerate(items):
+        head = "\n" + inner + orjson.dumps(key).decode() + ": "
+        if isinstance(value, _Column):  # optional: its columns hold the whole field
+            assert position in (0, len(items) - 1)
+            first_here = position == 0
+            out += [
+                _Column(value.name + "_head", value.indent, first_here),
+                _Column(value.name, value.indent),
+            ]
+            if first_here:
+                out.append(_Column(value.name + "_tail"))
+            continue
+        out.append(head if first else "," + head)
+        first = False
+        if isinstance(value, str):
+            out.append(_RULE_FIELDS.index(value))
+        elif isinstance(value, dict):
+            out += _object(value, inner, sort_keys)
+        else:
+            out += value
+    out.append("\n" + indent + "}")
+    return out
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _rows_text(
+    image: ImageFindings,
+    start: int,
+    stop: int,
+    template: _Template,
+    option: int,
+    default: Any,
+) -> bytes | memoryview:
+    details = image.details[start:stop]
+    if set(map(type, details)) <= {type(None)}:
+        irregular = []
+    else:
+        irregular = [start + i for i, d in enumerate(details) if isinstance(d, dict)]
+    pieces: list[bytes | memoryview] = []
+    begin = start
+    for i in [*irregular, stop]:
+        if begin < i:
+            pieces.append(_regular_text(image, begin, i, template, option, default))
+        if i < stop:
+            # a row whose rule added details (merged into them, in their order):
+            # orjson's text of its dict, at the row's indentation
+            row = image.json_rows(i, i + 1, copy=False)[0]
+            text = orjson.dumps(row, option=option, default=default)
+            pieces.append(
+                b",\n"
+                + template.indent.encode()
+                + text.replace(b"\n", b"\n" + template.indent.encode())
+            )
+        begin = i + 1
+    pieces[0] = memoryview(pieces[0])[2:]  # no separator before the first row
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+def _regular_text(
+    image: ImageFindings,
+    start: int,
+    stop: int,
+    template: _Template,
+    option: int,
+    default: Any,
+) -> memoryview:
+    """Rows ``start:stop`` (none with details of their rule), each after ``,\\n``:
+    every slot's text for all the rows, joined row by row by Arrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = stop - start
+    rule = np.asarray(image.rule[start:stop])
+    used = np.unique(rule).tolist()
+    constants = {
+        i: [
+            orjson.dumps(value, option=option, default=default).decode()
+            for value in (r.code, r.name, r.severity.value, r.fix, r.fix_safety.value)
+        ]
+        for i, r in enumerate(image.rules)
+        if i in used
+    }
+    columns = _Columns(image, start, stop, option, default)
+    slots: list[Any] = []
+    for slot in template.slots:
+        if isinstance(slot, _Column):
+            values = columns.make(slot)
+            if not isinstance(values, pa.Array):
+                values = pa.array(values, type=pa.string())
+            if len(values) != n:
+                raise _Decline(slot)
+        elif all(isinstance(p, str) for p in slot):
+            values = pa.scalar("".join(slot), type=pa.string())
+        else:
+            texts = {
+                i: "".join(p if isinstance(p, str) else fields[p] for p in slot)
+                for i, fields in constants.items()
+            }
+            if len(texts) == 1:
+                values = pa.scalar(next(iter(texts.values())), type=pa.string())
+            else:
+                table = [texts.get(i, "") for i in range(max(texts) + 1)]
+                values = pa.array(table, type=pa.string()).take(pa.array(rule))
+        slots.append(values)
+    try:
+        rows = pc.binary_join_element_wise(*slots, "")
+    except pa.ArrowException as error:  # more than 2 GiB of text in one chunk
+        raise _Decline("size") from error
+    if not isinstance(rows, pa.Array) or rows.null_count:
+        raise _Decline("rows")
+    offsets = np.frombuffer(
+        rows.buffers()[1], dtype=np.int32, count=len(rows) + 1, offset=rows.offset * 4
+    )
+    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+class _Columns:
+    """Each column's JSON text for rows ``start:stop`` (:meth:`make`)."""
+
+    def __init__(
+        self, image: ImageFindings, start: int, stop: int, option: int, default: Any
+    ) -> None:
+        self.image, self.start, self.stop = image, start, stop
+        self.option, self.default = option, default
+        self.n = stop - start
+        offsets = np.asarray(image.unit_offsets[start : stop + 1], dtype=np.int64)
+        if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
+            raise _Decline("unit")  # json_rows takes each unit's first digest
+        self.offsets = offsets
+        self.begins: list[int] = offsets[:-1].tolist()
+        self._made: dict[_Column, Any] = {}
+
+    def make(self, column: _Column) -> Any:
+        """The column's text for each row: a list of strings or an Arrow array."""
+        made = self._made.get(column)
+        if made is None:
+            maker: Callable[[_Column], Any] = getattr(self, "_" + column.name)
+            made = self._made[column] = maker(column)
+        return made
+
+    # text inside quotes (the template holds the quotes)
+    def _account(self, column: _Column) -> list[str]:
+        return _contents(self.image.account[self.start : self.stop])
+
+    def _region(self, column: _Column) -> list[str]:
+        return _contents(self.image.region[self.start : self.stop])
+
+    def _repository(self, column: _Column) -> list[str]:
+        return _contents(self.image.repository[self.start : self.stop])
+
+    def _message(self, column: _Column) -> list[str]:
+        return _contents(self.image.texts()[self.start : self.stop])
+
+    def _digest(self, column: _Column) -> Any:
+        import pyarrow as pa
+
+        first = np.asarray(self.begins, dtype=np.int64) - self.begins[0]
+        return self._unit_digests().take(pa.array(first))
+
+    # whole values
+    def _namespace(self, column: _Column) -> list[str]:
+        return _tokens(self.image.namespace[self.start : self.stop], nullable=True)
+
+    def _template(self, column: _Column) -> list[str]:
+        return _tokens(self.image._message_columns()[0][self.start : self.stop])
+
+    def _bytes(self, column: _Column) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = np.asarray(self.image.bytes[self.start : self.stop])
+        if values.dtype.kind not in "iu":
+            raise _Decline("bytes")
+        return pc.cast(pa.array(values), pa.string())  # Arrow writes integers as str() does
+
+    def _pushed_at(self, column: _Column) -> Any:
+        return _iso_json(np.asarray(self.image.pushed_at[self.start : self.stop]))
+
+    def _last_pull(self, column: _Column) -> Any:
+        return _iso_json(np.asarray(self.image.last_pull[self.start : self.stop]))
+
+    # values after their opening bracket (the template holds it), from orjson
+    def _tags(self, column: _Column) -> Any:
+        return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
+
+    def _unit_digests(self) -> Any:
+        """The JSON text between its quotes of every digest of the rows' units."""
+        import pyarrow as pa
+
+        if not hasattr(self, "_digests"):
+            digests = self.image.unit_digests[int(self.offsets[0]) : int(self.offsets[-1])]
+            self._digests = pa.array(_contents(digests), type=pa.string())
+        return self._digests
+
+    def _unit(self, column: _Column) -> Any:
+        """Each unit's digests between the first one's opening quote and the last one's
+        closing quote (a unit is never empty)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        offsets = pa.array(self.offsets - self.offsets[0], type=pa.int64())
+        units = pa.LargeListArray.from_arrays(offsets, self._unit_digests())
+        return pc.binary_join(units, '",\n' + column.indent + '  "')
+
+    def _params(self, column: _Column) -> Any:
+        params = self.image.params_rows(self.start, self.stop, copy=False)
+        return self._items(params, column.indent, "{")
+
+    # the optional "also": its key and opening bracket, its list, and (when it is the
+    # object's first field) the comma after it; empty for a row without it
+    def _also_head(self, column: _Column) -> Any:
+        head = "\n" + column.indent + '"also": ['
+        return self._also_rows(head if column.first else "," + head)
+
+    def _also(self, column: _Column) -> Any:
+        import pyarrow as pa
+
+        present = self._also_present()
+        if not len(present):
+            return self._also_rows("")
+        also = self.image.also[self.start : self.stop]
+        values = [also[i] for i in present.tolist()]
+        texts = self._items(values, column.indent, "[")
+        return _scatter(pa.repeat(pa.scalar(""), self.n), present, texts)
+
+    def _also_tail(self, column: _Column) -> Any:
+        return self._also_rows(",")
+
+    def _also_present(self) -> np.ndarray:
+        """Positions of the rows with an ``also`` list."""
+        if not hasattr(self, "_present"):
+            also = np.empty(self.n, dtype=object)
+            also[:] = self.image.also[self.start : self.stop]
+            self._present = np.flatnonzero(also != None)  # noqa: E711
+        return self._present
+
+    def _also_rows(self, text: str) -> Any:
+        """``text`` for the rows with an ``also`` list, "" for the others."""
+        import pyarrow as pa
+
+        empty = pa.repeat(pa.scalar(""), self.n)
+        present = self._also_present()
+        if not len(present) or not text:
+            return empty
+        return _scatter(empty, present, pa.repeat(pa.scalar(text), len(present)))
+
+    def _items(self, values: list[Any], indent: str, opener: str) -> Any:
+        """Each value (every one a list, or every one a dict: ``opener``) as orjson
+        writes it at ``indent``, without its opening bracket, as an Arrow array: all of
+        them encoded in one call, as the items of a list at that indentation, and cut
+        where an item ends (the only lines at that indentation that open a list or
+        object: deeper lines are indented further, and strings hold no line break)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        kinds = {list, tuple} if opener == "[" else {dict}
+        if not values or not set(map(type, values)) <= kinds:
+            raise _Decline(opener)
+        level = len(indent) // 2
+        wrapped: Any = values
+        for _ in range(level - 1):
+            wrapped = {"": wrapped}
+        text = orjson.dumps(wrapped, option=self.option, default=self.default)
+        head, tail = (part.encode() for part in _wrapping(level))
+        if not (text.startswith(head + opener.encode()) and text.endswith(tail)):
+            raise _Decline(opener)
+        if len(text) >= 2**31:
+            raise _Decline("size")
+        separator = np.frombuffer((",\n" + indent + opener).encode(), dtype=np.uint8)
+        width = len(separator)
+        data = np.frombuffer(text, dtype=np.uint8)
+        at = np.flatnonzero(data[width - 1 :] == separator[-1])  # where a separator may start
+        for k in range(width - 1):
+            at = at[data[at + k] == separator[k]]
+        if len(at) != len(values) - 1:
+            raise _Decline(opener)
+        # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
+        # separator before it (the first from as many bytes of the head) and sliced
+        first = len(head) + 1 - width
+        ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
+        cut = pa.Array.from_buffers(
+            pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
+        )
+        return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
+
+
+def _scatter(values: Any, positions: np.ndarray, replacements: Any) -> Any:
+    """``values`` (an Arrow array) with those at ``positions`` (ascending) replaced, in
+    order, by ``replacements``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    mask = np.zeros(len(values), dtype=bool)
+    mask[positions] = True
+    return pc.replace_with_mask(values, pa.array(mask), replacements)
+
+
+def _iso_json(nanoseconds: np.ndarray) -> Any:
+    """The JSON text of :func:`~hygiene.findingtable.iso_strings` of each time
+    (``"2026-11-28T03:00:00Z"``, ``null`` for none), as an Arrow array: each distinct
+    day formatted once, hours, minutes and seconds from a table of two digits."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if nanoseconds.dtype != np.int64:
+        raise _Decline("time")
+    nat = nanoseconds == NAT
+    seconds = np.floor_divide(nanoseconds, 1_000_000_000)
+    seconds[nat] = 0
+    days, second_of_day = np.divmod(seconds, 86400)
+    unique_days, day = np.unique(days, return_inverse=True)
+    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).tolist()
+    hours, rest = np.divmod(second_of_day, 3600)
+    minutes, second = np.divmod(rest, 60)
+    digits = _two_digits()
+    text = pc.binary_join_element_wise(
+        pa.array(['"' + d + "T" for d in day_text], type=pa.string()).take(pa.array(day)),
+        digits.take(pa.array(hours)),
+        ":",
+        digits.take(pa.array(minutes)),
+        ":",
+        digits.take(pa.array(second)),
+        'Z"',
+        "",
+    )
+    if nat.any():
+        text = pc.replace_with_mask(
+            text, pa.array(nat), pa.repeat(pa.scalar("null"), int(nat.sum()))
+        )
+    return text
+
+
+@functools.cache
+def _two_digits() -> Any:
+    """``00`` to ``59`` as an Arrow array."""
+    import pyarrow as pa
+
+    return pa.array([f"{n:02d}" for n in range(60)], type=pa.string())
+
+
+def _wrapping(level: int) -> tuple[str, str]:
+    """What orjson writes around a non-empty list nested in ``level - 1`` objects of one
+    key ``""`` (indented): the text before its first item (at ``level``) and after its
+    last."""
+    head, tail = "", ""
+    for depth in range(level - 1):
+        head += "{\n" + "  " * (depth + 1) + '"": '
+        tail = "\n" + "  " * depth + "}" + tail
+    return head + "[\n" + "  " * level, "\n" + "  " * (level - 1) + "]" + tail
+
+
+def _plain(values: list[str]) -> bool:
+    """No string of ``values`` has a character orjson escapes (its text is its UTF-8
+    bytes between quotes)."""
+    joined = "".join(values)
+    return len(orjson.dumps(joined)) == len(joined.encode()) + 2
+
+
+def _contents(values: list[Any]) -> list[str]:
+    """The JSON text of each string between its quotes (orjson's escapes)."""
+    if not set(map(type, values)) <= {str}:
+        raise _Decline("text")
+    if _plain(values):
+        return values
+    return [orjson.dumps(v).decode()[1:-1] for v in values]
+
+
+def _tokens(values: list[Any], *, nullable: bool = False) -> list[str]:
+    """The JSON text of each string (or None, when ``nullable``), each distinct value
+    encoded once."""
+    kinds = {str, type(None)} if nullable else {str}
+    if not set(map(type, values)) <= kinds:
+        raise _Decline("text")
+    texts = {v: orjson.dumps(v).decode() for v in set(values)}
+    return list(map(texts.__getitem__, values))
