@@ -483,15 +483,27 @@ def _triples(template: str = "{:03d}") -> np.ndarray:
     return table
 
 
-CLOCK_TABLE_FROM = 20_000  # times: from here on the 86,400-entry table pays for itself
+CLOCK_TABLE_FROM = 20_000
+"""Times a process formats (per suffix) before it makes the 86,400-entry table."""
+
+_clock_tables: dict[str, np.ndarray] = {}
+_clock_formatted: dict[str, int] = {}
 
 
 def _clock_texts(second_of_day: np.ndarray, suffix: str = "") -> np.ndarray:
-    """``T%H:%M:%S`` and ``suffix`` for each second of the day, as an object array: from a
-    table of all 86,400 (made once) for many times, each distinct second formatted once
-    for a few (a small scan should not pay for the table)."""
-    if len(second_of_day) >= CLOCK_TABLE_FROM:
-        return _clock_table(suffix)[second_of_day]
+    """``T%H:%M:%S`` and ``suffix`` for each second of the day, as an object array.
+
+    A process that formats only a few thousand times (a small scan) formats each
+    distinct second once; once it has formatted :data:`CLOCK_TABLE_FROM` (in one call or
+    over many, as the exports' chunks do), it makes a table of all 86,400 and reads every
+    later time from it."""
+    table = _clock_tables.get(suffix)
+    if table is None:
+        _clock_formatted[suffix] = _clock_formatted.get(suffix, 0) + len(second_of_day)
+        if _clock_formatted[suffix] >= CLOCK_TABLE_FROM:
+            table = _clock_tables[suffix] = _clock_table(suffix)
+    if table is not None:
+        return table[second_of_day]  # type: ignore[no-any-return]
     unique, inverse = np.unique(second_of_day, return_inverse=True)
     texts = np.empty(len(unique), dtype=object)
     texts[:] = [
@@ -500,8 +512,7 @@ def _clock_texts(second_of_day: np.ndarray, suffix: str = "") -> np.ndarray:
     return texts[inverse]  # type: ignore[no-any-return]
 
 
-@functools.cache
-def _clock_table(suffix: str = "") -> np.ndarray:
+def _clock_table(suffix: str) -> np.ndarray:
     table = np.empty(86400, dtype=object)
     table[:] = [
         f"T{h:02d}:{m:02d}:{s:02d}{suffix}" for h in range(24) for m in range(60) for s in range(60)

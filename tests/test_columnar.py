@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene import findingtable
 from hygiene.findingtable import (
     CLOCK_TABLE_FROM,
     NAT,
@@ -212,7 +213,11 @@ def test_to_json_of_proposals_and_kept_images_covers_every_field() -> None:
 
 
 @pytest.mark.parametrize("count", [5_000, CLOCK_TABLE_FROM + 1])  # each second, the table
-def test_vectorised_times_equal_the_scalar_formatters(count: int) -> None:
+def test_vectorised_times_equal_the_scalar_formatters(
+    count: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(findingtable, "_clock_tables", {})  # a process that made none yet
+    monkeypatch.setattr(findingtable, "_clock_formatted", {})
     rng = np.random.default_rng(3)
     values = rng.integers(-(10**17), 4 * 10**18, count)
     values[::7] = values[::7] // 10**9 * 10**9
@@ -223,6 +228,21 @@ def test_vectorised_times_equal_the_scalar_formatters(count: int) -> None:
     by_numpy = np.datetime_as_string(values.view("M8[ns]"), unit="s", timezone="UTC").tolist()
     assert iso_strings(values) == [None if t == "NaT" else t for t in by_numpy]
     assert utc_iso_strings(stamps) == iso_strings(values)  # the engine's column helper
+
+
+def test_times_come_from_the_table_once_enough_were_formatted_in_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exports format times a few thousand at a time: after CLOCK_TABLE_FROM of them
+    the table serves (and gives the same text)."""
+    monkeypatch.setattr(findingtable, "_clock_tables", {})
+    monkeypatch.setattr(findingtable, "_clock_formatted", {})
+    values = np.random.default_rng(5).integers(0, 4 * 10**18, 5_000)
+    expected = np.datetime_as_string(values.view("M8[ns]"), unit="s", timezone="UTC").tolist()
+    chunks = -(-CLOCK_TABLE_FROM // len(values))
+    for chunk in range(chunks + 1):
+        assert ("Z" in findingtable._clock_tables) == (chunk >= chunks)
+        assert iso_strings(values) == expected
 
 
 # --------------------------------------------------------------------------- exports
