@@ -53,6 +53,7 @@ def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
     assert set(result["phases"]) == set(PHASES) - {"store-postgresql"}
     assert result["findings"] > 1000 and result["proposals"] > 10
     assert result["scan_json_mib"] > 0
+    assert result["peak_rss_mib"] >= max(p["peak_mib"] for p in result["phases"].values())
 
 
 def test_pipeline_meter_attributes_a_short_peak_to_its_phase() -> None:
@@ -75,6 +76,7 @@ def test_pipeline_meter_attributes_a_short_peak_to_its_phase() -> None:
     assert peaks["inner"] - meter.start_mib["inner"] >= 250
     assert peaks["outer"] >= peaks["inner"]
     assert peaks["after"] - meter.start_mib["after"] < 100
+    assert meter.process_peak_mib() >= peaks["inner"]  # the reset does not lose it
 
 
 def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> None:
