@@ -21,10 +21,41 @@ import pyarrow.compute as pc
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
+SPREADSHEET_CELL = 32_767
+"""The characters a spreadsheet cell holds (Excel's limit, and LibreOffice Calc's)."""
+_KEPT = SPREADSHEET_CELL - 100  # what a longer cell keeps, room left for the note
+
+
+def spreadsheet_cell(text: str) -> str:
+    """``text``, or, when longer than a spreadsheet cell holds, its start and a note
+    saying it was cut and how long it was: a spreadsheet would cut it without saying so
+    (or spill it into the next rows). The JSON export and ``hygiene proposals --id …
+    --format json`` keep the whole value."""
+    if len(text) <= SPREADSHEET_CELL:
+        return text
+    note = f"[cut: {len(text):,} characters in all, more than a spreadsheet cell holds]"
+    return f"{text[:_KEPT]} … {note}"
+
+
+def fit_cells(cells: pa.Array) -> pa.Array:
+    """:func:`spreadsheet_cell` of every cell of a text column (only the few long ones
+    are touched)."""
+    if isinstance(cells, pa.ChunkedArray):
+        cells = cells.combine_chunks()
+    data = _text_data(cells)
+    if data is not None and not (np.diff(data[0]) > SPREADSHEET_CELL).any():
+        return cells  # no cell has more bytes, so none has more characters
+    long = pc.fill_null(pc.greater(pc.utf8_length(cells), SPREADSHEET_CELL), False)
+    if not pc.any(long).as_py():
+        return cells
+    fitted = [spreadsheet_cell(t) for t in cells.filter(long).to_pylist()]
+    return pc.replace_with_mask(cells, long, pa.array(fitted, type=pa.string()))
+
 
 def csv_cell(value: Any) -> Any:
     """Plain cell text; lists and dicts as JSON; a leading ``=+-@`` is neutralised so a
-    spreadsheet never runs a repository or tag name as a formula."""
+    spreadsheet never runs a repository or tag name as a formula; text longer than a
+    spreadsheet cell holds is cut, with a note (:func:`spreadsheet_cell`)."""
     if isinstance(value, list | tuple):
         value = (
             " ".join(str(v) for v in value)
@@ -35,6 +66,8 @@ def csv_cell(value: Any) -> Any:
         value = json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         value = "'" + value
+    if isinstance(value, str):
+        value = spreadsheet_cell(value)
     return value
 
 
@@ -138,7 +171,7 @@ def write_cells(out: IO[bytes], header: list[str] | None, cells: list[pa.Array] 
         columns = [pa.array([name], type=pa.string()) for name in header]
     else:
         assert cells is not None
-        columns = cells
+        columns = [fit_cells(column) for column in cells]
     quoted = []
     for column in columns:
         data = _text_data(column)

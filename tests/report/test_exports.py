@@ -135,6 +135,46 @@ def test_proposals_csv_of_a_registry_fits_spreadsheet_cells(tmp_path: Path) -> N
     )
 
 
+def test_a_cell_longer_than_a_spreadsheet_holds_is_cut_with_a_note(tmp_path: Path) -> None:
+    """A delete proposal of 600 images: its target (every digest) is about 45,000
+    characters, more than a spreadsheet cell holds (it would cut it without saying so).
+    The CSV keeps the start and says it was cut and how long it was; the JSON export
+    keeps the whole value; every other cell is as it was."""
+    digests = [f"sha256:{i:064x}" for i in range(600)]
+    target = {"digests": digests}
+    full = json.dumps(target, ensure_ascii=False, sort_keys=True)
+    assert len(full) > csvout.SPREADSHEET_CELL
+    rows = [
+        {"id": "p-1", "action": "delete-images", "target": target, "tags": ["=a", "b"]},
+        {"id": "p-2", "action": "delete-images", "target": {"digests": digests[:2]}},
+    ]
+    files = exports.write_exports(tmp_path, "n", {"proposals": rows}, ("csv", "json"))
+    frame = pd.read_csv(files["proposals_csv"], keep_default_na=False)
+    cut = frame["target"][0]
+    assert len(cut) <= csvout.SPREADSHEET_CELL
+    assert cut.startswith(full[:30_000])
+    assert cut.endswith(
+        f"[cut: {len(full):,} characters in all, more than a spreadsheet cell holds]"
+    )
+    assert json.loads(frame["target"][1]) == {"digests": digests[:2]}  # short: untouched
+    assert frame["tags"][0] == "'=a b"
+    written = json.loads(files["proposals_json"].read_text(encoding="utf-8"))
+    assert written[0]["target"] == target
+    # the columnar writer and the csv_cell (pandas) path cut alike
+    assert files["proposals_csv"].read_bytes() == pandas_csv(rows, exports.PROPOSAL_COLUMNS)
+
+
+def test_fit_cells_touches_only_the_long_ones() -> None:
+    limit = csvout.SPREADSHEET_CELL
+    cells = pa.array(["é" * (limit // 2 + 1), "x" * limit, None, "y" * (limit + 1), ""])
+    fitted = csvout.fit_cells(cells).to_pylist()
+    assert fitted[0] == cells[0].as_py()  # more bytes than the limit, not more characters
+    assert fitted[1] == "x" * limit and fitted[2] is None and fitted[4] == ""
+    assert fitted[3] == csvout.spreadsheet_cell("y" * (limit + 1)) != "y" * (limit + 1)
+    assert len(fitted[3]) <= limit
+    assert csvout.fit_cells(pa.chunked_array([cells[:2], cells[2:]])).to_pylist() == fitted
+
+
 # --------------------------------------------------------------------------- images
 
 
