@@ -251,21 +251,10 @@ def test_times_come_from_the_table_once_enough_were_formatted_in_chunks(
 def test_report_exports_are_the_bytes_pandas_and_json_wrote(tmp_path: Any) -> None:
     """The nightly report's CSV and JSON exports, written in chunks with the csv module
     and orjson, are byte for byte what pandas' to_csv and json.dumps wrote."""
-    from hygiene.jobs import scan_document
-    from hygiene.report import exports, render
-    from hygiene.report.data import build_report_data
+    from hygiene.report import exports
+    from tests.report.synthetic import synthetic_report
 
-    inventory = synthetic_inventory(3_000, 30)
-    config = bench_config()
-    evaluation = evaluate(inventory, config, NOW, in_use=[])
-    proposals = plan_all(evaluation, inventory, config, NOW)
-
-    class Job:
-        kind, run_id, started_at, counts, errors = "nightly", "r-1", NOW, {}, []
-        status = type("Status", (), {"value": "ok"})()
-
-    document = scan_document(Job, inventory, evaluation, proposals)  # type: ignore[arg-type]
-    report = render.render_nightly(build_report_data(document, inventory=inventory), config)
+    report = synthetic_report()
     for kind, rows, columns in (
         ("findings", report.findings, exports.FINDING_COLUMNS),
         ("proposals", report.proposals, exports.PROPOSAL_COLUMNS),

@@ -21,13 +21,12 @@ import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import offset_iso_strings
 from hygiene.report import csvout, exports, imageexport, render
-from hygiene.rules import evaluate
 from hygiene.units import human_bytes
 from tests.builders import NOW
 from tests.conftest import examples
+from tests.report.synthetic import synthetic_report
 
 SETTINGS = settings(
     max_examples=examples(150),
@@ -42,24 +41,6 @@ def pandas_csv(rows: Sequence[Mapping[str, Any]], columns: list[str]) -> bytes:
     buffer = io.StringIO()
     exports.export_frame([dict(r) for r in rows], columns).to_csv(buffer, index=False)
     return buffer.getvalue().encode("utf-8")
-
-
-def synthetic_report(images: int = 3_000, repositories: int = 30) -> render.RenderedReport:
-    from hygiene.jobs import scan_document
-    from hygiene.report.data import build_report_data
-    from hygiene.scan import plan_all
-
-    inventory = synthetic_inventory(images, repositories)
-    config = bench_config()
-    evaluation = evaluate(inventory, config, NOW, in_use=[])
-    proposals = plan_all(evaluation, inventory, config, NOW)
-
-    class Job:
-        kind, run_id, started_at, counts, errors = "nightly", "r-1", NOW, {}, []
-        status = type("Status", (), {"value": "ok"})()
-
-    document = scan_document(Job, inventory, evaluation, proposals)  # type: ignore[arg-type]
-    return render.render_nightly(build_report_data(document, inventory=inventory), config)
 
 
 # --------------------------------------------------------------------------- decision 3

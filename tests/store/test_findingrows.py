@@ -29,7 +29,7 @@ from hygiene.store import Store, findingrows
 from hygiene.store.bulk import copy_text
 from hygiene.store.engine import alembic_config, make_engine
 from hygiene.store.models import RepositoryScanRow
-from hygiene.store.scans import record_scan
+from hygiene.store.scans import _SCAN_FIELDS, record_scan
 from tests import builders
 from tests.builders import NOW
 from tests.conftest import examples
@@ -411,18 +411,9 @@ def _scan_rows(store: Store) -> list[tuple[Any, ...]]:
     with store.session() as session:
         rows = session.scalars(select(RepositoryScanRow)).all()
         return sorted(
-            (r.account, r.region, r.repository, *(getattr(r, f) for f in _FIELDS)) for r in rows
+            (r.account, r.region, r.repository, *(getattr(r, f) for f in _SCAN_FIELDS))
+            for r in rows
         )
-
-
-_FIELDS = (
-    "last_scan_run",
-    "last_scan_at",
-    "last_complete_at",
-    "last_incomplete_run",
-    "last_incomplete_at",
-    "last_error",
-)
 
 
 @pytest.mark.parametrize("seed", range(4))
