@@ -403,3 +403,18 @@ def test_size_texts_round_halfway_tenths_to_even() -> None:
     assert imageexport._size_texts([1280, 1331, 3 * 2**19, 2**53 - 1]).to_pylist() == [
         "1.2 KiB", "1.3 KiB", "1.5 MiB", "8.0 PiB",
     ]  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.lists(st.one_of(st.text(max_size=3), st.integers(0, 3), st.lists(st.text(max_size=2)))),
+        max_size=6,
+    )
+)
+def test_a_proposals_tags_are_every_tag_of_its_images_as_text(tags: list[list[Any]]) -> None:
+    from hygiene.report.actions import ProposalImages
+
+    proposal = {"id": "p-1", "action": "delete-images",
+                "evidence": {"images": [{"tags": t} for t in tags]}}  # fmt: skip
+    lazy = ProposalImages([proposal], NOW)
+    assert lazy.tags("p-1") == sorted({str(t) for image in tags for t in image})
