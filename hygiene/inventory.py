@@ -402,42 +402,14 @@ def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
     return images
 
 
-# the images frame's columns build_images derives from the others
-_DERIVED = frozenset(
-    {"tag_count", "storage_bytes", "is_index", "parent_indexes", "is_signature_tag"}
-)
-
-
 def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Image records (collector output) → typed images frame with derived columns."""
-    import pandas as pd
+    """Image records (collector output) → typed images frame with derived columns (the
+    collector builds it a repository at a time: :class:`hygiene.imageframes.ImageFrames`)."""
+    from hygiene.imageframes import ImageFrames
 
-    records = records if isinstance(records, list) else list(records)
-    # the derived columns are computed here: coerce them once, not twice
-    columns = object_columns(records, IMAGE_DTYPES)
-    frame = coerce(columns, {c: t for c, t in IMAGE_DTYPES.items() if c not in _DERIVED})
-    frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
-    frame["tag_count"] = frame["tags"].map(len).astype("int32")
-    frame["child_digests"] = [
-        list(c) if isinstance(c, list | tuple) else [] for c in frame["child_digests"]
-    ]
-    frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
-    frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
-    # a tag-named referrer's first tag starts with "sha256-" (tag_subject): ask only those
-    signature_subject = pd.Series(
-        [
-            tag_subject(tags, bool(index)) if tags and tags[0].startswith("sha256-") else None
-            for tags, index in zip(frame["tags"], frame["is_index"].tolist(), strict=True)
-        ],
-        index=frame.index,
-        dtype=object,
-    )
-    frame["is_signature_tag"] = signature_subject.notna()
-    frame["subject_digest"] = (
-        frame["subject_digest"].fillna(signature_subject.astype("string")).astype("string")
-    )
-    frame = link_indexes(frame)
-    return coerce(frame, IMAGE_DTYPES)
+    frames = ImageFrames(IMAGE_DTYPES)
+    frames.add(0, records if isinstance(records, list) else list(records))
+    return frames.frame([0])
 
 
 def build_repositories(records: Iterable[Mapping[str, Any]], images: pd.DataFrame) -> pd.DataFrame:
