@@ -3,14 +3,19 @@
 A scan's reads wait on the network with 8 threads while the main thread has nothing to
 do; building the images frame from 100,000 records after the last read took about 0.8 s,
 most of it Python work per record: turning records into columns, copying the tag and
-child lists, converting the times. :class:`ImageFrames` does that work for each
-repository as its read succeeds (:meth:`ImageFrames.add`), and what needs the whole
-registry (the categories, the index links) once, at the end (:meth:`ImageFrames.frame`).
+child lists, converting the times, the categories' codes, the index links.
+:class:`ImageFrames` does that work for each repository as its read succeeds
+(:meth:`ImageFrames.add`), and what needs the whole registry once, at the end
+(:meth:`ImageFrames.frame`).
 
 The frame it makes equals :func:`hygiene.inventory.build_images` of the same records in
 the same order (which is ``ImageFrames`` with one piece): every step done on a piece is
-elementwise, and every step that depends on other rows (categories, the parents an
-index gives, the choice of time conversion) is done on the whole.
+elementwise, and every step that depends on other rows is done on the whole or, from
+what each piece prepared, only where the piece's part is known to be the whole's: a
+category column's codes (when every value is text: the whole's categories are the
+sorted union of the pieces'), an index's children's parents (when no other piece holds
+a repository of the same name: the one-shot build links by name), the choice of time
+conversion (Arrow when every piece could).
 """
 
 from __future__ import annotations
@@ -43,6 +48,52 @@ class _Piece:
     times: dict[str, pa.Array]
     # rows whose first tag starts with "sha256-": only these can be tag-named referrers
     tag_referrers: list[int]
+    # category columns whose values are all text or None: (distinct values, each row's
+    # position among them, or None when there is one distinct value)
+    codes: dict[str, tuple[list[str | None], list[int] | None]]
+    # parent_indexes of the piece's rows, linked within the piece; None when a value it
+    # needs is not text (the whole is linked at the end)
+    parents: list[list[str]] | None
+    repositories: set[str]
+
+
+def _local_codes(values: Sequence[Any]) -> tuple[list[str | None], list[int] | None] | None:
+    distinct = list(dict.fromkeys(values))
+    if not all(v is None or type(v) is str for v in distinct):
+        return None
+    if len(distinct) <= 1:
+        return distinct, None
+    position = {v: i for i, v in enumerate(distinct)}
+    return distinct, [position[v] for v in values]
+
+
+def _local_parents(columns: Mapping[str, Sequence[Any]]) -> list[list[str]] | None:
+    """:func:`hygiene.inventory.link_indexes` of the piece alone (same keys, same order,
+    one list shared by the rows of one key), when its values are all text."""
+    from hygiene.inventory import INDEX_MEDIA_TYPES
+
+    repositories, digests = columns["repository"], columns["digest"]
+    media, children = columns["manifest_media_type"], columns["child_digests"]
+    if not all(type(v) is str for v in chain(set(repositories), set(digests))) or not all(
+        v is None or type(v) is str for v in set(media)
+    ):
+        return None
+    parents: dict[tuple[str, Any], list[str]] = {}
+    for repository, digest, kind, listed in zip(
+        repositories, digests, media, children, strict=True
+    ):
+        if kind in INDEX_MEDIA_TYPES:
+            for child in listed:
+                parents.setdefault((repository, child), []).append(digest)
+    column: list[list[str]] = [[] for _ in range(len(digests))]
+    if parents:
+        named = {child for _, child in parents}
+        for row, digest in enumerate(digests):
+            if digest in named:
+                found = parents.get((repositories[row], digest))
+                if found is not None:
+                    column[row] = found
+    return column
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -61,6 +112,7 @@ class ImageFrames:
         self.dtypes = dict(dtypes)
         self.raw = [c for c in self.dtypes if c not in DERIVED]
         self.times = [c for c in self.raw if self.dtypes[c] == UTC_NS]
+        self.categories = [c for c in self.raw if self.dtypes[c] == "category"]
         self._pieces: dict[Hashable, _Piece] = {}
 
     def add(self, key: Hashable, records: Sequence[Mapping[str, Any]]) -> None:
@@ -76,7 +128,16 @@ class ImageFrames:
                 times[name] = converted
         tags = columns["tags"]
         referrers = [i for i, t in enumerate(tags) if t and t[0].startswith("sha256-")]
-        self._pieces[key] = _Piece(len(rows), columns, times, referrers)
+        codes = {}
+        for name in self.categories:
+            local = _local_codes(columns[name])
+            if local is not None:
+                codes[name] = local
+        parents = _local_parents(columns)
+        repositories = set(columns["repository"]) if parents is not None else set()
+        self._pieces[key] = _Piece(
+            len(rows), columns, times, referrers, codes, parents, repositories
+        )
 
     def discard(self, key: Hashable) -> None:
         self._pieces.pop(key, None)
@@ -95,6 +156,10 @@ class ImageFrames:
         for name in self.raw:
             values = list(chain.from_iterable(p.columns[name] for p in pieces))
             columns[name] = pd.Series(values, dtype=object)
+        for name in self.categories:
+            categorical = _categorical(name, pieces, length)
+            if categorical is not None:
+                columns[name] = categorical
         frame = coerce(
             columns, {c: t for c, t in self.dtypes.items() if c not in DERIVED | set(self.times)}
         )
@@ -118,7 +183,13 @@ class ImageFrames:
         frame["subject_digest"] = (
             frame["subject_digest"].fillna(signature_subject.astype("string")).astype("string")
         )
-        frame = link_indexes(frame)
+        names = [p.repositories for p in pieces]
+        if all(p.parents is not None for p in pieces) and sum(map(len, names)) == len(
+            set().union(*names)
+        ):  # no two pieces share a repository name: each piece's links are the whole's
+            frame["parent_indexes"] = list(chain.from_iterable(p.parents or () for p in pieces))
+        else:
+            frame = link_indexes(frame)
         return coerce(frame, self.dtypes)
 
     def _times(self, name: str, pieces: list[_Piece], cells: pd.Series) -> pd.Series:
@@ -135,3 +206,33 @@ class ImageFrames:
             return utc_times(cells)
         joined = pa.concat_arrays(arrays)
         return pd.Series(joined.to_pandas(), index=cells.index).astype(UTC_NS)
+
+
+def _categorical(name: str, pieces: list[_Piece], length: int) -> pd.Series | None:
+    """The category column ``name`` from the pieces' codes: categories sorted as pandas
+    sorts them (text by code point), codes mapped from each piece's; None when a piece
+    has a value that is not text, or no piece has any value (pandas' own conversion)."""
+    import numpy as np
+    import pandas as pd
+
+    locals_ = [p.codes.get(name) for p in pieces]
+    if any(local is None for local in locals_):
+        return None
+    categories = sorted({v for d, _ in filter(None, locals_) for v in d if v is not None})
+    if not categories:
+        return None
+    position = {v: i for i, v in enumerate(categories)}
+    codes = np.empty(length, dtype=np.int64)
+    start = 0
+    for piece, local in zip(pieces, locals_, strict=True):
+        assert local is not None
+        distinct, rows = local
+        mapping = np.array([-1 if v is None else position[v] for v in distinct], dtype=np.int64)
+        end = start + piece.length
+        if rows is None:
+            if piece.length:
+                codes[start:end] = mapping[0]
+        else:
+            codes[start:end] = mapping[np.asarray(rows, dtype=np.int64)]
+        start = end
+    return pd.Series(pd.Categorical.from_codes(codes, categories=pd.Index(categories)))

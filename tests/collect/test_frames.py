@@ -35,7 +35,7 @@ from hygiene.imageframes import ImageFrames
 from hygiene.inventory import IMAGE_DTYPES, build_images
 from hygiene_demo.registry import EmbeddedRegistry
 from hygiene_demo.scale import seed_scale_registry
-from tests.test_inventory import DIGESTS, records
+from tests.test_inventory import DIGESTS, assert_equals_the_obvious_construction, records
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
@@ -72,8 +72,46 @@ def test_pieces_in_any_order_equal_the_one_shot_build(
     for key, rows in adds:
         frames.add(key, [dict(r) for r in rows])
     built = frames.frame(range(len(parts)))
-    expected = build_images([dict(r) for part in parts for r in part])
-    assert_same_frame(built, expected)
+    whole = [dict(r) for part in parts for r in part]
+    assert_same_frame(built, build_images(whole))
+    assert_equals_the_obvious_construction(built, whole)
+
+
+@settings(max_examples=150, deadline=None)
+@given(records, st.randoms(use_true_random=False))
+def test_a_piece_per_repository_equals_the_one_shot_build(rows: list[dict], rng: Any) -> None:
+    """As the collector adds them: one piece per repository name (each piece's index
+    links are then the whole's), added in any order."""
+    names = list(dict.fromkeys(r["repository"] for r in rows))
+    parts = [[dict(r) for r in rows if r["repository"] == name] for name in names]
+    frames = ImageFrames(IMAGE_DTYPES)
+    for key in rng.sample(range(len(parts)), len(parts)):
+        frames.add(key, parts[key])
+    built = frames.frame(range(len(parts)))
+    whole = [r for part in parts for r in part]
+    assert_same_frame(built, build_images(whole))
+    assert_equals_the_obvious_construction(built, whole)
+
+
+def test_values_that_are_not_text_take_the_whole_columns_way() -> None:
+    """A category or link value that is not text: that column (or the links) is made
+    from the whole, as by the one-shot build."""
+    first = [
+        {"repository": "a", "digest": DIGESTS[0], "status": 3, "child_digests": [DIGESTS[1]],
+         "manifest_media_type": "application/vnd.oci.image.index.v1+json"},
+        {"repository": "a", "digest": DIGESTS[1], "status": "ACTIVE"},
+    ]  # fmt: skip
+    second = [
+        {"repository": "b", "digest": None, "status": None},
+        {"repository": "b", "digest": DIGESTS[1], "manifest_media_type": 7},
+    ]
+    frames = ImageFrames(IMAGE_DTYPES)
+    frames.add(1, second)
+    frames.add(0, first)
+    built = frames.frame([0, 1])
+    assert_same_frame(built, build_images(first + second))
+    assert_equals_the_obvious_construction(built, first + second)
+    assert built["parent_indexes"].tolist() == [[], [DIGESTS[0]], [], []]
 
 
 def test_a_piece_with_other_times_converts_the_whole_column_as_the_one_shot_build() -> None:
@@ -92,6 +130,7 @@ def test_a_piece_with_other_times_converts_the_whole_column_as_the_one_shot_buil
     frames.add("empty", [])
     built = frames.frame(["a", "empty", "b"])
     assert_same_frame(built, build_images(first + second))
+    assert_equals_the_obvious_construction(built, first + second)
     assert built["pushed_at"].isna().tolist() == [False, False, False, True]
 
 
