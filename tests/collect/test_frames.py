@@ -96,12 +96,12 @@ def test_a_piece_per_repository_equals_the_one_shot_build(rows: list[dict], rng:
 def test_values_that_are_not_text_take_the_whole_columns_way() -> None:
     """A category or link value that is not text: that column (or the links) is made
     from the whole, as by the one-shot build."""
-    first = [
+    first: list[dict[str, Any]] = [
         {"repository": "a", "digest": DIGESTS[0], "status": 3, "child_digests": [DIGESTS[1]],
          "manifest_media_type": "application/vnd.oci.image.index.v1+json"},
         {"repository": "a", "digest": DIGESTS[1], "status": "ACTIVE"},
     ]  # fmt: skip
-    second = [
+    second: list[dict[str, Any]] = [
         {"repository": "b", "digest": None, "status": None},
         {"repository": "b", "digest": DIGESTS[1], "manifest_media_type": 7},
     ]
@@ -119,7 +119,7 @@ def test_a_piece_with_other_times_converts_the_whole_column_as_the_one_shot_buil
     as it does when all the records are built at once."""
     instant = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=UTC)
     first = [{"repository": "a", "digest": DIGESTS[0], "pushed_at": instant}]
-    second = [
+    second: list[dict[str, Any]] = [
         {"repository": "b", "digest": DIGESTS[1], "pushed_at": "2026-11-28T03:00:00Z"},
         {"repository": "b", "digest": DIGESTS[2], "pushed_at": pd.Timestamp(instant)},
         {"repository": "b", "digest": DIGESTS[3], "pushed_at": None},
