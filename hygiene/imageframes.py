@@ -20,6 +20,7 @@ conversion (Arrow when every piece could).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -30,6 +31,61 @@ from hygiene.frametypes import UTC_NS, arrow_times, coerce
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+
+INDEX_MEDIA_TYPES = frozenset(
+    {
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    }
+)
+SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
+# The OCI referrers tag schema (distribution spec, "Referrers Tag Schema"): a registry
+# without the referrers API gets an image index tagged ``sha256-<hex>`` listing the
+# referrers of ``sha256:<hex>``. Only an index carries such a tag.
+REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
+
+
+def legacy_signature_subject(tag: str, is_index: bool = False) -> str | None:
+    """``sha256-<hex>.sig`` → ``sha256:<hex>`` (the signed image's digest); on an image
+    index also ``sha256-<hex>`` (the referrers tag schema: the index lists the referrers
+    of ``sha256:<hex>``)."""
+    if SIGNATURE_TAG.match(tag) or (is_index and REFERRERS_TAG.match(tag)):
+        return "sha256:" + tag[len("sha256-") : len("sha256-") + 64]
+    return None
+
+
+def tag_subject(tags: Sequence[str], is_index: bool) -> str | None:
+    """The image a tag-named referrer refers to: when every tag of the image is a legacy
+    cosign tag (or, on an index, a referrers-tag-schema tag), the first tag's subject."""
+    subjects = [legacy_signature_subject(t, is_index) for t in tags]
+    if subjects and all(s is not None for s in subjects):
+        return subjects[0]
+    return None
+
+
+def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``parent_indexes`` from each index's ``child_digests`` (same repository)."""
+    parents: dict[tuple[str, str], list[str]] = {}
+    indexes = images[images["is_index"]]
+    for repository, digest, children in zip(
+        indexes["repository"], indexes["digest"], indexes["child_digests"], strict=True
+    ):
+        for child in children or ():
+            parents.setdefault((str(repository), child), []).append(str(digest))
+    images = images.copy()
+    column: list[list[str]] = [[] for _ in range(len(images))]
+    if parents:
+        # only the rows whose digest some index lists can have parents
+        listed = {digest for _, digest in parents}
+        candidates = images["digest"].astype(object).isin(listed).to_numpy().nonzero()[0]
+        repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
+        for row in candidates.tolist():
+            found = parents.get((str(repositories[row]), str(digests[row])))
+            if found is not None:
+                column[row] = found
+    images["parent_indexes"] = column
+    return images
+
 
 # the columns made from the others (ImageFrames.frame)
 DERIVED = frozenset(
@@ -70,8 +126,6 @@ def _local_codes(values: Sequence[Any]) -> tuple[list[str | None], list[int] | N
 def _local_parents(columns: Mapping[str, Sequence[Any]]) -> list[list[str]] | None:
     """:func:`hygiene.inventory.link_indexes` of the piece alone (same keys, same order,
     one list shared by the rows of one key), when its values are all text."""
-    from hygiene.inventory import INDEX_MEDIA_TYPES
-
     repositories, digests = columns["repository"], columns["digest"]
     media, children = columns["manifest_media_type"], columns["child_digests"]
     if not all(type(v) is str for v in chain(set(repositories), set(digests))) or not all(
@@ -147,8 +201,6 @@ class ImageFrames:
         that order, with the derived columns."""
         import numpy as np
         import pandas as pd
-
-        from hygiene.inventory import INDEX_MEDIA_TYPES, link_indexes, tag_subject
 
         pieces = [self._pieces[key] for key in keys]
         length = sum(p.length for p in pieces)
