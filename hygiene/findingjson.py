@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import NAT, ImageFindings
+from hygiene.findingtable import NAT, ImageFindings, inverse, message_columns, pick
 from hygiene.model import Finding
 
 INDENT = orjson.OPT_INDENT_2
@@ -68,13 +68,17 @@ class ImageRowsJson:
     image: ImageFindings
     start: int
     stop: int
+    # values made for all the rows at once, shared by the chunks of one document
+    shared: AllRows | None = None
 
     def items_json(
         self, level: int, option: int = 0, default: Any = None
     ) -> bytes | memoryview | None:
         """The rows as items of a list at ``level`` (orjson's indented bytes between the
         list's brackets), or None when the template declines them."""
-        return image_rows_text(self.image, self.start, self.stop, level, option, default)
+        return image_rows_text(
+            self.image, self.start, self.stop, level, option, default, shared=self.shared
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """The rows as dicts, only to be encoded (they share the findings' lists)."""
@@ -88,8 +92,9 @@ def findings_text_chunks(findings: Any, size: int) -> Iterator[Any]:
     image = findings.image
     if image is not None:
         step = min(size, TEXT_CHUNK)
+        shared = AllRows(image)
         for start in range(0, len(image), step):
-            yield ImageRowsJson(image, start, min(start + step, len(image)))
+            yield ImageRowsJson(image, start, min(start + step, len(image)), shared)
     for start in range(0, len(findings.other), size):
         yield [finding_json(f) for f in findings.other[start : start + size]]
 
@@ -158,17 +163,20 @@ def image_rows_text(
     level: int,
     option: int = 0,
     default: Any = None,
+    *,
+    shared: AllRows | None = None,
 ) -> bytes | memoryview | None:
     """``orjson.dumps`` of ``image.json_rows(start, stop)`` as the items of a list at
     ``level`` (each row on its own lines, rows separated by ``,\\n``, without brackets),
-    made from the columns; None when it declines (module docstring)."""
+    made from the columns; None when it declines (module docstring). ``shared`` holds
+    values made for all of ``image``'s rows at once (:class:`AllRows`)."""
     if stop <= start or level < 1 or option & ~SUPPORTED:
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
     from pyarrow import ArrowException
 
     try:
-        return _rows_text(image, start, stop, template, option | INDENT, default)
+        return _rows_text(image, start, stop, template, option | INDENT, default, shared)
     except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
         # a value the template does not lay out, or one orjson refuses: encoding the
         # rows' dicts gives orjson's bytes, or its error
@@ -305,6 +313,7 @@ def _rows_text(
     template: _Template,
     option: int,
     default: Any,
+    shared: AllRows | None = None,
 ) -> bytes | memoryview:
     details = image.details[start:stop]
     if set(map(type, details)) <= {type(None)}:
@@ -315,7 +324,7 @@ def _rows_text(
     begin = start
     for i in [*irregular, stop]:
         if begin < i:
-            pieces.append(_regular_text(image, begin, i, template, option, default))
+            pieces.append(_regular_text(image, begin, i, template, option, default, shared))
         if i < stop:
             # a row whose rule added details (merged into them, in their order):
             # orjson's text of its dict, at the row's indentation
@@ -338,6 +347,7 @@ def _regular_text(
     template: _Template,
     option: int,
     default: Any,
+    shared: AllRows | None = None,
 ) -> memoryview:
     """Rows ``start:stop`` (none with details of their rule), each after ``,\\n``:
     every slot's text for all the rows, joined row by row by Arrow."""
@@ -355,7 +365,7 @@ def _regular_text(
         for i, r in enumerate(image.rules)
         if i in used
     }
-    columns = _Columns(image, start, stop, option, default)
+    columns = _Columns(image, start, stop, option, default, shared)
     slots: list[Any] = []
     for slot in template.slots:
         if isinstance(slot, _Column):
@@ -393,10 +403,17 @@ class _Columns:
     """Each column's JSON text for rows ``start:stop`` (:meth:`make`)."""
 
     def __init__(
-        self, image: ImageFindings, start: int, stop: int, option: int, default: Any
+        self,
+        image: ImageFindings,
+        start: int,
+        stop: int,
+        option: int,
+        default: Any,
+        shared: AllRows | None = None,
     ) -> None:
         self.image, self.start, self.stop = image, start, stop
         self.option, self.default = option, default
+        self.shared = shared
         self.n = stop - start
         offsets = np.asarray(image.unit_offsets[start : stop + 1], dtype=np.int64)
         if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
@@ -436,7 +453,11 @@ class _Columns:
     def _namespace(self, column: _Column) -> list[str]:
         return _tokens(self.image.namespace[self.start : self.stop], nullable=True)
 
-    def _template(self, column: _Column) -> list[str]:
+    def _template(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.templates()
+            if every is not None:
+                return every.slice(self.start, self.n)
         return _tokens(self.image._message_columns()[0][self.start : self.stop])
 
     def _bytes(self, column: _Column) -> Any:
@@ -456,6 +477,10 @@ class _Columns:
 
     # values after their opening bracket (the template holds it), from orjson
     def _tags(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.items("tags", column.indent, "[", self.option, self.default)
+            if every is not None:
+                return every.slice(self.start, self.n)
         return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
 
     def _unit_digests(self) -> Any:
@@ -478,6 +503,10 @@ class _Columns:
         return pc.binary_join(units, '",\n' + column.indent + '  "')
 
     def _params(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.items("params", column.indent, "{", self.option)
+            if every is not None:
+                return every.slice(self.start, self.n)
         params = self.image._message_columns()[1][self.start : self.stop]
         if set(map(type, params)) <= {dict}:
             # the messages' own parameters: orjson writes them as it writes the copies
@@ -527,49 +556,136 @@ class _Columns:
         return _scatter(empty, present, pa.repeat(pa.scalar(text), len(present)))
 
     def _items(self, values: list[Any], indent: str, opener: str, *, natively: bool = False) -> Any:
-        """Each value (every one a list, or every one a dict: ``opener``) as orjson
-        writes it at ``indent``, without its opening bracket, as an Arrow array: all of
-        them encoded in one call, as the items of a list at that indentation, and cut
-        where an item ends (the only lines at that indentation that open a list or
-        object: deeper lines are indented further, and strings hold no line break).
-        ``natively``: declines when a value holds anything orjson does not write by
-        itself (a dataclass, or what it would hand to ``default``)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        return _items_text(values, indent, opener, self.option, self.default, natively)
 
-        kinds = {list, tuple} if opener == "[" else {dict}
-        if not values or not set(map(type, values)) <= kinds:
-            raise _Decline(opener)
-        level = len(indent) // 2
-        wrapped: Any = values
-        for _ in range(level - 1):
-            wrapped = {"": wrapped}
-        if natively:
-            option = self.option | orjson.OPT_PASSTHROUGH_DATACLASS
-            text = orjson.dumps(wrapped, option=option, default=_refuse)
-        else:
-            text = orjson.dumps(wrapped, option=self.option, default=self.default)
-        head, tail = (part.encode() for part in _wrapping(level))
-        if not (text.startswith(head + opener.encode()) and text.endswith(tail)):
-            raise _Decline(opener)
-        if len(text) >= 2**31:
-            raise _Decline("size")
-        separator = np.frombuffer((",\n" + indent + opener).encode(), dtype=np.uint8)
-        width = len(separator)
-        data = np.frombuffer(text, dtype=np.uint8)
-        at = np.flatnonzero(data[width - 1 :] == separator[-1])  # where a separator may start
-        for k in range(width - 1):
-            at = at[data[at + k] == separator[k]]
-        if len(at) != len(values) - 1:
-            raise _Decline(opener)
-        # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
-        # separator before it (the first from as many bytes of the head) and sliced
-        first = len(head) + 1 - width
-        ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
-        cut = pa.Array.from_buffers(
-            pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
-        )
-        return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
+
+def _items_text(
+    values: list[Any], indent: str, opener: str, option: int, default: Any, natively: bool = False
+) -> Any:
+    """Each value (every one a list, or every one a dict: ``opener``) as orjson
+    writes it at ``indent``, without its opening bracket, as an Arrow array: all of
+    them encoded in one call, as the items of a list at that indentation, and cut
+    where an item ends (the only lines at that indentation that open a list or
+    object: deeper lines are indented further, and strings hold no line break).
+    ``natively``: declines when a value holds anything orjson does not write by
+    itself (a dataclass, or what it would hand to ``default``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kinds = {list, tuple} if opener == "[" else {dict}
+    if not values or not set(map(type, values)) <= kinds:
+        raise _Decline(opener)
+    level = len(indent) // 2
+    wrapped: Any = values
+    for _ in range(level - 1):
+        wrapped = {"": wrapped}
+    if natively:
+        option = option | orjson.OPT_PASSTHROUGH_DATACLASS
+        text = orjson.dumps(wrapped, option=option, default=_refuse)
+    else:
+        text = orjson.dumps(wrapped, option=option, default=default)
+    head, tail = (part.encode() for part in _wrapping(level))
+    if not (text.startswith(head + opener.encode()) and text.endswith(tail)):
+        raise _Decline(opener)
+    if len(text) >= 2**31:
+        raise _Decline("size")
+    separator = np.frombuffer((",\n" + indent + opener).encode(), dtype=np.uint8)
+    width = len(separator)
+    data = np.frombuffer(text, dtype=np.uint8)
+    at = np.flatnonzero(data[width - 1 :] == separator[-1])  # where a separator may start
+    for k in range(width - 1):
+        at = at[data[at + k] == separator[k]]
+    if len(at) != len(values) - 1:
+        raise _Decline(opener)
+    # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
+    # separator before it (the first from as many bytes of the head) and sliced
+    first = len(head) + 1 - width
+    ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
+    cut = pa.Array.from_buffers(
+        pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
+    )
+    return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
+
+
+class AllRows:
+    """Values' JSON text made for all the rows of an :class:`ImageFindings` at once,
+    shared by the chunks of one document (:func:`findings_text_chunks`): message
+    templates and parameters and tag lists, read and encoded in the order the rules
+    made them (:meth:`~hygiene.findingtable.ImageFindings.creation_order`) and put back
+    in the rows' order by Arrow. Read in the rows' order (rule, repository, push time),
+    these small objects are scattered over the heap, and orjson took several times as
+    long. What declines here (a value orjson hands to ``default``, a dataclass in the
+    parameters) is made chunk by chunk as before."""
+
+    BLOCK = 20_000  # values encoded at a time
+
+    def __init__(self, image: ImageFindings) -> None:
+        self.image = image
+        self._made: dict[tuple[Any, ...], Any] = {}
+        self._order: tuple[np.ndarray, Any] | None = None
+        self._messages: tuple[list[str], list[Any]] | None = None
+
+    def _orders(self) -> tuple[np.ndarray, Any]:
+        """The creation order, and (as Arrow indices) the permutation back."""
+        if self._order is None:
+            import pyarrow as pa
+
+            order = self.image.creation_order()
+            self._order = (order, pa.array(inverse(order)))
+        return self._order
+
+    def _ordered_messages(self) -> tuple[list[str], list[Any]]:
+        if self._messages is None:
+            self._messages = message_columns(pick(self.image.message, self._orders()[0]))
+        return self._messages
+
+    def _once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
+        """``make()`` on the first call for ``key`` (None when it declines)."""
+        if key not in self._made:
+            from pyarrow import ArrowException
+
+            try:
+                made = make()
+            except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
+                made = None
+            self._made[key] = made
+        return self._made[key]
+
+    def items(self, name: str, indent: str, opener: str, option: int, default: Any = None) -> Any:
+        """:func:`_items_text` of every row's tag list (``name`` "tags", with ``default``)
+        or message parameters ("params", natively), as an Arrow array in the rows'
+        order; None when it declines."""
+
+        def make() -> Any:
+            import pyarrow as pa
+
+            order, back = self._orders()
+            if name == "tags":
+                values, natively = pick(self.image.tags, order), False
+            else:
+                values, natively = self._ordered_messages()[1], True
+            if not values:
+                raise _Decline(name)
+            step = self.BLOCK
+            pieces = [
+                _items_text(values[i : i + step], indent, opener, option, default, natively)
+                for i in range(0, len(values), step)
+            ]
+            return pa.chunked_array(pieces, type=pa.string()).take(back).combine_chunks()
+
+        # the default is part of the key (kept alive by it: a function is hashable)
+        return self._once((name, indent, option, default if name == "tags" else None), make)
+
+    def templates(self) -> Any:
+        """The JSON text of every row's message template, as an Arrow array."""
+
+        def make() -> Any:
+            import pyarrow as pa
+
+            texts = _tokens(self._ordered_messages()[0])
+            return pa.array(texts, type=pa.string()).take(self._orders()[1])
+
+        return self._once(("templates",), make)
 
 
 def _refuse(value: Any) -> Any:
