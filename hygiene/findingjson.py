@@ -31,6 +31,8 @@ than those below.
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -432,16 +434,16 @@ class _Columns:
 
     # text inside quotes (the template holds the quotes)
     def _account(self, column: _Column) -> list[str]:
-        return _contents(self.image.account[self.start : self.stop])
+        return _contents_array(self.image.account[self.start : self.stop])
 
     def _region(self, column: _Column) -> list[str]:
-        return _contents(self.image.region[self.start : self.stop])
+        return _contents_array(self.image.region[self.start : self.stop])
 
     def _repository(self, column: _Column) -> list[str]:
-        return _contents(self.image.repository[self.start : self.stop])
+        return _contents_array(self.image.repository[self.start : self.stop])
 
     def _message(self, column: _Column) -> list[str]:
-        return _contents(self.image.texts()[self.start : self.stop])
+        return _contents_array(self.image.texts()[self.start : self.stop])
 
     def _digest(self, column: _Column) -> Any:
         import pyarrow as pa
@@ -489,7 +491,7 @@ class _Columns:
 
         if not hasattr(self, "_digests"):
             digests = self.image.unit_digests[int(self.offsets[0]) : int(self.offsets[-1])]
-            self._digests = pa.array(_contents(digests), type=pa.string())
+            self._digests = _contents_array(digests)
         return self._digests
 
     def _unit(self, column: _Column) -> Any:
@@ -530,7 +532,7 @@ class _Columns:
         if not len(present):
             return self._also_rows("")
         also = self.image.also[self.start : self.stop]
-        values = [also[i] for i in present.tolist()]
+        values = pick(also, present)
         texts = self._items(values, column.indent, "[")
         return _scatter(pa.repeat(pa.scalar(""), self.n), present, texts)
 
@@ -540,9 +542,9 @@ class _Columns:
     def _also_present(self) -> np.ndarray:
         """Positions of the rows with an ``also`` list."""
         if not hasattr(self, "_present"):
-            also = np.empty(self.n, dtype=object)
-            also[:] = self.image.also[self.start : self.stop]
-            self._present = np.flatnonzero(also != None)  # noqa: E711
+            also = self.image.also[self.start : self.stop]
+            has = map(operator.is_not, also, itertools.repeat(None))
+            self._present = np.flatnonzero(np.fromiter(has, dtype=bool, count=self.n))
         return self._present
 
     def _also_rows(self, text: str) -> Any:
@@ -763,6 +765,30 @@ def _plain(values: list[str]) -> bool:
     bytes between quotes)."""
     joined = "".join(values)
     return len(orjson.dumps(joined)) == len(joined.encode()) + 2
+
+
+_ESCAPED = np.zeros(256, dtype=bool)
+_ESCAPED[:0x20] = _ESCAPED[ord('"')] = _ESCAPED[ord("\\")] = True  # bytes orjson escapes
+
+
+def _contents_array(values: list[Any]) -> Any:
+    """:func:`_contents` as an Arrow array: the strings as they are when no byte of
+    their UTF-8 is one orjson escapes (control characters, quote, backslash; no byte
+    of a multi-byte character is below 0x80), checked on Arrow's buffer at once."""
+    import pyarrow as pa
+
+    if not set(map(type, values)) <= {str}:
+        raise _Decline("text")
+    texts = pa.array(values, type=pa.string())  # a lone surrogate raises: declined
+    offsets = np.frombuffer(
+        texts.buffers()[1], dtype=np.int32, count=len(texts) + 1, offset=texts.offset * 4
+    )
+    data = texts.buffers()[2]
+    if data is not None and offsets[-1] > offsets[0]:
+        utf8 = np.frombuffer(data, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+        if _ESCAPED[utf8].any():
+            return pa.array(_contents(values), type=pa.string())
+    return texts
 
 
 def _contents(values: list[Any]) -> list[str]:
