@@ -443,6 +443,10 @@ class _Columns:
         return _contents_array(self.image.repository[self.start : self.stop])
 
     def _message(self, column: _Column) -> list[str]:
+        if self.shared is not None:
+            every = self.shared.messages()
+            if every is not None:
+                return every.slice(self.start, self.n)
         return _contents_array(self.image.texts()[self.start : self.stop])
 
     def _digest(self, column: _Column) -> Any:
@@ -459,7 +463,7 @@ class _Columns:
         if self.shared is not None:
             every = self.shared.templates()
             if every is not None:
-                return every.slice(self.start, self.n)
+                return every.slice(self.start, self.n).dictionary_decode()
         return _tokens(self.image._message_columns()[0][self.start : self.stop])
 
     def _bytes(self, column: _Column) -> Any:
@@ -678,14 +682,34 @@ class AllRows:
         # the default is part of the key (kept alive by it: a function is hashable)
         return self._once((name, indent, option, default if name == "tags" else None), make)
 
+    def messages(self) -> Any:
+        """The JSON text between quotes of every row's English message (Arrow array):
+        the texts are read in the order they were rendered
+        (:meth:`~hygiene.findingtable.ImageFindings.texts`)."""
+
+        def make() -> Any:
+            order, back = self._orders()
+            return _contents_array(pick(self.image.texts(), order)).take(back)
+
+        return self._once(("messages",), make)
+
     def templates(self) -> Any:
-        """The JSON text of every row's message template, as an Arrow array."""
+        """The JSON text of every row's message template, as a dictionary array (a
+        rule writes few templates)."""
 
         def make() -> Any:
             import pyarrow as pa
 
-            texts = _tokens(self._ordered_messages()[0])
-            return pa.array(texts, type=pa.string()).take(self._orders()[1])
+            templates = self._ordered_messages()[0]
+            if not set(map(type, templates)) <= {str}:
+                raise _Decline("text")
+            codes: dict[str, int] = {}
+            created = np.fromiter(
+                (codes.setdefault(t, len(codes)) for t in templates), np.int32, len(templates)
+            )
+            tokens = pa.array([orjson.dumps(t).decode() for t in codes], type=pa.string())
+            back = self._orders()[1].to_numpy()
+            return pa.DictionaryArray.from_arrays(pa.array(created[back]), tokens)
 
         return self._once(("templates",), make)
 
