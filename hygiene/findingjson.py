@@ -677,7 +677,7 @@ class AllRows:
                 _items_text(values[i : i + step], indent, opener, option, default, natively)
                 for i in range(0, len(values), step)
             ]
-            return pa.chunked_array(pieces, type=pa.string()).take(back).combine_chunks()
+            return pa.concat_arrays(pieces).take(back)
 
         # the default is part of the key (kept alive by it: a function is hashable)
         return self._once((name, indent, option, default if name == "tags" else None), make)
@@ -791,10 +791,6 @@ def _plain(values: list[str]) -> bool:
     return len(orjson.dumps(joined)) == len(joined.encode()) + 2
 
 
-_ESCAPED = np.zeros(256, dtype=bool)
-_ESCAPED[:0x20] = _ESCAPED[ord('"')] = _ESCAPED[ord("\\")] = True  # bytes orjson escapes
-
-
 def _contents_array(values: list[Any]) -> Any:
     """:func:`_contents` as an Arrow array: the strings as they are when no byte of
     their UTF-8 is one orjson escapes (control characters, quote, backslash; no byte
@@ -810,7 +806,8 @@ def _contents_array(values: list[Any]) -> Any:
     data = texts.buffers()[2]
     if data is not None and offsets[-1] > offsets[0]:
         utf8 = np.frombuffer(data, dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
-        if _ESCAPED[utf8].any():
+        raw = utf8.tobytes()  # one copy, then memchr for each byte orjson escapes
+        if utf8.min() < 0x20 or b'"' in raw or b"\\" in raw:
             return pa.array(_contents(values), type=pa.string())
     return texts
 
