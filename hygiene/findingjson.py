@@ -445,9 +445,9 @@ class _Columns:
 
     def _message(self, column: _Column) -> list[str]:
         if self.shared is not None:
-            every = self.shared.messages()
+            every = self.shared.messages(self.start, self.n)
             if every is not None:
-                return every.slice(self.start, self.n)
+                return every
         return _contents_array(self.image.texts()[self.start : self.stop])
 
     def _digest(self, column: _Column) -> Any:
@@ -462,9 +462,9 @@ class _Columns:
 
     def _template(self, column: _Column) -> Any:
         if self.shared is not None:
-            every = self.shared.templates()
+            every = self.shared.templates(self.start, self.n)
             if every is not None:
-                return every.slice(self.start, self.n).dictionary_decode()
+                return every
         return _tokens(self.image._message_columns()[0][self.start : self.stop])
 
     def _bytes(self, column: _Column) -> Any:
@@ -485,9 +485,11 @@ class _Columns:
     # values after their opening bracket (the template holds it), from orjson
     def _tags(self, column: _Column) -> Any:
         if self.shared is not None:
-            every = self.shared.items("tags", column.indent, "[", self.option, self.default)
+            every = self.shared.items(
+                "tags", column.indent, "[", self.option, self.default, self.start, self.n
+            )
             if every is not None:
-                return every.slice(self.start, self.n)
+                return every
         return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
 
     def _unit_digests(self) -> Any:
@@ -510,9 +512,11 @@ class _Columns:
 
     def _params(self, column: _Column) -> Any:
         if self.shared is not None:
-            every = self.shared.items("params", column.indent, "{", self.option)
+            every = self.shared.items(
+                "params", column.indent, "{", self.option, None, self.start, self.n
+            )
             if every is not None:
-                return every.slice(self.start, self.n)
+                return every
         params = self.image._message_columns()[1][self.start : self.stop]
         if set(map(type, params)) <= {dict}:
             # the messages' own parameters: orjson writes them as it writes the copies
@@ -565,18 +569,18 @@ class _Columns:
         return _items_text(values, indent, opener, self.option, self.default, natively)
 
 
-def _items_text(
+def _items_cut(
     values: list[Any], indent: str, opener: str, option: int, default: Any, natively: bool = False
-) -> Any:
+) -> tuple[Any, int]:
     """Each value (every one a list, or every one a dict: ``opener``) as orjson
-    writes it at ``indent``, without its opening bracket, as an Arrow array: all of
-    them encoded in one call, as the items of a list at that indentation, and cut
+    writes it at ``indent``, as an Arrow array of the value's text after the separator
+    of the list's items (``width`` bytes: cut them and the opening bracket remains):
+    all of them encoded in one call, as the items of a list at that indentation, and cut
     where an item ends (the only lines at that indentation that open a list or
     object: deeper lines are indented further, and strings hold no line break).
     ``natively``: declines when a value holds anything orjson does not write by
     itself (a dataclass, or what it would hand to ``default``)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     kinds = {list, tuple} if opener == "[" else {dict}
     if not values or not set(map(type, values)) <= kinds:
@@ -604,26 +608,36 @@ def _items_text(
     if len(at) != len(values) - 1:
         raise _Decline(opener)
     # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
-    # separator before it (the first from as many bytes of the head) and sliced
+    # separator before it (the first from as many bytes of the head), over orjson's
+    # own bytes (no copy): the separator is sliced off the values taken
     first = len(head) + 1 - width
     ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
     cut = pa.Array.from_buffers(
         pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
     )
+    return cut, width
+
+
+def _items_text(
+    values: list[Any], indent: str, opener: str, option: int, default: Any, natively: bool = False
+) -> Any:
+    """Each value as orjson writes it at ``indent``, without its opening bracket, as an
+    Arrow array (:func:`_items_cut`)."""
+    import pyarrow.compute as pc
+
+    cut, width = _items_cut(values, indent, opener, option, default, natively)
     return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
 
 
 class AllRows:
     """Values' JSON text made for all the rows of an :class:`ImageFindings` at once,
     shared by the chunks of one document (:func:`findings_text_chunks`): message
-    templates and parameters and tag lists, read and encoded in the order the rules
-    made them (:meth:`~hygiene.findingtable.ImageFindings.creation_order`) and put back
-    in the rows' order by Arrow. Read in the rows' order (rule, repository, push time),
-    these small objects are scattered over the heap, and orjson took several times as
-    long. What declines here (a value orjson hands to ``default``, a dataclass in the
-    parameters) is made chunk by chunk as before."""
-
-    BLOCK = 20_000  # values encoded at a time
+    templates, parameters and English texts and tag lists, read and encoded in the
+    order the rules made them (:meth:`~hygiene.findingtable.ImageFindings.creation_order`),
+    and taken by Arrow in the rows' order chunk by chunk. Read in the rows' order (rule,
+    repository, push time), these small objects are scattered over the heap, and orjson
+    took several times as long. What declines here (a value orjson hands to ``default``,
+    a dataclass in the parameters) is made chunk by chunk as before."""
 
     def __init__(self, image: ImageFindings) -> None:
         self.image = image
@@ -632,13 +646,17 @@ class AllRows:
         self._messages: tuple[list[str], list[Any]] | None = None
 
     def _orders(self) -> tuple[np.ndarray, Any]:
-        """The creation order, and (as Arrow indices) the permutation back."""
+        """The creation order, and (as Arrow indices) each row's place in it."""
         if self._order is None:
             import pyarrow as pa
 
             order = self.image.creation_order()
             self._order = (order, pa.array(inverse(order)))
         return self._order
+
+    def _places(self, start: int, n: int) -> Any:
+        """Where rows ``start:start + n`` are in the creation order (Arrow indices)."""
+        return self._orders()[1].slice(start, n)
 
     def _ordered_messages(self) -> tuple[list[str], list[Any]]:
         if self._messages is None:
@@ -657,45 +675,54 @@ class AllRows:
             self._made[key] = made
         return self._made[key]
 
-    def items(self, name: str, indent: str, opener: str, option: int, default: Any = None) -> Any:
-        """:func:`_items_text` of every row's tag list (``name`` "tags", with ``default``)
-        or message parameters ("params", natively), as an Arrow array in the rows'
-        order; None when it declines."""
+    def items(
+        self,
+        name: str,
+        indent: str,
+        opener: str,
+        option: int,
+        default: Any,
+        start: int,
+        n: int,
+    ) -> Any:
+        """:func:`_items_text` of the tag lists (``name`` "tags", with ``default``) or
+        message parameters ("params", natively) of rows ``start:start + n``, as an
+        Arrow array; None when it declines. All rows' are encoded by one orjson call on
+        the first call for these arguments."""
 
         def make() -> Any:
-            import pyarrow as pa
-
-            order, back = self._orders()
+            order = self._orders()[0]
             if name == "tags":
                 values, natively = pick(self.image.tags, order), False
             else:
                 values, natively = self._ordered_messages()[1], True
             if not values:
                 raise _Decline(name)
-            step = self.BLOCK
-            pieces = [
-                _items_text(values[i : i + step], indent, opener, option, default, natively)
-                for i in range(0, len(values), step)
-            ]
-            return pa.concat_arrays(pieces).take(back)
+            return _items_cut(values, indent, opener, option, default, natively)
 
         # the default is part of the key (kept alive by it: a function is hashable)
-        return self._once((name, indent, option, default if name == "tags" else None), make)
+        made = self._once((name, indent, option, default if name == "tags" else None), make)
+        if made is None:
+            return None
+        import pyarrow.compute as pc
 
-    def messages(self) -> Any:
-        """The JSON text between quotes of every row's English message (Arrow array):
-        the texts are read in the order they were rendered
-        (:meth:`~hygiene.findingtable.ImageFindings.texts`)."""
+        cut, width = made
+        return pc.utf8_slice_codeunits(cut.take(self._places(start, n)), width)
+
+    def messages(self, start: int, n: int) -> Any:
+        """The JSON text between quotes of the English messages of rows ``start:start +
+        n`` (Arrow array), the texts read in the order they were rendered
+        (:meth:`~hygiene.findingtable.ImageFindings.texts`); None when it declines."""
 
         def make() -> Any:
-            order, back = self._orders()
-            return _contents_array(pick(self.image.texts(), order)).take(back)
+            return _contents_array(pick(self.image.texts(), self._orders()[0]))
 
-        return self._once(("messages",), make)
+        made = self._once(("messages",), make)
+        return None if made is None else made.take(self._places(start, n))
 
-    def templates(self) -> Any:
-        """The JSON text of every row's message template, as a dictionary array (a
-        rule writes few templates)."""
+    def templates(self, start: int, n: int) -> Any:
+        """The JSON text of the message templates of rows ``start:start + n`` (Arrow
+        array; a rule writes few templates, each encoded once); None when it declines."""
 
         def make() -> Any:
             import pyarrow as pa
@@ -708,10 +735,10 @@ class AllRows:
                 (codes.setdefault(t, len(codes)) for t in templates), np.int32, len(templates)
             )
             tokens = pa.array([orjson.dumps(t).decode() for t in codes], type=pa.string())
-            back = self._orders()[1].to_numpy()
-            return pa.DictionaryArray.from_arrays(pa.array(created[back]), tokens)
+            return pa.DictionaryArray.from_arrays(pa.array(created), tokens)
 
-        return self._once(("templates",), make)
+        made = self._once(("templates",), make)
+        return None if made is None else made.take(self._places(start, n)).dictionary_decode()
 
 
 def _refuse(value: Any) -> Any:
