@@ -383,6 +383,9 @@ class ReportSettings(Section):
     # tables (about 2 GiB a night at a million images) and the scan document is the
     # machine-readable whole
     exports: tuple[Literal["csv", "json"], ...] = ("csv",)
+    # the findings CSV: image findings counted per rule and repository (one row each),
+    # or one row per image finding; the JSON export and the scan document keep each one
+    image_findings_csv: Literal["per_repository", "per_image"] = "per_repository"
 
 
 class ScheduleSettings(Section):

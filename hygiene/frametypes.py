@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 UTC_NS = "datetime64[ns, UTC]"
 
@@ -65,17 +66,25 @@ def coerce(
 
 
 def utc_times(values: pd.Series) -> pd.Series:
-    """``pd.to_datetime(values, utc=True)`` as :data:`UTC_NS`. A column of Python
-    ``datetime`` objects (what botocore returns: aware, in the local zone) goes through
-    pyarrow, which converts each to UTC several times faster than pandas' per-element
-    time-zone checks; anything else (strings, pandas timestamps, numbers) through pandas."""
+    """``pd.to_datetime(values, utc=True)`` as :data:`UTC_NS`: a column of Python
+    ``datetime`` objects through :func:`arrow_times`, anything else (strings, pandas
+    timestamps, numbers) through pandas."""
     import pandas as pd
 
     if values.dtype == object and len(values):
-        cells = values.to_numpy()
-        if all(type(v) is datetime or v is None for v in cells.tolist()):
-            import pyarrow as pa
-
-            array = pa.array(cells, type=pa.timestamp("ns", tz="UTC"), from_pandas=True)
+        array = arrow_times(values.to_numpy().tolist())
+        if array is not None:
             return pd.Series(array.to_pandas(), index=values.index).astype(UTC_NS)
     return pd.to_datetime(values, utc=True).astype(UTC_NS)
+
+
+def arrow_times(cells: Sequence[Any]) -> pa.Array | None:
+    """``cells`` as an Arrow ``timestamp[ns, UTC]`` array when every one is a Python
+    ``datetime`` or None (what botocore returns: aware, in the local zone), which pyarrow
+    converts to UTC several times faster than pandas' per-element time-zone checks; None
+    when any is something else (for pandas to convert)."""
+    import pyarrow as pa
+
+    if not all(type(v) is datetime or v is None for v in cells):
+        return None
+    return pa.array(cells, type=pa.timestamp("ns", tz="UTC"), from_pandas=True)

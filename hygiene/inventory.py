@@ -17,32 +17,25 @@ from __future__ import annotations
 
 import base64
 import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hygiene.frametypes import UTC_NS, coerce, object_columns
+from hygiene.imageframes import INDEX_MEDIA_TYPES as INDEX_MEDIA_TYPES
+from hygiene.imageframes import REFERRERS_TAG as REFERRERS_TAG
+from hygiene.imageframes import SIGNATURE_TAG as SIGNATURE_TAG
+from hygiene.imageframes import ImageFrames
+from hygiene.imageframes import legacy_signature_subject as legacy_signature_subject
+from hygiene.imageframes import link_indexes as link_indexes
+from hygiene.imageframes import tag_subject as tag_subject
 from hygiene.model import iso_utc
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
-
-INDEX_MEDIA_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-SIGNATURE_TAG = re.compile(r"^sha256-[0-9a-f]{64}\.(sig|att|sbom)$")
-# The OCI referrers tag schema (distribution spec, "Referrers Tag Schema"): a registry
-# without the referrers API gets an image index tagged ``sha256-<hex>`` listing the
-# referrers of ``sha256:<hex>``. Only an index carries such a tag.
-REFERRERS_TAG = re.compile(r"^sha256-[0-9a-f]{64}$")
-
 
 IMAGE_DTYPES: dict[str, Any] = {
     "account": "category",
@@ -120,24 +113,6 @@ def namespace_of(repository: str) -> str | None:
     """``suporte/cloud/api`` → ``suporte``; ``nginx`` (no slash) → None."""
     head, sep, _ = repository.partition("/")
     return head if sep else None
-
-
-def legacy_signature_subject(tag: str, is_index: bool = False) -> str | None:
-    """``sha256-<hex>.sig`` → ``sha256:<hex>`` (the signed image's digest); on an image
-    index also ``sha256-<hex>`` (the referrers tag schema: the index lists the referrers
-    of ``sha256:<hex>``)."""
-    if SIGNATURE_TAG.match(tag) or (is_index and REFERRERS_TAG.match(tag)):
-        return "sha256:" + tag[len("sha256-") : len("sha256-") + 64]
-    return None
-
-
-def tag_subject(tags: Sequence[str], is_index: bool) -> str | None:
-    """The image a tag-named referrer refers to: when every tag of the image is a legacy
-    cosign tag (or, on an index, a referrers-tag-schema tag), the first tag's subject."""
-    subjects = [legacy_signature_subject(t, is_index) for t in tags]
-    if subjects and all(s is not None for s in subjects):
-        return subjects[0]
-    return None
 
 
 @dataclass
@@ -378,66 +353,12 @@ def _typed(records: Iterable[Mapping[str, Any]], dtypes: Mapping[str, Any]) -> p
     return coerce(object_columns(list(records), dtypes), dtypes)
 
 
-def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
-    """Fill ``parent_indexes`` from each index's ``child_digests`` (same repository)."""
-    parents: dict[tuple[str, str], list[str]] = {}
-    indexes = images[images["is_index"]]
-    for repository, digest, children in zip(
-        indexes["repository"], indexes["digest"], indexes["child_digests"], strict=True
-    ):
-        for child in children or ():
-            parents.setdefault((str(repository), child), []).append(str(digest))
-    images = images.copy()
-    column: list[list[str]] = [[] for _ in range(len(images))]
-    if parents:
-        # only the rows whose digest some index lists can have parents
-        listed = {digest for _, digest in parents}
-        candidates = images["digest"].astype(object).isin(listed).to_numpy().nonzero()[0]
-        repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
-        for row in candidates.tolist():
-            found = parents.get((str(repositories[row]), str(digests[row])))
-            if found is not None:
-                column[row] = found
-    images["parent_indexes"] = column
-    return images
-
-
-# the images frame's columns build_images derives from the others
-_DERIVED = frozenset(
-    {"tag_count", "storage_bytes", "is_index", "parent_indexes", "is_signature_tag"}
-)
-
-
 def build_images(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """Image records (collector output) → typed images frame with derived columns."""
-    import pandas as pd
-
-    records = records if isinstance(records, list) else list(records)
-    # the derived columns are computed here: coerce them once, not twice
-    columns = object_columns(records, IMAGE_DTYPES)
-    frame = coerce(columns, {c: t for c, t in IMAGE_DTYPES.items() if c not in _DERIVED})
-    frame["tags"] = [list(t) if isinstance(t, list | tuple) else [] for t in frame["tags"]]
-    frame["tag_count"] = frame["tags"].map(len).astype("int32")
-    frame["child_digests"] = [
-        list(c) if isinstance(c, list | tuple) else [] for c in frame["child_digests"]
-    ]
-    frame["is_index"] = frame["manifest_media_type"].astype(object).isin(INDEX_MEDIA_TYPES)
-    frame["storage_bytes"] = frame["size_bytes"].where(~frame["is_index"], 0).astype("int64")
-    # a tag-named referrer's first tag starts with "sha256-" (tag_subject): ask only those
-    signature_subject = pd.Series(
-        [
-            tag_subject(tags, bool(index)) if tags and tags[0].startswith("sha256-") else None
-            for tags, index in zip(frame["tags"], frame["is_index"].tolist(), strict=True)
-        ],
-        index=frame.index,
-        dtype=object,
-    )
-    frame["is_signature_tag"] = signature_subject.notna()
-    frame["subject_digest"] = (
-        frame["subject_digest"].fillna(signature_subject.astype("string")).astype("string")
-    )
-    frame = link_indexes(frame)
-    return coerce(frame, IMAGE_DTYPES)
+    """Image records (collector output) → typed images frame with derived columns (the
+    collector builds it a repository at a time: :class:`hygiene.imageframes.ImageFrames`)."""
+    frames = ImageFrames(IMAGE_DTYPES)
+    frames.add(0, records if isinstance(records, list) else list(records))
+    return frames.frame([0])
 
 
 def build_repositories(records: Iterable[Mapping[str, Any]], images: pd.DataFrame) -> pd.DataFrame:

@@ -94,3 +94,50 @@ def test_other_commands_end_as_python_does(subprocess_env: dict[str, str]) -> No
     done = _scan_child(["rules", "--rules-dir", "rules"], subprocess_env)
     assert done.returncode == 0, done.stderr
     assert "torn down" in done.stderr
+
+
+def test_what_a_scan_made_is_kept_until_its_process_ends(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """Returning from the command does not free its result (the inventory, findings and
+    proposals) one object at a time; in-process (tests), nothing is held."""
+    rows = [image_row(f"img{n}", "ml/api", pushed_days_ago=400 + n) for n in range(3)]
+    snapshot = save_snapshot(inventory(rows), tmp_path)
+    argv = ["scan", "--rules-dir", "rules", "--from-snapshot", str(snapshot), "--format", "json"]
+    marked = """
+import hygiene.scan
+class Freed:
+    def __del__(self):
+        sys.stderr.write("result freed\\n")
+evaluate = hygiene.scan.evaluate
+def marked(*args, **kwargs):
+    result = evaluate(*args, **kwargs)
+    result.inventory.marker = Freed()
+    return result
+hygiene.scan.evaluate = marked
+"""
+    done = _child(
+        MARKER
+        + marked
+        + f"""
+from hygiene.cli import main
+sys.argv = ["hygiene", *{argv!r}]
+main()
+""",
+        subprocess_env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "result freed" not in done.stderr
+    in_process = _child(
+        MARKER
+        + marked
+        + f"""
+from hygiene.cli import main
+try:
+    main({argv!r})
+except SystemExit:
+    sys.stderr.write("returned\\n")
+""",
+        subprocess_env,
+    )
+    assert in_process.stderr.index("result freed") < in_process.stderr.index("returned")

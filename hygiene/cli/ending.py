@@ -58,6 +58,18 @@ def fast_end_requested() -> bool:
     return _State.process and _State.fast
 
 
+_KEPT: list[object] = []
+
+
+def keep_until_end(*objects: object) -> None:
+    """Hold ``objects`` until the process ends (only in a process that ends with the
+    command): a command returning would otherwise free them, one object at a time,
+    before :func:`end_process` could leave them to the operating system (0.1 s of a
+    100,000-image scan's inventory, findings and proposals)."""
+    if _State.process:
+        _KEPT.extend(objects)
+
+
 def end_process(code: int) -> NoReturn:
     """Exit with ``code`` after what a normal exit does that is visible outside the
     process (see the module docstring), without freeing the heap."""

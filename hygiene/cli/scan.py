@@ -163,7 +163,7 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
-    from hygiene.cli.ending import ends_with_process, request_fast_end
+    from hygiene.cli.ending import ends_with_process, keep_until_end, request_fast_end
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
     from hygiene.scan import collect, evaluate, open_registry, save_snapshot, warm_up
@@ -196,6 +196,7 @@ def scan_command(
         if from_snapshot is None and not no_snapshot:
             result.snapshot = save_snapshot(inventory, snapshot_dir)
         emit(result, fmt)
+        keep_until_end(result)  # its objects go with the process (hygiene.cli.ending)
         return exit_code_for(result, fail_on)
 
 

@@ -36,12 +36,13 @@ import botocore.exceptions
 
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
+from hygiene.imageframes import ImageFrames
 from hygiene.inventory import (
+    IMAGE_DTYPES,
     INDEX_MEDIA_TYPES,
     Inventory,
     RunInfo,
     ScanError,
-    build_images,
     build_repositories,
     namespace_of,
 )
@@ -377,9 +378,11 @@ def collect_region(
     account: str | None = None,
     shard: Shard | None = None,
     fresh_client: Callable[[], Any] | None = None,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """All repositories of one region (of ``shard``'s share), read concurrently by a
-    bounded pool. ``account`` goes on every :class:`ScanError` of the region.
+    on_read: Callable[[int, RepositoryData], None],
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """All repositories of one region (of ``shard``'s share), read by a bounded pool: their
+    records and the listing numbers of those read completely, by name; ``on_read(i, data)``
+    as each read succeeds (in this thread). ``account`` goes on every :class:`ScanError`.
 
     Every worker of the first pass uses ``client``. A repository whose read failed is
     read again after the pool has drained, up to ``settings.read_passes`` passes in all,
@@ -458,15 +461,16 @@ def collect_region(
             failed,
             progress if number == 1 else None,
             stop,
+            on_read,
         )
 
     records: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
+    complete: list[int] = []
     for i in sorted(range(len(repositories)), key=lambda i: repositories[i]["repositoryName"]):
         repo = repositories[i]
         if i in read:
             records.append(read[i].record)
-            images.extend(read[i].images)
+            complete.append(i)
             continue
         error = failed[i]
         name = repo["repositoryName"]
@@ -477,7 +481,7 @@ def collect_region(
         records.append(record)
     for record in records:
         record["registry_scan_frequency"] = scan_frequency_for(record["name"], scan_rules)
-    return records, images
+    return records, complete
 
 
 def pass_delay(base: float, number: int) -> float:
@@ -496,6 +500,7 @@ def _read_pass(
     failed: dict[int, RepositoryReadError],
     progress: ProgressCallback | None,
     stop: threading.Event | None,
+    on_read: Callable[[int, RepositoryData], None],
 ) -> list[int]:
     """Read ``repositories`` with a bounded pool; returns the indexes that failed."""
 
@@ -512,10 +517,12 @@ def _read_pass(
             i, repo = futures[future]
             try:
                 read[i] = future.result()
-                failed.pop(i, None)
             except RepositoryReadError as exc:
                 failed[i] = exc
                 still_failed.append(i)
+            else:
+                failed.pop(i, None)
+                on_read(i, read[i])
             if progress is not None:
                 progress(repo["repositoryName"], done, len(repositories))
     return sorted(still_failed)
@@ -537,7 +544,8 @@ def collect_inventory(
     """Scan every target (or every region of ``clients``, region → ECR client) into an
     :class:`Inventory`; with ``shard``, only the repositories of that shard.
     ``after_reads`` is called once the registry's last answer is in, before the frames
-    are built from the answers (the scan asks the workloads then, meanwhile).
+    are finished (the scan asks the workloads then, meanwhile): each repository's images
+    became a piece of the frame as its read succeeded (:mod:`hygiene.imageframes`).
 
     An account that cannot be opened, or whose registry refuses the scanner role, is a
     :class:`ScanError` of that account (the run is incomplete for it alone). Without
@@ -554,13 +562,15 @@ def collect_inventory(
     else:
         targets = list(clients)
     repository_records: list[dict[str, Any]] = []
-    image_records: list[dict[str, Any]] = []
-    for target in targets:
+    frames = ImageFrames(IMAGE_DTYPES)
+    pieces: list[tuple[int, int]] = []  # (target, number in its listing), in frame order
+    for t, target in enumerate(targets):
         try:
             client = target.open()
-            records, images = collect_region(
-                client, target.region, settings, run, progress, stop,
-                account=target.account, shard=shard, fresh_client=target.fresh,
+            records, read = collect_region(
+                client, target.region, settings, run, progress, stop, account=target.account,
+                shard=shard, fresh_client=target.fresh,
+                on_read=lambda i, data, t=t: frames.add((t, i), data.images),  # type: ignore[misc]
             )  # fmt: skip
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             if target.account is None:
@@ -579,10 +589,10 @@ def collect_inventory(
             )
             continue
         repository_records.extend(records)
-        image_records.extend(images)
+        pieces.extend((t, i) for i in read)
     if after_reads is not None:
         after_reads()
-    images_frame = build_images(image_records)
+    images_frame = frames.frame(pieces)
     repositories_frame = build_repositories(repository_records, images_frame)
     run.finished_at = datetime.now(UTC)
     if api_calls is not None:

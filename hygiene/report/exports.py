@@ -41,6 +41,10 @@ FINDING_COLUMNS = [
     "code", "rule", "severity", "namespace", "repository", "image_digest", "tags", "bytes",
     "fix_safety", "message", "fix", "account", "region", "details",
 ]  # fmt: skip
+FINDING_TOTAL_COLUMNS = [*FINDING_COLUMNS[:7], "images", *FINDING_COLUMNS[7:]]
+"""The findings CSV's columns when image findings are counted per rule and repository
+(:mod:`hygiene.report.findingtotals`): ``images`` after ``tags``."""
+IMAGE_FINDINGS_CSV = ("per_repository", "per_image")
 PROPOSAL_COLUMNS = [
     "id", "state", "action", "namespace", "repository", "fix_safety", "rule_codes", "images",
     "tags", "bytes", "size", "summary", "first_seen", "grace_until", "account", "region",
@@ -119,16 +123,23 @@ def write_exports(
     out_dir: Path,
     base: str,
     tables: Mapping[str, Sequence[Mapping[str, Any]]],
-    exports: tuple[str, ...] = ("csv", "json"),
+    exports: tuple[str, ...] = ("csv",),
+    image_findings: str = "per_repository",
 ) -> dict[str, Path]:
     """``<base>-<kind>.csv`` and ``.json`` of each table (``kind`` in :data:`COLUMNS`);
     returns the files by ``<kind>_csv`` / ``<kind>_json``. The proposals' CSV writes
-    each evidence without its per-image lists (:func:`evidence_cell`)."""
+    each evidence without its per-image lists (:func:`evidence_cell`); the findings' CSV
+    counts image findings per rule and repository unless ``image_findings`` is
+    ``per_image`` (:data:`IMAGE_FINDINGS_CSV`; the JSON keeps one row per finding)."""
+    if image_findings not in IMAGE_FINDINGS_CSV:
+        raise ValueError(f"image_findings: one of {', '.join(IMAGE_FINDINGS_CSV)}")
     files: dict[str, Path] = {}
     for kind, rows in tables.items():
         json_path = out_dir / f"{base}-{kind}.json"
         csv_path = out_dir / f"{base}-{kind}.csv"
-        if "csv" in exports and kind == "findings":  # from the engine's columns
+        if "csv" in exports and kind == "findings" and image_findings == "per_repository":
+            files[f"{kind}_csv"] = write_finding_totals_csv(csv_path, rows)
+        elif "csv" in exports and kind == "findings":  # from the engine's columns
             files[f"{kind}_csv"] = write_findings_csv(csv_path, rows)
         elif "csv" in exports:  # with the JSON in the same pass over the rows
             both = "json" in exports
@@ -358,6 +369,15 @@ def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
 
 
 # --------------------------------------------------------------------------- findings
+
+
+def write_finding_totals_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
+    """The findings CSV with image findings counted per rule and repository
+    (:func:`hygiene.report.findingtotals.total_rows`, :data:`FINDING_TOTAL_COLUMNS`)."""
+    from hygiene.report.findingtotals import total_rows
+
+    counted = {"images": lambda n: None if n is None else str(n)}  # no float form for gaps
+    return write_csv(path, total_rows(rows), FINDING_TOTAL_COLUMNS, cells=counted)
 
 
 def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:

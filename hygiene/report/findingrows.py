@@ -344,16 +344,19 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
 def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
     """Codes of ``str(value)`` (``"None"`` for a missing value) and how many there are:
-    each distinct value is converted once."""
+    text is numbered as it is; a column with anything else is converted value by value."""
     import pandas as pd
 
     codes, distinct = pd.factorize(values, use_na_sentinel=False)
     uniques = distinct.tolist()
     if all(type(v) is str for v in uniques):
         return codes, len(uniques)
-    texts = [str(None if v is MISSING else v) for v in uniques]
-    remap, names = pd.factorize(np.asarray(texts, dtype=object), use_na_sentinel=False)
-    return remap[codes], len(names)
+    # pandas takes None and NaN for one missing value (its unique is NaN: "nan", where
+    # str(None) is "None"): the texts of the values themselves
+    texts = np.empty(len(values), dtype=object)
+    texts[:] = [str(None if v is MISSING else v) for v in values.tolist()]
+    codes, names = pd.factorize(texts, use_na_sentinel=False)
+    return codes, len(names)
 
 
 def codes_in_order(columns: FindingColumns) -> dict[str, int]:

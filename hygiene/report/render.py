@@ -449,7 +449,10 @@ def weekly_actions(context: dict[str, Any], lang: Language, fmt: Formatter) -> l
 
 
 def write_report(
-    report: RenderedReport, out_dir: Path, exports: tuple[str, ...] = ("csv",)
+    report: RenderedReport,
+    out_dir: Path,
+    exports: tuple[str, ...] = ("csv",),
+    image_findings: str = "per_repository",
 ) -> RenderedReport:
     """Write ``<name>.html`` (the full report), ``<name>.txt``, ``<name>.mail.html`` (what
     e-mail carries) and the exports into ``out_dir`` (created). The HTML is written
@@ -471,7 +474,7 @@ def write_report(
         "kept": report.kept,
         "scores": report.scores,
     }
-    files.update(write_exports(out_dir, base, tables, exports))
+    files.update(write_exports(out_dir, base, tables, exports, image_findings))
     report.files = files
     return report
 
@@ -538,11 +541,15 @@ def generate(
     reports."""
     directory = report_dir(config, data, out_dir)
     exports = tuple(config.policy.report.exports)
+    image_findings = config.policy.report.image_findings_csv
     if kind == "nightly":
         path = directory / "nightly.html"
         reports = [
             write_report(
-                render_nightly(data, config, locale=locale, report_path=path), directory, exports
+                render_nightly(data, config, locale=locale, report_path=path),
+                directory,
+                exports,
+                image_findings,
             )
         ]
     else:
@@ -565,6 +572,7 @@ def generate(
                 ),
                 directory,
                 exports,
+                image_findings,
             )
             for ns in targets
         ]

@@ -79,7 +79,7 @@ def test_proposals_csv_evidence_without_images_and_json_with_them(tmp_path: Path
         {"id": "p-3", "action": "put-lifecycle-policy", "evidence": {"policy": "=x"}},
         {"id": "p-4", "action": "delete-images"},  # no evidence at all
     ]
-    files = exports.write_exports(tmp_path, "n", {"proposals": rows})
+    files = exports.write_exports(tmp_path, "n", {"proposals": rows}, ("csv", "json"))
     csv = pd.read_csv(files["proposals_csv"], keep_default_na=False)
     cells = [json.loads(c) if c else None for c in csv["evidence"]]
     assert cells == [

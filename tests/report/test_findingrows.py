@@ -132,6 +132,17 @@ def test_report_sample_aggregates_equal_the_dict_path() -> None:
     assert history_entry(data).findings_by_code == old_by_code(plain)
 
 
+def test_a_missing_key_and_none_are_one_image_as_the_dict_path_says() -> None:
+    # hypothesis found it: pandas numbers None as NaN ("nan"), the dict path says "None"
+    base = {"code": "IM001", "rule": "a", "severity": "error", "fix_safety": "safe",
+            "image_digest": "sha256:b", "region": "r", "account": None, "bytes": 1}  # fmt: skip
+    rows = [dict(base), {**base, "repository": None}]
+    assert views.reclaimable_bytes(FindingRows.of(rows)) == views.reclaimable_bytes(rows) == 1
+    check_rows(FindingRows.of(rows))
+    odd = [*rows, {**base, "repository": float("nan")}]  # "nan": another repository
+    assert views.reclaimable_bytes(FindingRows.of(odd)) == views.reclaimable_bytes(odd) == 2
+
+
 def test_image_findings_with_their_own_details_belong_to_their_project() -> None:
     rows = synthetic_rows(600, 6)
     assert rows.image is not None

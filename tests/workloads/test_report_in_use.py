@@ -65,3 +65,21 @@ def test_the_weekly_report_and_portuguese(config: Config) -> None:
     assert "Mantidas porque estão em execução" in html
     assert "executa em ecs:lab-prod/service/trainer" in html
     assert "não configurada, não consultada" in html
+
+
+def test_more_running_images_than_a_table_shows_name_the_kept_export(config: Config) -> None:
+    scan = sample.scan_json()
+    for n in range(7):
+        running = RUNNING.to_json()
+        running["image_digest"] = sample.digest(60 + n)
+        scan["kept"].append(running)
+    report_settings = config.policy.report.model_copy(update={"max_rows": 5})
+    limited = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"report": report_settings})}
+    )
+    built = build_report_data(scan, inventory=sample.inventory(), now=sample.NOW)
+    report = render_nightly(built, limited)
+    assert "… and 2 more in nightly-kept.csv." in visible(report.html)
+    assert "… and 2 more in nightly-kept.csv." in report.text
+    portuguese = render_nightly(built, limited, locale="pt_BR")
+    assert "… e mais 2 em nightly-kept.csv." in visible(portuguese.html)
