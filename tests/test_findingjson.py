@@ -22,15 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hygiene.findingjson import (
-    AllRows,
-    ImageRowsJson,
-    _contents,
-    _contents_array,
-    finding_json,
-    findings_text_chunks,
-    image_rows_text,
-)
+from hygiene.findingjson import ImageRowsJson, finding_json, findings_text_chunks, image_rows_text
 from hygiene.findingtable import (
     NAT,
     Findings,
@@ -42,6 +34,7 @@ from hygiene.findingtable import (
     english_texts,
     message_columns,
 )
+from hygiene.findingtext import AllRows, _contents, _contents_array
 from hygiene.jsonout import findings_chunks, list_items, write_document
 from hygiene.messages import Message
 from hygiene.model import Finding, FixSafety, Severity
@@ -427,7 +420,7 @@ def test_text_contents_as_an_arrow_array_are_orjsons(values: list[str]) -> None:
 
 
 def test_text_contents_decline_what_orjson_refuses_or_is_not_text() -> None:
-    from hygiene.findingjson import _Decline
+    from hygiene.findingtext import _Decline
 
     with pytest.raises(_Decline):
         _contents_array(["a", None])  # type: ignore[list-item]
