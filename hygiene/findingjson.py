@@ -25,12 +25,15 @@ parameters of every JSON kind). What it does not lay out itself it declines, and
 caller encodes those rows' dicts with orjson as before: a row whose rule added details
 (orjson encodes that row's dict), and a chunk with a value of a kind the template does
 not know (an account that is not text, a lone surrogate …) or an orjson option other
-than those below.
+than those below. The values' text, and :class:`~hygiene.findingtext.AllRows` (what
+the chunks of one document share), are made in :mod:`hygiene.findingtext`.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +41,17 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import NAT, ImageFindings
+from hygiene.findingtable import ImageFindings, pick
+from hygiene.findingtext import (
+    AllRows,
+    _contents_array,
+    _Decline,
+    _iso_json,
+    _items_text,
+    _scatter,
+    _tokens,
+)
+from hygiene.model import Finding
 
 INDENT = orjson.OPT_INDENT_2
 # image findings written at a time: ~5.5 MiB of text (the text of a chunk, and its
@@ -55,10 +68,6 @@ SUPPORTED = (
 )
 
 
-class _Decline(Exception):
-    """A value the template does not lay out: the caller encodes the rows' dicts."""
-
-
 @dataclass
 class ImageRowsJson:
     """Image findings ``start:stop`` as a chunk of a JSON list (:mod:`hygiene.jsonout`
@@ -67,13 +76,17 @@ class ImageRowsJson:
     image: ImageFindings
     start: int
     stop: int
+    # values made for all the rows at once, shared by the chunks of one document
+    shared: AllRows | None = None
 
     def items_json(
         self, level: int, option: int = 0, default: Any = None
     ) -> bytes | memoryview | None:
         """The rows as items of a list at ``level`` (orjson's indented bytes between the
         list's brackets), or None when the template declines them."""
-        return image_rows_text(self.image, self.start, self.stop, level, option, default)
+        return image_rows_text(
+            self.image, self.start, self.stop, level, option, default, shared=self.shared
+        )
 
     def rows(self) -> list[dict[str, Any]]:
         """The rows as dicts, only to be encoded (they share the findings' lists)."""
@@ -87,10 +100,69 @@ def findings_text_chunks(findings: Any, size: int) -> Iterator[Any]:
     image = findings.image
     if image is not None:
         step = min(size, TEXT_CHUNK)
+        shared = AllRows(image)
         for start in range(0, len(image), step):
-            yield ImageRowsJson(image, start, min(start + step, len(image)))
+            yield ImageRowsJson(image, start, min(start + step, len(image)), shared)
+        del shared  # its columns: ~240 MiB at a million images
     for start in range(0, len(findings.other), size):
-        yield [f.to_json() for f in findings.other[start : start + size]]
+        yield [finding_json(f) for f in findings.other[start : start + size]]
+
+
+_TEXT_FIELDS = (
+    "code", "rule", "account", "region", "repository", "namespace", "message", "fix",
+    "image_digest", "message_template",
+)  # fmt: skip
+_TEXT_KINDS = frozenset({str, type(None)})
+_SCALAR_KINDS = frozenset({str, int, float, bool, type(None)})
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """``finding.to_json()``, only to be encoded: a :class:`Finding` whose values are
+    JSON already (text, numbers, and dicts with text keys, lists and tuples of them) is
+    laid out without ``dataclasses.asdict``, whose deep copy took ~20 µs a finding and
+    changes nothing orjson writes for such values; the details and parameters are the
+    finding's own. Any other value (a dataclass, which ``asdict`` turns into a dict)
+    goes through ``to_json``."""
+    if not (
+        type(finding) is Finding
+        and all(type(getattr(finding, name)) in _TEXT_KINDS for name in _TEXT_FIELDS)
+        and type(finding.bytes) is int
+        and type(finding.tags) in (tuple, list)
+        and _json_plain(finding.details)
+        and _json_plain(finding.message_params)
+    ):
+        return finding.to_json()
+    return {
+        "code": finding.code,
+        "rule": finding.rule,
+        "severity": finding.severity.value,
+        "account": finding.account,
+        "region": finding.region,
+        "repository": finding.repository,
+        "namespace": finding.namespace,
+        "message": finding.message,
+        "fix": finding.fix,
+        "fix_safety": finding.fix_safety.value,
+        "image_digest": finding.image_digest,
+        "tags": list(finding.tags),
+        "bytes": finding.bytes,
+        "details": finding.details,
+        "message_template": finding.message_template,
+        "message_params": finding.message_params,
+    }
+
+
+def _json_plain(value: Any) -> bool:
+    """``value`` is a dict (text keys), list or tuple of JSON scalars and such, all of
+    exact built-in types (what a deep copy leaves as orjson writes it)."""
+    kind = type(value)
+    if kind in _SCALAR_KINDS:
+        return True
+    if kind is dict:
+        return all(type(k) is str for k in value) and all(map(_json_plain, value.values()))
+    if kind is list or kind is tuple:
+        return all(map(_json_plain, value))
+    return False
 
 
 def image_rows_text(
@@ -100,17 +172,20 @@ def image_rows_text(
     level: int,
     option: int = 0,
     default: Any = None,
+    *,
+    shared: AllRows | None = None,
 ) -> bytes | memoryview | None:
     """``orjson.dumps`` of ``image.json_rows(start, stop)`` as the items of a list at
     ``level`` (each row on its own lines, rows separated by ``,\\n``, without brackets),
-    made from the columns; None when it declines (module docstring)."""
+    made from the columns; None when it declines (module docstring). ``shared`` holds
+    values made for all of ``image``'s rows at once (:class:`AllRows`)."""
     if stop <= start or level < 1 or option & ~SUPPORTED:
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
     from pyarrow import ArrowException
 
     try:
-        return _rows_text(image, start, stop, template, option | INDENT, default)
+        return _rows_text(image, start, stop, template, option | INDENT, default, shared)
     except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
         # a value the template does not lay out, or one orjson refuses: encoding the
         # rows' dicts gives orjson's bytes, or its error
@@ -247,6 +322,7 @@ def _rows_text(
     template: _Template,
     option: int,
     default: Any,
+    shared: AllRows | None = None,
 ) -> bytes | memoryview:
     details = image.details[start:stop]
     if set(map(type, details)) <= {type(None)}:
@@ -257,7 +333,7 @@ def _rows_text(
     begin = start
     for i in [*irregular, stop]:
         if begin < i:
-            pieces.append(_regular_text(image, begin, i, template, option, default))
+            pieces.append(_regular_text(image, begin, i, template, option, default, shared))
         if i < stop:
             # a row whose rule added details (merged into them, in their order):
             # orjson's text of its dict, at the row's indentation
@@ -280,6 +356,7 @@ def _regular_text(
     template: _Template,
     option: int,
     default: Any,
+    shared: AllRows | None = None,
 ) -> memoryview:
     """Rows ``start:stop`` (none with details of their rule), each after ``,\\n``:
     every slot's text for all the rows, joined row by row by Arrow."""
@@ -297,7 +374,7 @@ def _regular_text(
         for i, r in enumerate(image.rules)
         if i in used
     }
-    columns = _Columns(image, start, stop, option, default)
+    columns = _Columns(image, start, stop, option, default, shared)
     slots: list[Any] = []
     for slot in template.slots:
         if isinstance(slot, _Column):
@@ -335,10 +412,17 @@ class _Columns:
     """Each column's JSON text for rows ``start:stop`` (:meth:`make`)."""
 
     def __init__(
-        self, image: ImageFindings, start: int, stop: int, option: int, default: Any
+        self,
+        image: ImageFindings,
+        start: int,
+        stop: int,
+        option: int,
+        default: Any,
+        shared: AllRows | None = None,
     ) -> None:
         self.image, self.start, self.stop = image, start, stop
         self.option, self.default = option, default
+        self.shared = shared
         self.n = stop - start
         offsets = np.asarray(image.unit_offsets[start : stop + 1], dtype=np.int64)
         if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
@@ -357,16 +441,20 @@ class _Columns:
 
     # text inside quotes (the template holds the quotes)
     def _account(self, column: _Column) -> list[str]:
-        return _contents(self.image.account[self.start : self.stop])
+        return _contents_array(self.image.account[self.start : self.stop])
 
     def _region(self, column: _Column) -> list[str]:
-        return _contents(self.image.region[self.start : self.stop])
+        return _contents_array(self.image.region[self.start : self.stop])
 
     def _repository(self, column: _Column) -> list[str]:
-        return _contents(self.image.repository[self.start : self.stop])
+        return _contents_array(self.image.repository[self.start : self.stop])
 
     def _message(self, column: _Column) -> list[str]:
-        return _contents(self.image.texts()[self.start : self.stop])
+        if self.shared is not None:
+            every = self.shared.messages(self.start, self.n)
+            if every is not None:
+                return every
+        return _contents_array(self.image.texts()[self.start : self.stop])
 
     def _digest(self, column: _Column) -> Any:
         import pyarrow as pa
@@ -378,7 +466,11 @@ class _Columns:
     def _namespace(self, column: _Column) -> list[str]:
         return _tokens(self.image.namespace[self.start : self.stop], nullable=True)
 
-    def _template(self, column: _Column) -> list[str]:
+    def _template(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.templates(self.start, self.n)
+            if every is not None:
+                return every
         return _tokens(self.image._message_columns()[0][self.start : self.stop])
 
     def _bytes(self, column: _Column) -> Any:
@@ -398,15 +490,20 @@ class _Columns:
 
     # values after their opening bracket (the template holds it), from orjson
     def _tags(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.items(
+                "tags", column.indent, "[", self.option, self.default, self.start, self.n
+            )
+            if every is not None:
+                return every
         return self._items(self.image.tags[self.start : self.stop], column.indent, "[")
 
     def _unit_digests(self) -> Any:
         """The JSON text between its quotes of every digest of the rows' units."""
-        import pyarrow as pa
 
         if not hasattr(self, "_digests"):
             digests = self.image.unit_digests[int(self.offsets[0]) : int(self.offsets[-1])]
-            self._digests = pa.array(_contents(digests), type=pa.string())
+            self._digests = _contents_array(digests)
         return self._digests
 
     def _unit(self, column: _Column) -> Any:
@@ -420,6 +517,19 @@ class _Columns:
         return pc.binary_join(units, '",\n' + column.indent + '  "')
 
     def _params(self, column: _Column) -> Any:
+        if self.shared is not None:
+            every = self.shared.items(
+                "params", column.indent, "{", self.option, None, self.start, self.n
+            )
+            if every is not None:
+                return every
+        params = self.image._message_columns()[1][self.start : self.stop]
+        if set(map(type, params)) <= {dict}:
+            # the messages' own parameters: orjson writes them as it writes the copies
+            # json_rows makes, except a dataclass (json_rows makes it a dict of its
+            # fields) or anything else orjson would hand to ``default``: those decline
+            # (an extra pass to find them first cost as much as the encoding)
+            return self._items(params, column.indent, "{", natively=True)
         params = self.image.params_rows(self.start, self.stop, copy=False)
         return self._items(params, column.indent, "{")
 
@@ -436,7 +546,7 @@ class _Columns:
         if not len(present):
             return self._also_rows("")
         also = self.image.also[self.start : self.stop]
-        values = [also[i] for i in present.tolist()]
+        values = pick(also, present)
         texts = self._items(values, column.indent, "[")
         return _scatter(pa.repeat(pa.scalar(""), self.n), present, texts)
 
@@ -446,9 +556,9 @@ class _Columns:
     def _also_present(self) -> np.ndarray:
         """Positions of the rows with an ``also`` list."""
         if not hasattr(self, "_present"):
-            also = np.empty(self.n, dtype=object)
-            also[:] = self.image.also[self.start : self.stop]
-            self._present = np.flatnonzero(also != None)  # noqa: E711
+            also = self.image.also[self.start : self.stop]
+            has = map(operator.is_not, also, itertools.repeat(None))
+            self._present = np.flatnonzero(np.fromiter(has, dtype=bool, count=self.n))
         return self._present
 
     def _also_rows(self, text: str) -> Any:
@@ -461,132 +571,5 @@ class _Columns:
             return empty
         return _scatter(empty, present, pa.repeat(pa.scalar(text), len(present)))
 
-    def _items(self, values: list[Any], indent: str, opener: str) -> Any:
-        """Each value (every one a list, or every one a dict: ``opener``) as orjson
-        writes it at ``indent``, without its opening bracket, as an Arrow array: all of
-        them encoded in one call, as the items of a list at that indentation, and cut
-        where an item ends (the only lines at that indentation that open a list or
-        object: deeper lines are indented further, and strings hold no line break)."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        kinds = {list, tuple} if opener == "[" else {dict}
-        if not values or not set(map(type, values)) <= kinds:
-            raise _Decline(opener)
-        level = len(indent) // 2
-        wrapped: Any = values
-        for _ in range(level - 1):
-            wrapped = {"": wrapped}
-        text = orjson.dumps(wrapped, option=self.option, default=self.default)
-        head, tail = (part.encode() for part in _wrapping(level))
-        if not (text.startswith(head + opener.encode()) and text.endswith(tail)):
-            raise _Decline(opener)
-        if len(text) >= 2**31:
-            raise _Decline("size")
-        separator = np.frombuffer((",\n" + indent + opener).encode(), dtype=np.uint8)
-        width = len(separator)
-        data = np.frombuffer(text, dtype=np.uint8)
-        at = np.flatnonzero(data[width - 1 :] == separator[-1])  # where a separator may start
-        for k in range(width - 1):
-            at = at[data[at + k] == separator[k]]
-        if len(at) != len(values) - 1:
-            raise _Decline(opener)
-        # item i is text[at[i - 1] + width : at[i]]; each value is cut from the
-        # separator before it (the first from as many bytes of the head) and sliced
-        first = len(head) + 1 - width
-        ends = np.concatenate([[first], at, [len(text) - len(tail)]]).astype(np.int32)
-        cut = pa.Array.from_buffers(
-            pa.string(), len(values), [None, pa.py_buffer(ends), pa.py_buffer(text)]
-        )
-        return pc.utf8_slice_codeunits(cut, width)  # the separator's bytes are ASCII
-
-
-def _scatter(values: Any, positions: np.ndarray, replacements: Any) -> Any:
-    """``values`` (an Arrow array) with those at ``positions`` (ascending) replaced, in
-    order, by ``replacements``."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    mask = np.zeros(len(values), dtype=bool)
-    mask[positions] = True
-    return pc.replace_with_mask(values, pa.array(mask), replacements)
-
-
-def _iso_json(nanoseconds: np.ndarray) -> Any:
-    """The JSON text of :func:`~hygiene.findingtable.iso_strings` of each time
-    (``"2026-11-28T03:00:00Z"``, ``null`` for none), as an Arrow array: each distinct
-    day formatted once, hours, minutes and seconds from a table of two digits."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if nanoseconds.dtype != np.int64:
-        raise _Decline("time")
-    nat = nanoseconds == NAT
-    seconds = np.floor_divide(nanoseconds, 1_000_000_000)
-    seconds[nat] = 0
-    days, second_of_day = np.divmod(seconds, 86400)
-    unique_days, day = np.unique(days, return_inverse=True)
-    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).tolist()
-    hours, rest = np.divmod(second_of_day, 3600)
-    minutes, second = np.divmod(rest, 60)
-    digits = _two_digits()
-    text = pc.binary_join_element_wise(
-        pa.array(['"' + d + "T" for d in day_text], type=pa.string()).take(pa.array(day)),
-        digits.take(pa.array(hours)),
-        ":",
-        digits.take(pa.array(minutes)),
-        ":",
-        digits.take(pa.array(second)),
-        'Z"',
-        "",
-    )
-    if nat.any():
-        text = pc.replace_with_mask(
-            text, pa.array(nat), pa.repeat(pa.scalar("null"), int(nat.sum()))
-        )
-    return text
-
-
-@functools.cache
-def _two_digits() -> Any:
-    """``00`` to ``59`` as an Arrow array."""
-    import pyarrow as pa
-
-    return pa.array([f"{n:02d}" for n in range(60)], type=pa.string())
-
-
-def _wrapping(level: int) -> tuple[str, str]:
-    """What orjson writes around a non-empty list nested in ``level - 1`` objects of one
-    key ``""`` (indented): the text before its first item (at ``level``) and after its
-    last."""
-    head, tail = "", ""
-    for depth in range(level - 1):
-        head += "{\n" + "  " * (depth + 1) + '"": '
-        tail = "\n" + "  " * depth + "}" + tail
-    return head + "[\n" + "  " * level, "\n" + "  " * (level - 1) + "]" + tail
-
-
-def _plain(values: list[str]) -> bool:
-    """No string of ``values`` has a character orjson escapes (its text is its UTF-8
-    bytes between quotes)."""
-    joined = "".join(values)
-    return len(orjson.dumps(joined)) == len(joined.encode()) + 2
-
-
-def _contents(values: list[Any]) -> list[str]:
-    """The JSON text of each string between its quotes (orjson's escapes)."""
-    if not set(map(type, values)) <= {str}:
-        raise _Decline("text")
-    if _plain(values):
-        return values
-    return [orjson.dumps(v).decode()[1:-1] for v in values]
-
-
-def _tokens(values: list[Any], *, nullable: bool = False) -> list[str]:
-    """The JSON text of each string (or None, when ``nullable``), each distinct value
-    encoded once."""
-    kinds = {str, type(None)} if nullable else {str}
-    if not set(map(type, values)) <= kinds:
-        raise _Decline("text")
-    texts = {v: orjson.dumps(v).decode() for v in set(values)}
-    return list(map(texts.__getitem__, values))
+    def _items(self, values: list[Any], indent: str, opener: str, *, natively: bool = False) -> Any:
+        return _items_text(values, indent, opener, self.option, self.default, natively)

@@ -22,11 +22,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hygiene.findingjson import ImageRowsJson, image_rows_text
-from hygiene.findingtable import NAT, Findings, ImageFindings, RuleInfo
+from hygiene.findingjson import ImageRowsJson, finding_json, findings_text_chunks, image_rows_text
+from hygiene.findingtable import (
+    NAT,
+    Findings,
+    ImageFindings,
+    RuleInfo,
+    _plain,
+    all_plain,
+    english,
+    english_texts,
+    message_columns,
+)
+from hygiene.findingtext import AllRows, _contents, _contents_array
 from hygiene.jsonout import findings_chunks, list_items, write_document
 from hygiene.messages import Message
-from hygiene.model import FixSafety, Severity
+from hygiene.model import Finding, FixSafety, Severity
 from hygiene.report import exports
 from hygiene.report.findingrows import FindingRows
 from tests.conftest import examples
@@ -105,7 +116,8 @@ def image_findings(draw: Any, odd: bool = False) -> ImageFindings:
     return ImageFindings(
         rules=rules,
         rule=np.array([draw(st.integers(0, len(rules) - 1)) for _ in range(n)], dtype=np.int64),
-        rows=np.arange(n, dtype=np.int64),
+        # image rows in any order (AllRows reads values in the order of their rows)
+        rows=np.array(draw(st.permutations(range(n))), dtype=np.int64),
         account=[draw(TEXT) for _ in range(n)],
         region=[draw(TEXT) for _ in range(n)],
         repository=[draw(TEXT) for _ in range(n)],
@@ -273,3 +285,168 @@ def test_english_text_is_what_a_message_renders(template: str, params: dict[str,
     assert english(message, by_name) == expected  # the template's check, cached
     assert english(message) == expected
     assert english("plain text") == "plain text"
+
+
+# --------------------------------------------------------------------------- round 4
+# every fast path of the scan document against the obvious path it replaces
+
+
+@SETTINGS
+@given(
+    image_findings(odd=True) | image_findings(),
+    st.integers(1, 3),
+    st.sampled_from([(0, None), (EXPORT, str)]),
+    st.integers(1, 4),
+)
+def test_chunks_sharing_values_made_for_all_rows_give_the_same_bytes(
+    image: ImageFindings, level: int, options: tuple[int, Any], chunk: int
+) -> None:
+    """The document's chunks share an :class:`AllRows` (parameters, tags, templates and
+    messages made once, in creation order, taken in the rows' order): the bytes are
+    orjson's of the rows' dicts, for any chunking and order of image rows, and a value
+    AllRows declines (a dataclass) leaves the chunk to the dict path as before."""
+    option, default = options
+    shared = AllRows(image)
+    chunks = [ImageRowsJson(image, a, min(a + chunk, len(image)), shared)
+              for a in range(0, len(image), chunk)]  # fmt: skip
+    try:
+        expected = dict_path(image, level, option, default)
+    except orjson.JSONEncodeError as error:
+        with pytest.raises(orjson.JSONEncodeError, match=str(error)):
+            b"".join(list_items(chunks, level=level, option=option, default=default))
+        return
+    made = b"".join(list_items(chunks, level=level, option=option, default=default))
+    assert made == expected
+
+
+def test_all_rows_reads_values_in_creation_order_and_puts_them_back() -> None:
+    """Rows whose image rows run backwards: every shared column is in the rows' order."""
+    image = sample(6)
+    image.rows = image.rows[::-1].copy()
+    image.message[3] = Message("other %(x)s", {"x": [1, {"y": None}]})
+    shared = AllRows(image)
+    made = b"".join(list_items(
+        [ImageRowsJson(image, 0, 4, shared), ImageRowsJson(image, 4, 6, shared)], level=2
+    ))  # fmt: skip
+    assert made == dict_path(image, 2, 0, None)
+    assert shared.templates(0, 6) is not None and shared.messages(0, 6) is not None
+
+
+def test_findings_text_chunks_share_one_all_rows() -> None:
+    findings = Findings(sample(7), [])
+    chunks = list(findings_text_chunks(findings, 3))
+    assert [(c.start, c.stop) for c in chunks] == [(0, 3), (3, 6), (6, 7)]
+    assert len({id(c.shared) for c in chunks}) == 1 and chunks[0].shared is not None
+
+
+MESSAGES = st.lists(
+    st.builds(Message, st.lists(PIECES, max_size=6).map("".join), SCALAR_PARAMS)
+    | st.builds(Message, st.sampled_from(["%(age)s days", "100%% %(n)s", "plain"]),
+                st.fixed_dictionaries({"age": SCALAR, "n": SCALAR}) | st.just({}))
+    | st.builds(Message, st.just("%(x)s"), st.fixed_dictionaries({"x": JSON_VALUES}))
+    | TEXT,
+    max_size=12,
+)  # fmt: skip
+
+
+@SETTINGS
+@given(MESSAGES, st.randoms(use_true_random=False), st.integers(1, 5))
+def test_english_texts_are_english_of_each_message(
+    messages: list[Any], random: Any, block: int
+) -> None:
+    """Block by block (of any size), in any order, with the template % params map where
+    a block allows it: the texts (or the error) of english() message by message."""
+    import hygiene.findingtable as findingtable
+
+    errors: set[type[Exception]] = set()
+    for message in messages:
+        try:
+            english(message, {})
+        except Exception as error:  # a template its parameters do not fill
+            errors.add(type(error))
+    # a message that fails fails the lot (the first in the order rendered)
+    expected = None if errors else [english(m, {}) for m in messages]
+    kind = tuple(errors)
+    order = np.array(random.sample(range(len(messages)), len(messages)), dtype=np.int64)
+    saved = findingtable.ENGLISH_BLOCK
+    findingtable.ENGLISH_BLOCK = block
+    try:
+        for how in (None, order):
+            if expected is None:
+                with pytest.raises(kind):
+                    english_texts(messages, how)
+            else:
+                assert english_texts(messages, how) == expected
+    finally:
+        findingtable.ENGLISH_BLOCK = saved
+
+
+def test_english_texts_fill_in_plain_blocks_and_render_the_others() -> None:
+    messages: list[Any] = [Message("%(n)s of %(total)s", {"n": i, "total": 9}) for i in range(5)]
+    messages += [Message("100%% done", {}), Message("%(n)r left", {"n": 3}), "plain text"]
+    messages += [Message("%(names)s", {"names": ["a", "b"]}), Message("none", {"x": None})]
+    assert english_texts(messages) == [
+        "0 of 9", "1 of 9", "2 of 9", "3 of 9", "4 of 9",
+        "100%% done", "'3' left", "plain text", "a, b", "none",
+    ]  # fmt: skip
+    assert english_texts(messages) == [m.render() if isinstance(m, Message) else m
+                                       for m in messages]  # fmt: skip
+
+
+@SETTINGS
+@given(MESSAGES | st.lists(st.builds(Message, TEXT, st.dictionaries(TEXT, JSON_VALUES))))
+def test_message_columns_and_plain_check_are_the_loops_they_replace(messages: list[Any]) -> None:
+    templates, params = message_columns(messages)
+    assert templates == [m.template if isinstance(m, Message) else "" for m in messages]
+    assert params == [m.params if isinstance(m, Message) else {} for m in messages]
+    own = [(p, m.params) for p, m in zip(params, messages, strict=True) if isinstance(m, Message)]
+    assert all(a is b for a, b in own)  # the messages' own mappings, not copies
+    assert all_plain(params) == all(_plain(p) for p in params)
+
+
+def test_plain_check_takes_any_mapping() -> None:
+    from types import MappingProxyType
+
+    assert all_plain([{"a": 1}, MappingProxyType({"b": "x"})])
+    assert not all_plain([{"a": 1}, MappingProxyType({"b": [1]})])
+    assert not all_plain([{"a": 1}, {"b": Point(1, "p")}])
+    assert all_plain([])
+
+
+@SETTINGS
+@given(st.lists(TEXT | st.just("sha256:" + "ab" * 32), max_size=6))
+def test_text_contents_as_an_arrow_array_are_orjsons(values: list[str]) -> None:
+    assert _contents_array(values).to_pylist() == _contents(values)
+
+
+def test_text_contents_decline_what_orjson_refuses_or_is_not_text() -> None:
+    from hygiene.findingtext import _Decline
+
+    with pytest.raises(_Decline):
+        _contents_array(["a", None])  # type: ignore[list-item]
+    with pytest.raises(UnicodeEncodeError):  # declined by image_rows_text, as orjson's error
+        _contents_array(["\ud800"])
+
+
+POINTS = st.builds(Point, st.integers(-(2**63), 2**63 - 1), TEXT)
+DETAILS = st.dictionaries(TEXT, JSON_VALUES | st.tuples(JSON_SCALARS) | POINTS, max_size=3)
+
+
+@SETTINGS
+@given(
+    st.builds(
+        Finding,
+        code=TEXT, rule=TEXT, severity=st.sampled_from(Severity), account=TEXT, region=TEXT,
+        repository=st.none() | TEXT, namespace=st.none() | TEXT, message=TEXT, fix=TEXT,
+        fix_safety=st.sampled_from(FixSafety), image_digest=st.none() | TEXT,
+        tags=st.lists(TEXT, max_size=2).map(tuple), bytes=st.integers(0, 2**40),
+        details=DETAILS, message_template=TEXT, message_params=DETAILS,
+    )
+)  # fmt: skip
+def test_finding_json_writes_what_to_json_writes(finding: Finding) -> None:
+    """Other findings in the document: the same dict (and bytes) as ``to_json()``; a
+    dataclass in the details or parameters goes through ``asdict`` as before."""
+    made = finding_json(finding)
+    assert made == finding.to_json()
+    for option in (orjson.OPT_INDENT_2, orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS):
+        assert orjson.dumps(made, option=option) == orjson.dumps(finding.to_json(), option=option)
