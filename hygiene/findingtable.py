@@ -293,8 +293,8 @@ def message_columns(messages: list[Any]) -> tuple[list[str], list[Any]]:
     """Each message's template and parameters (its own mapping): "" and {} for plain
     text from a rule without a template. Read with :func:`operator.attrgetter` when all
     are :class:`Message` (a million messages: a loop in Python took over a second; in
-    memory order, :func:`memory_order`, it was no faster, as each message is read
-    once)."""
+    creation order, :meth:`ImageFindings.creation_order`, it was no faster, as each
+    message is read once)."""
     if set(map(type, messages)) == {Message}:
         return list(map(_TEMPLATE, messages)), list(map(_PARAMS, messages))
     templates: list[str] = []
