@@ -322,17 +322,20 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
     repository, digest as text) counted once, at the largest size a finding gave it."""
     import pandas as pd
 
+    from hygiene.grouping import combined
+
     keep = np.array([bool(d) and d is not MISSING for d in columns.digest], dtype=bool)
     codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
     out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
     out[None] = 0
     if not keep.any():
         return out
-    key = np.zeros(int(keep.sum()), dtype=np.int64)
-    for values in (columns.account, columns.region, columns.repository, columns.digest):
-        kept = np.asarray(values, dtype=object)[keep]
-        part, distinct = _text_codes(kept)
-        key, _ = pd.factorize(key * distinct + part)  # stays below len(keep) ** 2
+    key = combined(
+        np.zeros(int(keep.sum()), dtype=np.int64),
+        (np.asarray(values, dtype=object)[keep]
+         for values in (columns.account, columns.region, columns.repository, columns.digest)),
+        _text_codes,
+    )  # fmt: skip
     size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())

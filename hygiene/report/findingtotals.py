@@ -10,8 +10,8 @@ stays listed where someone acts on it: ``*-images.csv`` (what a deletion proposa
 delete), ``*-kept.csv`` (what a protection kept) and the scan document (every finding).
 
 Counting is done on the engine's columns (:class:`~hygiene.findingtable.ImageFindings`)
-with pandas; only the findings given as rows (rules that only report) are counted in
-Python, and there are few of them.
+with :mod:`hygiene.grouping`; only the findings given as rows (rules that only report)
+are counted in Python, and there are few of them.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from hygiene.findingtable import NAT, english, iso_strings
+from hygiene.grouping import groups
 
 GROUP = ["code", "rule", "severity", "fix_safety", "account", "region", "repository", "namespace"]
 """What the image findings counted in one row share."""
@@ -52,38 +52,32 @@ def total_rows(rows: Any) -> list[dict[str, Any]]:
 
 
 def _column_totals(image: Any, positions: np.ndarray | None) -> list[dict[str, Any]]:
-    """Totals of the engine's image findings (``positions``: a selection of them). Each
-    key column is numbered once (``pandas.factorize``) and the numbers are combined into
-    one group number per finding; counts, sums, oldest and newest are numpy reductions
-    over the findings sorted by group."""
+    """Totals of the engine's image findings (``positions``: a selection of them), grouped
+    with :func:`hygiene.grouping.groups`: counts, sums, oldest and newest are numpy
+    reductions over the findings sorted by group."""
     at = np.arange(len(image)) if positions is None else np.asarray(positions, dtype=np.int64)
     if not len(at):
         return []
-    key = np.asarray(image.rule, dtype=np.int64)[at]
+    columns = []
     for values in (image.account, image.region, image.repository, image.namespace):
         column = np.empty(len(values), dtype=object)
         column[:] = values
-        codes, uniques = pd.factorize(column[at] if positions is not None else column,
-                                      use_na_sentinel=False)  # fmt: skip
-        # numbered again after each column: below the row count, so the product fits
-        key, _ = pd.factorize(key * len(uniques) + codes)
-    # factorize numbers in order of first appearance: group g's first finding comes
-    # before group g + 1's, so the rows keep the engine's order (rule, repository, push)
-    counts = np.bincount(key)
-    order = np.argsort(key, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    first = at[order[starts]]
-    pushed = np.asarray(image.pushed_at, dtype=np.int64)[at][order]
+        columns.append(column[at] if positions is not None else column)
+    # groups in order of first appearance: the rows keep the engine's order (rule,
+    # repository, push time)
+    grouped = groups(np.asarray(image.rule, dtype=np.int64)[at], columns)
+    first = at[grouped.first]
+    pushed = np.asarray(image.pushed_at, dtype=np.int64)[at]
     latest = np.iinfo(np.int64).max
-    oldest = np.minimum.reduceat(np.where(pushed == NAT, latest, pushed), starts)
+    oldest = grouped.reduce(np.minimum, np.where(pushed == NAT, latest, pushed))
     oldest[oldest == latest] = NAT  # no time at all: NaT
-    newest = np.maximum.reduceat(pushed, starts)  # NaT is the smallest: it never wins
-    pulled = np.maximum.reduceat(np.asarray(image.last_pull, dtype=np.int64)[at][order], starts)
-    sizes = np.add.reduceat(np.asarray(image.bytes, dtype=np.int64)[at][order], starts)
+    newest = grouped.reduce(np.maximum, pushed)  # NaT is the smallest: it never wins
+    pulled = grouped.reduce(np.maximum, np.asarray(image.last_pull, dtype=np.int64)[at])
+    sizes = grouped.reduce(np.add, np.asarray(image.bytes, dtype=np.int64)[at])
     times = zip(iso_strings(oldest), iso_strings(newest), iso_strings(pulled), strict=True)
     out: list[dict[str, Any]] = []
     for position, count, size, (old, new, last) in zip(
-        first.tolist(), counts.tolist(), sizes.tolist(), times, strict=True
+        first.tolist(), grouped.counts.tolist(), sizes.tolist(), times, strict=True
     ):
         info = image.rules[int(image.rule[position])]
         shared = {

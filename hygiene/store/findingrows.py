@@ -127,11 +127,11 @@ def image_totals(findings: Iterable[Finding]) -> list[list[Any]]:
 
     A columnar :class:`~hygiene.findingtable.Findings` is read from its columns (its
     image findings, and the image findings among its objects, the rules that only
-    report); each key column is hashed to numbers once (``pandas.factorize``), the keys
-    are combined into one number per finding, and counts and byte sums are taken with
-    numpy, in whole numbers."""
+    report), grouped with :func:`hygiene.grouping.groups`: counts and byte sums are taken
+    with numpy, in whole numbers."""
     import numpy as np
-    import pandas as pd
+
+    from hygiene.grouping import groups
 
     image = getattr(findings, "image", None)
     objects: Iterable[Finding] = findings.other if image is not None else findings  # type: ignore[attr-defined]
@@ -173,23 +173,15 @@ def image_totals(findings: Iterable[Finding]) -> list[list[Any]]:
         size_parts.append(np.array([int(f.bytes) for f in loose], dtype=np.int64))
     if not rule_parts:
         return [[] for _ in TOTAL_KEYS]
-    key = np.concatenate(rule_parts)
     sizes = np.concatenate(size_parts)
     texts = []
     for values in (account, region, repository, namespace):
         column = np.empty(len(values), dtype=object)
-        column[:] = values
-        codes, uniques = pd.factorize(column, use_na_sentinel=False)  # None: its own code
-        # numbered again after each column: below the row count, so the product fits
-        key, _ = pd.factorize(key * len(uniques) + codes)
+        column[:] = values  # None: its own value
         texts.append(column)
-    # factorize numbers in order of first appearance: group g's first finding comes
-    # before group g + 1's
-    counts = np.bincount(key)
-    order = np.argsort(key, kind="stable")
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    first = order[starts]
-    totals = np.add.reduceat(sizes[order], starts)
+    grouped = groups(np.concatenate(rule_parts), texts)
+    first = grouped.first
+    totals = grouped.reduce(np.add, sizes)
     rule_of = np.concatenate(rule_parts)[first].tolist()
     rules = list(signatures)
     return [
@@ -198,7 +190,7 @@ def image_totals(findings: Iterable[Finding]) -> list[list[Any]]:
         [rules[r][2] for r in rule_of],
         [rules[r][3] for r in rule_of],
         *(column[first].tolist() for column in texts),
-        counts.tolist(),
+        grouped.counts.tolist(),
         totals.tolist(),
     ]
 
