@@ -311,6 +311,10 @@ def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]
 
 
 PROPOSAL_CHUNK = 200  # proposals encoded at a time by write_json
+# findings encoded at a time by write_json: each chunk's text is one object of ~1.1 MiB
+# (5,000 image findings, 5.5 MiB, kept the kernel busy 1-3 s longer at a million
+# images: docs/benchmarks.md, "Round 5")
+FINDINGS_CHUNK = 1_000
 
 
 @dataclass
@@ -344,7 +348,8 @@ class ScanResult:
             [
                 ("run", self.inventory.run.to_json()),
                 ("inventory", self.inventory.summary()),
-                ("findings", findings_chunks(self.findings, copy=False)),  # encoded only
+                # encoded only (copy=False)
+                ("findings", findings_chunks(self.findings, FINDINGS_CHUNK, copy=False)),
                 ("kept", Chunks.of(self.kept, KeptImage.to_json)),
                 # a delete proposal's evidence lists every image of it: few at a time
                 (

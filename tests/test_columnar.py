@@ -167,6 +167,7 @@ def test_streamed_document_is_byte_for_byte_the_standard_one(document: dict[str,
 
 def test_scan_json_is_byte_for_byte_the_standard_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("hygiene.scan.PROPOSAL_CHUNK", 7)  # several chunks of proposals
+    monkeypatch.setattr("hygiene.scan.FINDINGS_CHUNK", 97)  # and of findings
     inventory = synthetic_inventory(3_000, 30)
     config = bench_config()
     evaluation = evaluate(inventory, config, NOW, in_use=[])
