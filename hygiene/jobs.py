@@ -203,8 +203,9 @@ def _scan_errors(inventory: Inventory) -> list[str]:
     ]
 
 
-def _stopped(run: _Run, stop: threading.Event, where: str) -> bool:
-    if stop.is_set():
+def _stopped(run: _Run, stop: threading.Event | bool, where: str) -> bool:
+    """Record a stop request (``stop`` set, or True: it was when the job looked)."""
+    if stop is True or (not isinstance(stop, bool) and stop.is_set()):
         run.incomplete(f"stopped by request {where}")
         log.warning("%s run %s: stop requested; stopping %s", run.kind, run.run_id, where)
         return True
@@ -219,16 +220,20 @@ def _scan(
     if deps.pin_trust is not None:
         with run.stage("pin trust"):
             deps.pin_trust(config, run.run_id)
+    ahead: _Ahead | None = None
     with run.stage("collect"):
         inventory = deps.collect(config, stop)
+        stopped = stop.is_set()  # looked at here, as when collect did all its work itself
+        if deps.collected is not None:
+            ahead = _evaluate_while_collected(deps, inventory, config, now, stopped)
     run.add_calls(inventory.run.api_calls)
     run.counts.update(inventory.summary())
     for message in _scan_errors(inventory):
         run.incomplete(message)
-    if _stopped(run, stop, "after collect"):
+    if _stopped(run, stopped, "after collect"):
         return None
     with run.stage("evaluate"):
-        evaluation = deps.evaluate(inventory, config, now)
+        evaluation = ahead.result() if ahead else deps.evaluate(inventory, config, now)
     with run.stage("plan"):
         proposals = deps.plan(evaluation, inventory, config, now)
     with run.stage("store"):
@@ -237,6 +242,44 @@ def _scan(
     run.counts["kept"] = len(evaluation.kept)
     run.counts["proposals"] = len(stored)
     return inventory, evaluation, stored
+
+
+class _Ahead:
+    """The outcome of ``evaluate`` run ahead of its stage: its value, or the exception
+    it raised, raised again in the evaluate stage."""
+
+    def __init__(self, deps: JobDeps, inventory: Inventory, config: Config, now: datetime):
+        self._value: Any = None
+        self._error: Exception | None = None
+        try:
+            self._value = deps.evaluate(inventory, config, now)
+        except Exception as exc:
+            self._error = exc
+
+    def result(self) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+def _evaluate_while_collected(
+    deps: JobDeps, inventory: Inventory, config: Config, now: datetime, stopped: bool
+) -> _Ahead | None:
+    """Evaluate (pure: it only reads the inventory) while what collect left running
+    (``deps.collected``: the wired one writes the parquet snapshot in a thread) ends, then
+    wait for that: its error fails the collect stage, before the inventory is counted,
+    as when collect wrote the snapshot itself. Nothing is evaluated after a stop."""
+    assert deps.collected is not None
+    try:
+        ahead = None if stopped else _Ahead(deps, inventory, config, now)
+    except BaseException:  # KeyboardInterrupt in the rules: the job fails; wait anyway
+        try:
+            deps.collected()
+        except Exception:
+            log.exception("collect's background work failed too")
+        raise
+    deps.collected()
+    return ahead
 
 
 def _apply(

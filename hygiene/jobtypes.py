@@ -106,6 +106,9 @@ class JobDeps:
     (objects with an ``ok`` flag: true when the delivery reached a person); a report
     counts as ``notified`` only when one did, and a report none of whose deliveries
     succeeded degrades the run. ``alert(RunAlert)`` tells the admins.
+    ``collected()``, when given, waits for what ``collect`` left running in a thread (the
+    wired one: the parquet snapshot) and raises what it raised; the job runs ``evaluate``
+    (pure) meanwhile and calls it inside the collect stage, so its error fails collect.
     ``pin_trust(config, run_id)`` pins the trust policy of ``config`` in the store
     (:meth:`hygiene.store.Store.pin_trust`); None leaves the pin alone (tests).
     """
@@ -123,6 +126,7 @@ class JobDeps:
     alert: Callable[[RunAlert], Any]
     clock: Callable[[], datetime] = _utcnow
     pin_trust: Callable[[Config, Any], Any] | None = None
+    collected: Callable[[], Any] | None = None
     context: Any = None  # the wiring's shared state (the demo reads reports from it)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from hygiene.authz.identity import DEMO_TOKEN_ENV, demo_context
 from hygiene.authz.policy import TrustPolicy, configured_accounts
+from hygiene.background import InBackground
 from hygiene.config import Config
 from hygiene.inventory import Inventory, ScanCoverage
 from hygiene.jobtypes import ApplySummary, JobDeps, RunAlert
@@ -199,6 +200,7 @@ class Wired:
     # the delivery channels (None: those configured, built when a report is sent)
     channels: Sequence[Channel] | None = None
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
+    _snapshot_write: InBackground[Path] | None = None
 
     # -- registry
     def registry(self) -> RegistryHandle:
@@ -235,9 +237,24 @@ class Wired:
             add_in_use(self.inventory, self.registry().discover(config))
         else:
             self.inventory = collect(self.registry(), config, progress=None, stop=stop)
-        out_dir = self.out_dir or config.policy.report.out_dir
-        self.snapshot = save_snapshot(self.inventory, out_dir / "snapshots")
+        self.start_snapshot(self.out_dir or config.policy.report.out_dir)
         return self.inventory
+
+    def start_snapshot(self, out_dir: Path) -> None:
+        """Start writing the inventory's parquet snapshot to ``out_dir/snapshots`` in a
+        thread: pyarrow encodes and writes it without the GIL while the job evaluates
+        (the rules only read the inventory). :meth:`collected` waits for it."""
+        assert self.inventory is not None
+        self._snapshot_write = InBackground(
+            save_snapshot, self.inventory, out_dir / "snapshots", name="snapshot"
+        )
+
+    def collected(self) -> None:
+        """Wait for the snapshot :meth:`collect` started; raises what writing it raised
+        (``JobDeps.collected``: the job fails its collect stage with it)."""
+        pending, self._snapshot_write = self._snapshot_write, None
+        if pending is not None:
+            self.snapshot = pending.result()
 
     def evaluate(self, inventory: Inventory, config: Config, now: datetime) -> Any:
         self.evaluation = evaluate_rules(inventory, config, now)
@@ -432,6 +449,7 @@ def build_job_deps(
         notify=wired.notify,
         alert=wired.alert,
         pin_trust=wired.pin_trust,
+        collected=wired.collected,
         context=wired,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,44 @@ def test_a_clear_text_smtp_login_is_refused_off_this_machine(host, allow, refuse
         SmtpTransport(settings, credentials=credentials)
     SmtpTransport(settings)  # no login: nothing to protect
     SmtpTransport(settings.model_copy(update={"security": "starttls"}), credentials=credentials)
+
+
+def test_a_snapshot_that_cannot_be_written_fails_the_nightly_run_at_collect(
+    registry, tmp_path, capsys
+) -> None:
+    """The snapshot is written in a thread while the rules run; when it cannot be
+    written the run fails at collect, exit 1, nothing counted, stored or reported: as
+    when collect wrote it before returning."""
+    directory = rules(tmp_path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "snapshots").write_text("a file where the directory should be")
+    code = run_cli(cli, ["run", "nightly", "--rules-dir", str(directory)])
+    assert code == 1
+    store = Store(str(tmp_path / "hygiene.db"))
+    (run,) = store.runs()
+    assert run.status == "failed"
+    assert run.errors == [f"collect: FileExistsError: [Errno 17] File exists: "
+                          f"'{tmp_path / 'out' / 'snapshots'}'"]  # fmt: skip
+    assert run.counts == {} and run.api_calls == {}
+    assert store.proposals() == []
+    # no report: only the alert the failure sent (to a file: no channel is configured)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["alerts", "snapshots"]
+    capsys.readouterr()
+
+
+def test_the_snapshot_written_alongside_the_rules_is_the_collected_inventory(
+    registry, tmp_path, now
+) -> None:
+    from hygiene.config import load_config
+    from hygiene.inventory import write_snapshot
+    from hygiene.jobs import run_nightly
+    from hygiene.wiring import build_job_deps
+
+    config = load_config(rules(tmp_path))
+    deps = build_job_deps(config, out_dir=tmp_path / "out", send=False)
+    assert run_nightly(deps, config, now, threading.Event()).exit_code == 0
+    wired = deps.context
+    (written,) = (tmp_path / "out" / "snapshots").iterdir()
+    assert wired.snapshot == written
+    again = write_snapshot(wired.inventory, tmp_path / "again.parquet")  # after the job
+    assert again.read_bytes() == written.read_bytes()
