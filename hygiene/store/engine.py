@@ -66,9 +66,14 @@ def make_engine(url: str) -> Engine:
 
 
 def alembic_config(engine: Engine) -> AlembicConfig:
+    """Alembic's configuration for ``engine``. Its options are read with Python's
+    ``configparser``, where ``%`` starts an interpolation: a URL's percent-encoded
+    characters (a password's ``@`` as ``%40``, a ``%`` in a file name) are doubled, or
+    opening the store failed with ``invalid interpolation syntax``."""
     config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    url = engine.url.render_as_string(hide_password=False)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
 

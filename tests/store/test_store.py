@@ -49,6 +49,32 @@ def test_sqlite_uses_wal(tmp_path) -> None:
     store.close()
 
 
+def test_a_percent_in_the_url_opens_the_store(tmp_path) -> None:
+    """A file name with ``%`` (the URL says ``%25``): Alembic reads its options with
+    configparser, which took the ``%`` for an interpolation and failed with a
+    traceback."""
+    directory = tmp_path / "100% lab"
+    directory.mkdir()
+    with Store(f"sqlite:///{directory / 'hygiene.db'}") as store:
+        assert store.runs() == []
+    assert (directory / "hygiene.db").is_file()
+
+
+@pytest.mark.integration
+def test_a_password_with_url_escapes_opens_the_postgresql_store(postgres_server) -> None:
+    """A password with ``@``, ``%`` and ``:`` goes in the URL percent-encoded; the test
+    server trusts local connections, so any password is accepted (what is checked is
+    that the URL survives the migrations' configuration)."""
+    from urllib.parse import quote
+
+    url = postgres_server.create_database()
+    password = quote("p@ss:50%/w", safe="")
+    with_password = url.replace("postgres@", f"postgres:{password}@", 1)
+    assert "%40" in with_password and "%25" in with_password
+    with Store(with_password) as store:
+        assert store.runs() == []
+
+
 def test_bad_url_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="unsupported database"):
         Store("nosuchdb://x/y")
