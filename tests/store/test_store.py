@@ -515,3 +515,45 @@ def test_an_old_snapshot_never_moves_the_scan_history_back(store: Store) -> None
     key = (ACCOUNT, REGION, "suporte/api")
     assert store.repository_scans([key])[key].last_scan_run == "new"
     assert store.get(api.id).confirmed_by == "new"  # nor the confirmation
+
+
+def test_toast_compression_is_lz4_only_where_the_server_offers_it() -> None:
+    from hygiene.store.engine import toast_compression
+
+    assert toast_compression(["pglz", "lz4"]) == "lz4"
+    assert toast_compression(["pglz"]) is None
+    assert toast_compression(None) is None
+
+
+@pytest.mark.integration
+def test_postgresql_sessions_compress_with_the_best_method_the_server_has(
+    postgres_server,
+) -> None:
+    """The test server was built without lz4: its sessions keep pglz, and a value large
+    enough to be compressed reads back the same (the setting is asked on every new
+    connection, and survives the pool's rollback)."""
+    from hygiene.store.engine import make_engine
+
+    engine = make_engine(postgres_server.create_database())
+    try:
+        with engine.connect() as connection:
+            offered = connection.exec_driver_sql(
+                "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+            ).scalar()
+            expected = "lz4" if "lz4" in offered else "pglz"
+            assert connection.exec_driver_sql("SHOW default_toast_compression").scalar() == (
+                expected
+            )
+            connection.exec_driver_sql("CREATE TABLE big (value json)")
+            value = '{"images": [' + ", ".join(['"sha256:' + "a" * 64 + '"'] * 500) + "]}"
+            connection.exec_driver_sql("INSERT INTO big VALUES (%(v)s)", {"v": value})
+            connection.commit()
+            method = connection.exec_driver_sql(
+                "SELECT pg_column_compression(value) FROM big"
+            ).scalar()
+            assert method == expected  # 36 KB: compressed, with the session's method
+            assert connection.exec_driver_sql("SELECT value::text FROM big").scalar() == value
+        with engine.connect() as again:  # back from the pool: the setting is still there
+            assert again.exec_driver_sql("SHOW default_toast_compression").scalar() == expected
+    finally:
+        engine.dispose()
