@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from hygiene.configtypes import normalise_store_url
 from hygiene.errors import StoreError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 normalise_url = normalise_store_url  # one definition, shared with the config check
@@ -69,6 +71,8 @@ def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
             method = toast_compression(list(row[0]) if row and row[0] else None)
             if method is not None:
                 cursor.execute(f"SET default_toast_compression = '{method}'")
+    except Exception as exc:  # only speed is lost: the store must still open
+        log.info("PostgreSQL: default compression kept (%s)", exc)
     finally:
         dbapi_connection.autocommit = autocommit
 
