@@ -557,3 +557,19 @@ def test_postgresql_sessions_compress_with_the_best_method_the_server_has(
             assert again.exec_driver_sql("SHOW default_toast_compression").scalar() == expected
     finally:
         engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_failure_choosing_the_compression_never_stops_the_store(
+    postgres_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hygiene.store.engine as engine_module
+
+    def broken(_available: Any) -> str | None:
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(engine_module, "toast_compression", broken)
+    with Store(postgres_server.create_database()) as store:
+        assert store.runs() == []
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
