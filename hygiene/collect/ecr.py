@@ -19,7 +19,6 @@ from the start: nothing of a failed read is kept.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import random
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
+from hygiene.collect.scanconfig import registry_scan_rules, scan_frequency_for
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 from hygiene.imageframes import ImageFrames
@@ -174,33 +174,6 @@ def _repository_record(repo: Mapping[str, Any], region: str) -> dict[str, Any]:
         "encryption": encryption.get("encryptionType", "AES256"),
         "kms_key": encryption.get("kmsKey"),
     }
-
-
-def registry_scan_rules(client: Any) -> list[tuple[str, list[str]]]:
-    """(frequency, wildcard filters) of the registry scanning configuration.
-
-    Registry-level rules (basic scan-on-push filters, or enhanced scanning on push or
-    continuously) satisfy Security Hub ECR.1 even when a repository's own
-    ``scanOnPush`` is false, so SC001 must know them.
-    """
-    config = client.get_registry_scanning_configuration().get("scanningConfiguration", {})
-    rules = []
-    for rule in config.get("rules", []):
-        filters = [f["filter"] for f in rule.get("repositoryFilters", [])]
-        rules.append((str(rule.get("scanFrequency", "MANUAL")), filters))
-    return rules
-
-
-def scan_frequency_for(repository: str, rules: list[tuple[str, list[str]]]) -> str | None:
-    """The strongest registry scanning rule matching ``repository`` (or None)."""
-    matched = {
-        freq for freq, filters in rules if any(fnmatch.fnmatchcase(repository, f) for f in filters)
-    }
-    if "CONTINUOUS_SCAN" in matched:
-        return "continuous"
-    if "SCAN_ON_PUSH" in matched:
-        return "on-push"
-    return None
 
 
 # --------------------------------------------------------------------------- images

@@ -24,8 +24,8 @@ from hygiene.collect.ecr import (
     list_images,
     list_repositories,
     read_manifests,
-    scan_frequency_for,
 )
+from hygiene.collect.scanconfig import scan_frequency_for
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 
