@@ -15,11 +15,16 @@ in one sitting and alternating, it runs in fresh processes:
   file and its snapshot to a temporary directory: start-up, collection, rules, plan and
   the JSON document.
 
+One run of each comes first and is not timed: it warms the disk caches and moto, which
+builds its emulation of ECS, Lambda and Batch when they are first called (the scan's
+in-use discovery calls them; the floor does not).
+
 It prints the median wall time of each over ``--repeat`` runs and, last, the ratio
 ``hygiene scan / floor`` per size.
 
     python -m benchmarks.scan                       # 200×50 and 1,000×100, 3 runs each
     python -m benchmarks.scan --sizes 200x50 --repeat 5 --latency 0.02
+    python -m benchmarks.scan --sizes 200x50 --baseline ../main   # A/B in one sitting
 """
 
 from __future__ import annotations
@@ -147,52 +152,78 @@ def _environment() -> dict[str, str]:
     return env
 
 
-def _timed(command: list[str], stdout: Any) -> float:
+def _timed(command: list[str], stdout: Any, cwd: Path = CHECKOUT) -> float:
     started = time.perf_counter()
     subprocess.run(
         command,
         check=False,
         stdout=stdout,
         stderr=subprocess.DEVNULL,
-        cwd=CHECKOUT,
+        cwd=cwd,
         env=_environment(),
     )
     return time.perf_counter() - started
 
 
-def run_size(repositories: int, images: int, latency: float, repeat: int) -> dict[str, Any]:
+def scan_command(checkout: Path, endpoint_url: str, snapshots: Path) -> list[str]:
+    """``hygiene scan --format json`` of ``checkout`` (its own virtual environment's
+    ``hygiene`` and its ``rules/``) against ``endpoint_url``."""
+    hygiene = (
+        Path(sys.executable).with_name("hygiene")
+        if checkout == CHECKOUT
+        else checkout / ".venv" / "bin" / "hygiene"
+    )
+    return [
+        str(hygiene),
+        "scan",
+        "--endpoint-url",
+        endpoint_url,
+        "--region",
+        "us-east-1",
+        "--rules-dir",
+        str(checkout / "rules"),
+        "--format",
+        "json",
+        "--snapshot-dir",
+        str(snapshots),
+        "--no-progress",
+        "--fail-on",
+        "never",
+    ]
+
+
+def run_size(
+    repositories: int, images: int, latency: float, repeat: int, baseline: Path | None = None
+) -> dict[str, Any]:
     from hygiene_demo.faults import FaultProxy
     from hygiene_demo.registry import EmbeddedRegistry
     from hygiene_demo.scale import seed_scale_registry
 
-    hygiene = str(Path(sys.executable).with_name("hygiene"))
     work = Path(tempfile.mkdtemp(prefix="hygiene-scan-bench-"))
     floors: list[float] = []
     scans: list[float] = []
+    baseline_scans: list[float] = []
     with EmbeddedRegistry() as registry:
         registry.reset()  # moto's registry is one per process: a size seeded before is gone
         manifest = seed_scale_registry(registry, repositories, images, NOW)
         with FaultProxy(registry.endpoint_url, latency=latency) as proxy:
             floor_command = [sys.executable, "-m", "benchmarks.scan", "--floor", proxy.endpoint_url]
-            scan_command = [
-                hygiene,
-                "scan",
-                "--endpoint-url",
-                proxy.endpoint_url,
-                "--region",
-                "us-east-1",
-                "--rules-dir",
-                str(CHECKOUT / "rules"),
-                "--format",
-                "json",
-                "--snapshot-dir",
-                str(work / "snapshots"),
-                "--no-progress",
-                "--fail-on",
-                "never",
-            ]
-            with open(work / "floor.txt", "w") as out:  # warm-up: disk caches, moto
+            this_scan = scan_command(CHECKOUT, proxy.endpoint_url, work / "snapshots")
+            base_scan = (
+                scan_command(baseline, proxy.endpoint_url, work / "snapshots")
+                if baseline is not None
+                else None
+            )
+            # warm-up, not timed: disk caches, and moto, which loads the emulation of
+            # ECS, Lambda and Batch when first asked (the floor never asks; the scan's
+            # in-use discovery does, ~1 s the first time)
+            with open(work / "floor.txt", "w") as out:
                 _timed(floor_command, out)
+            with open(work / "scan.json", "w") as out:
+                _timed(this_scan, out)
+            if base_scan is not None and baseline is not None:
+                with open(work / "baseline.json", "w") as out:
+                    _timed(base_scan, out, cwd=baseline)
             before = sum(proxy.requests.values())
             for _ in range(repeat):
                 with open(work / "floor.txt", "w") as out:
@@ -200,12 +231,24 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
                 floor_requests = sum(proxy.requests.values()) - before
                 before = sum(proxy.requests.values())
                 with open(work / "scan.json", "w") as out:
-                    scans.append(_timed(scan_command, out))
+                    scans.append(_timed(this_scan, out))
                 scan_requests = sum(proxy.requests.values()) - before
+                if base_scan is not None and baseline is not None:
+                    with open(work / "baseline.json", "w") as out:
+                        baseline_scans.append(_timed(base_scan, out, cwd=baseline))
                 before = sum(proxy.requests.values())
     document = json.loads((work / "scan.json").read_text())
     floor_calls = json.loads((work / "floor.txt").read_text())
     shutil.rmtree(work)
+    compared: dict[str, Any] = {}
+    if baseline_scans:
+        baseline_median = statistics.median(baseline_scans)
+        compared = {
+            "baseline": str(baseline),
+            "baseline_seconds": [round(s, 2) for s in baseline_scans],
+            "baseline_median": round(baseline_median, 2),
+            "baseline_ratio": round(baseline_median / statistics.median(floors), 3),
+        }
     return {
         "repositories": repositories,
         "images": len(manifest.images),
@@ -220,6 +263,7 @@ def run_size(repositories: int, images: int, latency: float, repeat: int) -> dic
         "floor_median": round(statistics.median(floors), 2),
         "scan_median": round(statistics.median(scans), 2),
         "ratio": round(statistics.median(scans) / statistics.median(floors), 3),
+        **compared,
     }
 
 
@@ -232,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="*", default=["200x50", "1000x100"])
     parser.add_argument("--latency", type=float, default=0.02, help="seconds per request")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="another checkout (with its .venv) whose hygiene scan runs in the same sitting, "
+        "after this one's each time: an A/B comparison on a shared machine",
+    )
     parser.add_argument("--floor", metavar="ENDPOINT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor:
@@ -240,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for size in args.sizes:
         repositories, images = (int(v) for v in size.lower().split("x"))
-        result = run_size(repositories, images, args.latency, args.repeat)
+        result = run_size(repositories, images, args.latency, args.repeat, args.baseline)
         results.append(result)
         print(
             f"{repositories:,} repositories × {images} images ({result['images']:,} images, "
@@ -252,10 +303,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(json.dumps(results, indent=2))
     for result in results:
-        print(
-            f"ratio {result['repositories']}×{result['images'] // result['repositories']}: "
-            f"hygiene scan / floor = {result['ratio']:.2f}"
-        )
+        size = f"{result['repositories']}×{result['images'] // result['repositories']}"
+        if "baseline_ratio" in result:
+            print(
+                f"baseline {size}: {result['baseline']} hygiene scan / floor = "
+                f"{result['baseline_ratio']:.2f} (runs {result['baseline_seconds']})"
+            )
+        print(f"ratio {size}: hygiene scan / floor = {result['ratio']:.2f}")
     return 0
 
 

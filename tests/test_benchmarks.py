@@ -54,6 +54,20 @@ def test_pipeline_benchmark_runs_every_phase_on_a_small_registry() -> None:
     assert result["findings"] > 1000 and result["proposals"] > 10
     assert result["scan_json_mib"] > 0
     assert result["peak_rss_mib"] >= max(p["peak_mib"] for p in result["phases"].values())
+    # each command's time is the sum of its own phases; without PostgreSQL, that job is
+    # not listed
+    wall = {name: phase["wall"] for name, phase in result["phases"].items()}
+    assert result["commands"] == {
+        "nightly job, SQLite store": pytest.approx(
+            sum(wall[p] for p in ("snapshot", "rules", "plan", "lifecycle", "store-sqlite"))
+            + wall["report"],
+            abs=0.05,  # the phases are rounded to 0.01 s each
+        ),
+        "hygiene scan --format json": pytest.approx(
+            sum(wall[p] for p in ("rules", "plan", "lifecycle", "snapshot", "scan-json")),
+            abs=0.05,  # the phases are rounded to 0.01 s each
+        ),
+    }
 
 
 def test_pipeline_meter_attributes_a_short_peak_to_its_phase() -> None:

@@ -121,3 +121,56 @@ def test_exit_codes_like_a_linter(ecr: EmbeddedRegistry, fast_rules: Path) -> No
     base += ["--no-snapshot", "--format", "json"]
     assert run_cli(cli, [*base, "--fail-on", "error"]) == 1
     assert run_cli(cli, [*base, "--fail-on", "never"]) == 0
+
+
+def test_scan_starts_its_imports_once_the_listing_answers(
+    ecr: EmbeddedRegistry, fast_rules: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`hygiene scan` gives the warm-up the event the collector sets when the listing is
+    in: by the time the scan ends it is set (a warm-up left waiting would only start
+    late, so only this says the two are wired together)."""
+    import threading
+
+    import hygiene.scan
+
+    events: list[threading.Event | None] = []
+    real = hygiene.scan.warm_up
+
+    def recording(after: threading.Event | None = None) -> threading.Thread:
+        events.append(after)
+        return real(after=after)
+
+    monkeypatch.setattr(hygiene.scan, "warm_up", recording)
+    _seed(ecr)
+    args = ["scan", "--rules-dir", str(fast_rules), "--endpoint-url", ecr.endpoint_url]
+    args += ["--format", "json", "--no-snapshot", "--fail-on", "never"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    [event] = events
+    assert event is not None and event.is_set()
+
+
+def test_the_warm_up_waits_for_its_event_and_not_for_ever(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    import pyarrow.parquet  # noqa: F401  (imported here: the thread's imports are instant)
+
+    import hygiene.jsonout
+    import hygiene.lifecycle
+    import hygiene.plan
+    import hygiene.rules.engine
+    import hygiene.scan
+
+    listed = threading.Event()
+    waiting = hygiene.scan.warm_up(after=listed)
+    time.sleep(0.3)
+    assert waiting.is_alive()  # nothing to import: it is waiting for the event
+    listed.set()
+    waiting.join(timeout=30)
+    assert not waiting.is_alive()
+
+    monkeypatch.setattr(hygiene.scan, "WARM_UP_WAIT", 0.05)
+    never = hygiene.scan.warm_up(after=threading.Event())
+    never.join(timeout=30)
+    assert not never.is_alive()

@@ -19,7 +19,6 @@ from the start: nothing of a failed read is kept.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import logging
 import random
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
+from hygiene.collect.scanconfig import registry_scan_rules, scan_frequency_for
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 from hygiene.imageframes import ImageFrames
@@ -174,33 +174,6 @@ def _repository_record(repo: Mapping[str, Any], region: str) -> dict[str, Any]:
         "encryption": encryption.get("encryptionType", "AES256"),
         "kms_key": encryption.get("kmsKey"),
     }
-
-
-def registry_scan_rules(client: Any) -> list[tuple[str, list[str]]]:
-    """(frequency, wildcard filters) of the registry scanning configuration.
-
-    Registry-level rules (basic scan-on-push filters, or enhanced scanning on push or
-    continuously) satisfy Security Hub ECR.1 even when a repository's own
-    ``scanOnPush`` is false, so SC001 must know them.
-    """
-    config = client.get_registry_scanning_configuration().get("scanningConfiguration", {})
-    rules = []
-    for rule in config.get("rules", []):
-        filters = [f["filter"] for f in rule.get("repositoryFilters", [])]
-        rules.append((str(rule.get("scanFrequency", "MANUAL")), filters))
-    return rules
-
-
-def scan_frequency_for(repository: str, rules: list[tuple[str, list[str]]]) -> str | None:
-    """The strongest registry scanning rule matching ``repository`` (or None)."""
-    matched = {
-        freq for freq, filters in rules if any(fnmatch.fnmatchcase(repository, f) for f in filters)
-    }
-    if "CONTINUOUS_SCAN" in matched:
-        return "continuous"
-    if "SCAN_ON_PUSH" in matched:
-        return "on-push"
-    return None
 
 
 # --------------------------------------------------------------------------- images
@@ -379,10 +352,13 @@ def collect_region(
     shard: Shard | None = None,
     fresh_client: Callable[[], Any] | None = None,
     on_read: Callable[[int, RepositoryData], None],
+    on_listed: Callable[[], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """All repositories of one region (of ``shard``'s share), read by a bounded pool: their
     records and the listing numbers of those read completely, by name; ``on_read(i, data)``
     as each read succeeds (in this thread). ``account`` goes on every :class:`ScanError`.
+    ``on_listed()`` is called once the listing (DescribeRepositories) has answered or
+    failed, before any repository is read.
 
     Every worker of the first pass uses ``client``. A repository whose read failed is
     read again after the pool has drained, up to ``settings.read_passes`` passes in all,
@@ -394,7 +370,11 @@ def collect_region(
     is recorded as a ``stop`` error: the run is incomplete, never silently short.
     """
     try:
-        repositories = list_repositories(client, settings.page_size)
+        try:
+            repositories = list_repositories(client, settings.page_size)
+        finally:
+            if on_listed is not None:
+                on_listed()
     except botocore.exceptions.NoCredentialsError as exc:
         raise CollectError(
             "no AWS credentials found: run `aws sso login` and pass --profile NAME"
@@ -540,12 +520,14 @@ def collect_inventory(
     shard: Shard | None = None,
     skipped_accounts: Mapping[str, str] | None = None,
     after_reads: Callable[[], None] | None = None,
+    on_listed: Callable[[], None] | None = None,
 ) -> Inventory:
     """Scan every target (or every region of ``clients``, region → ECR client) into an
     :class:`Inventory`; with ``shard``, only the repositories of that shard.
     ``after_reads`` is called once the registry's last answer is in, before the frames
     are finished (the scan asks the workloads then, meanwhile): each repository's images
     became a piece of the frame as its read succeeded (:mod:`hygiene.imageframes`).
+    ``on_listed`` is called when each target's listing has answered (or failed).
 
     An account that cannot be opened, or whose registry refuses the scanner role, is a
     :class:`ScanError` of that account (the run is incomplete for it alone). Without
@@ -569,7 +551,7 @@ def collect_inventory(
             client = target.open()
             records, read = collect_region(
                 client, target.region, settings, run, progress, stop, account=target.account,
-                shard=shard, fresh_client=target.fresh,
+                shard=shard, fresh_client=target.fresh, on_listed=on_listed,
                 on_read=lambda i, data, t=t: frames.add((t, i), data.images),  # type: ignore[misc]
             )  # fmt: skip
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:

@@ -24,8 +24,8 @@ from hygiene.collect.ecr import (
     list_images,
     list_repositories,
     read_manifests,
-    scan_frequency_for,
 )
+from hygiene.collect.scanconfig import scan_frequency_for
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 
@@ -436,3 +436,45 @@ def test_stop_request_marks_unread_repositories_incomplete() -> None:
     assert not inventory.run.complete
     assert errors == {("r2", "stop"), ("r3", "stop")}
     assert "r1" not in {e.repository for e in inventory.run.errors}
+
+
+def test_on_listed_is_called_once_the_listing_answers_before_any_read() -> None:
+    """`hygiene scan` starts importing what evaluation needs when the listing is in
+    (hygiene.scan.warm_up): the callback comes after DescribeRepositories and before
+    every other call."""
+    client = _client()
+    calls: list[str] = []
+    client.meta.events.register(
+        "before-parameter-build.ecr.*", lambda model, **_: calls.append(model.name)
+    )
+    with Stubber(client) as stub:
+        stub.add_response("describe_repositories", {"repositories": [_repo("app")]}, None)
+        _registry_scanning(stub)
+        stub.add_response("describe_images", {"imageDetails": []}, None)
+        _settings_calls(stub, "app")
+        inventory = collect_inventory(
+            {"us-east-1": client}, SERIAL, on_listed=lambda: calls.append("listed")
+        )
+        stub.assert_no_pending_responses()
+    assert inventory.run.complete
+    assert calls[:3] == ["DescribeRepositories", "listed", "GetRegistryScanningConfiguration"]
+    assert calls.count("listed") == 1
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ServerException"])
+def test_on_listed_is_called_when_the_listing_fails(code: str) -> None:
+    """A fatal error (the scan fails) or another one (the region is recorded unread):
+    the callback comes all the same, so nothing waits for it in vain."""
+    client = _client()
+    listed: list[bool] = []
+    with Stubber(client) as stub:
+        stub.add_client_error("describe_repositories", code, "nope", expected_params=None)
+        try:
+            inventory = collect_inventory(
+                {"us-east-1": client}, SERIAL, on_listed=lambda: listed.append(True)
+            )
+        except CollectError:
+            assert code == "AccessDeniedException"
+        else:
+            assert not inventory.run.complete
+    assert listed == [True]

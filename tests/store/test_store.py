@@ -49,6 +49,32 @@ def test_sqlite_uses_wal(tmp_path) -> None:
     store.close()
 
 
+def test_a_percent_in_the_url_opens_the_store(tmp_path) -> None:
+    """A file name with ``%`` (the URL says ``%25``): Alembic reads its options with
+    configparser, which took the ``%`` for an interpolation and failed with a
+    traceback."""
+    directory = tmp_path / "100% lab"
+    directory.mkdir()
+    with Store(f"sqlite:///{directory / 'hygiene.db'}") as store:
+        assert store.runs() == []
+    assert (directory / "hygiene.db").is_file()
+
+
+@pytest.mark.integration
+def test_a_password_with_url_escapes_opens_the_postgresql_store(postgres_server) -> None:
+    """A password with ``@``, ``%`` and ``:`` goes in the URL percent-encoded; the test
+    server trusts local connections, so any password is accepted (what is checked is
+    that the URL survives the migrations' configuration)."""
+    from urllib.parse import quote
+
+    url = postgres_server.create_database()
+    password = quote("p@ss:50%/w", safe="")
+    with_password = url.replace("postgres@", f"postgres:{password}@", 1)
+    assert "%40" in with_password and "%25" in with_password
+    with Store(with_password) as store:
+        assert store.runs() == []
+
+
 def test_bad_url_is_a_store_error() -> None:
     with pytest.raises(StoreError, match="unsupported database"):
         Store("nosuchdb://x/y")
@@ -489,3 +515,61 @@ def test_an_old_snapshot_never_moves_the_scan_history_back(store: Store) -> None
     key = (ACCOUNT, REGION, "suporte/api")
     assert store.repository_scans([key])[key].last_scan_run == "new"
     assert store.get(api.id).confirmed_by == "new"  # nor the confirmation
+
+
+def test_toast_compression_is_lz4_only_where_the_server_offers_it() -> None:
+    from hygiene.store.engine import toast_compression
+
+    assert toast_compression(["pglz", "lz4"]) == "lz4"
+    assert toast_compression(["pglz"]) is None
+    assert toast_compression(None) is None
+
+
+@pytest.mark.integration
+def test_postgresql_sessions_compress_with_the_best_method_the_server_has(
+    postgres_server,
+) -> None:
+    """The test server was built without lz4: its sessions keep pglz, and a value large
+    enough to be compressed reads back the same (the setting is asked on every new
+    connection, and survives the pool's rollback)."""
+    from hygiene.store.engine import make_engine
+
+    engine = make_engine(postgres_server.create_database())
+    try:
+        with engine.connect() as connection:
+            offered = connection.exec_driver_sql(
+                "SELECT enumvals FROM pg_settings WHERE name = 'default_toast_compression'"
+            ).scalar()
+            expected = "lz4" if "lz4" in offered else "pglz"
+            assert connection.exec_driver_sql("SHOW default_toast_compression").scalar() == (
+                expected
+            )
+            connection.exec_driver_sql("CREATE TABLE big (value json)")
+            value = '{"images": [' + ", ".join(['"sha256:' + "a" * 64 + '"'] * 500) + "]}"
+            connection.exec_driver_sql("INSERT INTO big VALUES (%(v)s)", {"v": value})
+            connection.commit()
+            method = connection.exec_driver_sql(
+                "SELECT pg_column_compression(value) FROM big"
+            ).scalar()
+            assert method == expected  # 36 KB: compressed, with the session's method
+            assert connection.exec_driver_sql("SELECT value::text FROM big").scalar() == value
+        with engine.connect() as again:  # back from the pool: the setting is still there
+            assert again.exec_driver_sql("SHOW default_toast_compression").scalar() == expected
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.integration
+def test_a_failure_choosing_the_compression_never_stops_the_store(
+    postgres_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hygiene.store.engine as engine_module
+
+    def broken(_available: Any) -> str | None:
+        raise RuntimeError("no luck")
+
+    monkeypatch.setattr(engine_module, "toast_compression", broken)
+    with Store(postgres_server.create_database()) as store:
+        assert store.runs() == []
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
