@@ -371,11 +371,9 @@ def collect(
     progress: bool | None,
     stop: threading.Event | None = None,
     shard: Shard | None = None,
-    on_listed: Callable[[], None] | None = None,
 ) -> Inventory:
     """Read the registry (every account and region of ``handle``; with ``shard``, that
-    shard's repositories only). ``on_listed`` is called as each region's listing of
-    repositories answers (:func:`warm_up` waits for the first)."""
+    shard's repositories only)."""
     # a handle may serve several scans (nightly + weekly); the first one also counts the
     # calls made when it was opened (ListAccounts)
     before = handle.counter.as_dict() if handle.scans else {}
@@ -417,7 +415,6 @@ def collect(
             shard=shard,
             skipped_accounts=skipped,
             after_reads=ask_workloads,
-            on_listed=on_listed,
         )
         if shard is not None or (stop is not None and stop.is_set()):
             # a shard's part: the merge asks the workloads once for the whole run; a
@@ -486,23 +483,13 @@ def parts_client(config: Config) -> Any:
     return session.client("s3", endpoint_url=endpoint)
 
 
-WARM_UP_WAIT = 2.0  # seconds the warm-up waits for the first listing at most
-
-
-def warm_up(after: threading.Event | None = None) -> threading.Thread:
+def warm_up() -> threading.Thread:
     """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
     in a background thread, while the registry is read: the reads wait on the network,
-    the imports on the CPU. A later import of the same modules waits for it (Python's
-    import lock).
-
-    With ``after``, the imports begin once it is set (``collect(on_listed=after.set)``:
-    the first listing has answered) or after :data:`WARM_UP_WAIT` seconds. Started at
-    once, they held the interpreter while the first request was being made, and every
-    read began about 0.15 s later (docs/benchmarks.md, "Scan against the API floor")."""
+    the imports on the CPU. Start it after the clients are made; a later import of the
+    same modules waits for it (Python's import lock)."""
 
     def run() -> None:
-        if after is not None:
-            after.wait(WARM_UP_WAIT)
         import pyarrow.parquet  # noqa: F401
 
         import hygiene.jsonout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,9 +190,8 @@ def scan_command(
                 endpoint_url=endpoint_url,
                 accounts=accounts,
             )
-            listed = threading.Event()
-            warm_up(after=listed)
-            inventory = collect(handle, config, now=now, progress=progress, on_listed=listed.set)
+            warm_up()
+            inventory = collect(handle, config, now=now, progress=progress)
         result = evaluate(inventory, config, now)
         if from_snapshot is None and not no_snapshot:
             result.snapshot = save_snapshot(inventory, snapshot_dir)

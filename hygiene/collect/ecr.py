@@ -352,13 +352,10 @@ def collect_region(
     shard: Shard | None = None,
     fresh_client: Callable[[], Any] | None = None,
     on_read: Callable[[int, RepositoryData], None],
-    on_listed: Callable[[], None] | None = None,
 ) -> tuple[list[dict[str, Any]], list[int]]:
     """All repositories of one region (of ``shard``'s share), read by a bounded pool: their
     records and the listing numbers of those read completely, by name; ``on_read(i, data)``
     as each read succeeds (in this thread). ``account`` goes on every :class:`ScanError`.
-    ``on_listed()`` is called once the listing (DescribeRepositories) has answered or
-    failed, before any repository is read.
 
     Every worker of the first pass uses ``client``. A repository whose read failed is
     read again after the pool has drained, up to ``settings.read_passes`` passes in all,
@@ -370,11 +367,7 @@ def collect_region(
     is recorded as a ``stop`` error: the run is incomplete, never silently short.
     """
     try:
-        try:
-            repositories = list_repositories(client, settings.page_size)
-        finally:
-            if on_listed is not None:
-                on_listed()
+        repositories = list_repositories(client, settings.page_size)
     except botocore.exceptions.NoCredentialsError as exc:
         raise CollectError(
             "no AWS credentials found: run `aws sso login` and pass --profile NAME"
@@ -520,14 +513,12 @@ def collect_inventory(
     shard: Shard | None = None,
     skipped_accounts: Mapping[str, str] | None = None,
     after_reads: Callable[[], None] | None = None,
-    on_listed: Callable[[], None] | None = None,
 ) -> Inventory:
     """Scan every target (or every region of ``clients``, region → ECR client) into an
     :class:`Inventory`; with ``shard``, only the repositories of that shard.
     ``after_reads`` is called once the registry's last answer is in, before the frames
     are finished (the scan asks the workloads then, meanwhile): each repository's images
     became a piece of the frame as its read succeeded (:mod:`hygiene.imageframes`).
-    ``on_listed`` is called when each target's listing has answered (or failed).
 
     An account that cannot be opened, or whose registry refuses the scanner role, is a
     :class:`ScanError` of that account (the run is incomplete for it alone). Without
@@ -551,7 +542,7 @@ def collect_inventory(
             client = target.open()
             records, read = collect_region(
                 client, target.region, settings, run, progress, stop, account=target.account,
-                shard=shard, fresh_client=target.fresh, on_listed=on_listed,
+                shard=shard, fresh_client=target.fresh,
                 on_read=lambda i, data, t=t: frames.add((t, i), data.images),  # type: ignore[misc]
             )  # fmt: skip
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
