@@ -15,20 +15,40 @@ from typing import Any, Generic, TypeVar, cast
 T = TypeVar("T")
 
 
+class Outcome(Generic[T]):
+    """What ``function(*args)`` gave, kept for later: :meth:`result` returns its value
+    or raises its exception (the very object). ``catch`` is what is kept; anything else
+    propagates at once."""
+
+    def __init__(
+        self,
+        function: Callable[..., T],
+        *args: Any,
+        catch: type[BaseException] = Exception,
+    ) -> None:
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        try:
+            self._value = function(*args)
+        except catch as exc:
+            self._error = exc
+
+    def result(self) -> T:
+        if self._error is not None:
+            raise self._error
+        return cast(T, self._value)
+
+
 class InBackground(Generic[T]):
     """``function(*args)`` run in a thread of its own; :meth:`result` waits for it and
     returns its value, or raises its exception (the very object) in the caller. An
     exception is never lost as long as someone asks for the result."""
 
     def __init__(self, function: Callable[..., T], *args: Any, name: str = "background") -> None:
-        self._value: T | None = None
-        self._error: BaseException | None = None
+        self._outcome: Outcome[T] | None = None
 
-        def run() -> None:
-            try:
-                self._value = function(*args)
-            except BaseException as exc:  # raised by result()
-                self._error = exc
+        def run() -> None:  # every exception, KeyboardInterrupt too, is the caller's
+            self._outcome = Outcome(function, *args, catch=BaseException)
 
         self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
@@ -36,6 +56,5 @@ class InBackground(Generic[T]):
     def result(self) -> T:
         """Wait for the work; its value, or its exception raised here."""
         self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return cast(T, self._value)
+        assert self._outcome is not None
+        return self._outcome.result()

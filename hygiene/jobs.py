@@ -41,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hygiene.background import Outcome
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
 from hygiene.gcpause import paused_gc
@@ -220,7 +221,7 @@ def _scan(
     if deps.pin_trust is not None:
         with run.stage("pin trust"):
             deps.pin_trust(config, run.run_id)
-    ahead: _Ahead | None = None
+    ahead: Outcome[Any] | None = None
     with run.stage("collect"):
         inventory = deps.collect(config, stop)
         stopped = stop.is_set()  # looked at here, as when collect did all its work itself
@@ -244,34 +245,17 @@ def _scan(
     return inventory, evaluation, stored
 
 
-class _Ahead:
-    """The outcome of ``evaluate`` run ahead of its stage: its value, or the exception
-    it raised, raised again in the evaluate stage."""
-
-    def __init__(self, deps: JobDeps, inventory: Inventory, config: Config, now: datetime):
-        self._value: Any = None
-        self._error: Exception | None = None
-        try:
-            self._value = deps.evaluate(inventory, config, now)
-        except Exception as exc:
-            self._error = exc
-
-    def result(self) -> Any:
-        if self._error is not None:
-            raise self._error
-        return self._value
-
-
 def _evaluate_while_collected(
     deps: JobDeps, inventory: Inventory, config: Config, now: datetime, stopped: bool
-) -> _Ahead | None:
+) -> Outcome[Any] | None:
     """Evaluate (pure: it only reads the inventory) while what collect left running
     (``deps.collected``: the wired one writes the parquet snapshot in a thread) ends, then
     wait for that: its error fails the collect stage, before the inventory is counted,
     as when collect wrote the snapshot itself. Nothing is evaluated after a stop."""
     assert deps.collected is not None
     try:
-        ahead = None if stopped else _Ahead(deps, inventory, config, now)
+        # evaluate's value or exception, raised again in its own stage
+        ahead = None if stopped else Outcome(deps.evaluate, inventory, config, now)
     except BaseException:  # KeyboardInterrupt in the rules: the job fails; wait anyway
         try:
             deps.collected()

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from hygiene.background import InBackground
+from hygiene.background import InBackground, Outcome
 
 
 def test_the_work_runs_in_another_thread_and_its_value_is_returned() -> None:
@@ -46,3 +46,22 @@ def test_an_interrupt_in_the_work_is_not_swallowed() -> None:
 
     with pytest.raises(KeyboardInterrupt):
         InBackground(work).result()
+
+
+def test_an_outcome_keeps_the_value_or_the_exception_it_catches() -> None:
+    assert Outcome(lambda a, b: a * b, 6, 7).result() == 42
+    error = ValueError("a broken rule")
+
+    def broken() -> None:
+        raise error
+
+    kept = Outcome(broken)  # not raised yet
+    with pytest.raises(ValueError) as raised:
+        kept.result()
+    assert raised.value is error
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # not an Exception: not kept, raised at once
+        Outcome(interrupted)

@@ -58,11 +58,9 @@ def old_way(world: World, error: BaseException | None, calls: list[str]) -> JobD
 def new_way(world: World, error: BaseException | None, calls: list[str]) -> JobDeps:
     """Collect leaves the work to a thread; ``collected`` waits for it."""
     deps = world.deps()
-    done = threading.Event()
 
     def collected():
         calls.append("work")
-        done.set()
         if error is not None:
             raise error
 
