@@ -89,6 +89,11 @@ class LockHeldError(HygieneError):
     exit_code = ExitCode.LOCKED
 
 
+class LockLostError(LockHeldError):
+    """This run no longer holds the store lock it took (taken over as stale, or the
+    database session holding it dropped): it stops before changing anything more."""
+
+
 class ApplyError(HygieneError):
     """An apply could not proceed or finished with failed actions."""
 

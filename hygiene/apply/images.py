@@ -321,6 +321,7 @@ def delete_images(
             )
             deletion.outcomes.update(dict.fromkeys(digests, "deleted"))
             continue
+        ctx.store.check_lock()  # taken over while this run was frozen: delete nothing more
         (intent_id,) = ctx.recorder.write(
             proposal,
             [

@@ -247,6 +247,7 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
         ctx.recorder.write(proposal, [{"outcome": "would-apply", "detail": step.detail}])
         ctx.result.states[proposal.id] = ("would-apply", step.detail)
         return
+    ctx.store.check_lock()  # taken over while this run was frozen: change nothing more
     (intent_id,) = ctx.recorder.write(
         proposal,
         [

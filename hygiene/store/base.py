@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Self
@@ -20,7 +20,9 @@ from hygiene.configtypes import check_store_url
 from hygiene.errors import ConfigError, StoreError
 from hygiene.store.engine import make_engine, migrate, redact
 
-DEFAULT_STALE_LOCK = timedelta(hours=12)
+DEFAULT_STALE_LOCK = timedelta(minutes=15)
+"""How long a SQLite lock's holder may give no sign of life (its heartbeat, every minute)
+before another run takes the lock over (hygiene.store.locks)."""
 
 
 def utcnow() -> datetime:
@@ -48,6 +50,8 @@ class StoreBase:
         self.url = redact(str(self.engine.url))
         self.settings = settings or ApplySettings()
         self.stale_lock_after = stale_lock_after
+        # lock name -> whether this store still holds it (hygiene.store.locks.check_lock)
+        self._held_locks: dict[str, Callable[[], bool]] = {}
         migrate(self.engine)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -4,6 +4,14 @@ Every command that does either takes :data:`REGISTRY_LOCK`: ``hygiene run nightl
 (and the scheduler's runs), ``hygiene apply`` and ``hygiene lifecycle propose --save``.
 An apply inside a nightly run works under the run's lock. Taking the lock also closes the
 books of runs whose process died holding it: they are marked ``abandoned``.
+
+On SQLite the lock is a row, which nothing releases when its process dies: the holder
+refreshes the row's ``heartbeat_at`` every :data:`HEARTBEAT_EVERY` from a thread of its
+own, and another run takes the lock over only when the holder's process is gone (same
+host) or silent for the store's stale-lock age. Before each change to the registry,
+apply asks :meth:`StoreLocks.check_lock`: a run whose lock was taken over (its process
+was frozen past that age) or whose PostgreSQL session holding the lock dropped stops
+there, and changes nothing more.
 """
 
 from __future__ import annotations
@@ -12,15 +20,16 @@ import hashlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from hygiene.errors import LockHeldError
+from hygiene.errors import LockHeldError, LockLostError
 from hygiene.store.base import StoreBase, utcnow, whoami
 from hygiene.store.models import LockRow, RunRow
 
@@ -31,6 +40,42 @@ REGISTRY_LOCK = "registry"
 LOCKED_RUN_KINDS = ("nightly", "weekly", "apply")
 """Kinds of run recorded only while :data:`REGISTRY_LOCK` is held: one of them still
 ``running`` when the lock is taken again belongs to a process that is gone."""
+HEARTBEAT_EVERY = timedelta(minutes=1)
+"""How often a SQLite lock's holder refreshes ``heartbeat_at``."""
+LEGACY_STALE_LOCK = timedelta(hours=12)
+"""When a lock row without a heartbeat (written by a version before heartbeats) is
+taken over: as it was then, this long after ``acquired_at``."""
+
+
+class _Heartbeat:
+    """Calls ``beat`` every ``every`` seconds in a daemon thread until :meth:`stop`.
+    ``beat`` returns False when the lock is no longer this holder's: :attr:`lost` is
+    set and the thread ends. An error (the database busy, unreachable) is logged and
+    the next beat tries again; the stale-lock age is many beats long."""
+
+    def __init__(self, beat: Callable[[], bool], every: float, name: str) -> None:
+        self._beat = beat
+        self._every = every
+        self._stopped = threading.Event()
+        self.lost = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lock {name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._every):
+            try:
+                held = self._beat()
+            except SQLAlchemyError as exc:
+                log.warning("could not refresh the lock's heartbeat (tries again): %s", exc)
+                continue
+            if not held:
+                log.error("this run's lock was taken over by another run: it changes nothing more")
+                self.lost.set()
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
 
 
 def _lock_key(name: str) -> int:
@@ -70,16 +115,53 @@ class StoreLocks(StoreBase):
                     self._abandon_orphans(holder)
                 yield
         else:
-            self._row_lock_acquire(name, holder)
+            acquired = self._row_lock_acquire(name, holder)
+            mine = (LockRow.name == name, LockRow.holder == holder, LockRow.acquired_at == acquired)
+
+            def beat() -> bool:
+                with self.session() as session:
+                    refreshed = session.execute(
+                        update(LockRow).where(*mine).values(heartbeat_at=utcnow())
+                    )
+                    return bool(refreshed.rowcount)  # type: ignore[attr-defined]
+
+            def still_held() -> bool:
+                with self.session() as session:
+                    return session.scalar(select(LockRow.name).where(*mine)) is not None
+
+            heartbeat = _Heartbeat(beat, HEARTBEAT_EVERY.total_seconds(), name)
+            self._held_locks[name] = lambda: not heartbeat.lost.is_set() and still_held()
             try:
                 if name == REGISTRY_LOCK:
                     self._abandon_orphans(holder)
                 yield
             finally:
+                heartbeat.stop()
+                self._held_locks.pop(name, None)
                 with self.session() as session:
-                    session.execute(
-                        delete(LockRow).where(LockRow.name == name, LockRow.holder == holder)
-                    )
+                    session.execute(delete(LockRow).where(*mine))
+
+    def check_lock(self, name: str = REGISTRY_LOCK) -> None:
+        """Raise :class:`LockLostError` when this store took ``name`` and no longer
+        holds it: on SQLite another run took the row over (this process gave no sign of
+        life for the stale-lock age: frozen, suspended), on PostgreSQL the session
+        holding the advisory lock is gone (the server released it). Apply asks before
+        each change to the registry. Nothing to check when this store does not hold
+        ``name`` (a caller's own lock, a dry run)."""
+        held = self._held_locks.get(name)
+        if held is None:
+            return
+        try:
+            still = held()
+        except SQLAlchemyError as exc:
+            raise LockLostError(
+                f"lock {name!r}: cannot tell whether this run still holds it: {exc}"
+            ) from exc
+        if not still:
+            raise LockLostError(
+                f"lock {name!r}: this run no longer holds it (another run may be changing the "
+                "registry): stopped before changing anything more"
+            )
 
     def _abandon_orphans(self, holder: str) -> int:
         """Mark ``abandoned`` the runs still ``running`` whose lock we now hold."""
@@ -123,16 +205,16 @@ class StoreLocks(StoreBase):
             "or if that process is gone, run again after it is released"
         )
 
-    def _row_lock_acquire(self, name: str, holder: str) -> None:
+    def _row_lock_acquire(self, name: str, holder: str) -> datetime:
+        """Insert the lock row (after taking over a stale one); returns its
+        ``acquired_at``, which with ``holder`` names this holding of the lock."""
         now = utcnow()
         host = socket.gethostname()
         with self.session() as session:
             row = session.get(LockRow, name)
             if row is not None:
-                dead = row.host == host and not _pid_alive(row.pid)
-                old = now - row.acquired_at > self.stale_lock_after
-                if dead or old:
-                    why = "its process is gone" if dead else "it is older than the stale limit"
+                why = self._stale(row, now, host)
+                if why:
                     log.warning(
                         "taking over stale lock %r held by %s since %s (%s)",
                         name,
@@ -148,10 +230,33 @@ class StoreLocks(StoreBase):
         try:
             with self.session() as session:
                 session.add(
-                    LockRow(name=name, holder=holder, host=host, pid=os.getpid(), acquired_at=now)
+                    LockRow(
+                        name=name,
+                        holder=holder,
+                        host=host,
+                        pid=os.getpid(),
+                        acquired_at=now,
+                        heartbeat_at=now,
+                    )
                 )
         except IntegrityError:
             raise self._held_error(name) from None
+        return now
+
+    def _stale(self, row: LockRow, now: datetime, host: str) -> str:
+        """Why the lock ``row`` may be taken over ("" when it may not): its process is
+        gone (same host), or it gave no sign of life for the stale-lock age (a row
+        without heartbeats: :data:`LEGACY_STALE_LOCK` after it was taken)."""
+        if row.host == host and not _pid_alive(row.pid):
+            return "its process is gone"
+        if row.heartbeat_at is None:
+            if now - row.acquired_at > LEGACY_STALE_LOCK:
+                return "it is older than the stale limit"
+            return ""
+        if now - row.heartbeat_at > self.stale_lock_after:
+            silent = now - row.heartbeat_at
+            return f"no sign of life from its holder for {int(silent.total_seconds() // 60)} min"
+        return ""
 
     @contextmanager
     def _pg_lock(self, name: str, holder: str) -> Iterator[None]:
@@ -162,6 +267,21 @@ class StoreLocks(StoreBase):
             connection.commit()
             if not got:
                 raise self._held_error(name)
+            high, low = (key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF  # how pg_locks shows it
+
+            def still_held() -> bool:  # on the lock's own session: gone if it dropped
+                count = connection.execute(
+                    text(
+                        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                        " AND pid = pg_backend_pid() AND classid = :high AND objid = :low"
+                        " AND objsubid = 1"
+                    ),
+                    {"high": high, "low": low},
+                ).scalar()
+                connection.commit()
+                return bool(count)
+
+            self._held_locks[name] = still_held
             with self.session() as session:
                 session.merge(
                     LockRow(
@@ -175,9 +295,12 @@ class StoreLocks(StoreBase):
             try:
                 yield
             finally:
+                self._held_locks.pop(name, None)
                 try:
                     connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     connection.commit()
+                except SQLAlchemyError as exc:  # the session is gone, and the lock with it
+                    log.warning("could not release lock %r (its session is gone): %s", name, exc)
                 finally:
                     with self.session() as session:
                         session.execute(delete(LockRow).where(LockRow.name == name))

@@ -235,3 +235,4 @@ class LockRow(Base):
     host: Mapped[str] = mapped_column(String(255))
     pid: Mapped[int] = mapped_column(Integer)
     acquired_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime | None]  # SQLite: the holder's last sign of life
