@@ -39,6 +39,7 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
     ),
     Action.PUT_LIFECYCLE_POLICY: (
         "ecr:DescribeRepositories",
+        "ecr:ListTagsForResource",  # the opt-out tag, read again right before the put
         "ecr:GetLifecyclePolicy",
         "ecr:PutLifecyclePolicy",
     ),

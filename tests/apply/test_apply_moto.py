@@ -303,6 +303,13 @@ def _repo_proposal(
     )
 
 
+def generated(config: Config, repository: str) -> str:
+    """The lifecycle policy ``config`` generates for ``repository``: the only one apply puts."""
+    from hygiene.lifecycle import generate_policy
+
+    return generate_policy(config, repository=repository).text
+
+
 POLICY = json.dumps(
     {
         "rules": [
@@ -379,7 +386,7 @@ def test_repository_level_actions(
             seeder,
             Action.PUT_LIFECYCLE_POLICY,
             lifecycle,
-            {"policy": POLICY},
+            {"policy": generated(config, lifecycle)},
             {"current_policy": None},
         ),
         _repo_proposal(
@@ -415,7 +422,7 @@ def test_repository_level_actions(
     assert [s["Sid"] for s in remaining["Statement"]] == ["own"]
     assert json.loads(
         client.get_lifecycle_policy(repositoryName=lifecycle)["lifecyclePolicyText"]
-    ) == json.loads(POLICY)
+    ) == json.loads(generated(config, lifecycle))
     assert json.loads(
         client.get_lifecycle_policy(repositoryName=changed)["lifecyclePolicyText"]
     ) == json.loads(POLICY)
@@ -442,7 +449,11 @@ def test_crash_after_a_repository_write_is_reconciled(
 ) -> None:
     repo = seeder.repo("suporte/lc")
     proposal = _repo_proposal(
-        seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": POLICY}, {"current_policy": None}
+        seeder,
+        Action.PUT_LIFECYCLE_POLICY,
+        repo,
+        {"policy": generated(config, repo)},
+        {"current_policy": None},
     )
     builders.deployed(store, config)
     builders.store_proposals(store, [proposal], now)
@@ -542,3 +553,82 @@ def test_a_protection_deployed_after_the_proposal_keeps_the_image(
     details = {e.digest: e.detail for e in store.audit_log(proposal_id=proposal.id) if e.digest}
     assert details[stale] == "kept by the deployed rules now: protected-tag:exp-7"
     assert details[fresh] == "no deleting rule of the deployed configuration flags it now"
+
+
+EXPIRE_ALL = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "keep one image, whatever its tags",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+def test_a_lifecycle_policy_the_deployed_rules_do_not_generate_is_not_put(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """A lifecycle policy is a deletion plan ECR carries out on its own, past every
+    re-check apply makes for images. Whoever writes the store can forge a proposal's
+    target (here: keep one image, protected or not); apply puts only the policy its own
+    deployed configuration generates for the repository."""
+    repo = seeder.repo("suporte/lc")
+    seeder.image(repo, tag="prod-2024")
+    seeder.image(repo, tag="v1", days_old=1)
+    forged = _repo_proposal(
+        seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": EXPIRE_ALL}, {"current_policy": None}
+    )
+    builders.deployed(store, config)
+    builders.store_proposals(store, [forged], now)
+    approve_past_grace(store, [forged], now)
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    client = seeder.ecr.client()
+    with pytest.raises(client.exceptions.LifecyclePolicyNotFoundException):
+        client.get_lifecycle_policy(repositoryName=repo)
+    state, detail = result.states[forged.id]
+    assert state == "skipped"
+    assert detail == (
+        "not the lifecycle policy the deployed configuration generates for suporte/lc now"
+    )
+    assert [e.outcome for e in store.audit_log(proposal_id=forged.id, outcome="skipped")] == [
+        "skipped"
+    ]
+
+
+def test_a_repository_that_opted_out_after_the_lifecycle_proposal_gets_no_policy(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    repo = seeder.repo("suporte/lc")
+    seeder.image(repo, tag="v1")
+    proposal = _repo_proposal(
+        seeder,
+        Action.PUT_LIFECYCLE_POLICY,
+        repo,
+        {"policy": generated(config, repo)},
+        {"current_policy": None},
+    )
+    builders.deployed(store, config)
+    builders.store_proposals(store, [proposal], now)
+    approve_past_grace(store, [proposal], now)
+    client = seeder.ecr.client()
+    arn = client.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryArn"]
+    client.tag_resource(resourceArn=arn, tags=[{"Key": "hygiene:keep", "Value": "true"}])
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    with pytest.raises(client.exceptions.LifecyclePolicyNotFoundException):
+        client.get_lifecycle_policy(repositoryName=repo)
+    assert result.states[proposal.id] == (
+        "skipped",
+        "suporte/lc opted out since the proposal (resource tag hygiene:keep=true)",
+    )
