@@ -72,7 +72,10 @@ def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) ->
         )["repositories"]
         if not found:
             raise RecheckError(f"{proposal.repository}: DescribeRepositories found nothing")
-        data = collect_repository(client, found[0], proposal.region, config.policy.collect)
+        # the registry the deletes go to (registryId), whatever the credentials' own is
+        data = collect_repository(
+            client, found[0], proposal.region, config.policy.collect, proposal.account
+        )
     except RepositoryReadError as exc:
         raise RecheckError(
             f"could not read {proposal.repository} again ({exc}); nothing deleted"
