@@ -37,6 +37,9 @@ remove-policy-statement  ``statements`` [statement objects]          ``policy`` 
 ======================== =========================================== ==========================
 
 Policy texts are compared as canonical JSON (key order and whitespace do not matter).
+Tag immutability and policy statements change only when the deployed rules, evaluated
+on the repository read again, propose the same target now
+(:func:`hygiene.apply.recheck.proposed_now`).
 """
 
 from hygiene.apply.context import ApplyResult, ClientFactory, SimulatedCrash

@@ -25,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
 from hygiene.apply.images import delete_images, outcome_of, recorded_digests
+from hygiene.apply.recheck import proposed_now
 from hygiene.apply.registry import THROTTLING, error_code, jsonable, listed_digests
 from hygiene.config import Config
 from hygiene.errors import LifecycleError
@@ -254,6 +255,12 @@ def lifecycle_not_deployed(config: Config, client: Any, p: Proposal) -> str | No
     return None
 
 
+PROPOSED_NOW = (Action.SET_TAG_IMMUTABILITY, Action.REMOVE_POLICY_STATEMENT)
+"""Settings changes made only as the deployed rules propose them for the repository now
+(:func:`hygiene.apply.recheck.proposed_now`); enabling scan on push is the same write
+whatever the target says."""
+
+
 REPOSITORY_STEPS: dict[Action, Callable[[Any, Proposal], _Step]] = {
     Action.DELETE_REPOSITORY: _step_delete_repository,
     Action.ENABLE_SCAN_ON_PUSH: _step_scan_on_push,
@@ -271,12 +278,19 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
         finish(ctx, proposal, step.state, step.detail)
         return
     assert step.write is not None
+    why = None
     if proposal.action is Action.PUT_LIFECYCLE_POLICY:
         why = lifecycle_not_deployed(ctx.config, client, proposal)
-        if why is not None:
-            ctx.recorder.write(proposal, [{"outcome": "skipped", "detail": why}])
-            finish(ctx, proposal, ProposalState.SKIPPED, why)
-            return
+    elif proposal.action in PROPOSED_NOW and not proposed_now(
+        client, proposal, ctx.config, ctx.now
+    ):
+        why = (
+            f"the deployed configuration does not propose this change for {proposal.repository} now"
+        )
+    if why is not None:
+        ctx.recorder.write(proposal, [{"outcome": "skipped", "detail": why}])
+        finish(ctx, proposal, ProposalState.SKIPPED, why)
+        return
     if ctx.dry_run:
         ctx.recorder.write(proposal, [{"outcome": "would-apply", "detail": step.detail}])
         ctx.result.states[proposal.id] = ("would-apply", step.detail)

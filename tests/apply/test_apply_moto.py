@@ -372,7 +372,11 @@ def test_repository_level_actions(
             seeder,
             Action.SET_TAG_IMMUTABILITY,
             mutable,
-            {"tag_mutability": "IMMUTABLE_WITH_EXCLUSION", "exclusions": ["latest"]},
+            # what SC002 proposes with the shipped options (the only change apply makes)
+            {
+                "tag_mutability": "IMMUTABLE_WITH_EXCLUSION",
+                "exclusions": ["latest", "main", "stable"],
+            },
             {"tag_mutability": "MUTABLE", "exclusions": []},
         ),
         _repo_proposal(
@@ -632,3 +636,57 @@ def test_a_repository_that_opted_out_after_the_lifecycle_proposal_gets_no_policy
         "skipped",
         "suporte/lc opted out since the proposal (resource tag hygiene:keep=true)",
     )
+
+
+def test_repository_settings_change_only_as_the_deployed_rules_propose_now(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """Whoever writes the store can forge a settings change too: make immutable tags
+    mutable again, or remove a statement of a repository policy that the rules never
+    flag (a Deny that guards the images, a grant consumers rely on). Apply changes a
+    setting only as its own deployed rules propose for the repository now."""
+    client = seeder.ecr.client()
+    immutable, guarded = seeder.repo("suporte/frozen"), seeder.repo("suporte/guarded")
+    client.put_image_tag_mutability(repositoryName=immutable, imageTagMutability="IMMUTABLE")
+    deny = {
+        "Sid": "NoDeletes",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["ecr:BatchDeleteImage", "ecr:DeleteRepository"],
+    }
+    client.set_repository_policy(
+        repositoryName=guarded,
+        policyText=json.dumps({"Version": "2012-10-17", "Statement": [deny]}),
+    )
+    policy_text = client.get_repository_policy(repositoryName=guarded)["policyText"]
+    forged = [
+        _repo_proposal(
+            seeder,
+            Action.SET_TAG_IMMUTABILITY,
+            immutable,
+            {"tag_mutability": "MUTABLE", "exclusions": []},
+            {"tag_mutability": "IMMUTABLE", "exclusions": []},
+        ),
+        _repo_proposal(
+            seeder,
+            Action.REMOVE_POLICY_STATEMENT,
+            guarded,
+            {"statements": [deny]},
+            {"policy": policy_text},
+        ),
+    ]
+    builders.deployed(store, config)
+    builders.store_proposals(store, forged, now)
+    approve_past_grace(store, forged, now)
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    described = {r["repositoryName"]: r for r in client.describe_repositories()["repositories"]}
+    assert described[immutable]["imageTagMutability"] == "IMMUTABLE"
+    assert client.get_repository_policy(repositoryName=guarded)["policyText"] == policy_text
+    for proposal in forged:
+        assert result.states[proposal.id] == (
+            "skipped",
+            f"the deployed configuration does not propose this change for {proposal.repository}"
+            " now",
+        )
