@@ -550,6 +550,7 @@ def test_a_protection_deployed_after_the_proposal_keeps_the_image(
     deployed = config.model_copy(
         update={"policy": config.policy.model_copy(update={"protections": protections})}
     )
+    builders.deployed(store, deployed)  # the scheduled job's next run pins its rules
 
     apply(store, clients, deployed, now, actor=ADMIN)
 
@@ -690,3 +691,32 @@ def test_repository_settings_change_only_as_the_deployed_rules_propose_now(
             f"the deployed configuration does not propose this change for {proposal.repository}"
             " now",
         )
+
+
+def test_a_hand_run_apply_with_rules_older_than_the_deployed_ones_is_refused(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """The scheduled job runs with a protection added since the proposal; an admin's
+    checkout of the rules is older (same admins, owners and accounts). Apply judges the
+    images with the rules it is given, so with those it would delete the image the
+    deployed rules protect: it refuses, as for rules with other admins."""
+    from hygiene.errors import NotAuthorisedError
+
+    repo = seeder.repo("ml/trainer")
+    recent = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (1, 2, 3)}
+    stale = seeder.image(repo, tag="exp-7")  # 200 days, never pulled: IM002
+    (proposal,) = propose(store, seeder, config, now, [seeder.finding("IM002", repo, stale)])
+    approve_past_grace(store, [proposal], now)
+    protections = config.policy.protections.model_copy(
+        update={"protected_tags": [*config.policy.protections.protected_tags, "exp-*"]}
+    )
+    deployed = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"protections": protections})}
+    )
+    builders.deployed(store, deployed)  # the scheduled job's next run pins its rules
+
+    with pytest.raises(NotAuthorisedError, match="the rules that decide deletions differ"):
+        apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {*recent, stale}
+    assert store.get(proposal.id).state == ProposalState.APPROVED
