@@ -15,6 +15,7 @@ read, made from the engine's columns without building the dicts.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -103,6 +104,9 @@ class FindingRows(Sequence[dict[str, Any]]):
         self.positions = None if self.image is None else positions
         self.other: list[Any] = list(other)
         self._columns: FindingColumns | None = None
+        # a selection's columns are taken from its source's when first read: the
+        # nightly report selects each rule's findings and reads none of their columns
+        self._taken: tuple[FindingColumns, np.ndarray] | None = None
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -198,7 +202,7 @@ class FindingRows(Sequence[dict[str, Any]]):
     def append(self, row: Mapping[str, Any]) -> None:
         """Add a finding's JSON row at the end (a report put together by hand)."""
         self.other.append(row)
-        self._columns = None
+        self._columns = self._taken = None
         self._cache.clear()
 
     # ------------------------------------------------------------------ selection
@@ -213,13 +217,16 @@ class FindingRows(Sequence[dict[str, Any]]):
             positions = self.positions[positions]
         other = [row for row, keep in zip(self.other, mask[count:].tolist(), strict=True) if keep]
         picked = FindingRows(self.image, other, positions.astype(np.int64))
-        if self._columns is not None:  # the selection's columns, from these
-            picked._columns = self._columns.take(np.flatnonzero(mask).tolist())
+        if self._columns is not None:  # the selection's columns, from these when read
+            picked._taken = (self._columns, np.flatnonzero(mask))
         return picked
 
     # ------------------------------------------------------------------ columns
     def columns(self) -> FindingColumns:
         """The views' fields as columns (computed once)."""
+        if self._columns is None and self._taken is not None:
+            columns, positions = self._taken
+            self._columns, self._taken = columns.take(positions.tolist()), None
         if self._columns is None:
             self._columns = self._make_columns()
         return self._columns
@@ -364,34 +371,33 @@ def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 def codes_in_order(columns: FindingColumns) -> dict[str, int]:
     """Findings per code, codes in order of first appearance."""
-    counts: dict[str, int] = {}
-    for code in columns.code:
-        counts[code] = counts.get(code, 0) + 1
-    return counts
+    return dict(Counter(columns.code))  # a Counter keeps the order of first appearance
 
 
 def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[str, Any]]:
     """:func:`hygiene.report.views.findings_by_rule` without each group's findings
     (the caller adds them and sorts them), in order of first appearance; ``sizes`` is
     :func:`reclaimable` of the same columns."""
-    groups: dict[Any, dict[str, Any]] = {}
-    for position, code in enumerate(columns.code):
-        group = groups.get(code)
-        if group is None:
-            rule, severity = columns.rule[position], columns.severity[position]
-            safety = columns.fix_safety[position]
-            groups[code] = {
-                "code": code,
+    code = columns.code
+    # each code's first finding: the dict keeps the last value given for a key, and the
+    # positions are given from the last to the first
+    first = dict(zip(reversed(code), range(len(code) - 1, -1, -1), strict=True))
+    groups = []
+    for name, count in Counter(code).items():  # in order of first appearance
+        position = first[name]
+        rule, severity = columns.rule[position], columns.severity[position]
+        safety = columns.fix_safety[position]
+        groups.append(
+            {
+                "code": name,
                 "rule": "" if rule is MISSING else rule,
                 "severity": "info" if severity is MISSING else severity,
                 "fix_safety": "manual" if safety is MISSING else safety,
-                "count": 1,
+                "count": count,
+                "bytes": sizes[name],
             }
-        else:
-            group["count"] += 1
-    for code, group in groups.items():
-        group["bytes"] = sizes[code]
-    return list(groups.values())
+        )
+    return groups
 
 
 def by_namespace(columns: FindingColumns) -> dict[str, dict[str, int]]:
