@@ -15,6 +15,8 @@ read, made from the engine's columns without building the dicts.
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -262,7 +264,10 @@ class FindingRows(Sequence[dict[str, Any]]):
         offsets = np.asarray(image.unit_offsets)[index].tolist()
         digests = image.unit_digests
         scope = []
-        for k, extra in enumerate(pick(image.details)):
+        details = pick(image.details)
+        given = map(operator.is_not, details, itertools.repeat(None))  # most have none
+        for k in np.flatnonzero(np.fromiter(given, dtype=bool, count=len(details))).tolist():
+            extra = details[k]
             if isinstance(extra, Mapping) and (extra.get("project") or extra.get("namespaces")):
                 scope.append((k, extra.get("project"), extra.get("namespaces")))
         columns = FindingColumns(
@@ -275,7 +280,7 @@ class FindingRows(Sequence[dict[str, Any]]):
             repository=pick(image.repository),
             account=pick(image.account),
             region=pick(image.region),
-            digest=[digests[o] for o in offsets],
+            digest=list(map(digests.__getitem__, offsets)),
             bytes=np.asarray(image.bytes)[index].tolist(),
             scope=scope,
         )
@@ -331,7 +336,9 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
     from hygiene.grouping import combined
 
-    keep = np.array([bool(d) and d is not MISSING for d in columns.digest], dtype=bool)
+    digest, n = columns.digest, len(columns.digest)
+    keep = np.fromiter(map(bool, digest), dtype=bool, count=n)  # bool(d) and d is not MISSING
+    keep &= ~np.fromiter(map(operator.is_, digest, itertools.repeat(MISSING)), dtype=bool, count=n)
     codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
     out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
     out[None] = 0
@@ -343,13 +350,24 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
          for values in (columns.account, columns.region, columns.repository, columns.digest)),
         _text_codes,
     )  # fmt: skip
-    size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
+    size = _sizes(columns.bytes)[keep]
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())
     per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
     for code, total in per_code.groupby(level=0, sort=False).sum().items():
         out[names[code]] = int(total)
     return out
+
+
+def _sizes(values: list[Any]) -> np.ndarray:
+    """``np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])``: in one
+    C loop when every value is an integer that int64 holds."""
+    if set(map(type, values)) <= {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:  # an integer int64 does not hold: numpy keeps objects
+            pass
+    return np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])
 
 
 def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
