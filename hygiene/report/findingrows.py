@@ -55,6 +55,11 @@ class FindingColumns:
     # finding_namespaces(self) as an object array, made on first use (each weekly
     # report compares it with its namespace)
     names: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    # the inventory row of each of the engine's image findings, which come first (the
+    # root of its unit: the image whose digest the finding names), when one row is one
+    # (account, region, repository, digest): the image findings' unique_digests. Their
+    # images are then counted by row (:func:`reclaimable`), not by text.
+    image_rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -69,7 +74,11 @@ class FindingColumns:
                            self.digest, self.bytes)
         ]  # fmt: skip
         scope = [(at[k], project, names) for k, project, names in self.scope if k in at]
-        return FindingColumns(*picked, scope=scope)  # type: ignore[misc]
+        taken = FindingColumns(*picked, scope=scope)  # type: ignore[misc]
+        if self.image_rows is not None:  # the image findings picked, still first
+            where = np.asarray(positions, dtype=np.int64)
+            taken.image_rows = self.image_rows[where[where < len(self.image_rows)]]
+        return taken
 
 
 _FIELDS = ("code", "rule", "severity", "fix_safety", "fix", "namespace", "repository",
@@ -287,6 +296,8 @@ class FindingRows(Sequence[dict[str, Any]]):
         for name in (*(f for f in _FIELDS if f != "image_digest"), "digest"):
             getattr(columns, name).extend(getattr(other, name))
         columns.scope.extend(other.scope)
+        if getattr(image, "unique_digests", False) is True:
+            columns.image_rows = np.asarray(image.rows, dtype=np.int64)[index]
         return columns
 
 
@@ -344,12 +355,17 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
     out[None] = 0
     if not keep.any():
         return out
-    key = combined(
-        np.zeros(int(keep.sum()), dtype=np.int64),
-        (np.asarray(values, dtype=object)[keep]
-         for values in (columns.account, columns.region, columns.repository, columns.digest)),
-        _text_codes,
-    )  # fmt: skip
+    rows = columns.image_rows
+    if rows is not None and not keep[len(rows) :].any():
+        # only the engine's image findings name images: one inventory row, one image
+        key, _ = pd.factorize(rows[keep[: len(rows)]])
+    else:
+        key = combined(
+            np.zeros(int(keep.sum()), dtype=np.int64),
+            (np.asarray(values, dtype=object)[keep]
+             for values in (columns.account, columns.region, columns.repository, columns.digest)),
+            _text_codes,
+        )  # fmt: skip
     size = _sizes(columns.bytes)[keep]
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())
@@ -362,7 +378,7 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 def _sizes(values: list[Any]) -> np.ndarray:
     """``np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])``: in one
     C loop when every value is an integer that int64 holds."""
-    if set(map(type, values)) <= {int}:
+    if values and set(map(type, values)) <= {int}:
         try:
             return np.array(values, dtype=np.int64)
         except OverflowError:  # an integer int64 does not hold: numpy keeps objects

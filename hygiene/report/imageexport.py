@@ -327,9 +327,10 @@ def _spread(values: list[Any], counts: list[int], rows: pa.Array) -> pa.Array | 
     Arrow text (``rows``: the proposal of each row) when the values are text (some of
     them None at most), else as a list. Text in Arrow is what a list of it would be: the
     same cells, the same kinds (:func:`hygiene.report.csvout.add_kinds`) and rows."""
-    if any(type(v) is str for v in values) and all(type(v) is str or v is None for v in values):
+    shown = [v if n else None for v, n in zip(values, counts, strict=True)]  # none: no rows
+    if any(type(v) is str for v in shown) and all(type(v) is str or v is None for v in shown):
         try:
-            return pa.array(values, type=pa.string()).take(rows)
+            return pa.array(shown, type=pa.string()).take(rows)
         except UnicodeEncodeError:  # a lone surrogate: not UTF-8
             pass
     return list(
