@@ -247,10 +247,10 @@ def _image_columns(
         if type(images) is not list:
             return None
         lists.append(images)
-    images = [image for listed in lists for image in listed]
+    images = list(itertools.chain.from_iterable(lists))
     if not images:
         return [[] for _ in IMAGE_COLUMNS]
-    if not all(type(image) is dict for image in images):
+    if set(map(type, images)) != {dict}:
         return None
     try:  # every entry has every key: one C loop
         found = list(map(operator.itemgetter(*_IMAGE_KEYS), images))
