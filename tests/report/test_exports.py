@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from hygiene.findingtable import offset_iso_strings
 from hygiene.report import csvout, exports, imageexport, render
+from hygiene.report.format import to_datetime
 from hygiene.units import human_bytes
 from tests.builders import NOW
 from tests.conftest import examples
@@ -493,3 +494,31 @@ def test_a_proposals_tags_of_odd_evidence_are_what_the_set_of_texts_says(images:
             return type(error)
 
     assert fast() == slow()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            planner_time,
+            st.sampled_from(
+                ["2026-01-02T03:04:05.000000+00:00", "2026-01-02T03:04:05.000001+00:00"]
+            ),
+        ),
+        max_size=8,
+    ),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
+)
+@SETTINGS
+def test_times_already_written_as_isoformat_are_kept_as_they_are(
+    times: list[str | None], cut: tuple[int, int]
+) -> None:
+    """The times as ``isoformat`` writes them, whether or not they were written so."""
+    text = pa.array(times, type=pa.string())
+    text = text.slice(cut[0], max(len(text) - sum(cut), 0))  # offsets not from zero
+    read = imageexport._utc_microseconds(text.to_pylist())
+    assert read is not None
+    expected = [None if t is None else to_datetime(t).isoformat() for t in text.to_pylist()]
+    assert imageexport._iso_texts(text).to_pylist() == expected
+    kept = imageexport._written_as_isoformat(text)
+    assert kept == (expected == text.to_pylist())
