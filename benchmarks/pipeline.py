@@ -25,8 +25,9 @@ memory of every phase:
 ``total`` is the sum of the phases, as the target counts them. No one command runs
 them all: a nightly run writes one store, and the scan document is ``hygiene scan``'s.
 So it also prints what each command would take after collection (:data:`COMMANDS`):
-the nightly job with either store, and ``hygiene scan --format json`` (with its own
-snapshot, which it writes after evaluating: timed apart, after the phases).
+the nightly job with either store, and ``hygiene scan --format json``, which writes its
+snapshot in a thread while it evaluates, as the job does (counted as the job's wait: the
+scan's thread has the plan's time too, so its wait is no longer).
 
 Peak memory: ``phase peak`` is the largest resident set seen while the phase ran
 (sampled every 5 ms), which includes what earlier phases left allocated (``--json``
@@ -79,18 +80,15 @@ COMMANDS = {
     "nightly job, PostgreSQL store": (
         "snapshot", "rules", "plan", "lifecycle", "store-postgresql", "report"
     ),
-    # `hygiene scan` writes its snapshot after evaluating, not alongside: timed apart,
-    # after the phases, as "scan-snapshot" (not a phase: the target does not count it)
-    "hygiene scan --format json": ("rules", "plan", "lifecycle", "scan-json", "scan-snapshot"),
+    # `hygiene scan` writes its snapshot while it evaluates (rules and plan), as the job
+    # does while its rules run: the job's wait for it is an upper bound of the scan's
+    "hygiene scan --format json": ("snapshot", "rules", "plan", "lifecycle", "scan-json"),
 }  # fmt: skip
 
 
-def command_totals(
-    phases: dict[str, dict[str, float]], apart: dict[str, float] | None = None
-) -> dict[str, float]:
-    """Wall seconds of each command of :data:`COMMANDS` whose phases all ran (``apart``:
-    wall seconds of work timed outside the phases)."""
-    wall = {name: phase["wall"] for name, phase in phases.items()} | (apart or {})
+def command_totals(phases: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Wall seconds of each command of :data:`COMMANDS` whose phases all ran."""
+    wall = {name: phase["wall"] for name, phase in phases.items()}
     return {
         command: round(sum(wall[p] for p in names), 2)
         for command, names in COMMANDS.items()
@@ -235,7 +233,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
     from hygiene.jobs import run_nightly
     from hygiene.jobtypes import JobDeps
     from hygiene.model import Action
-    from hygiene.scan import ScanResult, plan_all, save_snapshot
+    from hygiene.scan import ScanResult, plan_all
     from hygiene.store import Store
     from hygiene.wiring import RegistryAccess, Wired, due_approved_with, persist_with
 
@@ -347,9 +345,6 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         with path.open("wb") as out:  # what `hygiene scan --format json` writes
             scan.write_json(out)
     peak_mib = meter.process_peak_mib()
-    snapshot_started = time.perf_counter()  # `hygiene scan`'s own snapshot, after the rest
-    save_snapshot(inventory, work / "scan-snapshots")
-    apart = {"scan-snapshot": time.perf_counter() - snapshot_started}
     meter.close()
     store.close()
     scan_json_mib = round(path.stat().st_size / 2**20, 1)
@@ -370,8 +365,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         "start_mib": {k: round(meter.start_mib[k]) for k in phases},
         "total_wall": round(sum(p["wall"] for p in phases.values()), 2),
         "total_cpu": round(sum(p["cpu"] for p in phases.values()), 2),
-        "scan_snapshot_wall": round(apart["scan-snapshot"], 2),
-        "commands": command_totals(phases, apart),
+        "commands": command_totals(phases),
         "rss_inventory_mib": round(rss_inventory),
         "peak_rss_mib": round(peak_mib),
         "rules_timings": evaluation.timings,

@@ -434,11 +434,20 @@ def snapshot_table(inventory: Inventory) -> pa.Table:
 
 
 def write_snapshot(inventory: Inventory, path: Path) -> Path:
-    """Write ``inventory`` to one parquet file (see module docstring)."""
+    """Write ``inventory`` to one parquet file (see module docstring). The file appears
+    whole or not at all: it is written next to ``path`` and renamed, so a process that
+    ends while writing (a crash, an interrupt) leaves no half-written snapshot under the
+    name a later ``--from-snapshot`` would read."""
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(snapshot_table(inventory), path, compression="zstd")
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        pq.write_table(snapshot_table(inventory), partial, compression="zstd")
+        partial.replace(path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
 
 

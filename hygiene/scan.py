@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 
 from hygiene.authz.identity import is_loopback
+from hygiene.background import InBackground
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
@@ -535,3 +536,25 @@ def evaluate(inventory: Inventory, config: Config, now: datetime) -> ScanResult:
 
 def save_snapshot(inventory: Inventory, directory: Path) -> Path:
     return write_snapshot(inventory, directory / f"{inventory.run.id}.parquet")
+
+
+def evaluate_and_save(
+    inventory: Inventory, config: Config, now: datetime, directory: Path
+) -> ScanResult:
+    """:func:`evaluate`, while the inventory's snapshot is written to ``directory`` in a
+    thread (pyarrow encodes and writes it without the GIL; the rules and the plan only
+    read the inventory). The snapshot is written whatever evaluating does: when it
+    fails, its error is raised after the snapshot is whole (an error writing the
+    snapshot too is logged), so the inventory read can be evaluated again with
+    ``--from-snapshot``. When only the snapshot fails, its error is raised."""
+    writing = InBackground(save_snapshot, inventory, directory, name="snapshot")
+    try:
+        result = evaluate(inventory, config, now)
+    except BaseException:  # an interrupt too: the snapshot is not left half-written
+        try:
+            writing.result()
+        except Exception:
+            log.exception("writing the snapshot failed too")
+        raise
+    result.snapshot = writing.result()
+    return result

@@ -78,7 +78,13 @@ def merge_command(
     """
     from hygiene.cli.ending import ends_with_process, request_fast_end
     from hygiene.gcpause import paused_gc
-    from hygiene.scan import add_in_use, evaluate, merge_parts_of, open_registry, save_snapshot
+    from hygiene.scan import (
+        add_in_use,
+        evaluate,
+        evaluate_and_save,
+        merge_parts_of,
+        open_registry,
+    )
 
     configure_logging(log_format)
     config = load(rules_dir)
@@ -90,9 +96,10 @@ def merge_command(
         merged = merge_parts_of(config)
         # the workloads are asked once for the whole run, here (shards do not)
         add_in_use(merged.inventory, open_registry(config).discover(config))
-        result = evaluate(merged.inventory, config, now)
-        if not no_snapshot:
-            result.snapshot = save_snapshot(merged.inventory, snapshot_dir)
+        if no_snapshot:
+            result = evaluate(merged.inventory, config, now)
+        else:
+            result = evaluate_and_save(merged.inventory, config, now, snapshot_dir)
         emit(result, fmt)
         return exit_code_for(result, fail_on)
 

@@ -166,7 +166,7 @@ def scan_command(
     from hygiene.cli.ending import ends_with_process, keep_until_end, request_fast_end
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, open_registry, save_snapshot, warm_up
+    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry, warm_up
 
     configure_logging(log_format)
     config = load(rules_dir)
@@ -192,9 +192,10 @@ def scan_command(
             )
             warm_up()
             inventory = collect(handle, config, now=now, progress=progress)
-        result = evaluate(inventory, config, now)
         if from_snapshot is None and not no_snapshot:
-            result.snapshot = save_snapshot(inventory, snapshot_dir)
+            result = evaluate_and_save(inventory, config, now, snapshot_dir)
+        else:
+            result = evaluate(inventory, config, now)
         emit(result, fmt)
         keep_until_end(result)  # its objects go with the process (hygiene.cli.ending)
         return exit_code_for(result, fail_on)

@@ -123,7 +123,7 @@ def column_cells(values: list[Any] | pa.Array, kinds: set[type]) -> pa.Array:
         return pa.array(["True" if v else "False" for v in values], type=pa.string())
     if kinds == {list}:
         try:
-            return formula_safe(pa.array([" ".join(v) for v in values], type=pa.string()))
+            return formula_safe(pa.array(list(map(" ".join, values)), type=pa.string()))
         except TypeError:  # not only text: JSON lists, as _csv_cell writes them
             pass
     cells = [csv_cell(v) for v in values]

@@ -15,6 +15,9 @@ read, made from the engine's columns without building the dicts.
 
 from __future__ import annotations
 
+import itertools
+import operator
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -52,6 +55,11 @@ class FindingColumns:
     # finding_namespaces(self) as an object array, made on first use (each weekly
     # report compares it with its namespace)
     names: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    # the inventory row of each of the engine's image findings, which come first (the
+    # root of its unit: the image whose digest the finding names), when one row is one
+    # (account, region, repository, digest): the image findings' unique_digests. Their
+    # images are then counted by row (:func:`reclaimable`), not by text.
+    image_rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.code)
@@ -66,7 +74,11 @@ class FindingColumns:
                            self.digest, self.bytes)
         ]  # fmt: skip
         scope = [(at[k], project, names) for k, project, names in self.scope if k in at]
-        return FindingColumns(*picked, scope=scope)  # type: ignore[misc]
+        taken = FindingColumns(*picked, scope=scope)  # type: ignore[misc]
+        if self.image_rows is not None:  # the image findings picked, still first
+            where = np.asarray(positions, dtype=np.int64)
+            taken.image_rows = self.image_rows[where[where < len(self.image_rows)]]
+        return taken
 
 
 _FIELDS = ("code", "rule", "severity", "fix_safety", "fix", "namespace", "repository",
@@ -103,6 +115,9 @@ class FindingRows(Sequence[dict[str, Any]]):
         self.positions = None if self.image is None else positions
         self.other: list[Any] = list(other)
         self._columns: FindingColumns | None = None
+        # a selection's columns are taken from its source's when first read: the
+        # nightly report selects each rule's findings and reads none of their columns
+        self._taken: tuple[FindingColumns, np.ndarray] | None = None
         self._cache: dict[str, Any] = {}
 
     @classmethod
@@ -198,7 +213,7 @@ class FindingRows(Sequence[dict[str, Any]]):
     def append(self, row: Mapping[str, Any]) -> None:
         """Add a finding's JSON row at the end (a report put together by hand)."""
         self.other.append(row)
-        self._columns = None
+        self._columns = self._taken = None
         self._cache.clear()
 
     # ------------------------------------------------------------------ selection
@@ -213,13 +228,16 @@ class FindingRows(Sequence[dict[str, Any]]):
             positions = self.positions[positions]
         other = [row for row, keep in zip(self.other, mask[count:].tolist(), strict=True) if keep]
         picked = FindingRows(self.image, other, positions.astype(np.int64))
-        if self._columns is not None:  # the selection's columns, from these
-            picked._columns = self._columns.take(np.flatnonzero(mask).tolist())
+        if self._columns is not None:  # the selection's columns, from these when read
+            picked._taken = (self._columns, np.flatnonzero(mask))
         return picked
 
     # ------------------------------------------------------------------ columns
     def columns(self) -> FindingColumns:
         """The views' fields as columns (computed once)."""
+        if self._columns is None and self._taken is not None:
+            columns, positions = self._taken
+            self._columns, self._taken = columns.take(positions.tolist()), None
         if self._columns is None:
             self._columns = self._make_columns()
         return self._columns
@@ -255,7 +273,10 @@ class FindingRows(Sequence[dict[str, Any]]):
         offsets = np.asarray(image.unit_offsets)[index].tolist()
         digests = image.unit_digests
         scope = []
-        for k, extra in enumerate(pick(image.details)):
+        details = pick(image.details)
+        given = map(operator.is_not, details, itertools.repeat(None))  # most have none
+        for k in np.flatnonzero(np.fromiter(given, dtype=bool, count=len(details))).tolist():
+            extra = details[k]
             if isinstance(extra, Mapping) and (extra.get("project") or extra.get("namespaces")):
                 scope.append((k, extra.get("project"), extra.get("namespaces")))
         columns = FindingColumns(
@@ -268,13 +289,15 @@ class FindingRows(Sequence[dict[str, Any]]):
             repository=pick(image.repository),
             account=pick(image.account),
             region=pick(image.region),
-            digest=[digests[o] for o in offsets],
+            digest=list(map(digests.__getitem__, offsets)),
             bytes=np.asarray(image.bytes)[index].tolist(),
             scope=scope,
         )
         for name in (*(f for f in _FIELDS if f != "image_digest"), "digest"):
             getattr(columns, name).extend(getattr(other, name))
         columns.scope.extend(other.scope)
+        if getattr(image, "unique_digests", False) is True:
+            columns.image_rows = np.asarray(image.rows, dtype=np.int64)[index]
         return columns
 
 
@@ -324,25 +347,43 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
     from hygiene.grouping import combined
 
-    keep = np.array([bool(d) and d is not MISSING for d in columns.digest], dtype=bool)
+    digest, n = columns.digest, len(columns.digest)
+    keep = np.fromiter(map(bool, digest), dtype=bool, count=n)  # bool(d) and d is not MISSING
+    keep &= ~np.fromiter(map(operator.is_, digest, itertools.repeat(MISSING)), dtype=bool, count=n)
     codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
     out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
     out[None] = 0
     if not keep.any():
         return out
-    key = combined(
-        np.zeros(int(keep.sum()), dtype=np.int64),
-        (np.asarray(values, dtype=object)[keep]
-         for values in (columns.account, columns.region, columns.repository, columns.digest)),
-        _text_codes,
-    )  # fmt: skip
-    size = np.asarray([int(b or 0) if b is not MISSING else 0 for b in columns.bytes])[keep]
+    rows = columns.image_rows
+    if rows is not None and not keep[len(rows) :].any():
+        # only the engine's image findings name images: one inventory row, one image
+        key, _ = pd.factorize(rows[keep[: len(rows)]])
+    else:
+        key = combined(
+            np.zeros(int(keep.sum()), dtype=np.int64),
+            (np.asarray(values, dtype=object)[keep]
+             for values in (columns.account, columns.region, columns.repository, columns.digest)),
+            _text_codes,
+        )  # fmt: skip
+    size = _sizes(columns.bytes)[keep]
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())
     per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
     for code, total in per_code.groupby(level=0, sort=False).sum().items():
         out[names[code]] = int(total)
     return out
+
+
+def _sizes(values: list[Any]) -> np.ndarray:
+    """``np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])``: in one
+    C loop when every value is an integer that int64 holds."""
+    if values and set(map(type, values)) <= {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:  # an integer int64 does not hold: numpy keeps objects
+            pass
+    return np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])
 
 
 def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
@@ -364,34 +405,33 @@ def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 def codes_in_order(columns: FindingColumns) -> dict[str, int]:
     """Findings per code, codes in order of first appearance."""
-    counts: dict[str, int] = {}
-    for code in columns.code:
-        counts[code] = counts.get(code, 0) + 1
-    return counts
+    return dict(Counter(columns.code))  # a Counter keeps the order of first appearance
 
 
 def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[str, Any]]:
     """:func:`hygiene.report.views.findings_by_rule` without each group's findings
     (the caller adds them and sorts them), in order of first appearance; ``sizes`` is
     :func:`reclaimable` of the same columns."""
-    groups: dict[Any, dict[str, Any]] = {}
-    for position, code in enumerate(columns.code):
-        group = groups.get(code)
-        if group is None:
-            rule, severity = columns.rule[position], columns.severity[position]
-            safety = columns.fix_safety[position]
-            groups[code] = {
-                "code": code,
+    code = columns.code
+    # each code's first finding: the dict keeps the last value given for a key, and the
+    # positions are given from the last to the first
+    first = dict(zip(reversed(code), range(len(code) - 1, -1, -1), strict=True))
+    groups = []
+    for name, count in Counter(code).items():  # in order of first appearance
+        position = first[name]
+        rule, severity = columns.rule[position], columns.severity[position]
+        safety = columns.fix_safety[position]
+        groups.append(
+            {
+                "code": name,
                 "rule": "" if rule is MISSING else rule,
                 "severity": "info" if severity is MISSING else severity,
                 "fix_safety": "manual" if safety is MISSING else safety,
-                "count": 1,
+                "count": count,
+                "bytes": sizes[name],
             }
-        else:
-            group["count"] += 1
-    for code, group in groups.items():
-        group["bytes"] = sizes[code]
-    return list(groups.values())
+        )
+    return groups
 
 
 def by_namespace(columns: FindingColumns) -> dict[str, dict[str, int]]:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow, ProposalImages
+from hygiene.report.csvout import _text_data
 from hygiene.report.format import to_datetime
 from hygiene.units import UNITS, human_bytes
 
@@ -247,10 +248,10 @@ def _image_columns(
         if type(images) is not list:
             return None
         lists.append(images)
-    images = [image for listed in lists for image in listed]
+    images = list(itertools.chain.from_iterable(lists))
     if not images:
         return [[] for _ in IMAGE_COLUMNS]
-    if not all(type(image) is dict for image in images):
+    if set(map(type, images)) != {dict}:
         return None
     try:  # every entry has every key: one C loop
         found = list(map(operator.itemgetter(*_IMAGE_KEYS), images))
@@ -269,7 +270,7 @@ def _image_columns(
     pulled_times = _utc_microseconds(pulled)
     if pushed_times is None or pulled_times is None:
         return None
-    (pushed_us, missing, pushed_text), (pulled_us, never, pulled_text) = pushed_times, pulled_times
+    (pushed_us, missing, pushed_text), (_, _, pulled_text) = pushed_times, pulled_times
     group = np.repeat(np.arange(len(lists)), [len(listed) for listed in lists])
     # each proposal's images oldest push first (no push time last), then by digest
     keys = {
@@ -279,43 +280,65 @@ def _image_columns(
         "digest": digest_text,
         "position": np.arange(len(images)),
     }
-    order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys]).to_pylist()
-    group_of = group[order]
-    digests, tags, sizes = ([values[i] for i in order] for values in (digests, tags, sizes))
-    pushed_us, missing, pulled_us, never = (
-        a[order] for a in (pushed_us, missing, pulled_us, never)
-    )
+    order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
+    at = order.to_numpy()
+    positions = at.tolist()
+    group_of = group[at]
+    # each proposal's rows are one run of the sorted rows (the group is the first key)
+    counts = np.bincount(group_of, minlength=len(lists)).tolist()
+    digests, tags, sizes = (list(map(values.__getitem__, positions))
+                            for values in (digests, tags, sizes))  # fmt: skip
+    pushed_us, missing = pushed_us[at], missing[at]
     now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
     ages = np.floor_divide(now_us - pushed_us, _DAY_US).astype(object)
     ages[missing] = None
     pushed, pulled = (_iso_texts(text).take(order) for text in (pushed_text, pulled_text))
     shared: list[list[Any]] = [[] for _ in range(7)]
-    codes_of: list[tuple[Mapping[str, Any], list[Any]]] = []
-    for proposal, source in batch:
+    rule_codes: list[Any] = []
+    start = 0
+    for (proposal, source), count in zip(batch, counts, strict=True):
         evidence = source["evidence"] or {}
         by_digest = evidence.get("rule_codes") or {}
         default = list(source.get("rule_codes") or ())
-        codes_of.append((by_digest if isinstance(by_digest, Mapping) else {}, default))
+        if not isinstance(by_digest, Mapping):
+            by_digest = {}
+        for codes in map(by_digest.get, digests[start : start + count]):
+            codes = codes or default
+            rule_codes.append(codes if type(codes) is list else list(codes))
+        start += count
         for values, value in zip(shared, (
             str(source.get("id", "")), proposal.get("state"), proposal.get("namespace"),
             str(source.get("repository", "")), proposal.get("grace_until"),
             proposal.get("account"), proposal.get("region"),
         ), strict=True):  # fmt: skip
             values.append(value)
-    groups = group_of.tolist()
+    rows = pa.array(group_of)
     proposal_id, state, namespace, repository, grace, account, region = (
-        [values[g] for g in groups] for values in shared
+        _spread(values, counts, rows) for values in shared
     )
-    rule_codes = []
-    for g, digest in zip(groups, digests, strict=True):
-        by_digest, default = codes_of[g]
-        codes = by_digest.get(digest) or default
-        rule_codes.append(codes if type(codes) is list else list(codes))
     return [
-        proposal_id, state, rule_codes, namespace, repository, digests, tags,
-        [not t for t in tags], pushed, ages.tolist(), pulled, sizes,
+        proposal_id, state, rule_codes, namespace, repository, digest_text.take(order), tags,
+        list(map(operator.not_, tags)), pushed, ages.tolist(), pulled, sizes,
         _size_texts(sizes), grace, account, region,
     ]  # fmt: skip
+
+
+def _spread(values: list[Any], counts: list[int], rows: pa.Array) -> pa.Array | list[Any]:
+    """Each proposal's value (``values``) repeated for its ``counts`` rows, in order: as
+    Arrow text (``rows``: the proposal of each row) when the values are text (some of
+    them None at most), else as a list. Text in Arrow is what a list of it would be: the
+    same cells, the same kinds (:func:`hygiene.report.csvout.add_kinds`) and rows."""
+    shown = [v if n else None for v, n in zip(values, counts, strict=True)]  # none: no rows
+    if any(type(v) is str for v in shown) and all(type(v) is str or v is None for v in shown):
+        try:
+            return pa.array(shown, type=pa.string()).take(rows)
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8
+            pass
+    return list(
+        itertools.chain.from_iterable(
+            itertools.repeat(v, n) for v, n in zip(values, counts, strict=True)
+        )
+    )
 
 
 def _size_texts(sizes: list[int]) -> pa.Array | list[str]:
@@ -371,8 +394,31 @@ def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Arr
 def _iso_texts(text: pa.Array) -> pa.Array:
     """``to_datetime(t).isoformat()`` of times :func:`_utc_microseconds` read: the
     fraction cut after six digits, and none when those are zeros (null stays null)."""
+    if _written_as_isoformat(text):  # as the planner writes them: nothing to change
+        return text
     head = pc.utf8_slice_codeunits(text, 0, 19)
     fraction = pc.utf8_slice_codeunits(text, 20, 26)
     whole = pc.or_(pc.equal(pc.utf8_length(text), 25), pc.equal(fraction, "000000"))
     dotted = pc.binary_join_element_wise(head, ".", fraction, "+00:00", "")
     return pc.if_else(whole, pc.binary_join_element_wise(head, "+00:00", ""), dotted)
+
+
+def _written_as_isoformat(text: pa.Array) -> bool:
+    """Whether every time :func:`_utc_microseconds` read is already written as
+    ``isoformat`` writes it: whole seconds (25 characters, all ASCII), or six digits of
+    fraction that are not all zeros (32); never nine digits (35)."""
+    data = _text_data(text)
+    if data is None:
+        return False
+    offsets, raw = data
+    lengths, starts = np.diff(offsets), offsets[:-1] - offsets[0]
+    if text.null_count:  # a null's bytes are not a time (nulls stay null)
+        valid = np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        lengths, starts = lengths[valid], starts[valid]
+    if not np.isin(lengths, (25, 32)).all():
+        return False
+    fractions = starts[lengths == 32] + 20  # "YYYY-MM-DDTHH:MM:SS." is 20 characters
+    if not len(fractions):
+        return True
+    digits = np.frombuffer(raw, dtype=np.uint8)[fractions[:, None] + np.arange(6)]
+    return not bool((digits == ord("0")).all(axis=1).any())

@@ -23,7 +23,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.engine import Connection
@@ -94,6 +94,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+START_SLACK = timedelta(seconds=2)
+"""How much later than its lock a process may seem to have started (the boot time in
+/proc/stat is in whole seconds) and still be the one that took it."""
+
+
+def _started_at(pid: int) -> datetime | None:
+    """When process ``pid`` started (Linux /proc), or None when this system cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as machine:
+            boot = next(int(line.split()[1]) for line in machine if line.startswith("btime "))
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _holder_alive(pid: int, since: datetime) -> bool:
+    """Is the process of this host that took a lock at ``since`` still running? Its pid
+    must be alive and, where /proc says when that process started, belong to a process
+    started before the lock was taken (not one that got the pid of a dead holder, as
+    a container's process that is always pid 1)."""
+    if not _pid_alive(pid):
+        return False
+    started = _started_at(pid)
+    return started is None or started <= since + START_SLACK
+
+
 class StoreLocks(StoreBase):
     """``with store.lock(name):`` — PostgreSQL advisory locks, or a row on SQLite."""
 
@@ -103,8 +131,10 @@ class StoreLocks(StoreBase):
 
         PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection
         (released by the server if the process dies). SQLite: a row in ``locks``; a row
-        left by a dead process on this host, or older than ``stale_lock_after``, is
-        taken over. Raises :class:`LockHeldError` naming the holder and since when, at
+        left by a dead process on this host is taken over, one of a live process on this
+        host never is (however long it runs: a second run beside it would overlap), and
+        one of another host (whose process cannot be asked) once its holder gave no
+        sign of life (its heartbeat, every minute) for ``stale_lock_after``. Raises :class:`LockHeldError` naming the holder and since when, at
         once (no waiting). Once the registry lock is held, runs left ``running`` by a
         process that died holding it are marked ``abandoned``.
         """
@@ -244,11 +274,13 @@ class StoreLocks(StoreBase):
         return now
 
     def _stale(self, row: LockRow, now: datetime, host: str) -> str:
-        """Why the lock ``row`` may be taken over ("" when it may not): its process is
-        gone (same host), or it gave no sign of life for the stale-lock age (a row
-        without heartbeats: :data:`LEGACY_STALE_LOCK` after it was taken)."""
-        if row.host == host and not _pid_alive(row.pid):
-            return "its process is gone"
+        """Why the lock ``row`` may be taken over ("" when it may not). A holder on this
+        host is asked directly: taken over when its process is gone, kept however long
+        and however quietly it runs while it lives. Another host's holder when it gave
+        no sign of life for the stale-lock age (a row without heartbeats:
+        :data:`LEGACY_STALE_LOCK` after it was taken)."""
+        if row.host == host:
+            return "" if _holder_alive(row.pid, row.acquired_at) else "its process is gone"
         if row.heartbeat_at is None:
             if now - row.acquired_at > LEGACY_STALE_LOCK:
                 return "it is older than the stale limit"

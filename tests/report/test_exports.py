@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from hygiene.findingtable import offset_iso_strings
 from hygiene.report import csvout, exports, imageexport, render
+from hygiene.report.format import to_datetime
 from hygiene.units import human_bytes
 from tests.builders import NOW
 from tests.conftest import examples
@@ -418,3 +419,106 @@ def test_a_proposals_tags_are_every_tag_of_its_images_as_text(tags: list[list[An
                 "evidence": {"images": [{"tags": t} for t in tags]}}  # fmt: skip
     lazy = ProposalImages([proposal], NOW)
     assert lazy.tags("p-1") == sorted({str(t) for image in tags for t in image})
+
+
+spread_value = st.one_of(
+    st.none(), st.text(alphabet="ab=é", max_size=3), st.integers(0, 3), st.just("\ud800")
+)
+
+
+@given(
+    values=st.lists(spread_value, max_size=5).flatmap(
+        lambda v: st.tuples(
+            st.just(v), st.lists(st.integers(0, 3), min_size=len(v), max_size=len(v))
+        )
+    )
+)
+@SETTINGS
+def test_a_proposals_values_spread_over_its_rows_are_the_repeated_values(
+    values: tuple[list[Any], list[int]],
+) -> None:
+    """Arrow text where the values are text, a list otherwise: the same rows, kinds and
+    CSV cells as each proposal's value repeated for its rows."""
+    given_values, counts = values
+    rows = pa.array(np.repeat(np.arange(len(counts)), counts), type=pa.int64())
+    spread = imageexport._spread(given_values, counts, rows)
+    repeated = [v for v, n in zip(given_values, counts, strict=True) for _ in range(n)]
+    assert as_lists([spread]) == [repeated]
+    kinds: set[type] = set()
+    assert csvout.add_kinds(set(), spread) == csvout.add_kinds(kinds, repeated) or not repeated
+    if repeated and kinds <= csvout.KNOWN:
+        try:
+            expected = csvout.column_cells(repeated, kinds)
+        except UnicodeEncodeError:  # a lone surrogate: the list path's failure
+            assert not isinstance(spread, pa.Array)
+        else:
+            assert csvout.column_cells(spread, kinds).equals(expected)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "tags": st.one_of(
+                        st.none(),
+                        st.just(0),
+                        st.text(max_size=2),
+                        st.lists(st.text(max_size=2)),
+                        st.lists(st.one_of(st.integers(0, 2), st.lists(st.text(max_size=1)))),
+                    )
+                },
+            ),
+            st.just([]),
+            st.just("x"),
+        ),
+        max_size=5,
+    )
+)
+@SETTINGS
+def test_a_proposals_tags_of_odd_evidence_are_what_the_set_of_texts_says(images: list[Any]) -> None:
+    from hygiene.report.actions import ProposalImages
+
+    def slow() -> Any:
+        try:
+            return sorted({str(t) for image in images for t in image.get("tags") or ()})
+        except Exception as error:  # the same failure both ways
+            return type(error)
+
+    def fast() -> Any:
+        proposal = {"id": "p-1", "action": "delete-images", "evidence": {"images": images}}
+        try:
+            return ProposalImages([proposal], NOW).tags("p-1")
+        except Exception as error:
+            return type(error)
+
+    assert fast() == slow()
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            planner_time,
+            st.sampled_from(
+                ["2026-01-02T03:04:05.000000+00:00", "2026-01-02T03:04:05.000001+00:00"]
+            ),
+        ),
+        max_size=8,
+    ),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
+)
+@SETTINGS
+def test_times_already_written_as_isoformat_are_kept_as_they_are(
+    times: list[str | None], cut: tuple[int, int]
+) -> None:
+    """The times as ``isoformat`` writes them, whether or not they were written so."""
+    text = pa.array(times, type=pa.string())
+    text = text.slice(cut[0], max(len(text) - sum(cut), 0))  # offsets not from zero
+    read = imageexport._utc_microseconds(text.to_pylist())
+    assert read is not None
+    expected = [None if t is None else to_datetime(t).isoformat() for t in text.to_pylist()]
+    assert imageexport._iso_texts(text).to_pylist() == expected
+    kept = imageexport._written_as_isoformat(text)
+    assert kept == (expected == text.to_pylist())

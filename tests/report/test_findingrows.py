@@ -389,3 +389,98 @@ def test_image_export_rows_of_odd_evidence_equal_the_image_rows() -> None:
         ("sha256:a", ["IM002"]),
         ("sha256:b", ["IM002"]),
     ]  # evidence rule codes that are not a mapping are ignored; no push time goes last
+
+
+# --------------------------------------------------------------------------- by inventory row
+
+
+def text_keys(columns: Any) -> list[tuple[str, str, str, str]]:
+    """(account, region, repository, digest) as text of the image findings: how the
+    reclaimable bytes tell images apart when they do not count by inventory row."""
+    count = len(columns.image_rows)
+    parts = (columns.account, columns.region, columns.repository, columns.digest)
+    return [tuple(str(values[k]) for values in parts) for k in range(count)]  # type: ignore[misc]
+
+
+def by_text(columns: Any) -> dict[Any, int]:
+    """:func:`reclaimable` of ``columns`` counting images by text (no inventory rows)."""
+    from dataclasses import replace
+
+    from hygiene.report.findingrows import reclaimable
+
+    plain = replace(columns)  # image_rows is not copied: not an init field
+    assert plain.image_rows is None
+    return reclaimable(plain)
+
+
+def test_reclaimable_counts_images_by_inventory_row_as_by_text() -> None:
+    from hygiene.report.findingrows import reclaimable
+
+    inventory = synthetic_inventory(3_000, 30)
+    images = inventory.images.copy()
+    names = images["repository"].astype(str)
+    one, two = names.value_counts().index[:2]  # the two largest repositories
+    targets, donors = images.index[names == one][:20], images.index[names == two][:20]
+    assert len(targets) == len(donors) == 20
+    images.loc[targets, "digest"] = images.loc[donors, "digest"].to_numpy()
+    inventory = type(inventory)(**{**vars(inventory), "images": images})  # digests in two places
+    rows = FindingRows.of(evaluate(inventory, bench_config(), NOW).findings)
+    columns = rows.columns()
+    assert columns.image_rows is not None and len(columns.image_rows) == rows.image_count
+    keys = text_keys(columns)
+    # one inventory row is one text key and one text key one row
+    assert len(set(keys)) == len(set(columns.image_rows.tolist())) < len(keys)
+    assert len(set(zip(keys, columns.image_rows.tolist(), strict=True))) == len(set(keys))
+    assert len({k[3] for k in keys}) < len(set(keys))  # a digest in two repositories
+    assert reclaimable(columns) == by_text(columns)
+    assert views.reclaimable_bytes(rows) == views.reclaimable_bytes(list(rows))
+    for mask in (np.arange(len(rows)) % 3 == 0, np.arange(len(rows)) >= len(rows) // 2):
+        picked = rows.select(mask)
+        assert picked._columns is None  # taken from the whole's columns when read
+        taken = picked.columns()
+        assert taken.image_rows is not None and len(taken.image_rows) == picked.image_count
+        assert reclaimable(taken) == by_text(taken)
+        assert views.reclaimable_bytes(picked) == views.reclaimable_bytes(list(picked))
+
+
+def test_reclaimable_by_text_when_other_findings_name_images_or_digests_repeat() -> None:
+    from hygiene.report.findingrows import reclaimable
+
+    rows = synthetic_rows()
+    first = rows[0]
+    bigger = {**first, "code": "XX001", "bytes": int(first["bytes"]) + 1, "details": {}}
+    rows.append(bigger)  # another rule's finding of the same image, as a row
+    columns = rows.columns()
+    assert columns.image_rows is not None
+    assert reclaimable(columns) == by_text(columns)
+    assert views.reclaimable_bytes(rows) == views.reclaimable_bytes(list(rows))
+    again = synthetic_rows()
+    again.image.unique_digests = False  # a digest twice in a repository: rows say nothing
+    assert again.columns().image_rows is None
+    assert views.reclaimable_bytes(again) == views.reclaimable_bytes(list(again))
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(2**63, 2**70),
+            st.none(),
+            st.booleans(),
+            st.just(0),
+            st.sampled_from([3.5, "7"]),
+        ),
+        max_size=8,
+    ).map(lambda values: [*values, MISSING_VALUE] if len(values) % 3 == 1 else values)
+)
+@SETTINGS
+def test_finding_sizes_are_the_integers_of_the_dict_path(values: list[Any]) -> None:
+    from hygiene.report.findingrows import MISSING, _sizes
+
+    values = [MISSING if v is MISSING_VALUE else v for v in values]
+    expected = np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])
+    made = _sizes(values)
+    assert made.dtype == expected.dtype and made.tolist() == expected.tolist()
+
+
+MISSING_VALUE = object()  # stands for findingrows.MISSING in generated lists
