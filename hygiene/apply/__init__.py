@@ -28,15 +28,18 @@ delete-images            ``digests`` (indexes first)                 ``images`` 
                                                                      last_pull, is_index …}],
                                                                      ``units`` [[digest …]]
 delete-repository        ``repository``                              (repository must be empty)
-put-lifecycle-policy     ``policy`` (JSON text)                      ``current_policy`` (text or
-                                                                     None): must equal the live
-                                                                     policy, else skipped
+put-lifecycle-policy     ``policy`` (JSON text; must be the one the  ``current_policy`` (text or
+                         deployed configuration generates for the    None): must equal the live
+                         repository, which must not opt out now)     policy, else skipped
 enable-scan-on-push      ``scan_on_push: true``                      —
 set-tag-immutability     ``tag_mutability``, ``exclusions`` [str]    ``tag_mutability``
 remove-policy-statement  ``statements`` [statement objects]          ``policy`` (text)
 ======================== =========================================== ==========================
 
 Policy texts are compared as canonical JSON (key order and whitespace do not matter).
+Tag immutability and policy statements change only when the deployed rules, evaluated
+on the repository read again, propose the same target now
+(:func:`hygiene.apply.recheck.proposed_now`).
 """
 
 from hygiene.apply.context import ApplyResult, ClientFactory, SimulatedCrash

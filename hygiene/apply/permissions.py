@@ -11,6 +11,16 @@ from collections.abc import Iterable
 
 from hygiene.model import Action
 
+# The repository read whole again, as a scan reads it, so that the deployed rules judge the
+# change on the repository as it is now (hygiene.apply.recheck.proposed_now)
+RE_READ = (
+    "ecr:DescribeImages",
+    "ecr:BatchGetImage",
+    "ecr:GetLifecyclePolicy",
+    "ecr:GetRepositoryPolicy",
+    "ecr:ListTagsForResource",
+)
+
 PERMISSIONS: dict[Action, tuple[str, ...]] = {
     Action.DELETE_IMAGES: (
         "ecr:DescribeImages",
@@ -30,15 +40,21 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:BatchDeleteImage",
     ),
     Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
-    Action.SET_TAG_IMMUTABILITY: ("ecr:DescribeRepositories", "ecr:PutImageTagMutability"),
+    Action.SET_TAG_IMMUTABILITY: (
+        "ecr:DescribeRepositories",
+        "ecr:PutImageTagMutability",
+        *RE_READ,
+    ),
     Action.REMOVE_POLICY_STATEMENT: (
         "ecr:DescribeRepositories",
         "ecr:GetRepositoryPolicy",
         "ecr:SetRepositoryPolicy",
         "ecr:DeleteRepositoryPolicy",
+        *RE_READ,
     ),
     Action.PUT_LIFECYCLE_POLICY: (
         "ecr:DescribeRepositories",
+        "ecr:ListTagsForResource",  # the opt-out tag, read again right before the put
         "ecr:GetLifecyclePolicy",
         "ecr:PutLifecyclePolicy",
     ),

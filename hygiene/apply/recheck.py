@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hygiene.collect.ecr import RepositoryReadError, collect_repository
 from hygiene.config import Config
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
-from hygiene.model import Proposal
+from hygiene.model import Proposal, canonical_json
 from hygiene.rules import RULES
 from hygiene.rules.base import Deletes
 from hygiene.rules.engine import evaluate
@@ -61,18 +61,20 @@ class RulesNow:
         return "no deleting rule of the deployed configuration flags it now"
 
 
-def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) -> RulesNow:
-    """Read ``proposal``'s repository whole and evaluate the deployed rules on it.
-
-    Raises :class:`RecheckError` when the repository cannot be read completely.
-    """
+def read_now(client: Any, proposal: Proposal, config: Config, now: datetime) -> Inventory:
+    """``proposal``'s repository read whole again, the way a scan reads it, as a
+    one-repository inventory. Raises :class:`RecheckError` when it cannot be read
+    completely."""
     try:
         found = client.describe_repositories(
             registryId=proposal.account, repositoryNames=[proposal.repository]
         )["repositories"]
         if not found:
             raise RecheckError(f"{proposal.repository}: DescribeRepositories found nothing")
-        data = collect_repository(client, found[0], proposal.region, config.policy.collect)
+        # the registry the deletes go to (registryId), whatever the credentials' own is
+        data = collect_repository(
+            client, found[0], proposal.region, config.policy.collect, proposal.account
+        )
     except RepositoryReadError as exc:
         raise RecheckError(
             f"could not read {proposal.repository} again ({exc}); nothing deleted"
@@ -82,11 +84,37 @@ def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) ->
             f"could not read {proposal.repository} again ({exc}); nothing deleted"
         ) from exc
     images = build_images(data.images)
-    inventory = Inventory(
+    return Inventory(
         images=images,
         repositories=build_repositories([data.record], images),
         run=RunInfo(id=f"apply-recheck-{proposal.id}", started_at=now, finished_at=now),
     )
+
+
+def proposed_now(client: Any, proposal: Proposal, config: Config, now: datetime) -> bool:
+    """Do the deployed rules, evaluated on ``proposal``'s repository as it is now, propose
+    exactly this change (same action, same target)? For repository settings: a change
+    whose target was forged in the store, or that the configuration no longer asks for,
+    is not made. Raises :class:`RecheckError` when the repository cannot be read."""
+    from hygiene.plan import plan
+
+    inventory = read_now(client, proposal, config, now)
+    wanted = canonical_json(proposal.target)
+    return any(
+        p.action is proposal.action
+        and p.repository == proposal.repository
+        and canonical_json(p.target) == wanted
+        for p in plan(evaluate(inventory, config, now), inventory, config, now)
+    )
+
+
+def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) -> RulesNow:
+    """Read ``proposal``'s repository whole and evaluate the deployed rules on it.
+
+    Raises :class:`RecheckError` when the repository cannot be read completely.
+    """
+    inventory = read_now(client, proposal, config, now)
+    images = inventory.images
     evaluation = evaluate(inventory, config, now)
     deletable: set[str] = set()
     flagged: list[str] = []

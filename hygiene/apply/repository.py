@@ -25,7 +25,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
 from hygiene.apply.images import delete_images, outcome_of, recorded_digests
+from hygiene.apply.recheck import proposed_now
 from hygiene.apply.registry import THROTTLING, error_code, jsonable, listed_digests
+from hygiene.config import Config
+from hygiene.errors import LifecycleError
+from hygiene.lifecycle.diff import equivalent
+from hygiene.lifecycle.generate import generate_policy
 from hygiene.model import Action, Proposal, ProposalState
 
 
@@ -226,6 +231,36 @@ def _step_lifecycle(client: Any, p: Proposal) -> _Step:
     )
 
 
+def lifecycle_not_deployed(config: Config, client: Any, p: Proposal) -> str | None:
+    """Why the deployed configuration would not put ``p``'s lifecycle policy now (None:
+    it would). A lifecycle policy is a deletion plan ECR carries out by itself, past every
+    re-check apply makes for images, so apply puts only the policy its own configuration
+    generates for the repository (a target forged in the store, or one the configuration
+    no longer generates, is not), and never on a repository that opted out since."""
+    repo = _describe_repository(client, p)
+    if repo is None:
+        return "repository is gone"
+    key = config.policy.protections.opt_out_tag_key
+    tags = client.list_tags_for_resource(resourceArn=repo["repositoryArn"]).get("tags", [])
+    if any(t.get("Key") == key and str(t.get("Value", "")).lower() == "true" for t in tags):
+        return f"{p.repository} opted out since the proposal (resource tag {key}=true)"
+    try:
+        generated = generate_policy(config, repository=p.repository)
+    except LifecycleError as exc:
+        return f"the deployed configuration generates no lifecycle policy for {p.repository}: {exc}"
+    if not equivalent(str(p.target.get("policy")), generated.text):
+        return (
+            f"not the lifecycle policy the deployed configuration generates for {p.repository} now"
+        )
+    return None
+
+
+PROPOSED_NOW = (Action.SET_TAG_IMMUTABILITY, Action.REMOVE_POLICY_STATEMENT)
+"""Settings changes made only as the deployed rules propose them for the repository now
+(:func:`hygiene.apply.recheck.proposed_now`); enabling scan on push is the same write
+whatever the target says."""
+
+
 REPOSITORY_STEPS: dict[Action, Callable[[Any, Proposal], _Step]] = {
     Action.DELETE_REPOSITORY: _step_delete_repository,
     Action.ENABLE_SCAN_ON_PUSH: _step_scan_on_push,
@@ -243,6 +278,19 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
         finish(ctx, proposal, step.state, step.detail)
         return
     assert step.write is not None
+    why = None
+    if proposal.action is Action.PUT_LIFECYCLE_POLICY:
+        why = lifecycle_not_deployed(ctx.config, client, proposal)
+    elif proposal.action in PROPOSED_NOW and not proposed_now(
+        client, proposal, ctx.config, ctx.now
+    ):
+        why = (
+            f"the deployed configuration does not propose this change for {proposal.repository} now"
+        )
+    if why is not None:
+        ctx.recorder.write(proposal, [{"outcome": "skipped", "detail": why}])
+        finish(ctx, proposal, ProposalState.SKIPPED, why)
+        return
     if ctx.dry_run:
         ctx.recorder.write(proposal, [{"outcome": "would-apply", "detail": step.detail}])
         ctx.result.states[proposal.id] = ("would-apply", step.detail)

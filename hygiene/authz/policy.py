@@ -56,12 +56,37 @@ def configured_accounts(config: Config) -> tuple[str, ...]:
     return ()
 
 
+DELETION_SECTIONS = (
+    "selection",
+    "rules",
+    "overrides",
+    "mutelist",
+    "protections",
+    "in_use",
+    "lifecycle",
+)
+"""The parts of ``rules/default.yaml`` that decide what apply deletes or changes: which
+rules run and with which options, what protections, the mutelist, the workloads it asks
+and the lifecycle policies it generates (:func:`rules_digest`)."""
+
+
+def rules_digest(config: Config) -> str:
+    """SHA-256 of the :data:`DELETION_SECTIONS` of ``config``: apply judges every image
+    again with its own rules, so a hand-run apply must run with the deployed ones."""
+    document = config.policy.model_dump(mode="json", include=set(DELETION_SECTIONS))
+    # where a machine keeps its kubeconfig is not a rule (``~`` is each user's home)
+    document["in_use"]["kubernetes"].pop("kubeconfig", None)
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class TrustPolicy:
     accounts: tuple[str, ...]
     admins: tuple[str, ...]
     objectors: Mapping[str, tuple[str, ...]]  # namespace → lower-case e-mails
     auto_safe: bool = False
+    rules: str = ""  # rules_digest of the configuration ("" in pins made before it was)
     _entries: tuple[AdminEntry, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -84,6 +109,7 @@ class TrustPolicy:
             admins=tuple(config.policy.admins),
             objectors=dict(sorted(objectors.items())),
             auto_safe=config.policy.apply.auto_safe,
+            rules=rules_digest(config),
         )
 
     def document(self) -> dict[str, Any]:
@@ -94,6 +120,7 @@ class TrustPolicy:
             "admins": list(self.admins),
             "objectors": {k: list(v) for k, v in sorted(self.objectors.items())},
             "auto_safe": self.auto_safe,
+            "rules": self.rules,
         }
 
     @classmethod
@@ -109,6 +136,7 @@ class TrustPolicy:
             admins=tuple(document["admins"]),
             objectors={k: tuple(v) for k, v in document["objectors"].items()},
             auto_safe=bool(document["auto_safe"]),
+            rules=str(document.get("rules") or ""),
         )
 
     @property
@@ -162,6 +190,12 @@ class TrustPolicy:
             out.append("owners/members changed in: " + ", ".join(changed))
         if self.auto_safe != other.auto_safe:
             out.append(f"apply.auto_safe: {other.auto_safe} → {self.auto_safe}")
+        if self.rules != other.rules:
+            out.append(
+                "the rules that decide deletions differ ("
+                + ", ".join(DELETION_SECTIONS)
+                + " in default.yaml)"
+            )
         return out
 
 

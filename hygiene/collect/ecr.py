@@ -179,10 +179,19 @@ def _repository_record(repo: Mapping[str, Any], region: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- images
 
 
-def list_images(client: Any, repository: str, page_size: int) -> list[dict[str, Any]]:
+def _registry(registry_id: str | None) -> dict[str, str]:
+    """The ``registryId`` argument: none (the credentials' own registry, as a scan reads
+    it) or the registry named, as apply's re-read does (it reads where it deletes)."""
+    return {"registryId": registry_id} if registry_id else {}
+
+
+def list_images(
+    client: Any, repository: str, page_size: int, registry_id: str | None = None
+) -> list[dict[str, Any]]:
     paginator = client.get_paginator("describe_images")
     details: list[dict[str, Any]] = []
     for page in paginator.paginate(
+        **_registry(registry_id),
         repositoryName=repository,
         filter={"tagStatus": "ANY", "imageStatus": "ANY"},
         PaginationConfig={"PageSize": page_size},
@@ -191,7 +200,9 @@ def list_images(client: Any, repository: str, page_size: int) -> list[dict[str, 
     return details
 
 
-def read_manifests(client: Any, repository: str, digests: list[str]) -> dict[str, dict[str, Any]]:
+def read_manifests(
+    client: Any, repository: str, digests: list[str], registry_id: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Parsed manifests by digest, ≤100 ids per BatchGetImage call.
 
     Any per-image failure raises: without an index's manifest we cannot know its
@@ -200,6 +211,7 @@ def read_manifests(client: Any, repository: str, digests: list[str]) -> dict[str
     manifests: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(sorted(set(digests)), BATCH_GET_LIMIT):
         response = client.batch_get_image(
+            **_registry(registry_id),
             repositoryName=repository,
             imageIds=[{"imageDigest": d} for d in chunk],
             acceptedMediaTypes=ACCEPTED_MEDIA_TYPES,
@@ -244,7 +256,9 @@ def _image_record(detail: Mapping[str, Any], region: str, account: str) -> dict[
     }
 
 
-def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> None:
+def _read_links(
+    client: Any, repository: str, images: list[dict[str, Any]], registry_id: str | None = None
+) -> None:
     """Fill ``child_digests`` and ``subject_digest`` from the manifests that decide them.
 
     First the indexes (their children are known only from the index manifest) and the
@@ -269,7 +283,7 @@ def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> N
             and not img["subject_digest"]
         )
     ]
-    manifests = read_manifests(client, repository, first) if first else {}
+    manifests = read_manifests(client, repository, first, registry_id) if first else {}
     _link(images, manifests)
     children = {child for img in images for child in img["child_digests"]}
     unplatformed = {
@@ -287,7 +301,7 @@ def _read_links(client: Any, repository: str, images: list[dict[str, Any]]) -> N
         and img["digest"] not in manifests
     ]
     if second:
-        _link(images, read_manifests(client, repository, second))
+        _link(images, read_manifests(client, repository, second, registry_id))
 
 
 def _link(images: list[dict[str, Any]], manifests: Mapping[str, Mapping[str, Any]]) -> None:
@@ -303,26 +317,34 @@ def _link(images: list[dict[str, Any]], manifests: Mapping[str, Mapping[str, Any
 
 
 def collect_repository(
-    client: Any, repo: Mapping[str, Any], region: str, settings: CollectSettings
+    client: Any,
+    repo: Mapping[str, Any],
+    region: str,
+    settings: CollectSettings,
+    registry_id: str | None = None,
 ) -> RepositoryData:
-    """Everything about one repository; raises RepositoryReadError on any failure."""
+    """Everything about one repository; raises RepositoryReadError on any failure.
+
+    ``registry_id``: read that registry's repository (apply's re-read, which must read the
+    registry it deletes from); None reads the credentials' own registry (a scan)."""
     name = repo["repositoryName"]
     record = _repository_record(repo, region)
+    where = _registry(registry_id)
     step = "DescribeImages"
     try:
-        details = list_images(client, name, settings.page_size)
+        details = list_images(client, name, settings.page_size, registry_id)
         images = [_image_record(d, region, record["account"]) for d in details]
         step = "BatchGetImage"
-        _read_links(client, name, images)
+        _read_links(client, name, images, registry_id)
         step = "GetLifecyclePolicy"
         record["lifecycle_policy"] = _optional_text(
-            lambda: client.get_lifecycle_policy(repositoryName=name),
+            lambda: client.get_lifecycle_policy(**where, repositoryName=name),
             "lifecyclePolicyText",
             "LifecyclePolicyNotFoundException",
         )
         step = "GetRepositoryPolicy"
         record["repository_policy"] = _optional_text(
-            lambda: client.get_repository_policy(repositoryName=name),
+            lambda: client.get_repository_policy(**where, repositoryName=name),
             "policyText",
             "RepositoryPolicyNotFoundException",
         )

@@ -386,14 +386,21 @@ def outcome_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     }
 
 
+LIFECYCLE_ACTION = "put-lifecycle-policy"
+
+
 def other_changes(
     proposals: Iterable[Mapping[str, Any]], label: Callable[[Any], str] = PLAIN.of
 ) -> list[dict[str, Any]]:
-    """Open non-deletion proposals, one row per kind of change listing its repositories
-    (named by ``label``, :mod:`hygiene.report.places`)."""
+    """Open proposals that delete nothing, one row per kind of change listing its
+    repositories (named by ``label``, :mod:`hygiene.report.places`). A lifecycle policy
+    is not one of them: ECR expires the images it selects (:func:`lifecycle_changes`)."""
     by_action: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for proposal in proposals:
-        if proposal.get("action") in DELETE_ACTIONS or proposal.get("state") not in OPEN_STATES:
+        action = proposal.get("action")
+        if action in DELETE_ACTIONS or action == LIFECYCLE_ACTION:
+            continue
+        if proposal.get("state") not in OPEN_STATES:
             continue
         by_action[str(proposal.get("action"))].append(proposal)
     rows = []
@@ -410,6 +417,32 @@ def other_changes(
             }
         )
     return rows
+
+
+def lifecycle_changes(
+    proposals: Iterable[Mapping[str, Any]], label: Callable[[Any], str] = PLAIN.of
+) -> list[dict[str, Any]]:
+    """Open ``put-lifecycle-policy`` proposals, one row each: what its preview says the
+    policy would expire (images, bytes) once ECR runs it, and its grace date. A report
+    that announces one is the notice its grace period starts from (docs/approvals.md
+    §5a), so it says what the policy deletes."""
+    rows = []
+    for proposal in proposals:
+        if proposal.get("action") != LIFECYCLE_ACTION:
+            continue
+        if proposal.get("state") not in OPEN_STATES:
+            continue
+        preview = (proposal.get("evidence") or {}).get("preview") or {}
+        rows.append(
+            {
+                "id": str(proposal.get("id")),
+                "repository": label(proposal),
+                "images": int(preview.get("images") or 0),
+                "bytes": int(preview.get("bytes") or proposal.get("bytes") or 0),
+                "grace_until": to_datetime(proposal.get("grace_until")),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["repository"], r["id"]))
 
 
 # --------------------------------------------------------------------------- history

@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.engine import Connection
@@ -49,6 +49,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+START_SLACK = timedelta(seconds=2)
+"""How much later than its lock a process may seem to have started (the boot time in
+/proc/stat is in whole seconds) and still be the one that took it."""
+
+
+def _started_at(pid: int) -> datetime | None:
+    """When process ``pid`` started (Linux /proc), or None when this system cannot say."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as machine:
+            boot = next(int(line.split()[1]) for line in machine if line.startswith("btime "))
+        return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _holder_alive(pid: int, since: datetime) -> bool:
+    """Is the process of this host that took a lock at ``since`` still running? Its pid
+    must be alive and, where /proc says when that process started, belong to a process
+    started before the lock was taken (not one that got the pid of a dead holder, as
+    a container's process that is always pid 1)."""
+    if not _pid_alive(pid):
+        return False
+    started = _started_at(pid)
+    return started is None or started <= since + START_SLACK
+
+
 class StoreLocks(StoreBase):
     """``with store.lock(name):`` — PostgreSQL advisory locks, or a row on SQLite."""
 
@@ -58,8 +86,10 @@ class StoreLocks(StoreBase):
 
         PostgreSQL: a session-level ``pg_try_advisory_lock`` on a dedicated connection
         (released by the server if the process dies). SQLite: a row in ``locks``; a row
-        left by a dead process on this host, or older than ``stale_lock_after``, is
-        taken over. Raises :class:`LockHeldError` naming the holder and since when, at
+        left by a dead process on this host is taken over, one of a live process on this
+        host never is (however long it runs: a second run beside it would overlap), and
+        one of another host (whose process cannot be asked) once it is older than
+        ``stale_lock_after``. Raises :class:`LockHeldError` naming the holder and since when, at
         once (no waiting). Once the registry lock is held, runs left ``running`` by a
         process that died holding it are marked ``abandoned``.
         """
@@ -129,8 +159,9 @@ class StoreLocks(StoreBase):
         with self.session() as session:
             row = session.get(LockRow, name)
             if row is not None:
-                dead = row.host == host and not _pid_alive(row.pid)
-                old = now - row.acquired_at > self.stale_lock_after
+                here = row.host == host
+                dead = here and not _holder_alive(row.pid, row.acquired_at)
+                old = not here and now - row.acquired_at > self.stale_lock_after
                 if dead or old:
                     why = "its process is gone" if dead else "it is older than the stale limit"
                     log.warning(

@@ -303,6 +303,13 @@ def _repo_proposal(
     )
 
 
+def generated(config: Config, repository: str) -> str:
+    """The lifecycle policy ``config`` generates for ``repository``: the only one apply puts."""
+    from hygiene.lifecycle import generate_policy
+
+    return generate_policy(config, repository=repository).text
+
+
 POLICY = json.dumps(
     {
         "rules": [
@@ -365,7 +372,11 @@ def test_repository_level_actions(
             seeder,
             Action.SET_TAG_IMMUTABILITY,
             mutable,
-            {"tag_mutability": "IMMUTABLE_WITH_EXCLUSION", "exclusions": ["latest"]},
+            # what SC002 proposes with the shipped options (the only change apply makes)
+            {
+                "tag_mutability": "IMMUTABLE_WITH_EXCLUSION",
+                "exclusions": ["latest", "main", "stable"],
+            },
             {"tag_mutability": "MUTABLE", "exclusions": []},
         ),
         _repo_proposal(
@@ -379,7 +390,7 @@ def test_repository_level_actions(
             seeder,
             Action.PUT_LIFECYCLE_POLICY,
             lifecycle,
-            {"policy": POLICY},
+            {"policy": generated(config, lifecycle)},
             {"current_policy": None},
         ),
         _repo_proposal(
@@ -415,7 +426,7 @@ def test_repository_level_actions(
     assert [s["Sid"] for s in remaining["Statement"]] == ["own"]
     assert json.loads(
         client.get_lifecycle_policy(repositoryName=lifecycle)["lifecyclePolicyText"]
-    ) == json.loads(POLICY)
+    ) == json.loads(generated(config, lifecycle))
     assert json.loads(
         client.get_lifecycle_policy(repositoryName=changed)["lifecyclePolicyText"]
     ) == json.loads(POLICY)
@@ -442,7 +453,11 @@ def test_crash_after_a_repository_write_is_reconciled(
 ) -> None:
     repo = seeder.repo("suporte/lc")
     proposal = _repo_proposal(
-        seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": POLICY}, {"current_policy": None}
+        seeder,
+        Action.PUT_LIFECYCLE_POLICY,
+        repo,
+        {"policy": generated(config, repo)},
+        {"current_policy": None},
     )
     builders.deployed(store, config)
     builders.store_proposals(store, [proposal], now)
@@ -535,6 +550,7 @@ def test_a_protection_deployed_after_the_proposal_keeps_the_image(
     deployed = config.model_copy(
         update={"policy": config.policy.model_copy(update={"protections": protections})}
     )
+    builders.deployed(store, deployed)  # the scheduled job's next run pins its rules
 
     apply(store, clients, deployed, now, actor=ADMIN)
 
@@ -542,3 +558,165 @@ def test_a_protection_deployed_after_the_proposal_keeps_the_image(
     details = {e.digest: e.detail for e in store.audit_log(proposal_id=proposal.id) if e.digest}
     assert details[stale] == "kept by the deployed rules now: protected-tag:exp-7"
     assert details[fresh] == "no deleting rule of the deployed configuration flags it now"
+
+
+EXPIRE_ALL = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "keep one image, whatever its tags",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
+def test_a_lifecycle_policy_the_deployed_rules_do_not_generate_is_not_put(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """A lifecycle policy is a deletion plan ECR carries out on its own, past every
+    re-check apply makes for images. Whoever writes the store can forge a proposal's
+    target (here: keep one image, protected or not); apply puts only the policy its own
+    deployed configuration generates for the repository."""
+    repo = seeder.repo("suporte/lc")
+    seeder.image(repo, tag="prod-2024")
+    seeder.image(repo, tag="v1", days_old=1)
+    forged = _repo_proposal(
+        seeder, Action.PUT_LIFECYCLE_POLICY, repo, {"policy": EXPIRE_ALL}, {"current_policy": None}
+    )
+    builders.deployed(store, config)
+    builders.store_proposals(store, [forged], now)
+    approve_past_grace(store, [forged], now)
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    client = seeder.ecr.client()
+    with pytest.raises(client.exceptions.LifecyclePolicyNotFoundException):
+        client.get_lifecycle_policy(repositoryName=repo)
+    state, detail = result.states[forged.id]
+    assert state == "skipped"
+    assert detail == (
+        "not the lifecycle policy the deployed configuration generates for suporte/lc now"
+    )
+    assert [e.outcome for e in store.audit_log(proposal_id=forged.id, outcome="skipped")] == [
+        "skipped"
+    ]
+
+
+def test_a_repository_that_opted_out_after_the_lifecycle_proposal_gets_no_policy(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    repo = seeder.repo("suporte/lc")
+    seeder.image(repo, tag="v1")
+    proposal = _repo_proposal(
+        seeder,
+        Action.PUT_LIFECYCLE_POLICY,
+        repo,
+        {"policy": generated(config, repo)},
+        {"current_policy": None},
+    )
+    builders.deployed(store, config)
+    builders.store_proposals(store, [proposal], now)
+    approve_past_grace(store, [proposal], now)
+    client = seeder.ecr.client()
+    arn = client.describe_repositories(repositoryNames=[repo])["repositories"][0]["repositoryArn"]
+    client.tag_resource(resourceArn=arn, tags=[{"Key": "hygiene:keep", "Value": "true"}])
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    with pytest.raises(client.exceptions.LifecyclePolicyNotFoundException):
+        client.get_lifecycle_policy(repositoryName=repo)
+    assert result.states[proposal.id] == (
+        "skipped",
+        "suporte/lc opted out since the proposal (resource tag hygiene:keep=true)",
+    )
+
+
+def test_repository_settings_change_only_as_the_deployed_rules_propose_now(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """Whoever writes the store can forge a settings change too: make immutable tags
+    mutable again, or remove a statement of a repository policy that the rules never
+    flag (a Deny that guards the images, a grant consumers rely on). Apply changes a
+    setting only as its own deployed rules propose for the repository now."""
+    client = seeder.ecr.client()
+    immutable, guarded = seeder.repo("suporte/frozen"), seeder.repo("suporte/guarded")
+    client.put_image_tag_mutability(repositoryName=immutable, imageTagMutability="IMMUTABLE")
+    deny = {
+        "Sid": "NoDeletes",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": ["ecr:BatchDeleteImage", "ecr:DeleteRepository"],
+    }
+    client.set_repository_policy(
+        repositoryName=guarded,
+        policyText=json.dumps({"Version": "2012-10-17", "Statement": [deny]}),
+    )
+    policy_text = client.get_repository_policy(repositoryName=guarded)["policyText"]
+    forged = [
+        _repo_proposal(
+            seeder,
+            Action.SET_TAG_IMMUTABILITY,
+            immutable,
+            {"tag_mutability": "MUTABLE", "exclusions": []},
+            {"tag_mutability": "IMMUTABLE", "exclusions": []},
+        ),
+        _repo_proposal(
+            seeder,
+            Action.REMOVE_POLICY_STATEMENT,
+            guarded,
+            {"statements": [deny]},
+            {"policy": policy_text},
+        ),
+    ]
+    builders.deployed(store, config)
+    builders.store_proposals(store, forged, now)
+    approve_past_grace(store, forged, now)
+
+    result = apply(store, clients, config, now, actor=ADMIN)
+
+    described = {r["repositoryName"]: r for r in client.describe_repositories()["repositories"]}
+    assert described[immutable]["imageTagMutability"] == "IMMUTABLE"
+    assert client.get_repository_policy(repositoryName=guarded)["policyText"] == policy_text
+    for proposal in forged:
+        assert result.states[proposal.id] == (
+            "skipped",
+            f"the deployed configuration does not propose this change for {proposal.repository}"
+            " now",
+        )
+
+
+def test_a_hand_run_apply_with_rules_older_than_the_deployed_ones_is_refused(
+    store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+) -> None:
+    """The scheduled job runs with a protection added since the proposal; an admin's
+    checkout of the rules is older (same admins, owners and accounts). Apply judges the
+    images with the rules it is given, so with those it would delete the image the
+    deployed rules protect: it refuses, as for rules with other admins."""
+    from hygiene.errors import NotAuthorisedError
+
+    repo = seeder.repo("ml/trainer")
+    recent = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (1, 2, 3)}
+    stale = seeder.image(repo, tag="exp-7")  # 200 days, never pulled: IM002
+    (proposal,) = propose(store, seeder, config, now, [seeder.finding("IM002", repo, stale)])
+    approve_past_grace(store, [proposal], now)
+    protections = config.policy.protections.model_copy(
+        update={"protected_tags": [*config.policy.protections.protected_tags, "exp-*"]}
+    )
+    deployed = config.model_copy(
+        update={"policy": config.policy.model_copy(update={"protections": protections})}
+    )
+    builders.deployed(store, deployed)  # the scheduled job's next run pins its rules
+
+    with pytest.raises(NotAuthorisedError, match="the rules that decide deletions differ"):
+        apply(store, clients, config, now, actor=ADMIN)
+
+    assert seeder.live_digests(repo) == {*recent, stale}
+    assert store.get(proposal.id).state == ProposalState.APPROVED

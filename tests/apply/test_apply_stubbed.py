@@ -177,7 +177,8 @@ def index_manifests(indexes: dict[str, list[str]]) -> list[dict[str, Any]]:
 
 def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]) -> None:
     """The last re-check reads the repository whole, as a scan does (hygiene.apply.recheck):
-    the repository, its images, its indexes' manifests, its policies and its tags."""
+    the repository, its images, its indexes' manifests, its policies and its tags, in the
+    registry the deletes go to (``registryId``)."""
     arn = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/{REPO}"
     stub.add_response(
         "describe_repositories",
@@ -198,15 +199,15 @@ def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]
     stub.add_response(
         "describe_images",
         {"imageDetails": [detail(d, media[d]) for d in wanted]},
-        {"repositoryName": REPO, "filter": {"tagStatus": "ANY", "imageStatus": "ANY"},
-         "maxResults": ANY},
+        {"registryId": ACCOUNT, "repositoryName": REPO,
+         "filter": {"tagStatus": "ANY", "imageStatus": "ANY"}, "maxResults": ANY},
     )  # fmt: skip
     if indexes:
         stub.add_response(
             "batch_get_image",
             {"images": index_manifests(indexes), "failures": []},
-            {"repositoryName": REPO, "imageIds": [{"imageDigest": i} for i in sorted(indexes)],
-             "acceptedMediaTypes": ANY},
+            {"registryId": ACCOUNT, "repositoryName": REPO,
+             "imageIds": [{"imageDigest": i} for i in sorted(indexes)], "acceptedMediaTypes": ANY},
         )  # fmt: skip
     # the collector's second round: untagged images no index lists, for their subject
     listed = {c for cs in indexes.values() for c in cs}
@@ -216,16 +217,16 @@ def stub_recheck(stub: Stubber, wanted: list[str], indexes: dict[str, list[str]]
         stub.add_response(
             "batch_get_image",
             {"images": manifests(chunk, body=json.dumps({"schemaVersion": 2})), "failures": []},
-            {"repositoryName": REPO, "imageIds": [{"imageDigest": d} for d in chunk],
-             "acceptedMediaTypes": ANY},
+            {"registryId": ACCOUNT, "repositoryName": REPO,
+             "imageIds": [{"imageDigest": d} for d in chunk], "acceptedMediaTypes": ANY},
         )  # fmt: skip
     stub.add_client_error(
         "get_lifecycle_policy", "LifecyclePolicyNotFoundException", "none", 400,
-        expected_params={"repositoryName": REPO},
+        expected_params={"registryId": ACCOUNT, "repositoryName": REPO},
     )  # fmt: skip
     stub.add_client_error(
         "get_repository_policy", "RepositoryPolicyNotFoundException", "none", 400,
-        expected_params={"repositoryName": REPO},
+        expected_params={"registryId": ACCOUNT, "repositoryName": REPO},
     )  # fmt: skip
     stub.add_response("list_tags_for_resource", {"tags": []}, {"resourceArn": arn})
 
@@ -578,3 +579,52 @@ def test_a_repository_that_cannot_be_read_again_loses_nothing(tmp_path, config: 
     assert "could not read suporte/api again" in retry.detail
     assert "ListTagsForResource" in retry.detail and "nothing deleted" in retry.detail
     assert result.count("deleted") == 0
+
+
+def test_the_last_re_check_reads_the_registry_the_deletes_go_to(config: Config) -> None:
+    """Apply deletes with ``registryId`` = the proposal's account; its last re-check (the
+    deployed rules on the repository as it is now) must read that same registry, not the
+    default one of the credentials it runs with (with one account, apply's client is the
+    scan's whatever the proposal's account; a repository of the same name in the
+    credentials' own account would be judged in its place)."""
+    from hygiene.apply.recheck import rules_now
+
+    other = "222222222222"
+    arn = f"arn:aws:ecr:us-east-1:{other}:repository/{REPO}"
+    stale = digest(1)
+    proposal = builders.proposal(digests=[stale], repository=REPO, account=other)
+    ecr = client()
+    where = {"registryId": other, "repositoryName": REPO}
+    with Stubber(ecr) as stub:
+        stub.add_response(
+            "describe_repositories",
+            {"repositories": [{"registryId": other, "repositoryName": REPO, "repositoryArn": arn}]},
+            {"registryId": other, "repositoryNames": [REPO]},
+        )  # fmt: skip
+        stub.add_response(
+            "describe_images",
+            {"imageDetails": [{**detail(stale), "registryId": other}]},
+            {**LISTING, "registryId": other},
+        )
+        stub.add_response(
+            "batch_get_image",
+            {"images": [{"registryId": other, "repositoryName": REPO,
+                         "imageId": {"imageDigest": stale},
+                         "imageManifestMediaType": OCI_MANIFEST, "imageManifest": "{}"}],
+             "failures": []},
+            {**where, "imageIds": [{"imageDigest": stale}], "acceptedMediaTypes": ANY},
+        )  # fmt: skip
+        stub.add_client_error(
+            "get_lifecycle_policy", "LifecyclePolicyNotFoundException", expected_params=where
+        )
+        stub.add_client_error(
+            "get_repository_policy", "RepositoryPolicyNotFoundException", expected_params=where
+        )
+        stub.add_response(
+            "list_tags_for_resource",
+            {"tags": []},
+            {"resourceArn": arn},
+        )
+        now = rules_now(ecr, proposal, config, NOW)
+        stub.assert_no_pending_responses()
+    assert now.why_not(stale) is None  # untagged, 300 days old: IM001 flags it

@@ -155,3 +155,28 @@ def test_the_anchoring_accounts_are_the_ones_the_configuration_names() -> None:
     organization = {"organization": True}
     assert configured_accounts(builders.config({"registry": {"accounts": organization}})) == ()
     assert configured_accounts(builders.config()) == ()
+
+
+def test_the_rules_digest_follows_what_decides_deletions_only(config) -> None:  # type: ignore[no-untyped-def]
+    """A hand-run apply must run with the deployed rules (protections, mutelist, rule
+    options …), not with where this machine keeps its kubeconfig or how it sends mail."""
+    from pathlib import Path
+
+    from hygiene.authz.policy import rules_digest
+
+    def changed(section: str, **update: object):  # type: ignore[no-untyped-def]
+        part = getattr(config.policy, section).model_copy(update=update)
+        return config.model_copy(
+            update={"policy": config.policy.model_copy(update={section: part})}
+        )
+
+    base = rules_digest(config)
+    protected = [*config.policy.protections.protected_tags, "exp-*"]
+    assert rules_digest(changed("protections", protected_tags=protected)) != base
+    assert rules_digest(changed("lifecycle", expire_untagged_days=30)) != base
+    assert rules_digest(changed("notify", admin_emails=["someone@lab.example"])) == base
+    kubernetes = config.policy.in_use.kubernetes.model_copy(
+        update={"kubeconfig": Path("/home/someone/.kube/config")}
+    )
+    assert rules_digest(changed("in_use", kubernetes=kubernetes)) == base
+    assert TrustPolicy.from_config(config).rules == base

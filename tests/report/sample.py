@@ -213,10 +213,19 @@ def _proposal(
             "units": [[d] for d in digests],
             "rule_codes": {d: list(codes) for d in digests},
         }
+    if action == Action.PUT_LIFECYCLE_POLICY:  # what plan_lifecycle records: its preview
+        evidence = {
+            "current_policy": None,
+            "preview": {"images": len(digests), "bytes": size, "digests": digests},
+        }
     return builders.proposal(
         action,
         repository,
-        target={"digests": digests} if digests else {"repository": repository},
+        target={"policy": "{}"}
+        if action == Action.PUT_LIFECYCLE_POLICY
+        else {"digests": digests}
+        if digests
+        else {"repository": repository},
         evidence=evidence,
         rule_codes=codes,
         fix_safety=safety,
@@ -265,12 +274,12 @@ def proposals() -> list[Proposal]:
             210 * MIB,
             tags=[HOSTILE],
         ),
-        _proposal(
+        _proposal(  # a lifecycle policy that would expire two images once ECR runs it
             Action.PUT_LIFECYCLE_POLICY,
             "suporte/services/ldap",
-            [],
+            [digest(30), digest(31)],
             ProposalState.PROPOSED,
-            0,
+            64 * MIB,
             codes=("RP002",),
         ),
     ]

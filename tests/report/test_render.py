@@ -176,6 +176,23 @@ def test_weekly_suporte_in_portuguese_with_rename_map_and_objection(
     assert "ml/training" not in text  # another project's data stays out
 
 
+def test_a_lifecycle_policy_is_announced_to_its_owners_as_the_deletion_it_is(
+    data: ReportData, config: Config
+) -> None:
+    """A lifecycle policy deletes images once ECR runs it: the owners' report (whose
+    delivery starts its grace period) says how many, with the proposal to object to, and
+    never lists it among the changes that delete nothing."""
+    lifecycle = next(p for p in sample.proposals() if p.repository == "suporte/services/ldap")
+    report = render_weekly(data, config, "suporte", locale="en")
+    text = visible(report.html)
+    section = text.split("Lifecycle policies that will delete images", 1)[1]
+    assert lifecycle.id in section
+    assert "suporte/services/ldap 2 64.0\u00a0MiB" in section
+    assert "set lifecycle policy" not in text  # the label of the changes that delete nothing
+    assert "Lifecycle policies that will delete images" in report.text
+    assert f"{lifecycle.id} suporte/services/ldap: 2 images, 64.0\u00a0MiB" in report.text
+
+
 def test_weekly_ml_in_english(weekly: dict[str, RenderedReport]) -> None:
     report = weekly["ml"]
     assert report.locale == "en"

@@ -316,6 +316,58 @@ def test_stale_sqlite_lock_of_a_dead_process_is_taken_over(
     store.close()
 
 
+def _own_start() -> datetime:
+    """When this process started, read the way a reader of /proc would (Linux)."""
+    with open(f"/proc/{os.getpid()}/stat") as stat:
+        ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as machine:
+        boot = next(int(line.split()[1]) for line in machine if line.startswith("btime "))
+    return datetime.fromtimestamp(boot + ticks / os.sysconf("SC_CLK_TCK"), UTC)
+
+
+def test_a_live_holder_on_this_host_keeps_its_lock_however_long_it_runs(tmp_path) -> None:
+    """An apply or a nightly run that takes longer than the stale-lock age is still
+    running: taking its lock would let a second run change the registry beside it."""
+    import socket
+
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}", stale_lock_after=timedelta(microseconds=1))
+    with store.session() as session:
+        session.add(
+            LockRow(
+                name="registry",
+                holder="a long apply",
+                host=socket.gethostname(),
+                pid=os.getpid(),  # alive, and started before it took the lock
+                acquired_at=_own_start(),  # long before the stale-lock age
+            )
+        )
+    with pytest.raises(LockHeldError, match="a long apply since"), store.lock():
+        pass
+    assert store.lock_holder()[0] == "a long apply"
+    store.close()
+
+
+def test_a_lock_whose_pid_now_belongs_to_a_younger_process_is_taken_over(tmp_path) -> None:
+    """The holder died and its pid was given to a process started after the lock was
+    taken (a container whose process is always pid 1): the holder is gone."""
+    import socket
+
+    store = Store(f"sqlite:///{tmp_path / 'h.db'}")
+    with store.session() as session:
+        session.add(
+            LockRow(
+                name="registry",
+                holder="a killed run",
+                host=socket.gethostname(),
+                pid=os.getpid(),  # alive, but started an hour after the lock was taken
+                acquired_at=_own_start() - timedelta(hours=1),
+            )
+        )
+    with store.lock():
+        assert store.lock_holder()[0] != "a killed run"
+    store.close()
+
+
 def test_postgres_lock_is_an_advisory_lock(postgres_server) -> None:
     url = postgres_server.create_database()
     first, second = Store(url), Store(url)
