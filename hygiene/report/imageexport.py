@@ -19,7 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.report.actions import ImageRow, ProposalImages
-from hygiene.report.csvout import _text_data
 from hygiene.report.format import to_datetime
 from hygiene.units import UNITS, human_bytes
 
@@ -394,31 +393,8 @@ def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Arr
 def _iso_texts(text: pa.Array) -> pa.Array:
     """``to_datetime(t).isoformat()`` of times :func:`_utc_microseconds` read: the
     fraction cut after six digits, and none when those are zeros (null stays null)."""
-    if _written_as_isoformat(text):  # as the planner writes them: nothing to change
-        return text
     head = pc.utf8_slice_codeunits(text, 0, 19)
     fraction = pc.utf8_slice_codeunits(text, 20, 26)
     whole = pc.or_(pc.equal(pc.utf8_length(text), 25), pc.equal(fraction, "000000"))
     dotted = pc.binary_join_element_wise(head, ".", fraction, "+00:00", "")
     return pc.if_else(whole, pc.binary_join_element_wise(head, "+00:00", ""), dotted)
-
-
-def _written_as_isoformat(text: pa.Array) -> bool:
-    """Whether every time :func:`_utc_microseconds` read is already written as
-    ``isoformat`` writes it: whole seconds (25 characters, all ASCII), or six digits of
-    fraction that are not all zeros (32); never nine digits (35)."""
-    data = _text_data(text)
-    if data is None:
-        return False
-    offsets, raw = data
-    lengths, starts = np.diff(offsets), offsets[:-1] - offsets[0]
-    if text.null_count:  # a null's bytes are not a time (nulls stay null)
-        valid = np.asarray(text.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-        lengths, starts = lengths[valid], starts[valid]
-    if not np.isin(lengths, (25, 32)).all():
-        return False
-    fractions = starts[lengths == 32] + 20  # "YYYY-MM-DDTHH:MM:SS." is 20 characters
-    if not len(fractions):
-        return True
-    digits = np.frombuffer(raw, dtype=np.uint8)[fractions[:, None] + np.arange(6)]
-    return not bool((digits == ord("0")).all(axis=1).any())
