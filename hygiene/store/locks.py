@@ -134,9 +134,10 @@ class StoreLocks(StoreBase):
         left by a dead process on this host is taken over, one of a live process on this
         host never is (however long it runs: a second run beside it would overlap), and
         one of another host (whose process cannot be asked) once its holder gave no
-        sign of life (its heartbeat, every minute) for ``stale_lock_after``. Raises :class:`LockHeldError` naming the holder and since when, at
-        once (no waiting). Once the registry lock is held, runs left ``running`` by a
-        process that died holding it are marked ``abandoned``.
+        sign of life (its heartbeat, every minute) for ``stale_lock_after``. Raises
+        :class:`LockHeldError` naming the holder and since when, at once (no waiting).
+        Once the registry lock is held, runs left ``running`` by a process that died
+        holding it are marked ``abandoned``.
         """
         holder = holder or whoami()
         if self.dialect == "postgresql":
