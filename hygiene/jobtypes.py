@@ -49,6 +49,9 @@ class RunStore(Protocol):
 
     def runs(self, last: int = 20) -> Sequence[Any]: ...
 
+    def close(self) -> None:
+        """Close its connections (``hygiene run`` does when its one job ends)."""
+
 
 @dataclass
 class ApplySummary:

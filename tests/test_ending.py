@@ -12,8 +12,11 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 from hygiene.scan import save_snapshot
+from hygiene.store import Store
+from tests import builders
 from tests.builders import image_row, inventory
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -141,3 +144,30 @@ except SystemExit:
         subprocess_env,
     )
     assert in_process.stderr.index("result freed") < in_process.stderr.index("returned")
+
+
+def test_a_one_shot_nightly_run_closes_its_store_and_ends_fast(
+    ecr: Any, tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """``hygiene run nightly`` as cron runs it, against the embedded registry and a real
+    SQLite store: the run is recorded, the store closed (SQLite folds its write-ahead log
+    back into the database and removes it only when its last connection closes), and
+    the process ends without freeing the job's objects one by one."""
+    ecr.client().create_repository(repositoryName="ml/trainer")
+    database = tmp_path / "hygiene.db"
+    policy = builders.shipped_policy()
+    policy["store"] = {"url": f"sqlite:///{database}"}
+    policy["report"]["out_dir"] = str(tmp_path / "out")
+    rules = builders.write_rules(tmp_path / "rules", policy)
+    env = {**subprocess_env, "AWS_ENDPOINT_URL": ecr.endpoint_url}
+    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env.pop("HYGIENE_STORE_URL", None)
+    done = _scan_child(["run", "nightly", "--rules-dir", str(rules)], env)
+    assert done.returncode == 0, done.stderr
+    assert "nightly run" in done.stdout and ": ok" in done.stdout
+    assert "torn down" not in done.stderr  # the heap was left to the operating system
+    assert database.exists() and not database.with_name("hygiene.db-wal").exists()
+    with Store(f"sqlite:///{database}") as store:
+        (run,) = store.runs(last=1)
+        assert run.kind == "nightly" and run.status == "ok" and run.finished_at is not None
+        assert run.counts["repositories"] == 1

@@ -43,6 +43,10 @@ class MemoryStore:
         self._locks: dict[str, str] = {}
         self._runs: list[dict[str, Any]] = []
         self.proposals: dict[str, Proposal] = {}
+        self.closed = 0  # how many times a command closed it (it stays usable: tests go on)
+
+    def close(self) -> None:
+        self.closed += 1
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:

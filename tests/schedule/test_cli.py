@@ -24,6 +24,7 @@ def test_run_nightly_then_read_the_history(make_rules, world, capsys):
     [run] = world.store.runs()
     assert run["kind"] == "nightly" and run["status"] == "ok"
     assert run["counts"]["images"] == 3
+    assert world.store.closed == 1  # the command closes its store when its job ends
 
 
 def test_second_run_exits_5_while_the_lock_is_held(make_rules, world, capsys):
