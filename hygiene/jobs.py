@@ -507,6 +507,29 @@ def scheduled_nightly(rules_dir: str, deps_reference: str | None = None) -> str 
     return _scheduled("nightly", rules_dir, deps_reference)
 
 
+def _alert_not_started(deps: JobDeps, kind: str, why: str) -> None:
+    """Tell the admins that a scheduled run did not start because another run holds the
+    lock: nothing is recorded for it, and a holder that never ends (a run stuck on this
+    host keeps its lock while its process lives) would otherwise skip every night with
+    only a line in the daemon's log."""
+    now = deps.clock()
+    alert = RunAlert(
+        kind=kind,
+        run_id=f"{kind}-not-started-{now:%Y%m%dT%H%M%SZ}",
+        status=RunStatus.FAILED,
+        started_at=now,
+        errors=(why,),
+        summary=f"The scheduled {kind} run did not start: nothing was scanned, stored, "
+        "applied or reported. If the run holding the lock is stuck, see "
+        "docs/operations.md (a run that does not end).",
+        title=f"registry-hygiene: scheduled {kind} run not started (lock held)",
+    )
+    try:
+        deps.alert(alert)
+    except Exception:
+        log.exception("could not send the alert for the %s run not started", kind)
+
+
 def scheduled_weekly(rules_dir: str, deps_reference: str | None = None) -> str | None:
     """Entry point of the scheduler's weekly job (``hygiene.jobs:scheduled_weekly``)."""
     return _scheduled("weekly", rules_dir, deps_reference)
@@ -521,6 +544,7 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
     if STOP.is_set():  # queued behind a run that was stopped: the daemon is shutting down
         log.warning("scheduled %s run not started: the scheduler is stopping", kind)
         return None
+    deps: JobDeps | None = None
     try:
         config = load_config(
             Path(rules_dir), checks=[validate_config, check_admins, check_channels]
@@ -530,6 +554,8 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         result = job(deps, config, deps.clock())
     except LockHeldError as exc:
         log.warning("scheduled %s run not started: %s", kind, exc.message)
+        if deps is not None:
+            _alert_not_started(deps, kind, exc.message)
         return None
     except HygieneError as exc:
         log.error("scheduled %s run not started: %s", kind, exc.message)

@@ -78,10 +78,11 @@ class RunAlert:
     started_at: datetime
     errors: tuple[str, ...]
     summary: str
+    title: str = ""  # the subject, when not "<kind> run <id> <status>" (a run not started)
 
     @property
     def subject(self) -> str:
-        return f"registry-hygiene: {self.kind} run {self.run_id} {self.status.value}"
+        return self.title or f"registry-hygiene: {self.kind} run {self.run_id} {self.status.value}"
 
 
 def _utcnow() -> datetime:

@@ -184,7 +184,26 @@ def test_a_scheduled_run_is_refused_while_another_holds_the_lock(make_rules, wor
         assert jobs.scheduled_nightly(str(rules)) is None
     assert "not started: another run holds the lock" in caplog.text
     assert world.store.runs() == []
+    # nothing is recorded for it, so the admins are told (a stuck holder skips every night)
+    (alert,) = world.alerts
+    assert alert.subject == "registry-hygiene: scheduled nightly run not started (lock held)"
+    assert alert.kind == "nightly" and "another run holds the lock" in alert.errors[0]
+    assert "did not start: nothing was scanned, stored, applied or reported" in alert.summary
     assert jobs.scheduled_nightly(str(rules)) == "ok"  # the daemon keeps going next time
+    assert len(world.alerts) == 1  # an ok run alerts nobody
+
+
+def test_a_refused_run_whose_alert_fails_still_leaves_the_daemon_going(
+    make_rules, world, caplog, monkeypatch
+):
+    def broken(alert):
+        raise OSError("SMTP down")
+
+    monkeypatch.setattr(world, "alerts", type("Broken", (list,), {"append": broken})())
+    rules = make_rules()
+    with world.store.lock(jobs.LOCK_NAME):
+        assert jobs.scheduled_weekly(str(rules)) is None
+    assert "could not send the alert for the weekly run not started" in caplog.text
 
 
 def test_a_scheduled_run_does_not_start_once_a_stop_was_requested(make_rules, world, caplog):
