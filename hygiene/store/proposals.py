@@ -24,6 +24,10 @@ from hygiene.store.scans import record_scan
 
 # States a decision (approve/reject) may still change.
 OPEN_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.REJECTED)
+ANNOUNCED_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED)
+"""The states a report announces with a grace date (:meth:`mark_notified`): a rejected
+proposal is shown without one, so its grace starts from the first report after an admin
+approves it, not from a notice that never gave its owners a date."""
 # States a proposal leaves when a later scan proposes the very same change again.
 FINISHED_STATES = tuple(
     s.value
@@ -452,7 +456,8 @@ class StoreProposals(StoreBase):
         outside_namespace: bool = False,
         unregistered: Iterable[str] | None = None,
     ) -> int:
-        """Record that owners were told about open proposals; starts their grace period.
+        """Record that owners were told about proposed or approved proposals (not
+        rejected ones, :data:`ANNOUNCED_STATES`); starts their grace period.
 
         Call it only for a notice that reached a person (a sent e-mail, a posted Slack
         message). Select by ``namespace`` (the weekly owner report), by
@@ -470,7 +475,7 @@ class StoreProposals(StoreBase):
         grace = timedelta(days=self.settings.grace_days)
         query = update(ProposalRow).where(
             ProposalRow.notified_at.is_(None),
-            ProposalRow.state.in_([s.value for s in OPEN_STATES]),
+            ProposalRow.state.in_([s.value for s in ANNOUNCED_STATES]),
         )
         if namespace is not None:
             query = query.where(ProposalRow.namespace == namespace)

@@ -196,6 +196,26 @@ def test_mark_notified_starts_grace_once(store_url: str) -> None:
     store.close()
 
 
+def test_a_rejected_proposal_gets_its_grace_from_the_report_after_its_approval(
+    store_url: str,
+) -> None:
+    """A report shows a rejected proposal without a grace date: a notice then must not
+    start one, or an admin approving it later (by id, over the objection) would find its
+    grace already run, counted from a notice that gave its owners no date."""
+    store = Store(store_url, ApplySettings(grace_days=7))
+    objected, open_ = make_proposal(), make_proposal("suporte/web")
+    store.upsert_proposals([objected, open_], NOW)
+    store.reject([objected.id], "owner@lab.example", "still used by the course", now=NOW)
+    assert store.mark_notified(NOW, namespace="suporte") == 1  # the open one only
+    assert store.get(objected.id).notified_at is None
+    assert store.get(objected.id).proposal.grace_until is None
+    later = NOW + timedelta(days=10)
+    store.approve([objected.id], "os:root", now=later)
+    assert store.mark_notified(later, namespace="suporte") == 1  # the next report's notice
+    assert store.get(objected.id).proposal.grace_until == later + timedelta(days=7)
+    store.close()
+
+
 def test_filters(store: Store) -> None:
     a = make_proposal("suporte/api", rule_codes=("IM002",))
     b = make_proposal("suporte/web", rule_codes=("IM001",), fix_safety=FixSafety.SAFE)
