@@ -7,10 +7,11 @@ books of runs whose process died holding it: they are marked ``abandoned``.
 
 On SQLite the lock is a row, which nothing releases when its process dies: the holder
 refreshes the row's ``heartbeat_at`` every :data:`HEARTBEAT_EVERY` from a thread of its
-own, and another run takes the lock over only when the holder's process is gone (same
-host) or silent for the store's stale-lock age. Before each change to the registry,
-apply asks :meth:`StoreLocks.check_lock`: a run whose lock was taken over (its process
-was frozen past that age) or whose PostgreSQL session holding the lock dropped stops
+own. A run on the holder's host takes the lock over only when the holder's process is
+gone; a run on another host, which cannot ask, when the holder was silent for the
+store's stale-lock age. Before each change to the registry, apply asks
+:meth:`StoreLocks.check_lock`: a run whose lock was taken over (frozen past that age,
+seen from another host) or whose PostgreSQL session holding the lock dropped stops
 there, and changes nothing more.
 """
 
@@ -174,11 +175,11 @@ class StoreLocks(StoreBase):
 
     def check_lock(self, name: str = REGISTRY_LOCK) -> None:
         """Raise :class:`LockLostError` when this store took ``name`` and no longer
-        holds it: on SQLite another run took the row over (this process gave no sign of
-        life for the stale-lock age: frozen, suspended), on PostgreSQL the session
-        holding the advisory lock is gone (the server released it). Apply asks before
-        each change to the registry. Nothing to check when this store does not hold
-        ``name`` (a caller's own lock, a dry run)."""
+        holds it: on SQLite another run took the row over (a run on another host, after
+        this process gave no sign of life for the stale-lock age: frozen, suspended), on
+        PostgreSQL the session holding the advisory lock is gone (the server released
+        it). Apply asks before each change to the registry. Nothing to check when this
+        store does not hold ``name`` (a caller's own lock, a dry run)."""
         held = self._held_locks.get(name)
         if held is None:
             return
