@@ -8,11 +8,15 @@ machine's other core.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
+U = TypeVar("U")
+
+log = logging.getLogger(__name__)
 
 
 class Outcome(Generic[T]):
@@ -58,3 +62,21 @@ class InBackground(Generic[T]):
         self._thread.join()
         assert self._outcome is not None
         return self._outcome.result()
+
+
+def then_wait(work: Callable[[], T], wait: Callable[[], U], *, failed_too: str) -> tuple[T, U]:
+    """``work()``, then ``wait()`` (the end of what runs alongside it): their two values.
+
+    ``wait`` runs however ``work`` ends, so nothing is still running behind its error:
+    when ``work`` raises (an interrupt too), ``wait``'s own error is logged with the
+    message ``failed_too`` and ``work``'s is raised; otherwise ``wait``'s error is raised.
+    Used by the job (evaluate while the snapshot is written) and by ``hygiene scan``."""
+    try:
+        value = work()
+    except BaseException:
+        try:
+            wait()
+        except Exception:
+            log.exception(failed_too)
+        raise
+    return value, wait()

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hygiene.background import Outcome
+from hygiene.background import Outcome, then_wait
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
 from hygiene.gcpause import paused_gc
@@ -253,16 +253,13 @@ def _evaluate_while_collected(
     wait for that: its error fails the collect stage, before the inventory is counted,
     as when collect wrote the snapshot itself. Nothing is evaluated after a stop."""
     assert deps.collected is not None
-    try:
-        # evaluate's value or exception, raised again in its own stage
-        ahead = None if stopped else Outcome(deps.evaluate, inventory, config, now)
-    except BaseException:  # KeyboardInterrupt in the rules: the job fails; wait anyway
-        try:
-            deps.collected()
-        except Exception:
-            log.exception("collect's background work failed too")
-        raise
-    deps.collected()
+    # evaluate's value or exception (kept, raised again in its own stage); only an
+    # interrupt in the rules propagates at once, after the wait
+    ahead, _ = then_wait(
+        lambda: None if stopped else Outcome(deps.evaluate, inventory, config, now),
+        deps.collected,
+        failed_too="collect's background work failed too",
+    )
     return ahead
 
 

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any
 import boto3
 
 from hygiene.authz.identity import is_loopback
-from hygiene.background import InBackground
+from hygiene.background import InBackground, then_wait
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
 from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
@@ -548,13 +548,10 @@ def evaluate_and_save(
     snapshot too is logged), so the inventory read can be evaluated again with
     ``--from-snapshot``. When only the snapshot fails, its error is raised."""
     writing = InBackground(save_snapshot, inventory, directory, name="snapshot")
-    try:
-        result = evaluate(inventory, config, now)
-    except BaseException:  # an interrupt too: the snapshot is not left half-written
-        try:
-            writing.result()
-        except Exception:
-            log.exception("writing the snapshot failed too")
-        raise
-    result.snapshot = writing.result()
+    result, snapshot = then_wait(
+        lambda: evaluate(inventory, config, now),
+        writing.result,
+        failed_too="writing the snapshot failed too",
+    )
+    result.snapshot = snapshot
     return result

@@ -1,12 +1,14 @@
-"""hygiene.background.InBackground: the value, or the very exception, in the caller."""
+"""hygiene.background: work in a thread (InBackground), a value or exception kept for later
+(Outcome), and work followed by a wait that runs however the work ends (then_wait)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 
-from hygiene.background import InBackground, Outcome
+from hygiene.background import InBackground, Outcome, then_wait
 
 
 def test_the_work_runs_in_another_thread_and_its_value_is_returned() -> None:
@@ -65,3 +67,36 @@ def test_an_outcome_keeps_the_value_or_the_exception_it_catches() -> None:
 
     with pytest.raises(KeyboardInterrupt):  # not an Exception: not kept, raised at once
         Outcome(interrupted)
+
+
+def test_then_wait_gives_both_values_the_work_first() -> None:
+    calls: list[str] = []
+    values = then_wait(
+        lambda: calls.append("work") or 1, lambda: calls.append("wait") or 2, failed_too="x"
+    )
+    assert values == (1, 2) and calls == ["work", "wait"]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("rules broke"), KeyboardInterrupt()])
+def test_then_wait_waits_when_the_work_fails_and_raises_the_works_error(
+    error: BaseException, caplog: pytest.LogCaptureFixture
+) -> None:
+    def work() -> None:
+        raise error
+
+    def wait() -> None:
+        raise OSError("disk full")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(type(error)) as raised:
+        then_wait(work, wait, failed_too="writing failed too")
+    assert raised.value is error  # the work's own error, the wait's only logged
+    assert [r.getMessage() for r in caplog.records] == ["writing failed too"]
+    assert isinstance(caplog.records[0].exc_info[1], OSError)  # type: ignore[index]
+
+
+def test_then_wait_raises_the_waits_error_after_good_work() -> None:
+    def wait() -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        then_wait(lambda: 1, wait, failed_too="x")

@@ -129,7 +129,7 @@ def test_when_both_fail_the_rules_error_is_raised_and_the_snapshot_error_logged(
 
     monkeypatch.setattr(hygiene.scan, "evaluate_rules", broken_rules)
     (tmp_path / "snaps").write_text("a file, not a directory")
-    with caplog.at_level(logging.ERROR, logger="hygiene.scan"), pytest.raises(RuleBroke):
+    with caplog.at_level(logging.ERROR, logger="hygiene.background"), pytest.raises(RuleBroke):
         evaluate_and_save(inventory(ROWS), builders.config(), NOW, tmp_path / "snaps")
     assert [r.getMessage() for r in caplog.records] == ["writing the snapshot failed too"]
     assert caplog.records[0].exc_info is not None
