@@ -9,7 +9,6 @@ _image_proposals`, that these equal: ``tests/test_columnar.py``).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -18,10 +17,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hygiene.findingtable import ImageFindings, offset_iso_strings
+from hygiene.findingtable import ImageFindings
 from hygiene.inventory import Inventory
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
-from hygiene.planscope import arrow_strings, code_safety, ns_ints, repo_where
+from hygiene.planscope import (
+    arrow_strings,
+    code_safety,
+    columnar_entries,
+    evidence_entries,
+    repo_where,
+)
 from hygiene.units import human_bytes
 
 
@@ -49,6 +54,8 @@ def columnar_image_proposals(
     """
     if len(found.rules) > 62:
         return None  # the codes of a unit are a bit mask of its rules below
+    if not columnar_entries(inventory.images):
+        return None  # times without a time zone: the entries are made one by one
     selected = np.flatnonzero(keep)
     # one entry per root (the first finding of each), with the codes of all of them
     _, head, inverse = np.unique(found.rows[selected], return_index=True, return_inverse=True)
@@ -72,7 +79,11 @@ def columnar_image_proposals(
         return None
     digests = _objects(found.unit_digests)[take]
     member_digests = arrow_strings(images["digest"]).take(pa.array(members, type=pa.int64()))
-    if member_digests.to_pylist() != digests.tolist():
+    try:  # compared as Arrow strings (no Python string per row)
+        same = member_digests.equals(pa.array(digests, type=pa.string()))
+    except (pa.ArrowException, UnicodeError):  # a digest that is not a string
+        return None
+    if not same:
         return None  # not the inventory the findings were made from
     sub = images[["account", "region", "repository", "is_index", "storage_bytes"]].iloc[members]
     where_columns = {}
@@ -123,9 +134,7 @@ def columnar_image_proposals(
     order_by_digest = _sort_indices(("group", member_group), ("digest", member_digests))
     member_bounds = np.searchsorted(member_group[order_by_digest], np.arange(n_groups + 1))
     digests_by_digest = digests[order_by_digest].tolist()
-    entries = _evidence_entries(
-        images[ENTRY_COLUMNS].iloc[members[order_by_digest]], digests_by_digest
-    )
+    entries = evidence_entries(images, members[order_by_digest], digests_by_digest)
     codes_of_member = codes_of.lists(unit_masks)[member_unit[order_by_digest]].tolist()
     stored = sub["storage_bytes"].to_numpy(dtype=np.int64)[order_by_digest]
     totals = np.add.reduceat(stored, member_bounds[:-1]).tolist()
@@ -138,7 +147,7 @@ def columnar_image_proposals(
     member_by_unit = order_by_digest[np.argsort(member_unit[order_by_digest], kind="stable")]
     sorted_members = digests[member_by_unit].tolist()
     bounds = positions.tolist()
-    unit_lists = [sorted_members[bounds[k] : bounds[k + 1]] for k in range(n_units)]
+    unit_lists = list(map(sorted_members.__getitem__, map(slice, bounds[:-1], bounds[1:])))
     _, least = np.unique(member_unit[order_by_digest], return_index=True)
     units_by_least = np.argsort(least, kind="stable")  # groups in order, least digest within
     unit_bounds = np.searchsorted(group_of_unit[units_by_least], np.arange(n_groups + 1))
@@ -273,49 +282,6 @@ def _last_namespace(
     last = np.full(n_keys, -1, dtype=np.int64)
     np.maximum.at(last, combo, np.arange(len(chosen)))
     return [namespaces[i] for i in chosen[last].tolist()]
-
-
-ENTRY_COLUMNS = ["tags", "pushed_at", "last_pull", "storage_bytes", "size_bytes"]
-ENTRY_COLUMNS += ["manifest_media_type", "is_index"]
-
-
-def _evidence_entries(frame: pd.DataFrame, digests: list[str]) -> list[dict[str, Any]]:
-    """The evidence entry of each image row of ``frame`` (whose digests are ``digests``),
-    as :func:`hygiene.planscope.evidence_entry` writes it."""
-    tag_lists = frame["tags"].tolist()
-    if set(map(type, itertools.chain.from_iterable(tag_lists))) <= {str}:
-        tags_of = list(map(sorted, tag_lists))
-    else:
-        tags_of = [sorted(map(str, tags)) for tags in tag_lists]
-    media = frame["manifest_media_type"]
-    if isinstance(media.dtype, pd.CategoricalDtype):
-        names = _objects([str(c) for c in media.cat.categories] + [None])
-        media_of = names[media.cat.codes.to_numpy()].tolist()  # code -1 (missing): None
-    else:
-        media_of = [None if k is None or k != k else str(k) for k in media.astype(object)]
-    return [
-        {
-            "digest": digest,
-            "tags": tags,
-            "pushed_at": pushed,
-            "last_pull": pulled,
-            "bytes": stored,
-            "size_bytes": size,
-            "media_type": kind,
-            "is_index": index,
-        }
-        for digest, tags, pushed, pulled, stored, size, kind, index in zip(
-            digests,
-            tags_of,
-            offset_iso_strings(ns_ints(frame["pushed_at"])),
-            offset_iso_strings(ns_ints(frame["last_pull"])),
-            frame["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
-            frame["size_bytes"].to_numpy(dtype=np.int64).tolist(),
-            media_of,
-            frame["is_index"].to_numpy(dtype=bool).tolist(),
-            strict=True,
-        )
-    ]
 
 
 def image_deletions(
