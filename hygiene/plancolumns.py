@@ -67,6 +67,8 @@ def columnar_image_proposals(
     codes_of = _MaskCodes(found)
     offsets = found.unit_offsets
     lengths = (offsets[1:] - offsets[:-1])[chosen]
+    if not lengths.all():
+        return None  # a unit of no image (the orderings below take each unit's first)
     starts = offsets[:-1][chosen]
     take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
     take = take + np.arange(int(lengths.sum()))
@@ -79,8 +81,12 @@ def columnar_image_proposals(
         return None
     digests = _objects(found.unit_digests)[take]
     member_digests = arrow_strings(images["digest"]).take(pa.array(members, type=pa.int64()))
-    try:  # compared as Arrow strings (no Python string per row)
-        same = member_digests.equals(pa.array(digests, type=pa.string()))
+    # compared as Arrow strings, read in row order (the strings' own order in memory)
+    by_row = np.argsort(members, kind="stable")
+    try:
+        same = member_digests.take(pa.array(by_row, type=pa.int64())).equals(
+            pa.array(digests[by_row], type=pa.string())
+        )
     except (pa.ArrowException, UnicodeError):  # a digest that is not a string
         return None
     if not same:
@@ -148,7 +154,11 @@ def columnar_image_proposals(
     sorted_members = digests[member_by_unit].tolist()
     bounds = positions.tolist()
     unit_lists = list(map(sorted_members.__getitem__, map(slice, bounds[:-1], bounds[1:])))
-    _, least = np.unique(member_unit[order_by_digest], return_index=True)
+    # each unit's least digest: the first of its members in digest order (members are
+    # contiguous by unit)
+    rank_by_digest = np.empty(n_members, dtype=np.int64)
+    rank_by_digest[order_by_digest] = np.arange(n_members)
+    least = np.minimum.reduceat(rank_by_digest, positions[:-1])
     units_by_least = np.argsort(least, kind="stable")  # groups in order, least digest within
     unit_bounds = np.searchsorted(group_of_unit[units_by_least], np.arange(n_groups + 1))
     units_by_least_list = units_by_least.tolist()

@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from hygiene.findingtable import NAT, offset_iso_strings
+from hygiene.findingtable import NAT
 
 WIDTH = len("2026-11-28T03:00:00.123456789+00:00")
 _SUFFIX = np.frombuffer(b"+00:00", dtype=np.uint8)
@@ -25,10 +25,8 @@ _DAY_SPAN = 100_000
 def offset_texts(nanoseconds: np.ndarray) -> list[str | None]:
     """``iso_utc`` of each time given as int64 nanoseconds since the epoch
     (``2026-11-28T03:00:00+00:00``, with ``.ffffff`` or ``.fffffffff`` when there is a
-    fraction), None for :data:`~hygiene.findingtable.NAT`.
-
-    Times whose date is not ``YYYY-MM-DD`` (before year 1000: pandas' times start in
-    1677) are written by :func:`~hygiene.findingtable.offset_iso_strings`."""
+    fraction), None for :data:`~hygiene.findingtable.NAT`. Every date is ``YYYY-MM-DD``:
+    int64 nanoseconds reach from 1677 to 2262."""
     values = np.asarray(nanoseconds, dtype=np.int64)
     present = np.flatnonzero(values != NAT)
     if not len(present):
@@ -41,9 +39,6 @@ def offset_texts(nanoseconds: np.ndarray) -> list[str | None]:
     else:
         day_numbers, day_of = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(day_numbers.astype("datetime64[D]"))
-    lengths = np.strings.str_len(day_text)
-    if int(lengths.min()) != 10 or int(lengths.max()) != 10:
-        return offset_iso_strings(values)
     text = np.zeros((len(present), WIDTH), dtype=np.uint8)
     text[:, :10] = day_text.astype("S10").view(np.uint8).reshape(-1, 10)[day_of]
     text[:, 10] = ord("T")
