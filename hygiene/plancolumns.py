@@ -91,7 +91,6 @@ def columnar_image_proposals(
         return None
     if not same:
         return None  # not the inventory the findings were made from
-    sub = images[["account", "region", "repository", "is_index", "storage_bytes"]].iloc[members]
     where_columns = {}
     for column, values in (
         ("repository", found.repository),
@@ -99,7 +98,7 @@ def columnar_image_proposals(
         ("account", found.account),
     ):
         of_unit = _objects(values)[chosen]
-        if not np.array_equal(sub[column].astype(object).to_numpy(), np.repeat(of_unit, lengths)):
+        if not _same_values(images[column], members, of_unit, lengths):
             return None  # not the inventory the findings were made from
         where_columns[column] = of_unit
     if not len(chosen):
@@ -134,7 +133,7 @@ def columnar_image_proposals(
     rank_of_unit = np.empty(n_units, dtype=np.int64)
     rank_of_unit[unit_order] = np.arange(n_units)
     member_group = group_of_unit[member_unit]
-    is_index = sub["is_index"].to_numpy(dtype=bool)
+    is_index = images["is_index"].to_numpy(dtype=bool)[members]
 
     # evidence entries (and rule codes), by group then digest
     order_by_digest = _sort_indices(("group", member_group), ("digest", member_digests))
@@ -142,7 +141,7 @@ def columnar_image_proposals(
     digests_by_digest = digests[order_by_digest].tolist()
     entries = evidence_entries(images, members[order_by_digest], digests_by_digest)
     codes_of_member = codes_of.lists(unit_masks)[member_unit[order_by_digest]].tolist()
-    stored = sub["storage_bytes"].to_numpy(dtype=np.int64)[order_by_digest]
+    stored = images["storage_bytes"].to_numpy(dtype=np.int64)[members[order_by_digest]]
     totals = np.add.reduceat(stored, member_bounds[:-1]).tolist()
     # targets: indexes first, then the rest, each in unit order and unit member order
     in_unit = np.arange(n_members) - np.repeat(positions[:-1], lengths)
@@ -247,6 +246,17 @@ def _objects(values: list[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def _same_values(column: pd.Series, rows: np.ndarray, of_unit: np.ndarray, lengths: Any) -> bool:
+    """Whether the column's value at each of ``rows`` is its unit's (``of_unit``, each
+    repeated ``lengths`` times). A category column is compared on its codes: a value
+    that is not one of its categories, or a missing one, is no match."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        wanted = column.cat.categories.get_indexer(pd.Index(of_unit, dtype=object))
+        codes = column.cat.codes.to_numpy()[rows]
+        return bool((wanted >= 0).all()) and np.array_equal(codes, np.repeat(wanted, lengths))
+    return np.array_equal(column.astype(object).to_numpy()[rows], np.repeat(of_unit, lengths))
 
 
 def _factorized_keys(

@@ -168,3 +168,35 @@ def test_columnar_plan_declines_an_inventory_where_one_digest_differs() -> None:
     images["digest"] = pd.Series(digests, index=images.index).astype(images["digest"].dtype)
     other = Inventory(images=images, repositories=inventory.repositories, run=inventory.run)
     assert columnar_image_proposals(found.image, keep, other) is None
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "ab", None]), min_size=1, max_size=12),
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.integers(1, 3)), max_size=6),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_same_values_on_codes_equal_comparing_the_values(
+    values: list[str | None], units: list[tuple[str | None, int]], category: bool, rnd: Any
+) -> None:
+    """The columnar plan's check that each unit's images are in the unit's repository:
+    on a category column's codes as on the values (missing values, values that are no
+    category, units of several rows)."""
+    from hygiene.plancolumns import _same_values
+
+    column = pd.Series(values, dtype="category" if category else object)
+    of_unit = np.array([value for value, _ in units] or [], dtype=object)
+    lengths = np.array([length for _, length in units], dtype=np.int64)
+    rows = np.array([rnd.randrange(len(values)) for _ in range(int(lengths.sum()))], np.int64)
+    if rnd.random() < 0.5:  # often each unit's rows hold its value, to see matches
+        text = column.astype(object).tolist()
+        picks = []
+        for k, length in enumerate(lengths.tolist()):
+            of_unit[k] = text[rnd.randrange(len(text))]
+            alike = [i for i, v in enumerate(text) if v is of_unit[k] or v == of_unit[k]]
+            picks += [rnd.choice(alike) for _ in range(length)]
+        rows = np.array(picks, dtype=np.int64)
+    expected = np.repeat(of_unit, lengths)
+    slow = np.array_equal(column.astype(object).to_numpy()[rows], expected)
+    assert _same_values(column, rows, of_unit, lengths) == slow
