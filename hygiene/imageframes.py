@@ -89,8 +89,8 @@ def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
         accounts, regions = images["account"].to_numpy(), images["region"].to_numpy()
         repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
         for row in candidates.tolist():
-            key = (str(accounts[row]), str(regions[row]), str(repositories[row]))
-            found = parents.get((*key, str(digests[row])))
+            where = (str(accounts[row]), str(regions[row]), str(repositories[row]))
+            found = parents.get((*where, str(digests[row])))
             if found is not None:
                 column[row] = found
     images["parent_indexes"] = column
