@@ -17,6 +17,8 @@ from hygiene.findingtable import NAT
 
 WIDTH = len("2026-11-28T03:00:00.123456789+00:00")
 _SUFFIX = np.frombuffer(b"+00:00", dtype=np.uint8)
+CHUNK = 65_536
+"""Times written at a time (their bytes and numpy texts: about 11 MiB)."""
 _DAY_SPAN = 100_000
 """Days between the first and last time below which every day between is formatted
 (one table, no sort); beyond it, the distinct days alone are."""
@@ -39,8 +41,23 @@ def offset_texts(nanoseconds: np.ndarray) -> list[str | None]:
     else:
         day_numbers, day_of = np.unique(days, return_inverse=True)
     day_text = np.datetime_as_string(day_numbers.astype("datetime64[D]"))
-    text = np.zeros((len(present), WIDTH), dtype=np.uint8)
-    text[:, :10] = day_text.astype("S10").view(np.uint8).reshape(-1, 10)[day_of]
+    day_bytes = day_text.astype("S10").view(np.uint8).reshape(-1, 10)
+    strings: list[str] = []
+    for start in range(0, len(present), CHUNK):  # a chunk's bytes and texts at a time
+        part = slice(start, start + CHUNK)
+        strings += _texts(day_bytes[day_of[part]], second_of_day[part], fraction[part])
+    if len(present) == len(values):
+        return strings  # type: ignore[return-value]
+    out = np.full(len(values), None, dtype=object)
+    out[present] = strings
+    return out.tolist()  # type: ignore[no-any-return]
+
+
+def _texts(day_bytes: np.ndarray, second_of_day: np.ndarray, fraction: np.ndarray) -> list[str]:
+    """The texts of times given as their day's ``YYYY-MM-DD`` bytes, second of the day
+    and nanoseconds of fraction."""
+    text = np.zeros((len(fraction), WIDTH), dtype=np.uint8)
+    text[:, :10] = day_bytes
     text[:, 10] = ord("T")
     text[:, 11:19] = _clock()[second_of_day]
     # .mmmuuunnn+00:00, then cut to .mmmuuu+00:00 or +00:00 (as Timestamp.isoformat)
@@ -59,12 +76,7 @@ def offset_texts(nanoseconds: np.ndarray) -> list[str | None]:
     text[whole_second, 19:25] = _SUFFIX
     text[whole_second, 25:] = 0
     # numpy drops the trailing zero bytes of each row
-    strings = text.view(f"S{WIDTH}").ravel().astype(f"U{WIDTH}").tolist()
-    if len(present) == len(values):
-        return strings  # type: ignore[no-any-return]
-    out = np.full(len(values), None, dtype=object)
-    out[present] = strings
-    return out.tolist()  # type: ignore[no-any-return]
+    return text.view(f"S{WIDTH}").ravel().astype(f"U{WIDTH}").tolist()  # type: ignore[no-any-return]
 
 
 @functools.cache

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene import timetext
 from hygiene.findingtable import NAT, offset_iso_strings
 from hygiene.inventory import Inventory
 from hygiene.model import iso_utc
@@ -55,8 +56,12 @@ def test_offset_texts_are_what_iso_utc_writes(values: list[int]) -> None:
     assert offset_texts(array) == _slow_times(array)
 
 
+@pytest.mark.parametrize("chunk", [timetext.CHUNK, 999])
 @pytest.mark.parametrize("span", ["days", "centuries"])  # every day between, distinct days
-def test_offset_texts_of_many_times_equal_the_joined_strings(span: str) -> None:
+def test_offset_texts_of_many_times_equal_the_joined_strings(
+    span: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(timetext, "CHUNK", chunk)
     rng = np.random.default_rng(11)
     high = 4 * 10**17 if span == "days" else 9 * 10**18
     values = rng.integers(-high, high, 50_000)
