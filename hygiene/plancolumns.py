@@ -81,15 +81,7 @@ def columnar_image_proposals(
         return None
     digests = _objects(found.unit_digests)[take]
     member_digests = arrow_strings(images["digest"]).take(pa.array(members, type=pa.int64()))
-    # compared as Arrow strings, read in row order (the strings' own order in memory)
-    by_row = np.argsort(members, kind="stable")
-    try:
-        same = member_digests.take(pa.array(by_row, type=pa.int64())).equals(
-            pa.array(digests[by_row], type=pa.string())
-        )
-    except (pa.ArrowException, UnicodeError):  # a digest that is not a string
-        return None
-    if not same:
+    if not _same_digests(member_digests, digests, members):
         return None  # not the inventory the findings were made from
     where_columns = {}
     for column, values in (
@@ -246,6 +238,21 @@ def _objects(values: list[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
+
+
+def _same_digests(inventory_digests: pa.Array, digests: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether the findings' ``digests`` are the inventory's at their ``rows``; compared
+    in row order (the order the strings sit in memory: several times faster than the
+    findings' order), a chunk at a time (no second copy of every digest)."""
+    by_row = np.argsort(rows, kind="stable")
+    for start in range(0, len(by_row), DIGEST_CHUNK):
+        part = by_row[start : start + DIGEST_CHUNK]
+        if inventory_digests.take(pa.array(part)).to_pylist() != digests[part].tolist():
+            return False
+    return True
+
+
+DIGEST_CHUNK = 65_536
 
 
 def _same_values(column: pd.Series, rows: np.ndarray, of_unit: np.ndarray, lengths: Any) -> bool:

@@ -154,12 +154,19 @@ def test_images_of_a_repository_with_a_digest_twice_and_times_as_objects() -> No
     assert columnar_entries(twice) and not columnar_entries(frame)
 
 
-def test_columnar_plan_declines_an_inventory_where_one_digest_differs() -> None:
-    """The findings' digests are compared with the inventory's rows they point at: one
-    digest changed (same rows, repositories and times) and the columns are not read."""
+@pytest.mark.parametrize("chunk", [65_536, 100])
+def test_columnar_plan_declines_an_inventory_where_one_digest_differs(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The findings' digests are compared with the inventory's rows they point at (in
+    chunks): one digest changed (same rows, repositories and times) and the columns
+    are not read."""
+    from hygiene import plancolumns
     from hygiene.findingtable import Findings
     from hygiene.plancolumns import columnar_image_proposals
     from hygiene.rules import evaluate
+
+    monkeypatch.setattr(plancolumns, "DIGEST_CHUNK", chunk)
 
     inventory = synthetic_inventory(3_000, 30)
     found = evaluate(inventory, bench_config(), NOW, in_use=[]).findings
