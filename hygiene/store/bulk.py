@@ -41,13 +41,10 @@ def insert_many(
 
     connection = session.connection()
     dialect = connection.dialect
-    raw: Any = connection.connection.dbapi_connection  # psycopg's or sqlite3's Connection
-    # COPY takes JSON as UTF-8 bytes where the connection's encoding is UTF-8
-    json_bytes = dialect.name == "postgresql" and _utf8(raw)
     convert = [
         (position, fn)
         for position, name in enumerate(names)
-        if (fn := _converter(table.c[name].type, dialect, json_bytes=json_bytes)) is not None
+        if (fn := _converter(table.c[name].type, dialect)) is not None
     ]
 
     def prepared(batch: list[Any]) -> list[Sequence[Any]]:
@@ -69,6 +66,7 @@ def insert_many(
     count = 0
     chunks = _chunks(_chain(first, iterator), CHUNK)
     if dialect.name == "postgresql":
+        raw: Any = connection.connection.dbapi_connection  # psycopg's Connection
         with raw.cursor() as cursor, cursor.copy(f"COPY {target} ({listed}) FROM STDIN") as copy:
             for batch in chunks:
                 for values in prepared(batch):
@@ -140,11 +138,6 @@ def insert_columns(
     return count
 
 
-def _utf8(raw: Any) -> bool:
-    """Whether psycopg's connection ``raw`` talks UTF-8 (the client encoding)."""
-    return str(getattr(getattr(raw, "info", None), "encoding", "")).lower() in ("utf-8", "utf8")
-
-
 def _length(columns: Sequence[Sequence[Any]], names: Sequence[str]) -> int:
     if len(columns) != len(names):
         raise ValueError(f"{len(columns)} columns given for {len(names)} names")
@@ -179,26 +172,15 @@ def _copy_value(value: Any) -> str:
     return str(value)
 
 
-def _converter(
-    type_: Any, dialect: Any, *, json_bytes: bool = False
-) -> Callable[[Any], Any] | None:
+def _converter(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
     if isinstance(type_, JSON):
-        return _json_wrapped if json_bytes else _json_text
+        return _json_text
     processor = type_.bind_processor(dialect)
     return processor if processor is not None else None
 
 
 def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
-
-
-def _json_wrapped(value: Any) -> Any:
-    """``value`` for psycopg's ``COPY`` as its JSON dumper writes it: orjson's UTF-8 text
-    as it is (the bytes of :func:`_json_text`, without making a str of them and encoding
-    it again: hundreds of MiB of evidence at a million images)."""
-    from psycopg.types.json import Json
-
-    return Json(value, dumps=orjson.dumps)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
