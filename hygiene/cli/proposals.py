@@ -424,7 +424,9 @@ def apply_cmd(
     against the deployed configuration, which must be yours too. Admins only (anyone may
     --dry-run). Exit 4 if you are not an admin or your rules are not the deployed ones,
     5 if another run holds the lock, 6 if the registry is unreachable, 7 if an action
-    failed; a failed run alerts the admins.
+    failed or a read the re-check needs was refused (AccessDenied: nothing of that
+    proposal was deleted); a failed run alerts the admins, and so does a run that keeps
+    a proposal for a retry the third time in a row.
     """
     from hygiene.apply import apply
     from hygiene.authz import deployed, require_admin
@@ -450,8 +452,20 @@ def apply_cmd(
         if not dry_run:
             _alert_failed_apply(config, store, earlier, exc.message)
         raise
-    if result.failed:
-        _alert_failed_apply(config, store, earlier, f"{len(result.failed)} action(s) failed")
+    if result.failed or result.refused:
+        why = ", ".join(
+            part
+            for part in (
+                f"{len(result.failed)} action(s) failed" if result.failed else "",
+                f"{len(result.refused)} proposal(s) kept: a read was refused (AccessDenied)"
+                if result.refused
+                else "",
+            )
+            if part
+        )
+        _alert_failed_apply(config, store, earlier, why)
+    elif result.kept and result.run_id is not None:
+        _alert_kept(config, result.run_id, result.kept)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if fmt == "json":
@@ -461,7 +475,7 @@ def apply_cmd(
 
         lines = apply_lines(result, stored_by_id(store, result), now=datetime.now(UTC))
         click.echo("\n".join(lines))
-    return int(ExitCode.APPLY_FAILED) if result.failed else 0
+    return int(ExitCode.APPLY_FAILED) if result.failed or result.refused else 0
 
 
 def _lazy(config: Config) -> Callable[[], ClientFactory]:
@@ -484,6 +498,22 @@ def _alert_failed_apply(config: Config, store: Store, earlier: set[str], why: st
             config, run_id=run.id, subject=f"registry-hygiene: apply run {run.id} failed", text=text
         )
     except Exception as exc:  # the run record and the exit code still tell
+        click.echo(f"warning: could not alert the admins: {exc}", err=True)
+
+
+def _alert_kept(config: Config, run_id: str, kept: dict[str, str]) -> None:
+    """Alert the admins, once, about proposals apply has kept for a retry this many runs
+    in a row (hygiene.apply.retries): the run itself is ok."""
+    from hygiene.notify.alert import send_alert
+
+    subject = f"registry-hygiene: apply run {run_id} kept {len(kept)} proposal(s) again"
+    text = (
+        f"The apply run {run_id} kept these proposals for a retry, as the runs before it "
+        "did; nothing of them was deleted:\n\n" + "\n".join(f"- {i}: {w}" for i, w in kept.items())
+    )
+    try:
+        send_alert(config, run_id=f"{run_id}-kept", subject=subject, text=text)
+    except Exception as exc:  # the run record still tells
         click.echo(f"warning: could not alert the admins: {exc}", err=True)
 
 
