@@ -193,12 +193,16 @@ def apply(
         detach()
 
 
+KEPT_STATES = frozenset({ProposalState.PROPOSED.value, ProposalState.APPROVED.value})
+
+
 def _kept_too_long(store: Store, result: ApplyResult) -> None:
     """``result.kept``: the proposals this run kept for a retry that the apply runs before
     it kept as well, :data:`KEPT_ALERT_AFTER` in a row with this one (exactly: reported
     once, not by every later run). Refused reads are reported by the run's failure."""
-    for proposal_id, (_state, detail) in result.states.items():
-        if proposal_id in result.refused:
+    for proposal_id, (state, detail) in result.states.items():
+        # only those this run left as they were (a finished one made progress)
+        if proposal_id in result.refused or state not in KEPT_STATES:
             continue
         if kept_in_a_row(store, proposal_id) == KEPT_ALERT_AFTER:
             result.kept[proposal_id] = (
