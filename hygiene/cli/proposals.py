@@ -430,6 +430,7 @@ def apply_cmd(
     """
     from hygiene.apply import apply
     from hygiene.authz import deployed, require_admin
+    from hygiene.cli.apply_alerts import alert_failed_apply, alert_kept
 
     config, store = _open(rules_dir, store_url)
     clients = CLIENTS(config)
@@ -450,7 +451,7 @@ def apply_cmd(
         )
     except HygieneError as exc:
         if not dry_run:
-            _alert_failed_apply(config, store, earlier, exc.message)
+            alert_failed_apply(config, store, earlier, exc.message)
         raise
     if result.failed or result.refused:
         why = ", ".join(
@@ -463,9 +464,9 @@ def apply_cmd(
             )
             if part
         )
-        _alert_failed_apply(config, store, earlier, why)
+        alert_failed_apply(config, store, earlier, why)
     elif result.kept and result.run_id is not None:
-        _alert_kept(config, result.run_id, result.kept)
+        alert_kept(config, result.run_id, result.kept)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if fmt == "json":
@@ -481,40 +482,6 @@ def apply_cmd(
 def _lazy(config: Config) -> Callable[[], ClientFactory]:
     """The ECR clients, built only if needed (the demo check reads their endpoint)."""
     return functools.cache(lambda: CLIENTS(config))
-
-
-def _alert_failed_apply(config: Config, store: Store, earlier: set[str], why: str) -> None:
-    """Alert the admins about the apply run this command recorded as failed (none when
-    it was refused before recording one: nothing ran)."""
-    from hygiene.notify.alert import send_alert
-
-    mine = [r for r in store.runs(last=1, kind="apply") if r.id not in earlier]
-    if not mine or mine[0].status != "failed":
-        return
-    run = mine[0]
-    text = f"The apply run {run.id} failed: {why}\n\n" + "\n".join(f"- {e}" for e in run.errors)
-    try:
-        send_alert(
-            config, run_id=run.id, subject=f"registry-hygiene: apply run {run.id} failed", text=text
-        )
-    except Exception as exc:  # the run record and the exit code still tell
-        click.echo(f"warning: could not alert the admins: {exc}", err=True)
-
-
-def _alert_kept(config: Config, run_id: str, kept: dict[str, str]) -> None:
-    """Alert the admins, once, about proposals apply has kept for a retry this many runs
-    in a row (hygiene.apply.retries): the run itself is ok."""
-    from hygiene.notify.alert import send_alert
-
-    subject = f"registry-hygiene: apply run {run_id} kept {len(kept)} proposal(s) again"
-    text = (
-        f"The apply run {run_id} kept these proposals for a retry, as the runs before it "
-        "did; nothing of them was deleted:\n\n" + "\n".join(f"- {i}: {w}" for i, w in kept.items())
-    )
-    try:
-        send_alert(config, run_id=f"{run_id}-kept", subject=subject, text=text)
-    except Exception as exc:  # the run record still tells
-        click.echo(f"warning: could not alert the admins: {exc}", err=True)
 
 
 def _since(value: str | None) -> datetime | None:
