@@ -41,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hygiene import lastconfig
 from hygiene.background import Outcome, then_wait
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
@@ -561,9 +562,17 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         return None
     deps: JobDeps | None = None
     try:
-        config = load_config(
-            Path(rules_dir), checks=[validate_config, check_admins, check_channels]
-        )
+        try:
+            config = load_config(
+                Path(rules_dir), checks=[validate_config, check_admins, check_channels]
+            )
+        except HygieneError as exc:  # broken since it last loaded: no channel of its own
+            log.error("scheduled %s run not started: %s", kind, exc.message)
+            lastconfig.alert_broken(
+                kind, rules_dir, exc.message, lambda last: load_deps(last, deps_reference)
+            )
+            return None
+        lastconfig.LAST.remember(config)
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())
