@@ -56,6 +56,7 @@ def alert_broken(kind: str, rules_dir: str, why: str, deps_for: Callable[[Config
             kind,
         )
         return
+    deps = None
     try:
         deps = deps_for(config)
         now = deps.clock()
@@ -76,3 +77,10 @@ def alert_broken(kind: str, rules_dir: str, why: str, deps_for: Callable[[Config
         )
     except Exception:
         log.exception("could not send the alert for the %s run not started", kind)
+    finally:
+        close = getattr(getattr(deps, "store", None), "close", None)
+        if callable(close):
+            try:
+                close()  # the store the wiring opened for this alert alone
+            except Exception:
+                log.exception("could not close the store after the alert")

@@ -257,6 +257,7 @@ def test_a_configuration_broken_after_deployment_alerts_through_the_last_that_lo
         alert.summary
     )
     assert "rules.IM002.days" in caplog.text  # and the log line, as before
+    assert world.store.closed == 1  # the store opened to alert through is closed again
 
     path.write_text(yaml.safe_dump({**policy, "rules": {"IM002": {"days": 90}}}))
     assert jobs.scheduled_nightly(str(rules)) == "ok"  # mended: the next run goes
