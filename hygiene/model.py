@@ -60,11 +60,46 @@ class Finding:
     message_params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        data["fix_safety"] = self.fix_safety.value
-        data["tags"] = list(self.tags)
-        return data
+        details, params = self.details, self.message_params
+        if type(self) is not Finding or not (_flat(details) and _flat(params)):
+            data = asdict(self)
+            data["severity"] = self.severity.value
+            data["fix_safety"] = self.fix_safety.value
+            data["tags"] = list(self.tags)
+            return data
+        # what asdict makes of flat dicts, without its walk of every field (a copy of
+        # each dict; text, numbers, bools and None are themselves), in the fields' order
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "account": self.account,
+            "region": self.region,
+            "repository": self.repository,
+            "namespace": self.namespace,
+            "message": self.message,
+            "fix": self.fix,
+            "fix_safety": self.fix_safety.value,
+            "image_digest": self.image_digest,
+            "tags": list(self.tags),
+            "bytes": self.bytes,
+            "details": dict(details),
+            "message_template": self.message_template,
+            "message_params": dict(params),
+        }
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat(value: Any) -> bool:
+    """Whether ``value`` is a dict (not a subclass) of text keys and values that
+    ``copy.deepcopy`` gives back as they are (text, numbers, bools, None)."""
+    return (
+        type(value) is dict
+        and set(map(type, value)) <= {str}
+        and set(map(type, value.values())) <= _ATOMS
+    )
 
 
 @dataclass(frozen=True)
