@@ -19,6 +19,7 @@ atom = st.one_of(
 value = st.one_of(
     atom,
     st.lists(atom, max_size=2),
+    st.lists(st.lists(atom, max_size=1), max_size=1),
     st.tuples(atom),
     st.dictionaries(st.text(max_size=2), atom, max_size=2),
 )
@@ -45,6 +46,7 @@ def reference(finding: Finding) -> dict[str, Any]:
     digest=st.one_of(st.none(), st.text(max_size=3)),
 )
 @example(details={"a": [1]}, params={}, tags=(), digest=None)  # a list: copied, not shared
+@example(details={"a": [[1]], "b": ["x"]}, params={"n": 1}, tags=(), digest=None)
 @settings(max_examples=examples(300), deadline=None)
 def test_a_findings_json_is_asdicts(
     details: dict[Any, Any], params: dict[Any, Any], tags: tuple[str, ...], digest: str | None
@@ -59,7 +61,16 @@ def test_a_findings_json_is_asdicts(
     assert made == expected
     assert list(made) == list(expected)  # the fields' order
     assert type(made["details"]) is type(expected["details"])
-    assert made["details"] is not details and made["message_params"] is not params
-    for key, item in made["details"].items():  # nested values copied as asdict copies them
-        if isinstance(item, list | dict):
-            assert item is not details[key]
+    # every dict and list copied, nested ones too, as asdict copies them
+    assert not shared(made["details"], details) and not shared(made["message_params"], params)
+
+
+def shared(made: Any, given: Any) -> bool:
+    """Whether ``made`` is ``given`` or holds one of its lists or dicts."""
+    if isinstance(made, list | dict) and made is given:
+        return True
+    if isinstance(made, dict):
+        return any(shared(made[key], given[key]) for key in made)
+    if isinstance(made, list | tuple):
+        return any(shared(a, b) for a, b in zip(made, given, strict=True))
+    return False
