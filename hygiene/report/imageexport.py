@@ -305,7 +305,7 @@ def _image_columns(
     proposal_id, state, namespace, repository, grace, account, region = (
         _spread(values, counts, rows) for values in shared
     )
-    tag_lists = _text_lists(tags, order)
+    tag_lists = _text_lists(tags, order, text=True)  # lists of text, checked above
     untagged = (
         pc.equal(pc.list_value_length(tag_lists), 0)
         if isinstance(tag_lists, pa.Array)
@@ -331,12 +331,16 @@ def _rule_codes(source: Mapping[str, Any], digests: list[str]) -> list[Any]:
     return [codes or default for codes in found]
 
 
-def _text_lists(values: list[Any], order: pa.Array) -> pa.Array | list[list[Any]]:
+def _text_lists(
+    values: list[Any], order: pa.Array, *, text: bool = False
+) -> pa.Array | list[list[Any]]:
     """Lists (or tuples) of ``values`` in ``order``, as an Arrow array of lists of text
-    when every value in them is text (a list of lists otherwise)."""
-    if all(type(v) is list or type(v) is tuple for v in values) and set(
-        map(type, itertools.chain.from_iterable(values))
-    ) <= {str}:
+    when every value in them is text (a list of lists otherwise); ``text``: the caller
+    checked that they are lists of text."""
+    if text or (
+        set(map(type, values)) <= {list, tuple}
+        and set(map(type, itertools.chain.from_iterable(values))) <= {str}
+    ):
         try:
             return pa.array(values, type=pa.list_(pa.string())).take(order)
         except UnicodeEncodeError:  # a lone surrogate: not UTF-8
