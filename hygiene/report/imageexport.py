@@ -431,8 +431,12 @@ def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Arr
 def _iso_texts(text: pa.Array) -> pa.Array:
     """``to_datetime(t).isoformat()`` of times :func:`_utc_microseconds` read: the
     fraction cut after six digits, and none when those are zeros (null stays null)."""
-    head = pc.utf8_slice_codeunits(text, 0, 19)
-    fraction = pc.utf8_slice_codeunits(text, 20, 26)
-    whole = pc.or_(pc.equal(pc.utf8_length(text), 25), pc.equal(fraction, "000000"))
-    dotted = pc.binary_join_element_wise(head, ".", fraction, "+00:00", "")
-    return pc.if_else(whole, pc.binary_join_element_wise(head, "+00:00", ""), dotted)
+    # the first 26 characters (up to six digits of fraction) and the offset: the text
+    # itself when it has six digits, or none (25 characters: cut before the offset)
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 26), "+00:00", "")
+    # "." only ever starts the fraction: six zeros there, or no fraction, write none
+    whole = pc.or_(pc.less(pc.utf8_length(text), 26), pc.match_substring(text, ".000000"))
+    if not pc.any(whole).as_py():
+        return cut
+    seconds = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 19), "+00:00", "")
+    return pc.if_else(whole, seconds, cut)
