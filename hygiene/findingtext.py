@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import NAT, ImageFindings, inverse, message_columns, pick
+from hygiene.findingtable import NAT, ImageFindings, english_texts, inverse, message_columns, pick
 
 
 class _Decline(Exception):
@@ -98,6 +98,7 @@ class AllRows:
         self._made: dict[tuple[Any, ...], Any] = {}
         self._order: tuple[np.ndarray, Any] | None = None
         self._messages: tuple[list[str], list[Any]] | None = None
+        self._messages_in_order: list[Any] | None = None
 
     def _orders(self) -> tuple[np.ndarray, Any]:
         """The creation order, and (as Arrow indices) each row's place in it."""
@@ -112,10 +113,30 @@ class AllRows:
         """Where rows ``start:start + n`` are in the creation order (Arrow indices)."""
         return self._orders()[1].slice(start, n)
 
+    def _ordered(self) -> list[Any]:
+        """The messages in the creation order."""
+        if self._messages_in_order is None:
+            self._messages_in_order = pick(self.image.message, self._orders()[0])
+        return self._messages_in_order
+
     def _ordered_messages(self) -> tuple[list[str], list[Any]]:
         if self._messages is None:
-            self._messages = message_columns(pick(self.image.message, self._orders()[0]))
+            self._messages = message_columns(self._ordered())
         return self._messages
+
+    def _ordered_texts(self) -> list[str]:
+        """The English texts in the creation order. When the image findings have none
+        yet, they are rendered here, in that order (as
+        :meth:`~hygiene.findingtable.ImageFindings.texts` renders them: the same texts,
+        and the same first error), and handed to the image findings for their other
+        readers; otherwise theirs are read in that order."""
+        image = self.image
+        order = self._orders()[0]
+        if image._texts is not None:
+            return pick(image._texts, order)
+        texts = english_texts(self._ordered())
+        image._texts = pick(texts, inverse(order))
+        return texts
 
     def _once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         """``make()`` on the first call for ``key`` (None when it declines)."""
@@ -169,7 +190,7 @@ class AllRows:
         (:meth:`~hygiene.findingtable.ImageFindings.texts`); None when it declines."""
 
         def make() -> Any:
-            return _contents_array(pick(self.image.texts(), self._orders()[0]))
+            return _contents_array(self._ordered_texts())
 
         made = self._once(("messages",), make)
         return None if made is None else made.take(self._places(start, n))

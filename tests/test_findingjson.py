@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hygiene.findingjson import ImageRowsJson, finding_json, findings_text_chunks, image_rows_text
+from hygiene.findingchunks import finding_json, findings_text_chunks
+from hygiene.findingjson import ImageRowsJson, image_rows_text
 from hygiene.findingtable import (
     NAT,
     Findings,
