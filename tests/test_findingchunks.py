@@ -15,7 +15,7 @@ from hygiene import findingchunks
 from hygiene.findingchunks import BatchedRowsJson, TextBatch, findings_text_chunks
 from hygiene.findingjson import ImageRowsJson, image_rows_slots, image_rows_text, slots_text
 from hygiene.findingtable import Findings, ImageFindings, english_texts
-from hygiene.findingtext import AllRows, _contents
+from hygiene.findingtext import AllRows
 from hygiene.jsonout import list_items
 from hygiene.messages import Message
 from tests.test_findingjson import EXPORT, SETTINGS, dict_path, image_findings, sample
@@ -126,26 +126,34 @@ def test_a_row_with_details_of_its_rule_leaves_each_chunk_on_its_own(
 
 
 @SETTINGS
-@given(image_findings(odd=True) | image_findings())
+@given(image_findings(odd=True) | image_findings(), st.integers(1, 4))
 def test_messages_rendered_in_creation_order_are_the_image_findings_texts(
-    image: ImageFindings,
+    image: ImageFindings, size: int
 ) -> None:
     """AllRows renders the English texts in the creation order when the image findings
-    have none yet: the rows' messages are the texts ``english_texts`` gives, and the
-    image findings get exactly those (in the rows' order) for their other readers."""
+    have none yet: they are the texts ``english_texts`` gives in the rows' order, the
+    image findings get exactly those for their other readers, and each chunk's
+    messages are theirs."""
     expected = english_texts(image.message)
     shared = AllRows(image)
-    made = shared.messages(0, len(image)) if len(image) else None
-    assert image._texts == (expected if len(image) else None)
-    if made is not None:
-        assert made.to_pylist() == _contents(expected)
+    assert shared.texts() == expected
+    assert image._texts == expected and shared.texts() is image._texts
+    for start in range(0, len(image), size):
+        chunk = ImageRowsJson(image, start, min(start + size, len(image)), shared)
+        text = chunk.items_json(2)
+        if text is not None:  # not declined: the messages are the rows' texts
+            rows = orjson.loads(b"[" + bytes(text) + b"]")
+            assert [row["message"] for row in rows] == expected[chunk.start : chunk.stop]
 
 
 def test_messages_read_texts_the_image_findings_already_have() -> None:
     image = sample(5)
     image.rows = image.rows[::-1].copy()
     image._texts = [f"text {i}" for i in range(5)]  # rendered before by another reader
-    assert AllRows(image).messages(1, 3).to_pylist() == ["text 1", "text 2", "text 3"]
+    shared = AllRows(image)
+    assert shared.texts() is image._texts
+    rows = orjson.loads(b"[" + bytes(ImageRowsJson(image, 1, 4, shared).items_json(1)) + b"]")  # type: ignore[arg-type]
+    assert [row["message"] for row in rows] == ["text 1", "text 2", "text 3"]
 
 
 def test_a_message_that_fails_to_render_raises_as_the_image_findings_texts_do() -> None:
@@ -156,5 +164,5 @@ def test_a_message_that_fails_to_render_raises_as_the_image_findings_texts_do() 
     with pytest.raises(Exception) as before:
         english_texts(image.message, image.creation_order())
     with pytest.raises(type(before.value), match=str(before.value)):
-        AllRows(image).messages(0, 5)
+        AllRows(image).texts()
     assert image._texts is None
