@@ -409,7 +409,6 @@ class _Columns:
         if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
             raise _Decline("unit")  # json_rows takes each unit's first digest
         self.offsets = offsets
-        self.begins: list[int] = offsets[:-1].tolist()
         self._made: dict[_Column, Any] = {}
 
     def make(self, column: _Column) -> Any:
@@ -440,7 +439,7 @@ class _Columns:
     def _digest(self, column: _Column) -> Any:
         import pyarrow as pa
 
-        first = np.asarray(self.begins, dtype=np.int64) - self.begins[0]
+        first = self.offsets[:-1] - self.offsets[0]  # each unit's first digest
         return self._unit_digests().take(pa.array(first))
 
     # whole values
