@@ -64,23 +64,33 @@ def tag_subject(tags: Sequence[str], is_index: bool) -> str | None:
 
 
 def link_indexes(images: pd.DataFrame) -> pd.DataFrame:
-    """Fill ``parent_indexes`` from each index's ``child_digests`` (same repository)."""
-    parents: dict[tuple[str, str], list[str]] = {}
+    """Fill ``parent_indexes`` from each index's ``child_digests``: the indexes of the
+    same repository, that is the same account, region and name (a replicated repository
+    has the same name in other regions, and its indexes list nothing here)."""
+    parents: dict[tuple[str, str, str, str], list[str]] = {}
     indexes = images[images["is_index"]]
-    for repository, digest, children in zip(
-        indexes["repository"], indexes["digest"], indexes["child_digests"], strict=True
+    for account, region, repository, digest, children in zip(
+        indexes["account"],
+        indexes["region"],
+        indexes["repository"],
+        indexes["digest"],
+        indexes["child_digests"],
+        strict=True,
     ):
         for child in children or ():
-            parents.setdefault((str(repository), child), []).append(str(digest))
+            key = (str(account), str(region), str(repository), child)
+            parents.setdefault(key, []).append(str(digest))
     images = images.copy()
     column: list[list[str]] = [[] for _ in range(len(images))]
     if parents:
         # only the rows whose digest some index lists can have parents
-        listed = {digest for _, digest in parents}
+        listed = {key[3] for key in parents}
         candidates = images["digest"].astype(object).isin(listed).to_numpy().nonzero()[0]
+        accounts, regions = images["account"].to_numpy(), images["region"].to_numpy()
         repositories, digests = images["repository"].to_numpy(), images["digest"].to_numpy()
         for row in candidates.tolist():
-            found = parents.get((str(repositories[row]), str(digests[row])))
+            where = (str(accounts[row]), str(regions[row]), str(repositories[row]))
+            found = parents.get((*where, str(digests[row])))
             if found is not None:
                 column[row] = found
     images["parent_indexes"] = column
@@ -110,7 +120,8 @@ class _Piece:
     # parent_indexes of the piece's rows, linked within the piece; None when a value it
     # needs is not text (the whole is linked at the end)
     parents: list[list[str]] | None
-    repositories: set[str]
+    # the (account, region, name) of the piece's repositories, when ``parents`` is set
+    repositories: set[tuple[str, str, str]]
 
 
 def _local_codes(values: Sequence[Any]) -> tuple[list[str | None], list[int] | None] | None:
@@ -124,27 +135,29 @@ def _local_codes(values: Sequence[Any]) -> tuple[list[str | None], list[int] | N
 
 
 def _local_parents(columns: Mapping[str, Sequence[Any]]) -> list[list[str]] | None:
-    """:func:`hygiene.inventory.link_indexes` of the piece alone (same keys, same order,
-    one list shared by the rows of one key), when its values are all text."""
+    """:func:`link_indexes` of the piece alone (same keys, same order, one list shared by
+    the rows of one key), when its values are all text."""
+    accounts, regions = columns["account"], columns["region"]
     repositories, digests = columns["repository"], columns["digest"]
     media, children = columns["manifest_media_type"], columns["child_digests"]
-    if not all(type(v) is str for v in chain(set(repositories), set(digests))) or not all(
-        v is None or type(v) is str for v in set(media)
-    ):
+    if not all(
+        type(v) is str for v in chain(set(accounts), set(regions), set(repositories), set(digests))
+    ) or not all(v is None or type(v) is str for v in set(media)):
         return None
-    parents: dict[tuple[str, Any], list[str]] = {}
-    for repository, digest, kind, listed in zip(
-        repositories, digests, media, children, strict=True
+    parents: dict[tuple[str, str, str, Any], list[str]] = {}
+    for account, region, repository, digest, kind, listed in zip(
+        accounts, regions, repositories, digests, media, children, strict=True
     ):
         if kind in INDEX_MEDIA_TYPES:
             for child in listed:
-                parents.setdefault((repository, child), []).append(digest)
+                parents.setdefault((account, region, repository, child), []).append(digest)
     column: list[list[str]] = [[] for _ in range(len(digests))]
     if parents:
-        named = {child for _, child in parents}
+        named = {key[3] for key in parents}
         for row, digest in enumerate(digests):
             if digest in named:
-                found = parents.get((repositories[row], digest))
+                key = (accounts[row], regions[row], repositories[row], digest)
+                found = parents.get(key)
                 if found is not None:
                     column[row] = found
     return column
@@ -188,7 +201,11 @@ class ImageFrames:
             if local is not None:
                 codes[name] = local
         parents = _local_parents(columns)
-        repositories = set(columns["repository"]) if parents is not None else set()
+        repositories = (
+            set(zip(columns["account"], columns["region"], columns["repository"], strict=True))
+            if parents is not None
+            else set()
+        )
         self._pieces[key] = _Piece(
             len(rows), columns, times, referrers, codes, parents, repositories
         )
@@ -238,7 +255,7 @@ class ImageFrames:
         names = [p.repositories for p in pieces]
         if all(p.parents is not None for p in pieces) and sum(map(len, names)) == len(
             set().union(*names)
-        ):  # no two pieces share a repository name: each piece's links are the whole's
+        ):  # no two pieces share a repository: each piece's links are the whole's
             frame["parent_indexes"] = list(chain.from_iterable(p.parents or () for p in pieces))
         else:
             frame = link_indexes(frame)

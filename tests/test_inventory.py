@@ -35,18 +35,19 @@ from hygiene.inventory import INDEX_MEDIA_TYPES, build_images, tag_subject  # no
 
 def link_indexes_reference(images: pd.DataFrame) -> pd.DataFrame:
     """Every row asks for its parents (what link_indexes did before it asked only the
-    rows some index lists)."""
-    parents: dict[tuple[str, str], list[str]] = {}
+    rows some index lists): the indexes of the same account, region and repository."""
+    keys = ["account", "region", "repository", "digest"]
+    parents: dict[tuple[str, ...], list[str]] = {}
     indexes = images[images["is_index"]]
-    for repository, digest, children in zip(
-        indexes["repository"], indexes["digest"], indexes["child_digests"], strict=True
+    for (account, region, repository, digest), children in zip(
+        indexes[keys].itertuples(index=False), indexes["child_digests"], strict=True
     ):
         for child in children or ():
-            parents.setdefault((str(repository), child), []).append(str(digest))
+            key = (str(account), str(region), str(repository), child)
+            parents.setdefault(key, []).append(str(digest))
     images = images.copy()
     images["parent_indexes"] = [
-        parents.get((str(r), str(d)), [])
-        for r, d in zip(images["repository"], images["digest"], strict=True)
+        parents.get(tuple(map(str, row)), []) for row in images[keys].itertuples(index=False)
     ]
     return images
 

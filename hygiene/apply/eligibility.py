@@ -3,6 +3,10 @@
 - *approved* ones; unsafe (and manual) ones only once their grace date has passed —
   a proposal whose owners were never notified has no grace date and never runs;
 - *proposed* safe ones only when ``apply.auto_safe`` is on;
+- a proposal that runs only because its stored ``fix_safety`` says safe (:func:`as_safe_fix`)
+  is checked again against the deployed rules: its action must be one a rule whose fix is
+  safe proposes (:data:`SAFE_ACTIONS`), and each image must be flagged now by such a rule
+  (:meth:`hygiene.apply.recheck.RulesNow.why_not`);
 - never rejected, expired or finished ones;
 - and, whatever its state, only a proposal *confirmed* by the latest scan of its
   repository, when that scan read the repository completely (:func:`confirmation`):
@@ -14,8 +18,17 @@ from __future__ import annotations
 from datetime import datetime
 
 from hygiene.config import Config
-from hygiene.model import FixSafety, ProposalState
+from hygiene.model import Action, FixSafety, ProposalState
+from hygiene.rules import RULES
 from hygiene.store import RepositoryScan, StoredProposal
+
+# The actions a rule whose fix is declared safe proposes (delete-images: IM001, IM004;
+# enable-scan-on-push: SC001). Any other action is never a safe fix, whatever is stored.
+SAFE_ACTIONS: frozenset[Action] = frozenset(
+    rule.action
+    for rule in RULES.values()
+    if rule.fix_safety is FixSafety.SAFE and rule.action is not None
+)
 
 
 def eligibility(stored: StoredProposal, config: Config, now: datetime) -> tuple[bool, str]:
@@ -36,6 +49,31 @@ def eligibility(stored: StoredProposal, config: Config, now: datetime) -> tuple[
             return False, "safe fix awaiting approval (apply.auto_safe is off)"
         return False, "unsafe fix awaiting approval"
     return False, f"state is {proposal.state.value}"
+
+
+def as_safe_fix(stored: StoredProposal, now: datetime) -> bool:
+    """Does ``stored`` run only because its stored ``fix_safety`` says safe: proposed and
+    applied by ``apply.auto_safe``, or approved and let past a grace period it has not
+    served? Such a proposal's safety is a column of the store, so apply checks it again
+    against the deployed rules (module docstring)."""
+    proposal = stored.proposal
+    if proposal.fix_safety != FixSafety.SAFE:
+        return False
+    if proposal.state == ProposalState.PROPOSED:
+        return True
+    return proposal.grace_until is None or now < proposal.grace_until
+
+
+def safe_fix_refused(stored: StoredProposal, now: datetime) -> str | None:
+    """Why ``stored`` may not run as the safe fix it claims to be (None: it may): no rule
+    whose fix is safe proposes its action."""
+    action = stored.proposal.action
+    if as_safe_fix(stored, now) and action not in SAFE_ACTIONS:
+        return (
+            f"marked safe, but no rule whose fix is safe proposes {action.value}: it needs "
+            "an approval and its grace period"
+        )
+    return None
 
 
 def confirmation(stored: StoredProposal, scan: RepositoryScan) -> tuple[bool, str]:

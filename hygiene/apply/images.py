@@ -8,7 +8,8 @@
    or a subject that exists and stays → its whole unit is ``skipped`` with the reason.
    An in-use source that cannot be read stops the proposal before anything is deleted.
    Last, a digest the deployed rules, evaluated again on the repository as it is now, do
-   not delete (:mod:`hygiene.apply.recheck`) is skipped with its unit.
+   not delete (:mod:`hygiene.apply.recheck`) is skipped with its unit; so is one of a
+   proposal applied as a safe fix that no rule whose fix is safe flags now.
 2. Read each remaining manifest (``BatchGetImage``): the last re-read. A manifest that
    cannot be read is not deleted; a manifest whose ``subject`` is present in the
    repository and not being deleted is not deleted either, whatever the plan said (ECR's
@@ -150,21 +151,29 @@ class Deletion:
         return not self.skip_rows and set(self.wanted) <= done
 
 
-def apply_images(ctx: Context, proposal: Proposal) -> None:
-    """Re-check, save and delete the proposal's images; record every digest's outcome."""
+def apply_images(ctx: Context, proposal: Proposal, *, safe_only: bool = False) -> None:
+    """Re-check, save and delete the proposal's images; record every digest's outcome.
+    ``safe_only``: it runs as a safe fix (no approval, or no grace period served), so a
+    rule whose fix is safe must flag each image now."""
     done = recorded_digests(ctx, proposal)
     wanted = [d for d in proposal.target.get("digests", []) if d not in done]
     units = [list(u) for u in proposal.evidence.get("units", [])]
-    deletion = delete_images(ctx, proposal, wanted, units)
+    deletion = delete_images(ctx, proposal, wanted, units, safe_only=safe_only)
     _finish_images(ctx, proposal, deletion, len(done))
 
 
 def delete_images(
-    ctx: Context, proposal: Proposal, wanted: Sequence[str], units: Sequence[Sequence[str]]
+    ctx: Context,
+    proposal: Proposal,
+    wanted: Sequence[str],
+    units: Sequence[Sequence[str]],
+    *,
+    safe_only: bool = False,
 ) -> Deletion:
     """Delete ``wanted`` (digests of ``proposal``'s repository, never split across
     ``units``) after re-checking each against ``proposal.evidence["images"]`` and the live
-    registry (module docstring). Records every outcome; returns them."""
+    registry (module docstring). Records every outcome; returns them. ``safe_only``: only
+    what a rule whose fix is safe flags now (:meth:`~hygiene.apply.recheck.RulesNow.why_not`)."""
     client = ctx.clients(proposal.account, proposal.region)
     evidence = {i["digest"]: i for i in proposal.evidence.get("images", [])}
     deletion = Deletion(wanted=list(wanted))
@@ -258,7 +267,7 @@ def delete_images(
         now_rules = rules_now(client, proposal, ctx.config, ctx.now)
         whole = proposal.action is Action.DELETE_REPOSITORY  # an abandoned repository (RP003)
         for digest in live:
-            why_not = now_rules.why_not(digest, whole_repository=whole)
+            why_not = now_rules.why_not(digest, whole_repository=whole, safe_only=safe_only)
             if why_not and unit_of[digest] not in skipped_units:
                 reasons[digest] = why_not
                 skipped_units.add(unit_of[digest])

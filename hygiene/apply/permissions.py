@@ -1,8 +1,11 @@
 """The ECR operations each proposal action calls, as IAM action names.
 
 A test reads every ``client.<operation>`` call in :mod:`hygiene.apply` and checks it is
-listed here. The IAM policies themselves are generated from :mod:`hygiene.iam`, whose
-*cleaner* role grants every action listed here (also tested).
+listed here; another runs image and repository deletions against the embedded registry
+and checks that every operation they called, the re-check's reads through the scan's
+reader included, is listed for its action (tests/apply/test_permissions_seen.py). The
+IAM policies themselves are generated from :mod:`hygiene.iam`, whose *cleaner* role
+grants every action listed here (also tested).
 """
 
 from __future__ import annotations
@@ -12,8 +15,11 @@ from collections.abc import Iterable
 from hygiene.model import Action
 
 # The repository read whole again, as a scan reads it, so that the deployed rules judge the
-# change on the repository as it is now (hygiene.apply.recheck.proposed_now)
+# change on the repository as it is now (hygiene.apply.recheck: rules_now before deleting
+# images, proposed_now before changing settings). Without one of these, apply keeps the
+# images (a ``retry`` audit row; docs/approvals.md §6).
 RE_READ = (
+    "ecr:DescribeRepositories",
     "ecr:DescribeImages",
     "ecr:BatchGetImage",
     "ecr:GetLifecyclePolicy",
@@ -27,6 +33,7 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:ListImages",
         "ecr:BatchGetImage",
         "ecr:BatchDeleteImage",
+        *RE_READ,
     ),
     Action.DELETE_REPOSITORY: (
         "ecr:DescribeRepositories",
@@ -38,6 +45,7 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:DescribeImages",
         "ecr:BatchGetImage",
         "ecr:BatchDeleteImage",
+        *RE_READ,
     ),
     Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
     Action.SET_TAG_IMMUTABILITY: (

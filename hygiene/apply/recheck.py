@@ -7,7 +7,10 @@ a mutelist entry, a longer pull window). So right before deleting, apply reads t
 repository again with the scan's own reader (:func:`hygiene.collect.ecr.collect_repository`)
 and evaluates **its own deployed configuration's** rules on it with the scan's own engine
 (:func:`hygiene.rules.engine.evaluate`). A digest is deleted only when a deleting rule
-flags it now and no protection keeps it; anything else is skipped with the reason.
+flags it now and no protection keeps it; anything else is skipped with the reason. A
+proposal applied *as a safe fix* (``apply.auto_safe``, or approved and let past its grace
+period because it is safe) deletes a digest only when a rule whose fix is declared safe
+flags it now (:attr:`RulesNow.safe_units`): its stored ``fix_safety`` is not trusted.
 
 Workloads are not re-read here: :mod:`hygiene.apply.in_use` does that (and the configured
 ``protections.in_use_images_file`` is honoured by the engine as in a scan).
@@ -15,7 +18,7 @@ Workloads are not re-read here: :mod:`hygiene.apply.in_use` does that (and the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from hygiene.collect.ecr import RepositoryReadError, collect_repository
 from hygiene.config import Config
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
-from hygiene.model import Proposal, canonical_json
+from hygiene.model import FixSafety, Proposal, canonical_json
 from hygiene.rules import RULES
 from hygiene.rules.base import Deletes
 from hygiene.rules.engine import evaluate
@@ -45,15 +48,29 @@ class RulesNow:
     # digests in a deletion unit of an image rule (``deletable`` adds every image of a
     # repository a repository-deleting rule flags)
     image_units: frozenset[str] = frozenset()
+    # digests in a deletion unit of an image rule whose fix is declared safe (IM001, IM004)
+    safe_units: frozenset[str] = frozenset()
+    # digest → codes of the deleting image rules whose fix is not safe that flag it now
+    unsafe_codes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def why_not(self, digest: str, whole_repository: bool = False) -> str | None:
+    def why_not(
+        self, digest: str, whole_repository: bool = False, safe_only: bool = False
+    ) -> str | None:
         """None when the digest may go; otherwise why the deployed rules keep it now.
 
         Only a repository deletion (``whole_repository``) takes every image of a
         repository a repository-deleting rule (RP003) flags now; an image deletion needs
-        an image rule that deletes it, whatever the repository rules say."""
+        an image rule that deletes it, whatever the repository rules say. ``safe_only``
+        (a proposal applied as a safe fix, without an approval or a grace period): a
+        rule whose fix is safe must flag it now, whatever the stored proposal says."""
         if digest in (self.deletable if whole_repository else self.image_units):
-            return None
+            if not safe_only or digest in self.safe_units:
+                return None
+            codes = ", ".join(self.unsafe_codes.get(digest, ())) or "a rule"
+            return (
+                "taken as a safe fix, but no rule whose fix is safe flags it now "
+                f"({codes} does: it needs an approval and its grace period)"
+            )
         if self.kept.get(digest):
             return "kept by the deployed rules now: " + ", ".join(self.kept[digest])
         if digest in self.muted:
@@ -117,11 +134,19 @@ def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) ->
     images = inventory.images
     evaluation = evaluate(inventory, config, now)
     deletable: set[str] = set()
+    safe: set[str] = set()
+    unsafe: dict[str, set[str]] = {}
     flagged: list[str] = []
     for finding in evaluation.findings:
         deletes = RULES[finding.code].deletes
         if deletes is Deletes.IMAGES:
-            deletable.update(finding.details.get("unit", ()))
+            unit = [str(d) for d in finding.details.get("unit", ())]
+            deletable.update(unit)
+            if RULES[finding.code].fix_safety is FixSafety.SAFE:
+                safe.update(unit)
+            else:
+                for digest in unit:
+                    unsafe.setdefault(digest, set()).add(finding.code)
         elif deletes is Deletes.REPOSITORY and finding.repository == proposal.repository:
             flagged.append(finding.code)
     image_units = frozenset(deletable)
@@ -134,4 +159,6 @@ def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) ->
         muted=frozenset(muted),
         repository_flagged=tuple(sorted(flagged)),
         image_units=image_units,
+        safe_units=frozenset(safe),
+        unsafe_codes={d: tuple(sorted(codes)) for d, codes in unsafe.items()},
     )

@@ -16,7 +16,7 @@ from botocore.exceptions import (
 )
 
 from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
-from hygiene.apply.eligibility import confirmation, eligibility
+from hygiene.apply.eligibility import as_safe_fix, confirmation, eligibility, safe_fix_refused
 from hygiene.apply.images import apply_images
 from hygiene.apply.in_use import InUseCheck, InUseUnknownError
 from hygiene.apply.recheck import RecheckError
@@ -256,6 +256,11 @@ def _run(job: _Job) -> None:
             recorder.write(stored.proposal, [{"outcome": "unverified", "detail": why}])
             result.not_eligible[stored.id] = f"not verified: {why}"
             continue
+        refused = safe_fix_refused(stored, now)
+        if refused:  # the stored fix_safety says safe; no rule whose fix is safe agrees
+            recorder.write(stored.proposal, [{"outcome": "unverified", "detail": refused}])
+            result.not_eligible[stored.id] = refused
+            continue
         proposal = stored.proposal
         try:
             # the cleaner of the proposal's own account, or ApplyError when the registry
@@ -270,7 +275,7 @@ def _run(job: _Job) -> None:
             continue
         try:
             if proposal.action == Action.DELETE_IMAGES:
-                apply_images(ctx, proposal)
+                apply_images(ctx, proposal, safe_only=as_safe_fix(stored, now))
             elif proposal.action == Action.DELETE_REPOSITORY:
                 apply_repository_deletion(ctx, proposal)
             elif proposal.action in REPOSITORY_STEPS:
