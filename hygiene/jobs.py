@@ -41,6 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hygiene import lastconfig
 from hygiene.background import Outcome, then_wait
 from hygiene.config import Config
 from hygiene.errors import ConfigError, ExitCode, HygieneError, LockHeldError
@@ -86,6 +87,8 @@ class _Run:
         self.counts: dict[str, int] = {}
         self.api_calls: dict[str, int] = {}
         self.errors: list[str] = []
+        # proposals apply kept for a retry the third run in a row: alerted even when ok
+        self.kept: list[str] = []
         self.status = RunStatus.OK
         self.exit_code = int(ExitCode.OK)
         self.run_id = deps.store.record_run(kind, started_at=started_at)
@@ -155,9 +158,15 @@ class _Run:
         log.info("%s", result.summary())
         if self.status is not RunStatus.OK:
             self._alert(errors)
+        elif self.kept:
+            self._alert(
+                errors,
+                title=f"registry-hygiene: {self.kind} run {self.run_id}: "
+                f"{len(self.kept)} proposal(s) kept by apply again",
+            )
         return result
 
-    def _alert(self, errors: list[str]) -> None:
+    def _alert(self, errors: list[str], title: str = "") -> None:
         alert = RunAlert(
             kind=self.kind,
             run_id=self.run_id,
@@ -166,6 +175,7 @@ class _Run:
             errors=tuple(errors),
             summary=f"The {self.kind} run {self.run_id} finished {self.status.value}: "
             + ("; ".join(errors[:3]) or "no detail"),
+            title=title,
         )
         try:
             self.deps.alert(alert)
@@ -279,10 +289,19 @@ def _apply(
     run.add_calls(result.api_calls)
     for key in ("applied", "failed", "skipped", "unverified"):
         run.counts[f"{label}_{key}"] = getattr(result, key)
-    for message in result.errors:
+    for message in [*result.errors, *result.refused, *result.kept]:
         run.errors.append(f"apply {label}: {message}")
+    run.kept += [f"apply {label}: {message}" for message in result.kept]
     if result.failed:
         run.failed(f"apply {label}", ApplyFailures(f"{result.failed} action(s) failed"))
+    if result.refused:
+        run.failed(
+            f"apply {label}",
+            ApplyFailures(
+                f"{len(result.refused)} proposal(s) kept: a read the re-check needs was "
+                "refused (AccessDenied)"
+            ),
+        )
     if result.stopped:
         _stopped(run, stop, f"during apply {label}")
 
@@ -543,9 +562,17 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         return None
     deps: JobDeps | None = None
     try:
-        config = load_config(
-            Path(rules_dir), checks=[validate_config, check_admins, check_channels]
-        )
+        try:
+            config = load_config(
+                Path(rules_dir), checks=[validate_config, check_admins, check_channels]
+            )
+        except HygieneError as exc:  # broken since it last loaded: no channel of its own
+            log.error("scheduled %s run not started: %s", kind, exc.message)
+            lastconfig.alert_broken(
+                kind, rules_dir, exc.message, lambda last: load_deps(last, deps_reference)
+            )
+            return None
+        lastconfig.LAST.remember(config)
         deps = load_deps(config, deps_reference)
         job = run_nightly if kind == "nightly" else run_weekly
         result = job(deps, config, deps.clock())

@@ -66,6 +66,11 @@ class ApplySummary:
     unverified: int = 0  # approvals apply could not verify (skipped, audited)
     api_calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    # "<id>: why" of proposals kept because IAM refused a read the re-check needs: they
+    # fail the run (exit 7); and of proposals kept for a retry by the third apply in a row
+    # (hygiene.apply.retries): the run stays ok, the admins are alerted once
+    refused: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

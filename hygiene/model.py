@@ -7,6 +7,7 @@ They are plain (frozen, except ``Finding``) dataclasses with ``to_json`` so the 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -60,11 +61,52 @@ class Finding:
     message_params: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
-        data["fix_safety"] = self.fix_safety.value
-        data["tags"] = list(self.tags)
-        return data
+        details, params = _plain_copy(self.details), _plain_copy(self.message_params)
+        if type(self) is not Finding or details is None or params is None:
+            data = asdict(self)
+            data["severity"] = self.severity.value
+            data["fix_safety"] = self.fix_safety.value
+            data["tags"] = list(self.tags)
+            return data
+        # what asdict makes, without its walk of every field, in the fields' order
+        return {
+            "code": self.code,
+            "rule": self.rule,
+            "severity": self.severity.value,
+            "account": self.account,
+            "region": self.region,
+            "repository": self.repository,
+            "namespace": self.namespace,
+            "message": self.message,
+            "fix": self.fix,
+            "fix_safety": self.fix_safety.value,
+            "image_digest": self.image_digest,
+            "tags": list(self.tags),
+            "bytes": self.bytes,
+            "details": details,
+            "message_template": self.message_template,
+            "message_params": params,
+        }
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain_copy(value: Any) -> dict[str, Any] | None:
+    """The copy ``dataclasses.asdict`` makes of a dict (not a subclass) with text keys
+    whose values are text, numbers, bools or None (``copy.deepcopy`` gives those back
+    as they are), or lists of them (copied); None for anything else."""
+    if type(value) is not dict or not set(map(type, value)) <= {str}:
+        return None
+    kinds = set(map(type, value.values()))
+    if kinds <= _ATOMS:
+        return dict(value)
+    if not kinds <= _ATOMS | {list}:
+        return None
+    lists = [v for v in value.values() if type(v) is list]
+    if not set(map(type, itertools.chain.from_iterable(lists))) <= _ATOMS:
+        return None
+    return {key: list(v) if type(v) is list else v for key, v in value.items()}
 
 
 @dataclass(frozen=True)

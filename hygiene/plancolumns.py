@@ -9,7 +9,6 @@ _image_proposals`, that these equal: ``tests/test_columnar.py``).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -18,10 +17,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hygiene.findingtable import ImageFindings, offset_iso_strings
+from hygiene.findingtable import ImageFindings
 from hygiene.inventory import Inventory
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
-from hygiene.planscope import arrow_strings, code_safety, ns_ints, repo_where
+from hygiene.planscope import (
+    arrow_strings,
+    code_safety,
+    columnar_entries,
+    evidence_entries,
+    repo_where,
+)
 from hygiene.units import human_bytes
 
 
@@ -49,6 +54,8 @@ def columnar_image_proposals(
     """
     if len(found.rules) > 62:
         return None  # the codes of a unit are a bit mask of its rules below
+    if not columnar_entries(inventory.images):
+        return None  # times without a time zone: the entries are made one by one
     selected = np.flatnonzero(keep)
     # one entry per root (the first finding of each), with the codes of all of them
     _, head, inverse = np.unique(found.rows[selected], return_index=True, return_inverse=True)
@@ -60,6 +67,8 @@ def columnar_image_proposals(
     codes_of = _MaskCodes(found)
     offsets = found.unit_offsets
     lengths = (offsets[1:] - offsets[:-1])[chosen]
+    if not lengths.all():
+        return None  # a unit of no image (the orderings below take each unit's first)
     starts = offsets[:-1][chosen]
     take = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
     take = take + np.arange(int(lengths.sum()))
@@ -72,9 +81,8 @@ def columnar_image_proposals(
         return None
     digests = _objects(found.unit_digests)[take]
     member_digests = arrow_strings(images["digest"]).take(pa.array(members, type=pa.int64()))
-    if member_digests.to_pylist() != digests.tolist():
+    if not _same_digests(member_digests, digests, members):
         return None  # not the inventory the findings were made from
-    sub = images[["account", "region", "repository", "is_index", "storage_bytes"]].iloc[members]
     where_columns = {}
     for column, values in (
         ("repository", found.repository),
@@ -82,7 +90,7 @@ def columnar_image_proposals(
         ("account", found.account),
     ):
         of_unit = _objects(values)[chosen]
-        if not np.array_equal(sub[column].astype(object).to_numpy(), np.repeat(of_unit, lengths)):
+        if not _same_values(images[column], members, of_unit, lengths):
             return None  # not the inventory the findings were made from
         where_columns[column] = of_unit
     if not len(chosen):
@@ -117,17 +125,15 @@ def columnar_image_proposals(
     rank_of_unit = np.empty(n_units, dtype=np.int64)
     rank_of_unit[unit_order] = np.arange(n_units)
     member_group = group_of_unit[member_unit]
-    is_index = sub["is_index"].to_numpy(dtype=bool)
+    is_index = images["is_index"].to_numpy(dtype=bool)[members]
 
     # evidence entries (and rule codes), by group then digest
     order_by_digest = _sort_indices(("group", member_group), ("digest", member_digests))
     member_bounds = np.searchsorted(member_group[order_by_digest], np.arange(n_groups + 1))
     digests_by_digest = digests[order_by_digest].tolist()
-    entries = _evidence_entries(
-        images[ENTRY_COLUMNS].iloc[members[order_by_digest]], digests_by_digest
-    )
+    entries = evidence_entries(images, members[order_by_digest], digests_by_digest)
     codes_of_member = codes_of.lists(unit_masks)[member_unit[order_by_digest]].tolist()
-    stored = sub["storage_bytes"].to_numpy(dtype=np.int64)[order_by_digest]
+    stored = images["storage_bytes"].to_numpy(dtype=np.int64)[members[order_by_digest]]
     totals = np.add.reduceat(stored, member_bounds[:-1]).tolist()
     # targets: indexes first, then the rest, each in unit order and unit member order
     in_unit = np.arange(n_members) - np.repeat(positions[:-1], lengths)
@@ -138,8 +144,12 @@ def columnar_image_proposals(
     member_by_unit = order_by_digest[np.argsort(member_unit[order_by_digest], kind="stable")]
     sorted_members = digests[member_by_unit].tolist()
     bounds = positions.tolist()
-    unit_lists = [sorted_members[bounds[k] : bounds[k + 1]] for k in range(n_units)]
-    _, least = np.unique(member_unit[order_by_digest], return_index=True)
+    unit_lists = list(map(sorted_members.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    # each unit's least digest: the first of its members in digest order (members are
+    # contiguous by unit)
+    rank_by_digest = np.empty(n_members, dtype=np.int64)
+    rank_by_digest[order_by_digest] = np.arange(n_members)
+    least = np.minimum.reduceat(rank_by_digest, positions[:-1])
     units_by_least = np.argsort(least, kind="stable")  # groups in order, least digest within
     unit_bounds = np.searchsorted(group_of_unit[units_by_least], np.arange(n_groups + 1))
     units_by_least_list = units_by_least.tolist()
@@ -230,6 +240,32 @@ def _objects(values: list[Any]) -> np.ndarray:
     return out
 
 
+def _same_digests(inventory_digests: pa.Array, digests: np.ndarray, rows: np.ndarray) -> bool:
+    """Whether the findings' ``digests`` are the inventory's at their ``rows``; compared
+    in row order (the order the strings sit in memory: several times faster than the
+    findings' order), a chunk at a time (no second copy of every digest)."""
+    by_row = np.argsort(rows, kind="stable")
+    for start in range(0, len(by_row), DIGEST_CHUNK):
+        part = by_row[start : start + DIGEST_CHUNK]
+        if inventory_digests.take(pa.array(part)).to_pylist() != digests[part].tolist():
+            return False
+    return True
+
+
+DIGEST_CHUNK = 65_536
+
+
+def _same_values(column: pd.Series, rows: np.ndarray, of_unit: np.ndarray, lengths: Any) -> bool:
+    """Whether the column's value at each of ``rows`` is its unit's (``of_unit``, each
+    repeated ``lengths`` times). A category column is compared on its codes: a value
+    that is not one of its categories, or a missing one, is no match."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        wanted = column.cat.categories.get_indexer(pd.Index(of_unit, dtype=object))
+        codes = column.cat.codes.to_numpy()[rows]
+        return bool((wanted >= 0).all()) and np.array_equal(codes, np.repeat(wanted, lengths))
+    return np.array_equal(column.astype(object).to_numpy()[rows], np.repeat(of_unit, lengths))
+
+
 def _factorized_keys(
     account: np.ndarray, region: np.ndarray, repository: np.ndarray
 ) -> tuple[np.ndarray, list[tuple[str, str, str]]] | None:
@@ -273,49 +309,6 @@ def _last_namespace(
     last = np.full(n_keys, -1, dtype=np.int64)
     np.maximum.at(last, combo, np.arange(len(chosen)))
     return [namespaces[i] for i in chosen[last].tolist()]
-
-
-ENTRY_COLUMNS = ["tags", "pushed_at", "last_pull", "storage_bytes", "size_bytes"]
-ENTRY_COLUMNS += ["manifest_media_type", "is_index"]
-
-
-def _evidence_entries(frame: pd.DataFrame, digests: list[str]) -> list[dict[str, Any]]:
-    """The evidence entry of each image row of ``frame`` (whose digests are ``digests``),
-    as :func:`hygiene.planscope.evidence_entry` writes it."""
-    tag_lists = frame["tags"].tolist()
-    if set(map(type, itertools.chain.from_iterable(tag_lists))) <= {str}:
-        tags_of = list(map(sorted, tag_lists))
-    else:
-        tags_of = [sorted(map(str, tags)) for tags in tag_lists]
-    media = frame["manifest_media_type"]
-    if isinstance(media.dtype, pd.CategoricalDtype):
-        names = _objects([str(c) for c in media.cat.categories] + [None])
-        media_of = names[media.cat.codes.to_numpy()].tolist()  # code -1 (missing): None
-    else:
-        media_of = [None if k is None or k != k else str(k) for k in media.astype(object)]
-    return [
-        {
-            "digest": digest,
-            "tags": tags,
-            "pushed_at": pushed,
-            "last_pull": pulled,
-            "bytes": stored,
-            "size_bytes": size,
-            "media_type": kind,
-            "is_index": index,
-        }
-        for digest, tags, pushed, pulled, stored, size, kind, index in zip(
-            digests,
-            tags_of,
-            offset_iso_strings(ns_ints(frame["pushed_at"])),
-            offset_iso_strings(ns_ints(frame["last_pull"])),
-            frame["storage_bytes"].to_numpy(dtype=np.int64).tolist(),
-            frame["size_bytes"].to_numpy(dtype=np.int64).tolist(),
-            media_of,
-            frame["is_index"].to_numpy(dtype=bool).tolist(),
-            strict=True,
-        )
-    ]
 
 
 def image_deletions(

@@ -35,7 +35,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.util import undefined
 
-from hygiene import jobs
+from hygiene import jobs, lastconfig
 from hygiene.config import Config, ScheduleSettings
 from hygiene.errors import ConfigError, StoreError
 
@@ -199,6 +199,8 @@ def run_daemon(
 ) -> int:
     """Run the blocking scheduler until SIGTERM/SIGINT; return the exit code (0)."""
     scheduler = build_scheduler(config, rules_dir, deps_reference=deps_reference, run_now=run_now)
+    # the channels to alert through if the rules break after this (hygiene.lastconfig)
+    lastconfig.LAST.remember(config)
     stopper: list[threading.Thread] = []
 
     def shutdown() -> None:

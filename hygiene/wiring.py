@@ -163,6 +163,8 @@ def apply_with(
                 for i, (state, detail) in result.states.items()
                 if str(state) == ProposalState.FAILED
             ],
+            refused=[f"{i}: {why}" for i, why in result.refused.items()],
+            kept=[f"{i}: {why}" for i, why in result.kept.items()],
         )
 
     return run

@@ -5,7 +5,9 @@ the operations told to fail: it forwards the request (so the registry *does* the
 then drops the connection without answering (``"drop"``) or answers HTTP 500
 (``"500"``). That is what a lost response looks like to botocore: a
 ``ConnectionClosedError`` or a ``ServerException`` after the delete happened, and, with
-retries on, a second attempt that finds nothing left to delete.
+retries on, a second attempt that finds nothing left to delete. Or it refuses the call
+without forwarding it, as IAM refuses an action the caller's policy does not grant
+(``"denied"``: HTTP 400 ``AccessDeniedException``).
 
     with FaultProxy(ecr.endpoint_url) as proxy:
         proxy.fail("BatchDeleteImage", "drop")
@@ -43,10 +45,10 @@ class FaultProxy:
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def fail(self, operation: str, *faults: str) -> None:
-        """Inject ``faults`` ("drop" | "500"; "ok" lets one call through), one each, into
-        the next ``operation`` calls."""
+        """Inject ``faults`` ("drop" | "500" | "denied"; "ok" lets one call through), one
+        each, into the next ``operation`` calls."""
         for fault in faults:
-            if fault not in ("drop", "500", "ok"):
+            if fault not in ("drop", "500", "denied", "ok"):
                 raise ValueError(f"unknown fault {fault!r}")
         with self._lock:
             self.faults.setdefault(operation, []).extend(faults)
@@ -72,6 +74,16 @@ class FaultProxy:
             self.seen.append((operation, fault))
             return None if fault == "ok" else fault
 
+    def _denied(self, operation: str) -> bool:
+        """Is the next ``operation`` call refused (consumes the fault if so)?"""
+        with self._lock:
+            queue = self.faults.get(operation) or []
+            if queue and queue[0] == "denied":
+                queue.pop(0)
+                self.seen.append((operation, "denied"))
+                return True
+            return False
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
 
@@ -84,6 +96,20 @@ class FaultProxy:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
+                if proxy._denied(operation):  # IAM refuses it: the registry never sees it
+                    payload = json.dumps(
+                        {
+                            "__type": "AccessDeniedException",
+                            "message": "User: arn:aws:sts::123456789012:assumed-role/cleaner/"
+                            f"hygiene is not authorized to perform: ecr:{operation} on resource",
+                        }
+                    ).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/x-amz-json-1.1")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 upstream = http.client.HTTPConnection(
                     proxy.upstream.hostname, proxy.upstream.port, timeout=30
                 )

@@ -56,11 +56,13 @@ from hygiene.apply.registry import (
     repository_links,
 )
 from hygiene.apply.repository import REPOSITORY_STEPS
+from hygiene.apply.retries import KEPT_ALERT_AFTER
 from hygiene.apply.run import apply
 
 __all__ = [
     "DONE_OUTCOMES",
     "FAILURE_OUTCOMES",
+    "KEPT_ALERT_AFTER",
     "MAX_IDS",
     "PERMISSIONS",
     "REPOSITORY_STEPS",

@@ -40,6 +40,10 @@ class ApplyResult:
     events: list[dict[str, Any]] = field(default_factory=list)  # audit rows (written or not)
     api_calls: dict[str, int] = field(default_factory=dict)  # ECR operation → calls
     notes: list[str] = field(default_factory=list)  # said once, e.g. what a dry run checked
+    # id → why: kept because IAM refused a read the re-check needs (hygiene.apply.retries)
+    refused: dict[str, str] = field(default_factory=dict)
+    # id → why: kept for a retry by KEPT_ALERT_AFTER applies in a row, this one the last
+    kept: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:
         return sum(1 for e in self.events if e["outcome"] == outcome)
@@ -58,6 +62,8 @@ class ApplyResult:
             "unverified": self.count("unverified"),
             "api_calls": self.api_calls,
             "notes": self.notes,
+            "refused": self.refused,
+            "kept": self.kept,
             "would_delete": self.count("would-delete"),
             "events": [
                 {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in e.items()}

@@ -26,6 +26,7 @@ from hygiene.apply.repository import (
     apply_repository,
     apply_repository_deletion,
 )
+from hygiene.apply.retries import FIX_HINT, KEPT_ALERT_AFTER, kept_in_a_row, refused_read
 from hygiene.apply.trust import Verifier, applying_policy
 from hygiene.authz import Identity
 from hygiene.collect.session import ApiCallCounter
@@ -176,15 +177,52 @@ def apply(
                     errors=["interrupted"],
                 )
                 raise
+            _kept_too_long(store, result)
             result.api_calls = counter.as_dict()
-            status = "failed" if result.failed else "ok"
+            status = "failed" if result.failed or result.refused else "ok"
             store.finish_run(
-                result.run_id, status, counts=_counts(result), api_calls=result.api_calls
+                result.run_id,
+                status,
+                counts=_counts(result),
+                api_calls=result.api_calls,
+                errors=[f"{i}: {why}" for i, why in {**result.refused, **result.kept}.items()],
             )
         return result
     finally:
         result.api_calls = counter.as_dict()
         detach()
+
+
+KEPT_STATES = frozenset({ProposalState.PROPOSED.value, ProposalState.APPROVED.value})
+
+
+def _kept_too_long(store: Store, result: ApplyResult) -> None:
+    """``result.kept``: the proposals this run kept for a retry that the apply runs before
+    it kept as well, :data:`KEPT_ALERT_AFTER` in a row with this one (exactly: reported
+    once, not by every later run). Refused reads are reported by the run's failure."""
+    for proposal_id, (state, detail) in result.states.items():
+        # only those this run left as they were (a finished one made progress)
+        if proposal_id in result.refused or state not in KEPT_STATES:
+            continue
+        if kept_in_a_row(store, proposal_id) == KEPT_ALERT_AFTER:
+            result.kept[proposal_id] = (
+                f"kept for the next apply by {KEPT_ALERT_AFTER} applies in a row, nothing "
+                f"deleted: {detail}"
+            )
+
+
+def _keep(recorder: Recorder, result: ApplyResult, proposal: Any, detail: str, exc: Any) -> None:
+    """Keep ``proposal`` as it is for the next apply (a ``retry`` row); a read IAM refused
+    goes to ``result.refused`` too: it fails the run (hygiene.apply.retries)."""
+    code = refused_read(exc)
+    if code is not None:
+        detail = f"a read was refused ({code}): {detail}; {FIX_HINT}"
+        result.refused[proposal.id] = detail
+    row: dict[str, Any] = {"outcome": "retry", "detail": detail}
+    if code is not None:
+        row["data"] = {"access_denied": True}
+    recorder.write(proposal, [row])
+    result.states[proposal.id] = (proposal.state.value, detail)
 
 
 def _counts(result: ApplyResult) -> dict[str, int]:
@@ -270,8 +308,7 @@ def _run(job: _Job) -> None:
             result.not_eligible[stored.id] = exc.message
             continue
         except (ClientError, BotoCoreError) as exc:  # its cleaner role cannot be assumed
-            recorder.write(proposal, [{"outcome": "retry", "detail": f"no client: {exc}"}])
-            result.states[proposal.id] = (proposal.state.value, f"no client: {exc}")
+            _keep(recorder, result, proposal, f"no client: {exc}", exc)
             continue
         try:
             if proposal.action == Action.DELETE_IMAGES:
@@ -286,8 +323,7 @@ def _run(job: _Job) -> None:
             # The workloads or the repository could not be read right before deleting:
             # delete nothing; the proposal stays as it is and the next apply tries again
             # (docs/in-use.md, docs/approvals.md).
-            recorder.write(proposal, [{"outcome": "retry", "detail": str(exc)}])
-            result.states[proposal.id] = (proposal.state.value, str(exc))
+            _keep(recorder, result, proposal, str(exc), exc)
         except (ClientError, BotoCoreError) as exc:
             if unreachable(exc):
                 recorder.write(
@@ -296,5 +332,4 @@ def _run(job: _Job) -> None:
                 raise
             # A read failed (throttled beyond botocore's retries, access denied …): nothing
             # was written for this proposal after its last recorded batch; try the next.
-            recorder.write(proposal, [{"outcome": "retry", "detail": f"could not re-read: {exc}"}])
-            result.states[proposal.id] = (proposal.state.value, f"could not re-read: {exc}")
+            _keep(recorder, result, proposal, f"could not re-read: {exc}", exc)

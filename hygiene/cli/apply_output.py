@@ -25,6 +25,7 @@ SKIP_KINDS: tuple[tuple[str, str], ...] = (
     ("unit member", "another image of its unit stays"),
     ("its unit changed", "its unit changed since the proposal"),
     ("already gone", "already gone"),
+    ("taken as a safe fix", "no rule whose fix is safe flags it now"),
 )
 
 

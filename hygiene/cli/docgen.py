@@ -27,7 +27,8 @@ Exit codes, the same for every command:
 rules that are not the deployed ones (apply) |
 | 5 | another run holds the registry lock |
 | 6 | registry unreachable, or no/expired credentials (STS cannot say who you are) |
-| 7 | apply finished with failed actions |
+| 7 | apply finished with failed actions, or kept a proposal because a read its re-check \
+needs was refused (AccessDenied: the role lacks a permission) |
 | 8 | the run did its work, but a report reached no one (`degraded`; the admins were alerted) |
 """
 

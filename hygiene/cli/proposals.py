@@ -424,10 +424,13 @@ def apply_cmd(
     against the deployed configuration, which must be yours too. Admins only (anyone may
     --dry-run). Exit 4 if you are not an admin or your rules are not the deployed ones,
     5 if another run holds the lock, 6 if the registry is unreachable, 7 if an action
-    failed; a failed run alerts the admins.
+    failed or a read the re-check needs was refused (AccessDenied: nothing of that
+    proposal was deleted); a failed run alerts the admins, and so does a run that keeps
+    a proposal for a retry the third time in a row.
     """
     from hygiene.apply import apply
     from hygiene.authz import deployed, require_admin
+    from hygiene.cli.apply_alerts import alert_failed_apply, alert_kept
 
     config, store = _open(rules_dir, store_url)
     clients = CLIENTS(config)
@@ -448,10 +451,22 @@ def apply_cmd(
         )
     except HygieneError as exc:
         if not dry_run:
-            _alert_failed_apply(config, store, earlier, exc.message)
+            alert_failed_apply(config, store, earlier, exc.message)
         raise
-    if result.failed:
-        _alert_failed_apply(config, store, earlier, f"{len(result.failed)} action(s) failed")
+    if result.failed or result.refused:
+        why = ", ".join(
+            part
+            for part in (
+                f"{len(result.failed)} action(s) failed" if result.failed else "",
+                f"{len(result.refused)} proposal(s) kept: a read was refused (AccessDenied)"
+                if result.refused
+                else "",
+            )
+            if part
+        )
+        alert_failed_apply(config, store, earlier, why)
+    elif result.kept and result.run_id is not None:
+        alert_kept(config, result.run_id, result.kept)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     if fmt == "json":
@@ -461,30 +476,12 @@ def apply_cmd(
 
         lines = apply_lines(result, stored_by_id(store, result), now=datetime.now(UTC))
         click.echo("\n".join(lines))
-    return int(ExitCode.APPLY_FAILED) if result.failed else 0
+    return int(ExitCode.APPLY_FAILED) if result.failed or result.refused else 0
 
 
 def _lazy(config: Config) -> Callable[[], ClientFactory]:
     """The ECR clients, built only if needed (the demo check reads their endpoint)."""
     return functools.cache(lambda: CLIENTS(config))
-
-
-def _alert_failed_apply(config: Config, store: Store, earlier: set[str], why: str) -> None:
-    """Alert the admins about the apply run this command recorded as failed (none when
-    it was refused before recording one: nothing ran)."""
-    from hygiene.notify.alert import send_alert
-
-    mine = [r for r in store.runs(last=1, kind="apply") if r.id not in earlier]
-    if not mine or mine[0].status != "failed":
-        return
-    run = mine[0]
-    text = f"The apply run {run.id} failed: {why}\n\n" + "\n".join(f"- {e}" for e in run.errors)
-    try:
-        send_alert(
-            config, run_id=run.id, subject=f"registry-hygiene: apply run {run.id} failed", text=text
-        )
-    except Exception as exc:  # the run record and the exit code still tell
-        click.echo(f"warning: could not alert the admins: {exc}", err=True)
 
 
 def _since(value: str | None) -> datetime | None:

@@ -152,7 +152,7 @@ class ProposalImages(Mapping[str, list[ImageRow]]):
             found = set(itertools.chain.from_iterable(map(operator.itemgetter("tags"), images)))
         except (KeyError, TypeError):
             found = None
-        if found is not None and all(type(t) is str for t in found):
+        if found is not None and set(map(type, found)) <= {str}:
             return sorted(found)
         return sorted({str(t) for image in images for t in image.get("tags") or ()})
 

@@ -84,13 +84,36 @@ KNOWN = {str, type(None), list, tuple, dict, int, float, bool, WideInt}
 NUMERIC = {int, float, type(None)}
 
 
+def _arrow_kind(values: pa.Array) -> type | None:
+    """What every value of an Arrow array is as Python (:meth:`pyarrow.Array.to_pylist`)
+    but None: text, an integer (int64), a bool, or a list (of text); None for another
+    type."""
+    kind = values.type
+    if kind == pa.string():
+        return str
+    if kind == pa.int64():
+        return int
+    if kind == pa.bool_():
+        return bool
+    if pa.types.is_list(kind) and kind.value_type == pa.string():
+        return list
+    return None
+
+
 def add_kinds(kinds: set[type], values: list[Any] | pa.Array) -> set[type]:
-    """Add the kinds of ``values`` to ``kinds``; returns those of ``values`` (an Arrow
-    string array holds text, and None where null)."""
+    """Add the kinds of ``values`` to ``kinds``; returns those of ``values``. An Arrow
+    array holds what its type says (text, int64 integers, bools or lists of text:
+    :func:`_arrow_kind`) where it is not null, and None where null."""
     if isinstance(values, pa.Array):
-        text: set[type] = {str, type(None)} if values.null_count else {str}
-        kinds |= text
-        return text
+        kind = _arrow_kind(values)
+        if kind is None:
+            values = values.to_pylist()
+        else:
+            held: set[type] = {type(None)} if values.null_count else set()
+            if values.null_count < len(values):
+                held.add(kind)
+            kinds |= held
+            return held
     found: set[type] = set(map(type, values))
     if int in found and WideInt not in kinds:
         ints = [v for v in values if type(v) is int]
@@ -105,8 +128,9 @@ def column_cells(values: list[Any] | pa.Array, kinds: set[type]) -> pa.Array:
     ``kinds``: the types of the whole column), as pandas wrote them from
     :func:`export_frame`; None where empty."""
     if isinstance(values, pa.Array):
-        if kinds <= {str, type(None)}:
-            return formula_safe(values)
+        cells = _arrow_cells(values, kinds)
+        if cells is not None:
+            return cells
         values = values.to_pylist()
     if kinds <= {str, type(None)}:
         return formula_safe(pa.array(values, type=pa.string()))
@@ -132,6 +156,31 @@ def column_cells(values: list[Any] | pa.Array, kinds: set[type]) -> pa.Array:
         c if c is None or type(c) is str else None if c != c else str(c) for c in cells
     ]
     return pa.array(text, type=pa.string())
+
+
+def _arrow_cells(values: pa.Array, kinds: set[type]) -> pa.Array | None:
+    """:func:`column_cells` of an Arrow array (:func:`add_kinds`) made by Arrow's
+    compute functions, as the list path makes them from its Python values: text and
+    lists of text as they are (lists space-separated), integers as text or, in a column
+    pandas holds as floats, as ``repr(float(n))`` writes them (``3.0``: exact below
+    2**53), bools as ``True``/``False``; None where the list path has to make them."""
+    kind = _arrow_kind(values)
+    if kind is str and kinds <= {str, type(None)}:
+        return formula_safe(values)
+    if kind is list and kinds == {list} and not values.null_count:
+        if pc.list_flatten(values).null_count:  # None in a list: its JSON, as csv_cell
+            return None
+        return formula_safe(pc.binary_join(values, " "))
+    if kind is bool and kinds == {bool} and not values.null_count:
+        return pc.if_else(values, "True", "False")
+    if kind is int and kinds == {int}:
+        return values.cast(pa.string())
+    if kind is int and as_float(kinds) and kinds <= {int, type(None)}:
+        low, high = pc.min_max(values).values()
+        if low.is_valid and not -(2**53) < low.as_py() <= high.as_py() < 2**53:
+            return None
+        return pc.binary_join_element_wise(values.cast(pa.string()), ".0", "")
+    return None
 
 
 def formula_safe(cells: pa.Array) -> pa.Array:

@@ -305,12 +305,14 @@ class FindingRows(Sequence[dict[str, Any]]):
 
 
 def _text(values: list[Any], missing: Any) -> list[str]:
-    if all(type(v) is str for v in values):
+    if set(map(type, values)) <= {str}:  # all text (one C loop): as they are
         return values
     return [str(missing if v is MISSING else v) for v in values]
 
 
 def _value(values: list[Any], default: Any) -> list[Any]:
+    if not any(map(operator.is_, values, itertools.repeat(MISSING))):  # none missing
+        return values
     return [default if v is MISSING else v for v in values]
 
 

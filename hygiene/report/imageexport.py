@@ -281,30 +281,20 @@ def _image_columns(
     }
     order = pc.sort_indices(pa.table(keys), sort_keys=[(k, "ascending") for k in keys])
     at = order.to_numpy()
-    positions = at.tolist()
     group_of = group[at]
     # each proposal's rows are one run of the sorted rows (the group is the first key)
     counts = np.bincount(group_of, minlength=len(lists)).tolist()
-    digests, tags, sizes = (list(map(values.__getitem__, positions))
-                            for values in (digests, tags, sizes))  # fmt: skip
     pushed_us, missing = pushed_us[at], missing[at]
     now_us = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
-    ages = np.floor_divide(now_us - pushed_us, _DAY_US).astype(object)
-    ages[missing] = None
+    ages = pa.array(np.floor_divide(now_us - pushed_us, _DAY_US), mask=missing)
     pushed, pulled = (_iso_texts(text).take(order) for text in (pushed_text, pulled_text))
     shared: list[list[Any]] = [[] for _ in range(7)]
     rule_codes: list[Any] = []
     start = 0
-    for (proposal, source), count in zip(batch, counts, strict=True):
-        evidence = source["evidence"] or {}
-        by_digest = evidence.get("rule_codes") or {}
-        default = list(source.get("rule_codes") or ())
-        if not isinstance(by_digest, Mapping):
-            by_digest = {}
-        for codes in map(by_digest.get, digests[start : start + count]):
-            codes = codes or default
-            rule_codes.append(codes if type(codes) is list else list(codes))
-        start += count
+    for (proposal, source), listed in zip(batch, lists, strict=True):
+        # each proposal's images are one run of the images as listed, before sorting
+        rule_codes += _rule_codes(source, digests[start : start + len(listed)])
+        start += len(listed)
         for values, value in zip(shared, (
             str(source.get("id", "")), proposal.get("state"), proposal.get("namespace"),
             str(source.get("repository", "")), proposal.get("grace_until"),
@@ -315,11 +305,59 @@ def _image_columns(
     proposal_id, state, namespace, repository, grace, account, region = (
         _spread(values, counts, rows) for values in shared
     )
+    tag_lists = _text_lists(tags, order, text=True)  # lists of text, checked above
+    untagged = (
+        pc.equal(pc.list_value_length(tag_lists), 0)
+        if isinstance(tag_lists, pa.Array)
+        else list(map(operator.not_, tag_lists))
+    )
     return [
-        proposal_id, state, rule_codes, namespace, repository, digest_text.take(order), tags,
-        list(map(operator.not_, tags)), pushed, ages.tolist(), pulled, sizes,
-        _size_texts(sizes), grace, account, region,
+        proposal_id, state, _text_lists(rule_codes, order), namespace, repository,
+        digest_text.take(order), tag_lists, untagged, pushed, ages, pulled,
+        *_sizes(sizes, order), grace, account, region,
     ]  # fmt: skip
+
+
+def _rule_codes(source: Mapping[str, Any], digests: list[str]) -> list[Any]:
+    """The rule codes of each of ``digests`` (images of ``source``'s evidence): the
+    evidence's by digest, else the proposal's (a tuple as it is: a list when read)."""
+    by_digest = (source.get("evidence") or {}).get("rule_codes") or {}
+    if not isinstance(by_digest, Mapping):
+        by_digest = {}
+    found = list(map(by_digest.get, digests))
+    if all(found):  # every digest has codes of its own
+        return found
+    default = list(source.get("rule_codes") or ())
+    return [codes or default for codes in found]
+
+
+def _text_lists(
+    values: list[Any], order: pa.Array, *, text: bool = False
+) -> pa.Array | list[list[Any]]:
+    """Lists (or tuples) of ``values`` in ``order``, as an Arrow array of lists of text
+    when every value in them is text (a list of lists otherwise); ``text``: the caller
+    checked that they are lists of text."""
+    if text or (
+        set(map(type, values)) <= {list, tuple}
+        and set(map(type, itertools.chain.from_iterable(values))) <= {str}
+    ):
+        try:
+            return pa.array(values, type=pa.list_(pa.string())).take(order)
+        except UnicodeEncodeError:  # a lone surrogate: not UTF-8
+            pass
+    positions = order.to_pylist()
+    return [list(values[k]) for k in positions]
+
+
+def _sizes(sizes: list[int], order: pa.Array) -> tuple[Any, Any]:
+    """The sizes (integers) in ``order`` and their :func:`human_bytes` texts: as Arrow
+    int64 when int64 holds them all."""
+    try:
+        values = pa.array(sizes, type=pa.int64()).take(order)
+    except (OverflowError, pa.ArrowInvalid):  # an integer int64 does not hold
+        ordered = list(map(sizes.__getitem__, order.to_pylist()))
+        return ordered, _size_texts(ordered)
+    return values, _size_texts(values.to_numpy())
 
 
 def _spread(values: list[Any], counts: list[int], rows: pa.Array) -> pa.Array | list[Any]:
@@ -347,7 +385,7 @@ def _size_texts(sizes: list[int]) -> pa.Array | list[str]:
     size is negative or larger."""
     values = np.asarray(sizes)
     if values.dtype != np.int64 or (len(values) and not 0 <= values.min() <= values.max() < 2**53):
-        return list(map(human_bytes, sizes))
+        return list(map(human_bytes, values.tolist()))
     exponent = np.frexp(values.astype(np.float64))[1]  # the bit length, exactly
     unit = np.clip((exponent - 1) // 10, 0, len(UNITS) - 1).astype(np.int64)
     shift = 10 * unit
@@ -393,8 +431,12 @@ def _utc_microseconds(values: list[Any]) -> tuple[np.ndarray, np.ndarray, pa.Arr
 def _iso_texts(text: pa.Array) -> pa.Array:
     """``to_datetime(t).isoformat()`` of times :func:`_utc_microseconds` read: the
     fraction cut after six digits, and none when those are zeros (null stays null)."""
-    head = pc.utf8_slice_codeunits(text, 0, 19)
-    fraction = pc.utf8_slice_codeunits(text, 20, 26)
-    whole = pc.or_(pc.equal(pc.utf8_length(text), 25), pc.equal(fraction, "000000"))
-    dotted = pc.binary_join_element_wise(head, ".", fraction, "+00:00", "")
-    return pc.if_else(whole, pc.binary_join_element_wise(head, "+00:00", ""), dotted)
+    # the first 26 characters (up to six digits of fraction) and the offset: the text
+    # itself when it has six digits, or none (25 characters: cut before the offset)
+    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 26), "+00:00", "")
+    # "." only ever starts the fraction: six zeros there, or no fraction, write none
+    whole = pc.or_(pc.less(pc.utf8_length(text), 26), pc.match_substring(text, ".000000"))
+    if not pc.any(whole).as_py():
+        return cut
+    seconds = pc.binary_join_element_wise(pc.utf8_slice_codeunits(text, 0, 19), "+00:00", "")
+    return pc.if_else(whole, seconds, cut)

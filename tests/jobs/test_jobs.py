@@ -11,7 +11,7 @@ import pytest
 from hygiene.config import ApplySettings, Config
 from hygiene.errors import CollectError, ConfigError, ExitCode, LockHeldError
 from hygiene.jobs import LOCK_NAME, run_nightly, run_weekly
-from hygiene.jobtypes import RunStatus
+from hygiene.jobtypes import ApplySummary, RunStatus
 from hygiene.model import ProposalState
 from tests.jobs.fakes import World, new_world
 
@@ -310,3 +310,51 @@ def test_the_run_pins_its_trust_policy_before_it_reads_the_registry(world, confi
     result = run_nightly(replace(deps, pin_trust=pin, collect=collecting), config, now)
     assert order == [f"pin {result.run_id}", "collect"]
     assert LOCK_NAME == "registry"
+
+
+def test_a_read_refused_to_apply_fails_the_nightly_run_and_alerts(world, config, now):
+    """The re-check's read refused by IAM (the cleaner role lacks it): nothing deleted, the
+    proposal kept, and the run failed (exit 7) with the reason, so the admins hear."""
+    deps = world.deps()
+
+    def refused_apply(proposals, config, stop):
+        result = ApplySummary(skipped=len(proposals))
+        result.refused = [
+            f"{p.id}: a read was refused (AccessDeniedException): …" for p in proposals
+        ]
+        return result
+
+    deps = replace(deps, apply=refused_apply)
+    result = run_nightly(deps, with_apply(config, auto_safe=True), now, threading.Event())
+
+    assert result.status is RunStatus.FAILED and result.exit_code == ExitCode.APPLY_FAILED
+    assert sum("a read was refused" in e for e in result.errors) == 2
+    [alert] = world.alerts
+    assert alert.status is RunStatus.FAILED and "a read was refused" in " ".join(alert.errors)
+    assert len(digests(world)) == 3
+
+
+def test_a_proposal_kept_again_and_again_alerts_once_though_the_run_is_ok(world, config, now):
+    """Kept for a retry by the third apply in a row (apply reports it that once): the run
+    is ok, exit 0, and the admins get one alert saying which and why."""
+    deps = world.deps()
+    kept = ["p-000000000001: kept for the next apply by 3 applies in a row, nothing deleted: …"]
+
+    def keeping_apply(proposals, config, stop):
+        return ApplySummary(skipped=len(proposals), kept=list(kept))
+
+    deps = replace(deps, apply=keeping_apply)
+    result = run_nightly(deps, with_apply(config, auto_safe=True), now, threading.Event())
+
+    assert result.status is RunStatus.OK and result.exit_code == 0
+    assert result.errors == [f"apply safe: {kept[0]}"]
+    [alert] = world.alerts
+    assert alert.status is RunStatus.OK
+    assert alert.subject == (
+        f"registry-hygiene: nightly run {result.run_id}: 1 proposal(s) kept by apply again"
+    )
+    assert alert.errors == (f"apply safe: {kept[0]}",)
+
+    world.alerts.clear()  # a run whose apply keeps nothing long says nothing
+    run_nightly(world.deps(), with_apply(config, auto_safe=True), now, threading.Event())
+    assert world.alerts == []

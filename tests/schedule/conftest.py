@@ -18,6 +18,14 @@ def clear_stop_flag() -> Iterator[None]:
     jobs.STOP.clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_daemon(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test is a daemon that has loaded no configuration yet."""
+    from hygiene import lastconfig
+
+    monkeypatch.setattr(lastconfig, "LAST", lastconfig.LastLoaded())
+
+
 @pytest.fixture
 def make_rules(tmp_path: Path) -> Callable[..., Path]:
     """A rules dir like rules/ whose store is a SQLite file in tmp_path."""

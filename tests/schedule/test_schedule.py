@@ -222,3 +222,43 @@ def test_a_scheduled_run_with_a_bad_rule_option_does_not_start(make_rules, world
     assert jobs.scheduled_nightly(str(rules)) is None
     assert "rules.IM002.days: must be between 1 and 3650 (got 0)" in caplog.text
     assert world.store.runs() == []
+    # no configuration ever loaded in this daemon: no channel to alert through
+    assert world.alerts == []
+    assert "no configuration loaded before to alert the admins through" in caplog.text
+
+
+def test_a_configuration_broken_after_deployment_alerts_through_the_last_that_loaded(
+    make_rules, world, caplog
+):
+    """Every scheduled run reloads the rules; one broken after deployment stops every
+    run. The daemon tells the admins through the channels of the last configuration it
+    loaded, each time a run does not start (nothing is recorded for it)."""
+    rules = make_rules()
+    assert jobs.scheduled_nightly(str(rules)) == "ok"
+    path = rules / "default.yaml"
+    policy = yaml.safe_load(path.read_text())
+    policy["rules"] = {"IM002": {"days": 0}}
+    path.write_text(yaml.safe_dump(policy))
+
+    assert jobs.scheduled_weekly(str(rules)) is None
+
+    assert len(world.store.runs()) == 1  # the nightly's: nothing recorded for the weekly
+    (alert,) = world.alerts
+    assert alert.subject == (
+        "registry-hygiene: scheduled weekly run not started (configuration broken)"
+    )
+    assert alert.kind == "weekly"
+    assert "rules.IM002.days: must be between 1 and 3650 (got 0)" in alert.errors[0]
+    assert alert.summary.startswith(
+        f"The scheduled weekly run did not start: the configuration in {rules.resolve()} does "
+        "not load. Nothing was scanned, stored, applied or reported"
+    )
+    assert "sent through the channels of the last configuration this daemon loaded" in (
+        alert.summary
+    )
+    assert "rules.IM002.days" in caplog.text  # and the log line, as before
+    assert world.store.closed == 1  # the store opened to alert through is closed again
+
+    path.write_text(yaml.safe_dump({**policy, "rules": {"IM002": {"days": 90}}}))
+    assert jobs.scheduled_nightly(str(rules)) == "ok"  # mended: the next run goes
+    assert len(world.alerts) == 1

@@ -5,14 +5,24 @@ across the lookup's chunks."""
 
 from __future__ import annotations
 
+import random
+import re
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import create_engine, delete, insert
 
 from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import Findings
 from hygiene.model import ProposalState
 from hygiene.rules import evaluate
 from hygiene.store import Store
+from hygiene.store.bulk import insert_many
+from hygiene.store.models import ProposalRow
+from hygiene.store.records import proposal_columns
 from tests import builders
 from tests.builders import NOW
 
@@ -115,3 +125,115 @@ def test_a_large_plan_is_confirmed_in_bulk_and_never_back_in_time(store: Store) 
     assert {s.confirmed_by for s in stored.values()} == {"n2"}  # never moved back
     assert stored[plan[0].id].state is ProposalState.PROPOSED  # revived, confirmed by n2
     assert stored[plan[0].id].confirmed_at == later
+
+
+def _proposal_rows(seed: int) -> list[dict[str, Any]]:
+    """``proposals`` rows as ``upsert_proposals`` writes them, their target and evidence
+    holding what JSON text must escape (quotes, backslashes, newlines, tabs, text beyond
+    ASCII), keys out of order, whole numbers beyond 32 bits, None, nesting."""
+    rng = random.Random(seed)
+    odd = ['não "usada"', "a\\b", "line\nnext\r\tend", "\u2028 ✓ 🐳", "", "\\N", "x" * 300]
+    rows = []
+    for i in range(120):
+        evidence = {
+            "z": rng.choice(odd),
+            "images": [
+                {"digest": f"sha256:{i:064x}", "tags": rng.sample(odd, 2), "bytes": 2**40 + i}
+                for _ in range(rng.randint(0, 5))
+            ],
+            "a": None if i % 3 else {"nested": [True, False, None, rng.choice(odd)]},
+        }
+        proposal = builders.proposal(
+            repository=f"repo/{rng.choice(odd)}"[:200],
+            digests=[f"d{i}", rng.choice(odd)],
+            evidence=evidence,
+            summary=rng.choice(odd),
+        )
+        row = proposal_columns(proposal)
+        row.update(
+            state="proposed",
+            first_seen=NOW,
+            last_seen=NOW + timedelta(seconds=i),
+            grace_until=None if i % 2 else NOW,
+            confirmed_by=None,
+            confirmed_at=None,
+        )
+        rows.append(row)
+    return rows
+
+
+def _raw_rows(engine: Any, table: Any = ProposalRow.__table__) -> list[tuple[Any, ...]]:
+    """Every row of ``table`` as the database holds it: each column as its text
+    (PostgreSQL: a json value's text as stored) or SQLite's quote() (type and value)."""
+    names = [c.name for c in table.columns]
+    if engine.dialect.name == "postgresql":
+        listed = ", ".join(f'"{n}"::text' for n in names)
+    else:
+        listed = ", ".join(f'quote("{n}")' for n in names)
+    order = ", ".join(f'"{c.name}"' for c in table.primary_key.columns)
+    with engine.connect() as connection:
+        query = f"SELECT {listed} FROM {table.name} ORDER BY {order}"
+        return [tuple(row) for row in connection.exec_driver_sql(query)]
+
+
+def _whole_seconds(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """SQLite: a time of whole seconds as the bulk path has always stored it (sqlite3's
+    own adapter: no ``.000000``, which SQLAlchemy's DateTime writes)."""
+    return [tuple(re.sub(r"^('\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\.000000'$", r"\1'", v)
+                  if isinstance(v, str) else v for v in row) for row in rows]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_insert_many_stores_what_sqlalchemy_s_own_insert_stores(store_url: str, seed: int) -> None:
+    """The bulk path (COPY on PostgreSQL, executemany on SQLite) stores every column as
+    SQLAlchemy's own executemany does with orjson as the JSON serializer: the same text,
+    byte for byte, and the same types (SQLite: but for the times, whole seconds there
+    without ``.000000``, as the bulk path always wrote them)."""
+    rows = _proposal_rows(seed)
+    table = ProposalRow.__table__
+    with Store(store_url) as store:
+        with store.session() as session:
+            assert insert_many(session, table, rows) == len(rows)
+        fast = _raw_rows(store.engine)
+        with store.session() as session:
+            session.execute(delete(table))
+        reference = create_engine(store_url, json_serializer=lambda v: orjson.dumps(v).decode())
+        with reference.begin() as connection:
+            connection.execute(insert(table), rows)
+        reference.dispose()
+        expected = _raw_rows(store.engine)
+        if store.engine.dialect.name == "sqlite":
+            expected = _whole_seconds(expected)
+        assert expected == fast
+    assert len(fast) == len(rows)
+    assert any("\\\\" in str(value) for row in fast for value in row)  # escapes were needed
+
+
+def test_a_store_of_64_kib_pages_holds_what_one_of_4_kib_pages_holds(tmp_path: Any) -> None:
+    """The same night (findings, scan record, proposals) stored into a new store (64 KiB
+    pages) and into one created with SQLite's default 4 KiB pages: every row of every
+    table the same, in type and value."""
+    import sqlite3
+
+    from hygiene.store.models import FindingRow, RepositoryScanRow
+    from hygiene.wiring import persist_with
+
+    inventory = synthetic_inventory(3_000, 30, seed=3)
+    evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
+    from hygiene.plan import plan
+
+    proposals = plan(evaluation, inventory, bench_config(), NOW)
+    assert len(proposals) > 20
+    with sqlite3.connect(tmp_path / "small.db") as connection:
+        connection.execute("PRAGMA journal_mode=WAL")  # a file older versions created
+    tables = [ProposalRow.__table__, FindingRow.__table__, RepositoryScanRow.__table__]
+    stored = []
+    for name, size in (("small.db", 4096), ("new.db", 65536)):
+        with Store(str(tmp_path / name)) as store:
+            with store.engine.connect() as connection:
+                assert connection.exec_driver_sql("PRAGMA page_size").scalar() == size
+            run_id = store.record_run("nightly", run_id="night-1", started_at=NOW)
+            persist_with(store)(run_id, inventory, evaluation, proposals)
+            stored.append([_raw_rows(store.engine, table) for table in tables])
+    assert stored[0] == stored[1]
+    assert all(stored[0])

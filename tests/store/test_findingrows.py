@@ -23,6 +23,7 @@ from sqlalchemy import inspect, select, text
 from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import Findings
 from hygiene.inventory import ANY, ScanCoverage
+from hygiene.messages import Message
 from hygiene.model import Finding, FixSafety, Severity
 from hygiene.rules import evaluate
 from hygiene.store import Store, findingrows
@@ -172,6 +173,83 @@ def test_image_totals_of_any_findings_equal_the_obvious_path(
         for row in zip(*columns, strict=True)
     ]
     assert len(rows) == len(expected) + sum(f.image_digest is None for f in findings)
+
+
+def _finding_columns_by_to_json(findings: list[Finding]) -> list[list[Any]]:
+    """The columns of findings that name no image, from each ``to_json()`` (a deep
+    copy, ``asdict``): what ``finding_columns`` wrote before it read the attributes."""
+    rows = [f.to_json() for f in findings]
+    columns: list[list[Any]] = [[r[k] for r in rows] for k in findingrows.COLUMNS[:-2]]
+    columns.append([None] * len(rows))
+    columns.append([int(r["bytes"]) for r in rows])
+    columns.append([r["message"] for r in rows])
+    columns.append([findingrows._json_text(findingrows.data_of(r)) for r in rows])
+    return columns
+
+
+@dataclasses.dataclass
+class _Inner:
+    name: str
+    sizes: tuple[int, ...]
+    more: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        self.not_a_field = len(self.sizes)  # asdict leaves it out (orjson alone would not)
+
+
+@st.composite
+def _odd_details(draw: Any) -> dict[str, Any]:
+    """Details as a rule might give them: text (any, not only ASCII), whole numbers,
+    tuples, numpy scalars, nested dicts and dataclasses (``asdict`` makes them dicts)."""
+    import numpy as np
+
+    leaf = st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**62), 2**62),
+        _text,
+        st.integers(0, 2**40).map(np.int64),
+    )
+    value = st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3),
+            st.lists(inner, max_size=3).map(tuple),
+            st.dictionaries(_text, inner, max_size=3),
+            st.builds(
+                _Inner, _text, st.lists(st.integers(0, 9), max_size=3).map(tuple),
+                st.dictionaries(_text, inner, max_size=2),
+            ),
+        ),
+        max_leaves=8,
+    )  # fmt: skip
+    return draw(st.dictionaries(_text, value, max_size=4))
+
+
+@settings(max_examples=examples(100), deadline=None)
+@given(findings=_findings(), details=st.lists(_odd_details(), max_size=8), fix=_text)
+def test_finding_columns_equal_to_json_s(
+    findings: list[Finding], details: list[dict[str, Any]], fix: str
+) -> None:
+    """The rows of findings that name no image, read from their attributes, are those of
+    their ``to_json()``: the same values and the same ``data`` text, byte for byte."""
+    others = [f for f in findings if f.image_digest is None]
+    for i, extra in enumerate(details):
+        message = Message("rule.x", {"n": i, "odd": extra})
+        others.append(builders.finding("RP001", details=extra, message=message, fix=fix))
+    assert findingrows.finding_columns(others) == _finding_columns_by_to_json(others)
+
+
+def test_finding_columns_of_a_synthetic_registry_equal_to_json_s() -> None:
+    import numpy as np
+
+    inventory = synthetic_inventory(2_000, 20, seed=5)
+    findings = evaluate(inventory, bench_config(), NOW, in_use=[]).findings
+    others = [f for f in findings.other if f.image_digest is None]
+    assert len(others) > 20 and any(f.details for f in others)
+    inner = _Inner("ção", (1, 2), {"n": np.int64(3), "t": ("a", None)})
+    others.append(builders.finding("RP001", details={"inner": inner, "n": np.int64(7)}))
+    assert findingrows.finding_columns(others) == _finding_columns_by_to_json(others)
 
 
 @settings(max_examples=examples(100), deadline=None)

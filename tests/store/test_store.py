@@ -49,6 +49,30 @@ def test_sqlite_uses_wal(tmp_path) -> None:
     store.close()
 
 
+def test_a_new_sqlite_store_has_64_kib_pages_and_an_old_one_keeps_its_own(tmp_path) -> None:
+    """A new store gets SQLITE_PAGE_SIZE (its large evidence in 16 times fewer pages); a
+    store created with SQLite's default pages (before this version) opens, keeps its
+    4096-byte pages, and stores and reads back as before."""
+    import sqlite3
+
+    from hygiene.store.engine import SQLITE_PAGE_SIZE
+
+    assert SQLITE_PAGE_SIZE == 65536
+    new = Store(str(tmp_path / "new.db"))
+    old_path = tmp_path / "old.db"
+    with sqlite3.connect(old_path) as connection:  # a file as older versions began it
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE earlier (x)")
+    old = Store(str(old_path))
+    for store, size in ((new, 65536), (old, 4096)):
+        with store.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA page_size")).scalar() == size
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        store.upsert_proposals([make_proposal()], NOW)
+        assert [p.proposal.repository for p in store.proposals()] == ["suporte/api"]
+        store.close()
+
+
 def test_a_percent_in_the_url_opens_the_store(tmp_path) -> None:
     """A file name with ``%`` (the URL says ``%25``): Alembic reads its options with
     configparser, which took the ``%`` for an interpolation and failed with a

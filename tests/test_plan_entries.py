@@ -1,0 +1,214 @@
+"""The plan's evidence entries and times made from columns equal the row-by-row ones.
+
+:func:`hygiene.planscope.evidence_entries` (every delete proposal's ``images``) and
+:func:`hygiene.timetext.offset_texts` (its times) are checked against
+:func:`hygiene.planscope.evidence_entry` and :func:`hygiene.model.iso_utc`, the
+obvious code, on generated times and seeded registries with the cases the fast paths
+branch on: tags that are not strings or not sorted, missing pull times and media types,
+times with and without fractions, rows in any order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from benchmarks.rules import bench_config, synthetic_inventory
+from hygiene import timetext
+from hygiene.findingtable import NAT, offset_iso_strings
+from hygiene.inventory import Inventory
+from hygiene.model import iso_utc
+from hygiene.planscope import (
+    EVIDENCE_COLUMNS,
+    Scope,
+    columnar_entries,
+    evidence_entries,
+    evidence_entry,
+)
+from hygiene.timetext import offset_texts
+from tests.builders import NOW
+from tests.conftest import examples
+
+LOW, HIGH = np.iinfo(np.int64).min + 1, np.iinfo(np.int64).max
+times = st.one_of(
+    st.integers(LOW, HIGH),  # nanoseconds
+    st.integers(LOW // 1000 + 1, HIGH // 1000).map(lambda v: v * 1000),  # whole microseconds
+    st.integers(LOW // 10**9 + 1, HIGH // 10**9).map(lambda v: v * 10**9),  # whole seconds
+    st.integers(-(10**5), 10**5).map(lambda v: v * 86_400 * 10**9),  # midnights
+    st.just(NAT),
+)
+
+
+def _slow_times(values: np.ndarray) -> list[str | None]:
+    stamps = pd.DatetimeIndex(values.view("M8[ns]")).tz_localize("UTC")
+    return [iso_utc(t) for t in stamps]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(st.lists(times, max_size=60))
+def test_offset_texts_are_what_iso_utc_writes(values: list[int]) -> None:
+    array = np.array(values, dtype=np.int64)
+    assert offset_texts(array) == _slow_times(array)
+
+
+@pytest.mark.parametrize("chunk", [timetext.CHUNK, 999])
+@pytest.mark.parametrize("span", ["days", "centuries"])  # every day between, distinct days
+def test_offset_texts_of_many_times_equal_the_joined_strings(
+    span: str, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(timetext, "CHUNK", chunk)
+    rng = np.random.default_rng(11)
+    high = 4 * 10**17 if span == "days" else 9 * 10**18
+    values = rng.integers(-high, high, 50_000)
+    values[::3] = values[::3] // 10**9 * 10**9
+    values[1::5] = values[1::5] // 1000 * 1000
+    values[::17] = NAT
+    expected = _slow_times(values)
+    assert offset_texts(values) == expected == offset_iso_strings(values)
+    assert {len(t) for t in expected if t} == {25, 32, 35}  # each kind of fraction
+    assert offset_texts(np.full(3, NAT)) == [None, None, None]
+    assert offset_texts(np.array([], dtype=np.int64)) == []
+
+
+def _registry(seed: int, media_as_text: bool = False) -> Inventory:
+    """A seeded registry whose images have every case the entries branch on."""
+    inventory = synthetic_inventory(3_000, 30, seed=seed)
+    images = inventory.images.copy()
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    tags = images["tags"].tolist()
+    for row in rng.choice(n, 200, replace=False).tolist():
+        tags[row] = ["b", "a", *tags[row], "A"]  # not sorted
+    images["tags"] = tags
+    fraction = rng.integers(0, 10**9, n)
+    fraction[::3] = fraction[::3] // 1000 * 1000
+    fraction[::4] = 0
+    pushed = images["pushed_at"].dt.floor("s") + pd.to_timedelta(fraction, unit="ns")
+    images["pushed_at"] = pushed
+    media = images["manifest_media_type"].astype(object)
+    media[rng.random(n) < 0.1] = None
+    images["manifest_media_type"] = media if media_as_text else media.astype("category")
+    assert images["last_pull"].isna().any() and images["manifest_media_type"].isna().any()
+    return Inventory(images=images, repositories=inventory.repositories, run=inventory.run)
+
+
+def _slow_entries(images: pd.DataFrame, rows: np.ndarray) -> list[dict[str, Any]]:
+    frame = images[EVIDENCE_COLUMNS].iloc[rows]
+    return [evidence_entry(row) for row in frame.itertuples(index=False)]
+
+
+@pytest.mark.parametrize("media_as_text", [False, True], ids=["category", "text"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_evidence_entries_equal_the_entry_of_each_row(seed: int, media_as_text: bool) -> None:
+    images = _registry(seed, media_as_text).images
+    rng = np.random.default_rng(seed)
+    for rows in (rng.permutation(len(images)), rng.choice(len(images), 500, replace=False)):
+        digests = images["digest"].iloc[rows].tolist()
+        fast = evidence_entries(images, rows, digests)
+        slow = _slow_entries(images, rows)
+        assert fast == slow
+        assert all(list(f) == list(e) for f, e in zip(fast, slow, strict=True))  # key order
+        # every list is the entry's own: none is the inventory's, none shared
+        lists = [id(e["tags"]) for e in fast]
+        assert len(set(lists)) == len(lists)
+        assert not set(lists) & {id(t) for t in images["tags"]}
+
+
+def test_evidence_entries_of_tags_that_are_not_text() -> None:
+    images = _registry(3).images
+    tags = images["tags"].tolist()
+    tags[5] = [3, "x", "10"]
+    images["tags"] = tags
+    rows = np.arange(len(images))[::-1].copy()
+    entries = evidence_entries(images, rows, images["digest"].iloc[rows].tolist())
+    assert entries == _slow_entries(images, rows)
+    assert entries[len(images) - 6]["tags"] == ["10", "3", "x"]
+
+
+def test_images_of_a_repository_with_a_digest_twice_and_times_as_objects() -> None:
+    """An abandoned repository's entries: the last row of a repeated digest; times that
+    are not a time-zone column take the row-by-row path."""
+    registry = _registry(4)
+    images = registry.images
+    key = tuple(images[["account", "region", "repository"]].iloc[0].astype(str))
+    rows = np.flatnonzero(
+        (images["account"].astype(str) == key[0]).to_numpy()
+        & (images["repository"].astype(str) == key[2]).to_numpy()
+    )
+    assert len(rows) > 3
+    twice = pd.concat([images, images.iloc[rows[:2]].assign(size_bytes=7)], ignore_index=True)
+    for frame in (twice, twice.assign(pushed_at=twice["pushed_at"].astype(object))):
+        scope = Scope(Inventory(frame, registry.repositories, registry.run), bench_config(), NOW)
+        expected: dict[str, dict[str, Any]] = {}
+        in_repository = np.append(rows, [len(images), len(images) + 1])
+        for row in frame[EVIDENCE_COLUMNS].iloc[in_repository].itertuples(index=False):
+            expected[str(row.digest)] = evidence_entry(row)
+        want = sorted(expected.values(), key=lambda info: info["digest"])
+        assert sum(e["size_bytes"] == 7 for e in want) == 2
+        assert scope.images_of(key) == want  # type: ignore[arg-type]
+    assert columnar_entries(twice) and not columnar_entries(frame)
+
+
+@pytest.mark.parametrize("chunk", [65_536, 100])
+def test_columnar_plan_declines_an_inventory_where_one_digest_differs(
+    chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The findings' digests are compared with the inventory's rows they point at (in
+    chunks): one digest changed (same rows, repositories and times) and the columns
+    are not read."""
+    from hygiene import plancolumns
+    from hygiene.findingtable import Findings
+    from hygiene.plancolumns import columnar_image_proposals
+    from hygiene.rules import evaluate
+
+    monkeypatch.setattr(plancolumns, "DIGEST_CHUNK", chunk)
+
+    inventory = synthetic_inventory(3_000, 30)
+    found = evaluate(inventory, bench_config(), NOW, in_use=[]).findings
+    assert isinstance(found, Findings) and found.image is not None
+    keep = np.ones(len(found.image), dtype=bool)
+    assert columnar_image_proposals(found.image, keep, inventory)
+    images = inventory.images.copy()
+    digests = images["digest"].astype(object).to_numpy().copy()
+    row = int(found.image.unit_rows[len(found.image.unit_rows) // 2])
+    digests[row] = digests[row][:-1] + ("0" if digests[row][-1] != "0" else "1")
+    images["digest"] = pd.Series(digests, index=images.index).astype(images["digest"].dtype)
+    other = Inventory(images=images, repositories=inventory.repositories, run=inventory.run)
+    assert columnar_image_proposals(found.image, keep, other) is None
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "ab", None]), min_size=1, max_size=12),
+    st.lists(st.tuples(st.sampled_from(["a", "b", "c", None]), st.integers(1, 3)), max_size=6),
+    st.booleans(),
+    st.randoms(use_true_random=False),
+)
+def test_same_values_on_codes_equal_comparing_the_values(
+    values: list[str | None], units: list[tuple[str | None, int]], category: bool, rnd: Any
+) -> None:
+    """The columnar plan's check that each unit's images are in the unit's repository:
+    on a category column's codes as on the values (missing values, values that are no
+    category, units of several rows)."""
+    from hygiene.plancolumns import _same_values
+
+    column = pd.Series(values, dtype="category" if category else object)
+    of_unit = np.array([value for value, _ in units] or [], dtype=object)
+    lengths = np.array([length for _, length in units], dtype=np.int64)
+    rows = np.array([rnd.randrange(len(values)) for _ in range(int(lengths.sum()))], np.int64)
+    if rnd.random() < 0.5:  # often each unit's rows hold its value, to see matches
+        text = column.astype(object).tolist()
+        picks = []
+        for k, length in enumerate(lengths.tolist()):
+            of_unit[k] = text[rnd.randrange(len(text))]
+            alike = [i for i, v in enumerate(text) if v is of_unit[k] or v == of_unit[k]]
+            picks += [rnd.choice(alike) for _ in range(length)]
+        rows = np.array(picks, dtype=np.int64)
+    expected = np.repeat(of_unit, lengths)
+    slow = np.array_equal(column.astype(object).to_numpy()[rows], expected)
+    assert _same_values(column, rows, of_unit, lengths) == slow
