@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +51,8 @@ from hygiene.findingtext import (
     _scatter,
     _tokens,
 )
-from hygiene.model import Finding
 
 INDENT = orjson.OPT_INDENT_2
-# image findings written at a time: ~5.5 MiB of text (the text of a chunk, and its
-# columns', are held until it is written)
-TEXT_CHUNK = 5_000
 # options the text made here honours: sorted keys (the template's key order), and those
 # that reach only the values it hands to orjson itself (the message parameters)
 SUPPORTED = (
@@ -93,78 +89,6 @@ class ImageRowsJson:
         return self.image.json_rows(self.start, self.stop, copy=False)
 
 
-def findings_text_chunks(findings: Any, size: int) -> Iterator[Any]:
-    """The engine's findings (a :class:`~hygiene.findingtable.Findings`) as chunks of a
-    JSON list (:func:`hygiene.jsonout.list_items`): the image findings write their own
-    text, the others are ``to_json()`` rows."""
-    image = findings.image
-    if image is not None:
-        step = min(size, TEXT_CHUNK)
-        shared = AllRows(image)
-        for start in range(0, len(image), step):
-            yield ImageRowsJson(image, start, min(start + step, len(image)), shared)
-        del shared  # its columns: ~240 MiB at a million images
-    for start in range(0, len(findings.other), size):
-        yield [finding_json(f) for f in findings.other[start : start + size]]
-
-
-_TEXT_FIELDS = (
-    "code", "rule", "account", "region", "repository", "namespace", "message", "fix",
-    "image_digest", "message_template",
-)  # fmt: skip
-_TEXT_KINDS = frozenset({str, type(None)})
-_SCALAR_KINDS = frozenset({str, int, float, bool, type(None)})
-
-
-def finding_json(finding: Finding) -> dict[str, Any]:
-    """``finding.to_json()``, only to be encoded: a :class:`Finding` whose values are
-    JSON already (text, numbers, and dicts with text keys, lists and tuples of them) is
-    laid out without ``dataclasses.asdict``, whose deep copy took ~20 µs a finding and
-    changes nothing orjson writes for such values; the details and parameters are the
-    finding's own. Any other value (a dataclass, which ``asdict`` turns into a dict)
-    goes through ``to_json``."""
-    if not (
-        type(finding) is Finding
-        and all(type(getattr(finding, name)) in _TEXT_KINDS for name in _TEXT_FIELDS)
-        and type(finding.bytes) is int
-        and type(finding.tags) in (tuple, list)
-        and _json_plain(finding.details)
-        and _json_plain(finding.message_params)
-    ):
-        return finding.to_json()
-    return {
-        "code": finding.code,
-        "rule": finding.rule,
-        "severity": finding.severity.value,
-        "account": finding.account,
-        "region": finding.region,
-        "repository": finding.repository,
-        "namespace": finding.namespace,
-        "message": finding.message,
-        "fix": finding.fix,
-        "fix_safety": finding.fix_safety.value,
-        "image_digest": finding.image_digest,
-        "tags": list(finding.tags),
-        "bytes": finding.bytes,
-        "details": finding.details,
-        "message_template": finding.message_template,
-        "message_params": finding.message_params,
-    }
-
-
-def _json_plain(value: Any) -> bool:
-    """``value`` is a dict (text keys), list or tuple of JSON scalars and such, all of
-    exact built-in types (what a deep copy leaves as orjson writes it)."""
-    kind = type(value)
-    if kind in _SCALAR_KINDS:
-        return True
-    if kind is dict:
-        return all(type(k) is str for k in value) and all(map(_json_plain, value.values()))
-    if kind is list or kind is tuple:
-        return all(map(_json_plain, value))
-    return False
-
-
 def image_rows_text(
     image: ImageFindings,
     start: int,
@@ -182,10 +106,49 @@ def image_rows_text(
     if stop <= start or level < 1 or option & ~SUPPORTED:
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
+    return _declining(_rows_text, image, start, stop, template, option | INDENT, default, shared)
+
+
+def image_rows_slots(
+    image: ImageFindings,
+    start: int,
+    stop: int,
+    level: int,
+    option: int = 0,
+    default: Any = None,
+    *,
+    shared: AllRows | None = None,
+) -> list[Any] | None:
+    """Each slot's text (an Arrow array or scalar) for rows ``start:stop``, of which
+    :func:`slots_text` joins any range; None when :func:`image_rows_text` would decline,
+    or a row has details of its rule (whose rows are laid out apart)."""
+    details = image.details[start:stop]
+    if set(map(type, details)) <= {type(None)}:
+        ruled = False
+    else:
+        ruled = any(isinstance(d, dict) for d in details)
+    if stop <= start or level < 1 or option & ~SUPPORTED or ruled:
+        return None
+    template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
+    return _declining(_slots, image, start, stop, template, option | INDENT, default, shared)
+
+
+def slots_text(slots: list[Any], start: int, stop: int) -> memoryview | None:
+    """Rows ``start:stop`` of :func:`image_rows_slots`' rows as :func:`image_rows_text`
+    gives them (None when it declines)."""
+    import pyarrow as pa
+
+    n = stop - start
+    part = [s.slice(start, n) if isinstance(s, pa.Array) else s for s in slots]
+    made = _declining(_joined, part)
+    return None if made is None else made[2:]  # no separator before the first row
+
+
+def _declining(make: Callable[..., Any], *args: Any) -> Any:
     from pyarrow import ArrowException
 
     try:
-        return _rows_text(image, start, stop, template, option | INDENT, default, shared)
+        return make(*args)
     except (_Decline, orjson.JSONEncodeError, UnicodeEncodeError, ArrowException):
         # a value the template does not lay out, or one orjson refuses: encoding the
         # rows' dicts gives orjson's bytes, or its error
@@ -360,8 +323,19 @@ def _regular_text(
 ) -> memoryview:
     """Rows ``start:stop`` (none with details of their rule), each after ``,\\n``:
     every slot's text for all the rows, joined row by row by Arrow."""
+    return _joined(_slots(image, start, stop, template, option, default, shared))
+
+
+def _slots(
+    image: ImageFindings,
+    start: int,
+    stop: int,
+    template: _Template,
+    option: int,
+    default: Any,
+    shared: AllRows | None = None,
+) -> list[Any]:
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     n = stop - start
     rule = np.asarray(image.rule[start:stop])
@@ -396,6 +370,13 @@ def _regular_text(
                 table = [texts.get(i, "") for i in range(max(texts) + 1)]
                 values = pa.array(table, type=pa.string()).take(pa.array(rule))
         slots.append(values)
+    return slots
+
+
+def _joined(slots: list[Any]) -> memoryview:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     try:
         rows = pc.binary_join_element_wise(*slots, "")
     except pa.ArrowException as error:  # more than 2 GiB of text in one chunk
@@ -428,7 +409,6 @@ class _Columns:
         if len(offsets) != self.n + 1 or bool((np.diff(offsets) < 1).any()):
             raise _Decline("unit")  # json_rows takes each unit's first digest
         self.offsets = offsets
-        self.begins: list[int] = offsets[:-1].tolist()
         self._made: dict[_Column, Any] = {}
 
     def make(self, column: _Column) -> Any:
@@ -450,16 +430,16 @@ class _Columns:
         return _contents_array(self.image.repository[self.start : self.stop])
 
     def _message(self, column: _Column) -> list[str]:
-        if self.shared is not None:
-            every = self.shared.messages(self.start, self.n)
-            if every is not None:
-                return every
-        return _contents_array(self.image.texts()[self.start : self.stop])
+        # the texts themselves are rendered once for all the rows (in the creation
+        # order when shared), and each chunk's converted on its own: one Arrow array of
+        # them all took ~100 MiB more at a million images, and no less time
+        texts = self.shared.texts() if self.shared is not None else self.image.texts()
+        return _contents_array(texts[self.start : self.stop])
 
     def _digest(self, column: _Column) -> Any:
         import pyarrow as pa
 
-        first = np.asarray(self.begins, dtype=np.int64) - self.begins[0]
+        first = self.offsets[:-1] - self.offsets[0]  # each unit's first digest
         return self._unit_digests().take(pa.array(first))
 
     # whole values

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from hygiene.findingtable import NAT, ImageFindings, inverse, message_columns, pick
+from hygiene.findingtable import NAT, ImageFindings, english_texts, inverse, message_columns, pick
 
 
 class _Decline(Exception):
@@ -86,8 +86,8 @@ def _items_text(
 class AllRows:
     """Values' JSON text made for all the rows of an :class:`ImageFindings` at once,
     shared by the chunks of one document (:func:`findings_text_chunks`): message
-    templates, parameters and English texts and tag lists, read and encoded in the
-    order the rules made them (:meth:`~hygiene.findingtable.ImageFindings.creation_order`),
+    templates and parameters and tag lists, read and encoded in the order the rules
+    made them (:meth:`~hygiene.findingtable.ImageFindings.creation_order`),
     and taken by Arrow in the rows' order chunk by chunk. Read in the rows' order (rule,
     repository, push time), these small objects are scattered over the heap, and orjson
     took several times as long. What declines here (a value orjson hands to ``default``,
@@ -98,6 +98,7 @@ class AllRows:
         self._made: dict[tuple[Any, ...], Any] = {}
         self._order: tuple[np.ndarray, Any] | None = None
         self._messages: tuple[list[str], list[Any]] | None = None
+        self._messages_in_order: list[Any] | None = None
 
     def _orders(self) -> tuple[np.ndarray, Any]:
         """The creation order, and (as Arrow indices) each row's place in it."""
@@ -112,10 +113,28 @@ class AllRows:
         """Where rows ``start:start + n`` are in the creation order (Arrow indices)."""
         return self._orders()[1].slice(start, n)
 
+    def _ordered(self) -> list[Any]:
+        """The messages in the creation order."""
+        if self._messages_in_order is None:
+            self._messages_in_order = pick(self.image.message, self._orders()[0])
+        return self._messages_in_order
+
     def _ordered_messages(self) -> tuple[list[str], list[Any]]:
         if self._messages is None:
-            self._messages = message_columns(pick(self.image.message, self._orders()[0]))
+            self._messages = message_columns(self._ordered())
         return self._messages
+
+    def texts(self) -> list[str]:
+        """The English texts of the image findings, in the rows' order
+        (:meth:`~hygiene.findingtable.ImageFindings.texts`). When they have none yet,
+        they are rendered here in the creation order (as ``texts()`` renders them: the
+        same texts, and the same first error, without making that order and picking
+        the messages in it a second time) and handed to the image findings."""
+        image = self.image
+        if image._texts is None:
+            texts = english_texts(self._ordered())
+            image._texts = pick(texts, inverse(self._orders()[0]))
+        return image._texts
 
     def _once(self, key: tuple[Any, ...], make: Callable[[], Any]) -> Any:
         """``make()`` on the first call for ``key`` (None when it declines)."""
@@ -162,17 +181,6 @@ class AllRows:
 
         cut, width = made
         return pc.utf8_slice_codeunits(cut.take(self._places(start, n)), width)
-
-    def messages(self, start: int, n: int) -> Any:
-        """The JSON text between quotes of the English messages of rows ``start:start +
-        n`` (Arrow array), the texts read in the order they were rendered
-        (:meth:`~hygiene.findingtable.ImageFindings.texts`); None when it declines."""
-
-        def make() -> Any:
-            return _contents_array(pick(self.image.texts(), self._orders()[0]))
-
-        made = self._once(("messages",), make)
-        return None if made is None else made.take(self._places(start, n))
 
     def templates(self, start: int, n: int) -> Any:
         """The JSON text of the message templates of rows ``start:start + n`` (Arrow

@@ -146,7 +146,7 @@ def findings_chunks(findings: Iterable[Any], size: int = CHUNK, *, copy: bool = 
     ``json_chunks`` build the rows from their columns (without ``copy``, sharing their
     own lists: for a writer that only encodes them)."""
     if hasattr(findings, "json_chunks") and hasattr(findings, "image"):
-        from hygiene.findingjson import findings_text_chunks
+        from hygiene.findingchunks import findings_text_chunks
 
         return Chunks(findings_text_chunks(findings, size))
     json_chunks = getattr(findings, "json_chunks", None)

@@ -22,7 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hygiene.findingjson import ImageRowsJson, finding_json, findings_text_chunks, image_rows_text
+from hygiene.findingchunks import finding_json, findings_text_chunks
+from hygiene.findingjson import ImageRowsJson, image_rows_text
 from hygiene.findingtable import (
     NAT,
     Findings,
@@ -329,7 +330,7 @@ def test_all_rows_reads_values_in_creation_order_and_puts_them_back() -> None:
         [ImageRowsJson(image, 0, 4, shared), ImageRowsJson(image, 4, 6, shared)], level=2
     ))  # fmt: skip
     assert made == dict_path(image, 2, 0, None)
-    assert shared.templates(0, 6) is not None and shared.messages(0, 6) is not None
+    assert shared.templates(0, 6) is not None and shared.texts() == english_texts(image.message)
 
 
 def test_findings_text_chunks_share_one_all_rows() -> None:
