@@ -528,18 +528,12 @@ def _alert_not_started(deps: JobDeps, kind: str, why: str) -> None:
     lock: nothing is recorded for it, and a holder that never ends (a run stuck on this
     host keeps its lock while its process lives) would otherwise skip every night with
     only a line in the daemon's log."""
-    now = deps.clock()
-    alert = RunAlert(
-        kind=kind,
-        run_id=f"{kind}-not-started-{now:%Y%m%dT%H%M%SZ}",
-        status=RunStatus.FAILED,
-        started_at=now,
-        errors=(why,),
-        summary=f"The scheduled {kind} run did not start: nothing was scanned, stored, "
-        "applied or reported. If the run holding the lock is stuck, see "
-        "docs/operations.md (a run that does not end).",
-        title=f"registry-hygiene: scheduled {kind} run not started (lock held)",
+    summary = (
+        f"The scheduled {kind} run did not start: nothing was scanned, stored, applied or "
+        "reported. If the run holding the lock is stuck, see docs/operations.md (a run that "
+        "does not end)."
     )
+    alert = RunAlert.not_started(kind, deps.clock(), why, summary, "lock held")
     try:
         deps.alert(alert)
     except Exception:

@@ -89,6 +89,20 @@ class RunAlert:
     def subject(self) -> str:
         return self.title or f"registry-hygiene: {self.kind} run {self.run_id} {self.status.value}"
 
+    @classmethod
+    def not_started(cls, kind: str, now: datetime, why: str, summary: str, cause: str) -> RunAlert:
+        """A scheduled ``kind`` run that did not start at ``now`` (``cause``: the lock was
+        held, the configuration is broken): no run is recorded, so its id says so."""
+        return cls(
+            kind=kind,
+            run_id=f"{kind}-not-started-{now:%Y%m%dT%H%M%SZ}",
+            status=RunStatus.FAILED,
+            started_at=now,
+            errors=(why,),
+            summary=summary,
+            title=f"registry-hygiene: scheduled {kind} run not started ({cause})",
+        )
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hygiene.config import Config
-from hygiene.jobtypes import RunAlert, RunStatus
+from hygiene.jobtypes import RunAlert
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +60,14 @@ def alert_broken(kind: str, rules_dir: str, why: str, deps_for: Callable[[Config
     try:
         deps = deps_for(config)
         now = deps.clock()
-        deps.alert(
-            RunAlert(
-                kind=kind,
-                run_id=f"{kind}-not-started-{now:%Y%m%dT%H%M%SZ}",
-                status=RunStatus.FAILED,
-                started_at=now,
-                errors=(why,),
-                summary=f"The scheduled {kind} run did not start: the configuration in "
-                f"{rules_dir} does not load. Nothing was scanned, stored, applied or "
-                "reported, and every scheduled run stops the same way until it is mended "
-                "(`hygiene config check`). This alert was sent through the channels of the "
-                f"last configuration this daemon loaded ({at:%Y-%m-%d %H:%M} UTC).",
-                title=f"registry-hygiene: scheduled {kind} run not started (configuration broken)",
-            )
+        summary = (
+            f"The scheduled {kind} run did not start: the configuration in {rules_dir} does "
+            "not load. Nothing was scanned, stored, applied or reported, and every scheduled "
+            "run stops the same way until it is mended (`hygiene config check`). This alert "
+            "was sent through the channels of the last configuration this daemon loaded "
+            f"({at:%Y-%m-%d %H:%M} UTC)."
         )
+        deps.alert(RunAlert.not_started(kind, now, why, summary, "configuration broken"))
     except Exception:
         log.exception("could not send the alert for the %s run not started", kind)
     finally:
