@@ -103,7 +103,7 @@ def image_rows_text(
     ``level`` (each row on its own lines, rows separated by ``,\\n``, without brackets),
     made from the columns; None when it declines (module docstring). ``shared`` holds
     values made for all of ``image``'s rows at once (:class:`AllRows`)."""
-    if stop <= start or level < 1 or option & ~SUPPORTED:
+    if _declines(start, stop, level, option):
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
     return _declining(_rows_text, image, start, stop, template, option | INDENT, default, shared)
@@ -127,10 +127,16 @@ def image_rows_slots(
         ruled = False
     else:
         ruled = any(isinstance(d, dict) for d in details)
-    if stop <= start or level < 1 or option & ~SUPPORTED or ruled:
+    if _declines(start, stop, level, option) or ruled:
         return None
     template = _template(level, bool(option & orjson.OPT_SORT_KEYS))
     return _declining(_slots, image, start, stop, template, option | INDENT, default, shared)
+
+
+def _declines(start: int, stop: int, level: int, option: int) -> bool:
+    """The arguments :func:`image_rows_text` and :func:`image_rows_slots` never make text
+    for: no rows, the top level, an orjson option the template does not lay out."""
+    return stop <= start or level < 1 or bool(option & ~SUPPORTED)
 
 
 def slots_text(slots: list[Any], start: int, stop: int) -> memoryview | None:

@@ -518,39 +518,6 @@ def iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
     return list(text.tolist())
 
 
-def offset_iso_strings(nanoseconds: np.ndarray) -> list[str | None]:
-    """What :func:`hygiene.model.iso_utc` writes for each time (``2026-11-28T03:00:00+00:00``;
-    ``.ffffff`` or ``.fffffffff`` when there is a fraction), None for :data:`NAT`.
-
-    Formats each distinct day once, each second of the day and each three digits of the
-    fraction from tables (the last three already followed by ``+00:00``), and joins them
-    with numpy's object add, for the times present only."""
-    values = np.asarray(nanoseconds, dtype=np.int64)
-    out = np.full(len(values), None, dtype=object)
-    present = np.flatnonzero(values != NAT)
-    if not len(present):
-        return list(out.tolist())
-    seconds, fraction = np.divmod(values[present], 1_000_000_000)
-    days, second_of_day = np.divmod(seconds, 86400)
-    unique_days, inverse = np.unique(days, return_inverse=True)
-    day_text = np.datetime_as_string(unique_days.astype("datetime64[D]")).astype(object)
-    tail = np.full(len(present), "+00:00", dtype=object)
-    with_fraction = np.flatnonzero(fraction)
-    if len(with_fraction):
-        # ".ffffff" when whole microseconds, ".fffffffff" otherwise (as Timestamp writes)
-        triples, dotted, last = _triples(), _triples(".{:03d}"), _triples("{:03d}+00:00")
-        micro, nano = np.divmod(fraction[with_fraction], 1000)
-        head = dotted[micro // 1000]
-        whole = nano == 0
-        parts = np.empty(len(with_fraction), dtype=object)
-        parts[whole] = head[whole] + last[micro[whole] % 1000]
-        finer = ~whole
-        parts[finer] = head[finer] + triples[micro[finer] % 1000] + last[nano[finer]]
-        tail[with_fraction] = parts
-    out[present] = day_text[inverse] + _clock_texts(second_of_day) + tail
-    return list(out.tolist())
-
-
 @functools.cache
 def _triples(template: str = "{:03d}") -> np.ndarray:
     """``template.format(n)`` for n = 0…999, as an object array to index with numbers."""

@@ -1,7 +1,6 @@
 """ISO 8601 texts of many times at once, written as bytes in one array.
 
-:func:`offset_texts` gives what :func:`hygiene.model.iso_utc` writes for each time (and
-:func:`hygiene.findingtable.offset_iso_strings`, which joins Python strings): every
+:func:`offset_texts` gives what :func:`hygiene.model.iso_utc` writes for each time: every
 text is laid out in a row of a byte matrix from small tables (the days present, the
 86,400 clock times, the 1,000 three-digit groups), and the rows become strings in one
 numpy conversion. A delete proposal's evidence holds two times per image.

@@ -26,7 +26,6 @@ from hygiene.findingtable import (
     NAT,
     Findings,
     iso_strings,
-    offset_iso_strings,
 )
 from hygiene.inventory import SourceStatus
 from hygiene.jsonout import document_bytes
@@ -36,6 +35,7 @@ from hygiene.plancolumns import columnar_image_proposals
 from hygiene.rules import Evaluation, evaluate, filter_exit
 from hygiene.rules.columns import utc_iso_strings
 from hygiene.scan import ScanResult, plan_all
+from hygiene.timetext import offset_texts
 from tests import builders
 from tests.builders import NOW
 from tests.conftest import examples
@@ -225,7 +225,7 @@ def test_vectorised_times_equal_the_scalar_formatters(
     values[::5] = values[::5] // 1000 * 1000
     values[::11] = NAT
     stamps = pd.Series(pd.DatetimeIndex(values.view("M8[ns]")).tz_localize("UTC"))
-    assert offset_iso_strings(values) == [iso_utc(t) for t in stamps]
+    assert offset_texts(values) == [iso_utc(t) for t in stamps]
     by_numpy = np.datetime_as_string(values.view("M8[ns]"), unit="s", timezone="UTC").tolist()
     assert iso_strings(values) == [None if t == "NaT" else t for t in by_numpy]
     assert utc_iso_strings(stamps) == iso_strings(values)  # the engine's column helper

@@ -21,9 +21,9 @@ import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hygiene.findingtable import offset_iso_strings
 from hygiene.report import csvout, exports, imageexport, render
 from hygiene.report.format import to_datetime
+from hygiene.timetext import offset_texts
 from hygiene.units import human_bytes
 from tests.builders import NOW
 from tests.conftest import examples
@@ -185,7 +185,7 @@ planner_time = st.one_of(
         min_value=datetime(1990, 1, 1), max_value=datetime(2040, 1, 1), timezones=st.just(UTC)
     ).map(lambda t: t.isoformat()),
     st.tuples(st.integers(0, 2**62), st.integers(0, 2)).map(
-        lambda t: offset_iso_strings(np.array([t[0] // 10 ** (3 * t[1]) * 10 ** (3 * t[1])]))[0]
+        lambda t: offset_texts(np.array([t[0] // 10 ** (3 * t[1]) * 10 ** (3 * t[1])]))[0]
     ),  # nanoseconds, as the planner writes pandas' times
 )
 odd_time = st.sampled_from(
