@@ -33,7 +33,7 @@ from hygiene.collect.session import (
 )
 from hygiene.collect.workloads import Discovery
 from hygiene.collect.workloads import discover as discover_in_use
-from hygiene.collect.workloads.discover import AwsAccount
+from hygiene.collect.workloads.discover import AwsAccount, PreparedClients, prepare_clients
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError
 from hygiene.gcpause import paused_gc
@@ -72,6 +72,10 @@ class RegistryHandle:
     sessions: AccountSessions | None = None
     scans: int = 0  # scans made with this handle
     pools: dict[tuple[str | None, str], RegionClients] = field(default_factory=dict)
+    # held while a client is built from ``session`` outside the calling thread (a boto3
+    # session must not build clients from several threads at once): the read passes'
+    # fresh clients (RegionClients) and the in-use sources' clients made during the reads
+    session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -115,11 +119,46 @@ class RegistryHandle:
             return self.client(account or "", region)
         return self._account_client(account, region, "scanner")
 
-    def discover(self, config: Config, *, running_only: bool = False) -> Discovery:
+    def _discovery_regions(self, config: Config) -> list[str]:
+        return list(self.clients) or list(config.policy.registry.regions)
+
+    def _discovery_endpoint(self) -> str | None:
+        # the embedded registry serves every service; elsewhere the ECR endpoint is not
+        # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
+        return self.endpoint_url if is_loopback(self.endpoint_url) else None
+
+    def prepare_discovery(self, config: Config) -> PreparedClients | None:
+        """The in-use sources' clients of the tool's own account, made now (a scan makes
+        them while the registry is read; :meth:`discover` asks the sources after the
+        reads). None with ``registry.accounts`` (each account's are made by
+        :meth:`discover`) or when one cannot be made (:meth:`discover` makes them
+        again and fails as it would have)."""
+        if self.several:
+            return None
+        try:
+            with self.session_lock:
+                return prepare_clients(
+                    self.session,
+                    config.policy.in_use,
+                    config.policy.collect,
+                    regions=self._discovery_regions(config),
+                    endpoint_url=self._discovery_endpoint(),
+                )
+        except Exception:  # discover() makes them again, and fails as it would have
+            log.debug("in-use clients not made ahead", exc_info=True)
+            return None
+
+    def discover(
+        self,
+        config: Config,
+        *,
+        running_only: bool = False,
+        prepared: PreparedClients | None = None,
+    ) -> Discovery:
         """Read the in-use sources (docs/in-use.md): the workloads of the tool's own
         account, or with ``registry.accounts`` of every registry account through its
         scanner role (in its regions), plus the roles of ``in_use.assume_roles``;
-        every call is counted."""
+        every call is counted. ``prepared``: clients :meth:`prepare_discovery` made."""
         accounts: list[AwsAccount] | None = None
         if self.several:
             from hygiene.collect.accounts import AccountError
@@ -138,14 +177,13 @@ class RegistryHandle:
             self.session,
             config.policy.in_use,
             config.policy.collect,
-            regions=list(self.clients) or list(config.policy.registry.regions),
+            regions=self._discovery_regions(config),
             in_use_file=config.policy.protections.in_use_images_file,
-            # the embedded registry serves every service; elsewhere the ECR endpoint is not
-            # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
-            endpoint_url=self.endpoint_url if is_loopback(self.endpoint_url) else None,
+            endpoint_url=self._discovery_endpoint(),
             attach=self.counter.attach,
             running_only=running_only,
             accounts=accounts,
+            prepared=prepared,
         )
 
     def client(self, account: str, region: str) -> Any:
@@ -245,12 +283,17 @@ def open_registry(
                 "--account: registry.accounts is not configured (one account, read with the "
                 "tool's own credentials)"
             )
+        lock = threading.Lock()
         pools: dict[tuple[str | None, str], RegionClients] = {
-            (None, region): RegionClients(session, region, config.policy.collect, endpoint_url)
+            (None, region): RegionClients(
+                session, region, config.policy.collect, endpoint_url, lock=lock
+            )
             for region in regions
         }
         clients = {region: pool.shared for (_, region), pool in pools.items()}
-        return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
+        return RegistryHandle(
+            session, clients, counter, endpoint_url, source, config, pools=pools, session_lock=lock
+        )
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
     aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
@@ -395,16 +438,22 @@ def collect(
     # The workloads are asked after the registry's last answer (a workload started while
     # the repositories were read still counts), while the answers become frames: in a
     # thread of its own, since both take a while and one waits on the network.
+    # Their clients are made meanwhile, in the same thread, before it asks.
     asked: list[Future[Discovery]] = []
+    prepared: list[Future[PreparedClients | None]] = []
 
     def ask_workloads() -> None:
         if shard is None and not (stop is not None and stop.is_set()):
-            asked.append(background.submit(handle.discover, config))
+            asked.append(
+                background.submit(lambda: handle.discover(config, prepared=prepared[0].result()))
+            )
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-use") as background,
         progress_reporter(progress) as advance,
     ):
+        if shard is None:
+            prepared.append(background.submit(handle.prepare_discovery, config))
         inventory = collect_inventory(
             targets,
             config.policy.collect,
@@ -493,6 +542,7 @@ def warm_up() -> threading.Thread:
     def run() -> None:
         import pyarrow.parquet  # noqa: F401
 
+        import hygiene.findingchunks  # the document's findings (hygiene.jsonout's)
         import hygiene.jsonout
         import hygiene.lifecycle
         import hygiene.plan
