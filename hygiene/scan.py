@@ -438,11 +438,20 @@ def collect(
     # The workloads are asked after the registry's last answer (a workload started while
     # the repositories were read still counts), while the answers become frames: in a
     # thread of its own, since both take a while and one waits on the network.
-    # Their clients are made meanwhile, in the same thread, before it asks.
+    # Their clients are made meanwhile, in the same thread, before it asks, once the
+    # first repository's read is in: not while the first requests are made.
     asked: list[Future[Discovery]] = []
     prepared: list[Future[PreparedClients | None]] = []
+    reading, failed = threading.Event(), threading.Event()
+
+    def prepare() -> PreparedClients | None:
+        reading.wait()
+        if failed.is_set() or (stop is not None and stop.is_set()):
+            return None
+        return handle.prepare_discovery(config)
 
     def ask_workloads() -> None:
+        reading.set()
         if shard is None and not (stop is not None and stop.is_set()):
             asked.append(
                 background.submit(lambda: handle.discover(config, prepared=prepared[0].result()))
@@ -452,20 +461,31 @@ def collect(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-use") as background,
         progress_reporter(progress) as advance,
     ):
+
+        def advance_reads(repository: str, done: int, total: int) -> None:
+            reading.set()
+            advance(repository, done, total)
+
         if shard is None:
-            prepared.append(background.submit(handle.prepare_discovery, config))
-        inventory = collect_inventory(
-            targets,
-            config.policy.collect,
-            now=now,
-            api_calls=calls_of_this_scan,
-            progress=advance,
-            source=handle.source,
-            stop=stop,
-            shard=shard,
-            skipped_accounts=skipped,
-            after_reads=ask_workloads,
-        )
+            prepared.append(background.submit(prepare))
+        try:
+            inventory = collect_inventory(
+                targets,
+                config.policy.collect,
+                now=now,
+                api_calls=calls_of_this_scan,
+                progress=advance_reads,
+                source=handle.source,
+                stop=stop,
+                shard=shard,
+                skipped_accounts=skipped,
+                after_reads=ask_workloads,
+            )
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            reading.set()  # however the reads ended
         if shard is not None or (stop is not None and stop.is_set()):
             # a shard's part: the merge asks the workloads once for the whole run; a
             # stopped scan is already incomplete (a "stop" error)

@@ -118,8 +118,9 @@ def test_clients_prepared_for_other_settings_are_not_used(aws):
 
 
 def test_a_scan_makes_each_in_use_client_once(ecr, aws):
-    """The scan makes the in-use clients while it reads the registry, and its discovery
-    reads with them; the session's client building is serialised by one lock."""
+    """The scan makes the in-use clients while it reads the registry (once the first
+    repository's read is in), and its discovery reads with them; the session's client
+    building is serialised by one lock."""
     _seed(aws)
     config = builders.config({})
     session = ecr.session()
@@ -131,8 +132,13 @@ def test_a_scan_makes_each_in_use_client_once(ecr, aws):
         for pool in handle.pools.values()
     )
     made = _made(session)
+    order: list[str] = []
+    session.events.register("creating-client-class", lambda **_: order.append("client"))
+    session.events.register("after-call.ecr.*", lambda event_name, **_: order.append(event_name))
     inventory = collect(handle, config, now=NOW, progress=False)
     assert len(inventory.repositories) == 2 and inventory.run.complete
+    # made once a repository's read was in, not while the first requests were made
+    assert order.index("client") > order.index("after-call.ecr.ListTagsForResource")
     assert {s.name: s.state for s in inventory.run.in_use if s.name.startswith("ecs")} == {
         "ecs us-east-1": "ok"
     }
