@@ -126,19 +126,23 @@ def test_a_scan_makes_each_in_use_client_once(ecr, aws):
     session = ecr.session()
     for name in ("ml/api", "ml/web"):
         session.client("ecr", endpoint_url=ecr.endpoint_url).create_repository(repositoryName=name)
+    made = _made(session)
+    order: list[str] = []
+    session.events.register(
+        "creating-client-class", lambda event_name, **_: order.append(event_name)
+    )
+    session.events.register("after-call.ecr.*", lambda event_name, **_: order.append(event_name))
     handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=session)
     assert handle.pools and all(
         pool._lock is handle.session_lock  # the lock the read passes take
         for pool in handle.pools.values()
     )
-    made = _made(session)
-    order: list[str] = []
-    session.events.register("creating-client-class", lambda **_: order.append("client"))
-    session.events.register("after-call.ecr.*", lambda event_name, **_: order.append(event_name))
     inventory = collect(handle, config, now=NOW, progress=False)
     assert len(inventory.repositories) == 2 and inventory.run.complete
     # made once a repository's read was in, not while the first requests were made
-    assert order.index("client") > order.index("after-call.ecr.ListTagsForResource")
+    assert order.index("creating-client-class.ecs") > order.index(
+        "after-call.ecr.ListTagsForResource"
+    )
     assert {s.name: s.state for s in inventory.run.in_use if s.name.startswith("ecs")} == {
         "ecs us-east-1": "ok"
     }
