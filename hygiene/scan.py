@@ -415,9 +415,12 @@ def collect(
     progress: bool | None,
     stop: threading.Event | None = None,
     shard: Shard | None = None,
+    reading: threading.Event | None = None,
 ) -> Inventory:
     """Read the registry (every account and region of ``handle``; with ``shard``, that
-    shard's repositories only)."""
+    shard's repositories only). ``reading`` is set once the first repository's read is
+    in (or the reads are over): the work that can wait for it does not compete with the
+    first requests."""
     # a handle may serve several scans (nightly + weekly); the first one also counts the
     # calls made when it was opened (ListAccounts)
     before = handle.counter.as_dict() if handle.scans else {}
@@ -442,7 +445,8 @@ def collect(
     # first repository's read is in: not while the first requests are made.
     asked: list[Future[Discovery]] = []
     prepared: list[Future[PreparedClients | None]] = []
-    reading, failed = threading.Event(), threading.Event()
+    reading = reading or threading.Event()
+    failed = threading.Event()
 
     def prepare() -> PreparedClients | None:
         reading.wait()
@@ -553,13 +557,17 @@ def parts_client(config: Config) -> Any:
     return session.client("s3", endpoint_url=endpoint)
 
 
-def warm_up() -> threading.Thread:
+def warm_up(after: threading.Event | None = None) -> threading.Thread:
     """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
     in a background thread, while the registry is read: the reads wait on the network,
-    the imports on the CPU. Start it after the clients are made; a later import of the
-    same modules waits for it (Python's import lock)."""
+    the imports on the CPU; with ``after``, once it is set (``collect``'s ``reading``:
+    the imports hold the interpreter for long stretches, which delays the first requests
+    one after the other, while 8 reads in flight keep the registry busy). A later import
+    of the same modules waits for it (Python's import lock)."""
 
     def run() -> None:
+        if after is not None:
+            after.wait()
         import pyarrow.parquet  # noqa: F401
 
         import hygiene.findingchunks  # the document's findings (hygiene.jsonout's)
