@@ -557,17 +557,19 @@ def parts_client(config: Config) -> Any:
     return session.client("s3", endpoint_url=endpoint)
 
 
-def warm_up(after: threading.Event | None = None) -> threading.Thread:
+def warm_up(after: threading.Event | None = None, longest: float = 0.5) -> threading.Thread:
     """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
     in a background thread, while the registry is read: the reads wait on the network,
-    the imports on the CPU; with ``after``, once it is set (``collect``'s ``reading``:
-    the imports hold the interpreter for long stretches, which delays the first requests
-    one after the other, while 8 reads in flight keep the registry busy). A later import
-    of the same modules waits for it (Python's import lock)."""
+    the imports on the CPU. With ``after``, once it is set (``collect``'s ``reading``) or
+    ``longest`` seconds have passed: the imports hold the interpreter for long stretches,
+    which delays the first requests (made one after the other) where 8 reads in flight
+    keep the registry busy meanwhile; a registry whose first read takes long does not
+    wait for it. A later import of the same modules waits for them (Python's import
+    lock)."""
 
     def run() -> None:
         if after is not None:
-            after.wait()
+            after.wait(longest)
         import pyarrow.parquet  # noqa: F401
 
         import hygiene.findingchunks  # the document's findings (hygiene.jsonout's)
