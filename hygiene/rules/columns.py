@@ -63,6 +63,31 @@ def pylist(values: pd.Series) -> list[Any]:
     return values.to_numpy(dtype=object, na_value=None).tolist()
 
 
+def unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
+    """``np.unique(rows)`` for row positions (integers in ``[0, size)``): sorted, each
+    once, as int64. A mask over the rows instead of numpy's hash table, which took
+    0.4 s for the 900k rows of the image findings at a million images."""
+    if len(rows) and int(rows.min()) < 0:
+        raise ValueError("a negative row position")
+    seen = np.zeros(size, dtype=bool)
+    seen[rows] = True
+    return np.flatnonzero(seen).astype(np.int64, copy=False)
+
+
+def category_list(values: pd.Series, rows: np.ndarray, missing: Any) -> list[Any]:
+    """Values of categorical column ``values`` at positions ``rows`` as a list: each
+    category's Python object (one per category, shared by every row that has it), and
+    ``missing`` where the value is missing. ``Series.tolist()`` makes a new string for
+    every row (900k of each column at a million images)."""
+    categorical = values.array
+    assert isinstance(categorical, pd.Categorical)
+    lookup = np.empty(len(categorical.categories) + 1, dtype=object)
+    for position, category in enumerate(categorical.categories.tolist()):
+        lookup[position] = category
+    lookup[-1] = missing  # code -1
+    return lookup[categorical.codes[rows]].tolist()
+
+
 def utc_iso_strings(values: pd.Series) -> list[str | None]:
     """ISO 8601 UTC strings (``2026-11-28T03:00:00Z``), None for NaT
     (:func:`hygiene.findingtable.iso_strings` of the column's nanoseconds)."""

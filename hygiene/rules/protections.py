@@ -198,7 +198,13 @@ def rank_newest(group: np.ndarray, when: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     key = when.astype("datetime64[ns]").astype(np.int64)
     key = -np.maximum(key, np.iinfo(np.int64).min + 1)  # descending; NaT sorts last
-    order = np.lexsort((np.arange(len(group)), key, group))
+    # by group, then key, ties in input order: two stable sorts, the group's a radix
+    # sort when its values fit in 16 bits (repository ids up to 65,535)
+    order = np.argsort(key, kind="stable")
+    ordered = group[order]
+    if ordered.min() >= 0 and ordered.max() <= np.iinfo(np.uint16).max:
+        ordered = ordered.astype(np.uint16)
+    order = order[np.argsort(ordered, kind="stable")]
     ordered = group[order]
     starts = np.r_[True, ordered[1:] != ordered[:-1]]
     position = np.arange(len(order))
