@@ -182,6 +182,7 @@ def test_category_list_is_the_columns_values(values: list[str | None], data: Any
     expected = pylist(column.iloc[rows])
     assert len(plain) == len(expected)
     for got, want in zip(plain, expected, strict=True):
+        assert type(got) is type(want)
         assert (got == want) if isinstance(want, str) else (pd.isna(got) and pd.isna(want))
     # namespace: None for a missing value
     spaces = column.iloc[rows]
