@@ -63,6 +63,44 @@ def pylist(values: pd.Series) -> list[Any]:
     return values.to_numpy(dtype=object, na_value=None).tolist()
 
 
+def stable_lexsort(keys: Sequence[np.ndarray]) -> np.ndarray:
+    """``np.lexsort(keys)`` (last key first, ties in input order) as one stable argsort
+    per key, from the first: a key whose values fit in 16 bits (rule indexes,
+    repository ids up to 65,535) takes numpy's radix sort, linear in the rows, where
+    lexsort merge-sorts every key."""
+    order: np.ndarray | None = None
+    for key in keys:
+        values = key if order is None else key[order]
+        if (
+            values.dtype.kind in "iu"
+            and len(values)
+            and int(values.min()) >= 0
+            and int(values.max()) <= np.iinfo(np.uint16).max
+        ):
+            values = values.astype(np.uint16)
+        step = np.argsort(values, kind="stable")
+        order = step if order is None else order[step]
+    if order is None:
+        raise ValueError("no keys to sort by")
+    return order
+
+
+def day_strings(values: np.ndarray) -> list[str]:
+    """``np.datetime_as_string(values, unit="D").tolist()`` of ``datetime64[ns]`` values
+    (``"2026-11-28"``, ``"NaT"``): each day written once, then looked up (pushes and pulls
+    span a few hundred days; numpy wrote 460k dates one by one at a million images)."""
+    days = values.astype("datetime64[D]").view(np.int64)
+    missing = np.isnat(values)
+    present = days[~missing]
+    if not len(present) or int(present.max()) - int(present.min()) > len(values):
+        return np.datetime_as_string(values, unit="D").tolist()
+    low, high = int(present.min()), int(present.max())
+    table = np.empty(high - low + 2, dtype=object)
+    table[:-1] = np.datetime_as_string(np.arange(low, high + 1).astype("datetime64[D]"), unit="D")
+    table[-1] = "NaT"
+    return table[np.where(missing, high - low + 1, days - low)].tolist()
+
+
 def unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
     """``np.unique(rows)`` for row positions (integers in ``[0, size)``): sorted, each
     once, as int64. A mask over the rows instead of numpy's hash table, which took

@@ -26,7 +26,7 @@ import pandas as pd
 from hygiene.findingtable import ImageFindings, RuleInfo, message_parts
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
-from hygiene.rules.columns import category_list, pylist, unique_rows, utc_ns
+from hygiene.rules.columns import category_list, pylist, stable_lexsort, unique_rows, utc_ns
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import is_muted, muted_images
 from hygiene.rules.protections import Edges, Protections
@@ -337,7 +337,7 @@ def _unit_findings(
     """One finding per rule hit, ordered by rule, repository and push time, as columns
     (:class:`~hygiene.findingtable.ImageFindings`): ``Finding`` objects are made only
     when something asks for one."""
-    order = np.lexsort(
+    order = stable_lexsort(
         (
             utc_ns(images["pushed_at"])[hits.rows],
             images["repo_id"].to_numpy()[hits.rows],

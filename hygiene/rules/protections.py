@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.rules.base import labels
-from hygiene.rules.columns import arrow_strings, match_globs, utc_ns
+from hygiene.rules.columns import arrow_strings, match_globs, stable_lexsort, utc_ns
 from hygiene.rules.in_use import in_use as match_in_use
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
@@ -198,13 +198,7 @@ def rank_newest(group: np.ndarray, when: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     key = when.astype("datetime64[ns]").astype(np.int64)
     key = -np.maximum(key, np.iinfo(np.int64).min + 1)  # descending; NaT sorts last
-    # by group, then key, ties in input order: two stable sorts, the group's a radix
-    # sort when its values fit in 16 bits (repository ids up to 65,535)
-    order = np.argsort(key, kind="stable")
-    ordered = group[order]
-    if ordered.min() >= 0 and ordered.max() <= np.iinfo(np.uint16).max:
-        ordered = ordered.astype(np.uint16)
-    order = order[np.argsort(ordered, kind="stable")]
+    order = stable_lexsort((key, group))  # ties in input order
     ordered = group[order]
     starts = np.r_[True, ordered[1:] != ordered[:-1]]
     position = np.arange(len(order))

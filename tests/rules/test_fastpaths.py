@@ -16,8 +16,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hygiene.rules.columns import category_list, pylist, unique_rows
+from hygiene.rules.columns import (
+    category_list,
+    day_strings,
+    pylist,
+    stable_lexsort,
+    unique_rows,
+)
 from hygiene.rules.findings import also_of, also_of_each
+from hygiene.rules.kept import KeptImages
 from hygiene.rules.protections import rank_newest
 from hygiene.rules.units import Units, _runs
 from tests.conftest import examples
@@ -188,3 +195,74 @@ def test_category_list_is_the_columns_values(values: list[str | None], data: Any
     spaces = column.iloc[rows]
     expected_spaces = spaces.astype(object).where(spaces.notna(), None).tolist()
     assert category_list(column, rows, None) == expected_spaces
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(-5, 5)),
+            st.integers(0, 3),
+            st.integers(-3, 70_000),
+        ),
+        max_size=60,
+    ),
+    st.booleans(),
+)
+def test_stable_lexsort_is_numpys_lexsort(
+    rows: list[tuple[int | None, int, int]], wide: bool
+) -> None:
+    # times with NaT (sorted last), small ints (the radix sort), ints past 16 bits or
+    # negative (the general one); few distinct values give ties, kept in input order
+    when = np.array(
+        [np.datetime64("NaT") if t is None else np.datetime64(t, "D") for t, _, _ in rows],
+        dtype="datetime64[ns]",
+    )
+    small = np.array([s for _, s, _ in rows], dtype=np.int64)
+    other = np.array([w if wide else w % 4 for _, _, w in rows], dtype=np.int64)
+    keys = (when, other, small)
+    assert stable_lexsort(keys).tolist() == np.lexsort(keys).tolist()
+    assert stable_lexsort((small,)).tolist() == np.lexsort((small,)).tolist()
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.integers(-(10**18), 10**18), st.integers(-(10**14), 10**14)),
+        max_size=40,
+    )
+)
+def test_day_strings_are_numpys(times: list[int | None]) -> None:
+    # before and after 1970 (days are floored), within a day of midnight, NaT, far apart
+    values = np.array(
+        [np.datetime64("NaT") if t is None else np.datetime64(t, "ns") for t in times],
+        dtype="datetime64[ns]",
+    )
+    expected = np.datetime_as_string(values, unit="D").tolist()
+    got = day_strings(values)
+    assert got == expected
+    assert all(type(text) is str for text in got)
+
+
+def test_day_strings_of_nearby_days_share_the_table() -> None:
+    values = np.array(["2026-11-28T03:00", "2026-11-27T23:59", "NaT", "2026-11-28"], "M8[ns]")
+    assert day_strings(values) == ["2026-11-28", "2026-11-27", "NaT", "2026-11-28"]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.dictionaries(st.integers(0, 60), st.lists(st.sampled_from(["a", "b", "c"])), max_size=20),
+    st.lists(st.integers(0, 80), max_size=40),
+)
+def test_discard_forgets_exactly_the_rows_given(
+    reasons: dict[int, list[str]], rows: list[int]
+) -> None:
+    kept = KeptImages()
+    for row, why in reasons.items():
+        kept.add(row, why)
+    expected = {row: list(dict.fromkeys(why)) for row, why in kept._reasons.items()}
+    kept.discard(np.array(rows, dtype=np.int64))
+    gone = set(rows)
+    assert list(kept._reasons.items()) == [
+        (row, why) for row, why in expected.items() if row not in gone
+    ]
