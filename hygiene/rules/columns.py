@@ -101,6 +101,24 @@ def day_strings(values: np.ndarray) -> list[str]:
     return table[np.where(missing, high - low + 1, days - low)].tolist()
 
 
+def group_ids(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """``frame.groupby(keys, observed=True, sort=False, dropna=False).ngroup()`` as int64:
+    each combination of the keys numbered in order of first appearance, a missing value
+    a value of its own. For categorical keys, from their codes (one int64 per row
+    and one hash of them) instead of pandas' grouper; other keys go to pandas."""
+    columns = [frame[key] for key in keys]
+    sizes = [len(c.cat.categories) + 1 for c in columns if isinstance(c.dtype, pd.CategoricalDtype)]
+    if len(sizes) < len(keys) or float(np.prod(sizes, dtype=np.float64)) >= 2.0**62:
+        grouped = frame.groupby(keys, observed=True, sort=False, dropna=False)
+        return grouped.ngroup().to_numpy(dtype=np.int64)
+    combined = np.zeros(len(frame), dtype=np.int64)
+    for column, size in zip(columns, sizes, strict=True):
+        combined *= size
+        combined += column.cat.codes.to_numpy().astype(np.int64) + 1  # missing: -1 → 0
+    codes, _ = pd.factorize(combined)
+    return np.asarray(codes, dtype=np.int64)
+
+
 def unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
     """``np.unique(rows)`` for row positions (integers in ``[0, size)``): sorted, each
     once, as int64. A mask over the rows instead of numpy's hash table, which took

@@ -33,7 +33,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.rules.base import labels
-from hygiene.rules.columns import arrow_strings, match_globs, stable_lexsort, utc_ns
+from hygiene.rules.columns import (
+    arrow_strings,
+    group_ids,
+    match_globs,
+    stable_lexsort,
+    utc_ns,
+)
 from hygiene.rules.in_use import in_use as match_in_use
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
@@ -94,8 +100,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     n = len(images)
     frame = images.reset_index(drop=True)
     keys = ["account", "region", "repository"]
-    repo_id = frame.groupby(keys, observed=True, sort=False, dropna=False).ngroup()
-    frame["repo_id"] = repo_id.to_numpy(dtype=np.int64)
+    frame["repo_id"] = group_ids(frame, keys)
 
     # repository row of each image
     groups = (

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hygiene.rules.columns import (
     category_list,
     day_strings,
+    group_ids,
     pylist,
     stable_lexsort,
     unique_rows,
@@ -266,3 +267,35 @@ def test_discard_forgets_exactly_the_rows_given(
     assert list(kept._reasons.items()) == [
         (row, why) for row, why in expected.items() if row not in gone
     ]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["111", "222", None]),
+            st.sampled_from(["us-east-1", "sa-east-1"]),
+            st.sampled_from(["a", "b/c", "d", None]),
+        ),
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_group_ids_are_pandas_ngroup(rows: list[tuple[Any, ...]], categorical: bool) -> None:
+    # unused categories, missing values, categories in another order than the rows
+    columns = {
+        key: [row[i] for row in rows] for i, key in enumerate(("account", "region", "repository"))
+    }
+    frame = pd.DataFrame(
+        {
+            key: pd.Categorical(values, categories=sorted({"zz", *filter(None, values)}))
+            if categorical
+            else pd.Series(values, dtype=object)
+            for key, values in columns.items()
+        }
+    )
+    keys = ["account", "region", "repository"]
+    expected = frame.groupby(keys, observed=True, sort=False, dropna=False).ngroup()
+    got = group_ids(frame, keys)
+    assert got.dtype == np.int64
+    assert got.tolist() == expected.tolist()
