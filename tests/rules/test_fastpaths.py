@@ -280,15 +280,25 @@ def test_discard_forgets_exactly_the_rows_given(
         max_size=40,
     ),
     st.booleans(),
+    st.booleans(),
+    st.booleans(),
 )
-def test_group_ids_are_pandas_ngroup(rows: list[tuple[Any, ...]], categorical: bool) -> None:
-    # unused categories, missing values, categories in another order than the rows
+def test_group_ids_are_pandas_ngroup(
+    rows: list[tuple[Any, ...]], categorical: bool, unused: bool, backwards: bool
+) -> None:
+    # missing values, an unused category or none, categories in another order than the
+    # rows (sorted, or backwards)
     columns = {
         key: [row[i] for row in rows] for i, key in enumerate(("account", "region", "repository"))
     }
+
+    def categories(values: list[Any]) -> list[str]:
+        named = sorted({*filter(None, values), *(["zz"] if unused else [])})
+        return named[::-1] if backwards else named
+
     frame = pd.DataFrame(
         {
-            key: pd.Categorical(values, categories=sorted({"zz", *filter(None, values)}))
+            key: pd.Categorical(values, categories=categories(values))
             if categorical
             else pd.Series(values, dtype=object)
             for key, values in columns.items()
