@@ -119,6 +119,48 @@ def group_ids(frame: pd.DataFrame, keys: list[str]) -> np.ndarray:
     return np.asarray(codes, dtype=np.int64)
 
 
+def string_codes(array: pa.Array) -> np.ndarray:
+    """``pc.dictionary_encode(array).indices`` as int64: equal strings, equal codes,
+    numbered in order of first appearance (nulls are not allowed).
+
+    Image digests (``sha256:`` and 64 hex digits, 1.3 million of them at a million
+    images) take a shorter way when every string has the same length: a 64-bit key from
+    each string's last 16 bytes, numbered by pandas' integer hash table, then every
+    string compared byte for byte with one string of its number. Only if two
+    different strings shared a key (then the check fails) does Arrow encode the strings
+    themselves, as for any other array. 0.10 s instead of 0.34."""
+    codes = _fixed_width_codes(array)
+    if codes is None:
+        codes = pc.dictionary_encode(array).indices.to_numpy(zero_copy_only=False)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _fixed_width_codes(array: pa.Array) -> np.ndarray | None:
+    """:func:`string_codes` for strings of one length (at least 16 bytes), or None."""
+    offset_type = {pa.string(): np.int32, pa.large_string(): np.int64}.get(array.type)
+    count = len(array)
+    if offset_type is None or not count or array.null_count:
+        return None
+    buffers = array.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[array.offset : array.offset + count + 1]
+    width = int(offsets[1] - offsets[0])
+    if width < 16 or not bool(np.all(np.diff(offsets) == width)):
+        return None
+    data = np.frombuffer(buffers[2], dtype=np.uint8)[int(offsets[0]) : int(offsets[-1])]
+    strings = data.reshape(count, width)
+    words = np.ascontiguousarray(strings[:, width - 16 :]).view("<u8")
+    keys = words[:, 0] * np.uint64(0x9E3779B97F4A7C15) ^ words[:, 1]
+    codes, uniques = pd.factorize(keys)
+    first = np.empty(len(uniques), dtype=np.int64)
+    first[codes] = np.arange(count)  # one string of each code (any one will do)
+    same = first[codes]
+    for start in range(0, count, 65_536):
+        stop = start + 65_536
+        if not np.array_equal(strings[start:stop], strings[same[start:stop]]):
+            return None  # two strings share a key: encode the strings
+    return np.asarray(codes, dtype=np.int64)
+
+
 def unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
     """``np.unique(rows)`` for row positions (integers in ``[0, size)``): sorted, each
     once, as int64. A mask over the rows instead of numpy's hash table, which took

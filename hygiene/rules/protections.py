@@ -38,6 +38,7 @@ from hygiene.rules.columns import (
     group_ids,
     match_globs,
     stable_lexsort,
+    string_codes,
     utc_ns,
 )
 from hygiene.rules.in_use import in_use as match_in_use
@@ -133,11 +134,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     all_digests = pa.concat_arrays(
         [own_digests, parent_digests, subject_array.filter(pa.array(has_subject))]
     )
-    codes = (
-        pc.dictionary_encode(all_digests).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(all_digests)
-        else np.empty(0, dtype=np.int64)
-    )
+    codes = string_codes(all_digests) if len(all_digests) else np.empty(0, dtype=np.int64)
     n_parents = len(parent_digests)
     rid = frame["repo_id"].to_numpy(dtype=np.int64)
     own_key = (rid << 32) | codes[:n]

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,6 +24,7 @@ from hygiene.rules.columns import (
     group_ids,
     pylist,
     stable_lexsort,
+    string_codes,
     unique_rows,
 )
 from hygiene.rules.findings import also_of, also_of_each
@@ -309,3 +312,39 @@ def test_group_ids_are_pandas_ngroup(
     got = group_ids(frame, keys)
     assert got.dtype == np.int64
     assert got.tolist() == expected.tolist()
+
+
+DIGESTS = [f"sha256:{i:064x}" for i in (0, 1, 2**64, 2**200 + 5, 7 * 2**128)]
+# the same last 16 characters as DIGESTS[0], the same key: only the full compare tells
+TWIN = "sha256:" + "f" * 48 + "0" * 16
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(st.sampled_from([*DIGESTS, TWIN]), max_size=50),
+    st.sampled_from(["string", "large_string"]),
+    st.integers(0, 3),
+)
+def test_string_codes_are_arrows_dictionary_codes(values: list[str], kind: str, skip: int) -> None:
+    array = pa.array(["x" * 71] * skip + values, type=getattr(pa, kind)())[skip:]  # sliced
+    got = string_codes(array)
+    assert got.dtype == np.int64
+    assert got.tolist() == pc.dictionary_encode(array).indices.to_pylist()
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [DIGESTS[0], TWIN, DIGESTS[0], TWIN],  # two strings, one key
+        [DIGESTS[1], "sha256:abc", DIGESTS[1]],  # lengths differ
+        ["short", "short", "other"],  # shorter than 16 bytes
+        [DIGESTS[2], None, DIGESTS[2]],  # a null
+    ],
+)
+def test_string_codes_of_strings_the_key_cannot_tell_apart(values: list[str | None]) -> None:
+    array = pa.array(values, type=pa.string())
+    # what derive had: Arrow's codes as int64 (a null code as whatever numpy makes of NaN)
+    with np.errstate(invalid="ignore"):
+        indices = pc.dictionary_encode(array).indices.to_numpy(zero_copy_only=False)
+        expected = indices.astype(np.int64).tolist()
+        assert string_codes(array).tolist() == expected
