@@ -348,3 +348,14 @@ def test_string_codes_of_strings_the_key_cannot_tell_apart(values: list[str | No
         indices = pc.dictionary_encode(array).indices.to_numpy(zero_copy_only=False)
         expected = indices.astype(np.int64).tolist()
         assert string_codes(array).tolist() == expected
+
+
+def test_string_codes_of_a_null_that_holds_bytes() -> None:
+    # a null slot need not be empty: one built over a digest's bytes is still a null
+    full = pa.array([DIGESTS[0], DIGESTS[1], DIGESTS[0]], type=pa.string())
+    _, offsets, data = full.buffers()
+    validity = pa.array([True, False, True]).buffers()[1]
+    array = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, data], null_count=1)
+    with np.errstate(invalid="ignore"):
+        indices = pc.dictionary_encode(array).indices.to_numpy(zero_copy_only=False)
+        assert string_codes(array).tolist() == indices.astype(np.int64).tolist()
