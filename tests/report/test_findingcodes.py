@@ -139,6 +139,9 @@ def test_views_from_numbers_equal_the_text_path_in_order(rows: FindingRows) -> N
     for mask in (np.arange(len(rows)) % 2 == 0, np.arange(len(rows)) >= len(rows) // 3):
         picked = rows.select(mask)
         taken = picked.columns()
+        if picked.image_count:  # the selection keeps the numbers of its image findings
+            assert taken.repo_ids is not None and len(taken.repo_ids) == picked.image_count
+            assert code_numbers(taken) is not None
         wanted = [f for f, keep in zip(plain, mask.tolist(), strict=True) if keep]
         assert ordered(broken_rules(taken)) == ordered(sequential_broken(wanted))
         assert list(codes_in_order(taken).items()) == list(old_by_code(wanted).items())
