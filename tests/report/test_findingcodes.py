@@ -144,6 +144,8 @@ def test_views_from_numbers_equal_the_text_path_in_order(rows: FindingRows) -> N
             assert code_numbers(taken) is not None
         wanted = [f for f, keep in zip(plain, mask.tolist(), strict=True) if keep]
         assert ordered(broken_rules(taken)) == ordered(sequential_broken(wanted))
+        fresh = FindingRows(picked.image, picked.other, picked.positions).columns()
+        assert ordered(broken_rules(fresh)) == ordered(sequential_broken(wanted))
         assert list(codes_in_order(taken).items()) == list(old_by_code(wanted).items())
         assert views.reclaimable_bytes(picked) == views.reclaimable_bytes(wanted)
 
@@ -220,3 +222,31 @@ def test_broken_pairs_keep_the_order_and_last_severity_of_findings() -> None:
     one = ("k", "r", "one")
     assert ordered(broken) == ordered(expected) == [(one, [("A", "error"), ("B", "info")])]
     assert Counter(map(len, broken.values())) == {2: 1}
+
+
+def pandas_reclaimable(columns: Any) -> dict[Any, int]:
+    """:func:`reclaimable` as it was before the numbers: pandas groups."""
+    codes, distinct = pd.factorize(np.asarray(columns.code, dtype=object))
+    names = distinct.tolist()
+    out: dict[Any, int] = dict.fromkeys(names, 0)
+    keep = np.array([bool(d) and isinstance(d, str) for d in columns.digest])
+    key = pd.factorize(pd.Series([(str(a), str(r), str(p), str(d)) for a, r, p, d in zip(
+        columns.account, columns.region, columns.repository, columns.digest, strict=True
+    )], dtype=object)[keep])[0]  # fmt: skip
+    size = np.array([int(b) if isinstance(b, int) else 0 for b in columns.bytes])[keep]
+    out[None] = int(pd.Series(size).groupby(key, sort=False).max().sum())
+    per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
+    for code, total in per_code.groupby(level=0, sort=False).sum().items():
+        out[names[code]] = int(total)
+    return out
+
+
+def test_a_finding_without_a_code_is_counted_as_before() -> None:
+    # pandas numbers a None code -1: the sums by number are not used then
+    rows = FindingRows(None, [
+        {"code": "IM001", "image_digest": "sha256:a", "repository": "r", "bytes": 5},
+        {"code": None, "image_digest": "sha256:b", "repository": "r", "bytes": 7},
+        {"code": "IM002", "image_digest": "sha256:a", "repository": "r", "bytes": 3},
+    ])  # fmt: skip
+    columns = rows.columns()
+    assert list(reclaimable(columns).items()) == list(pandas_reclaimable(columns).items())
