@@ -311,7 +311,8 @@ class FindingRows(Sequence[dict[str, Any]]):
             columns.image_rows = np.asarray(image.rows, dtype=np.int64)[index]
         columns.rule_index, columns.rule_codes = rule, [r.code for r in rules]
         if getattr(image, "repo_ids", None) is not None:
-            columns.repo_ids = np.asarray(image.repo_ids, dtype=np.int64)[index]
+            ids = np.asarray(image.repo_ids, dtype=np.int64)
+            columns.repo_ids = ids if self.positions is None else ids[index]
         return columns
 
 

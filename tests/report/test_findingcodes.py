@@ -13,6 +13,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.rules import bench_config, synthetic_inventory
 from hygiene.findingtable import ImageFindings, RuleInfo
 from hygiene.messages import Message
 from hygiene.model import FixSafety, Severity
@@ -25,6 +26,9 @@ from hygiene.report.findingrows import (
     reclaimable,
     rule_groups,
 )
+from hygiene.report.findingtotals import total_rows
+from hygiene.rules import evaluate
+from tests.builders import NOW
 from tests.conftest import examples
 from tests.report.test_findingrows import check_rows, old_by_code, synthetic_rows
 
@@ -250,3 +254,42 @@ def test_a_finding_without_a_code_is_counted_as_before() -> None:
     ])  # fmt: skip
     columns = rows.columns()
     assert list(reclaimable(columns).items()) == list(pandas_reclaimable(columns).items())
+
+
+def two_region_rows() -> FindingRows:
+    """A synthetic registry where ten repositories have a namesake in another region."""
+    inventory = synthetic_inventory(3_000, 30)
+    images, repositories = inventory.images, inventory.repositories
+    names = sorted(set(images["repository"].astype(str)))[:10]
+    twin = images[images["repository"].astype(str).isin(names)].astype({"region": object})
+    twin["region"] = "us-east-2"
+    twin_repositories = repositories[repositories["name"].astype(str).isin(names)].copy()
+    twin_repositories["region"] = "us-east-2"
+    both = {
+        "images": pd.concat([images, twin], ignore_index=True),
+        "repositories": pd.concat([repositories, twin_repositories], ignore_index=True),
+    }
+    inventory = type(inventory)(**{**vars(inventory), **both})
+    return FindingRows.of(evaluate(inventory, bench_config(), NOW).findings)
+
+
+def test_engine_numbers_each_repository_once_and_totals_agree() -> None:
+    from dataclasses import replace
+
+    rows = two_region_rows()
+    image = rows.image
+    assert image is not None and image.repo_ids is not None
+    keys = list(zip(image.account, image.region, image.repository, strict=True))
+    # one id per (account, region, repository) and one of those per id; a name twice
+    pairs = set(zip(image.repo_ids.tolist(), keys, strict=True))
+    assert len(pairs) == len(set(keys)) == len(set(image.repo_ids.tolist()))
+    assert len(set(image.repository)) < len(set(keys))
+    check_rows(rows)
+    by_text = FindingRows(replace(image, repo_ids=None), rows.other)
+    assert total_rows(rows) == total_rows(by_text)
+    counted = [t for t in total_rows(rows) if (t["images"] or 0) > 1]
+    assert len({t["repository"] for t in counted}) < len(
+        {t["region"] + t["repository"] for t in counted}
+    )
+    for mask in (np.arange(len(rows)) % 3 == 0, np.arange(len(rows)) >= len(rows) // 2):
+        assert total_rows(rows.select(mask)) == total_rows(by_text.select(mask))
