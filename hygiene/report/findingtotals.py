@@ -59,7 +59,7 @@ def _column_totals(image: Any, positions: np.ndarray | None) -> list[dict[str, A
     if not len(at):
         return []
     columns: list[Any] = []
-    texts = (image.account, image.region, image.repository, image.namespace)
+    texts: tuple[Any, ...] = (image.account, image.region, image.repository, image.namespace)
     repo_ids = getattr(image, "repo_ids", None)
     if repo_ids is not None:  # one number per (account, region, repository): the engine's
         columns, texts = [np.asarray(repo_ids, dtype=np.int64)[at]], (image.namespace,)

@@ -285,6 +285,12 @@ def test_engine_numbers_each_repository_once_and_totals_agree() -> None:
     assert len(pairs) == len(set(keys)) == len(set(image.repo_ids.tolist()))
     assert len(set(image.repository)) < len(set(keys))
     check_rows(rows)
+    # a namespace that is not the repository's: the totals tell them apart
+    first = image.repository[0]
+    image.namespace[:] = [
+        "elsewhere" if name == first and k % 2 else space
+        for k, (name, space) in enumerate(zip(image.repository, image.namespace, strict=True))
+    ]
     by_text = FindingRows(replace(image, repo_ids=None), rows.other)
     assert total_rows(rows) == total_rows(by_text)
     counted = [t for t in total_rows(rows) if (t["images"] or 0) > 1]
