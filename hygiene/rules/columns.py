@@ -172,11 +172,29 @@ def unique_rows(rows: np.ndarray, size: int) -> np.ndarray:
     return np.flatnonzero(seen).astype(np.int64, copy=False)
 
 
-def category_list(values: pd.Series, rows: np.ndarray, missing: Any) -> list[Any]:
-    """Values of categorical column ``values`` at positions ``rows`` as a list: each
-    category's Python object (one per category, shared by every row that has it), and
-    ``missing`` where the value is missing. ``Series.tolist()`` makes a new string for
-    every row (900k of each column at a million images)."""
+def rows_list(values: pd.Series, rows: np.ndarray) -> list[Any]:
+    """``pylist(values.iloc[rows])``: a categorical column's values looked up by code
+    (:func:`_category_list`; NaN for a missing value, as pandas gives), any other column
+    through pandas."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _category_list(values, rows, np.nan)
+    return pylist(values.iloc[rows])
+
+
+def rows_list_or_none(values: pd.Series, rows: np.ndarray) -> list[Any]:
+    """The values of ``values.iloc[rows]`` as objects, None for a missing value (a
+    categorical column looked up by code, any other through pandas)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return _category_list(values, rows, None)
+    taken = values.iloc[rows]
+    return taken.astype(object).where(taken.notna(), None).tolist()
+
+
+def _category_list(values: pd.Series, rows: np.ndarray, missing: Any) -> list[Any]:
+    """Values of categorical column ``values`` at positions ``rows``: each category's
+    Python object (one per category, shared by every row that has it), ``missing`` where
+    the value is missing. ``Series.tolist()`` makes a new string for every row (900k of
+    each column at a million images)."""
     categorical = values.array
     assert isinstance(categorical, pd.Categorical)
     lookup = np.empty(len(categorical.categories) + 1, dtype=object)

@@ -26,7 +26,14 @@ import pandas as pd
 from hygiene.findingtable import ImageFindings, RuleInfo, message_parts
 from hygiene.model import Finding
 from hygiene.rules.base import Deletes, Rule, Scope
-from hygiene.rules.columns import category_list, pylist, stable_lexsort, unique_rows, utc_ns
+from hygiene.rules.columns import (
+    pylist,
+    rows_list,
+    rows_list_or_none,
+    stable_lexsort,
+    unique_rows,
+    utc_ns,
+)
 from hygiene.rules.kept import KeptImages
 from hygiene.rules.muting import is_muted, muted_images
 from hygiene.rules.protections import Edges, Protections
@@ -351,10 +358,10 @@ def _unit_findings(
         rules=[RuleInfo(r.code, r.name, r.severity, r.fix, r.fix_safety) for r in rules],
         rule=rule_of,
         rows=rows,
-        account=category_list(images["account"], rows, np.nan),
-        region=category_list(images["region"], rows, np.nan),
-        repository=category_list(images["repository"], rows, np.nan),
-        namespace=category_list(images["namespace"], rows, None),
+        account=rows_list(images["account"], rows),
+        region=rows_list(images["region"], rows),
+        repository=rows_list(images["repository"], rows),
+        namespace=rows_list_or_none(images["namespace"], rows),
         tags=images["tags"].to_numpy(dtype=object)[rows].tolist(),
         message=hits.messages[order].tolist(),
         unit_offsets=offsets,

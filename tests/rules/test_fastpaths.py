@@ -19,10 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hygiene.rules.columns import (
-    category_list,
     day_strings,
     group_ids,
     pylist,
+    rows_list,
+    rows_list_or_none,
     stable_lexsort,
     string_codes,
     unique_rows,
@@ -182,14 +183,16 @@ def test_gather_takes_each_rows_unit(units: list[list[int]], data: Any) -> None:
 @settings(max_examples=examples(200), deadline=None)
 @given(
     st.lists(st.one_of(st.none(), st.sampled_from(["a", "bb", "suporte", "ml/x"])), max_size=40),
+    st.sampled_from(["category", "str", "object"]),
     st.data(),
 )
-def test_category_list_is_the_columns_values(values: list[str | None], data: Any) -> None:
-    column = pd.Series(values, dtype="category")
+def test_rows_lists_are_the_columns_values(values: list[str | None], dtype: str, data: Any) -> None:
+    # categorical (the inventory's own) and not (an inventory pieced together by concat)
+    column = pd.Series(values, dtype=dtype)
     positions = data.draw(st.lists(st.integers(0, len(values) - 1), max_size=30)) if values else []
     rows = np.array(positions, dtype=np.int64)
-    # account, region, repository: what pylist gave (NaN for a missing value)
-    plain = category_list(column, rows, np.nan)
+    # account, region, repository: what pylist gave (NaN for a missing categorical value)
+    plain = rows_list(column, rows)
     expected = pylist(column.iloc[rows])
     assert len(plain) == len(expected)
     for got, want in zip(plain, expected, strict=True):
@@ -198,7 +201,7 @@ def test_category_list_is_the_columns_values(values: list[str | None], data: Any
     # namespace: None for a missing value
     spaces = column.iloc[rows]
     expected_spaces = spaces.astype(object).where(spaces.notna(), None).tolist()
-    assert category_list(column, rows, None) == expected_spaces
+    assert rows_list_or_none(column, rows) == expected_spaces
 
 
 @settings(max_examples=examples(300), deadline=None)
