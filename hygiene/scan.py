@@ -8,11 +8,9 @@ registry differs only by its endpoint URL and dummy credentials.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,7 @@ import boto3
 from hygiene.authz.identity import is_loopback
 from hygiene.background import InBackground, then_wait
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
-from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
+from hygiene.collect.ecr import ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
     ApiCallCounter,
     RegionClients,
@@ -40,6 +38,7 @@ from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
+from hygiene.scanthreads import progress_reporter
 
 if TYPE_CHECKING:
     from hygiene.collect.shards import MergedRun, Shard
@@ -318,44 +317,6 @@ def open_registry(
     )
 
 
-@contextmanager
-def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]:
-    """A rich progress bar on a terminal, a log line every 10% elsewhere."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if enabled:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(
-            # repository names are shown as text, never read as markup
-            TextColumn("{task.description}", markup=False, style="progress.description"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("scanning repositories", total=None)
-
-            def advance(repository: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=f"{repository[:40]:40}")
-
-            yield advance
-        return
-
-    def log_line(repository: str, done: int, total: int) -> None:
-        step = max(1, total // 10)
-        if done == total or done % step == 0:
-            log.info("scanned %d/%d repositories", done, total)
-
-    yield log_line
-
-
 PROPOSAL_CHUNK = 200  # proposals encoded at a time by write_json
 # findings encoded at a time by write_json: each chunk's text is one object of ~1.1 MiB
 # (5,000 image findings, 5.5 MiB, kept the kernel busy 1-3 s longer at a million
@@ -557,32 +518,6 @@ def parts_client(config: Config) -> Any:
         else None
     )
     return session.client("s3", endpoint_url=endpoint)
-
-
-def warm_up(after: threading.Event | None = None, longest: float = 0.5) -> threading.Thread:
-    """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
-    in a background thread, while the registry is read: the reads wait on the network,
-    the imports on the CPU. With ``after``, once it is set (``collect``'s ``reading``) or
-    ``longest`` seconds have passed: the imports hold the interpreter for long stretches,
-    which delays the first requests (made one after the other) where 8 reads in flight
-    keep the registry busy meanwhile; a registry whose first read takes long does not
-    wait for it. A later import of the same modules waits for them (Python's import
-    lock)."""
-
-    def run() -> None:
-        if after is not None:
-            after.wait(longest)
-        import pyarrow.parquet  # noqa: F401
-
-        import hygiene.findingchunks  # the document's findings (hygiene.jsonout's)
-        import hygiene.jsonout
-        import hygiene.lifecycle
-        import hygiene.plan
-        import hygiene.rules.engine  # noqa: F401
-
-    thread = threading.Thread(target=run, name="warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:

@@ -90,7 +90,7 @@ def test_report_locales_written_out_for_the_cli_are_the_report_locales() -> None
 WARM_UP_CHILD = textwrap.dedent(
     """
     import sys, threading, time
-    from hygiene.scan import warm_up
+    from hygiene.scanthreads import warm_up
 
     first_read = threading.Event()
     thread = warm_up(after=first_read, longest=60)

@@ -168,7 +168,8 @@ def scan_command(
     from hygiene.cli.ending import ends_with_process, keep_until_end, request_fast_end
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry, warm_up
+    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry
+    from hygiene.scanthreads import warm_up
 
     configure_logging(log_format)
     config = load(rules_dir)
