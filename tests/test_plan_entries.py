@@ -219,7 +219,7 @@ tag_cells = st.one_of(
     st.lists(tag_text, max_size=4),
     st.lists(tag_text, max_size=3).map(tuple),
     st.lists(tag_text, max_size=3).map(lambda tags: np.array(tags, dtype=object)),
-    st.lists(st.one_of(tag_text, st.integers(0, 20), st.none()), max_size=3),
+    st.lists(st.one_of(tag_text, st.integers(0, 20), st.none(), st.just(b"ab")), max_size=3),
 )
 
 
