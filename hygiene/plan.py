@@ -329,10 +329,11 @@ def _lifecycle_proposals(findings: list[Finding], scope: Scope) -> list[Proposal
 
     flagged = {(f.account, f.region, f.repository) for f in findings if f.repository}
     inventory = scope.inventory
-    images, repositories = inventory.images, inventory.repositories
-
+    repositories = inventory.repositories
+    # the repositories are scoped; the images need not be: the preview reads only the
+    # images of the repositories it proposes for (no copy of a million rows' columns)
     scoped = Inventory(
-        images=images[in_keys(images, "repository", flagged)],
+        images=inventory.images,
         repositories=repositories[in_keys(repositories, "name", flagged)],
         run=inventory.run,
     )
