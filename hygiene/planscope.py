@@ -106,21 +106,52 @@ class Scope:
         """Evidence entries of every image of one repository, by digest (the entries of
         :attr:`images`, made for this repository's rows alone: a few abandoned
         repositories need not index a million-image registry)."""
-        rows = self._rows_by_repository.get(key)
+        return self.images_of_many([key])[key]
+
+    def images_of_many(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """:meth:`images_of` of each repository of ``keys``, the entries of all of them
+        made in one :func:`evidence_entries` (not a few hundred calls of it)."""
+        keys = list(dict.fromkeys(keys))
+        images = self.inventory.images
+        groups = self._rows_by_repository
+        if not columnar_entries(images):
+            return {key: self._objects_of(groups.get(key)) for key in keys}
+        row_lists = [np.sort(groups.get(key, _NO_ROWS)) for key in keys]
+        every = np.concatenate([_NO_ROWS, *row_lists])
+        digest_of = images["digest"].iloc[every].tolist()
+        rows: list[int] = []
+        digests: list[str] = []
+        counts = []
+        start = 0
+        for key_rows in row_lists:
+            stop = start + len(key_rows)
+            # a digest twice: its last row's entry (as the index of every image keeps)
+            last = {
+                str(d): r for d, r in zip(digest_of[start:stop], key_rows.tolist(), strict=True)
+            }
+            start = stop
+            ordered = sorted(last)
+            digests += ordered
+            rows += [last[d] for d in ordered]
+            counts.append(len(ordered))
+        entries = evidence_entries(images, np.array(rows, dtype=np.int64), digests)
+        bounds = np.cumsum([0, *counts]).tolist()
+        return {key: entries[bounds[k] : bounds[k + 1]] for k, key in enumerate(keys)}
+
+    def _objects_of(self, rows: np.ndarray | None) -> list[dict[str, Any]]:
+        """The entries of ``rows`` made one by one (times that are not a time-zone column)."""
         if rows is None:
             return []
-        images = self.inventory.images
-        rows = np.sort(rows)
-        if not columnar_entries(images):
-            entries: dict[str, dict[str, Any]] = {}
-            for row in images[EVIDENCE_COLUMNS].iloc[rows].itertuples(index=False):
-                entries[str(row.digest)] = evidence_entry(row)
-            return sorted(entries.values(), key=lambda info: info["digest"])
-        # a digest twice: its last row's entry (as the index of every image keeps)
-        digest_of = images["digest"].iloc[rows].tolist()
-        last = {str(d): row for d, row in zip(digest_of, rows.tolist(), strict=True)}
-        digests = sorted(last)
-        return evidence_entries(images, np.array([last[d] for d in digests], np.int64), digests)
+        entries: dict[str, dict[str, Any]] = {}
+        frame = self.inventory.images[EVIDENCE_COLUMNS].iloc[np.sort(rows)]
+        for row in frame.itertuples(index=False):
+            entries[str(row.digest)] = evidence_entry(row)
+        return sorted(entries.values(), key=lambda info: info["digest"])
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 EVIDENCE_COLUMNS = ["account", "region", "repository", "digest", "tags", "pushed_at"]
@@ -177,8 +208,8 @@ def evidence_entries(
         for digest, tags, pushed, pulled, stored, size, kind, index in zip(
             digests,
             tags_of,
-            offset_texts(ns_ints(images["pushed_at"])[rows]),
-            offset_texts(ns_ints(images["last_pull"])[rows]),
+            offset_texts(ns_ints(images["pushed_at"].iloc[rows])),
+            offset_texts(ns_ints(images["last_pull"].iloc[rows])),
             images["storage_bytes"].to_numpy(dtype=np.int64)[rows].tolist(),
             images["size_bytes"].to_numpy(dtype=np.int64)[rows].tolist(),
             media_of,

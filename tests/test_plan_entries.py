@@ -297,3 +297,27 @@ def test_same_digests_is_comparing_each_rows_digest(
     finally:
         plancolumns.DIGEST_CHUNK = old
     assert fast == slow
+
+
+@pytest.mark.parametrize("as_objects", [False, True], ids=["columns", "objects"])
+def test_images_of_many_repositories_are_each_ones_entries(as_objects: bool) -> None:
+    """The entries of many abandoned repositories, made in one pass, are each
+    repository's own (a digest twice, a repository with no image, one asked twice)."""
+    registry = _registry(6)
+    images = registry.images
+    twice = pd.concat([images, images.iloc[[0, 1]].assign(size_bytes=7)], ignore_index=True)
+    if as_objects:
+        twice = twice.assign(pushed_at=twice["pushed_at"].astype(object))
+    inventory = Inventory(twice, registry.repositories, registry.run)
+    where = twice[["account", "region", "repository"]].astype(str)
+    keys = list(dict.fromkeys(map(tuple, where.to_numpy().tolist())))
+    keys = [*keys[::-1], ("851296927411", "us-east-1", "no/such"), keys[0]]
+    many = Scope(inventory, bench_config(), NOW).images_of_many(keys)
+    assert list(many) == list(dict.fromkeys(keys)) and many[keys[-2]] == []
+    for key in keys:
+        rows = np.flatnonzero((where.to_numpy() == np.array(key, dtype=object)).all(axis=1))
+        expected: dict[str, dict[str, Any]] = {}
+        for row in twice[EVIDENCE_COLUMNS].iloc[rows].itertuples(index=False):
+            expected[str(row.digest)] = evidence_entry(row)
+        assert many[key] == sorted(expected.values(), key=lambda info: info["digest"])
+    assert sum(e["size_bytes"] == 7 for entries in many.values() for e in entries) == 2
