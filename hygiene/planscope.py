@@ -258,9 +258,12 @@ def _sorted_lists(lists: Any, by_frame: np.ndarray) -> list[list[str]]:
     position = np.empty(len(by_frame), dtype=np.int64)
     position[by_frame] = np.arange(len(by_frame))
     taken = ordered.take(pa.array(position))
-    strings = taken.flatten().to_numpy(zero_copy_only=False).tolist()
-    bounds = taken.offsets.to_numpy().tolist()
-    return list(map(strings.__getitem__, map(slice, bounds[:-1], bounds[1:])))
+    del lists, values, owner, within, ordered, position
+    lengths = pc.list_value_length(taken).to_numpy().tolist()  # small numbers: no new ints
+    strings = iter(taken.flatten().to_numpy(zero_copy_only=False).tolist())
+    del taken
+    pa.default_memory_pool().release_unused()  # Arrow's copies go back now, not later
+    return [list(itertools.islice(strings, length)) for length in lengths]
 
 
 def all_text(values: Iterable[Any]) -> bool:
