@@ -21,6 +21,40 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+# error codes with which AWS refuses a call the caller's IAM policy does not allow
+ACCESS_DENIED = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnauthorizedOperation",
+        "UnauthorizedAccess",
+        "AuthorizationError",
+    }
+)
+
+
+def refused_code(exc: BaseException | None) -> str | None:
+    """The AWS error code when ``exc`` (or what it was raised from) is IAM refusing a
+    call, else None.
+
+    A botocore ``ClientError`` is read from its ``response``; an error that already
+    carries the code of a refusal it reports (``refused_code``: an in-use source's
+    failure, apply's in-use re-check) counts as well.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        carried = getattr(exc, "refused_code", None)
+        if isinstance(carried, str) and carried:
+            return carried
+        response = getattr(exc, "response", None)
+        if isinstance(response, dict):
+            code = str((response.get("Error") or {}).get("Code", ""))
+            if code in ACCESS_DENIED:
+                return code
+        exc = exc.__cause__ or exc.__context__
+    return None
+
 
 class ExitCode(IntEnum):
     OK = 0

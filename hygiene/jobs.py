@@ -581,4 +581,17 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
     except Exception:
         log.exception("scheduled %s run crashed", kind)
         return None
+    finally:
+        if deps is not None:
+            _close_store(deps, kind)
     return result.status.value
+
+
+def _close_store(deps: JobDeps, kind: str) -> None:
+    """Close the store the daemon opened for one scheduled run, however the run ended (as
+    the one-shot ``hygiene run`` does): a daemon runs for weeks, and each run's engine
+    would otherwise keep its connections (with SQLite, the database's files) open."""
+    try:
+        deps.store.close()
+    except Exception:
+        log.exception("could not close the store after the scheduled %s run", kind)

@@ -35,7 +35,7 @@ from hygiene.collect.workloads import Discovery
 from hygiene.collect.workloads import discover as discover_in_use
 from hygiene.collect.workloads.discover import AwsAccount
 from hygiene.config import CollectSettings, Config
-from hygiene.errors import ConfigError
+from hygiene.errors import ConfigError, refused_code
 from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.messages import message_json
@@ -131,7 +131,9 @@ class RegistryHandle:
                 try:
                     session = self.sessions.open(target, "scanner")
                 except AccountError as exc:
-                    accounts.append(AwsAccount(label, None, str(exc), target.regions))
+                    accounts.append(
+                        AwsAccount(label, None, str(exc), target.regions, refused_code(exc))
+                    )
                     continue
                 accounts.append(AwsAccount(label, session, "", target.regions))
         return discover_in_use(

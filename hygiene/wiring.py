@@ -28,7 +28,7 @@ from hygiene.jobtypes import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
 from hygiene.notify.channels import Channel
-from hygiene.notify.deliver import DeliveryResult, deliver_all, record_deliveries
+from hygiene.notify.deliver import DeliveryResult, deliver_all, record_deliveries, utc_now
 from hygiene.report.data import (
     ApplyOutcome,
     HistoryRun,
@@ -198,10 +198,14 @@ class Wired:
     proposals: list[Proposal] = field(default_factory=list)
     snapshot: Path | None = None
     demo: str | None = None  # the demo id, when this process is the demo itself
-    announced_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # the job's clock: the grace date a report promises is read from it when the report
+    # is rendered, and each delivery is stamped with it when it went through
+    clock: Callable[[], datetime] = utc_now
     # the delivery channels (None: those configured, built when a report is sent)
     channels: Sequence[Channel] | None = None
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
+    # report name → the moment its promised grace dates count from (render_owner_report)
+    _promised_from: dict[str, datetime] = field(default_factory=dict)
     _snapshot_write: InBackground[Path] | None = None
 
     # -- registry
@@ -340,10 +344,12 @@ class Wired:
         return reports
 
     def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
-        # this report is the owners' notice: open proposals not yet announced get the
-        # grace date that notify() records when the report reaches them (none when it
-        # cannot: nothing is sent, or no channel is configured)
-        grace = self.announced_at + timedelta(days=self.config.policy.apply.grace_days)
+        # this report is the owners' notice: open proposals not yet announced get a grace
+        # date counted from now, before it is sent (none when it cannot reach them:
+        # nothing is sent, or no channel is configured). notify() counts the stored grace
+        # from the delivery, later, so the store never allows less than this promise.
+        promised_from = self.clock()
+        grace = promised_from + timedelta(days=self.config.policy.apply.grace_days)
         open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
         can_reach = self.send and bool(self.config.policy.notify.enabled_channels)
         announced = [
@@ -356,6 +362,8 @@ class Wired:
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
         )
+        for report in reports:
+            self._promised_from[report.name] = promised_from
         self.reports += reports
         return reports
 
@@ -370,8 +378,18 @@ class Wired:
         owner: outside any namespace or in a namespace that is not a registered project
         (the admins are their owners of record). Only proposals of this job's plan are
         marked: those are what the reports showed.
+
+        The grace period counts from the moment the first delivery that told them went
+        through (the :attr:`clock` when the channel accepted it, per report), not from the
+        job's start: a slow relay or a retry does not eat into it. It is never earlier
+        than the moment the report's printed grace dates count from, so the store never
+        lets apply delete before the date the owners were given.
         """
-        results = deliver_all(reports, self.config, channels=self.channels) if self.send else []
+        results = (
+            deliver_all(reports, self.config, channels=self.channels, clock=self.clock)
+            if self.send
+            else []
+        )
         self.deliveries += results
         if results and reports and "html" in reports[0].files:
             record_deliveries(reports[0].files["html"].parent, results)
@@ -384,10 +402,11 @@ class Wired:
                 + (reached if result.ok else f": {result.error}"),
             )
         shown = [p.id for p in self.proposals]
-        now = self.announced_at
         for report in reports:
-            if not any(told_owners(report, r) for r in results):
+            told = [r.at for r in results if told_owners(report, r)]
+            if not told:
                 continue
+            now = max(min(told), self._promised_from.get(report.name, min(told)))
             if report.kind == "weekly" and report.namespace:
                 self.store.mark_notified(now, namespace=report.namespace, ids=shown)
             else:

@@ -97,11 +97,15 @@ class FaultProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 operation = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1]
                 if proxy._denied(operation):  # IAM refuses it: the registry never sees it
+                    # the service the request was signed for (…/<region>/<service>/aws4_request)
+                    scope = (self.headers.get("Authorization") or "").split("/")
+                    service = scope[3] if len(scope) > 4 else "ecr"
                     payload = json.dumps(
                         {
                             "__type": "AccessDeniedException",
                             "message": "User: arn:aws:sts::123456789012:assumed-role/cleaner/"
-                            f"hygiene is not authorized to perform: ecr:{operation} on resource",
+                            f"hygiene is not authorized to perform: {service}:{operation} on "
+                            "resource",
                         }
                     ).encode()
                     self.send_response(400)

@@ -8,7 +8,10 @@ tasks, Kubernetes pods, the in-use file). An image a workload names is skipped w
 reason, and its whole unit with it (:func:`hygiene.apply.images.apply_images`).
 
 If a source cannot be read, :class:`InUseUnknownError` is raised and nothing of that
-proposal is deleted: it stays approved for the next apply.
+proposal is deleted: it stays approved for the next apply, and nothing else of the run is
+deleted either (the check fails fast once a read failed). When IAM refused the read
+(AccessDenied), the error carries its code (``refused_code``): apply then fails the run
+and alerts, as for a refused re-check read (:mod:`hygiene.apply.retries`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ Reader = Callable[[bool], "Discovery"]
 
 
 class InUseUnknownError(Exception):
-    """An in-use source could not be read right before deleting."""
+    """An in-use source could not be read right before deleting; ``refused_code`` is the
+    AWS error code when IAM refused the read (None: any other failure)."""
+
+    def __init__(self, message: str, refused_code: str | None = None) -> None:
+        super().__init__(message)
+        self.refused_code = refused_code
 
 
 @dataclass
@@ -63,17 +71,22 @@ class InUseCheck:
     _fast: list[ImageUse] = field(default_factory=list)
     _read_at: float | None = None
     _index: _Index | None = None
-    _failure: str | None = None
+    _failure: InUseUnknownError | None = None
 
     def _load(self, running_only: bool) -> list[ImageUse]:
         if self._failure is not None:  # failed once this run: fail fast, delete nothing
-            raise InUseUnknownError(self._failure)
+            raise InUseUnknownError(str(self._failure), self._failure.refused_code)
         discovery = self.read(running_only)
         self.reads += 1
         if not discovery.complete:
             failed = "; ".join(f"{s.name}: {s.detail}" for s in discovery.failed)
-            self._failure = f"in-use source(s) could not be read: {failed}"
-            raise InUseUnknownError(self._failure)
+            refused = [
+                discovery.refused[s.name] for s in discovery.failed if s.name in discovery.refused
+            ]
+            self._failure = InUseUnknownError(
+                f"in-use source(s) could not be read: {failed}", refused[0] if refused else None
+            )
+            raise InUseUnknownError(str(self._failure), self._failure.refused_code)
         return list(discovery.uses)
 
     def refresh(self) -> None:

@@ -1,9 +1,11 @@
-"""The ECR operations each proposal action calls, as IAM action names.
+"""The AWS operations each proposal action calls, as IAM action names.
 
 A test reads every ``client.<operation>`` call in :mod:`hygiene.apply` and checks it is
 listed here; another runs image and repository deletions against the embedded registry
 and checks that every operation they called, the re-check's reads through the scan's
-reader included, is listed for its action (tests/apply/test_permissions_seen.py). The
+reader included, is listed for its action (tests/apply/test_permissions_seen.py), and
+one more that the in-use re-check's reads of the workloads are
+(tests/workloads/test_apply_in_use.py). The
 IAM policies themselves are generated from :mod:`hygiene.iam`, whose *cleaner* role
 grants every action listed here (also tested).
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hygiene.iam import declared_actions
 from hygiene.model import Action
 
 # The repository read whole again, as a scan reads it, so that the deployed rules judge the
@@ -27,6 +30,12 @@ RE_READ = (
     "ecr:ListTagsForResource",
 )
 
+# The workloads read again right before deleting images (hygiene.apply.in_use: ECS with its
+# scheduled tasks, Lambda, Batch, as ``in_use.aws_sources`` says), with the role apply runs
+# as; the same reads the discovery policy grants. Refused, apply deletes nothing and fails
+# the run (docs/in-use.md).
+IN_USE_READ = tuple(sorted(declared_actions("discovery")))
+
 PERMISSIONS: dict[Action, tuple[str, ...]] = {
     Action.DELETE_IMAGES: (
         "ecr:DescribeImages",
@@ -34,6 +43,7 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:BatchGetImage",
         "ecr:BatchDeleteImage",
         *RE_READ,
+        *IN_USE_READ,
     ),
     Action.DELETE_REPOSITORY: (
         "ecr:DescribeRepositories",
@@ -46,6 +56,7 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:BatchGetImage",
         "ecr:BatchDeleteImage",
         *RE_READ,
+        *IN_USE_READ,
     ),
     Action.ENABLE_SCAN_ON_PUSH: ("ecr:DescribeRepositories", "ecr:PutImageScanningConfiguration"),
     Action.SET_TAG_IMMUTABILITY: (

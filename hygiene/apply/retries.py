@@ -15,24 +15,21 @@ be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
 
 from __future__ import annotations
 
-from botocore.exceptions import ClientError
-
+from hygiene.errors import ACCESS_DENIED, refused_code
 from hygiene.store import Store
+
+__all__ = [
+    "ACCESS_DENIED",
+    "FIX_HINT",
+    "IN_USE_HINT",
+    "KEPT_ALERT_AFTER",
+    "kept_in_a_row",
+    "refused_read",
+]
 
 # applies in a row that kept the same proposal before the admins hear about it: three
 # nights of the nightly job
 KEPT_ALERT_AFTER = 3
-
-# error codes with which AWS refuses a call the caller's IAM policy does not allow
-ACCESS_DENIED = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "UnauthorizedAccess",
-        "AuthorizationError",
-    }
-)
 
 # outcomes that are progress on a proposal: a run that recorded one of them did not just
 # keep it
@@ -43,19 +40,17 @@ FIX_HINT = (
     "--role cleaner` (docs/operations.md, Permissions)"
 )
 
+IN_USE_HINT = (
+    "the role that reads the workloads lacks a read: compare it with `hygiene iam policy "
+    "--role cleaner` (this account's workloads), `--role member-scanner` (a registry "
+    "account's) or `--role discovery` (a role of in_use.assume_roles); docs/in-use.md"
+)
+
 
 def refused_read(exc: BaseException | None) -> str | None:
     """The AWS error code when ``exc`` (or what it was raised from) is IAM refusing a
-    call, else None."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ClientError):
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ACCESS_DENIED:
-                return code
-        exc = exc.__cause__ or exc.__context__
-    return None
+    call, else None (:func:`hygiene.errors.refused_code`)."""
+    return refused_code(exc)
 
 
 def kept_in_a_row(store: Store, proposal_id: str) -> int:

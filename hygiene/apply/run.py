@@ -26,7 +26,13 @@ from hygiene.apply.repository import (
     apply_repository,
     apply_repository_deletion,
 )
-from hygiene.apply.retries import FIX_HINT, KEPT_ALERT_AFTER, kept_in_a_row, refused_read
+from hygiene.apply.retries import (
+    FIX_HINT,
+    IN_USE_HINT,
+    KEPT_ALERT_AFTER,
+    kept_in_a_row,
+    refused_read,
+)
 from hygiene.apply.trust import Verifier, applying_policy
 from hygiene.authz import Identity
 from hygiene.collect.session import ApiCallCounter
@@ -216,7 +222,8 @@ def _keep(recorder: Recorder, result: ApplyResult, proposal: Any, detail: str, e
     goes to ``result.refused`` too: it fails the run (hygiene.apply.retries)."""
     code = refused_read(exc)
     if code is not None:
-        detail = f"a read was refused ({code}): {detail}; {FIX_HINT}"
+        hint = IN_USE_HINT if isinstance(exc, InUseUnknownError) else FIX_HINT
+        detail = f"a read was refused ({code}): {detail}; {hint}"
         result.refused[proposal.id] = detail
     row: dict[str, Any] = {"outcome": "retry", "detail": detail}
     if code is not None:

@@ -63,6 +63,11 @@ class DeliveryResult:
         return DeliveryFailure(self.channel, self.target, self.report, self.error or "", self.at)
 
 
+def utc_now() -> datetime:
+    """The wall clock, in UTC: the default ``clock`` of the deliveries."""
+    return datetime.now(UTC)
+
+
 def attempt(
     action: Callable[[], Sent],
     *,
@@ -72,15 +77,22 @@ def attempt(
     retries: int,
     backoff: float,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
 ) -> DeliveryResult:
-    """Run ``action`` up to ``1 + retries`` times (backoff doubling); catch everything."""
+    """Run ``action`` up to ``1 + retries`` times (backoff doubling); catch everything.
+
+    The result's ``at`` is read from ``clock`` when the last attempt ended: for a
+    delivery that went through, right after the channel accepted it (a grace period
+    starts then, not when the job started: :meth:`hygiene.wiring.Wired.notify`)."""
     error = ""
     for number in range(1, retries + 2):
         try:
             sent = action()
         except ConfigError as exc:  # no recipient, no channel: retrying cannot help
             log.warning("cannot deliver %s by %s: %s", report, channel, exc.message)
-            return DeliveryResult(report, channel, target, False, number, exc.message[:500])
+            return DeliveryResult(
+                report, channel, target, False, number, exc.message[:500], at=clock()
+            )
         except Exception as exc:  # a failed delivery must never fail the scan
             error = f"{type(exc).__name__}: {exc}"
             log.warning(
@@ -94,11 +106,19 @@ def attempt(
             if number <= retries:
                 sleep(backoff * 2 ** (number - 1))
             continue
+        delivered_at = clock()
         log.info("delivered %s by %s to %s", report, channel, target)
         return DeliveryResult(
-            report, channel, target, True, number, reached=tuple(sent.reached), note=sent.note
+            report,
+            channel,
+            target,
+            True,
+            number,
+            at=delivered_at,
+            reached=tuple(sent.reached),
+            note=sent.note,
         )
-    return DeliveryResult(report, channel, target, False, retries + 1, error[:500])
+    return DeliveryResult(report, channel, target, False, retries + 1, error[:500], at=clock())
 
 
 def audience(report: RenderedReport, config: Config) -> Audience:
@@ -143,8 +163,10 @@ def deliver_report(
     channels: Sequence[Channel],
     *,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
 ) -> list[DeliveryResult]:
-    """Send ``report`` on every channel to every target. One result per delivery."""
+    """Send ``report`` on every channel to every target. One result per delivery, each
+    with the time ``clock`` said when it ended (:func:`attempt`)."""
     notify = config.policy.notify
     who = audience(report, config)
     results: list[DeliveryResult] = []
@@ -159,6 +181,7 @@ def deliver_report(
                     retries=notify.retries,
                     backoff=notify.retry_backoff_seconds,
                     sleep=sleep,
+                    clock=clock,
                 )
             )
     return results
@@ -175,18 +198,22 @@ def deliver_all(
     environ: Mapping[str, str] | None = None,
     channels: Sequence[Channel] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] = utc_now,
 ) -> list[DeliveryResult]:
     """Deliver every report; channels are built from config unless passed in. A channel
-    that cannot even be built (a missing token) yields a failed result per report."""
+    that cannot even be built (a missing token) yields a failed result per report.
+    ``clock`` stamps each result (:func:`attempt`)."""
     results: list[DeliveryResult] = []
     if channels is None:
         built, broken = build_channels(config, environ)
         for name, why in broken:
             log.warning("cannot deliver by %s: %s", name, why)
-            results += [DeliveryResult(r.name, name, "-", False, 0, why[:500]) for r in reports]
+            results += [
+                DeliveryResult(r.name, name, "-", False, 0, why[:500], at=clock()) for r in reports
+            ]
         channels = built
     for report in reports:
-        results += deliver_report(report, config, channels, sleep=sleep)
+        results += deliver_report(report, config, channels, sleep=sleep, clock=clock)
     return results
 
 

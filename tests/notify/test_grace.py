@@ -43,7 +43,7 @@ def wired(config: Config, tmp_path: Path) -> Wired:
     builders.store_proposals(store, proposals)
     wiring = Wired(config, store, RegistryAccess(), out_dir=tmp_path, send=True)
     wiring.proposals = proposals
-    wiring.announced_at = NOW
+    wiring.clock = lambda: NOW
     return wiring
 
 

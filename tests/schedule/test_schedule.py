@@ -257,8 +257,29 @@ def test_a_configuration_broken_after_deployment_alerts_through_the_last_that_lo
         alert.summary
     )
     assert "rules.IM002.days" in caplog.text  # and the log line, as before
-    assert world.store.closed == 1  # the store opened to alert through is closed again
+    # the nightly run's store, then the one opened to alert through: both closed again
+    assert world.store.closed == 2
 
     path.write_text(yaml.safe_dump({**policy, "rules": {"IM002": {"days": 90}}}))
     assert jobs.scheduled_nightly(str(rules)) == "ok"  # mended: the next run goes
     assert len(world.alerts) == 1
+
+
+def test_every_scheduled_run_closes_its_store_whatever_its_outcome(make_rules, world, monkeypatch):
+    """The daemon opens a store for each run (its deps); it closes it when the run ends:
+    a run that went well, one refused by the lock, one that crashed."""
+    rules = make_rules()
+    assert jobs.scheduled_nightly(str(rules)) == "ok"
+    assert world.store.closed == 1
+    assert jobs.scheduled_weekly(str(rules)) == "ok"
+    assert world.store.closed == 2
+    with world.store.lock(jobs.LOCK_NAME):
+        assert jobs.scheduled_nightly(str(rules)) is None  # not started: lock held
+    assert world.store.closed == 3
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(jobs, "run_nightly", crash)
+    assert jobs.scheduled_nightly(str(rules)) is None
+    assert world.store.closed == 4

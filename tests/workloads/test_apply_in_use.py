@@ -177,3 +177,42 @@ def test_apply_without_deletions_reads_no_workloads(store: Store):
     builders.deployed(store, config)
     result = apply(store, lambda a, r: None, config, NOW, actor=ADMIN, in_use=InUseCheck(reader))
     assert result.states == {} and reader.asked == []
+
+
+# --------------------------------------------------------------------------- permissions
+
+
+def test_the_permissions_of_an_image_deletion_list_the_in_use_reads(
+    ecr, aws: WorkloadSeeder, store: Store, config
+):
+    """Apply reads the workloads with the role it runs as: every read of that re-check
+    (ECS with its scheduled tasks, Lambda, Batch) is listed for delete-images and
+    delete-repository, which deletes an abandoned repository's images first."""
+    from hygiene.apply import PERMISSIONS
+    from hygiene.model import Action
+    from tests.iam_recorder import recording
+
+    seeder = Seeder(ecr, NOW)
+    repo = seeder.repo("ml/api")
+    stale = seeder.image(repo, "v1", days_old=400)
+    for n in (1, 2, 3):  # the three newest releases stay (keep_newest: 3)
+        seeder.image(repo, f"r{n}", days_old=n)
+    aws.cluster("prod")
+    aws.task("prod", aws.task_definition("api", f"{HOST}/ml/api:r1"), [])
+    aws.service("prod", "api", aws.task_definition("web", f"{HOST}/ml/web:v1"))
+    aws.function("fn", [(f"{HOST}/ml/fn:v1", "sha256:" + "1" * 64)])
+    aws.job_definition("job", f"{HOST}/ml/job:v1")
+    proposal = approved(store, seeder, config, [seeder.finding("IM002", repo, stale)])
+    handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
+
+    with recording() as recorder:
+        result = apply(
+            store, handle.client, config, NOW, actor=ADMIN, in_use=in_use_check(handle, config)
+        )
+
+    assert result.states[proposal.id][0] == ProposalState.APPLIED, result.to_json()
+    read = {action for action in recorder.calls if not action.startswith("ecr:")}
+    assert {"ecs:ListClusters", "events:ListRuleNamesByTarget", "lambda:ListFunctions"} <= read
+    assert "batch:DescribeJobDefinitions" in read
+    for action in (Action.DELETE_IMAGES, Action.DELETE_REPOSITORY):
+        assert read - set(PERMISSIONS[action]) == set(), action

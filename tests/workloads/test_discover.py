@@ -140,6 +140,8 @@ def test_a_role_that_cannot_be_assumed_fails_that_account(aws):
     )
     assert not discovery.complete
     assert states(discovery)["ecs us-east-1"] == ("ok", 0)  # this account was still read
+    # IAM refused it: apply's in-use re-check fails its run on this (docs/in-use.md)
+    assert discovery.refused == {name: "AccessDenied" for name in failed}
 
 
 def test_a_failing_context_fails_only_itself(aws, k8s_api, kubeconfig):
@@ -154,6 +156,7 @@ def test_a_failing_context_fails_only_itself(aws, k8s_api, kubeconfig):
     assert failed.name == "kubernetes lab"
     assert failed.detail.startswith("list pods: HTTP 403: pods is forbidden")
     assert not discovery.complete
+    assert discovery.refused == {}  # RBAC, not IAM: a plain failure
 
 
 def test_an_unreadable_file_fails_the_file_source(aws, tmp_path):

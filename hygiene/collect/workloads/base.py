@@ -14,18 +14,24 @@ from dataclasses import dataclass, field
 import botocore.exceptions
 
 from hygiene.collect.workloads.references import ImageUse
+from hygiene.errors import refused_code
 from hygiene.inventory import SourceStatus
 
 __all__ = ["AWS_ERRORS", "SourceError", "SourceResult", "SourceStatus", "aws_error", "chunks"]
 
 
 class SourceError(Exception):
-    """A source could not be read completely (after botocore's/urllib3's own retries)."""
+    """A source could not be read completely (after botocore's/urllib3's own retries).
 
-    def __init__(self, operation: str, message: str) -> None:
+    ``refused_code``: the AWS error code when IAM refused the call (AccessDenied…), which
+    no retry mends (:func:`hygiene.errors.refused_code`); None for any other failure.
+    """
+
+    def __init__(self, operation: str, message: str, refused_code: str | None = None) -> None:
         super().__init__(f"{operation}: {message}")
         self.operation = operation
         self.message = message
+        self.refused_code = refused_code
 
 
 @dataclass
@@ -41,7 +47,7 @@ def aws_error(operation: str, exc: Exception) -> SourceError:
     if isinstance(exc, botocore.exceptions.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", "ClientError"))
-        return SourceError(operation, f"{code}: {error.get('Message', exc)}")
+        return SourceError(operation, f"{code}: {error.get('Message', exc)}", refused_code(exc))
     return SourceError(operation, f"{type(exc).__name__}: {exc}")
 
 

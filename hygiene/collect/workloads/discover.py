@@ -54,6 +54,8 @@ class Discovery:
     uses: list[ImageUse] = field(default_factory=list)
     statuses: list[SourceStatus] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)  # Kubernetes calls (AWS: counter)
+    # failed sources whose read IAM refused: status name → AWS error code (AccessDenied…)
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[SourceStatus]:
@@ -74,6 +76,7 @@ class AwsAccount:
     session: boto3.Session | None  # None: the role could not be assumed
     error: str = ""
     regions: tuple[str, ...] = ()  # empty: the discovery's regions
+    refused_code: str | None = None  # IAM refused assuming the role (AccessDenied…)
 
 
 Job = Callable[[], SourceResult]
@@ -99,7 +102,8 @@ def assume_role(
             "Credentials"
         ]
     except AWS_ERRORS as exc:
-        return AwsAccount(account, None, f"{role_arn}: {aws_error('AssumeRole', exc)}")
+        error = aws_error("AssumeRole", exc)
+        return AwsAccount(account, None, f"{role_arn}: {error}", refused_code=error.refused_code)
     assumed = boto3.Session(
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
@@ -167,6 +171,7 @@ def discover(
     owners: dict[str, str] = {}  # status name → the workloads' account (other accounts)
     jobs: dict[str, Job] = {}
     preset: dict[str, SourceStatus] = {}
+    refused: dict[str, str] = {}  # status name → the code IAM refused it with
     aws_sources = [s for s in AWS_SOURCES if s in settings.aws_sources]
     if running_only:
         aws_sources = [s for s in aws_sources if s == "ecs"]
@@ -197,6 +202,8 @@ def discover(
                         preset[name] = SourceStatus(
                             name, source, "failed", why, account=account.label or None
                         )
+                        if account.refused_code:
+                            refused[name] = account.refused_code
                         continue
                     jobs[name] = _aws_job(
                         source,
@@ -242,7 +249,7 @@ def discover(
             "file", "file", "not-configured", "protections.in_use_images_file"
         )
 
-    discovery = Discovery()
+    discovery = Discovery(refused=refused)
     results: dict[str, SourceResult | SourceError] = {}
     if jobs:
         with ThreadPoolExecutor(
@@ -260,6 +267,8 @@ def discover(
             discovery.statuses.append(
                 SourceStatus(name, kind, "failed", str(outcome), account=owners.get(name))
             )
+            if outcome.refused_code:
+                discovery.refused[name] = outcome.refused_code
             continue
         uses = list(dict.fromkeys(outcome.uses))  # a pod's spec and status repeat images
         discovery.uses += uses

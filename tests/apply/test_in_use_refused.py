@@ -1,0 +1,198 @@
+"""An in-use read IAM refuses right before deleting is a refused read, not a retry.
+
+Apply reads the workloads again before its first image deletion (docs/in-use.md). When
+IAM refuses one of those reads (the role lacks ``ecs:ListClusters``…), nothing in the run
+is deleted (any image could be the one a workload there runs), and, as for a refused
+re-check read of the repository (tests/apply/test_retries_alert.py), it will not mend
+itself: the apply run is ``failed``, every proposal kept is in ``result.refused`` with an
+``access_denied`` audit row, and a hand-run ``hygiene apply`` alerts the admins once and
+exits 7. Any other failure of a source stays a retry (3 in a row alert).
+
+The embedded AWS (moto server) behind the fault proxy, which refuses the ECS call as IAM
+does; a real SQLite store; a real SMTP server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hygiene.apply import apply
+from hygiene.authz.identity import DEMO_TOKEN_ENV, Identity
+from hygiene.cli import cli
+from hygiene.cli.common import run_cli
+from hygiene.config import Config
+from hygiene.errors import ExitCode
+from hygiene.model import ProposalState
+from hygiene.scan import open_registry
+from hygiene.store import Store
+from hygiene.wiring import in_use_check
+from tests import builders
+from tests.apply.registry import Seeder
+from tests.apply.test_apply_deletion_safety import newest
+from tests.apply.test_apply_moto import ADMIN, approve_past_grace, propose
+from tests.authz.world import (
+    ADMIN_ROLE,
+    MOTO_ACCOUNT,
+    deployed_store,
+    proposal_in_grace,
+    signed_in,
+    sts_as,
+)
+from tests.authz.world import rules as trust_rules
+from tests.faults import FaultProxy
+
+ADMINS = ["registry-admins@lsd.ufcg.edu.br"]
+
+
+@pytest.fixture
+def proxy(ecr: Any) -> Iterator[FaultProxy]:
+    with FaultProxy(ecr.endpoint_url) as running:
+        yield running
+
+
+@pytest.fixture
+def ecs_only() -> Config:
+    """The shipped rules, reading ECS alone (the proxy relays the JSON protocol)."""
+    policy = builders.shipped_policy()
+    policy["in_use"]["aws_sources"] = ["ecs"]
+    return builders.config(policy)
+
+
+def approved_deletion(
+    store: Store, seeder: Seeder, config: Config, now: datetime, name: str
+) -> tuple[str, str]:
+    repo = seeder.repo(name)
+    newest(seeder, repo)
+    stale = seeder.image(repo, tag="v0")
+    (proposal,) = propose(store, seeder, config, now, [seeder.finding("IM002", repo, stale)])
+    approve_past_grace(store, [proposal], now)
+    return repo, proposal.id
+
+
+def test_an_in_use_read_refused_keeps_every_image_and_fails_the_run(
+    store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, ecs_only: Config, now: datetime
+) -> None:
+    config = ecs_only
+    api, first = approved_deletion(store, seeder, config, now, "suporte/api")
+    web, second = approved_deletion(store, seeder, config, now, "suporte/web")
+    before = {api: seeder.live_digests(api), web: seeder.live_digests(web)}
+    handle = open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session())
+    proxy.fail("ListClusters", "denied")  # the role lacks ecs:ListClusters
+
+    result = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+
+    assert ("ListClusters", "denied") in proxy.seen
+    assert {api: seeder.live_digests(api), web: seeder.live_digests(web)} == before
+    assert set(result.refused) == {first, second}  # the second failed fast: same run
+    for proposal_id in (first, second):
+        assert store.get(proposal_id).state is ProposalState.APPROVED
+        why = result.refused[proposal_id]
+        assert why.startswith("a read was refused (AccessDeniedException): in-use source(s)")
+        assert "ecs:ListClusters" in why and "hygiene iam policy --role" in why
+        (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
+        assert row.data == {"access_denied": True} and row.detail == why
+    (run,) = store.runs(kind="apply")
+    assert run.status == "failed"
+    assert sorted(run.errors) == sorted(f"{i}: {result.refused[i]}" for i in (first, second))
+    assert result.kept == {}
+
+    again = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+    assert again.refused == {} and again.states[first][0] == "applied"  # mended
+
+
+def test_an_in_use_source_that_fails_otherwise_stays_a_retry(
+    store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, ecs_only: Config, now: datetime
+) -> None:
+    config = ecs_only
+    api, proposal_id = approved_deletion(store, seeder, config, now, "suporte/api")
+    before = seeder.live_digests(api)
+    handle = open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session())
+    proxy.fail("ListClusters", *["500"] * 10)  # ECS has a bad night (botocore retries)
+
+    result = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+
+    assert result.refused == {} and seeder.live_digests(api) == before
+    (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
+    assert row.data in (None, {}) and "ServerException" in row.detail
+    (run,) = store.runs(kind="apply")
+    assert run.status == "ok"
+
+
+@pytest.fixture
+def hand_run(
+    ecr: Any,
+    seeder: Seeder,
+    proxy: FaultProxy,
+    config: Config,
+    now: datetime,
+    tmp_path: Path,
+    smtp_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict[str, Any]]:
+    """An admin signed in, rules that read ECS and e-mail the admins through a real SMTP
+    server, an approved deletion past its grace period, the CLI pointed at the proxy."""
+    monkeypatch.delenv(DEMO_TOKEN_ENV, raising=False)
+    signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
+    with smtp_server() as smtp:
+        smtp_settings = {
+            "host": smtp.host,
+            "port": smtp.port,
+            "security": "none",
+            "username_env": None,
+        }
+        directory = trust_rules(
+            tmp_path / "rules",
+            ["AdministratorAccess"],
+            notify={"retries": 0, "admin_emails": ADMINS, "email": True, "smtp": smtp_settings},
+            report={"out_dir": str(tmp_path / "out")},
+            in_use={"aws_sources": ["ecs"]},
+        )
+        url = f"sqlite:///{tmp_path / 'hygiene.db'}"
+        store = deployed_store(url, directory)
+        seeded = proposal_in_grace(store, seeder, config, now)
+        alice = f"arn:aws:sts::{MOTO_ACCOUNT}:assumed-role/{ADMIN_ROLE}/alice@lsd.ufcg.edu.br"
+        store.approve([seeded["id"]], Identity(alice, "sts"))
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint_url)
+        yield {
+            **seeded,
+            "store": store,
+            "smtp": smtp,
+            "args": ["apply", "--rules-dir", str(directory), "--store", url],
+        }
+
+
+def test_a_hand_run_apply_refused_an_in_use_read_exits_7_and_alerts_once(
+    hand_run: dict[str, Any],
+    seeder: Seeder,
+    proxy: FaultProxy,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, smtp = hand_run["store"], hand_run["smtp"]
+    proxy.fail("ListClusters", "denied")
+
+    code = run_cli(cli, hand_run["args"])
+
+    assert code == ExitCode.APPLY_FAILED == 7
+    assert "a read was refused (AccessDeniedException)" in capsys.readouterr().out
+    assert seeder.live_digests(hand_run["repo"]) == {*hand_run["digests"], hand_run["kept"]}
+    assert store.get(hand_run["id"]).state.value == "approved"
+    (row,) = store.audit_log(proposal_id=hand_run["id"], outcome="retry")
+    assert row.data == {"access_denied": True}
+    (run,) = store.runs(kind="apply")
+    assert run.status == "failed" and hand_run["id"] in run.errors[0]
+    (alert,) = smtp.messages
+    assert alert.message["Subject"] == f"registry-hygiene: apply run {run.id} failed"
+    assert alert.rcpt_tos == ADMINS
+    body = alert.message.get_body(("plain",)).get_content()
+    assert "ecs:ListClusters" in body and "hygiene iam policy --role" in body
