@@ -74,6 +74,10 @@ class ImageFindings:
     details: list[dict[str, Any] | None]  # rule-specific details, merged into details
     also: list[list[str] | None]  # other image rules that hit the same image
     unique_digests: bool = True  # the inventory has no digest twice in a repository
+    # int: the repository of each finding, or None: the engine's repo_id, one number for
+    # each (account, region, repository) and one of those for each number; the report's
+    # views and totals count by it
+    repo_ids: np.ndarray | None = None
     # the messages' English text, rendered once for every reader of all the rows
     _texts: list[str] | None = field(default=None, init=False, repr=False, compare=False)
     _messages: tuple[list[str], list[Any]] | None = field(

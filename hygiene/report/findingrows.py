@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from hygiene.findingtable import finding_index
 from hygiene.inventory import namespace_of
+from hygiene.report import findingcodes
 
 CHUNK = 20_000
 MISSING: Any = object()  # a key the finding's JSON does not have
@@ -60,6 +61,13 @@ class FindingColumns:
     # (account, region, repository, digest): the image findings' unique_digests. Their
     # images are then counted by row (:func:`reclaimable`), not by text.
     image_rows: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    # the same image findings' rule (index into rule_codes) and repository (the engine's
+    # repo_id: one per account, region and repository): the views count by these
+    # numbers (:mod:`hygiene.report.findingcodes`), not by text
+    rule_index: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    rule_codes: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
+    repo_ids: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    numbers: Any = field(default=None, init=False, repr=False, compare=False)  # code_numbers
 
     def __len__(self) -> int:
         return len(self.code)
@@ -75,9 +83,12 @@ class FindingColumns:
         ]  # fmt: skip
         scope = [(at[k], project, names) for k, project, names in self.scope if k in at]
         taken = FindingColumns(*picked, scope=scope)  # type: ignore[misc]
-        if self.image_rows is not None:  # the image findings picked, still first
-            where = np.asarray(positions, dtype=np.int64)
-            taken.image_rows = self.image_rows[where[where < len(self.image_rows)]]
+        where = np.asarray(positions, dtype=np.int64)
+        for name in ("image_rows", "rule_index", "repo_ids"):  # the image findings picked
+            values = getattr(self, name)
+            if values is not None:
+                setattr(taken, name, values[where[where < len(values)]])
+        taken.rule_codes = self.rule_codes
         return taken
 
 
@@ -298,6 +309,10 @@ class FindingRows(Sequence[dict[str, Any]]):
         columns.scope.extend(other.scope)
         if getattr(image, "unique_digests", False) is True:
             columns.image_rows = np.asarray(image.rows, dtype=np.int64)[index]
+        columns.rule_index, columns.rule_codes = rule, [r.code for r in rules]
+        if getattr(image, "repo_ids", None) is not None:
+            ids = np.asarray(image.repo_ids, dtype=np.int64)
+            columns.repo_ids = ids if self.positions is None else ids[index]
         return columns
 
 
@@ -314,6 +329,35 @@ def _value(values: list[Any], default: Any) -> list[Any]:
     if not any(map(operator.is_, values, itertools.repeat(MISSING))):  # none missing
         return values
     return [default if v is MISSING else v for v in values]
+
+
+def code_numbers(columns: FindingColumns) -> tuple[np.ndarray, list[str]] | None:
+    """Each finding's code as a number and the codes in order of first appearance
+    (``pd.factorize``), from the image findings' rule index; None when the columns have
+    none or a code is not text (computed once)."""
+    if columns.rule_index is None:
+        return None
+    if columns.numbers is None:
+        head = len(columns.rule_index)
+        numbered = findingcodes.code_numbers(
+            columns.rule_index, columns.rule_codes, columns.code[head:]
+        )
+        columns.numbers = False if numbered is None else numbered
+    return columns.numbers or None
+
+
+def _named(digest: list[Any], head: int) -> np.ndarray:
+    """``bool(d) and d is not MISSING`` of each digest; the first ``head`` are the
+    engine's image findings' (their units' digests: never MISSING), checked in one C
+    loop when they are all given."""
+    n = len(digest)
+    if head and all(itertools.islice(digest, head)):
+        keep = np.ones(n, dtype=bool)
+        keep[head:] = _named(digest[head:], 0)
+        return keep
+    keep = np.fromiter(map(bool, digest), dtype=bool, count=n)
+    keep &= ~np.fromiter(map(operator.is_, digest, itertools.repeat(MISSING)), dtype=bool, count=n)
+    return keep
 
 
 def finding_namespaces(columns: FindingColumns) -> list[str | None]:
@@ -349,11 +393,15 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
     from hygiene.grouping import combined
 
-    digest, n = columns.digest, len(columns.digest)
-    keep = np.fromiter(map(bool, digest), dtype=bool, count=n)  # bool(d) and d is not MISSING
-    keep &= ~np.fromiter(map(operator.is_, digest, itertools.repeat(MISSING)), dtype=bool, count=n)
-    codes, names = pd.factorize(np.asarray(columns.code, dtype=object))
-    out: dict[Any, int] = dict.fromkeys(names.tolist(), 0)
+    head = 0 if columns.rule_index is None else len(columns.rule_index)
+    keep = _named(columns.digest, head)
+    numbered = code_numbers(columns)
+    if numbered is not None:
+        codes, names = numbered
+    else:
+        codes, distinct = pd.factorize(np.asarray(columns.code, dtype=object))
+        names = distinct.tolist()
+    out: dict[Any, int] = dict.fromkeys(names, 0)
     out[None] = 0
     if not keep.any():
         return out
@@ -368,7 +416,11 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
              for values in (columns.account, columns.region, columns.repository, columns.digest)),
             _text_codes,
         )  # fmt: skip
-    size = _sizes(columns.bytes)[keep]
+    size, kept = _sizes(columns.bytes)[keep], codes[keep]
+    if size.dtype == np.int64 and kept.min() >= 0:  # int64 sizes, every code numbered
+        out[None], per_code = findingcodes.largest_sums(size, key, kept, len(names))
+        out.update(zip(names, per_code.tolist(), strict=True))
+        return out
     image = pd.Series(size).groupby(key, sort=False).max()
     out[None] = int(image.sum())
     per_code = pd.Series(size).groupby([codes[keep], key], sort=False).max()
@@ -407,6 +459,10 @@ def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 
 def codes_in_order(columns: FindingColumns) -> dict[str, int]:
     """Findings per code, codes in order of first appearance."""
+    numbered = code_numbers(columns)
+    if numbered is not None:
+        numbers, names = numbered
+        return dict(zip(names, np.bincount(numbers, minlength=len(names)).tolist(), strict=True))
     return dict(Counter(columns.code))  # a Counter keeps the order of first appearance
 
 
@@ -415,12 +471,20 @@ def rule_groups(columns: FindingColumns, sizes: Mapping[Any, int]) -> list[dict[
     (the caller adds them and sorts them), in order of first appearance; ``sizes`` is
     :func:`reclaimable` of the same columns."""
     code = columns.code
-    # each code's first finding: the dict keeps the last value given for a key, and the
-    # positions are given from the last to the first
-    first = dict(zip(reversed(code), range(len(code) - 1, -1, -1), strict=True))
+    numbered = code_numbers(columns)
+    if numbered is not None:
+        numbers, names = numbered
+        counts = np.bincount(numbers, minlength=len(names)).tolist()
+        firsts = np.full(len(names), len(numbers), dtype=np.int64)
+        np.minimum.at(firsts, numbers, np.arange(len(numbers), dtype=np.int64))
+        found: Iterable[tuple[Any, int, int]] = zip(names, counts, firsts.tolist(), strict=True)
+    else:
+        # each code's first finding: the dict keeps the last value given for a key, and
+        # the positions are given from the last to the first
+        first = dict(zip(reversed(code), range(len(code) - 1, -1, -1), strict=True))
+        found = ((name, count, first[name]) for name, count in Counter(code).items())
     groups = []
-    for name, count in Counter(code).items():  # in order of first appearance
-        position = first[name]
+    for name, count, position in found:  # in order of first appearance
         rule, severity = columns.rule[position], columns.severity[position]
         safety = columns.fix_safety[position]
         groups.append(
@@ -465,12 +529,27 @@ def last_by_code(columns: FindingColumns, field: str) -> dict[str, str]:
 def broken_rules(columns: FindingColumns) -> dict[tuple[str, str, str], dict[str, str]]:
     """(account, region, repository) → {code: severity} of the rules it breaks."""
     broken: dict[tuple[str, str, str], dict[str, str]] = {}
+    head = 0
+    if columns.repo_ids is not None and columns.rule_index is not None:
+        # the image findings by (repository id, rule): one entry per pair
+        head = len(columns.rule_index)
+        accounts, regions, repositories = columns.account, columns.region, columns.repository
+
+        def entry(k: int) -> tuple[Any, str, str] | None:
+            if repositories[k] is MISSING or not repositories[k]:
+                return None
+            where, severity = (accounts[k], regions[k]), columns.severity[k]
+            key = ("" if where[0] is MISSING else str(where[0]),
+                   "" if where[1] is MISSING else str(where[1]), repositories[k])  # fmt: skip
+            return key, columns.code[k], "info" if severity is MISSING else severity
+
+        findingcodes.broken_pairs(columns.repo_ids, columns.rule_index, entry, broken)
     for account, region, repository, code, severity in zip(
-        _text(columns.account, ""),
-        _text(columns.region, ""),
-        columns.repository,
-        columns.code,
-        _value(columns.severity, "info"),
+        _text(columns.account[head:], ""),
+        _text(columns.region[head:], ""),
+        columns.repository[head:],
+        columns.code[head:],
+        _value(columns.severity[head:], "info"),
         strict=True,
     ):
         if repository is not MISSING and repository:

@@ -58,8 +58,12 @@ def _column_totals(image: Any, positions: np.ndarray | None) -> list[dict[str, A
     at = np.arange(len(image)) if positions is None else np.asarray(positions, dtype=np.int64)
     if not len(at):
         return []
-    columns = []
-    for values in (image.account, image.region, image.repository, image.namespace):
+    columns: list[Any] = []
+    texts: tuple[Any, ...] = (image.account, image.region, image.repository, image.namespace)
+    repo_ids = getattr(image, "repo_ids", None)
+    if repo_ids is not None:  # one number per (account, region, repository): the engine's
+        columns, texts = [np.asarray(repo_ids, dtype=np.int64)[at]], (image.namespace,)
+    for values in texts:
         column = np.empty(len(values), dtype=object)
         column[:] = values
         columns.append(column[at] if positions is not None else column)

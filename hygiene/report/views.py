@@ -208,13 +208,18 @@ def reclaimable_bytes(findings: Iterable[Mapping[str, Any]]) -> int:
 
 def findings_by_rule(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     if isinstance(findings, FindingRows):  # from the columns; each group's rows are lazy
-        codes = np.empty(len(findings), dtype=object)
-        codes[:] = findings.columns().code
         # each code a number once: comparing numbers per group, not ~900,000 strings
-        import pandas as pd
+        numbered = rows_of.code_numbers(findings.columns())
+        if numbered is not None:  # from the image findings' rule index
+            numbers, names = numbered
+        else:
+            import pandas as pd
 
-        numbers, names = pd.factorize(codes, use_na_sentinel=False)
-        number_of = {name: k for k, name in enumerate(names.tolist())}
+            codes = np.empty(len(findings), dtype=object)
+            codes[:] = findings.columns().code
+            numbers, distinct = pd.factorize(codes, use_na_sentinel=False)
+            names = distinct.tolist()
+        number_of = {name: k for k, name in enumerate(names)}
         sizes = findings.cached("reclaimable", rows_of.reclaimable)
         groups_of = findings.cached("by_rule", lambda c: rows_of.rule_groups(c, sizes))
         lazy = [

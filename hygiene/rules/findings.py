@@ -352,6 +352,7 @@ def _unit_findings(
         last_pull=_ns(images["unit_last_pull"], rows),
         details=hits.details[order].tolist(),
         also=also_of.tolist(),
+        repo_ids=images["repo_id"].to_numpy(dtype=np.int64)[rows],
     )
     lap("image-findings-prep")
     return found
