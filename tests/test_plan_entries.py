@@ -75,6 +75,15 @@ def test_offset_texts_of_many_times_equal_the_joined_strings(
     assert offset_texts(np.array([], dtype=np.int64)) == []
 
 
+def test_clock_table_is_each_second_of_the_day_as_strftime_writes_it() -> None:
+    table = timetext._clock()
+    assert table.dtype == np.uint8 and table.shape == (86_400, 8)
+    texts = table.view("S8").ravel().astype(str).tolist()
+    midnight = pd.Timestamp("2026-11-28")
+    expected = [(midnight + pd.Timedelta(seconds=s)).strftime("%H:%M:%S") for s in range(86_400)]
+    assert texts == expected
+
+
 def _registry(seed: int, media_as_text: bool = False) -> Inventory:
     """A seeded registry whose images have every case the entries branch on."""
     inventory = synthetic_inventory(3_000, 30, seed=seed)

@@ -48,12 +48,9 @@ def _days(now: pd.Timestamp, when: pd.Series) -> np.ndarray:
 
 
 def _dates(values: pd.Series) -> list[str]:
-    import numpy as np
+    from hygiene.rules.columns import day_strings, utc_ns
 
-    from hygiene.rules.columns import utc_ns
-
-    text = np.datetime_as_string(utc_ns(values), unit="D")
-    return text.tolist()
+    return day_strings(utc_ns(values))
 
 
 @rule(

@@ -28,15 +28,20 @@ class KeptImages:
     def discard(self, rows: np.ndarray) -> None:
         """Forget ``rows``: they are deleted after all (a referrer a rule would have kept
         with its subject goes when the subject goes)."""
-        for row in rows.tolist():
-            self._reasons.pop(row, None)
+        if not self._reasons or not len(rows):
+            return
+        # only the kept rows among them: a few thousand, where ``rows`` are every member
+        # of every deletion unit (a million at a million images)
+        kept = np.fromiter(self._reasons, dtype=np.int64, count=len(self._reasons))
+        for row in kept[np.isin(kept, rows)].tolist():
+            del self._reasons[row]
 
     def to_list(self, images: pd.DataFrame) -> list[KeptImage]:
         """The kept images of the ``images`` frame, by account, region, repository, digest."""
         if not self._reasons:
             return []
         rows = np.array(sorted(self._reasons), dtype=np.int64)
-        sub = images.iloc[rows]
+        sub = images[["account", "region", "repository", "digest", "tags"]].iloc[rows]
         out = [
             KeptImage(
                 account=account,

@@ -33,7 +33,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.rules.base import labels
-from hygiene.rules.columns import arrow_strings, match_globs, utc_ns
+from hygiene.rules.columns import (
+    arrow_strings,
+    group_ids,
+    match_globs,
+    stable_lexsort,
+    string_codes,
+    utc_ns,
+)
 from hygiene.rules.in_use import in_use as match_in_use
 
 MAX_DEPTH = 4  # index → child → referrer → referrer-of-referrer; real registries stop at 3
@@ -94,8 +101,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     n = len(images)
     frame = images.reset_index(drop=True)
     keys = ["account", "region", "repository"]
-    repo_id = frame.groupby(keys, observed=True, sort=False, dropna=False).ngroup()
-    frame["repo_id"] = repo_id.to_numpy(dtype=np.int64)
+    frame["repo_id"] = group_ids(frame, keys)
 
     # repository row of each image
     groups = (
@@ -128,11 +134,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     all_digests = pa.concat_arrays(
         [own_digests, parent_digests, subject_array.filter(pa.array(has_subject))]
     )
-    codes = (
-        pc.dictionary_encode(all_digests).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-        if len(all_digests)
-        else np.empty(0, dtype=np.int64)
-    )
+    codes = string_codes(all_digests) if len(all_digests) else np.empty(0, dtype=np.int64)
     n_parents = len(parent_digests)
     rid = frame["repo_id"].to_numpy(dtype=np.int64)
     own_key = (rid << 32) | codes[:n]
@@ -198,7 +200,7 @@ def rank_newest(group: np.ndarray, when: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     key = when.astype("datetime64[ns]").astype(np.int64)
     key = -np.maximum(key, np.iinfo(np.int64).min + 1)  # descending; NaT sorts last
-    order = np.lexsort((np.arange(len(group)), key, group))
+    order = stable_lexsort((key, group))  # ties in input order
     ordered = group[order]
     starts = np.r_[True, ordered[1:] != ordered[:-1]]
     position = np.arange(len(order))

@@ -40,7 +40,7 @@ class Units:
         cls, roots: np.ndarray, members: np.ndarray, digests: np.ndarray, sizes: np.ndarray
     ) -> Units:
         """From parallel arrays sorted by root (digests: object array of str)."""
-        unique, starts, counts = np.unique(roots, return_index=True, return_counts=True)
+        unique, starts, counts = _runs(roots)
         total = np.add.reduceat(sizes, starts) if len(starts) else starts
         return cls(
             roots=unique,
@@ -54,16 +54,32 @@ class Units:
     def gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The units of root ``rows``, in that order: offsets (``len(rows) + 1``), member
         rows, member digests (object) and the bytes of each unit."""
-        position = np.searchsorted(self.roots, rows)
-        if len(rows) and (
-            position.max() >= len(self.roots) or not np.array_equal(self.roots[position], rows)
-        ):
+        # a table from row to unit: one pass over the rows, not a binary search each
+        size = int(self.roots[-1]) + 1 if len(self.roots) else 0
+        if len(rows) and (int(rows.min()) < 0 or int(rows.max()) >= size):
+            raise AssertionError("an image finding without a deletion unit")
+        unit_of_row = np.full(size, -1, dtype=np.int64)
+        unit_of_row[self.roots] = np.arange(len(self.roots))
+        position = unit_of_row[rows]
+        if len(rows) and int(position.min()) < 0:
             raise AssertionError("an image finding without a deletion unit")
         lengths = self.counts[position]
         offsets = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         take = np.repeat(self.starts[position] - offsets[:-1], lengths) + np.arange(offsets[-1])
         return offsets, self.members[take], self.digests[take], self.bytes[position]
+
+
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True, return_counts=True)``; for sorted
+    ``values`` (a unit's members are together) read from where each run starts,
+    without numpy's sort."""
+    if len(values) < 2 or bool(np.any(values[1:] < values[:-1])):
+        unique, starts, counts = np.unique(values, return_index=True, return_counts=True)
+        return unique, starts, counts
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    counts = np.diff(np.r_[starts, len(values)])
+    return values[starts], starts, counts
 
 
 def build_units(
