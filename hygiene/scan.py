@@ -8,11 +8,9 @@ registry differs only by its endpoint URL and dummy credentials.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +21,7 @@ import boto3
 from hygiene.authz.identity import is_loopback
 from hygiene.background import InBackground, then_wait
 from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accounts
-from hygiene.collect.ecr import ProgressCallback, ScanTarget, collect_inventory, fixed_client
+from hygiene.collect.ecr import ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
     ApiCallCounter,
     RegionClients,
@@ -33,13 +31,14 @@ from hygiene.collect.session import (
 )
 from hygiene.collect.workloads import Discovery
 from hygiene.collect.workloads import discover as discover_in_use
-from hygiene.collect.workloads.discover import AwsAccount
+from hygiene.collect.workloads.discover import AwsAccount, PreparedClients, prepare_clients
 from hygiene.config import CollectSettings, Config
 from hygiene.errors import ConfigError, refused_code
 from hygiene.gcpause import paused_gc
 from hygiene.inventory import Inventory, ScanError, build_in_use, write_snapshot
 from hygiene.messages import message_json
 from hygiene.model import Finding, KeptImage, Proposal
+from hygiene.scanthreads import progress_reporter
 
 if TYPE_CHECKING:
     from hygiene.collect.shards import MergedRun, Shard
@@ -72,6 +71,10 @@ class RegistryHandle:
     sessions: AccountSessions | None = None
     scans: int = 0  # scans made with this handle
     pools: dict[tuple[str | None, str], RegionClients] = field(default_factory=dict)
+    # held while a client is built from ``session`` outside the calling thread (a boto3
+    # session must not build clients from several threads at once): the read passes'
+    # fresh clients (RegionClients) and the in-use sources' clients made during the reads
+    session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -115,11 +118,46 @@ class RegistryHandle:
             return self.client(account or "", region)
         return self._account_client(account, region, "scanner")
 
-    def discover(self, config: Config, *, running_only: bool = False) -> Discovery:
+    def _discovery_regions(self, config: Config) -> list[str]:
+        return list(self.clients) or list(config.policy.registry.regions)
+
+    def _discovery_endpoint(self) -> str | None:
+        # the embedded registry serves every service; elsewhere the ECR endpoint is not
+        # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
+        return self.endpoint_url if is_loopback(self.endpoint_url) else None
+
+    def prepare_discovery(self, config: Config) -> PreparedClients | None:
+        """The in-use sources' clients of the tool's own account, made now (a scan makes
+        them while the registry is read; :meth:`discover` asks the sources after the
+        reads). None with ``registry.accounts`` (each account's are made by
+        :meth:`discover`) or when one cannot be made (:meth:`discover` makes them
+        again and fails as it would have)."""
+        if self.several:
+            return None
+        try:
+            with self.session_lock:
+                return prepare_clients(
+                    self.session,
+                    config.policy.in_use,
+                    config.policy.collect,
+                    regions=self._discovery_regions(config),
+                    endpoint_url=self._discovery_endpoint(),
+                )
+        except Exception:  # discover() makes them again, and fails as it would have
+            log.debug("in-use clients not made ahead", exc_info=True)
+            return None
+
+    def discover(
+        self,
+        config: Config,
+        *,
+        running_only: bool = False,
+        prepared: PreparedClients | None = None,
+    ) -> Discovery:
         """Read the in-use sources (docs/in-use.md): the workloads of the tool's own
         account, or with ``registry.accounts`` of every registry account through its
         scanner role (in its regions), plus the roles of ``in_use.assume_roles``;
-        every call is counted."""
+        every call is counted. ``prepared``: clients :meth:`prepare_discovery` made."""
         accounts: list[AwsAccount] | None = None
         if self.several:
             from hygiene.collect.accounts import AccountError
@@ -140,14 +178,13 @@ class RegistryHandle:
             self.session,
             config.policy.in_use,
             config.policy.collect,
-            regions=list(self.clients) or list(config.policy.registry.regions),
+            regions=self._discovery_regions(config),
             in_use_file=config.policy.protections.in_use_images_file,
-            # the embedded registry serves every service; elsewhere the ECR endpoint is not
-            # ECS's or Lambda's (boto3 reads AWS_ENDPOINT_URL_ECS … itself)
-            endpoint_url=self.endpoint_url if is_loopback(self.endpoint_url) else None,
+            endpoint_url=self._discovery_endpoint(),
             attach=self.counter.attach,
             running_only=running_only,
             accounts=accounts,
+            prepared=prepared,
         )
 
     def client(self, account: str, region: str) -> Any:
@@ -247,12 +284,17 @@ def open_registry(
                 "--account: registry.accounts is not configured (one account, read with the "
                 "tool's own credentials)"
             )
+        lock = threading.Lock()
         pools: dict[tuple[str | None, str], RegionClients] = {
-            (None, region): RegionClients(session, region, config.policy.collect, endpoint_url)
+            (None, region): RegionClients(
+                session, region, config.policy.collect, endpoint_url, lock=lock
+            )
             for region in regions
         }
         clients = {region: pool.shared for (_, region), pool in pools.items()}
-        return RegistryHandle(session, clients, counter, endpoint_url, source, config, pools=pools)
+        return RegistryHandle(
+            session, clients, counter, endpoint_url, source, config, pools=pools, session_lock=lock
+        )
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
     aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
@@ -273,44 +315,6 @@ def open_registry(
     return RegistryHandle(
         session, {}, counter, endpoint_url, source, config, accounts=listed, sessions=sessions
     )
-
-
-@contextmanager
-def progress_reporter(enabled: bool | None = None) -> Iterator[ProgressCallback]:
-    """A rich progress bar on a terminal, a log line every 10% elsewhere."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if enabled:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        with Progress(
-            # repository names are shown as text, never read as markup
-            TextColumn("{task.description}", markup=False, style="progress.description"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("scanning repositories", total=None)
-
-            def advance(repository: str, done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total, description=f"{repository[:40]:40}")
-
-            yield advance
-        return
-
-    def log_line(repository: str, done: int, total: int) -> None:
-        step = max(1, total // 10)
-        if done == total or done % step == 0:
-            log.info("scanned %d/%d repositories", done, total)
-
-    yield log_line
 
 
 PROPOSAL_CHUNK = 200  # proposals encoded at a time by write_json
@@ -374,9 +378,12 @@ def collect(
     progress: bool | None,
     stop: threading.Event | None = None,
     shard: Shard | None = None,
+    reading: threading.Event | None = None,
 ) -> Inventory:
     """Read the registry (every account and region of ``handle``; with ``shard``, that
-    shard's repositories only)."""
+    shard's repositories only). ``reading`` is set once the first repository's read is
+    in (or the reads are over): the work that can wait for it does not compete with the
+    first requests."""
     # a handle may serve several scans (nightly + weekly); the first one also counts the
     # calls made when it was opened (ListAccounts)
     before = handle.counter.as_dict() if handle.scans else {}
@@ -397,28 +404,55 @@ def collect(
     # The workloads are asked after the registry's last answer (a workload started while
     # the repositories were read still counts), while the answers become frames: in a
     # thread of its own, since both take a while and one waits on the network.
+    # Their clients are made meanwhile, in the same thread, before it asks, once the
+    # first repository's read is in: not while the first requests are made.
     asked: list[Future[Discovery]] = []
+    prepared: list[Future[PreparedClients | None]] = []
+    reading = reading or threading.Event()
+    failed = threading.Event()
+
+    def prepare() -> PreparedClients | None:
+        reading.wait()
+        if failed.is_set() or (stop is not None and stop.is_set()):
+            return None
+        return handle.prepare_discovery(config)
 
     def ask_workloads() -> None:
+        reading.set()
         if shard is None and not (stop is not None and stop.is_set()):
-            asked.append(background.submit(handle.discover, config))
+            asked.append(
+                background.submit(lambda: handle.discover(config, prepared=prepared[0].result()))
+            )
 
     with (
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="in-use") as background,
         progress_reporter(progress) as advance,
     ):
-        inventory = collect_inventory(
-            targets,
-            config.policy.collect,
-            now=now,
-            api_calls=calls_of_this_scan,
-            progress=advance,
-            source=handle.source,
-            stop=stop,
-            shard=shard,
-            skipped_accounts=skipped,
-            after_reads=ask_workloads,
-        )
+
+        def advance_reads(repository: str, done: int, total: int) -> None:
+            reading.set()
+            advance(repository, done, total)
+
+        if shard is None:
+            prepared.append(background.submit(prepare))
+        try:
+            inventory = collect_inventory(
+                targets,
+                config.policy.collect,
+                now=now,
+                api_calls=calls_of_this_scan,
+                progress=advance_reads,
+                source=handle.source,
+                stop=stop,
+                shard=shard,
+                skipped_accounts=skipped,
+                after_reads=ask_workloads,
+            )
+        except BaseException:
+            failed.set()
+            raise
+        finally:
+            reading.set()  # however the reads ended
         if shard is not None or (stop is not None and stop.is_set()):
             # a shard's part: the merge asks the workloads once for the whole run; a
             # stopped scan is already incomplete (a "stop" error)
@@ -484,25 +518,6 @@ def parts_client(config: Config) -> Any:
         else None
     )
     return session.client("s3", endpoint_url=endpoint)
-
-
-def warm_up() -> threading.Thread:
-    """Import what evaluating a scan needs (pandas, pyarrow, the rules engine, the plan)
-    in a background thread, while the registry is read: the reads wait on the network,
-    the imports on the CPU. Start it after the clients are made; a later import of the
-    same modules waits for it (Python's import lock)."""
-
-    def run() -> None:
-        import pyarrow.parquet  # noqa: F401
-
-        import hygiene.jsonout
-        import hygiene.lifecycle
-        import hygiene.plan
-        import hygiene.rules.engine  # noqa: F401
-
-    thread = threading.Thread(target=run, name="warm-up", daemon=True)
-    thread.start()
-    return thread
 
 
 def evaluate_rules(inventory: Inventory, config: Config, now: datetime) -> Any:

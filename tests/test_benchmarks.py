@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,6 +123,31 @@ def test_the_scan_floor_makes_exactly_the_collectors_minimum_calls(ecr: Any) -> 
         "ListFunctions": 1,
         "DescribeJobDefinitions": 1,
     }
+
+
+@pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
+def test_the_scan_benchmarks_processes_share_the_sittings_bytecode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the sitting's bytecode cache, a process writes the bytecode of what it
+    imports there (even when the caller's environment says not to) and the next one
+    finds it valid; without it, the caller's environment decides."""
+    import subprocess
+
+    from benchmarks.scan import CHECKOUT, _environment
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    cache = tmp_path / "bytecode"
+    command = [sys.executable, "-c", "import hygiene.timetext"]
+    subprocess.run(command, check=True, cwd=CHECKOUT, env=_environment(cache))
+    [written] = cache.rglob("timetext.*.pyc")
+    assert written.parent.name == "hygiene"  # the prefix mirrors the source's directory
+    first = written.stat().st_mtime_ns
+    subprocess.run(command, check=True, cwd=CHECKOUT, env=_environment(cache))
+    assert written.stat().st_mtime_ns == first  # valid: read, not written again
+    plain = _environment(None)
+    assert plain["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in plain
 
 
 @pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane

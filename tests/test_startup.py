@@ -85,3 +85,38 @@ def test_report_locales_written_out_for_the_cli_are_the_report_locales() -> None
     from hygiene.report.i18n import LOCALES
 
     assert CLI_LOCALES == LOCALES
+
+
+WARM_UP_CHILD = textwrap.dedent(
+    """
+    import sys, threading, time
+    from hygiene.scanthreads import warm_up
+
+    first_read = threading.Event()
+    thread = warm_up(after=first_read, longest=60)
+    time.sleep(0.3)
+    before = "pandas" in sys.modules or "pyarrow" in sys.modules
+    first_read.set()
+    thread.join(60)
+    after = all(m in sys.modules for m in ("pyarrow.parquet", "hygiene.rules.engine"))
+    late = warm_up(after=threading.Event(), longest=0.1)  # a first read that takes long
+    late.join(10)
+    print(before, after, not late.is_alive())
+    """
+)
+
+
+def test_the_scans_warm_up_imports_once_the_first_read_is_in(
+    subprocess_env: dict[str, str],
+) -> None:
+    """`hygiene scan` imports the evaluation's libraries while the registry is read, but
+    not alongside its first requests: once ``collect`` says the first read is in, or
+    after a while when that read takes long."""
+    result = subprocess.run(
+        [sys.executable, "-c", WARM_UP_CHILD],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        check=True,
+    )
+    assert result.stdout.split() == ["False", "True", "True"]

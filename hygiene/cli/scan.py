@@ -163,10 +163,13 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
+    import threading
+
     from hygiene.cli.ending import ends_with_process, keep_until_end, request_fast_end
     from hygiene.gcpause import paused_gc
     from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry, warm_up
+    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry
+    from hygiene.scanthreads import warm_up
 
     configure_logging(log_format)
     config = load(rules_dir)
@@ -190,8 +193,9 @@ def scan_command(
                 endpoint_url=endpoint_url,
                 accounts=accounts,
             )
-            warm_up()
-            inventory = collect(handle, config, now=now, progress=progress)
+            reading = threading.Event()  # the imports wait for the first read (warm_up)
+            warm_up(after=reading)
+            inventory = collect(handle, config, now=now, progress=progress, reading=reading)
         if from_snapshot is None and not no_snapshot:
             result = evaluate_and_save(inventory, config, now, snapshot_dir)
         else:

@@ -133,12 +133,15 @@ class RegionClients:
         region: str,
         settings: CollectSettings,
         endpoint_url: str | None = None,
+        lock: threading.Lock | None = None,
     ) -> None:
         self._session = session
         self._region = region
         self._settings = settings
         self._endpoint_url = endpoint_url
-        self._lock = threading.Lock()  # a boto3 session must not build clients concurrently
+        # a boto3 session must not build clients concurrently: ``lock`` is the session's
+        # when others build clients from it too
+        self._lock = lock or threading.Lock()
         self._limiter: Any = None
         self.shared = self._client()
         if settings.retry_mode == "adaptive":

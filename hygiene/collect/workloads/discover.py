@@ -81,6 +81,53 @@ class AwsAccount:
 
 Job = Callable[[], SourceResult]
 
+# the clients each AWS source reads with (ECS: its scheduled tasks through EventBridge)
+SOURCE_SERVICES = {"ecs": ("ecs", "events"), "lambda": ("lambda",), "batch": ("batch",)}
+
+
+@dataclass(frozen=True)
+class PreparedClients:
+    """The AWS sources' clients of the scanner's own account, made ahead of
+    :func:`discover` (a scan makes them while the registry is read: making a client loads
+    its service's model, about 0.05 s for the four). They are the clients ``discover``
+    would make (same session, regions, endpoint and configuration); it uses each at most
+    once, and only when it is called with the same session, settings and endpoint."""
+
+    session: boto3.Session
+    settings: InUseSettings
+    collect: CollectSettings
+    endpoint_url: str | None
+    clients: dict[tuple[str, str], Any]  # (service, region) → client
+
+    def take(self, session: boto3.Session, service: str, region: str) -> Any | None:
+        if session is not self.session:
+            return None
+        return self.clients.pop((service, region), None)
+
+
+def prepare_clients(
+    session: boto3.Session,
+    settings: InUseSettings,
+    collect: CollectSettings,
+    *,
+    regions: list[str],
+    endpoint_url: str | None = None,
+) -> PreparedClients:
+    """The clients :func:`discover` makes for ``session``'s own account's AWS sources,
+    made now. The caller makes sure nothing else builds clients from ``session``
+    meanwhile (a boto3 session must not build clients from several threads at once)."""
+    config = _client_config(collect)
+    clients = {
+        (service, region): session.client(
+            service, region_name=region, endpoint_url=endpoint_url, config=config
+        )
+        for region in list(settings.regions) or list(regions)
+        for source in AWS_SOURCES
+        if source in settings.aws_sources
+        for service in SOURCE_SERVICES[source]
+    }
+    return PreparedClients(session, settings, collect, endpoint_url, clients)
+
 
 def _client_config(settings: CollectSettings) -> BotoConfig:
     return BotoConfig(
@@ -123,12 +170,16 @@ def _aws_job(
     endpoint_url: str | None,
     config: BotoConfig,
     running_only: bool,
+    prepared: PreparedClients | None = None,
 ) -> Job:
-    """The source's reader, its clients built here, in the calling thread: a boto3
-    session must not build clients from several threads at once (clients themselves are
-    thread-safe)."""
+    """The source's reader, its clients built here, in the calling thread (a boto3
+    session must not build clients from several threads at once; clients themselves are
+    thread-safe), or taken from ``prepared``."""
 
     def client(service: str) -> Any:
+        made = prepared.take(session, service, region) if prepared is not None else None
+        if made is not None:
+            return made
         return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
     if source == "ecs":
@@ -154,6 +205,7 @@ def discover(
     running_only: bool = False,
     sts: Any = None,
     accounts: Sequence[AwsAccount] | None = None,
+    prepared: PreparedClients | None = None,
 ) -> Discovery:
     """Read every configured source (concurrently) into one :class:`Discovery`.
 
@@ -162,11 +214,18 @@ def discover(
     counter on sessions made here (assumed roles); ``sts`` is the STS client that assumes
     them (default: one from ``session``). ``accounts`` replaces the scanner's own account
     (with several registry accounts: each one's scanner role, in its regions); the roles
-    of ``in_use.assume_roles`` are added either way. Never raises for a source's failure:
-    it is recorded in the source's status.
+    of ``in_use.assume_roles`` are added either way. ``prepared``: clients made ahead
+    (:func:`prepare_clients`), used when made with the same settings and endpoint. Never
+    raises for a source's failure: it is recorded in the source's status.
     """
     regions = list(settings.regions) or list(regions)
     config = _client_config(collect)
+    if prepared is not None and (
+        prepared.settings != settings
+        or prepared.collect != collect
+        or prepared.endpoint_url != endpoint_url
+    ):
+        prepared = None
     names: list[tuple[str, str]] = []  # (status name, source) in report order
     owners: dict[str, str] = {}  # status name → the workloads' account (other accounts)
     jobs: dict[str, Job] = {}
@@ -213,6 +272,7 @@ def discover(
                         endpoint_url=endpoint_url,
                         config=config,
                         running_only=running_only,
+                        prepared=prepared,
                     )
     for unread in AWS_SOURCES:
         if unread not in settings.aws_sources and not running_only:
