@@ -311,6 +311,9 @@ class ApplySettings(Section):
     grace_days: int = Field(default=7, ge=0, le=365)
     batch_size: int = Field(default=100, ge=1, le=100)
     proposal_ttl_days: int = Field(default=30, ge=1, le=365)
+    # applies in a row that keep the same proposal for a retry (nothing deleted, no
+    # progress) before the admins are told, once (hygiene.apply.retries; three nights)
+    kept_alert_after: int = Field(default=3, ge=1, le=365)
 
 
 class StoreSettings(Section):

@@ -21,6 +21,7 @@ from hygiene.findingtable import ImageFindings
 from hygiene.inventory import Inventory
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
 from hygiene.planscope import (
+    all_text,
     arrow_strings,
     code_safety,
     columnar_entries,
@@ -243,11 +244,20 @@ def _objects(values: list[Any]) -> np.ndarray:
 def _same_digests(inventory_digests: pa.Array, digests: np.ndarray, rows: np.ndarray) -> bool:
     """Whether the findings' ``digests`` are the inventory's at their ``rows``; compared
     in row order (the order the strings sit in memory: several times faster than the
-    findings' order), a chunk at a time (no second copy of every digest)."""
+    findings' order), a chunk at a time (no second copy of every digest), as Arrow
+    arrays (no Python string made per inventory digest). A digest that is not a ``str``
+    (Arrow would take bytes as text) is no match."""
     by_row = np.argsort(rows, kind="stable")
     for start in range(0, len(by_row), DIGEST_CHUNK):
         part = by_row[start : start + DIGEST_CHUNK]
-        if inventory_digests.take(pa.array(part)).to_pylist() != digests[part].tolist():
+        ours = digests[part]
+        if not all_text(ours):
+            return False
+        try:
+            mine = pa.array(ours, type=pa.string())
+        except (UnicodeEncodeError, pa.ArrowException):  # a lone surrogate, a non-text
+            return False
+        if not inventory_digests.take(pa.array(part)).equals(mine):
             return False
     return True
 

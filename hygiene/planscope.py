@@ -7,6 +7,7 @@ Split from :mod:`hygiene.plan` so that the plan module holds the proposers alone
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -14,6 +15,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hygiene.config import Config
 from hygiene.inventory import Inventory, cell_text
@@ -103,21 +106,52 @@ class Scope:
         """Evidence entries of every image of one repository, by digest (the entries of
         :attr:`images`, made for this repository's rows alone: a few abandoned
         repositories need not index a million-image registry)."""
-        rows = self._rows_by_repository.get(key)
+        return self.images_of_many([key])[key]
+
+    def images_of_many(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], list[dict[str, Any]]]:
+        """:meth:`images_of` of each repository of ``keys``, the entries of all of them
+        made in one :func:`evidence_entries` (not a few hundred calls of it)."""
+        keys = list(dict.fromkeys(keys))
+        images = self.inventory.images
+        groups = self._rows_by_repository
+        if not columnar_entries(images):
+            return {key: self._objects_of(groups.get(key)) for key in keys}
+        row_lists = [np.sort(groups.get(key, _NO_ROWS)) for key in keys]
+        every = np.concatenate([_NO_ROWS, *row_lists])
+        digest_of = images["digest"].iloc[every].tolist()
+        rows: list[int] = []
+        digests: list[str] = []
+        counts = []
+        start = 0
+        for key_rows in row_lists:
+            stop = start + len(key_rows)
+            # a digest twice: its last row's entry (as the index of every image keeps)
+            last = {
+                str(d): r for d, r in zip(digest_of[start:stop], key_rows.tolist(), strict=True)
+            }
+            start = stop
+            ordered = sorted(last)
+            digests += ordered
+            rows += [last[d] for d in ordered]
+            counts.append(len(ordered))
+        entries = evidence_entries(images, np.array(rows, dtype=np.int64), digests)
+        bounds = np.cumsum([0, *counts]).tolist()
+        return {key: entries[bounds[k] : bounds[k + 1]] for k, key in enumerate(keys)}
+
+    def _objects_of(self, rows: np.ndarray | None) -> list[dict[str, Any]]:
+        """The entries of ``rows`` made one by one (times that are not a time-zone column)."""
         if rows is None:
             return []
-        images = self.inventory.images
-        rows = np.sort(rows)
-        if not columnar_entries(images):
-            entries: dict[str, dict[str, Any]] = {}
-            for row in images[EVIDENCE_COLUMNS].iloc[rows].itertuples(index=False):
-                entries[str(row.digest)] = evidence_entry(row)
-            return sorted(entries.values(), key=lambda info: info["digest"])
-        # a digest twice: its last row's entry (as the index of every image keeps)
-        digest_of = images["digest"].iloc[rows].tolist()
-        last = {str(d): row for d, row in zip(digest_of, rows.tolist(), strict=True)}
-        digests = sorted(last)
-        return evidence_entries(images, np.array([last[d] for d in digests], np.int64), digests)
+        entries: dict[str, dict[str, Any]] = {}
+        frame = self.inventory.images[EVIDENCE_COLUMNS].iloc[np.sort(rows)]
+        for row in frame.itertuples(index=False):
+            entries[str(row.digest)] = evidence_entry(row)
+        return sorted(entries.values(), key=lambda info: info["digest"])
+
+
+_NO_ROWS = np.empty(0, dtype=np.int64)
 
 
 EVIDENCE_COLUMNS = ["account", "region", "repository", "digest", "tags", "pushed_at"]
@@ -150,18 +184,9 @@ def evidence_entries(
     digests are ``digests``), read from the columns (times with a time zone:
     :func:`columnar_entries`).
 
-    The tags' types are checked in the frame's order: reading a million rows' lists in
-    another order walks memory at random (a cache miss on every list and every tag),
-    several times slower. They are sorted in ``rows`` order, so that each entry's list is
-    made next to the one before (whatever encodes the evidence reads them in that order)."""
+    The tags are read in the frame's order (:func:`sorted_tag_lists`)."""
     rows = np.asarray(rows, dtype=np.int64)
-    tag_column = images["tags"].to_numpy()
-    in_frame_order = tag_column[np.sort(rows)].tolist()
-    tag_lists = tag_column[rows].tolist()
-    if set(map(type, itertools.chain.from_iterable(in_frame_order))) <= {str}:
-        tags_of = list(map(sorted, tag_lists))
-    else:
-        tags_of = [sorted(map(str, tags)) for tags in tag_lists]
+    tags_of = sorted_tag_lists(images["tags"].to_numpy(), rows)
     media = images["manifest_media_type"]
     if isinstance(media.dtype, pd.CategoricalDtype):
         names = np.empty(len(media.cat.categories) + 1, dtype=object)
@@ -183,8 +208,8 @@ def evidence_entries(
         for digest, tags, pushed, pulled, stored, size, kind, index in zip(
             digests,
             tags_of,
-            offset_texts(ns_ints(images["pushed_at"])[rows]),
-            offset_texts(ns_ints(images["last_pull"])[rows]),
+            offset_texts(ns_ints(images["pushed_at"].iloc[rows])),
+            offset_texts(ns_ints(images["last_pull"].iloc[rows])),
             images["storage_bytes"].to_numpy(dtype=np.int64)[rows].tolist(),
             images["size_bytes"].to_numpy(dtype=np.int64)[rows].tolist(),
             media_of,
@@ -194,7 +219,54 @@ def evidence_entries(
     ]
 
 
-def all_text(values: list[Any]) -> bool:
+def sorted_tag_lists(tag_column: np.ndarray, rows: np.ndarray) -> list[list[str]]:
+    """``sorted(str(t) for t in tags)`` of the tags of each of ``rows`` (positions in
+    ``tag_column``): new lists, of new strings when every tag is a ``str``.
+
+    Reading a million rows' lists in ``rows`` order (an evidence's, by repository then
+    digest) walks memory at random: a cache miss on every list and every tag, several
+    times slower than in the frame's order. So the lists are read in the frame's order,
+    into Arrow, sorted there (bytes of UTF-8 sort as Python sorts code points), taken in
+    ``rows`` order, and made Python strings in that order: each entry's strings sit next
+    to the one before, as whatever encodes the evidence later reads them."""
+    by_frame = np.argsort(rows, kind="stable")
+    in_frame_order = tag_column[rows[by_frame]].tolist()
+    if set(map(type, in_frame_order)) <= {list, tuple, np.ndarray} and set(
+        map(type, itertools.chain.from_iterable(in_frame_order))
+    ) <= {str}:
+        try:
+            lists = pa.array(in_frame_order, type=pa.list_(pa.large_string()))
+        except (UnicodeEncodeError, pa.ArrowException):  # a lone surrogate
+            lists = None
+        if isinstance(lists, pa.ChunkedArray):
+            lists = lists.combine_chunks()
+        if lists is not None:
+            return _sorted_lists(lists, by_frame)
+    return [sorted(map(str, tags)) for tags in tag_column[rows].tolist()]
+
+
+def _sorted_lists(lists: Any, by_frame: np.ndarray) -> list[list[str]]:
+    """The Arrow ``lists`` (position k: the row ``by_frame[k]`` of the result) each sorted,
+    as Python lists in the result's order."""
+    values = lists.flatten()
+    owner = pc.list_parent_indices(lists)
+    within = pc.sort_indices(
+        pa.table({"owner": owner, "value": values}),
+        sort_keys=[("owner", "ascending"), ("value", "ascending")],
+    )
+    ordered = pa.ListArray.from_arrays(lists.offsets, values.take(within))
+    position = np.empty(len(by_frame), dtype=np.int64)
+    position[by_frame] = np.arange(len(by_frame))
+    taken = ordered.take(pa.array(position))
+    del lists, values, owner, within, ordered, position
+    lengths = pc.list_value_length(taken).to_numpy().tolist()  # small numbers: no new ints
+    strings = iter(taken.flatten().to_numpy(zero_copy_only=False).tolist())
+    del taken
+    pa.default_memory_pool().release_unused()  # Arrow's copies go back now, not later
+    return [list(itertools.islice(strings, length)) for length in lengths]
+
+
+def all_text(values: Iterable[Any]) -> bool:
     return all(type(v) is str for v in values)
 
 

@@ -48,3 +48,41 @@ def test_lifecycle_proposals_follow_rp002(config: Config, now: datetime) -> None
     assert not any(
         p.action is Action.PUT_LIFECYCLE_POLICY for p in plan_all(quiet, inventory, ignoring, now)
     )
+
+
+def test_lifecycle_proposals_of_some_flagged_repositories_are_theirs_alone() -> None:
+    """Half of the RP002 findings dropped (as a mute or an ignore would): the proposals
+    are for the other half only, and each is the one planned on an inventory holding
+    only the flagged repositories and their images."""
+    from types import SimpleNamespace
+
+    from benchmarks.rules import NOW, bench_config, synthetic_inventory
+    from hygiene.findingtable import Findings
+    from hygiene.lifecycle import propose
+    from hygiene.plancolumns import in_keys
+
+    inventory = synthetic_inventory(6_000, 60)
+    config = bench_config()
+    evaluation = evaluate_rules(inventory, config, NOW)
+    found = evaluation.findings
+    assert isinstance(found, Findings)
+    rp002 = [f for f in found.other if f.code == "RP002"]
+    kept = rp002[::2]
+    others = [f for f in found.other if f.code != "RP002"]
+    fewer = SimpleNamespace(findings=Findings(found.image, others + kept))
+    lifecycle = [
+        p
+        for p in plan_all(fewer, inventory, config, NOW)  # type: ignore[arg-type]
+        if p.action is Action.PUT_LIFECYCLE_POLICY
+    ]
+    flagged = {(f.account, f.region, f.repository) for f in kept}
+    assert len(rp002) > 10 and lifecycle
+    assert {(p.account, p.region, p.repository) for p in lifecycle} <= flagged
+    images, repositories = inventory.images, inventory.repositories
+    alone = Inventory(
+        images=images[in_keys(images, "repository", flagged)],
+        repositories=repositories[in_keys(repositories, "name", flagged)],
+        run=inventory.run,
+    )
+    expected = sorted(propose(alone, config, NOW), key=lambda p: p.repository)
+    assert [p.to_json() for p in lifecycle] == [p.to_json() for p in expected]

@@ -221,3 +221,112 @@ def test_same_values_on_codes_equal_comparing_the_values(
     expected = np.repeat(of_unit, lengths)
     slow = np.array_equal(column.astype(object).to_numpy()[rows], expected)
     assert _same_values(column, rows, of_unit, lengths) == slow
+
+
+tag_text = st.text(alphabet=st.sampled_from(["a", "B", "é", "ß", "1", "-", "\U0001f600", "\ud800"]))
+tag_cells = st.one_of(
+    st.lists(tag_text, max_size=4),
+    st.lists(tag_text, max_size=3).map(tuple),
+    st.lists(tag_text, max_size=3).map(lambda tags: np.array(tags, dtype=object)),
+    st.lists(st.one_of(tag_text, st.integers(0, 20), st.none(), st.just(b"ab")), max_size=3),
+)
+
+
+def _slow_tag_lists(column: np.ndarray, rows: np.ndarray) -> list[list[str]]:
+    return [sorted(str(t) for t in column[r]) for r in rows.tolist()]
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(tag_cells, min_size=1, max_size=25), st.randoms(use_true_random=False))
+def test_sorted_tag_lists_are_each_rows_sorted_tags(cells: list[Any], rnd: Any) -> None:
+    """Tags of any text (code points beyond the first plane sort as Python sorts them, a
+    lone surrogate takes the plain path), cells as lists, tuples and arrays, tags that
+    are not text; rows in any order, a row twice."""
+    from hygiene.planscope import sorted_tag_lists
+
+    column = np.empty(len(cells), dtype=object)
+    column[:] = cells
+    rows = np.array([rnd.randrange(len(cells)) for _ in range(rnd.randrange(30))], np.int64)
+    fast = sorted_tag_lists(column, rows)
+    assert fast == _slow_tag_lists(column, rows)
+    assert all(type(tags) is list and all(type(t) is str for t in tags) for tags in fast)
+    assert len({id(tags) for tags in fast}) == len(fast)  # no list shared
+
+
+def test_sorted_tag_lists_of_many_rows_take_the_columnar_path() -> None:
+    """A seeded column of text tags (the Arrow path: the strings are new), rows in a
+    random order: each row's tags sorted, in the rows' order."""
+    from hygiene.planscope import sorted_tag_lists
+
+    rng = np.random.default_rng(5)
+    words = np.array(["latest", "v1.2", "V1.2", "b", "a", "é", "sha-1", "prod", ""], dtype=object)
+    column = np.empty(5_000, dtype=object)
+    column[:] = [list(rng.choice(words, rng.integers(0, 5))) for _ in range(len(column))]
+    rows = rng.permutation(len(column))[:4_000]
+    fast = sorted_tag_lists(column, rows)
+    assert fast == _slow_tag_lists(column, rows)
+    assert sum(t != list(column[r]) for t, r in zip(fast, rows, strict=True)) > 100  # unsorted
+    # the strings are new (Python shares "" and one-letter strings, whoever makes them)
+    ours = {id(t) for row_tags in fast for t in row_tags if len(t) > 1}
+    assert ours and not ours & {id(t) for r in rows.tolist() for t in column[r]}
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    st.lists(st.sampled_from(["sha256:a", "sha256:b", "sha256:é", "x"]), min_size=1, max_size=9),
+    st.lists(st.integers(0, 8), max_size=12),
+    st.lists(st.sampled_from(["sha256:a", "sha256:é", b"sha256:a", "\ud800", None, 3]), max_size=3),
+    st.sampled_from([65_536, 2]),
+    st.randoms(use_true_random=False),
+)
+def test_same_digests_is_comparing_each_rows_digest(
+    inventory: list[str], picks: list[int], odd: list[Any], chunk: int, rnd: Any
+) -> None:
+    """The columnar plan's check that the findings' digests are the inventory's at their
+    rows: as comparing the Python values with a ``str`` on each side (bytes, a lone
+    surrogate, a missing digest or a number are no match), in chunks of any size."""
+    import pyarrow as pa
+
+    from hygiene import plancolumns
+
+    rows = np.array([p % len(inventory) for p in picks], dtype=np.int64)
+    digests = np.empty(len(rows), dtype=object)
+    digests[:] = [inventory[r] for r in rows.tolist()]
+    for value in odd:  # often a digest replaced by another, or by something not text
+        if len(rows):
+            digests[rnd.randrange(len(rows))] = value
+    slow = all(
+        type(d) is str and d == inventory[r] for d, r in zip(digests, rows.tolist(), strict=True)
+    )
+    old = plancolumns.DIGEST_CHUNK
+    plancolumns.DIGEST_CHUNK = chunk
+    try:
+        at_rows = pa.array(inventory, pa.string()).take(pa.array(rows, pa.int64()))
+        fast = plancolumns._same_digests(at_rows, digests, rows)
+    finally:
+        plancolumns.DIGEST_CHUNK = old
+    assert fast == slow
+
+
+@pytest.mark.parametrize("as_objects", [False, True], ids=["columns", "objects"])
+def test_images_of_many_repositories_are_each_ones_entries(as_objects: bool) -> None:
+    """The entries of many abandoned repositories, made in one pass, are each
+    repository's own (a digest twice, a repository with no image, one asked twice)."""
+    registry = _registry(6)
+    images = registry.images
+    twice = pd.concat([images, images.iloc[[0, 1]].assign(size_bytes=7)], ignore_index=True)
+    if as_objects:
+        twice = twice.assign(pushed_at=twice["pushed_at"].astype(object))
+    inventory = Inventory(twice, registry.repositories, registry.run)
+    where = twice[["account", "region", "repository"]].astype(str)
+    keys = list(dict.fromkeys(map(tuple, where.to_numpy().tolist())))
+    keys = [*keys[::-1], ("851296927411", "us-east-1", "no/such"), keys[0]]
+    many = Scope(inventory, bench_config(), NOW).images_of_many(keys)
+    assert list(many) == list(dict.fromkeys(keys)) and many[keys[-2]] == []
+    for key in keys:
+        rows = np.flatnonzero((where.to_numpy() == np.array(key, dtype=object)).all(axis=1))
+        expected: dict[str, dict[str, Any]] = {}
+        for row in twice[EVIDENCE_COLUMNS].iloc[rows].itertuples(index=False):
+            expected[str(row.digest)] = evidence_entry(row)
+        assert many[key] == sorted(expected.values(), key=lambda info: info["digest"])
+    assert sum(e["size_bytes"] == 7 for entries in many.values() for e in entries) == 2

@@ -42,7 +42,7 @@ class ApplyResult:
     notes: list[str] = field(default_factory=list)  # said once, e.g. what a dry run checked
     # id → why: kept because IAM refused a read the re-check needs (hygiene.apply.retries)
     refused: dict[str, str] = field(default_factory=dict)
-    # id → why: kept for a retry by KEPT_ALERT_AFTER applies in a row, this one the last
+    # id → why: kept for a retry by apply.kept_alert_after applies in a row, this the last
     kept: dict[str, str] = field(default_factory=dict)
 
     def count(self, outcome: str) -> int:

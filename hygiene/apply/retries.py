@@ -8,9 +8,10 @@ be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
   itself: the role apply runs with lacks a permission. The apply run is ``failed``, so the
   admins are alerted (the nightly job, or the hand-run ``hygiene apply``, which exits 7).
 * **kept again and again** (:func:`kept_in_a_row`): anything else may pass by itself; a
-  proposal kept by :data:`KEPT_ALERT_AFTER` applies in a row (each of which tried it and
-  made no progress on it) is reported once, by the apply that kept it that many times,
-  not by every later one (docs/approvals.md §6).
+  proposal kept by ``apply.kept_alert_after`` applies in a row (default
+  :data:`KEPT_ALERT_AFTER`; each of which tried it and made no progress on it) is
+  reported once, by the apply that kept it that many times, not by every later one
+  (docs/approvals.md §6).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ __all__ = [
     "refused_read",
 ]
 
-# applies in a row that kept the same proposal before the admins hear about it: three
-# nights of the nightly job
+# the default of apply.kept_alert_after: applies in a row that kept the same proposal
+# before the admins hear about it (three nights of the nightly job)
 KEPT_ALERT_AFTER = 3
 
 # outcomes that are progress on a proposal: a run that recorded one of them did not just

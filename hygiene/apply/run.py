@@ -29,7 +29,6 @@ from hygiene.apply.repository import (
 from hygiene.apply.retries import (
     FIX_HINT,
     IN_USE_HINT,
-    KEPT_ALERT_AFTER,
     kept_in_a_row,
     refused_read,
 )
@@ -183,7 +182,7 @@ def apply(
                     errors=["interrupted"],
                 )
                 raise
-            _kept_too_long(store, result)
+            _kept_too_long(store, result, config.policy.apply.kept_alert_after)
             result.api_calls = counter.as_dict()
             status = "failed" if result.failed or result.refused else "ok"
             store.finish_run(
@@ -202,18 +201,18 @@ def apply(
 KEPT_STATES = frozenset({ProposalState.PROPOSED.value, ProposalState.APPROVED.value})
 
 
-def _kept_too_long(store: Store, result: ApplyResult) -> None:
+def _kept_too_long(store: Store, result: ApplyResult, after: int) -> None:
     """``result.kept``: the proposals this run kept for a retry that the apply runs before
-    it kept as well, :data:`KEPT_ALERT_AFTER` in a row with this one (exactly: reported
-    once, not by every later run). Refused reads are reported by the run's failure."""
+    it kept as well, ``after`` (``apply.kept_alert_after``) in a row with this one
+    (exactly: reported once, not by every later run). Refused reads are reported by the
+    run's failure."""
     for proposal_id, (state, detail) in result.states.items():
         # only those this run left as they were (a finished one made progress)
         if proposal_id in result.refused or state not in KEPT_STATES:
             continue
-        if kept_in_a_row(store, proposal_id) == KEPT_ALERT_AFTER:
+        if kept_in_a_row(store, proposal_id) == after:
             result.kept[proposal_id] = (
-                f"kept for the next apply by {KEPT_ALERT_AFTER} applies in a row, nothing "
-                f"deleted: {detail}"
+                f"kept for the next apply by {after} applies in a row, nothing deleted: {detail}"
             )
 
 

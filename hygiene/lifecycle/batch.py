@@ -17,6 +17,7 @@ child lists agree with the children's parent lists; any other repository is prev
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,16 +55,15 @@ def preview_repositories(
     them.
     """
     selected = np.flatnonzero(repository_of >= 0)
-    frame = images.iloc[selected].reset_index(drop=True)
     rid = np.asarray(repository_of, dtype=np.int64)[selected]
     # rows by repository, keeping the frame order within each
     by_repo = np.argsort(rid, kind="stable")
-    frame = frame.iloc[by_repo].reset_index(drop=True)
+    frame = images.iloc[selected[by_repo]].reset_index(drop=True)
     rid = rid[by_repo]
     n = len(frame)
     results: list[PreviewResult | None] = [None] * len(names)
     if n:
-        block = _Block(frame, rid, len(names))
+        block = _Block(frame, rid, len(names), _InFrameOrder(images, selected, by_repo))
         for r in np.flatnonzero(block.complex_repository).tolist():
             results[r] = preview_policy(
                 policy,
@@ -85,17 +85,66 @@ def preview_repositories(
     ]
 
 
+class _InFrameOrder:
+    """List columns of the block's rows (``images`` rows ``selected[by_repo]``), read in
+    the images frame's order and put in the block's by Arrow.
+
+    Reading a few hundred thousand rows' lists in the block's order (by repository)
+    walks memory at random, a cache miss on every list and string; in the frame's order
+    (``selected`` ascending) it is a walk forward, and Arrow's take is cheap. Arrow
+    converts each cell on its own, so the result is what converting the block's cells
+    in its order gives (or the same error)."""
+
+    def __init__(self, images: pd.DataFrame, selected: np.ndarray, by_repo: np.ndarray) -> None:
+        self.images, self.selected = images, selected
+        self.by_repo = pa.array(by_repo, type=pa.int64())
+
+    def cells(self, column: str) -> list[Any]:
+        return self.images[column].to_numpy()[self.selected].tolist()  # type: ignore[no-any-return]
+
+    def string_lists(self, column: str) -> pa.ListArray:
+        return self.arrow(self.cells(column)).take(self.by_repo)
+
+    @staticmethod
+    def arrow(cells: list[Any]) -> pa.ListArray:
+        lists = pa.array(cells, type=pa.list_(pa.string()))
+        return lists.combine_chunks() if isinstance(lists, pa.ChunkedArray) else lists
+
+    def exploded_tags(self) -> pd.Series | None:
+        """``tags.explode()`` of the block's rows without missing values, as text, and
+        indexed by block position, as :func:`~hygiene.lifecycle.preview.preview_policy`
+        makes it; None unless every cell is a list of ``str``."""
+        cells = self.cells("tags")
+        if not set(map(type, cells)) <= {list}:
+            return None
+        if not set(map(type, itertools.chain.from_iterable(cells))) <= {str}:
+            return None
+        try:
+            lists = self.arrow(cells).take(self.by_repo)
+        except (UnicodeEncodeError, pa.ArrowException):  # a lone surrogate
+            return None
+        owner = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+        return pd.Series(lists.flatten(), index=owner, dtype=_TEXT, name="tags")
+
+
+_TEXT = pd.Series([""], dtype=object).astype(str).dtype
+"""The dtype ``astype(str)`` gives (the preview's tags are matched in it)."""
+
+
 class _Block:
     """The images of several repositories (grouped by repository, frame order within)."""
 
-    def __init__(self, frame: pd.DataFrame, rid: np.ndarray, repositories: int) -> None:
+    def __init__(
+        self, frame: pd.DataFrame, rid: np.ndarray, repositories: int, source: _InFrameOrder
+    ) -> None:
         self.frame = frame
         self.rid = rid
+        self.source = source
         n = len(frame)
         self.bounds = np.searchsorted(rid, np.arange(repositories + 1))
         digests = _strings(frame["digest"]).fill_null("")
-        parent_lists = pa.array(frame["parent_indexes"].tolist(), type=pa.list_(pa.string()))
-        child_lists = pa.array(frame["child_digests"].tolist(), type=pa.list_(pa.string()))
+        parent_lists = source.string_lists("parent_indexes")
+        child_lists = source.string_lists("child_digests")
         subjects = _strings(frame["subject_digest"])
         has_subject = np.asarray(subjects.is_valid(), dtype=bool)
         everything = pa.concat_arrays(
@@ -177,8 +226,10 @@ class _Block:
             status == "ARCHIVED", "archive", np.where(status == "ACTIVATING", "none", "standard")
         )
         tagged = frame["tag_count"].to_numpy() > 0
-        exploded = frame["tags"].explode()
-        exploded = exploded[exploded.notna()].astype(str)
+        exploded = self.source.exploded_tags()
+        if exploded is None:  # tags that are not lists of text: as preview_policy does
+            exploded = frame["tags"].explode()
+            exploded = exploded[exploded.notna()].astype(str)
 
         # newest first within each repository; ties broken by digest (as preview_policy)
         pushed = frame["pushed_at"].dt.tz_convert(None).to_numpy(dtype="datetime64[ns]")

@@ -156,15 +156,18 @@ class PreviewResult:
 
 
 def _tag_match(exploded: pd.Series, n: int, entries: tuple[str, ...], *, prefix: bool) -> Any:
-    """Boolean array: the image has, for every entry, at least one tag matching it."""
+    """Boolean array: the image has, for every entry, at least one tag matching it.
+
+    ``exploded`` holds each image's tags, indexed by the image's position (0 … n-1)."""
     result = np.ones(n, dtype=bool)
+    owner = exploded.index.to_numpy()
     for entry in entries:
         if prefix:
             hit = exploded.str.startswith(entry, na=False)
         else:
             hit = exploded.str.fullmatch(pattern_regex(entry).pattern, na=False)
-        per_image = hit.groupby(level=0).any().reindex(range(n), fill_value=False)
-        result &= per_image.to_numpy(dtype=bool)
+        # any hit per image: how many tags of each image match, more than none
+        result &= np.bincount(owner[hit.to_numpy(dtype=bool)], minlength=n)[:n] > 0
     return result
 
 

@@ -78,10 +78,12 @@ def build_proposal(
     return Proposal(
         # the repository is part of the identity: two empty repositories with the same
         # generated policy are two proposals, not one
+        # plain: strings, integers, None and lists (orjson writes the canonical text)
         id=proposal_id(
             Action.PUT_LIFECYCLE_POLICY,
             {"account": account, "region": region, "repository": repository, **target},
             evidence,
+            plain=True,
         ),
         action=Action.PUT_LIFECYCLE_POLICY,
         account=account,

@@ -3,8 +3,10 @@
 A nightly run of a million-image registry stores ~600,000 findings. Through the ORM,
 one object and one statement per row, that took minutes; here the rows go to the
 database driver in bulk, with each column's value converted as the column's SQLAlchemy
-type would (:meth:`~sqlalchemy.types.TypeEngine.bind_processor`: aware times to naive
-UTC, …), except JSON, which orjson writes (the same JSON; it parses back equal).
+type would for the dialect (:meth:`~sqlalchemy.types.TypeEngine.bind_processor` of its
+``dialect_impl``: aware times to naive UTC, on SQLite to SQLAlchemy's own text, …),
+except JSON, which orjson writes (the same JSON; it parses back equal). So a row written
+here and one written through the ORM hold the same text (tests/store/test_time_text.py).
 """
 
 from __future__ import annotations
@@ -173,9 +175,15 @@ def _copy_value(value: Any) -> str:
 
 
 def _converter(type_: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """What SQLAlchemy does to a value of ``type_`` before the driver gets it: the bind
+    processor of the type *as the dialect implements it* (``dialect_impl``), as its own
+    statements use. The generic type's would not do: on SQLite, a time would reach the
+    driver as a datetime, for sqlite3's default adapter (deprecated since Python 3.12)
+    to write as ``2026-11-28 12:00:00``, where SQLAlchemy writes
+    ``2026-11-28 12:00:00.000000``; the store compares times as text in SQL."""
     if isinstance(type_, JSON):
         return _json_text
-    processor = type_.bind_processor(dialect)
+    processor = type_.dialect_impl(dialect).bind_processor(dialect)
     return processor if processor is not None else None
 
 

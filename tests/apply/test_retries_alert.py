@@ -29,6 +29,7 @@ from hygiene.config import Config
 from hygiene.errors import ExitCode
 from hygiene.model import ProposalState
 from hygiene.store import Store
+from tests import builders
 from tests.apply.registry import Seeder
 from tests.apply.test_apply_deletion_safety import newest
 from tests.apply.test_apply_moto import ADMIN, approve_past_grace, propose
@@ -44,6 +45,18 @@ from tests.authz.world import rules as trust_rules
 from tests.faults import FaultProxy
 
 ADMINS = ["registry-admins@lsd.ufcg.edu.br"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store, SQLite and the embedded PostgreSQL: the retry rows, the audit log the
+    kept-again count reads, the failed run, on both."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hygiene.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    with Store(url) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -91,7 +104,7 @@ def test_a_read_refused_to_the_cleaner_fails_the_run_and_keeps_the_proposal(
 def test_a_proposal_kept_for_retry_is_reported_once_when_it_is_kept_the_nth_time_in_a_row(
     store: Store, seeder: Seeder, proxy: FaultProxy, config: Config, now: datetime
 ) -> None:
-    assert KEPT_ALERT_AFTER == 3
+    assert KEPT_ALERT_AFTER == 3 == config.policy.apply.kept_alert_after  # the default
     repo, proposal_id = stale_proposal(store, seeder, config, now)
     client = proxy.client()
     kept = []
@@ -204,3 +217,53 @@ def test_a_hand_run_apply_that_keeps_a_proposal_the_third_time_alerts_once(
     body = alert.message.get_body(("plain",)).get_content()
     assert f"{hand_run['id']}: kept for the next apply by {KEPT_ALERT_AFTER} applies" in body
     assert store.get(hand_run["id"]).state.value == "approved"
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_the_kept_again_threshold_is_the_configured_one(
+    store: Store, seeder: Seeder, proxy: FaultProxy, now: datetime, after: int
+) -> None:
+    """``apply.kept_alert_after``: the apply that keeps a proposal for that many times in
+    a row reports it, once."""
+    policy = builders.shipped_policy()
+    policy["apply"]["kept_alert_after"] = after
+    config = builders.config(policy)
+    _, proposal_id = stale_proposal(store, seeder, config, now)
+    client = proxy.client()
+    kept = []
+    for night in range(after + 1):
+        proxy.fail("ListTagsForResource", "500")
+        result = apply(
+            store, lambda account, region: client, config, now + timedelta(days=night), actor=ADMIN
+        )
+        kept.append(list(result.kept))
+    assert kept == [[]] * (after - 1) + [[proposal_id], []]
+    (reported,) = [
+        r for r in store.runs(kind="apply") if r.started_at == now + timedelta(days=after - 1)
+    ]
+    assert reported.errors[0].startswith(
+        f"{proposal_id}: kept for the next apply by {after} applies in a row, nothing deleted"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        (0, "apply.kept_alert_after: Input should be greater than or equal to 1"),
+        (366, "apply.kept_alert_after: Input should be less than or equal to 365"),
+        ("often", "apply.kept_alert_after: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_kept_again_threshold_is_one_readable_error(
+    tmp_path: Path, value: Any, problem: str
+) -> None:
+    from hygiene.config import load_config
+    from hygiene.errors import ConfigError
+
+    policy = builders.shipped_policy()
+    policy["apply"]["kept_alert_after"] = value
+    directory = builders.write_rules(tmp_path / "rules", policy)
+    with pytest.raises(ConfigError) as error:
+        load_config(directory)
+    (line,) = error.value.lines()
+    assert line.startswith(f"{directory / 'default.yaml'}:") and problem in line, line
