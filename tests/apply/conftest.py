@@ -10,12 +10,32 @@ import pytest
 from hygiene.store import Store
 from tests.apply.registry import Seeder
 from tests.authz.world import deployed_store, proposal_in_grace, rules
+from tests.faults import FaultProxy
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     with Store(f"sqlite:///{tmp_path / 'hygiene.db'}") as opened:
         yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A store on SQLite, then on the embedded PostgreSQL: a module whose tests must hold
+    on both makes its ``store`` this one."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hygiene.db'}"
+    else:
+        url = request.getfixturevalue("postgres_server").create_database()
+    with Store(url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def proxy(ecr: Any) -> Iterator[FaultProxy]:
+    """The fault-injecting proxy in front of the embedded registry."""
+    with FaultProxy(ecr.endpoint_url) as running:
+        yield running
 
 
 @pytest.fixture

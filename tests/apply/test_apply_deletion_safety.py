@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -24,12 +23,6 @@ from hygiene.store import Store
 from tests.apply.registry import Seeder
 from tests.apply.test_apply_moto import ADMIN, approve_past_grace, propose
 from tests.faults import FaultProxy
-
-
-@pytest.fixture
-def proxy(ecr: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(ecr.endpoint_url) as running:
-        yield running
 
 
 def newest(seeder: Seeder, repo: str) -> set[str]:

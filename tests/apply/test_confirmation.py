@@ -4,7 +4,6 @@ scan read the repository completely."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -87,12 +86,6 @@ def stored(confirmed_at: datetime | None, by: str | None = "nightly-1") -> Store
 def test_confirmation(confirmed: Any, scan: RepositoryScan, ok: bool, says: str) -> None:
     allowed, why = confirmation(stored(confirmed), scan)
     assert allowed is ok and says in why
-
-
-@pytest.fixture
-def proxy(ecr: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(ecr.endpoint_url) as running:
-        yield running
 
 
 def scan_and_store(store: Store, client: Any, config: Config, now: datetime, run_id: str) -> Any:

@@ -47,22 +47,11 @@ from tests.faults import FaultProxy
 ADMINS = ["registry-admins@lsd.ufcg.edu.br"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture
+def store(either_store: Store) -> Store:
     """The store, SQLite and the embedded PostgreSQL: the retry rows, the audit log the
     kept-again count reads, the failed run, on both."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    with Store(url) as opened:
-        yield opened
-
-
-@pytest.fixture
-def proxy(ecr: Any) -> Iterator[FaultProxy]:
-    with FaultProxy(ecr.endpoint_url) as running:
-        yield running
+    return either_store
 
 
 def stale_proposal(store: Store, seeder: Seeder, config: Config, now: datetime) -> tuple[str, str]:
