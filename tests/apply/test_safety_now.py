@@ -37,20 +37,10 @@ def forge_safe(store: Store, proposal_id: str) -> None:
     assert store.get(proposal_id).proposal.fix_safety is FixSafety.SAFE
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hygiene.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server").create_database()
-    with Store(url) as opened:
-        yield opened
-
-
 def test_a_deletion_forged_safe_in_the_store_is_not_applied_without_approval(
-    any_store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
+    either_store: Store, seeder: Seeder, clients: Any, config: Config, now: datetime
 ) -> None:
-    store = any_store
+    store = either_store
     repo = seeder.repo("suporte/api")
     release = seeder.image(repo, tag="v0")  # 200 days, never pulled: IM002 (unsafe) flags it
     recent = {seeder.image(repo, tag=f"v{n}", days_old=n) for n in (1, 2, 3)}
