@@ -163,46 +163,51 @@ def scan_command(
     1 findings, 2 usage or config error, 3 incomplete scan, 6 registry unreachable or
     no credentials.
     """
-    import threading
-
     from hygiene.cli.ending import ends_with_process, keep_until_end, request_fast_end
     from hygiene.gcpause import paused_gc
-    from hygiene.inventory import read_snapshot
-    from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry
-    from hygiene.scanthreads import warm_up
 
-    configure_logging(log_format)
-    config = load(rules_dir)
-    now = datetime.now(UTC)
-    if shard is not None:
-        return scan_shard(
-            config, shard, run_id, parts, profile, regions, endpoint_url, accounts, progress, now
-        )
-    if run_id is not None or parts is not None:
-        raise ConfigError("--run-id and --parts go with --shard I/N")
-    # a scan is read-only: once its document is out, its process has nothing to close
-    request_fast_end()
-    with paused_gc(resume=not ends_with_process()):  # see hygiene.gcpause
-        if from_snapshot is not None:
-            inventory = read_snapshot(from_snapshot)
-        else:
-            handle = open_registry(
-                config,
-                profile=profile,
-                regions=regions,
-                endpoint_url=endpoint_url,
-                accounts=accounts,
-            )
-            reading = threading.Event()  # the imports wait for the first read (warm_up)
-            warm_up(after=reading)
-            inventory = collect(handle, config, now=now, progress=progress, reading=reading)
-        if from_snapshot is None and not no_snapshot:
-            result = evaluate_and_save(inventory, config, now, snapshot_dir)
-        else:
-            result = evaluate(inventory, config, now)
-        emit(result, fmt)
-        keep_until_end(result)  # its objects go with the process (hygiene.cli.ending)
-        return exit_code_for(result, fail_on)
+    # The collector is paused from here, the start-up included: the imports and the
+    # configuration's models make objects that live as long as the process, which its
+    # collections would only walk (hygiene.gcpause). A shard's read runs with it on.
+    with paused_gc(resume=shard is not None or not ends_with_process()):
+        import threading
+
+        from hygiene.inventory import read_snapshot
+        from hygiene.scan import collect, evaluate, evaluate_and_save, open_registry
+        from hygiene.scanthreads import warm_up
+
+        configure_logging(log_format)
+        config = load(rules_dir)
+        now = datetime.now(UTC)
+        if shard is None:
+            if run_id is not None or parts is not None:
+                raise ConfigError("--run-id and --parts go with --shard I/N")
+            # a scan is read-only: once its document is out, its process has nothing to
+            # close
+            request_fast_end()
+            if from_snapshot is not None:
+                inventory = read_snapshot(from_snapshot)
+            else:
+                handle = open_registry(
+                    config,
+                    profile=profile,
+                    regions=regions,
+                    endpoint_url=endpoint_url,
+                    accounts=accounts,
+                )
+                reading = threading.Event()  # the imports wait for the first read (warm_up)
+                warm_up(after=reading)
+                inventory = collect(handle, config, now=now, progress=progress, reading=reading)
+            if from_snapshot is None and not no_snapshot:
+                result = evaluate_and_save(inventory, config, now, snapshot_dir)
+            else:
+                result = evaluate(inventory, config, now)
+            emit(result, fmt)
+            keep_until_end(result)  # its objects go with the process (hygiene.cli.ending)
+            return exit_code_for(result, fail_on)
+    return scan_shard(
+        config, shard, run_id, parts, profile, regions, endpoint_url, accounts, progress, now
+    )
 
 
 def scan_shard(

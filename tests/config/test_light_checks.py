@@ -1,0 +1,317 @@
+"""Checks made lighter for start-up give the verdict and the error of the plain check.
+
+Each light path is compared with what it replaces, on hypothesis' values and on
+hand-picked edge cases: the same acceptance, and for a refusal the same error (type,
+message, location) that ``hygiene`` turns into the line the user reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import Field, ValidationError
+
+from hygiene.config import SESSION_NAME_PATTERN, AccountsSettings, Section
+
+# ----------------------------------------------------------------- registry.accounts
+
+
+class PlainSessionName(Section):
+    """``session_name`` as it was declared: pydantic's pattern constraint, built with
+    the model."""
+
+    session_name: str = Field(default="registry-hygiene", pattern=SESSION_NAME_PATTERN)
+
+
+def _outcome(model: type[Section], value: Any) -> Any:
+    try:
+        return ("ok", getattr(model.model_validate({"session_name": value}), "session_name"))
+    except ValidationError as exc:
+        return [
+            (e["type"], e["msg"], e["loc"], e.get("input"), e.get("ctx"))
+            for e in exc.errors(include_url=False)
+        ]
+
+
+def _session_name(value: Any) -> Any:
+    try:
+        return (
+            "ok",
+            AccountsSettings.model_validate(
+                {"organization": True, "session_name": value}
+            ).session_name,
+        )
+    except ValidationError as exc:
+        return [
+            (e["type"], e["msg"], e["loc"], e.get("input"), e.get("ctx"))
+            for e in exc.errors(include_url=False)
+        ]
+
+
+SESSION_NAMES = [
+    "registry-hygiene",
+    "a",
+    "ab",
+    "a" * 64,
+    "a" * 65,
+    "a b",
+    "josé",
+    "e\u0301x",  # a combining mark: a word character to the pattern's engine
+    "x\u203fy",  # connector punctuation
+    "x²y",  # a digit that is not a decimal digit
+    "x½",
+    "日本語",
+    "name/slash",
+    "a+=,.@-_9",
+    "",
+    "tab\tname",
+    "line\nbreak",
+    "end\n",
+    12,
+    None,
+]
+
+
+@pytest.mark.parametrize("value", SESSION_NAMES, ids=repr)
+def test_session_name_is_checked_as_by_the_pattern_constraint(value: Any) -> None:
+    assert _session_name(value) == _outcome(PlainSessionName, value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=70) | st.text(alphabet="ab+=,.@-_ é\u0301²", max_size=70))
+def test_session_name_matches_the_pattern_constraint_on_any_text(value: str) -> None:
+    assert _session_name(value) == _outcome(PlainSessionName, value)
+
+
+def test_session_name_error_reads_the_same_in_the_loaded_configuration(tmp_path: Any) -> None:
+    from hygiene.config import load_config
+    from hygiene.errors import ConfigError
+
+    (tmp_path / "default.yaml").write_text(
+        "registry:\n  accounts:\n    organization: true\n    session_name: 'a b'\n"
+    )
+    (tmp_path / "projects.yaml").write_text("projects: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert info.value.problems == [
+        f"{tmp_path / 'default.yaml'}:4: registry.accounts.session_name: String should "
+        "match pattern '^[\\w+=,.@-]{2,64}$' (got 'a b')"
+    ]
+
+
+# ------------------------------------------------------------------- e-mail addresses
+
+
+def _email(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
+    """check_email's outcome; with ``monkeypatch``, email-validator's alone."""
+    from hygiene import configtypes
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(configtypes, "plain_address", lambda value: False)
+    try:
+        return ("ok", configtypes.check_email(value))
+    except ValueError as exc:
+        return ("refused", str(exc))
+    finally:
+        if monkeypatch is not None:
+            monkeypatch.undo()
+
+
+def _library_accepts(value: str) -> bool:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+ADDRESSES = [
+    "joao.silva@lsd.ufcg.edu.br",
+    "user+tag@example.org",
+    "a_b-c@x.io",
+    "-a@x.com",
+    "A.B@example.com",
+    "a@EXAMPLE.com",
+    "a@b.co",
+    "a@x.c",
+    "a@x.c0m",
+    "a@1.com",
+    "a@x.123",
+    "a@x.com.",
+    "a@x..com",
+    "a..b@x.com",
+    ".a@x.com",
+    "a.@x.com",
+    "a@-x.com",
+    "a@x-.com",
+    "a@ab--cd.com",
+    "a@xn--abc.com",
+    "a@xn--nxasmq6b.com",
+    "a@localhost",
+    "a@x.localhost",
+    "a@x.test",
+    "a@x.local",
+    "a@x.arpa",
+    "a@x.onion",
+    "a@x.invalid",
+    "a@test.com",
+    "a@" + "b" * 63 + ".com",
+    "a@" + "b" * 64 + ".com",
+    "a" * 64 + "@x.com",
+    "a" * 65 + "@x.com",
+    "a@" + ".".join(["b" * 60] * 4) + ".com",
+    "a" * 60 + "@" + ".".join(["b" * 60] * 3) + ".co",
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".co",
+    "joão@x.com",
+    "a@ação.com",
+    "Name <a@x.com>",
+    "a b@x.com",
+    "a@x.com\n",
+    "",
+    "@",
+    "a@",
+    "@x.com",
+]
+
+
+@pytest.mark.parametrize("value", ADDRESSES, ids=repr)
+def test_an_address_gets_email_validators_verdict_and_message(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _email(value) == _email(value, monkeypatch)
+
+
+def test_the_special_use_domains_are_email_validators() -> None:
+    import email_validator
+
+    from hygiene.configtypes import SPECIAL_USE_DOMAINS
+
+    assert sorted(SPECIAL_USE_DOMAINS) == sorted(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z0-9_+.-]{1,70}@[a-z0-9.-]{1,80}\.[a-z0-9]{1,8}", fullmatch=True)
+    | st.from_regex(r"[a-z]{1,3}@(?:[a-z0-9-]{1,64}\.){1,5}[a-z]{1,64}", fullmatch=True)
+    | st.text(alphabet="ab.-_+@é1 ", max_size=30)
+)
+def test_the_plain_path_accepts_only_what_email_validator_accepts(value: str) -> None:
+    from hygiene.configtypes import plain_address
+
+    if plain_address(value):
+        assert _library_accepts(value), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.from_regex(r"[A-Za-z0-9_+.-]{1,70}@[A-Za-z0-9.-]{1,80}", fullmatch=True)
+    | st.text(alphabet="aZ.-_+@é1 <>\n", max_size=30)
+)
+def test_check_email_says_what_email_validator_says(value: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _email(value) == _email(value, monkeypatch)
+
+
+def test_a_local_relays_domain_is_accepted_only_where_allowed() -> None:
+    from hygiene.configtypes import LOCAL_MAIL_DOMAINS, check_email
+
+    assert check_email("hygiene@localhost", local_domains=LOCAL_MAIL_DOMAINS)
+    assert check_email("a.b@localhost", local_domains=LOCAL_MAIL_DOMAINS) == "a.b@localhost"
+    with pytest.raises(ValueError, match="not an email address"):
+        check_email("hygiene@localhost")
+    with pytest.raises(ValueError, match="not an email address"):
+        check_email("a..b@localhost", local_domains=LOCAL_MAIL_DOMAINS)
+
+
+# ------------------------------------------------------------------------ schedules
+
+NOW = "2026-12-01T00:00:00+00:00"
+
+
+def _crontab(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
+    """check_crontab's outcome; with ``monkeypatch``, APScheduler's parser's alone."""
+    from datetime import datetime
+
+    from hygiene import configtypes
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(configtypes, "plain_crontab", lambda fields: False)
+    try:
+        return ("ok", configtypes.check_crontab(value, now=lambda: datetime.fromisoformat(NOW)))
+    except ValueError as exc:
+        return ("refused", str(exc))
+    finally:
+        if monkeypatch is not None:
+            monkeypatch.undo()
+
+
+CRONTABS = [
+    "0 3 * * *",
+    "0 8 * * mon",
+    "00 03 * * *",
+    "*/5 * * * *",
+    "*/59 */23 * * *",
+    "*/60 * * * *",
+    "* */24 * * *",
+    "*/0 * * * *",
+    "60 * * * *",
+    "0 24 * * *",
+    "0 0 28 2 *",
+    "0 0 29 2 *",
+    "0 0 30 2 *",
+    "0 0 31 4 *",
+    "0 0 0 * *",
+    "0 0 1 0 *",
+    "0 0 1 13 *",
+    "0 0 * 12 *",
+    "0 0 * * mon-fri",
+    "0 0 * * fri-mon",
+    "0 0 * * sun-sun",
+    "0 0 * * MON",
+    "0 0 * * mon,wed",
+    "0 0 * * monday",
+    "0 0 1 * mon",
+    "0 0 ? * mon",
+    "0 0 * * 1",
+    "1-5 * * * *",
+    "1,2 * * * *",
+    "+1 * * * *",
+    "٣ * * * *",
+    "0 3 * *",
+    "0 3 * * * *",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", CRONTABS, ids=repr)
+def test_a_crontab_gets_apschedulers_verdict_and_message(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _crontab(value) == _crontab(value, monkeypatch)
+
+
+MINUTES = st.sampled_from(["*", "*/0", "*/1", "*/23", "*/24", "*/59", "*/60", "1-5", "1,2"])
+NUMBERS = st.integers(min_value=0, max_value=99).map(str) | st.sampled_from(["00", "07", "007"])
+DAYS = st.sampled_from(["mon", "tue", "wed", "thu", "fri", "sat", "sun", "MON", "xyz"])
+WEEK = st.sampled_from(["*", "?", "1"]) | DAYS | st.tuples(DAYS, DAYS).map("-".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    minute=MINUTES | NUMBERS,
+    hour=MINUTES | NUMBERS,
+    day=st.sampled_from(["*", "?", "*/2"]) | NUMBERS,
+    month=st.sampled_from(["*", "*/2", "jan"]) | NUMBERS,
+    week=WEEK,
+)
+def test_check_crontab_says_what_apscheduler_says(
+    minute: str, hour: str, day: str, month: str, week: str
+) -> None:
+    value = f"{minute} {hour} {day} {month} {week}"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _crontab(value) == _crontab(value, monkeypatch)
