@@ -53,8 +53,7 @@ def plain_address(value: str) -> bool:
         return False
     domain = match["domain"]
     return (
-        len(match["local"]) <= 64
-        and len(domain) <= 253
+        len(match["local"]) <= 64  # the domain's 253 follows from the address's 254
         and "--" not in domain
         and not any(domain == d or domain.endswith("." + d) for d in SPECIAL_USE_DOMAINS)
     )
