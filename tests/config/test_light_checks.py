@@ -167,6 +167,8 @@ ADDRESSES = [
     "a@" + ".".join(["b" * 60] * 4) + ".com",
     "a" * 60 + "@" + ".".join(["b" * 60] * 3) + ".co",
     "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".co",
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".abc",  # 254 characters
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".abcd",  # 255
     "joão@x.com",
     "a@ação.com",
     "Name <a@x.com>",
