@@ -70,14 +70,58 @@ def test_help_imports_no_heavy_package(argv: list[str], subprocess_env: dict[str
 
 
 def test_rules_command_imports_no_data_frames(subprocess_env: dict[str, str]) -> None:
-    """The rule catalogue is light: the checks import numpy and pandas when they run.
-    (Loading the configuration does import APScheduler's cron parser, to check the
-    schedule.)"""
+    """The rule catalogue is light: the checks import numpy and pandas when they run."""
     loaded = _loaded(["rules", "IM002"], subprocess_env)
     assert "pydantic" in loaded  # it did load the configuration
     # nor AWS: regions are checked against botocore's endpoint file, admins entries without
     # the identity module (hygiene.authz imports it on first use)
     assert not loaded & {"pandas", "numpy", "pyarrow", "sqlalchemy", "boto3", "botocore"}
+    # the checkout's addresses and schedules are plain ones (hygiene.configtypes): neither
+    # email-validator nor APScheduler's parser is needed to check them
+    assert not loaded & {"email_validator", "apscheduler", "asyncio"}
+
+
+GC_CHILD = textwrap.dedent(
+    """
+    import gc, sys
+    import hygiene.cli.scan as scan
+    from hygiene.errors import ConfigError
+
+    def load(rules_dir):
+        print("collector on while loading:", gc.isenabled())
+        raise ConfigError("stop here")
+
+    scan.load = load
+    mode, sys.argv = sys.argv[1], ["hygiene", *sys.argv[2:]]
+    from hygiene.cli import main
+    try:
+        main(None if mode == "process" else sys.argv[1:])
+    except SystemExit as exc:
+        print("exit", exc.code, "collector on after:", gc.isenabled())
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["process", "in-process"])
+def test_a_scan_pauses_the_collector_from_its_start(
+    mode: str, subprocess_env: dict[str, str]
+) -> None:
+    """`hygiene scan` pauses the collector before it imports its libraries and loads the
+    configuration, not only once the registry is read (hygiene.gcpause): in its own process
+    for good; called in-process, until it returns."""
+    result = subprocess.run(
+        [sys.executable, "-c", GC_CHILD, mode, "scan", "--region", "us-east-1"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=120,
+        check=False,
+    )
+    after = mode != "process"
+    assert result.stdout.splitlines() == [
+        "collector on while loading: False",
+        f"exit 2 collector on after: {after}",
+    ], result.stderr
 
 
 def test_report_locales_written_out_for_the_cli_are_the_report_locales() -> None:
