@@ -307,3 +307,88 @@ def test_check_crontab_says_what_apscheduler_says(
     value = f"{minute} {hour} {day} {month} {week}"
     with pytest.MonkeyPatch.context() as monkeypatch:
         assert _crontab(value) == _crontab(value, monkeypatch)
+
+
+# ----------------------------------------------------------------------------- URLs
+
+
+def _url(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
+    """check_http_url's outcome; with ``monkeypatch``, pydantic's URL type's alone."""
+    from hygiene import configtypes
+
+    if monkeypatch is not None:
+        monkeypatch.setattr(configtypes, "plain_url", lambda value: False)
+    try:
+        return ("ok", configtypes.check_http_url(value))
+    except ValueError as exc:
+        return ("refused", str(exc))
+    finally:
+        if monkeypatch is not None:
+            monkeypatch.undo()
+
+
+URLS = [
+    "http://127.0.0.1:42057",
+    "http://localhost:5000",
+    "https://hooks.slack.example.org/services/T000/B000",
+    "https://api.ecr.us-east-1.amazonaws.com",
+    "http://vpce-0a1b.ecr.us-east-1.vpce.amazonaws.com/",
+    "http://a.b.c.d.e",
+    "http://x",
+    "http://1.2.3",
+    "http://1.2.3.4.5",
+    "http://256.1.1.1",
+    "http://01.1.1.1",
+    "http://a.1",
+    "http://a.1a",
+    "http://a.b1",
+    "http://a-.com",
+    "http://-a.com",
+    "http://ab--cd.com",
+    "http://xn--abc.com",
+    "http://xn--nxasmq6b.com",
+    "http://example.com:0",
+    "http://example.com:65535",
+    "http://example.com:65536",
+    "http://example.com:99999",
+    "http://example.com:080",
+    "http://example.com:",
+    "http://example.com/a/../b",
+    "http://example.com//",
+    "http://example.com/%41",
+    "http://example.com?x=1",
+    "http://example.com#f",
+    "http://user:pw@example.com",
+    "http://user@example.com",
+    "HTTP://example.com",
+    "http://EXAMPLE.com",
+    "ftp://example.com",
+    "http:/example.com",
+    "http://",
+    "http:///path",
+    "http://[::1]:8080",
+    "http://exa mple.com",
+    "http://example.com/\n",
+    "example.com",
+    "",
+]
+
+
+@pytest.mark.parametrize("value", URLS, ids=repr)
+def test_a_url_gets_pydantics_verdict_and_message(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _url(value) == _url(value, monkeypatch)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.from_regex(
+        r"https?://[a-z0-9.-]{1,30}(:[0-9]{1,6})?(/[A-Za-z0-9._~%-]{0,8}){0,3}", fullmatch=True
+    )
+    | st.from_regex(r"http://[0-9]{1,3}(\.[0-9]{1,3}){2,4}(:[0-9]{1,5})?", fullmatch=True)
+    | st.text(alphabet="hpts:/.a1-@?#", max_size=25)
+)
+def test_check_http_url_says_what_pydantic_says(value: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        assert _url(value) == _url(value, monkeypatch)
