@@ -8,9 +8,17 @@ average before and after: the machine is shared, so read the figures with the lo
 ``--checkout`` runs another checkout's code (its directory first on ``PYTHONPATH``, its
 ``rules/``) with this interpreter and its packages, to compare before and after.
 
+The runs of a command share a bytecode cache (``PYTHONPYCACHEPREFIX`` in a temporary
+directory) that the warm-up run writes, as ``python -m benchmarks.scan`` does: an installed
+package has its bytecode (pip compiles it at install), but a checkout run with
+``PYTHONDONTWRITEBYTECODE=1`` (this machine's environment) compiled every module of
+``hygiene`` it imports from source in every run, and the figures before round 9 include
+that. ``--no-bytecode-cache`` measures the old way.
+
     python -m benchmarks.startup
     python -m benchmarks.startup --repeat 15
     python -m benchmarks.startup --checkout ../main
+    python -m benchmarks.startup --no-bytecode-cache
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,11 +41,23 @@ def _load() -> str:
         return " ".join(loadavg.read().split()[:3])
 
 
-def timings(python: str, checkout: Path, argv: list[str], repeat: int) -> list[float]:
+def environment(checkout: Path, bytecode: Path | None = None) -> dict[str, str]:
+    """The runs' environment: ``checkout``'s code and rules; with ``bytecode``, that
+    directory as their bytecode cache (written by the warm-up, read by the runs)."""
+    env = {**os.environ, "HYGIENE_RULES_DIR": str(checkout / "rules"), "PYTHONPATH": str(checkout)}
+    if bytecode is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode)
+    return env
+
+
+def timings(
+    python: str, checkout: Path, argv: list[str], repeat: int, bytecode: Path | None = None
+) -> list[float]:
     """Wall seconds of ``python -m hygiene <argv>`` run ``repeat`` times (after one warm-up);
     raises when the command fails."""
     command = [python, "-m", "hygiene", *argv]
-    env = {**os.environ, "HYGIENE_RULES_DIR": str(checkout / "rules"), "PYTHONPATH": str(checkout)}
+    env = environment(checkout, bytecode)
     runs = []
     for attempt in range(repeat + 1):
         started = time.perf_counter()
@@ -54,15 +75,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=9)
     parser.add_argument("--checkout", type=Path, default=CHECKOUT)
+    parser.add_argument(
+        "--no-bytecode-cache",
+        dest="bytecode_cache",
+        action="store_false",
+        help="no bytecode cache: the runs compile what the calling environment says (with "
+        "PYTHONDONTWRITEBYTECODE=1, every module of the checkout in every run)",
+    )
     args = parser.parse_args(argv)
     print(f"load average before: {_load()}")
-    for command in COMMANDS:
-        runs = timings(sys.executable, args.checkout.resolve(), command, args.repeat)
-        print(
-            f"hygiene {' '.join(command):12} median {statistics.median(runs):.3f} s "
-            f"(min {min(runs):.3f}, max {max(runs):.3f}; {len(runs)} runs)",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory(prefix="hygiene-startup-bench-") as work:
+        bytecode = Path(work) / "bytecode" if args.bytecode_cache else None
+        for command in COMMANDS:
+            runs = timings(sys.executable, args.checkout.resolve(), command, args.repeat, bytecode)
+            print(
+                f"hygiene {' '.join(command):12} median {statistics.median(runs):.3f} s "
+                f"(min {min(runs):.3f}, max {max(runs):.3f}; {len(runs)} runs)",
+                flush=True,
+            )
+    print(f"bytecode cache {'on' if args.bytecode_cache else 'off'}")
     print(f"load average after: {_load()}")
     return 0
 
