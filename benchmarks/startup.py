@@ -2,8 +2,9 @@
 
 Runs ``hygiene --help``, ``hygiene rules`` and ``hygiene rules IM002`` (with the
 checkout's ``rules/``) in fresh processes, ``--repeat`` times each after one warm-up run
-(disk caches), and prints the median, minimum and maximum wall time of each and the load
-average before and after: the machine is shared, so read the figures with the load.
+(disk caches), and prints the median, minimum and maximum wall time of each, the median
+of the processes' CPU time, and the load average before and after: the machine is shared,
+so read the figures with the load (the CPU time moves less with it).
 
 ``--checkout`` runs another checkout's code (its directory first on ``PYTHONPATH``, its
 ``rules/``) with this interpreter and its packages, to compare before and after.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,19 +53,31 @@ def environment(checkout: Path, bytecode: Path | None = None) -> dict[str, str]:
     return env
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timings(
-    python: str, checkout: Path, argv: list[str], repeat: int, bytecode: Path | None = None
+    python: str,
+    checkout: Path,
+    argv: list[str],
+    repeat: int,
+    bytecode: Path | None = None,
+    cpu: list[float] | None = None,
 ) -> list[float]:
-    """Wall seconds of ``python -m hygiene <argv>`` run ``repeat`` times (after one warm-up);
-    raises when the command fails."""
+    """Wall seconds of ``python -m hygiene <argv>`` run ``repeat`` times (after one warm-up),
+    and each run's CPU seconds appended to ``cpu``; raises when the command fails."""
     command = [python, "-m", "hygiene", *argv]
     env = environment(checkout, bytecode)
     runs = []
     for attempt in range(repeat + 1):
-        started = time.perf_counter()
+        started, used = time.perf_counter(), _children_cpu()
         subprocess.run(command, check=True, cwd=checkout, env=env, stdout=subprocess.DEVNULL)
         if attempt:
             runs.append(time.perf_counter() - started)
+            if cpu is not None:
+                cpu.append(_children_cpu() - used)
     return runs
 
 
@@ -87,10 +101,14 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="hygiene-startup-bench-") as work:
         bytecode = Path(work) / "bytecode" if args.bytecode_cache else None
         for command in COMMANDS:
-            runs = timings(sys.executable, args.checkout.resolve(), command, args.repeat, bytecode)
+            cpu: list[float] = []
+            runs = timings(
+                sys.executable, args.checkout.resolve(), command, args.repeat, bytecode, cpu
+            )
             print(
                 f"hygiene {' '.join(command):12} median {statistics.median(runs):.3f} s "
-                f"(min {min(runs):.3f}, max {max(runs):.3f}; {len(runs)} runs)",
+                f"(min {min(runs):.3f}, max {max(runs):.3f}; {len(runs)} runs; "
+                f"CPU median {statistics.median(cpu):.3f} s)",
                 flush=True,
             )
     print(f"bytecode cache {'on' if args.bytecode_cache else 'off'}")
