@@ -16,7 +16,6 @@ rules engine, which knows each rule's option names and ranges.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -25,18 +24,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
-    TypeAdapter,
     ValidationError,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticKnownError
 
 from hygiene.configbase import Section
 from hygiene.configlifecycle import LifecycleSettings
@@ -47,6 +42,7 @@ from hygiene.configtypes import (
     HttpUrl,
     Region,
     SenderAddress,
+    SessionName,
     StoreUrl,
     TimeZone,
 )
@@ -119,36 +115,6 @@ class AccountEntry(Section):
     assume: bool = True  # False: read it with the tool's own credentials (its own account)
 
     _templates = field_validator("scanner_role", "cleaner_role")(_role_template)
-
-
-# ``session_name``: STS's RoleSessionName, 2 to 64 characters of word characters and
-# +=,.@- . Checked by pydantic's own pattern constraint, the same regular expression engine
-# and the same error as ``Field(pattern=...)``; but built on first use: compiling this
-# pattern (a Unicode class repeated 64 times) took 15 ms of every command's start-up,
-# for a field most configurations never set (its default is not validated).
-SESSION_NAME_PATTERN = r"^[\w+=,.@-]{2,64}$"
-
-
-@functools.cache
-def _session_name_adapter() -> TypeAdapter[str]:
-    return TypeAdapter(Annotated[str, StringConstraints(pattern=SESSION_NAME_PATTERN)])
-
-
-def _check_session_name(value: str) -> str:
-    try:
-        _session_name_adapter().validate_python(value)
-    except ValidationError:
-        raise PydanticKnownError(
-            "string_pattern_mismatch", {"pattern": SESSION_NAME_PATTERN}
-        ) from None
-    return value
-
-
-SessionName = Annotated[
-    str,
-    AfterValidator(_check_session_name),
-    WithJsonSchema({"type": "string", "pattern": SESSION_NAME_PATTERN}),
-]
 
 
 class AccountsSettings(Section):

@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import Field, ValidationError
 
-from hygiene.config import SESSION_NAME_PATTERN, AccountsSettings, Section
+from hygiene.config import AccountsSettings, Section
+from hygiene.configtypes import SESSION_NAME_PATTERN
 
 # ----------------------------------------------------------------- registry.accounts
 
