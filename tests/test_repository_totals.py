@@ -103,3 +103,30 @@ def test_keys_that_are_not_text_categories_take_the_groupby() -> None:
     assert _repository_totals(repositories, images.astype({"region": object})) is None
     counts, totals = _repository_totals_grouped(repositories, images)
     assert counts.tolist() == [2] and totals.tolist() == [12]
+
+
+def test_the_repositories_frame_takes_the_codes_path(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import hygiene.inventory as inventory
+
+    def grouped(*args: object) -> None:
+        raise AssertionError("the groupby path was taken")
+
+    monkeypatch.setattr(inventory, "_repository_totals_grouped", grouped)
+    images = pd.DataFrame(
+        {
+            "account": pd.Categorical(["1", "1"]),
+            "region": pd.Categorical(["r", "r"]),
+            "repository": pd.Categorical(["a", "b"]),
+            "digest": pd.array(["x", "y"], dtype="string"),
+            "storage_bytes": np.array([5, 7], dtype=np.int64),
+        }
+    )
+    frame = inventory.build_repositories(
+        [
+            {"account": "1", "region": "r", "name": "b"},
+            {"account": "1", "region": "r", "name": "c"},
+        ],
+        images,
+    )
+    assert frame["image_count"].tolist() == [1, 0]
+    assert frame["total_bytes"].tolist() == [7, 0]
