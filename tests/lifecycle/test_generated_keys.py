@@ -82,3 +82,30 @@ def test_a_repository_override_sets_its_repositories_apart() -> None:
     # no namespace given: the repository's own (web), as effective_settings takes it
     assert _generated(CONFIG, None, "web/site", cache, keys).text == site.text
     assert len(keys) == 2
+
+
+def test_the_plan_makes_the_settings_once_per_key(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """plan_lifecycle passes its memory: 8 repositories of two namespaces, two settings."""
+    import sys
+
+    from hygiene.lifecycle import plan_lifecycle
+
+    propose = sys.modules["hygiene.lifecycle.propose"]  # the package's propose is a function
+    from tests.builders import NOW, image_row, inventory, repository_row
+
+    made: list[str | None] = []
+    effective = propose.effective_settings
+
+    def counted(config, *, namespace=None, repository=None):  # type: ignore[no-untyped-def]
+        made.append(repository)
+        return effective(config, namespace=namespace, repository=repository)
+
+    monkeypatch.setattr(propose, "effective_settings", counted)
+    names = [f"{ns}/app{i}" for ns in ("web", "data1") for i in range(4)]
+    found = inventory(
+        [image_row(repository=n, tags=["v1"], now=NOW) for n in names],
+        [repository_row(n, now=NOW) for n in names],
+    )
+    plan = plan_lifecycle(found, CONFIG, NOW)
+    assert len(plan.proposals) == len(names)
+    assert len(made) == 2
