@@ -91,7 +91,7 @@ def test_the_plan_makes_the_settings_once_per_key(monkeypatch) -> None:  # type:
     from hygiene.lifecycle import plan_lifecycle
 
     propose = sys.modules["hygiene.lifecycle.propose"]  # the package's propose is a function
-    from tests.builders import NOW, image_row, inventory, repository_row
+    from tests.builders import NOW, digest_of, image_row, inventory, repository_row
 
     made: list[str | None] = []
     effective = propose.effective_settings
@@ -103,9 +103,9 @@ def test_the_plan_makes_the_settings_once_per_key(monkeypatch) -> None:  # type:
     monkeypatch.setattr(propose, "effective_settings", counted)
     names = [f"{ns}/app{i}" for ns in ("web", "data1") for i in range(4)]
     found = inventory(
-        [image_row(repository=n, tags=["v1"], now=NOW) for n in names],
+        [image_row(digest_of(n), n, tags=["v1"], now=NOW) for n in names],
         [repository_row(n, now=NOW) for n in names],
     )
     plan = plan_lifecycle(found, CONFIG, NOW)
-    assert len(plan.proposals) == len(names)
+    assert len(plan.proposals) + len(plan.kept_existing) + len(plan.unchanged) == len(names)
     assert len(made) == 2
