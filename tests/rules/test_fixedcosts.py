@@ -320,3 +320,73 @@ def test_a_push_on_the_cutoff_is_not_idle_and_a_later_pull_keeps_it() -> None:
     assert found["details"].tolist() == [
         {"last_push": "2026-10-28", "last_pull": "2026-10-28", "images": 2}
     ]
+
+
+# ---------------------------------------------------------------------- repo_row (derive)
+
+
+def _repository_rows_reference(
+    frame: pd.DataFrame, keys: list[str], repositories: pd.DataFrame
+) -> np.ndarray:
+    """derive's repository row of each repo_id as it was before round 9 (a pandas merge)."""
+    groups = (
+        frame[keys]
+        .assign(repo_id=frame["repo_id"])
+        .drop_duplicates("repo_id")
+        .astype({k: str for k in keys})
+    )
+    repo_keys = repositories[["account", "region", "name"]].astype(str).copy()
+    repo_keys["repo_row"] = np.arange(len(repositories))
+    repo_keys = repo_keys.drop_duplicates(["account", "region", "name"])
+    matched = groups.merge(
+        repo_keys, how="left", left_on=keys, right_on=["account", "region", "name"]
+    )
+    rows = np.full(int(frame["repo_id"].max()) + 1, -1, dtype=np.int64)
+    rows[matched["repo_id"].to_numpy()] = matched["repo_row"].fillna(-1).to_numpy(dtype=np.int64)
+    return rows
+
+
+KEY_VALUES = {
+    "account": ["1", "2"],
+    "region": ["r", "s"],
+    "repository": ["a", "b/c", "nan", "<NA>", "None"],
+}
+
+
+@st.composite
+def registries_with_keys(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
+    n = draw(st.integers(1, 20))
+    images = pd.DataFrame(
+        {
+            k: pd.Categorical(
+                draw(
+                    st.lists(st.one_of(st.none(), st.sampled_from(values)), min_size=n, max_size=n)
+                )
+            )
+            for k, values in KEY_VALUES.items()
+        }
+    )
+    from hygiene.rules.columns import group_ids
+
+    images["repo_id"] = group_ids(images, list(KEY_VALUES))
+    m = draw(st.integers(0, 8))
+    columns = {}
+    for k, key in (("account", "account"), ("region", "region"), ("name", "repository")):
+        cells = draw(
+            st.lists(st.one_of(st.none(), st.sampled_from(KEY_VALUES[key])), min_size=m, max_size=m)
+        )
+        kind = draw(st.sampled_from(["category", "string", "object"]))
+        columns[k] = pd.Series(cells, dtype=kind)
+    return images, pd.DataFrame(columns)
+
+
+@settings(max_examples=examples(400), deadline=None)
+@given(registries_with_keys())
+def test_repository_rows_are_the_merges(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    from hygiene.rules.protections import repository_rows
+
+    images, repositories = data
+    keys = list(KEY_VALUES)
+    got = repository_rows(images, keys, repositories)
+    assert got.dtype == np.int64
+    assert got.tolist() == _repository_rows_reference(images, keys, repositories).tolist()
