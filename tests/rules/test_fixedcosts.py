@@ -346,8 +346,8 @@ def _repository_rows_reference(
     return rows
 
 
-KEY_VALUES = {
-    "account": ["1", "2"],
+KEY_VALUES: dict[str, list[Any]] = {
+    "account": [1, 2],  # numbers: compared as text with the repositories' "1" and "2"
     "region": ["r", "s"],
     "repository": ["a", "b/c", "nan", "<NA>", "None"],
 }
@@ -372,9 +372,8 @@ def registries_with_keys(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
     m = draw(st.integers(0, 8))
     columns = {}
     for k, key in (("account", "account"), ("region", "region"), ("name", "repository")):
-        cells = draw(
-            st.lists(st.one_of(st.none(), st.sampled_from(KEY_VALUES[key])), min_size=m, max_size=m)
-        )
+        texts = [str(v) for v in KEY_VALUES[key]]
+        cells = draw(st.lists(st.one_of(st.none(), st.sampled_from(texts)), min_size=m, max_size=m))
         kind = draw(st.sampled_from(["category", "string", "object"]))
         columns[k] = pd.Series(cells, dtype=kind)
     return images, pd.DataFrame(columns)
@@ -390,3 +389,10 @@ def test_repository_rows_are_the_merges(data: tuple[pd.DataFrame, pd.DataFrame])
     got = repository_rows(images, keys, repositories)
     assert got.dtype == np.int64
     assert got.tolist() == _repository_rows_reference(images, keys, repositories).tolist()
+
+
+def test_a_missing_key_is_none_for_the_lookup() -> None:
+    from hygiene.rules.protections import _cells
+
+    for kind in ("str", "string", "object", "category"):
+        assert _cells(pd.Series(["a", None, "nan"], dtype=kind).astype(str)) == ["a", None, "nan"]
