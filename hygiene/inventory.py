@@ -418,10 +418,19 @@ def _repository_totals(
     present = (codes[0] >= 0) & (codes[1] >= 0) & (codes[2] >= 0)  # groupby drops NA keys
     sizes = [len(values) for values in categories]
     key = (codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]
-    groups, inverse = np.unique(key[present], return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(groups)).astype(np.int64)
-    totals = np.zeros(len(groups), dtype=np.int64)
-    np.add.at(totals, inverse, images["storage_bytes"].to_numpy(dtype=np.int64)[present])
+    stored = images["storage_bytes"].to_numpy(dtype=np.int64)[present]
+    if sizes[0] * sizes[1] * sizes[2] <= 4 * len(key) + 1024:  # keys counted by position
+        counts = np.bincount(key[present], minlength=sizes[0] * sizes[1] * sizes[2])
+        groups = np.flatnonzero(counts)
+        totals = np.zeros(len(counts), dtype=np.int64)
+        np.add.at(totals, key[present], stored)
+        counts, totals = counts[groups], totals[groups]
+    else:
+        groups, inverse = np.unique(key[present], return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(groups))
+        totals = np.zeros(len(groups), dtype=np.int64)
+        np.add.at(totals, inverse, stored)
+    counts = counts.astype(np.int64)
     account, rest = np.divmod(groups, sizes[1] * sizes[2])
     region, repository = np.divmod(rest, sizes[2])
     position = {

@@ -94,7 +94,11 @@ def repository_rows(frame: pd.DataFrame, keys: list[str], repositories: pd.DataF
     the two did (tested against it) without its set-up."""
     if not len(frame):
         return np.full(0, -1, dtype=np.int64)
-    _, first = np.unique(frame["repo_id"].to_numpy(), return_index=True)
+    ids = frame["repo_id"].to_numpy()
+    first = np.full(int(ids.max()) + 1, len(ids), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))  # each id's first row
+    if (first == len(ids)).any():  # an id no row has (group_ids numbers 0 to n-1)
+        _, first = np.unique(ids, return_index=True)
     groups = frame[keys].take(first).astype({k: str for k in keys})
     wanted = zip(*(_cells(groups[k]) for k in keys), strict=True)
     names = repositories[["account", "region", "name"]].astype(str)

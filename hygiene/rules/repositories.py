@@ -210,12 +210,14 @@ def repository_activity(
 
     repo_row = images["repo_row"].to_numpy(dtype=np.int64)
     present = repo_row >= 0
-    rows, inverse = np.unique(repo_row[present], return_inverse=True)
+    of_image = repo_row[present]
+    # repository rows are positions in the repositories frame: counted by position
+    counts = np.bincount(of_image, minlength=int(of_image.max()) + 1 if len(of_image) else 0)
+    rows = np.flatnonzero(counts)
     latest = []
     for column in ("pushed_at", "last_pull"):
         times = utc_ns(images[column]).view(np.int64)[present]
-        newest = np.full(len(rows), NAT, dtype=np.int64)
-        np.maximum.at(newest, inverse, times)  # NaT is the smallest int64: it never wins
-        latest.append(newest)
-    counts = np.bincount(inverse, minlength=len(rows)).astype(np.int64)
-    return rows, latest[0], latest[1], counts
+        newest = np.full(len(counts), NAT, dtype=np.int64)
+        np.maximum.at(newest, of_image, times)  # NaT is the smallest int64: it never wins
+        latest.append(newest[rows])
+    return rows.astype(np.int64), latest[0], latest[1], counts[rows].astype(np.int64)
