@@ -398,6 +398,9 @@ def _repository_totals_grouped(
     )
 
 
+DENSE_KEYS = 4  # _repository_totals counts by position up to this many keys an image
+
+
 def _repository_totals(
     frame: pd.DataFrame, images: pd.DataFrame
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -419,7 +422,7 @@ def _repository_totals(
     sizes = [len(values) for values in categories]
     key = (codes[0] * sizes[1] + codes[1]) * sizes[2] + codes[2]
     stored = images["storage_bytes"].to_numpy(dtype=np.int64)[present]
-    if sizes[0] * sizes[1] * sizes[2] <= 4 * len(key) + 1024:  # keys counted by position
+    if sizes[0] * sizes[1] * sizes[2] <= DENSE_KEYS * (len(key) + 256):  # counted by position
         counts = np.bincount(key[present], minlength=sizes[0] * sizes[1] * sizes[2])
         groups = np.flatnonzero(counts)
         totals = np.zeros(len(counts), dtype=np.int64)

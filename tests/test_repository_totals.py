@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -53,10 +54,17 @@ def registries(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @settings(max_examples=examples(400), deadline=None)
-@given(registries())
-def test_totals_from_codes_are_the_groupbys(data: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+@given(registries(), st.booleans())
+def test_totals_from_codes_are_the_groupbys(
+    data: tuple[pd.DataFrame, pd.DataFrame], sparse: bool
+) -> None:
+    import hygiene.inventory as inventory
+
     repositories, images = data
-    fast = _repository_totals(repositories, images)
+    with pytest.MonkeyPatch.context() as patch:
+        if sparse:  # the keys sorted (np.unique), as for many keys and few images
+            patch.setattr(inventory, "DENSE_KEYS", 0)
+        fast = _repository_totals(repositories, images)
     assert fast is not None  # categorical text keys: the codes' path is taken
     plain = _repository_totals_grouped(repositories, images)
     for got, expected in zip(fast, plain, strict=True):

@@ -97,9 +97,8 @@ def repository_rows(frame: pd.DataFrame, keys: list[str], repositories: pd.DataF
     ids = frame["repo_id"].to_numpy()
     first = np.full(int(ids.max()) + 1, len(ids), dtype=np.int64)
     np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))  # each id's first row
-    if (first == len(ids)).any():  # an id no row has (group_ids numbers 0 to n-1)
-        _, first = np.unique(ids, return_index=True)
-    groups = frame[keys].take(first).astype({k: str for k in keys})
+    named = first < len(ids)  # every id, as group_ids numbers them (0 to n-1)
+    groups = frame[keys].take(first[named]).astype({k: str for k in keys})
     wanted = zip(*(_cells(groups[k]) for k in keys), strict=True)
     names = repositories[["account", "region", "name"]].astype(str)
     known: dict[tuple[Any, ...], int] = {}
@@ -107,7 +106,9 @@ def repository_rows(frame: pd.DataFrame, keys: list[str], repositories: pd.DataF
         zip(*(_cells(names[k]) for k in ("account", "region", "name")), strict=True)
     ):
         known.setdefault(key, row)
-    return np.array([known.get(key, -1) for key in wanted], dtype=np.int64)
+    rows = np.full(len(first), -1, dtype=np.int64)
+    rows[named] = [known.get(key, -1) for key in wanted]
+    return rows
 
 
 def _cells(column: pd.Series) -> list[Any]:

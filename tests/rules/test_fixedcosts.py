@@ -369,6 +369,8 @@ def registries_with_keys(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame]:
     from hygiene.rules.columns import group_ids
 
     images["repo_id"] = group_ids(images, list(KEY_VALUES))
+    if draw(st.booleans()):  # ids with no row (group_ids never leaves one out)
+        images["repo_id"] = images["repo_id"] * 2
     m = draw(st.integers(0, 8))
     columns = {}
     for k, key in (("account", "account"), ("region", "region"), ("name", "repository")):
