@@ -72,7 +72,13 @@ def test_totals_from_codes_are_the_groupbys(
         assert got.tolist() == expected.tolist()
 
 
-def test_totals_of_repositories_with_and_without_images() -> None:
+@pytest.mark.parametrize("dense", [4, 0])
+def test_totals_of_repositories_with_and_without_images(
+    dense: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hygiene.inventory as inventory
+
+    monkeypatch.setattr(inventory, "DENSE_KEYS", dense)
     images = pd.DataFrame(
         {
             "account": pd.Categorical(["1", "1", "1", None]),
