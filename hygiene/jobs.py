@@ -299,7 +299,7 @@ def _apply(
             f"apply {label}",
             ApplyFailures(
                 f"{len(result.refused)} proposal(s) kept: a read the re-check needs was "
-                "refused (AccessDenied)"
+                "refused (AccessDenied, Forbidden)"
             ),
         )
     if result.stopped:

@@ -334,31 +334,50 @@ class Wired:
             mute_warnings=document.get("mute_warnings", ()),
         )
 
-    def render_admin_report(self, document: dict[str, Any]) -> list[RenderedReport]:
-        data = self.report_data(document)
-        run_id = document.get("job", {}).get("id")
-        if run_id is not None:
-            self.store.set_run_summary(str(run_id), history_entry(data).to_json())
-        reports = generate(data, self.config, "nightly", out_dir=self.out_dir)
-        self.reports += reports
-        return reports
-
-    def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
-        # this report is the owners' notice: open proposals not yet announced get a grace
-        # date counted from now, before it is sent (none when it cannot reach them:
-        # nothing is sent, or no channel is configured). notify() counts the stored grace
-        # from the delivery, later, so the store never allows less than this promise.
+    def _announced(
+        self, document: dict[str, Any], owned: Callable[[dict[str, Any]], bool]
+    ) -> tuple[dict[str, Any], datetime]:
+        """``document`` with the grace date this report is about to start on the open
+        proposals it announces (``owned``: those whose owners it tells) that have none yet,
+        counted from now, before it is sent; none when it cannot reach anyone (nothing is
+        sent, or no channel is configured). notify() counts the stored grace from the
+        delivery, later, so the store never allows less than this promise."""
         promised_from = self.clock()
         grace = promised_from + timedelta(days=self.config.policy.apply.grace_days)
         open_states = {ProposalState.PROPOSED.value, ProposalState.APPROVED.value}
         can_reach = self.send and bool(self.config.policy.notify.enabled_channels)
         announced = [
             {**p, "grace_until": grace.isoformat()}
-            if can_reach and p.get("grace_until") is None and p.get("state") in open_states
+            if can_reach
+            and p.get("grace_until") is None
+            and p.get("state") in open_states
+            and owned(p)
             else p
             for p in document["proposals"]
         ]
-        data = self.report_data({**document, "proposals": announced})
+        return {**document, "proposals": announced}, promised_from
+
+    def render_admin_report(self, document: dict[str, Any]) -> list[RenderedReport]:
+        # the admins are the owners of record of proposals no registered project owns
+        # (store.mark_notified(unregistered=…)): this report is their notice
+        registered = set(self.config.namespaces)
+        document, promised_from = self._announced(
+            document, lambda p: p.get("namespace") not in registered
+        )
+        data = self.report_data(document)
+        run_id = document.get("job", {}).get("id")
+        if run_id is not None:
+            self.store.set_run_summary(str(run_id), history_entry(data).to_json())
+        reports = generate(data, self.config, "nightly", out_dir=self.out_dir)
+        for report in reports:
+            self._promised_from[report.name] = promised_from
+        self.reports += reports
+        return reports
+
+    def render_owner_report(self, document: dict[str, Any], namespace: str) -> list[RenderedReport]:
+        # this report is the owners' notice of every proposal it shows
+        announced, promised_from = self._announced(document, lambda p: True)
+        data = self.report_data(announced)
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
         )

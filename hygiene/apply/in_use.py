@@ -10,8 +10,9 @@ reason, and its whole unit with it (:func:`hygiene.apply.images.apply_images`).
 If a source cannot be read, :class:`InUseUnknownError` is raised and nothing of that
 proposal is deleted: it stays approved for the next apply, and nothing else of the run is
 deleted either (the check fails fast once a read failed). When IAM refused the read
-(AccessDenied), the error carries its code (``refused_code``): apply then fails the run
-and alerts, as for a refused re-check read (:mod:`hygiene.apply.retries`).
+(AccessDenied), or a Kubernetes API server answered 403 (RBAC), the error carries its code
+(``refused_code``): apply then fails the run and alerts, as for a refused re-check read
+(:mod:`hygiene.apply.retries`).
 """
 
 from __future__ import annotations
@@ -30,11 +31,19 @@ Reader = Callable[[bool], "Discovery"]
 
 class InUseUnknownError(Exception):
     """An in-use source could not be read right before deleting; ``refused_code`` is the
-    AWS error code when IAM refused the read (None: any other failure)."""
+    AWS error code when IAM refused the read, ``Forbidden`` when a Kubernetes API server
+    did (403, RBAC); None: any other failure. ``refused`` names each refused source and
+    its kind (``ecs``, ``kubernetes`` …) for the hint (``retries.in_use_hint``)."""
 
-    def __init__(self, message: str, refused_code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        refused_code: str | None = None,
+        refused: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         super().__init__(message)
         self.refused_code = refused_code
+        self.refused = refused
 
 
 @dataclass
@@ -75,19 +84,23 @@ class InUseCheck:
 
     def _load(self, running_only: bool) -> list[ImageUse]:
         if self._failure is not None:  # failed once this run: fail fast, delete nothing
-            raise InUseUnknownError(str(self._failure), self._failure.refused_code)
+            raise self._copy(self._failure)
         discovery = self.read(running_only)
         self.reads += 1
         if not discovery.complete:
             failed = "; ".join(f"{s.name}: {s.detail}" for s in discovery.failed)
-            refused = [
-                discovery.refused[s.name] for s in discovery.failed if s.name in discovery.refused
-            ]
+            refused = [s for s in discovery.failed if s.name in discovery.refused]
             self._failure = InUseUnknownError(
-                f"in-use source(s) could not be read: {failed}", refused[0] if refused else None
+                f"in-use source(s) could not be read: {failed}",
+                discovery.refused[refused[0].name] if refused else None,
+                tuple((s.name, s.source) for s in refused),
             )
-            raise InUseUnknownError(str(self._failure), self._failure.refused_code)
+            raise self._copy(self._failure)
         return list(discovery.uses)
+
+    @staticmethod
+    def _copy(failure: InUseUnknownError) -> InUseUnknownError:
+        return InUseUnknownError(str(failure), failure.refused_code, failure.refused)
 
     def refresh(self) -> None:
         """Read what is needed now: everything the first time, the fast part when stale."""

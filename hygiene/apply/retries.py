@@ -4,8 +4,9 @@ Apply keeps a proposal (nothing of it deleted, state unchanged, a ``retry`` audi
 when it cannot re-check it: the repository cannot be read again, an in-use source cannot
 be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
 
-* **refused** (:func:`refused_read`): IAM refused a read (AccessDenied). It will not mend
-  itself: the role apply runs with lacks a permission. The apply run is ``failed``, so the
+* **refused** (:func:`refused_read`): IAM refused a read (AccessDenied), or a Kubernetes
+  API server refused the in-use check's (403). It will not mend itself: the role apply
+  runs with (or the context's RBAC) lacks a permission. The apply run is ``failed``, so the
   admins are alerted (the nightly job, or the hand-run ``hygiene apply``, which exits 7).
 * **kept again and again** (:func:`kept_in_a_row`): anything else may pass by itself; a
   proposal kept by ``apply.kept_alert_after`` applies in a row (default
@@ -16,6 +17,8 @@ be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hygiene.errors import ACCESS_DENIED, refused_code
 from hygiene.store import Store
 
@@ -24,6 +27,8 @@ __all__ = [
     "FIX_HINT",
     "IN_USE_HINT",
     "KEPT_ALERT_AFTER",
+    "KUBERNETES_HINT",
+    "in_use_hint",
     "kept_in_a_row",
     "refused_read",
 ]
@@ -46,6 +51,28 @@ IN_USE_HINT = (
     "--role cleaner` (this account's workloads), `--role member-scanner` (a registry "
     "account's) or `--role discovery` (a role of in_use.assume_roles); docs/in-use.md"
 )
+
+KUBERNETES_HINT = (
+    "RBAC does not let the identity of Kubernetes context {context!r} list what the in-use "
+    "check reads: it needs `list` on pods, deployments, statefulsets, daemonsets, jobs and "
+    "cronjobs at cluster scope or in each of in_use.kubernetes.namespaces (a read-only "
+    "ClusterRole); docs/in-use.md"
+)
+KUBERNETES_SOURCE = "kubernetes "  # a Kubernetes source's status name: "kubernetes <context>"
+
+
+def in_use_hint(refused: Iterable[tuple[str, str]]) -> str:
+    """What to compare, for the refused in-use sources ``(name, kind)``: the IAM roles for
+    an AWS source, the context's RBAC for a Kubernetes one (403)."""
+    hints: list[str] = []
+    for name, kind in refused:
+        if kind == "kubernetes":
+            hint = KUBERNETES_HINT.format(context=name.removeprefix(KUBERNETES_SOURCE))
+        else:
+            hint = IN_USE_HINT
+        if hint not in hints:
+            hints.append(hint)
+    return "; ".join(hints) or IN_USE_HINT
 
 
 def refused_read(exc: BaseException | None) -> str | None:

@@ -28,7 +28,7 @@ from hygiene.apply.repository import (
 )
 from hygiene.apply.retries import (
     FIX_HINT,
-    IN_USE_HINT,
+    in_use_hint,
     kept_in_a_row,
     refused_read,
 )
@@ -221,7 +221,7 @@ def _keep(recorder: Recorder, result: ApplyResult, proposal: Any, detail: str, e
     goes to ``result.refused`` too: it fails the run (hygiene.apply.retries)."""
     code = refused_read(exc)
     if code is not None:
-        hint = IN_USE_HINT if isinstance(exc, InUseUnknownError) else FIX_HINT
+        hint = in_use_hint(exc.refused) if isinstance(exc, InUseUnknownError) else FIX_HINT
         detail = f"a read was refused ({code}): {detail}; {hint}"
         result.refused[proposal.id] = detail
     row: dict[str, Any] = {"outcome": "retry", "detail": detail}

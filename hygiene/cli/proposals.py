@@ -458,7 +458,8 @@ def apply_cmd(
             part
             for part in (
                 f"{len(result.failed)} action(s) failed" if result.failed else "",
-                f"{len(result.refused)} proposal(s) kept: a read was refused (AccessDenied)"
+                f"{len(result.refused)} proposal(s) kept: a read was refused "
+                "(AccessDenied, Forbidden)"
                 if result.refused
                 else "",
             )

@@ -321,9 +321,24 @@ class ApprovalGroup:
         return "safe" if kinds == {"safe"} else "unsafe"
 
     @property
+    def grace_dates(self) -> list[datetime]:
+        dates = (to_datetime(p.get("grace_until")) for p in self.proposals)
+        return sorted(d for d in dates if d is not None)
+
+    @property
     def earliest_grace(self) -> datetime | None:
-        dates = sorted(d for d in (to_datetime(p.get("grace_until")) for p in self.proposals) if d)
+        dates = self.grace_dates
         return dates[0] if dates else None
+
+    @property
+    def latest_grace(self) -> datetime | None:
+        dates = self.grace_dates
+        return dates[-1] if dates else None
+
+    @property
+    def deletes(self) -> bool:
+        """Every action of the group deletes (the weekly report's wording fits it)."""
+        return bool(self.actions) and set(self.actions) <= DELETE_ACTIONS
 
 
 def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGroup]:

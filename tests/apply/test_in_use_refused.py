@@ -6,10 +6,13 @@ is deleted (any image could be the one a workload there runs), and, as for a ref
 re-check read of the repository (tests/apply/test_retries_alert.py), it will not mend
 itself: the apply run is ``failed``, every proposal kept is in ``result.refused`` with an
 ``access_denied`` audit row, and a hand-run ``hygiene apply`` alerts the admins once and
-exits 7. Any other failure of a source stays a retry (3 in a row alert).
+exits 7. A Kubernetes API server that answers 403 (RBAC: the identity of the context may
+not list pods) is refused the same way, with a hint that names RBAC instead of IAM. Any
+other failure of a source stays a retry (3 in a row alert).
 
 The embedded AWS (moto server) behind the fault proxy, which refuses the ECS call as IAM
-does; a real SQLite store; a real SMTP server.
+does; the local Kubernetes API server (hygiene_demo.kubernetes_api) for the 403; a real
+SQLite store (and the embedded PostgreSQL); a real SMTP server.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hygiene.model import ProposalState
 from hygiene.scan import open_registry
 from hygiene.store import Store
 from hygiene.wiring import in_use_check
+from hygiene_demo.kubernetes_api import KubernetesApi, forbidden, status
 from tests import builders
 from tests.apply.registry import Seeder
 from tests.apply.test_apply_deletion_safety import newest
@@ -61,6 +65,18 @@ def ecs_only() -> Config:
     """The shipped rules, reading ECS alone (the proxy relays the JSON protocol)."""
     policy = builders.shipped_policy()
     policy["in_use"]["aws_sources"] = ["ecs"]
+    return builders.config(policy)
+
+
+@pytest.fixture
+def kubernetes_only(k8s_api: KubernetesApi, tmp_path: Path) -> Config:
+    """The shipped rules, reading one Kubernetes context (the local API server) alone."""
+    policy = builders.shipped_policy()
+    policy["in_use"]["aws_sources"] = []
+    policy["in_use"]["kubernetes"] = {
+        "kubeconfig": str(k8s_api.kubeconfig(tmp_path / "kubeconfig")),
+        "contexts": ["lab"],
+    }
     return builders.config(policy)
 
 
@@ -110,6 +126,81 @@ def test_an_in_use_read_refused_keeps_every_image_and_fails_the_run(
     assert again.refused == {} and again.states[first][0] == "applied"  # mended
 
 
+def test_a_kubernetes_403_keeps_every_image_and_fails_the_run(
+    store: Store,
+    seeder: Seeder,
+    ecr: Any,
+    k8s_api: KubernetesApi,
+    kubernetes_only: Config,
+    now: datetime,
+) -> None:
+    config = kubernetes_only
+    api, first = approved_deletion(store, seeder, config, now, "suporte/api")
+    web, second = approved_deletion(store, seeder, config, now, "suporte/web")
+    before = {api: seeder.live_digests(api), web: seeder.live_digests(web)}
+    handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
+    k8s_api.fail("pods", 403, forbidden("pods"))  # RBAC: the identity may not list pods
+
+    result = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+
+    assert k8s_api.calls("pods") >= 1
+    assert {api: seeder.live_digests(api), web: seeder.live_digests(web)} == before
+    assert set(result.refused) == {first, second}  # the second failed fast: same run
+    for proposal_id in (first, second):
+        assert store.get(proposal_id).state is ProposalState.APPROVED
+        why = result.refused[proposal_id]
+        assert why.startswith(
+            "a read was refused (Forbidden): in-use source(s) could not be read: "
+            "kubernetes lab: list pods: HTTP 403: pods is forbidden"
+        )
+        assert "RBAC" in why and "hygiene iam policy" not in why  # not an IAM matter
+        (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
+        assert row.data == {"access_denied": True} and row.detail == why
+    (run,) = store.runs(kind="apply")
+    assert run.status == "failed"
+    assert sorted(run.errors) == sorted(f"{i}: {result.refused[i]}" for i in (first, second))
+    assert result.kept == {}
+
+    k8s_api.failures.clear()  # the ClusterRole binding is fixed
+    again = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+    assert again.refused == {} and again.states[first][0] == "applied"  # mended
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [(500, "InternalError"), (401, "Unauthorized"), (429, "TooManyRequests")],
+)
+def test_a_kubernetes_failure_other_than_403_stays_a_retry(
+    code: int,
+    reason: str,
+    store: Store,
+    seeder: Seeder,
+    ecr: Any,
+    k8s_api: KubernetesApi,
+    kubernetes_only: Config,
+    now: datetime,
+) -> None:
+    config = kubernetes_only
+    api, proposal_id = approved_deletion(store, seeder, config, now, "suporte/api")
+    before = seeder.live_digests(api)
+    handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
+    k8s_api.fail("pods", code, status(code, reason, f"{reason.lower()} on a bad night"))
+
+    result = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+
+    assert result.refused == {} and seeder.live_digests(api) == before
+    (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
+    assert row.data in (None, {}) and f"HTTP {code}" in row.detail
+    (run,) = store.runs(kind="apply")
+    assert run.status == "ok"
+
+
 def test_an_in_use_source_that_fails_otherwise_stays_a_retry(
     store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, ecs_only: Config, now: datetime
 ) -> None:
@@ -132,6 +223,7 @@ def test_an_in_use_source_that_fails_otherwise_stays_a_retry(
 
 @pytest.fixture
 def hand_run(
+    request: pytest.FixtureRequest,
     ecr: Any,
     seeder: Seeder,
     proxy: FaultProxy,
@@ -141,8 +233,15 @@ def hand_run(
     smtp_server: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, Any]]:
-    """An admin signed in, rules that read ECS and e-mail the admins through a real SMTP
+    """An admin signed in, rules that read ECS (or, with the parameter ``kubernetes``, one
+    context of the local Kubernetes API alone) and e-mail the admins through a real SMTP
     server, an approved deletion past its grace period, the CLI pointed at the proxy."""
+    in_use: dict[str, Any] = {"aws_sources": ["ecs"]}
+    if getattr(request, "param", "ecs") == "kubernetes":
+        k8s_api = request.getfixturevalue("k8s_api")
+        kubeconfig = k8s_api.kubeconfig(tmp_path / "kubeconfig")
+        in_use = {"aws_sources": [], "kubernetes": {"kubeconfig": str(kubeconfig),
+                                                    "contexts": ["lab"]}}  # fmt: skip
     monkeypatch.delenv(DEMO_TOKEN_ENV, raising=False)
     signed_in(monkeypatch, sts_as(ecr, ADMIN_ROLE, "alice@lsd.ufcg.edu.br"))
     with smtp_server() as smtp:
@@ -157,7 +256,7 @@ def hand_run(
             ["AdministratorAccess"],
             notify={"retries": 0, "admin_emails": ADMINS, "email": True, "smtp": smtp_settings},
             report={"out_dir": str(tmp_path / "out")},
-            in_use={"aws_sources": ["ecs"]},
+            in_use=in_use,
         )
         url = f"sqlite:///{tmp_path / 'hygiene.db'}"
         store = deployed_store(url, directory)
@@ -197,3 +296,31 @@ def test_a_hand_run_apply_refused_an_in_use_read_exits_7_and_alerts_once(
     assert alert.rcpt_tos == ADMINS
     body = alert.message.get_body(("plain",)).get_content()
     assert "ecs:ListClusters" in body and "hygiene iam policy --role" in body
+
+
+@pytest.mark.parametrize("hand_run", ["kubernetes"], indirect=True)
+def test_a_hand_run_apply_refused_by_kubernetes_exits_7_and_alerts_once(
+    hand_run: dict[str, Any],
+    seeder: Seeder,
+    k8s_api: KubernetesApi,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store, smtp = hand_run["store"], hand_run["smtp"]
+    k8s_api.fail("pods", 403, forbidden("pods"))
+
+    code = run_cli(cli, hand_run["args"])
+
+    assert code == ExitCode.APPLY_FAILED == 7
+    assert "a read was refused (Forbidden)" in capsys.readouterr().out
+    assert seeder.live_digests(hand_run["repo"]) == {*hand_run["digests"], hand_run["kept"]}
+    assert store.get(hand_run["id"]).state.value == "approved"
+    (row,) = store.audit_log(proposal_id=hand_run["id"], outcome="retry")
+    assert row.data == {"access_denied": True}
+    (run,) = store.runs(kind="apply")
+    assert run.status == "failed" and hand_run["id"] in run.errors[0]
+    (alert,) = smtp.messages
+    assert alert.message["Subject"] == f"registry-hygiene: apply run {run.id} failed"
+    assert alert.rcpt_tos == ADMINS
+    body = alert.message.get_body(("plain",)).get_content()
+    assert "HTTP 403: pods is forbidden" in body
+    assert "RBAC" in body and "context 'lab'" in body and "hygiene iam policy" not in body

@@ -23,8 +23,9 @@ __all__ = ["AWS_ERRORS", "SourceError", "SourceResult", "SourceStatus", "aws_err
 class SourceError(Exception):
     """A source could not be read completely (after botocore's/urllib3's own retries).
 
-    ``refused_code``: the AWS error code when IAM refused the call (AccessDenied…), which
-    no retry mends (:func:`hygiene.errors.refused_code`); None for any other failure.
+    ``refused_code``: the AWS error code when IAM refused the call (AccessDenied…), or
+    ``Forbidden`` when a Kubernetes API server answered 403 (RBAC), which no retry mends
+    (:func:`hygiene.errors.refused_code`); None for any other failure.
     """
 
     def __init__(self, operation: str, message: str, refused_code: str | None = None) -> None:

@@ -54,7 +54,8 @@ class Discovery:
     uses: list[ImageUse] = field(default_factory=list)
     statuses: list[SourceStatus] = field(default_factory=list)
     calls: Counter[str] = field(default_factory=Counter)  # Kubernetes calls (AWS: counter)
-    # failed sources whose read IAM refused: status name → AWS error code (AccessDenied…)
+    # failed sources whose read was refused: status name → the AWS error code
+    # (AccessDenied…: IAM) or Forbidden (a Kubernetes 403: RBAC)
     refused: dict[str, str] = field(default_factory=dict)
 
     @property

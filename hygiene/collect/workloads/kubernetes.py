@@ -81,14 +81,22 @@ def api_client(target: KubernetesTarget) -> Any:
         raise SourceError("kubeconfig", f"context {target.context!r} in {where}: {exc}") from exc
 
 
+# what a 403 of the API server is refused as (the Status reason Kubernetes gives it)
+FORBIDDEN = "Forbidden"
+
+
 def _error(kind: str, exc: Exception) -> SourceError:
+    """``exc`` as a :class:`SourceError`; a 403 is a refusal (``refused_code``
+    :data:`FORBIDDEN`): RBAC does not let the context's identity list ``kind``, which no
+    retry mends (apply fails its run on it, docs/in-use.md)."""
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
         reason = exc.reason or ""
         with contextlib.suppress(ValueError, AttributeError):  # a Status body, if any
             reason = json.loads(exc.body or "{}").get("message") or reason
-        return SourceError(f"list {kind}s", f"HTTP {exc.status}: {reason}".strip())
+        refused = FORBIDDEN if exc.status == 403 else None
+        return SourceError(f"list {kind}s", f"HTTP {exc.status}: {reason}".strip(), refused)
     return SourceError(f"list {kind}s", f"{type(exc).__name__}: {exc}")
 
 
