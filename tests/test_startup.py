@@ -100,7 +100,8 @@ WARM_UP_CHILD = textwrap.dedent(
     thread.join(60)
     after = all(m in sys.modules for m in ("pyarrow.parquet", "hygiene.rules.engine"))
     from hygiene import findingtext, timetext
-    made = [f.cache_info().currsize for f in (findingtext._clock_json, timetext._clock, timetext._triples)]
+    tables = (findingtext._clock_json, timetext._clock, timetext._triples)
+    made = [f.cache_info().currsize for f in tables]
     late = warm_up(after=threading.Event(), longest=0.1)  # a first read that takes long
     late.join(10)
     print(before, after, not late.is_alive(), made == [1, 1, 1])
