@@ -15,8 +15,11 @@ that still sends at the region's shared adaptive rate.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +69,72 @@ class ApiCallCounter:
     @property
     def total(self) -> int:
         return sum(self.calls.values())
+
+
+class OpenClients:
+    """Every botocore client made from the sessions it is attached to, so that whoever
+    made them can close them all (:meth:`close`: their connection pools and sockets).
+
+    A daemon opens the registry afresh for each run, for weeks: its clients must not
+    depend on the garbage collector to let go of their sockets. The clients are found
+    through botocore's documented ``creating-client-class`` event, which lets a handler
+    add a base class to the client class being made: here one that remembers each new
+    client (weakly: a client dropped before :meth:`close` is not kept alive by it).
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._sessions: list[boto3.Session] = []
+        self._unique_id = f"hygiene-open-clients-{next(self._ids)}"
+        tracker = self
+
+        class Remembered:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                tracker._remember(self)
+
+        self._base = Remembered
+
+    def _remember(self, client: Any) -> None:
+        with self._lock:
+            self._clients.add(client)
+
+    def _add_base(self, base_classes: list[type], **_: Any) -> None:
+        base_classes.insert(0, self._base)
+
+    def attach(self, session: boto3.Session) -> None:
+        """Remember every client ``session`` makes from now on."""
+        session.events.register("creating-client-class", self._add_base, unique_id=self._unique_id)
+        with self._lock:
+            self._sessions.append(session)
+
+    def attaching(self, other: Callable[[boto3.Session], None]) -> Callable[[boto3.Session], None]:
+        """An ``attach`` that does ``other`` (the call counter's) and :meth:`attach`."""
+
+        def attach(session: boto3.Session) -> None:
+            other(session)
+            self.attach(session)
+
+        return attach
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def close(self) -> int:
+        """Close every client made so far (botocore's ``close``: the connection pool) and
+        stop remembering new ones; returns how many were closed."""
+        with self._lock:
+            clients, self._clients = list(self._clients), weakref.WeakSet()
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.events.unregister("creating-client-class", unique_id=self._unique_id)
+        for client in clients:
+            client.close()
+        return len(clients)
 
 
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:
