@@ -25,8 +25,19 @@ compiles every module of its own from source in every run (about 0.1 s of CPU fo
 86 modules a scan imports). ``--no-bytecode-cache`` runs them as the calling
 environment says, as the sittings before round 8 did.
 
-It prints the median wall time of each over ``--repeat`` runs and, last, the ratio
-``hygiene scan / floor`` per size.
+Then ``--repeat`` rounds of one timed run of each program (floor, ``hygiene scan`` and,
+with ``--baseline``, another checkout's ``hygiene scan``). The order changes from round
+to round (:func:`benchmarks.timeline.orders`: rotated by one place each round, reversed
+every other block of rounds), so no program always runs first, or always right after
+another: before round 9 the floor ran first and the baseline last in every round.
+
+Each run is timed from the endpoint's side too (:mod:`benchmarks.timeline`): the
+process's start → its first request (``before``), → the last ECR answer (``reads``), →
+its exit (``after``), and the CPU of the process (``wait4``) and of the server (moto
+and the proxy, in this process), in total and per phase. It prints, per size, the
+medians of each phase and, at the end, each round's own ratio (the scan and the floor of
+the same round) and, last, the ratio of the medians ``hygiene scan / floor`` (the
+issue's ratio).
 
     python -m benchmarks.scan                       # 200×50 and 1,000×100, 3 runs each
     python -m benchmarks.scan --sizes 200x50 --repeat 5 --latency 0.02
@@ -40,10 +51,8 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -163,21 +172,6 @@ def _environment(bytecode: Path | None = None) -> dict[str, str]:
     return env
 
 
-def _timed(
-    command: list[str], stdout: Any, cwd: Path = CHECKOUT, bytecode: Path | None = None
-) -> float:
-    started = time.perf_counter()
-    subprocess.run(
-        command,
-        check=False,
-        stdout=stdout,
-        stderr=subprocess.DEVNULL,
-        cwd=cwd,
-        env=_environment(bytecode),
-    )
-    return time.perf_counter() - started
-
-
 def scan_command(checkout: Path, endpoint_url: str, snapshots: Path) -> list[str]:
     """``hygiene scan --format json`` of ``checkout`` (its own virtual environment's
     ``hygiene`` and its ``rules/``) against ``endpoint_url``."""
@@ -205,6 +199,10 @@ def scan_command(checkout: Path, endpoint_url: str, snapshots: Path) -> list[str
     ]
 
 
+PROGRAMS = ("floor", "scan", "baseline")
+NAMES = {"floor": "floor", "scan": "hygiene scan", "baseline": "baseline"}
+
+
 def run_size(
     repositories: int,
     images: int,
@@ -214,80 +212,153 @@ def run_size(
     *,
     bytecode_cache: bool = True,
 ) -> dict[str, Any]:
-    from functools import partial
-
-    from hygiene_demo.faults import FaultProxy
+    """One sitting at one size: an untimed run of each program, then ``repeat`` rounds of
+    one timed run of each, in :func:`benchmarks.timeline.orders` order."""
+    from benchmarks.timeline import TimedProxy, orders, run_timed
     from hygiene_demo.registry import EmbeddedRegistry
     from hygiene_demo.scale import seed_scale_registry
 
     work = Path(tempfile.mkdtemp(prefix="hygiene-scan-bench-"))
-    timed = partial(_timed, bytecode=work / "bytecode" if bytecode_cache else None)
-    floors: list[float] = []
-    scans: list[float] = []
-    baseline_scans: list[float] = []
-    with EmbeddedRegistry() as registry:
-        registry.reset()  # moto's registry is one per process: a size seeded before is gone
-        manifest = seed_scale_registry(registry, repositories, images, NOW)
-        with FaultProxy(registry.endpoint_url, latency=latency) as proxy:
-            floor_command = [sys.executable, "-m", "benchmarks.scan", "--floor", proxy.endpoint_url]
-            this_scan = scan_command(CHECKOUT, proxy.endpoint_url, work / "snapshots")
-            base_scan = (
-                scan_command(baseline, proxy.endpoint_url, work / "snapshots")
-                if baseline is not None
-                else None
-            )
-            # warm-up, not timed: disk caches, and moto, which loads the emulation of
-            # ECS, Lambda and Batch when first asked (the floor never asks; the scan's
-            # in-use discovery does, ~1 s the first time)
-            with open(work / "floor.txt", "w") as out:
-                timed(floor_command, out)
-            with open(work / "scan.json", "w") as out:
-                timed(this_scan, out)
-            if base_scan is not None and baseline is not None:
-                with open(work / "baseline.json", "w") as out:
-                    timed(base_scan, out, cwd=baseline)
-            before = sum(proxy.requests.values())
-            for _ in range(repeat):
-                with open(work / "floor.txt", "w") as out:
-                    floors.append(timed(floor_command, out))
-                floor_requests = sum(proxy.requests.values()) - before
-                before = sum(proxy.requests.values())
-                with open(work / "scan.json", "w") as out:
-                    scans.append(timed(this_scan, out))
-                scan_requests = sum(proxy.requests.values()) - before
-                if base_scan is not None and baseline is not None:
-                    with open(work / "baseline.json", "w") as out:
-                        baseline_scans.append(timed(base_scan, out, cwd=baseline))
-                before = sum(proxy.requests.values())
-    document = json.loads((work / "scan.json").read_text())
-    floor_calls = json.loads((work / "floor.txt").read_text())
-    shutil.rmtree(work)
-    compared: dict[str, Any] = {}
-    if baseline_scans:
-        baseline_median = statistics.median(baseline_scans)
-        compared = {
-            "baseline": str(baseline),
-            "baseline_seconds": [round(s, 2) for s in baseline_scans],
-            "baseline_median": round(baseline_median, 2),
-            "baseline_ratio": round(baseline_median / statistics.median(floors), 3),
-        }
-    return {
-        "repositories": repositories,
-        "images": len(manifest.images),
-        "latency_ms": latency * 1000,
-        "floor_calls": floor_calls,
-        "floor_requests": floor_requests,
-        "scan_requests": scan_requests,
-        "scan_images": document["inventory"]["images"],
-        "scan_complete": document["run"]["complete"],
-        "floor_seconds": [round(s, 2) for s in floors],
-        "scan_seconds": [round(s, 2) for s in scans],
-        "floor_median": round(statistics.median(floors), 2),
-        "scan_median": round(statistics.median(scans), 2),
-        "ratio": round(statistics.median(scans) / statistics.median(floors), 3),
-        "bytecode_cache": bytecode_cache,
-        **compared,
+    env = _environment(work / "bytecode" if bytecode_cache else None)
+    programs = PROGRAMS if baseline is not None else PROGRAMS[:2]
+    runs: dict[str, list[dict[str, Any]]] = {program: [] for program in programs}
+    rounds = orders(programs, repeat)
+    try:
+        with EmbeddedRegistry() as registry:
+            registry.reset()  # moto's registry is one per process: a size seeded before is gone
+            manifest = seed_scale_registry(registry, repositories, images, NOW)
+            with TimedProxy(registry.endpoint_url, latency=latency) as proxy:
+                url = proxy.endpoint_url
+                commands = {
+                    "floor": ([sys.executable, "-m", "benchmarks.scan", "--floor", url], CHECKOUT),
+                    "scan": (scan_command(CHECKOUT, url, work / "snapshots"), CHECKOUT),
+                }
+                if baseline is not None:
+                    commands["baseline"] = (
+                        scan_command(baseline, url, work / "snapshots"),
+                        baseline,
+                    )
+                outputs = {"floor": "floor.txt", "scan": "scan.json", "baseline": "baseline.json"}
+
+                def run(program: str) -> dict[str, Any]:
+                    command, cwd = commands[program]
+                    with open(work / outputs[program], "w") as out:
+                        return run_timed(command, proxy=proxy, stdout=out, cwd=cwd, env=env)
+
+                # warm-up, not timed: disk caches, the bytecode cache, and moto, which
+                # loads the emulation of ECS, Lambda and Batch when first asked (the floor
+                # never asks; the scan's in-use discovery does, ~1 s the first time)
+                for program in programs:
+                    run(program)
+                for order in rounds:
+                    for program in order:
+                        runs[program].append(run(program))
+        document = json.loads((work / "scan.json").read_text())
+        floor_calls = json.loads((work / "floor.txt").read_text())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return summary(
+        runs,
+        rounds,
+        repositories=repositories,
+        images=len(manifest.images),
+        latency=latency,
+        floor_calls=floor_calls,
+        scan_images=document["inventory"]["images"],
+        scan_complete=document["run"]["complete"],
+        bytecode_cache=bytecode_cache,
+        baseline=baseline,
+    )
+
+
+def _round(value: Any) -> Any:
+    return round(value, 3) if isinstance(value, float) else value
+
+
+def _median(values: list[float], digits: int = 2) -> float:
+    return round(statistics.median(values), digits)
+
+
+def summary(
+    runs: dict[str, list[dict[str, Any]]],
+    rounds: list[list[str]],
+    *,
+    baseline: Path | None = None,
+    latency: float,
+    **facts: Any,
+) -> dict[str, Any]:
+    """The sitting's figures from each program's runs (in round order): the medians of
+    the wall times, the ratio of the medians (the issue's ratio), each round's own ratio
+    (paired: the scan and the floor of the same round) and each phase's median."""
+    walls = {
+        program: [run["wall"] for run in program_runs] for program, program_runs in runs.items()
     }
+    floor = statistics.median(walls["floor"])
+    paired = [s / f for s, f in zip(walls["scan"], walls["floor"], strict=True)]
+    timeline = {
+        program: {
+            key: _median([run[key] for run in program_runs], 3)
+            for key in program_runs[0]
+            if all(run.get(key) is not None for run in program_runs)
+        }
+        for program, program_runs in runs.items()
+    }
+    result: dict[str, Any] = {
+        **facts,
+        "latency_ms": latency * 1000,
+        "floor_requests": runs["floor"][-1]["requests"],
+        "scan_requests": runs["scan"][-1]["requests"],
+        "order": rounds,
+        "floor_seconds": [round(s, 2) for s in walls["floor"]],
+        "scan_seconds": [round(s, 2) for s in walls["scan"]],
+        "floor_median": round(floor, 2),
+        "scan_median": _median(walls["scan"]),
+        "timeline": timeline,
+        "runs": {
+            program: [{key: _round(value) for key, value in run.items()} for run in program_runs]
+            for program, program_runs in runs.items()
+        },
+        "paired_ratios": [round(r, 3) for r in paired],
+        "paired_ratio_median": _median(paired, 3),
+        "ratio": round(statistics.median(walls["scan"]) / floor, 3),
+    }
+    if "baseline" in runs:
+        base = walls["baseline"]
+        base_paired = [b / f for b, f in zip(base, walls["floor"], strict=True)]
+        result.update(
+            baseline=str(baseline),
+            baseline_seconds=[round(s, 2) for s in base],
+            baseline_median=_median(base),
+            baseline_ratio=round(statistics.median(base) / floor, 3),
+            baseline_paired_ratios=[round(r, 3) for r in base_paired],
+            baseline_paired_ratio_median=_median(base_paired, 3),
+            scan_over_baseline=[round(s / b, 3) for s, b in zip(walls["scan"], base, strict=True)],
+        )
+    return result
+
+
+def phase_table(result: dict[str, Any]) -> str:
+    """The medians of each program's timeline, one line each (seconds)."""
+    lines = [
+        f"{'median s':14}{'wall':>7}{'before':>8}{'reads':>8}{'after':>8}"
+        f"{'CPU':>7}{'(before':>9}{'reads':>7}{'after)':>8}"
+        f"{'server CPU':>12}{'(reads)':>9}"
+    ]
+    for program, t in result["timeline"].items():
+        split = "".join(
+            f"{t[key]:>7.2f}" if key in t else f"{'–':>7}"
+            for key in ("cpu_before", "cpu_reads", "cpu_after")
+        )
+        reads = f"{t['server_cpu_reads']:>9.2f}" if "server_cpu_reads" in t else f"{'–':>9}"
+        lines.append(
+            f"{NAMES[program]:14}{t['wall']:>7.2f}{t['before']:>8.2f}{t['reads']:>8.2f}"
+            f"{t['after']:>8.2f}{t['cpu']:>7.2f}  {split}{t['server_cpu']:>12.2f}{reads}"
+        )
+    return "\n".join(lines)
+
+
+def _ratios(ratios: list[float]) -> str:
+    return f"{', '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="CHECKOUT",
         help="another checkout (with its .venv) whose hygiene scan runs in the same sitting, "
-        "after this one's each time: an A/B comparison on a shared machine",
+        "in each round with the floor and this one's, in turn in each place: an A/B "
+        "comparison on a shared machine",
     )
     parser.add_argument(
         "--no-bytecode-cache",
@@ -333,22 +405,32 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         print(
             f"{repositories:,} repositories × {images} images ({result['images']:,} images, "
-            f"{result['latency_ms']:.0f} ms a request): floor {result['floor_median']:.2f} s "
-            f"({result['floor_requests']:,} requests; runs {result['floor_seconds']}), "
-            f"hygiene scan {result['scan_median']:.2f} s ({result['scan_requests']:,} requests; "
-            f"runs {result['scan_seconds']}; bytecode cache "
-            f"{'on' if result['bytecode_cache'] else 'off'})",
+            f"{result['latency_ms']:.0f} ms a request; requests floor "
+            f"{result['floor_requests']:,}, hygiene scan {result['scan_requests']:,}; "
+            f"bytecode cache {'on' if result['bytecode_cache'] else 'off'}; order of each "
+            f"round {', '.join('/'.join(order) for order in result['order'])})",
             flush=True,
         )
+        print(phase_table(result), flush=True)
     print(json.dumps(results, indent=2))
     for result in results:
         size = f"{result['repositories']}×{result['images'] // result['repositories']}"
+        print(
+            f"runs {size}: floor {result['floor_seconds']}, hygiene scan {result['scan_seconds']}"
+        )
         if "baseline_ratio" in result:
             print(
                 f"baseline {size}: {result['baseline']} hygiene scan / floor = "
-                f"{result['baseline_ratio']:.2f} (runs {result['baseline_seconds']})"
+                f"{result['baseline_ratio']:.2f} (median {result['baseline_median']:.2f} s, "
+                f"runs {result['baseline_seconds']}; round by round "
+                f"{_ratios(result['baseline_paired_ratios'])}; this scan / baseline round by "
+                f"round {_ratios(result['scan_over_baseline'])})"
             )
-        print(f"ratio {size}: hygiene scan / floor = {result['ratio']:.2f}")
+        print(f"round by round {size}: hygiene scan / floor {_ratios(result['paired_ratios'])}")
+        print(
+            f"ratio {size}: hygiene scan / floor = {result['ratio']:.2f} (medians: floor "
+            f"{result['floor_median']:.2f} s, hygiene scan {result['scan_median']:.2f} s)"
+        )
     return 0
 
 

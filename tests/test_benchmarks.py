@@ -150,6 +150,149 @@ def test_the_scan_benchmarks_processes_share_the_sittings_bytecode(
     assert plain["PYTHONDONTWRITEBYTECODE"] == "1" and "PYTHONPYCACHEPREFIX" not in plain
 
 
+@pytest.mark.parametrize("programs", [("floor", "scan"), ("floor", "scan", "baseline")])
+def test_the_scan_benchmark_turns_the_order_round_by_round(programs: tuple[str, ...]) -> None:
+    """Over 2 × n rounds each program runs in each place, and right after each other
+    program, equally often; the first round keeps the given order."""
+    from collections import Counter
+    from itertools import pairwise
+
+    from benchmarks.timeline import orders
+
+    n = len(programs)
+    rounds = orders(programs, 2 * n)
+    assert rounds[0] == list(programs)
+    assert all(sorted(order) == sorted(programs) for order in rounds)
+    places = Counter((place, program) for order in rounds for place, program in enumerate(order))
+    assert set(places.values()) == {2}
+    assert len(places) == n * n
+    after = Counter(pair for order in rounds for pair in pairwise(order))
+    assert len(after) == n * (n - 1) and len(set(after.values())) == 1
+    assert orders(programs, 1) == [list(programs)]
+
+
+def test_the_scan_benchmarks_timeline_splits_a_run_into_phases() -> None:
+    """Before the first request, the reads up to the last ECR answer (a later answer of
+    another service is after them), and the rest to the exit; the CPU split by samples."""
+    from benchmarks.timeline import phases
+
+    stamps = [(10.5, 10.6, True), (11.0, 14.0, True), (14.2, 15.0, True), (15.1, 15.5, False)]
+    samples = [(10.0, 0.0, 0.0), (10.4, 0.3, 0.1), (12.0, 0.5, 0.9), (14.9, 1.0, 2.0)]
+    timeline = phases(10.0, 16.0, stamps, cpu=1.6, server_cpu=2.5, samples=samples)
+    assert timeline["before"] == pytest.approx(0.5)
+    assert timeline["reads"] == pytest.approx(4.5)
+    assert timeline["after"] == pytest.approx(1.0)
+    assert timeline["before"] + timeline["reads"] + timeline["after"] == pytest.approx(6.0)
+    assert timeline["wall"] == pytest.approx(6.0)
+    assert (timeline["requests"], timeline["ecr_requests"]) == (4, 3)
+    # the samples at 10.5 and 15.0 are the ones taken at 10.4 and 14.9
+    assert timeline["cpu_before"] == pytest.approx(0.3)
+    assert timeline["cpu_reads"] == pytest.approx(0.7)
+    assert timeline["cpu_after"] == pytest.approx(0.6)
+    assert timeline["server_cpu_before"] == pytest.approx(0.1)
+    assert timeline["server_cpu_reads"] == pytest.approx(1.9)
+    assert timeline["server_cpu_after"] == pytest.approx(0.5)
+    plain = phases(10.0, 16.0, stamps, cpu=1.6, server_cpu=2.5)
+    assert "cpu_reads" not in plain and plain["cpu"] == 1.6
+
+
+def test_the_scan_benchmarks_proxy_stamps_each_request(ecr: Any) -> None:
+    """Each request is stamped once, in order, as ECR's or not; ``take`` hands them over."""
+    from benchmarks.timeline import TimedProxy
+
+    session = ecr.session()
+    with TimedProxy(ecr.endpoint_url) as proxy:
+        session.client("ecr", endpoint_url=proxy.endpoint_url).describe_repositories()
+        session.client("ecs", endpoint_url=proxy.endpoint_url).list_clusters()
+        stamps = proxy.take()
+        assert proxy.take() == []
+    assert [is_ecr for _, _, is_ecr in stamps] == [True, False]
+    assert all(arrived <= answered for arrived, answered, _ in stamps)
+    assert stamps[0][1] <= stamps[1][0]
+
+
+def _fake_runs(walls: list[float]) -> list[dict[str, Any]]:
+    return [
+        {"wall": w, "before": 0.1, "reads": w - 0.2, "after": 0.1, "requests": 7}
+        | {"cpu": 1.0, "server_cpu": 2.0}
+        for w in walls
+    ]
+
+
+def test_the_scan_benchmark_prints_each_rounds_ratio_and_the_ratio_of_medians_last(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue's ratio is the ratio of the medians, printed last; each round's own
+    ratio (scan and floor of the same round) is printed beside it."""
+    import benchmarks.scan as bench
+    from benchmarks.timeline import orders
+
+    runs = {
+        "floor": _fake_runs([4.0, 5.0, 6.0]),
+        "scan": _fake_runs([4.8, 5.5, 6.0]),
+        "baseline": _fake_runs([5.2, 4.5, 9.0]),
+    }
+    rounds = orders(bench.PROGRAMS, 3)
+    result = bench.summary(
+        runs,
+        rounds,
+        baseline=Path("/elsewhere"),
+        latency=0.02,
+        repositories=2,
+        images=10,
+        bytecode_cache=True,
+    )
+    assert result["ratio"] == pytest.approx(5.5 / 5.0, abs=1e-3)
+    assert result["paired_ratios"] == pytest.approx([1.2, 1.1, 1.0], abs=1e-3)
+    assert result["paired_ratio_median"] == pytest.approx(1.1, abs=1e-3)
+    assert result["baseline_ratio"] == pytest.approx(5.2 / 5.0, abs=1e-3)
+    assert result["baseline_paired_ratios"] == pytest.approx([1.3, 0.9, 1.5], abs=1e-3)
+    assert result["scan_over_baseline"] == pytest.approx([4.8 / 5.2, 5.5 / 4.5, 6 / 9], abs=1e-3)
+    assert result["timeline"]["scan"]["reads"] == pytest.approx(5.3)
+    assert result["order"] == rounds and result["latency_ms"] == 20
+    monkeypatch.setattr(bench, "run_size", lambda *args, **kwargs: result)
+    assert bench.main(["--sizes", "2x5", "--repeat", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("ratio 2×5: hygiene scan / floor = 1.10 ")
+    assert lines[-2] == "round by round 2×5: hygiene scan / floor 1.20, 1.10, 1.00 (median 1.10)"
+    table = {line.split()[0]: line for line in lines if line.startswith(("floor ", "baseline "))}
+    assert table["floor"].split()[1:5] == ["5.00", "0.10", "4.80", "0.10"]
+
+
+@pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
+def test_the_scan_benchmark_times_each_program_in_a_small_sitting(ecr: Any) -> None:
+    """A sitting at 3 × 4 with this checkout as its own baseline: each program's run has
+    its phases (adding up to its wall time) and its requests; the scans read it all."""
+    from benchmarks.scan import CHECKOUT, run_size
+
+    result = run_size(3, 4, 0.0, 1, baseline=CHECKOUT)
+    assert result["order"] == [["floor", "scan", "baseline"]]
+    assert result["scan_complete"] and result["scan_images"] == result["images"] > 0
+    for program in ("floor", "scan", "baseline"):
+        [run] = result["runs"][program]
+        assert run["before"] + run["reads"] + run["after"] == pytest.approx(run["wall"], abs=0.01)
+        assert min(run["before"], run["reads"], run["after"]) > 0
+        assert run["cpu"] > 0 and run["server_cpu"] > 0
+    floor, scan = result["runs"]["floor"][0], result["runs"]["scan"][0]
+    assert floor["requests"] == floor["ecr_requests"] == result["floor_requests"]
+    assert scan["ecr_requests"] == floor["ecr_requests"]
+    assert scan["requests"] == scan["ecr_requests"] + 3  # ListClusters, ListFunctions …
+    assert result["runs"]["baseline"][0]["ecr_requests"] == floor["ecr_requests"]
+
+
+def test_the_scan_benchmark_refuses_a_failed_run_as_a_time(ecr: Any) -> None:
+    from benchmarks.timeline import TimedProxy, run_timed
+
+    with TimedProxy(ecr.endpoint_url) as proxy, pytest.raises(RuntimeError, match="with 3"):
+        run_timed(
+            [sys.executable, "-c", "raise SystemExit(3)"],
+            proxy=proxy,
+            stdout=sys.stdout,
+            cwd=Path.cwd(),
+            env={},
+        )
+
+
 @pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
 def test_startup_benchmark_runs_each_command() -> None:
     from benchmarks.startup import CHECKOUT, COMMANDS, timings
