@@ -24,7 +24,6 @@ from hygiene.collect.accounts import AccountList, AccountSessions, resolve_accou
 from hygiene.collect.ecr import ScanTarget, collect_inventory, fixed_client
 from hygiene.collect.session import (
     ApiCallCounter,
-    OpenClients,
     RegionClients,
     check_credentials,
     ecr_client,
@@ -78,14 +77,11 @@ class RegistryHandle:
     session_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-    open_clients: OpenClients = field(default_factory=OpenClients, repr=False)  # close()
 
-    def attach(self, session: boto3.Session) -> None:
-        """Count the calls of ``session``'s clients; remember them for :meth:`close`."""
-        self.open_clients.attaching(self.counter.attach)(session)
-
-    def close(self) -> None:  # every AWS client made here (the daemon: after each run)
-        self.open_clients.close()
+    def close(self) -> None:
+        """Close every AWS client made from the handle's sessions, the in-use sources' and
+        assumed roles' included (``counter.attach`` saw them all): a daemon, each run's."""
+        self.counter.clients.close()
 
     @property
     def settings(self) -> CollectSettings:
@@ -190,7 +186,7 @@ class RegistryHandle:
             regions=self._discovery_regions(config),
             in_use_file=config.policy.protections.in_use_images_file,
             endpoint_url=self._discovery_endpoint(),
-            attach=self.attach,
+            attach=self.counter.attach,
             running_only=running_only,
             accounts=accounts,
             prepared=prepared,
@@ -285,9 +281,8 @@ def open_registry(
     if session is None:
         session = make_session(profile, regions[0])
         check_credentials(session, profile)
-    counter, open_clients = ApiCallCounter(), OpenClients()
-    attach = open_clients.attaching(counter.attach)  # RegistryHandle.attach
-    attach(session)
+    counter = ApiCallCounter()
+    counter.attach(session)
     if settings.accounts is None:
         if accounts:
             raise ConfigError(
@@ -303,20 +298,12 @@ def open_registry(
         }
         clients = {region: pool.shared for (_, region), pool in pools.items()}
         return RegistryHandle(
-            session,
-            clients,
-            counter,
-            endpoint_url,
-            source,
-            config,
-            pools=pools,
-            session_lock=lock,
-            open_clients=open_clients,
+            session, clients, counter, endpoint_url, source, config, pools=pools, session_lock=lock
         )
     # the embedded registry serves every service; elsewhere boto3 picks STS and
     # Organizations endpoints itself (AWS_ENDPOINT_URL_STS … are honoured)
     aws_endpoint = endpoint_url if is_loopback(endpoint_url) else None
-    sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=attach)
+    sessions = AccountSessions(session, settings, endpoint_url=aws_endpoint, attach=counter.attach)
     listed = resolve_accounts(
         settings, regions=chosen_regions, organizations=sessions.organizations
     )
@@ -331,15 +318,7 @@ def open_registry(
             [t for t in listed.targets if t.id in accounts], listed.skipped, listed.organization
         )
     return RegistryHandle(
-        session,
-        {},
-        counter,
-        endpoint_url,
-        source,
-        config,
-        accounts=listed,
-        sessions=sessions,
-        open_clients=open_clients,
+        session, {}, counter, endpoint_url, source, config, accounts=listed, sessions=sessions
     )
 
 

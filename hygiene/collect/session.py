@@ -19,7 +19,6 @@ import itertools
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,45 +29,6 @@ from botocore.retries import adaptive
 
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
-
-
-@dataclass
-class ApiCallCounter:
-    """Counts API calls per operation (``DescribeImages`` …), thread-safe.
-
-    ``before-call`` fires once per logical call; the retries botocore made inside that
-    call are read from ``ResponseMetadata.RetryAttempts`` in ``after-call``.
-    """
-
-    calls: Counter[str] = field(default_factory=Counter)
-    retries: Counter[str] = field(default_factory=Counter)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def on_before_call(self, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.calls[model.name] += 1
-
-    def on_after_call(self, model: Any, parsed: Any = None, **_: Any) -> None:
-        attempts = (parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)
-        if attempts:
-            with self._lock:
-                self.retries[model.name] += attempts
-
-    # botocore's event names of the services the scan calls (EventBridge is "eventbridge")
-    SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
-
-    def attach(self, session: boto3.Session) -> None:
-        for service in self.SERVICES:
-            session.events.register(f"before-call.{service}.*", self.on_before_call)
-            session.events.register(f"after-call.{service}.*", self.on_after_call)
-
-    def as_dict(self) -> dict[str, int]:
-        with self._lock:
-            return dict(sorted(self.calls.items()))
-
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
 
 
 class OpenClients:
@@ -111,15 +71,6 @@ class OpenClients:
         with self._lock:
             self._sessions.append(session)
 
-    def attaching(self, other: Callable[[boto3.Session], None]) -> Callable[[boto3.Session], None]:
-        """An ``attach`` that does ``other`` (the call counter's) and :meth:`attach`."""
-
-        def attach(session: boto3.Session) -> None:
-            other(session)
-            self.attach(session)
-
-        return attach
-
     def __len__(self) -> int:
         with self._lock:
             return len(self._clients)
@@ -135,6 +86,50 @@ class OpenClients:
         for client in clients:
             client.close()
         return len(clients)
+
+
+@dataclass
+class ApiCallCounter:
+    """Counts API calls per operation (``DescribeImages`` …), thread-safe.
+
+    ``before-call`` fires once per logical call; the retries botocore made inside that
+    call are read from ``ResponseMetadata.RetryAttempts`` in ``after-call``.
+    """
+
+    calls: Counter[str] = field(default_factory=Counter)
+    retries: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # every client of the sessions it is attached to, to close them (RegistryHandle.close)
+    clients: OpenClients = field(default_factory=OpenClients, repr=False, compare=False)
+
+    def on_before_call(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
+
+    def on_after_call(self, model: Any, parsed: Any = None, **_: Any) -> None:
+        attempts = (parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if attempts:
+            with self._lock:
+                self.retries[model.name] += attempts
+
+    # botocore's event names of the services the scan calls (EventBridge is "eventbridge")
+    SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
+
+    def attach(self, session: boto3.Session) -> None:
+        """Count the calls of ``session``'s clients, and remember each client it makes
+        from now on (:attr:`clients`)."""
+        for service in self.SERVICES:
+            session.events.register(f"before-call.{service}.*", self.on_before_call)
+            session.events.register(f"after-call.{service}.*", self.on_after_call)
+        self.clients.attach(session)
+
+    def as_dict(self) -> dict[str, int]:
+        with self._lock:
+            return dict(sorted(self.calls.items()))
+
+    @property
+    def total(self) -> int:
+        return sum(self.calls.values())
 
 
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:

@@ -24,6 +24,7 @@ import pytest
 
 from hygiene import jobs
 from hygiene.authz.identity import DEMO_TOKEN_ENV
+from hygiene.scan import RegistryAccess
 from tests.apply.registry import Seeder
 from tests.authz.world import rules as trust_rules
 from tests.faults import FaultProxy
@@ -96,13 +97,18 @@ def test_scheduled_runs_in_one_daemon_do_not_pile_up_store_connections_or_socket
     # each run's objects outlive it here, as anything may keep them (a traceback, a log
     # record, a cycle the collector has not reached): the daemon itself must close them
     built: list[Any] = []
-    production = jobs.load_deps
+    production_deps, production_open = jobs.load_deps, RegistryAccess.open
 
     def load_deps(config: Any, reference: str | None = None) -> Any:
-        built.append(production(config, reference))
+        built.append(production_deps(config, reference))
+        return built[-1]
+
+    def open_registry(access: RegistryAccess, config: Any) -> Any:
+        built.append(production_open(access, config))
         return built[-1]
 
     monkeypatch.setattr(jobs, "load_deps", load_deps)
+    monkeypatch.setattr(RegistryAccess, "open", open_registry)
     statuses = []
     for kind in ("nightly", "weekly", "nightly", "weekly", "nightly", "nightly"):
         job = jobs.scheduled_nightly if kind == "nightly" else jobs.scheduled_weekly
@@ -111,7 +117,7 @@ def test_scheduled_runs_in_one_daemon_do_not_pile_up_store_connections_or_socket
         # every client the run made (ECR, and the in-use sources') closed its pool
         assert client_sockets(port) == set(), (kind, len(statuses))
     assert statuses == ["ok"] * 6  # runs that went well: the case the daemon left open
-    assert len(built) == 6
+    assert len(built) == 12  # each run's deps and registry handle
     # the runs did read through the proxy: ECR and the in-use sources (JSON and REST)
     operations = {operation for operation, _ in proxy.seen}
     assert {"DescribeRepositories", "ListClusters", "ListFunctions"} <= operations
