@@ -320,6 +320,12 @@ def summary(
         },
         "paired_ratios": [round(r, 3) for r in paired],
         "paired_ratio_median": _median(paired, 3),
+        # the reads phase alone, round by round: the same requests, so ~1 when the scan
+        # does nothing during its reads that slows them
+        "paired_reads": [
+            round(s["reads"] / f["reads"], 3)
+            for s, f in zip(runs["scan"], runs["floor"], strict=True)
+        ],
         "ratio": round(statistics.median(walls["scan"]) / floor, 3),
     }
     if "baseline" in runs:
@@ -426,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"{_ratios(result['baseline_paired_ratios'])}; this scan / baseline round by "
                 f"round {_ratios(result['scan_over_baseline'])})"
             )
+        print(
+            f"reads round by round {size}: hygiene scan / floor {_ratios(result['paired_reads'])}"
+        )
         print(f"round by round {size}: hygiene scan / floor {_ratios(result['paired_ratios'])}")
         print(
             f"ratio {size}: hygiene scan / floor = {result['ratio']:.2f} (medians: floor "

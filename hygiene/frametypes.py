@@ -51,6 +51,11 @@ def coerce(
     columns: dict[str, Any] = {}
     for column, dtype in dtypes.items():
         values = frame[column] if column in frame else pd.Series([None] * length, dtype=object)
+        if _typed_already(values, dtype):
+            # what the conversion below would give back (a copy of it: the frame is
+            # made from copies of its columns)
+            columns[column] = values.array
+            continue
         if dtype == UTC_NS:
             converted = utc_times(values)
         elif dtype == "object":
@@ -63,6 +68,29 @@ def coerce(
             converted = values.astype(dtype)
         columns[column] = converted.array  # by position: the index is not carried over
     return pd.DataFrame(columns, index=pd.RangeIndex(length), columns=list(dtypes))
+
+
+def _typed_already(values: pd.Series, dtype: Any) -> bool:
+    """Whether ``values`` already holds ``dtype`` exactly, so that :func:`coerce`'s
+    conversion would give back the same values (the collector's frames end with
+    :func:`coerce` of columns that are mostly typed already). A categorical column is
+    typed for ``"category"`` whatever its categories (``astype`` keeps them and their
+    order); any other column only when its dtype is the schema's own: ``"string"`` of
+    the same storage and missing value, numpy ``bool`` (no missing values), a time
+    column in UTC as ``datetime.timezone.utc`` (what the conversion gives)."""
+    import pandas as pd
+
+    if dtype == "object":
+        return False  # astype(object) of any column: its values as objects
+    if dtype == "category":
+        return isinstance(values.dtype, pd.CategoricalDtype)
+    target = pd.api.types.pandas_dtype(dtype)
+    actual = values.dtype
+    if type(actual) is not type(target) or actual != target:
+        return False
+    if isinstance(target, pd.DatetimeTZDtype):
+        return actual.unit == target.unit and actual.tz is target.tz  # type: ignore[attr-defined]
+    return True
 
 
 def utc_times(values: pd.Series) -> pd.Series:

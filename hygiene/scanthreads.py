@@ -72,6 +72,9 @@ def warm_up(after: threading.Event | None = None, longest: float = 0.5) -> threa
         import hygiene.lifecycle
         import hygiene.plan
         import hygiene.rules.engine  # noqa: F401
+        from hygiene.findingtext import prepare_tables
+
+        prepare_tables()  # the time tables the plan and the document make on first use
 
     thread = threading.Thread(target=run, name="warm-up", daemon=True)
     thread.start()

@@ -249,12 +249,16 @@ def test_the_scan_benchmark_prints_each_rounds_ratio_and_the_ratio_of_medians_la
     assert result["baseline_paired_ratios"] == pytest.approx([1.3, 0.9, 1.5], abs=1e-3)
     assert result["scan_over_baseline"] == pytest.approx([4.8 / 5.2, 5.5 / 4.5, 6 / 9], abs=1e-3)
     assert result["timeline"]["scan"]["reads"] == pytest.approx(5.3)
+    assert result["paired_reads"] == pytest.approx([4.6 / 3.8, 5.3 / 4.8, 1.0], abs=1e-3)
     assert result["order"] == rounds and result["latency_ms"] == 20
     monkeypatch.setattr(bench, "run_size", lambda *args, **kwargs: result)
     assert bench.main(["--sizes", "2x5", "--repeat", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("ratio 2×5: hygiene scan / floor = 1.10 ")
     assert lines[-2] == "round by round 2×5: hygiene scan / floor 1.20, 1.10, 1.00 (median 1.10)"
+    assert (
+        lines[-3] == "reads round by round 2×5: hygiene scan / floor 1.21, 1.10, 1.00 (median 1.10)"
+    )
     table = {line.split()[0]: line for line in lines if line.startswith(("floor ", "baseline "))}
     assert table["floor"].split()[1:5] == ["5.00", "0.10", "4.80", "0.10"]
 

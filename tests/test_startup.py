@@ -143,9 +143,12 @@ WARM_UP_CHILD = textwrap.dedent(
     first_read.set()
     thread.join(60)
     after = all(m in sys.modules for m in ("pyarrow.parquet", "hygiene.rules.engine"))
+    from hygiene import findingtext, timetext
+    tables = (findingtext._clock_json, timetext._clock, timetext._triples)
+    made = [f.cache_info().currsize for f in tables]
     late = warm_up(after=threading.Event(), longest=0.1)  # a first read that takes long
     late.join(10)
-    print(before, after, not late.is_alive())
+    print(before, after, not late.is_alive(), made == [1, 1, 1])
     """
 )
 
@@ -155,7 +158,8 @@ def test_the_scans_warm_up_imports_once_the_first_read_is_in(
 ) -> None:
     """`hygiene scan` imports the evaluation's libraries while the registry is read, but
     not alongside its first requests: once ``collect`` says the first read is in, or
-    after a while when that read takes long."""
+    after a while when that read takes long. It also makes the time tables the plan and
+    the document would make after the last answer."""
     result = subprocess.run(
         [sys.executable, "-c", WARM_UP_CHILD],
         capture_output=True,
@@ -163,4 +167,4 @@ def test_the_scans_warm_up_imports_once_the_first_read_is_in(
         env=subprocess_env,
         check=True,
     )
-    assert result.stdout.split() == ["False", "True", "True"]
+    assert result.stdout.split() == ["False", "True", "True", "True"]

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from hygiene.config import Config
-from hygiene.inventory import Inventory, cell_text
+from hygiene.inventory import Inventory, cell_text, namespace_of
 from hygiene.lifecycle.batch import preview_repositories
 from hygiene.lifecycle.diff import equivalent
 from hygiene.lifecycle.generate import GeneratedPolicy, effective_settings, generate_policy
@@ -145,6 +145,7 @@ def plan_lifecycle(
     opt_out = config.policy.protections.opt_out_tag_key
     repos = select_repositories(inventory, repository=repository, namespace=namespace)
     generated_by_settings: dict[str, GeneratedPolicy] = {}
+    settings_keys: dict[tuple[str | None, tuple[int, ...]], str] = {}
     pending: list[tuple[Any, str, str | None, GeneratedPolicy, str | None]] = []
     for row in repos.itertuples(index=False):
         name = str(row.name)
@@ -157,7 +158,7 @@ def plan_lifecycle(
             plan.skipped.append(f"{name}: opted out by resource tag {opt_out}=true")
             continue
         ns = cell_text(row.namespace)
-        generated = _generated(config, ns, name, generated_by_settings)
+        generated = _generated(config, ns, name, generated_by_settings, settings_keys)
         current = cell_text(row.lifecycle_policy)
         if equivalent(current, generated.text):
             plan.unchanged.append(name)
@@ -187,11 +188,37 @@ def plan_lifecycle(
 
 
 def _generated(
-    config: Config, namespace: str | None, name: str, cache: dict[str, GeneratedPolicy]
+    config: Config,
+    namespace: str | None,
+    name: str,
+    cache: dict[str, GeneratedPolicy],
+    keys: dict[tuple[str | None, tuple[int, ...]], str] | None = None,
 ) -> GeneratedPolicy:
     """:func:`generate_policy` for repository ``name``; repositories with the same
-    effective settings share the policy (it depends on nothing else)."""
-    key = effective_settings(config, namespace=namespace, repository=name).model_dump_json()
+    effective settings share the policy (it depends on nothing else).
+
+    ``keys`` remembers the effective settings' text by what they are made from: the
+    namespace (``name``'s own when ``namespace`` is None, as :func:`effective_settings`
+    takes it) and the ``lifecycle.overrides`` entries whose ``repositories`` match
+    ``name``; the namespace decides the rest (its overrides and protected tags)."""
+    if keys is None:
+        key = effective_settings(config, namespace=namespace, repository=name).model_dump_json()
+    else:
+        overrides = config.policy.lifecycle.overrides
+        which = (
+            namespace if namespace is not None else namespace_of(name),
+            tuple(
+                i
+                for i, o in enumerate(overrides)
+                if any(fnmatchcase(name, p) for p in o.repositories)
+            ),
+        )
+        known = keys.get(which)
+        if known is None:
+            known = keys[which] = effective_settings(
+                config, namespace=namespace, repository=name
+            ).model_dump_json()
+        key = known
     cached = cache.get(key)
     if cached is not None:
         return replace(cached, scope=f"repository {name}")

@@ -87,6 +87,39 @@ class Edges:
         return np.concatenate([self.parent, self.subject])
 
 
+def repository_rows(frame: pd.DataFrame, keys: list[str], repositories: pd.DataFrame) -> np.ndarray:
+    """For each ``repo_id`` of ``frame`` (0 to n-1), the row of its repository in
+    ``repositories`` (the first of equal keys), -1 for none: the keys compared as text
+    (``astype(str)``, a missing value equal to a missing value), as the pandas merge of
+    the two did (tested against it) without its set-up."""
+    if not len(frame):
+        return np.full(0, -1, dtype=np.int64)
+    ids = frame["repo_id"].to_numpy()
+    first = np.full(int(ids.max()) + 1, len(ids), dtype=np.int64)
+    np.minimum.at(first, ids, np.arange(len(ids), dtype=np.int64))  # each id's first row
+    named = first < len(ids)  # every id, as group_ids numbers them (0 to n-1)
+    groups = frame[keys].take(first[named]).astype({k: str for k in keys})
+    wanted = zip(*(_cells(groups[k]) for k in keys), strict=True)
+    names = repositories[["account", "region", "name"]].astype(str)
+    known: dict[tuple[Any, ...], int] = {}
+    for row, key in enumerate(
+        zip(*(_cells(names[k]) for k in ("account", "region", "name")), strict=True)
+    ):
+        known.setdefault(key, row)
+    rows = np.full(len(first), -1, dtype=np.int64)
+    rows[named] = [known.get(key, -1) for key in wanted]
+    return rows
+
+
+def _cells(column: pd.Series) -> list[Any]:
+    """A text column's values, a missing one as None (equal to any other missing one)."""
+    missing = column.isna().to_numpy()
+    values = column.tolist()
+    if missing.any():
+        values = [None if m else v for v, m in zip(values, missing, strict=True)]
+    return values
+
+
 def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFrame, Edges]:
     """Add the columns every rule and protection reads; return the dependency edges.
 
@@ -104,22 +137,7 @@ def derive(images: pd.DataFrame, repositories: pd.DataFrame) -> tuple[pd.DataFra
     frame["repo_id"] = group_ids(frame, keys)
 
     # repository row of each image
-    groups = (
-        frame[keys]
-        .assign(repo_id=frame["repo_id"])
-        .drop_duplicates("repo_id")
-        .astype({k: str for k in keys})
-    )
-    repo_keys = repositories[["account", "region", "name"]].astype(str).copy()
-    repo_keys["repo_row"] = np.arange(len(repositories))
-    repo_keys = repo_keys.drop_duplicates(["account", "region", "name"])
-    matched = groups.merge(
-        repo_keys, how="left", left_on=keys, right_on=["account", "region", "name"]
-    )
-    repo_row_of_group = np.full(int(frame["repo_id"].max()) + 1 if n else 0, -1, dtype=np.int64)
-    repo_row_of_group[matched["repo_id"].to_numpy()] = (
-        matched["repo_row"].fillna(-1).to_numpy(dtype=np.int64)
-    )
+    repo_row_of_group = repository_rows(frame, keys, repositories)
     frame["repo_row"] = repo_row_of_group[frame["repo_id"].to_numpy()] if n else np.empty(0)
 
     # digest lookup: (repo_id, digest) → row, on dictionary codes of every digest named
