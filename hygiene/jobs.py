@@ -583,15 +583,18 @@ def _scheduled(kind: str, rules_dir: str, deps_reference: str | None) -> str | N
         return None
     finally:
         if deps is not None:
-            _close_store(deps, kind)
+            _close_run(deps, kind)
     return result.status.value
 
 
-def _close_store(deps: JobDeps, kind: str) -> None:
-    """Close the store the daemon opened for one scheduled run, however the run ended (as
-    the one-shot ``hygiene run`` does): a daemon runs for weeks, and each run's engine
-    would otherwise keep its connections (with SQLite, the database's files) open."""
-    try:
-        deps.store.close()
-    except Exception:
-        log.exception("could not close the store after the scheduled %s run", kind)
+def _close_run(deps: JobDeps, kind: str) -> None:
+    """Close what the daemon opened for one scheduled run, however the run ended (as the
+    one-shot ``hygiene run`` does its store): a daemon runs for weeks, and each run's AWS
+    clients (their sockets) and store engine (with SQLite, the database's files) would
+    otherwise stay open until nothing referred to them any more."""
+    for what, close in (("AWS clients", deps.close_registry), ("store", deps.store.close)):
+        try:
+            if close is not None:
+                close()
+        except Exception:
+            log.exception("could not close the %s after the scheduled %s run", what, kind)

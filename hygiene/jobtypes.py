@@ -150,6 +150,8 @@ class JobDeps:
     clock: Callable[[], datetime] = _utcnow
     pin_trust: Callable[[Config, Any], Any] | None = None
     collected: Callable[[], Any] | None = None
+    # closes the AWS clients the job made (the daemon calls it after each run)
+    close_registry: Callable[[], None] | None = None
     context: Any = None  # the wiring's shared state (the demo reads reports from it)
 
 

@@ -78,6 +78,11 @@ class RegistryHandle:
     _clients: dict[tuple[str, str, str], Any] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def close(self) -> None:
+        """Close every AWS client made from the handle's sessions, the in-use sources' and
+        assumed roles' included (``counter.attach`` saw them all): a daemon, each run's."""
+        self.counter.clients.close()
+
     @property
     def settings(self) -> CollectSettings:
         return self.config.policy.collect if self.config else CollectSettings()

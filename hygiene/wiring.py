@@ -214,6 +214,13 @@ class Wired:
             self.handle = self.access.open(self.config)
         return self.handle
 
+    def close_registry(self) -> None:
+        """Close the AWS clients this job made (``JobDeps.close_registry``); the next use
+        opens the registry again."""
+        handle, self.handle = self.handle, None
+        if handle is not None:
+            handle.close()
+
     def clients(self, account: str, region: str) -> Any:
         return self.registry().client(account, region)
 
@@ -490,6 +497,7 @@ def build_job_deps(
         alert=wired.alert,
         pin_trust=wired.pin_trust,
         collected=wired.collected,
+        close_registry=wired.close_registry,
         context=wired,
     )
 

@@ -15,7 +15,9 @@ that still sends at the region's shared adaptive rate.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,63 @@ from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 
 
+class OpenClients:
+    """Every botocore client made from the sessions it is attached to, so that whoever
+    made them can close them all (:meth:`close`: their connection pools and sockets).
+
+    A daemon opens the registry afresh for each run, for weeks: its clients must not
+    depend on the garbage collector to let go of their sockets. The clients are found
+    through botocore's documented ``creating-client-class`` event, which lets a handler
+    add a base class to the client class being made: here one that remembers each new
+    client (weakly: a client dropped before :meth:`close` is not kept alive by it).
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._sessions: list[boto3.Session] = []
+        self._unique_id = f"hygiene-open-clients-{next(self._ids)}"
+        tracker = self
+
+        class Remembered:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                tracker._remember(self)
+
+        self._base = Remembered
+
+    def _remember(self, client: Any) -> None:
+        with self._lock:
+            self._clients.add(client)
+
+    def _add_base(self, base_classes: list[type], **_: Any) -> None:
+        base_classes.insert(0, self._base)
+
+    def attach(self, session: boto3.Session) -> None:
+        """Remember every client ``session`` makes from now on."""
+        session.events.register("creating-client-class", self._add_base, unique_id=self._unique_id)
+        with self._lock:
+            self._sessions.append(session)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._clients)
+
+    def close(self) -> int:
+        """Close every client made so far (botocore's ``close``: the connection pool) and
+        stop remembering new ones; returns how many were closed."""
+        with self._lock:
+            clients, self._clients = list(self._clients), weakref.WeakSet()
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.events.unregister("creating-client-class", unique_id=self._unique_id)
+        for client in clients:
+            client.close()
+        return len(clients)
+
+
 @dataclass
 class ApiCallCounter:
     """Counts API calls per operation (``DescribeImages`` …), thread-safe.
@@ -40,6 +99,8 @@ class ApiCallCounter:
     calls: Counter[str] = field(default_factory=Counter)
     retries: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # every client of the sessions it is attached to, to close them (RegistryHandle.close)
+    clients: OpenClients = field(default_factory=OpenClients, repr=False, compare=False)
 
     def on_before_call(self, model: Any, **_: Any) -> None:
         with self._lock:
@@ -55,9 +116,12 @@ class ApiCallCounter:
     SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
 
     def attach(self, session: boto3.Session) -> None:
+        """Count the calls of ``session``'s clients, and remember each client it makes
+        from now on (:attr:`clients`)."""
         for service in self.SERVICES:
             session.events.register(f"before-call.{service}.*", self.on_before_call)
             session.events.register(f"after-call.{service}.*", self.on_after_call)
+        self.clients.attach(session)
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:

@@ -61,14 +61,6 @@ def store(either_store: Store) -> Store:
 
 
 @pytest.fixture
-def ecs_only() -> Config:
-    """The shipped rules, reading ECS alone (the proxy relays the JSON protocol)."""
-    policy = builders.shipped_policy()
-    policy["in_use"]["aws_sources"] = ["ecs"]
-    return builders.config(policy)
-
-
-@pytest.fixture
 def kubernetes_only(k8s_api: KubernetesApi, tmp_path: Path) -> Config:
     """The shipped rules, reading one Kubernetes context (the local API server) alone."""
     policy = builders.shipped_policy()
@@ -91,28 +83,69 @@ def approved_deletion(
     return repo, proposal.id
 
 
+OTHER_ACCOUNT_ROLE = "arn:aws:iam::210987654321:role/registry-hygiene-discovery"
+
+# (in_use settings, the operation IAM refuses, its IAM action, the error code): each
+# protocol the in-use sources speak, through the proxy (JSON, REST, query)
+REFUSED_READS = {
+    "ecs": ({"aws_sources": ["ecs"]}, "ListClusters", "ecs:ListClusters", "AccessDeniedException"),
+    "eventbridge": (
+        {"aws_sources": ["ecs"]},
+        "ListEventBuses",
+        "events:ListEventBuses",
+        "AccessDeniedException",
+    ),
+    "lambda": (
+        {"aws_sources": ["lambda"]},
+        "ListFunctions",
+        "lambda:ListFunctions",
+        "AccessDeniedException",
+    ),
+    "batch": (
+        {"aws_sources": ["batch"]},
+        "DescribeJobDefinitions",
+        "batch:DescribeJobDefinitions",
+        "AccessDeniedException",
+    ),
+    "assume-role": (
+        {"aws_sources": ["lambda"], "assume_roles": [OTHER_ACCOUNT_ROLE]},
+        "AssumeRole",
+        "sts:AssumeRole",
+        "AccessDenied",
+    ),
+}
+
+
+@pytest.mark.parametrize("read", list(REFUSED_READS))
 def test_an_in_use_read_refused_keeps_every_image_and_fails_the_run(
-    store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, ecs_only: Config, now: datetime
+    read: str, store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, now: datetime
 ) -> None:
-    config = ecs_only
+    in_use, operation, action, code = REFUSED_READS[read]
+    policy = builders.shipped_policy()
+    policy["in_use"].update(in_use)
+    config = builders.config(policy)
+    if read == "eventbridge":  # scheduled tasks are looked up for each cluster
+        ecr.session().client("ecs", endpoint_url=ecr.endpoint_url).create_cluster(
+            clusterName="prod"
+        )
     api, first = approved_deletion(store, seeder, config, now, "suporte/api")
     web, second = approved_deletion(store, seeder, config, now, "suporte/web")
     before = {api: seeder.live_digests(api), web: seeder.live_digests(web)}
     handle = open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session())
-    proxy.fail("ListClusters", "denied")  # the role lacks ecs:ListClusters
+    proxy.fail(operation, "denied")  # the role lacks the action
 
     result = apply(
         store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
     )
 
-    assert ("ListClusters", "denied") in proxy.seen
+    assert (operation, "denied") in proxy.seen
     assert {api: seeder.live_digests(api), web: seeder.live_digests(web)} == before
     assert set(result.refused) == {first, second}  # the second failed fast: same run
     for proposal_id in (first, second):
         assert store.get(proposal_id).state is ProposalState.APPROVED
         why = result.refused[proposal_id]
-        assert why.startswith("a read was refused (AccessDeniedException): in-use source(s)")
-        assert "ecs:ListClusters" in why and "hygiene iam policy --role" in why
+        assert why.startswith(f"a read was refused ({code}): in-use source(s)")
+        assert action in why and "hygiene iam policy --role" in why
         (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
         assert row.data == {"access_denied": True} and row.detail == why
     (run,) = store.runs(kind="apply")
@@ -201,14 +234,25 @@ def test_a_kubernetes_failure_other_than_403_stays_a_retry(
     assert run.status == "ok"
 
 
+@pytest.mark.parametrize(
+    ("source", "operation"), [("ecs", "ListClusters"), ("lambda", "ListFunctions")]
+)
 def test_an_in_use_source_that_fails_otherwise_stays_a_retry(
-    store: Store, seeder: Seeder, proxy: FaultProxy, ecr: Any, ecs_only: Config, now: datetime
+    source: str,
+    operation: str,
+    store: Store,
+    seeder: Seeder,
+    proxy: FaultProxy,
+    ecr: Any,
+    now: datetime,
 ) -> None:
-    config = ecs_only
+    policy = builders.shipped_policy()
+    policy["in_use"]["aws_sources"] = [source]
+    config = builders.config(policy)
     api, proposal_id = approved_deletion(store, seeder, config, now, "suporte/api")
     before = seeder.live_digests(api)
     handle = open_registry(config, endpoint_url=proxy.endpoint_url, session=ecr.session())
-    proxy.fail("ListClusters", *["500"] * 10)  # ECS has a bad night (botocore retries)
+    proxy.fail(operation, *["500"] * 10)  # the service has a bad night (botocore retries)
 
     result = apply(
         store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)

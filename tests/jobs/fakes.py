@@ -220,6 +220,7 @@ class World:
     delivered: bool = True  # whether notify's deliveries reach a person
     applied_calls: list[list[str]] = field(default_factory=list)
     clock_now: datetime = datetime(2026, 11, 28, 6, 0, tzinfo=UTC)
+    registry_closed: int = 0  # how many times a job's AWS clients were closed
 
     def deps(self) -> JobDeps:
         def apply(proposals: Sequence[Proposal], config: Config, stop: threading.Event):
@@ -243,6 +244,9 @@ class World:
             self.sent.append(report)
             return [SimpleNamespace(ok=self.delivered)]
 
+        def close_registry() -> None:
+            self.registry_closed += 1
+
         return JobDeps(
             store=self.store,
             collect=self.registry.collect,
@@ -256,6 +260,7 @@ class World:
             notify=notify,
             alert=self.alerts.append,
             clock=lambda: self.clock_now,
+            close_registry=close_registry,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,20 +267,39 @@ def test_a_configuration_broken_after_deployment_alerts_through_the_last_that_lo
 
 
 def test_every_scheduled_run_closes_its_store_whatever_its_outcome(make_rules, world, monkeypatch):
-    """The daemon opens a store for each run (its deps); it closes it when the run ends:
-    a run that went well, one refused by the lock, one that crashed."""
+    """The daemon opens a store and AWS clients for each run (its deps); it closes both
+    when the run ends: a run that went well, one refused by the lock, one that crashed."""
     rules = make_rules()
     assert jobs.scheduled_nightly(str(rules)) == "ok"
-    assert world.store.closed == 1
+    assert (world.store.closed, world.registry_closed) == (1, 1)
     assert jobs.scheduled_weekly(str(rules)) == "ok"
-    assert world.store.closed == 2
+    assert (world.store.closed, world.registry_closed) == (2, 2)
     with world.store.lock(jobs.LOCK_NAME):
         assert jobs.scheduled_nightly(str(rules)) is None  # not started: lock held
-    assert world.store.closed == 3
+    assert (world.store.closed, world.registry_closed) == (3, 3)
 
     def crash(*args, **kwargs):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(jobs, "run_nightly", crash)
     assert jobs.scheduled_nightly(str(rules)) is None
-    assert world.store.closed == 4
+    assert (world.store.closed, world.registry_closed) == (4, 4)
+
+
+def test_a_failure_to_close_the_aws_clients_still_closes_the_store(make_rules, world):
+    """Closing is best effort, one part after the other: an error closing the clients is
+    logged, and the store is closed all the same."""
+    rules = make_rules()
+    production = world.deps
+
+    def deps():
+        built = production()
+
+        def broken() -> None:
+            raise OSError("socket already gone")
+
+        return dataclasses.replace(built, close_registry=broken)
+
+    world.deps = deps  # type: ignore[method-assign]
+    assert jobs.scheduled_nightly(str(rules)) == "ok"
+    assert world.store.closed == 1
