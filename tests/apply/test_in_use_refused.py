@@ -316,19 +316,18 @@ def hand_run(
         }
 
 
-def test_a_hand_run_apply_refused_an_in_use_read_exits_7_and_alerts_once(
-    hand_run: dict[str, Any],
-    seeder: Seeder,
-    proxy: FaultProxy,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def refused_and_alerted_once(
+    hand_run: dict[str, Any], seeder: Seeder, capsys: pytest.CaptureFixture[str], code: str
+) -> str:
+    """Run the hand-run apply whose in-use read is refused with ``code``; check it exits 7,
+    deletes nothing, keeps the proposal approved with an ``access_denied`` retry row, fails
+    the run and alerts the admins once. The alert's text, for the hint's checks."""
     store, smtp = hand_run["store"], hand_run["smtp"]
-    proxy.fail("ListClusters", "denied")
 
-    code = run_cli(cli, hand_run["args"])
+    exit_code = run_cli(cli, hand_run["args"])
 
-    assert code == ExitCode.APPLY_FAILED == 7
-    assert "a read was refused (AccessDeniedException)" in capsys.readouterr().out
+    assert exit_code == ExitCode.APPLY_FAILED == 7
+    assert f"a read was refused ({code})" in capsys.readouterr().out
     assert seeder.live_digests(hand_run["repo"]) == {*hand_run["digests"], hand_run["kept"]}
     assert store.get(hand_run["id"]).state.value == "approved"
     (row,) = store.audit_log(proposal_id=hand_run["id"], outcome="retry")
@@ -338,7 +337,19 @@ def test_a_hand_run_apply_refused_an_in_use_read_exits_7_and_alerts_once(
     (alert,) = smtp.messages
     assert alert.message["Subject"] == f"registry-hygiene: apply run {run.id} failed"
     assert alert.rcpt_tos == ADMINS
-    body = alert.message.get_body(("plain",)).get_content()
+    return str(alert.message.get_body(("plain",)).get_content())
+
+
+def test_a_hand_run_apply_refused_an_in_use_read_exits_7_and_alerts_once(
+    hand_run: dict[str, Any],
+    seeder: Seeder,
+    proxy: FaultProxy,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    proxy.fail("ListClusters", "denied")
+
+    body = refused_and_alerted_once(hand_run, seeder, capsys, "AccessDeniedException")
+
     assert "ecs:ListClusters" in body and "hygiene iam policy --role" in body
 
 
@@ -349,22 +360,9 @@ def test_a_hand_run_apply_refused_by_kubernetes_exits_7_and_alerts_once(
     k8s_api: KubernetesApi,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    store, smtp = hand_run["store"], hand_run["smtp"]
     k8s_api.fail("pods", 403, forbidden("pods"))
 
-    code = run_cli(cli, hand_run["args"])
+    body = refused_and_alerted_once(hand_run, seeder, capsys, "Forbidden")
 
-    assert code == ExitCode.APPLY_FAILED == 7
-    assert "a read was refused (Forbidden)" in capsys.readouterr().out
-    assert seeder.live_digests(hand_run["repo"]) == {*hand_run["digests"], hand_run["kept"]}
-    assert store.get(hand_run["id"]).state.value == "approved"
-    (row,) = store.audit_log(proposal_id=hand_run["id"], outcome="retry")
-    assert row.data == {"access_denied": True}
-    (run,) = store.runs(kind="apply")
-    assert run.status == "failed" and hand_run["id"] in run.errors[0]
-    (alert,) = smtp.messages
-    assert alert.message["Subject"] == f"registry-hygiene: apply run {run.id} failed"
-    assert alert.rcpt_tos == ADMINS
-    body = alert.message.get_body(("plain",)).get_content()
     assert "HTTP 403: pods is forbidden" in body
     assert "RBAC" in body and "context 'lab'" in body and "hygiene iam policy" not in body
