@@ -96,19 +96,27 @@ def test_session_name_error_reads_the_same_in_the_loaded_configuration(tmp_path:
 # ------------------------------------------------------------------- e-mail addresses
 
 
-def _email(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
-    """check_email's outcome; with ``monkeypatch``, email-validator's alone."""
+def _checked(
+    check: str, shortcut: str, value: str, monkeypatch: pytest.MonkeyPatch | None, **options: Any
+) -> Any:
+    """``configtypes.<check>``'s outcome for ``value``; with ``monkeypatch``, the library's
+    alone (the plain-value ``shortcut`` turned off)."""
     from hygiene import configtypes
 
     if monkeypatch is not None:
-        monkeypatch.setattr(configtypes, "plain_address", lambda value: False)
+        monkeypatch.setattr(configtypes, shortcut, lambda *_: False)
     try:
-        return ("ok", configtypes.check_email(value))
+        return ("ok", getattr(configtypes, check)(value, **options))
     except ValueError as exc:
         return ("refused", str(exc))
     finally:
         if monkeypatch is not None:
             monkeypatch.undo()
+
+
+def _email(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
+    """check_email's outcome; with ``monkeypatch``, email-validator's alone."""
+    return _checked("check_email", "plain_address", value, monkeypatch)
 
 
 def _library_accepts(value: str) -> bool:
@@ -230,17 +238,8 @@ def _crontab(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
     """check_crontab's outcome; with ``monkeypatch``, APScheduler's parser's alone."""
     from datetime import datetime
 
-    from hygiene import configtypes
-
-    if monkeypatch is not None:
-        monkeypatch.setattr(configtypes, "plain_crontab", lambda fields: False)
-    try:
-        return ("ok", configtypes.check_crontab(value, now=lambda: datetime.fromisoformat(NOW)))
-    except ValueError as exc:
-        return ("refused", str(exc))
-    finally:
-        if monkeypatch is not None:
-            monkeypatch.undo()
+    now = datetime.fromisoformat(NOW)
+    return _checked("check_crontab", "plain_crontab", value, monkeypatch, now=lambda: now)
 
 
 CRONTABS = [
@@ -315,17 +314,7 @@ def test_check_crontab_says_what_apscheduler_says(
 
 def _url(value: str, monkeypatch: pytest.MonkeyPatch | None = None) -> Any:
     """check_http_url's outcome; with ``monkeypatch``, pydantic's URL type's alone."""
-    from hygiene import configtypes
-
-    if monkeypatch is not None:
-        monkeypatch.setattr(configtypes, "plain_url", lambda value: False)
-    try:
-        return ("ok", configtypes.check_http_url(value))
-    except ValueError as exc:
-        return ("refused", str(exc))
-    finally:
-        if monkeypatch is not None:
-            monkeypatch.undo()
+    return _checked("check_http_url", "plain_url", value, monkeypatch)
 
 
 URLS = [
