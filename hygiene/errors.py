@@ -33,6 +33,11 @@ ACCESS_DENIED = frozenset(
 )
 
 
+# the code a read is refused with when a Kubernetes API server does not accept the
+# context's credentials (401), also loaded afresh (hygiene.collect.workloads.kubernetes)
+UNAUTHORIZED = "Unauthorized"
+
+
 def refused_code(exc: BaseException | None) -> str | None:
     """The AWS error code when ``exc`` (or what it was raised from) is IAM refusing a
     call, else None.

@@ -28,7 +28,8 @@ rules that are not the deployed ones (apply) |
 | 5 | another run holds the registry lock |
 | 6 | registry unreachable, or no/expired credentials (STS cannot say who you are) |
 | 7 | apply finished with failed actions, or kept a proposal because a read its re-check \
-needs was refused (AccessDenied: the role lacks a permission) |
+needs was refused (AccessDenied: the role lacks a permission; on the in-use re-check \
+also a Kubernetes 403, or a 401 that stays with the kubeconfig loaded afresh) |
 | 8 | the run did its work, but a report reached no one (`degraded`; the admins were alerted) |
 """
 

@@ -459,7 +459,7 @@ def apply_cmd(
             for part in (
                 f"{len(result.failed)} action(s) failed" if result.failed else "",
                 f"{len(result.refused)} proposal(s) kept: a read was refused "
-                "(AccessDenied, Forbidden)"
+                "(AccessDenied, Forbidden, Unauthorized)"
                 if result.refused
                 else "",
             )

@@ -18,18 +18,15 @@ from hygiene_demo.kubernetes_api import KubernetesApi
 
 API_VERSION = "client.authentication.k8s.io/v1beta1"
 
-PLUGIN = (
-    """\
+PLUGIN = f"""\
 import json, pathlib, sys
 runs = pathlib.Path(sys.argv[1])
 tokens = sys.argv[2:]
 done = int(runs.read_text()) if runs.exists() else 0
 runs.write_text(str(done + 1))
-credential = {"token": tokens[min(done, len(tokens) - 1)]}
-print(json.dumps({"apiVersion": %r, "kind": "ExecCredential", "status": credential}))
+credential = {{"token": tokens[min(done, len(tokens) - 1)]}}
+print(json.dumps({{"apiVersion": "{API_VERSION}", "kind": "ExecCredential", "status": credential}}))
 """
-    % API_VERSION
-)
 
 
 class ExecKubeconfig:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hygiene import errors
 from hygiene.collect.workloads.base import SourceError, SourceResult
 from hygiene.collect.workloads.references import ImageUse, image_uses, parse_image
 
@@ -84,7 +85,7 @@ def api_client(target: KubernetesTarget) -> Any:
 # what the API server's refusals are refused as (the Status reasons Kubernetes gives them):
 # a 403 (RBAC), and a 401 that stays after the credentials were loaded afresh
 FORBIDDEN = "Forbidden"
-UNAUTHORIZED = "Unauthorized"
+UNAUTHORIZED = errors.UNAUTHORIZED
 AFRESH = "again with the credentials loaded afresh from the kubeconfig"
 
 
