@@ -8,8 +8,8 @@ be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
   API server refused the in-use check's (403; or 401 also with the credentials loaded
   afresh). It will not mend itself: the role apply runs with (or the context's RBAC)
   lacks a permission, or the context's credentials are not accepted. The apply run is
-  ``failed``, so the
-  admins are alerted (the nightly job, or the hand-run ``hygiene apply``, which exits 7).
+  ``failed``, so the admins are alerted (the nightly job, or the hand-run
+  ``hygiene apply``, which exits 7).
 * **kept again and again** (:func:`kept_in_a_row`): anything else may pass by itself; a
   proposal kept by ``apply.kept_alert_after`` applies in a row (default
   :data:`KEPT_ALERT_AFTER`; each of which tried it and made no progress on it) is

@@ -16,7 +16,8 @@ that digest in the repository the pod spec names too.
 API calls, per context: one list call per kind and ``page_size`` objects (pods,
 deployments, statefulsets, daemonsets, jobs, cronjobs), across all namespaces or once per
 configured namespace. ``running_only`` (apply's re-read right before deleting) lists
-pods only. Responses are read as JSON (``_preload_content=False``), not deserialised
+pods only. A 401 costs one more read of the context, with the kubeconfig loaded afresh
+(:func:`read_kubernetes`). Responses are read as JSON (``_preload_content=False``), not deserialised
 into the client's model classes: faster on large clusters, and a field added by a newer
 API server cannot break the read.
 """
