@@ -261,3 +261,35 @@ def test_expect_holds_reject_too_and_goes_with_a_namespace_only(
 
     assert run_cli(cli, [*reject, "--namespace", "suporte", "--expect", "2"]) == 0
     assert {s.state for s in store.proposals()} == {ProposalState.REJECTED}
+
+
+def test_the_admin_reports_command_expects_what_it_shows_by_repository(
+    tmp_path, seeder, ecr, monkeypatch, capsys
+) -> None:
+    """The nightly report's command for a group carries --expect with the group's count,
+    grouped by the repository's namespace (not a stored field that could say another);
+    run after another proposal appeared, it approves nothing."""
+    from hygiene.report.actions import approval_groups
+
+    world = _world(tmp_path, seeder, ecr, monkeypatch)
+    store: Store = world["store"]
+    shown = [{**s.proposal.to_json(), "namespace": "ml"} for s in store.proposals()]
+    commands = {g.rule: g.command for g in approval_groups(shown)}
+    assert commands == {
+        "IM001": "hygiene approve --namespace suporte --rule IM001 --expect 1",
+        "IM002": "hygiene approve --namespace suporte --rule IM002 --expect 1",
+    }
+    repo = seeder.repo("suporte/web")  # tonight's scan: a stale image in another repository
+    newcomer = seeder.image(repo, tag="v0")
+    later = plan(
+        builders.evaluation([seeder.finding("IM002", repo, newcomer)]),
+        seeder.inventory(),
+        world["config"],
+        seeder.now,
+    )
+    builders.store_proposals(store, later, seeder.now)
+    before = _decisions_and_audit(store)
+    command = commands["IM002"].split()[1:]
+    assert run_cli(cli, [*command, *world["common"]]) == 2
+    assert "--expect 1, but 2 proposed proposal(s) match" in capsys.readouterr().err
+    assert _decisions_and_audit(store) == before
