@@ -348,8 +348,9 @@ def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGrou
     """Proposals awaiting approval grouped by (namespace, rule), each with its command.
 
     ``hygiene approve --namespace NS --rule CODE --expect N`` approves every *proposed*
-    proposal of NS whose rule codes include CODE, if they are the N the report shows. Groups are listed so that running their commands
-    top to bottom approves each proposal once; a group whose command would also select
+    proposal of NS whose rule codes include CODE, if they are the N the report shows.
+    Groups are listed so that running their commands top to bottom approves each
+    proposal once; a group whose command would also select
     proposals listed under another group says so (``exact`` is False).
     """
     waiting = [dict(p) for p in proposals if p.get("state") == "proposed"]
