@@ -128,3 +128,21 @@ def test_the_weekly_report_still_goes_to_the_right_owners(
         stored = store.get(proposal.id)
         assert stored is not None and stored.notified_at is not None
         assert stored.notified_at >= delivered.at  # grace started by suporte's report
+
+
+def test_a_report_made_from_saved_json_routes_by_the_repository_too() -> None:
+    """`hygiene report weekly --from-json`: the document's ``namespace`` field is data
+    anyone could have edited; the repository decides whose report shows a proposal."""
+    from types import SimpleNamespace
+
+    from hygiene.report.contexts import namespace_proposals
+
+    data: Any = SimpleNamespace(
+        proposals=[
+            {"id": "p-moved", "repository": "suporte/api", "namespace": "ml"},
+            {"id": "p-train", "repository": "ml/train", "namespace": "ml"},
+            {"id": "p-no-repository", "namespace": "ml"},
+        ]
+    )
+    assert [p["id"] for p in namespace_proposals(data, "suporte")] == ["p-moved"]
+    assert [p["id"] for p in namespace_proposals(data, "ml")] == ["p-train", "p-no-repository"]
