@@ -26,6 +26,7 @@ from hygiene.authz.identity import Identity
 from hygiene.errors import HygieneError, NotAuthorisedError, StoreError
 from hygiene.inventory import ScanCoverage, namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
+from hygiene.proposaltext import displayed
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.bulk import insert_many
 from hygiene.store.models import ApprovalRow, ProposalRow
@@ -288,10 +289,11 @@ class StoreProposals(StoreBase):
     def as_stored(self, proposals: Iterable[Proposal]) -> list[Proposal]:
         """``proposals`` as the store holds them, ordered like :meth:`proposals`
         (namespace, repository, id): what :meth:`proposals` with their ids returns, read
-        without their evidence. The stored state, dates, summary, bytes, rule codes and
-        fix safety come from the store, the namespace from the repository; target and
-        evidence from the given proposals (the id is their hash: a stored proposal with
-        the same id has the same). Ids the store does not hold are left out.
+        without their evidence. The stored state, dates and fix safety come from the
+        store, the namespace from the repository; target and evidence from the given
+        proposals (the id is their hash: a stored proposal with the same id has the same),
+        and so the summary, bytes and rule codes (:mod:`hygiene.proposaltext`: the columns
+        the fingerprint does not cover). Ids the store does not hold are left out.
         """
         given = {p.id: p for p in proposals}
         if not given:
@@ -331,11 +333,9 @@ class StoreProposals(StoreBase):
                 state=ProposalState(row.state),
                 first_seen=row.first_seen,
                 grace_until=row.grace_until,
-                summary=row.summary,
                 namespace=namespace_of(given[row.id].repository),
-                bytes=row.bytes,
-                rule_codes=tuple(row.rule_codes),
                 fix_safety=FixSafety(row.fix_safety),
+                **_displayed_columns(given[row.id], row),
             )
             for row in rows
         ]
@@ -552,3 +552,12 @@ def _decision_refused(exc: DBAPIError, verb: str, done: str) -> HygieneError:
     if "hygiene:" in text:
         return StoreError(f"the store refused to {verb}: {text}; nothing was {done}")
     return StoreError(f"cannot {verb}: {text}; nothing was {done}")
+
+
+def _displayed_columns(proposal: Proposal, row: Any) -> dict[str, Any]:
+    """Summary, rule codes and bytes as ``proposal``'s target and evidence say (as
+    :func:`hygiene.store.records.stored_proposal` shows them), else the stored ones."""
+    derived = displayed(proposal.action, proposal.repository, proposal.target, proposal.evidence)
+    if derived is None:
+        return {"summary": row.summary, "bytes": row.bytes, "rule_codes": tuple(row.rule_codes)}
+    return {"summary": derived.summary, "bytes": derived.bytes, "rule_codes": derived.rule_codes}

@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from hygiene.inventory import namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
+from hygiene.proposaltext import altered_columns, displayed
 from hygiene.store.models import AuditRow, ProposalRow, RunRow
 
 R = TypeVar("R")
@@ -72,6 +73,9 @@ class StoredProposal:
     outcome: str | None
     confirmed_by: str | None = None  # the scan run that last confirmed it …
     confirmed_at: datetime | None = None  # … and when that scan started
+    # displayed columns whose stored value differs from what the target and evidence say
+    # (hygiene.proposaltext): the proposal carries the derived ones
+    altered: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -86,6 +90,7 @@ class StoredProposal:
         for f in fields(self):
             if f.name != "proposal":
                 data[f.name] = _json_value(getattr(self, f.name))
+        data["altered"] = list(self.altered)
         return data
 
 
@@ -179,8 +184,16 @@ def _stored_proposal(**values: Any) -> StoredProposal:
     # covers the repository, not the ``namespace`` column, which a writer of the store
     # could point at another project (its owners would then object and be told in vain)
     values["namespace"] = namespace_of(values["repository"])
+    # summary, rule codes and bytes are shown beside the id but not fingerprinted: shown
+    # as the target and evidence (which the fingerprint covers) say
+    derived = displayed(
+        values["action"], values["repository"], values["target"], values["evidence"]
+    )
+    altered = altered_columns(values, derived)
+    if derived is not None:
+        values.update(summary=derived.summary, rule_codes=derived.rule_codes, bytes=derived.bytes)
     proposal = Proposal(**{name: values.pop(name) for name in PROPOSAL_FIELDS})
-    return StoredProposal(proposal=proposal, **values)
+    return StoredProposal(proposal=proposal, altered=altered, **values)
 
 
 def _enum_value(value: Enum) -> Any:
@@ -193,7 +206,7 @@ run_record = RowMapper(
 audit_entry = RowMapper(AuditRow, _names(AuditEntry), AuditEntry)
 stored_proposal = RowMapper(
     ProposalRow,
-    [*PROPOSAL_FIELDS, *_names(StoredProposal, without=("proposal",))],
+    [*PROPOSAL_FIELDS, *_names(StoredProposal, without=("proposal", "altered"))],
     _stored_proposal,
     convert={
         "action": Action,
