@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -245,3 +246,19 @@ class Proposal:
             "first_seen": self.first_seen.isoformat() if self.first_seen is not None else None,
             "grace_until": self.grace_until.isoformat() if self.grace_until is not None else None,
         }
+
+
+SELECTION_DIGEST_LENGTH = 16  # hex digits: 64 bits
+
+
+def selection_digest(ids: Iterable[str]) -> str:
+    """Which proposals a selection holds, in 16 hex digits: the SHA-256 of their ids,
+    sorted and joined by newlines (no newline after the last), as
+    ``printf '%s\\n' ID… | sort | head -c -1 | sha256sum | cut -c1-16`` computes it.
+
+    ``approve``/``reject --expect N:DIGEST`` compare it with the live selection, so an
+    admin approves the proposals they reviewed, not others of the same number (a
+    proposal's id is a hash of its action, target and evidence: new evidence, a new id).
+    """
+    text = "\n".join(sorted(set(ids)))
+    return hashlib.sha256(text.encode()).hexdigest()[:SELECTION_DIGEST_LENGTH]

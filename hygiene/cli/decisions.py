@@ -1,8 +1,9 @@
 """What ``hygiene approve`` and ``hygiene reject`` decide on, and what they tell the admin.
 
 - :func:`select_ids`: the proposals a command names (ids, or ``--namespace`` with
-  ``--rule``/``--account``), held to ``--expect N`` so an approval never reaches proposals
-  that appeared after the admin read the report;
+  ``--rule``/``--account``), held to ``--expect N[:DIGEST]`` so an approval never reaches
+  proposals that appeared after the admin read the report, nor (with the digest) one that
+  replaced a proposal the admin read;
 - :func:`approved_line`: when an approved proposal will actually be carried out, in the
   admins' language (``report.locale``, the nightly admin report's).
 
@@ -15,12 +16,17 @@ ones too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from itertools import combinations
+from typing import TYPE_CHECKING, Any
+
+import click
 
 from hygiene.errors import ConfigError
 from hygiene.messages import N_, Gettext, message
-from hygiene.model import FixSafety
+from hygiene.model import SELECTION_DIGEST_LENGTH, FixSafety, selection_digest
+from hygiene.proposaltext import altered_warning
 
 if TYPE_CHECKING:
     from hygiene.config import Config
@@ -99,6 +105,91 @@ def approved_line(
     return message(APPROVED, id=stored.id, summary=proposal.summary, when=text).render(gettext)
 
 
+@dataclass(frozen=True)
+class Expectation:
+    """``--expect N`` or ``--expect N:DIGEST``: how many proposals the admin reviewed
+    and, with a digest (:func:`hygiene.model.selection_digest`), which."""
+
+    count: int
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Expectation:
+        count, sep, digest = text.strip().partition(":")
+        if not count.isascii() or not count.isdigit():
+            raise ValueError(f"{text!r}: give N or N:DIGEST (N a number of proposals)")
+        if sep and not (
+            len(digest) == SELECTION_DIGEST_LENGTH and set(digest) <= set("0123456789abcdef")
+        ):
+            raise ValueError(
+                f"{text!r}: DIGEST is {SELECTION_DIGEST_LENGTH} lowercase hex digits, as the "
+                "report prints it"
+            )
+        return cls(int(count), digest or None)
+
+    def __str__(self) -> str:
+        return f"{self.count}:{self.digest}" if self.digest else str(self.count)
+
+
+def warn_altered(stored: StoredProposal) -> None:
+    """On stderr: the proposal's shown summary/rule codes/bytes are derived, not stored."""
+    if stored.altered:
+        click.echo(altered_warning(stored.id, stored.altered), err=True)
+
+
+class _ExpectType(click.ParamType):
+    name = "N[:DIGEST]"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Expectation:
+        if isinstance(value, Expectation):
+            return value
+        try:
+            return Expectation.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def expect_option(func: Any) -> Any:
+    return click.option(
+        "--expect",
+        type=_ExpectType(),
+        metavar="N[:DIGEST]",
+        help="With --namespace: the number of proposals you reviewed and, after a colon, "
+        "the digest of their ids the report prints; if the selection has another number "
+        "or other proposals, nothing is decided (exit 2).",
+    )(func)
+
+
+# how many ids a search for what changed tries at most (all pairs of a large selection
+# would take long; beyond it the error lists the selection's size only)
+CHANGE_SEARCH_LIMIT = 20_000
+
+
+def what_changed(
+    chosen: list[str], others: list[str], expect: Expectation
+) -> tuple[list[str], list[str]] | None:
+    """``(new, gone)``: up to two ids of ``chosen`` that were not reviewed and up to two
+    of ``others`` (the scope's proposals in other states) that were, such that the
+    reviewed selection had ``expect``'s digest; None when no such small change explains
+    it (or the digest is unknown)."""
+    if expect.digest is None:
+        return None
+    live = set(chosen)
+    tried = 0
+    for new_count in range(3):
+        for gone_count in range(3):
+            if len(live) - new_count + gone_count != expect.count:
+                continue
+            for new in combinations(sorted(live), new_count):
+                for gone in combinations(others, gone_count):
+                    tried += 1
+                    if tried > CHANGE_SEARCH_LIMIT:
+                        return None
+                    if selection_digest((live - set(new)) | set(gone)) == expect.digest:
+                        return list(new), list(gone)
+    return None
+
+
 def select_ids(
     store: Store,
     ids: tuple[str, ...],
@@ -106,14 +197,15 @@ def select_ids(
     rule: str | None,
     states: list[str],
     account: str | None = None,
-    expect: int | None = None,
+    expect: Expectation | None = None,
 ) -> list[str]:
     """The proposal ids a decision names: ``ids``, or every proposal in ``states`` of
     ``namespace`` (narrowed by ``rule`` and ``account``).
 
-    ``expect`` is how many the caller reviewed: a selection of any other size decides
-    nothing (a :class:`ConfigError`, exit code 2), so proposals that appeared since the
-    report was read are never approved unseen."""
+    ``expect`` is how many (and, with a digest, which) the caller reviewed: a selection
+    of any other size, or other proposals, decides nothing (a :class:`ConfigError`, exit
+    code 2), so proposals that appeared since the report was read are never approved
+    unseen, nor one that replaced a reviewed one."""
     if ids and (namespace or rule or account):
         raise ConfigError("give proposal ids, or --namespace [--rule] [--account], not both")
     if account and not namespace:
@@ -133,16 +225,61 @@ def select_ids(
         + (f" for rule {rule}" if rule else "")
         + (f" in account {account}" if account else "")
     )
-    if expect is not None and len(chosen) != expect:
-        listing = ["hygiene proposals", *(f"--state {s}" for s in states)]
-        listing += [f"--namespace {namespace}", *([f"--rule {rule}"] if rule else [])]
-        listing += [f"--account {account}"] if account else []
-        raise ConfigError(
-            f"--expect {expect}, but {len(chosen)} {'/'.join(states)} proposal(s) match in "
-            f"{scope}; nothing was decided. The proposals changed since they were counted: "
-            f"list them ({' '.join(listing)}), review the difference, and run again with "
-            "the number you reviewed (or approve the reviewed ones by id)"
-        )
+    if expect is not None:
+        _hold_to(expect, store, chosen, namespace, rule, states, account, scope)
     if not chosen:
         raise ConfigError(f"no {'/'.join(states)} proposals in {scope}")
     return chosen
+
+
+def _hold_to(
+    expect: Expectation,
+    store: Store,
+    chosen: list[str],
+    namespace: str,
+    rule: str | None,
+    states: list[str],
+    account: str | None,
+    scope: str,
+) -> None:
+    """Raise unless ``chosen`` is what ``expect`` says the admin reviewed."""
+    same_count = len(chosen) == expect.count
+    if same_count and (expect.digest is None or selection_digest(chosen) == expect.digest):
+        return
+    listing = ["hygiene proposals", *(f"--state {s}" for s in states)]
+    listing += [f"--namespace {namespace}", *([f"--rule {rule}"] if rule else [])]
+    listing += [f"--account {account}"] if account else []
+    kinds = "/".join(states)
+    if same_count:
+        found = (
+            f"the {len(chosen)} {kinds} proposal(s) that match in {scope} are not the ones reviewed"
+        )
+    else:
+        found = f"{len(chosen)} {kinds} proposal(s) match in {scope}"
+    changed = ""
+    if expect.digest is not None:
+        # the scope's proposals in other states: a reviewed one may have expired since
+        # (replaced by a new id), or been decided by someone else
+        everyone = store.proposals(namespace=namespace, rule=rule, account=account)
+        others = sorted(
+            (s for s in everyone if s.id not in set(chosen)),
+            key=lambda s: s.last_seen,
+            reverse=True,
+        )[:40]
+        states_of = {s.id: s.state.value for s in others}
+        diff = what_changed(chosen, [s.id for s in others], expect)
+        if diff is not None:
+            new, gone = diff
+            parts = [f"new since: {', '.join(new)}"] if new else []
+            parts += (
+                [f"no longer {kinds}: {', '.join(f'{i} ({states_of[i]})' for i in gone)}"]
+                if gone
+                else []
+            )
+            changed = f" ({'; '.join(parts)})"
+    raise ConfigError(
+        f"--expect {expect}, but {found}{changed}; nothing was decided. The proposals "
+        f"changed since they were reviewed: list them ({' '.join(listing)}), review the "
+        "difference, and run again with what you reviewed (or approve the reviewed ones by "
+        "id)"
+    )

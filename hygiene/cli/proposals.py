@@ -19,7 +19,14 @@ from zoneinfo import ZoneInfo
 import click
 
 from hygiene.cli.common import TEXT, load, rules_dir_option
-from hygiene.cli.decisions import admin_gettext, approved_line, select_ids
+from hygiene.cli.decisions import (
+    Expectation,
+    admin_gettext,
+    approved_line,
+    expect_option,
+    select_ids,
+    warn_altered,
+)
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
 from hygiene.units import human_bytes
@@ -249,6 +256,8 @@ def proposals_cmd(
         ids=list(ids) or None,
         account=account,
     )
+    for stored in found:
+        warn_altered(stored)
     if fmt == "json":
         click.echo(json.dumps([s.to_json() for s in found], indent=2))
     elif fmt == "csv":
@@ -292,16 +301,6 @@ def proposals_cmd(
         )
 
 
-def expect_option(func: Any) -> Any:
-    return click.option(
-        "--expect",
-        type=click.IntRange(min=0),
-        metavar="N",
-        help="With --namespace: the number of proposals you reviewed; if the selection "
-        "matches another number, nothing is decided (exit 2).",
-    )(func)
-
-
 @click.command("approve")
 @rules_dir_option
 @store_option
@@ -319,14 +318,16 @@ def approve_cmd(
     namespace: str | None,
     rule: str | None,
     account: str | None,
-    expect: int | None,
+    expect: Expectation | None,
 ) -> None:
     """Approve proposals by id, or all proposed ones of a namespace (admins only).
 
     Unsafe fixes still wait for their grace date; `hygiene apply` carries them out (the
     nightly job's apply, with apply.apply_approved, only past the grace date, safe fixes
-    too). With --namespace, give --expect N, the number of proposals you reviewed: if
-    the selection matches any other number, nothing is approved (exit 2).
+    too). With --namespace, give --expect N:DIGEST as the nightly report prints it (N
+    the number of proposals you reviewed, DIGEST a hash of their ids), or --expect N: if
+    the selection has another number, or (with DIGEST) other proposals, nothing is
+    approved (exit 2).
     """
     from hygiene.authz import deployed, require_admin
 
@@ -339,6 +340,7 @@ def approve_cmd(
     gettext = admin_gettext(config)
     for stored in store.approve(chosen, approver):
         click.echo(approved_line(stored, config, datetime.now(UTC), gettext))
+        warn_altered(stored)
 
 
 @click.command("reject")
@@ -361,7 +363,7 @@ def reject_cmd(
     reason: str,
     namespace: str | None,
     rule: str | None,
-    expect: int | None,
+    expect: Expectation | None,
 ) -> None:
     """Reject (object to) proposals; they are never applied.
 
@@ -391,6 +393,7 @@ def reject_cmd(
     _note_differences(config, pinned)
     for stored in store.reject(chosen, approver, reason):
         click.echo(f"rejected {stored.id} ({stored.proposal.summary})")
+        warn_altered(stored)
 
 
 @click.command("apply")

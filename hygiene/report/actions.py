@@ -26,12 +26,16 @@ from zoneinfo import ZoneInfo
 
 from hygiene.findingtable import finding_index
 from hygiene.inventory import namespace_of
+from hygiene.model import selection_digest
 from hygiene.report.format import to_datetime
 from hygiene.report.places import PLAIN
 
-# with the number of proposals the group shows: run later, when more were proposed, it
-# approves nothing (docs/approvals.md §4)
-APPROVE_GROUP_COMMAND = "hygiene approve --namespace {namespace} --rule {rule} --expect {count}"
+# with the number of proposals the command selects and the digest of their ids (all of
+# them are in the report): run later, when others were proposed, or one was replaced by a
+# new id, it approves nothing (docs/approvals.md §4)
+APPROVE_GROUP_COMMAND = (
+    "hygiene approve --namespace {namespace} --rule {rule} --expect {count}:{digest}"
+)
 APPROVE_IDS_COMMAND = "hygiene approve {ids}"
 # how an owner objects; the reports show it once, with the id column of their tables
 REJECT_COMMAND = 'hygiene reject PROPOSAL_ID --reason "…"'
@@ -347,8 +351,9 @@ class ApprovalGroup:
 def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGroup]:
     """Proposals awaiting approval grouped by (namespace, rule), each with its command.
 
-    ``hygiene approve --namespace NS --rule CODE --expect N`` approves every *proposed*
-    proposal of NS whose rule codes include CODE, if they are the N the report shows.
+    ``hygiene approve --namespace NS --rule CODE --expect N:DIGEST`` approves every
+    *proposed* proposal of NS whose rule codes include CODE, if they are the N the report
+    shows (DIGEST: :func:`hygiene.model.selection_digest` of their ids).
     Groups are listed so that running their commands top to bottom approves each
     proposal once; a group whose command would also select
     proposals listed under another group says so (``exact`` is False).
@@ -376,7 +381,10 @@ def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGrou
                 rule=code,
                 proposals=sorted(fresh, key=lambda p: (str(p.get("repository")), p["id"])),
                 command=APPROVE_GROUP_COMMAND.format(
-                    namespace=flag, rule=code, count=len(selected)
+                    namespace=flag,
+                    rule=code,
+                    count=len(selected),
+                    digest=selection_digest(p["id"] for p in selected),
                 ),
                 exact=len(selected) == len(fresh),
                 bytes=sum(int(p.get("bytes") or 0) for p in fresh),

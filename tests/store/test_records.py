@@ -63,11 +63,12 @@ def test_a_proposal_survives_the_row_both_ways() -> None:
         "suporte/api",
         id="p-0123456789ab",
         target={"statements": [{"Sid": "Public"}]},
-        evidence={"policy": "{}"},
+        evidence={"policy": "{}", "rule_codes": ["RP003", "RP004"]},
         rule_codes=("RP003", "RP004"),
         fix_safety=FixSafety.MANUAL,
-        bytes=7,
-        summary="remove 1 statement",
+        bytes=0,
+        # what the target and evidence say (hygiene.proposaltext), so nothing is altered
+        summary="remove 1 public/foreign statement(s) from suporte/api's policy",
         state=ProposalState.APPROVED,
         first_seen=NOW,
         grace_until=NOW,
@@ -87,6 +88,7 @@ def test_a_proposal_survives_the_row_both_ways() -> None:
     )
     stored = stored_proposal(row)
     assert stored.proposal == proposal
+    assert stored.altered == ()
     assert (stored.last_seen, stored.decided_at, stored.decided_by) == (NOW, NOW, "admin")
     assert isinstance(stored.proposal.action, Action)
     assert isinstance(stored.proposal.rule_codes, tuple)
