@@ -23,7 +23,7 @@ from hygiene.apply.eligibility import eligibility
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.config import load_config
-from hygiene.model import FixSafety, ProposalState
+from hygiene.model import FixSafety, ProposalState, selection_digest
 from hygiene.plan import plan
 from hygiene.store import Store
 from hygiene.wiring import due_approved_with
@@ -276,8 +276,10 @@ def test_the_admin_reports_command_expects_what_it_shows_by_repository(
     shown = [{**s.proposal.to_json(), "namespace": "ml"} for s in store.proposals()]
     commands = {g.rule: g.command for g in approval_groups(shown)}
     assert commands == {
-        "IM001": "hygiene approve --namespace suporte --rule IM001 --expect 1",
-        "IM002": "hygiene approve --namespace suporte --rule IM002 --expect 1",
+        "IM001": "hygiene approve --namespace suporte --rule IM001 --expect 1:"
+        + selection_digest([world["safe"]]),
+        "IM002": "hygiene approve --namespace suporte --rule IM002 --expect 1:"
+        + selection_digest([world["unsafe"]]),
     }
     repo = seeder.repo("suporte/web")  # tonight's scan: a stale image in another repository
     newcomer = seeder.image(repo, tag="v0")
@@ -291,5 +293,7 @@ def test_the_admin_reports_command_expects_what_it_shows_by_repository(
     before = _decisions_and_audit(store)
     command = commands["IM002"].split()[1:]
     assert run_cli(cli, [*command, *world["common"]]) == 2
-    assert "--expect 1, but 2 proposed proposal(s) match" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--expect 1:{selection_digest([world['unsafe']])}, but 2 proposed" in err
+    assert f"(new since: {later[0].id})" in err
     assert _decisions_and_audit(store) == before

@@ -39,9 +39,11 @@ ENDS = "Grace period ends on %(date)s at the earliest."
 def _group(html: str, namespace: str, rule: str = "IM002") -> str:
     """The approval group of ``namespace`` ('-': outside any namespace) and ``rule`` in the
     HTML, up to its command."""
-    command = f"approve --namespace {namespace} --rule {rule} --expect 1<"
+    command = re.compile(
+        rf"approve --namespace {re.escape(namespace)} --rule {rule} --expect 1:[0-9a-f]{{16}}<"
+    )
     groups = re.split(r'<div class="group"[^>]*>', html)[1:]
-    (found,) = [g.split(command)[0] for g in groups if command in g]
+    (found,) = [command.split(g)[0] for g in groups if command.search(g)]
     return found
 
 

@@ -191,6 +191,7 @@ def visible_html(html: str) -> tuple[str, list[str]]:
 TOKEN_SPLIT = re.compile(r"[\s,;()\[\]\"'“”«»]+")
 COMMAND_WORDS = {"hygiene", "approve", "reject", "--namespace", "--rule", "--reason", "--expect",
                  "PROPOSAL_ID", "…", '"…"', "$"}  # fmt: skip
+EXPECT_VALUE = re.compile(r"\d+:[0-9a-f]{16}")  # --expect N:DIGEST
 
 
 def untranslated_words(text: str) -> list[str]:
@@ -210,7 +211,7 @@ def unknown_data(text: str, allowed: set[str], verbatim: Iterable[str] = ()) -> 
             token = token.strip(".:")
             if not token or not LETTER.search(token):
                 continue
-            if token in allowed or token in COMMAND_WORDS:
+            if token in allowed or token in COMMAND_WORDS or EXPECT_VALUE.fullmatch(token):
                 continue
             bad.append(plain)
             break

@@ -11,6 +11,7 @@ import pytest
 
 from hygiene.config import Config
 from hygiene.errors import ConfigError
+from hygiene.model import selection_digest
 from hygiene.report import (
     RenderedReport,
     ReportData,
@@ -81,10 +82,17 @@ def test_nightly_groups_approvals_with_one_command_each(nightly: RenderedReport)
     waiting = [p for p in sample.proposals() if p.state.value == "proposed"]
     assert len(waiting) == 2
     text = visible(nightly.html)
+    by_group = {
+        (p.namespace, p.rule_codes[0]): p.id
+        for p in sample.proposals()
+        if p.state.value == "proposed"
+    }
     for command in (
-        "hygiene approve --namespace ml --rule IM002 --expect 1",
-        "hygiene approve --namespace suporte --rule RP002 --expect 1",
-    ):  # --expect: the number the group shows (a later command approves no newcomer)
+        "hygiene approve --namespace ml --rule IM002 --expect 1:"
+        + selection_digest([by_group["ml", "IM002"]]),
+        "hygiene approve --namespace suporte --rule RP002 --expect 1:"
+        + selection_digest([by_group["suporte", "RP002"]]),
+    ):  # --expect N:DIGEST: the number the group shows and which (docs/approvals.md §4)
         assert text.count(command) == 1 and nightly.text.count(f"$ {command}") == 1
     assert "hygiene approve p-" not in nightly.text  # no list of ids to copy
     assert "2 proposals await an admin's approval" in nightly.text
