@@ -8,7 +8,7 @@ code meaning
 0    success; no finding at or above ``--fail-on``
 1    findings at or above ``--fail-on``
 2    usage or configuration error (nothing was called, nothing changed), or an
-     ``approve``/``reject --namespace`` selection of another size than ``--expect N``
+     ``approve``/``reject --namespace`` selection other than ``--expect N[:DIGEST]``
 3    the scan is incomplete (a repository or region could not be read)
 4    not authorised (approver is not an admin)
 5    another run holds the lock

@@ -22,7 +22,8 @@ Exit codes, the same for every command:
 | 0 | success; no finding at or above `--fail-on` |
 | 1 | findings at or above `--fail-on` (`scan`, `run nightly`) |
 | 2 | usage or configuration error: nothing was called, nothing changed; or `approve`/`reject \
---namespace … --expect N` matched another number of proposals: nothing was decided |
+--namespace … --expect N[:DIGEST]` matched another number of proposals, or (DIGEST) \
+other proposals than those reviewed: nothing was decided |
 | 3 | the scan is incomplete (a repository or region could not be read); nothing is applied |
 | 4 | not authorised: not a deployed admin (or owner, to object), not verifiable, or \
 rules that are not the deployed ones (apply) |
