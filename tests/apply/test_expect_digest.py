@@ -141,6 +141,34 @@ def test_reject_holds_to_the_digest_too(tmp_path, seeder, ecr, monkeypatch, caps
     assert {s.state for s in store.proposals()} == {ProposalState.REJECTED}
 
 
+def test_a_group_that_also_selects_another_groups_proposal_pins_all_it_selects(
+    tmp_path, seeder, ecr, monkeypatch, capsys
+) -> None:
+    """IM002 flags the untagged image too: the safe proposal (IM001, IM002) is listed
+    under IM001, and IM002's command also selects it (the report says so). Its --expect
+    pins both, so it approves both, as the report says."""
+    world = _world(tmp_path, seeder, ecr, monkeypatch)
+    store: Store = world["store"]
+    repo = "suporte/api"
+    (untagged,) = store.get(world["safe"]).proposal.target["digests"]  # type: ignore[union-attr]
+    (stale,) = store.get(world["unsafe"]).proposal.target["digests"]  # type: ignore[union-attr]
+    findings = [
+        seeder.finding("IM001", repo, untagged),
+        seeder.finding("IM002", repo, untagged),
+        seeder.finding("IM002", repo, stale),
+    ]
+    later = plan(builders.evaluation(findings), seeder.inventory(), world["config"], seeder.now)
+    builders.store_proposals(store, later, seeder.now)
+    both = {p.id for p in later}
+    assert both == {s.id for s in store.proposals(state="proposed")} and len(both) == 2
+    commands, text = _rendered_commands(world)
+    assert "also approves proposals of the same namespace listed under another rule" in text
+    (im002,) = [c for c in commands if "IM002" in c]
+    assert im002[-1] == f"2:{selection_digest(both)}"
+    assert run_cli(cli, [*im002, *world["common"]]) == 0, capsys.readouterr().err
+    assert {s.id for s in store.proposals(state="approved")} == both
+
+
 @pytest.mark.parametrize("value", ["1:", "1:abc", "1:" + "G" * 16, "x", "-1", "1:" + "a" * 17])
 def test_a_malformed_expect_is_a_usage_error(
     value: str, tmp_path, seeder, ecr, monkeypatch, capsys
@@ -149,7 +177,7 @@ def test_a_malformed_expect_is_a_usage_error(
     before = _decisions_and_audit(world["store"])
     args = ["approve", "--namespace", "suporte", "--expect", value, *world["common"]]
     assert run_cli(cli, args) == 2
-    assert "--expect" in capsys.readouterr().err
+    assert "Invalid value for '--expect'" in capsys.readouterr().err  # a usage error
     assert _decisions_and_audit(world["store"]) == before
 
 
