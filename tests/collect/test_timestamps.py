@@ -43,7 +43,7 @@ def _same(value: Any) -> None:
     """``utc_timestamp(value)`` is botocore's instant (or botocore's very error)."""
     try:
         expected = botocore.utils.parse_timestamp(value)
-    except Exception as exc:  # noqa: BLE001 - the same error type is the assertion
+    except Exception as exc:  # the same error type is the assertion
         with pytest.raises(type(exc)):
             utc_timestamp(value)
         return
