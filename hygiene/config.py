@@ -78,7 +78,8 @@ HostName = Annotated[
 Pattern = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 
 
-ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$")
+# ASCII: IAM's \w and \d are; Python's take letters and digits of every script
+ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(?P<account>\d{12}):role/[\w+=,.@/-]+$", re.ASCII)
 
 
 def role_arn(template: str, account: str) -> str:
@@ -108,7 +109,7 @@ def _role_template(value: str | None) -> str | None:
 class AccountEntry(Section):
     """One account listed by hand: its id, and optionally its own regions and roles."""
 
-    id: str = Field(pattern=r"^\d{12}$")
+    id: str = Field(pattern=r"^[0-9]{12}$")
     regions: list[Region] | None = Field(default=None, min_length=1)
     scanner_role: str | None = None
     cleaner_role: str | None = None
@@ -137,7 +138,7 @@ class AccountsSettings(Section):
     @classmethod
     def _ids(cls, values: list[str]) -> list[str]:
         for value in values:
-            if not re.fullmatch(r"\d{12}", value):
+            if not re.fullmatch(r"[0-9]{12}", value):
                 raise ValueError(f"{value!r} is not a 12-digit account id")
         return values
 
@@ -162,7 +163,7 @@ class RegistrySettings(Section):
     several, read through assumed roles (docs/accounts.md). Not both.
     """
 
-    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    account: str | None = Field(default=None, pattern=r"^[0-9]{12}$")
     regions: list[Region] = Field(
         default_factory=lambda: ["us-east-1"], min_length=1, max_length=40
     )

@@ -166,12 +166,16 @@ def check_region(value: str) -> str:
 Region = Annotated[str, AfterValidator(check_region)]
 
 
-# ``session_name``: STS's RoleSessionName, 2 to 64 characters of word characters and
-# +=,.@- . Checked by pydantic's own pattern constraint, the same regular expression engine
-# and the same error as ``Field(pattern=...)``; but built on first use: compiling this
-# pattern (a Unicode class repeated 64 times) took 15 ms of every command's start-up,
-# for a field most configurations never set (its default is not validated).
-SESSION_NAME_PATTERN = r"^[\w+=,.@-]{2,64}$"
+# ``session_name``: STS's RoleSessionName, 2 to 64 characters of ``[\w+=,.@-]`` where
+# AWS's ``\w`` is ASCII: spelled out, since Python's and pydantic's ``\w`` also take
+# letters of every alphabet (``ação``), marks and other digits, which STS refuses at scan
+# time; spelled out, the JSON Schema (``hygiene config schema``) reads the same in every
+# regular expression dialect. Checked by pydantic's own pattern constraint, the same
+# regular expression engine and the same error as ``Field(pattern=...)``; but built on
+# first use: compiling the pattern when it held a Unicode class took 15 ms of every
+# command's start-up, for a field most configurations never set (its default is not
+# validated).
+SESSION_NAME_PATTERN = r"^[A-Za-z0-9_+=,.@-]{2,64}$"
 
 
 @functools.cache

@@ -7,7 +7,8 @@ code meaning
 ==== =========================================================
 0    success; no finding at or above ``--fail-on``
 1    findings at or above ``--fail-on``
-2    usage or configuration error (nothing was called, nothing changed)
+2    usage or configuration error (nothing was called, nothing changed), or an
+     ``approve``/``reject --namespace`` selection of another size than ``--expect N``
 3    the scan is incomplete (a repository or region could not be read)
 4    not authorised (approver is not an admin)
 5    another run holds the lock
@@ -31,6 +32,11 @@ ACCESS_DENIED = frozenset(
         "AuthorizationError",
     }
 )
+
+
+# the code a read is refused with when a Kubernetes API server does not accept the
+# context's credentials (401), also loaded afresh (hygiene.collect.workloads.kubernetes)
+UNAUTHORIZED = "Unauthorized"
 
 
 def refused_code(exc: BaseException | None) -> str | None:

@@ -299,7 +299,7 @@ def _apply(
             f"apply {label}",
             ApplyFailures(
                 f"{len(result.refused)} proposal(s) kept: a read the re-check needs was "
-                "refused (AccessDenied, Forbidden)"
+                "refused (AccessDenied, Forbidden, Unauthorized)"
             ),
         )
     if result.stopped:

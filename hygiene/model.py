@@ -185,7 +185,8 @@ def proposal_id(
 
     ``plain`` says the values hold only strings, integers, booleans, None, lists and
     dicts with string keys (no floats): then orjson writes the canonical text, the same
-    bytes as :func:`canonical_json` whenever they are ASCII (and otherwise it is used).
+    bytes as :func:`canonical_json` whenever they are ASCII without DEL (and otherwise it
+    is used).
     A delete proposal's evidence can be megabytes.
     """
     value = [action.value, target, evidence]
@@ -196,7 +197,8 @@ def proposal_id(
             text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         except TypeError:  # an integer beyond 64 bits, a key that is not a string
             text = b""
-        if text and text.isascii():
+        # ASCII but DEL (0x7f), which json.dumps escapes as \u007f and orjson writes as is
+        if text and text.isascii() and b"\x7f" not in text:
             return "p-" + hashlib.sha256(text).hexdigest()[:12]
     digest = hashlib.sha256(canonical_json(value).encode())
     return "p-" + digest.hexdigest()[:12]

@@ -80,8 +80,11 @@ class RegistryHandle:
 
     def close(self) -> None:
         """Close every AWS client made from the handle's sessions, the in-use sources' and
-        assumed roles' included (``counter.attach`` saw them all): a daemon, each run's."""
+        assumed roles' included (``counter.attach`` saw them all): a daemon, each run's;
+        and stop counting calls on its sessions (a session reused by the next run would
+        keep this run's counter)."""
         self.counter.clients.close()
+        self.counter.detach()
 
     @property
     def settings(self) -> CollectSettings:

@@ -23,7 +23,7 @@ from hygiene.authz.identity import DEMO_TOKEN_ENV, demo_context
 from hygiene.authz.policy import TrustPolicy, configured_accounts
 from hygiene.background import InBackground
 from hygiene.config import Config
-from hygiene.inventory import Inventory, ScanCoverage
+from hygiene.inventory import Inventory, ScanCoverage, namespace_of
 from hygiene.jobtypes import ApplySummary, JobDeps, RunAlert
 from hygiene.model import Proposal, ProposalState
 from hygiene.notify.alert import send_alert
@@ -369,7 +369,7 @@ class Wired:
         # (store.mark_notified(unregistered=…)): this report is their notice
         registered = set(self.config.namespaces)
         document, promised_from = self._announced(
-            document, lambda p: p.get("namespace") not in registered
+            document, lambda p: namespace_of(p.get("repository") or "") not in registered
         )
         data = self.report_data(document)
         run_id = document.get("job", {}).get("id")

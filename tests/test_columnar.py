@@ -187,6 +187,14 @@ def test_scan_json_is_byte_for_byte_the_standard_one(monkeypatch: pytest.MonkeyP
     assert len(result.findings) > 1000 and len(result.proposals) > 7 * 3
 
 
+def test_a_del_character_gives_the_canonical_id() -> None:
+    """DEL (0x7f) is ASCII; json.dumps escapes it (\\u007f), orjson does not (found by
+    the property below)."""
+    target, evidence = {"t": None}, {"e": {"\x7f": None}}
+    expected = proposal_id(Action.DELETE_IMAGES, target, evidence)
+    assert proposal_id(Action.DELETE_IMAGES, target, evidence, plain=True) == expected
+
+
 @SETTINGS
 @given(json_values, json_values)
 def test_plain_proposal_ids_equal_canonical_ones(target: Any, evidence: Any) -> None:

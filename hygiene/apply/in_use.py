@@ -10,7 +10,8 @@ reason, and its whole unit with it (:func:`hygiene.apply.images.apply_images`).
 If a source cannot be read, :class:`InUseUnknownError` is raised and nothing of that
 proposal is deleted: it stays approved for the next apply, and nothing else of the run is
 deleted either (the check fails fast once a read failed). When IAM refused the read
-(AccessDenied), or a Kubernetes API server answered 403 (RBAC), the error carries its code
+(AccessDenied), or a Kubernetes API server answered 403 (RBAC) or 401 also with the
+credentials loaded afresh (authentication), the error carries its code
 (``refused_code``): apply then fails the run and alerts, as for a refused re-check read
 (:mod:`hygiene.apply.retries`).
 """
@@ -32,14 +33,16 @@ Reader = Callable[[bool], "Discovery"]
 class InUseUnknownError(Exception):
     """An in-use source could not be read right before deleting; ``refused_code`` is the
     AWS error code when IAM refused the read, ``Forbidden`` when a Kubernetes API server
-    did (403, RBAC); None: any other failure. ``refused`` names each refused source and
-    its kind (``ecs``, ``kubernetes`` …) for the hint (``retries.in_use_hint``)."""
+    did (403, RBAC), ``Unauthorized`` when it did not accept the context's credentials
+    (401, also loaded afresh); None: any other failure. ``refused`` names each refused
+    source, its kind (``ecs``, ``kubernetes`` …) and its code, for the hint
+    (``retries.in_use_hint``)."""
 
     def __init__(
         self,
         message: str,
         refused_code: str | None = None,
-        refused: tuple[tuple[str, str], ...] = (),
+        refused: tuple[tuple[str, str, str], ...] = (),
     ) -> None:
         super().__init__(message)
         self.refused_code = refused_code
@@ -93,7 +96,7 @@ class InUseCheck:
             self._failure = InUseUnknownError(
                 f"in-use source(s) could not be read: {failed}",
                 discovery.refused[refused[0].name] if refused else None,
-                tuple((s.name, s.source) for s in refused),
+                tuple((s.name, s.source, discovery.refused[s.name]) for s in refused),
             )
             raise self._copy(self._failure)
         return list(discovery.uses)

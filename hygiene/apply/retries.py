@@ -5,9 +5,11 @@ when it cannot re-check it: the repository cannot be read again, an in-use sourc
 be read, ECR throttled, the account's cleaner role cannot be assumed. Two kinds:
 
 * **refused** (:func:`refused_read`): IAM refused a read (AccessDenied), or a Kubernetes
-  API server refused the in-use check's (403). It will not mend itself: the role apply
-  runs with (or the context's RBAC) lacks a permission. The apply run is ``failed``, so the
-  admins are alerted (the nightly job, or the hand-run ``hygiene apply``, which exits 7).
+  API server refused the in-use check's (403; or 401 also with the credentials loaded
+  afresh). It will not mend itself: the role apply runs with (or the context's RBAC)
+  lacks a permission, or the context's credentials are not accepted. The apply run is
+  ``failed``, so the admins are alerted (the nightly job, or the hand-run
+  ``hygiene apply``, which exits 7).
 * **kept again and again** (:func:`kept_in_a_row`): anything else may pass by itself; a
   proposal kept by ``apply.kept_alert_after`` applies in a row (default
   :data:`KEPT_ALERT_AFTER`; each of which tried it and made no progress on it) is
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from hygiene.errors import ACCESS_DENIED, refused_code
+from hygiene.errors import ACCESS_DENIED, UNAUTHORIZED, refused_code
 from hygiene.store import Store
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "FIX_HINT",
     "IN_USE_HINT",
     "KEPT_ALERT_AFTER",
+    "KUBERNETES_AUTH_HINT",
     "KUBERNETES_HINT",
     "in_use_hint",
     "kept_in_a_row",
@@ -58,16 +61,27 @@ KUBERNETES_HINT = (
     "cronjobs at cluster scope or in each of in_use.kubernetes.namespaces (a read-only "
     "ClusterRole); docs/in-use.md"
 )
+KUBERNETES_AUTH_HINT = (
+    "the API server of Kubernetes context {context!r} does not accept its credentials, "
+    "also loaded afresh from the kubeconfig: check the kubeconfig's user of that context "
+    "(its token or token file, or its exec command such as `aws eks get-token`, run as the "
+    "identity apply runs with), whether the token has expired or was revoked, and, on "
+    "EKS, that the principal has an access entry on the cluster (or an aws-auth mapping); "
+    "docs/in-use.md"
+)
 KUBERNETES_SOURCE = "kubernetes "  # a Kubernetes source's status name: "kubernetes <context>"
 
 
-def in_use_hint(refused: Iterable[tuple[str, str]]) -> str:
-    """What to compare, for the refused in-use sources ``(name, kind)``: the IAM roles for
-    an AWS source, the context's RBAC for a Kubernetes one (403)."""
+def in_use_hint(refused: Iterable[tuple[str, str, str]]) -> str:
+    """What to compare, for the refused in-use sources ``(name, kind, code)``: the IAM
+    roles for an AWS source; for a Kubernetes one, the context's RBAC (403, ``Forbidden``)
+    or its credentials (401, ``Unauthorized``)."""
     hints: list[str] = []
-    for name, kind in refused:
+    for name, kind, code in refused:
         if kind == "kubernetes":
-            hint = KUBERNETES_HINT.format(context=name.removeprefix(KUBERNETES_SOURCE))
+            context = name.removeprefix(KUBERNETES_SOURCE)
+            wording = KUBERNETES_AUTH_HINT if code == UNAUTHORIZED else KUBERNETES_HINT
+            hint = wording.format(context=context)
         else:
             hint = IN_USE_HINT
         if hint not in hints:

@@ -21,14 +21,16 @@ Exit codes, the same for every command:
 |---|---|
 | 0 | success; no finding at or above `--fail-on` |
 | 1 | findings at or above `--fail-on` (`scan`, `run nightly`) |
-| 2 | usage or configuration error: nothing was called, nothing changed |
+| 2 | usage or configuration error: nothing was called, nothing changed; or `approve`/`reject \
+--namespace … --expect N` matched another number of proposals: nothing was decided |
 | 3 | the scan is incomplete (a repository or region could not be read); nothing is applied |
 | 4 | not authorised: not a deployed admin (or owner, to object), not verifiable, or \
 rules that are not the deployed ones (apply) |
 | 5 | another run holds the registry lock |
 | 6 | registry unreachable, or no/expired credentials (STS cannot say who you are) |
 | 7 | apply finished with failed actions, or kept a proposal because a read its re-check \
-needs was refused (AccessDenied: the role lacks a permission) |
+needs was refused (AccessDenied: the role lacks a permission; on the in-use re-check \
+also a Kubernetes 403, or a 401 that stays with the kubeconfig loaded afresh) |
 | 8 | the run did its work, but a report reached no one (`degraded`; the admins were alerted) |
 """
 

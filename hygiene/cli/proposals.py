@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from hygiene.cli.common import TEXT, load, rules_dir_option
+from hygiene.cli.decisions import admin_gettext, approved_line, select_ids
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
 from hygiene.units import human_bytes
@@ -291,33 +292,14 @@ def proposals_cmd(
         )
 
 
-def _select_ids(
-    store: Store,
-    ids: tuple[str, ...],
-    namespace: str | None,
-    rule: str | None,
-    states: list[str],
-    account: str | None = None,
-) -> list[str]:
-    if ids and (namespace or rule or account):
-        raise ConfigError("give proposal ids, or --namespace [--rule] [--account], not both")
-    if account and not namespace:
-        raise ConfigError("--account needs --namespace (approve one namespace at a time)")
-    if ids:
-        return list(ids)
-    if rule and not namespace:
-        raise ConfigError("--rule needs --namespace (approve one namespace at a time)")
-    if not namespace:
-        raise ConfigError("give proposal ids, or --namespace NS [--rule CODE]")
-    found = store.proposals(state=states, namespace=namespace, rule=rule, account=account)
-    chosen = [s.id for s in found]
-    if not chosen:
-        raise ConfigError(
-            f"no {'/'.join(states)} proposals in namespace {namespace!r}"
-            + (f" for rule {rule}" if rule else "")
-            + (f" in account {account}" if account else "")
-        )
-    return chosen
+def expect_option(func: Any) -> Any:
+    return click.option(
+        "--expect",
+        type=click.IntRange(min=0),
+        metavar="N",
+        help="With --namespace: the number of proposals you reviewed; if the selection "
+        "matches another number, nothing is decided (exit 2).",
+    )(func)
 
 
 @click.command("approve")
@@ -329,6 +311,7 @@ def _select_ids(
 )
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
 @click.option("--account", help="With --namespace: only proposals in this account.")
+@expect_option
 def approve_cmd(
     rules_dir: Path,
     store_url: str | None,
@@ -336,10 +319,14 @@ def approve_cmd(
     namespace: str | None,
     rule: str | None,
     account: str | None,
+    expect: int | None,
 ) -> None:
     """Approve proposals by id, or all proposed ones of a namespace (admins only).
 
-    Unsafe fixes still wait for their grace date; `hygiene apply` carries them out.
+    Unsafe fixes still wait for their grace date; `hygiene apply` carries them out (the
+    nightly job's apply, with apply.apply_approved, only past the grace date, safe fixes
+    too). With --namespace, give --expect N, the number of proposals you reviewed: if
+    the selection matches any other number, nothing is approved (exit 2).
     """
     from hygiene.authz import deployed, require_admin
 
@@ -347,13 +334,11 @@ def approve_cmd(
     pinned = deployed(store.pinned_trust(), store.url)
     approver = require_admin(caller(config, _lazy(config)), pinned, "approve")
     _note_differences(config, pinned)
-    chosen = _select_ids(store, ids, namespace, rule, [ProposalState.PROPOSED.value], account)
+    states = [ProposalState.PROPOSED.value]
+    chosen = select_ids(store, ids, namespace, rule, states, account, expect)
+    gettext = admin_gettext(config)
     for stored in store.approve(chosen, approver):
-        grace = stored.proposal.grace_until
-        when = f"not before {_when(grace)} UTC" if grace else "once owners have been notified"
-        if stored.proposal.fix_safety.value == "safe":
-            when = "by the next apply"
-        click.echo(f"approved {stored.id} ({stored.proposal.summary}); applies {when}")
+        click.echo(approved_line(stored, config, datetime.now(UTC), gettext))
 
 
 @click.command("reject")
@@ -368,6 +353,7 @@ def approve_cmd(
 )
 @click.option("--namespace", help="Reject every open proposal of this namespace (admins only).")
 @click.option("--rule", help="With --namespace: only proposals from this rule code/prefix.")
+@expect_option
 def reject_cmd(
     rules_dir: Path,
     store_url: str | None,
@@ -375,6 +361,7 @@ def reject_cmd(
     reason: str,
     namespace: str | None,
     rule: str | None,
+    expect: int | None,
 ) -> None:
     """Reject (object to) proposals; they are never applied.
 
@@ -392,8 +379,10 @@ def reject_cmd(
     if namespace or rule:
         approver = require_admin(identity, pinned, "reject")
         open_states = [ProposalState.PROPOSED.value, ProposalState.APPROVED.value]
-        chosen = _select_ids(store, ids, namespace, rule, open_states)
+        chosen = select_ids(store, ids, namespace, rule, open_states, expect=expect)
     else:
+        if expect is not None:
+            raise ConfigError("--expect goes with --namespace (ids are rejected all or nothing)")
         if not ids:
             raise ConfigError("give proposal ids, or --namespace NS [--rule CODE] (admins)")
         chosen = list(ids)
@@ -459,7 +448,7 @@ def apply_cmd(
             for part in (
                 f"{len(result.failed)} action(s) failed" if result.failed else "",
                 f"{len(result.refused)} proposal(s) kept: a read was refused "
-                "(AccessDenied, Forbidden)"
+                "(AccessDenied, Forbidden, Unauthorized)"
                 if result.refused
                 else "",
             )

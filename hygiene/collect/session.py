@@ -89,12 +89,18 @@ class OpenClients:
         return len(clients)
 
 
+_COUNTER_IDS = itertools.count()
+
+
 @dataclass
 class ApiCallCounter:
     """Counts API calls per operation (``DescribeImages`` …), thread-safe.
 
     ``before-call`` fires once per logical call; the retries botocore made inside that
-    call are read from ``ResponseMetadata.RetryAttempts`` in ``after-call``.
+    call are read from ``ResponseMetadata.RetryAttempts`` in ``after-call``. Its handlers
+    are registered on each session it is :meth:`attach`-ed to until :meth:`detach`: a
+    session that outlives the run (the demo's, a library caller's, reused run after run)
+    must not keep one counter of every past run, each counting the later runs' calls.
     """
 
     calls: Counter[str] = field(default_factory=Counter)
@@ -102,6 +108,12 @@ class ApiCallCounter:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # every client of the sessions it is attached to, to close them (RegistryHandle.close)
     clients: OpenClients = field(default_factory=OpenClients, repr=False, compare=False)
+    _sessions: list[boto3.Session] = field(default_factory=list, repr=False, compare=False)
+    _unique_id: str = field(
+        default_factory=lambda: f"hygiene-api-calls-{next(_COUNTER_IDS)}",
+        repr=False,
+        compare=False,
+    )
 
     def on_before_call(self, model: Any, **_: Any) -> None:
         with self._lock:
@@ -116,13 +128,31 @@ class ApiCallCounter:
     # botocore's event names of the services the scan calls (EventBridge is "eventbridge")
     SERVICES = ("ecr", "sts", "organizations", "ecs", "eventbridge", "lambda", "batch")
 
+    def _events(self) -> list[tuple[str, Any, str]]:
+        """(event, handler, unique id) of every handler :meth:`attach` registers."""
+        return [
+            (f"{when}-call.{service}.*", handler, f"{self._unique_id}-{when}-{service}")
+            for service in self.SERVICES
+            for when, handler in (("before", self.on_before_call), ("after", self.on_after_call))
+        ]
+
     def attach(self, session: boto3.Session) -> None:
         """Count the calls of ``session``'s clients, and remember each client it makes
-        from now on (:attr:`clients`)."""
-        for service in self.SERVICES:
-            session.events.register(f"before-call.{service}.*", self.on_before_call)
-            session.events.register(f"after-call.{service}.*", self.on_after_call)
+        from now on (:attr:`clients`). Attaching twice to a session counts once."""
+        for event, handler, unique_id in self._events():
+            session.events.register(event, handler, unique_id=unique_id)
+        with self._lock:
+            if not any(known is session for known in self._sessions):
+                self._sessions.append(session)
         self.clients.attach(session)
+
+    def detach(self) -> None:
+        """Stop counting: unregister from every session attached (the counts stay)."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            for event, _, unique_id in self._events():
+                session.events.unregister(event, unique_id=unique_id)
 
     def as_dict(self) -> dict[str, int]:
         with self._lock:

@@ -25,10 +25,13 @@ from typing import Any, overload
 from zoneinfo import ZoneInfo
 
 from hygiene.findingtable import finding_index
+from hygiene.inventory import namespace_of
 from hygiene.report.format import to_datetime
 from hygiene.report.places import PLAIN
 
-APPROVE_GROUP_COMMAND = "hygiene approve --namespace {namespace} --rule {rule}"
+# with the number of proposals the group shows: run later, when more were proposed, it
+# approves nothing (docs/approvals.md §4)
+APPROVE_GROUP_COMMAND = "hygiene approve --namespace {namespace} --rule {rule} --expect {count}"
 APPROVE_IDS_COMMAND = "hygiene approve {ids}"
 # how an owner objects; the reports show it once, with the id column of their tables
 REJECT_COMMAND = 'hygiene reject PROPOSAL_ID --reason "…"'
@@ -344,15 +347,18 @@ class ApprovalGroup:
 def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGroup]:
     """Proposals awaiting approval grouped by (namespace, rule), each with its command.
 
-    ``hygiene approve --namespace NS --rule CODE`` approves every *proposed* proposal of
-    NS whose rule codes include CODE. Groups are listed so that running their commands
-    top to bottom approves each proposal once; a group whose command would also select
+    ``hygiene approve --namespace NS --rule CODE --expect N`` approves every *proposed*
+    proposal of NS whose rule codes include CODE, if they are the N the report shows.
+    Groups are listed so that running their commands top to bottom approves each
+    proposal once; a group whose command would also select
     proposals listed under another group says so (``exact`` is False).
     """
     waiting = [dict(p) for p in proposals if p.get("state") == "proposed"]
     by_namespace: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
-    for proposal in waiting:
-        by_namespace[proposal.get("namespace")].append(proposal)
+    for proposal in waiting:  # the repository's namespace, as `approve --namespace` selects
+        repository = proposal.get("repository")
+        owner = namespace_of(repository) if repository else proposal.get("namespace")
+        by_namespace[owner].append(proposal)
     groups: list[ApprovalGroup] = []
     for namespace in sorted(by_namespace, key=lambda n: (n is None, n or "")):
         members = by_namespace[namespace]
@@ -369,7 +375,9 @@ def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGrou
                 namespace=namespace,
                 rule=code,
                 proposals=sorted(fresh, key=lambda p: (str(p.get("repository")), p["id"])),
-                command=APPROVE_GROUP_COMMAND.format(namespace=flag, rule=code),
+                command=APPROVE_GROUP_COMMAND.format(
+                    namespace=flag, rule=code, count=len(selected)
+                ),
                 exact=len(selected) == len(fresh),
                 bytes=sum(int(p.get("bytes") or 0) for p in fresh),
                 images=sum(len((p.get("target") or {}).get("digests") or []) for p in fresh),

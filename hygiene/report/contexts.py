@@ -128,12 +128,16 @@ def nightly_context(
 
 
 def namespace_proposals(data: ReportData, namespace: str) -> list[dict[str, Any]]:
-    """The proposals of one namespace's repositories."""
+    """The proposals of one namespace's repositories: by the repository (what an
+    approval's fingerprint covers), not by a ``namespace`` field that could say another."""
     return [
         p
         for p in data.proposals
-        if p.get("namespace") == namespace
-        or (not p.get("namespace") and namespace_of(p.get("repository", "")) == namespace)
+        if (
+            namespace_of(p["repository"]) == namespace
+            if p.get("repository")
+            else p.get("namespace") == namespace
+        )
     ]
 
 

@@ -7,9 +7,10 @@ to be committed or built (a ``.mo`` file next to the ``.po``, if present and new
 used instead).
 
 Messages come from the templates in ``reports/`` (``{% trans %}``, ``_()``), from the
-Python code of :mod:`hygiene.report`, :mod:`hygiene.notify` and :mod:`hygiene.rules`
-(``_()``, ``N_()``: the rules' finding messages are templates with parameters, see
-:mod:`hygiene.messages`) and from every rule's ``fix``; :func:`extract_messages` collects
+Python code of :mod:`hygiene.report`, :mod:`hygiene.notify`, :mod:`hygiene.rules` and
+:mod:`hygiene.cli.decisions` (what ``hygiene approve`` prints) (``_()``, ``N_()``: the
+rules' finding messages are templates with parameters, see :mod:`hygiene.messages`) and
+from every rule's ``fix``; :func:`extract_messages` collects
 them, and the tests assert that every one has a translation in every catalog.
 """
 
@@ -89,6 +90,7 @@ def extract_messages(templates: Path) -> Catalog:
         (PACKAGE_DIR / "report", [("**.py", "python")], {}),
         (PACKAGE_DIR / "notify", [("**.py", "python")], {}),
         (PACKAGE_DIR / "rules", [("**.py", "python")], {}),
+        (PACKAGE_DIR / "cli", [("decisions.py", "python")], {}),  # what approve says
     ]
     keywords = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
     for directory, method_map, options in sources:

@@ -8,13 +8,23 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, bindparam, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 
 from hygiene.authz.decisions import Decision, content_hash
 from hygiene.authz.identity import Identity
 from hygiene.errors import HygieneError, NotAuthorisedError, StoreError
-from hygiene.inventory import ScanCoverage
+from hygiene.inventory import ScanCoverage, namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.bulk import insert_many
@@ -248,8 +258,9 @@ class StoreProposals(StoreBase):
         """Proposals filtered by state(s), namespace, rule code, ids, action or account.
 
         ``namespace="-"`` selects repositories outside any namespace; a namespace's
-        proposals are those of every account unless ``account`` narrows them. Ordered by
-        namespace, repository, id.
+        proposals are those of every account unless ``account`` narrows them. A
+        proposal's namespace is its repository's (:func:`in_namespace`), never the
+        ``namespace`` column. Ordered by namespace, repository, id.
         """
         query = select(ProposalRow).order_by(
             ProposalRow.namespace, ProposalRow.repository, ProposalRow.id
@@ -257,10 +268,8 @@ class StoreProposals(StoreBase):
         if state is not None:
             states = [state] if isinstance(state, str) else list(state)
             query = query.where(ProposalRow.state.in_([ProposalState(s).value for s in states]))
-        if namespace == "-":
-            query = query.where(ProposalRow.namespace.is_(None))
-        elif namespace is not None:
-            query = query.where(ProposalRow.namespace == namespace)
+        if namespace is not None:
+            query = query.where(in_namespace(None if namespace == "-" else namespace))
         if ids is not None:
             query = query.where(ProposalRow.id.in_(list(ids)))
         if action is not None:
@@ -279,10 +288,10 @@ class StoreProposals(StoreBase):
     def as_stored(self, proposals: Iterable[Proposal]) -> list[Proposal]:
         """``proposals`` as the store holds them, ordered like :meth:`proposals`
         (namespace, repository, id): what :meth:`proposals` with their ids returns, read
-        without their evidence. The stored state, dates, summary, namespace, bytes, rule
-        codes and fix safety come from the store; target and evidence from the given
-        proposals (the id is their hash: a stored proposal with the same id has the same).
-        Ids the store does not hold are left out.
+        without their evidence. The stored state, dates, summary, bytes, rule codes and
+        fix safety come from the store, the namespace from the repository; target and
+        evidence from the given proposals (the id is their hash: a stored proposal with
+        the same id has the same). Ids the store does not hold are left out.
         """
         given = {p.id: p for p in proposals}
         if not given:
@@ -301,7 +310,6 @@ class StoreProposals(StoreBase):
                 table.c.first_seen,
                 table.c.grace_until,
                 table.c.summary,
-                table.c.namespace,
                 table.c.bytes,
                 table.c.rule_codes,
                 table.c.fix_safety,
@@ -324,7 +332,7 @@ class StoreProposals(StoreBase):
                 first_seen=row.first_seen,
                 grace_until=row.grace_until,
                 summary=row.summary,
-                namespace=row.namespace,
+                namespace=namespace_of(given[row.id].repository),
                 bytes=row.bytes,
                 rule_codes=tuple(row.rule_codes),
                 fix_safety=FixSafety(row.fix_safety),
@@ -465,7 +473,9 @@ class StoreProposals(StoreBase):
         in a namespace that is not a registered project: the admins are their owners of
         record, and the admin report is their notice), ``outside_namespace=True``
         (repositories without a namespace only) or explicit ``ids`` (combined with the
-        others: only those). Only the first notification counts:
+        others: only those). A proposal's namespace is its repository's, never the
+        ``namespace`` column (a writer of the store could point that at another project,
+        whose report would then start the grace). Only the first notification counts:
         ``grace_until = first notified + grace_days``. Returns how many were marked.
         """
         if namespace is None and ids is None and not outside_namespace and unregistered is None:
@@ -473,28 +483,35 @@ class StoreProposals(StoreBase):
                 "mark_notified needs namespace=, ids=, unregistered= or outside_namespace=True"
             )
         grace = timedelta(days=self.settings.grace_days)
-        query = update(ProposalRow).where(
+        unnotified = (
             ProposalRow.notified_at.is_(None),
             ProposalRow.state.in_([s.value for s in ANNOUNCED_STATES]),
         )
-        if namespace is not None:
-            query = query.where(ProposalRow.namespace == namespace)
-        if outside_namespace:
-            query = query.where(ProposalRow.namespace.is_(None))
-        if unregistered is not None:
-            registered = sorted(set(unregistered))
-            query = query.where(
-                or_(ProposalRow.namespace.is_(None), ProposalRow.namespace.not_in(registered))
-            )
+        query = select(ProposalRow.id, ProposalRow.repository).where(*unnotified)
         if ids is not None:
             query = query.where(ProposalRow.id.in_(list(ids)))
-        with self.session() as session:
-            result = session.execute(
-                query.values(notified_at=when, grace_until=when + grace).execution_options(
-                    synchronize_session=False
-                )
+        registered = None if unregistered is None else set(unregistered)
+
+        def told(repository: str) -> bool:  # by the repository's namespace, not the column
+            owner = namespace_of(repository)
+            return (
+                (namespace is None or owner == namespace)
+                and (not outside_namespace or owner is None)
+                and (registered is None or owner is None or owner not in registered)
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+
+        marked = 0
+        with self.session() as session:
+            chosen = [row.id for row in session.execute(query) if told(row.repository)]
+            for start in range(0, len(chosen), 500):
+                result = session.execute(
+                    update(ProposalRow)
+                    .where(ProposalRow.id.in_(chosen[start : start + 500]), *unnotified)
+                    .values(notified_at=when, grace_until=when + grace)
+                    .execution_options(synchronize_session=False)
+                )
+                marked += int(getattr(result, "rowcount", 0) or 0)
+        return marked
 
     def set_state(
         self,
@@ -511,6 +528,16 @@ class StoreProposals(StoreBase):
             row.state = state.value
             row.outcome = outcome
             row.finished_at = now or utcnow()
+
+
+def in_namespace(namespace: str | None) -> ColumnElement[bool]:
+    """Proposals whose repository is in ``namespace`` (None: outside any), as
+    :func:`~hygiene.inventory.namespace_of` names a repository's namespace."""
+    repository = ProposalRow.repository
+    if namespace is None:
+        return ~repository.contains("/")
+    prefix = f"{namespace}/"
+    return func.substr(repository, 1, len(prefix)) == prefix
 
 
 def _decision_refused(exc: DBAPIError, verb: str, done: str) -> HygieneError:

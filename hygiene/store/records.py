@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
+from hygiene.inventory import namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
 from hygiene.store.models import AuditRow, ProposalRow, RunRow
 
@@ -174,6 +175,10 @@ PROPOSAL_FIELDS = tuple(_names(Proposal))
 
 
 def _stored_proposal(**values: Any) -> StoredProposal:
+    # the namespace is the repository's, as the rules name it: the approval fingerprint
+    # covers the repository, not the ``namespace`` column, which a writer of the store
+    # could point at another project (its owners would then object and be told in vain)
+    values["namespace"] = namespace_of(values["repository"])
     proposal = Proposal(**{name: values.pop(name) for name in PROPOSAL_FIELDS})
     return StoredProposal(proposal=proposal, **values)
 

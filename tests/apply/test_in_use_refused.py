@@ -49,6 +49,7 @@ from tests.authz.world import (
 )
 from tests.authz.world import rules as trust_rules
 from tests.faults import FaultProxy
+from tests.workloads.k8s_exec import ExecKubeconfig
 
 ADMINS = ["registry-admins@lsd.ufcg.edu.br"]
 
@@ -159,7 +160,30 @@ def test_an_in_use_read_refused_keeps_every_image_and_fails_the_run(
     assert again.refused == {} and again.states[first][0] == "applied"  # mended
 
 
-def test_a_kubernetes_403_keeps_every_image_and_fails_the_run(
+# how the local Kubernetes API server refuses: the Status it answers the pods list with,
+# the code the read is refused with, the start of the detail, the hint's own words
+KUBERNETES_REFUSALS = {
+    "403": (
+        403,
+        forbidden("pods"),  # RBAC: the identity may not list pods
+        "Forbidden",
+        "kubernetes lab: list pods: HTTP 403: pods is forbidden",
+        "RBAC",
+    ),
+    "401": (
+        401,  # and again with the kubeconfig loaded afresh: an EKS principal without an
+        status(401, "Unauthorized", "Unauthorized"),  # access entry, a revoked token
+        "Unauthorized",
+        "kubernetes lab: list pods: HTTP 401: Unauthorized (again with the credentials "
+        "loaded afresh from the kubeconfig)",
+        "access entry",
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", list(KUBERNETES_REFUSALS))
+def test_a_kubernetes_refusal_keeps_every_image_and_fails_the_run(
+    refusal: str,
     store: Store,
     seeder: Seeder,
     ecr: Any,
@@ -167,28 +191,30 @@ def test_a_kubernetes_403_keeps_every_image_and_fails_the_run(
     kubernetes_only: Config,
     now: datetime,
 ) -> None:
+    http, body, code, detail, hint = KUBERNETES_REFUSALS[refusal]
     config = kubernetes_only
     api, first = approved_deletion(store, seeder, config, now, "suporte/api")
     web, second = approved_deletion(store, seeder, config, now, "suporte/web")
     before = {api: seeder.live_digests(api), web: seeder.live_digests(web)}
     handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
-    k8s_api.fail("pods", 403, forbidden("pods"))  # RBAC: the identity may not list pods
+    k8s_api.fail("pods", http, body)
 
     result = apply(
         store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
     )
 
-    assert k8s_api.calls("pods") >= 1
+    # a 403 is read once; a 401 once more, with the credentials loaded afresh
+    assert k8s_api.calls("pods") == (2 if http == 401 else 1)
     assert {api: seeder.live_digests(api), web: seeder.live_digests(web)} == before
     assert set(result.refused) == {first, second}  # the second failed fast: same run
     for proposal_id in (first, second):
         assert store.get(proposal_id).state is ProposalState.APPROVED
         why = result.refused[proposal_id]
         assert why.startswith(
-            "a read was refused (Forbidden): in-use source(s) could not be read: "
-            "kubernetes lab: list pods: HTTP 403: pods is forbidden"
+            f"a read was refused ({code}): in-use source(s) could not be read: {detail}"
         )
-        assert "RBAC" in why and "hygiene iam policy" not in why  # not an IAM matter
+        assert hint in why and "hygiene iam policy" not in why  # not an IAM role matter
+        assert ("RBAC" in why) is (http == 403)  # a 401 is not RBAC's either
         (row,) = store.audit_log(proposal_id=proposal_id, outcome="retry")
         assert row.data == {"access_denied": True} and row.detail == why
     (run,) = store.runs(kind="apply")
@@ -196,18 +222,42 @@ def test_a_kubernetes_403_keeps_every_image_and_fails_the_run(
     assert sorted(run.errors) == sorted(f"{i}: {result.refused[i]}" for i in (first, second))
     assert result.kept == {}
 
-    k8s_api.failures.clear()  # the ClusterRole binding is fixed
+    k8s_api.failures.clear()  # the ClusterRole binding, the access entry is fixed
     again = apply(
         store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
     )
     assert again.refused == {} and again.states[first][0] == "applied"  # mended
 
 
+def test_a_kubernetes_token_expired_since_it_was_loaded_is_loaded_afresh(
+    store: Store, seeder: Seeder, ecr: Any, k8s_api: KubernetesApi, tmp_path: Path, now: datetime
+) -> None:
+    """The exec plugin's first token is refused (expired); loaded afresh, the plugin gives
+    a good one: the re-check reads the workloads, and the deletion goes ahead."""
+    credentials = ExecKubeconfig(k8s_api, tmp_path / "exec", ["expired-token", k8s_api.token])
+    policy = builders.shipped_policy()
+    policy["in_use"]["aws_sources"] = []
+    policy["in_use"]["kubernetes"] = {"kubeconfig": str(credentials.path), "contexts": ["lab"]}
+    config = builders.config(policy)
+    _, proposal_id = approved_deletion(store, seeder, config, now, "suporte/api")
+    handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
+
+    result = apply(
+        store, handle.client, config, now, actor=ADMIN, in_use=in_use_check(handle, config)
+    )
+
+    assert credentials.runs == 2 and k8s_api.calls("pods") == 2
+    assert result.refused == {} and result.states[proposal_id][0] == "applied"
+    assert store.audit_log(proposal_id=proposal_id, outcome="retry") == []
+    (run,) = store.runs(kind="apply")
+    assert run.status == "ok"
+
+
 @pytest.mark.parametrize(
     ("code", "reason"),
-    [(500, "InternalError"), (401, "Unauthorized"), (429, "TooManyRequests")],
+    [(500, "InternalError"), (429, "TooManyRequests")],
 )
-def test_a_kubernetes_failure_other_than_403_stays_a_retry(
+def test_a_kubernetes_failure_other_than_a_refusal_stays_a_retry(
     code: int,
     reason: str,
     store: Store,
@@ -366,3 +416,22 @@ def test_a_hand_run_apply_refused_by_kubernetes_exits_7_and_alerts_once(
 
     assert "HTTP 403: pods is forbidden" in body
     assert "RBAC" in body and "context 'lab'" in body and "hygiene iam policy" not in body
+
+
+@pytest.mark.parametrize("hand_run", ["kubernetes"], indirect=True)
+def test_a_hand_run_apply_whose_kubernetes_credentials_are_refused_exits_7_and_alerts_once(
+    hand_run: dict[str, Any],
+    seeder: Seeder,
+    k8s_api: KubernetesApi,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the context's token was revoked: the kubeconfig names one the API server refuses
+    k8s_api.kubeconfig(tmp_path / "kubeconfig", {"lab": "revoked-token"})
+
+    body = refused_and_alerted_once(hand_run, seeder, capsys, "Unauthorized")
+
+    assert "HTTP 401: Unauthorized (again with the credentials loaded afresh" in body
+    assert "context 'lab'" in body and "access entry" in body and "token" in body
+    assert "RBAC" not in body and "hygiene iam policy" not in body
+    assert k8s_api.calls("pods") == 2

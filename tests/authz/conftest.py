@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from tests.apply.conftest import clients, seeder
+from tests.apply.conftest import clients, seeded, seeder
 
-__all__ = ["clients", "seeder"]
+__all__ = ["clients", "seeded", "seeder"]

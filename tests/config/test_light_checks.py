@@ -7,6 +7,8 @@ message, location) that ``hygiene`` turns into the line the user reads.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pytest
@@ -89,8 +91,77 @@ def test_session_name_error_reads_the_same_in_the_loaded_configuration(tmp_path:
         load_config(tmp_path)
     assert info.value.problems == [
         f"{tmp_path / 'default.yaml'}:4: registry.accounts.session_name: String should "
-        "match pattern '^[\\w+=,.@-]{2,64}$' (got 'a b')"
+        f"match pattern '{SESSION_NAME_PATTERN}' (got 'a b')"
     ]
+
+
+# AWS's RoleSessionName pattern is ``[\w+=,.@-]*`` with an ASCII ``\w``: letters of other
+# alphabets, marks, other digits and connector punctuation are word characters to
+# Python's and pydantic's Unicode ``\w``, and STS refuses them at scan time
+NOT_ASCII_SESSION_NAMES = [
+    "ação",
+    "josé",
+    "日本語",
+    "e\u0301x",
+    "x²y",
+    "x½",
+    "x\u203fy",
+    "ab\u0660",
+]
+
+
+def _policy_with_session_name(directory: Any, value: str) -> Any:
+    from hygiene.config import load_config
+
+    (directory / "default.yaml").write_text(
+        "registry:\n  accounts:\n    organization: true\n    session_name: "
+        + json.dumps(value)
+        + "\n",
+        encoding="utf-8",
+    )
+    (directory / "projects.yaml").write_text("projects: {}\n", encoding="utf-8")
+    return load_config(directory)
+
+
+@pytest.mark.parametrize("value", NOT_ASCII_SESSION_NAMES, ids=ascii)
+def test_a_session_name_sts_refuses_is_a_configuration_error(value: str, tmp_path: Any) -> None:
+    from hygiene.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        _policy_with_session_name(tmp_path, value)
+    (problem,) = info.value.problems
+    assert problem.startswith(
+        f"{tmp_path / 'default.yaml'}:4: registry.accounts.session_name: String should "
+        f"match pattern '{SESSION_NAME_PATTERN}'"
+    )
+
+
+@pytest.mark.parametrize("value", ["ab", "registry-hygiene", "A_z+0=9,.@-", "a" * 64])
+def test_a_session_name_of_what_sts_accepts_loads(value: str, tmp_path: Any) -> None:
+    config = _policy_with_session_name(tmp_path, value)
+    assert config.policy.registry.accounts is not None
+    assert config.policy.registry.accounts.session_name == value
+
+
+def test_the_schema_says_what_the_configuration_accepts_of_a_session_name() -> None:
+    r"""``hygiene config schema``'s pattern for session_name is the one validation uses,
+    written without ``\w`` (an editor's ECMAScript ``\w`` is ASCII, Python's is not), and
+    accepts exactly what the configuration accepts."""
+    from click.testing import CliRunner
+
+    from hygiene.cli import cli
+
+    schema = json.loads(CliRunner().invoke(cli, ["config", "schema", "policy"]).output)
+    (pattern,) = {
+        definition["properties"]["session_name"]["pattern"]
+        for definition in schema["$defs"].values()
+        if "session_name" in definition.get("properties", {})
+    }
+    assert pattern == SESSION_NAME_PATTERN and "\\w" not in pattern
+    for value in [*SESSION_NAMES, *NOT_ASCII_SESSION_NAMES]:
+        if isinstance(value, str):
+            accepted = _session_name(value)[0] == "ok"
+            assert (re.fullmatch(pattern, value) is not None) is accepted, value
 
 
 # ------------------------------------------------------------------- e-mail addresses

@@ -39,7 +39,7 @@ ENDS = "Grace period ends on %(date)s at the earliest."
 def _group(html: str, namespace: str, rule: str = "IM002") -> str:
     """The approval group of ``namespace`` ('-': outside any namespace) and ``rule`` in the
     HTML, up to its command."""
-    command = f"approve --namespace {namespace} --rule {rule}<"
+    command = f"approve --namespace {namespace} --rule {rule} --expect 1<"
     groups = re.split(r'<div class="group"[^>]*>', html)[1:]
     (found,) = [g.split(command)[0] for g in groups if command in g]
     return found

@@ -189,7 +189,7 @@ def visible_html(html: str) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- checks
 
 TOKEN_SPLIT = re.compile(r"[\s,;()\[\]\"'“”«»]+")
-COMMAND_WORDS = {"hygiene", "approve", "reject", "--namespace", "--rule", "--reason",
+COMMAND_WORDS = {"hygiene", "approve", "reject", "--namespace", "--rule", "--reason", "--expect",
                  "PROPOSAL_ID", "…", '"…"', "$"}  # fmt: skip
 
 

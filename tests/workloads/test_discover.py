@@ -14,6 +14,7 @@ from hygiene.config import CollectSettings, InUseSettings, KubernetesSettings
 from hygiene_demo.kubernetes_api import forbidden
 from hygiene_demo.workloads import WorkloadSeeder
 from tests.workloads.images import FOREIGN, digest_of, host
+from tests.workloads.k8s_exec import ExecKubeconfig
 
 H = host()
 ROLE = f"arn:aws:iam::{FOREIGN}:role/registry-hygiene-discovery"
@@ -158,6 +159,34 @@ def test_a_failing_context_fails_only_itself(aws, k8s_api, kubeconfig):
     assert not discovery.complete
     # RBAC refused it: apply's in-use re-check fails its run on this (docs/in-use.md)
     assert discovery.refused == {"kubernetes lab": "Forbidden"}
+
+
+def test_a_context_whose_credentials_stay_refused_fails_refused(aws, k8s_api, tmp_path):
+    """A 401 also with the kubeconfig loaded afresh: failed, and refused (Unauthorized)."""
+    stale = k8s_api.kubeconfig(tmp_path / "kubeconfig", {"lab": "revoked-token"})
+    settings = InUseSettings(
+        aws_sources=["ecs"],
+        kubernetes=KubernetesSettings(kubeconfig=stale, contexts=["lab"]),
+    )
+    discovery = run(aws, settings)
+    assert states(discovery)["ecs us-east-1"] == ("ok", 0)
+    [failed] = discovery.failed
+    assert failed.name == "kubernetes lab"
+    assert failed.detail.startswith("list pods: HTTP 401: Unauthorized (again with the")
+    assert not discovery.complete
+    assert discovery.refused == {"kubernetes lab": "Unauthorized"}
+    assert k8s_api.calls("pods") == 2
+
+
+def test_an_expired_token_loaded_afresh_reads_the_context(aws, k8s_api, tmp_path):
+    kubeconfig = ExecKubeconfig(k8s_api, tmp_path / "exec", ["expired-token", k8s_api.token])
+    settings = InUseSettings(
+        aws_sources=[], kubernetes=KubernetesSettings(kubeconfig=kubeconfig.path, contexts=["lab"])
+    )
+    discovery = run(aws, settings)
+    assert discovery.complete and discovery.refused == {}
+    assert states(discovery)["kubernetes lab"][0] == "ok"
+    assert kubeconfig.runs == 2
 
 
 def test_an_unreadable_file_fails_the_file_source(aws, tmp_path):

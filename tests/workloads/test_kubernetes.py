@@ -13,6 +13,7 @@ from hygiene.collect.workloads.kubernetes import KubernetesTarget, read_kubernet
 from hygiene_demo.kubernetes_api import RESOURCES, KubernetesApi, forbidden, status
 from tests.workloads.conftest import FIXTURES
 from tests.workloads.images import FOREIGN, HOME, digest_of
+from tests.workloads.k8s_exec import ExecKubeconfig
 
 LIST_TYPES = {
     "pods": "V1PodList",
@@ -175,8 +176,54 @@ def test_a_server_error_fails_the_context(k8s_api, kubeconfig):
 
 def test_a_wrong_token_fails_the_context(k8s_api, tmp_path):
     config = k8s_api.kubeconfig(tmp_path / "kubeconfig", {"lab": "stale-token"})
-    with pytest.raises(SourceError, match="HTTP 401: Unauthorized"):
+    with pytest.raises(SourceError, match="HTTP 401: Unauthorized") as raised:
         read_kubernetes(KubernetesTarget("lab", config))
+    # tried again once, with the kubeconfig read afresh: the token is still refused, which
+    # no later read mends (apply fails its run on it, docs/in-use.md)
+    assert k8s_api.calls("pods") == 2 and k8s_api.calls() == 2
+    assert raised.value.refused_code == "Unauthorized"
+    assert raised.value.operation == "list pods"
+    assert "again with the credentials loaded afresh from the kubeconfig" in str(raised.value)
+
+
+def test_an_expired_exec_token_is_loaded_afresh_once(k8s_api, tmp_path):
+    """The plugin's first token expired after the client loaded it (the API server says
+    401); the read loads the kubeconfig again, which runs the plugin again, and reads
+    everything with the fresh token."""
+    whole = read_kubernetes(KubernetesTarget("lab", k8s_api.kubeconfig(tmp_path / "k")))
+    k8s_api.requests.clear()
+    kubeconfig = ExecKubeconfig(k8s_api, tmp_path / "exec", ["expired-token", k8s_api.token])
+
+    result = read_kubernetes(KubernetesTarget("lab", kubeconfig.path))
+
+    # nothing lost, nothing twice from the first attempt
+    assert sorted(result.uses, key=repr) == sorted(whole.uses, key=repr)
+    assert kubeconfig.runs == 2
+    assert k8s_api.calls("pods") == 2  # the 401, then the read with the fresh token
+    assert result.calls["kubernetes:list pods"] == 2
+
+
+def test_an_exec_plugin_whose_tokens_are_refused_is_refused(k8s_api, tmp_path):
+    """An EKS principal without an access entry: every token it gets is refused."""
+    kubeconfig = ExecKubeconfig(k8s_api, tmp_path / "exec", ["not-mapped-token"])
+    with pytest.raises(SourceError) as raised:
+        read_kubernetes(KubernetesTarget("lab", kubeconfig.path), running_only=True)
+    assert raised.value.refused_code == "Unauthorized"
+    assert kubeconfig.runs == 2 and k8s_api.calls("pods") == 2
+
+
+def test_a_401_on_a_later_kind_reads_again_from_the_start(k8s_api, kubeconfig):
+    """The token expired between two kinds: the second attempt reads every kind again with
+    the fresh credentials; what the first attempt read is not counted twice."""
+    whole = read_kubernetes(KubernetesTarget("lab", kubeconfig))
+    k8s_api.requests.clear()
+    k8s_api.fail("jobs", 401, status(401, "Unauthorized", "Unauthorized"), times=1)
+
+    again = read_kubernetes(KubernetesTarget("lab", kubeconfig))
+
+    assert sorted(again.uses, key=repr) == sorted(whole.uses, key=repr)
+    paths = [path for path, _ in k8s_api.requests]
+    assert paths.count("/apis/batch/v1/jobs") == 2 and paths.count("/api/v1/pods") == 2
 
 
 def test_an_unreachable_context_fails(tmp_path):

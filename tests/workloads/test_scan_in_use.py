@@ -19,6 +19,7 @@ from hygiene_demo.workloads import WorkloadSeeder
 from tests import builders
 from tests.apply.registry import Seeder
 from tests.builders import NOW
+from tests.workloads.k8s_exec import ExecKubeconfig
 
 HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 POLICY = {
@@ -160,6 +161,42 @@ def test_a_source_that_cannot_be_read_stops_every_image_deletion(
     assert "✗ in-use kubernetes lab: list pods: HTTP 403" in text
     assert "in-use sources read: ecs us-east-1 6, lambda us-east-1 6, batch us-east-1 1" in text
     assert "failed: kubernetes lab (no image deletion proposed); not configured: file" in text
+
+
+def test_credentials_refused_again_after_a_fresh_load_stop_every_image_deletion(
+    ecr, registry, k8s_api, tmp_path: Path
+):
+    """A 401 that stays when the kubeconfig is loaded afresh: the context failed, refused."""
+    revoked = k8s_api.kubeconfig(tmp_path / "kubeconfig", {"lab": "revoked-token"})
+    policy = {
+        **POLICY,
+        "in_use": {"kubernetes": {"kubeconfig": str(revoked), "contexts": ["lab"]}},
+    }
+    inventory, result = scan(ecr, policy)
+    assert not inventory.run.complete
+    [error] = inventory.run.errors
+    assert error.operation == "in-use kubernetes lab"
+    assert error.message.startswith("list pods: HTTP 401: Unauthorized (again with the")
+    assert k8s_api.calls("pods") == 2  # the first read, and one with fresh credentials
+    assert not [p for p in result.proposals if p.action.value == "delete-images"]
+    kept = {k.image_digest: k.reasons for k in result.kept}
+    assert kept[registry["api-v2"]] == ("in-use-unknown:kubernetes lab",)
+
+
+def test_a_token_that_expired_is_loaded_afresh_and_the_scan_completes(
+    ecr, registry, k8s_api, tmp_path: Path
+):
+    exec_config = ExecKubeconfig(k8s_api, tmp_path / "exec", ["expired-token", k8s_api.token])
+    policy = {
+        **POLICY,
+        "in_use": {"kubernetes": {"kubeconfig": str(exec_config.path), "contexts": ["lab"]}},
+    }
+    inventory, result = scan(ecr, policy)
+    assert inventory.run.complete, inventory.run.errors
+    assert {s.name: s.state for s in inventory.run.in_use}["kubernetes lab"] == "ok"
+    assert exec_config.runs == 2
+    deleted = {digest for p in result.proposals for digest in p.target.get("digests", [])}
+    assert deleted == {registry["api-v2"]}
 
 
 def test_the_workloads_are_asked_after_the_registrys_last_answer(ecr, registry):

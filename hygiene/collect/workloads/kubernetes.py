@@ -16,7 +16,8 @@ that digest in the repository the pod spec names too.
 API calls, per context: one list call per kind and ``page_size`` objects (pods,
 deployments, statefulsets, daemonsets, jobs, cronjobs), across all namespaces or once per
 configured namespace. ``running_only`` (apply's re-read right before deleting) lists
-pods only. Responses are read as JSON (``_preload_content=False``), not deserialised
+pods only. A 401 costs one more read of the context, with the kubeconfig loaded afresh
+(:func:`read_kubernetes`). Responses are read as JSON (``_preload_content=False``), not deserialised
 into the client's model classes: faster on large clusters, and a field added by a newer
 API server cannot break the read.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hygiene import errors
 from hygiene.collect.workloads.base import SourceError, SourceResult
 from hygiene.collect.workloads.references import ImageUse, image_uses, parse_image
 
@@ -81,22 +83,34 @@ def api_client(target: KubernetesTarget) -> Any:
         raise SourceError("kubeconfig", f"context {target.context!r} in {where}: {exc}") from exc
 
 
-# what a 403 of the API server is refused as (the Status reason Kubernetes gives it)
+# what the API server's refusals are refused as (the Status reasons Kubernetes gives them):
+# a 403 (RBAC), and a 401 that stays after the credentials were loaded afresh
 FORBIDDEN = "Forbidden"
+UNAUTHORIZED = errors.UNAUTHORIZED
+AFRESH = "again with the credentials loaded afresh from the kubeconfig"
+
+
+class Unauthenticated(SourceError):
+    """A 401: the API server did not accept the context's credentials (maybe only expired
+    since they were loaded: :func:`read_kubernetes` loads them again once)."""
 
 
 def _error(kind: str, exc: Exception) -> SourceError:
     """``exc`` as a :class:`SourceError`; a 403 is a refusal (``refused_code``
     :data:`FORBIDDEN`): RBAC does not let the context's identity list ``kind``, which no
-    retry mends (apply fails its run on it, docs/in-use.md)."""
+    retry mends (apply fails its run on it, docs/in-use.md); a 401 is
+    :class:`Unauthenticated`."""
     from kubernetes.client.exceptions import ApiException
 
     if isinstance(exc, ApiException):
         reason = exc.reason or ""
         with contextlib.suppress(ValueError, AttributeError):  # a Status body, if any
             reason = json.loads(exc.body or "{}").get("message") or reason
+        message = f"HTTP {exc.status}: {reason}".strip()
+        if exc.status == 401:
+            return Unauthenticated(f"list {kind}s", message)
         refused = FORBIDDEN if exc.status == 403 else None
-        return SourceError(f"list {kind}s", f"HTTP {exc.status}: {reason}".strip(), refused)
+        return SourceError(f"list {kind}s", message, refused)
     return SourceError(f"list {kind}s", f"{type(exc).__name__}: {exc}")
 
 
@@ -202,10 +216,34 @@ def read_kubernetes(
 ) -> SourceResult:
     """Every image the context's pods and pod templates use (see module docs).
 
+    A 401 may only mean that the token expired since it was loaded (an exec plugin's,
+    such as ``aws eks get-token``, lives 15 minutes; the client renews it only when the
+    plugin said when it expires): the kubeconfig is then loaded afresh (which runs the
+    plugin again) and everything read again, once. A 401 again is a refusal
+    (``refused_code`` :data:`UNAUTHORIZED`): the credentials themselves are not accepted
+    (a wrong or revoked token, an EKS principal without an access entry), which no later
+    read mends.
+
     Raises :class:`~hygiene.collect.workloads.base.SourceError` when the context cannot
-    be loaded, reached, or listed completely (403, timeouts, a broken page).
+    be loaded, reached, or listed completely (401 twice, 403, timeouts, a broken page).
     """
     result = SourceResult()
+    try:
+        _read(result, target, running_only, client)
+    except Unauthenticated:
+        result.uses.clear()  # the calls made stay counted
+        try:
+            _read(result, target, running_only, None)
+        except Unauthenticated as again:
+            raise SourceError(
+                again.operation, f"{again.message} ({AFRESH})", UNAUTHORIZED
+            ) from again
+    return result
+
+
+def _read(result: SourceResult, target: KubernetesTarget, running_only: bool, client: Any) -> None:
+    """Read the context into ``result``, with ``client`` or (None) one made from the
+    kubeconfig now, and closed after."""
     own_client = client is None
     client = api_client(target) if own_client else client
     namespaces: Sequence[str | None] = target.namespaces or (None,)
@@ -229,4 +267,3 @@ def read_kubernetes(
     finally:
         if own_client:
             client.close()
-    return result
