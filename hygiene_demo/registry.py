@@ -28,6 +28,7 @@ import boto3
 from botocore.config import Config as BotoConfig
 
 from hygiene.authz.identity import PROOF_PATH, proof_mac
+from hygiene.collect.timestamps import new_session
 
 DEFAULT_ACCOUNT = "123456789012"  # moto's default account for any access key
 REGION = "us-east-1"  # the region the demo seeds and scans
@@ -140,7 +141,7 @@ class EmbeddedRegistry:
         return ecr_backends[self.account][region]
 
     def session(self) -> boto3.Session:
-        return boto3.Session(**DUMMY_CREDENTIALS, region_name="us-east-1")
+        return new_session(**DUMMY_CREDENTIALS, region_name="us-east-1")
 
     def client(self, region: str = "us-east-1", max_attempts: int = 1) -> Any:
         """A plain ECR client for tests and seeding through the HTTP API."""

@@ -28,6 +28,8 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from hygiene.collect.timestamps import new_session
+
 DUMMY_CREDENTIALS = {
     "aws_access_key_id": "testing",
     "aws_secret_access_key": "testing",
@@ -48,7 +50,7 @@ class WorkloadSeeder:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            session = self.session or boto3.Session(**DUMMY_CREDENTIALS, region_name=self.region)
+            session = self.session or new_session(**DUMMY_CREDENTIALS, region_name=self.region)
             self._clients[service] = session.client(
                 service,
                 region_name=self.region,

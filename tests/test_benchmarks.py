@@ -341,3 +341,19 @@ def test_finding_json_benchmark_writes_the_same_bytes_both_ways() -> None:
     assert result["image_findings"] > 1000
     assert result["document"]["same_bytes"] and result["export"]["same_bytes"]
     assert result["document"]["mib"] > 0 and result["export"]["mib"] > 0
+
+
+@pytest.mark.usefixtures("subprocess_env")  # it starts processes: the integration lane
+def test_the_timestamps_benchmark_reads_equal_inventories_both_ways(
+    ecr: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks.timestamps reads one registry with botocore's parser and with the
+    tool's, in processes of their own: both inventories are whole and equal, and each
+    process's CPU, peak and faults are printed."""
+    from benchmarks.timestamps import main
+
+    assert main(["--size", "2x5", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 × 5: 10 images, equal inventories" in out
+    for variant in ("botocore", "tool"):
+        assert any(line.startswith(f"{variant} ") and "CPU" in line for line in out.splitlines())

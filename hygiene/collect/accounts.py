@@ -39,6 +39,7 @@ from botocore.credentials import (
     DeferredRefreshableCredentials,
 )
 
+from hygiene.collect.timestamps import botocore_session
 from hygiene.config import AccountsSettings, RegistrySettings, role_arn
 from hygiene.errors import CollectError, ConfigError
 
@@ -299,7 +300,7 @@ def assumed_session(
     if time_fetcher is not None:
         options["time_fetcher"] = time_fetcher
     credentials = DeferredRefreshableCredentials(**options)
-    core = botocore.session.Session()
+    core = botocore_session()
     core.register_component("credential_provider", CredentialResolver([_Fixed(credentials)]))
     return boto3.Session(botocore_session=core, region_name=region)
 

@@ -27,6 +27,7 @@ import botocore.exceptions
 from botocore.config import Config as BotoConfig
 from botocore.retries import adaptive
 
+from hygiene.collect.timestamps import new_session
 from hygiene.config import CollectSettings
 from hygiene.errors import CollectError
 
@@ -165,7 +166,7 @@ class ApiCallCounter:
 def make_session(profile: str | None = None, region: str | None = None) -> boto3.Session:
     """A boto3 session from the standard credential chain; clear error if it cannot be."""
     try:
-        return boto3.Session(profile_name=profile, region_name=region)
+        return new_session(profile_name=profile, region_name=region)
     except botocore.exceptions.ProfileNotFound as exc:
         raise CollectError(
             f"--profile {profile}: profile not found in ~/.aws/config "

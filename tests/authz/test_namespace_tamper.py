@@ -34,10 +34,11 @@ from tests.authz.world import (
     MOTO_ACCOUNT,
     OWNER_OF_ML,
     OWNER_OF_SUPORTE,
+    mailing_rules,
     signed_in,
+    stale_release,
     sts_as,
 )
-from tests.authz.world import rules as trust_rules
 
 
 def _moved(store: Store, proposal_id: str, namespace: str | None) -> None:
@@ -83,26 +84,15 @@ def test_the_weekly_report_still_goes_to_the_right_owners(
     report (to ml's owner) does not show it."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
     seeder = Seeder(ecr, now)
-    repo = seeder.repo("suporte/api")
-    seeder.image(repo, "v0", days_old=400)  # a stale release: IM002 proposes it
-    for n in (1, 2, 3):
-        seeder.image(repo, f"r{n}", days_old=n)
+    stale_release(seeder, "suporte/api")
     train = seeder.repo("ml/train")
     seeder.image(train, "v1", days_old=1)
     with smtp_server() as smtp:
-        directory = trust_rules(
+        directory = mailing_rules(
             tmp_path / "rules",
-            ["AdministratorAccess"],
-            notify={
-                "retries": 0,
-                "email": True,
-                "admin_emails": ["registry-admins@lsd.ufcg.edu.br"],
-                "smtp": {"host": smtp.host, "port": smtp.port, "security": "none",
-                         "username_env": None},
-            },
-            report={"out_dir": str(tmp_path / "out")},
-            in_use={"aws_sources": []},
-        )  # fmt: skip
+            smtp,
+            tmp_path / "out",
+        )
         config = load_config(directory)
         url = f"sqlite:///{tmp_path / 'hygiene.db'}"
         deps = build_job_deps(config, store_url=url, out_dir=tmp_path / "out")

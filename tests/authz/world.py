@@ -60,6 +60,41 @@ def rules(directory: Path, admins: list[str], **changes: Any) -> Path:
     return builders.write_rules(directory, policy)
 
 
+ADMIN_MAIL = "registry-admins@lsd.ufcg.edu.br"
+
+
+def stale_release(seeder: Seeder, name: str) -> str:
+    """Repository ``name`` with a stale release (``v0``, pushed 400 days ago: IM002
+    proposes its deletion) and three recent ones it keeps; returns the repository."""
+    repo = seeder.repo(name)
+    seeder.image(repo, "v0", days_old=400)
+    for n in (1, 2, 3):
+        seeder.image(repo, f"r{n}", days_old=n)
+    return repo
+
+
+def mailing_rules(directory: Path, smtp: Any, out_dir: Path, **changes: Any) -> Path:
+    """:func:`rules` for a job that mails through the local ``smtp`` server: admins
+    AdministratorAccess (:data:`ADMIN_MAIL`), one delivery attempt, reports written to
+    ``out_dir``, no AWS in-use source; ``changes`` add to those sections (``report``'s
+    locale …) or set others."""
+    report = {"out_dir": str(out_dir), **changes.pop("report", {})}
+    smtp_settings = {"host": smtp.host, "port": smtp.port, "security": "none"}
+    return rules(
+        directory,
+        ["AdministratorAccess"],
+        notify={
+            "retries": 0,
+            "email": True,
+            "admin_emails": [ADMIN_MAIL],
+            "smtp": {**smtp_settings, "username_env": None},
+        },
+        report=report,
+        in_use={"aws_sources": []},
+        **changes,
+    )
+
+
 def proposal_in_grace(
     store: Store, seeder: Seeder, config: Config, now: datetime, namespace: str = "suporte"
 ) -> dict[str, Any]:

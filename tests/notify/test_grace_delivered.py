@@ -20,7 +20,7 @@ from hygiene.jobs import run_weekly
 from hygiene.store import Store
 from hygiene.wiring import build_job_deps
 from tests.apply.registry import Seeder
-from tests.authz.world import rules as trust_rules
+from tests.authz.world import mailing_rules, stale_release
 
 OWNER = "joao.silva@lsd.ufcg.edu.br"  # suporte's owner (rules/projects.yaml)
 SLOW = timedelta(minutes=25)
@@ -51,26 +51,15 @@ def test_grace_starts_at_delivery_and_the_report_promises_no_later_date(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
     seeder = Seeder(ecr, now)
-    repo = seeder.repo("suporte/api")
-    seeder.image(repo, "v0", days_old=400)  # a stale release: IM002 proposes it
-    for n in (1, 2, 3):
-        seeder.image(repo, f"r{n}", days_old=n)
+    stale_release(seeder, "suporte/api")
     clock = Clock(now + timedelta(hours=1))  # the job started an hour before it reports
     with smtp_server() as smtp:
         smtp.on_message = lambda: clock.advance(step)
-        directory = trust_rules(
+        directory = mailing_rules(
             tmp_path / "rules",
-            ["AdministratorAccess"],
-            notify={
-                "retries": 0,
-                "email": True,
-                "admin_emails": ["registry-admins@lsd.ufcg.edu.br"],
-                "smtp": {"host": smtp.host, "port": smtp.port, "security": "none",
-                         "username_env": None},
-            },
-            report={"out_dir": str(tmp_path / "out")},
-            in_use={"aws_sources": []},
-        )  # fmt: skip
+            smtp,
+            tmp_path / "out",
+        )
         config = load_config(directory)
         store = Store(f"sqlite:///{tmp_path / 'hygiene.db'}")
         deps = build_job_deps(config, store_url=str(store.url), out_dir=tmp_path / "out")

@@ -28,7 +28,7 @@ from hygiene.report.render import formatter
 from hygiene.store import Store
 from hygiene.wiring import build_job_deps
 from tests.apply.registry import Seeder
-from tests.authz.world import rules as trust_rules
+from tests.authz.world import mailing_rules, stale_release
 from tests.notify.test_grace_delivered import Clock
 
 SLOW = timedelta(minutes=25)
@@ -54,27 +54,17 @@ def test_the_nightly_report_prints_the_grace_date_it_starts(
     monkeypatch.setenv("AWS_ENDPOINT_URL", ecr.endpoint_url)
     seeder = Seeder(ecr, now)
     for name in ("nginx", "tcc-joao/app", "suporte/api"):
-        repo = seeder.repo(name)
-        seeder.image(repo, "v0", days_old=400)  # a stale release: IM002 proposes it
-        for n in (1, 2, 3):
-            seeder.image(repo, f"r{n}", days_old=n)
+        stale_release(seeder, name)
     clock = Clock(now + timedelta(hours=1))  # the job reports an hour after it started
     with smtp_server() as smtp:
         smtp.on_message = lambda: clock.advance(SLOW)
-        directory = trust_rules(
+        directory = mailing_rules(
             tmp_path / "rules",
-            ["AdministratorAccess"],
-            notify={
-                "retries": 0,
-                "email": True,
-                "admin_emails": ["registry-admins@lsd.ufcg.edu.br"],
-                "smtp": {"host": smtp.host, "port": smtp.port, "security": "none",
-                         "username_env": None},
-            },
-            report={"out_dir": str(tmp_path / "out"), "locale": language},
-            in_use={"aws_sources": []},
+            smtp,
+            tmp_path / "out",
+            report={"locale": language},
             apply={"auto_safe": False, "apply_approved": False},
-        )  # fmt: skip
+        )
         config = load_config(directory)
         store = Store(f"sqlite:///{tmp_path / 'hygiene.db'}")
         deps = build_job_deps(config, store_url=str(store.url), out_dir=tmp_path / "out")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config as BotoConfig
 
+from hygiene.collect.timestamps import new_session
 from hygiene.collect.workloads import batch, ecs, file, kubernetes, lambda_
 from hygiene.collect.workloads.base import (
     AWS_ERRORS,
@@ -152,7 +153,7 @@ def assume_role(
     except AWS_ERRORS as exc:
         error = aws_error("AssumeRole", exc)
         return AwsAccount(account, None, f"{role_arn}: {error}", refused_code=error.refused_code)
-    assumed = boto3.Session(
+    assumed = new_session(
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
