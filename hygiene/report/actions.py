@@ -353,10 +353,13 @@ def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGrou
 
     ``hygiene approve --namespace NS --rule CODE --expect N:DIGEST`` approves every
     *proposed* proposal of NS whose rule codes include CODE, if they are the N the report
-    shows (DIGEST: :func:`hygiene.model.selection_digest` of their ids).
-    Groups are listed so that running their commands top to bottom approves each
-    proposal once; a group whose command would also select
-    proposals listed under another group says so (``exact`` is False).
+    shows (DIGEST: :func:`hygiene.model.selection_digest` of their ids). A group whose
+    rule's command would also select proposals listed under another group (``exact``
+    False: a proposal two rules flagged is listed once) is approved by its ids instead:
+    once the other group's command has approved the shared proposal, the rule's
+    selection would no longer be the one its ``--expect`` pins, and would approve
+    nothing. So the commands select disjoint sets, and running them in any order
+    approves each proposal once.
     """
     waiting = [dict(p) for p in proposals if p.get("state") == "proposed"]
     by_namespace: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
@@ -376,17 +379,24 @@ def approval_groups(proposals: Iterable[Mapping[str, Any]]) -> list[ApprovalGrou
                 continue
             assigned.update(p["id"] for p in fresh)
             flag = OUTSIDE_NAMESPACE if namespace is None else namespace
-            group = ApprovalGroup(
-                namespace=namespace,
-                rule=code,
-                proposals=sorted(fresh, key=lambda p: (str(p.get("repository")), p["id"])),
-                command=APPROVE_GROUP_COMMAND.format(
+            listed = sorted(fresh, key=lambda p: (str(p.get("repository")), p["id"]))
+            exact = len(selected) == len(fresh)
+            command = (
+                APPROVE_GROUP_COMMAND.format(
                     namespace=flag,
                     rule=code,
                     count=len(selected),
                     digest=selection_digest(p["id"] for p in selected),
-                ),
-                exact=len(selected) == len(fresh),
+                )
+                if exact
+                else APPROVE_IDS_COMMAND.format(ids=" ".join(p["id"] for p in listed))
+            )
+            group = ApprovalGroup(
+                namespace=namespace,
+                rule=code,
+                proposals=listed,
+                command=command,
+                exact=exact,
                 bytes=sum(int(p.get("bytes") or 0) for p in fresh),
                 images=sum(len((p.get("target") or {}).get("digests") or []) for p in fresh),
                 actions=sorted({str(p.get("action")) for p in fresh}),

@@ -141,13 +141,15 @@ def test_reject_holds_to_the_digest_too(tmp_path, seeder, ecr, monkeypatch, caps
     assert {s.state for s in store.proposals()} == {ProposalState.REJECTED}
 
 
-def test_a_group_that_also_selects_another_groups_proposal_pins_all_it_selects(
-    tmp_path, seeder, ecr, monkeypatch, capsys
+def test_the_reports_commands_run_top_to_bottom_approve_each_proposal_once(
+    store_url: str, tmp_path, seeder, ecr, monkeypatch, capsys
 ) -> None:
     """IM002 flags the untagged image too: the safe proposal (IM001, IM002) is listed
-    under IM001, and IM002's command also selects it (the report says so). Its --expect
-    pins both, so it approves both, as the report says."""
-    world = _world(tmp_path, seeder, ecr, monkeypatch)
+    under IM001, and IM002's own command would also select it. Once IM001's command has
+    approved it, that selection is no longer the one an --expect pinned (it would approve
+    nothing), so the report approves IM002's group by its ids: every command it prints,
+    run top to bottom, succeeds and approves each proposal once."""
+    world = _world(tmp_path, seeder, ecr, monkeypatch, url=store_url)
     store: Store = world["store"]
     repo = "suporte/api"
     (untagged,) = store.get(world["safe"]).proposal.target["digests"]  # type: ignore[union-attr]
@@ -161,12 +163,20 @@ def test_a_group_that_also_selects_another_groups_proposal_pins_all_it_selects(
     builders.store_proposals(store, later, seeder.now)
     both = {p.id for p in later}
     assert both == {s.id for s in store.proposals(state="proposed")} and len(both) == 2
+    (shared,) = [p.id for p in later if set(p.rule_codes) == {"IM001", "IM002"}]
     commands, text = _rendered_commands(world)
-    assert "also approves proposals of the same namespace listed under another rule" in text
-    (im002,) = [c for c in commands if "IM002" in c]
-    assert im002[-1] == f"2:{selection_digest(both)}"
-    assert run_cli(cli, [*im002, *world["common"]]) == 0, capsys.readouterr().err
+    assert "Approved by id: this rule's own command would also select proposals" in text
+    assert len(commands) == 2
+    im001, by_id = commands
+    assert im001[-1] == f"1:{selection_digest([shared])}" and "IM001" in im001
+    assert by_id == ["approve", *sorted(both - {shared})]  # IM002's own, by id
+    for command in commands:
+        assert run_cli(cli, [*command, *world["common"]]) == 0, capsys.readouterr().err
     assert {s.id for s in store.proposals(state="approved")} == both
+    decisions = store.decisions()
+    assert {i: [d.decision for d in ds] for i, ds in decisions.items()} == {
+        i: ["approved"] for i in both
+    }
 
 
 @pytest.mark.parametrize("value", ["1:", "1:abc", "1:" + "G" * 16, "x", "-1", "1:" + "a" * 17])
