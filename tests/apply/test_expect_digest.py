@@ -49,22 +49,31 @@ def _rendered_commands(world: dict[str, Any]) -> tuple[list[list[str]], str]:
     return commands, report.text
 
 
+REPO = "suporte/api"
+
+
+def _replanned(world: dict[str, Any], seeder: Any, findings: list[tuple[str, str]]) -> list[Any]:
+    """Tonight's scan of suporte/api: ``findings`` as (rule, digest), planned and stored;
+    returns the proposals. The digests ``"untagged"`` and ``"stale"`` stand for the
+    images of the world's safe and unsafe proposals."""
+    store: Store = world["store"]
+    (untagged,) = store.get(world["safe"]).proposal.target["digests"]  # type: ignore[union-attr]
+    (stale,) = store.get(world["unsafe"]).proposal.target["digests"]  # type: ignore[union-attr]
+    named = {"untagged": untagged, "stale": stale}
+    evaluation = builders.evaluation(
+        [seeder.finding(rule, REPO, named.get(digest, digest)) for rule, digest in findings]
+    )
+    later = plan(evaluation, seeder.inventory(), world["config"], seeder.now)
+    builders.store_proposals(store, later, seeder.now)
+    return later
+
+
 def _later_plan(world: dict[str, Any], seeder: Any) -> tuple[str, str]:
     """Tonight's scan: a second stale image in suporte/api. Its IM002 proposal gets a new
     id (new evidence) and the one the admin reviewed expires; IM001's stays. Returns
     (old IM002 id, new IM002 id)."""
-    store: Store = world["store"]
-    repo = "suporte/api"
-    (untagged,) = store.get(world["safe"]).proposal.target["digests"]  # type: ignore[union-attr]
-    (stale,) = store.get(world["unsafe"]).proposal.target["digests"]  # type: ignore[union-attr]
-    older = seeder.image(repo, tag="v0")
-    findings = [
-        seeder.finding("IM001", repo, untagged),
-        seeder.finding("IM002", repo, stale),
-        seeder.finding("IM002", repo, older),
-    ]
-    later = plan(builders.evaluation(findings), seeder.inventory(), world["config"], seeder.now)
-    builders.store_proposals(store, later, seeder.now)
+    older = seeder.image(REPO, tag="v0")
+    later = _replanned(world, seeder, [("IM001", "untagged"), ("IM002", "stale"), ("IM002", older)])
     (new,) = [p.id for p in later if "IM002" in p.rule_codes]
     return world["unsafe"], new
 
@@ -151,16 +160,9 @@ def test_the_reports_commands_run_top_to_bottom_approve_each_proposal_once(
     run top to bottom, succeeds and approves each proposal once."""
     world = _world(tmp_path, seeder, ecr, monkeypatch, url=store_url)
     store: Store = world["store"]
-    repo = "suporte/api"
-    (untagged,) = store.get(world["safe"]).proposal.target["digests"]  # type: ignore[union-attr]
-    (stale,) = store.get(world["unsafe"]).proposal.target["digests"]  # type: ignore[union-attr]
-    findings = [
-        seeder.finding("IM001", repo, untagged),
-        seeder.finding("IM002", repo, untagged),
-        seeder.finding("IM002", repo, stale),
-    ]
-    later = plan(builders.evaluation(findings), seeder.inventory(), world["config"], seeder.now)
-    builders.store_proposals(store, later, seeder.now)
+    later = _replanned(
+        world, seeder, [("IM001", "untagged"), ("IM002", "untagged"), ("IM002", "stale")]
+    )
     both = {p.id for p in later}
     assert both == {s.id for s in store.proposals(state="proposed")} and len(both) == 2
     (shared,) = [p.id for p in later if set(p.rule_codes) == {"IM001", "IM002"}]
