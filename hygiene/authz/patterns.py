@@ -30,22 +30,26 @@ from typing import Literal
 
 PARTITIONS = ("aws", "aws-cn", "aws-us-gov")
 _PARTITION = "|".join(re.escape(p) for p in PARTITIONS)
+# Every pattern is ASCII (re.ASCII): Python's \w and \d also match the letters and
+# digits of other scripts (é, Arabic-Indic ٨), which no account id or IAM name contains.
 _CALLER = re.compile(
     rf"^arn:(?P<partition>{_PARTITION}):(?P<service>sts|iam)::(?P<account>\d{{12}}):"
-    r"(?P<resource>[^\s]+)$"
+    r"(?P<resource>[!-~]+)$",  # printable ASCII, no space
+    re.ASCII,
 )
 _ENTRY_ARN = re.compile(
     r"^arn:(?P<partition>[^:]*):(?P<service>[^:]*):(?P<region>[^:]*):(?P<account>[^:]*):"
     r"(?P<resource>.+)$"
 )
-_ASSUMED_ROLE = re.compile(r"^assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$")
+_ASSUMED_ROLE = re.compile(r"^assumed-role/(?P<role>[^/]+)/(?P<session>[^/]+)$", re.ASCII)
 # IAM Identity Center roles: AWSReservedSSO_<permission set name>_<16 lowercase hex>
-_SSO_ROLE = re.compile(r"^AWSReservedSSO_(?P<set>[\w+=,.@-]+)_(?P<suffix>[0-9a-f]{16})$")
+_SSO_ROLE = re.compile(r"^AWSReservedSSO_(?P<set>[\w+=,.@-]+)_(?P<suffix>[0-9a-f]{16})$", re.ASCII)
 # Permission set names: 1-32 characters of [\w+=,.@-] (IAM Identity Center API reference)
-_PERMISSION_SET = re.compile(r"^[\w+=,.@-]{1,32}$")
+_PERMISSION_SET = re.compile(r"^[\w+=,.@-]{1,32}$", re.ASCII)
 # IAM resource names (role, user, path segments) plus the two wildcards
-_RESOURCE = re.compile(r"^[\w+=,.@/*?-]+$")
-_OS_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
+_RESOURCE = re.compile(r"^[\w+=,.@/*?-]+$", re.ASCII)
+_OS_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$", re.ASCII)
+_ACCOUNT = re.compile(r"\d{12}", re.ASCII)
 
 EntryKind = Literal["arn", "permission-set", "os"]
 
@@ -134,7 +138,7 @@ def check_entry(entry: str) -> EntryKind:
             raise ValueError(f"{entry!r}: only sts and iam ARNs name a caller")
         if match["region"]:
             raise ValueError(f"{entry!r}: sts/iam ARNs have no region")
-        if not re.fullmatch(r"\d{12}", match["account"]):
+        if not _ACCOUNT.fullmatch(match["account"]):
             raise ValueError(
                 f"{entry!r}: the account must be 12 literal digits (one of the configured "
                 "registry accounts), never a wildcard"
@@ -197,7 +201,9 @@ def parse_entry(entry: str, accounts: Sequence[str]) -> AdminEntry:
                 f"({', '.join(accounts)})"
             )
         prefix = f"arn:{match['partition']}:{match['service']}::{match['account']}:"
-        regex = re.compile("^" + re.escape(prefix) + _resource_regex(match["resource"]) + "$")
+        regex = re.compile(
+            "^" + re.escape(prefix) + _resource_regex(match["resource"]) + "$", re.ASCII
+        )
         return AdminEntry(entry, kind, accounts, regex)
     return AdminEntry(entry, kind, accounts)
 

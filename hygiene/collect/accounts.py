@@ -45,7 +45,10 @@ from hygiene.errors import CollectError, ConfigError
 
 log = logging.getLogger(__name__)
 
-ASSUMED_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:sts::(?P<account>\d{12}):assumed-role/")
+# ASCII only: \w and \d would also take other scripts' letters and digits (aws٨, ١٢…)
+ASSUMED_ROLE_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:sts::(?P<account>\d{12}):assumed-role/", re.ASCII
+)
 # ListAccounts statuses other than this one (SUSPENDED, PENDING_CLOSURE) are not read.
 ACTIVE = "ACTIVE"
 ORGANIZATIONS_REGION = "us-east-1"  # Organizations has one (global) endpoint

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hygiene.authz.patterns import check_entry, parse_caller, parse_entry
 from hygiene.authz.policy import TrustPolicy
+from hygiene.collect.accounts import ASSUMED_ROLE_ARN
 from hygiene.errors import ConfigError
 
 LAB = "851296927411"
@@ -180,3 +183,75 @@ def test_the_rules_digest_follows_what_decides_deletions_only(config) -> None:  
     )
     assert rules_digest(changed("in_use", kubernetes=kubernetes)) == base
     assert TrustPolicy.from_config(config).rules == base
+
+
+# ------------------------------------------------------ ASCII only (IAM names, account ids)
+
+# Letters and digits of other scripts: Python's \w and \d accept them, IAM does not
+# (account ids are 12 ASCII digits; IAM and Identity Center names are [A-Za-z0-9+=,.@_-]).
+NON_ASCII_DIGITS = st.characters(categories=["Nd"]).filter(lambda c: not c.isascii())
+NON_ASCII_LETTERS = st.characters(categories=["L"]).filter(lambda c: not c.isascii())
+NON_ASCII_WORD = st.one_of(NON_ASCII_DIGITS, NON_ASCII_LETTERS)
+
+
+@given(NON_ASCII_DIGITS, st.integers(0, 11))
+def test_an_account_with_another_scripts_digit_is_no_account(digit: str, at: int) -> None:
+    account = LAB[:at] + digit + LAB[at + 1 :]  # e.g. Arabic-Indic ٨ for 8
+    with pytest.raises(ValueError, match="12 literal digits"):
+        check_entry(f"arn:aws:sts::{account}:assumed-role/Admin/*")
+    assert parse_caller(assumed(account, SSO_ADMIN, "alice")) is None
+    arn = f"arn:aws:sts::{account}:assumed-role/cleaner/hygiene"
+    assert ASSUMED_ROLE_ARN.match(arn) is None
+    assert ASSUMED_ROLE_ARN.match(f"arn:aws:sts::{LAB}:assumed-role/cleaner/hygiene")
+
+
+@given(NON_ASCII_WORD, st.integers(0, 19))
+def test_iam_names_are_ascii(char: str, at: int) -> None:
+    name = "AdministratorAccess"
+    forged = name[:at] + char + name[at:]
+    with pytest.raises(ValueError, match="permission set"):
+        check_entry(forged)  # a permission set name
+    with pytest.raises(ValueError, match="IAM name characters"):
+        check_entry(f"arn:aws:sts::{LAB}:assumed-role/{forged}/*")
+    # an Identity Center role with such a name is no permission set's session
+    role = f"AWSReservedSSO_{forged}_0123456789abcdef"
+    caller = parse_caller(assumed(LAB, role, "alice"))
+    assert caller is None or caller.sso_permission_set is None
+
+
+@given(NON_ASCII_LETTERS)
+def test_a_partition_of_another_script_is_no_assumed_role(letter: str) -> None:
+    assert ASSUMED_ROLE_ARN.match(f"arn:aws{letter}:sts::{LAB}:assumed-role/cleaner/h") is None
+    assert ASSUMED_ROLE_ARN.match(f"arn:aws-cn:sts::{LAB}:assumed-role/cleaner/h")
+    assert ASSUMED_ROLE_ARN.match(f"arn:aws-us-gov:sts::{LAB}:assumed-role/cleaner/h")
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "Administração",  # a permission set name with Portuguese letters
+        f"arn:aws:sts::{LAB}:assumed-role/Operação/*",
+        "arn:aws:sts::٨٥١٢٩٦٩٢٧٤١١:assumed-role/Admin/*",  # Arabic-Indic digits
+        f"arn:aws:sts::{LAB[:-1]}١:assumed-role/Admin/*",
+    ],
+)
+def test_config_check_names_the_file_and_key_of_a_non_ascii_admin(
+    entry: str, tmp_path, capsys
+) -> None:
+    from hygiene.cli import cli
+    from hygiene.cli.common import run_cli
+    from tests import builders
+
+    policy = builders.shipped_policy()
+    policy["admins"] = ["AdministratorAccess", entry]
+    policy["registry"]["account"] = LAB
+    directory = builders.write_rules(tmp_path / "rules", policy)
+    assert run_cli(cli, ["config", "check", "--rules-dir", str(directory)]) == 2
+    err = capsys.readouterr().err
+    assert "default.yaml" in err and "admins[1]" in err and entry in err
+
+
+@given(st.characters(codec="utf-8").filter(lambda c: not c.isascii()))
+def test_a_caller_arn_is_printable_ascii(char: str) -> None:
+    assert parse_caller(assumed(LAB, SSO_ADMIN, "alice")) is not None
+    assert parse_caller(assumed(LAB, SSO_ADMIN, f"ali{char}ce")) is None
