@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hygiene.authz.patterns import check_entry, parse_caller, parse_entry
+from hygiene.authz.patterns import CallerArn, check_entry, parse_caller, parse_entry
 from hygiene.authz.policy import TrustPolicy
 from hygiene.collect.accounts import ASSUMED_ROLE_ARN
 from hygiene.errors import ConfigError
@@ -215,8 +215,10 @@ def test_iam_names_are_ascii(char: str, at: int) -> None:
         check_entry(f"arn:aws:sts::{LAB}:assumed-role/{forged}/*")
     # an Identity Center role with such a name is no permission set's session
     role = f"AWSReservedSSO_{forged}_0123456789abcdef"
-    caller = parse_caller(assumed(LAB, role, "alice"))
-    assert caller is None or caller.sso_permission_set is None
+    assert parse_caller(assumed(LAB, role, "alice")) is None
+    resource = f"assumed-role/{role}/alice"
+    caller = CallerArn(f"arn:aws:sts::{LAB}:{resource}", "aws", "sts", LAB, resource)
+    assert caller.sso_permission_set is None and caller.sso_user is None
 
 
 @given(NON_ASCII_LETTERS)
