@@ -49,7 +49,7 @@ from tests.authz.world import (
 )
 from tests.authz.world import rules as trust_rules
 from tests.faults import FaultProxy
-from tests.workloads.k8s_exec import ExecKubeconfig
+from tests.workloads.k8s_exec import SECRET, ExecKubeconfig, failing_exec_kubeconfig
 
 ADMINS = ["registry-admins@lsd.ufcg.edu.br"]
 
@@ -435,3 +435,23 @@ def test_a_hand_run_apply_whose_kubernetes_credentials_are_refused_exits_7_and_a
     assert "context 'lab'" in body and "access entry" in body and "token" in body
     assert "RBAC" not in body and "hygiene iam policy" not in body
     assert k8s_api.calls("pods") == 2
+
+
+@pytest.mark.parametrize("hand_run", ["kubernetes"], indirect=True)
+def test_a_failing_exec_plugin_is_named_in_the_alert(
+    hand_run: dict[str, Any],
+    seeder: Seeder,
+    k8s_api: KubernetesApi,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The context's exec plugin (``aws eks get-token``) fails: the admins' alert names
+    it, its exit status and its stderr's first line, not only the log."""
+    failing_exec_kubeconfig(k8s_api, tmp_path / "kubeconfig")
+
+    body = refused_and_alerted_once(hand_run, seeder, capsys, "Unauthorized")
+
+    assert "exec plugin `aws-fake eks get-token` failed (exit status 255: An error occurred" in (
+        " ".join(body.split())
+    )
+    assert SECRET not in body and "plugin-env-secret-value" not in body

@@ -58,3 +58,46 @@ class ExecKubeconfig:
     @property
     def runs(self) -> int:
         return int(self._runs.read_text()) if self._runs.exists() else 0
+
+
+SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY0123"  # an AWS secret key's shape
+
+FAILING = f"""\
+#!{sys.executable}
+import os, sys
+sys.stderr.write(
+    "An error occurred (ExpiredTokenException) when calling the AssumeRole operation: "
+    "the SSO session for profile lab has expired; key {SECRET}, "
+    + os.environ["AWS_SECRET_ACCESS_KEY"] + "\\n"
+    "Traceback (most recent call last): more lines the admins need not read\\n"
+)
+sys.exit(255)
+"""
+
+
+def failing_exec_kubeconfig(api: KubernetesApi, path: Path) -> Path:
+    """A kubeconfig at ``path`` (context ``lab``) whose exec plugin, ``aws-fake eks
+    get-token --cluster-name lab``, fails as ``aws eks get-token`` does when the SSO session
+    expired: exit status 255, the reason on stderr (with a secret in it, never to echo)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plugin = path.parent / "aws-fake"
+    plugin.write_text(FAILING, encoding="utf-8")
+    plugin.chmod(0o755)
+    user = {
+        "exec": {
+            "apiVersion": API_VERSION,
+            "command": str(plugin),
+            "args": ["eks", "get-token", "--cluster-name", "lab"],
+            "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "plugin-env-secret-value"}],
+        }
+    }
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "lab",
+        "clusters": [{"name": "local", "cluster": {"server": api.url}}],
+        "users": [{"name": "user-lab", "user": user}],
+        "contexts": [{"name": "lab", "context": {"cluster": "local", "user": "user-lab"}}],
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path

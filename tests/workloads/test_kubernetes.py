@@ -13,7 +13,7 @@ from hygiene.collect.workloads.kubernetes import KubernetesTarget, read_kubernet
 from hygiene_demo.kubernetes_api import RESOURCES, KubernetesApi, forbidden, status
 from tests.workloads.conftest import FIXTURES
 from tests.workloads.images import FOREIGN, HOME, digest_of
-from tests.workloads.k8s_exec import ExecKubeconfig
+from tests.workloads.k8s_exec import SECRET, ExecKubeconfig, failing_exec_kubeconfig
 
 LIST_TYPES = {
     "pods": "V1PodList",
@@ -210,6 +210,26 @@ def test_an_exec_plugin_whose_tokens_are_refused_is_refused(k8s_api, tmp_path):
         read_kubernetes(KubernetesTarget("lab", kubeconfig.path), running_only=True)
     assert raised.value.refused_code == "Unauthorized"
     assert kubeconfig.runs == 2 and k8s_api.calls("pods") == 2
+
+
+def test_a_failing_exec_plugin_is_named_in_the_refusal(k8s_api, tmp_path):
+    """``aws eks get-token`` failed (an expired SSO session): the client only logs that
+    and sends no credentials. The refusal names the plugin's command, its exit status and
+    its stderr's first line, bounded, without the secrets it wrote."""
+    kubeconfig = failing_exec_kubeconfig(k8s_api, tmp_path / "exec" / "kubeconfig")
+    with pytest.raises(SourceError) as raised:
+        read_kubernetes(KubernetesTarget("lab", kubeconfig), running_only=True)
+    error = raised.value
+    assert error.refused_code == "Unauthorized" and error.operation == "list pods"
+    assert "the kubeconfig's exec plugin `aws-fake eks get-token` failed (exit status 255: " in (
+        error.message
+    )
+    assert "An error occurred (ExpiredTokenException)" in error.message
+    assert "Traceback" not in error.message  # the first line only
+    assert SECRET not in error.message and "[…]" in error.message
+    assert "plugin-env-secret-value" not in error.message and "--cluster-name" not in error.message
+    assert len(error.message) < 600
+    assert k8s_api.calls("pods") == 2  # read again once, with the plugin run again
 
 
 def test_a_401_on_a_later_kind_reads_again_from_the_start(k8s_api, kubeconfig):

@@ -33,6 +33,7 @@ from typing import Any
 
 from hygiene import errors
 from hygiene.collect.workloads.base import SourceError, SourceResult
+from hygiene.collect.workloads.execplugin import ExecFailures, exec_failure
 from hygiene.collect.workloads.references import ImageUse, image_uses, parse_image
 
 SOURCE = "kubernetes"
@@ -70,17 +71,29 @@ TEMPLATE_KINDS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
 
 def api_client(target: KubernetesTarget) -> Any:
     """An ``ApiClient`` for the context (credentials, TLS, proxy from the kubeconfig)."""
+    return _loaded(target)[0]
+
+
+def _loaded(target: KubernetesTarget) -> tuple[Any, str | None]:
+    """:func:`api_client`, and what went wrong with the context's exec credential plugin
+    (:func:`hygiene.collect.workloads.execplugin.exec_failure`), if it failed: the client
+    only logs that and goes on without credentials, so the API server's 401 is all a
+    read would say."""
     from kubernetes import config as kube_config
 
-    try:
-        return kube_config.new_client_from_config(
-            config_file=str(target.kubeconfig) if target.kubeconfig else None,
-            context=target.context,
-            persist_config=False,
-        )
-    except (kube_config.ConfigException, OSError, ValueError, TypeError) as exc:
-        where = str(target.kubeconfig) if target.kubeconfig else "the default kubeconfig"
-        raise SourceError("kubeconfig", f"context {target.context!r} in {where}: {exc}") from exc
+    with ExecFailures() as failures:
+        try:
+            client = kube_config.new_client_from_config(
+                config_file=str(target.kubeconfig) if target.kubeconfig else None,
+                context=target.context,
+                persist_config=False,
+            )
+        except (kube_config.ConfigException, OSError, ValueError, TypeError) as exc:
+            where = str(target.kubeconfig) if target.kubeconfig else "the default kubeconfig"
+            raise SourceError(
+                "kubeconfig", f"context {target.context!r} in {where}: {exc}"
+            ) from exc
+    return client, exec_failure(target.kubeconfig, target.context, failures.messages)
 
 
 # what the API server's refusals are refused as (the Status reasons Kubernetes gives them):
@@ -245,7 +258,9 @@ def _read(result: SourceResult, target: KubernetesTarget, running_only: bool, cl
     """Read the context into ``result``, with ``client`` or (None) one made from the
     kubeconfig now, and closed after."""
     own_client = client is None
-    client = api_client(target) if own_client else client
+    plugin: str | None = None
+    if own_client:
+        client, plugin = _loaded(target)
     namespaces: Sequence[str | None] = target.namespaces or (None,)
 
     def count(call: str) -> None:
@@ -264,6 +279,12 @@ def _read(result: SourceResult, target: KubernetesTarget, running_only: bool, cl
                     else:
                         for container in _containers(template_spec(kind, obj)):
                             result.uses += image_uses(SOURCE, where, container.get("image"))
+    except SourceError as exc:
+        if plugin is None:
+            raise
+        # the plugin's failure is why the API server refused (no credentials were sent)
+        kind_of = Unauthenticated if isinstance(exc, Unauthenticated) else SourceError
+        raise kind_of(exc.operation, f"{exc.message}; {plugin}", exc.refused_code) from exc
     finally:
         if own_client:
             client.close()
