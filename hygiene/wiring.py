@@ -206,6 +206,9 @@ class Wired:
     _data_by_job: dict[Any, ReportData] = field(default_factory=dict)
     # report name → the moment its promised grace dates count from (render_owner_report)
     _promised_from: dict[str, datetime] = field(default_factory=dict)
+    # report name → the run (job) that rendered it: its notice's grace-started audit rows
+    # name it (hygiene.store.notices)
+    _run_of: dict[str, str] = field(default_factory=dict)
     _snapshot_write: InBackground[Path] | None = None
 
     # -- registry
@@ -378,6 +381,8 @@ class Wired:
         reports = generate(data, self.config, "nightly", out_dir=self.out_dir)
         for report in reports:
             self._promised_from[report.name] = promised_from
+            if run_id is not None:
+                self._run_of[report.name] = str(run_id)
         self.reports += reports
         return reports
 
@@ -388,8 +393,11 @@ class Wired:
         reports = generate(
             data, self.config, "weekly", namespaces=[namespace], out_dir=self.out_dir
         )
+        run_id = document.get("job", {}).get("id")
         for report in reports:
             self._promised_from[report.name] = promised_from
+            if run_id is not None:
+                self._run_of[report.name] = str(run_id)
         self.reports += reports
         return reports
 
@@ -424,6 +432,7 @@ class Wired:
             self.store.audit(
                 "notify",
                 "ok" if result.ok else "failed",
+                run_id=self._run_of.get(result.report),
                 detail=f"{result.report} via {result.channel} to {result.target}"
                 + (reached if result.ok else f": {result.error}"),
             )
@@ -433,10 +442,13 @@ class Wired:
             if not told:
                 continue
             now = max(min(told), self._promised_from.get(report.name, min(told)))
+            run_id = self._run_of.get(report.name)
             if report.kind == "weekly" and report.namespace:
-                self.store.mark_notified(now, namespace=report.namespace, ids=shown)
+                self.store.mark_notified(now, namespace=report.namespace, ids=shown, run_id=run_id)
             else:
-                self.store.mark_notified(now, unregistered=self.config.namespaces, ids=shown)
+                self.store.mark_notified(
+                    now, unregistered=self.config.namespaces, ids=shown, run_id=run_id
+                )
         return results
 
     def alert(self, alert: RunAlert) -> list[DeliveryResult]:

@@ -16,7 +16,8 @@
 -- hygiene_approver  + inserts decisions (approve and reject): hygiene approve (admins)
 -- hygiene_operator  + what a run writes (runs, findings and their retention, proposals'
 --                   bookkeeping and confirmation, repository scans, audit, locks; not the
---                   trust pin): hygiene apply / hygiene run by hand (admins)
+--                   trust pin, not when a grace period starts): hygiene apply / hygiene
+--                   run by hand (admins)
 --
 -- Nobody but the owner may update or delete a decision or an audit row. A decision
 -- takes effect through the trigger of migration 0003 (it runs as the owner): it checks
@@ -70,8 +71,15 @@ GRANT INSERT ON proposals TO hygiene_operator;
 -- confirmed_by/_at: the scan that last saw a proposal complete (apply acts on nothing
 -- else); a run by hand confirms as the scheduled one does, and records each repository's
 -- scan (repository_scans) for the next run to compare against.
-GRANT UPDATE (state, first_seen, last_seen, summary, notified_at, grace_until, decided_at,
-              decided_by, reason, finished_at, outcome, confirmed_by, confirmed_at)
+-- Not notified_at and grace_until: when the owners were first told, which decides when
+-- an approved unsafe fix may run, is the scheduled job's (the owner's) to record; an
+-- operator's hand-run job starts no grace (the next scheduled report does). A revived
+-- proposal's notice is cleared by the trigger of migration 0008, not by the operator.
+-- Column grants are not revoked by a narrower GRANT: drop the table-wide ones first, so
+-- running this file again after an upgrade takes back what an older version granted.
+REVOKE UPDATE ON proposals FROM hygiene_operator;
+GRANT UPDATE (state, first_seen, last_seen, summary, decided_at, decided_by, reason,
+              finished_at, outcome, confirmed_by, confirmed_at)
     ON proposals TO hygiene_operator;
 GRANT INSERT, UPDATE ON repository_scans TO hygiene_operator;
 GRANT INSERT ON findings, audit TO hygiene_operator;

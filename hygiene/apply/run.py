@@ -19,6 +19,7 @@ from hygiene.apply.context import ApplyResult, ClientFactory, Context, Recorder
 from hygiene.apply.eligibility import as_safe_fix, confirmation, eligibility, safe_fix_refused
 from hygiene.apply.images import apply_images
 from hygiene.apply.in_use import InUseCheck, InUseUnknownError
+from hygiene.apply.notice import trusted_grace
 from hygiene.apply.recheck import RecheckError
 from hygiene.apply.reconcile import reconcile
 from hygiene.apply.repository import (
@@ -37,7 +38,7 @@ from hygiene.authz import Identity
 from hygiene.collect.session import ApiCallCounter
 from hygiene.config import Config
 from hygiene.errors import ApplyError, CollectError
-from hygiene.model import Action, ProposalState
+from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.store import Store, whoami
 
 # ClientError codes that mean "these credentials cannot talk to this registry at all".
@@ -279,9 +280,25 @@ def _run(job: _Job) -> None:
     scans = store.repository_scans(
         (c.proposal.account, c.proposal.region, c.proposal.repository) for c in candidates
     )
+    # the audit trail of each grace date (hygiene.apply.notice): a date that only the
+    # proposals table holds is not trusted
+    noticed = [c.id for c in candidates if c.notified_at or c.proposal.grace_until]
+    notices = store.notices(noticed) if noticed else {}
+    runs = store.runs_by_id(n.run_id for rows in notices.values() for n in rows if n.run_id)
     for stored in candidates:
         if stop is not None and stop.is_set():
             result.not_eligible[stored.id] = "not started: the run was asked to stop"
+            continue
+        grace_days = config.policy.apply.grace_days
+        stored, doubt = trusted_grace(stored, notices.get(stored.id, ()), runs, grace_days)
+        if (
+            doubt is not None
+            and stored.state == ProposalState.APPROVED
+            and stored.proposal.fix_safety != FixSafety.SAFE
+        ):
+            why = f"approved, but its grace date is not trusted: {doubt}; kept"
+            recorder.write(stored.proposal, [{"outcome": "unverified", "detail": why}])
+            result.not_eligible[stored.id] = why
             continue
         ok, why = eligibility(stored, config, now)
         if ok and not job.approved and stored.state == ProposalState.APPROVED:

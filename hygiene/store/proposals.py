@@ -35,10 +35,6 @@ from hygiene.store.scans import record_scan
 
 # States a decision (approve/reject) may still change.
 OPEN_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED, ProposalState.REJECTED)
-ANNOUNCED_STATES = (ProposalState.PROPOSED, ProposalState.APPROVED)
-"""The states a report announces with a grace date (:meth:`mark_notified`): a rejected
-proposal is shown without one, so its grace starts from the first report after an admin
-approves it, not from a notice that never gave its owners a date."""
 # States a proposal leaves when a later scan proposes the very same change again.
 FINISHED_STATES = tuple(
     s.value
@@ -183,6 +179,14 @@ class StoreProposals(StoreBase):
                     reconfirmed,
                 )
             if revived:
+                # a revived proposal needs a new notice: on PostgreSQL the trigger of
+                # migration 0008 clears it (logins the grants keep from writing the
+                # notice's columns may revive), elsewhere this statement does
+                notice_cleared = (
+                    {}
+                    if self.dialect == "postgresql"
+                    else {"notified_at": None, "grace_until": None}
+                )
                 session.execute(
                     update(table)
                     .where(key)
@@ -191,8 +195,7 @@ class StoreProposals(StoreBase):
                         summary=summary,
                         state=ProposalState.PROPOSED.value,
                         first_seen=now,
-                        notified_at=None,
-                        grace_until=None,
+                        **notice_cleared,
                         decided_at=None,
                         decided_by=None,
                         reason=None,
@@ -454,64 +457,6 @@ class StoreProposals(StoreBase):
     def approvals(self, proposal_id: str) -> list[dict[str, Any]]:
         """The decision history of one proposal, oldest first (as JSON)."""
         return [d.to_json() for d in self.decisions([proposal_id]).get(proposal_id, [])]
-
-    def mark_notified(
-        self,
-        when: datetime,
-        *,
-        namespace: str | None = None,
-        ids: Iterable[str] | None = None,
-        outside_namespace: bool = False,
-        unregistered: Iterable[str] | None = None,
-    ) -> int:
-        """Record that owners were told about proposed or approved proposals (not
-        rejected ones, :data:`ANNOUNCED_STATES`); starts their grace period.
-
-        Call it only for a notice that reached a person (a sent e-mail, a posted Slack
-        message). Select by ``namespace`` (the weekly owner report), by
-        ``unregistered=<the registered namespaces>`` (proposals outside any namespace or
-        in a namespace that is not a registered project: the admins are their owners of
-        record, and the admin report is their notice), ``outside_namespace=True``
-        (repositories without a namespace only) or explicit ``ids`` (combined with the
-        others: only those). A proposal's namespace is its repository's, never the
-        ``namespace`` column (a writer of the store could point that at another project,
-        whose report would then start the grace). Only the first notification counts:
-        ``grace_until = first notified + grace_days``. Returns how many were marked.
-        """
-        if namespace is None and ids is None and not outside_namespace and unregistered is None:
-            raise ValueError(
-                "mark_notified needs namespace=, ids=, unregistered= or outside_namespace=True"
-            )
-        grace = timedelta(days=self.settings.grace_days)
-        unnotified = (
-            ProposalRow.notified_at.is_(None),
-            ProposalRow.state.in_([s.value for s in ANNOUNCED_STATES]),
-        )
-        query = select(ProposalRow.id, ProposalRow.repository).where(*unnotified)
-        if ids is not None:
-            query = query.where(ProposalRow.id.in_(list(ids)))
-        registered = None if unregistered is None else set(unregistered)
-
-        def told(repository: str) -> bool:  # by the repository's namespace, not the column
-            owner = namespace_of(repository)
-            return (
-                (namespace is None or owner == namespace)
-                and (not outside_namespace or owner is None)
-                and (registered is None or owner is None or owner not in registered)
-            )
-
-        marked = 0
-        with self.session() as session:
-            chosen = [row.id for row in session.execute(query) if told(row.repository)]
-            for start in range(0, len(chosen), 500):
-                result = session.execute(
-                    update(ProposalRow)
-                    .where(ProposalRow.id.in_(chosen[start : start + 500]), *unnotified)
-                    .values(notified_at=when, grace_until=when + grace)
-                    .execution_options(synchronize_session=False)
-                )
-                marked += int(getattr(result, "rowcount", 0) or 0)
-        return marked
 
     def set_state(
         self,

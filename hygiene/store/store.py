@@ -8,7 +8,8 @@ Each concern is its own module, joined here into one class:
 
 - :mod:`~hygiene.store.base`: engine, migrations, settings, transactions;
 - :mod:`~hygiene.store.runs`: the run history and each run's findings;
-- :mod:`~hygiene.store.proposals`: proposals, approvals, rejections, grace periods;
+- :mod:`~hygiene.store.proposals`: proposals, approvals, rejections, apply's outcome;
+- :mod:`~hygiene.store.notices`: grace periods (the first notice) and their audit trail;
 - :mod:`~hygiene.store.scans`: per repository, the last scan and the last incomplete one;
 - :mod:`~hygiene.store.audit`: the append-only audit log;
 - :mod:`~hygiene.store.locks`: the registry lock (and any other named lock);
@@ -19,13 +20,16 @@ from __future__ import annotations
 
 from hygiene.store.audit import StoreAudit
 from hygiene.store.locks import StoreLocks
+from hygiene.store.notices import StoreNotices
 from hygiene.store.proposals import StoreProposals
 from hygiene.store.runs import StoreRuns
 from hygiene.store.scans import StoreScans
 from hygiene.store.trust import StoreTrust
 
 
-class Store(StoreRuns, StoreProposals, StoreScans, StoreAudit, StoreLocks, StoreTrust):
+class Store(
+    StoreRuns, StoreProposals, StoreNotices, StoreScans, StoreAudit, StoreLocks, StoreTrust
+):
     """The database behind runs, proposals, approvals, audit and locks.
 
     ``Store(url)`` connects and migrates (``alembic upgrade head``). ``url`` is a

@@ -472,7 +472,7 @@ def test_crash_after_a_repository_write_is_reconciled(
     outcomes = [
         e.outcome for e in store.audit_log(proposal_id=proposal.id) if e.action != "approve"
     ]
-    assert outcomes == ["intent", "interrupted", "applied"]
+    assert outcomes == ["grace-started", "intent", "interrupted", "applied"]
     assert store.open_intents() == []
 
 

@@ -265,6 +265,7 @@ def test_an_approval_by_someone_who_is_not_an_admin_is_skipped_and_audited(
     result = apply(store, clients, world["config"], now, actor="cron")
     assert "not an admin of the deployed configuration" in result.not_eligible[world["id"]]
     assert [e.outcome for e in store.audit_log(proposal_id=world["id"])] == [
+        "grace-started",  # the owners' notice (world: proposal_in_grace)
         "approved",
         "unverified",
     ]

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from hygiene.apply.notice import trusted_grace
 from hygiene.config import load_config
 from hygiene.jobs import run_weekly
 from hygiene.store import Store
@@ -84,3 +85,10 @@ def test_grace_starts_at_delivery_and_the_report_promises_no_later_date(
     for proposal_id, date in promised.items():
         assert date <= stored[proposal_id]  # never a later date than apply enforces
         assert date == rendered + grace  # rendered before it was sent
+    # each notice is on record, naming the weekly run that sent it, and apply trusts it
+    (run,) = deps.store.runs(kind="weekly")
+    notices = deps.store.notices(stored)
+    assert {n.run_id for rows in notices.values() for n in rows} == {run.id}
+    for held in deps.store.proposals():
+        trusted, doubt = trusted_grace(held, notices[held.id], {run.id: run}, grace.days)
+        assert doubt is None and trusted.proposal.grace_until == stored[held.id]

@@ -62,7 +62,7 @@ def granted(postgres_server: EmbeddedPostgres) -> Iterator[dict[str, Any]]:
 
     def sql(login: str, statement: str, params: dict[str, Any] | None = None) -> None:
         with psycopg.connect(dsn.replace("postgres@", f"{login}@"), autocommit=True) as c:
-            c.execute(statement, params or {})
+            c.execute(statement, params) if params else c.execute(statement)
 
     yield {"owner": owner, "ids": [p.id for p in proposals], "as": as_login, "sql": sql}
     owner.close()
@@ -165,3 +165,52 @@ def test_a_reader_login_reads_and_decides_nothing(granted) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         granted["sql"]("rita", "DELETE FROM proposals")
     assert granted["owner"].get(first).state == ProposalState.PROPOSED
+
+
+def test_an_operator_login_never_moves_a_grace_period(granted) -> None:
+    """When the owners were told decides when an approved unsafe fix may run: only the
+    scheduled job's login (the tables' owner) records it, with its audit row."""
+    first, second, third = granted["ids"]
+    owner: Store = granted["owner"]
+    run_id = owner.record_run("weekly", started_at=NOW - timedelta(days=1))
+    assert owner.mark_notified(NOW, ids=[first], namespace="suporte", run_id=run_id) == 1
+    for statement in (
+        "UPDATE proposals SET grace_until = now() - interval '30 days'",
+        "UPDATE proposals SET notified_at = now() - interval '30 days'",
+        "UPDATE proposals SET notified_at = NULL, grace_until = NULL",
+    ):
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            granted["sql"]("alice", statement)
+    alice: Store = granted["as"]("alice")
+    # a hand-run job's report starts no grace: the next scheduled one does
+    assert alice.mark_notified(NOW, ids=[second], namespace="suporte") == 0
+    stored = {s.id: s for s in owner.proposals()}
+    assert stored[first].proposal.grace_until == NOW + timedelta(days=7)
+    assert stored[second].notified_at is None and stored[second].proposal.grace_until is None
+    assert stored[third].notified_at is None
+    (row,) = owner.audit_log(outcome="grace-started")
+    assert (row.proposal_id, row.run_id, row.at) == (first, run_id, NOW)
+    assert owner.notices([first, second]) == {first: [row]}
+
+    # what an older grants.sql granted is taken back when the new one runs again
+    granted["sql"]("postgres", "GRANT UPDATE ON proposals TO hygiene_operator")
+    granted["sql"]("postgres", GRANTS.read_text())
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        granted["sql"]("alice", "UPDATE proposals SET grace_until = now()")
+
+
+def test_an_operator_login_revives_a_proposal_and_its_notice_is_cleared(granted) -> None:
+    """A finished proposal proposed again needs a new notice: the trigger of migration
+    0008 clears the old one, so an operator's hand-run job (which may not write the
+    notice's columns) still merges the plan."""
+    first = granted["ids"][0]
+    owner: Store = granted["owner"]
+    owner.mark_notified(NOW - timedelta(days=9), ids=[first], namespace="suporte")
+    owner.set_state(first, ProposalState.SKIPPED, "test", NOW - timedelta(days=1))
+    (proposal,) = [p.proposal for p in owner.proposals(ids=[first])]
+    alice: Store = granted["as"]("alice")
+    counts = alice.upsert_proposals([proposal], NOW)
+    assert counts["revived"] == 1
+    revived = owner.get(first)
+    assert revived is not None and revived.state == ProposalState.PROPOSED
+    assert revived.notified_at is None and revived.proposal.grace_until is None

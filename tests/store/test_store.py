@@ -37,7 +37,7 @@ def test_open_migrates_to_head_and_reopens(store: Store, store_url: str) -> None
     from hygiene.store.engine import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config(store.engine)).get_current_head()
-    assert version == head == "0007"
+    assert version == head == "0008"
     with Store(store_url) as again:  # a second open is a no-op upgrade
         assert again.runs() == []
 
