@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 from hygiene.errors import ACCESS_DENIED, UNAUTHORIZED, refused_code
 from hygiene.store import Store
+from hygiene.store.notices import GRACE_STARTED
 
 __all__ = [
     "ACCESS_DENIED",
@@ -101,7 +102,8 @@ def kept_in_a_row(store: Store, proposal_id: str) -> int:
     not try it (not eligible, not selected) do not break the count."""
     runs: dict[str | None, set[str]] = {}
     for entry in store.audit_log(proposal_id=proposal_id, include_dry_run=False):
-        if entry.run_id is not None:
+        # a job's notice (grace-started, naming the nightly run) is no apply's try
+        if entry.run_id is not None and entry.outcome != GRACE_STARTED:
             runs.setdefault(entry.run_id, set()).add(entry.outcome)
     count = 0
     for outcomes in reversed(list(runs.values())):

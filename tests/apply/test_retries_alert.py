@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from hygiene.apply import KEPT_ALERT_AFTER, apply
+from hygiene.apply.retries import kept_in_a_row
 from hygiene.authz.identity import DEMO_TOKEN_ENV, Identity
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
@@ -256,3 +257,14 @@ def test_a_bad_kept_again_threshold_is_one_readable_error(
         load_config(directory)
     (line,) = error.value.lines()
     assert line.startswith(f"{directory / 'default.yaml'}:") and problem in line, line
+
+
+@pytest.mark.integration  # the store is also the embedded PostgreSQL (either_store)
+def test_a_notice_between_two_kept_applies_does_not_break_the_streak(store: Store) -> None:
+    """An auto_safe proposal kept by the nightly job's apply, then announced by the same
+    job's report (its grace-started row names the nightly run): the streak goes on."""
+    proposal_id = "p-0123456789ab"
+    store.audit("apply", "retry", run_id="apply-1", proposal_id=proposal_id, detail="x")
+    store.audit("notify", "grace-started", run_id="nightly-1", proposal_id=proposal_id)
+    store.audit("apply", "retry", run_id="apply-2", proposal_id=proposal_id, detail="x")
+    assert kept_in_a_row(store, proposal_id) == 2
