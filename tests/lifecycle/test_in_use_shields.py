@@ -161,7 +161,7 @@ def test_with_in_use_shields_checks_ecrs_limits_and_skips_covered_tags() -> None
     generated = generate_policy(config(), repository=REPO)
     same = with_in_use_shields(generated, ["latest", "prod-7"])  # protected already
     assert same.text == generated.text
-    with pytest.raises(LifecycleError, match="50 rules|at most 50"):
+    with pytest.raises(LifecycleError, match=r"50 rules|at most 50"):
         with_in_use_shields(generated, [f"t{n}" for n in range(45)])
     protected = len(config().policy.protections.protected_tags)
     with pytest.raises(LifecycleError, match="do not fit before rulePriority 100"):
@@ -228,3 +228,28 @@ def test_shielded_previews_never_touch_an_image_in_use_random_registries() -> No
             )
         if not plan.proposals:
             assert any(not h.shield_tags for h in plan.in_use_refused[REPO])
+
+
+def test_an_archived_image_in_use_that_a_shield_cannot_keep_stops_the_policy() -> None:
+    """The shields select the standard storage class: an archived image in use that the
+    archive-expiry rule would expire is still expired with them, and the re-preview of
+    the shielded policy stops the proposal."""
+    cfg = config(expire_archived_after_days=90)
+    images = [
+        *RELEASES[2:],
+        {
+            "digest": "cold",
+            "repository": REPO,
+            "tags": ["v0"],
+            "pushed_days_ago": 400,
+            "status": "ARCHIVED",
+            "archived_days_ago": 200,
+        },
+    ]
+    uses = [{"repository": REPO, "tag": "v0", "where": "prod/service/cold"}]
+    plan = plan_lifecycle(inventory(images, uses), cfg, NOW)
+    assert plan.proposals == []
+    assert plan.skipped == [
+        f"{REPO}: the policy would expire 1 image in use even with tag shields: "
+        f"{digest_of('cold')[:19]} (v0; in-use:ecs:prod/service/cold); no proposal"
+    ]

@@ -12,6 +12,7 @@ the put, and RP004 flags a deployed policy (anyone's) that would expire an image
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import timedelta
@@ -317,6 +318,7 @@ def test_nothing_is_put_while_a_source_cannot_be_read_at_apply(
     assert deployed_policy(ecr, "lc/idle") is None
     assert store.get(idle.id).state == ProposalState.APPROVED  # tried again next time
     state, detail = result.states[idle.id]
+    assert state == ProposalState.APPROVED
     assert detail.startswith("in-use source(s) could not be read: kubernetes lab: list pods")
     assert [e.outcome for e in store.audit_log(proposal_id=idle.id, outcome="retry")] == ["retry"]
 
@@ -324,9 +326,9 @@ def test_nothing_is_put_while_a_source_cannot_be_read_at_apply(
 def test_a_forged_shield_that_is_not_an_exact_tag_is_not_put(ecr, registry, store: Store):
     """The exact-tag shields are the only rules apply accepts beyond the generated
     policy: a 'shield' with a wildcard or a small count is a forged target."""
-    from hygiene.lifecycle.propose import build_proposal
     from hygiene.lifecycle import generate_policy, preview_policy
     from hygiene.lifecycle.generate import with_in_use_shields
+    from hygiene.lifecycle.propose import build_proposal
 
     config = builders.config(lifecycle_policy())
     generated = with_in_use_shields(generate_policy(config, repository="lc/api"), ["v1"])
@@ -354,6 +356,56 @@ def test_a_forged_shield_that_is_not_an_exact_tag_is_not_put(ecr, registry, stor
         "skipped",
         "not the lifecycle policy the deployed configuration generates for lc/api now",
     )
+
+
+def test_a_real_shield_does_not_carry_another_change_past_apply(ecr, registry, store: Store):
+    """Exact-tag shields are the only difference apply accepts: a target with a genuine
+    shield and a keep rule made to expire more is not put."""
+    from hygiene.lifecycle import generate_policy
+    from hygiene.lifecycle.generate import with_in_use_shields
+
+    config = builders.config(lifecycle_policy())
+    api = lifecycle_proposals(scan(ecr, config))["lc/api"]
+    generated = with_in_use_shields(generate_policy(config, repository="lc/api"), ["v1"])
+    assert json.loads(api.target["policy"]) == json.loads(generated.text)
+    data = json.loads(api.target["policy"])
+    [keep] = [r for r in data["rules"] if r["rulePriority"] == 300]
+    keep["selection"]["countNumber"] = 1
+    forged = dataclasses.replace(api, target={"policy": json.dumps(data)}, id="p-" + "f" * 12)
+    approve(store, config, [forged])
+
+    result = run_apply(ecr, store, config)
+
+    assert deployed_policy(ecr, "lc/api") is None
+    assert result.states[forged.id] == (
+        "skipped",
+        "not the lifecycle policy the deployed configuration generates for lc/api now",
+    )
+
+
+def test_the_permissions_of_a_lifecycle_put_list_every_read_it_makes(ecr, registry, store: Store):
+    """The put is preceded by the repository's re-read and the workloads' (ECS with its
+    scheduled tasks, Lambda, Batch): every call is listed for put-lifecycle-policy."""
+    from hygiene.apply import PERMISSIONS
+    from tests.iam_recorder import recording
+
+    config = builders.config(lifecycle_policy())
+    idle = lifecycle_proposals(scan(ecr, config))["lc/idle"]
+    approve(store, config, [idle])
+
+    with recording() as recorder:
+        result = run_apply(ecr, store, config)
+
+    assert result.states[idle.id][0] == ProposalState.APPLIED
+    called = set(recorder.calls)
+    assert {
+        "ecs:ListClusters",
+        "lambda:ListFunctions",
+        "batch:DescribeJobDefinitions",
+        "ecr:DescribeImages",
+        "ecr:PutLifecyclePolicy",
+    } <= called
+    assert called - set(PERMISSIONS[Action.PUT_LIFECYCLE_POLICY]) == set()
 
 
 # --------------------------------------------------------------------------- nightly
