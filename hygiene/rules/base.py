@@ -174,7 +174,6 @@ class RuleContext:
     # (directly or through a platform manifest or referrer), else None; None when the
     # engine gives none (every in-use source that was read: docs/in-use.md)
     in_use_reasons: np.ndarray | None = None
-    in_use_unknown: bool = False  # an in-use source could not be read on this run
 
     def days_ago(self, days: float) -> pd.Timestamp:
         import pandas as pd

@@ -161,7 +161,6 @@ def _evaluate(
     mute_warnings, mutes = active_mutes(settings, now_ts)
     runner = _RuleRunner(config, settings, images, repositories, tag_table, now_ts)
     runner.in_use_reasons = protections.frame["in_use_reason"].astype(object).to_numpy()
-    runner.in_use_unknown = bool(unknown)
     repository_findings = RepositoryFindings(
         images, repositories, protections, mutes, config.policy.protections.opt_out_tag_key
     )
@@ -246,7 +245,6 @@ class _RuleRunner:
         self.tag_table = tag_table
         self.now = now
         self.in_use_reasons: np.ndarray | None = None
-        self.in_use_unknown = False
 
     def run(self, rule: Rule, namespaces: list[str | None]) -> pd.DataFrame | None:
         settings = self.settings
@@ -299,7 +297,6 @@ class _RuleRunner:
             config=self.config,
             tag_table=self.tag_table if tag_table is None else tag_table,
             in_use_reasons=self.in_use_reasons,
-            in_use_unknown=self.in_use_unknown,
         )
 
 

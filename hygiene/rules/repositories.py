@@ -275,7 +275,7 @@ def lifecycle_expires_in_use(ctx: RuleContext) -> pd.DataFrame:
     out = pd.DataFrame({"message": [], "details": []})
     reasons = ctx.in_use_reasons
     images = ctx.images
-    if reasons is None or ctx.in_use_unknown or not len(images):
+    if reasons is None or not len(images):
         return out
     rows = images.index.to_numpy(dtype=np.int64)
     mine = reasons[rows]

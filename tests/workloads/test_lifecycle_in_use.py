@@ -37,6 +37,24 @@ HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 ADMIN = builders.ADMIN
 
 
+KEEP_ONE = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "keep one",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
+
 def lifecycle_policy(**changes: Any) -> dict[str, Any]:
     """The shipped policy, lifecycle keeping the newest 2 tagged images, RP rules only."""
     policy = builders.shipped_policy()
@@ -176,11 +194,17 @@ def test_no_policy_is_proposed_while_a_source_cannot_be_read(ecr, registry, k8s_
             in_use={"kubernetes": {"kubeconfig": str(kubeconfig), "contexts": ["lab"]}}
         )
     )
+    # someone's policy on lc/web keeps one image: the task running web-old by digest
+    ecr.client().put_lifecycle_policy(repositoryName="lc/web", lifecyclePolicyText=KEEP_ONE)
     handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
     inventory = collect(handle, config, now=NOW, progress=False)
     assert inventory.run.in_use_failed
     result = evaluate(inventory, config, NOW)
     assert lifecycle_proposals(result) == {}
+    # what the sources that were read name is still said: ECS runs web-old
+    [finding] = [f for f in result.findings if f.code == "RP004"]
+    assert finding.repository == "lc/web"
+    assert finding.details["images"][0]["in_use"] == "in-use:ecs:prod/service/web"
 
 
 # --------------------------------------------------------------------------- apply
@@ -416,26 +440,7 @@ def test_a_deployed_policy_that_would_expire_an_image_in_use_is_an_error_finding
 ):
     """Anyone's policy: here a hand-written one on lc/idle keeping one tagged image, while
     a Batch job definition runs `b` and a task runs `a` by digest."""
-    client = ecr.client()
-    client.put_lifecycle_policy(
-        repositoryName="lc/idle",
-        lifecyclePolicyText=json.dumps(
-            {
-                "rules": [
-                    {
-                        "rulePriority": 1,
-                        "description": "keep one",
-                        "selection": {
-                            "tagStatus": "any",
-                            "countType": "imageCountMoreThan",
-                            "countNumber": 1,
-                        },
-                        "action": {"type": "expire"},
-                    }
-                ]
-            }
-        ),
-    )
+    ecr.client().put_lifecycle_policy(repositoryName="lc/idle", lifecyclePolicyText=KEEP_ONE)
     aws.job_definition("etl", f"{HOST}/lc/idle:b")
     config = builders.config(lifecycle_policy())
     result = scan(ecr, config)
