@@ -79,7 +79,7 @@ def approved_line(
     grace = proposal.grace_until
     nightly = config.policy.apply.apply_approved
     date = when_text(grace)
-    if proposal.fix_safety is FixSafety.SAFE:
+    if stored.safety is FixSafety.SAFE:  # as apply will take it (hygiene.fixsafety)
         if not nightly:
             when = message(SAFE_BY_HAND)
         elif grace is None:

@@ -50,7 +50,7 @@ def proposal_row(stored: StoredProposal) -> dict[str, Any]:
     return {
         "id": p.id,
         "state": p.state.value,
-        "fix_safety": p.fix_safety.value,
+        "fix_safety": stored.safety.value,
         "action": p.action.value,
         "namespace": p.namespace or "",
         "account": p.account,
@@ -66,11 +66,13 @@ def proposal_row(stored: StoredProposal) -> dict[str, Any]:
 
 
 def warn_altered(stored: StoredProposal) -> None:
-    """On stderr: the proposal's shown summary/rule codes/bytes are derived, not stored."""
+    """On stderr: the proposal's shown summary/rule codes/bytes/fix safety are derived, not
+    stored."""
     if stored.altered:
         from hygiene.proposaltext import altered_warning
 
-        click.echo(altered_warning(stored.id, stored.altered), err=True)
+        safety = (stored.proposal.fix_safety.value, stored.safety.value)
+        click.echo(altered_warning(stored.id, stored.altered, safety), err=True)
 
 
 # Widest a cell needs to be before it wraps, for choosing which columns fit.

@@ -430,14 +430,16 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
 
 def _sizes(values: list[Any]) -> np.ndarray:
-    """``np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])``: in one
-    C loop when every value is an integer that int64 holds."""
+    """``np.asarray([max(0, int(b or 0)) if b is not MISSING else 0 for b in values])``:
+    in one C loop when every value is an integer that int64 holds. A negative size (a
+    hand-made file) counts 0 bytes, as :func:`hygiene.report.views.reclaimable_bytes`
+    counts it: it would lower every total it is added to."""
     if values and set(map(type, values)) <= {int}:
         try:
-            return np.array(values, dtype=np.int64)
+            return np.maximum(np.array(values, dtype=np.int64), 0)
         except OverflowError:  # an integer int64 does not hold: numpy keeps objects
             pass
-    return np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])
+    return np.asarray([max(0, int(b or 0)) if b is not MISSING else 0 for b in values])
 
 
 def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
