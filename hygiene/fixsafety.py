@@ -59,7 +59,7 @@ def content_safety(
 
 
 def _safe_content(action: Action, target: Mapping[str, Any], evidence: Mapping[str, Any]) -> bool:
-    if action not in SAFE_ACTIONS:
+    if action not in SAFE_ACTIONS:  # apply's first test (also implied by the codes' one)
         return False
     codes = evidence.get("rule_codes") or ()
     if action is Action.DELETE_IMAGES:

@@ -181,6 +181,7 @@ def test_every_planned_proposal_is_shown_with_the_safety_the_plan_gave_it(config
         ({"a": ["IM001"]}, ["a", "b"], FixSafety.UNSAFE),  # b: no code at all
         ({}, [], FixSafety.UNSAFE),
         (["IM001"], ["a"], FixSafety.SAFE),  # a plain list: every image's codes
+        (["IM001"], [], FixSafety.UNSAFE),  # deletes nothing: no safe fix of anything
         (["IM003"], ["a"], FixSafety.UNSAFE),
         ("IM001", ["a"], FixSafety.UNSAFE),  # not a shape a planner writes
     ],
