@@ -416,7 +416,9 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
              for values in (columns.account, columns.region, columns.repository, columns.digest)),
             _text_codes,
         )  # fmt: skip
-    size, kept = _sizes(columns.bytes)[keep], codes[keep]
+    # a negative size (a hand-made file) counts 0 bytes, as the rows' reclaimable_bytes
+    # counts it: it would lower every total it is added to
+    size, kept = np.maximum(_sizes(columns.bytes)[keep], 0), codes[keep]
     if size.dtype == np.int64 and kept.min() >= 0:  # int64 sizes, every code numbered
         out[None], per_code = findingcodes.largest_sums(size, key, kept, len(names))
         out.update(zip(names, per_code.tolist(), strict=True))
@@ -430,16 +432,14 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
 
 
 def _sizes(values: list[Any]) -> np.ndarray:
-    """``np.asarray([max(0, int(b or 0)) if b is not MISSING else 0 for b in values])``:
-    in one C loop when every value is an integer that int64 holds. A negative size (a
-    hand-made file) counts 0 bytes, as :func:`hygiene.report.views.reclaimable_bytes`
-    counts it: it would lower every total it is added to."""
+    """``np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])``: in one
+    C loop when every value is an integer that int64 holds."""
     if values and set(map(type, values)) <= {int}:
         try:
-            return np.maximum(np.array(values, dtype=np.int64), 0)
+            return np.array(values, dtype=np.int64)
         except OverflowError:  # an integer int64 does not hold: numpy keeps objects
             pass
-    return np.asarray([max(0, int(b or 0)) if b is not MISSING else 0 for b in values])
+    return np.asarray([int(b or 0) if b is not MISSING else 0 for b in values])
 
 
 def _text_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
