@@ -339,6 +339,9 @@ def _lifecycle_proposals(findings: list[Finding], scope: Scope) -> list[Proposal
         images=inventory.images,
         repositories=repositories[in_keys(repositories, "name", flagged)],
         run=inventory.run,
+        # the images workloads run: a policy that would expire one is shielded or not
+        # proposed (hygiene.lifecycle.propose)
+        in_use=inventory.in_use,
     )
     return propose_lifecycle(scoped, scope.config, scope.now)
 

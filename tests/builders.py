@@ -273,15 +273,36 @@ def inventory_of(
     *,
     now: datetime = NOW,
     run: RunInfo | None = None,
+    in_use: Iterable[Mapping[str, Any]] = (),
 ) -> Inventory:
     """:func:`inventory` from keyword rows, the format of the YAML cases: each image
-    mapping is ``image_row(**row)``, each repository mapping ``repository_row(**row)``."""
-    return inventory(
+    mapping is ``image_row(**row)``, each repository mapping ``repository_row(**row)``;
+    ``in_use``: references as the workloads report them (``source``, ``where``,
+    ``repository``, ``tag``, ``digest`` (an alias), optionally ``account``/``region``)."""
+    built = inventory(
         [image_row(**row, now=now) for row in images],
         [repository_row(**row, now=now) for row in repositories],
         now=now,
         run=run,
     )
+    uses = [
+        {
+            "source": "ecs",
+            "where": "prod/service/api",
+            "account": None,
+            "region": None,
+            "tag": None,
+            "running": False,
+            **use,
+            "digest": digest_of(str(use["digest"])) if use.get("digest") else None,
+        }
+        for use in in_use
+    ]
+    if uses:
+        from hygiene.inventory import build_in_use
+
+        built.in_use = build_in_use(uses)
+    return built
 
 
 def seeded_inventory(manifest: Any, *, run_id: str = "test", now: datetime = NOW) -> Inventory:

@@ -76,6 +76,10 @@ PERMISSIONS: dict[Action, tuple[str, ...]] = {
         "ecr:ListTagsForResource",  # the opt-out tag, read again right before the put
         "ecr:GetLifecyclePolicy",
         "ecr:PutLifecyclePolicy",
+        # the repository previewed as it is now, and the workloads asked whether any image
+        # the policy would expire runs (hygiene.apply.repository.lifecycle_in_use_now)
+        *RE_READ,
+        *IN_USE_READ,
     ),
 }
 

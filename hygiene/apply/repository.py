@@ -25,12 +25,17 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.apply.context import Context, finish
 from hygiene.apply.images import delete_images, outcome_of, recorded_digests
-from hygiene.apply.recheck import proposed_now
+from hygiene.apply.recheck import proposed_now, read_now
 from hygiene.apply.registry import THROTTLING, error_code, jsonable, listed_digests
 from hygiene.config import Config
 from hygiene.errors import LifecycleError
 from hygiene.lifecycle.diff import equivalent
-from hygiene.lifecycle.generate import generate_policy
+from hygiene.lifecycle.generate import (
+    generate_policy,
+    in_use_shield_tags,
+    with_in_use_shields,
+)
+from hygiene.lifecycle.preview import preview_policy
 from hygiene.model import Action, Proposal, ProposalState
 
 
@@ -248,11 +253,57 @@ def lifecycle_not_deployed(config: Config, client: Any, p: Proposal) -> str | No
         generated = generate_policy(config, repository=p.repository)
     except LifecycleError as exc:
         return f"the deployed configuration generates no lifecycle policy for {p.repository}: {exc}"
-    if not equivalent(str(p.target.get("policy")), generated.text):
-        return (
-            f"not the lifecycle policy the deployed configuration generates for {p.repository} now"
-        )
+    target = str(p.target.get("policy"))
+    if not equivalent(target, generated.text):
+        # the generated policy with exact-tag shields for images in use (each keeps the one
+        # image its tag names: they only protect) is the deployed configuration's too
+        tags = in_use_shield_tags(target, generated)
+        try:
+            shielded = with_in_use_shields(generated, tags) if tags else None
+        except LifecycleError:
+            shielded = None
+        if shielded is None or not equivalent(target, shielded.text):
+            return (
+                "not the lifecycle policy the deployed configuration generates for "
+                f"{p.repository} now"
+            )
     return None
+
+
+def lifecycle_in_use_now(ctx: Context, client: Any, p: Proposal) -> str | None:
+    """Why ``p``'s policy must not be put because of what runs now (None: it may). The
+    repository is read again whole, as a scan reads it, the policy previewed on it as it is
+    now (``now``), and every image the preview would expire or archive asked of the
+    workloads (:class:`~hygiene.apply.in_use.InUseCheck`, read now): ECR carries a policy
+    out by itself, so this is the last look anyone takes. Raises
+    :class:`~hygiene.apply.recheck.RecheckError` or
+    :class:`~hygiene.apply.in_use.InUseUnknownError` when the repository or a source
+    cannot be read (the proposal stays approved for the next apply)."""
+    if ctx.in_use is None:
+        return None
+    inventory = read_now(client, p, ctx.config, ctx.now)
+    preview = preview_policy(
+        str(p.target["policy"]),
+        inventory.images,
+        now=ctx.now,
+        repository=p.repository,
+        never_pulled=ctx.config.policy.lifecycle.preview_never_pulled,
+    )
+    ctx.in_use.refresh()
+    running = []
+    for row in preview.actions.itertuples(index=False):
+        why = ctx.in_use.reason(
+            p.account, p.region, p.repository, str(row.digest), [str(t) for t in row.tags]
+        )
+        if why:
+            running.append(f"{str(row.digest)[:19]} ({why})")
+    if not running:
+        return None
+    shown = ", ".join(running[:3]) + (f" (+{len(running) - 3} more)" if len(running) > 3 else "")
+    return (
+        f"in use now: the policy would expire or archive {len(running)} image(s) a workload "
+        f"runs: {shown}; not put"
+    )
 
 
 PROPOSED_NOW = (Action.SET_TAG_IMMUTABILITY, Action.REMOVE_POLICY_STATEMENT)
@@ -280,7 +331,9 @@ def apply_repository(ctx: Context, proposal: Proposal) -> None:
     assert step.write is not None
     why = None
     if proposal.action is Action.PUT_LIFECYCLE_POLICY:
-        why = lifecycle_not_deployed(ctx.config, client, proposal)
+        why = lifecycle_not_deployed(ctx.config, client, proposal) or lifecycle_in_use_now(
+            ctx, client, proposal
+        )
     elif proposal.action in PROPOSED_NOW and not proposed_now(
         client, proposal, ctx.config, ctx.now
     ):

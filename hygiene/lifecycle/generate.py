@@ -21,14 +21,20 @@ every protected image without expiring any, and no later rule can touch them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 
 from hygiene.config import Config
 from hygiene.configlifecycle import LifecyclePolicySettings
 from hygiene.errors import LifecycleError
 from hygiene.inventory import namespace_of
-from hygiene.lifecycle.policy import LifecyclePolicy, LifecycleRule, pattern_covers
+from hygiene.lifecycle.policy import (
+    LifecyclePolicy,
+    LifecycleRule,
+    pattern_covers,
+    tag_matches_pattern,
+)
 from hygiene.lifecycle.validate import validate_policy
 
 SHIELD_BASE = 1
@@ -281,3 +287,89 @@ def generate_policy(
         source=f"generated policy for {scope}",
     )
     return GeneratedPolicy(scope, policy, text, settings, tuple(notes))
+
+
+IN_USE_SHIELD_PREFIX = f"{DESCRIPTION_PREFIX}in use at scan time: tag "
+
+
+def is_exact_tag_shield(rule: LifecycleRule, count_number: int) -> str | None:
+    """The tag of an exact-tag shield (``tagged``, one pattern without ``*``, standard
+    storage, ``imageCountMoreThan`` ``count_number``, expire), else None. Such a rule
+    selects at most one image (a tag names one image) and keeps it: it can only protect."""
+    if (
+        rule.tag_status == "tagged"
+        and len(rule.tag_pattern_list) == 1
+        and not rule.tag_prefix_list
+        and "*" not in rule.tag_pattern_list[0]
+        and rule.storage_class == "standard"
+        and rule.count_type == "imageCountMoreThan"
+        and rule.count_number == count_number
+        and rule.action == "expire"
+        and rule.target_storage_class is None
+        and not rule.extra
+    ):
+        return rule.tag_pattern_list[0]
+    return None
+
+
+def with_in_use_shields(generated: GeneratedPolicy, tags: Iterable[str]) -> GeneratedPolicy:
+    """``generated`` with one exact-tag shield per tag of ``tags`` (images a workload runs
+    by that tag), after the protected-tag shields and before every rule that acts.
+
+    A tag a protected shield already covers needs none. Raises :class:`LifecycleError`
+    when the shields do not fit: priorities run out before the untagged rule (100), or
+    the policy breaks an ECR limit (50 rules, 30,720 characters)."""
+    rules = list(generated.policy.rules)
+    patterns = [
+        p for r in rules if r.rule_priority < UNTAGGED_PRIORITY for p in r.tag_pattern_list[:1]
+    ]
+    wanted = sorted({t for t in tags if not any(tag_matches_pattern(t, p) for p in patterns)})
+    if not wanted:
+        return generated
+    start = max((r.rule_priority for r in rules if r.rule_priority < UNTAGGED_PRIORITY), default=0)
+    if start + len(wanted) >= UNTAGGED_PRIORITY:
+        raise LifecycleError(
+            f"{generated.scope}: {len(wanted)} in-use tag shields do not fit before "
+            f"rulePriority {UNTAGGED_PRIORITY}"
+        )
+    count = generated.settings.protected_count_number
+    for offset, tag in enumerate(wanted, start=1):
+        rules.append(
+            LifecycleRule(
+                rule_priority=start + offset,
+                description=f"{IN_USE_SHIELD_PREFIX}{tag!r}: never expired",
+                tag_status="tagged",
+                tag_pattern_list=(tag,),
+                count_type="imageCountMoreThan",
+                count_number=count,
+            )
+        )
+    policy = LifecyclePolicy(tuple(sorted(rules, key=lambda r: r.rule_priority)))
+    text = policy.to_text()
+    validate_policy(
+        text,
+        allow_since_image_pulled_expire=generated.settings.allow_since_image_pulled_expire,
+        source=f"generated policy for {generated.scope} with {len(wanted)} in-use tag shield(s)",
+    )
+    note = f"{len(wanted)} tag(s) in use shielded: {', '.join(wanted)}"
+    return replace(generated, policy=policy, text=text, notes=(*generated.notes, note))
+
+
+def in_use_shield_tags(text: str, generated: GeneratedPolicy) -> list[str] | None:
+    """The tags of the exact-tag shields ``text`` adds to ``generated`` (None when ``text``
+    cannot be read as a policy)."""
+    from hygiene.lifecycle.policy import parse_policy
+
+    try:
+        policy = parse_policy(text)
+    except LifecycleError:
+        return None
+    own = {r.tag_pattern_list for r in generated.policy.rules}
+    count = generated.settings.protected_count_number
+    return [
+        tag
+        for rule in policy.rules
+        if rule.rule_priority < UNTAGGED_PRIORITY
+        and rule.tag_pattern_list not in own
+        and (tag := is_exact_tag_shield(rule, count)) is not None
+    ]

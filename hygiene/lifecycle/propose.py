@@ -6,6 +6,14 @@ the policy text as its target and the local preview as evidence, so an admin app
 knowing what ECR would expire ("this policy would expire 312 images, 38.2 GiB").
 Repositories that were not read completely (``scan_error``) or that opt out (resource
 tag ``protections.opt_out_tag_key`` = ``true``) get no proposal.
+
+ECR carries a policy out by itself, past every re-check apply makes for image deletions,
+so the preview is matched with the images workloads run (``inventory.in_use``,
+:mod:`hygiene.lifecycle.in_use`). An image in use that the policy would expire or archive
+is shielded by an exact-tag rule when a workload names it by a tag it carries; when one
+cannot be (named only by digest), or the shields do not fit ECR's limits, or an in-use
+source could not be read, the repository gets no proposal and ``skipped`` says why,
+naming the images and the workloads.
 """
 
 from __future__ import annotations
@@ -20,11 +28,19 @@ import numpy as np
 import pandas as pd
 
 from hygiene.config import Config
+from hygiene.errors import LifecycleError
 from hygiene.inventory import Inventory, cell_text, namespace_of
 from hygiene.lifecycle.batch import preview_repositories
 from hygiene.lifecycle.diff import equivalent
-from hygiene.lifecycle.generate import GeneratedPolicy, effective_settings, generate_policy
-from hygiene.lifecycle.preview import NeverPulled, PreviewResult
+from hygiene.lifecycle.generate import (
+    GeneratedPolicy,
+    effective_settings,
+    generate_policy,
+    in_use_shield_tags,
+    with_in_use_shields,
+)
+from hygiene.lifecycle.in_use import InUseHit, Use, hits_text, in_use_hits, uses_by_repository
+from hygiene.lifecycle.preview import NeverPulled, PreviewResult, preview_policy
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
 from hygiene.units import human_bytes
 
@@ -37,7 +53,9 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def summary_text(preview: PreviewResult, current: str | None) -> str:
+def summary_text(
+    preview: PreviewResult, current: str | None, shielded: list[InUseHit] | None = None
+) -> str:
     text = (
         f"this policy would expire {_plural(preview.images, 'image')}, {human_bytes(preview.bytes)}"
     )
@@ -47,6 +65,13 @@ def summary_text(preview: PreviewResult, current: str | None) -> str:
             f"{human_bytes(preview.transitioned_bytes)}"
         )
     text += " (replaces the current policy)" if current is not None else " (no policy yet)"
+    if shielded:
+        tags = sorted({t for h in shielded for t in h.shield_tags})
+        text += (
+            f"; {_plural(len(shielded), 'image')} in use kept by tag shield(s) "
+            f"{', '.join(tags)} ({shielded[0].reasons[0]}"
+            f"{' …' if len(shielded) > 1 or len(shielded[0].reasons) > 1 else ''})"
+        )
     return text
 
 
@@ -60,8 +85,14 @@ def build_proposal(
     current: str | None,
     preview: PreviewResult,
     rule_codes: tuple[str, ...] | None = None,
+    in_use_checked: list[str] | None = None,
+    shielded: list[InUseHit] | None = None,
 ) -> Proposal:
-    """The proposal value; its id is stable for the same policy, current text and preview."""
+    """The proposal value; its id is stable for the same policy, current text and preview.
+
+    ``in_use_checked`` names the in-use sources the scan read (None: no discovery was
+    recorded); ``shielded`` the images in use the generated policy would have expired or
+    archived, which its exact-tag shields keep: both are evidence (and so part of the id)."""
     target = {"policy": generated.text}
     summary_preview: dict[str, Any] = {
         "images": preview.images,
@@ -72,7 +103,11 @@ def build_proposal(
         summary_preview["transitioned_images"] = preview.transitioned_images
         summary_preview["transitioned_bytes"] = preview.transitioned_bytes
         summary_preview["transitioned_digests"] = preview.transitioned_digests
-    evidence = {"current_policy": current, "preview": summary_preview}
+    evidence: dict[str, Any] = {"current_policy": current, "preview": summary_preview}
+    if in_use_checked is not None:
+        evidence["in_use_checked"] = list(in_use_checked)
+    if shielded:
+        evidence["in_use_shielded"] = [h.to_json() for h in shielded]
     if rule_codes is None:
         rule_codes = (MISSING_POLICY_RULE,) if current is None else ()
     return Proposal(
@@ -95,7 +130,7 @@ def build_proposal(
         rule_codes=rule_codes,
         fix_safety=FixSafety.UNSAFE,
         bytes=preview.bytes,
-        summary=summary_text(preview, current),
+        summary=summary_text(preview, current, shielded),
     )
 
 
@@ -106,6 +141,8 @@ class LifecyclePlan:
     kept_existing: list[str] = field(default_factory=list)  # differs, but not replacing
     skipped: list[str] = field(default_factory=list)  # "repo: reason"
     previews: dict[str, PreviewResult] = field(default_factory=dict)
+    # repository → the images in use its policy would act on (no proposal: no shield keeps them)
+    in_use_refused: dict[str, list[InUseHit]] = field(default_factory=dict)
 
 
 def select_repositories(
@@ -143,6 +180,9 @@ def plan_lifecycle(
     if replace_existing is None:
         replace_existing = settings.replace_existing
     opt_out = config.policy.protections.opt_out_tag_key
+    statuses = inventory.run.in_use
+    unknown = [s.name for s in statuses if s.state == "failed"]
+    checked = [s.name for s in statuses if s.state == "ok"] if statuses else None
     repos = select_repositories(inventory, repository=repository, namespace=namespace)
     generated_by_settings: dict[str, GeneratedPolicy] = {}
     settings_keys: dict[tuple[str | None, tuple[int, ...]], str] = {}
@@ -160,31 +200,114 @@ def plan_lifecycle(
         ns = cell_text(row.namespace)
         generated = _generated(config, ns, name, generated_by_settings, settings_keys)
         current = cell_text(row.lifecycle_policy)
-        if equivalent(current, generated.text):
+        if equivalent(current, generated.text) or _shielded_equivalent(current, generated):
             plan.unchanged.append(name)
             continue
         if current is not None and not replace_existing:
             plan.kept_existing.append(name)
             continue
+        if unknown:
+            plan.skipped.append(
+                f"{name}: in-use source(s) could not be read ({', '.join(unknown)}): the "
+                "policy could expire an image in use; no proposal"
+            )
+            continue
         pending.append((row, name, ns, generated, current))
 
     previews = _previews(inventory.images, pending, now, settings.preview_never_pulled)
+    uses = uses_by_repository(
+        inventory.in_use, [(str(r.account), str(r.region), name) for r, name, *_ in pending]
+    )
     for (row, name, ns, generated, current), preview in zip(pending, previews, strict=True):
+        key = (str(row.account), str(row.region), name)
+        shielded = in_use_hits(preview, uses.get(key, []))
+        if shielded:
+            made = _shield(inventory.images, key, generated, shielded, uses[key], now, settings)
+            if isinstance(made, str):
+                plan.skipped.append(f"{name}: {made}; no proposal")
+                plan.in_use_refused[name] = shielded
+                continue
+            generated, preview = made
         plan.previews[name] = preview
         plan.proposals.append(
             build_proposal(
-                account=str(row.account),
-                region=str(row.region),
+                account=key[0],
+                region=key[1],
                 repository=name,
                 namespace=ns,
                 generated=generated,
                 current=current,
                 preview=preview,
+                in_use_checked=checked,
+                shielded=shielded,
             )
         )
     for line in plan.skipped:
         log.info("lifecycle: %s", line)
     return plan
+
+
+def _shielded_equivalent(current: str | None, generated: GeneratedPolicy) -> bool:
+    """``current`` is ``generated`` with in-use tag shields (the tool's own policy, put
+    with the shields its scan added)."""
+    if current is None:
+        return False
+    tags = in_use_shield_tags(current, generated)
+    if not tags:
+        return False
+    try:
+        return equivalent(current, with_in_use_shields(generated, tags).text)
+    except LifecycleError:
+        return False
+
+
+def _shield(
+    images: pd.DataFrame,
+    key: tuple[str, str, str],
+    generated: GeneratedPolicy,
+    hits: list[InUseHit],
+    uses: list[Use],
+    now: datetime,
+    settings: Any,
+) -> tuple[GeneratedPolicy, PreviewResult] | str:
+    """``generated`` with exact-tag shields for the images in use it acts on, and its
+    preview; or why no policy can be proposed (the images a shield cannot keep)."""
+    bare = [h for h in hits if not h.shield_tags]
+    if bare:
+        return (
+            f"the policy would {_verbs(bare)} {_plural(len(bare), 'image')} in use that no "
+            f"tag shield can keep (named by digest only): {hits_text(bare)}"
+        )
+    try:
+        shielded = with_in_use_shields(generated, {t for h in hits for t in h.shield_tags})
+    except LifecycleError as exc:
+        return (
+            f"the policy would {_verbs(hits)} {_plural(len(hits), 'image')} in use, and "
+            f"their tag shields do not fit ECR's limits ({exc}): {hits_text(hits)}"
+        )
+    account, region, repository = key
+    frame = images[
+        (images["account"].astype(object) == account).to_numpy(dtype=bool)
+        & (images["region"].astype(object) == region).to_numpy(dtype=bool)
+        & (images["repository"].astype(object) == repository).to_numpy(dtype=bool)
+    ]
+    preview = preview_policy(
+        shielded.policy, frame, now=now, never_pulled=settings.preview_never_pulled
+    )
+    left = in_use_hits(preview, uses)
+    if left:  # a shield that did not keep its image: never propose it
+        return (
+            f"the policy would {_verbs(left)} {_plural(len(left), 'image')} in use even "
+            f"with tag shields: {hits_text(left)}"
+        )
+    return shielded, preview
+
+
+def _verbs(hits: list[InUseHit]) -> str:
+    actions = {h.action for h in hits}
+    if actions == {"transition"}:
+        return "archive"
+    return "expire or archive" if len(actions) > 1 else "expire"
 
 
 def _generated(

@@ -170,6 +170,10 @@ class RuleContext:
     now: pd.Timestamp
     config: Config
     tag_table: pd.DataFrame  # one row per (image row, tag): columns row, tag (pyarrow str)
+    # per image row of the full frame: ``in-use:<source>:<where>`` when a workload runs it
+    # (directly or through a platform manifest or referrer), else None; None when the
+    # engine gives none (every in-use source that was read: docs/in-use.md)
+    in_use_reasons: np.ndarray | None = None
 
     def days_ago(self, days: float) -> pd.Timestamp:
         import pandas as pd

@@ -160,6 +160,7 @@ def _evaluate(
     clock.lap("protections")
     mute_warnings, mutes = active_mutes(settings, now_ts)
     runner = _RuleRunner(config, settings, images, repositories, tag_table, now_ts)
+    runner.in_use_reasons = protections.frame["in_use_reason"].astype(object).to_numpy()
     repository_findings = RepositoryFindings(
         images, repositories, protections, mutes, config.policy.protections.opt_out_tag_key
     )
@@ -243,6 +244,7 @@ class _RuleRunner:
         self.repositories = repositories
         self.tag_table = tag_table
         self.now = now
+        self.in_use_reasons: np.ndarray | None = None
 
     def run(self, rule: Rule, namespaces: list[str | None]) -> pd.DataFrame | None:
         settings = self.settings
@@ -294,6 +296,7 @@ class _RuleRunner:
             now=self.now,
             config=self.config,
             tag_table=self.tag_table if tag_table is None else tag_table,
+            in_use_reasons=self.in_use_reasons,
         )
 
 

@@ -221,3 +221,105 @@ def repository_activity(
         np.maximum.at(newest, of_image, times)  # NaT is the smallest int64: it never wins
         latest.append(newest[rows])
     return rows.astype(np.int64), latest[0], latest[1], counts[rows].astype(np.int64)
+
+
+LIFECYCLE_IN_USE = N_(
+    "the repository's lifecycle policy would expire or archive %(count)s image(s) a workload "
+    "runs: %(images)s"
+)
+
+
+@rule(
+    code="RP004",
+    name="lifecycle-expires-in-use",
+    severity=Severity.ERROR,
+    fix_safety=FixSafety.MANUAL,
+    scope=Scope.REPOSITORY,
+    fix=(
+        "Change the repository's lifecycle policy so it keeps the images in use (an "
+        "exact-tag rule ahead of the others), or stop the workloads using them."
+    ),
+)
+def lifecycle_expires_in_use(ctx: RuleContext) -> pd.DataFrame:
+    """Lifecycle policy that would expire an image a workload runs.
+
+    What it flags:
+        A repository whose deployed lifecycle policy (whoever wrote it) would, previewed
+        on the scan's inventory, expire or move to the archive an image that an ECS
+        service or task, a Lambda version, a Batch job definition, a Kubernetes pod or
+        template, or the in-use file names now (docs/in-use.md), itself or through a
+        platform manifest or signature of it.
+
+    Why it matters:
+        ECR runs a lifecycle policy by itself, within a day, with no re-check: the image
+        goes (or can no longer be pulled, once archived) while the workload still needs it,
+        and the next restart or scale-out fails to pull. The tool never deletes such an
+        image itself; this finding says when a policy is about to.
+
+    Example:
+        ``ml/api``'s policy keeps the newest 50 tagged images, and the ``prod`` service
+        still runs ``v12``, the 51st: the next lifecycle run expires it.
+
+    Fix:
+        Change the policy (by hand, or approve the generated one, which shields the tags
+        workloads name: ``hygiene lifecycle propose --replace-existing``), or move the
+        workloads to an image the policy keeps. Images named only by digest cannot be
+        shielded by a tag rule: pin them by a tag instead.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from hygiene.errors import LifecycleError
+    from hygiene.lifecycle.preview import preview_policy
+
+    out = pd.DataFrame({"message": [], "details": []})
+    reasons = ctx.in_use_reasons
+    images = ctx.images
+    if reasons is None or not len(images):
+        return out
+    rows = images.index.to_numpy(dtype=np.int64)
+    mine = reasons[rows]
+    used = pd.notna(mine)
+    if not used.any():
+        return out
+    repos = ctx.repositories
+    policies = repos["lifecycle_policy"].astype(object)
+    repo_row = images["repo_row"].to_numpy(dtype=np.int64)
+    wanted = sorted(set(repo_row[used].tolist()) & set(repos.index.tolist()))
+    never_pulled = ctx.config.policy.lifecycle.preview_never_pulled
+    index, messages, details = [], [], []
+    for row in wanted:
+        text = policies.loc[row]
+        if not isinstance(text, str) or not text.strip():
+            continue
+        of_repo = repo_row == row
+        frame = images[of_repo]
+        why = dict(zip(frame["digest"].astype(str), mine[of_repo].tolist(), strict=True))
+        try:
+            preview = preview_policy(
+                text, frame, now=ctx.now.to_pydatetime(), never_pulled=never_pulled
+            )
+        except (LifecycleError, KeyError, TypeError, ValueError):
+            continue  # a policy that cannot be read is not previewed (ECR refused it)
+        hits = [
+            {
+                "digest": str(action.digest),
+                "tags": [str(t) for t in action.tags],
+                "action": str(action.action),
+                "in_use": str(why[str(action.digest)]),
+            }
+            for action in preview.actions.itertuples(index=False)
+            if pd.notna(why.get(str(action.digest)))
+        ]
+        if not hits:
+            continue
+        shown = ", ".join(
+            f"{h['digest'][:19]} ({', '.join(h['tags']) or 'untagged'}; {h['in_use']})"
+            for h in hits[:3]
+        ) + (f" (+{len(hits) - 3} more)" if len(hits) > 3 else "")
+        index.append(row)
+        messages.append(message(LIFECYCLE_IN_USE, count=len(hits), images=shown))
+        details.append({"images": hits})
+    return pd.DataFrame(
+        {"message": messages, "details": details}, index=pd.Index(index, dtype=np.int64)
+    )

@@ -2,7 +2,8 @@
 
 Each file holds ``cases``; a case has ``images`` (and optionally ``repositories``)
 rows, a ``config`` merged into an empty policy (selection defaults to the file's rule),
-optional ``projects`` (registered namespaces) and ``expect``:
+optional ``projects`` (registered namespaces), optional ``in_use`` (references the
+workloads reported, :func:`tests.builders.inventory_of`) and ``expect``:
 
 * ``findings``: every finding of the codes mentioned (default: the file's rule),
   matched without regard to order; each expected entry may give ``code``,
@@ -162,7 +163,9 @@ def test_rule_case(code: str, case: dict[str, Any]) -> None:
     policy = dict(case.get("config") or {})
     policy.setdefault("selection", {"select": [code]})
     config = builders.config(policy, projects=case.get("projects", PROJECTS))
-    inventory = builders.inventory_of(case.get("images", []), case.get("repositories", []))
+    inventory = builders.inventory_of(
+        case.get("images", []), case.get("repositories", []), in_use=case.get("in_use", [])
+    )
     evaluation = evaluate(inventory, config, builders.NOW)
 
     expect = case.get("expect", {})
