@@ -230,6 +230,7 @@ def _postgres() -> Any:
 
 def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> dict[str, Any]:
     from hygiene import plan as plan_module
+    from hygiene.dropbehind import open_for_writing
     from hygiene.gcpause import paused_gc
     from hygiene.jobs import run_nightly
     from hygiene.jobtypes import JobDeps
@@ -347,7 +348,9 @@ def run_once(n_images: int, n_repositories: int, *, postgres: bool = True) -> di
             mute_warnings=list(evaluation.mute_warnings),
         )
         path = work / "scan.json"
-        with path.open("wb") as out:  # what `hygiene scan --format json` writes
+        # as `hygiene scan --format json > scan.json` writes it (hygiene.cli.scan.emit:
+        # standard output a regular file, its written pages let go)
+        with open_for_writing(path) as out:
             scan.write_json(out)
     peak_mib = meter.process_peak_mib()
     meter.close()

@@ -18,12 +18,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.findingtable import ImageFindings
+from hygiene.fixsafety import code_safety
 from hygiene.inventory import Inventory
 from hygiene.model import Action, FixSafety, Proposal, proposal_id
 from hygiene.planscope import (
     all_text,
     arrow_strings,
-    code_safety,
     columnar_entries,
     evidence_entries,
     repo_where,

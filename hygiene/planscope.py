@@ -19,9 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hygiene.config import Config
+from hygiene.fixsafety import code_safety
 from hygiene.inventory import Inventory, cell_text
 from hygiene.model import Finding, FixSafety, iso_utc
-from hygiene.rules import RULES
 from hygiene.timetext import offset_texts
 
 
@@ -33,13 +33,9 @@ def repo_where(repo_key: tuple[str, str, str]) -> dict[str, Any]:
 
 
 def finding_safety(finding: Finding) -> FixSafety:
-    """The fix safety the rule declares (a finding of an unknown code: unsafe)."""
+    """The fix safety the rule declares (a finding of an unknown code: unsafe;
+    :func:`hygiene.fixsafety.code_safety`)."""
     return code_safety(finding.code)
-
-
-def code_safety(code: str) -> FixSafety:
-    rule = RULES.get(code)
-    return rule.fix_safety if rule is not None else FixSafety.UNSAFE
 
 
 class Repositories:

@@ -9,8 +9,10 @@ wrote it, and a stored value that differs is reported (:func:`altered_columns`) 
 of shown: a deletion cannot be dressed up as something harmless. None of them decides
 anything (apply re-reads the target and the live registry).
 
-``fix_safety`` is covered by the fingerprint, and apply decides safety from the deployed
-rules, never from the column (docs/approvals.md §2).
+``fix_safety`` is covered by the approval's fingerprint (not by the id), and apply
+decides safety from the deployed rules, never from the column alone (docs/approvals.md
+§2): readers show it as apply takes it (:func:`hygiene.fixsafety.shown_safety`, named in
+``altered`` when the stored one differs).
 """
 
 from __future__ import annotations
@@ -39,8 +41,14 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def size_of(value: Any) -> int:
+    """A size as a reader is shown it: at least 0 bytes (no image or policy frees a
+    negative size; a negative one is a tampered store or file, docs/approvals.md §4)."""
+    return max(0, int(value or 0))
+
+
 def _image_bytes(images: Any) -> int:
-    return sum(int(i.get("bytes") or 0) for i in images or [] if isinstance(i, Mapping))
+    return sum(size_of(i.get("bytes")) for i in images or [] if isinstance(i, Mapping))
 
 
 def lifecycle_summary(
@@ -94,12 +102,12 @@ def _displayed(
     if action is Action.PUT_LIFECYCLE_POLICY:
         preview = evidence.get("preview") or {}
         replaces = evidence.get("current_policy") is not None
-        size = int(preview.get("bytes") or 0)
+        size = size_of(preview.get("bytes"))
         summary = lifecycle_summary(
             int(preview.get("images") or 0),
             size,
             int(preview.get("transitioned_images") or 0),
-            int(preview.get("transitioned_bytes") or 0),
+            size_of(preview.get("transitioned_bytes")),
             replaces,
         )
         return Displayed(summary, () if replaces else (MISSING_POLICY_RULE,), size)
@@ -131,10 +139,20 @@ def altered_columns(stored: Mapping[str, Any], derived: Displayed | None) -> tup
     return tuple(found)
 
 
-def altered_warning(proposal_id: str, columns: tuple[str, ...]) -> str:
-    """The warning printed beside a proposal whose stored columns were changed."""
-    return (
+def altered_warning(
+    proposal_id: str, columns: tuple[str, ...], safety: tuple[str, str] | None = None
+) -> str:
+    """The warning printed beside a proposal whose stored columns were changed;
+    ``safety`` is (stored, shown) ``fix_safety``, named when that column is altered."""
+    text = (
         f"warning: {proposal_id}: the stored {', '.join(columns)} differ(s) from what its "
         "target and evidence say (changed in the store after it was proposed?); shown as "
-        "they say. The decision is on the target and evidence, not on these columns"
+        "they say"
     )
+    if "fix_safety" in columns and safety is not None:
+        stored, shown = safety
+        text += (
+            f" (fix_safety: stored {stored}, shown {shown}: no rule whose fix is safe makes "
+            "it one, and apply will not run it as a safe fix)"
+        )
+    return text + ". The decision is on the target and evidence, not on these columns"

@@ -357,3 +357,18 @@ def test_the_timestamps_benchmark_reads_equal_inventories_both_ways(
     assert "2 × 5: 10 images, equal inventories" in out
     for variant in ("botocore", "tool"):
         assert any(line.startswith(f"{variant} ") and "CPU" in line for line in out.splitlines())
+
+
+def test_the_dropbehind_benchmark_writes_the_same_document_both_ways(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """benchmarks.dropbehind writes the scan document plainly and let go, turning the
+    order round by round, and refuses documents that differ."""
+    from benchmarks.dropbehind import main, run
+
+    result = run(3_000, 2)
+    assert len(result["plain"]) == len(result["let go"]) == 2 and result["bytes"] > 2**20
+    assert main(["--images", "2000", "--repeat", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "2,000 images: scan document" in lines[-3] and lines[-3].endswith("same bytes")
+    assert lines[-2].startswith("  median plain") and lines[-1].startswith("  median let go")

@@ -81,6 +81,40 @@ def test_rules_command_imports_no_data_frames(subprocess_env: dict[str, str]) ->
     assert not loaded & {"email_validator", "apscheduler", "asyncio"}
 
 
+MODULES_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from hygiene.cli import main
+
+    try:
+        main(sys.argv[1:])
+    except SystemExit:
+        pass
+    print("\\n" + json.dumps(sorted(m for m in sys.modules if m.startswith("hygiene"))))
+    """
+)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["proposals", "--help"], ["approve", "--help"]])
+def test_only_approve_and_reject_import_what_a_decision_needs(
+    argv: list[str], subprocess_env: dict[str, str]
+) -> None:
+    """hygiene.cli.decisions (what a decision selects and prints, and the messages it
+    translates) is imported when ``approve`` or ``reject`` runs, not by the help of
+    every command (their ``--expect`` option is declared in hygiene.cli.expect)."""
+    result = subprocess.run(
+        [sys.executable, "-c", MODULES_CHILD, *argv],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+        timeout=120,
+        check=True,
+    )
+    loaded = set(json.loads(result.stdout.strip().splitlines()[-1]))
+    assert "hygiene.cli.proposals" in loaded and "hygiene.cli.expect" in loaded
+    assert not loaded & {"hygiene.cli.decisions", "hygiene.messages", "hygiene.proposaltext"}
+
+
 GC_CHILD = textwrap.dedent(
     """
     import gc, sys

@@ -18,17 +18,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from hygiene.config import Config
-from hygiene.model import Action, FixSafety, ProposalState
-from hygiene.rules import RULES
+from hygiene.fixsafety import SAFE_ACTIONS
+from hygiene.model import FixSafety, ProposalState
 from hygiene.store import RepositoryScan, StoredProposal
 
-# The actions a rule whose fix is declared safe proposes (delete-images: IM001, IM004;
-# enable-scan-on-push: SC001). Any other action is never a safe fix, whatever is stored.
-SAFE_ACTIONS: frozenset[Action] = frozenset(
-    rule.action
-    for rule in RULES.values()
-    if rule.fix_safety is FixSafety.SAFE and rule.action is not None
-)
+__all__ = ["SAFE_ACTIONS", "as_safe_fix", "confirmation", "eligibility", "safe_fix_refused"]
 
 
 def eligibility(stored: StoredProposal, config: Config, now: datetime) -> tuple[bool, str]:

@@ -26,8 +26,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hygiene.collect.ecr import RepositoryReadError, collect_repository
 from hygiene.config import Config
+from hygiene.fixsafety import safe_code
 from hygiene.inventory import Inventory, RunInfo, build_images, build_repositories
-from hygiene.model import FixSafety, Proposal, canonical_json
+from hygiene.model import Proposal, canonical_json
 from hygiene.rules import RULES
 from hygiene.rules.base import Deletes
 from hygiene.rules.engine import evaluate
@@ -142,7 +143,7 @@ def rules_now(client: Any, proposal: Proposal, config: Config, now: datetime) ->
         if deletes is Deletes.IMAGES:
             unit = [str(d) for d in finding.details.get("unit", ())]
             deletable.update(unit)
-            if RULES[finding.code].fix_safety is FixSafety.SAFE:
+            if safe_code(finding.code):
                 safe.update(unit)
             else:
                 for digest in unit:

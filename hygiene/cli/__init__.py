@@ -1,7 +1,8 @@
 """The ``hygiene`` command: a thin shell over the library.
 
 Each command or command group lives in a module named for it (``hygiene rules`` in
-``hygiene/cli/rules.py``; the proposal workflow's commands together in ``proposals.py``)
+``hygiene/cli/rules.py``; the proposal workflow's commands together in ``proposals.py``,
+their tables in ``tables.py``)
 and is registered in ``COMMAND_MODULES``; commands only parse options, call library
 functions and format the result. Every
 :class:`~hygiene.errors.HygieneError` becomes one readable line on stderr and its

@@ -16,17 +16,14 @@ ones too.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import combinations
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import click
-
+from hygiene.cli.expect import Expectation
 from hygiene.errors import ConfigError
 from hygiene.messages import N_, Gettext, message
-from hygiene.model import SELECTION_DIGEST_LENGTH, FixSafety, selection_digest
-from hygiene.proposaltext import altered_warning
+from hygiene.model import FixSafety, selection_digest
 
 if TYPE_CHECKING:
     from hygiene.config import Config
@@ -82,7 +79,7 @@ def approved_line(
     grace = proposal.grace_until
     nightly = config.policy.apply.apply_approved
     date = when_text(grace)
-    if proposal.fix_safety is FixSafety.SAFE:
+    if stored.safety is FixSafety.SAFE:  # as apply will take it (hygiene.fixsafety)
         if not nightly:
             when = message(SAFE_BY_HAND)
         elif grace is None:
@@ -103,61 +100,6 @@ def approved_line(
         if not nightly:
             text += "; " + message(BY_HAND_ONLY).render(gettext)
     return message(APPROVED, id=stored.id, summary=proposal.summary, when=text).render(gettext)
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """``--expect N`` or ``--expect N:DIGEST``: how many proposals the admin reviewed
-    and, with a digest (:func:`hygiene.model.selection_digest`), which."""
-
-    count: int
-    digest: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Expectation:
-        count, sep, digest = text.strip().partition(":")
-        if not count.isascii() or not count.isdigit():
-            raise ValueError(f"{text!r}: give N or N:DIGEST (N a number of proposals)")
-        if sep and not (
-            len(digest) == SELECTION_DIGEST_LENGTH and set(digest) <= set("0123456789abcdef")
-        ):
-            raise ValueError(
-                f"{text!r}: DIGEST is {SELECTION_DIGEST_LENGTH} lowercase hex digits, as the "
-                "report prints it"
-            )
-        return cls(int(count), digest or None)
-
-    def __str__(self) -> str:
-        return f"{self.count}:{self.digest}" if self.digest else str(self.count)
-
-
-def warn_altered(stored: StoredProposal) -> None:
-    """On stderr: the proposal's shown summary/rule codes/bytes are derived, not stored."""
-    if stored.altered:
-        click.echo(altered_warning(stored.id, stored.altered), err=True)
-
-
-class _ExpectType(click.ParamType):
-    name = "N[:DIGEST]"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> Expectation:
-        if isinstance(value, Expectation):
-            return value
-        try:
-            return Expectation.parse(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-def expect_option(func: Any) -> Any:
-    return click.option(
-        "--expect",
-        type=_ExpectType(),
-        metavar="N[:DIGEST]",
-        help="With --namespace: the number of proposals you reviewed and, after a colon, "
-        "the digest of their ids the report prints; if the selection has another number "
-        "or other proposals, nothing is decided (exit 2).",
-    )(func)
 
 
 # how many ids a search for what changed tries at most (all pairs of a large selection

@@ -6,9 +6,7 @@ A thin shell: options are parsed here, the work is done by :mod:`hygiene.store`,
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -19,23 +17,16 @@ from zoneinfo import ZoneInfo
 import click
 
 from hygiene.cli.common import TEXT, load, rules_dir_option
-from hygiene.cli.decisions import (
-    Expectation,
-    admin_gettext,
-    approved_line,
-    expect_option,
-    select_ids,
-    warn_altered,
-)
+from hygiene.cli.expect import Expectation, expect_option
+from hygiene.cli.tables import csv_text, print_proposals, print_table, warn_altered, when
 from hygiene.errors import ConfigError, ExitCode, HygieneError
 from hygiene.model import ProposalState
-from hygiene.units import human_bytes
 
 if TYPE_CHECKING:
     from hygiene.apply import ClientFactory
     from hygiene.authz import Identity, PinnedTrust
     from hygiene.config import Config
-    from hygiene.store import Store, StoredProposal
+    from hygiene.store import Store
 
 STATES = [s.value for s in ProposalState]
 
@@ -117,108 +108,6 @@ def _open(rules_dir: Path, store_url: str | None) -> tuple[Config, Store]:
     return config, Store.from_config(config, store_url)
 
 
-def _when(value: datetime | None, zone: ZoneInfo | None = None) -> str:
-    return value.astimezone(zone or UTC).strftime("%Y-%m-%d %H:%M") if value else "-"
-
-
-ROW_FIELDS = [
-    "id",
-    "state",
-    "fix_safety",
-    "action",
-    "namespace",
-    "account",
-    "region",
-    "repository",
-    "rule_codes",
-    "bytes",
-    "first_seen",
-    "grace_until",
-    "decided_by",
-    "summary",
-]
-
-
-def _row(stored: StoredProposal) -> dict[str, Any]:
-    p = stored.proposal
-    return {
-        "id": p.id,
-        "state": p.state.value,
-        "fix_safety": p.fix_safety.value,
-        "action": p.action.value,
-        "namespace": p.namespace or "",
-        "account": p.account,
-        "region": p.region,
-        "repository": p.repository,
-        "rule_codes": " ".join(p.rule_codes),
-        "bytes": p.bytes,
-        "first_seen": p.first_seen.isoformat() if p.first_seen else "",
-        "grace_until": p.grace_until.isoformat() if p.grace_until else "",
-        "decided_by": stored.decided_by or "",
-        "summary": p.summary,
-    }
-
-
-# Widest a cell needs to be before it wraps, for choosing which columns fit.
-CELL_CAP = 32
-SHORT_CELL = 16  # columns whose values are all this short keep them on one line
-PIPE_WIDTH = 200  # tables written to a file or a pipe (no terminal to fit)
-
-
-def fitting_columns(
-    rows: list[dict[str, Any]], columns: list[tuple[str, str]], optional: list[str], width: int
-) -> list[tuple[str, str]]:
-    """``columns`` minus the ``optional`` ones (dropped in that order) the terminal has no
-    room for; what stays wraps within its cells."""
-
-    def needed(chosen: list[tuple[str, str]]) -> int:
-        widths = [
-            min(CELL_CAP, max([min(len(header), 12)] + [len(str(r[key])) for r in rows]))
-            for key, header in chosen
-        ]
-        return sum(widths) + 3 * len(chosen) + 1  # borders and padding
-
-    chosen = list(columns)
-    for key in optional:
-        if needed(chosen) <= width:
-            break
-        chosen = [c for c in chosen if c[0] != key]
-    return chosen
-
-
-def _print_table(
-    rows: list[dict[str, Any]],
-    columns: list[tuple[str, str]],
-    title: str,
-    optional: list[str] = (),  # type: ignore[assignment]
-) -> None:
-    """A table as wide as the terminal (``$COLUMNS`` when set): optional columns are left
-    out when they do not fit, and long cells wrap (ids and digests fold). Written to a
-    file or a pipe, it is :data:`PIPE_WIDTH` wide: nothing to wrap for."""
-    import os
-    import sys
-
-    from rich.table import Table
-
-    from hygiene.cli.terminal import SafeConsole
-
-    sized = sys.stdout.isatty() or bool(os.environ.get("COLUMNS"))
-    console = SafeConsole(width=None if sized else PIPE_WIDTH)
-    shown = fitting_columns(rows, columns, list(optional), console.width)
-    table = Table(title=title, title_justify="left", show_lines=False)
-    for key, header in shown:
-        longest = max((len(str(r[key])) for r in rows), default=0)
-        short = key == "id" or longest <= SHORT_CELL  # ids, states, sizes, dates: never split
-        # a long header may wrap over two lines; the values of short columns never do
-        table.add_column(header, overflow="fold", min_width=longest if short else None)
-    for row in rows:
-        table.add_row(*(str(row[key]) for key, _ in shown))
-    console.print(table)
-    left_out = [header for key, header in columns if (key, header) not in shown]
-    if left_out:
-        console.print(f"({', '.join(left_out)}: widen the terminal or use --format csv/json)")
-
-
 @click.command("proposals")
 @rules_dir_option
 @store_option
@@ -256,49 +145,7 @@ def proposals_cmd(
         ids=list(ids) or None,
         account=account,
     )
-    for stored in found:
-        warn_altered(stored)
-    if fmt == "json":
-        click.echo(json.dumps([s.to_json() for s in found], indent=2))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=ROW_FIELDS)
-        writer.writeheader()
-        writer.writerows(_row(s) for s in found)
-        click.echo(out.getvalue(), nl=False)
-    else:
-        rows = [
-            {
-                **_row(s),
-                "size": human_bytes(s.proposal.bytes),
-                "first": _when(s.proposal.first_seen),
-                "grace": _when(s.proposal.grace_until),
-            }
-            for s in found
-        ]
-        columns = [
-            ("id", "id"),
-            ("state", "state"),
-            ("fix_safety", "safety"),
-            ("action", "action"),
-        ]
-        if len({(r["account"], r["region"]) for r in rows}) > 1:  # several registries
-            columns.append(("where", "account/region"))
-            for row in rows:
-                row["where"] = f"{row['account']}/{row['region']}"
-        columns += [
-            ("repository", "repository"),
-            ("rule_codes", "rules"),
-            ("size", "size"),
-            ("grace", "grace until (UTC)"),
-            ("summary", "summary"),
-        ]
-        _print_table(
-            rows,
-            columns,
-            f"{len(rows)} proposal(s) in {store.url}",
-            optional=["summary", "fix_safety", "rule_codes", "action"],
-        )
+    print_proposals(found, fmt, store.url)
 
 
 @click.command("approve")
@@ -330,6 +177,7 @@ def approve_cmd(
     approved (exit 2).
     """
     from hygiene.authz import deployed, require_admin
+    from hygiene.cli.decisions import admin_gettext, approved_line, select_ids
 
     config, store = _open(rules_dir, store_url)
     pinned = deployed(store.pinned_trust(), store.url)
@@ -374,6 +222,7 @@ def reject_cmd(
     admins, with the same verification as approving.
     """
     from hygiene.authz import deployed, require_admin, require_objector
+    from hygiene.cli.decisions import select_ids
 
     config, store = _open(rules_dir, store_url)
     pinned = deployed(store.pinned_trust(), store.url)
@@ -517,7 +366,7 @@ def audit_cmd(
     rows = [
         {
             "id": e.id,
-            "at": _when(e.at),
+            "at": when(e.at),
             "actor": e.actor,
             "action": e.action,
             "proposal": e.proposal_id or "",
@@ -529,15 +378,11 @@ def audit_cmd(
         for e in entries
     ]
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["id"])
-        writer.writeheader()
-        writer.writerows(rows)
-        click.echo(out.getvalue(), nl=False)
+        click.echo(csv_text(rows, list(rows[0]) if rows else ["id"]), nl=False)
         return
     columns = [(k, k) for k in ("id", "at", "actor", "action", "proposal", "repository")]
     columns += [("digest", "digest"), ("outcome", "outcome"), ("detail", "detail")]
-    _print_table(rows, columns, f"{len(rows)} audit row(s)", optional=["detail", "digest", "actor"])
+    print_table(rows, columns, f"{len(rows)} audit row(s)", optional=["detail", "digest", "actor"])
 
 
 @click.command("runs")
@@ -563,7 +408,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
         {
             "id": r.id,
             "kind": r.kind,
-            "started": _when(r.started_at, zone),
+            "started": when(r.started_at, zone),
             "seconds": "-" if r.duration_seconds is None else f"{r.duration_seconds:.0f}",
             "status": r.status,
             "errors": len(r.errors),
@@ -573,7 +418,7 @@ def runs_cmd(rules_dir: Path, store_url: str | None, last: int, kind: str | None
     ]
     columns = [(k, k) for k in ("id", "kind", "started", "seconds", "status", "errors", "counts")]
     columns[2] = ("started", f"started ({config.policy.schedule.timezone})")
-    _print_table(rows, columns, f"last {len(rows)} run(s)", optional=["counts", "errors"])
+    print_table(rows, columns, f"last {len(rows)} run(s)", optional=["counts", "errors"])
 
 
 def register(group: click.Group) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from hygiene.errors import ConfigError
+from hygiene.fixsafety import shown_proposal_json
 from hygiene.inventory import Inventory, namespace_of
 from hygiene.model import iso_utc
 from hygiene.report.findingrows import FindingRows, codes_in_order, present
@@ -138,6 +139,9 @@ class ReportData:
 
     def __post_init__(self) -> None:
         self.findings = FindingRows.of(self.findings)
+        # every report and export shows a proposal's safety as apply takes it, whatever
+        # the store's (or a saved document's) fix_safety says: hygiene.fixsafety
+        self.proposals = [shown_proposal_json(p) for p in self.proposals]
 
     @property
     def finding_rows(self) -> FindingRows:

@@ -20,6 +20,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
+from hygiene.dropbehind import open_for_writing
 from hygiene.report.actions import ImageRow, ProposalImages
 from hygiene.report.csvout import (
     KNOWN,
@@ -192,7 +193,7 @@ def write_csv(
             write_cells(out, None, arrays)
 
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as out:
+    with open_for_writing(tmp) as out:
         write_cells(out, columns, None)
         parts = _parts(rows, columns, chunk, cells)
         if json_path is not None:  # the rows of each part (made for it when they are columns)
@@ -206,7 +207,7 @@ def write_csv(
         tmp.unlink()
         return path
     if any(used - {as_float(k)} for used, k in zip(written_as, kinds, strict=True)):
-        with tmp.open("wb") as out:  # the second pass, knowing every column's kinds
+        with open_for_writing(tmp) as out:  # the second pass, knowing every column's kinds
             write_cells(out, columns, None)
             for part in _parts(rows, columns, chunk, cells):
                 arrays = [column_cells(v, k) for v, k in zip(part.values, kinds, strict=True)]
@@ -359,7 +360,7 @@ def _export_json(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         | orjson.OPT_PASSTHROUGH_DATACLASS
     )
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as out:
+    with open_for_writing(tmp) as out:
         text_chunks = getattr(rows, "text_chunks", None)  # findings: text from columns
         chunks = text_chunks(CSV_CHUNK) if text_chunks else (list(c) for c in _row_chunks(rows))
         write_list(out, chunks, option=options, default=str)
@@ -398,7 +399,7 @@ def write_findings_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
     if not all(k <= KNOWN for k in kinds) or kinds[FINDING_COLUMNS.index("bytes")] != {int}:
         return write_csv(path, rows, FINDING_COLUMNS)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("wb") as out:
+    with open_for_writing(tmp) as out:
         write_cells(out, FINDING_COLUMNS, None)
         image = rows.image
         for start in range(0, len(image), CSV_CHUNK):

@@ -416,7 +416,9 @@ def reclaimable(columns: FindingColumns) -> dict[Any, int]:
              for values in (columns.account, columns.region, columns.repository, columns.digest)),
             _text_codes,
         )  # fmt: skip
-    size, kept = _sizes(columns.bytes)[keep], codes[keep]
+    # a negative size (a hand-made file) counts 0 bytes, as the rows' reclaimable_bytes
+    # counts it: it would lower every total it is added to
+    size, kept = np.maximum(_sizes(columns.bytes)[keep], 0), codes[keep]
     if size.dtype == np.int64 and kept.min() >= 0:  # int64 sizes, every code numbered
         out[None], per_code = findingcodes.largest_sums(size, key, kept, len(names))
         out.update(zip(names, per_code.tolist(), strict=True))

@@ -26,7 +26,7 @@ from hygiene.authz.identity import Identity
 from hygiene.errors import HygieneError, NotAuthorisedError, StoreError
 from hygiene.inventory import ScanCoverage, namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
-from hygiene.proposaltext import displayed
+from hygiene.proposaltext import displayed, size_of
 from hygiene.store.base import StoreBase, utcnow
 from hygiene.store.bulk import insert_many
 from hygiene.store.models import ApprovalRow, ProposalRow
@@ -504,5 +504,9 @@ def _displayed_columns(proposal: Proposal, row: Any) -> dict[str, Any]:
     :func:`hygiene.store.records.stored_proposal` shows them), else the stored ones."""
     derived = displayed(proposal.action, proposal.repository, proposal.target, proposal.evidence)
     if derived is None:
-        return {"summary": row.summary, "bytes": row.bytes, "rule_codes": tuple(row.rule_codes)}
+        return {
+            "summary": row.summary,
+            "bytes": size_of(row.bytes),
+            "rule_codes": tuple(row.rule_codes),
+        }
     return {"summary": derived.summary, "bytes": derived.bytes, "rule_codes": derived.rule_codes}

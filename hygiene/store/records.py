@@ -19,9 +19,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
+from hygiene.fixsafety import shown_safety
 from hygiene.inventory import namespace_of
 from hygiene.model import Action, FixSafety, Proposal, ProposalState
-from hygiene.proposaltext import altered_columns, displayed
+from hygiene.proposaltext import altered_columns, displayed, size_of
 from hygiene.store.models import AuditRow, ProposalRow, RunRow
 
 R = TypeVar("R")
@@ -74,12 +75,22 @@ class StoredProposal:
     confirmed_by: str | None = None  # the scan run that last confirmed it …
     confirmed_at: datetime | None = None  # … and when that scan started
     # displayed columns whose stored value differs from what the target and evidence say
-    # (hygiene.proposaltext): the proposal carries the derived ones
+    # (hygiene.proposaltext; fix_safety: hygiene.fixsafety): the proposal carries the
+    # derived summary, rule codes and bytes, and its stored fix_safety (which apply and
+    # the approval's fingerprint go by), shown as :attr:`safety`
     altered: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         return self.proposal.id
+
+    @property
+    def safety(self) -> FixSafety:
+        """The fix safety every reader shows: what apply treats the proposal as, from its
+        action and the rule codes of its evidence (:func:`hygiene.fixsafety.shown_safety`),
+        never safer than the stored ``fix_safety``."""
+        p = self.proposal
+        return shown_safety(p.fix_safety, p.action, p.target, p.evidence)
 
     @property
     def state(self) -> ProposalState:
@@ -90,6 +101,7 @@ class StoredProposal:
         for f in fields(self):
             if f.name != "proposal":
                 data[f.name] = _json_value(getattr(self, f.name))
+        data["fix_safety"] = self.safety.value  # the stored one: named in "altered"
         data["altered"] = list(self.altered)
         return data
 
@@ -190,8 +202,15 @@ def _stored_proposal(**values: Any) -> StoredProposal:
         values["action"], values["repository"], values["target"], values["evidence"]
     )
     altered = altered_columns(values, derived)
+    stored_safety = values["fix_safety"]
+    safety = shown_safety(stored_safety, values["action"], values["target"], values["evidence"])
+    if safety is not stored_safety:
+        altered += ("fix_safety",)
     if derived is not None:
         values.update(summary=derived.summary, rule_codes=derived.rule_codes, bytes=derived.bytes)
+    elif size_of(values["bytes"]) != values["bytes"]:  # shown as stored, but never negative
+        values["bytes"] = size_of(values["bytes"])
+        altered += ("bytes",)
     proposal = Proposal(**{name: values.pop(name) for name in PROPOSAL_FIELDS})
     return StoredProposal(proposal=proposal, altered=altered, **values)
 
