@@ -64,3 +64,11 @@ def seeded(tmp_path: Path, seeder: Seeder, config, now, monkeypatch, ecr) -> dic
         "store": store,
         "common": ["--rules-dir", str(directory), "--store", url],
     }
+
+
+# a store of each kind for the CLI tests: SQLite always, PostgreSQL in the integration lane
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'hygiene.db'}"
+    return str(request.getfixturevalue("postgres_server").create_database())

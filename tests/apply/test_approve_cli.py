@@ -200,13 +200,6 @@ def test_with_apply_approved_off_only_a_hand_run_apply_carries_it_out(
 # --------------------------------------------------------------------------- --expect
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hygiene.db'}"
-    return str(request.getfixturevalue("postgres_server").create_database())
-
-
 def _decisions_and_audit(store: Store) -> tuple[Any, ...]:
     rows = store.proposals()
     return (

@@ -12,9 +12,6 @@ real SQLite file, tampered with SQL; the identity comes from the moto server's S
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from sqlalchemy import update
 
 from hygiene.authz.decisions import verify_approval
 from hygiene.authz.policy import TrustPolicy
@@ -24,20 +21,12 @@ from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.proposaltext import displayed
 from hygiene.scan import evaluate_rules, plan_all
 from hygiene.store import Store
-from hygiene.store.models import ProposalRow
 from hygiene_demo.lab import plan_lab_registry
 from tests import builders
+from tests.apply.tamper import tamper as _tamper
 from tests.apply.test_approve_cli import _world
 
 HARMLESS = "enable scan on push for suporte/api"
-
-
-def _tamper(store: Store, proposal_id: str, **values: Any) -> None:
-    """Write ``values`` into the stored row, as a writer of the database could."""
-    with store.engine.begin() as connection:
-        connection.execute(
-            update(ProposalRow).where(ProposalRow.id == proposal_id).values(**values)
-        )
 
 
 def test_a_tampered_summary_is_shown_as_the_evidence_says_with_a_warning(

@@ -15,11 +15,9 @@ import csv
 import io
 import json
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from hygiene.authz.decisions import verify_approval
 from hygiene.authz.policy import TrustPolicy
@@ -30,29 +28,14 @@ from hygiene.model import Action, FixSafety, ProposalState
 from hygiene.report.render import render_nightly
 from hygiene.scan import evaluate_rules, plan_all
 from hygiene.store import Store
-from hygiene.store.models import ProposalRow
 from hygiene_demo.lab import plan_lab_registry
 from tests import builders
+from tests.apply.tamper import tamper as _tamper
 from tests.apply.test_approve_cli import _world
 from tests.report import sample
 
 SAFE_WORDING = "applies at the next hand-run `hygiene apply`"
 UNSAFE_WORDING = "applies once a notice has reached its owners and its grace period has passed"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hygiene.db'}"
-    return str(request.getfixturevalue("postgres_server").create_database())
-
-
-def _tamper(store: Store, proposal_id: str, **values: Any) -> None:
-    """Write ``values`` into the stored row, as a writer of the database could."""
-    with store.engine.begin() as connection:
-        connection.execute(
-            update(ProposalRow).where(ProposalRow.id == proposal_id).values(**values)
-        )
 
 
 def _listed(world: dict[str, Any], fmt: str, capsys: Any) -> tuple[str, str]:

@@ -11,36 +11,19 @@ image counts at least 0 bytes, a negative column is shown as 0, and both are nam
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import update
 
 from hygiene.cli import cli
 from hygiene.cli.common import run_cli
 from hygiene.model import Action
 from hygiene.proposaltext import displayed
 from hygiene.store import Store
-from hygiene.store.models import ProposalRow
 from tests import builders
+from tests.apply.tamper import tamper as _tamper
 from tests.apply.test_approve_cli import _world
 
 TIB = 2**40
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'hygiene.db'}"
-    return str(request.getfixturevalue("postgres_server").create_database())
-
-
-def _tamper(store: Store, proposal_id: str, **values: Any) -> None:
-    with store.engine.begin() as connection:
-        connection.execute(
-            update(ProposalRow).where(ProposalRow.id == proposal_id).values(**values)
-        )
 
 
 def test_an_image_of_negative_size_in_the_evidence_counts_nothing(

@@ -27,10 +27,8 @@ from hygiene.report import render_nightly
 from hygiene.report.data import build_report_data
 from hygiene.store import Store
 from tests import builders
-from tests.apply.test_approve_cli import _decisions_and_audit, _world, store_url
+from tests.apply.test_approve_cli import _decisions_and_audit, _world
 from tests.report import sample
-
-__all__ = ["store_url"]  # the fixture (SQLite, then the embedded PostgreSQL)
 
 EXPECT = re.compile(r"--expect (\d+):([0-9a-f]{16})")
 

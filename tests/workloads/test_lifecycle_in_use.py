@@ -347,6 +347,20 @@ def test_nothing_is_put_while_a_source_cannot_be_read_at_apply(
     assert [e.outcome for e in store.audit_log(proposal_id=idle.id, outcome="retry")] == ["retry"]
 
 
+def _approved_and_not_put(ecr: Any, store: Store, config: Any, forged: Any) -> None:
+    """``forged`` (a put-lifecycle-policy proposal whose target is not what the deployed
+    configuration generates), approved and applied: skipped, and no policy put."""
+    approve(store, config, [forged])
+
+    result = run_apply(ecr, store, config)
+
+    assert deployed_policy(ecr, "lc/api") is None
+    assert result.states[forged.id] == (
+        "skipped",
+        "not the lifecycle policy the deployed configuration generates for lc/api now",
+    )
+
+
 def test_a_forged_shield_that_is_not_an_exact_tag_is_not_put(ecr, registry, store: Store):
     """The exact-tag shields are the only rules apply accepts beyond the generated
     policy: a 'shield' with a wildcard or a small count is a forged target."""
@@ -371,15 +385,7 @@ def test_a_forged_shield_that_is_not_an_exact_tag_is_not_put(ecr, registry, stor
         current=None,
         preview=preview_policy(generated.policy, builders.inventory().images, now=NOW),
     )
-    approve(store, config, [forged])
-
-    result = run_apply(ecr, store, config)
-
-    assert deployed_policy(ecr, "lc/api") is None
-    assert result.states[forged.id] == (
-        "skipped",
-        "not the lifecycle policy the deployed configuration generates for lc/api now",
-    )
+    _approved_and_not_put(ecr, store, config, forged)
 
 
 def test_a_real_shield_does_not_carry_another_change_past_apply(ecr, registry, store: Store):
@@ -396,15 +402,7 @@ def test_a_real_shield_does_not_carry_another_change_past_apply(ecr, registry, s
     [keep] = [r for r in data["rules"] if r["rulePriority"] == 300]
     keep["selection"]["countNumber"] = 1
     forged = dataclasses.replace(api, target={"policy": json.dumps(data)}, id="p-" + "f" * 12)
-    approve(store, config, [forged])
-
-    result = run_apply(ecr, store, config)
-
-    assert deployed_policy(ecr, "lc/api") is None
-    assert result.states[forged.id] == (
-        "skipped",
-        "not the lifecycle policy the deployed configuration generates for lc/api now",
-    )
+    _approved_and_not_put(ecr, store, config, forged)
 
 
 def test_the_permissions_of_a_lifecycle_put_list_every_read_it_makes(ecr, registry, store: Store):
