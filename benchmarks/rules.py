@@ -12,6 +12,7 @@ package):
 
     python -m benchmarks.rules                      # 100k, 250k, 500k, 1M
     python -m benchmarks.rules --sizes 1000000      # one size
+    python -m benchmarks.rules --sizes 1000000 --in-use   # an image in use in every repository
     python -m benchmarks.rules --images 200000 --repositories 2000 --worker   # JSON, one run
 """
 
@@ -224,17 +225,41 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def run_once(n_images: int, n_repositories: int) -> dict[str, Any]:
+def in_use_everywhere(inventory: Inventory) -> pd.DataFrame:
+    """The heavy case of the in-use rules (``--in-use``): the oldest image of every
+    repository is named by a workload, and every repository with a lifecycle policy
+    carries the tool's generated one (which RP004 previews on every such repository).
+    Changes ``inventory``'s policies; returns the in-use references."""
+    from hygiene.inventory import build_in_use
+    from hygiene.lifecycle.generate import generate_policy
+
+    repositories = inventory.repositories
+    text = generate_policy(bench_config(), repository="x/y").text
+    policies = repositories["lifecycle_policy"].astype(object)
+    repositories["lifecycle_policy"] = policies.where(policies.isna(), text)
+    oldest = inventory.images.sort_values("pushed_at").drop_duplicates("repository")
+    return build_in_use(
+        {"source": "file", "where": f"in-use.txt:{n}", "account": ACCOUNT, "region": REGION,
+         "repository": repository, "tag": None, "digest": digest, "running": False}
+        for n, (repository, digest) in enumerate(
+            zip(oldest["repository"].astype(str), oldest["digest"].astype(str), strict=True)
+        )
+    )  # fmt: skip
+
+
+def run_once(n_images: int, n_repositories: int, *, in_use: bool = False) -> dict[str, Any]:
+    from hygiene.inventory import build_in_use
     from hygiene.rules import evaluate
 
     started = time.perf_counter()
     inventory = synthetic_inventory(n_images, n_repositories)
+    uses = in_use_everywhere(inventory) if in_use else build_in_use([])
     built = time.perf_counter() - started
     rss_before = _peak_rss_mib()
     started = time.perf_counter()
     cpu = time.process_time()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    evaluation = evaluate(inventory, bench_config(), NOW, in_use=[])
+    evaluation = evaluate(inventory, bench_config(), NOW, in_use=uses)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -267,10 +292,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--images", type=int, help="with --worker: images in the one run")
     parser.add_argument("--repositories", type=int, help="with --worker: repositories")
+    parser.add_argument(
+        "--in-use",
+        action="store_true",
+        help="the oldest image of every repository in use, every policy the generated one",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_once(args.images, args.repositories)))
+        print(json.dumps(run_once(args.images, args.repositories, in_use=args.in_use)))
         return 0
     results = []
     for size in args.sizes:
@@ -285,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 str(size),
                 "--repositories",
                 str(repositories),
+                *(["--in-use"] if args.in_use else []),
             ],
             check=True,
             capture_output=True,

@@ -24,6 +24,14 @@ def test_rules_benchmark_runs_on_a_small_registry() -> None:
     assert {"IM001", "TG001"} <= set(result["by_rule"])
 
 
+def test_rules_benchmark_in_use_everywhere_flags_policies_expiring_them() -> None:
+    """``--in-use``: the oldest image of every repository in use and the generated policy
+    on every repository with one: RP004 previews them all and flags some."""
+    result = run_once(3_000, 30, in_use=True)
+    assert result["by_rule"].get("RP004", 0) > 0
+    assert result["kept"] > run_once(3_000, 30)["kept"]
+
+
 def test_collector_benchmark_minimum_of_the_demo_registry(config: Config, now: datetime) -> None:
     manifest = plan_lab_registry(config.projects, now)
     inventory = builders.seeded_inventory(manifest, run_id="r-bench", now=now)

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from hygiene.lifecycle.preview import PreviewResult
+
 
 @rule(
     code="RP001",
@@ -269,9 +271,6 @@ def lifecycle_expires_in_use(ctx: RuleContext) -> pd.DataFrame:
     import numpy as np
     import pandas as pd
 
-    from hygiene.errors import LifecycleError
-    from hygiene.lifecycle.preview import preview_policy
-
     out = pd.DataFrame({"message": [], "details": []})
     reasons = ctx.in_use_reasons
     images = ctx.images
@@ -285,31 +284,40 @@ def lifecycle_expires_in_use(ctx: RuleContext) -> pd.DataFrame:
     repos = ctx.repositories
     policies = repos["lifecycle_policy"].astype(object)
     repo_row = images["repo_row"].to_numpy(dtype=np.int64)
+    # the reason each image in use is kept, by (repository row, digest): all a hit needs
+    digests = images["digest"].to_numpy()[used].astype(str).tolist()
+    keys = zip(repo_row[used].tolist(), digests, strict=True)
+    why = dict(zip(keys, mine[used].tolist(), strict=True))
     wanted = sorted(set(repo_row[used].tolist()) & set(repos.index.tolist()))
-    never_pulled = ctx.config.policy.lifecycle.preview_never_pulled
-    index, messages, details = [], [], []
+    # one batch per distinct policy text (most repositories carry the same generated one)
+    by_text: dict[str, list[int]] = {}
     for row in wanted:
         text = policies.loc[row]
-        if not isinstance(text, str) or not text.strip():
+        if isinstance(text, str) and text.strip():
+            by_text.setdefault(text, []).append(row)
+    previews = {}
+    for text, members in by_text.items():
+        previews.update(_previews_of(ctx, text, members, repo_row))
+    in_use_of: dict[int, set[str]] = {}
+    for row, digest in why:
+        in_use_of.setdefault(row, set()).add(digest)
+    index, messages, details = [], [], []
+    for row in sorted(previews):
+        preview = previews[row]
+        # the digests lists are at hand (the batch builds a repository's actions frame only
+        # when read): the frame only for a repository whose policy acts on an image in use
+        acted = in_use_of[row].intersection(preview.expired_digests)
+        if not acted and not in_use_of[row].intersection(preview.transitioned_digests):
             continue
-        of_repo = repo_row == row
-        frame = images[of_repo]
-        why = dict(zip(frame["digest"].astype(str), mine[of_repo].tolist(), strict=True))
-        try:
-            preview = preview_policy(
-                text, frame, now=ctx.now.to_pydatetime(), never_pulled=never_pulled
-            )
-        except (LifecycleError, KeyError, TypeError, ValueError):
-            continue  # a policy that cannot be read is not previewed (ECR refused it)
         hits = [
             {
                 "digest": str(action.digest),
                 "tags": [str(t) for t in action.tags],
                 "action": str(action.action),
-                "in_use": str(why[str(action.digest)]),
+                "in_use": str(why[(row, str(action.digest))]),
             }
             for action in preview.actions.itertuples(index=False)
-            if pd.notna(why.get(str(action.digest)))
+            if (row, str(action.digest)) in why
         ]
         if not hits:
             continue
@@ -323,3 +331,47 @@ def lifecycle_expires_in_use(ctx: RuleContext) -> pd.DataFrame:
     return pd.DataFrame(
         {"message": messages, "details": details}, index=pd.Index(index, dtype=np.int64)
     )
+
+
+def _previews_of(
+    ctx: RuleContext, text: str, members: list[int], repo_row: np.ndarray
+) -> dict[int, PreviewResult]:
+    """What the policy ``text`` would do to each repository row of ``members``, in one
+    pass (:func:`~hygiene.lifecycle.batch.preview_repositories`, the per-repository
+    result of :func:`~hygiene.lifecycle.preview.preview_policy`). A policy that cannot be
+    read or previewed is not (ECR would have refused it): repository by repository when
+    the batch fails, so one repository's images cannot hide another's."""
+    import numpy as np
+
+    from hygiene.errors import LifecycleError
+    from hygiene.lifecycle.batch import preview_repositories
+    from hygiene.lifecycle.policy import parse_policy
+    from hygiene.lifecycle.preview import preview_policy
+
+    images, now = ctx.images, ctx.now.to_pydatetime()
+    never_pulled = ctx.config.policy.lifecycle.preview_never_pulled
+    unreadable = (LifecycleError, KeyError, TypeError, ValueError)
+    try:
+        policy = parse_policy(text)
+    except unreadable:
+        return {}
+    position = np.full(max(int(repo_row.max(initial=-1)), max(members)) + 2, -1, np.int64)
+    position[members] = np.arange(len(members))
+    of_image = np.where(repo_row >= 0, position[repo_row], -1)
+    names = [str(ctx.repositories.loc[row, "name"]) for row in members]
+    try:
+        results = preview_repositories(
+            policy, images, of_image, names, now=now, never_pulled=never_pulled
+        )
+        return dict(zip(members, results, strict=True))
+    except unreadable:
+        pass
+    previews = {}
+    for row in members:
+        try:
+            previews[row] = preview_policy(
+                policy, images[repo_row == row], now=now, never_pulled=never_pulled
+            )
+        except unreadable:
+            continue
+    return previews
