@@ -44,20 +44,10 @@ def run(images: int, repeat: int) -> dict[str, Any]:
     """Each way's writes: ``{"plain": [(wall, user, sys), …], "let go": …, "bytes": n}``."""
     from hygiene.dropbehind import open_for_writing
     from hygiene.gcpause import paused_gc
-    from hygiene.scan import ScanResult, plan_all
-    from hygiene.wiring import evaluate_rules
+    from hygiene.scan import evaluate
 
     inventory = synthetic_inventory(images, max(images // 100, 1))
-    config = bench_config()
-    evaluation = evaluate_rules(inventory, config, NOW)
-    proposals = plan_all(evaluation, inventory, config, NOW)
-    scan = ScanResult(
-        inventory=inventory,
-        findings=evaluation.findings,
-        kept=list(evaluation.kept),
-        proposals=proposals,
-        mute_warnings=list(evaluation.mute_warnings),
-    )
+    scan = evaluate(inventory, bench_config(), NOW)  # as `hygiene scan` does
     times: dict[str, list[tuple[float, float, float]]] = {way: [] for way in WAYS}
     digests: set[str] = set()
     work = Path(tempfile.mkdtemp(prefix="hygiene-dropbehind-"))

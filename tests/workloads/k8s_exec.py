@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -29,6 +30,19 @@ print(json.dumps({{"apiVersion": "{API_VERSION}", "kind": "ExecCredential", "sta
 """
 
 
+def write_kubeconfig(path: Path, api: KubernetesApi, user: dict[str, Any]) -> None:
+    """A kubeconfig at ``path`` with one context, ``lab``, on ``api`` as ``user``."""
+    document = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "lab",
+        "clusters": [{"name": "local", "cluster": {"server": api.url}}],
+        "users": [{"name": "user-lab", "user": user}],
+        "contexts": [{"name": "lab", "context": {"cluster": "local", "user": "user-lab"}}],
+    }
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+
+
 class ExecKubeconfig:
     """``path``: the kubeconfig of context ``lab``; :attr:`runs`: the plugin's runs."""
 
@@ -45,15 +59,7 @@ class ExecKubeconfig:
                 "args": [str(plugin), str(self._runs), *tokens],
             }
         }
-        document = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "current-context": "lab",
-            "clusters": [{"name": "local", "cluster": {"server": api.url}}],
-            "users": [{"name": "user-lab", "user": user}],
-            "contexts": [{"name": "lab", "context": {"cluster": "local", "user": "user-lab"}}],
-        }
-        self.path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        write_kubeconfig(self.path, api, user)
 
     @property
     def runs(self) -> int:
@@ -91,13 +97,5 @@ def failing_exec_kubeconfig(api: KubernetesApi, path: Path) -> Path:
             "env": [{"name": "AWS_SECRET_ACCESS_KEY", "value": "plugin-env-secret-value"}],
         }
     }
-    document = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "current-context": "lab",
-        "clusters": [{"name": "local", "cluster": {"server": api.url}}],
-        "users": [{"name": "user-lab", "user": user}],
-        "contexts": [{"name": "lab", "context": {"cluster": "local", "user": "user-lab"}}],
-    }
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    write_kubeconfig(path, api, user)
     return path

@@ -184,16 +184,22 @@ def test_without_in_use_discovery_the_same_policies_would_expire_what_runs(ecr, 
     assert proposals["lc/web"].evidence["preview"]["digests"] == [registry["web-old"]]
 
 
-def test_no_policy_is_proposed_while_a_source_cannot_be_read(ecr, registry, k8s_api, tmp_path):
-    from hygiene_demo.kubernetes_api import status
-
-    k8s_api.fail("pods", 500, status(500, "InternalError", "etcdserver: request timed out"))
+def kubernetes_config(k8s_api: KubernetesApi, tmp_path: Path) -> Any:
+    """The lifecycle configuration with the local Kubernetes API server's context ``lab``
+    as the one in-use source."""
     kubeconfig = k8s_api.kubeconfig(tmp_path / "kubeconfig")
-    config = builders.config(
+    return builders.config(
         lifecycle_policy(
             in_use={"kubernetes": {"kubeconfig": str(kubeconfig), "contexts": ["lab"]}}
         )
     )
+
+
+def test_no_policy_is_proposed_while_a_source_cannot_be_read(ecr, registry, k8s_api, tmp_path):
+    from hygiene_demo.kubernetes_api import status
+
+    k8s_api.fail("pods", 500, status(500, "InternalError", "etcdserver: request timed out"))
+    config = kubernetes_config(k8s_api, tmp_path)
     # someone's policy on lc/web keeps one image: the task running web-old by digest
     ecr.client().put_lifecycle_policy(repositoryName="lc/web", lifecyclePolicyText=KEEP_ONE)
     handle = open_registry(config, endpoint_url=ecr.endpoint_url, session=ecr.session())
@@ -282,12 +288,7 @@ def test_an_image_that_started_running_after_the_plan_stops_the_put(
 def test_a_pod_that_started_after_the_plan_stops_the_put(
     ecr, registry, k8s_api: KubernetesApi, tmp_path: Path, store: Store
 ):
-    kubeconfig = k8s_api.kubeconfig(tmp_path / "kubeconfig")
-    config = builders.config(
-        lifecycle_policy(
-            in_use={"kubernetes": {"kubeconfig": str(kubeconfig), "contexts": ["lab"]}}
-        )
-    )
+    config = kubernetes_config(k8s_api, tmp_path)
     idle = lifecycle_proposals(scan(ecr, config))["lc/idle"]
     approve(store, config, [idle])
     pod = copy.deepcopy(k8s_api.objects["pods"]["items"][0])
@@ -327,12 +328,7 @@ def test_nothing_is_put_while_a_source_cannot_be_read_at_apply(
 ):
     from hygiene_demo.kubernetes_api import status
 
-    kubeconfig = k8s_api.kubeconfig(tmp_path / "kubeconfig")
-    config = builders.config(
-        lifecycle_policy(
-            in_use={"kubernetes": {"kubeconfig": str(kubeconfig), "contexts": ["lab"]}}
-        )
-    )
+    config = kubernetes_config(k8s_api, tmp_path)
     idle = lifecycle_proposals(scan(ecr, config))["lc/idle"]
     approve(store, config, [idle])
     k8s_api.fail("pods", 500, status(500, "InternalError", "etcdserver: request timed out"))
